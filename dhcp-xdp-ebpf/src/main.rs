@@ -1,0 +1,183 @@
+//! XDP steering program: picks DHCPv4-to-server frames off the NIC and redirects them into the
+//! AF_XDP socket of the worker that owns the client; everything else goes to the kernel untouched.
+//!
+//! Parses Ethernet, up to two VLAN tags (802.1Q / 802.1ad), IPv4 honouring IHL and UDP to port
+//! 67. It never modifies a frame and never drops one: anything it does not steer is `XDP_PASS`.
+//! Every verdict is counted in a per-CPU array the daemon reads.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::{Array, PerCpuArray, XskMap},
+    programs::XdpContext,
+};
+use aya_log_ebpf::debug;
+use dhcp_xdp_common::{
+    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS,
+    chaddr_hash, counter, ethertype, xsk_slot,
+};
+
+/// AF_XDP sockets, `MAX_SOCKETS_PER_QUEUE` slots per receive queue.
+#[map]
+static XSKS: XskMap = XskMap::with_max_entries(XSK_SLOTS, 0);
+
+/// Number of sockets bound on each receive queue (0: none, frames go to the kernel).
+#[map]
+static QUEUE_SOCKETS: Array<u32> = Array::with_max_entries(MAX_QUEUES, 0);
+
+/// Verdict counters, see `dhcp_xdp_common::counter`.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+const IPV4_MIN_HLEN: usize = 20;
+const UDP_HLEN: usize = 8;
+const IPPROTO_UDP: u8 = 17;
+
+/// Why a frame is not steered; each maps to a counter slot.
+#[derive(Clone, Copy)]
+enum Pass {
+    NotDhcp,
+    Malformed,
+    Fragment,
+    NoSocket,
+}
+
+#[xdp]
+pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
+    match try_steer(&ctx) {
+        Ok(action) => action,
+        Err(why) => {
+            let slot = match why {
+                Pass::NotDhcp => counter::PASSED_NOT_DHCP,
+                Pass::Malformed => {
+                    debug!(&ctx, "malformed frame on queue {}", ctx.rx_queue_index());
+                    counter::MALFORMED
+                }
+                Pass::Fragment => counter::FRAGMENT,
+                Pass::NoSocket => counter::NO_SOCKET,
+            };
+            count(slot);
+            xdp_action::XDP_PASS
+        }
+    }
+}
+
+#[inline(always)]
+fn count(slot: u32) {
+    if let Some(c) = COUNTERS.get_ptr_mut(slot) {
+        // SAFETY: the pointer comes from a per-CPU array lookup, so it is valid, aligned and only
+        // this CPU writes it while this program runs (no preemption inside an XDP program).
+        unsafe { *c += 1 };
+    }
+}
+
+/// Bounds-checked pointer to a `T` at `offset` bytes into the frame.
+#[inline(always)]
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, Pass> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return Err(Pass::Malformed);
+    }
+    Ok((start + offset) as *const T)
+}
+
+/// Reads a big-endian u16 at `offset`.
+#[inline(always)]
+fn be16_at(ctx: &XdpContext, offset: usize) -> Result<u16, Pass> {
+    let p: *const [u8; 2] = ptr_at(ctx, offset)?;
+    // SAFETY: `ptr_at` checked that both bytes lie inside the packet; u8 arrays need no alignment.
+    Ok(u16::from_be_bytes(unsafe { *p }))
+}
+
+#[inline(always)]
+fn u8_at(ctx: &XdpContext, offset: usize) -> Result<u8, Pass> {
+    let p: *const u8 = ptr_at(ctx, offset)?;
+    // SAFETY: `ptr_at` checked that the byte lies inside the packet.
+    Ok(unsafe { *p })
+}
+
+#[inline(always)]
+fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
+    // A frame too short for an Ethernet header is not ours to judge: pass it as not-DHCP.
+    let mut proto = be16_at(ctx, 12).map_err(|_| Pass::NotDhcp)?;
+    let mut l3 = ETH_HLEN;
+    // Up to two VLAN tags, 802.1ad or 802.1Q in either position.
+    if proto == ethertype::VLAN_8021Q || proto == ethertype::VLAN_8021AD {
+        proto = be16_at(ctx, l3 + 2)?;
+        l3 += VLAN_HLEN;
+        if proto == ethertype::VLAN_8021Q || proto == ethertype::VLAN_8021AD {
+            proto = be16_at(ctx, l3 + 2)?;
+            l3 += VLAN_HLEN;
+        }
+    }
+    if proto != ethertype::IPV4 {
+        return Err(Pass::NotDhcp);
+    }
+
+    let ver_ihl = u8_at(ctx, l3)?;
+    if ver_ihl >> 4 != 4 {
+        return Err(Pass::Malformed);
+    }
+    let ihl = ((ver_ihl & 0x0f) as usize) * 4;
+    if ihl < IPV4_MIN_HLEN {
+        return Err(Pass::Malformed);
+    }
+    // The whole IPv4 header, options included, must be present.
+    let _: *const [u8; IPV4_MIN_HLEN] = ptr_at(ctx, l3)?;
+    if ctx.data() + l3 + ihl > ctx.data_end() {
+        return Err(Pass::Malformed);
+    }
+    if u8_at(ctx, l3 + 9)? != IPPROTO_UDP {
+        return Err(Pass::NotDhcp);
+    }
+    // More-fragments flag or a fragment offset: the kernel reassembles.
+    if be16_at(ctx, l3 + 6)? & 0x3fff != 0 {
+        return Err(Pass::Fragment);
+    }
+
+    let l4 = l3 + ihl;
+    if be16_at(ctx, l4 + 2)? != DHCP_SERVER_PORT {
+        return Err(Pass::NotDhcp);
+    }
+    let _: *const [u8; UDP_HLEN] = ptr_at(ctx, l4)?;
+
+    let chaddr_at = l4 + UDP_HLEN + BOOTP_CHADDR_OFFSET;
+    let chaddr: *const [u8; 6] = ptr_at(ctx, chaddr_at)?;
+    // SAFETY: `ptr_at` checked that the six chaddr bytes lie inside the packet.
+    let chaddr = unsafe { *chaddr };
+
+    let queue = ctx.rx_queue_index();
+    if queue >= MAX_QUEUES {
+        return Err(Pass::NoSocket);
+    }
+    let sockets = match QUEUE_SOCKETS.get(queue) {
+        Some(&n) if n > 0 => n.min(MAX_SOCKETS_PER_QUEUE),
+        _ => return Err(Pass::NoSocket),
+    };
+    let slot = xsk_slot(queue, chaddr_hash(&chaddr), sockets);
+    match XSKS.redirect(slot, xdp_action::XDP_PASS as u64) {
+        Ok(action) => {
+            count(counter::REDIRECTED);
+            Ok(action)
+        }
+        Err(action) => {
+            count(counter::REDIRECT_FAILED);
+            Ok(action)
+        }
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

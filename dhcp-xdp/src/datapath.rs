@@ -1,0 +1,608 @@
+//! The AF_XDP datapath: per receive queue one UMEM shared by N sockets, one pinned worker thread
+//! per socket, batched RX → handler → TX from the same frame, completion recycling.
+//!
+//! This module is the one room for `unsafe` in the daemon (UMEM memory, raw ring kicks); every
+//! block says why it is sound. It must never block a worker on anything but its own poll(2), and
+//! never lose a frame: every UMEM chunk is at any time in exactly one of fill ring, RX ring, a
+//! worker's hands, TX ring, completion ring or the queue's spare list.
+
+use std::{
+    ffi::CString,
+    num::NonZeroU32,
+    ptr::NonNull,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, xdp::XdpDesc};
+
+use crate::{
+    ebpf::Steering,
+    handler::{DropReason, FrameMeta, Handler, Verdict},
+};
+
+/// `--bind-mode`: how AF_XDP sockets bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BindModeArg {
+    /// Zero-copy when the driver supports it, else copy mode.
+    Auto,
+    /// Copy mode (works on every driver, veth included).
+    Copy,
+    /// Zero-copy only; fail if the driver cannot.
+    ZeroCopy,
+}
+
+/// The mode the sockets actually bound in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundMode {
+    /// Frames are copied between driver buffers and the UMEM.
+    Copy,
+    /// The driver DMAs straight into the UMEM.
+    ZeroCopy,
+}
+
+impl std::fmt::Display for BoundMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Copy => "copy",
+            Self::ZeroCopy => "zero-copy",
+        })
+    }
+}
+
+/// Sizes of rings and UMEM.
+#[derive(Debug, Clone, Copy)]
+pub struct DatapathConfig {
+    /// Bytes per UMEM chunk (power of two).
+    pub frame_size: u32,
+    /// Chunks per queue's UMEM.
+    pub frames_per_queue: u32,
+    /// Entries of the fill and completion rings (power of two).
+    pub fill_size: u32,
+    /// Entries of each socket's RX and TX ring (power of two).
+    pub ring_size: u32,
+    /// Most frames handled per loop iteration.
+    pub batch: u32,
+    /// Empty polls before a worker sleeps in poll(2).
+    pub spin_polls: u32,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        Self {
+            frame_size: 4096,
+            frames_per_queue: 8192,
+            fill_size: 4096,
+            ring_size: 2048,
+            batch: 64,
+            spin_polls: 256,
+        }
+    }
+}
+
+/// Why-no-work and traffic counters of one worker (xdp-tools style).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Frames taken from the RX ring.
+    pub rx_frames: AtomicU64,
+    /// Replies put on the TX ring.
+    pub tx_frames: AtomicU64,
+    /// Frames dropped by the handler, per [`DropReason`].
+    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Loop iterations that found the RX ring empty.
+    pub rx_empty_polls: AtomicU64,
+    /// Iterations that had chunks to give back but found the fill ring full.
+    pub fill_fail_polls: AtomicU64,
+    /// Iterations that could not place every reply on a full TX ring.
+    pub tx_ring_full: AtomicU64,
+    /// sendto(2) kicks of the TX ring.
+    pub tx_wakeup_sendtos: AtomicU64,
+    /// Kicks that returned EAGAIN/EBUSY/ENOBUFS (retried on the next loop).
+    pub tx_kick_retries: AtomicU64,
+    /// Descriptors outside the UMEM (would be a kernel bug): dropped.
+    pub bad_descriptors: AtomicU64,
+}
+
+impl WorkerStats {
+    /// `name=value` pairs, space separated.
+    pub fn render(&self) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut s = format!(
+            "rx={} tx={} rx_empty_polls={} fill_fail_polls={} tx_ring_full={} tx_wakeup_sendtos={} tx_kick_retries={} bad_descriptors={}",
+            g(&self.rx_frames),
+            g(&self.tx_frames),
+            g(&self.rx_empty_polls),
+            g(&self.fill_fail_polls),
+            g(&self.tx_ring_full),
+            g(&self.tx_wakeup_sendtos),
+            g(&self.tx_kick_retries),
+            g(&self.bad_descriptors)
+        );
+        for (name, c) in DropReason::NAMES.iter().zip(&self.drops) {
+            s.push_str(&format!(" {name}={}", g(c)));
+        }
+        s
+    }
+}
+
+/// Anonymous page-aligned memory registered as a UMEM.
+struct Area {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the area is plain memory; which thread may touch which chunk is governed by ring
+// ownership (a chunk belongs to exactly one party at a time), not by the pointer's thread.
+unsafe impl Send for Area {}
+// SAFETY: as above; shared references only hand out raw pointers, never `&[u8]` to the whole.
+unsafe impl Sync for Area {}
+
+impl Area {
+    fn new(len: usize) -> anyhow::Result<Self> {
+        // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
+        // result is checked against MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            bail!("mmap of {len} bytes for the UMEM: {}", std::io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| anyhow!("mmap returned NULL"))?;
+        Ok(Self { ptr, len })
+    }
+
+    fn as_slice_ptr(&self) -> NonNull<[u8]> {
+        NonNull::slice_from_raw_parts(self.ptr, self.len)
+    }
+}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned; every socket using this area as
+        // UMEM has been closed before (the area is the last field dropped, see `QueueDatapath`).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Fill and completion rings of one queue, shared by its workers, and the chunks not in any ring.
+struct FillComp {
+    fq: DeviceQueue,
+    spare: Vec<u64>,
+    need_wakeup: bool,
+}
+
+impl FillComp {
+    /// Moves completions to the spare list and as much of it as fits into the fill ring.
+    /// Returns false when chunks were waiting but the fill ring had no room.
+    fn recycle(&mut self, batch: u32) -> bool {
+        {
+            let mut done = self.fq.complete(batch * 4);
+            while let Some(addr) = done.read() {
+                self.spare.push(addr);
+            }
+            done.release();
+        }
+        if self.spare.is_empty() {
+            return true;
+        }
+        let want = u32::try_from(self.spare.len()).unwrap_or(u32::MAX);
+        let mut fill = self.fq.fill(want);
+        // Insert from the tail so that exactly the inserted chunks can be truncated off.
+        let n = fill.insert(self.spare.iter().rev().copied());
+        fill.commit();
+        drop(fill);
+        let keep = self.spare.len() - n as usize;
+        self.spare.truncate(keep);
+        if self.need_wakeup && self.fq.needs_wakeup() {
+            self.fq.wake();
+        }
+        n > 0
+    }
+}
+
+/// One worker: its socket's RX/TX rings and what it needs to run.
+struct Worker {
+    meta: FrameMeta,
+    rx: RingRx,
+    tx: RingTx,
+    fc: Arc<Mutex<FillComp>>,
+    area: Arc<Area>,
+    frame_size: u64,
+    batch: u32,
+    spin_polls: u32,
+    always_kick: bool,
+    stats: Arc<WorkerStats>,
+    /// Replies that did not fit the TX ring yet (their chunks stay ours).
+    pending_tx: Vec<XdpDesc>,
+    /// Chunks to give back to the fill ring.
+    recycle: Vec<u64>,
+}
+
+fn lock(m: &Mutex<FillComp>) -> MutexGuard<'_, FillComp> {
+    // A worker that panicked while holding the lock left the rings consistent (every ring
+    // operation commits or rolls back on drop), so the data is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Worker {
+    fn run(mut self, stop: &AtomicBool, handler: &mut dyn Handler) {
+        let mut idle = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let got = self.step(handler);
+            if got == 0 && self.pending_tx.is_empty() && self.tx.pending() == 0 {
+                idle = idle.saturating_add(1);
+                if idle > self.spin_polls {
+                    self.sleep_until_rx(Duration::from_millis(50));
+                }
+            } else {
+                idle = 0;
+            }
+        }
+        // Drain: steering to this socket was switched off before `stop`; answer what is already
+        // in the RX ring and push every reply out, within a bounded time.
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            let got = self.step(handler);
+            if got == 0 && self.pending_tx.is_empty() && self.tx.pending() == 0 {
+                break;
+            }
+        }
+        let fc = self.fc.clone();
+        self.give_back(&mut lock(&fc));
+    }
+
+    /// One loop iteration; returns the number of frames received.
+    fn step(&mut self, handler: &mut dyn Handler) -> u32 {
+        // Recycle under the queue's lock, but never wait for it while others are at it.
+        let fc = self.fc.clone();
+        if let Ok(mut fc) = fc.try_lock() {
+            self.give_back(&mut fc);
+        } else if self.recycle.len() > (self.batch * 4) as usize {
+            self.give_back(&mut lock(&fc));
+        }
+        let got = if self.pending_tx.len() < self.batch as usize {
+            self.receive(handler)
+        } else {
+            0
+        };
+        self.transmit();
+        got
+    }
+
+    fn give_back(&mut self, fc: &mut FillComp) {
+        fc.spare.append(&mut self.recycle);
+        if !fc.recycle(self.batch) {
+            self.stats.fill_fail_polls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn receive(&mut self, handler: &mut dyn Handler) -> u32 {
+        let mut rx = self.rx.receive(self.batch);
+        let mut got = 0u32;
+        let mut drops = [0u64; DropReason::COUNT];
+        while let Some(desc) = rx.read() {
+            got += 1;
+            let chunk_end = (desc.addr & !(self.frame_size - 1)) + self.frame_size;
+            if chunk_end > self.area.len as u64 || u64::from(desc.len) > chunk_end - desc.addr {
+                self.stats.bad_descriptors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let room = (chunk_end - desc.addr) as usize;
+            // SAFETY: the kernel handed this chunk to us through the RX ring, so until we put it
+            // on the TX or fill ring no one else reads or writes it; [addr, chunk_end) was just
+            // checked to lie inside the mapped UMEM area, which outlives this worker.
+            let buf = unsafe {
+                std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(desc.addr as usize), room)
+            };
+            match handler.handle(&self.meta, buf, desc.len as usize) {
+                Verdict::Reply(n) if n <= room && n > 0 => {
+                    self.pending_tx.push(XdpDesc { addr: desc.addr, len: n as u32, options: 0 });
+                }
+                Verdict::Reply(_) => {
+                    drops[DropReason::NoRoom as usize] += 1;
+                    self.recycle.push(desc.addr);
+                }
+                Verdict::Drop(reason) => {
+                    drops[reason as usize] += 1;
+                    self.recycle.push(desc.addr);
+                }
+            }
+        }
+        rx.release();
+        drop(rx);
+        if got == 0 {
+            self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.rx_frames.fetch_add(u64::from(got), Ordering::Relaxed);
+            for (c, n) in self.stats.drops.iter().zip(drops) {
+                if n > 0 {
+                    c.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+        got
+    }
+
+    fn transmit(&mut self) {
+        if !self.pending_tx.is_empty() {
+            let want = u32::try_from(self.pending_tx.len()).unwrap_or(u32::MAX);
+            let mut w = self.tx.transmit(want);
+            let n = w.insert(self.pending_tx.iter().copied());
+            w.commit();
+            drop(w);
+            self.pending_tx.drain(..n as usize);
+            self.stats.tx_frames.fetch_add(u64::from(n), Ordering::Relaxed);
+            if !self.pending_tx.is_empty() {
+                self.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if self.tx.pending() > 0 && (self.always_kick || self.tx.needs_wakeup()) {
+            self.kick_tx();
+        }
+    }
+
+    /// Copy-mode TX (and zero-copy with need_wakeup) only moves on a syscall.
+    fn kick_tx(&mut self) {
+        self.stats.tx_wakeup_sendtos.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: a zero-length sendto with null buffer and address on our own AF_XDP socket fd,
+        // which stays open for the lifetime of `self.tx`.
+        let r = unsafe {
+            libc::sendto(self.tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+        };
+        if r < 0 {
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) => {
+                    self.stats.tx_kick_retries.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    self.stats.tx_kick_retries.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn sleep_until_rx(&self, timeout: Duration) {
+        let mut pfd = libc::pollfd { fd: self.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd on the stack, count 1; the fd is ours and open.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
+}
+
+/// Everything one queue owns. Field order is drop order: threads are joined before this is
+/// dropped, then the UMEM socket closes, then the memory is unmapped.
+struct QueueDatapath {
+    queue: u32,
+    workers: u32,
+    _umem: Umem,
+    _area: Arc<Area>,
+}
+
+/// A running datapath.
+pub struct Datapath {
+    /// The mode the sockets bound in.
+    pub mode: BoundMode,
+    stop: Arc<AtomicBool>,
+    threads: Vec<(FrameMeta, JoinHandle<()>)>,
+    stats: Vec<(FrameMeta, Arc<WorkerStats>)>,
+    queues: Vec<QueueDatapath>,
+}
+
+/// Socket setup of one queue before its workers start.
+struct QueueSetup {
+    umem: Umem,
+    area: Arc<Area>,
+    fc: DeviceQueue,
+    spare: Vec<u64>,
+    rings: Vec<(RingRx, RingTx)>,
+}
+
+fn errno(e: xdpilone::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.get_raw())
+}
+
+fn setup_queue(
+    ifname: &str,
+    queue: u32,
+    workers: u32,
+    cfg: &DatapathConfig,
+    mode: BoundMode,
+) -> Result<QueueSetup, std::io::Error> {
+    let area = Arc::new(
+        Area::new(cfg.frame_size as usize * cfg.frames_per_queue as usize)
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    );
+    let umem_cfg = UmemConfig {
+        fill_size: cfg.fill_size,
+        complete_size: cfg.fill_size,
+        frame_size: cfg.frame_size,
+        headroom: 0,
+        flags: 0,
+    };
+    // SAFETY: the area is page aligned (fresh mmap), sized for `frames_per_queue` chunks, and kept
+    // alive in `QueueDatapath` until after the UMEM and every socket using it are closed.
+    let umem = unsafe { Umem::new(umem_cfg, area.as_slice_ptr()) }.map_err(errno)?;
+    let mut info = IfInfo::invalid();
+    let cname = CString::new(ifname).map_err(|e| std::io::Error::other(e.to_string()))?;
+    info.from_name(&cname).map_err(errno)?;
+    info.set_queue(queue);
+
+    let ring = NonZeroU32::new(cfg.ring_size);
+    let first_flags = SocketConfig::XDP_BIND_NEED_WAKEUP
+        | match mode {
+            BoundMode::Copy => SocketConfig::XDP_BIND_COPY,
+            BoundMode::ZeroCopy => SocketConfig::XDP_BIND_ZEROCOPY,
+        };
+    let sock0 = Socket::with_shared(&info, &umem).map_err(errno)?;
+    let mut fc = umem.fq_cq(&sock0).map_err(errno)?;
+    let mut users = vec![umem
+        .rx_tx(&sock0, &SocketConfig { rx_size: ring, tx_size: ring, bind_flags: first_flags })
+        .map_err(errno)?];
+    for _ in 1..workers {
+        let s = Socket::new(&info).map_err(errno)?;
+        // Sockets sharing the UMEM bind with flags 0: the kernel refuses copy/zero-copy/wakeup
+        // flags next to XDP_SHARED_UMEM.
+        users.push(umem.rx_tx(&s, &SocketConfig { rx_size: ring, tx_size: ring, bind_flags: 0 }).map_err(errno)?);
+    }
+
+    // Every chunk starts in the spare list; fill the ring before any traffic can arrive.
+    let mut spare: Vec<u64> =
+        (0..u64::from(cfg.frames_per_queue)).rev().map(|i| i * u64::from(cfg.frame_size)).collect();
+    spare.reserve(cfg.frames_per_queue as usize);
+    {
+        let mut fill = fc.fill(cfg.fill_size);
+        let n = fill.insert(spare.iter().rev().copied());
+        fill.commit();
+        drop(fill);
+        let keep = spare.len() - n as usize;
+        spare.truncate(keep);
+    }
+
+    let mut rings = Vec::with_capacity(users.len());
+    for (i, user) in users.iter().enumerate() {
+        umem.bind(user).map_err(|e| {
+            let e = errno(e);
+            std::io::Error::new(e.kind(), format!("bind of socket {i} on queue {queue}: {e}"))
+        })?;
+        rings.push((user.map_rx().map_err(errno)?, user.map_tx().map_err(errno)?));
+    }
+    Ok(QueueSetup { umem, area, fc, spare, rings })
+}
+
+impl Datapath {
+    /// Binds `workers_per_queue` sockets on each of `queues` of `ifname`, registers them with the
+    /// steering program and starts one pinned worker per socket, each with its own handler from
+    /// `make_handler`.
+    pub fn start(
+        ifname: &str,
+        queues: &[u32],
+        workers_per_queue: u32,
+        bind: BindModeArg,
+        cfg: DatapathConfig,
+        steering: &mut Steering,
+        mut make_handler: impl FnMut(FrameMeta) -> Box<dyn Handler>,
+    ) -> anyhow::Result<Self> {
+        if workers_per_queue == 0 || workers_per_queue > dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE {
+            bail!("workers per queue must be 1..={}", dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE);
+        }
+        if !cfg.frame_size.is_power_of_two() || cfg.frame_size < 2048 {
+            bail!("frame size must be a power of two ≥ 2048");
+        }
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut dp = Datapath { mode: BoundMode::Copy, stop, threads: vec![], stats: vec![], queues: vec![] };
+        let mut mode = match bind {
+            BindModeArg::Copy => BoundMode::Copy,
+            BindModeArg::Auto | BindModeArg::ZeroCopy => BoundMode::ZeroCopy,
+        };
+        for &queue in queues {
+            let setup = match setup_queue(ifname, queue, workers_per_queue, &cfg, mode) {
+                Ok(s) => s,
+                Err(e) if bind == BindModeArg::Auto && mode == BoundMode::ZeroCopy => {
+                    tracing::info!("zero-copy bind on {ifname} queue {queue} refused ({e}); using copy mode");
+                    mode = BoundMode::Copy;
+                    setup_queue(ifname, queue, workers_per_queue, &cfg, mode)
+                        .with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in copy mode"))?
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in {mode} mode"));
+                }
+            };
+            dp.mode = mode;
+            let QueueSetup { umem, area, fc, spare, rings } = setup;
+            let fc = Arc::new(Mutex::new(FillComp { fq: fc, spare, need_wakeup: true }));
+            for (w, (rx, tx)) in rings.into_iter().enumerate() {
+                let worker = w as u32;
+                // Bound already: now the socket may go into the XSKMAP.
+                steering.insert_socket(queue, worker, rx.as_raw_fd())?;
+                let meta = FrameMeta { queue, worker };
+                let stats = Arc::new(WorkerStats::default());
+                dp.stats.push((meta, stats.clone()));
+                let mut handler = make_handler(meta);
+                let core = cores.get(dp.threads.len() % cores.len().max(1)).copied();
+                let worker = Worker {
+                    meta,
+                    rx,
+                    tx,
+                    fc: fc.clone(),
+                    area: area.clone(),
+                    frame_size: u64::from(cfg.frame_size),
+                    batch: cfg.batch,
+                    spin_polls: cfg.spin_polls,
+                    always_kick: mode == BoundMode::Copy || w > 0,
+                    stats,
+                    pending_tx: Vec::with_capacity(cfg.batch as usize * 2),
+                    recycle: Vec::with_capacity(cfg.batch as usize * 8),
+                };
+                let stop = dp.stop.clone();
+                let handle = std::thread::Builder::new()
+                    .name(format!("xdp-q{queue}-w{}", meta.worker))
+                    .spawn(move || {
+                        if let Some(core) = core {
+                            core_affinity::set_for_current(core);
+                        }
+                        worker.run(&stop, handler.as_mut());
+                    })
+                    .context("spawning worker thread")?;
+                dp.threads.push((meta, handle));
+            }
+            steering.set_queue_sockets(queue, workers_per_queue)?;
+            dp.queues.push(QueueDatapath { queue, workers: workers_per_queue, _umem: umem, _area: area });
+        }
+        Ok(dp)
+    }
+
+    /// Queues and their worker counts.
+    pub fn queues(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.queues.iter().map(|q| (q.queue, q.workers))
+    }
+
+    /// The first worker that ended on its own (a panic), if any.
+    pub fn dead_worker(&self) -> Option<FrameMeta> {
+        self.threads.iter().find(|(_, h)| h.is_finished()).map(|(m, _)| *m)
+    }
+
+    /// Per-worker statistics.
+    pub fn stats(&self) -> &[(FrameMeta, Arc<WorkerStats>)] {
+        &self.stats
+    }
+
+    /// Stops taking frames (steering off), lets workers drain and joins them. Returns the
+    /// workers that panicked.
+    pub fn stop(mut self, steering: &mut Steering) -> Vec<FrameMeta> {
+        for q in &self.queues {
+            if let Err(e) = steering.set_queue_sockets(q.queue, 0) {
+                tracing::error!("switching queue {} back to the kernel: {e:#}", q.queue);
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        let mut panicked = vec![];
+        for (meta, h) in self.threads.drain(..) {
+            if h.join().is_err() {
+                panicked.push(meta);
+            }
+        }
+        panicked
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for (_, h) in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Facts about the network interface the daemon serves: index, MAC, IPv4 addresses and the
+//! number of receive queues. Read once at start; never touches the data path.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, bail};
+
+/// One IPv4 address configured on the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Net {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+/// What the daemon needs to know about its interface.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    /// Name, e.g. `eth1`.
+    pub name: String,
+    /// Kernel interface index.
+    pub index: u32,
+    /// Hardware address.
+    pub mac: [u8; 6],
+    /// IPv4 addresses, primary first.
+    pub ipv4: Vec<Ipv4Net>,
+    /// Number of receive queues the driver exposes.
+    pub rx_queues: u32,
+}
+
+impl Interface {
+    /// Looks `name` up in the current network namespace.
+    pub fn lookup(name: &str) -> anyhow::Result<Self> {
+        let index = nix::net::if_::if_nametoindex(name)
+            .with_context(|| format!("interface {name} not found"))?;
+        let sys = format!("/sys/class/net/{name}");
+        let mac_text = std::fs::read_to_string(format!("{sys}/address"))
+            .with_context(|| format!("reading {sys}/address"))?;
+        let mac = parse_mac(mac_text.trim())
+            .with_context(|| format!("interface {name} has no Ethernet address"))?;
+        let rx_queues = std::fs::read_dir(format!("{sys}/queues"))
+            .with_context(|| format!("reading {sys}/queues"))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+            .count();
+        let rx_queues = u32::try_from(rx_queues.max(1)).unwrap_or(u32::MAX);
+        let mut ipv4 = Vec::new();
+        for ifa in nix::ifaddrs::getifaddrs().context("getifaddrs")? {
+            if ifa.interface_name != name {
+                continue;
+            }
+            let (Some(a), Some(m)) = (ifa.address, ifa.netmask) else { continue };
+            let (Some(a), Some(m)) = (a.as_sockaddr_in(), m.as_sockaddr_in()) else { continue };
+            ipv4.push(Ipv4Net { addr: a.ip(), prefix: u32::from(m.ip()).count_ones() as u8 });
+        }
+        Ok(Self { name: name.to_owned(), index, mac, ipv4, rx_queues })
+    }
+
+    /// The primary IPv4 address, or an error naming the interface.
+    pub fn primary_ipv4(&self) -> anyhow::Result<Ipv4Net> {
+        match self.ipv4.first() {
+            Some(n) => Ok(*n),
+            None => bail!("interface {} has no IPv4 address", self.name),
+        }
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(parse_mac("02:00:0a:ff:00:01"), Some([2, 0, 10, 255, 0, 1]));
+        assert_eq!(parse_mac("02:00:0a:ff:00"), None);
+        assert_eq!(parse_mac("02:00:0a:ff:00:01:02"), None);
+        assert_eq!(parse_mac("zz:00:0a:ff:00:01"), None);
+    }
+
+    #[test]
+    fn loopback_is_found() {
+        let lo = Interface::lookup("lo").unwrap();
+        assert_eq!(lo.index, 1);
+        assert!(lo.ipv4.iter().any(|n| n.addr == Ipv4Addr::LOCALHOST && n.prefix == 8));
+    }
+}

@@ -1,0 +1,411 @@
+//! Zero-copy views over the L2–L4 headers of a DHCP frame: Ethernet, 0–2 VLAN tags, IPv4 (with
+//! options) and UDP, plus the checksums a reply needs.
+//!
+//! [`FrameLayout::parse`] validates once; after that every offset it hands out lies inside the
+//! frame, so the accessors index without panicking. Nothing here allocates or performs I/O.
+
+use std::net::Ipv4Addr;
+
+use dhcp_xdp_common::ethertype;
+
+/// Length of an Ethernet II header.
+pub const ETH_HLEN: usize = 14;
+/// Length of one VLAN tag.
+pub const VLAN_HLEN: usize = 4;
+/// Length of an IPv4 header without options.
+pub const IPV4_MIN_HLEN: usize = 20;
+/// Length of a UDP header.
+pub const UDP_HLEN: usize = 8;
+/// IANA protocol number of UDP.
+pub const IPPROTO_UDP: u8 = 17;
+
+/// Why a frame could not be understood as IPv4/UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The frame ends before a header it announces.
+    #[error("frame truncated")]
+    Truncated,
+    /// Ethertype after 0–2 VLAN tags is not IPv4.
+    #[error("not IPv4")]
+    NotIpv4,
+    /// IPv4 version or header length field is invalid.
+    #[error("bad IPv4 header")]
+    BadIpv4Header,
+    /// IPv4 packet is a fragment.
+    #[error("IPv4 fragment")]
+    Fragment,
+    /// Not UDP.
+    #[error("not UDP")]
+    NotUdp,
+    /// IPv4 total length or UDP length disagrees with the frame.
+    #[error("length fields inconsistent")]
+    BadLength,
+    /// Checksum present and wrong.
+    #[error("bad checksum")]
+    BadChecksum,
+}
+
+/// Offsets of the headers of one IPv4/UDP frame, validated against its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLayout {
+    /// Number of VLAN tags (0, 1 or 2) between the MAC addresses and the IPv4 ethertype.
+    pub vlan_tags: u8,
+    /// Offset of the IPv4 header.
+    pub l3: usize,
+    /// Offset of the UDP header.
+    pub l4: usize,
+    /// Offset of the UDP payload.
+    pub payload: usize,
+    /// Length of the UDP payload as the UDP header states it (≤ what the frame holds).
+    pub payload_len: usize,
+}
+
+fn be16(b: &[u8], at: usize) -> Result<u16, WireError> {
+    match b.get(at..at + 2) {
+        Some(&[hi, lo]) => Ok(u16::from_be_bytes([hi, lo])),
+        _ => Err(WireError::Truncated),
+    }
+}
+
+impl FrameLayout {
+    /// Validates the Ethernet/VLAN/IPv4/UDP headers of `frame`.
+    pub fn parse(frame: &[u8]) -> Result<Self, WireError> {
+        let mut proto = be16(frame, 12)?;
+        let mut l3 = ETH_HLEN;
+        let mut vlan_tags = 0u8;
+        while (proto == ethertype::VLAN_8021Q || proto == ethertype::VLAN_8021AD) && vlan_tags < 2
+        {
+            proto = be16(frame, l3 + 2)?;
+            l3 += VLAN_HLEN;
+            vlan_tags += 1;
+        }
+        if proto != ethertype::IPV4 {
+            return Err(WireError::NotIpv4);
+        }
+        let ip = frame.get(l3..).ok_or(WireError::Truncated)?;
+        if ip.len() < IPV4_MIN_HLEN {
+            return Err(WireError::Truncated);
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if ip[0] >> 4 != 4 || ihl < IPV4_MIN_HLEN {
+            return Err(WireError::BadIpv4Header);
+        }
+        if ip.len() < ihl {
+            return Err(WireError::Truncated);
+        }
+        let total_len = usize::from(be16(ip, 2)?);
+        if total_len < ihl + UDP_HLEN || total_len > ip.len() {
+            return Err(WireError::BadLength);
+        }
+        if be16(ip, 6)? & 0x3fff != 0 {
+            return Err(WireError::Fragment);
+        }
+        if ip[9] != IPPROTO_UDP {
+            return Err(WireError::NotUdp);
+        }
+        let l4 = l3 + ihl;
+        let udp_len = usize::from(be16(frame, l4 + 4)?);
+        if udp_len < UDP_HLEN || udp_len > total_len - ihl {
+            return Err(WireError::BadLength);
+        }
+        Ok(Self {
+            vlan_tags,
+            l3,
+            l4,
+            payload: l4 + UDP_HLEN,
+            payload_len: udp_len - UDP_HLEN,
+        })
+    }
+
+    /// IPv4 header length in bytes.
+    pub fn ihl(&self) -> usize {
+        self.l4 - self.l3
+    }
+}
+
+/// Read-only accessors over a frame whose layout was validated by [`FrameLayout::parse`].
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    bytes: &'a [u8],
+    layout: FrameLayout,
+}
+
+impl<'a> Frame<'a> {
+    /// Validates `bytes` and wraps them.
+    pub fn new_checked(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let layout = FrameLayout::parse(bytes)?;
+        Ok(Self { bytes, layout })
+    }
+
+    /// The validated layout.
+    pub fn layout(&self) -> FrameLayout {
+        self.layout
+    }
+
+    fn arr<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.bytes[at..at + N]);
+        out
+    }
+
+    /// Destination MAC address.
+    pub fn dst_mac(&self) -> [u8; 6] {
+        self.arr(0)
+    }
+    /// Source MAC address (the next hop that sent the frame).
+    pub fn src_mac(&self) -> [u8; 6] {
+        self.arr(6)
+    }
+    /// IPv4 source address.
+    pub fn src_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.arr::<4>(self.layout.l3 + 12))
+    }
+    /// IPv4 destination address.
+    pub fn dst_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.arr::<4>(self.layout.l3 + 16))
+    }
+    /// UDP source port.
+    pub fn src_port(&self) -> u16 {
+        u16::from_be_bytes(self.arr(self.layout.l4))
+    }
+    /// UDP destination port.
+    pub fn dst_port(&self) -> u16 {
+        u16::from_be_bytes(self.arr(self.layout.l4 + 2))
+    }
+    /// The VLAN IDs of the tags, outer first (0 where absent).
+    pub fn vlan_ids(&self) -> [u16; 2] {
+        let mut ids = [0u16; 2];
+        for (i, id) in ids.iter_mut().enumerate().take(usize::from(self.layout.vlan_tags)) {
+            *id = u16::from_be_bytes(self.arr(ETH_HLEN + i * VLAN_HLEN + 2)) & 0x0fff;
+        }
+        ids
+    }
+    /// The UDP payload (the BOOTP message).
+    pub fn payload(&self) -> &'a [u8] {
+        &self.bytes[self.layout.payload..self.layout.payload + self.layout.payload_len]
+    }
+    /// Whether the UDP checksum is absent (zero) or correct.
+    pub fn udp_checksum_ok(&self) -> bool {
+        let l4 = self.layout.l4;
+        let stored = u16::from_be_bytes(self.arr(l4 + 6));
+        if stored == 0 {
+            return true;
+        }
+        let udp = &self.bytes[l4..self.layout.payload + self.layout.payload_len];
+        udp_checksum(self.src_ip(), self.dst_ip(), udp) == 0
+    }
+}
+
+/// Folds a 32-bit one's-complement accumulator into 16 bits.
+fn fold(mut sum: u32) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn sum_be16(bytes: &[u8], mut acc: u32) -> u32 {
+    let mut chunks = bytes.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        acc += u32::from(*last) << 8;
+    }
+    acc
+}
+
+/// The Internet checksum (RFC 1071) of `bytes`. Over a header whose checksum field is already
+/// filled in, a correct header yields 0.
+pub fn internet_checksum(bytes: &[u8]) -> u16 {
+    !fold(sum_be16(bytes, 0))
+}
+
+/// The UDP checksum over the IPv4 pseudo-header and `udp` (header + payload). Over a datagram
+/// with its checksum field filled in, a correct one yields 0.
+pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
+    let mut acc = sum_be16(&src.octets(), 0);
+    acc = sum_be16(&dst.octets(), acc);
+    acc += u32::from(IPPROTO_UDP);
+    acc += udp.len() as u32;
+    !fold(sum_be16(udp, acc))
+}
+
+/// Addressing of an outgoing IPv4/UDP reply, written by [`write_ipv4_udp_headers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyAddressing {
+    /// L2 destination.
+    pub dst_mac: [u8; 6],
+    /// L2 source (our interface).
+    pub src_mac: [u8; 6],
+    /// IPv4 source.
+    pub src_ip: Ipv4Addr,
+    /// IPv4 destination.
+    pub dst_ip: Ipv4Addr,
+    /// UDP source port.
+    pub src_port: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+}
+
+/// Rewrites the headers of a request frame (layout `req`) in place into those of a reply whose
+/// UDP payload of `payload_len` bytes already sits at `req.payload`. The VLAN tags are kept, the
+/// IPv4 header is rebuilt without options (so the payload moves up if the request had options),
+/// both checksums are computed. Returns the reply's frame length, or `None` if `frame` is too
+/// short for it.
+pub fn write_ipv4_udp_headers(
+    frame: &mut [u8],
+    req: &FrameLayout,
+    payload_len: usize,
+    addr: &ReplyAddressing,
+) -> Option<usize> {
+    let l3 = req.l3;
+    let l4 = l3 + IPV4_MIN_HLEN;
+    let payload = l4 + UDP_HLEN;
+    if req.payload + payload_len > frame.len() || payload > req.payload {
+        return None;
+    }
+    // Drop IPv4 options from the reply: shift the payload up to its new place.
+    if payload != req.payload {
+        frame.copy_within(req.payload..req.payload + payload_len, payload);
+    }
+    frame[0..6].copy_from_slice(&addr.dst_mac);
+    frame[6..12].copy_from_slice(&addr.src_mac);
+
+    let total = IPV4_MIN_HLEN + UDP_HLEN + payload_len;
+    let total16 = u16::try_from(total).ok()?;
+    let ip = &mut frame[l3..l4];
+    ip[0] = 0x45;
+    ip[1] = 0; // DSCP/ECN
+    ip[2..4].copy_from_slice(&total16.to_be_bytes());
+    ip[4..6].copy_from_slice(&0u16.to_be_bytes()); // identification
+    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // don't fragment
+    ip[8] = 64; // TTL
+    ip[9] = IPPROTO_UDP;
+    ip[10..12].copy_from_slice(&[0, 0]);
+    ip[12..16].copy_from_slice(&addr.src_ip.octets());
+    ip[16..20].copy_from_slice(&addr.dst_ip.octets());
+    let csum = internet_checksum(ip);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+
+    let udp_len = UDP_HLEN + payload_len;
+    let udp_len16 = u16::try_from(udp_len).ok()?;
+    let udp = &mut frame[l4..l4 + udp_len];
+    udp[0..2].copy_from_slice(&addr.src_port.to_be_bytes());
+    udp[2..4].copy_from_slice(&addr.dst_port.to_be_bytes());
+    udp[4..6].copy_from_slice(&udp_len16.to_be_bytes());
+    udp[6..8].copy_from_slice(&[0, 0]);
+    let mut csum = udp_checksum(addr.src_ip, addr.dst_ip, udp);
+    if csum == 0 {
+        csum = 0xffff; // RFC 768: a computed zero is sent as all ones.
+    }
+    udp[6..8].copy_from_slice(&csum.to_be_bytes());
+    Some(payload + payload_len)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds an Ethernet frame with `tags` VLAN tags (802.1ad outer when two), IPv4 with
+    /// `ip_opts` option bytes, UDP 68→67 and `payload`.
+    pub(crate) fn frame(tags: &[(u16, u16)], ip_opts: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+        for &(tpid, vid) in tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        let ihl = 20 + ip_opts.len();
+        let total = (ihl + 8 + payload.len()) as u16;
+        let l3 = f.len();
+        f.push(0x40 | (ihl / 4) as u8);
+        f.push(0);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 255]);
+        f.extend_from_slice(ip_opts);
+        let c = internet_checksum(&f[l3..l3 + ihl]);
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&68u16.to_be_bytes());
+        f.extend_from_slice(&67u16.to_be_bytes());
+        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn parses_untagged_single_and_double_tagged() {
+        let p = [7u8; 300];
+        for tags in [&[][..], &[(0x8100, 10)][..], &[(0x88a8, 100), (0x8100, 10)][..]] {
+            let f = frame(tags, &[], &p);
+            let fr = Frame::new_checked(&f).unwrap();
+            assert_eq!(usize::from(fr.layout().vlan_tags), tags.len());
+            assert_eq!(fr.payload(), &p[..]);
+            assert_eq!(fr.dst_port(), 67);
+            assert_eq!(fr.dst_ip(), Ipv4Addr::BROADCAST);
+            if tags.len() == 2 {
+                assert_eq!(fr.vlan_ids(), [100, 10]);
+            }
+        }
+    }
+
+    #[test]
+    fn honours_ihl_with_options() {
+        let f = frame(&[], &[1, 1, 1, 1, 1, 1, 1, 0], &[9u8; 40]);
+        let l = FrameLayout::parse(&f).unwrap();
+        assert_eq!(l.ihl(), 28);
+        assert_eq!(l.payload_len, 40);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let f = frame(&[(0x8100, 5)], &[1, 1, 1, 0], &[1u8; 50]);
+        for n in 0..f.len() {
+            assert!(FrameLayout::parse(&f[..n]).is_err(), "prefix {n} accepted");
+        }
+        assert!(FrameLayout::parse(&f).is_ok());
+    }
+
+    #[test]
+    fn rejects_fragments_and_bad_lengths() {
+        let mut f = frame(&[], &[], &[0u8; 20]);
+        f[14 + 6] = 0x20; // more fragments
+        assert_eq!(FrameLayout::parse(&f), Err(WireError::Fragment));
+        let mut f = frame(&[], &[], &[0u8; 20]);
+        f[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&500u16.to_be_bytes());
+        assert_eq!(FrameLayout::parse(&f), Err(WireError::BadLength));
+    }
+
+    #[test]
+    fn reply_headers_have_valid_checksums_and_keep_tags() {
+        let payload = [0x42u8; 250];
+        let mut f = frame(&[(0x88a8, 7), (0x8100, 8)], &[1, 1, 1, 0], &payload);
+        f.resize(2048, 0);
+        let req = FrameLayout::parse(&f).unwrap();
+        let addr = ReplyAddressing {
+            dst_mac: [2, 0, 0, 0, 0, 1],
+            src_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: Ipv4Addr::new(198, 18, 0, 1),
+            dst_ip: Ipv4Addr::new(198, 18, 0, 50),
+            src_port: 67,
+            dst_port: 68,
+        };
+        let n = write_ipv4_udp_headers(&mut f, &req, payload.len(), &addr).unwrap();
+        let fr = Frame::new_checked(&f[..n]).unwrap();
+        assert_eq!(fr.vlan_ids(), [7, 8]);
+        assert_eq!(fr.payload(), &payload[..]);
+        assert_eq!(internet_checksum(&f[fr.layout().l3..fr.layout().l4]), 0);
+        assert!(fr.udp_checksum_ok());
+        assert_eq!(fr.src_ip(), addr.src_ip);
+        assert_eq!(fr.dst_port(), 68);
+    }
+
+    #[test]
+    fn checksum_of_rfc1071_example() {
+        // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2 (checksum 220d).
+        assert_eq!(internet_checksum(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+    }
+}
