@@ -2,6 +2,8 @@
 fn main() {
     match which::which("bpf-linker") {
         Ok(path) => println!("cargo:rerun-if-changed={}", path.display()),
-        Err(err) => println!("cargo:warning=bpf-linker not found ({err}); run `cargo xtask run` or `cargo xtask test`, which install it"),
+        Err(err) => println!(
+            "cargo:warning=bpf-linker not found ({err}); run `cargo xtask run` or `cargo xtask test`, which install it"
+        ),
     }
 }

@@ -56,7 +56,9 @@ impl XdpCounters {
 pub fn load(log_level: u8) -> anyhow::Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     loader.override_global("AYA_LOG_LEVEL", &log_level, false);
-    let mut ebpf = loader.load(PROGRAM_OBJECT).context("loading the XDP object")?;
+    let mut ebpf = loader
+        .load(PROGRAM_OBJECT)
+        .context("loading the XDP object")?;
     let prog: &mut Xdp = program(&mut ebpf)?;
     prog.load().context("verifying the XDP program")?;
     Ok(ebpf)
@@ -82,7 +84,10 @@ impl Steering {
         let mut ebpf = load(log_level)?;
         let prog = program(&mut ebpf)?;
         let (link, mode) = match mode {
-            XdpModeArg::Native => (prog.attach_to_if_index(ifindex, XdpMode::Driver), XdpMode::Driver),
+            XdpModeArg::Native => (
+                prog.attach_to_if_index(ifindex, XdpMode::Driver),
+                XdpMode::Driver,
+            ),
             XdpModeArg::Skb => (prog.attach_to_if_index(ifindex, XdpMode::Skb), XdpMode::Skb),
             XdpModeArg::Auto => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
                 Ok(l) => (Ok(l), XdpMode::Driver),
@@ -93,7 +98,11 @@ impl Steering {
             },
         };
         let link = link.with_context(|| format!("attaching XDP program in {mode:?} mode"))?;
-        Ok(Self { ebpf, link: Some(link), mode })
+        Ok(Self {
+            ebpf,
+            link: Some(link),
+            mode,
+        })
     }
 
     /// The mode the program ended up attached in.
@@ -112,8 +121,11 @@ impl Steering {
         if queue >= MAX_QUEUES || worker >= MAX_SOCKETS_PER_QUEUE {
             anyhow::bail!("queue {queue} / worker {worker} beyond the XSKMAP's size");
         }
-        let mut map: XskMap<&mut MapData> =
-            self.ebpf.map_mut("XSKS").ok_or_else(|| anyhow!("XSKS map missing"))?.try_into()?;
+        let mut map: XskMap<&mut MapData> = self
+            .ebpf
+            .map_mut("XSKS")
+            .ok_or_else(|| anyhow!("XSKS map missing"))?
+            .try_into()?;
         map.set(queue * MAX_SOCKETS_PER_QUEUE + worker, fd, 0)
             .with_context(|| format!("XSKMAP insert for queue {queue} worker {worker}"))?;
         Ok(())
@@ -135,7 +147,9 @@ impl Steering {
             set_queue_sockets(&mut self.ebpf, q, 0)?;
         }
         if let Some(link) = self.link.take() {
-            program(&mut self.ebpf)?.detach(link).context("detaching XDP program")?;
+            program(&mut self.ebpf)?
+                .detach(link)
+                .context("detaching XDP program")?;
         }
         Ok(())
     }
@@ -163,8 +177,10 @@ pub fn set_queue_sockets(ebpf: &mut Ebpf, queue: u32, sockets: u32) -> anyhow::R
 
 /// Sums the per-CPU verdict counters of a loaded object.
 pub fn read_counters(ebpf: &Ebpf) -> anyhow::Result<XdpCounters> {
-    let map: PerCpuArray<&MapData, u64> =
-        ebpf.map("COUNTERS").ok_or_else(|| anyhow!("COUNTERS map missing"))?.try_into()?;
+    let map: PerCpuArray<&MapData, u64> = ebpf
+        .map("COUNTERS")
+        .ok_or_else(|| anyhow!("COUNTERS map missing"))?
+        .try_into()?;
     let mut out = XdpCounters::default();
     for (slot, total) in out.0.iter_mut().enumerate() {
         *total = map.get(&(slot as u32), 0)?.iter().sum();

@@ -50,11 +50,24 @@ impl Interface {
             if ifa.interface_name != name {
                 continue;
             }
-            let (Some(a), Some(m)) = (ifa.address, ifa.netmask) else { continue };
-            let (Some(a), Some(m)) = (a.as_sockaddr_in(), m.as_sockaddr_in()) else { continue };
-            ipv4.push(Ipv4Net { addr: a.ip(), prefix: u32::from(m.ip()).count_ones() as u8 });
+            let (Some(a), Some(m)) = (ifa.address, ifa.netmask) else {
+                continue;
+            };
+            let (Some(a), Some(m)) = (a.as_sockaddr_in(), m.as_sockaddr_in()) else {
+                continue;
+            };
+            ipv4.push(Ipv4Net {
+                addr: a.ip(),
+                prefix: u32::from(m.ip()).count_ones() as u8,
+            });
         }
-        Ok(Self { name: name.to_owned(), index, mac, ipv4, rx_queues })
+        Ok(Self {
+            name: name.to_owned(),
+            index,
+            mac,
+            ipv4,
+            rx_queues,
+        })
     }
 
     /// The primary IPv4 address, or an error naming the interface.
@@ -92,6 +105,10 @@ mod tests {
     fn loopback_is_found() {
         let lo = Interface::lookup("lo").unwrap();
         assert_eq!(lo.index, 1);
-        assert!(lo.ipv4.iter().any(|n| n.addr == Ipv4Addr::LOCALHOST && n.prefix == 8));
+        assert!(
+            lo.ipv4
+                .iter()
+                .any(|n| n.addr == Ipv4Addr::LOCALHOST && n.prefix == 8)
+        );
     }
 }

@@ -7,7 +7,10 @@
 //! - [`iface`] reads the served interface's addresses and queues.
 #![deny(unsafe_code)]
 
-#[allow(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
+#[allow(
+    unsafe_code,
+    reason = "the AF_XDP datapath is the daemon's one room for unsafe code"
+)]
 pub mod datapath;
 pub mod ebpf;
 pub mod handler;

@@ -23,7 +23,11 @@ use dhcp_xdp::{
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "dhcp-xdp", version, about = "DHCPv4 server answering from AF_XDP sockets")]
+#[command(
+    name = "dhcp-xdp",
+    version,
+    about = "DHCPv4 server answering from AF_XDP sockets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,10 @@ impl<H: Handler> Handler for PanicOnXid<H> {
             && let Some(xid) = f.payload().get(4..8)
             && xid == self.xid.to_be_bytes()
         {
-            panic!("fault injection: worker q{} w{} saw xid {:#x}", meta.queue, meta.worker, self.xid);
+            panic!(
+                "fault injection: worker q{} w{} saw xid {:#x}",
+                meta.queue, meta.worker, self.xid
+            );
         }
         self.inner.handle(meta, buf, len)
     }
@@ -124,7 +131,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let queues = match &args.queues {
         Some(q) => {
             if let Some(bad) = q.iter().find(|&&q| q >= iface.rx_queues) {
-                bail!("{} has {} receive queues; queue {bad} does not exist", iface.name, iface.rx_queues);
+                bail!(
+                    "{} has {} receive queues; queue {bad} does not exist",
+                    iface.name,
+                    iface.rx_queues
+                );
             }
             q.clone()
         }
@@ -160,14 +171,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         |_meta| -> Box<dyn Handler> {
             let reflect = Reflect::new(mac, ip);
             match fault {
-                Some(xid) => Box::new(PanicOnXid { xid, inner: reflect }),
+                Some(xid) => Box::new(PanicOnXid {
+                    xid,
+                    inner: reflect,
+                }),
                 None => Box::new(reflect),
             }
         },
     )?;
 
-    let layout: Vec<String> =
-        datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
+    let layout: Vec<String> = datapath
+        .queues()
+        .map(|(q, n)| format!("q{q}×{n}"))
+        .collect();
     println!(
         "dhcp-xdp: {} (ifindex {}, {}, {}/{}) xdp={:?} af_xdp={} queues={} sockets={} [{}] handler={:?}",
         iface.name,
@@ -195,7 +211,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             failure = Some(format!("worker q{} w{} died", dead.queue, dead.worker));
             break;
         }
-        if args.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(args.stats_interval) {
+        if args.stats_interval > 0
+            && last_stats.elapsed() >= Duration::from_secs(args.stats_interval)
+        {
             last_stats = Instant::now();
             report(&steering, &datapath, false);
         }
@@ -230,9 +248,15 @@ fn report(steering: &Steering, datapath: &Datapath, last: bool) {
 }
 
 fn core_count() -> usize {
-    core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1).max(1)
+    core_affinity::get_core_ids()
+        .map(|c| c.len())
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -73,8 +73,7 @@ impl FrameLayout {
         let mut proto = be16(frame, 12)?;
         let mut l3 = ETH_HLEN;
         let mut vlan_tags = 0u8;
-        while (proto == ethertype::VLAN_8021Q || proto == ethertype::VLAN_8021AD) && vlan_tags < 2
-        {
+        while (proto == ethertype::VLAN_8021Q || proto == ethertype::VLAN_8021AD) && vlan_tags < 2 {
             proto = be16(frame, l3 + 2)?;
             l3 += VLAN_HLEN;
             vlan_tags += 1;
@@ -175,7 +174,11 @@ impl<'a> Frame<'a> {
     /// The VLAN IDs of the tags, outer first (0 where absent).
     pub fn vlan_ids(&self) -> [u16; 2] {
         let mut ids = [0u16; 2];
-        for (i, id) in ids.iter_mut().enumerate().take(usize::from(self.layout.vlan_tags)) {
+        for (i, id) in ids
+            .iter_mut()
+            .enumerate()
+            .take(usize::from(self.layout.vlan_tags))
+        {
             *id = u16::from_be_bytes(self.arr(ETH_HLEN + i * VLAN_HLEN + 2)) & 0x0fff;
         }
         ids
@@ -339,7 +342,11 @@ pub(crate) mod tests {
     #[test]
     fn parses_untagged_single_and_double_tagged() {
         let p = [7u8; 300];
-        for tags in [&[][..], &[(0x8100, 10)][..], &[(0x88a8, 100), (0x8100, 10)][..]] {
+        for tags in [
+            &[][..],
+            &[(0x8100, 10)][..],
+            &[(0x88a8, 100), (0x8100, 10)][..],
+        ] {
             let f = frame(tags, &[], &p);
             let fr = Frame::new_checked(&f).unwrap();
             assert_eq!(usize::from(fr.layout().vlan_tags), tags.len());
@@ -406,6 +413,9 @@ pub(crate) mod tests {
     #[test]
     fn checksum_of_rfc1071_example() {
         // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2 (checksum 220d).
-        assert_eq!(internet_checksum(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        assert_eq!(
+            internet_checksum(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
     }
 }

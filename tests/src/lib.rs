@@ -1,1 +1,492 @@
+//! Test harness: network namespaces joined by veth pairs (198.18.0.0/15 only), the real daemon
+//! binary started inside one of them, and raw-frame helpers for the other.
+//!
+//! Every fixture is RAII: namespaces, links and processes are removed on drop, also when the test
+//! panics. Tests need root; a tool that is missing fails the test with its Debian package name.
+#![deny(unsafe_code)]
 
+pub mod frames;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// Panics unless running as root (namespaces, XDP and AF_XDP need it).
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (namespaces, XDP, AF_XDP)"
+    );
+}
+
+/// Path of a system tool, or a panic naming the Debian package that provides it.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    let dirs = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&dirs)
+        .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/bin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{name}` not found: install the Debian package {package}"))
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ip() -> Command {
+    Command::new(tool("ip", "iproute2"))
+}
+
+/// A short name unique to this process and call (interface names have at most 15 bytes).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id() % 100_000)
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates a fresh namespace with loopback up.
+    pub fn new(prefix: &str) -> Self {
+        require_root();
+        let name = unique(prefix);
+        sh(ip().args(["netns", "add", &name]));
+        let ns = Self { name };
+        sh(ns.ip().args(["link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip -n <ns> …`.
+    pub fn ip(&self) -> Command {
+        let mut c = ip();
+        c.args(["-n", &self.name]);
+        c
+    }
+
+    /// A command run inside the namespace (`ip netns exec`).
+    pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = ip();
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Runs `f` on a thread that has entered this namespace, returning its result. Sockets
+    /// created there stay in the namespace wherever they are used afterwards.
+    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip().args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Two hosts on one link: `server` and `client` namespaces joined by a veth pair, addressed
+/// 198.18.<subnet>.1/24 (server) and .2/24 (client).
+pub struct TwoHosts {
+    /// The client side (dropped first).
+    pub client: Netns,
+    /// The server side.
+    pub server: Netns,
+    /// Server interface name.
+    pub server_if: String,
+    /// Client interface name.
+    pub client_if: String,
+    /// Server address.
+    pub server_ip: Ipv4Addr,
+    /// Client address.
+    pub client_ip: Ipv4Addr,
+}
+
+impl TwoHosts {
+    /// Builds the pair with `queues` RX/TX queues on each veth end.
+    pub fn new(queues: u32) -> Self {
+        let server = Netns::new("dxs");
+        let client = Netns::new("dxc");
+        let server_if = unique("vs");
+        let client_if = unique("vc");
+        let q = queues.to_string();
+        sh(ip()
+            .args([
+                "link",
+                "add",
+                &server_if,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+            ])
+            .args([&client_if, "numtxqueues", &q, "numrxqueues", &q]));
+        sh(ip().args(["link", "set", &server_if, "netns", server.name()]));
+        sh(ip().args(["link", "set", &client_if, "netns", client.name()]));
+        let server_ip = Ipv4Addr::new(198, 18, 0, 1);
+        let client_ip = Ipv4Addr::new(198, 18, 0, 2);
+        sh(server
+            .ip()
+            .args(["addr", "add", "198.18.0.1/24", "dev", &server_if]));
+        sh(client
+            .ip()
+            .args(["addr", "add", "198.18.0.2/24", "dev", &client_if]));
+        sh(server.ip().args(["link", "set", &server_if, "up"]));
+        sh(client.ip().args(["link", "set", &client_if, "up"]));
+        Self {
+            client,
+            server,
+            server_if,
+            client_if,
+            server_ip,
+            client_ip,
+        }
+    }
+
+    /// Hardware address of an interface inside a namespace.
+    pub fn mac(ns: &Netns, ifname: &str) -> [u8; 6] {
+        let out = sh(ns
+            .exec("cat")
+            .arg(format!("/sys/class/net/{ifname}/address")));
+        dhcp_xdp::iface::parse_mac(String::from_utf8_lossy(&out.stdout).trim()).expect("mac")
+    }
+
+    /// Whether `ping` from the client reaches the server.
+    pub fn ping_server(&self) -> bool {
+        self.client
+            .exec(tool("ping", "iputils-ping"))
+            .args(["-c", "1", "-W", "2", &self.server_ip.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+/// Path of the daemon binary: `$DHCP_XDP_BIN` (set by `cargo xtask test`) or the workspace's
+/// release/debug build.
+pub fn daemon_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DHCP_XDP_BIN") {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    for profile in ["release", "debug"] {
+        let p = root.join("target").join(profile).join("dhcp-xdp");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("dhcp-xdp binary not built: run the suite with `cargo xtask test`");
+}
+
+/// The daemon running in a namespace. Killed on drop if still running.
+pub struct Daemon {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// How a daemon ended.
+pub struct Exit {
+    /// Exit status.
+    pub status: std::process::ExitStatus,
+    /// Its stdout, line by line.
+    pub stdout: Vec<String>,
+    /// Its stderr, line by line.
+    pub stderr: Vec<String>,
+}
+
+impl Exit {
+    /// Value of `name=` in the final stats of the XDP program.
+    pub fn xdp_counter(&self, name: &str) -> u64 {
+        stat(&self.stdout, "final stats: xdp_", &format!("xdp_{name}")).unwrap_or_else(|| {
+            panic!(
+                "no final xdp_{name} in daemon output:\n{}",
+                self.stdout.join("\n")
+            )
+        })
+    }
+
+    /// Sum of `name=` over the final per-worker stats lines.
+    pub fn worker_sum(&self, name: &str) -> u64 {
+        self.stdout
+            .iter()
+            .filter(|l| l.starts_with("final stats: q"))
+            .filter_map(|l| field(l, name))
+            .sum()
+    }
+}
+
+fn field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+}
+
+fn stat(lines: &[String], prefix: &str, name: &str) -> Option<u64> {
+    lines
+        .iter()
+        .rev()
+        .filter(|l| l.starts_with(prefix))
+        .find_map(|l| field(l, name))
+}
+
+impl Daemon {
+    /// Starts `dhcp-xdp run --iface <iface> <args>` in `ns` and waits until it reports ready.
+    pub fn start(ns: &Netns, iface: &str, args: &[&str]) -> Self {
+        let mut cmd = ns.exec(daemon_bin());
+        cmd.args(["run", "--iface", iface, "--stats-interval", "0"])
+            .args(args);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        for (pipe, sink) in [
+            (
+                Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+                lines.clone(),
+            ),
+            (
+                Box::new(child.stderr.take().expect("stderr")),
+                stderr.clone(),
+            ),
+        ] {
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    sink.lock().expect("lines").push(line);
+                }
+            });
+        }
+        let mut d = Self {
+            child: Some(child),
+            lines,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if d.stdout().iter().any(|l| l.starts_with("ready:")) {
+                return d;
+            }
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "daemon exited early ({status}):\n{}\n{}",
+                    d.stdout().join("\n"),
+                    d.stderr().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready in 30 s:\n{}",
+                d.stderr().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stdout lines so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    /// Stderr lines so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().expect("lines").clone()
+    }
+
+    /// The daemon's pid (of `ip netns exec`, which execs the daemon in place).
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
+    }
+
+    /// Sends `sig` and waits (up to 15 s) for the daemon to end.
+    pub fn signal_and_wait(mut self, sig: nix::sys::signal::Signal) -> Exit {
+        let _ = nix::sys::signal::kill(self.pid(), sig);
+        self.wait(Duration::from_secs(15))
+    }
+
+    /// Waits for the daemon to end on its own.
+    pub fn wait(&mut self, limit: Duration) -> Exit {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "daemon did not exit within {limit:?}:\n{}",
+                    self.stdout().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Let the reader threads catch the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        Exit {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether an XDP program is attached to `ifname` in `ns`, as `ip link` reports it.
+pub fn xdp_attached(ns: &Netns, ifname: &str) -> bool {
+    let out = sh(ns.ip().args(["link", "show", "dev", ifname]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("prog/xdp")
+        || text
+            .split_whitespace()
+            .any(|w| w == "xdp" || w == "xdpgeneric")
+}
+
+/// A tcpdump capture on an interface of a namespace. The kernel moves a received frame's outer
+/// VLAN tag out of the packet data before packet sockets see it; libpcap puts it back, so the
+/// captured bytes are the frames as they were on the wire.
+pub struct Capture {
+    child: Option<Child>,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing on `ifname` inside `ns` and waits until tcpdump listens.
+    pub fn start(ns: &Netns, ifname: &str) -> Self {
+        let file = std::env::temp_dir().join(format!("{}.pcap", unique("cap")));
+        let mut child = ns
+            .exec(tool("tcpdump", "tcpdump"))
+            .args([
+                "-i",
+                ifname,
+                "--immediate-mode",
+                "-U",
+                "-n",
+                "-s",
+                "2048",
+                "-w",
+            ])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let _ = stderr.read_line(&mut line);
+        assert!(line.contains("listening"), "tcpdump did not start: {line}");
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Self {
+            child: Some(child),
+            file,
+        }
+    }
+
+    /// Stops the capture and returns the captured frames.
+    pub fn finish(mut self) -> Vec<Vec<u8>> {
+        let child = self.child.take().expect("running");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = child.wait_with_output();
+        let data = std::fs::read(&self.file).unwrap_or_default();
+        parse_pcap(&data)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// The frames of a classic pcap file (either byte order, µs or ns timestamps).
+pub fn parse_pcap(data: &[u8]) -> Vec<Vec<u8>> {
+    let Some(magic) = data.get(0..4) else {
+        return vec![];
+    };
+    let le = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => return vec![],
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    };
+    let mut out = vec![];
+    let mut at = 24;
+    while let Some(incl) = u32_at(at + 8) {
+        let start = at + 16;
+        let Some(frame) = data.get(start..start + incl as usize) else {
+            break;
+        };
+        out.push(frame.to_vec());
+        at = start + incl as usize;
+    }
+    out
+}

@@ -1,1 +1,318 @@
-fn main() {}
+//! `cargo xtask`: the project's two set-up commands and their helpers.
+//!
+//! - `cargo xtask run --iface IF [--config FILE] [-- daemon args]`: installs what the build needs,
+//!   builds the daemon (release) and runs it in the foreground.
+//! - `cargo xtask test [-- cargo-test args]`: installs what the build needs, checks the system
+//!   tools the tests drive, builds the daemon and runs the whole test suite.
+//!
+//! Toolchain bootstrap (idempotent, seconds when everything is there): the nightly toolchain with
+//! `rust-src` (for `-Z build-std=core`) and `bpf-linker`, built from crates.io against the
+//! nightly toolchain's own libLLVM — no system LLVM or apt package is needed to build.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build and run the daemon on an interface.
+    Run {
+        /// Interface to serve.
+        #[arg(long)]
+        iface: String,
+        /// Configuration file (TOML); without one the interface's own subnet is served.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Build in debug mode instead of release.
+        #[arg(long)]
+        debug: bool,
+        /// Further arguments for `dhcp-xdp run`.
+        #[arg(last = true)]
+        rest: Vec<OsString>,
+    },
+    /// Run the whole test suite.
+    Test {
+        /// Further arguments for `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        rest: Vec<OsString>,
+    },
+    /// Install the eBPF toolchain pieces only.
+    Bootstrap,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Run {
+            iface,
+            config,
+            debug,
+            rest,
+        } => {
+            bootstrap()?;
+            let bin = build_daemon(!debug)?;
+            let mut cmd = Command::new(&bin);
+            cmd.args(["run", "--iface", &iface]);
+            if let Some(c) = config {
+                cmd.arg("--config").arg(c);
+            }
+            cmd.args(rest);
+            step(&format!(
+                "starting {} (ctrl-C stops it and detaches the XDP program)",
+                bin.display()
+            ));
+            exec(cmd)
+        }
+        Cmd::Test { rest } => {
+            bootstrap()?;
+            check_test_tools()?;
+            let bin = build_daemon(true)?;
+            step("running the test suite");
+            let mut cmd = cargo();
+            cmd.args(["test", "--release"]);
+            cmd.env("DHCP_XDP_BIN", &bin);
+            cmd.args(rest);
+            let status = cmd.status().context("running cargo test")?;
+            if !status.success() {
+                bail!("tests failed ({status})");
+            }
+            Ok(())
+        }
+        Cmd::Bootstrap => bootstrap(),
+    }
+}
+
+fn step(msg: &str) {
+    eprintln!("xtask: {msg}");
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn run_visible(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn exec(mut cmd: Command) -> anyhow::Result<()> {
+    // Run in the foreground; the daemon handles SIGINT itself (ctrl-C reaches the whole process
+    // group), so this process only waits and forwards the exit status.
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("dhcp-xdp exited with {status}");
+    }
+    Ok(())
+}
+
+/// Everything the eBPF build needs, installed when missing.
+fn bootstrap() -> anyhow::Result<()> {
+    let rustup = |args: &[&str]| {
+        let mut c = Command::new("rustup");
+        c.args(args);
+        c
+    };
+    let toolchains = output(&mut rustup(&["toolchain", "list"]))
+        .context("rustup is required (https://rustup.rs)")?;
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        step("installing the nightly toolchain (for the eBPF crate)");
+        run_visible(&mut rustup(&[
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let components = output(&mut rustup(&[
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))?;
+    if !components.lines().any(|l| l.starts_with("rust-src")) {
+        step("adding rust-src to the nightly toolchain (for -Z build-std=core)");
+        run_visible(&mut rustup(&[
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    ensure_bpf_linker()
+}
+
+/// Facts about the nightly toolchain's bundled LLVM.
+struct NightlyLlvm {
+    major: String,
+    soname_file: PathBuf,
+}
+
+fn nightly_llvm() -> anyhow::Result<NightlyLlvm> {
+    let vv = output(Command::new("rustc").args(["+nightly", "-vV"]))?;
+    let field = |name: &str| {
+        vv.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .with_context(|| format!("`rustc +nightly -vV` has no `{name}` line"))
+    };
+    let release = field("release:")?;
+    let llvm = field("LLVM version:")?;
+    let mut parts = llvm.split('.');
+    let major = parts.next().unwrap_or_default().to_owned();
+    let minor = parts.next().unwrap_or("0").to_owned();
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let lib = Path::new(sysroot.trim()).join("lib");
+    let soname_file = lib.join(format!("libLLVM.so.{major}.{minor}-rust-{release}"));
+    if !soname_file.exists() {
+        bail!(
+            "expected {} (from `rustc +nightly -vV`: release {release}, LLVM {llvm}); is the nightly toolchain complete?",
+            soname_file.display()
+        );
+    }
+    Ok(NightlyLlvm { major, soname_file })
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo")
+        })
+}
+
+fn ensure_bpf_linker() -> anyhow::Result<()> {
+    let llvm = nightly_llvm()?;
+    // The linker must start: its runpath points at the prefix below, which links the nightly's
+    // libLLVM; a nightly update that moved LLVM makes it fail to load, and it is rebuilt.
+    if output(Command::new("bpf-linker").arg("--version")).is_ok() {
+        return Ok(());
+    }
+    let prefix = cargo_home()
+        .join("dhcp-xdp")
+        .join(format!("llvm-{}", llvm.major));
+    let lib = prefix.join("lib");
+    std::fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
+    let file_name = llvm
+        .soname_file
+        .file_name()
+        .context("soname file has no name")?;
+    for link in [lib.join("libLLVM.so"), lib.join(file_name)] {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&llvm.soname_file, &link).with_context(|| {
+            format!(
+                "linking {} → {}",
+                link.display(),
+                llvm.soname_file.display()
+            )
+        })?;
+    }
+    step(&format!(
+        "building bpf-linker against the nightly toolchain's LLVM {} (LLVM_PREFIX={}, about a minute)",
+        llvm.major,
+        prefix.display()
+    ));
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args([
+        "install",
+        "--force",
+        "bpf-linker",
+        "--no-default-features",
+        "--features",
+    ])
+    .arg(format!("llvm-{}", llvm.major))
+    .env("LLVM_PREFIX", &prefix);
+    run_visible(&mut cmd)?;
+    output(Command::new("bpf-linker").arg("--version"))
+        .context("bpf-linker installed but does not run")?;
+    Ok(())
+}
+
+/// System tools the tests drive. Missing ones are named with their Debian package.
+fn check_test_tools() -> anyhow::Result<()> {
+    let tools = [("ip", "iproute2"), ("ping", "iputils-ping")];
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(t, _)| which(t).is_none())
+        .map(|(t, p)| format!("{t} (Debian package {p})"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "tests need: {}; `.ci/run` installs them",
+            missing.join(", ")
+        );
+    }
+    if !is_root() {
+        step("warning: tests that attach XDP programs and create namespaces need root");
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
+}
+
+fn build_daemon(release: bool) -> anyhow::Result<PathBuf> {
+    step(&format!(
+        "building dhcp-xdp ({}; the XDP program is built by its build script with nightly + bpf-linker)",
+        if release { "release" } else { "debug" }
+    ));
+    let mut cmd = cargo();
+    cmd.args(["build", "--package", "dhcp-xdp", "--bin", "dhcp-xdp"]);
+    if release {
+        cmd.arg("--release");
+    }
+    run_visible(&mut cmd)?;
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    Ok(dir
+        .join(if release { "release" } else { "debug" })
+        .join("dhcp-xdp"))
+}

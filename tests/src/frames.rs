@@ -1,0 +1,275 @@
+//! Raw frames for the tests: a BOOTP/DHCP request builder (written independently of the
+//! daemon's own wire code) and an AF_PACKET link to send and catch frames on an interface.
+
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use pnet_datalink::{Channel, Config, DataLinkReceiver, DataLinkSender};
+
+use crate::Netns;
+
+/// What goes into a test request frame.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// L2 source (the sender's interface).
+    pub src_mac: [u8; 6],
+    /// L2 destination.
+    pub dst_mac: [u8; 6],
+    /// VLAN tags outer first: (TPID, VLAN ID).
+    pub vlans: Vec<(u16, u16)>,
+    /// IPv4 source.
+    pub src_ip: Ipv4Addr,
+    /// IPv4 destination.
+    pub dst_ip: Ipv4Addr,
+    /// IPv4 option bytes (length a multiple of 4).
+    pub ip_options: Vec<u8>,
+    /// UDP source port.
+    pub src_port: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+    /// BOOTP op (1 request).
+    pub op: u8,
+    /// Transaction id.
+    pub xid: u32,
+    /// Client hardware address.
+    pub chaddr: [u8; 6],
+    /// DHCP options after the magic cookie (End is appended).
+    pub options: Vec<u8>,
+}
+
+impl Request {
+    /// A broadcast DHCPDISCOVER from `src_mac` for client `chaddr`.
+    pub fn discover(src_mac: [u8; 6], chaddr: [u8; 6], xid: u32) -> Self {
+        Self {
+            src_mac,
+            dst_mac: [0xff; 6],
+            vlans: vec![],
+            src_ip: Ipv4Addr::UNSPECIFIED,
+            dst_ip: Ipv4Addr::BROADCAST,
+            ip_options: vec![],
+            src_port: 68,
+            dst_port: 67,
+            op: 1,
+            xid,
+            chaddr,
+            options: vec![53, 1, 1],
+        }
+    }
+
+    /// The frame bytes, with valid IPv4 and UDP checksums.
+    pub fn build(&self) -> Vec<u8> {
+        let mut bootp = vec![0u8; 236];
+        bootp[0] = self.op;
+        bootp[1] = 1;
+        bootp[2] = 6;
+        bootp[4..8].copy_from_slice(&self.xid.to_be_bytes());
+        bootp[10..12].copy_from_slice(&0x8000u16.to_be_bytes());
+        bootp[28..34].copy_from_slice(&self.chaddr);
+        bootp.extend_from_slice(&[99, 130, 83, 99]);
+        bootp.extend_from_slice(&self.options);
+        bootp.push(255);
+        while bootp.len() < 300 {
+            bootp.push(0);
+        }
+        let mut f = Vec::with_capacity(400);
+        f.extend_from_slice(&self.dst_mac);
+        f.extend_from_slice(&self.src_mac);
+        for &(tpid, vid) in &self.vlans {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        let ihl = 20 + self.ip_options.len();
+        let l3 = f.len();
+        f.push(0x40 | (ihl / 4) as u8);
+        f.push(0);
+        f.extend_from_slice(&((ihl + 8 + bootp.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&self.src_ip.octets());
+        f.extend_from_slice(&self.dst_ip.octets());
+        f.extend_from_slice(&self.ip_options);
+        let c = checksum(&f[l3..l3 + ihl], 0);
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        let l4 = f.len();
+        f.extend_from_slice(&self.src_port.to_be_bytes());
+        f.extend_from_slice(&self.dst_port.to_be_bytes());
+        f.extend_from_slice(&((8 + bootp.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&bootp);
+        let mut pseudo = 0u32;
+        for c in self
+            .src_ip
+            .octets()
+            .chunks(2)
+            .chain(self.dst_ip.octets().chunks(2))
+        {
+            pseudo += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        pseudo += 17 + (8 + bootp.len()) as u32;
+        let mut c = checksum(&f[l4..], pseudo);
+        if c == 0 {
+            c = 0xffff;
+        }
+        f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+}
+
+/// RFC 1071 checksum of `b` starting from accumulator `acc`.
+pub fn checksum(b: &[u8], mut acc: u32) -> u16 {
+    for c in b.chunks(2) {
+        acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// A received reply, untagged (the kernel strips VLAN tags before packet sockets see them; tests
+/// check tags by listening on VLAN sub-interfaces).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// L2 destination.
+    pub dst_mac: [u8; 6],
+    /// L2 source.
+    pub src_mac: [u8; 6],
+    /// IPv4 source.
+    pub src_ip: Ipv4Addr,
+    /// IPv4 destination.
+    pub dst_ip: Ipv4Addr,
+    /// UDP source port.
+    pub src_port: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+    /// Whether the IPv4 header checksum verifies.
+    pub ip_checksum_ok: bool,
+    /// Whether the UDP checksum verifies (or is absent).
+    pub udp_checksum_ok: bool,
+    /// The BOOTP message.
+    pub bootp: Vec<u8>,
+}
+
+impl Reply {
+    /// Parses an untagged IPv4/UDP frame carrying a BOOTREPLY; `None` for anything else.
+    pub fn parse(f: &[u8]) -> Option<Self> {
+        if f.get(12..14)? != [8, 0] {
+            return None;
+        }
+        let ip = f.get(14..)?;
+        let ihl = usize::from(*ip.first()? & 15) * 4;
+        if *ip.get(9)? != 17 || ihl < 20 {
+            return None;
+        }
+        let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+        let udp = ip.get(ihl..total)?;
+        let src_ip = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+        let dst_ip = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+        let bootp = udp.get(8..)?.to_vec();
+        if bootp.first() != Some(&2) {
+            return None;
+        }
+        let mut pseudo = 0u32;
+        for c in src_ip.octets().chunks(2).chain(dst_ip.octets().chunks(2)) {
+            pseudo += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        pseudo += 17 + udp.len() as u32;
+        let stored = u16::from_be_bytes([udp[6], udp[7]]);
+        Some(Self {
+            dst_mac: f[0..6].try_into().ok()?,
+            src_mac: f[6..12].try_into().ok()?,
+            src_ip,
+            dst_ip,
+            src_port: u16::from_be_bytes([udp[0], udp[1]]),
+            dst_port: u16::from_be_bytes([udp[2], udp[3]]),
+            ip_checksum_ok: checksum(&ip[..ihl], 0) == 0,
+            udp_checksum_ok: stored == 0 || checksum(udp, pseudo) == 0,
+            bootp,
+        })
+    }
+
+    /// Transaction id.
+    pub fn xid(&self) -> u32 {
+        u32::from_be_bytes([self.bootp[4], self.bootp[5], self.bootp[6], self.bootp[7]])
+    }
+
+    /// Client hardware address.
+    pub fn chaddr(&self) -> [u8; 6] {
+        let mut c = [0u8; 6];
+        c.copy_from_slice(&self.bootp[28..34]);
+        c
+    }
+
+    /// `sname` as text up to its first NUL.
+    pub fn sname(&self) -> String {
+        let s = &self.bootp[44..108];
+        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+        String::from_utf8_lossy(&s[..end]).into_owned()
+    }
+
+    /// The worker named in a reflect reply's `sname` (`… worker=N`).
+    pub fn reflect_worker(&self) -> Option<u32> {
+        self.sname()
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("worker=")?.parse().ok())
+    }
+}
+
+/// An AF_PACKET socket on one interface of a namespace.
+pub struct Link {
+    tx: Box<dyn DataLinkSender>,
+    rx: Box<dyn DataLinkReceiver>,
+}
+
+impl Link {
+    /// Opens a packet socket on `ifname` inside `ns`.
+    pub fn open(ns: &Netns, ifname: &str) -> Self {
+        let ifname = ifname.to_owned();
+        let (tx, rx) = ns.enter(move || {
+            let iface = pnet_datalink::interfaces()
+                .into_iter()
+                .find(|i| i.name == ifname)
+                .unwrap_or_else(|| panic!("no interface {ifname}"));
+            let cfg = Config {
+                read_timeout: Some(Duration::from_millis(50)),
+                ..Config::default()
+            };
+            match pnet_datalink::channel(&iface, cfg) {
+                Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
+                Ok(_) => panic!("unexpected channel type"),
+                Err(e) => panic!("packet socket on {ifname}: {e}"),
+            }
+        });
+        Self { tx, rx }
+    }
+
+    /// Sends one frame.
+    pub fn send(&mut self, frame: &[u8]) {
+        match self.tx.send_to(frame, None) {
+            Some(Ok(())) => {}
+            other => panic!("send failed: {other:?}"),
+        }
+    }
+
+    /// Collects replies for which `keep` is true until `want` of them arrived or `limit` passed.
+    pub fn replies(
+        &mut self,
+        want: usize,
+        limit: Duration,
+        mut keep: impl FnMut(&Reply) -> bool,
+    ) -> Vec<Reply> {
+        let deadline = Instant::now() + limit;
+        let mut out = vec![];
+        while out.len() < want && Instant::now() < deadline {
+            if let Ok(f) = self.rx.next()
+                && let Some(r) = Reply::parse(f)
+                && keep(&r)
+            {
+                out.push(r);
+            }
+        }
+        out
+    }
+}
