@@ -179,7 +179,7 @@ impl<'a> Frame<'a> {
             .enumerate()
             .take(usize::from(self.layout.vlan_tags))
         {
-            *id = u16::from_be_bytes(self.arr(ETH_HLEN + i * VLAN_HLEN + 2)) & 0x0fff;
+            *id = u16::from_be_bytes(self.arr(ETH_HLEN + i * VLAN_HLEN)) & 0x0fff;
         }
         ids
     }

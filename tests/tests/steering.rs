@@ -328,3 +328,28 @@ fn startup_reports_queues_sockets_and_modes() {
     );
     assert!(!xdp_attached(&net.server, &net.server_if));
 }
+
+#[test]
+fn generic_skb_mode_steers_too() {
+    let net = TwoHosts::new(1);
+    let daemon = Daemon::start(
+        &net.server,
+        &net.server_if,
+        &["--xdp-mode", "skb", "--workers", "1"],
+    );
+    assert!(
+        daemon.stdout()[0].contains("xdp=Skb"),
+        "{:?}",
+        daemon.stdout()
+    );
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let reqs: Vec<Request> = (0..8)
+        .map(|i| Request::discover(mac, chaddr(i), 0x900 + i))
+        .collect();
+    assert_eq!(exchange(&mut link, &reqs).len(), 8);
+    assert!(net.ping_server());
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.status.success());
+    assert!(!xdp_attached(&net.server, &net.server_if));
+}

@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
             let bin = build_daemon(true)?;
             step("running the test suite");
             let mut cmd = cargo();
-            cmd.args(["test", "--release"]);
+            cmd.args(["test", "--release", "--no-fail-fast"]);
             cmd.env("DHCP_XDP_BIN", &bin);
             cmd.args(rest);
             let status = cmd.status().context("running cargo test")?;
@@ -130,13 +130,11 @@ fn run_visible(cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 fn exec(mut cmd: Command) -> anyhow::Result<()> {
-    // Run in the foreground; the daemon handles SIGINT itself (ctrl-C reaches the whole process
-    // group), so this process only waits and forwards the exit status.
-    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
-    if !status.success() {
-        bail!("dhcp-xdp exited with {status}");
-    }
-    Ok(())
+    // Replace this process with the daemon, so ctrl-C and SIGTERM reach it directly and the shell
+    // waits for its clean stop (drain, detach) rather than for us.
+    use std::os::unix::process::CommandExt as _;
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("starting {cmd:?}"))
 }
 
 /// Everything the eBPF build needs, installed when missing.
