@@ -12,6 +12,7 @@
     reason = "the AF_XDP datapath is the daemon's one room for unsafe code"
 )]
 pub mod datapath;
+pub mod dhcp;
 pub mod ebpf;
 pub mod handler;
 pub mod iface;
