@@ -7,6 +7,7 @@
 //! - [`iface`] reads the served interface's addresses and queues.
 #![deny(unsafe_code)]
 
+pub mod config;
 #[allow(
     unsafe_code,
     reason = "the AF_XDP datapath is the daemon's one room for unsafe code"
