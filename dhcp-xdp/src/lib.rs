@@ -17,4 +17,5 @@ pub mod dhcp;
 pub mod ebpf;
 pub mod handler;
 pub mod iface;
+pub mod leases;
 pub mod wire;
