@@ -297,9 +297,15 @@ impl Worker {
     }
 
     fn receive(&mut self, handler: &mut dyn Handler) -> u32 {
+        if self.rx.available() == 0 {
+            self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
         let mut rx = self.rx.receive(self.batch);
         let mut got = 0u32;
         let mut drops = [0u64; DropReason::COUNT];
+        let first_reply = self.pending_tx.len();
+        handler.begin_batch();
         while let Some(desc) = rx.read() {
             got += 1;
             let chunk_end = (desc.addr & !(self.frame_size - 1)) + self.frame_size;
@@ -334,6 +340,14 @@ impl Worker {
         }
         rx.release();
         drop(rx);
+        // Durability before transmission: the batch's replies leave only if the handler has
+        // made their lease records durable.
+        if !handler.end_batch() {
+            for d in self.pending_tx.drain(first_reply..) {
+                drops[DropReason::JournalFailed as usize] += 1;
+                self.recycle.push(d.addr);
+            }
+        }
         if got == 0 {
             self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
         } else {

@@ -396,6 +396,12 @@ impl<'b> OptionWriter<'b> {
         }
     }
 
+    /// Raises (or lowers) the limit, within the buffer: used to release room kept aside for an
+    /// option that must come last.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(self.buf.len());
+    }
+
     /// Bytes still free (not counting the reserved End byte).
     pub fn remaining(&self) -> usize {
         self.limit.saturating_sub(self.pos + 1)

@@ -21,20 +21,50 @@ pub struct FrameMeta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
 pub enum DropReason {
-    /// Headers did not parse (truncated, inconsistent lengths, bad checksum).
+    /// Headers or options did not parse (truncated, inconsistent lengths, bad checksum).
     Malformed = 0,
     /// Parsed, but not a message this handler answers.
     NotForUs = 1,
     /// The reply would not fit into the frame buffer.
     NoRoom = 2,
+    /// BOOTREPLY or a server message type (OFFER/ACK/NAK) arriving at port 67.
+    NotRequest = 3,
+    /// Hardware address length above 16.
+    BadHlen = 4,
+    /// BOOTP request (no option 53) and BOOTP is not answered for this client.
+    Bootp = 5,
+    /// No configured subnet matches the client's link.
+    NoSubnet = 6,
+    /// The client's subnets have no free address.
+    NoAddress = 7,
+    /// REQUEST naming another server: our offer is withdrawn silently.
+    OtherServer = 8,
+    /// RFC 2131 says to stay silent (unknown client, non-authoritative subnet).
+    Silent = 9,
+    /// RELEASE or DECLINE handled: no reply is sent by design.
+    Consumed = 10,
+    /// The lease journal could not be written: replies withheld.
+    JournalFailed = 11,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 12;
     /// Counter names, indexed by `reason as usize`.
-    pub const NAMES: [&'static str; Self::COUNT] =
-        ["drop_malformed", "drop_not_for_us", "drop_no_room"];
+    pub const NAMES: [&'static str; Self::COUNT] = [
+        "drop_malformed",
+        "drop_not_for_us",
+        "drop_no_room",
+        "drop_not_request",
+        "drop_bad_hlen",
+        "drop_bootp",
+        "drop_no_subnet",
+        "drop_no_address",
+        "drop_other_server",
+        "drop_silent",
+        "consumed",
+        "drop_journal_failed",
+    ];
 }
 
 /// What to do with a frame.
@@ -51,6 +81,15 @@ pub enum Verdict {
 pub trait Handler: Send {
     /// Handles one frame.
     fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict;
+
+    /// Called before the first frame of a batch (read the clock, the config, …).
+    fn begin_batch(&mut self) {}
+
+    /// Called after the last frame of a batch and before its replies are transmitted: make
+    /// durable what the replies promise. Returning false withholds the batch's replies.
+    fn end_batch(&mut self) -> bool {
+        true
+    }
 }
 
 impl<F> Handler for F

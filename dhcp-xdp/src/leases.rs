@@ -227,6 +227,7 @@ pub struct Shard {
 pub struct LeaseDb {
     shards: Vec<Mutex<Shard>>,
     pools: Vec<PoolState>,
+    retired: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -298,6 +299,7 @@ impl LeaseDb {
                 })
                 .collect(),
             pools,
+            retired: std::sync::atomic::AtomicBool::new(false),
         };
         for l in leases {
             if l.state == LeaseState::Offered || !l.holds(now) && l.state == LeaseState::Declined {
@@ -339,6 +341,28 @@ impl LeaseDb {
             sh.changes.clear();
         }
         db
+    }
+
+    /// Marks this database as replaced (after a reload rebuilt the tables): a worker that
+    /// locks one of its shards afterwards must switch to the new one.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Whether [`retire`](Self::retire) was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Locks every shard (in order) and returns all records; the guards keep the shards
+    /// frozen while a replacement is built.
+    pub fn freeze(&self) -> (Vec<ShardGuard<'_>>, Vec<Lease>) {
+        let guards: Vec<ShardGuard<'_>> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+        let mut all = vec![];
+        for g in &guards {
+            all.extend(g.shard.leases.iter().filter(|l| l.key.len != 0).copied());
+        }
+        (guards, all)
     }
 
     /// Number of shards.
@@ -500,6 +524,11 @@ impl Shard {
 }
 
 impl ShardGuard<'_> {
+    /// Every record of this shard (snapshots).
+    pub fn records(&self) -> impl Iterator<Item = Lease> + '_ {
+        self.shard.leases.iter().filter(|l| l.key.len != 0 && l.state != LeaseState::Offered).copied()
+    }
+
     /// The record of `key`.
     pub fn get(&self, key: &ClientKey) -> Option<Lease> {
         self.shard.find(key).map(|i| self.shard.leases[i as usize])

@@ -1,0 +1,181 @@
+//! Glue between the datapath and the engine: one [`EngineHandler`] per worker, the runtime that
+//! reloads swap, and the control loop's periodic work (expiry sweep, statistics).
+
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicU64, Ordering},
+};
+
+use crate::{
+    config::Config,
+    engine::{Engine, MSG_NAMES, ServerIdentity, unix_now},
+    handler::{FrameMeta, Handler, Verdict},
+    journal::Journal,
+    leases::{Change, LeaseDb},
+};
+
+/// Configuration and lease tables in force; replaced whole by a reload.
+pub struct Runtime {
+    /// Validated configuration.
+    pub cfg: Arc<Config>,
+    /// Lease tables built for it.
+    pub db: Arc<LeaseDb>,
+}
+
+/// What every worker and the control loop share.
+pub struct Shared {
+    current: RwLock<Arc<Runtime>>,
+    /// Server identity (interface MAC and addresses).
+    pub server: ServerIdentity,
+    /// Per-worker message counters, by shard.
+    pub stats: Vec<Arc<EngineStats>>,
+    /// The lease journal (None: memory only).
+    pub journal: Option<Arc<Journal>>,
+}
+
+impl Shared {
+    /// New shared state.
+    pub fn new(rt: Runtime, server: ServerIdentity, shards: usize, journal: Option<Arc<Journal>>) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(rt)),
+            server,
+            stats: (0..shards).map(|_| Arc::new(EngineStats::default())).collect(),
+            journal,
+        }
+    }
+
+    /// The runtime in force.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs a new runtime.
+    pub fn swap(&self, rt: Runtime) -> Arc<Runtime> {
+        let mut g = self.current.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *g, Arc::new(rt))
+    }
+}
+
+/// Message counters of one worker.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Indexed like [`MSG_NAMES`].
+    pub counts: [AtomicU64; MSG_NAMES.len()],
+}
+
+impl EngineStats {
+    /// `name=value` pairs.
+    pub fn render(&self) -> String {
+        MSG_NAMES
+            .iter()
+            .zip(&self.counts)
+            .map(|(n, c)| format!("{n}={}", c.load(Ordering::Relaxed)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The engine as a datapath handler for one worker.
+pub struct EngineHandler {
+    shared: Arc<Shared>,
+    shard: usize,
+    engine: Box<Engine>,
+    rt: Arc<Runtime>,
+    now: u32,
+    changes: Vec<Change>,
+    stats: Arc<EngineStats>,
+}
+
+impl EngineHandler {
+    /// Handler for the worker `meta` (its shard is its worker index).
+    pub fn new(shared: Arc<Shared>, meta: FrameMeta) -> Self {
+        let rt = shared.runtime();
+        let shard = meta.worker as usize % rt.db.shard_count();
+        let stats = shared.stats[shard % shared.stats.len()].clone();
+        Self { shared, shard, engine: Box::new(Engine::new()), rt, now: 0, changes: Vec::with_capacity(256), stats }
+    }
+}
+
+impl Handler for EngineHandler {
+    fn begin_batch(&mut self) {
+        self.now = unix_now();
+        self.rt = self.shared.runtime();
+    }
+
+    fn handle(&mut self, _meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
+        let mut shard = self.rt.db.lock(self.shard);
+        if self.rt.db.is_retired() {
+            // A reload rebuilt the tables while we waited for this lock.
+            drop(shard);
+            self.rt = self.shared.runtime();
+            shard = self.rt.db.lock(self.shard);
+        }
+        let (verdict, outcome) = self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut shard, buf, len);
+        shard.drain_changes(&mut self.changes);
+        drop(shard);
+        self.stats.counts[outcome.rx].fetch_add(1, Ordering::Relaxed);
+        if let Some(tx) = outcome.tx {
+            self.stats.counts[tx].fetch_add(1, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    fn end_batch(&mut self) -> bool {
+        if self.changes.is_empty() {
+            return true;
+        }
+        let ok = match &self.shared.journal {
+            Some(j) => match j.append(self.shard, &self.changes) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("lease journal write failed, withholding replies: {e:#}");
+                    false
+                }
+            },
+            None => true,
+        };
+        self.changes.clear();
+        ok
+    }
+}
+
+/// One step of the control loop's expiry work over every shard; journals what it changed.
+pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
+    let rt = shared.runtime();
+    let now = unix_now();
+    let mut n = 0;
+    for i in 0..rt.db.shard_count() {
+        let changes = rt.db.sweep(i, now, max_per_shard);
+        n += changes.len();
+        if let (Some(j), false) = (&shared.journal, changes.is_empty())
+            && let Err(e) = j.append(i, &changes)
+        {
+            tracing::error!("journaling expiries: {e:#}");
+        }
+    }
+    n
+}
+
+/// Replaces the configuration; rebuilds the lease tables (keeping every lease) only when the
+/// pools changed. Returns a one-line account.
+pub fn reload(shared: &Shared, cfg: Config) -> String {
+    let old = shared.runtime();
+    let same_pools = old.cfg.subnets.len() == cfg.subnets.len()
+        && old.cfg.subnets.iter().zip(&cfg.subnets).all(|(a, b)| {
+            a.id == b.id
+                && a.pools.len() == b.pools.len()
+                && a.pools.iter().zip(&b.pools).all(|(p, q)| p.start == q.start && p.end == q.end)
+        });
+    let cfg = Arc::new(cfg);
+    if same_pools {
+        shared.swap(Runtime { cfg, db: old.db.clone() });
+        return "configuration replaced (pools unchanged, lease tables kept)".into();
+    }
+    let (guards, leases) = old.db.freeze();
+    let n = leases.len();
+    let db = Arc::new(LeaseDb::new(&cfg, old.db.shard_count(), leases, unix_now()));
+    shared.swap(Runtime { cfg, db });
+    old.db.retire();
+    drop(guards);
+    format!("configuration replaced, lease tables rebuilt for the new pools ({n} records carried over)")
+}
