@@ -25,8 +25,5 @@ fn cargo_metadata() -> anyhow::Result<Vec<(String, String)>> {
         .parent()
         .ok_or_else(|| anyhow!("manifest dir has no parent"))?
         .join("dhcp-xdp-ebpf");
-    Ok(vec![(
-        "dhcp-xdp-ebpf".to_owned(),
-        dir.display().to_string(),
-    )])
+    Ok(vec![("dhcp-xdp-ebpf".to_owned(), dir.display().to_string())])
 }

@@ -47,14 +47,8 @@ pub mod counter {
     /// Number of counter slots.
     pub const COUNT: u32 = 6;
     /// Names of the slots, in slot order, as the daemon reports them.
-    pub const NAMES: [&str; COUNT as usize] = [
-        "passed_not_dhcp",
-        "redirected",
-        "redirect_failed",
-        "malformed",
-        "no_socket",
-        "fragment",
-    ];
+    pub const NAMES: [&str; COUNT as usize] =
+        ["passed_not_dhcp", "redirected", "redirect_failed", "malformed", "no_socket", "fragment"];
 }
 
 /// FNV-1a over the first six bytes of `chaddr` (the Ethernet hardware address).

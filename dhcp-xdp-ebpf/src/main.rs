@@ -15,8 +15,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use dhcp_xdp_common::{
-    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS,
-    chaddr_hash, counter, ethertype, xsk_slot,
+    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, chaddr_hash, counter,
+    ethertype, xsk_slot,
 };
 
 /// AF_XDP sockets, `MAX_SOCKETS_PER_QUEUE` slots per receive queue.

@@ -152,10 +152,7 @@ pub struct OptionTable {
 impl OptionTable {
     /// Value of `code`.
     pub fn get(&self, code: u8) -> Option<&[u8]> {
-        self.values
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map(|(_, v)| v.as_slice())
+        self.values.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_slice())
     }
     /// Sets (replaces) `code`.
     pub fn set(&mut self, code: u8, value: Vec<u8>) {
@@ -198,11 +195,7 @@ impl RenderedOptions {
             arena.extend_from_slice(v);
             order.push(c);
         }
-        Self {
-            index,
-            arena,
-            order,
-        }
+        Self { index, arena, order }
     }
     /// Value of `code`.
     pub fn get(&self, code: u8) -> Option<&[u8]> {
@@ -356,11 +349,7 @@ pub struct Config {
 
 /// Netmask of a prefix length.
 pub fn prefix_mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    }
+    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) }
 }
 
 struct Ctx<'a> {
@@ -369,65 +358,31 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(
-        &self,
-        span: Option<std::ops::Range<usize>>,
-        field: &str,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        let line = span
-            .map(|s| {
-                self.src[..s.start.min(self.src.len())]
-                    .matches('\n')
-                    .count()
-                    + 1
-            })
-            .unwrap_or(0);
-        ConfigError {
-            file: self.file.to_owned(),
-            line,
-            field: field.to_owned(),
-            message: message.into(),
-        }
+    fn err(&self, span: Option<std::ops::Range<usize>>, field: &str, message: impl Into<String>) -> ConfigError {
+        let line = span.map(|s| self.src[..s.start.min(self.src.len())].matches('\n').count() + 1).unwrap_or(0);
+        ConfigError { file: self.file.to_owned(), line, field: field.to_owned(), message: message.into() }
     }
 
     fn ip(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
-        Ipv4Addr::from_str(s.get_ref().trim()).map_err(|_| {
-            self.err(
-                Some(s.span()),
-                field,
-                format!("`{}` is not an IPv4 address", s.get_ref()),
-            )
-        })
+        Ipv4Addr::from_str(s.get_ref().trim())
+            .map_err(|_| self.err(Some(s.span()), field, format!("`{}` is not an IPv4 address", s.get_ref())))
     }
 
     fn net(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Net, ConfigError> {
-        let bad = || {
-            self.err(
-                Some(s.span()),
-                field,
-                format!("`{}` is not an IPv4 prefix like 198.18.0.0/24", s.get_ref()),
-            )
-        };
+        let bad =
+            || self.err(Some(s.span()), field, format!("`{}` is not an IPv4 prefix like 198.18.0.0/24", s.get_ref()));
         let (a, p) = s.get_ref().split_once('/').ok_or_else(bad)?;
         let addr = Ipv4Addr::from_str(a.trim()).map_err(|_| bad())?;
         let prefix: u8 = p.trim().parse().map_err(|_| bad())?;
         if prefix > 32 {
             return Err(bad());
         }
-        Ok(Ipv4Net {
-            addr: Ipv4Addr::from(u32::from(addr) & prefix_mask(prefix)),
-            prefix,
-        })
+        Ok(Ipv4Net { addr: Ipv4Addr::from(u32::from(addr) & prefix_mask(prefix)), prefix })
     }
 
     fn hex(&self, s: &Spanned<String>, field: &str) -> Result<Vec<u8>, ConfigError> {
         parse_hex(s.get_ref()).ok_or_else(|| {
-            self.err(
-                Some(s.span()),
-                field,
-                format!("`{}` is not hex bytes like 01:02:0a or 01020a", s.get_ref()),
-            )
+            self.err(Some(s.span()), field, format!("`{}` is not hex bytes like 01:02:0a or 01020a", s.get_ref()))
         })
     }
 
@@ -468,14 +423,7 @@ impl Ctx<'_> {
         for (i, c) in o.custom.iter().enumerate() {
             let f = format!("{field}.custom[{i}]");
             let code = *c.code.get_ref();
-            if matches!(
-                code,
-                0 | 255
-                    | opt::MESSAGE_TYPE
-                    | opt::SERVER_ID
-                    | opt::OVERLOAD
-                    | opt::RELAY_AGENT_INFO
-            ) {
+            if matches!(code, 0 | 255 | opt::MESSAGE_TYPE | opt::SERVER_ID | opt::OVERLOAD | opt::RELAY_AGENT_INFO) {
                 return Err(self.err(
                     Some(c.code.span()),
                     &format!("{f}.code"),
@@ -502,11 +450,7 @@ impl Ctx<'_> {
                 vals.push(v.to_be_bytes().to_vec());
             }
             if vals.len() != 1 {
-                return Err(self.err(
-                    Some(c.code.span()),
-                    &f,
-                    "give exactly one of ip, text, hex, u8, u16, u32",
-                ));
+                return Err(self.err(Some(c.code.span()), &f, "give exactly one of ip, text, hex, u8, u16, u32"));
             }
             t.set(code, vals.pop().unwrap_or_default());
         }
@@ -516,17 +460,11 @@ impl Ctx<'_> {
 
 /// Parses `01:02:0a`, `01-02-0a` or `01020a`.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let clean: String = s
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | ' '))
-        .collect();
-    if clean.is_empty() || clean.len() % 2 != 0 {
+    let clean: String = s.chars().filter(|c| !matches!(c, ':' | '-' | ' ')).collect();
+    if clean.is_empty() || !clean.len().is_multiple_of(2) {
         return None;
     }
-    (0..clean.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&clean[i..i + 2], 16).ok())
-        .collect()
+    (0..clean.len()).step_by(2).map(|i| u8::from_str_radix(&clean[i..i + 2], 16).ok()).collect()
 }
 
 fn parse_range(s: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
@@ -561,11 +499,7 @@ impl Config {
 
     fn build(ctx: &Ctx<'_>, fc: FileConfig) -> Result<Self, ConfigError> {
         let s = &fc.server;
-        let lease_time = s
-            .lease_time
-            .as_ref()
-            .map(|v| *v.get_ref())
-            .unwrap_or(DEFAULT_LEASE);
+        let lease_time = s.lease_time.as_ref().map(|v| *v.get_ref()).unwrap_or(DEFAULT_LEASE);
         if lease_time < 60 {
             return Err(ctx.err(
                 s.lease_time.as_ref().map(|v| v.span()),
@@ -573,11 +507,7 @@ impl Config {
                 "must be at least 60 seconds",
             ));
         }
-        let server_id = s
-            .server_id
-            .as_ref()
-            .map(|v| ctx.ip(v, "server.server-id"))
-            .transpose()?;
+        let server_id = s.server_id.as_ref().map(|v| ctx.ip(v, "server.server-id")).transpose()?;
         let bootp = match s.bootp.as_ref().map(|b| b.get_ref().as_str()) {
             None | Some("ignore") => BootpPolicy::Ignore,
             Some("reservations") => BootpPolicy::Reservations,
@@ -589,12 +519,7 @@ impl Config {
                 ));
             }
         };
-        let durability = match fc
-            .persistence
-            .durability
-            .as_ref()
-            .map(|d| d.get_ref().as_str())
-        {
+        let durability = match fc.persistence.durability.as_ref().map(|d| d.get_ref().as_str()) {
             None | Some("fsync") => Durability::Fsync,
             Some("async") => Durability::Async,
             Some(other) => {
@@ -622,51 +547,27 @@ impl Config {
             }
             for (oi, other) in subnets.iter().enumerate() {
                 let shorter = other.net.prefix.min(net.prefix);
-                if u32::from(other.net.addr) & prefix_mask(shorter)
-                    == u32::from(net.addr) & prefix_mask(shorter)
-                {
+                if u32::from(other.net.addr) & prefix_mask(shorter) == u32::from(net.addr) & prefix_mask(shorter) {
                     return Err(ctx.err(
                         Some(sub.subnet.span()),
                         &format!("{f}.subnet"),
-                        format!(
-                            "overlaps subnet[{oi}] {}/{}",
-                            other.net.addr, other.net.prefix
-                        ),
+                        format!("overlaps subnet[{oi}] {}/{}", other.net.addr, other.net.prefix),
                     ));
                 }
             }
-            let lease = sub
-                .lease_time
-                .or(s.lease_time.as_ref().map(|v| *v.get_ref()))
-                .unwrap_or(DEFAULT_LEASE);
-            let renew = sub
-                .renew_time
-                .or(s.renew_time.as_ref().map(|v| *v.get_ref()))
-                .unwrap_or(lease / 2);
-            let rebind = sub
-                .rebind_time
-                .or(s.rebind_time.as_ref().map(|v| *v.get_ref()))
-                .unwrap_or(lease / 8 * 7);
+            let lease = sub.lease_time.or(s.lease_time.as_ref().map(|v| *v.get_ref())).unwrap_or(DEFAULT_LEASE);
+            let renew = sub.renew_time.or(s.renew_time.as_ref().map(|v| *v.get_ref())).unwrap_or(lease / 2);
+            let rebind = sub.rebind_time.or(s.rebind_time.as_ref().map(|v| *v.get_ref())).unwrap_or(lease / 8 * 7);
             if !(renew < rebind && rebind < lease) {
                 return Err(ctx.err(
                     Some(sub.subnet.span()),
                     &f,
-                    format!(
-                        "need renew-time ({renew}) < rebind-time ({rebind}) < lease-time ({lease})"
-                    ),
+                    format!("need renew-time ({renew}) < rebind-time ({rebind}) < lease-time ({lease})"),
                 ));
             }
             let mut table = global.clone();
-            table.set(
-                opt::SUBNET_MASK,
-                prefix_mask(net.prefix).to_be_bytes().to_vec(),
-            );
-            table.set(
-                opt::BROADCAST,
-                (u32::from(net.addr) | !prefix_mask(net.prefix))
-                    .to_be_bytes()
-                    .to_vec(),
-            );
+            table.set(opt::SUBNET_MASK, prefix_mask(net.prefix).to_be_bytes().to_vec());
+            table.set(opt::BROADCAST, (u32::from(net.addr) | !prefix_mask(net.prefix)).to_be_bytes().to_vec());
             let table = table.overlay(&ctx.options(&sub.options, &format!("{f}.options"))?);
             let mut subnet = Subnet {
                 id,
@@ -676,36 +577,22 @@ impl Config {
                 lease_time: lease,
                 renew_time: renew,
                 rebind_time: rebind,
-                vlan: sub
-                    .vlan
-                    .as_ref()
-                    .map(|v| v.get_ref().clone())
-                    .unwrap_or_default(),
-                shared_network: sub.shared_network.as_ref().map(|n| {
-                    match shared.iter().position(|s| s == n) {
-                        Some(i) => i,
-                        None => {
-                            shared.push(n.clone());
-                            shared.len() - 1
-                        }
+                vlan: sub.vlan.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default(),
+                shared_network: sub.shared_network.as_ref().map(|n| match shared.iter().position(|s| s == n) {
+                    Some(i) => i,
+                    None => {
+                        shared.push(n.clone());
+                        shared.len() - 1
                     }
                 }),
-                server_id: sub
-                    .server_id
-                    .as_ref()
-                    .map(|v| ctx.ip(v, &format!("{f}.server-id")))
-                    .transpose()?,
+                server_id: sub.server_id.as_ref().map(|v| ctx.ip(v, &format!("{f}.server-id"))).transpose()?,
                 options: RenderedOptions::new(&table),
                 reservations: vec![],
             };
             if let Some(v) = &sub.vlan
                 && (v.get_ref().len() > 2 || v.get_ref().iter().any(|&id| id == 0 || id > 4094))
             {
-                return Err(ctx.err(
-                    Some(v.span()),
-                    &format!("{f}.vlan"),
-                    "one or two VLAN IDs (1–4094), outer first",
-                ));
+                return Err(ctx.err(Some(v.span()), &format!("{f}.vlan"), "one or two VLAN IDs (1–4094), outer first"));
             }
             for (pi, p) in sub.pool.iter().enumerate() {
                 let pf = format!("{f}.pool[{pi}].range");
@@ -713,79 +600,55 @@ impl Config {
                     ctx.err(
                         Some(p.range.span()),
                         &pf,
-                        format!(
-                            "`{}` is not a range like 198.18.0.10-198.18.0.200",
-                            p.range.get_ref()
-                        ),
+                        format!("`{}` is not a range like 198.18.0.10-198.18.0.200", p.range.get_ref()),
                     )
                 })?;
                 if start > end || !subnet.contains(start) || !subnet.contains(end) {
                     return Err(ctx.err(
                         Some(p.range.span()),
                         &pf,
-                        format!(
-                            "{start}-{end} must be ascending and inside {}/{}",
-                            net.addr, net.prefix
-                        ),
+                        format!("{start}-{end} must be ascending and inside {}/{}", net.addr, net.prefix),
                     ));
                 }
-                if let Some(o) = subnet
-                    .pools
-                    .iter()
-                    .position(|q| q.start <= end && start <= q.end)
-                {
+                if let Some(o) = subnet.pools.iter().position(|q| q.start <= end && start <= q.end) {
                     return Err(ctx.err(Some(p.range.span()), &pf, format!("overlaps pool[{o}]")));
                 }
-                let pt =
-                    table.overlay(&ctx.options(&p.options, &format!("{f}.pool[{pi}].options"))?);
-                subnet.pools.push(Pool {
-                    start,
-                    end,
-                    options: RenderedOptions::new(&pt),
-                });
+                let pt = table.overlay(&ctx.options(&p.options, &format!("{f}.pool[{pi}].options"))?);
+                subnet.pools.push(Pool { start, end, options: RenderedOptions::new(&pt) });
             }
             for (ri, r) in sub.reservation.iter().enumerate() {
                 let rf = format!("{f}.reservation[{ri}]");
                 let mut keys = vec![];
                 if let Some(h) = &r.hw_address {
                     let b = ctx.hex(h, &format!("{rf}.hw-address"))?;
-                    let mac: [u8; 6] = b.try_into().map_err(|_| {
-                        ctx.err(
-                            Some(h.span()),
-                            &format!("{rf}.hw-address"),
-                            "needs six bytes",
-                        )
-                    })?;
+                    let mac: [u8; 6] = b
+                        .try_into()
+                        .map_err(|_| ctx.err(Some(h.span()), &format!("{rf}.hw-address"), "needs six bytes"))?;
                     keys.push(ReservationKey::HwAddress(mac));
                 }
                 if let Some(c) = &r.client_id {
-                    keys.push(ReservationKey::ClientId(
-                        ctx.hex(c, &format!("{rf}.client-id"))?,
-                    ));
+                    keys.push(ReservationKey::ClientId(ctx.hex(c, &format!("{rf}.client-id"))?));
                 }
                 if let Some(c) = &r.circuit_id {
                     keys.push(ReservationKey::CircuitId(c.as_bytes().to_vec()));
                 }
                 if let Some(c) = &r.circuit_id_hex {
-                    keys.push(ReservationKey::CircuitId(
-                        ctx.hex(c, &format!("{rf}.circuit-id-hex"))?,
-                    ));
+                    keys.push(ReservationKey::CircuitId(ctx.hex(c, &format!("{rf}.circuit-id-hex"))?));
                 }
                 if let Some(c) = &r.remote_id {
                     keys.push(ReservationKey::RemoteId(c.as_bytes().to_vec()));
                 }
                 if let Some(c) = &r.remote_id_hex {
-                    keys.push(ReservationKey::RemoteId(
-                        ctx.hex(c, &format!("{rf}.remote-id-hex"))?,
-                    ));
+                    keys.push(ReservationKey::RemoteId(ctx.hex(c, &format!("{rf}.remote-id-hex"))?));
                 }
                 if keys.len() != 1 {
-                    return Err(ctx.err(Some(sub.subnet.span()), &rf, "give exactly one of hw-address, client-id, circuit-id(-hex), remote-id(-hex)"));
+                    return Err(ctx.err(
+                        Some(sub.subnet.span()),
+                        &rf,
+                        "give exactly one of hw-address, client-id, circuit-id(-hex), remote-id(-hex)",
+                    ));
                 }
-                let ip =
-                    r.ip.as_ref()
-                        .map(|v| ctx.ip(v, &format!("{rf}.ip")))
-                        .transpose()?;
+                let ip = r.ip.as_ref().map(|v| ctx.ip(v, &format!("{rf}.ip"))).transpose()?;
                 if let (Some(a), Some(sp)) = (ip, r.ip.as_ref())
                     && !subnet.contains(a)
                 {
@@ -798,21 +661,13 @@ impl Config {
                 if let (Some(a), Some(sp)) = (ip, r.ip.as_ref())
                     && subnet.reservations.iter().any(|x| x.ip == Some(a))
                 {
-                    return Err(ctx.err(
-                        Some(sp.span()),
-                        &format!("{rf}.ip"),
-                        format!("{a} is reserved twice"),
-                    ));
+                    return Err(ctx.err(Some(sp.span()), &format!("{rf}.ip"), format!("{a} is reserved twice")));
                 }
                 let mut rt = table.overlay(&ctx.options(&r.options, &format!("{rf}.options"))?);
                 if let Some(h) = &r.hostname {
                     rt.set(opt::HOSTNAME, h.as_bytes().to_vec());
                 }
-                subnet.reservations.push(Reservation {
-                    key: keys.remove(0),
-                    ip,
-                    options: RenderedOptions::new(&rt),
-                });
+                subnet.reservations.push(Reservation { key: keys.remove(0), ip, options: RenderedOptions::new(&rt) });
             }
             subnets.push(subnet);
         }
@@ -852,21 +707,12 @@ impl Config {
                 file: "zero-config".into(),
                 line: 0,
                 field: iface_name.into(),
-                message: format!(
-                    "{}/{} leaves no address to hand out; give a config file",
-                    addr.addr, addr.prefix
-                ),
+                message: format!("{}/{} leaves no address to hand out; give a config file", addr.addr, addr.prefix),
             });
         }
         let pools: String = ranges
             .iter()
-            .map(|(a, b)| {
-                format!(
-                    "[[subnet.pool]]\nrange = \"{}-{}\"\n",
-                    Ipv4Addr::from(*a),
-                    Ipv4Addr::from(*b)
-                )
-            })
+            .map(|(a, b)| format!("[[subnet.pool]]\nrange = \"{}-{}\"\n", Ipv4Addr::from(*a), Ipv4Addr::from(*b)))
             .collect();
         let src = format!(
             "[options]\nrouters = [\"{me}\"]\ndns-servers = [\"{me}\"]\n[[subnet]]\nsubnet = \"{n}/{p}\"\n{pools}",
@@ -875,10 +721,7 @@ impl Config {
             p = addr.prefix
         );
         let mut c = Self::parse(&format!("zero-config({iface_name})"), &src)?;
-        c.source = format!(
-            "zero-config from {iface_name} {}/{}",
-            addr.addr, addr.prefix
-        );
+        c.source = format!("zero-config from {iface_name} {}/{}", addr.addr, addr.prefix);
         Ok(c)
     }
 
@@ -890,10 +733,7 @@ impl Config {
             self.offer_hold,
             self.decline_probation,
             self.bootp,
-            self.persist_dir
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "off (memory only)".into()),
+            self.persist_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "off (memory only)".into()),
             self.durability
         );
         for sub in &self.subnets {
@@ -906,30 +746,20 @@ impl Config {
                 sub.renew_time,
                 sub.rebind_time,
                 if sub.authoritative { "" } else { "not " },
-                if sub.vlan.is_empty() {
-                    String::new()
-                } else {
-                    format!(", VLAN {:?}", sub.vlan)
-                },
-                sub.shared_network
-                    .map(|i| format!(", shared network {}", self.shared_networks[i]))
-                    .unwrap_or_default(),
+                if sub.vlan.is_empty() { String::new() } else { format!(", VLAN {:?}", sub.vlan) },
+                sub.shared_network.map(|i| format!(", shared network {}", self.shared_networks[i])).unwrap_or_default(),
             );
             for p in &sub.pools {
                 s += &format!("    pool {}-{} ({} addresses)\n", p.start, p.end, p.len());
             }
             for c in sub.options.codes() {
-                s += &format!(
-                    "    option {c} = {}\n",
-                    hex(sub.options.get(*c).unwrap_or_default())
-                );
+                s += &format!("    option {c} = {}\n", hex(sub.options.get(*c).unwrap_or_default()));
             }
             for r in &sub.reservations {
                 s += &format!(
                     "    reservation {:?} → {}\n",
                     r.key,
-                    r.ip.map(|a| a.to_string())
-                        .unwrap_or_else(|| "options only".into())
+                    r.ip.map(|a| a.to_string()).unwrap_or_else(|| "options only".into())
                 );
             }
         }
@@ -938,10 +768,7 @@ impl Config {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]
@@ -995,39 +822,19 @@ shared-network = "campus"
         let s0 = &c.subnets[0];
         assert_eq!(s0.lease_time, 7200);
         assert_eq!((s0.renew_time, s0.rebind_time), (3600, 6300));
-        assert_eq!(
-            s0.options.get(opt::SUBNET_MASK),
-            Some(&[255, 255, 255, 0][..])
-        );
+        assert_eq!(s0.options.get(opt::SUBNET_MASK), Some(&[255, 255, 255, 0][..]));
         assert_eq!(s0.options.get(opt::BROADCAST), Some(&[198, 18, 0, 255][..]));
         assert_eq!(s0.options.get(opt::DNS), Some(&[198, 18, 0, 53][..]));
-        assert_eq!(
-            s0.pools[1].options.get(opt::DNS),
-            Some(&[198, 18, 0, 54][..]),
-            "pool scope overrides"
-        );
-        assert_eq!(
-            s0.pools[1].options.get(opt::ROUTERS),
-            Some(&[198, 18, 0, 1][..]),
-            "subnet scope inherited"
-        );
-        assert_eq!(
-            s0.reservations[1].key,
-            ReservationKey::CircuitId(b"eth0/1/1".to_vec())
-        );
+        assert_eq!(s0.pools[1].options.get(opt::DNS), Some(&[198, 18, 0, 54][..]), "pool scope overrides");
+        assert_eq!(s0.pools[1].options.get(opt::ROUTERS), Some(&[198, 18, 0, 1][..]), "subnet scope inherited");
+        assert_eq!(s0.reservations[1].key, ReservationKey::CircuitId(b"eth0/1/1".to_vec()));
         let s1 = &c.subnets[1];
         assert!(!s1.authoritative);
         assert_eq!(s1.vlan, vec![100, 20]);
         assert_eq!(s1.options.get(150), Some(&[198, 18, 0, 9][..]));
-        assert_eq!(
-            s1.options.get(opt::CLASSLESS_ROUTES),
-            Some(&[16, 198, 19, 198, 18, 1, 1][..])
-        );
+        assert_eq!(s1.options.get(opt::CLASSLESS_ROUTES), Some(&[16, 198, 19, 198, 18, 1, 1][..]));
         assert_eq!(c.bootp, BootpPolicy::Reservations);
-        assert!(
-            c.describe()
-                .contains("pool 198.18.0.100-198.18.0.199 (100 addresses)")
-        );
+        assert!(c.describe().contains("pool 198.18.0.100-198.18.0.199 (100 addresses)"));
     }
 
     fn err(src: &str) -> ConfigError {
@@ -1036,32 +843,20 @@ shared-network = "campus"
 
     #[test]
     fn errors_name_file_line_and_field() {
-        let e = err(
-            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.1.20\"\n",
-        );
-        assert_eq!(
-            (e.file.as_str(), e.line, e.field.as_str()),
-            ("bad.toml", 4, "subnet[0].pool[0].range")
-        );
-        assert!(
-            e.to_string()
-                .starts_with("bad.toml:4: subnet[0].pool[0].range: "),
-            "{e}"
-        );
+        let e = err("[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.1.20\"\n");
+        assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("bad.toml", 4, "subnet[0].pool[0].range"));
+        assert!(e.to_string().starts_with("bad.toml:4: subnet[0].pool[0].range: "), "{e}");
         let e = err("[server]\nlease-tim = 5\n");
         assert_eq!(e.line, 2);
         assert!(e.message.contains("unknown field"), "{e}");
         let e = err("[options]\ndns-servers = [\"198.18.0.300\"]\n");
         assert_eq!((e.line, e.field.as_str()), (2, "options.dns-servers[0]"));
-        let e = err(
-            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet]]\nsubnet = \"198.18.0.128/25\"\n",
-        );
+        let e = err("[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet]]\nsubnet = \"198.18.0.128/25\"\n");
         assert!(e.message.contains("overlaps subnet[0]"), "{e}");
         assert_eq!(e.line, 4);
         let e = err("[server]\nlease-time = 10\n");
         assert_eq!((e.line, e.field.as_str()), (2, "server.lease-time"));
-        let e =
-            err("[[subnet]]\nsubnet = \"198.18.0.0/24\"\nrenew-time = 3000\nrebind-time = 2000\n");
+        let e = err("[[subnet]]\nsubnet = \"198.18.0.0/24\"\nrenew-time = 3000\nrebind-time = 2000\n");
         assert!(e.message.contains("renew-time"), "{e}");
         let e = err(
             "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.reservation]]\nhw-address = \"02:00\"\nip = \"198.18.0.5\"\n",
@@ -1071,40 +866,14 @@ shared-network = "campus"
 
     #[test]
     fn zero_config_serves_the_interface_subnet_minus_itself() {
-        let c = Config::zero_config(
-            "eth1",
-            Ipv4Net {
-                addr: Ipv4Addr::new(198, 18, 0, 1),
-                prefix: 24,
-            },
-        )
-        .unwrap();
+        let c = Config::zero_config("eth1", Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }).unwrap();
         let s = &c.subnets[0];
         assert_eq!(s.pools.len(), 1);
-        assert_eq!(
-            (s.pools[0].start, s.pools[0].end),
-            (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 254))
-        );
+        assert_eq!((s.pools[0].start, s.pools[0].end), (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 254)));
         assert_eq!(s.options.get(opt::ROUTERS), Some(&[198, 18, 0, 1][..]));
         assert_eq!(s.options.get(opt::DNS), Some(&[198, 18, 0, 1][..]));
-        let c = Config::zero_config(
-            "eth1",
-            Ipv4Net {
-                addr: Ipv4Addr::new(198, 18, 0, 77),
-                prefix: 24,
-            },
-        )
-        .unwrap();
+        let c = Config::zero_config("eth1", Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 77), prefix: 24 }).unwrap();
         assert_eq!(c.subnets[0].pools.len(), 2);
-        assert!(
-            Config::zero_config(
-                "eth1",
-                Ipv4Net {
-                    addr: Ipv4Addr::new(198, 18, 0, 1),
-                    prefix: 32
-                }
-            )
-            .is_err()
-        );
+        assert!(Config::zero_config("eth1", Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 32 }).is_err());
     }
 }

@@ -19,9 +19,7 @@ use std::{
 };
 
 use anyhow::{Context as _, anyhow, bail};
-use xdpilone::{
-    DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, xdp::XdpDesc,
-};
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, xdp::XdpDesc};
 
 use crate::{
     ebpf::Steering,
@@ -76,14 +74,7 @@ pub struct DatapathConfig {
 
 impl Default for DatapathConfig {
     fn default() -> Self {
-        Self {
-            frame_size: 4096,
-            frames_per_queue: 8192,
-            fill_size: 4096,
-            ring_size: 2048,
-            batch: 64,
-            spin_polls: 256,
-        }
+        Self { frame_size: 4096, frames_per_queue: 8192, fill_size: 4096, ring_size: 2048, batch: 64, spin_polls: 256 }
     }
 }
 
@@ -160,10 +151,7 @@ impl Area {
             )
         };
         if ptr == libc::MAP_FAILED {
-            bail!(
-                "mmap of {len} bytes for the UMEM: {}",
-                std::io::Error::last_os_error()
-            );
+            bail!("mmap of {len} bytes for the UMEM: {}", std::io::Error::last_os_error());
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| anyhow!("mmap returned NULL"))?;
         Ok(Self { ptr, len })
@@ -278,11 +266,7 @@ impl Worker {
         } else if self.recycle.len() > (self.batch * 4) as usize {
             self.give_back(&mut lock(&fc));
         }
-        let got = if self.pending_tx.len() < self.batch as usize {
-            self.receive(handler)
-        } else {
-            0
-        };
+        let got = if self.pending_tx.len() < self.batch as usize { self.receive(handler) } else { 0 };
         self.transmit();
         got
     }
@@ -290,9 +274,7 @@ impl Worker {
     fn give_back(&mut self, fc: &mut FillComp) {
         fc.spare.append(&mut self.recycle);
         if !fc.recycle(self.batch) {
-            self.stats
-                .fill_starved_polls
-                .fetch_add(1, Ordering::Relaxed);
+            self.stats.fill_starved_polls.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -317,16 +299,10 @@ impl Worker {
             // SAFETY: the kernel handed this chunk to us through the RX ring, so until we put it
             // on the TX or fill ring no one else reads or writes it; [addr, chunk_end) was just
             // checked to lie inside the mapped UMEM area, which outlives this worker.
-            let buf = unsafe {
-                std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(desc.addr as usize), room)
-            };
+            let buf = unsafe { std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(desc.addr as usize), room) };
             match handler.handle(&self.meta, buf, desc.len as usize) {
                 Verdict::Reply(n) if n <= room && n > 0 => {
-                    self.pending_tx.push(XdpDesc {
-                        addr: desc.addr,
-                        len: n as u32,
-                        options: 0,
-                    });
+                    self.pending_tx.push(XdpDesc { addr: desc.addr, len: n as u32, options: 0 });
                 }
                 Verdict::Reply(_) => {
                     drops[DropReason::NoRoom as usize] += 1;
@@ -351,9 +327,7 @@ impl Worker {
         if got == 0 {
             self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.stats
-                .rx_frames
-                .fetch_add(u64::from(got), Ordering::Relaxed);
+            self.stats.rx_frames.fetch_add(u64::from(got), Ordering::Relaxed);
             for (c, n) in self.stats.drops.iter().zip(drops) {
                 if n > 0 {
                     c.fetch_add(n, Ordering::Relaxed);
@@ -371,9 +345,7 @@ impl Worker {
             w.commit();
             drop(w);
             self.pending_tx.drain(..n as usize);
-            self.stats
-                .tx_frames
-                .fetch_add(u64::from(n), Ordering::Relaxed);
+            self.stats.tx_frames.fetch_add(u64::from(n), Ordering::Relaxed);
             if !self.pending_tx.is_empty() {
                 self.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
             }
@@ -388,16 +360,8 @@ impl Worker {
         self.stats.tx_wakeup_sendtos.fetch_add(1, Ordering::Relaxed);
         // SAFETY: a zero-length sendto with null buffer and address on our own AF_XDP socket fd,
         // which stays open for the lifetime of `self.tx`.
-        let r = unsafe {
-            libc::sendto(
-                self.tx.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
+        let r =
+            unsafe { libc::sendto(self.tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
         if r < 0 {
             match std::io::Error::last_os_error().raw_os_error() {
                 Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) => {
@@ -411,11 +375,7 @@ impl Worker {
     }
 
     fn sleep_until_rx(&self, timeout: Duration) {
-        let mut pfd = libc::pollfd {
-            fd: self.rx.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: self.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd on the stack, count 1; the fd is ours and open.
         unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -489,38 +449,18 @@ fn setup_queue(
     let sock0 = Socket::with_shared(&info, &umem).map_err(errno)?;
     let mut fc = umem.fq_cq(&sock0).map_err(errno)?;
     let mut users = vec![
-        umem.rx_tx(
-            &sock0,
-            &SocketConfig {
-                rx_size: ring,
-                tx_size: ring,
-                bind_flags: first_flags,
-            },
-        )
-        .map_err(errno)?,
+        umem.rx_tx(&sock0, &SocketConfig { rx_size: ring, tx_size: ring, bind_flags: first_flags }).map_err(errno)?,
     ];
     for _ in 1..workers {
         let s = Socket::new(&info).map_err(errno)?;
         // Sockets sharing the UMEM bind with flags 0: the kernel refuses copy/zero-copy/wakeup
         // flags next to XDP_SHARED_UMEM.
-        users.push(
-            umem.rx_tx(
-                &s,
-                &SocketConfig {
-                    rx_size: ring,
-                    tx_size: ring,
-                    bind_flags: 0,
-                },
-            )
-            .map_err(errno)?,
-        );
+        users.push(umem.rx_tx(&s, &SocketConfig { rx_size: ring, tx_size: ring, bind_flags: 0 }).map_err(errno)?);
     }
 
     // Every chunk starts in the spare list; fill the ring before any traffic can arrive.
-    let mut spare: Vec<u64> = (0..u64::from(cfg.frames_per_queue))
-        .rev()
-        .map(|i| i * u64::from(cfg.frame_size))
-        .collect();
+    let mut spare: Vec<u64> =
+        (0..u64::from(cfg.frames_per_queue)).rev().map(|i| i * u64::from(cfg.frame_size)).collect();
     spare.reserve(cfg.frames_per_queue as usize);
     {
         let mut fill = fc.fill(cfg.fill_size);
@@ -535,20 +475,11 @@ fn setup_queue(
     for (i, user) in users.iter().enumerate() {
         umem.bind(user).map_err(|e| {
             let e = errno(e);
-            std::io::Error::new(
-                e.kind(),
-                format!("bind of socket {i} on queue {queue}: {e}"),
-            )
+            std::io::Error::new(e.kind(), format!("bind of socket {i} on queue {queue}: {e}"))
         })?;
         rings.push((user.map_rx().map_err(errno)?, user.map_tx().map_err(errno)?));
     }
-    Ok(QueueSetup {
-        umem,
-        area,
-        fc,
-        spare,
-        rings,
-    })
+    Ok(QueueSetup { umem, area, fc, spare, rings })
 }
 
 impl Datapath {
@@ -565,23 +496,14 @@ impl Datapath {
         mut make_handler: impl FnMut(FrameMeta) -> Box<dyn Handler>,
     ) -> anyhow::Result<Self> {
         if workers_per_queue == 0 || workers_per_queue > dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE {
-            bail!(
-                "workers per queue must be 1..={}",
-                dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE
-            );
+            bail!("workers per queue must be 1..={}", dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE);
         }
         if !cfg.frame_size.is_power_of_two() || cfg.frame_size < 2048 {
             bail!("frame size must be a power of two ≥ 2048");
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let stop = Arc::new(AtomicBool::new(false));
-        let mut dp = Datapath {
-            mode: BoundMode::Copy,
-            stop,
-            threads: vec![],
-            stats: vec![],
-            queues: vec![],
-        };
+        let mut dp = Datapath { mode: BoundMode::Copy, stop, threads: vec![], stats: vec![], queues: vec![] };
         let mut mode = match bind {
             BindModeArg::Copy => BoundMode::Copy,
             BindModeArg::Auto | BindModeArg::ZeroCopy => BoundMode::ZeroCopy,
@@ -590,33 +512,18 @@ impl Datapath {
             let setup = match setup_queue(ifname, queue, workers_per_queue, &cfg, mode) {
                 Ok(s) => s,
                 Err(e) if bind == BindModeArg::Auto && mode == BoundMode::ZeroCopy => {
-                    tracing::info!(
-                        "zero-copy bind on {ifname} queue {queue} refused ({e}); using copy mode"
-                    );
+                    tracing::info!("zero-copy bind on {ifname} queue {queue} refused ({e}); using copy mode");
                     mode = BoundMode::Copy;
-                    setup_queue(ifname, queue, workers_per_queue, &cfg, mode).with_context(
-                        || format!("AF_XDP setup of {ifname} queue {queue} in copy mode"),
-                    )?
+                    setup_queue(ifname, queue, workers_per_queue, &cfg, mode)
+                        .with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in copy mode"))?
                 }
                 Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("AF_XDP setup of {ifname} queue {queue} in {mode} mode")
-                    });
+                    return Err(e).with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in {mode} mode"));
                 }
             };
             dp.mode = mode;
-            let QueueSetup {
-                umem,
-                area,
-                fc,
-                spare,
-                rings,
-            } = setup;
-            let fc = Arc::new(Mutex::new(FillComp {
-                fq: fc,
-                spare,
-                need_wakeup: true,
-            }));
+            let QueueSetup { umem, area, fc, spare, rings } = setup;
+            let fc = Arc::new(Mutex::new(FillComp { fq: fc, spare, need_wakeup: true }));
             for (w, (rx, tx)) in rings.into_iter().enumerate() {
                 let worker = w as u32;
                 // Bound already: now the socket may go into the XSKMAP.
@@ -653,12 +560,7 @@ impl Datapath {
                 dp.threads.push((meta, handle));
             }
             steering.set_queue_sockets(queue, workers_per_queue)?;
-            dp.queues.push(QueueDatapath {
-                queue,
-                workers: workers_per_queue,
-                _umem: umem,
-                _area: area,
-            });
+            dp.queues.push(QueueDatapath { queue, workers: workers_per_queue, _umem: umem, _area: area });
         }
         Ok(dp)
     }
@@ -670,10 +572,7 @@ impl Datapath {
 
     /// The first worker that ended on its own (a panic), if any.
     pub fn dead_worker(&self) -> Option<FrameMeta> {
-        self.threads
-            .iter()
-            .find(|(_, h)| h.is_finished())
-            .map(|(m, _)| *m)
+        self.threads.iter().find(|(_, h)| h.is_finished()).map(|(m, _)| *m)
     }
 
     /// Per-worker statistics.
@@ -682,8 +581,9 @@ impl Datapath {
     }
 
     /// Stops taking frames (steering off), lets workers drain and joins them. Returns the
-    /// workers that panicked.
-    pub fn stop(mut self, steering: &mut Steering) -> Vec<FrameMeta> {
+    /// workers that panicked and every worker's final statistics.
+    #[allow(clippy::type_complexity)]
+    pub fn stop(mut self, steering: &mut Steering) -> (Vec<FrameMeta>, Vec<(FrameMeta, Arc<WorkerStats>)>) {
         for q in &self.queues {
             if let Err(e) = steering.set_queue_sockets(q.queue, 0) {
                 tracing::error!("switching queue {} back to the kernel: {e:#}", q.queue);
@@ -696,7 +596,7 @@ impl Datapath {
                 panicked.push(meta);
             }
         }
-        panicked
+        (panicked, std::mem::take(&mut self.stats))
     }
 }
 

@@ -203,10 +203,7 @@ impl<'a> Message<'a> {
 
     fn scan(&mut self, start: usize, end: usize) -> Result<(), MessageError> {
         if usize::from(self.n_areas) < self.areas.len() {
-            self.areas[usize::from(self.n_areas)] = Area {
-                start: start as u16,
-                end: end as u16,
-            };
+            self.areas[usize::from(self.n_areas)] = Area { start: start as u16, end: end as u16 };
             self.n_areas += 1;
         }
         let mut i = start;
@@ -389,11 +386,7 @@ impl<'b> OptionWriter<'b> {
     /// A writer over `buf[start..limit]`.
     pub fn new(buf: &'b mut [u8], start: usize, limit: usize) -> Self {
         let limit = limit.min(buf.len());
-        Self {
-            buf,
-            pos: start,
-            limit,
-        }
+        Self { buf, pos: start, limit }
     }
 
     /// Raises (or lowers) the limit, within the buffer: used to release room kept aside for an
@@ -409,11 +402,7 @@ impl<'b> OptionWriter<'b> {
 
     /// Space an option of `len` value bytes takes, split into 255-byte fragments (RFC 3396).
     pub fn encoded_len(len: usize) -> usize {
-        if len == 0 {
-            2
-        } else {
-            len + 2 * len.div_ceil(255)
-        }
+        if len == 0 { 2 } else { len + 2 * len.div_ceil(255) }
     }
 
     /// Appends option `code` with `value`, split into fragments if longer than 255 bytes.
@@ -479,16 +468,11 @@ mod tests {
 
     #[test]
     fn parses_header_and_options() {
-        let b = msg(&[
-            53, 1, 1, 0, 0, 50, 4, 198, 18, 0, 9, 55, 3, 1, 3, 6, 255, 9, 9,
-        ]);
+        let b = msg(&[53, 1, 1, 0, 0, 50, 4, 198, 18, 0, 9, 55, 3, 1, 3, 6, 255, 9, 9]);
         let m = Message::parse(&b).unwrap();
         assert_eq!(m.xid(), 0x1234_5678);
         assert_eq!(m.message_type(), Some(MessageType::Discover));
-        assert_eq!(
-            m.ip_option(opt::REQUESTED_IP),
-            Some(Ipv4Addr::new(198, 18, 0, 9))
-        );
+        assert_eq!(m.ip_option(opt::REQUESTED_IP), Some(Ipv4Addr::new(198, 18, 0, 9)));
         assert_eq!(m.single(opt::PARAMETER_LIST), Some(&[1u8, 3, 6][..]));
         assert!(!m.has(9), "bytes after End are not options");
         assert_eq!(m.chaddr(), &[2, 0, 0, 0, 0, 1]);
@@ -497,10 +481,7 @@ mod tests {
     #[test]
     fn tolerates_missing_end_but_not_overrun() {
         let b = msg(&[53, 1, 3]);
-        assert_eq!(
-            Message::parse(&b).unwrap().message_type(),
-            Some(MessageType::Request)
-        );
+        assert_eq!(Message::parse(&b).unwrap().message_type(), Some(MessageType::Request));
         let b = msg(&[53, 1, 3, 12, 10, b'a']);
         assert_eq!(Message::parse(&b).unwrap_err(), MessageError::BadOption);
         let b = msg(&[53]);
@@ -509,10 +490,7 @@ mod tests {
 
     #[test]
     fn rejects_short_and_long_hlen() {
-        assert_eq!(
-            Message::parse(&[0u8; 100]).unwrap_err(),
-            MessageError::Truncated
-        );
+        assert_eq!(Message::parse(&[0u8; 100]).unwrap_err(), MessageError::Truncated);
         let mut b = msg(&[255]);
         b[2] = 17;
         assert_eq!(Message::parse(&b).unwrap_err(), MessageError::BadHlen);
@@ -536,22 +514,13 @@ mod tests {
 
     #[test]
     fn split_options_are_concatenated_rfc3396() {
-        let b = msg(&[
-            53, 1, 1, 82, 3, 1, 1, b'a', 55, 1, 1, 82, 4, 2, 2, b'x', b'y', 255,
-        ]);
+        let b = msg(&[53, 1, 1, 82, 3, 1, 1, b'a', 55, 1, 1, 82, 4, 2, 2, b'x', b'y', 255]);
         let m = Message::parse(&b).unwrap();
         let mut scratch = [0u8; 64];
-        assert_eq!(
-            m.option(opt::RELAY_AGENT_INFO, &mut scratch),
-            Some(&[1u8, 1, b'a', 2, 2, b'x', b'y'][..])
-        );
+        assert_eq!(m.option(opt::RELAY_AGENT_INFO, &mut scratch), Some(&[1u8, 1, b'a', 2, 2, b'x', b'y'][..]));
         assert_eq!(m.single(opt::RELAY_AGENT_INFO), None);
         let mut tiny = [0u8; 3];
-        assert_eq!(
-            m.option(opt::RELAY_AGENT_INFO, &mut tiny),
-            None,
-            "too long for scratch"
-        );
+        assert_eq!(m.option(opt::RELAY_AGENT_INFO, &mut tiny), None, "too long for scratch");
     }
 
     #[test]

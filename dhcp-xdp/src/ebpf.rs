@@ -14,8 +14,7 @@ use aya::{
 use dhcp_xdp_common::{MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, counter};
 
 /// The compiled XDP program (built by `build.rs` from the `dhcp-xdp-ebpf` crate).
-pub static PROGRAM_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp-xdp-ebpf"));
+pub static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp-xdp-ebpf"));
 
 /// Name of the XDP function in the object.
 pub const PROGRAM_NAME: &str = "dhcp_xdp";
@@ -43,12 +42,7 @@ impl XdpCounters {
 
     /// `name=value` pairs, space separated.
     pub fn render(&self) -> String {
-        counter::NAMES
-            .iter()
-            .zip(self.0)
-            .map(|(n, v)| format!("xdp_{n}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        counter::NAMES.iter().zip(self.0).map(|(n, v)| format!("xdp_{n}={v}")).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -56,9 +50,7 @@ impl XdpCounters {
 pub fn load(log_level: u8) -> anyhow::Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     loader.override_global("AYA_LOG_LEVEL", &log_level, false);
-    let mut ebpf = loader
-        .load(PROGRAM_OBJECT)
-        .context("loading the XDP object")?;
+    let mut ebpf = loader.load(PROGRAM_OBJECT).context("loading the XDP object")?;
     let prog: &mut Xdp = program(&mut ebpf)?;
     prog.load().context("verifying the XDP program")?;
     Ok(ebpf)
@@ -84,10 +76,7 @@ impl Steering {
         let mut ebpf = load(log_level)?;
         let prog = program(&mut ebpf)?;
         let (link, mode) = match mode {
-            XdpModeArg::Native => (
-                prog.attach_to_if_index(ifindex, XdpMode::Driver),
-                XdpMode::Driver,
-            ),
+            XdpModeArg::Native => (prog.attach_to_if_index(ifindex, XdpMode::Driver), XdpMode::Driver),
             XdpModeArg::Skb => (prog.attach_to_if_index(ifindex, XdpMode::Skb), XdpMode::Skb),
             XdpModeArg::Auto => match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
                 Ok(l) => (Ok(l), XdpMode::Driver),
@@ -98,11 +87,7 @@ impl Steering {
             },
         };
         let link = link.with_context(|| format!("attaching XDP program in {mode:?} mode"))?;
-        Ok(Self {
-            ebpf,
-            link: Some(link),
-            mode,
-        })
+        Ok(Self { ebpf, link: Some(link), mode })
     }
 
     /// The mode the program ended up attached in.
@@ -121,11 +106,8 @@ impl Steering {
         if queue >= MAX_QUEUES || worker >= MAX_SOCKETS_PER_QUEUE {
             anyhow::bail!("queue {queue} / worker {worker} beyond the XSKMAP's size");
         }
-        let mut map: XskMap<&mut MapData> = self
-            .ebpf
-            .map_mut("XSKS")
-            .ok_or_else(|| anyhow!("XSKS map missing"))?
-            .try_into()?;
+        let mut map: XskMap<&mut MapData> =
+            self.ebpf.map_mut("XSKS").ok_or_else(|| anyhow!("XSKS map missing"))?.try_into()?;
         map.set(queue * MAX_SOCKETS_PER_QUEUE + worker, fd, 0)
             .with_context(|| format!("XSKMAP insert for queue {queue} worker {worker}"))?;
         Ok(())
@@ -147,9 +129,7 @@ impl Steering {
             set_queue_sockets(&mut self.ebpf, q, 0)?;
         }
         if let Some(link) = self.link.take() {
-            program(&mut self.ebpf)?
-                .detach(link)
-                .context("detaching XDP program")?;
+            program(&mut self.ebpf)?.detach(link).context("detaching XDP program")?;
         }
         Ok(())
     }
@@ -167,20 +147,16 @@ impl Drop for Steering {
 
 /// Sets `QUEUE_SOCKETS[queue]` in a loaded object.
 pub fn set_queue_sockets(ebpf: &mut Ebpf, queue: u32, sockets: u32) -> anyhow::Result<()> {
-    let mut map: Array<&mut MapData, u32> = ebpf
-        .map_mut("QUEUE_SOCKETS")
-        .ok_or_else(|| anyhow!("QUEUE_SOCKETS map missing"))?
-        .try_into()?;
+    let mut map: Array<&mut MapData, u32> =
+        ebpf.map_mut("QUEUE_SOCKETS").ok_or_else(|| anyhow!("QUEUE_SOCKETS map missing"))?.try_into()?;
     map.set(queue, sockets.min(MAX_SOCKETS_PER_QUEUE), 0)?;
     Ok(())
 }
 
 /// Sums the per-CPU verdict counters of a loaded object.
 pub fn read_counters(ebpf: &Ebpf) -> anyhow::Result<XdpCounters> {
-    let map: PerCpuArray<&MapData, u64> = ebpf
-        .map("COUNTERS")
-        .ok_or_else(|| anyhow!("COUNTERS map missing"))?
-        .try_into()?;
+    let map: PerCpuArray<&MapData, u64> =
+        ebpf.map("COUNTERS").ok_or_else(|| anyhow!("COUNTERS map missing"))?.try_into()?;
     let mut out = XdpCounters::default();
     for (slot, total) in out.0.iter_mut().enumerate() {
         *total = map.get(&(slot as u32), 0)?.iter().sum();

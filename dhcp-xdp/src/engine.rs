@@ -36,8 +36,18 @@ impl ServerIdentity {
 
 /// Counters of message types seen and sent, indexed like [`MSG_NAMES`].
 pub const MSG_NAMES: [&str; 12] = [
-    "rx_discover", "rx_request", "rx_decline", "rx_release", "rx_inform", "rx_bootp", "tx_offer", "tx_ack", "tx_nak",
-    "tx_bootp", "tx_inform_ack", "rx_other",
+    "rx_discover",
+    "rx_request",
+    "rx_decline",
+    "rx_release",
+    "rx_inform",
+    "rx_bootp",
+    "tx_offer",
+    "tx_ack",
+    "tx_nak",
+    "tx_bootp",
+    "tx_inform_ack",
+    "rx_other",
 ];
 
 /// What happened to one message, for counting.
@@ -298,8 +308,12 @@ impl Engine {
         s.reservations.iter().position(|r| match &r.key {
             ReservationKey::HwAddress(m) => req.htype == 1 && *m == req.chaddr,
             ReservationKey::ClientId(id) => self.client_id_len.is_some_and(|n| id.as_slice() == &self.client_id[..n]),
-            ReservationKey::CircuitId(c) => self.circuit.1 > 0 && c.as_slice() == &relay[self.circuit.0..self.circuit.0 + self.circuit.1],
-            ReservationKey::RemoteId(c) => self.remote.1 > 0 && c.as_slice() == &relay[self.remote.0..self.remote.0 + self.remote.1],
+            ReservationKey::CircuitId(c) => {
+                self.circuit.1 > 0 && c.as_slice() == &relay[self.circuit.0..self.circuit.0 + self.circuit.1]
+            }
+            ReservationKey::RemoteId(c) => {
+                self.remote.1 > 0 && c.as_slice() == &relay[self.remote.0..self.remote.0 + self.remote.1]
+            }
         })
     }
 
@@ -349,14 +363,22 @@ impl Engine {
         let reserved_ip = resv.and_then(|(s, r)| cfg.subnets[s].reservations[r].ip.map(|a| (a, cfg.subnets[s].id)));
         let sub = &cfg.subnets[subnet];
         let ours = |sid: Ipv4Addr| {
-            sid == Self::server_id(cfg, server, sub) || Some(sid) == req.server_id_override || server.is_ours(sid) || Some(sid) == cfg.server_id
+            sid == Self::server_id(cfg, server, sub)
+                || Some(sid) == req.server_id_override
+                || server.is_ours(sid)
+                || Some(sid) == cfg.server_id
         };
         let ack = |shard: &mut ShardGuard<'_>, addr: Ipv4Addr| -> Result<Answer, DropReason> {
             let si = in_cand(addr).ok_or(DropReason::Silent)?;
             let s = &cfg.subnets[si];
             let reserved = reserved_ip.map(|(a, _)| a) == Some(addr);
             match shard.bind(now, key, req.chaddr, addr, s.id, s.lease_time, reserved) {
-                Ok(_) => Ok(Answer::Ack { yiaddr: addr, subnet: si, lease: s.lease_time, opts: Self::opts_for(cfg, si, addr, resv) }),
+                Ok(_) => Ok(Answer::Ack {
+                    yiaddr: addr,
+                    subnet: si,
+                    lease: s.lease_time,
+                    opts: Self::opts_for(cfg, si, addr, resv),
+                }),
                 Err(_) => Ok(Answer::Nak { subnet: Some(si) }),
             }
         };
@@ -379,7 +401,10 @@ impl Engine {
                         shard.forget_offer(&key, now);
                         return Err(DropReason::OtherServer);
                     }
-                    let addr = req.requested.or(Some(req.ciaddr).filter(|a| !a.is_unspecified())).ok_or(DropReason::Malformed)?;
+                    let addr = req
+                        .requested
+                        .or(Some(req.ciaddr).filter(|a| !a.is_unspecified()))
+                        .ok_or(DropReason::Malformed)?;
                     match shard.get(&key) {
                         Some(l) if l.addr == addr && l.state != LeaseState::Declined => ack(shard, addr),
                         _ if reserved_ip.map(|(a, _)| a) == Some(addr) => ack(shard, addr),
@@ -388,14 +413,22 @@ impl Engine {
                 } else if let Some(addr) = req.requested.filter(|_| req.ciaddr.is_unspecified()) {
                     // INIT-REBOOT.
                     if in_cand(addr).is_none() {
-                        return if sub.authoritative { Ok(Answer::Nak { subnet: Some(subnet) }) } else { Err(DropReason::Silent) };
+                        return if sub.authoritative {
+                            Ok(Answer::Nak { subnet: Some(subnet) })
+                        } else {
+                            Err(DropReason::Silent)
+                        };
                     }
                     self.verify(now, shard, &key, addr, reserved_ip.map(|(a, _)| a), sub.authoritative, ack)
                 } else if !req.ciaddr.is_unspecified() {
                     // RENEWING (unicast) or REBINDING (broadcast).
                     let addr = req.ciaddr;
                     if in_cand(addr).is_none() {
-                        return if sub.authoritative { Ok(Answer::Nak { subnet: Some(subnet) }) } else { Err(DropReason::Silent) };
+                        return if sub.authoritative {
+                            Ok(Answer::Nak { subnet: Some(subnet) })
+                        } else {
+                            Err(DropReason::Silent)
+                        };
                     }
                     self.verify(now, shard, &key, addr, reserved_ip.map(|(a, _)| a), sub.authoritative, ack)
                 } else {
@@ -407,7 +440,11 @@ impl Engine {
                     return Err(DropReason::OtherServer);
                 }
                 let addr = req.requested.ok_or(DropReason::Malformed)?;
-                if shard.decline(&key, addr, now, cfg.decline_probation) { Err(DropReason::Consumed) } else { Err(DropReason::Silent) }
+                if shard.decline(&key, addr, now, cfg.decline_probation) {
+                    Err(DropReason::Consumed)
+                } else {
+                    Err(DropReason::Silent)
+                }
             }
             Some(MessageType::Release) => {
                 if req.server_id.is_some_and(|sid| !ours(sid)) {
@@ -474,9 +511,15 @@ impl Engine {
         src_mac: [u8; 6],
     ) -> Option<usize> {
         let (mtype, yiaddr, subnet, lease, opts) = match *answer {
-            Answer::Offer { yiaddr, subnet, lease, opts } => (Some(MessageType::Offer), yiaddr, Some(subnet), Some(lease), Some(opts)),
-            Answer::Ack { yiaddr, subnet, lease, opts } => (Some(MessageType::Ack), yiaddr, Some(subnet), Some(lease), Some(opts)),
-            Answer::InformAck { subnet, opts } => (Some(MessageType::Ack), Ipv4Addr::UNSPECIFIED, Some(subnet), None, Some(opts)),
+            Answer::Offer { yiaddr, subnet, lease, opts } => {
+                (Some(MessageType::Offer), yiaddr, Some(subnet), Some(lease), Some(opts))
+            }
+            Answer::Ack { yiaddr, subnet, lease, opts } => {
+                (Some(MessageType::Ack), yiaddr, Some(subnet), Some(lease), Some(opts))
+            }
+            Answer::InformAck { subnet, opts } => {
+                (Some(MessageType::Ack), Ipv4Addr::UNSPECIFIED, Some(subnet), None, Some(opts))
+            }
             Answer::Nak { subnet } => (Some(MessageType::Nak), Ipv4Addr::UNSPECIFIED, subnet, None, None),
             Answer::Bootp { yiaddr, subnet, opts } => (None, yiaddr, Some(subnet), None, Some(opts)),
         };
@@ -505,7 +548,11 @@ impl Engine {
             flags |= FLAG_BROADCAST;
         }
         b[field::FLAGS].copy_from_slice(&flags.to_be_bytes());
-        let ciaddr = if (mtype == Some(MessageType::Ack)) && !req.ciaddr.is_unspecified() { req.ciaddr } else { Ipv4Addr::UNSPECIFIED };
+        let ciaddr = if (mtype == Some(MessageType::Ack)) && !req.ciaddr.is_unspecified() {
+            req.ciaddr
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
         b[field::CIADDR].copy_from_slice(&ciaddr.octets());
         b[field::YIADDR].copy_from_slice(&yiaddr.octets());
         b[field::SIADDR].fill(0);
@@ -518,10 +565,10 @@ impl Engine {
         let limit = max_bootp.checked_sub(relay_room)?;
         let mut w = OptionWriter::new(b, field::OPTIONS, limit);
         // Required options first; they must fit.
-        if let Some(t) = mtype {
-            if !w.put(opt::MESSAGE_TYPE, &[t as u8]) || !w.put(opt::SERVER_ID, &announced_id.octets()) {
-                return None;
-            }
+        if let Some(t) = mtype
+            && (!w.put(opt::MESSAGE_TYPE, &[t as u8]) || !w.put(opt::SERVER_ID, &announced_id.octets()))
+        {
+            return None;
         }
         if let (Some(l), Some(s)) = (lease, sub) {
             let ok = w.put(opt::LEASE_TIME, &l.to_be_bytes())
@@ -549,7 +596,19 @@ impl Engine {
                 {
                     return None;
                 }
-                let skip = |c: u8| matches!(c, opt::SUBNET_MASK | opt::MESSAGE_TYPE | opt::SERVER_ID | opt::LEASE_TIME | opt::RENEWAL_TIME | opt::REBINDING_TIME | opt::CLIENT_ID | opt::RELAY_AGENT_INFO);
+                let skip = |c: u8| {
+                    matches!(
+                        c,
+                        opt::SUBNET_MASK
+                            | opt::MESSAGE_TYPE
+                            | opt::SERVER_ID
+                            | opt::LEASE_TIME
+                            | opt::RENEWAL_TIME
+                            | opt::REBINDING_TIME
+                            | opt::CLIENT_ID
+                            | opt::RELAY_AGENT_INFO
+                    )
+                };
                 if self.prl_len > 0 {
                     for &c in &self.prl[..self.prl_len] {
                         if !skip(c)

@@ -147,11 +147,7 @@ impl Handler for Reflect {
             dst_mac: frame.src_mac(),
             src_mac: self.mac,
             src_ip: self.ip,
-            dst_ip: if src_ip.is_unspecified() {
-                Ipv4Addr::BROADCAST
-            } else {
-                src_ip
-            },
+            dst_ip: if src_ip.is_unspecified() { Ipv4Addr::BROADCAST } else { src_ip },
             src_port: frame.dst_port(),
             dst_port: frame.src_port(),
         };
@@ -165,10 +161,7 @@ impl Handler for Reflect {
         // The text is far shorter than 63 bytes; a failed write would only truncate it.
         let _ = std::io::Write::write_fmt(
             &mut w,
-            format_args!(
-                "dhcp-xdp reflect queue={} worker={}",
-                meta.queue, meta.worker
-            ),
+            format_args!("dhcp-xdp reflect queue={} worker={}", meta.queue, meta.worker),
         );
         match write_ipv4_udp_headers(buf, &layout, payload_len, &addr) {
             Some(n) => Verdict::Reply(n),
@@ -197,13 +190,8 @@ mod tests {
         let len = buf.len();
         buf.resize(4096, 0);
         let mut r = Reflect::new([2, 0, 0, 0, 0, 0xaa], Ipv4Addr::new(198, 18, 0, 1));
-        let meta = FrameMeta {
-            queue: 3,
-            worker: 1,
-        };
-        let Verdict::Reply(n) = r.handle(&meta, &mut buf, len) else {
-            panic!("no reply")
-        };
+        let meta = FrameMeta { queue: 3, worker: 1 };
+        let Verdict::Reply(n) = r.handle(&meta, &mut buf, len) else { panic!("no reply") };
         let f = Frame::new_checked(&buf[..n]).unwrap();
         assert_eq!(f.vlan_ids(), [42, 0]);
         assert_eq!(f.dst_mac(), [2, 0, 0, 0, 0, 1]);
@@ -219,26 +207,14 @@ mod tests {
     #[test]
     fn reflect_drops_replies_and_garbage() {
         let mut r = Reflect::new([0; 6], Ipv4Addr::LOCALHOST);
-        let meta = FrameMeta {
-            queue: 0,
-            worker: 0,
-        };
+        let meta = FrameMeta { queue: 0, worker: 0 };
         let mut p = bootp_request();
         p[0] = BOOTREPLY;
         let mut buf = frame(&[], &[], &p);
         let len = buf.len();
-        assert_eq!(
-            r.handle(&meta, &mut buf, len),
-            Verdict::Drop(DropReason::NotForUs)
-        );
+        assert_eq!(r.handle(&meta, &mut buf, len), Verdict::Drop(DropReason::NotForUs));
         let mut junk = vec![0u8; 10];
-        assert_eq!(
-            r.handle(&meta, &mut junk, 10),
-            Verdict::Drop(DropReason::Malformed)
-        );
-        assert_eq!(
-            r.handle(&meta, &mut junk, 100),
-            Verdict::Drop(DropReason::Malformed)
-        );
+        assert_eq!(r.handle(&meta, &mut junk, 10), Verdict::Drop(DropReason::Malformed));
+        assert_eq!(r.handle(&meta, &mut junk, 100), Verdict::Drop(DropReason::Malformed));
     }
 }

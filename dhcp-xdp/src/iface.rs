@@ -32,13 +32,11 @@ pub struct Interface {
 impl Interface {
     /// Looks `name` up in the current network namespace.
     pub fn lookup(name: &str) -> anyhow::Result<Self> {
-        let index = nix::net::if_::if_nametoindex(name)
-            .with_context(|| format!("interface {name} not found"))?;
+        let index = nix::net::if_::if_nametoindex(name).with_context(|| format!("interface {name} not found"))?;
         let sys = format!("/sys/class/net/{name}");
-        let mac_text = std::fs::read_to_string(format!("{sys}/address"))
-            .with_context(|| format!("reading {sys}/address"))?;
-        let mac = parse_mac(mac_text.trim())
-            .with_context(|| format!("interface {name} has no Ethernet address"))?;
+        let mac_text =
+            std::fs::read_to_string(format!("{sys}/address")).with_context(|| format!("reading {sys}/address"))?;
+        let mac = parse_mac(mac_text.trim()).with_context(|| format!("interface {name} has no Ethernet address"))?;
         let rx_queues = std::fs::read_dir(format!("{sys}/queues"))
             .with_context(|| format!("reading {sys}/queues"))?
             .filter_map(Result::ok)
@@ -56,18 +54,9 @@ impl Interface {
             let (Some(a), Some(m)) = (a.as_sockaddr_in(), m.as_sockaddr_in()) else {
                 continue;
             };
-            ipv4.push(Ipv4Net {
-                addr: a.ip(),
-                prefix: u32::from(m.ip()).count_ones() as u8,
-            });
+            ipv4.push(Ipv4Net { addr: a.ip(), prefix: u32::from(m.ip()).count_ones() as u8 });
         }
-        Ok(Self {
-            name: name.to_owned(),
-            index,
-            mac,
-            ipv4,
-            rx_queues,
-        })
+        Ok(Self { name: name.to_owned(), index, mac, ipv4, rx_queues })
     }
 
     /// The primary IPv4 address, or an error naming the interface.
@@ -105,10 +94,6 @@ mod tests {
     fn loopback_is_found() {
         let lo = Interface::lookup("lo").unwrap();
         assert_eq!(lo.index, 1);
-        assert!(
-            lo.ipv4
-                .iter()
-                .any(|n| n.addr == Ipv4Addr::LOCALHOST && n.prefix == 8)
-        );
+        assert!(lo.ipv4.iter().any(|n| n.addr == Ipv4Addr::LOCALHOST && n.prefix == 8));
     }
 }

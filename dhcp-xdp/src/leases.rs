@@ -52,10 +52,7 @@ impl ClientKey {
         bytes[0] = tag;
         if data.len() <= 31 {
             bytes[1..1 + data.len()].copy_from_slice(data);
-            return Self {
-                len: 1 + data.len() as u8,
-                bytes,
-            };
+            return Self { len: 1 + data.len() as u8, bytes };
         }
         // Long identifiers: 23 leading bytes and a 64-bit FNV-1a of the whole.
         bytes[1..24].copy_from_slice(&data[..23]);
@@ -93,10 +90,7 @@ impl ClientKey {
         }
         let mut bytes = [0u8; 32];
         bytes[..b.len()].copy_from_slice(b);
-        Some(Self {
-            len: b.len() as u8,
-            bytes,
-        })
+        Some(Self { len: b.len() as u8, bytes })
     }
     fn hash64(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -250,12 +244,7 @@ pub struct Census {
 impl LeaseDb {
     /// Builds empty shards and pool states for `cfg`, then re-inserts `leases` (from recovery
     /// or a reload), each into the shard of its chaddr.
-    pub fn new(
-        cfg: &Config,
-        shards: usize,
-        leases: impl IntoIterator<Item = Lease>,
-        now: u32,
-    ) -> Self {
+    pub fn new(cfg: &Config, shards: usize, leases: impl IntoIterator<Item = Lease>, now: u32) -> Self {
         let shards = shards.clamp(1, MAX_SHARDS);
         let mut pools = vec![];
         for s in &cfg.subnets {
@@ -267,8 +256,7 @@ impl LeaseDb {
                     if let Some(a) = r.ip
                         && p.contains(a)
                     {
-                        owner[(u32::from(a) - u32::from(p.start)) as usize]
-                            .store(RESERVED, Ordering::Relaxed);
+                        owner[(u32::from(a) - u32::from(p.start)) as usize].store(RESERVED, Ordering::Relaxed);
                     }
                 }
                 let spare: Vec<u32> = (0..len.div_ceil(block)).rev().map(|b| b * block).collect();
@@ -305,11 +293,7 @@ impl LeaseDb {
             if l.state == LeaseState::Offered || !l.holds(now) && l.state == LeaseState::Declined {
                 continue;
             }
-            if !cfg
-                .subnets
-                .iter()
-                .any(|s| s.id == l.subnet && s.contains(l.addr))
-            {
+            if !cfg.subnets.iter().any(|s| s.id == l.subnet && s.contains(l.addr)) {
                 continue;
             }
             let shard = db.shard_of(&l.chaddr);
@@ -377,30 +361,18 @@ impl LeaseDb {
 
     /// Locks shard `i` (a worker holds it for one batch; the control loop briefly).
     pub fn lock(&self, i: usize) -> ShardGuard<'_> {
-        ShardGuard {
-            db: self,
-            shard: lock(&self.shards[i % self.shards.len()]),
-        }
+        ShardGuard { db: self, shard: lock(&self.shards[i % self.shards.len()]) }
     }
 
     fn locate(&self, a: Ipv4Addr) -> Option<(usize, usize)> {
-        self.pools
-            .iter()
-            .enumerate()
-            .find_map(|(i, p)| p.offset(a).map(|o| (i, o)))
+        self.pools.iter().enumerate().find_map(|(i, p)| p.offset(a).map(|o| (i, o)))
     }
 
     /// All records (for snapshots and reloads).
     pub fn all_leases(&self) -> Vec<Lease> {
         let mut v = vec![];
         for s in &self.shards {
-            v.extend(
-                lock(s)
-                    .leases
-                    .iter()
-                    .filter(|l| l.expires != 0 || l.state != LeaseState::Expired)
-                    .copied(),
-            );
+            v.extend(lock(s).leases.iter().filter(|l| l.expires != 0 || l.state != LeaseState::Expired).copied());
         }
         v
     }
@@ -437,11 +409,7 @@ impl LeaseDb {
                 }
             }
         }
-        self.pools
-            .iter()
-            .zip(used)
-            .map(|(p, u)| (p.subnet, Ipv4Addr::from(p.start), p.len, u))
-            .collect()
+        self.pools.iter().zip(used).map(|(p, u)| (p.subnet, Ipv4Addr::from(p.start), p.len, u)).collect()
     }
 
     /// Expires lapsed bindings, offers and probations in shard `i`, at most `max` records
@@ -462,9 +430,7 @@ pub struct ShardGuard<'a> {
 impl Shard {
     fn find(&self, key: &ClientKey) -> Option<u32> {
         let leases = &self.leases;
-        self.by_key
-            .find(key.hash64(), |&i| leases[i as usize].key == *key)
-            .copied()
+        self.by_key.find(key.hash64(), |&i| leases[i as usize].key == *key).copied()
     }
 
     /// Inserts or replaces the record of `l.key`, keeping both indexes right.
@@ -490,8 +456,7 @@ impl Shard {
                     }
                 };
                 let leases = &self.leases;
-                self.by_key
-                    .insert_unique(l.key.hash64(), i, |&j| leases[j as usize].key.hash64());
+                self.by_key.insert_unique(l.key.hash64(), i, |&j| leases[j as usize].key.hash64());
                 i
             }
         };
@@ -514,10 +479,7 @@ impl Shard {
         if self.by_addr.get(&u32::from(l.addr)) == Some(&i) {
             self.by_addr.remove(&u32::from(l.addr));
         }
-        self.leases[i as usize].key = ClientKey {
-            len: 0,
-            bytes: [0; 32],
-        };
+        self.leases[i as usize].key = ClientKey { len: 0, bytes: [0; 32] };
         self.vacant.push(i);
         self.changes.push(Change::Remove(l.key));
     }
@@ -536,10 +498,7 @@ impl ShardGuard<'_> {
 
     /// The record holding `addr` in this shard.
     pub fn by_addr(&self, addr: Ipv4Addr) -> Option<Lease> {
-        self.shard
-            .by_addr
-            .get(&u32::from(addr))
-            .map(|&i| self.shard.leases[i as usize])
+        self.shard.by_addr.get(&u32::from(addr)).map(|&i| self.shard.leases[i as usize])
     }
 
     /// Changes made since the last call (to journal).
@@ -566,10 +525,7 @@ impl ShardGuard<'_> {
             SPARE => {
                 // Claim this one address out of the spare set.
                 let _spare = lock(&pool.spare);
-                if pool.owner[off]
-                    .compare_exchange(SPARE, me, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-                {
+                if pool.owner[off].compare_exchange(SPARE, me, Ordering::Relaxed, Ordering::Relaxed).is_err() {
                     return false;
                 }
             }
@@ -595,11 +551,8 @@ impl ShardGuard<'_> {
         reserved: Option<(Ipv4Addr, u32)>,
         hint: Option<Ipv4Addr>,
     ) -> Result<(Ipv4Addr, u32), LeaseError> {
-        let in_subnets = |db: &LeaseDb, a: Ipv4Addr| {
-            db.locate(a)
-                .map(|(pi, _)| db.pools[pi].subnet)
-                .filter(|s| subnets.contains(s))
-        };
+        let in_subnets =
+            |db: &LeaseDb, a: Ipv4Addr| db.locate(a).map(|(pi, _)| db.pools[pi].subnet).filter(|s| subnets.contains(s));
         let pick = if let Some((a, subnet)) = reserved {
             match self.by_addr(a) {
                 Some(l) if l.key != key && l.holds(now) => return Err(LeaseError::Unavailable),
@@ -647,6 +600,7 @@ impl ShardGuard<'_> {
     }
 
     /// Binds `addr` to `key` until `now + lease_time`.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &mut self,
         now: u32,
@@ -673,14 +627,7 @@ impl ShardGuard<'_> {
         {
             self.push_free(old.addr);
         }
-        let l = Lease {
-            key,
-            chaddr,
-            addr,
-            expires: now.saturating_add(lease_time),
-            state: LeaseState::Bound,
-            subnet,
-        };
+        let l = Lease { key, chaddr, addr, expires: now.saturating_add(lease_time), state: LeaseState::Bound, subnet };
         self.shard.put(l);
         Ok(l)
     }
@@ -820,10 +767,7 @@ impl ShardGuard<'_> {
             let mut got = false;
             // Fresh addresses go to the front, in ascending order.
             for off in (b..end).rev() {
-                if pool.owner[off as usize]
-                    .compare_exchange(SPARE, me, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-                {
+                if pool.owner[off as usize].compare_exchange(SPARE, me, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
                     self.shard.free[pi].push_front(pool.start + off);
                     got = true;
                 }
@@ -855,11 +799,7 @@ impl ShardGuard<'_> {
                 let Some(off) = pool.offset(Ipv4Addr::from(a)) else {
                     continue;
                 };
-                let held = o
-                    .by_addr
-                    .get(&a)
-                    .map(|&j| o.leases[j as usize].holds(now))
-                    .unwrap_or(false);
+                let held = o.by_addr.get(&a).map(|&j| o.leases[j as usize].holds(now)).unwrap_or(false);
                 if held || pool.owner(off) != o.id {
                     continue;
                 }
@@ -962,20 +902,11 @@ mod tests {
         let mut g = db.lock(0);
         let (k1, m1) = key(1);
         let want = Ipv4Addr::new(198, 18, 0, 15);
-        assert_eq!(
-            g.offer(0, 30, k1, m1, &[1], None, Some(want)).unwrap().0,
-            want
-        );
+        assert_eq!(g.offer(0, 30, k1, m1, &[1], None, Some(want)).unwrap().0, want);
         g.bind(1, k1, m1, want, 1, 100, false).unwrap();
         let (k2, m2) = key(2);
-        assert_ne!(
-            g.offer(2, 30, k2, m2, &[1], None, Some(want)).unwrap().0,
-            want
-        );
-        assert!(
-            !g.available(Ipv4Addr::new(198, 18, 0, 12), &k2, 2),
-            "reserved addresses are never dynamic"
-        );
+        assert_ne!(g.offer(2, 30, k2, m2, &[1], None, Some(want)).unwrap().0, want);
+        assert!(!g.available(Ipv4Addr::new(198, 18, 0, 12), &k2, 2), "reserved addresses are never dynamic");
     }
 
     #[test]
@@ -989,17 +920,10 @@ mod tests {
             g.bind(0, k, m, a, 1, 100, false).unwrap();
         }
         let (k, m) = key(9);
-        assert_eq!(
-            g.offer(1, 30, k, m, &[1], None, None),
-            Err(LeaseError::NoAddress)
-        );
+        assert_eq!(g.offer(1, 30, k, m, &[1], None, None), Err(LeaseError::NoAddress));
         g.take_changes();
         g.sweep(200, 100);
-        assert!(
-            g.take_changes()
-                .iter()
-                .all(|c| matches!(c, Change::Upsert(l) if l.state == LeaseState::Expired))
-        );
+        assert!(g.take_changes().iter().all(|c| matches!(c, Change::Upsert(l) if l.state == LeaseState::Expired)));
         assert!(g.offer(201, 30, k, m, &[1], None, None).is_ok());
     }
 
@@ -1011,10 +935,7 @@ mod tests {
         let (k1, m1) = key(1);
         let (k2, m2) = key(2);
         g.offer(0, 30, k1, m1, &[1], None, None).unwrap();
-        assert_eq!(
-            g.offer(10, 30, k2, m2, &[1], None, None),
-            Err(LeaseError::NoAddress)
-        );
+        assert_eq!(g.offer(10, 30, k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
         g.sweep(31, 10);
         assert!(g.offer(31, 30, k2, m2, &[1], None, None).is_ok());
     }
@@ -1031,17 +952,10 @@ mod tests {
         let (b, _) = g.offer(6, 30, k, m, &[1], None, None).unwrap();
         assert_ne!(a, b, "declined address not offered again");
         let (k2, m2) = key(2);
-        assert_eq!(
-            g.offer(7, 30, k2, m2, &[1], None, None),
-            Err(LeaseError::NoAddress)
-        );
+        assert_eq!(g.offer(7, 30, k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
         g.sweep(2000, 10);
         g.sweep(2000, 10);
-        assert_eq!(
-            g.offer(2001, 30, k2, m2, &[1], None, None).unwrap().0,
-            a,
-            "probation over"
-        );
+        assert_eq!(g.offer(2001, 30, k2, m2, &[1], None, None).unwrap().0, a, "probation over");
     }
 
     #[test]
@@ -1052,18 +966,13 @@ mod tests {
         for i in 0..9u8 {
             let mut g = db.lock(usize::from(i % 2));
             let (k, m) = key(i);
-            let (a, _) = g
-                .offer(0, 30, k, m, &[1], None, None)
-                .expect("pool not full yet");
+            let (a, _) = g.offer(0, 30, k, m, &[1], None, None).expect("pool not full yet");
             g.bind(0, k, m, a, 1, 100, false).unwrap();
             assert!(got.insert(a), "{a} handed out twice");
         }
         let mut g = db.lock(0);
         let (k, m) = key(99);
-        assert_eq!(
-            g.offer(0, 30, k, m, &[1], None, None),
-            Err(LeaseError::NoAddress)
-        );
+        assert_eq!(g.offer(0, 30, k, m, &[1], None, None), Err(LeaseError::NoAddress));
     }
 
     #[test]
@@ -1086,15 +995,16 @@ mod tests {
         assert!(!g.available(l.addr, &k2, 101));
         drop(g);
         assert_eq!(db.census(100).bound, 1);
-        let _ = Ipv4Net {
-            addr: Ipv4Addr::LOCALHOST,
-            prefix: 8,
-        };
+        let _ = Ipv4Net { addr: Ipv4Addr::LOCALHOST, prefix: 8 };
     }
 
     #[test]
     fn allocation_stays_fast_in_a_nearly_full_pool() {
-        let c = Config::parse("t", "[[subnet]]\nsubnet = \"198.18.0.0/15\"\n[[subnet.pool]]\nrange = \"198.18.0.1-198.19.255.254\"\n").unwrap();
+        let c = Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.0.0/15\"\n[[subnet.pool]]\nrange = \"198.18.0.1-198.19.255.254\"\n",
+        )
+        .unwrap();
         let db = LeaseDb::new(&c, 1, [], 0);
         let mut g = db.lock(0);
         let n = 131_070u32;
@@ -1108,18 +1018,10 @@ mod tests {
         let t = std::time::Instant::now();
         for i in 0..100u32 {
             let mac = [2, 9, 0, 0, 0, i as u8];
-            g.offer(0, 30, ClientKey::hw(1, &mac), mac, &[1], None, None)
-                .unwrap();
+            g.offer(0, 30, ClientKey::hw(1, &mac), mac, &[1], None, None).unwrap();
         }
-        assert!(
-            t.elapsed() < std::time::Duration::from_millis(50),
-            "last 100 allocations took {:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < std::time::Duration::from_millis(50), "last 100 allocations took {:?}", t.elapsed());
         let mac = [2, 9, 9, 9, 9, 9];
-        assert_eq!(
-            g.offer(0, 30, ClientKey::hw(1, &mac), mac, &[1], None, None),
-            Err(LeaseError::NoAddress)
-        );
+        assert_eq!(g.offer(0, 30, ClientKey::hw(1, &mac), mac, &[1], None, None), Err(LeaseError::NoAddress));
     }
 }

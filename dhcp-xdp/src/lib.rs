@@ -8,10 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
-#[allow(
-    unsafe_code,
-    reason = "the AF_XDP datapath is the daemon's one room for unsafe code"
-)]
+#[allow(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
 pub mod datapath;
 pub mod dhcp;
 pub mod ebpf;

@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 use std::{
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -12,10 +13,15 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use dhcp_xdp::{
+    config::Config,
     datapath::{BindModeArg, Datapath, DatapathConfig},
     ebpf::{Steering, XdpModeArg},
-    handler::{DropReason, FrameMeta, Handler, Reflect, Verdict},
+    engine::ServerIdentity,
+    handler::{FrameMeta, Handler, Reflect, Verdict},
     iface::Interface,
+    journal::Journal,
+    leases::LeaseDb,
+    serve::{self, EngineHandler, Runtime, Shared},
     wire::Frame,
 };
 
@@ -23,11 +29,7 @@ use dhcp_xdp::{
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "dhcp-xdp",
-    version,
-    about = "DHCPv4 server answering from AF_XDP sockets"
-)]
+#[command(name = "dhcp-xdp", version, about = "DHCPv4 server answering from AF_XDP sockets")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +39,11 @@ struct Cli {
 enum Command {
     /// Attach to an interface and answer DHCP frames until SIGINT/SIGTERM.
     Run(RunArgs),
+    /// Validate a configuration file and print what was understood.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,6 +51,13 @@ struct RunArgs {
     /// Interface to serve.
     #[arg(long)]
     iface: String,
+    /// Configuration file (TOML). Without one, the interface's own subnet is served.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Lease journal directory (overrides the file's persistence.dir;
+    /// default /var/lib/dhcp-xdp/<iface>).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// Worker threads (AF_XDP sockets) per receive queue [default: usable cores].
     #[arg(long)]
     workers: Option<u32>,
@@ -56,9 +70,9 @@ struct RunArgs {
     /// AF_XDP bind mode.
     #[arg(long, value_enum, default_value_t = BindModeArg::Auto)]
     bind_mode: BindModeArg,
-    /// What answers frames. `reflect` turns each BOOTREQUEST back into a BOOTREPLY to its sender
-    /// (a plumbing check until the DHCP engine lands).
-    #[arg(long, value_enum, default_value_t = HandlerKind::Reflect)]
+    /// What answers frames: the DHCP `engine`, or `reflect` (turns each BOOTREQUEST back into a
+    /// BOOTREPLY to its sender: a plumbing check).
+    #[arg(long, value_enum, default_value_t = HandlerKind::Engine)]
     handler: HandlerKind,
     /// Seconds between statistics lines in the log (0: only at exit).
     #[arg(long, default_value_t = 60)]
@@ -73,6 +87,7 @@ struct RunArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum HandlerKind {
+    Engine,
     Reflect,
 }
 
@@ -88,17 +103,20 @@ struct PanicOnXid<H> {
     inner: H,
 }
 
-impl<H: Handler> Handler for PanicOnXid<H> {
+impl<H: Handler + ?Sized> Handler for PanicOnXid<Box<H>> {
+    fn begin_batch(&mut self) {
+        self.inner.begin_batch();
+    }
+    fn end_batch(&mut self) -> bool {
+        self.inner.end_batch()
+    }
     fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
         if let Some(req) = buf.get(..len)
             && let Ok(f) = Frame::new_checked(req)
             && let Some(xid) = f.payload().get(4..8)
             && xid == self.xid.to_be_bytes()
         {
-            panic!(
-                "fault injection: worker q{} w{} saw xid {:#x}",
-                meta.queue, meta.worker, self.xid
-            );
+            panic!("fault injection: worker q{} w{} saw xid {:#x}", meta.queue, meta.worker, self.xid);
         }
         self.inner.handle(meta, buf, len)
     }
@@ -115,6 +133,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                print!("{}", c.describe());
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -131,11 +156,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let queues = match &args.queues {
         Some(q) => {
             if let Some(bad) = q.iter().find(|&&q| q >= iface.rx_queues) {
-                bail!(
-                    "{} has {} receive queues; queue {bad} does not exist",
-                    iface.name,
-                    iface.rx_queues
-                );
+                bail!("{} has {} receive queues; queue {bad} does not exist", iface.name, iface.rx_queues);
             }
             q.clone()
         }
@@ -150,6 +171,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone()).context("installing signal handler")?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing SIGHUP handler")?;
 
     let mut steering = Steering::attach(iface.index, args.xdp_mode, args.ebpf_log_level)
         .with_context(|| format!("attaching to {}", iface.name))?;
@@ -160,7 +183,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let (mac, ip, fault) = (iface.mac, server.addr, args.fault_panic_on_xid);
-    let HandlerKind::Reflect = args.handler;
+    let shared = match args.handler {
+        HandlerKind::Engine => Some(start_engine(&args, &iface, workers)?),
+        HandlerKind::Reflect => None,
+    };
+    let engine_shared = shared.clone();
     let datapath = Datapath::start(
         &iface.name,
         &queues,
@@ -168,22 +195,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         args.bind_mode,
         DatapathConfig::default(),
         &mut steering,
-        |_meta| -> Box<dyn Handler> {
-            let reflect = Reflect::new(mac, ip);
+        |meta| -> Box<dyn Handler> {
+            let inner: Box<dyn Handler> = match &engine_shared {
+                Some(sh) => Box::new(EngineHandler::new(sh.clone(), meta)),
+                None => Box::new(Reflect::new(mac, ip)),
+            };
             match fault {
-                Some(xid) => Box::new(PanicOnXid {
-                    xid,
-                    inner: reflect,
-                }),
-                None => Box::new(reflect),
+                Some(xid) => Box::new(PanicOnXid { xid, inner }),
+                None => inner,
             }
         },
     )?;
 
-    let layout: Vec<String> = datapath
-        .queues()
-        .map(|(q, n)| format!("q{q}×{n}"))
-        .collect();
+    let layout: Vec<String> = datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
     println!(
         "dhcp-xdp: {} (ifindex {}, {}, {}/{}) xdp={:?} af_xdp={} queues={} sockets={} [{}] handler={:?}",
         iface.name,
@@ -201,9 +225,25 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     println!("ready: answering DHCP on {}", iface.name);
 
     let mut last_stats = Instant::now();
+    let mut last_sweep = Instant::now();
     let mut failure = None;
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if let Some(sh) = &shared {
+            if hup.swap(false, Ordering::Relaxed) {
+                reload(sh, &args, &iface);
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(1) {
+                last_sweep = Instant::now();
+                serve::sweep(sh, 4096);
+                if let Some(j) = &sh.journal
+                    && j.since_snapshot.load(Ordering::Relaxed) >= sh.runtime().cfg.snapshot_every
+                    && let Err(e) = j.snapshot(&sh.runtime().db)
+                {
+                    tracing::error!("snapshot failed: {e:#}");
+                }
+            }
+        }
         if let Some(l) = ebpf_logger.as_mut() {
             l.flush();
         }
@@ -211,18 +251,30 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             failure = Some(format!("worker q{} w{} died", dead.queue, dead.worker));
             break;
         }
-        if args.stats_interval > 0
-            && last_stats.elapsed() >= Duration::from_secs(args.stats_interval)
-        {
+        if args.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(args.stats_interval) {
             last_stats = Instant::now();
-            report(&steering, &datapath, false);
+            report(&steering, &datapath, shared.as_deref(), false);
         }
     }
     if failure.is_none() {
         println!("stopping: signal received, draining workers");
     }
-    report(&steering, &datapath, true);
-    let panicked = datapath.stop(&mut steering);
+    let (panicked, worker_stats) = datapath.stop(&mut steering);
+    match steering.counters() {
+        Ok(c) => println!("final stats: {}", c.render()),
+        Err(e) => println!("final stats: xdp counters unavailable: {e:#}"),
+    }
+    for (meta, s) in &worker_stats {
+        println!("final stats: q{} w{} {}", meta.queue, meta.worker, s.render());
+    }
+    if let Some(sh) = &shared {
+        report_engine(sh, true);
+        if let Some(j) = &sh.journal {
+            j.flush()?;
+            let generation = j.snapshot(&sh.runtime().db)?;
+            println!("journal flushed, snapshot {generation} written");
+        }
+    }
     steering.detach()?;
     println!("stopped: XDP program detached from {}", iface.name);
     if let Some(f) = failure {
@@ -234,29 +286,105 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(steering: &Steering, datapath: &Datapath, last: bool) {
+fn report(steering: &Steering, datapath: &Datapath, shared: Option<&Shared>, last: bool) {
+    let what = if last { "final stats" } else { "stats" };
     let xdp = match steering.counters() {
         Ok(c) => c.render(),
         Err(e) => format!("xdp counters unavailable: {e:#}"),
     };
-    let what = if last { "final stats" } else { "stats" };
     println!("{what}: {xdp}");
     for (meta, s) in datapath.stats() {
         println!("{what}: q{} w{} {}", meta.queue, meta.worker, s.render());
     }
-    let _ = DropReason::COUNT;
+    if let Some(sh) = shared {
+        report_engine(sh, last);
+    }
+}
+
+fn report_engine(sh: &Shared, last: bool) {
+    let what = if last { "final stats" } else { "stats" };
+    for (i, s) in sh.stats.iter().enumerate() {
+        println!("{what}: shard{i} {}", s.render());
+    }
+    let rt = sh.runtime();
+    let now = dhcp_xdp::engine::unix_now();
+    let c = rt.db.census(now);
+    println!(
+        "{what}: leases bound={} offered={} declined={} remembered={} journal_records={}",
+        c.bound,
+        c.offered,
+        c.declined,
+        c.remembered,
+        sh.journal.as_ref().map(|j| j.records()).unwrap_or(0)
+    );
+    for (subnet, start, len, used) in rt.db.pool_usage(now) {
+        println!(
+            "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
+            used as f64 * 100.0 / f64::from(len.max(1))
+        );
+    }
+}
+
+fn load_config(args: &RunArgs, iface: &Interface) -> anyhow::Result<Config> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::zero_config(&iface.name, iface.primary_ipv4()?).map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    if let Some(d) = &args.state_dir {
+        cfg.persist_dir = Some(d.clone());
+    }
+    if cfg.persist_dir.is_none() {
+        cfg.persist_dir = Some(PathBuf::from("/var/lib/dhcp-xdp").join(&iface.name));
+    }
+    Ok(cfg)
+}
+
+fn start_engine(args: &RunArgs, iface: &Interface, shards: u32) -> anyhow::Result<Arc<Shared>> {
+    let cfg = load_config(args, iface)?;
+    let dir = cfg.persist_dir.clone().unwrap_or_default();
+    let t = Instant::now();
+    let rec = Journal::recover(&dir).with_context(|| format!("recovering leases from {}", dir.display()))?;
+    for w in &rec.warnings {
+        tracing::warn!("{w}");
+        println!("journal warning: {w}");
+    }
+    let now = dhcp_xdp::engine::unix_now();
+    dhcp_xdp::journal::verify_unique_addresses(&rec.leases, now)?;
+    let n = rec.leases.len();
+    let db = Arc::new(LeaseDb::new(&cfg, shards as usize, rec.leases, now));
+    let journal = Journal::open(&dir, shards as usize, cfg.durability)?;
+    journal.snapshot(&db)?;
+    println!(
+        "leases: {n} records recovered from {} (snapshot {}, {} journal records) in {:.0?}; durability {:?}",
+        dir.display(),
+        rec.snapshot_gen,
+        rec.replayed,
+        t.elapsed(),
+        cfg.durability
+    );
+    print!("{}", cfg.describe());
+    let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
+    Ok(Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, shards as usize, Some(journal))))
+}
+
+fn reload(sh: &Shared, args: &RunArgs, iface: &Interface) {
+    match load_config(args, iface) {
+        Ok(cfg) => {
+            let msg = serve::reload(sh, cfg);
+            tracing::info!("SIGHUP: {msg}");
+            println!("reload: {msg}");
+        }
+        Err(e) => {
+            tracing::error!("SIGHUP: new configuration rejected, keeping the old one: {e:#}");
+            println!("reload: rejected, old configuration kept: {e:#}");
+        }
+    }
 }
 
 fn core_count() -> usize {
-    core_affinity::get_core_ids()
-        .map(|c| c.len())
-        .unwrap_or(1)
-        .max(1)
+    core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1).max(1)
 }
 
 fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

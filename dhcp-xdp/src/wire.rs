@@ -107,13 +107,7 @@ impl FrameLayout {
         if udp_len < UDP_HLEN || udp_len > total_len - ihl {
             return Err(WireError::BadLength);
         }
-        Ok(Self {
-            vlan_tags,
-            l3,
-            l4,
-            payload: l4 + UDP_HLEN,
-            payload_len: udp_len - UDP_HLEN,
-        })
+        Ok(Self { vlan_tags, l3, l4, payload: l4 + UDP_HLEN, payload_len: udp_len - UDP_HLEN })
     }
 
     /// IPv4 header length in bytes.
@@ -174,11 +168,7 @@ impl<'a> Frame<'a> {
     /// The VLAN IDs of the tags, outer first (0 where absent).
     pub fn vlan_ids(&self) -> [u16; 2] {
         let mut ids = [0u16; 2];
-        for (i, id) in ids
-            .iter_mut()
-            .enumerate()
-            .take(usize::from(self.layout.vlan_tags))
-        {
+        for (i, id) in ids.iter_mut().enumerate().take(usize::from(self.layout.vlan_tags)) {
             *id = u16::from_be_bytes(self.arr(ETH_HLEN + i * VLAN_HLEN)) & 0x0fff;
         }
         ids
@@ -342,11 +332,7 @@ pub(crate) mod tests {
     #[test]
     fn parses_untagged_single_and_double_tagged() {
         let p = [7u8; 300];
-        for tags in [
-            &[][..],
-            &[(0x8100, 10)][..],
-            &[(0x88a8, 100), (0x8100, 10)][..],
-        ] {
+        for tags in [&[][..], &[(0x8100, 10)][..], &[(0x88a8, 100), (0x8100, 10)][..]] {
             let f = frame(tags, &[], &p);
             let fr = Frame::new_checked(&f).unwrap();
             assert_eq!(usize::from(fr.layout().vlan_tags), tags.len());
@@ -413,9 +399,6 @@ pub(crate) mod tests {
     #[test]
     fn checksum_of_rfc1071_example() {
         // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2 (checksum 220d).
-        assert_eq!(
-            internet_checksum(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0x220d
-        );
+        assert_eq!(internet_checksum(&[0, 1, 0xf2, 3, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
     }
 }

@@ -99,12 +99,7 @@ impl Request {
         f.extend_from_slice(&[0, 0]);
         f.extend_from_slice(&bootp);
         let mut pseudo = 0u32;
-        for c in self
-            .src_ip
-            .octets()
-            .chunks(2)
-            .chain(self.dst_ip.octets().chunks(2))
-        {
+        for c in self.src_ip.octets().chunks(2).chain(self.dst_ip.octets().chunks(2)) {
             pseudo += u32::from(u16::from_be_bytes([c[0], c[1]]));
         }
         pseudo += 17 + (8 + bootp.len()) as u32;
@@ -211,9 +206,7 @@ impl Reply {
 
     /// The worker named in a reflect reply's `sname` (`… worker=N`).
     pub fn reflect_worker(&self) -> Option<u32> {
-        self.sname()
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("worker=")?.parse().ok())
+        self.sname().split_whitespace().find_map(|w| w.strip_prefix("worker=")?.parse().ok())
     }
 }
 
@@ -232,10 +225,7 @@ impl Link {
                 .into_iter()
                 .find(|i| i.name == ifname)
                 .unwrap_or_else(|| panic!("no interface {ifname}"));
-            let cfg = Config {
-                read_timeout: Some(Duration::from_millis(50)),
-                ..Config::default()
-            };
+            let cfg = Config { read_timeout: Some(Duration::from_millis(50)), ..Config::default() };
             match pnet_datalink::channel(&iface, cfg) {
                 Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
                 Ok(_) => panic!("unexpected channel type"),
@@ -254,12 +244,7 @@ impl Link {
     }
 
     /// Collects replies for which `keep` is true until `want` of them arrived or `limit` passed.
-    pub fn replies(
-        &mut self,
-        want: usize,
-        limit: Duration,
-        mut keep: impl FnMut(&Reply) -> bool,
-    ) -> Vec<Reply> {
+    pub fn replies(&mut self, want: usize, limit: Duration, mut keep: impl FnMut(&Reply) -> bool) -> Vec<Reply> {
         let deadline = Instant::now() + limit;
         let mut out = vec![];
         while out.len() < want && Instant::now() < deadline {

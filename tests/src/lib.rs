@@ -21,10 +21,7 @@ use std::{
 
 /// Panics unless running as root (namespaces, XDP and AF_XDP need it).
 pub fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (namespaces, XDP, AF_XDP)"
-    );
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root (namespaces, XDP, AF_XDP)");
 }
 
 /// Path of a system tool, or a panic naming the Debian package that provides it.
@@ -39,9 +36,7 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
 
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}{}",
@@ -145,47 +140,22 @@ impl TwoHosts {
         let client_if = unique("vc");
         let q = queues.to_string();
         sh(ip()
-            .args([
-                "link",
-                "add",
-                &server_if,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "type",
-                "veth",
-                "peer",
-                "name",
-            ])
+            .args(["link", "add", &server_if, "numtxqueues", &q, "numrxqueues", &q, "type", "veth", "peer", "name"])
             .args([&client_if, "numtxqueues", &q, "numrxqueues", &q]));
         sh(ip().args(["link", "set", &server_if, "netns", server.name()]));
         sh(ip().args(["link", "set", &client_if, "netns", client.name()]));
         let server_ip = Ipv4Addr::new(198, 18, 0, 1);
         let client_ip = Ipv4Addr::new(198, 18, 0, 2);
-        sh(server
-            .ip()
-            .args(["addr", "add", "198.18.0.1/24", "dev", &server_if]));
-        sh(client
-            .ip()
-            .args(["addr", "add", "198.18.0.2/24", "dev", &client_if]));
+        sh(server.ip().args(["addr", "add", "198.18.0.1/24", "dev", &server_if]));
+        sh(client.ip().args(["addr", "add", "198.18.0.2/24", "dev", &client_if]));
         sh(server.ip().args(["link", "set", &server_if, "up"]));
         sh(client.ip().args(["link", "set", &client_if, "up"]));
-        Self {
-            client,
-            server,
-            server_if,
-            client_if,
-            server_ip,
-            client_ip,
-        }
+        Self { client, server, server_if, client_if, server_ip, client_ip }
     }
 
     /// Hardware address of an interface inside a namespace.
     pub fn mac(ns: &Netns, ifname: &str) -> [u8; 6] {
-        let out = sh(ns
-            .exec("cat")
-            .arg(format!("/sys/class/net/{ifname}/address")));
+        let out = sh(ns.exec("cat").arg(format!("/sys/class/net/{ifname}/address")));
         dhcp_xdp::iface::parse_mac(String::from_utf8_lossy(&out.stdout).trim()).expect("mac")
     }
 
@@ -207,10 +177,7 @@ pub fn daemon_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("DHCP_XDP_BIN") {
         return p.into();
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
     for profile in ["release", "debug"] {
         let p = root.join("target").join(profile).join("dhcp-xdp");
         if p.is_file() {
@@ -220,11 +187,36 @@ pub fn daemon_bin() -> PathBuf {
     panic!("dhcp-xdp binary not built: run the suite with `cargo xtask test`");
 }
 
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates a fresh one.
+    pub fn new(prefix: &str) -> Self {
+        let p = std::env::temp_dir().join(unique(prefix));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The daemon running in a namespace. Killed on drop if still running.
 pub struct Daemon {
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Its lease journal directory (a fresh temporary one unless `--state-dir` was given).
+    pub state: Option<TempDir>,
 }
 
 /// How a daemon ended.
@@ -240,21 +232,24 @@ pub struct Exit {
 impl Exit {
     /// Value of `name=` in the final stats of the XDP program.
     pub fn xdp_counter(&self, name: &str) -> u64 {
-        stat(&self.stdout, "final stats: xdp_", &format!("xdp_{name}")).unwrap_or_else(|| {
-            panic!(
-                "no final xdp_{name} in daemon output:\n{}",
-                self.stdout.join("\n")
-            )
-        })
+        stat(&self.stdout, "final stats: xdp_", &format!("xdp_{name}"))
+            .unwrap_or_else(|| panic!("no final xdp_{name} in daemon output:\n{}", self.stdout.join("\n")))
     }
 
     /// Sum of `name=` over the final per-worker stats lines.
     pub fn worker_sum(&self, name: &str) -> u64 {
-        self.stdout
-            .iter()
-            .filter(|l| l.starts_with("final stats: q"))
-            .filter_map(|l| field(l, name))
-            .sum()
+        self.stdout.iter().filter(|l| l.starts_with("final stats: q")).filter_map(|l| field(l, name)).sum()
+    }
+
+    /// Sum of `name=` over the final per-shard engine lines (message counters).
+    pub fn engine_sum(&self, name: &str) -> u64 {
+        self.stdout.iter().filter(|l| l.starts_with("final stats: shard")).filter_map(|l| field(l, name)).sum()
+    }
+
+    /// `name=` of the final lease census line.
+    pub fn leases(&self, name: &str) -> u64 {
+        stat(&self.stdout, "final stats: leases", name)
+            .unwrap_or_else(|| panic!("no lease census in:\n{}", self.stdout.join("\n")))
     }
 }
 
@@ -265,36 +260,25 @@ fn field(line: &str, name: &str) -> Option<u64> {
 }
 
 fn stat(lines: &[String], prefix: &str, name: &str) -> Option<u64> {
-    lines
-        .iter()
-        .rev()
-        .filter(|l| l.starts_with(prefix))
-        .find_map(|l| field(l, name))
+    lines.iter().rev().filter(|l| l.starts_with(prefix)).find_map(|l| field(l, name))
 }
 
 impl Daemon {
     /// Starts `dhcp-xdp run --iface <iface> <args>` in `ns` and waits until it reports ready.
     pub fn start(ns: &Netns, iface: &str, args: &[&str]) -> Self {
+        let state = (!args.contains(&"--state-dir")).then(|| TempDir::new("dxstate"));
         let mut cmd = ns.exec(daemon_bin());
-        cmd.args(["run", "--iface", iface, "--stats-interval", "0"])
-            .args(args);
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        cmd.args(["run", "--iface", iface, "--stats-interval", "0"]).args(args);
+        if let Some(s) = &state {
+            cmd.arg("--state-dir").arg(s.path());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         for (pipe, sink) in [
-            (
-                Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-                lines.clone(),
-            ),
-            (
-                Box::new(child.stderr.take().expect("stderr")),
-                stderr.clone(),
-            ),
+            (Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>, lines.clone()),
+            (Box::new(child.stderr.take().expect("stderr")), stderr.clone()),
         ] {
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -302,11 +286,7 @@ impl Daemon {
                 }
             });
         }
-        let mut d = Self {
-            child: Some(child),
-            lines,
-            stderr,
-        };
+        let mut d = Self { child: Some(child), lines, stderr, state };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if d.stdout().iter().any(|l| l.starts_with("ready:")) {
@@ -314,17 +294,9 @@ impl Daemon {
             }
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "daemon exited early ({status}):\n{}\n{}",
-                    d.stdout().join("\n"),
-                    d.stderr().join("\n")
-                );
+                panic!("daemon exited early ({status}):\n{}\n{}", d.stdout().join("\n"), d.stderr().join("\n"));
             }
-            assert!(
-                Instant::now() < deadline,
-                "daemon not ready in 30 s:\n{}",
-                d.stderr().join("\n")
-            );
+            assert!(Instant::now() < deadline, "daemon not ready in 30 s:\n{}", d.stderr().join("\n"));
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -361,20 +333,13 @@ impl Daemon {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "daemon did not exit within {limit:?}:\n{}",
-                    self.stdout().join("\n")
-                );
+                panic!("daemon did not exit within {limit:?}:\n{}", self.stdout().join("\n"));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         // Let the reader threads catch the last lines.
         std::thread::sleep(Duration::from_millis(100));
-        Exit {
-            status,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-        }
+        Exit { status, stdout: self.stdout(), stderr: self.stderr() }
     }
 }
 
@@ -391,10 +356,7 @@ impl Drop for Daemon {
 pub fn xdp_attached(ns: &Netns, ifname: &str) -> bool {
     let out = sh(ns.ip().args(["link", "show", "dev", ifname]));
     let text = String::from_utf8_lossy(&out.stdout);
-    text.contains("prog/xdp")
-        || text
-            .split_whitespace()
-            .any(|w| w == "xdp" || w == "xdpgeneric")
+    text.contains("prog/xdp") || text.split_whitespace().any(|w| w == "xdp" || w == "xdpgeneric")
 }
 
 /// A tcpdump capture on an interface of a namespace. The kernel moves a received frame's outer
@@ -411,16 +373,7 @@ impl Capture {
         let file = std::env::temp_dir().join(format!("{}.pcap", unique("cap")));
         let mut child = ns
             .exec(tool("tcpdump", "tcpdump"))
-            .args([
-                "-i",
-                ifname,
-                "--immediate-mode",
-                "-U",
-                "-n",
-                "-s",
-                "2048",
-                "-w",
-            ])
+            .args(["-i", ifname, "--immediate-mode", "-U", "-n", "-s", "2048", "-w"])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -431,19 +384,13 @@ impl Capture {
         let _ = stderr.read_line(&mut line);
         assert!(line.contains("listening"), "tcpdump did not start: {line}");
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Self {
-            child: Some(child),
-            file,
-        }
+        Self { child: Some(child), file }
     }
 
     /// Stops the capture and returns the captured frames.
     pub fn finish(mut self) -> Vec<Vec<u8>> {
         let child = self.child.take().expect("running");
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT);
         let _ = child.wait_with_output();
         let data = std::fs::read(&self.file).unwrap_or_default();
         parse_pcap(&data)
@@ -472,11 +419,7 @@ pub fn parse_pcap(data: &[u8]) -> Vec<Vec<u8>> {
     };
     let u32_at = |at: usize| -> Option<u32> {
         let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
-        Some(if le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
+        Some(if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
     };
     let mut out = vec![];
     let mut at = 24;

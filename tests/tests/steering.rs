@@ -25,76 +25,53 @@ fn exchange(link: &mut Link, reqs: &[Request]) -> Vec<tests::frames::Reply> {
         link.send(&r.build());
     }
     let xids: HashSet<u32> = reqs.iter().map(|r| r.xid).collect();
-    link.replies(reqs.len(), Duration::from_secs(3), |r| {
-        xids.contains(&r.xid())
-    })
+    link.replies(reqs.len(), Duration::from_secs(3), |r| xids.contains(&r.xid()))
 }
 
 #[test]
 fn dhcp_frames_untagged_reach_workers_and_come_back() {
     let net = TwoHosts::new(1);
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--workers", "2"]);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--workers", "2"]);
     let client_mac = TwoHosts::mac(&net.client, &net.client_if);
     let server_mac = TwoHosts::mac(&net.server, &net.server_if);
     let mut link = Link::open(&net.client, &net.client_if);
-    let reqs: Vec<Request> = (0..32)
-        .map(|i| Request::discover(client_mac, chaddr(i), 0x100 + i))
-        .collect();
+    let reqs: Vec<Request> = (0..32).map(|i| Request::discover(client_mac, chaddr(i), 0x100 + i)).collect();
     let replies = exchange(&mut link, &reqs);
     assert_eq!(replies.len(), 32, "every DISCOVER must be answered");
     for r in &replies {
-        assert_eq!(
-            r.dst_mac, client_mac,
-            "reply goes to the request's L2 source"
-        );
+        assert_eq!(r.dst_mac, client_mac, "reply goes to the request's L2 source");
         assert_eq!(r.src_mac, server_mac);
         assert_eq!(r.src_ip, net.server_ip);
         assert_eq!(r.dst_ip, Ipv4Addr::BROADCAST);
         assert_eq!((r.src_port, r.dst_port), (67, 68));
         assert!(r.ip_checksum_ok && r.udp_checksum_ok, "checksums of {r:?}");
-        assert!(
-            r.sname().starts_with("dhcp-xdp reflect queue=0"),
-            "sname {:?}",
-            r.sname()
-        );
+        assert!(r.sname().starts_with("dhcp-xdp reflect queue=0"), "sname {:?}", r.sname());
     }
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.status.success(), "daemon failed: {:?}", exit.stderr);
     assert_eq!(exit.xdp_counter("redirected"), 32);
     assert_eq!(exit.worker_sum("rx"), 32);
     assert_eq!(exit.worker_sum("tx"), 32);
-    assert!(
-        !xdp_attached(&net.server, &net.server_if),
-        "XDP program left behind after SIGTERM"
-    );
+    assert!(!xdp_attached(&net.server, &net.server_if), "XDP program left behind after SIGTERM");
 }
 
 #[test]
 fn same_client_always_reaches_the_same_worker() {
     let net = TwoHosts::new(1);
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--workers", "2"]);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--workers", "2"]);
     let client_mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut link = Link::open(&net.client, &net.client_if);
     let mut seen: HashMap<[u8; 6], HashSet<u32>> = HashMap::new();
     for round in 0..3u32 {
-        let reqs: Vec<Request> = (0..40)
-            .map(|i| Request::discover(client_mac, chaddr(i), round * 1000 + i))
-            .collect();
+        let reqs: Vec<Request> = (0..40).map(|i| Request::discover(client_mac, chaddr(i), round * 1000 + i)).collect();
         for r in exchange(&mut link, &reqs) {
             let w = r.reflect_worker().expect("worker in sname");
-            assert_eq!(
-                w,
-                dhcp_xdp_common::worker_for_chaddr(&r.chaddr(), 2),
-                "XDP hash and common hash disagree"
-            );
+            assert_eq!(w, dhcp_xdp_common::worker_for_chaddr(&r.chaddr(), 2), "XDP hash and common hash disagree");
             seen.entry(r.chaddr()).or_default().insert(w);
         }
     }
     assert_eq!(seen.len(), 40);
-    assert!(
-        seen.values().all(|ws| ws.len() == 1),
-        "a client moved between workers: {seen:?}"
-    );
+    assert!(seen.values().all(|ws| ws.len() == 1), "a client moved between workers: {seen:?}");
     let used: HashSet<u32> = seen.values().flatten().copied().collect();
     assert_eq!(used.len(), 2, "40 clients should spread over both workers");
     drop(daemon);
@@ -105,7 +82,7 @@ fn same_client_always_reaches_the_same_worker() {
 #[test]
 fn vlan_tags_802_1q_and_qinq_are_steered_and_kept_in_replies() {
     let net = TwoHosts::new(1);
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--workers", "1"]);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--workers", "1"]);
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let capture = Capture::start(&net.client, &net.client_if);
     let mut raw = Link::open(&net.client, &net.client_if);
@@ -146,47 +123,24 @@ fn other_traffic_still_reaches_the_kernel() {
     let net = TwoHosts::new(1);
     let daemon = Daemon::start(&net.server, &net.server_if, &[]);
     // ARP + ICMP echo.
-    assert!(
-        net.ping_server(),
-        "ping through the interface fails while XDP is attached"
-    );
+    assert!(net.ping_server(), "ping through the interface fails while XDP is attached");
     // TCP.
-    let listener = net
-        .server
-        .enter(|| TcpListener::bind("198.18.0.1:7001").expect("tcp bind"));
+    let listener = net.server.enter(|| TcpListener::bind("198.18.0.1:7001").expect("tcp bind"));
     let accept = std::thread::spawn(move || listener.accept().map(|_| ()));
     net.client
-        .enter(|| {
-            TcpStream::connect_timeout(
-                &"198.18.0.1:7001".parse().expect("addr"),
-                Duration::from_secs(3),
-            )
-        })
+        .enter(|| TcpStream::connect_timeout(&"198.18.0.1:7001".parse().expect("addr"), Duration::from_secs(3)))
         .expect("TCP connect through the interface");
     accept.join().expect("accept thread").expect("accept");
     // UDP to a port other than 67.
-    let server_sock = net
-        .server
-        .enter(|| UdpSocket::bind("198.18.0.1:5353").expect("udp bind"));
-    server_sock
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .expect("timeout");
-    let client_sock = net
-        .client
-        .enter(|| UdpSocket::bind("198.18.0.2:0").expect("udp bind"));
-    client_sock
-        .send_to(b"hello", "198.18.0.1:5353")
-        .expect("udp send");
+    let server_sock = net.server.enter(|| UdpSocket::bind("198.18.0.1:5353").expect("udp bind"));
+    server_sock.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let client_sock = net.client.enter(|| UdpSocket::bind("198.18.0.2:0").expect("udp bind"));
+    client_sock.send_to(b"hello", "198.18.0.1:5353").expect("udp send");
     let mut buf = [0u8; 16];
-    let (n, _) = server_sock
-        .recv_from(&mut buf)
-        .expect("UDP to port 5353 must reach the kernel");
+    let (n, _) = server_sock.recv_from(&mut buf).expect("UDP to port 5353 must reach the kernel");
     assert_eq!(&buf[..n], b"hello");
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
-    assert!(
-        exit.xdp_counter("passed_not_dhcp") >= 4,
-        "ARP, ICMP, TCP and UDP are counted as passed"
-    );
+    assert!(exit.xdp_counter("passed_not_dhcp") >= 4, "ARP, ICMP, TCP and UDP are counted as passed");
     assert_eq!(exit.xdp_counter("redirected"), 0);
     assert!(net.ping_server(), "ping after the daemon stopped");
 }
@@ -196,17 +150,10 @@ fn other_traffic_still_reaches_the_kernel() {
 #[test]
 fn queue_without_socket_falls_back_to_kernel() {
     let net = TwoHosts::new(2);
-    let daemon = Daemon::start(
-        &net.server,
-        &net.server_if,
-        &["--queues", "0", "--workers", "1"],
-    );
-    let kernel67 = net
-        .server
-        .enter(|| UdpSocket::bind("0.0.0.0:67").expect("bind :67"));
-    kernel67
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
+    let daemon =
+        Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--queues", "0", "--workers", "1"]);
+    let kernel67 = net.server.enter(|| UdpSocket::bind("0.0.0.0:67").expect("bind :67"));
+    kernel67.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut link = Link::open(&net.client, &net.client_if);
     // Distinct UDP source ports give distinct flow hashes, which veth spreads over its queues.
@@ -224,15 +171,8 @@ fn queue_without_socket_falls_back_to_kernel() {
         to_kernel += 1;
     }
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
-    assert_eq!(
-        answered + to_kernel,
-        64,
-        "every frame is answered or delivered to the kernel"
-    );
-    assert!(
-        answered > 0 && to_kernel > 0,
-        "answered {answered}, kernel {to_kernel}: flows did not spread"
-    );
+    assert_eq!(answered + to_kernel, 64, "every frame is answered or delivered to the kernel");
+    assert!(answered > 0 && to_kernel > 0, "answered {answered}, kernel {to_kernel}: flows did not spread");
     assert_eq!(exit.xdp_counter("no_socket"), to_kernel);
     assert_eq!(exit.xdp_counter("redirected"), answered);
 }
@@ -241,41 +181,25 @@ fn queue_without_socket_falls_back_to_kernel() {
 fn no_xdp_program_left_after_sigkill() {
     let net = TwoHosts::new(1);
     let daemon = Daemon::start(&net.server, &net.server_if, &[]);
-    assert!(
-        xdp_attached(&net.server, &net.server_if),
-        "program attached while running"
-    );
+    assert!(xdp_attached(&net.server, &net.server_if), "program attached while running");
     let exit = daemon.signal_and_wait(Signal::SIGKILL);
     assert!(!exit.status.success());
-    assert!(
-        !xdp_attached(&net.server, &net.server_if),
-        "XDP program left behind after SIGKILL"
-    );
+    assert!(!xdp_attached(&net.server, &net.server_if), "XDP program left behind after SIGKILL");
     assert!(net.ping_server());
 }
 
 #[test]
 fn worker_panic_stops_daemon_and_detaches() {
     let net = TwoHosts::new(1);
-    let mut daemon = Daemon::start(
-        &net.server,
-        &net.server_if,
-        &["--fault-panic-on-xid", "0xdead"],
-    );
+    let mut daemon =
+        Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--fault-panic-on-xid", "0xdead"]);
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut link = Link::open(&net.client, &net.client_if);
     link.send(&Request::discover(mac, chaddr(7), 0xdead).build());
     let exit = daemon.wait(Duration::from_secs(10));
     assert!(!exit.status.success(), "a dead worker must fail the daemon");
-    assert!(
-        exit.stderr.iter().any(|l| l.contains("fault injection")),
-        "{:?}",
-        exit.stderr
-    );
-    assert!(
-        !xdp_attached(&net.server, &net.server_if),
-        "XDP program left behind after a worker panic"
-    );
+    assert!(exit.stderr.iter().any(|l| l.contains("fault injection")), "{:?}", exit.stderr);
+    assert!(!xdp_attached(&net.server, &net.server_if), "XDP program left behind after a worker panic");
     assert!(net.ping_server());
 }
 
@@ -285,11 +209,7 @@ fn sigint_is_a_clean_stop_too() {
     let daemon = Daemon::start(&net.server, &net.server_if, &[]);
     let exit = daemon.signal_and_wait(Signal::SIGINT);
     assert!(exit.status.success());
-    assert!(
-        exit.stdout
-            .iter()
-            .any(|l| l.starts_with("stopped: XDP program detached"))
-    );
+    assert!(exit.stdout.iter().any(|l| l.starts_with("stopped: XDP program detached")));
     assert!(!xdp_attached(&net.server, &net.server_if));
 }
 
@@ -299,14 +219,7 @@ fn startup_reports_queues_sockets_and_modes() {
     let daemon = Daemon::start(
         &net.server,
         &net.server_if,
-        &[
-            "--workers",
-            "2",
-            "--xdp-mode",
-            "native",
-            "--bind-mode",
-            "copy",
-        ],
+        &["--handler", "reflect", "--workers", "2", "--xdp-mode", "native", "--bind-mode", "copy"],
     );
     let first = daemon.stdout().into_iter().next().expect("start-up line");
     assert!(first.contains("xdp=Driver"), "{first}");
@@ -317,36 +230,24 @@ fn startup_reports_queues_sockets_and_modes() {
     let out = net
         .server
         .exec(tests::daemon_bin())
-        .args(["run", "--iface", &net.server_if, "--bind-mode", "zero-copy"])
+        .args(["run", "--iface", &net.server_if, "--bind-mode", "zero-copy", "--handler", "reflect"])
         .output()
         .expect("spawn");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("zero-copy") && err.contains("not supported"),
-        "{err}"
-    );
+    assert!(err.contains("zero-copy") && err.contains("not supported"), "{err}");
     assert!(!xdp_attached(&net.server, &net.server_if));
 }
 
 #[test]
 fn generic_skb_mode_steers_too() {
     let net = TwoHosts::new(1);
-    let daemon = Daemon::start(
-        &net.server,
-        &net.server_if,
-        &["--xdp-mode", "skb", "--workers", "1"],
-    );
-    assert!(
-        daemon.stdout()[0].contains("xdp=Skb"),
-        "{:?}",
-        daemon.stdout()
-    );
+    let daemon =
+        Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--xdp-mode", "skb", "--workers", "1"]);
+    assert!(daemon.stdout()[0].contains("xdp=Skb"), "{:?}", daemon.stdout());
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut link = Link::open(&net.client, &net.client_if);
-    let reqs: Vec<Request> = (0..8)
-        .map(|i| Request::discover(mac, chaddr(i), 0x900 + i))
-        .collect();
+    let reqs: Vec<Request> = (0..8).map(|i| Request::discover(mac, chaddr(i), 0x900 + i)).collect();
     assert_eq!(exchange(&mut link, &reqs).len(), 8);
     assert!(net.ping_server());
     let exit = daemon.signal_and_wait(Signal::SIGTERM);

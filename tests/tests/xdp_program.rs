@@ -18,17 +18,11 @@ struct Prog {
 impl Prog {
     fn load() -> Self {
         require_root();
-        Self {
-            ebpf: load(0).expect("load XDP program"),
-        }
+        Self { ebpf: load(0).expect("load XDP program") }
     }
 
     fn xdp(&self) -> &Xdp {
-        self.ebpf
-            .program(PROGRAM_NAME)
-            .expect("program")
-            .try_into()
-            .expect("xdp")
+        self.ebpf.program(PROGRAM_NAME).expect("program").try_into().expect("xdp")
     }
 
     /// Runs the program over `frame` (optionally with an xdp_md context) and returns its action
@@ -38,10 +32,7 @@ impl Prog {
         let mut out = vec![0u8; frame.len() + 64];
         let md: Vec<u8> = ctx
             .map(|(ifindex, queue)| {
-                [0u32, frame.len() as u32, 0, ifindex, queue, 0]
-                    .iter()
-                    .flat_map(|v| v.to_ne_bytes())
-                    .collect()
+                [0u32, frame.len() as u32, 0, ifindex, queue, 0].iter().flat_map(|v| v.to_ne_bytes()).collect()
             })
             .unwrap_or_default();
         let res = self
@@ -53,20 +44,10 @@ impl Prog {
                 ..TestRunOptions::default()
             })
             .expect("BPF_PROG_TEST_RUN");
-        assert_eq!(
-            &out[..res.data_size_out as usize],
-            frame,
-            "the program must not modify frames"
-        );
+        assert_eq!(&out[..res.data_size_out as usize], frame, "the program must not modify frames");
         let after = read_counters(&self.ebpf).expect("counters");
-        let moved: Vec<u32> = (0..counter::COUNT)
-            .filter(|&s| after.get(s) != before.get(s))
-            .collect();
-        assert_eq!(
-            moved.len(),
-            1,
-            "exactly one counter per frame, moved: {moved:?}"
-        );
+        let moved: Vec<u32> = (0..counter::COUNT).filter(|&s| after.get(s) != before.get(s)).collect();
+        assert_eq!(moved.len(), 1, "exactly one counter per frame, moved: {moved:?}");
         assert_eq!(after.get(moved[0]) - before.get(moved[0]), 1);
         (res.return_value, moved[0])
     }
@@ -79,10 +60,7 @@ fn discover() -> Request {
 #[test]
 fn dhcp_with_no_socket_on_the_queue_passes_to_kernel() {
     let mut p = Prog::load();
-    assert_eq!(
-        p.run(&discover().build(), None),
-        (XDP_PASS, counter::NO_SOCKET)
-    );
+    assert_eq!(p.run(&discover().build(), None), (XDP_PASS, counter::NO_SOCKET));
 }
 
 #[test]
@@ -90,12 +68,7 @@ fn dhcp_with_zero_one_two_vlan_tags_and_ip_options_is_steered() {
     let mut p = Prog::load();
     set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
     let mut cases = vec![];
-    for vlans in [
-        vec![],
-        vec![(0x8100, 5)],
-        vec![(0x88a8, 100), (0x8100, 5)],
-        vec![(0x8100, 1), (0x8100, 2)],
-    ] {
+    for vlans in [vec![], vec![(0x8100, 5)], vec![(0x88a8, 100), (0x8100, 5)], vec![(0x8100, 1), (0x8100, 2)]] {
         for opts in [vec![], vec![1, 1, 1, 0], vec![7; 40]] {
             let mut r = discover();
             r.vlans = vlans.clone();
@@ -106,11 +79,7 @@ fn dhcp_with_zero_one_two_vlan_tags_and_ip_options_is_steered() {
     for r in cases {
         // A slot row exists but holds no socket: the redirect fails over to the kernel. (A real
         // socket in the slot is exercised by the steering tests.)
-        assert_eq!(
-            p.run(&r.build(), None),
-            (XDP_PASS, counter::REDIRECT_FAILED),
-            "{r:?}"
-        );
+        assert_eq!(p.run(&r.build(), None), (XDP_PASS, counter::REDIRECT_FAILED), "{r:?}");
     }
 }
 
@@ -136,11 +105,7 @@ fn everything_else_passes_untouched() {
     }
     let mut three_tags = discover();
     three_tags.vlans = vec![(0x88a8, 1), (0x8100, 2), (0x8100, 3)];
-    cases.push((
-        "three VLAN tags",
-        three_tags.build(),
-        counter::PASSED_NOT_DHCP,
-    ));
+    cases.push(("three VLAN tags", three_tags.build(), counter::PASSED_NOT_DHCP));
     let mut mf = base.clone();
     mf[14 + 6] = 0x20;
     cases.push(("first fragment (MF)", mf, counter::FRAGMENT));
@@ -172,16 +137,9 @@ fn every_truncation_passes_as_malformed() {
     let chaddr_end = 14 + 8 + 24 + 8 + 28 + 6;
     // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
     for len in 14..chaddr_end {
-        assert_eq!(
-            p.run(&frame[..len], None),
-            (XDP_PASS, counter::MALFORMED),
-            "prefix of {len} bytes"
-        );
+        assert_eq!(p.run(&frame[..len], None), (XDP_PASS, counter::MALFORMED), "prefix of {len} bytes");
     }
-    assert_eq!(
-        p.run(&frame[..chaddr_end], None),
-        (XDP_PASS, counter::REDIRECT_FAILED)
-    );
+    assert_eq!(p.run(&frame[..chaddr_end], None), (XDP_PASS, counter::REDIRECT_FAILED));
 }
 
 /// The rx queue decides the XSKMAP row: a queue with no sockets passes even when another queue
@@ -195,18 +153,9 @@ fn queue_index_selects_the_socket_row() {
         let mut p = Prog::load();
         set_queue_sockets(&mut p.ebpf, 0, 2).expect("set");
         let f = discover().build();
-        assert_eq!(
-            p.run(&f, Some((ifindex, 0))),
-            (XDP_PASS, counter::REDIRECT_FAILED)
-        );
-        assert_eq!(
-            p.run(&f, Some((ifindex, 1))),
-            (XDP_PASS, counter::NO_SOCKET)
-        );
+        assert_eq!(p.run(&f, Some((ifindex, 0))), (XDP_PASS, counter::REDIRECT_FAILED));
+        assert_eq!(p.run(&f, Some((ifindex, 1))), (XDP_PASS, counter::NO_SOCKET));
         set_queue_sockets(&mut p.ebpf, 1, 1).expect("set");
-        assert_eq!(
-            p.run(&f, Some((ifindex, 1))),
-            (XDP_PASS, counter::REDIRECT_FAILED)
-        );
+        assert_eq!(p.run(&f, Some((ifindex, 1))), (XDP_PASS, counter::REDIRECT_FAILED));
     });
 }

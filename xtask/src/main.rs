@@ -54,12 +54,7 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Run {
-            iface,
-            config,
-            debug,
-            rest,
-        } => {
+        Cmd::Run { iface, config, debug, rest } => {
             bootstrap()?;
             let bin = build_daemon(!debug)?;
             let mut cmd = Command::new(&bin);
@@ -68,10 +63,7 @@ fn main() -> anyhow::Result<()> {
                 cmd.arg("--config").arg(c);
             }
             cmd.args(rest);
-            step(&format!(
-                "starting {} (ctrl-C stops it and detaches the XDP program)",
-                bin.display()
-            ));
+            step(&format!("starting {} (ctrl-C stops it and detaches the XDP program)", bin.display()));
             exec(cmd)
         }
         Cmd::Test { rest } => {
@@ -98,10 +90,7 @@ fn step(msg: &str) {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn cargo() -> Command {
@@ -113,10 +102,7 @@ fn cargo() -> Command {
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -144,34 +130,15 @@ fn bootstrap() -> anyhow::Result<()> {
         c.args(args);
         c
     };
-    let toolchains = output(&mut rustup(&["toolchain", "list"]))
-        .context("rustup is required (https://rustup.rs)")?;
+    let toolchains = output(&mut rustup(&["toolchain", "list"])).context("rustup is required (https://rustup.rs)")?;
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
         step("installing the nightly toolchain (for the eBPF crate)");
-        run_visible(&mut rustup(&[
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-        ]))?;
+        run_visible(&mut rustup(&["toolchain", "install", "nightly", "--profile", "minimal"]))?;
     }
-    let components = output(&mut rustup(&[
-        "component",
-        "list",
-        "--toolchain",
-        "nightly",
-        "--installed",
-    ]))?;
+    let components = output(&mut rustup(&["component", "list", "--toolchain", "nightly", "--installed"]))?;
     if !components.lines().any(|l| l.starts_with("rust-src")) {
         step("adding rust-src to the nightly toolchain (for -Z build-std=core)");
-        run_visible(&mut rustup(&[
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
+        run_visible(&mut rustup(&["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
     ensure_bpf_linker()
 }
@@ -209,9 +176,7 @@ fn nightly_llvm() -> anyhow::Result<NightlyLlvm> {
 fn cargo_home() -> PathBuf {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo")
-        })
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo"))
 }
 
 fn ensure_bpf_linker() -> anyhow::Result<()> {
@@ -221,24 +186,14 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
     if output(Command::new("bpf-linker").arg("--version")).is_ok() {
         return Ok(());
     }
-    let prefix = cargo_home()
-        .join("dhcp-xdp")
-        .join(format!("llvm-{}", llvm.major));
+    let prefix = cargo_home().join("dhcp-xdp").join(format!("llvm-{}", llvm.major));
     let lib = prefix.join("lib");
     std::fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
-    let file_name = llvm
-        .soname_file
-        .file_name()
-        .context("soname file has no name")?;
+    let file_name = llvm.soname_file.file_name().context("soname file has no name")?;
     for link in [lib.join("libLLVM.so"), lib.join(file_name)] {
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&llvm.soname_file, &link).with_context(|| {
-            format!(
-                "linking {} → {}",
-                link.display(),
-                llvm.soname_file.display()
-            )
-        })?;
+        std::os::unix::fs::symlink(&llvm.soname_file, &link)
+            .with_context(|| format!("linking {} → {}", link.display(), llvm.soname_file.display()))?;
     }
     step(&format!(
         "building bpf-linker against the nightly toolchain's LLVM {} (LLVM_PREFIX={}, about a minute)",
@@ -246,34 +201,21 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
         prefix.display()
     ));
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args([
-        "install",
-        "--force",
-        "bpf-linker",
-        "--no-default-features",
-        "--features",
-    ])
-    .arg(format!("llvm-{}", llvm.major))
-    .env("LLVM_PREFIX", &prefix);
+    cmd.args(["install", "--force", "bpf-linker", "--no-default-features", "--features"])
+        .arg(format!("llvm-{}", llvm.major))
+        .env("LLVM_PREFIX", &prefix);
     run_visible(&mut cmd)?;
-    output(Command::new("bpf-linker").arg("--version"))
-        .context("bpf-linker installed but does not run")?;
+    output(Command::new("bpf-linker").arg("--version")).context("bpf-linker installed but does not run")?;
     Ok(())
 }
 
 /// System tools the tests drive. Missing ones are named with their Debian package.
 fn check_test_tools() -> anyhow::Result<()> {
     let tools = [("ip", "iproute2"), ("ping", "iputils-ping")];
-    let missing: Vec<String> = tools
-        .iter()
-        .filter(|(t, _)| which(t).is_none())
-        .map(|(t, p)| format!("{t} (Debian package {p})"))
-        .collect();
+    let missing: Vec<String> =
+        tools.iter().filter(|(t, _)| which(t).is_none()).map(|(t, p)| format!("{t} (Debian package {p})")).collect();
     if !missing.is_empty() {
-        bail!(
-            "tests need: {}; `.ci/run` installs them",
-            missing.join(", ")
-        );
+        bail!("tests need: {}; `.ci/run` installs them", missing.join(", "));
     }
     if !is_root() {
         step("warning: tests that attach XDP programs and create namespaces need root");
@@ -291,9 +233,7 @@ fn which(tool: &str) -> Option<PathBuf> {
 }
 
 fn is_root() -> bool {
-    output(Command::new("id").arg("-u"))
-        .map(|s| s.trim() == "0")
-        .unwrap_or(false)
+    output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
 }
 
 fn build_daemon(release: bool) -> anyhow::Result<PathBuf> {
@@ -307,10 +247,7 @@ fn build_daemon(release: bool) -> anyhow::Result<PathBuf> {
         cmd.arg("--release");
     }
     run_visible(&mut cmd)?;
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    Ok(dir
-        .join(if release { "release" } else { "debug" })
-        .join("dhcp-xdp"))
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    Ok(dir.join(if release { "release" } else { "debug" }).join("dhcp-xdp"))
 }
