@@ -149,7 +149,7 @@ impl Engine {
             return (Verdict::Drop(DropReason::Malformed), other);
         };
         let frame = match Frame::new_checked(req_bytes) {
-            Ok(f) if f.udp_checksum_ok() && f.dst_port() == dhcp_xdp_common::DHCP_SERVER_PORT => f,
+            Ok(f) if f.ipv4_checksum_ok() && f.dst_port() == dhcp_xdp_common::DHCP_SERVER_PORT => f,
             _ => return (Verdict::Drop(DropReason::Malformed), other),
         };
         let layout = frame.layout();
@@ -925,7 +925,8 @@ vlan = [100, 20]
             assert_eq!(offer.mtype(), MessageType::Offer);
             let mut r = base.clone();
             r.mtype = Some(MessageType::Request as u8);
-            let r = r.ip_opt(opt::REQUESTED_IP, offer.yiaddr()).opt(opt::SERVER_ID, &offer.opt(opt::SERVER_ID).unwrap());
+            let r =
+                r.ip_opt(opt::REQUESTED_IP, offer.yiaddr()).opt(opt::SERVER_ID, &offer.opt(opt::SERVER_ID).unwrap());
             let ack = self.send(now + 1, &r).expect("ack");
             assert_eq!(ack.mtype(), MessageType::Ack);
             assert_eq!(ack.yiaddr(), offer.yiaddr());
@@ -1011,18 +1012,26 @@ vlan = [100, 20]
     fn request_selecting_other_server_drops_silently_and_frees_our_offer() {
         let mut h = H::new();
         let o = h.send(T0, &rq(MessageType::Discover)).unwrap();
-        let r = rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, o.yiaddr()).ip_opt(opt::SERVER_ID, Ipv4Addr::new(198, 18, 0, 2));
+        let r = rq(MessageType::Request)
+            .ip_opt(opt::REQUESTED_IP, o.yiaddr())
+            .ip_opt(opt::SERVER_ID, Ipv4Addr::new(198, 18, 0, 2));
         assert_eq!(h.send(T0 + 1, &r).unwrap_err(), DropReason::OtherServer);
         let mut other = rq(MessageType::Discover);
         other.chaddr = [2, 0, 0, 0, 0, 0x22];
-        assert_eq!(h.send(T0 + 2, &other.ip_opt(opt::REQUESTED_IP, o.yiaddr())).unwrap().yiaddr(), o.yiaddr(), "offer withdrawn");
+        assert_eq!(
+            h.send(T0 + 2, &other.ip_opt(opt::REQUESTED_IP, o.yiaddr())).unwrap().yiaddr(),
+            o.yiaddr(),
+            "offer withdrawn"
+        );
     }
 
     #[test]
     fn request_selecting_an_address_not_offered_is_naked() {
         let mut h = H::new();
         h.send(T0, &rq(MessageType::Discover)).unwrap();
-        let r = rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 0, 108)).ip_opt(opt::SERVER_ID, SERVER);
+        let r = rq(MessageType::Request)
+            .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 0, 108))
+            .ip_opt(opt::SERVER_ID, SERVER);
         let n = h.send(T0 + 1, &r).unwrap();
         assert_eq!(n.mtype(), MessageType::Nak);
         assert_eq!(n.yiaddr(), Ipv4Addr::UNSPECIFIED);
@@ -1048,7 +1057,9 @@ vlan = [100, 20]
     #[test]
     fn init_reboot_wrong_subnet_is_silent_when_not_authoritative() {
         let mut h = H::new();
-        let r = rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 9, 9)).relayed(Ipv4Addr::new(198, 18, 1, 1));
+        let r = rq(MessageType::Request)
+            .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 9, 9))
+            .relayed(Ipv4Addr::new(198, 18, 1, 1));
         assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::Silent);
     }
 
@@ -1182,7 +1193,9 @@ vlan = [100, 20]
     #[test]
     fn nak_through_relay_sets_broadcast_bit() {
         let mut h = H::new();
-        let r = rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 0, 5)).relayed(Ipv4Addr::new(198, 18, 3, 1));
+        let r = rq(MessageType::Request)
+            .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 0, 5))
+            .relayed(Ipv4Addr::new(198, 18, 3, 1));
         let n = h.send(T0, &r).unwrap();
         assert_eq!(n.mtype(), MessageType::Nak);
         assert_eq!(n.m().flags() & FLAG_BROADCAST, FLAG_BROADCAST);
@@ -1225,7 +1238,9 @@ vlan = [100, 20]
         let o = h.send(T0, &rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[15, 6, 3])).unwrap();
         assert!(o.opt(opt::DOMAIN_NAME).is_some(), "fits 548 bytes");
         let limit = 576u16;
-        let r = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[15, 6, 3, 15]).opt(opt::MAX_MESSAGE_SIZE, &limit.to_be_bytes());
+        let r = rq(MessageType::Discover)
+            .opt(opt::PARAMETER_LIST, &[15, 6, 3, 15])
+            .opt(opt::MAX_MESSAGE_SIZE, &limit.to_be_bytes());
         let o = h.send(T0, &r.clone().opt(opt::HOSTNAME, &[b'h'; 200])).unwrap();
         assert!(o.f().payload().len() <= usize::from(limit) - 28);
         for c in [opt::MESSAGE_TYPE, opt::SERVER_ID, opt::LEASE_TIME, opt::SUBNET_MASK] {
@@ -1252,7 +1267,12 @@ vlan = [100, 20]
     fn relay_agent_information_is_echoed_verbatim_and_last() {
         let mut h = H::new();
         let info = [1, 8, b'o', b'l', b't', b'9', b'/', b'1', b'/', b'1', 2, 3, b'x', b'y', b'z'];
-        let o = h.send(T0, &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed(Ipv4Addr::new(198, 18, 1, 1))).unwrap();
+        let o = h
+            .send(
+                T0,
+                &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed(Ipv4Addr::new(198, 18, 1, 1)),
+            )
+            .unwrap();
         assert_eq!(o.opt(opt::RELAY_AGENT_INFO), Some(info.to_vec()));
         assert_eq!(o.codes().last(), Some(&opt::RELAY_AGENT_INFO));
     }
@@ -1264,7 +1284,9 @@ vlan = [100, 20]
         let circuit = [1, 8, b'o', b'l', b't', b'1', b'/', b'1', b'/', b'1'];
         let o = h.send(T0, &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed(relay)).unwrap();
         assert_eq!(o.yiaddr(), Ipv4Addr::new(198, 18, 1, 10));
-        let mut r = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &[2, 6, b'c', b'p', b'e', b'-', b'4', b'2']).relayed(relay);
+        let mut r = rq(MessageType::Discover)
+            .opt(opt::RELAY_AGENT_INFO, &[2, 6, b'c', b'p', b'e', b'-', b'4', b'2'])
+            .relayed(relay);
         r.chaddr = [2, 0, 0, 0, 0, 0x67];
         assert_eq!(h.send(T0, &r).unwrap().yiaddr(), Ipv4Addr::new(198, 18, 1, 11));
     }
@@ -1274,10 +1296,14 @@ vlan = [100, 20]
         let mut h = H::new();
         let relay = Ipv4Addr::new(198, 18, 1, 1);
         let ls = [5, 4, 198, 18, 3, 0];
-        let r = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &ls).ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0)).relayed(relay);
+        let r = rq(MessageType::Discover)
+            .opt(opt::RELAY_AGENT_INFO, &ls)
+            .ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0))
+            .relayed(relay);
         let a = h.send(T0, &r).unwrap().yiaddr();
         assert!(h.cfg.subnets[3].contains(a), "82.5 wins");
-        let mut r = rq(MessageType::Discover).ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0)).relayed(relay);
+        let mut r =
+            rq(MessageType::Discover).ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0)).relayed(relay);
         r.chaddr = [2, 0, 0, 0, 0, 0x68];
         let a = h.send(T0, &r).unwrap().yiaddr();
         assert!(h.cfg.subnets[4].contains(a), "118 beats giaddr");

@@ -135,7 +135,7 @@ impl Handler for Reflect {
         let Ok(frame) = Frame::new_checked(req) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        if !frame.udp_checksum_ok() {
+        if !frame.ipv4_checksum_ok() {
             return Verdict::Drop(DropReason::Malformed);
         }
         let payload = frame.payload();

@@ -177,7 +177,16 @@ impl<'a> Frame<'a> {
     pub fn payload(&self) -> &'a [u8] {
         &self.bytes[self.layout.payload..self.layout.payload + self.layout.payload_len]
     }
+    /// Whether the IPv4 header checksum is correct.
+    pub fn ipv4_checksum_ok(&self) -> bool {
+        internet_checksum(&self.bytes[self.layout.l3..self.layout.l4]) == 0
+    }
+
     /// Whether the UDP checksum is absent (zero) or correct.
+    ///
+    /// Not a reason to drop a request: a sender with checksum offload (veth, virtio, the
+    /// kernel's own sockets) leaves only the pseudo-header sum in the field, and an AF_XDP
+    /// socket cannot see the skb's checksum state. The IPv4 header checksum is always real.
     pub fn udp_checksum_ok(&self) -> bool {
         let l4 = self.layout.l4;
         let stored = u16::from_be_bytes(self.arr(l4 + 6));

@@ -33,6 +33,10 @@ pub struct Request {
     pub op: u8,
     /// Transaction id.
     pub xid: u32,
+    /// `ciaddr`.
+    pub ciaddr: Ipv4Addr,
+    /// `giaddr`.
+    pub giaddr: Ipv4Addr,
     /// Client hardware address.
     pub chaddr: [u8; 6],
     /// DHCP options after the magic cookie (End is appended).
@@ -53,6 +57,8 @@ impl Request {
             dst_port: 67,
             op: 1,
             xid,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            giaddr: Ipv4Addr::UNSPECIFIED,
             chaddr,
             options: vec![53, 1, 1],
         }
@@ -66,6 +72,8 @@ impl Request {
         bootp[2] = 6;
         bootp[4..8].copy_from_slice(&self.xid.to_be_bytes());
         bootp[10..12].copy_from_slice(&0x8000u16.to_be_bytes());
+        bootp[12..16].copy_from_slice(&self.ciaddr.octets());
+        bootp[24..28].copy_from_slice(&self.giaddr.octets());
         bootp[28..34].copy_from_slice(&self.chaddr);
         bootp.extend_from_slice(&[99, 130, 83, 99]);
         bootp.extend_from_slice(&self.options);

@@ -5,6 +5,7 @@
 //! panics. Tests need root; a tool that is missing fails the test with its Debian package name.
 #![deny(unsafe_code)]
 
+pub mod clients;
 pub mod frames;
 
 use std::{
@@ -153,6 +154,19 @@ impl TwoHosts {
         Self { client, server, server_if, client_if, server_ip, client_ip }
     }
 
+    /// The pair for DHCP clients: the client interface starts without an address from the
+    /// served subnet (DHCP gives it one) and keeps 198.18.255.2/24, with the server also on
+    /// 198.18.255.1/24, so the kernel path can be checked with ping.
+    pub fn for_dhcp(queues: u32) -> Self {
+        let mut n = Self::new(queues);
+        sh(n.client.ip().args(["addr", "flush", "dev", &n.client_if]));
+        sh(n.client.ip().args(["addr", "add", "198.18.255.2/24", "dev", &n.client_if]));
+        sh(n.server.ip().args(["addr", "add", "198.18.255.1/24", "dev", &n.server_if]));
+        n.client_ip = Ipv4Addr::new(198, 18, 255, 2);
+        n.server_ip = Ipv4Addr::new(198, 18, 255, 1);
+        n
+    }
+
     /// Hardware address of an interface inside a namespace.
     pub fn mac(ns: &Netns, ifname: &str) -> [u8; 6] {
         let out = sh(ns.exec("cat").arg(format!("/sys/class/net/{ifname}/address")));
@@ -272,6 +286,12 @@ impl Daemon {
         if let Some(s) = &state {
             cmd.arg("--state-dir").arg(s.path());
         }
+        Self::spawn(cmd, state)
+    }
+
+    /// Starts an arbitrary command line that ends up running the daemon (e.g. `cargo xtask
+    /// run`) and waits until it reports ready.
+    pub fn spawn(mut cmd: Command, state: Option<TempDir>) -> Self {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));

@@ -1,0 +1,278 @@
+//! End to end with real DHCP clients: udhcpc, dhclient and dhcpcd against the real daemon over
+//! a veth pair, plus restart, DECLINE and INIT-REBOOT checks with crafted frames.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use nix::sys::signal::Signal;
+use tests::{
+    Daemon, TempDir, TwoHosts,
+    clients::{Dhclient, Udhcpc, dhcpcd_oneshot},
+    frames::{Link, Request},
+    sh,
+};
+
+fn config(dir: &TempDir, body: &str) -> String {
+    let p = dir.path().join("dhcp-xdp.toml");
+    std::fs::write(&p, body).expect("write config");
+    p.display().to_string()
+}
+
+const BASIC: &str = r#"
+[server]
+lease-time = 600
+[options]
+dns-servers = ["198.18.0.53"]
+domain-name = "test.example"
+[[subnet]]
+subnet = "198.18.0.0/24"
+options = { routers = ["198.18.0.1"] }
+  [[subnet.pool]]
+  range = "198.18.0.100-198.18.0.150"
+"#;
+
+fn in_pool(ip: &str) -> Ipv4Addr {
+    let a: Ipv4Addr = ip.parse().unwrap_or_else(|_| panic!("not an address: {ip:?}"));
+    assert!((Ipv4Addr::new(198, 18, 0, 100)..=Ipv4Addr::new(198, 18, 0, 150)).contains(&a), "{a} outside the pool");
+    a
+}
+
+#[test]
+fn udhcpc_gets_configured_lease_releases_and_gets_it_back() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = config(&dir, BASIC);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let client = Udhcpc::new();
+    let got = client.obtain(&net.client, &net.client_if, false, &[]).expect("udhcpc got no lease");
+    let ip = in_pool(&got["ip"]);
+    assert_eq!(got["subnet"], "255.255.255.0");
+    assert_eq!(got["router"], "198.18.0.1");
+    assert_eq!(got["dns"], "198.18.0.53");
+    assert_eq!(got["lease"], "600");
+    assert_eq!(got["domain"], "test.example");
+    assert_eq!(got["serverid"], "198.18.0.1");
+    // Again, releasing on exit: same address (the lease is still ours), then released.
+    let again = client.obtain(&net.client, &net.client_if, true, &[]).expect("second lease");
+    assert_eq!(in_pool(&again["ip"]), ip);
+    // After the release the address is free, and the same client gets it back.
+    std::thread::sleep(Duration::from_millis(300));
+    let third = client.obtain(&net.client, &net.client_if, false, &[]).expect("third lease");
+    assert_eq!(in_pool(&third["ip"]), ip, "affinity after RELEASE");
+    assert!(net.ping_server(), "kernel path on the served interface");
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.status.success(), "{:?}", exit.stderr);
+    assert_eq!(exit.engine_sum("rx_release"), 1);
+    assert_eq!(exit.engine_sum("tx_ack"), 3);
+    assert_eq!(exit.leases("bound"), 1);
+    // Every request the XDP program redirected was seen by a worker.
+    assert_eq!(exit.xdp_counter("redirected"), exit.worker_sum("rx"));
+}
+
+#[test]
+fn dhclient_gets_lease_renews_at_t1_and_releases() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = config(&dir, &BASIC.replace("lease-time = 600", "lease-time = 60\nrenew-time = 3\nrebind-time = 50"));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let client = Dhclient::new(&net.client, &net.client_if);
+    assert!(client.obtain(&net.client), "dhclient -1 failed");
+    let bound = client.wait_for("BOUND", 0, Duration::from_secs(5)).expect("BOUND event");
+    let ip = in_pool(&bound["ip"]);
+    assert_eq!(bound["mask"], "255.255.255.0");
+    assert_eq!(bound["routers"], "198.18.0.1");
+    assert_eq!(bound["dns"], "198.18.0.53");
+    assert_eq!(bound["lease"], "60");
+    let n = client.events().len();
+    let renew = client.wait_for("RENEW", n, Duration::from_secs(12)).expect("dhclient renewed at T1");
+    assert_eq!(renew["ip"], bound["ip"], "renewal keeps the address");
+    client.release(&net.client);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(net.ping_server());
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.engine_sum("rx_request") >= 2, "request + renewal");
+    assert_eq!(exit.engine_sum("rx_release"), 1);
+    assert_eq!(exit.leases("bound"), 0);
+    let _ = ip;
+}
+
+#[test]
+fn dhclient_restarted_with_its_lease_gets_the_same_address() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = config(&dir, BASIC);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let client = Dhclient::new(&net.client, &net.client_if);
+    assert!(client.obtain(&net.client));
+    let ip = client.wait_for("BOUND", 0, Duration::from_secs(5)).expect("bound")["ip"].clone();
+    client.kill();
+    let n = client.events().len();
+    assert!(client.obtain(&net.client), "second start");
+    let again = client
+        .wait_for("REBOOT", n, Duration::from_secs(5))
+        .or_else(|| client.wait_for("BOUND", n, Duration::from_secs(1)));
+    assert_eq!(again.expect("lease after restart")["ip"], ip);
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(exit.engine_sum("tx_nak"), 0);
+}
+
+#[test]
+fn dhcpcd_configures_address_and_default_route() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = config(&dir, BASIC);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let out = dhcpcd_oneshot(&net.client, &net.client_if);
+    assert!(out.contains("leased 198.18.0.1"), "dhcpcd output:\n{out}");
+    let addrs =
+        String::from_utf8_lossy(&sh(net.client.ip().args(["-4", "addr", "show", "dev", &net.client_if])).stdout)
+            .into_owned();
+    assert!(addrs.contains("inet 198.18.0.1"), "{addrs}");
+    let routes = String::from_utf8_lossy(&sh(net.client.ip().args(["-4", "route"])).stdout).into_owned();
+    assert!(routes.contains("default via 198.18.0.1"), "{routes}");
+    drop(daemon);
+}
+
+/// `cargo xtask run --iface <veth>` without a config file serves the interface's own subnet.
+#[test]
+fn zero_config_via_xtask_run_serves_udhcpc() {
+    let net = TwoHosts::for_dhcp(1);
+    let state = TempDir::new("dxstate");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root").to_path_buf();
+    let mut cmd = net.server.exec(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&root)
+        .args(["xtask", "run", "--iface", &net.server_if, "--", "--stats-interval", "0", "--state-dir"])
+        .arg(state.path());
+    let daemon = Daemon::spawn(cmd, None);
+    let got = Udhcpc::new().obtain(&net.client, &net.client_if, false, &[]).expect("no lease in zero-config");
+    let ip: Ipv4Addr = got["ip"].parse().expect("ip");
+    assert_eq!(ip.octets()[..3], [198, 18, 0], "address from the interface's subnet");
+    assert_ne!(ip, Ipv4Addr::new(198, 18, 0, 1), "never the server's own address");
+    assert_eq!(got["router"], "198.18.0.1");
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.status.success());
+    drop(state);
+}
+
+/// A raw client for what real clients do not do on demand (DECLINE, foreign INIT-REBOOT).
+struct Raw {
+    link: Link,
+    mac: [u8; 6],
+}
+
+impl Raw {
+    fn new(net: &TwoHosts) -> Self {
+        Self { link: Link::open(&net.client, &net.client_if), mac: TwoHosts::mac(&net.client, &net.client_if) }
+    }
+    fn ask(&mut self, r: &Request) -> Option<tests::frames::Reply> {
+        self.link.send(&r.build());
+        let xid = r.xid;
+        self.link.replies(1, Duration::from_secs(2), |x| x.xid() == xid).pop()
+    }
+    fn dora(&mut self, chaddr: [u8; 6], xid: u32) -> Ipv4Addr {
+        let offer = self.ask(&Request::discover(self.mac, chaddr, xid)).expect("offer");
+        let yiaddr = Ipv4Addr::from(<[u8; 4]>::try_from(&offer.bootp[16..20]).expect("4"));
+        let mut req = Request::discover(self.mac, chaddr, xid + 1);
+        req.options = vec![53, 1, 3, 50, 4];
+        req.options.extend_from_slice(&yiaddr.octets());
+        req.options.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
+        let ack = self.ask(&req).expect("ack");
+        assert_eq!(option53(&ack), 5, "ACK");
+        yiaddr
+    }
+}
+
+fn option53(r: &tests::frames::Reply) -> u8 {
+    let o = &r.bootp[240..];
+    let mut i = 0;
+    while i + 2 < o.len() && o[i] != 255 {
+        if o[i] == 53 {
+            return o[i + 2];
+        }
+        i += if o[i] == 0 { 1 } else { 2 + usize::from(o[i + 1]) };
+    }
+    0
+}
+
+#[test]
+fn declined_address_goes_to_probation_and_next_client_gets_another() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = config(&dir, &BASIC.replace("198.18.0.150", "198.18.0.101"));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg, "--workers", "1"]);
+    let mut raw = Raw::new(&net);
+    let a = raw.dora([2, 7, 0, 0, 0, 1], 0x100);
+    let mut decline = Request::discover(raw.mac, [2, 7, 0, 0, 0, 1], 0x200);
+    decline.options = vec![53, 1, 4, 50, 4];
+    decline.options.extend_from_slice(&a.octets());
+    decline.options.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
+    raw.link.send(&decline.build());
+    std::thread::sleep(Duration::from_millis(300));
+    let b = raw.dora([2, 7, 0, 0, 0, 2], 0x300);
+    assert_ne!(a, b, "declined address handed out again");
+    // Pool of two: one declined, one bound → nothing left.
+    assert!(raw.ask(&Request::discover(raw.mac, [2, 7, 0, 0, 0, 3], 0x400)).is_none());
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(exit.engine_sum("rx_decline"), 1);
+    assert_eq!(exit.leases("declined"), 1);
+    assert_eq!(exit.worker_sum("drop_no_address"), 1);
+}
+
+#[test]
+fn init_reboot_from_another_subnet_naks_when_authoritative_and_is_ignored_otherwise() {
+    for (authoritative, expect_nak) in [(true, true), (false, false)] {
+        let net = TwoHosts::for_dhcp(1);
+        let dir = TempDir::new("cfg");
+        let body = BASIC.replace(
+            "subnet = \"198.18.0.0/24\"",
+            &format!("subnet = \"198.18.0.0/24\"\nauthoritative = {authoritative}"),
+        );
+        let cfg = config(&dir, &body);
+        let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+        let mut raw = Raw::new(&net);
+        let mut req = Request::discover(raw.mac, [2, 8, 0, 0, 0, 1], 0x500);
+        req.options = vec![53, 1, 3, 50, 4, 198, 18, 77, 9];
+        let reply = raw.ask(&req);
+        assert_eq!(reply.as_ref().map(option53) == Some(6), expect_nak, "authoritative={authoritative}: {reply:?}");
+        if !expect_nak {
+            assert!(reply.is_none(), "non-authoritative server must stay silent");
+        }
+        // Then the client starts over and gets a fresh address by DISCOVER.
+        let a = raw.dora([2, 8, 0, 0, 0, 1], 0x600);
+        in_pool(&a.to_string());
+        drop(daemon);
+    }
+}
+
+#[test]
+fn leases_survive_sigterm_and_sigkill_restarts() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = config(&dir, BASIC);
+    let state = TempDir::new("state");
+    let args = ["--config", cfg.as_str(), "--state-dir", state.path().to_str().expect("utf8")];
+    let mut raw = Raw::new(&net);
+    let mut daemon = Daemon::start(&net.server, &net.server_if, &args);
+    let clients: Vec<[u8; 6]> = (0..5).map(|i| [2, 9, 0, 0, 0, i]).collect();
+    let addrs: Vec<Ipv4Addr> = clients.iter().enumerate().map(|(i, c)| raw.dora(*c, 0x1000 + i as u32 * 16)).collect();
+    for (round, sig) in [Signal::SIGTERM, Signal::SIGKILL].into_iter().enumerate() {
+        daemon.signal_and_wait(sig);
+        daemon = Daemon::start(&net.server, &net.server_if, &args);
+        let recovered = daemon.stdout().iter().find(|l| l.starts_with("leases: ")).cloned().unwrap_or_default();
+        assert!(recovered.starts_with(&format!("leases: {} records recovered", 5 + round)), "{recovered}");
+        // Renewing (ciaddr set) keeps each address.
+        for (i, (c, a)) in clients.iter().zip(&addrs).enumerate() {
+            let mut renew = Request::discover(raw.mac, *c, 0x2000 + (round * 16 + i) as u32);
+            renew.src_ip = *a;
+            renew.ciaddr = *a;
+            renew.options = vec![53, 1, 3];
+            let ack = raw.ask(&renew).expect("renewal answered");
+            assert_eq!(option53(&ack), 5, "renewal ACKed after restart {round}");
+            assert_eq!(&ack.bootp[16..20], &a.octets());
+        }
+        // A new client gets none of the bound addresses.
+        let fresh = raw.dora([2, 9, 1, 0, 0, round as u8], 0x3000 + round as u32 * 16);
+        assert!(!addrs.contains(&fresh), "{fresh} is still bound to another client");
+    }
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(exit.leases("bound"), 7);
+}
