@@ -1370,7 +1370,7 @@ vlan = [100, 20]
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x % 7 == 0 {
+                if x.is_multiple_of(7) {
                     *b = x as u8;
                 }
             }
