@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::{Context as _, anyhow, bail};
-use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, xdp::XdpDesc};
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User, xdp::XdpDesc};
 
 use crate::{
     ebpf::Steering,
@@ -387,6 +387,7 @@ impl Worker {
 struct QueueDatapath {
     queue: u32,
     workers: u32,
+    users: Vec<User>,
     _umem: Umem,
     _area: Arc<Area>,
 }
@@ -408,6 +409,7 @@ struct QueueSetup {
     fc: DeviceQueue,
     spare: Vec<u64>,
     rings: Vec<(RingRx, RingTx)>,
+    users: Vec<User>,
 }
 
 fn errno(e: xdpilone::Errno) -> std::io::Error {
@@ -479,7 +481,7 @@ fn setup_queue(
         })?;
         rings.push((user.map_rx().map_err(errno)?, user.map_tx().map_err(errno)?));
     }
-    Ok(QueueSetup { umem, area, fc, spare, rings })
+    Ok(QueueSetup { umem, area, fc, spare, rings, users })
 }
 
 impl Datapath {
@@ -522,7 +524,7 @@ impl Datapath {
                 }
             };
             dp.mode = mode;
-            let QueueSetup { umem, area, fc, spare, rings } = setup;
+            let QueueSetup { umem, area, fc, spare, rings, users } = setup;
             let fc = Arc::new(Mutex::new(FillComp { fq: fc, spare, need_wakeup: true }));
             for (w, (rx, tx)) in rings.into_iter().enumerate() {
                 let worker = w as u32;
@@ -560,9 +562,33 @@ impl Datapath {
                 dp.threads.push((meta, handle));
             }
             steering.set_queue_sockets(queue, workers_per_queue)?;
-            dp.queues.push(QueueDatapath { queue, workers: workers_per_queue, _umem: umem, _area: area });
+            dp.queues.push(QueueDatapath { queue, workers: workers_per_queue, users, _umem: umem, _area: area });
         }
         Ok(dp)
+    }
+
+    /// The kernel's own counters of each socket (XDP_STATISTICS): frames it dropped because
+    /// the RX ring was full or the fill ring empty, invalid descriptors.
+    pub fn kernel_stats(&self) -> Vec<(u32, u32, String)> {
+        let mut out = vec![];
+        for q in &self.queues {
+            for (w, u) in q.users.iter().enumerate() {
+                let text = match u.statistics_v2() {
+                    Ok(s) => format!(
+                        "xsk_rx_dropped={} xsk_rx_ring_full={} xsk_fill_ring_empty={} xsk_rx_invalid={} xsk_tx_invalid={} xsk_tx_ring_empty={}",
+                        s.rx_dropped,
+                        s.rx_ring_full,
+                        s.rx_fill_ring_empty_descs,
+                        s.rx_invalid_descs,
+                        s.tx_invalid_descs,
+                        s.tx_ring_empty_descs
+                    ),
+                    Err(e) => format!("xsk statistics unavailable: {e}"),
+                };
+                out.push((q.queue, w as u32, text));
+            }
+        }
+        out
     }
 
     /// Queues and their worker counts.

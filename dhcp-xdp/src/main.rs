@@ -259,13 +259,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if failure.is_none() {
         println!("stopping: signal received, draining workers");
     }
+    let kernel_stats = datapath.kernel_stats();
     let (panicked, worker_stats) = datapath.stop(&mut steering);
     match steering.counters() {
         Ok(c) => println!("final stats: {}", c.render()),
         Err(e) => println!("final stats: xdp counters unavailable: {e:#}"),
     }
     for (meta, s) in &worker_stats {
-        println!("final stats: q{} w{} {}", meta.queue, meta.worker, s.render());
+        let k =
+            kernel_stats.iter().find(|k| k.0 == meta.queue && k.1 == meta.worker).map(|k| k.2.as_str()).unwrap_or("");
+        println!("final stats: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
     }
     if let Some(sh) = &shared {
         report_engine(sh, true);
@@ -293,8 +296,10 @@ fn report(steering: &Steering, datapath: &Datapath, shared: Option<&Shared>, las
         Err(e) => format!("xdp counters unavailable: {e:#}"),
     };
     println!("{what}: {xdp}");
+    let kernel = datapath.kernel_stats();
     for (meta, s) in datapath.stats() {
-        println!("{what}: q{} w{} {}", meta.queue, meta.worker, s.render());
+        let k = kernel.iter().find(|k| k.0 == meta.queue && k.1 == meta.worker).map(|k| k.2.as_str()).unwrap_or("");
+        println!("{what}: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
     }
     if let Some(sh) = shared {
         report_engine(sh, last);

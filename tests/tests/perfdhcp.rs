@@ -1,0 +1,77 @@
+//! perfdhcp (Kea) load against the daemon. Its own test binary, so that no other test competes
+//! for the two cores while it measures drops.
+
+use std::collections::HashMap;
+
+use nix::sys::signal::Signal;
+use tests::{Daemon, Netns, TempDir, TwoHosts, tool};
+
+/// perfdhcp's report: per exchange kind, sent/received/drops.
+fn perfdhcp(ns: &Netns, args: &[&str]) -> HashMap<String, (u64, u64, u64)> {
+    let out = ns.exec(tool("perfdhcp", "kea-admin")).arg("-4").args(args).output().expect("perfdhcp");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut stats = HashMap::new();
+    let mut section = String::new();
+    let mut cur = (0, 0, 0);
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix("***Statistics for: ") {
+            if !section.is_empty() {
+                stats.insert(section.clone(), cur);
+            }
+            section = s.trim_end_matches('*').to_owned();
+            cur = (0, 0, 0);
+        }
+        let num = |p: &str| line.strip_prefix(p).and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(v) = num("sent packets:") {
+            cur.0 = v;
+        }
+        if let Some(v) = num("received packets:") {
+            cur.1 = v;
+        }
+        if let Some(v) = num("drops:") {
+            cur.2 = v;
+        }
+    }
+    if !section.is_empty() {
+        stats.insert(section, cur);
+    }
+    assert!(!stats.is_empty(), "perfdhcp printed no statistics:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    stats
+}
+
+#[test]
+fn perfdhcp_10000_clients_at_5000_dora_per_second_without_drops() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[subnet]]\nsubnet = \"198.18.0.0/16\"\n  [[subnet.pool]]\n  range = \"198.18.16.1-198.18.63.254\"\n",
+    )
+    .expect("cfg");
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", cfg.to_str().expect("utf8")]);
+    let run1 = perfdhcp(&net.client, &["-l", &net.client_if, "-r", "5000", "-R", "10000", "-p", "10", "-W", "2000000"]);
+    let (d, r) = (run1["DISCOVER-OFFER"], run1["REQUEST-ACK"]);
+    assert!(d.0 >= 45_000, "perfdhcp sent only {} DISCOVERs in 10 s", d.0);
+    // Renewals and releases mixed in.
+    let run2 = perfdhcp(
+        &net.client,
+        &["-l", &net.client_if, "-r", "2000", "-R", "10000", "-p", "5", "-f", "500", "-F", "500", "-W", "2000000"],
+    );
+    let renew = run2["REQUEST-ACK (renewal)"];
+    let release = run2["RELEASE"];
+    assert!(renew.0 > 0 && release.0 > 0, "{run2:?}");
+    assert!(net.ping_server());
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.status.success());
+    let workers: Vec<&String> = exit.stdout.iter().filter(|l| l.starts_with("final stats: q")).collect();
+    assert_eq!((d.2, r.2), (0, 0), "drops: {run1:?}; daemon: {workers:?}");
+    assert_eq!((run2["DISCOVER-OFFER"].2, run2["REQUEST-ACK"].2, renew.2), (0, 0, 0), "{run2:?}; daemon: {workers:?}");
+    // The daemon's counters account for what perfdhcp saw.
+    assert_eq!(exit.engine_sum("rx_discover"), d.0 + run2["DISCOVER-OFFER"].0);
+    assert_eq!(exit.engine_sum("tx_offer"), d.1 + run2["DISCOVER-OFFER"].1);
+    assert_eq!(exit.engine_sum("tx_ack"), r.1 + run2["REQUEST-ACK"].1 + renew.1);
+    assert_eq!(exit.engine_sum("rx_release"), release.0);
+    assert_eq!(exit.worker_sum("rx"), exit.xdp_counter("redirected"));
+    assert_eq!(exit.worker_sum("drop_journal_failed"), 0);
+}
