@@ -35,7 +35,7 @@ impl ServerIdentity {
 }
 
 /// Counters of message types seen and sent, indexed like [`MSG_NAMES`].
-pub const MSG_NAMES: [&str; 12] = [
+pub const MSG_NAMES: [&str; 16] = [
     "rx_discover",
     "rx_request",
     "rx_decline",
@@ -48,6 +48,10 @@ pub const MSG_NAMES: [&str; 12] = [
     "tx_bootp",
     "tx_inform_ack",
     "rx_other",
+    "rx_request_selecting",
+    "rx_request_init_reboot",
+    "rx_request_renewing",
+    "rx_request_rebinding",
 ];
 
 /// What happened to one message, for counting.
@@ -55,6 +59,8 @@ pub const MSG_NAMES: [&str; 12] = [
 pub struct Outcome {
     /// Index into [`MSG_NAMES`] of what came in.
     pub rx: usize,
+    /// For a REQUEST, index into [`MSG_NAMES`] of the client state it was sent in.
+    pub state: Option<usize>,
     /// Index into [`MSG_NAMES`] of what went out, if anything.
     pub tx: Option<usize>,
 }
@@ -144,7 +150,7 @@ impl Engine {
         buf: &mut [u8],
         len: usize,
     ) -> (Verdict, Outcome) {
-        let other = Outcome { rx: 11, tx: None };
+        let other = Outcome { rx: 11, state: None, tx: None };
         let Some(req_bytes) = buf.get(..len) else {
             return (Verdict::Drop(DropReason::Malformed), other);
         };
@@ -153,7 +159,7 @@ impl Engine {
             _ => return (Verdict::Drop(DropReason::Malformed), other),
         };
         let layout = frame.layout();
-        let (src_mac, vlans) = (frame.src_mac(), frame.vlan_ids());
+        let (src_mac, vlans, to_broadcast) = (frame.src_mac(), frame.vlan_ids(), frame.dst_ip().is_broadcast());
         let msg = match Message::parse(frame.payload()) {
             Ok(m) => m,
             Err(MessageError::BadHlen) => return (Verdict::Drop(DropReason::BadHlen), other),
@@ -173,7 +179,19 @@ impl Engine {
             None => 5,
             Some(_) => return (Verdict::Drop(DropReason::NotRequest), other),
         };
-        let out = |tx| Outcome { rx, tx };
+        // RFC 2131 §4.3.2: the client state a REQUEST was sent in.
+        let state = (req.mtype == Some(MessageType::Request)).then(|| {
+            if req.server_id.is_some() {
+                12
+            } else if req.ciaddr.is_unspecified() {
+                13
+            } else if to_broadcast {
+                15
+            } else {
+                14
+            }
+        });
+        let out = |tx| Outcome { rx, state, tx };
         let Some(subnet) = self.select_subnet(cfg, server, &req, vlans) else {
             return (Verdict::Drop(DropReason::NoSubnet), out(None));
         };

@@ -113,9 +113,10 @@ impl Handler for EngineHandler {
         let (verdict, outcome) = self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut shard, buf, len);
         shard.drain_changes(&mut self.changes);
         drop(shard);
-        self.stats.counts[outcome.rx].fetch_add(1, Ordering::Relaxed);
-        if let Some(tx) = outcome.tx {
-            self.stats.counts[tx].fetch_add(1, Ordering::Relaxed);
+        for i in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
+            if let Some(c) = self.stats.counts.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
         }
         verdict
     }

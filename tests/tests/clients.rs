@@ -90,6 +90,8 @@ fn dhclient_gets_lease_renews_at_t1_and_releases() {
     assert!(net.ping_server());
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.engine_sum("rx_request") >= 2, "request + renewal");
+    assert!(exit.engine_sum("rx_request_renewing") >= 1, "unicast renewal at T1");
+    assert_eq!(exit.engine_sum("rx_request_selecting"), 1);
     assert_eq!(exit.engine_sum("rx_release"), 1);
     assert_eq!(exit.leases("bound"), 0);
     let _ = ip;
@@ -275,4 +277,69 @@ fn leases_survive_sigterm_and_sigkill_restarts() {
     }
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert_eq!(exit.leases("bound"), 7);
+}
+
+/// Renewals go to a server identifier nobody answers for (a configured override), so they go
+/// unanswered; at T2 the client broadcasts a REBINDING request, which the daemon answers.
+#[test]
+fn dhclient_rebinds_when_renewals_go_unanswered() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let body = BASIC
+        .replace("lease-time = 600", "lease-time = 60\nrenew-time = 2\nrebind-time = 5\nserver-id = \"198.18.0.9\"");
+    let cfg = config(&dir, &body);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let client = Dhclient::new(&net.client, &net.client_if);
+    assert!(client.obtain(&net.client), "dhclient -1 failed");
+    let bound = client.wait_for("BOUND", 0, Duration::from_secs(5)).expect("BOUND");
+    assert_eq!(bound["server"], "198.18.0.9");
+    // dhclient labels the extension RENEW or REBIND depending on its version; what counts is
+    // that it was extended while no renewal could reach a server.
+    let n = client.events().len();
+    let extended = client
+        .wait_for("REBIND", n, Duration::from_secs(12))
+        .or_else(|| client.events().into_iter().skip(n).find(|e| e["reason"] == "RENEW"))
+        .unwrap_or_else(|| panic!("lease not extended: {:?}", client.events()));
+    assert_eq!(extended["ip"], bound["ip"]);
+    client.kill();
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(exit.engine_sum("rx_request_renewing"), 0, "no unicast renewal can reach the daemon");
+    assert!(exit.engine_sum("rx_request_rebinding") >= 1, "REBINDING broadcast answered");
+    assert!(exit.engine_sum("tx_ack") >= 2);
+    assert_eq!(exit.engine_sum("tx_nak"), 0);
+}
+
+/// SIGHUP with a valid new file swaps it in (new options reach the next client) without losing
+/// leases; an invalid file is refused and the old one keeps serving.
+#[test]
+fn sighup_reloads_valid_config_and_keeps_old_on_error() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = config(&dir, BASIC);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let mut raw = Raw::new(&net);
+    let a = raw.dora([2, 10, 0, 0, 0, 1], 0x10);
+    std::fs::write(&cfg, BASIC.replace("198.18.0.53", "198.18.0.54")).expect("rewrite");
+    nix::sys::signal::kill(daemon.pid(), Signal::SIGHUP).expect("hup");
+    std::thread::sleep(Duration::from_millis(400));
+    let got = Udhcpc::new().obtain(&net.client, &net.client_if, false, &[]).expect("lease after reload");
+    assert_eq!(got["dns"], "198.18.0.54", "new options in force");
+    std::fs::write(&cfg, "[[subnet]]\nsubnet = \"nonsense\"\n").expect("rewrite");
+    nix::sys::signal::kill(daemon.pid(), Signal::SIGHUP).expect("hup");
+    std::thread::sleep(Duration::from_millis(400));
+    // The old configuration still answers, and the first lease is still bound to its client.
+    let mut renew = Request::discover(raw.mac, [2, 10, 0, 0, 0, 1], 0x20);
+    renew.ciaddr = a;
+    renew.src_ip = a;
+    renew.options = vec![53, 1, 3];
+    let ack = raw.ask(&renew).expect("answered after a rejected reload");
+    assert_eq!(option53(&ack), 5);
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.stdout.iter().any(|l| l.starts_with("reload: configuration replaced")), "{:?}", exit.stdout);
+    assert!(
+        exit.stdout.iter().any(|l| l.starts_with("reload: rejected") && l.contains(":2: subnet[0].subnet")),
+        "{:?}",
+        exit.stdout
+    );
+    assert_eq!(exit.leases("bound"), 2);
 }
