@@ -294,7 +294,11 @@ impl Engine {
         {
             return Some(s);
         }
-        let tags: Vec<u16> = vlans.iter().copied().filter(|&v| v != 0).collect();
+        let tags: &[u16] = match vlans {
+            [0, _] => &[],
+            [_, 0] => &vlans[..1],
+            _ => &vlans,
+        };
         if !tags.is_empty() {
             return cfg.subnets.iter().position(|s| s.vlan == tags);
         }

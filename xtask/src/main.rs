@@ -50,6 +50,19 @@ enum Cmd {
     },
     /// Install the eBPF toolchain pieces only.
     Bootstrap,
+    /// A bounded fuzz run of the frame → engine target (cargo-fuzz, nightly).
+    Fuzz {
+        /// Seconds to run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Benchmarks: the engine alone (criterion) and the lease store (memory per lease,
+    /// journal throughput, recovery time).
+    Bench {
+        /// Lease counts for the lease-store table.
+        #[arg(long, value_delimiter = ',', default_value = "1000000")]
+        leases: Vec<u64>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,6 +95,35 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bootstrap => bootstrap(),
+        Cmd::Fuzz { seconds } => {
+            bootstrap()?;
+            if output(Command::new("cargo").args(["fuzz", "--version"])).is_err() {
+                step("installing cargo-fuzz (once)");
+                run_visible(cargo().args(["install", "cargo-fuzz"]))?;
+            }
+            step(&format!("fuzzing frame → engine for {seconds} s (corpus: dhcp-xdp/fuzz/corpus/engine)"));
+            let mut c2 = Command::new("cargo");
+            c2.current_dir(workspace_root().join("dhcp-xdp")).args([
+                "+nightly",
+                "fuzz",
+                "run",
+                "engine",
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-max_len=1600",
+            ]);
+            run_visible(&mut c2)
+        }
+        Cmd::Bench { leases } => {
+            bootstrap()?;
+            step("engine benchmark (criterion): DISCOVER→OFFER and REQUEST→ACK on warm shards");
+            run_visible(cargo().args(["bench", "-p", "dhcp-xdp", "--bench", "engine"]))?;
+            step("lease store: memory per lease, journal throughput, recovery time");
+            let mut c = cargo();
+            c.args(["bench", "-p", "dhcp-xdp", "--bench", "lease_store", "--"]);
+            c.args(leases.iter().map(u64::to_string));
+            run_visible(&mut c)
+        }
     }
 }
 
