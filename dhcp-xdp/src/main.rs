@@ -44,6 +44,12 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Recover the lease journal of a state directory (offline) and print every lease.
+    Leases {
+        /// The state directory (`--state-dir` of `run`).
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,6 +146,7 @@ fn main() -> std::process::ExitCode {
             }
             Err(e) => Err(anyhow::anyhow!("{e}")),
         },
+        Command::Leases { state_dir } => dump_leases(&state_dir),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -328,6 +335,28 @@ fn report_engine(sh: &Shared, last: bool) {
             used as f64 * 100.0 / f64::from(len.max(1))
         );
     }
+}
+
+fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
+    let rec = Journal::recover(dir).with_context(|| format!("recovering {}", dir.display()))?;
+    for w in &rec.warnings {
+        println!("warning: {w}");
+    }
+    let mut leases = rec.leases;
+    leases.sort_by_key(|l| u32::from(l.addr));
+    for l in &leases {
+        println!(
+            "lease addr={} chaddr={} state={:?} expires={} subnet={} key={:?}",
+            l.addr,
+            mac_string(&l.chaddr),
+            l.state,
+            l.expires,
+            l.subnet,
+            l.key
+        );
+    }
+    println!("{} leases (snapshot {}, {} journal records replayed)", leases.len(), rec.snapshot_gen, rec.replayed);
+    Ok(())
 }
 
 fn load_config(args: &RunArgs, iface: &Interface) -> anyhow::Result<Config> {

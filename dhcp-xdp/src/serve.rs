@@ -180,3 +180,52 @@ pub fn reload(shared: &Shared, cfg: Config) -> String {
     drop(guards);
     format!("configuration replaced, lease tables rebuilt for the new pools ({n} records carried over)")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::{iface::Ipv4Net, leases::ClientKey};
+
+    fn cfg(end: u8) -> Config {
+        Config::parse(
+            "t",
+            &format!(
+                "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.{end}\"\n"
+            ),
+        )
+        .expect("config")
+    }
+
+    #[test]
+    fn reload_with_new_pools_rebuilds_tables_and_keeps_every_lease() {
+        let c = cfg(20);
+        let db = Arc::new(LeaseDb::new(&c, 2, [], 100));
+        let server =
+            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
+        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, 2, None);
+        let mut bound = vec![];
+        for i in 0..6u8 {
+            let mac = [2, 0, 0, 0, 0, i];
+            let mut g = db.lock(db.shard_of(&mac));
+            let k = ClientKey::hw(1, &mac);
+            let (a, s) = g.offer(100, 30, k, mac, &[1], None, None).expect("offer");
+            g.bind(100, k, mac, a, s, 3600, false).expect("bind");
+            bound.push((k, mac, a));
+        }
+        // Same pools: tables kept.
+        assert!(reload(&shared, cfg(20)).contains("kept"));
+        assert!(Arc::ptr_eq(&shared.runtime().db, &db));
+        // Grown pool: rebuilt, old tables retired, every lease carried over.
+        assert!(reload(&shared, cfg(40)).contains("rebuilt"));
+        let rt = shared.runtime();
+        assert!(db.is_retired() && !Arc::ptr_eq(&rt.db, &db));
+        for (k, mac, a) in bound {
+            let g = rt.db.lock(rt.db.shard_of(&mac));
+            assert_eq!(g.get(&k).map(|l| l.addr), Some(a));
+        }
+        assert_eq!(rt.db.census(200).bound, 6);
+        assert_eq!(rt.db.pool_usage(200)[0].2, 31);
+    }
+}

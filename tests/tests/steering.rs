@@ -254,3 +254,60 @@ fn generic_skb_mode_steers_too() {
     assert!(exit.status.success());
     assert!(!xdp_attached(&net.server, &net.server_if));
 }
+
+/// The kernel here has no 802.1Q support (no VLAN sub-interfaces for real clients), so tagged
+/// clients are crafted frames: the engine picks the subnet configured for the tags, and the
+/// OFFER comes back with the same tags (captured with tcpdump, which restores stripped tags).
+#[test]
+fn tagged_clients_get_their_vlans_subnet_with_tags_kept() {
+    let net = TwoHosts::new(1);
+    let dir = tests::TempDir::new("cfg");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.110\"\n\
+         [[subnet]]\nsubnet = \"198.18.10.0/24\"\nvlan = [10]\n[[subnet.pool]]\nrange = \"198.18.10.100-198.18.10.110\"\n\
+         [[subnet]]\nsubnet = \"198.18.20.0/24\"\nvlan = [100, 20]\n[[subnet.pool]]\nrange = \"198.18.20.100-198.18.20.110\"\n",
+    )
+    .expect("cfg");
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", cfg.to_str().expect("utf8")]);
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let capture = Capture::start(&net.client, &net.client_if);
+    let mut raw = Link::open(&net.client, &net.client_if);
+    let mut single = Request::discover(mac, chaddr(11), 0xb1);
+    single.vlans = vec![(0x8100, 10)];
+    let mut double = Request::discover(mac, chaddr(12), 0xb2);
+    double.vlans = vec![(0x88a8, 100), (0x8100, 20)];
+    raw.send(&single.build());
+    raw.send(&double.build());
+    std::thread::sleep(Duration::from_millis(500));
+    let frames = capture.finish();
+    let offer = |xid: u32, tags: usize| {
+        frames
+            .iter()
+            .find(|f| {
+                let b = 14 + tags + 20 + 8;
+                f.len() > b + 20 && f[b] == 2 && f[b + 4..b + 8] == xid.to_be_bytes()
+            })
+            .map(|f| {
+                (
+                    f[12..12 + tags].to_vec(),
+                    Ipv4Addr::new(
+                        f[14 + tags + 28 + 16],
+                        f[14 + tags + 28 + 17],
+                        f[14 + tags + 28 + 18],
+                        f[14 + tags + 28 + 19],
+                    ),
+                )
+            })
+    };
+    let (t1, a1) = offer(0xb1, 4).expect("OFFER for the 802.1Q client");
+    assert_eq!(t1, vec![0x81, 0, 0, 10]);
+    assert_eq!(a1.octets()[..3], [198, 18, 10]);
+    let (t2, a2) = offer(0xb2, 8).expect("OFFER for the QinQ client");
+    assert_eq!(t2, vec![0x88, 0xa8, 0, 100, 0x81, 0, 0, 20]);
+    assert_eq!(a2.octets()[..3], [198, 18, 20]);
+    assert!(net.ping_server());
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(exit.engine_sum("tx_offer"), 2);
+}
