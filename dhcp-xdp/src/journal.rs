@@ -7,7 +7,6 @@
 //! snapshot, replays the journals after it, truncates a torn or corrupted tail (and says so).
 
 use std::{
-    collections::HashMap,
     fs::{File, OpenOptions},
     io::{BufWriter, Read as _, Write as _},
     net::Ipv4Addr,
@@ -19,6 +18,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use hashbrown::HashMap;
 
 use crate::{
     config::Durability,
@@ -216,15 +216,13 @@ impl Journal {
     pub fn recover(dir: &Path) -> anyhow::Result<Recovery> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut r = Recovery::default();
-        let mut state: HashMap<ClientKey, Lease> = HashMap::new();
+        let mut snapshot: Vec<Lease> = vec![];
         let snaps = list(dir, "snapshot-", ".snap")?;
         for (generation, _, path) in snaps.iter().rev() {
             match read_snapshot(path) {
                 Some(leases) => {
                     r.snapshot_gen = *generation;
-                    for l in leases {
-                        state.insert(l.key, l);
-                    }
+                    snapshot = leases;
                     break;
                 }
                 None => r
@@ -232,10 +230,24 @@ impl Journal {
                     .push(format!("{}: damaged snapshot ignored, falling back to the previous one", path.display())),
             }
         }
-        for (generation, _, path) in list(dir, "journal-", ".log")? {
-            if generation >= r.snapshot_gen {
-                r.replayed += replay(&path, &mut state, &mut r.warnings)?;
-            }
+        let journals: Vec<PathBuf> = list(dir, "journal-", ".log")?
+            .into_iter()
+            .filter(|(generation, _, path)| {
+                *generation >= r.snapshot_gen && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(true)
+            })
+            .map(|x| x.2)
+            .collect();
+        if journals.is_empty() {
+            // Clean stop (or nothing since the snapshot): the snapshot is the state.
+            r.leases = snapshot;
+            return Ok(r);
+        }
+        let mut state: HashMap<ClientKey, Lease> = HashMap::with_capacity(snapshot.len());
+        for l in snapshot {
+            state.insert(l.key, l);
+        }
+        for path in journals {
+            r.replayed += replay(&path, &mut state, &mut r.warnings)?;
         }
         r.leases = state.into_values().collect();
         Ok(r)

@@ -289,6 +289,8 @@ impl LeaseDb {
             pools,
             retired: std::sync::atomic::AtomicBool::new(false),
         };
+        // Group by shard first, so each shard is locked once and its tables are sized once.
+        let mut per_shard: Vec<Vec<Lease>> = vec![vec![]; db.shards.len()];
         for l in leases {
             if l.state == LeaseState::Offered || !l.holds(now) && l.state == LeaseState::Declined {
                 continue;
@@ -296,8 +298,24 @@ impl LeaseDb {
             if !cfg.subnets.iter().any(|s| s.id == l.subnet && s.contains(l.addr)) {
                 continue;
             }
-            let shard = db.shard_of(&l.chaddr);
-            let mut sh = lock(&db.shards[shard]);
+            per_shard[db.shard_of(&l.chaddr)].push(l);
+        }
+        // Shards fill in parallel: each has its own lock, pool owner bytes are atomics.
+        std::thread::scope(|scope| {
+            for (shard, list) in per_shard.into_iter().enumerate() {
+                let db = &db;
+                scope.spawn(move || db.fill_shard(shard, list, now));
+            }
+        });
+        db
+    }
+
+    fn fill_shard(&self, shard: usize, list: Vec<Lease>, now: u32) {
+        let mut sh = lock(&self.shards[shard]);
+        sh.leases.reserve(list.len());
+        sh.by_addr.reserve(list.len());
+        sh.reserve_keys(list.len());
+        for l in list {
             // A record's address is owned by its shard; a conflict (two records on one address,
             // which a sound journal never holds) keeps the one that expires last.
             if let Some(&other) = sh.by_addr.get(&u32::from(l.addr))
@@ -305,26 +323,21 @@ impl LeaseDb {
             {
                 continue;
             }
-            if let Some((pi, off)) = db.locate(l.addr)
-                && let o = db.pools[pi].owner(off)
-                && o != SPARE
-                && o != RESERVED
-                && o != sh.id
-            {
-                continue;
-            }
-            if let Some((pi, off)) = db.locate(l.addr)
-                && db.pools[pi].owner(off) == SPARE
-            {
-                db.pools[pi].owner[off].store(sh.id, Ordering::Relaxed);
-                if !l.holds(now) {
-                    sh.free[pi].push_back(u32::from(l.addr));
+            if let Some((pi, off)) = self.locate(l.addr) {
+                let owner = &self.pools[pi].owner[off];
+                match owner.compare_exchange(SPARE, sh.id, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if !l.holds(now) {
+                            sh.free[pi].push_back(u32::from(l.addr));
+                        }
+                    }
+                    Err(o) if o != RESERVED && o != sh.id => continue,
+                    Err(_) => {}
                 }
             }
             sh.put(l);
             sh.changes.clear();
         }
-        db
     }
 
     /// Marks this database as replaced (after a reload rebuilt the tables): a worker that
@@ -428,6 +441,11 @@ pub struct ShardGuard<'a> {
 }
 
 impl Shard {
+    fn reserve_keys(&mut self, n: usize) {
+        let leases = &self.leases;
+        self.by_key.reserve(n, |&j| leases[j as usize].key.hash64());
+    }
+
     fn find(&self, key: &ClientKey) -> Option<u32> {
         let leases = &self.leases;
         self.by_key.find(key.hash64(), |&i| leases[i as usize].key == *key).copied()
