@@ -569,6 +569,21 @@ impl ShardGuard<'_> {
         reserved: Option<(Ipv4Addr, u32)>,
         hint: Option<Ipv4Addr>,
     ) -> Result<(Ipv4Addr, u32), LeaseError> {
+        // Fast path: the client still holds an address in one of these subnets (an offer not yet
+        // taken, or a binding): offer it again without touching its state — a bound lease stays
+        // bound until its REQUEST, an offer gets a fresh hold.
+        if reserved.is_none()
+            && let Some(i) = self.shard.find(&key)
+        {
+            let l = &mut self.shard.leases[i as usize];
+            if matches!(l.state, LeaseState::Offered | LeaseState::Bound) && l.holds(now) && subnets.contains(&l.subnet)
+            {
+                if l.state == LeaseState::Offered {
+                    l.expires = now.saturating_add(hold);
+                }
+                return Ok((l.addr, l.subnet));
+            }
+        }
         let in_subnets =
             |db: &LeaseDb, a: Ipv4Addr| db.locate(a).map(|(pi, _)| db.pools[pi].subnet).filter(|s| subnets.contains(s));
         let pick = if let Some((a, subnet)) = reserved {
@@ -629,6 +644,22 @@ impl ShardGuard<'_> {
         lease_time: u32,
         reserved: bool,
     ) -> Result<Lease, LeaseError> {
+        // Fast path: confirming or renewing the address this client holds.
+        if let Some(i) = self.shard.find(&key) {
+            let l = &mut self.shard.leases[i as usize];
+            if l.addr == addr
+                && l.subnet == subnet
+                && matches!(l.state, LeaseState::Offered | LeaseState::Bound)
+                && l.holds(now)
+            {
+                l.state = LeaseState::Bound;
+                l.expires = now.saturating_add(lease_time);
+                l.chaddr = chaddr;
+                let l = *l;
+                self.shard.changes.push(Change::Upsert(l));
+                return Ok(l);
+            }
+        }
         if !reserved && !self.available(addr, &key, now) {
             return Err(LeaseError::Unavailable);
         }
@@ -911,6 +942,23 @@ mod tests {
             assert_ne!(b, a, "freed address is reused last (FIFO)");
         }
         assert_eq!(g.offer(1004, 30, k, mac, &[1], None, None).unwrap().0, a);
+    }
+
+    #[test]
+    fn discover_from_a_bound_client_does_not_downgrade_its_lease() {
+        let c = cfg("198.18.0.10-198.18.0.20");
+        let db = LeaseDb::new(&c, 1, [], 0);
+        let mut g = db.lock(0);
+        let (k, m) = key(1);
+        let (a, _) = g.offer(0, 30, k, m, &[1], None, None).unwrap();
+        g.bind(0, k, m, a, 1, 3600, false).unwrap();
+        assert_eq!(g.offer(10, 30, k, m, &[1], None, None).unwrap().0, a);
+        let l = g.get(&k).unwrap();
+        assert_eq!((l.state, l.expires), (LeaseState::Bound, 3600));
+        g.sweep(100, 10);
+        assert_eq!(g.get(&k).unwrap().state, LeaseState::Bound, "still bound after the offer hold");
+        let renewed = g.bind(1000, k, m, a, 1, 3600, false).unwrap();
+        assert_eq!(renewed.expires, 4600);
     }
 
     #[test]
