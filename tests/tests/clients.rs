@@ -343,3 +343,41 @@ fn sighup_reloads_valid_config_and_keeps_old_on_error() {
     );
     assert_eq!(exit.leases("bound"), 2);
 }
+
+/// dhcpcd in the foreground: it renews at T1 (unicast, answered) and, when its renewals cannot
+/// reach the server (server identifier nobody owns), rebinds at T2 by broadcast.
+#[test]
+fn dhcpcd_renews_at_t1_and_rebinds_when_renewals_go_unanswered() {
+    for (server_id, expect) in
+        [("", "renewing lease"), ("server-id = \"198.18.0.9\"\n", "failed to renew DHCP, rebinding")]
+    {
+        let net = TwoHosts::for_dhcp(1);
+        let dir = TempDir::new("cfg");
+        let cfg = config(
+            &dir,
+            &BASIC
+                .replace("lease-time = 600", &format!("lease-time = 60\nrenew-time = 2\nrebind-time = 5\n{server_id}")),
+        );
+        let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+        let out = net
+            .client
+            .exec("timeout")
+            .args(["12"])
+            .arg(tests::tool("dhcpcd", "dhcpcd5"))
+            .args(["-4", "-B", "-d", "--noipv4ll", "--noarp", "-t", "10", &net.client_if])
+            .output()
+            .expect("dhcpcd");
+        let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease", net.client_if));
+        let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        let at = log.find(expect).unwrap_or_else(|| panic!("dhcpcd never logged {expect:?}:\n{log}"));
+        assert!(log[at..].contains("acknowledged 198.18.0.1"), "no ACK after {expect:?}:\n{log}");
+        let exit = daemon.signal_and_wait(Signal::SIGTERM);
+        if server_id.is_empty() {
+            assert!(exit.engine_sum("rx_request_renewing") >= 1);
+        } else {
+            assert_eq!(exit.engine_sum("rx_request_renewing"), 0);
+            assert!(exit.engine_sum("rx_request_rebinding") >= 1);
+        }
+        assert_eq!(exit.engine_sum("tx_nak"), 0);
+    }
+}
