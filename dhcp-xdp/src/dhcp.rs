@@ -408,6 +408,20 @@ impl<'b> OptionWriter<'b> {
     /// Appends option `code` with `value`, split into fragments if longer than 255 bytes.
     #[must_use]
     pub fn put(&mut self, code: u8, value: &[u8]) -> bool {
+        // Common case: one fragment.
+        if let Ok(len) = u8::try_from(value.len()) {
+            let end = self.pos + 2 + value.len();
+            // One byte stays reserved for End.
+            if end >= self.limit {
+                return false;
+            }
+            let Some(dst) = self.buf.get_mut(self.pos..end) else { return false };
+            dst[0] = code;
+            dst[1] = len;
+            dst[2..].copy_from_slice(value);
+            self.pos = end;
+            return true;
+        }
         if Self::encoded_len(value.len()) > self.remaining() {
             return false;
         }
