@@ -206,30 +206,30 @@ fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
-/// One's-complement sum of `bytes` as big-endian 16-bit words, added to `acc`. Eight bytes at a
-/// time into a 64-bit accumulator (RFC 1071 §2: the sum may be computed in any word size and
-/// folded at the end), which keeps the UDP checksum of a 300-byte reply cheap.
+/// One's-complement sum of `bytes` as big-endian 16-bit words, added to `acc` (the caller
+/// folds). Words are summed in native byte order eight bytes at a time into a wide accumulator,
+/// folded, then converted: RFC 1071 §2 (the sum is independent of byte order up to a swap, and
+/// of the word size up to folding). This keeps the UDP checksum of a reply cheap.
 fn sum_be16(bytes: &[u8], acc: u32) -> u32 {
-    let mut wide = u64::from(acc);
+    let mut sum: u128 = 0;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Add the two 32-bit halves; carries accumulate in the upper bits.
-        wide += (w >> 32) + (w & 0xffff_ffff);
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        sum += u128::from(u64::from_ne_bytes(w));
     }
     let mut rest = chunks.remainder().chunks_exact(2);
     for c in &mut rest {
-        wide += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        sum += u128::from(u16::from_ne_bytes([c[0], c[1]]));
     }
     if let [last] = rest.remainder() {
-        wide += u64::from(*last) << 8;
+        // A trailing byte is the high byte of a big-endian word padded with zero.
+        sum += u128::from(u16::from_ne_bytes([*last, 0]));
     }
-    // Fold 64 → 32 bits keeping the one's-complement carries.
-    while wide >> 32 != 0 {
-        wide = (wide & 0xffff_ffff) + (wide >> 32);
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
     }
-    // 32-bit halves of 16-bit word pairs: fold to a value `fold` finishes.
-    ((wide >> 16) + (wide & 0xffff)) as u32
+    u32::from(u16::from_be(sum as u16)) + acc
 }
 
 /// The Internet checksum (RFC 1071) of `bytes`. Over a header whose checksum field is already
