@@ -13,7 +13,10 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{dhcp::opt, iface::Ipv4Net};
+use crate::{
+    dhcp::opt,
+    iface::{Ipv4Net, colon_hex},
+};
 
 /// A configuration error with its place.
 #[derive(Debug, thiserror::Error)]
@@ -725,6 +728,11 @@ impl Config {
         Ok(c)
     }
 
+    /// Index of the subnet with id `id`.
+    pub fn subnet_index(&self, id: u32) -> Option<usize> {
+        self.subnets.iter().position(|s| s.id == id)
+    }
+
     /// A human-readable account of what was understood (`check-config`).
     pub fn describe(&self) -> String {
         let mut s = format!("configuration from {}\n", self.source);
@@ -753,7 +761,7 @@ impl Config {
                 s += &format!("    pool {}-{} ({} addresses)\n", p.start, p.end, p.len());
             }
             for c in sub.options.codes() {
-                s += &format!("    option {c} = {}\n", hex(sub.options.get(*c).unwrap_or_default()));
+                s += &format!("    option {c} = {}\n", colon_hex(sub.options.get(*c).unwrap_or_default()));
             }
             for r in &sub.reservations {
                 s += &format!(
@@ -765,10 +773,6 @@ impl Config {
         }
         s
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]

@@ -191,14 +191,7 @@ impl FillComp {
         if self.spare.is_empty() {
             return self.fq.pending() > 0;
         }
-        let want = u32::try_from(self.spare.len()).unwrap_or(u32::MAX);
-        let mut fill = self.fq.fill(want);
-        // Insert from the tail so that exactly the inserted chunks can be truncated off.
-        let n = fill.insert(self.spare.iter().rev().copied());
-        fill.commit();
-        drop(fill);
-        let keep = self.spare.len() - n as usize;
-        self.spare.truncate(keep);
+        fill_from(&mut self.fq, &mut self.spare);
         if self.need_wakeup && self.fq.needs_wakeup() {
             self.fq.wake();
         }
@@ -230,6 +223,27 @@ fn lock(m: &Mutex<FillComp>) -> MutexGuard<'_, FillComp> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Hands a worker's dropped chunks to the queue and refills the fill ring.
+fn give_back(recycle: &mut Vec<u64>, stats: &WorkerStats, batch: u32, fc: &mut FillComp) {
+    fc.spare.append(recycle);
+    if !fc.recycle(batch) {
+        stats.fill_starved_polls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Moves as many chunks of `spare` as fit into the fill ring; returns how many.
+fn fill_from(fq: &mut DeviceQueue, spare: &mut Vec<u64>) -> u32 {
+    let want = u32::try_from(spare.len()).unwrap_or(u32::MAX);
+    let mut fill = fq.fill(want);
+    // Insert from the tail so that exactly the inserted chunks can be truncated off.
+    let n = fill.insert(spare.iter().rev().copied());
+    fill.commit();
+    drop(fill);
+    let keep = spare.len() - n as usize;
+    spare.truncate(keep);
+    n
+}
+
 impl Worker {
     fn run(mut self, stop: &AtomicBool, handler: &mut dyn Handler) {
         let mut idle = 0u32;
@@ -253,29 +267,21 @@ impl Worker {
                 break;
             }
         }
-        let fc = self.fc.clone();
-        self.give_back(&mut lock(&fc));
+        give_back(&mut self.recycle, &self.stats, self.batch, &mut lock(&self.fc));
     }
 
     /// One loop iteration; returns the number of frames received.
     fn step(&mut self, handler: &mut dyn Handler) -> u32 {
         // Recycle under the queue's lock, but never wait for it while others are at it.
-        let fc = self.fc.clone();
-        if let Ok(mut fc) = fc.try_lock() {
-            self.give_back(&mut fc);
-        } else if self.recycle.len() > (self.batch * 4) as usize {
-            self.give_back(&mut lock(&fc));
+        let Self { fc, recycle, stats, batch, .. } = self;
+        if let Ok(mut g) = fc.try_lock() {
+            give_back(recycle, stats, *batch, &mut g);
+        } else if recycle.len() > (*batch * 4) as usize {
+            give_back(recycle, stats, *batch, &mut lock(fc));
         }
         let got = if self.pending_tx.len() < self.batch as usize { self.receive(handler) } else { 0 };
         self.transmit();
         got
-    }
-
-    fn give_back(&mut self, fc: &mut FillComp) {
-        fc.spare.append(&mut self.recycle);
-        if !fc.recycle(self.batch) {
-            self.stats.fill_starved_polls.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     fn receive(&mut self, handler: &mut dyn Handler) -> u32 {
@@ -362,15 +368,10 @@ impl Worker {
         // which stays open for the lifetime of `self.tx`.
         let r =
             unsafe { libc::sendto(self.tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+        // EAGAIN/EBUSY/ENOBUFS (and anything else): the frames stay on the TX ring and the
+        // next loop kicks again.
         if r < 0 {
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) => {
-                    self.stats.tx_kick_retries.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {
-                    self.stats.tx_kick_retries.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            self.stats.tx_kick_retries.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -464,14 +465,7 @@ fn setup_queue(
     let mut spare: Vec<u64> =
         (0..u64::from(cfg.frames_per_queue)).rev().map(|i| i * u64::from(cfg.frame_size)).collect();
     spare.reserve(cfg.frames_per_queue as usize);
-    {
-        let mut fill = fc.fill(cfg.fill_size);
-        let n = fill.insert(spare.iter().rev().copied());
-        fill.commit();
-        drop(fill);
-        let keep = spare.len() - n as usize;
-        spare.truncate(keep);
-    }
+    fill_from(&mut fc, &mut spare);
 
     let mut rings = Vec::with_capacity(users.len());
     for (i, user) in users.iter().enumerate() {

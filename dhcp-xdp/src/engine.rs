@@ -279,7 +279,7 @@ impl Engine {
     /// Link selection (RFC 3527) > subnet selection (RFC 3011) > giaddr > ciaddr of a
     /// renewing client > the receiving interface and its VLAN tags.
     fn select_subnet(&self, cfg: &Config, server: &ServerIdentity, req: &Req, vlans: [u16; 2]) -> Option<usize> {
-        let containing = |a: Ipv4Addr| cfg.subnets.iter().position(|s| s.contains(a));
+        let containing = |a: Ipv4Addr| Self::subnet_index_of(cfg, a);
         if let Some(a) = req.link_selection {
             return containing(a);
         }
@@ -379,7 +379,7 @@ impl Engine {
         let in_cand = |a: Ipv4Addr| Self::subnet_index_of(cfg, a).filter(|&i| cand.contains(&cfg.subnets[i].id));
         // A reservation in any candidate subnet.
         let resv = cand.iter().find_map(|&id| {
-            let si = cfg.subnets.iter().position(|s| s.id == id)?;
+            let si = cfg.subnet_index(id)?;
             self.reservation(&cfg.subnets[si], req).map(|r| (si, r))
         });
         let reserved_ip = resv.and_then(|(s, r)| cfg.subnets[s].reservations[r].ip.map(|a| (a, cfg.subnets[s].id)));
@@ -408,7 +408,7 @@ impl Engine {
             Some(MessageType::Discover) => {
                 match shard.offer(now, cfg.offer_hold, key, req.chaddr, cand, reserved_ip, req.requested) {
                     Ok((addr, sid)) => {
-                        let si = cfg.subnets.iter().position(|s| s.id == sid).unwrap_or(subnet);
+                        let si = cfg.subnet_index(sid).unwrap_or(subnet);
                         let lease = cfg.subnets[si].lease_time;
                         Ok(Answer::Offer { yiaddr: addr, subnet: si, lease, opts: Self::opts_for(cfg, si, addr, resv) })
                     }

@@ -68,6 +68,12 @@ impl Interface {
     }
 }
 
+/// Formats bytes as `aa:bb:cc…` (MAC addresses, option values); the inverse of [`parse_mac`]
+/// for six bytes.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
 /// Parses `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
@@ -88,6 +94,7 @@ mod tests {
         assert_eq!(parse_mac("02:00:0a:ff:00"), None);
         assert_eq!(parse_mac("02:00:0a:ff:00:01:02"), None);
         assert_eq!(parse_mac("zz:00:0a:ff:00:01"), None);
+        assert_eq!(parse_mac(&colon_hex(&[2, 0, 10, 255, 0, 1])), Some([2, 0, 10, 255, 0, 1]));
     }
 
     #[test]

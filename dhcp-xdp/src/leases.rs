@@ -335,9 +335,10 @@ impl LeaseDb {
                     Err(_) => {}
                 }
             }
-            sh.put(l);
-            sh.changes.clear();
+            sh.put_unjournaled(l);
         }
+        // Recovery rebuilds from the journal; nothing here is new to it.
+        sh.changes.clear();
     }
 
     /// Marks this database as replaced (after a reload rebuilt the tables): a worker that
@@ -451,8 +452,17 @@ impl Shard {
         self.by_key.find(key.hash64(), |&i| leases[i as usize].key == *key).copied()
     }
 
-    /// Inserts or replaces the record of `l.key`, keeping both indexes right.
+    /// Inserts or replaces the record of `l.key` and journals it.
     fn put(&mut self, l: Lease) -> u32 {
+        let idx = self.put_unjournaled(l);
+        self.changes.push(Change::Upsert(l));
+        idx
+    }
+
+    /// Inserts or replaces the record of `l.key`, keeping both indexes right, without a journal
+    /// record of its own: offers (a restart forgets them, as clients expect) and recovery. A
+    /// remembered record that loses its address is still journaled as removed.
+    fn put_unjournaled(&mut self, l: Lease) -> u32 {
         let idx = match self.find(&l.key) {
             Some(i) => {
                 let old = self.leases[i as usize];
@@ -484,7 +494,6 @@ impl Shard {
         {
             self.remove_idx(prev);
         }
-        self.changes.push(Change::Upsert(l));
         idx
     }
 
@@ -615,7 +624,7 @@ impl ShardGuard<'_> {
         {
             self.push_free(old.addr);
         }
-        self.shard.put(Lease {
+        self.shard.put_unjournaled(Lease {
             key,
             chaddr,
             addr,
@@ -623,12 +632,6 @@ impl ShardGuard<'_> {
             state: LeaseState::Offered,
             subnet,
         });
-        // Offers are not journaled: a restart forgets them, as clients expect.
-        if let Some(Change::Upsert(l)) = self.shard.changes.last()
-            && l.state == LeaseState::Offered
-        {
-            self.shard.changes.pop();
-        }
         Ok((addr, subnet))
     }
 
@@ -726,8 +729,7 @@ impl ShardGuard<'_> {
             let mut l2 = l;
             l2.state = LeaseState::Expired;
             l2.expires = now;
-            self.shard.put(l2);
-            self.shard.changes.pop();
+            self.shard.put_unjournaled(l2);
             self.push_free(l.addr);
         }
     }
@@ -890,8 +892,7 @@ impl ShardGuard<'_> {
                 LeaseState::Offered => {
                     let mut e = l;
                     e.state = LeaseState::Expired;
-                    self.shard.put(e);
-                    self.shard.changes.pop();
+                    self.shard.put_unjournaled(e);
                     self.push_free(l.addr);
                 }
                 LeaseState::Declined => {

@@ -14,11 +14,11 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use dhcp_xdp::{
     config::Config,
-    datapath::{BindModeArg, Datapath, DatapathConfig},
+    datapath::{BindModeArg, Datapath, DatapathConfig, WorkerStats},
     ebpf::{Steering, XdpModeArg},
     engine::ServerIdentity,
     handler::{FrameMeta, Handler, Reflect, Verdict},
-    iface::Interface,
+    iface::{Interface, colon_hex},
     journal::Journal,
     leases::LeaseDb,
     serve::{self, EngineHandler, Runtime, Shared},
@@ -219,7 +219,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         "dhcp-xdp: {} (ifindex {}, {}, {}/{}) xdp={:?} af_xdp={} queues={} sockets={} [{}] handler={:?}",
         iface.name,
         iface.index,
-        mac_string(&iface.mac),
+        colon_hex(&iface.mac),
         server.addr,
         server.prefix,
         steering.mode(),
@@ -260,7 +260,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         if args.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(args.stats_interval) {
             last_stats = Instant::now();
-            report(&steering, &datapath, shared.as_deref(), false);
+            report_datapath("stats", &steering, datapath.stats(), &datapath.kernel_stats());
+            if let Some(sh) = &shared {
+                report_engine(sh, false);
+            }
         }
     }
     if failure.is_none() {
@@ -268,15 +271,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let kernel_stats = datapath.kernel_stats();
     let (panicked, worker_stats) = datapath.stop(&mut steering);
-    match steering.counters() {
-        Ok(c) => println!("final stats: {}", c.render()),
-        Err(e) => println!("final stats: xdp counters unavailable: {e:#}"),
-    }
-    for (meta, s) in &worker_stats {
-        let k =
-            kernel_stats.iter().find(|k| k.0 == meta.queue && k.1 == meta.worker).map(|k| k.2.as_str()).unwrap_or("");
-        println!("final stats: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
-    }
+    report_datapath("final stats", &steering, &worker_stats, &kernel_stats);
     if let Some(sh) = &shared {
         report_engine(sh, true);
         if let Some(j) = &sh.journal {
@@ -296,20 +291,20 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(steering: &Steering, datapath: &Datapath, shared: Option<&Shared>, last: bool) {
-    let what = if last { "final stats" } else { "stats" };
-    let xdp = match steering.counters() {
-        Ok(c) => c.render(),
-        Err(e) => format!("xdp counters unavailable: {e:#}"),
-    };
-    println!("{what}: {xdp}");
-    let kernel = datapath.kernel_stats();
-    for (meta, s) in datapath.stats() {
+/// XDP verdicts and per-worker counters (with the kernel's socket statistics).
+fn report_datapath(
+    what: &str,
+    steering: &Steering,
+    workers: &[(FrameMeta, Arc<WorkerStats>)],
+    kernel: &[(u32, u32, String)],
+) {
+    match steering.counters() {
+        Ok(c) => println!("{what}: {}", c.render()),
+        Err(e) => println!("{what}: xdp counters unavailable: {e:#}"),
+    }
+    for (meta, s) in workers {
         let k = kernel.iter().find(|k| k.0 == meta.queue && k.1 == meta.worker).map(|k| k.2.as_str()).unwrap_or("");
         println!("{what}: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
-    }
-    if let Some(sh) = shared {
-        report_engine(sh, last);
     }
 }
 
@@ -348,7 +343,7 @@ fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
         println!(
             "lease addr={} chaddr={} state={:?} expires={} subnet={} key={:?}",
             l.addr,
-            mac_string(&l.chaddr),
+            colon_hex(&l.chaddr),
             l.state,
             l.expires,
             l.subnet,
@@ -417,8 +412,4 @@ fn reload(sh: &Shared, args: &RunArgs, iface: &Interface) {
 
 fn core_count() -> usize {
     core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1).max(1)
-}
-
-fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
