@@ -193,6 +193,19 @@ impl Reply {
         })
     }
 
+    /// The DHCP message type (option 53) in the options field, if any.
+    pub fn message_type(&self) -> Option<u8> {
+        let o = self.bootp.get(240..)?;
+        let mut i = 0;
+        while i + 2 < o.len() && o[i] != 255 {
+            if o[i] == 53 {
+                return Some(o[i + 2]);
+            }
+            i += if o[i] == 0 { 1 } else { 2 + usize::from(o[i + 1]) };
+        }
+        None
+    }
+
     /// Transaction id.
     pub fn xid(&self) -> u32 {
         u32::from_be_bytes([self.bootp[4], self.bootp[5], self.bootp[6], self.bootp[7]])

@@ -216,6 +216,13 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Writes `body` as `dhcp-xdp.toml` here; returns the path to pass as `--config`.
+    pub fn config(&self, body: &str) -> String {
+        let p = self.0.join("dhcp-xdp.toml");
+        std::fs::write(&p, body).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        p.display().to_string()
+    }
 }
 
 impl Drop for TempDir {

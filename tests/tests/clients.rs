@@ -11,12 +11,6 @@ use tests::{
     sh,
 };
 
-fn config(dir: &TempDir, body: &str) -> String {
-    let p = dir.path().join("dhcp-xdp.toml");
-    std::fs::write(&p, body).expect("write config");
-    p.display().to_string()
-}
-
 const BASIC: &str = r#"
 [server]
 lease-time = 600
@@ -40,7 +34,7 @@ fn in_pool(ip: &str) -> Ipv4Addr {
 fn udhcpc_gets_configured_lease_releases_and_gets_it_back() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = config(&dir, BASIC);
+    let cfg = dir.config(BASIC);
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let client = Udhcpc::new();
     let got = client.obtain(&net.client, &net.client_if, false, &[]).expect("udhcpc got no lease");
@@ -72,7 +66,7 @@ fn udhcpc_gets_configured_lease_releases_and_gets_it_back() {
 fn dhclient_gets_lease_renews_at_t1_and_releases() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = config(&dir, &BASIC.replace("lease-time = 600", "lease-time = 60\nrenew-time = 3\nrebind-time = 50"));
+    let cfg = dir.config(&BASIC.replace("lease-time = 600", "lease-time = 60\nrenew-time = 3\nrebind-time = 50"));
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let client = Dhclient::new(&net.client, &net.client_if);
     assert!(client.obtain(&net.client), "dhclient -1 failed");
@@ -101,7 +95,7 @@ fn dhclient_gets_lease_renews_at_t1_and_releases() {
 fn dhclient_restarted_with_its_lease_gets_the_same_address() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = config(&dir, BASIC);
+    let cfg = dir.config(BASIC);
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let client = Dhclient::new(&net.client, &net.client_if);
     assert!(client.obtain(&net.client));
@@ -121,7 +115,7 @@ fn dhclient_restarted_with_its_lease_gets_the_same_address() {
 fn dhcpcd_configures_address_and_default_route() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = config(&dir, BASIC);
+    let cfg = dir.config(BASIC);
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let out = dhcpcd_oneshot(&net.client, &net.client_if);
     assert!(out.contains("leased 198.18.0.1"), "dhcpcd output:\n{out}");
@@ -178,28 +172,16 @@ impl Raw {
         req.options.extend_from_slice(&yiaddr.octets());
         req.options.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
         let ack = self.ask(&req).expect("ack");
-        assert_eq!(option53(&ack), 5, "ACK");
+        assert_eq!(ack.message_type(), Some(5), "ACK");
         yiaddr
     }
-}
-
-fn option53(r: &tests::frames::Reply) -> u8 {
-    let o = &r.bootp[240..];
-    let mut i = 0;
-    while i + 2 < o.len() && o[i] != 255 {
-        if o[i] == 53 {
-            return o[i + 2];
-        }
-        i += if o[i] == 0 { 1 } else { 2 + usize::from(o[i + 1]) };
-    }
-    0
 }
 
 #[test]
 fn declined_address_goes_to_probation_and_next_client_gets_another() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = config(&dir, &BASIC.replace("198.18.0.150", "198.18.0.101"));
+    let cfg = dir.config(&BASIC.replace("198.18.0.150", "198.18.0.101"));
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg, "--workers", "1"]);
     let mut raw = Raw::new(&net);
     let a = raw.dora([2, 7, 0, 0, 0, 1], 0x100);
@@ -228,13 +210,17 @@ fn init_reboot_from_another_subnet_naks_when_authoritative_and_is_ignored_otherw
             "subnet = \"198.18.0.0/24\"",
             &format!("subnet = \"198.18.0.0/24\"\nauthoritative = {authoritative}"),
         );
-        let cfg = config(&dir, &body);
+        let cfg = dir.config(&body);
         let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
         let mut raw = Raw::new(&net);
         let mut req = Request::discover(raw.mac, [2, 8, 0, 0, 0, 1], 0x500);
         req.options = vec![53, 1, 3, 50, 4, 198, 18, 77, 9];
         let reply = raw.ask(&req);
-        assert_eq!(reply.as_ref().map(option53) == Some(6), expect_nak, "authoritative={authoritative}: {reply:?}");
+        assert_eq!(
+            reply.as_ref().and_then(|r| r.message_type()) == Some(6),
+            expect_nak,
+            "authoritative={authoritative}: {reply:?}"
+        );
         if !expect_nak {
             assert!(reply.is_none(), "non-authoritative server must stay silent");
         }
@@ -249,7 +235,7 @@ fn init_reboot_from_another_subnet_naks_when_authoritative_and_is_ignored_otherw
 fn leases_survive_sigterm_and_sigkill_restarts() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = config(&dir, BASIC);
+    let cfg = dir.config(BASIC);
     let state = TempDir::new("state");
     let args = ["--config", cfg.as_str(), "--state-dir", state.path().to_str().expect("utf8")];
     let mut raw = Raw::new(&net);
@@ -268,7 +254,7 @@ fn leases_survive_sigterm_and_sigkill_restarts() {
             renew.ciaddr = *a;
             renew.options = vec![53, 1, 3];
             let ack = raw.ask(&renew).expect("renewal answered");
-            assert_eq!(option53(&ack), 5, "renewal ACKed after restart {round}");
+            assert_eq!(ack.message_type(), Some(5), "renewal ACKed after restart {round}");
             assert_eq!(&ack.bootp[16..20], &a.octets());
         }
         // A new client gets none of the bound addresses.
@@ -287,7 +273,7 @@ fn dhclient_rebinds_when_renewals_go_unanswered() {
     let dir = TempDir::new("cfg");
     let body = BASIC
         .replace("lease-time = 600", "lease-time = 60\nrenew-time = 2\nrebind-time = 5\nserver-id = \"198.18.0.9\"");
-    let cfg = config(&dir, &body);
+    let cfg = dir.config(&body);
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let client = Dhclient::new(&net.client, &net.client_if);
     assert!(client.obtain(&net.client), "dhclient -1 failed");
@@ -315,7 +301,7 @@ fn dhclient_rebinds_when_renewals_go_unanswered() {
 fn sighup_reloads_valid_config_and_keeps_old_on_error() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = config(&dir, BASIC);
+    let cfg = dir.config(BASIC);
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let mut raw = Raw::new(&net);
     let a = raw.dora([2, 10, 0, 0, 0, 1], 0x10);
@@ -333,7 +319,7 @@ fn sighup_reloads_valid_config_and_keeps_old_on_error() {
     renew.src_ip = a;
     renew.options = vec![53, 1, 3];
     let ack = raw.ask(&renew).expect("answered after a rejected reload");
-    assert_eq!(option53(&ack), 5);
+    assert_eq!(ack.message_type(), Some(5));
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.stdout.iter().any(|l| l.starts_with("reload: configuration replaced")), "{:?}", exit.stdout);
     assert!(
@@ -353,8 +339,7 @@ fn dhcpcd_renews_at_t1_and_rebinds_when_renewals_go_unanswered() {
     {
         let net = TwoHosts::for_dhcp(1);
         let dir = TempDir::new("cfg");
-        let cfg = config(
-            &dir,
+        let cfg = dir.config(
             &BASIC
                 .replace("lease-time = 600", &format!("lease-time = 60\nrenew-time = 2\nrebind-time = 5\n{server_id}")),
         );

@@ -24,18 +24,6 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn option53(bootp: &[u8]) -> Option<u8> {
-    let o = bootp.get(240..)?;
-    let mut i = 0;
-    while i + 2 < o.len() && o[i] != 255 {
-        if o[i] == 53 {
-            return Some(o[i + 2]);
-        }
-        i += if o[i] == 0 { 1 } else { 2 + usize::from(o[i + 1]) };
-    }
-    None
-}
-
 /// DORA for distinct clients until `stop`; returns chaddr → (address, unix time the ACK arrived).
 fn load(mut link: Link, mac: [u8; 6], round: u8, stop: Arc<AtomicBool>) -> HashMap<[u8; 6], (Ipv4Addr, u64)> {
     let mut acked = HashMap::new();
@@ -53,7 +41,7 @@ fn load(mut link: Link, mac: [u8; 6], round: u8, stop: Arc<AtomicBool>) -> HashM
         req.options.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
         link.send(&req.build());
         if let Some(ack) = link.replies(1, Duration::from_millis(200), |r| r.xid() == xid | 1).pop()
-            && option53(&ack.bootp) == Some(5)
+            && ack.message_type() == Some(5)
         {
             acked.insert(chaddr, (Ipv4Addr::from(yiaddr), unix_now()));
         }
@@ -82,14 +70,9 @@ fn recovered(state: &TempDir) -> HashMap<[u8; 6], (Ipv4Addr, String, u64)> {
 fn sigkill_under_load_loses_no_acked_lease() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[server]\nlease-time = 3600\n[persistence]\nsnapshot-every = 40\n[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.63.254\"\n",
-    )
-    .expect("cfg");
+    let cfg = dir.config("[server]\nlease-time = 3600\n[persistence]\nsnapshot-every = 40\n[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.63.254\"\n");
     let state = TempDir::new("state");
-    let args = ["--config", cfg.to_str().expect("utf8"), "--state-dir", state.path().to_str().expect("utf8")];
+    let args = ["--config", &cfg, "--state-dir", state.path().to_str().expect("utf8")];
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut all_acked: HashMap<[u8; 6], (Ipv4Addr, u64)> = HashMap::new();
     let mut seed = u64::from(std::process::id()) ^ unix_now();

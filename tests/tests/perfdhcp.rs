@@ -46,13 +46,9 @@ fn run_once() -> Result<(), String> {
     nix::unistd::sync();
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[[subnet]]\nsubnet = \"198.18.0.0/16\"\n  [[subnet.pool]]\n  range = \"198.18.16.1-198.18.63.254\"\n",
-    )
-    .expect("cfg");
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", cfg.to_str().expect("utf8")]);
+    let cfg = dir
+        .config("[[subnet]]\nsubnet = \"198.18.0.0/16\"\n  [[subnet.pool]]\n  range = \"198.18.16.1-198.18.63.254\"\n");
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let run1 = perfdhcp(&net.client, &["-l", &net.client_if, "-r", "5000", "-R", "10000", "-p", "10", "-W", "2000000"]);
     let (d, r) = (run1["DISCOVER-OFFER"], run1["REQUEST-ACK"]);
     assert!(d.0 >= 45_000, "perfdhcp sent only {} DISCOVERs in 10 s", d.0);

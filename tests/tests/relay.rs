@@ -58,11 +58,8 @@ impl Drop for Dhcrelay {
 fn clients_behind_dhcrelay_get_giaddr_subnet_and_circuit_id_reservation() {
     let net = Relayed::new();
     let dir = TempDir::new("cfg");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
+    let cfg = dir.config(&format!(
+        r#"
 [[subnet]]
 subnet = "198.18.0.0/24"
   [[subnet.pool]]
@@ -76,11 +73,9 @@ options = {{ routers = ["198.18.1.1"] }}
   circuit-id = "{down}"
   ip = "198.18.1.77"
 "#,
-            down = net.relay_down
-        ),
-    )
-    .expect("cfg");
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", cfg.to_str().expect("utf8")]);
+        down = net.relay_down
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     // -a: append option 82 with the downstream interface's name as circuit id; dhcrelay drops
     // replies whose option 82 does not come back intact, so a lease proves the echo.
     let relay = Dhcrelay(

@@ -262,15 +262,10 @@ fn generic_skb_mode_steers_too() {
 fn tagged_clients_get_their_vlans_subnet_with_tags_kept() {
     let net = TwoHosts::new(1);
     let dir = tests::TempDir::new("cfg");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.110\"\n\
+    let cfg = dir.config("[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.110\"\n\
          [[subnet]]\nsubnet = \"198.18.10.0/24\"\nvlan = [10]\n[[subnet.pool]]\nrange = \"198.18.10.100-198.18.10.110\"\n\
-         [[subnet]]\nsubnet = \"198.18.20.0/24\"\nvlan = [100, 20]\n[[subnet.pool]]\nrange = \"198.18.20.100-198.18.20.110\"\n",
-    )
-    .expect("cfg");
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", cfg.to_str().expect("utf8")]);
+         [[subnet]]\nsubnet = \"198.18.20.0/24\"\nvlan = [100, 20]\n[[subnet.pool]]\nrange = \"198.18.20.100-198.18.20.110\"\n");
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let capture = Capture::start(&net.client, &net.client_if);
     let mut raw = Link::open(&net.client, &net.client_if);
