@@ -1,9 +1,144 @@
-//! Load-testing rig: the AF_XDP DHCP generator and the side-by-side comparison with Kea, ISC
-//! dhcpd and dnsmasq belong here (open issue "Load-testing rig"). Nothing is implemented yet; the
-//! figures available today come from `cargo xtask bench` (engine and lease store) and from the
-//! perfdhcp test.
+//! `bench`: the AF_XDP DHCP load generator (`bench gen`) and the side-by-side comparison of
+//! dhcp-xdp with Kea, ISC dhcpd and dnsmasq (`bench compare`, run by `cargo xtask bench`).
 
-fn main() -> std::process::ExitCode {
-    eprintln!("dhcp-xdp bench: the AF_XDP load generator is not implemented yet; see README, Performance");
-    std::process::ExitCode::FAILURE
+mod generator;
+
+use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, Parser, Subcommand};
+use dhcp_xdp::{datapath::BindModeArg, ebpf::XdpModeArg};
+use generator::{GenConfig, Relay, Scenario};
+
+#[derive(Parser)]
+#[command(about = "dhcp-xdp load-testing rig")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the generator on an interface (in the current network namespace) and prints the
+    /// result as JSON on stdout.
+    Gen(GenArgs),
+}
+
+#[derive(Args, Clone)]
+struct GenArgs {
+    /// Interface facing the server.
+    #[arg(long)]
+    iface: String,
+    /// What each exchange is.
+    #[arg(long, value_enum, default_value = "dora")]
+    scenario: Scenario,
+    /// Distinct simulated clients.
+    #[arg(long, default_value_t = 10_000)]
+    clients: u32,
+    /// Open loop: exchanges started per second. 0: closed loop.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Closed loop: exchanges outstanding at once.
+    #[arg(long, default_value_t = 256)]
+    window: u32,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Milliseconds after which an exchange counts as timed out.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Send a client identifier (option 61).
+    #[arg(long)]
+    client_id: bool,
+    /// Act as a relay with this giaddr (adds option 82); needs --server-ip and --server-mac.
+    #[arg(long)]
+    relay: Option<Ipv4Addr>,
+    /// The server's address (relay mode).
+    #[arg(long)]
+    server_ip: Option<Ipv4Addr>,
+    /// The server's hardware address (relay mode).
+    #[arg(long)]
+    server_mac: Option<String>,
+    /// VLAN tags outer first, e.g. `100` or `10,100` (QinQ: 802.1ad outer, 802.1Q inner).
+    #[arg(long, value_delimiter = ',')]
+    vlan: Vec<u16>,
+    /// First and last address of the pool (`A-B`): every OFFER/ACK must be inside.
+    #[arg(long)]
+    pool: Option<String>,
+    /// The server is `dhcp-xdp --handler reflect`: count echoed frames, skip DHCP checks.
+    #[arg(long)]
+    echo: bool,
+    /// Second byte of every chaddr.
+    #[arg(long, default_value_t = 1)]
+    run_id: u8,
+    /// XDP attach mode of the generator's steering program.
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: XdpModeArg,
+    /// AF_XDP bind mode.
+    #[arg(long, value_enum, default_value = "auto")]
+    bind_mode: BindModeArg,
+    /// Also write the JSON result to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_pool(s: &str) -> anyhow::Result<(Ipv4Addr, Ipv4Addr)> {
+    let (a, b) = s.split_once('-').ok_or_else(|| anyhow!("--pool wants FIRST-LAST"))?;
+    Ok((a.trim().parse()?, b.trim().parse()?))
+}
+
+impl GenArgs {
+    fn config(&self) -> anyhow::Result<GenConfig> {
+        let relay = match self.relay {
+            None => None,
+            Some(giaddr) => {
+                let server_ip = self.server_ip.ok_or_else(|| anyhow!("--relay needs --server-ip"))?;
+                let mac = self.server_mac.as_deref().ok_or_else(|| anyhow!("--relay needs --server-mac"))?;
+                let server_mac = dhcp_xdp::iface::parse_mac(mac).context("--server-mac")?;
+                Some(Relay { giaddr, server_ip, server_mac })
+            }
+        };
+        let vlans = match self.vlan.as_slice() {
+            [] => vec![],
+            [v] => vec![(0x8100, *v)],
+            [o, i] => vec![(0x88a8, *o), (0x8100, *i)],
+            _ => anyhow::bail!("--vlan takes one or two tags"),
+        };
+        Ok(GenConfig {
+            iface: self.iface.clone(),
+            scenario: self.scenario,
+            clients: self.clients,
+            rate: self.rate,
+            window: self.window.max(1),
+            duration: Duration::from_secs_f64(self.duration),
+            timeout: Duration::from_millis(self.timeout_ms),
+            client_id: self.client_id,
+            relay,
+            vlans,
+            pool: self.pool.as_deref().map(parse_pool).transpose()?,
+            echo: self.echo,
+            run_id: self.run_id,
+            xdp_mode: self.xdp_mode,
+            bind: self.bind_mode,
+            progress: !self.quiet,
+        })
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Gen(args) => {
+            let result = generator::run(args.config()?)?;
+            let text = serde_json::to_string_pretty(&result)?;
+            if let Some(path) = &args.json {
+                std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            }
+            println!("{text}");
+            Ok(())
+        }
+    }
 }

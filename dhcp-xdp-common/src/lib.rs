@@ -16,6 +16,14 @@ pub const XSK_SLOTS: u32 = MAX_QUEUES * MAX_SOCKETS_PER_QUEUE;
 /// The UDP port a DHCPv4 server listens on (BOOTP "bootps").
 pub const DHCP_SERVER_PORT: u16 = 67;
 
+/// Which frames the steering program takes (its `ROLE` global, set when loading).
+pub mod role {
+    /// The server: frames to UDP port 67 (client and relay requests).
+    pub const SERVER: u8 = 0;
+    /// The load generator: frames from UDP port 67 (server replies, to clients or relays).
+    pub const GENERATOR: u8 = 1;
+}
+
 /// Ethertypes the steering program understands.
 pub mod ethertype {
     /// IPv4.

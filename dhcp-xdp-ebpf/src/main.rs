@@ -2,7 +2,7 @@
 //! AF_XDP socket of the worker that owns the client; everything else goes to the kernel untouched.
 //!
 //! Parses Ethernet, up to two VLAN tags (802.1Q / 802.1ad), IPv4 honouring IHL and UDP to port
-//! 67. It never modifies a frame and never drops one: anything it does not steer is `XDP_PASS`.
+//! 67 (or, loaded with `ROLE = GENERATOR` for the load generator, UDP from port 67). It never modifies a frame and never drops one: anything it does not steer is `XDP_PASS`.
 //! Every verdict is counted in a per-CPU array the daemon reads.
 #![no_std]
 #![no_main]
@@ -16,8 +16,13 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use dhcp_xdp_common::{
     BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, chaddr_hash, counter,
-    ethertype, xsk_slot,
+    ethertype, role, xsk_slot,
 };
+
+/// `role::SERVER` (steer frames to port 67) or `role::GENERATOR` (steer frames from port 67);
+/// the loader overrides it before the program is verified.
+#[unsafe(no_mangle)]
+static ROLE: u8 = role::SERVER;
 
 /// AF_XDP sockets, `MAX_SOCKETS_PER_QUEUE` slots per receive queue.
 #[map]
@@ -141,7 +146,11 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
     }
 
     let l4 = l3 + ihl;
-    if be16_at(ctx, l4 + 2)? != DHCP_SERVER_PORT {
+    // SAFETY: a plain read of a read-only global; volatile so that the loader's override is
+    // seen instead of the compile-time value being folded in.
+    let role = unsafe { core::ptr::read_volatile(&ROLE) };
+    let port_at = if role == role::GENERATOR { l4 } else { l4 + 2 };
+    if be16_at(ctx, port_at)? != DHCP_SERVER_PORT {
         return Err(Pass::NotDhcp);
     }
     let _: *const [u8; UDP_HLEN] = ptr_at(ctx, l4)?;

@@ -46,10 +46,12 @@ impl XdpCounters {
     }
 }
 
-/// Loads the program with its log level set (0 = silent; 1 error … 5 trace).
-pub fn load(log_level: u8) -> anyhow::Result<Ebpf> {
+/// Loads the program with its log level set (0 = silent; 1 error … 5 trace) in `role`
+/// (`dhcp_xdp_common::role`).
+pub fn load(log_level: u8, role: u8) -> anyhow::Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     loader.override_global("AYA_LOG_LEVEL", &log_level, false);
+    loader.override_global("ROLE", &role, true);
     let mut ebpf = loader.load(PROGRAM_OBJECT).context("loading the XDP object")?;
     let prog: &mut Xdp = program(&mut ebpf)?;
     prog.load().context("verifying the XDP program")?;
@@ -71,9 +73,15 @@ pub struct Steering {
 }
 
 impl Steering {
-    /// Loads the program and attaches it to interface `ifindex` in `mode`.
+    /// Loads the program and attaches it to interface `ifindex` in `mode`, steering requests
+    /// to the server.
     pub fn attach(ifindex: u32, mode: XdpModeArg, log_level: u8) -> anyhow::Result<Self> {
-        let mut ebpf = load(log_level)?;
+        Self::attach_role(ifindex, mode, log_level, dhcp_xdp_common::role::SERVER)
+    }
+
+    /// As [`Steering::attach`], in `role` (`dhcp_xdp_common::role`).
+    pub fn attach_role(ifindex: u32, mode: XdpModeArg, log_level: u8, role: u8) -> anyhow::Result<Self> {
+        let mut ebpf = load(log_level, role)?;
         let prog = program(&mut ebpf)?;
         let (link, mode) = match mode {
             XdpModeArg::Native => (prog.attach_to_if_index(ifindex, XdpMode::Driver), XdpMode::Driver),

@@ -6,7 +6,7 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use dhcp_xdp::ebpf::{PROGRAM_NAME, load, read_counters, set_queue_sockets};
-use dhcp_xdp_common::counter;
+use dhcp_xdp_common::{counter, role};
 use tests::{TwoHosts, frames::Request, require_root};
 
 const XDP_PASS: u32 = 2;
@@ -17,8 +17,12 @@ struct Prog {
 
 impl Prog {
     fn load() -> Self {
+        Self::load_role(role::SERVER)
+    }
+
+    fn load_role(role: u8) -> Self {
         require_root();
-        Self { ebpf: load(0).expect("load XDP program") }
+        Self { ebpf: load(0, role).expect("load XDP program") }
     }
 
     fn xdp(&self) -> &Xdp {
@@ -158,4 +162,25 @@ fn queue_index_selects_the_socket_row() {
         set_queue_sockets(&mut p.ebpf, 1, 1).expect("set");
         assert_eq!(p.run(&f, Some((ifindex, 1))), (XDP_PASS, counter::REDIRECT_FAILED));
     });
+}
+
+/// Loaded for the load generator, the program takes server replies (from port 67, to a client
+/// at 68 or a relay at 67) and passes requests; loaded for the server, the reverse.
+#[test]
+fn role_decides_between_requests_and_replies() {
+    let mut to_client = discover();
+    (to_client.src_port, to_client.dst_port) = (67, 68);
+    let mut to_relay = discover();
+    (to_relay.src_port, to_relay.dst_port) = (67, 67);
+    let request = discover();
+    let mut gen_ = Prog::load_role(role::GENERATOR);
+    set_queue_sockets(&mut gen_.ebpf, 0, 1).expect("set");
+    assert_eq!(gen_.run(&to_client.build(), None), (XDP_PASS, counter::REDIRECT_FAILED));
+    assert_eq!(gen_.run(&to_relay.build(), None), (XDP_PASS, counter::REDIRECT_FAILED));
+    assert_eq!(gen_.run(&request.build(), None), (XDP_PASS, counter::PASSED_NOT_DHCP));
+    let mut server = Prog::load();
+    set_queue_sockets(&mut server.ebpf, 0, 1).expect("set");
+    assert_eq!(server.run(&to_client.build(), None), (XDP_PASS, counter::PASSED_NOT_DHCP));
+    assert_eq!(server.run(&to_relay.build(), None), (XDP_PASS, counter::REDIRECT_FAILED));
+    assert_eq!(server.run(&request.build(), None), (XDP_PASS, counter::REDIRECT_FAILED));
 }
