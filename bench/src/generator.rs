@@ -56,16 +56,6 @@ impl Scenario {
             Self::Avalanche => "avalanche",
         }
     }
-
-    /// Requests plus replies one completed exchange stands for (an echo server answers every
-    /// request, so the same count applies).
-    pub fn frames_per_exchange(self) -> u64 {
-        match self {
-            Self::Dora | Self::Avalanche | Self::Mixed => 4,
-            Self::Discover | Self::Renew => 2,
-            Self::Release => 5,
-        }
-    }
 }
 
 /// Simulating a relay agent: requests come from `giaddr` with option 82.

@@ -1,7 +1,9 @@
 //! `bench`: the AF_XDP DHCP load generator (`bench gen`) and the side-by-side comparison of
 //! dhcp-xdp with Kea, ISC dhcpd and dnsmasq (`bench compare`, run by `cargo xtask bench`).
 
+mod compare;
 mod generator;
+mod plot;
 
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
@@ -22,6 +24,43 @@ enum Cmd {
     /// Runs the generator on an interface (in the current network namespace) and prints the
     /// result as JSON on stdout.
     Gen(GenArgs),
+    /// Builds the rig and runs dhcp-xdp, the echo ceiling and (where installed) Kea, ISC dhcpd
+    /// and dnsmasq under the same generator runs; writes a report to --out.
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Clone)]
+struct CompareArgs {
+    /// What each exchange is.
+    #[arg(long, value_enum, default_value = "dora")]
+    scenario: Scenario,
+    /// Seconds per closed-loop run (open-loop points take half).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Distinct simulated clients (the pool holds 65 280 addresses).
+    #[arg(long, default_value_t = 50_000)]
+    clients: u32,
+    /// Closed loop: exchanges outstanding at once.
+    #[arg(long, default_value_t = 256)]
+    window: u32,
+    /// Open-loop points, as fractions of each server's closed-loop maximum.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.25,0.5,0.75,1.0,1.25")]
+    fractions: Vec<f64>,
+    /// dhcp-xdp journal durability.
+    #[arg(long, value_enum, default_value = "fsync")]
+    durability: compare::Durability,
+    /// dhcp-xdp (and echo) workers.
+    #[arg(long, default_value_t = 1)]
+    workers: u32,
+    /// Servers to run, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "echo,dhcp-xdp,kea-mt,kea,dhcpd,dnsmasq")]
+    servers: Vec<compare::Server>,
+    /// perfdhcp's offered rate for the honesty check (0: skip).
+    #[arg(long, default_value_t = 5000)]
+    perfdhcp_rate: u64,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -138,6 +177,24 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
             }
             println!("{text}");
+            Ok(())
+        }
+        Cmd::Compare(a) => {
+            let cfg = compare::CompareConfig {
+                scenario: a.scenario,
+                duration: Duration::from_secs_f64(a.duration),
+                clients: a.clients,
+                window: a.window,
+                fractions: a.fractions,
+                durability: a.durability,
+                workers: a.workers,
+                servers: a.servers,
+                perfdhcp_rate: a.perfdhcp_rate,
+                out_dir: a.out,
+            };
+            let md = compare::run(&cfg)?;
+            eprintln!("bench: report written to {}", md.display());
+            print!("{}", std::fs::read_to_string(&md)?);
             Ok(())
         }
     }

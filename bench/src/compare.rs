@@ -1,0 +1,539 @@
+//! `bench compare`: one rig, every server one after the other under the same generator runs.
+//!
+//! The rig is two network namespaces joined by a veth pair (one queue), server 198.18.0.1/16,
+//! generator 198.18.255.254/16, pool 198.18.1.0–198.18.254.255 for every server. Per server: a
+//! closed-loop run gives the maximum rate, then open-loop runs at fractions of it give the
+//! curve of achieved rate and latency against offered load. perfdhcp runs against Kea and
+//! dhcp-xdp as the generator's honesty check.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use tests::{Daemon, Netns, TempDir, sh, unique};
+
+use crate::generator::Scenario;
+
+/// Pool every server hands out (65 280 addresses).
+const POOL: (&str, &str) = ("198.18.1.0", "198.18.254.255");
+const SERVER_IP: &str = "198.18.0.1";
+const LEASE_TIME: u32 = 3600;
+
+/// The servers, in run order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Server {
+    /// `dhcp-xdp --handler reflect`: the same datapath answering without DHCP work (the ceiling).
+    Echo,
+    /// dhcp-xdp with its engine, lease store and journal.
+    DhcpXdp,
+    /// kea-dhcp4, memfile, multi-threaded.
+    KeaMt,
+    /// kea-dhcp4, memfile, one thread.
+    Kea,
+    /// ISC dhcpd.
+    Dhcpd,
+    /// dnsmasq.
+    Dnsmasq,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Echo => "echo (AF_XDP ceiling)",
+            Self::DhcpXdp => "dhcp-xdp",
+            Self::KeaMt => "kea-dhcp4 (multi-threaded)",
+            Self::Kea => "kea-dhcp4 (1 thread)",
+            Self::Dhcpd => "ISC dhcpd",
+            Self::Dnsmasq => "dnsmasq",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Echo => "echo",
+            Self::DhcpXdp => "dhcp-xdp",
+            Self::KeaMt => "kea-mt",
+            Self::Kea => "kea",
+            Self::Dhcpd => "dhcpd",
+            Self::Dnsmasq => "dnsmasq",
+        }
+    }
+
+    /// Binary and the Debian package that has it.
+    fn binary(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Echo | Self::DhcpXdp => None,
+            Self::KeaMt | Self::Kea => Some(("/usr/sbin/kea-dhcp4", "kea-dhcp4-server")),
+            Self::Dhcpd => Some(("/usr/sbin/dhcpd", "isc-dhcp-server")),
+            Self::Dnsmasq => Some(("/usr/sbin/dnsmasq", "dnsmasq")),
+        }
+    }
+}
+
+/// Journal durability of dhcp-xdp in the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// One fdatasync per batch before its replies leave.
+    Fsync,
+    /// Journal written, synced in the background.
+    Async,
+}
+
+/// What `bench compare` was asked for.
+#[derive(Debug, Clone)]
+pub struct CompareConfig {
+    pub scenario: Scenario,
+    pub duration: Duration,
+    pub clients: u32,
+    pub window: u32,
+    /// Open-loop points as fractions of each server's closed-loop maximum.
+    pub fractions: Vec<f64>,
+    pub durability: Durability,
+    pub workers: u32,
+    pub servers: Vec<Server>,
+    pub perfdhcp_rate: u64,
+    pub out_dir: PathBuf,
+}
+
+/// The two namespaces and the link.
+struct Rig {
+    client: Netns,
+    server: Netns,
+    server_if: String,
+    client_if: String,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let server = Netns::new("bns");
+        let client = Netns::new("bnc");
+        let server_if = unique("bs");
+        let client_if = unique("bc");
+        sh(Command::new("ip")
+            .args(["link", "add", &server_if, "numtxqueues", "1", "numrxqueues", "1", "type", "veth", "peer", "name"])
+            .args([&client_if, "numtxqueues", "1", "numrxqueues", "1"]));
+        sh(Command::new("ip").args(["link", "set", &server_if, "netns", server.name()]));
+        sh(Command::new("ip").args(["link", "set", &client_if, "netns", client.name()]));
+        sh(server.ip().args(["addr", "add", &format!("{SERVER_IP}/16"), "dev", &server_if]));
+        sh(client.ip().args(["addr", "add", "198.18.255.254/16", "dev", &client_if]));
+        sh(server.ip().args(["link", "set", &server_if, "up"]));
+        sh(client.ip().args(["link", "set", &client_if, "up"]));
+        Self { client, server, server_if, client_if }
+    }
+}
+
+/// A server process under test.
+enum Running {
+    Daemon(Daemon),
+    Other(Child),
+}
+
+impl Running {
+    fn pid(&self) -> i32 {
+        match self {
+            Self::Daemon(d) => d.pid().as_raw(),
+            Self::Other(c) => c.id() as i32,
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Self::Daemon(d) => {
+                let exit = d.signal_and_wait(nix::sys::signal::Signal::SIGTERM);
+                if !exit.status.success() {
+                    eprintln!("bench: dhcp-xdp ended with {}", exit.status);
+                }
+            }
+            Self::Other(mut c) => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = c.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// User + system CPU seconds of process `pid` (all its threads) so far.
+fn process_cpu(pid: i32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
+    // Fields 14 and 15 of stat(5) (utime, stime), counted from the state field (3).
+    (ticks(11) + ticks(12)) / hz
+}
+
+fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::Result<Running> {
+    let workers = cfg.workers.to_string();
+    let spawn_other = |mut cmd: Command, log: &str| -> anyhow::Result<Running> {
+        let log = std::fs::File::create(dir.join(log))?;
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+        // No readiness signal from these: give them time to open their sockets, then make
+        // sure they are still there.
+        std::thread::sleep(Duration::from_secs(3));
+        if let Some(status) = child.try_wait()? {
+            bail!("{} exited at start ({status}); see {}", server.name(), dir.display());
+        }
+        Ok(Running::Other(child))
+    };
+    match server {
+        Server::Echo => Ok(Running::Daemon(Daemon::start(
+            &rig.server,
+            &rig.server_if,
+            &["--handler", "reflect", "--workers", &workers],
+        ))),
+        Server::DhcpXdp => {
+            let durability = match cfg.durability {
+                Durability::Fsync => "fsync",
+                Durability::Async => "async",
+            };
+            let conf = dir.join("dhcp-xdp.toml");
+            std::fs::write(
+                &conf,
+                format!(
+                    "[server]\nlease-time = {LEASE_TIME}\n[persistence]\ndurability = \"{durability}\"\n\
+                     [[subnet]]\nsubnet = \"198.18.0.0/16\"\noptions = {{ routers = [\"{SERVER_IP}\"] }}\n  \
+                     [[subnet.pool]]\n  range = \"{}-{}\"\n",
+                    POOL.0, POOL.1
+                ),
+            )?;
+            let state = dir.join("dhcp-xdp-state");
+            let conf = conf.display().to_string();
+            let state = state.display().to_string();
+            Ok(Running::Daemon(Daemon::start(
+                &rig.server,
+                &rig.server_if,
+                &["--config", &conf, "--state-dir", &state, "--workers", &workers],
+            )))
+        }
+        Server::Kea | Server::KeaMt => {
+            let mt = server == Server::KeaMt;
+            let conf = dir.join(format!("{}.json", server.key()));
+            let leases = dir.join(format!("{}-leases4.csv", server.key()));
+            std::fs::write(
+                &conf,
+                serde_json::to_string_pretty(&json!({ "Dhcp4": {
+                    "interfaces-config": { "interfaces": [rig.server_if], "dhcp-socket-type": "raw" },
+                    "lease-database": { "type": "memfile", "persist": true, "name": leases, "lfc-interval": 0 },
+                    "valid-lifetime": LEASE_TIME,
+                    "multi-threading": { "enable-multi-threading": mt, "thread-pool-size": if mt { 2 } else { 1 }, "packet-queue-size": 64 },
+                    "subnet4": [{ "id": 1, "subnet": "198.18.0.0/16",
+                        "pools": [{ "pool": format!("{} - {}", POOL.0, POOL.1) }],
+                        "option-data": [{ "name": "routers", "data": SERVER_IP }] }],
+                    "loggers": [{ "name": "kea-dhcp4", "output_options": [{ "output": "stderr" }], "severity": "WARN" }],
+                }}))?,
+            )?;
+            let mut cmd = rig.server.exec("/usr/sbin/kea-dhcp4");
+            cmd.arg("-c").arg(&conf).env("KEA_PIDFILE_DIR", dir).env("KEA_LOCKFILE_DIR", dir);
+            spawn_other(cmd, &format!("{}.log", server.key()))
+        }
+        Server::Dhcpd => {
+            let conf = dir.join("dhcpd.conf");
+            let leases = dir.join("dhcpd.leases");
+            std::fs::write(&leases, "")?;
+            std::fs::write(
+                &conf,
+                format!(
+                    "default-lease-time {LEASE_TIME};\nmax-lease-time {LEASE_TIME};\nauthoritative;\nping-check false;\n\
+                     subnet 198.18.0.0 netmask 255.255.0.0 {{\n  range {} {};\n  option routers {SERVER_IP};\n}}\n",
+                    POOL.0, POOL.1
+                ),
+            )?;
+            let mut cmd = rig.server.exec("/usr/sbin/dhcpd");
+            cmd.args(["-4", "-f", "-d", "-cf"]).arg(&conf).arg("-lf").arg(&leases).arg("-pf").arg(dir.join("dhcpd.pid"));
+            cmd.arg(&rig.server_if);
+            spawn_other(cmd, "dhcpd.log")
+        }
+        Server::Dnsmasq => {
+            let mut cmd = rig.server.exec("/usr/sbin/dnsmasq");
+            cmd.args(["-k", "-p", "0", "--conf-file=/dev/null", "--user=root", "--bind-interfaces", "--no-ping"])
+                .arg(format!("--interface={}", rig.server_if))
+                .arg(format!("--dhcp-range={},{},255.255.0.0,{LEASE_TIME}", POOL.0, POOL.1))
+                .args(["--dhcp-authoritative", "--dhcp-lease-max=200000", "--log-facility=-"])
+                .arg(format!("--dhcp-option=3,{SERVER_IP}"))
+                .arg(format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display()))
+                .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()));
+            spawn_other(cmd, "dnsmasq.log")
+        }
+    }
+}
+
+/// One generator run in the client namespace; returns its JSON result.
+fn generate(rig: &Rig, cfg: &CompareConfig, run_id: u8, rate: u64, duration: Duration, echo: bool, json_path: &Path) -> anyhow::Result<Value> {
+    let me = std::env::current_exe().context("own path")?;
+    let mut cmd = rig.client.exec(me);
+    cmd.args(["gen", "--iface", &rig.client_if, "--scenario", cfg.scenario.name()])
+        .args(["--clients", &cfg.clients.to_string(), "--window", &cfg.window.to_string()])
+        .args(["--rate", &rate.to_string(), "--duration", &duration.as_secs_f64().to_string()])
+        .args(["--run-id", &run_id.to_string(), "--json"])
+        .arg(json_path);
+    if echo {
+        cmd.arg("--echo");
+    } else {
+        cmd.args(["--pool", &format!("{}-{}", POOL.0, POOL.1)]);
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+    let status = cmd.status().context("running the generator")?;
+    if !status.success() {
+        bail!("generator failed ({status})");
+    }
+    let text = std::fs::read_to_string(json_path)?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut v = v;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_f64().unwrap_or(0.0)
+}
+
+/// perfdhcp's completed 4-way exchanges per second, from its "Rate:" line.
+fn perfdhcp(rig: &Rig, rate: u64, clients: u32, secs: u64) -> anyhow::Result<(f64, String)> {
+    let out = rig
+        .client
+        .exec("/usr/sbin/perfdhcp")
+        .args(["-4", "-l", &rig.client_if, "-r", &rate.to_string(), "-R", &clients.to_string(), "-p", &secs.to_string()])
+        .output()
+        .context("running perfdhcp (package kea-admin)")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Rate:").and_then(|r| r.split_whitespace().next()).and_then(|r| r.parse::<f64>().ok()))
+        .with_context(|| format!("no rate in perfdhcp output:\n{text}{}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((rate, text))
+}
+
+/// Runs the whole comparison; writes `<out>/<date>-<scenario>.{md,json,png}`. Returns the
+/// markdown path.
+pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
+    tests::require_root();
+    let rig = Rig::new();
+    let work = TempDir::new("bench");
+    let mut results: Vec<Value> = vec![];
+    let started = Instant::now();
+    let mut perfdhcp_checks: Vec<Value> = vec![];
+    for (i, &server) in cfg.servers.iter().enumerate() {
+        if let Some((bin, package)) = server.binary()
+            && !Path::new(bin).exists()
+        {
+            eprintln!("bench: {}: not installed (apt-get install {package}); skipped", server.name());
+            results.push(json!({ "server": server.key(), "name": server.name(), "skipped": format!("{bin} not installed (package {package})") }));
+            continue;
+        }
+        eprintln!("bench: {} — starting", server.name());
+        let dir = work.path().join(server.key());
+        std::fs::create_dir_all(&dir)?;
+        let running = start(server, cfg, &rig, &dir)?;
+        let pid = running.pid();
+        let run_id = 10 + i as u8;
+        let echo = server == Server::Echo;
+        let cpu0 = process_cpu(pid);
+        eprintln!("bench: {} — closed loop, window {}, {} s", server.name(), cfg.window, cfg.duration.as_secs_f64());
+        let closed = generate(&rig, cfg, run_id, 0, cfg.duration, echo, &dir.join("closed.json"))?;
+        let cpu = process_cpu(pid) - cpu0;
+        let max = num(&closed, &["exchanges_per_s"]);
+        let completed = num(&closed, &["completed"]);
+        eprintln!("bench: {} — {:.0} exchanges/s", server.name(), max);
+        let mut sweep = vec![];
+        for &f in &cfg.fractions {
+            let rate = ((max * f) as u64).max(100);
+            eprintln!("bench: {} — open loop at {rate}/s ({:.0} % of max)", server.name(), f * 100.0);
+            let point = generate(&rig, cfg, run_id, rate, cfg.duration / 2, echo, &dir.join(format!("open-{rate}.json")))?;
+            sweep.push(json!({ "fraction": f, "offered": rate, "result": point }));
+        }
+        if matches!(server, Server::KeaMt | Server::DhcpXdp) && cfg.perfdhcp_rate > 0 && cfg.scenario == Scenario::Dora {
+            // The honesty check: perfdhcp at a rate it can reach (and no more than the
+            // generator's maximum for this server), and the generator open loop at the same rate.
+            let rate = cfg.perfdhcp_rate.min(max as u64).max(100);
+            let secs = cfg.duration.as_secs().max(5);
+            eprintln!("bench: {} — perfdhcp at {rate}/s for {secs} s", server.name());
+            match perfdhcp(&rig, rate, cfg.clients, secs) {
+                Ok((p, text)) => {
+                    std::fs::write(dir.join("perfdhcp.txt"), text)?;
+                    let g = generate(&rig, cfg, run_id, rate, Duration::from_secs(secs), echo, &dir.join("perfdhcp-gen.json"))?;
+                    let gr = num(&g, &["exchanges_per_s"]);
+                    let diff = if p > 0.0 { (gr - p).abs() / p } else { 1.0 };
+                    eprintln!("bench: {} — perfdhcp {p:.0}/s, generator {gr:.0}/s ({:.1} % apart)", server.name(), diff * 100.0);
+                    perfdhcp_checks.push(json!({ "server": server.key(), "rate": rate, "perfdhcp": p, "generator": gr, "difference": diff, "within_15_percent": diff <= 0.15 }));
+                }
+                Err(e) => eprintln!("bench: perfdhcp against {}: {e:#}", server.name()),
+            }
+        }
+        running.stop();
+        results.push(json!({
+            "server": server.key(),
+            "name": server.name(),
+            "max_exchanges_per_s": max,
+            "server_cpu_s": cpu,
+            "cpu_s_per_1000": if completed > 0.0 { cpu / completed * 1000.0 } else { 0.0 },
+            "closed": closed,
+            "sweep": sweep,
+        }));
+    }
+    let report = json!({
+        "date": today(),
+        "scenario": cfg.scenario.name(),
+        "clients": cfg.clients,
+        "window": cfg.window,
+        "duration_s": cfg.duration.as_secs_f64(),
+        "durability": format!("{:?}", cfg.durability).to_lowercase(),
+        "workers": cfg.workers,
+        "machine": machine(),
+        "servers": results,
+        "perfdhcp_checks": perfdhcp_checks,
+        "wall_s": started.elapsed().as_secs_f64(),
+    });
+    std::fs::create_dir_all(&cfg.out_dir)?;
+    let stem = format!("{}-{}", today(), cfg.scenario.name());
+    let json_path = cfg.out_dir.join(format!("{stem}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    let png = cfg.out_dir.join(format!("{stem}.png"));
+    let plotted = match crate::plot::draw(&report, &png) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("bench: no plot: {e:#}");
+            false
+        }
+    };
+    let md = cfg.out_dir.join(format!("{stem}.md"));
+    std::fs::write(&md, markdown(&report, plotted.then_some(&png)))?;
+    Ok(md)
+}
+
+fn today() -> String {
+    let out = Command::new("date").arg("+%Y-%m-%d").output().ok();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_else(|| "undated".into())
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpus} vCPU {model}, Linux {}", kernel.trim())
+}
+
+fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
+    let mut s = String::new();
+    let servers = r["servers"].as_array().cloned().unwrap_or_default();
+    let by = |k: &str| servers.iter().find(|v| v["server"] == k && v.get("skipped").is_none());
+    let _ = writeln!(s, "# dhcp-xdp comparison: {} ({})\n", r["scenario"].as_str().unwrap_or(""), r["date"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        s,
+        "Machine: {}. Rig: two network namespaces, one veth pair (one queue), the AF_XDP generator \
+         (`bench gen`) in one, each server in turn in the other. {} clients, closed-loop window {}, \
+         {} s per closed-loop run, half that per open-loop point. dhcp-xdp: {} worker(s), journal \
+         durability `{}`. Kea: memfile with persist (appends, no fsync), dhcpd: leases file \
+         (fsync per commit), dnsmasq: lease file, `--no-ping`; dhcpd `ping-check false`.\n",
+        r["machine"].as_str().unwrap_or(""),
+        r["clients"],
+        r["window"],
+        r["duration_s"],
+        r["workers"],
+        r["durability"].as_str().unwrap_or(""),
+    );
+    let _ = writeln!(s, "Reproduce: `cargo xtask bench --compare --scenario {}`\n", r["scenario"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        s,
+        "| server | max exchanges/s | p50 µs | p99 µs | p99.9 µs | p99 at ½ max, µs | server CPU s / 1000 exchanges | timeouts | check failures |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for v in &servers {
+        if let Some(why) = v.get("skipped") {
+            let _ = writeln!(s, "| {} | skipped: {} | | | | | | | |", v["name"].as_str().unwrap_or(""), why.as_str().unwrap_or(""));
+            continue;
+        }
+        let c = &v["closed"];
+        let half = v["sweep"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9))
+            .map(|p| format!("{:.0}", num(p, &["result", "latency_us", "p99"])))
+            .unwrap_or_else(|| "–".into());
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.4} | {} | {} |",
+            v["name"].as_str().unwrap_or(""),
+            num(v, &["max_exchanges_per_s"]),
+            num(c, &["latency_us", "p50"]),
+            num(c, &["latency_us", "p99"]),
+            num(c, &["latency_us", "p999"]),
+            half,
+            num(v, &["cpu_s_per_1000"]),
+            c["timeouts"],
+            c["check_failures"],
+        );
+    }
+    let rate = |k: &str| by(k).map(|v| num(v, &["max_exchanges_per_s"]));
+    let _ = writeln!(s);
+    if let (Some(x), Some(e)) = (rate("dhcp-xdp"), rate("echo")) {
+        let _ = writeln!(s, "- dhcp-xdp / echo ceiling: **{:.2}** (target ≥ 0.80)", x / e);
+    }
+    if let (Some(x), Some(k)) = (rate("dhcp-xdp"), rate("kea-mt")) {
+        let _ = writeln!(s, "- dhcp-xdp / Kea multi-threaded: **{:.1}×** (target ≥ 25×)", x / k);
+    }
+    if let Some(v) = by("dhcp-xdp") {
+        let half = v["sweep"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9))
+            .map(|p| num(p, &["result", "latency_us", "p99"]));
+        if let Some(h) = half {
+            let _ = writeln!(s, "- dhcp-xdp p99 latency at half its maximum rate: **{h:.0} µs** (target ≤ 200 µs)");
+        }
+    }
+    let _ = writeln!(s, "\n## Generator honesty check (perfdhcp at the same offered rate)\n");
+    let _ = writeln!(s, "| server | offered/s | perfdhcp exchanges/s | generator exchanges/s | apart | within 15 % |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+    for c in r["perfdhcp_checks"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.0} | {:.1} % | {} |",
+            c["server"].as_str().unwrap_or(""),
+            c["rate"],
+            num(&c, &["perfdhcp"]),
+            num(&c, &["generator"]),
+            num(&c, &["difference"]) * 100.0,
+            if c["within_15_percent"].as_bool() == Some(true) { "yes" } else { "**no**" }
+        );
+    }
+    let _ = writeln!(s, "\n## Offered load sweep (open loop)\n");
+    let _ = writeln!(s, "| server | offered/s | achieved/s | p50 µs | p99 µs | p99.9 µs | timeouts |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for v in &servers {
+        for p in v["sweep"].as_array().cloned().unwrap_or_default() {
+            let res = &p["result"];
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                v["name"].as_str().unwrap_or(""),
+                p["offered"],
+                num(res, &["exchanges_per_s"]),
+                num(res, &["latency_us", "p50"]),
+                num(res, &["latency_us", "p99"]),
+                num(res, &["latency_us", "p999"]),
+                res["timeouts"],
+            );
+        }
+    }
+    if let Some(p) = png {
+        let _ = writeln!(s, "\n![exchanges/s and latency against offered load]({})", p.file_name().unwrap_or_default().to_string_lossy());
+    }
+    s
+}
