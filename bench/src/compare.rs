@@ -150,7 +150,10 @@ impl Running {
                 }
             }
             Self::Other(mut c) => {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = c.try_wait() {
@@ -254,7 +257,12 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
                 ),
             )?;
             let mut cmd = rig.server.exec("/usr/sbin/dhcpd");
-            cmd.args(["-4", "-f", "-d", "-cf"]).arg(&conf).arg("-lf").arg(&leases).arg("-pf").arg(dir.join("dhcpd.pid"));
+            cmd.args(["-4", "-f", "-d", "-cf"])
+                .arg(&conf)
+                .arg("-lf")
+                .arg(&leases)
+                .arg("-pf")
+                .arg(dir.join("dhcpd.pid"));
             cmd.arg(&rig.server_if);
             spawn_other(cmd, "dhcpd.log")
         }
@@ -273,7 +281,15 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
 }
 
 /// One generator run in the client namespace; returns its JSON result.
-fn generate(rig: &Rig, cfg: &CompareConfig, run_id: u8, rate: u64, duration: Duration, echo: bool, json_path: &Path) -> anyhow::Result<Value> {
+fn generate(
+    rig: &Rig,
+    cfg: &CompareConfig,
+    run_id: u8,
+    rate: u64,
+    duration: Duration,
+    echo: bool,
+    json_path: &Path,
+) -> anyhow::Result<Value> {
     let me = std::env::current_exe().context("own path")?;
     let mut cmd = rig.client.exec(me);
     cmd.args(["gen", "--iface", &rig.client_if, "--scenario", cfg.scenario.name()])
@@ -308,13 +324,25 @@ fn perfdhcp(rig: &Rig, rate: u64, clients: u32, secs: u64) -> anyhow::Result<(f6
     let out = rig
         .client
         .exec("/usr/sbin/perfdhcp")
-        .args(["-4", "-l", &rig.client_if, "-r", &rate.to_string(), "-R", &clients.to_string(), "-p", &secs.to_string()])
+        .args([
+            "-4",
+            "-l",
+            &rig.client_if,
+            "-r",
+            &rate.to_string(),
+            "-R",
+            &clients.to_string(),
+            "-p",
+            &secs.to_string(),
+        ])
         .output()
         .context("running perfdhcp (package kea-admin)")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rate = text
         .lines()
-        .find_map(|l| l.strip_prefix("Rate:").and_then(|r| r.split_whitespace().next()).and_then(|r| r.parse::<f64>().ok()))
+        .find_map(|l| {
+            l.strip_prefix("Rate:").and_then(|r| r.split_whitespace().next()).and_then(|r| r.parse::<f64>().ok())
+        })
         .with_context(|| format!("no rate in perfdhcp output:\n{text}{}", String::from_utf8_lossy(&out.stderr)))?;
     Ok((rate, text))
 }
@@ -354,10 +382,12 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
         for &f in &cfg.fractions {
             let rate = ((max * f) as u64).max(100);
             eprintln!("bench: {} — open loop at {rate}/s ({:.0} % of max)", server.name(), f * 100.0);
-            let point = generate(&rig, cfg, run_id, rate, cfg.duration / 2, echo, &dir.join(format!("open-{rate}.json")))?;
+            let point =
+                generate(&rig, cfg, run_id, rate, cfg.duration / 2, echo, &dir.join(format!("open-{rate}.json")))?;
             sweep.push(json!({ "fraction": f, "offered": rate, "result": point }));
         }
-        if matches!(server, Server::KeaMt | Server::DhcpXdp) && cfg.perfdhcp_rate > 0 && cfg.scenario == Scenario::Dora {
+        if matches!(server, Server::KeaMt | Server::DhcpXdp) && cfg.perfdhcp_rate > 0 && cfg.scenario == Scenario::Dora
+        {
             // The honesty check: perfdhcp at a rate it can reach (and no more than the
             // generator's maximum for this server), and the generator open loop at the same rate.
             let rate = cfg.perfdhcp_rate.min(max as u64).max(100);
@@ -366,10 +396,22 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
             match perfdhcp(&rig, rate, cfg.clients, secs) {
                 Ok((p, text)) => {
                     std::fs::write(dir.join("perfdhcp.txt"), text)?;
-                    let g = generate(&rig, cfg, run_id, rate, Duration::from_secs(secs), echo, &dir.join("perfdhcp-gen.json"))?;
+                    let g = generate(
+                        &rig,
+                        cfg,
+                        run_id,
+                        rate,
+                        Duration::from_secs(secs),
+                        echo,
+                        &dir.join("perfdhcp-gen.json"),
+                    )?;
                     let gr = num(&g, &["exchanges_per_s"]);
                     let diff = if p > 0.0 { (gr - p).abs() / p } else { 1.0 };
-                    eprintln!("bench: {} — perfdhcp {p:.0}/s, generator {gr:.0}/s ({:.1} % apart)", server.name(), diff * 100.0);
+                    eprintln!(
+                        "bench: {} — perfdhcp {p:.0}/s, generator {gr:.0}/s ({:.1} % apart)",
+                        server.name(),
+                        diff * 100.0
+                    );
                     perfdhcp_checks.push(json!({ "server": server.key(), "rate": rate, "perfdhcp": p, "generator": gr, "difference": diff, "within_15_percent": diff <= 0.15 }));
                 }
                 Err(e) => eprintln!("bench: perfdhcp against {}: {e:#}", server.name()),
@@ -425,7 +467,10 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpus} vCPU {model}, Linux {}", kernel.trim())
@@ -435,7 +480,12 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     let mut s = String::new();
     let servers = r["servers"].as_array().cloned().unwrap_or_default();
     let by = |k: &str| servers.iter().find(|v| v["server"] == k && v.get("skipped").is_none());
-    let _ = writeln!(s, "# dhcp-xdp comparison: {} ({})\n", r["scenario"].as_str().unwrap_or(""), r["date"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        s,
+        "# dhcp-xdp comparison: {} ({})\n",
+        r["scenario"].as_str().unwrap_or(""),
+        r["date"].as_str().unwrap_or("")
+    );
     let _ = writeln!(
         s,
         "Machine: {}. Rig: two network namespaces, one veth pair (one queue), the AF_XDP generator \
@@ -450,7 +500,8 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         r["workers"],
         r["durability"].as_str().unwrap_or(""),
     );
-    let _ = writeln!(s, "Reproduce: `cargo xtask bench --compare --scenario {}`\n", r["scenario"].as_str().unwrap_or(""));
+    let _ =
+        writeln!(s, "Reproduce: `cargo xtask bench --compare --scenario {}`\n", r["scenario"].as_str().unwrap_or(""));
     let _ = writeln!(
         s,
         "| server | max exchanges/s | p50 µs | p99 µs | p99.9 µs | p99 at ½ max, µs | server CPU s / 1000 exchanges | timeouts | check failures |"
@@ -458,7 +509,12 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for v in &servers {
         if let Some(why) = v.get("skipped") {
-            let _ = writeln!(s, "| {} | skipped: {} | | | | | | | |", v["name"].as_str().unwrap_or(""), why.as_str().unwrap_or(""));
+            let _ = writeln!(
+                s,
+                "| {} | skipped: {} | | | | | | | |",
+                v["name"].as_str().unwrap_or(""),
+                why.as_str().unwrap_or("")
+            );
             continue;
         }
         let c = &v["closed"];
@@ -533,7 +589,11 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         }
     }
     if let Some(p) = png {
-        let _ = writeln!(s, "\n![exchanges/s and latency against offered load]({})", p.file_name().unwrap_or_default().to_string_lossy());
+        let _ = writeln!(
+            s,
+            "\n![exchanges/s and latency against offered load]({})",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        );
     }
     s
 }

@@ -181,6 +181,8 @@ struct Gen {
     /// Clients holding an address.
     bound: u32,
     cursor: u32,
+    /// Next client to bring up in an avalanche or the preparation.
+    once_next: u32,
     rng: u64,
     counts: Counts,
     first_failures: Vec<String>,
@@ -278,13 +280,7 @@ fn build(buf: &mut [u8], tpl: &Template, idx: u32, c: &Client, out: Out) -> usiz
         (None, true) => (Ipv4Addr::from(ciaddr), tpl.server_ip, 68, tpl.server_mac),
         (None, false) => (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 68, [0xff; 6]),
     };
-    let layout = FrameLayout {
-        vlan_tags: tpl.vlans.len() as u8,
-        l3,
-        l4: l3 + 20,
-        payload,
-        payload_len,
-    };
+    let layout = FrameLayout { vlan_tags: tpl.vlans.len() as u8, l3, l4: l3 + 20, payload, payload_len };
     let addr = ReplyAddressing { dst_mac, src_mac: tpl.mac, src_ip, dst_ip, src_port, dst_port: 67 };
     write_ipv4_udp_headers(buf, &layout, payload_len, &addr).unwrap_or(0)
 }
@@ -312,16 +308,26 @@ impl Gen {
     /// Starts the next exchange of an idle client; false when every client is busy.
     fn start_one(&mut self, now: u64) -> bool {
         let n = self.cfg.clients;
-        let mut tries = self.outstanding.min(n - 1) + 1;
+        let scenario = if self.preparing { Scenario::Dora } else { self.cfg.scenario };
+        // An avalanche (and the preparation) brings every client up once, in index order;
+        // lost exchanges are retried by `expire`.
+        let once = self.preparing || scenario == Scenario::Avalanche;
+        let mut tries = if once { 1 } else { self.outstanding.min(n - 1) + 1 };
         while tries > 0 {
             tries -= 1;
-            let idx = self.cursor;
-            self.cursor = if self.cursor + 1 == n { 0 } else { self.cursor + 1 };
-            if self.clients[idx as usize].phase != Phase::Idle {
+            if once && self.once_next >= n {
+                return false;
+            }
+            let idx = if once { self.once_next } else { self.cursor };
+            if once {
+                self.once_next += 1;
+            } else {
+                self.cursor = if self.cursor + 1 == n { 0 } else { self.cursor + 1 };
+            }
+            let bound = self.clients[idx as usize].addr != 0;
+            if self.clients[idx as usize].phase != Phase::Idle || (once && bound) {
                 continue;
             }
-            let scenario = if self.preparing { Scenario::Dora } else { self.cfg.scenario };
-            let bound = self.clients[idx as usize].addr != 0;
             let out = match scenario {
                 Scenario::Renew if bound => Out::Renew,
                 Scenario::Mixed if bound => {
@@ -399,7 +405,7 @@ impl Gen {
             if c.epoch != epoch || c.phase == Phase::Idle {
                 continue;
             }
-            if self.cfg.scenario == Scenario::Avalanche && !self.preparing {
+            if self.cfg.scenario == Scenario::Avalanche || self.preparing {
                 // A real client retries: start over with a new transaction.
                 self.counts.retransmits += 1;
                 let c = &mut self.clients[idx as usize];
@@ -604,15 +610,15 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         bail!("at most two VLAN tags");
     }
     let iface = Interface::lookup(&cfg.iface)?;
-    let mut steering =
-        Steering::attach_role(iface.index, cfg.xdp_mode, 0, dhcp_xdp_common::role::GENERATOR)
-            .context("attaching the generator's XDP program")?;
+    let mut steering = Steering::attach_role(iface.index, cfg.xdp_mode, 0, dhcp_xdp_common::role::GENERATOR)
+        .context("attaching the generator's XDP program")?;
     let dp = DatapathConfig { frames_per_queue: 16384, fill_size: 8192, ring_size: 4096, ..DatapathConfig::default() };
     let mut port = Port::open(&cfg.iface, 0, cfg.bind, dp)?;
     steering.insert_socket(0, 0, port.fd())?;
     steering.set_queue_sockets(0, 1)?;
 
-    let (server_ip, server_mac) = cfg.relay.map(|r| (r.server_ip, r.server_mac)).unwrap_or((Ipv4Addr::BROADCAST, [0xff; 6]));
+    let (server_ip, server_mac) =
+        cfg.relay.map(|r| (r.server_ip, r.server_mac)).unwrap_or((Ipv4Addr::BROADCAST, [0xff; 6]));
     let tpl = Template {
         mac: iface.mac,
         vlans: cfg.vlans.clone(),
@@ -630,6 +636,7 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         outstanding: 0,
         bound: 0,
         cursor: 0,
+        once_next: 0,
         rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(cfg.run_id),
         counts: Counts::default(),
         first_failures: vec![],
@@ -646,12 +653,17 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         drive(&mut g, &mut port, Duration::from_secs(120), true)?;
         let bound = g.bound;
         if g.cfg.progress {
-            eprintln!("bench: preparation bound {bound} of {} clients in {:.1} s", g.cfg.clients, t.elapsed().as_secs_f64());
+            eprintln!(
+                "bench: preparation bound {bound} of {} clients in {:.1} s",
+                g.cfg.clients,
+                t.elapsed().as_secs_f64()
+            );
         }
         if bound == 0 {
             bail!("preparation bound no client: is the server answering?");
         }
         g.preparing = false;
+        g.once_next = 0;
         g.counts = Counts::default();
         g.first_failures.clear();
         g.latency.reset();
@@ -719,7 +731,7 @@ fn drive(g: &mut Gen, port: &mut Port, duration: Duration, until_bound: bool) ->
     let t0 = Instant::now();
     let end = duration.as_nanos() as u64;
     let timeout = g.cfg.timeout.as_nanos() as u64;
-    let interval = if g.cfg.rate > 0 { 1_000_000_000 / g.cfg.rate } else { 0 };
+    let interval = 1_000_000_000u64.checked_div(g.cfg.rate).unwrap_or(0);
     let mut next_start = 0u64;
     let mut next_progress = 1_000_000_000u64;
     let mut last_completed = 0u64;
@@ -774,7 +786,11 @@ fn drive(g: &mut Gen, port: &mut Port, duration: Duration, until_bound: bool) ->
             return Ok(Duration::from_nanos(stop));
         }
         if sent == 0 && got == 0 {
-            let wait = if running && interval > 0 { Duration::from_nanos(next_start.saturating_sub(now).min(1_000_000)) } else { Duration::from_millis(1) };
+            let wait = if running && interval > 0 {
+                Duration::from_nanos(next_start.saturating_sub(now).min(1_000_000))
+            } else {
+                Duration::from_millis(1)
+            };
             if g.queue.is_empty() || port.tx_room() == 0 {
                 port.wait_rx(wait.max(Duration::from_micros(1)));
             }

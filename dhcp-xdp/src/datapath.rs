@@ -68,13 +68,22 @@ pub struct DatapathConfig {
     pub ring_size: u32,
     /// Most frames handled per loop iteration.
     pub batch: u32,
-    /// Empty polls before a worker sleeps in poll(2).
-    pub spin_polls: u32,
+    /// How long a worker keeps polling its rings after the last frame before it sleeps in
+    /// poll(2). Waking a sleeping thread costs up to a millisecond on a VM, so under steady
+    /// load a worker should never sleep; an idle one should not burn its core.
+    pub spin: Duration,
 }
 
 impl Default for DatapathConfig {
     fn default() -> Self {
-        Self { frame_size: 4096, frames_per_queue: 8192, fill_size: 4096, ring_size: 2048, batch: 64, spin_polls: 256 }
+        Self {
+            frame_size: 4096,
+            frames_per_queue: 8192,
+            fill_size: 4096,
+            ring_size: 2048,
+            batch: 64,
+            spin: Duration::from_millis(1),
+        }
     }
 }
 
@@ -208,7 +217,7 @@ struct Worker {
     area: Arc<Area>,
     frame_size: u64,
     batch: u32,
-    spin_polls: u32,
+    spin: Duration,
     always_kick: bool,
     stats: Arc<WorkerStats>,
     /// Replies that did not fit the TX ring yet (their chunks stay ours).
@@ -246,16 +255,20 @@ fn fill_from(fq: &mut DeviceQueue, spare: &mut Vec<u64>) -> u32 {
 
 impl Worker {
     fn run(mut self, stop: &AtomicBool, handler: &mut dyn Handler) {
-        let mut idle = 0u32;
+        let mut idle_polls = 0u32;
+        let mut idle_since = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let got = self.step(handler);
             if got == 0 && self.pending_tx.is_empty() && self.tx.pending() == 0 {
-                idle = idle.saturating_add(1);
-                if idle > self.spin_polls {
+                // Read the clock only every 64 empty polls.
+                idle_polls = idle_polls.wrapping_add(1);
+                if idle_polls == 1 {
+                    idle_since = std::time::Instant::now();
+                } else if idle_polls.is_multiple_of(64) && idle_since.elapsed() > self.spin {
                     self.sleep_until_rx(Duration::from_millis(50));
                 }
             } else {
-                idle = 0;
+                idle_polls = 0;
             }
         }
         // Drain: steering to this socket was switched off before `stop`; answer what is already
@@ -537,7 +550,7 @@ impl Datapath {
                     area: area.clone(),
                     frame_size: u64::from(cfg.frame_size),
                     batch: cfg.batch,
-                    spin_polls: cfg.spin_polls,
+                    spin: cfg.spin,
                     always_kick: mode == BoundMode::Copy || w > 0,
                     stats,
                     pending_tx: Vec::with_capacity(cfg.batch as usize * 2),
@@ -728,8 +741,7 @@ impl Port {
                 // SAFETY: `addr` is a chunk start from our own free list (every chunk lies
                 // inside the mapped area, which outlives `self`); a chunk on that list is in no
                 // ring, so nobody else reads or writes it until we put it on the TX ring below.
-                let buf =
-                    unsafe { std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(addr as usize), room) };
+                let buf = unsafe { std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(addr as usize), room) };
                 match build(buf) {
                     Some(len) if len > 0 && len <= room => {
                         self.staged.push(XdpDesc { addr, len: len as u32, options: 0 });
@@ -748,9 +760,7 @@ impl Port {
             // SAFETY: a zero-length sendto with null buffer and address on our own AF_XDP
             // socket, open for the lifetime of `self.tx`. Failures (EAGAIN, ENOBUFS) leave the
             // frames on the ring for the next kick.
-            unsafe {
-                libc::sendto(self.tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
-            };
+            unsafe { libc::sendto(self.tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
         }
         sent
     }

@@ -80,6 +80,14 @@ struct RunArgs {
     /// BOOTREPLY to its sender: a plumbing check).
     #[arg(long, value_enum, default_value_t = HandlerKind::Engine)]
     handler: HandlerKind,
+    /// Most frames a worker takes per batch (one journal sync per batch).
+    #[arg(long, default_value_t = DatapathConfig::default().batch)]
+    batch: u32,
+    /// Microseconds a worker keeps polling after its last frame before it sleeps in poll(2)
+    /// (waking a sleeping worker costs up to a millisecond on a VM: higher is lower latency at
+    /// low rates, and more CPU).
+    #[arg(long, default_value_t = DatapathConfig::default().spin.as_micros() as u64)]
+    spin_us: u64,
     /// Seconds between statistics lines in the log (0: only at exit).
     #[arg(long, default_value_t = 60)]
     stats_interval: u64,
@@ -200,7 +208,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         &queues,
         workers,
         args.bind_mode,
-        DatapathConfig::default(),
+        DatapathConfig {
+            batch: args.batch.clamp(1, 1024),
+            spin: Duration::from_micros(args.spin_us),
+            ..DatapathConfig::default()
+        },
         &mut steering,
         |meta| -> Box<dyn Handler> {
             let inner: Box<dyn Handler> = match &engine_shared {

@@ -56,14 +56,36 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Benchmarks: the engine alone (criterion) and the lease store (memory per lease,
-    /// journal throughput, recovery time).
+    /// Benchmarks: the engine alone (criterion), the lease store (memory per lease, journal
+    /// throughput, recovery time) and the side-by-side comparison with the AF_XDP generator
+    /// (dhcp-xdp, echo ceiling, Kea, ISC dhcpd, dnsmasq; needs root).
     Bench {
         /// Lease counts for the lease-store table.
         #[arg(long, value_delimiter = ',', default_value = "1000000")]
         leases: Vec<u64>,
+        /// Run only these parts.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "engine,leases,compare")]
+        only: Vec<BenchPart>,
+        /// Further arguments for `bench compare` (e.g. `--scenario renew --durability async`).
+        #[arg(last = true)]
+        rest: Vec<OsString>,
     },
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchPart {
+    Engine,
+    Leases,
+    Compare,
+}
+
+/// Debian packages of the servers and tools `bench compare` runs next to dhcp-xdp.
+const COMPARE_PACKAGES: [(&str, &str); 4] = [
+    ("kea-dhcp4", "kea-dhcp4-server"),
+    ("perfdhcp", "kea-admin"),
+    ("dhcpd", "isc-dhcp-server"),
+    ("dnsmasq", "dnsmasq"),
+];
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
@@ -114,17 +136,59 @@ fn main() -> anyhow::Result<()> {
             ]);
             run_visible(&mut c2)
         }
-        Cmd::Bench { leases } => {
+        Cmd::Bench { leases, only, rest } => {
             bootstrap()?;
-            step("engine benchmark (criterion): DISCOVER→OFFER and REQUEST→ACK on warm shards");
-            run_visible(cargo().args(["bench", "-p", "dhcp-xdp", "--bench", "engine"]))?;
-            step("lease store: memory per lease, journal throughput, recovery time");
-            let mut c = cargo();
-            c.args(["bench", "-p", "dhcp-xdp", "--bench", "lease_store", "--"]);
-            c.args(leases.iter().map(u64::to_string));
-            run_visible(&mut c)
+            if only.contains(&BenchPart::Engine) {
+                step("engine benchmark (criterion): DISCOVER→OFFER and REQUEST→ACK on warm shards");
+                run_visible(cargo().args(["bench", "-p", "dhcp-xdp", "--bench", "engine"]))?;
+            }
+            if only.contains(&BenchPart::Leases) {
+                step("lease store: memory per lease, journal throughput, recovery time");
+                let mut c = cargo();
+                c.args(["bench", "-p", "dhcp-xdp", "--bench", "lease_store", "--"]);
+                c.args(leases.iter().map(u64::to_string));
+                run_visible(&mut c)?;
+            }
+            if only.contains(&BenchPart::Compare) {
+                if !is_root() {
+                    bail!("the comparison creates namespaces and attaches XDP programs: run as root");
+                }
+                install_compare_servers()?;
+                let bin = build_daemon(true)?;
+                step("building the load generator (bench, release)");
+                run_visible(cargo().args(["build", "--release", "-p", "bench"]))?;
+                let gen_bin = bin.with_file_name("bench");
+                step(
+                    "comparison: echo ceiling, dhcp-xdp, Kea (MT, 1 thread), ISC dhcpd, dnsmasq under the AF_XDP generator",
+                );
+                let mut c = Command::new(gen_bin);
+                c.current_dir(workspace_root()).env("DHCP_XDP_BIN", &bin).arg("compare").args(rest);
+                run_visible(&mut c)?;
+            }
+            Ok(())
         }
     }
+}
+
+/// Installs (apt-get, as root) the comparison's servers that are missing; a server that cannot
+/// be installed is skipped by the comparison with a note in the report.
+fn install_compare_servers() -> anyhow::Result<()> {
+    let missing: Vec<&str> = COMPARE_PACKAGES.iter().filter(|(t, _)| which(t).is_none()).map(|(_, p)| *p).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if which("apt-get").is_none() {
+        step(&format!("no apt-get: install {} to compare with them", missing.join(" ")));
+        return Ok(());
+    }
+    step(&format!("installing the comparison servers: apt-get install {}", missing.join(" ")));
+    let ok =
+        |c: &mut Command| c.env("DEBIAN_FRONTEND", "noninteractive").status().map(|s| s.success()).unwrap_or(false);
+    if !ok(Command::new("apt-get").arg("update")) || !ok(Command::new("apt-get").args(["install", "-y"]).args(&missing))
+    {
+        step("warning: apt-get failed; servers that are still missing are skipped");
+    }
+    Ok(())
 }
 
 fn step(msg: &str) {
