@@ -23,6 +23,8 @@ use crate::generator::Scenario;
 const POOL: (&str, &str) = ("198.18.1.0", "198.18.254.255");
 const SERVER_IP: &str = "198.18.0.1";
 const LEASE_TIME: u32 = 3600;
+/// Clients of the perfdhcp honesty check (perfdhcp's, and as many of the generator's).
+const PERFDHCP_CLIENTS: u32 = 10_000;
 
 /// The servers, in run order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

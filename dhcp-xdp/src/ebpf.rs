@@ -16,6 +16,12 @@ use dhcp_xdp_common::{MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, counter};
 /// The compiled XDP program (built by `build.rs` from the `dhcp-xdp-ebpf` crate).
 pub static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp-xdp-ebpf"));
 
+/// Test rig only: tc programs that act as a VLAN access/trunk switch (`access_in`,
+/// `trunk_in`), so that the test suite can put real clients behind 802.1Q / QinQ tags on
+/// kernels without 802.1Q support. Not used by the daemon.
+#[doc(hidden)]
+pub static VLAN_LAB_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan-lab"));
+
 /// Name of the XDP function in the object.
 pub const PROGRAM_NAME: &str = "dhcp_xdp";
 

@@ -460,3 +460,85 @@ pub fn parse_pcap(data: &[u8]) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// A client behind a VLAN access port: `client` — veth — `switch` — veth — `server`. The
+/// switch (tc programs from `dhcp_xdp::ebpf::VLAN_LAB_OBJECT`) tags the client's IPv4 frames
+/// with `tags` towards the server and forwards to the client only frames from the server that
+/// carry exactly those tags, stripped. This stands in for 802.1Q sub-interfaces on kernels
+/// without 802.1Q support; the server sees the same tagged frames either way.
+pub struct VlanHosts {
+    /// The untagged client (dropped first).
+    pub client: Netns,
+    /// The switch, holding the tc programs.
+    pub switch: Netns,
+    /// The server side of the trunk.
+    pub server: Netns,
+    /// Server interface (the trunk).
+    pub server_if: String,
+    /// Client interface (untagged).
+    pub client_if: String,
+    /// The switch's trunk port (a capture there sees the tagged frames both ways; one on the
+    /// server's interface would not, as AF_XDP bypasses the kernel's packet taps).
+    pub trunk_if: String,
+    _ebpf: aya::Ebpf,
+}
+
+impl VlanHosts {
+    /// Builds the three namespaces; `tags` outer first as (TPID, VLAN ID), one or two. The
+    /// server's interface has 198.18.254.1/24 and the switch 198.18.254.2/24 on the untagged
+    /// trunk, so the server's kernel path can be checked with [`VlanHosts::ping_server`].
+    pub fn new(tags: &[(u16, u16)]) -> Self {
+        assert!(matches!(tags.len(), 1 | 2), "one or two tags");
+        let server = Netns::new("dvs");
+        let switch = Netns::new("dvw");
+        let client = Netns::new("dvc");
+        let (server_if, trunk) = (unique("vs"), unique("vt"));
+        let (access, client_if) = (unique("va"), unique("vc"));
+        for (a, an, b, bn) in [(&server_if, &server, &trunk, &switch), (&access, &switch, &client_if, &client)] {
+            sh(ip().args(["link", "add", a.as_str(), "type", "veth", "peer", "name", b.as_str()]));
+            sh(ip().args(["link", "set", a.as_str(), "netns", an.name()]));
+            sh(ip().args(["link", "set", b.as_str(), "netns", bn.name()]));
+        }
+        for (ns, ifname) in [(&server, &server_if), (&switch, &trunk), (&switch, &access), (&client, &client_if)] {
+            sh(ns.ip().args(["link", "set", ifname.as_str(), "up"]));
+        }
+        sh(server.ip().args(["addr", "add", "198.18.254.1/24", "dev", &server_if]));
+        sh(switch.ip().args(["addr", "add", "198.18.254.2/24", "dev", &trunk]));
+        let tag = |(tpid, vid): (u16, u16)| u32::from(tpid) << 16 | u32::from(vid);
+        let (outer, inner, count) = (tag(tags[0]), tags.get(1).copied().map(tag).unwrap_or(0), tags.len() as u32);
+        let (trunk2, access2) = (trunk.clone(), access);
+        let ebpf = switch.enter(move || {
+            let index = |n: &str| nix::net::if_::if_nametoindex(n).unwrap_or_else(|e| panic!("ifindex {n}: {e}"));
+            let (ai, ti) = (index(&access2), index(&trunk2));
+            let mut loader = aya::EbpfLoader::new();
+            loader.override_global("ACCESS_IFINDEX", &ai, true);
+            loader.override_global("TRUNK_IFINDEX", &ti, true);
+            loader.override_global("TAGS", &count, true);
+            loader.override_global("OUTER", &outer, true);
+            loader.override_global("INNER", &inner, true);
+            let mut ebpf = loader.load(dhcp_xdp::ebpf::VLAN_LAB_OBJECT).expect("loading the VLAN switch");
+            for (prog, ifname) in [("access_in", &access2), ("trunk_in", &trunk2)] {
+                let p: &mut aya::programs::SchedClassifier =
+                    ebpf.program_mut(prog).expect("program").try_into().expect("classifier");
+                p.load().unwrap_or_else(|e| panic!("verifying {prog}: {e}"));
+                // Older kernels need the clsact qdisc; with tcx it is not used (and may exist).
+                let _ = aya::programs::tc::qdisc_add_clsact(ifname);
+                p.attach(ifname, aya::programs::TcAttachType::Ingress)
+                    .unwrap_or_else(|e| panic!("attaching {prog}: {e}"));
+            }
+            ebpf
+        });
+        Self { client, switch, server, server_if, client_if, trunk_if: trunk, _ebpf: ebpf }
+    }
+
+    /// Whether the switch reaches the server's kernel over the untagged trunk.
+    pub fn ping_server(&self) -> bool {
+        self.switch
+            .exec(tool("ping", "iputils-ping"))
+            .args(["-c", "1", "-W", "2", "198.18.254.1"])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}

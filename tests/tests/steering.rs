@@ -255,8 +255,8 @@ fn generic_skb_mode_steers_too() {
     assert!(!xdp_attached(&net.server, &net.server_if));
 }
 
-/// The kernel here has no 802.1Q support (no VLAN sub-interfaces for real clients), so tagged
-/// clients are crafted frames: the engine picks the subnet configured for the tags, and the
+/// Crafted tagged frames straight on the wire (real clients behind tags: `vlan_clients.rs`):
+/// the engine picks the subnet configured for the tags, and the
 /// OFFER comes back with the same tags (captured with tcpdump, which restores stripped tags).
 #[test]
 fn tagged_clients_get_their_vlans_subnet_with_tags_kept() {
