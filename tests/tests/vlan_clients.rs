@@ -1,5 +1,5 @@
-//! Real clients (udhcpc, dhclient) behind an 802.1Q access port and behind a QinQ (802.1ad outer
-//! + 802.1Q inner) access port. This kernel has no 802.1Q support, so the tagging is done by a
+//! Real clients (udhcpc, dhclient) behind an 802.1Q access port and behind a QinQ access port
+//! (802.1ad outer and 802.1Q inner tag). This kernel has no 802.1Q support, so the tagging is done by a
 //! two-port switch of tc programs between client and server (`tests::VlanHosts`); the daemon
 //! sees exactly the tagged frames a VLAN sub-interface would send.
 
@@ -68,7 +68,7 @@ fn run(tags: &[(u16, u16)], prefix: &str, router: &str) {
     assert!(net.ping_server(), "ping over the trunk");
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.status.success());
-    assert_eq!(exit.engine_sum("tx_ack") as usize, replies.iter().count() - exit.engine_sum("tx_offer") as usize);
+    assert_eq!(exit.engine_sum("tx_ack") as usize, replies.len() - exit.engine_sum("tx_offer") as usize);
 }
 
 #[test]
