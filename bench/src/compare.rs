@@ -392,16 +392,18 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
         {
             // The honesty check: perfdhcp at a rate it can reach (and no more than the
             // generator's maximum for this server), and the generator open loop at the same rate.
+            // Both with 10 000 fresh clients of their own, so that neither finds the pool empty.
             let rate = cfg.perfdhcp_rate.min(max as u64).max(100);
             let secs = cfg.duration.as_secs().max(5);
+            let check = CompareConfig { clients: PERFDHCP_CLIENTS, ..cfg.clone() };
             eprintln!("bench: {} — perfdhcp at {rate}/s for {secs} s", server.name());
-            match perfdhcp(&rig, rate, cfg.clients, secs) {
+            match perfdhcp(&rig, rate, PERFDHCP_CLIENTS, secs) {
                 Ok((p, text)) => {
                     std::fs::write(dir.join("perfdhcp.txt"), text)?;
                     let g = generate(
                         &rig,
-                        cfg,
-                        run_id,
+                        &check,
+                        run_id + 100,
                         rate,
                         Duration::from_secs(secs),
                         echo,
