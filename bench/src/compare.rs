@@ -504,8 +504,11 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         r["workers"],
         r["durability"].as_str().unwrap_or(""),
     );
-    let _ =
-        writeln!(s, "Reproduce: `cargo xtask bench --only compare -- --scenario {}`\n", r["scenario"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        s,
+        "Reproduce: `cargo xtask bench --only compare -- --scenario {}`\n",
+        r["scenario"].as_str().unwrap_or("")
+    );
     let _ = writeln!(
         s,
         "| server | max exchanges/s | p50 µs | p99 µs | p99.9 µs | p99 at ½ max, µs | server CPU s / 1000 exchanges | timeouts | check failures |"
