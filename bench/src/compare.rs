@@ -15,13 +15,21 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use tests::{Daemon, Netns, TempDir, sh, unique};
+use tests::{Daemon, TempDir, TwoHosts};
 
 use crate::generator::Scenario;
 
 /// Pool every server hands out (65 280 addresses).
 const POOL: (&str, &str) = ("198.18.1.0", "198.18.254.255");
 const SERVER_IP: &str = "198.18.0.1";
+
+/// The rig: server 198.18.0.1/16 and generator 198.18.255.254/16 on one veth pair, one queue.
+type Rig = TwoHosts;
+
+fn rig() -> Rig {
+    let net = |a: [u8; 4]| (std::net::Ipv4Addr::from(a), 16);
+    TwoHosts::with_addresses(1, net([198, 18, 0, 1]), net([198, 18, 255, 254]))
+}
 const LEASE_TIME: u32 = 3600;
 /// Clients of the perfdhcp honesty check (perfdhcp's, and as many of the generator's).
 const PERFDHCP_CLIENTS: u32 = 10_000;
@@ -100,33 +108,6 @@ pub struct CompareConfig {
     pub servers: Vec<Server>,
     pub perfdhcp_rate: u64,
     pub out_dir: PathBuf,
-}
-
-/// The two namespaces and the link.
-struct Rig {
-    client: Netns,
-    server: Netns,
-    server_if: String,
-    client_if: String,
-}
-
-impl Rig {
-    fn new() -> Self {
-        let server = Netns::new("bns");
-        let client = Netns::new("bnc");
-        let server_if = unique("bs");
-        let client_if = unique("bc");
-        sh(Command::new("ip")
-            .args(["link", "add", &server_if, "numtxqueues", "1", "numrxqueues", "1", "type", "veth", "peer", "name"])
-            .args([&client_if, "numtxqueues", "1", "numrxqueues", "1"]));
-        sh(Command::new("ip").args(["link", "set", &server_if, "netns", server.name()]));
-        sh(Command::new("ip").args(["link", "set", &client_if, "netns", client.name()]));
-        sh(server.ip().args(["addr", "add", &format!("{SERVER_IP}/16"), "dev", &server_if]));
-        sh(client.ip().args(["addr", "add", "198.18.255.254/16", "dev", &client_if]));
-        sh(server.ip().args(["link", "set", &server_if, "up"]));
-        sh(client.ip().args(["link", "set", &client_if, "up"]));
-        Self { client, server, server_if, client_if }
-    }
 }
 
 /// A server process under test.
@@ -353,7 +334,7 @@ fn perfdhcp(rig: &Rig, rate: u64, clients: u32, secs: u64) -> anyhow::Result<(f6
 /// markdown path.
 pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
     tests::require_root();
-    let rig = Rig::new();
+    let rig = rig();
     let work = TempDir::new("bench");
     let mut results: Vec<Value> = vec![];
     let started = Instant::now();
@@ -480,6 +461,15 @@ fn machine() -> String {
     format!("{cpus} vCPU {model}, Linux {}", kernel.trim())
 }
 
+/// p99 latency (µs) of a server's open-loop point at half its closed-loop maximum, if run.
+fn p99_at_half_max(server: &Value) -> Option<f64> {
+    server["sweep"]
+        .as_array()?
+        .iter()
+        .find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9)
+        .map(|p| num(p, &["result", "latency_us", "p99"]))
+}
+
 fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     let mut s = String::new();
     let servers = r["servers"].as_array().cloned().unwrap_or_default();
@@ -525,11 +515,7 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
             continue;
         }
         let c = &v["closed"];
-        let half = v["sweep"]
-            .as_array()
-            .and_then(|a| a.iter().find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9))
-            .map(|p| format!("{:.0}", num(p, &["result", "latency_us", "p99"])))
-            .unwrap_or_else(|| "–".into());
+        let half = p99_at_half_max(v).map(|h| format!("{h:.0}")).unwrap_or_else(|| "–".into());
         let _ = writeln!(
             s,
             "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.4} | {} | {} |",
@@ -552,14 +538,8 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     if let (Some(x), Some(k)) = (rate("dhcp-xdp"), rate("kea-mt")) {
         let _ = writeln!(s, "- dhcp-xdp / Kea multi-threaded: **{:.1}×** (target ≥ 25×)", x / k);
     }
-    if let Some(v) = by("dhcp-xdp") {
-        let half = v["sweep"]
-            .as_array()
-            .and_then(|a| a.iter().find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9))
-            .map(|p| num(p, &["result", "latency_us", "p99"]));
-        if let Some(h) = half {
-            let _ = writeln!(s, "- dhcp-xdp p99 latency at half its maximum rate: **{h:.0} µs** (target ≤ 200 µs)");
-        }
+    if let Some(h) = by("dhcp-xdp").and_then(p99_at_half_max) {
+        let _ = writeln!(s, "- dhcp-xdp p99 latency at half its maximum rate: **{h:.0} µs** (target ≤ 200 µs)");
     }
     let _ = writeln!(s, "\n## Generator honesty check (perfdhcp at the same offered rate)\n");
     let _ = writeln!(s, "| server | offered/s | perfdhcp exchanges/s | generator exchanges/s | apart | within 15 % |");

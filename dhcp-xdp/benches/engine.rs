@@ -76,32 +76,21 @@ fn bench_shard(c: &mut Criterion, n: u32) {
     let mut buf = vec![0u8; 4096];
     let mut i = 0usize;
     let mut changes = Vec::with_capacity(64);
-    c.bench_function(&format!("engine DISCOVER→OFFER (warm shard, {n} leases)"), |b| {
-        b.iter(|| {
-            let f = &discovers[i % discovers.len()];
-            i += 1;
-            buf[..f.len()].copy_from_slice(f);
-            let mut g = db.lock(0);
-            let (v, _) = engine.handle(2_000, &cfg, &server, &mut g, &mut buf, f.len());
-            g.drain_changes(&mut changes);
-            changes.clear();
-            assert!(matches!(v, Verdict::Reply(_)));
-            black_box(v)
-        })
-    });
-    c.bench_function(&format!("engine REQUEST→ACK renewal (warm shard, {n} leases)"), |b| {
-        b.iter(|| {
-            let f = &renewals[i % renewals.len()];
-            i += 1;
-            buf[..f.len()].copy_from_slice(f);
-            let mut g = db.lock(0);
-            let (v, _) = engine.handle(2_000, &cfg, &server, &mut g, &mut buf, f.len());
-            g.drain_changes(&mut changes);
-            changes.clear();
-            assert!(matches!(v, Verdict::Reply(_)));
-            black_box(v)
-        })
-    });
+    for (what, frames) in [("DISCOVER→OFFER", &discovers), ("REQUEST→ACK renewal", &renewals)] {
+        c.bench_function(&format!("engine {what} (warm shard, {n} leases)"), |b| {
+            b.iter(|| {
+                let f = &frames[i % frames.len()];
+                i += 1;
+                buf[..f.len()].copy_from_slice(f);
+                let mut g = db.lock(0);
+                let (v, _) = engine.handle(2_000, &cfg, &server, &mut g, &mut buf, f.len());
+                g.drain_changes(&mut changes);
+                changes.clear();
+                assert!(matches!(v, Verdict::Reply(_)));
+                black_box(v)
+            })
+        });
+    }
 }
 
 criterion_group!(benches, bench);

@@ -253,6 +253,33 @@ fn fill_from(fq: &mut DeviceQueue, spare: &mut Vec<u64>) -> u32 {
     n
 }
 
+/// Copy-mode TX (and zero-copy with need_wakeup) only moves on a syscall. Returns false when
+/// the kick failed (EAGAIN/EBUSY/ENOBUFS …): the frames stay on the ring for the next kick.
+fn kick_tx(tx: &RingTx) -> bool {
+    // SAFETY: a zero-length sendto with null buffer and address on our own AF_XDP socket fd,
+    // which stays open for the lifetime of `tx`.
+    let r = unsafe { libc::sendto(tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+    r >= 0
+}
+
+/// Sleeps until the RX ring has a frame or `timeout` passes.
+fn wait_readable(rx: &RingRx, timeout: Duration) {
+    let mut pfd = libc::pollfd { fd: rx.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd on the stack, count 1; the fd is ours and open.
+    unsafe { libc::poll(&mut pfd, 1, ms) };
+}
+
+/// Bytes from a received descriptor's start to the end of its chunk, or `None` when the
+/// descriptor lies outside the UMEM area of `area_len` bytes (which would be a kernel bug).
+fn rx_room(desc: &XdpDesc, frame_size: u64, area_len: usize) -> Option<usize> {
+    let chunk_end = (desc.addr & !(frame_size - 1)) + frame_size;
+    if chunk_end > area_len as u64 || u64::from(desc.len) > chunk_end - desc.addr {
+        return None;
+    }
+    Some((chunk_end - desc.addr) as usize)
+}
+
 impl Worker {
     fn run(mut self, stop: &AtomicBool, handler: &mut dyn Handler) {
         let mut idle_polls = 0u32;
@@ -309,14 +336,12 @@ impl Worker {
         handler.begin_batch();
         while let Some(desc) = rx.read() {
             got += 1;
-            let chunk_end = (desc.addr & !(self.frame_size - 1)) + self.frame_size;
-            if chunk_end > self.area.len as u64 || u64::from(desc.len) > chunk_end - desc.addr {
+            let Some(room) = rx_room(&desc, self.frame_size, self.area.len) else {
                 self.stats.bad_descriptors.fetch_add(1, Ordering::Relaxed);
                 continue;
-            }
-            let room = (chunk_end - desc.addr) as usize;
+            };
             // SAFETY: the kernel handed this chunk to us through the RX ring, so until we put it
-            // on the TX or fill ring no one else reads or writes it; [addr, chunk_end) was just
+            // on the TX or fill ring no one else reads or writes it; [addr, addr + room) was just
             // checked to lie inside the mapped UMEM area, which outlives this worker.
             let buf = unsafe { std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(desc.addr as usize), room) };
             match handler.handle(&self.meta, buf, desc.len as usize) {
@@ -374,25 +399,15 @@ impl Worker {
         }
     }
 
-    /// Copy-mode TX (and zero-copy with need_wakeup) only moves on a syscall.
     fn kick_tx(&mut self) {
         self.stats.tx_wakeup_sendtos.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: a zero-length sendto with null buffer and address on our own AF_XDP socket fd,
-        // which stays open for the lifetime of `self.tx`.
-        let r =
-            unsafe { libc::sendto(self.tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
-        // EAGAIN/EBUSY/ENOBUFS (and anything else): the frames stay on the TX ring and the
-        // next loop kicks again.
-        if r < 0 {
+        if !kick_tx(&self.tx) {
             self.stats.tx_kick_retries.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn sleep_until_rx(&self, timeout: Duration) {
-        let mut pfd = libc::pollfd { fd: self.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd on the stack, count 1; the fd is ours and open.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
+        wait_readable(&self.rx, timeout);
     }
 }
 
@@ -757,10 +772,8 @@ impl Port {
             w.commit();
         }
         if self.tx.pending() > 0 && (self.always_kick || self.tx.needs_wakeup()) {
-            // SAFETY: a zero-length sendto with null buffer and address on our own AF_XDP
-            // socket, open for the lifetime of `self.tx`. Failures (EAGAIN, ENOBUFS) leave the
-            // frames on the ring for the next kick.
-            unsafe { libc::sendto(self.tx.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+            // A failed kick leaves the frames on the ring for the next call.
+            kick_tx(&self.tx);
         }
         sent
     }
@@ -773,9 +786,7 @@ impl Port {
             let mut rx = self.rx.receive(max);
             while let Some(desc) = rx.read() {
                 got += 1;
-                let chunk = desc.addr & !(self.frame_size - 1);
-                let chunk_end = chunk + self.frame_size;
-                if chunk_end > self.area.len as u64 || u64::from(desc.len) > chunk_end - desc.addr {
+                if rx_room(&desc, self.frame_size, self.area.len).is_none() {
                     self.bad_descriptors += 1;
                     continue;
                 }
@@ -786,7 +797,7 @@ impl Port {
                     std::slice::from_raw_parts(self.area.ptr.as_ptr().add(desc.addr as usize), desc.len as usize)
                 };
                 f(frame);
-                self.rx_done.push(chunk);
+                self.rx_done.push(desc.addr & !(self.frame_size - 1));
             }
             rx.release();
         }
@@ -801,10 +812,7 @@ impl Port {
 
     /// Sleeps until a frame is ready to receive or `timeout` passes.
     pub fn wait_rx(&self, timeout: Duration) {
-        let mut pfd = libc::pollfd { fd: self.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd on the stack, count 1; the fd is ours and open.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
+        wait_readable(&self.rx, timeout);
     }
 
     /// The kernel's counters of the socket (XDP_STATISTICS), rendered.

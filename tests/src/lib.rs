@@ -135,6 +135,11 @@ pub struct TwoHosts {
 impl TwoHosts {
     /// Builds the pair with `queues` RX/TX queues on each veth end.
     pub fn new(queues: u32) -> Self {
+        Self::with_addresses(queues, (Ipv4Addr::new(198, 18, 0, 1), 24), (Ipv4Addr::new(198, 18, 0, 2), 24))
+    }
+
+    /// As [`TwoHosts::new`], with the given (address, prefix length) on each side.
+    pub fn with_addresses(queues: u32, server_net: (Ipv4Addr, u8), client_net: (Ipv4Addr, u8)) -> Self {
         let server = Netns::new("dxs");
         let client = Netns::new("dxc");
         let server_if = unique("vs");
@@ -145,10 +150,9 @@ impl TwoHosts {
             .args([&client_if, "numtxqueues", &q, "numrxqueues", &q]));
         sh(ip().args(["link", "set", &server_if, "netns", server.name()]));
         sh(ip().args(["link", "set", &client_if, "netns", client.name()]));
-        let server_ip = Ipv4Addr::new(198, 18, 0, 1);
-        let client_ip = Ipv4Addr::new(198, 18, 0, 2);
-        sh(server.ip().args(["addr", "add", "198.18.0.1/24", "dev", &server_if]));
-        sh(client.ip().args(["addr", "add", "198.18.0.2/24", "dev", &client_if]));
+        let (server_ip, client_ip) = (server_net.0, client_net.0);
+        sh(server.ip().args(["addr", "add", &format!("{}/{}", server_net.0, server_net.1), "dev", &server_if]));
+        sh(client.ip().args(["addr", "add", &format!("{}/{}", client_net.0, client_net.1), "dev", &client_if]));
         sh(server.ip().args(["link", "set", &server_if, "up"]));
         sh(client.ip().args(["link", "set", &client_if, "up"]));
         Self { client, server, server_if, client_if, server_ip, client_ip }
