@@ -31,6 +31,9 @@ fn rig() -> Rig {
     TwoHosts::with_addresses(1, net([198, 18, 0, 1]), net([198, 18, 255, 254]))
 }
 const LEASE_TIME: u32 = 3600;
+/// dhcp-xdp workers keep polling this long (µs) after their last frame: the bench measures
+/// latency, and waking a sleeping worker costs up to a millisecond on a VM.
+const SPIN_US: &str = "1000";
 /// Clients of the perfdhcp honesty check (perfdhcp's, and as many of the generator's).
 const PERFDHCP_CLIENTS: u32 = 10_000;
 
@@ -180,7 +183,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
         Server::Echo => Ok(Running::Daemon(Daemon::start(
             &rig.server,
             &rig.server_if,
-            &["--handler", "reflect", "--workers", &workers],
+            &["--handler", "reflect", "--workers", &workers, "--spin-us", SPIN_US],
         ))),
         Server::DhcpXdp => {
             let durability = match cfg.durability {
@@ -203,7 +206,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             Ok(Running::Daemon(Daemon::start(
                 &rig.server,
                 &rig.server_if,
-                &["--config", &conf, "--state-dir", &state, "--workers", &workers],
+                &["--config", &conf, "--state-dir", &state, "--workers", &workers, "--spin-us", SPIN_US],
             )))
         }
         Server::Kea | Server::KeaMt => {
@@ -484,8 +487,8 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         s,
         "Machine: {}. Rig: two network namespaces, one veth pair (one queue), the AF_XDP generator \
          (`bench gen`) in one, each server in turn in the other. {} clients, closed-loop window {}, \
-         {} s per closed-loop run, half that per open-loop point. dhcp-xdp: {} worker(s), journal \
-         durability `{}`. Kea: memfile with persist (appends, no fsync), dhcpd: leases file \
+         {} s per closed-loop run, half that per open-loop point. dhcp-xdp: {} worker(s) polling 1 ms \
+         after their last frame (`--spin-us 1000`), journal durability `{}`. Kea: memfile with persist (appends, no fsync), dhcpd: leases file \
          (fsync per commit), dnsmasq: lease file, `--no-ping`; dhcpd `ping-check false`.\n",
         r["machine"].as_str().unwrap_or(""),
         r["clients"],

@@ -69,8 +69,9 @@ pub struct DatapathConfig {
     /// Most frames handled per loop iteration.
     pub batch: u32,
     /// How long a worker keeps polling its rings after the last frame before it sleeps in
-    /// poll(2). Waking a sleeping thread costs up to a millisecond on a VM, so under steady
-    /// load a worker should never sleep; an idle one should not burn its core.
+    /// poll(2). Waking a sleeping thread costs up to a millisecond on a VM, so a latency-bound
+    /// deployment with cores of its own keeps workers polling through load pauses (`--spin-us
+    /// 1000`); the default (20 µs) gives the cores back to other processes quickly.
     pub spin: Duration,
 }
 
@@ -82,7 +83,7 @@ impl Default for DatapathConfig {
             fill_size: 4096,
             ring_size: 2048,
             batch: 64,
-            spin: Duration::from_millis(1),
+            spin: Duration::from_micros(20),
         }
     }
 }
