@@ -181,10 +181,14 @@ impl OptionTable {
 /// Options fully merged for one scope, with a per-code index for O(1) lookup.
 #[derive(Debug, Clone)]
 pub struct RenderedOptions {
+    id: u64,
     index: Box<[u16; 256]>,
     arena: Vec<u8>,
     order: Vec<u8>,
 }
+
+/// Source of [`RenderedOptions::id`]: never reused within a process, across reloads too.
+static NEXT_RENDERED_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl RenderedOptions {
     /// Freezes a table.
@@ -198,7 +202,13 @@ impl RenderedOptions {
             arena.extend_from_slice(v);
             order.push(c);
         }
-        Self { index, arena, order }
+        let id = NEXT_RENDERED_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { id, index, arena, order }
+    }
+    /// Identifies this set of options for caches of what is derived from it: two sets with the
+    /// same id have the same contents.
+    pub fn id(&self) -> u64 {
+        self.id
     }
     /// Value of `code`.
     pub fn get(&self, code: u8) -> Option<&[u8]> {

@@ -142,14 +142,40 @@ struct Area {
     end: u16,
 }
 
+/// Distinct option codes whose first occurrence [`Message`] indexes; a message with more
+/// (legal but unseen in practice) is still answered, its lookups scan the areas instead.
+const INDEXED: usize = 24;
+
+/// A 256-bit set of option codes.
+#[derive(Debug, Clone, Copy, Default)]
+struct CodeSet([u64; 4]);
+
+impl CodeSet {
+    fn contains(&self, code: u8) -> bool {
+        self.0[usize::from(code >> 6)] & (1 << (code & 63)) != 0
+    }
+    fn insert(&mut self, code: u8) {
+        self.0[usize::from(code >> 6)] |= 1 << (code & 63);
+    }
+}
+
 /// A validated BOOTP/DHCP message.
+///
+/// The index is small on purpose (it is built for every packet): which codes occur, which
+/// occur more than once, and where the first occurrence of up to [`INDEXED`] distinct codes
+/// lies.
 #[derive(Clone)]
 pub struct Message<'a> {
     b: &'a [u8],
-    /// Offset of the first occurrence of each option's length byte (0 = absent).
-    first: [u16; 256],
-    /// Occurrences of each option (saturating).
-    count: [u8; 256],
+    present: CodeSet,
+    repeated: CodeSet,
+    /// Codes of the indexed first occurrences, in message order.
+    codes: [u8; INDEXED],
+    /// Offset of each indexed occurrence's length byte.
+    at: [u16; INDEXED],
+    indexed: u8,
+    /// Some code's first occurrence did not fit the index.
+    overflow: bool,
     areas: [Area; 3],
     n_areas: u8,
     has_cookie: bool,
@@ -167,6 +193,7 @@ impl std::fmt::Debug for Message<'_> {
 
 impl<'a> Message<'a> {
     /// Validates the fixed header and indexes the options.
+    #[inline]
     pub fn parse(b: &'a [u8]) -> Result<Self, MessageError> {
         if b.len() < field::MAGIC.start {
             return Err(MessageError::Truncated);
@@ -176,8 +203,12 @@ impl<'a> Message<'a> {
         }
         let mut m = Self {
             b,
-            first: [0; 256],
-            count: [0; 256],
+            present: CodeSet::default(),
+            repeated: CodeSet::default(),
+            codes: [0; INDEXED],
+            at: [0; INDEXED],
+            indexed: 0,
+            overflow: false,
             areas: [Area { start: 0, end: 0 }; 3],
             n_areas: 0,
             has_cookie: false,
@@ -220,16 +251,46 @@ impl<'a> Message<'a> {
                     if vend > end {
                         return Err(MessageError::BadOption);
                     }
-                    let c = usize::from(code);
-                    if self.count[c] == 0 {
-                        self.first[c] = (i + 1) as u16;
+                    if self.present.contains(code) {
+                        self.repeated.insert(code);
+                    } else {
+                        self.present.insert(code);
+                        let n = usize::from(self.indexed);
+                        if n < INDEXED {
+                            self.codes[n] = code;
+                            self.at[n] = (i + 1) as u16;
+                            self.indexed += 1;
+                        } else {
+                            self.overflow = true;
+                        }
                     }
-                    self.count[c] = self.count[c].saturating_add(1);
                     i = vend;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Offset of the length byte of `code`'s first occurrence (which must be present).
+    fn first(&self, code: u8) -> Option<usize> {
+        let n = usize::from(self.indexed);
+        if let Some(k) = self.codes[..n].iter().position(|&c| c == code) {
+            return Some(usize::from(self.at[k]));
+        }
+        if !self.overflow {
+            return None;
+        }
+        self.occurrences(code).next()
+    }
+
+    /// Offsets of the length bytes of every occurrence of `code`, in order (RFC 3396).
+    fn occurrences(&self, code: u8) -> impl Iterator<Item = usize> + '_ {
+        self.walk().filter(move |&(c, _)| c == code).map(|(_, at)| at)
+    }
+
+    /// Every option occurrence in the scanned areas as (code, offset of its length byte).
+    fn walk(&self) -> Walk<'a> {
+        Walk { b: self.b, areas: self.areas, n_areas: self.n_areas, area: 0, i: usize::from(self.areas[0].start) }
     }
 
     /// The message bytes.
@@ -287,19 +348,19 @@ impl<'a> Message<'a> {
     }
 
     /// Value of `code` if it occurs exactly once.
+    #[inline]
     pub fn single(&self, code: u8) -> Option<&'a [u8]> {
-        let c = usize::from(code);
-        if self.count[c] != 1 {
+        if !self.present.contains(code) || self.repeated.contains(code) {
             return None;
         }
-        let at = usize::from(self.first[c]);
+        let at = self.first(code)?;
         let len = usize::from(self.b[at]);
         self.b.get(at + 1..at + 1 + len)
     }
 
     /// Whether `code` is present at all.
     pub fn has(&self, code: u8) -> bool {
-        self.count[usize::from(code)] > 0
+        self.present.contains(code)
     }
 
     /// Value of `code`: a slice of the message when it occurs once, else the concatenation of
@@ -308,33 +369,35 @@ impl<'a> Message<'a> {
     where
         'a: 's,
     {
-        match self.count[usize::from(code)] {
-            0 => None,
-            1 => self.single(code),
-            _ => {
-                let mut n = 0;
-                for area in &self.areas[..usize::from(self.n_areas)] {
-                    let mut i = usize::from(area.start);
-                    let end = usize::from(area.end);
-                    while i < end {
-                        match self.b[i] {
-                            opt::PAD => i += 1,
-                            opt::END => break,
-                            c => {
-                                let len = usize::from(self.b[i + 1]);
-                                if c == code {
-                                    let v = &self.b[i + 2..i + 2 + len];
-                                    scratch.get_mut(n..n + len)?.copy_from_slice(v);
-                                    n += len;
-                                }
-                                i += 2 + len;
-                            }
-                        }
-                    }
-                }
-                Some(&scratch[..n])
-            }
+        if !self.repeated.contains(code) {
+            return self.single(code);
         }
+        let mut n = 0;
+        for at in self.occurrences(code) {
+            let len = usize::from(self.b[at]);
+            let v = self.b.get(at + 1..at + 1 + len)?;
+            scratch.get_mut(n..n + len)?.copy_from_slice(v);
+            n += len;
+        }
+        Some(&scratch[..n])
+    }
+
+    /// Every option code present, once each, in the order of its first occurrence, with its
+    /// value when it occurs once (`None` when it occurs several times: concatenate it with
+    /// [`option`](Self::option)). One walk over the areas instead of a lookup per code.
+    pub fn options(&self) -> impl Iterator<Item = (u8, Option<&'a [u8]>)> + '_ {
+        let (b, repeated) = (self.b, self.repeated);
+        let mut seen = CodeSet::default();
+        self.walk().filter_map(move |(c, at)| {
+            if !repeated.contains(c) {
+                return Some((c, Some(&b[at + 1..at + 1 + usize::from(b[at])])));
+            }
+            if seen.contains(c) {
+                return None;
+            }
+            seen.insert(c);
+            Some((c, None))
+        })
     }
 
     /// Option 53.
@@ -359,6 +422,38 @@ impl<'a> Message<'a> {
             Some(&[a, b]) => Some(u16::from_be_bytes([a, b])).filter(|&v| v >= 576),
             _ => None,
         }
+    }
+}
+
+/// Walks the options of the areas [`Message::parse`] validated.
+struct Walk<'a> {
+    b: &'a [u8],
+    areas: [Area; 3],
+    n_areas: u8,
+    area: u8,
+    i: usize,
+}
+
+impl Iterator for Walk<'_> {
+    type Item = (u8, usize);
+    fn next(&mut self) -> Option<(u8, usize)> {
+        while self.area < self.n_areas {
+            let end = usize::from(self.areas[usize::from(self.area)].end);
+            while self.i < end {
+                match self.b[self.i] {
+                    opt::PAD => self.i += 1,
+                    opt::END => break,
+                    c => {
+                        let at = self.i + 1;
+                        self.i += 2 + usize::from(self.b[at]);
+                        return Some((c, at));
+                    }
+                }
+            }
+            self.area += 1;
+            self.i = self.areas.get(usize::from(self.area)).map_or(0, |a| usize::from(a.start));
+        }
+        None
     }
 }
 
@@ -393,6 +488,11 @@ impl<'b> OptionWriter<'b> {
     /// option that must come last.
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit.min(self.buf.len());
+    }
+
+    /// Where the next option (or End) goes.
+    pub fn position(&self) -> usize {
+        self.pos
     }
 
     /// Bytes still free (not counting the reserved End byte).
@@ -535,6 +635,26 @@ mod tests {
         assert_eq!(m.single(opt::RELAY_AGENT_INFO), None);
         let mut tiny = [0u8; 3];
         assert_eq!(m.option(opt::RELAY_AGENT_INFO, &mut tiny), None, "too long for scratch");
+    }
+
+    #[test]
+    fn codes_beyond_the_index_are_still_found() {
+        // 40 distinct one-byte options (codes 100..140), then a repeated one and option 53.
+        let mut o = vec![];
+        for c in 100u8..140 {
+            o.extend_from_slice(&[c, 1, c]);
+        }
+        o.extend_from_slice(&[130, 1, b'x', 53, 1, 3, 255]);
+        let b = msg(&o);
+        let m = Message::parse(&b).unwrap();
+        assert_eq!(m.message_type(), Some(MessageType::Request));
+        for c in (100u8..140).filter(|&c| c != 130) {
+            assert_eq!(m.single(c), Some(&[c][..]), "code {c}");
+        }
+        let mut scratch = [0u8; 8];
+        assert_eq!(m.single(130), None, "repeated");
+        assert_eq!(m.option(130, &mut scratch), Some(&[130, b'x'][..]));
+        assert!(!m.has(99) && m.single(99).is_none());
     }
 
     #[test]

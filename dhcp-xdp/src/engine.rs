@@ -13,7 +13,7 @@ use crate::{
     handler::{DropReason, Verdict},
     iface::Ipv4Net,
     leases::{ClientKey, LeaseError, LeaseState, ShardGuard},
-    wire::{Frame, ReplyAddressing, write_ipv4_udp_headers},
+    wire::{self, Frame, ReplyAddressing},
 };
 
 /// Who the server is on the link it serves.
@@ -93,6 +93,7 @@ pub struct Engine {
     circuit: (usize, usize),
     remote: (usize, usize),
     scratch: [u8; 1024],
+    blocks: OptionBlocks,
 }
 
 impl Default for Engine {
@@ -137,6 +138,7 @@ impl Engine {
             circuit: (0, 0),
             remote: (0, 0),
             scratch: [0; 1024],
+            blocks: OptionBlocks::new(),
         }
     }
 
@@ -212,61 +214,74 @@ impl Engine {
         }
     }
 
+    /// One walk over the options picks out what the engine uses. Options that must occur once
+    /// (53, 50, 54, 57, 118) count as absent when repeated, as [`Message::single`] says; the
+    /// others are concatenated (RFC 3396).
     fn extract(&mut self, m: &Message<'_>) -> Req {
-        self.prl_len = match m.option(opt::PARAMETER_LIST, &mut self.scratch) {
-            Some(v) => {
-                let n = v.len().min(255);
-                self.prl[..n].copy_from_slice(&v[..n]);
-                n
-            }
-            None => 0,
-        };
-        self.relay_len = match m.option(opt::RELAY_AGENT_INFO, &mut self.scratch) {
-            Some(v) if v.len() <= 255 => {
-                self.relay[..v.len()].copy_from_slice(v);
-                v.len()
-            }
-            _ => 0,
-        };
-        self.client_id_len = match m.option(opt::CLIENT_ID, &mut self.scratch) {
-            Some(v) if !v.is_empty() && v.len() <= 255 => {
-                self.client_id[..v.len()].copy_from_slice(v);
-                Some(v.len())
-            }
-            _ => None,
-        };
-        let (mut link_selection, mut server_id_override) = (None, None);
-        self.circuit = (0, 0);
-        self.remote = (0, 0);
-        let relay = &self.relay[..self.relay_len];
-        let mut at = 0;
-        for (code, v) in dhcp::sub_options(relay) {
-            let start = at + 2;
-            at += 2 + v.len();
-            let ip = <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from);
-            match code {
-                relay::CIRCUIT_ID => self.circuit = (start, v.len()),
-                relay::REMOTE_ID => self.remote = (start, v.len()),
-                relay::LINK_SELECTION => link_selection = ip,
-                relay::SERVER_ID_OVERRIDE => server_id_override = ip,
-                _ => {}
-            }
-        }
-        Req {
-            mtype: m.message_type(),
+        let mut req = Req {
+            mtype: None,
             flags: m.flags(),
             htype: m.htype(),
             ciaddr: m.ciaddr(),
             giaddr: m.giaddr(),
             chaddr: m.chaddr6(),
-            requested: m.ip_option(opt::REQUESTED_IP),
-            server_id: m.ip_option(opt::SERVER_ID),
-            max_size: m.max_message_size(),
-            link_selection,
-            subnet_selection: m.ip_option(opt::SUBNET_SELECTION),
-            server_id_override,
+            requested: None,
+            server_id: None,
+            max_size: None,
+            link_selection: None,
+            subnet_selection: None,
+            server_id_override: None,
             has_cookie: m.has_cookie(),
+        };
+        self.prl_len = 0;
+        self.relay_len = 0;
+        self.client_id_len = None;
+        let ip = |v: &[u8]| <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from);
+        for (code, once) in m.options() {
+            match (code, once) {
+                (opt::MESSAGE_TYPE, Some(&[t])) => req.mtype = MessageType::from_u8(t),
+                (opt::REQUESTED_IP, Some(v)) => req.requested = ip(v),
+                (opt::SERVER_ID, Some(v)) => req.server_id = ip(v),
+                (opt::SUBNET_SELECTION, Some(v)) => req.subnet_selection = ip(v),
+                (opt::MAX_MESSAGE_SIZE, Some(&[a, b])) => {
+                    req.max_size = Some(u16::from_be_bytes([a, b])).filter(|&v| v >= 576);
+                }
+                (opt::PARAMETER_LIST | opt::RELAY_AGENT_INFO | opt::CLIENT_ID, _) => {
+                    let Some(v) = once.or_else(|| m.option(code, &mut self.scratch)) else { continue };
+                    match code {
+                        opt::PARAMETER_LIST => {
+                            self.prl_len = v.len().min(255);
+                            self.prl[..self.prl_len].copy_from_slice(&v[..self.prl_len]);
+                        }
+                        opt::RELAY_AGENT_INFO if v.len() <= 255 => {
+                            self.relay[..v.len()].copy_from_slice(v);
+                            self.relay_len = v.len();
+                        }
+                        opt::CLIENT_ID if !v.is_empty() && v.len() <= 255 => {
+                            self.client_id[..v.len()].copy_from_slice(v);
+                            self.client_id_len = Some(v.len());
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
         }
+        self.circuit = (0, 0);
+        self.remote = (0, 0);
+        let mut at = 0;
+        for (code, v) in dhcp::sub_options(&self.relay[..self.relay_len]) {
+            let start = at + 2;
+            at += 2 + v.len();
+            match code {
+                relay::CIRCUIT_ID => self.circuit = (start, v.len()),
+                relay::REMOTE_ID => self.remote = (start, v.len()),
+                relay::LINK_SELECTION => req.link_selection = ip(v),
+                relay::SERVER_ID_OVERRIDE => req.server_id_override = ip(v),
+                _ => {}
+            }
+        }
+        req
     }
 
     fn key(&self, req: &Req) -> ClientKey {
@@ -523,7 +538,7 @@ impl Engine {
 
     #[allow(clippy::too_many_arguments)]
     fn write_reply(
-        &self,
+        &mut self,
         cfg: &Config,
         server: &ServerIdentity,
         req: &Req,
@@ -613,40 +628,14 @@ impl Engine {
             // or all configured ones when it sent no list. Optional ones that do not fit are
             // left out.
             if mtype.is_some() || req.has_cookie {
-                if let Some(m) = r.get(opt::SUBNET_MASK)
-                    && !w.put(opt::SUBNET_MASK, m)
-                {
-                    return None;
-                }
-                let skip = |c: u8| {
-                    matches!(
-                        c,
-                        opt::SUBNET_MASK
-                            | opt::MESSAGE_TYPE
-                            | opt::SERVER_ID
-                            | opt::LEASE_TIME
-                            | opt::RENEWAL_TIME
-                            | opt::REBINDING_TIME
-                            | opt::CLIENT_ID
-                            | opt::RELAY_AGENT_INFO
-                    )
-                };
-                if self.prl_len > 0 {
-                    for &c in &self.prl[..self.prl_len] {
-                        if !skip(c)
-                            && let Some(v) = r.get(c)
-                        {
-                            let _ = w.put(c, v);
-                        }
+                let prl = &self.prl[..self.prl_len];
+                let cached = self.blocks.get(r, prl);
+                if !cached.is_some_and(|block| w.put_raw(block)) {
+                    // Not cached or too big for this reply: option by option.
+                    if !put_subnet_mask(&mut w, r) {
+                        return None;
                     }
-                } else {
-                    for &c in r.codes() {
-                        if !skip(c)
-                            && let Some(v) = r.get(c)
-                        {
-                            let _ = w.put(c, v);
-                        }
-                    }
+                    let _ = put_listed(&mut w, r, prl);
                 }
             }
         }
@@ -657,8 +646,16 @@ impl Engine {
                 return None;
             }
         }
+        let live_end = w.position() + 1;
         let end = w.finish(MIN_BOOTP);
-        Self::address_and_headers(server, req, buf, layout, src_mac, server_ip, yiaddr, nak, end)
+        // Only the fixed fields up to chaddr and the options can be non-zero: sname, file and
+        // the padding were zeroed above.
+        let live = &buf[p..];
+        let sum = wire::payload_sum(&[
+            (0, &live[..field::SNAME.start]),
+            (field::MAGIC.start, &live[field::MAGIC.start..live_end]),
+        ]);
+        Self::address_and_headers(server, req, buf, layout, src_mac, server_ip, yiaddr, nak, (end, sum))
     }
 
     /// RFC 2131 §4.1 addressing, then L2–L4 headers.
@@ -672,7 +669,7 @@ impl Engine {
         server_ip: Ipv4Addr,
         yiaddr: Ipv4Addr,
         nak: bool,
-        bootp_len: usize,
+        (bootp_len, bootp_sum): (usize, u32),
     ) -> Option<usize> {
         let (dst_mac, dst_ip, dst_port) = if !req.giaddr.is_unspecified() {
             (src_mac, req.giaddr, 67)
@@ -686,7 +683,106 @@ impl Engine {
             (req.chaddr, yiaddr, 68)
         };
         let addr = ReplyAddressing { dst_mac, src_mac: server.mac, src_ip: server_ip, dst_ip, src_port: 67, dst_port };
-        write_ipv4_udp_headers(buf, layout, bootp_len, &addr)
+        wire::write_ipv4_udp_headers_summed(buf, layout, bootp_len, Some(bootp_sum), &addr)
+    }
+}
+
+/// Options a scope never supplies to a reply: the engine writes these itself (or, for the
+/// subnet mask, first).
+fn engine_written(code: u8) -> bool {
+    matches!(
+        code,
+        opt::SUBNET_MASK
+            | opt::MESSAGE_TYPE
+            | opt::SERVER_ID
+            | opt::LEASE_TIME
+            | opt::RENEWAL_TIME
+            | opt::REBINDING_TIME
+            | opt::CLIENT_ID
+            | opt::RELAY_AGENT_INFO
+    )
+}
+
+/// The subnet mask, required with an address: false if the scope has one and it does not fit.
+fn put_subnet_mask(w: &mut OptionWriter<'_>, r: &RenderedOptions) -> bool {
+    r.get(opt::SUBNET_MASK).is_none_or(|m| w.put(opt::SUBNET_MASK, m))
+}
+
+/// The scope's other options in the client's order (55), or all configured ones when it sent
+/// no list; optional ones that do not fit are left out. True if all fitted.
+fn put_listed(w: &mut OptionWriter<'_>, r: &RenderedOptions, prl: &[u8]) -> bool {
+    let codes = if prl.is_empty() { r.codes() } else { prl };
+    let mut all = true;
+    for &c in codes {
+        if !engine_written(c)
+            && let Some(v) = r.get(c)
+        {
+            all &= w.put(c, v);
+        }
+    }
+    all
+}
+
+/// Cached option blocks per engine.
+const BLOCKS: usize = 16;
+/// Longest parameter request list whose block is cached.
+const BLOCK_PRL: usize = 64;
+/// Largest cached block.
+const BLOCK_BYTES: usize = 1024;
+
+/// One scope's options in one client order, encoded.
+struct OptionBlock {
+    /// [`RenderedOptions::id`]; 0 while empty.
+    scope: u64,
+    prl_len: usize,
+    prl: [u8; BLOCK_PRL],
+    len: usize,
+    bytes: [u8; BLOCK_BYTES],
+}
+
+/// Reply options of a scope in a client's order, encoded once and reused: the clients of a
+/// network send a handful of distinct parameter request lists, so the per-option lookups run
+/// once per (scope, list) rather than once per reply. Keyed by [`RenderedOptions::id`], which a
+/// reload never reuses, so a new configuration cannot be answered from an old block.
+struct OptionBlocks {
+    entries: Box<[OptionBlock]>,
+    next: usize,
+}
+
+impl OptionBlocks {
+    fn new() -> Self {
+        let empty = || OptionBlock { scope: 0, prl_len: 0, prl: [0; BLOCK_PRL], len: 0, bytes: [0; BLOCK_BYTES] };
+        Self { entries: (0..BLOCKS).map(|_| empty()).collect(), next: 0 }
+    }
+
+    /// The subnet mask and the listed options of `r` in the order of `prl`, built on first use
+    /// (round-robin replacement); `None` when the list is too long or the block too big.
+    fn get(&mut self, r: &RenderedOptions, prl: &[u8]) -> Option<&[u8]> {
+        if prl.len() > BLOCK_PRL {
+            return None;
+        }
+        let hit =
+            self.entries.iter().position(|e| e.scope == r.id() && e.prl_len == prl.len() && e.prl[..prl.len()] == *prl);
+        let i = match hit {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next = (i + 1) % BLOCKS;
+                let e = &mut self.entries[i];
+                e.scope = 0;
+                let mut w = OptionWriter::new(&mut e.bytes, 0, BLOCK_BYTES);
+                if !(put_subnet_mask(&mut w, r) && put_listed(&mut w, r, prl)) {
+                    return None;
+                }
+                e.len = w.position();
+                e.prl[..prl.len()].copy_from_slice(prl);
+                e.prl_len = prl.len();
+                e.scope = r.id();
+                i
+            }
+        };
+        let e = &self.entries[i];
+        Some(&e.bytes[..e.len])
     }
 }
 
@@ -1251,6 +1347,45 @@ vlan = [100, 20]
         let pos = |c| codes.iter().position(|&x| x == c).unwrap();
         assert!(pos(15) < pos(6) && pos(6) < pos(3), "{codes:?}");
         assert_eq!(codes[0], opt::MESSAGE_TYPE);
+    }
+
+    #[test]
+    fn cached_option_blocks_give_the_same_replies_as_fresh_ones() {
+        // 20 lists (more than the cache holds), each asked three times by one engine: a miss,
+        // hits, and misses again after replacement. Every reply equals a fresh engine's.
+        let lists: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                let mut l = vec![15, 6, 3, 1, 28, 42];
+                l.rotate_left(i % 6);
+                l.truncate(6 - i / 6);
+                l
+            })
+            .collect();
+        let mut h = H::new();
+        for round in 0..3 {
+            for (i, l) in lists.iter().enumerate() {
+                let mut r = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, l);
+                r.chaddr = [2, 0, 0, 0, 1, (i % 8) as u8]; // the pool has 10 addresses
+                r.src_mac = r.chaddr;
+                let cached = h.send(T0 + round, &r).unwrap();
+                let fresh = H::new().send(T0 + round, &r).unwrap();
+                let options = |rp: &Rp| rp.f().payload()[field::OPTIONS..].to_vec();
+                assert_eq!(options(&cached), options(&fresh), "list {l:?} round {round}");
+            }
+        }
+        // A client without a list gets every configured option, cached the same way.
+        let all = h.send(T0, &rq(MessageType::Discover)).unwrap();
+        assert_eq!(all.frame, h.send(T0, &rq(MessageType::Discover)).unwrap().frame, "hit = miss");
+        assert!(all.opt(opt::DOMAIN_NAME).is_some());
+    }
+
+    #[test]
+    fn a_new_configuration_is_never_answered_from_old_option_blocks() {
+        let mut h = H::new();
+        let r = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[1, 3, 6]);
+        assert_eq!(h.send(T0, &r).unwrap().opt(opt::DNS), Some(vec![198, 18, 0, 53]));
+        h.cfg = Config::parse("test.toml", &CFG.replace("198.18.0.53", "198.18.0.54")).unwrap();
+        assert_eq!(h.send(T0, &r).unwrap().opt(opt::DNS), Some(vec![198, 18, 0, 54]));
     }
 
     #[test]

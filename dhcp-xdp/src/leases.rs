@@ -92,12 +92,19 @@ impl ClientKey {
         bytes[..b.len()].copy_from_slice(b);
         Some(Self { len: b.len() as u8, bytes })
     }
+    /// In-memory table hash (never stored): the four words of the zero-padded key multiplied
+    /// independently, then one folded 128-bit multiply to spread every bit over the result.
     fn hash64(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in self.as_bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        const K: [u64; 4] =
+            [0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f, 0x1656_67b1_9e37_79f9, 0xd6e8_feb8_6659_fd93];
+        let mut acc = u64::from(self.len);
+        for (w, k) in self.bytes.chunks_exact(8).zip(K) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            acc ^= u64::from_le_bytes(b).wrapping_mul(k);
         }
-        h ^ (h >> 29)
+        let m = u128::from(acc ^ 0x2d35_8dcc_aa6c_78a5) * u128::from(0x8bb8_4b93_962e_acc9u64);
+        (m as u64) ^ ((m >> 64) as u64)
     }
 }
 

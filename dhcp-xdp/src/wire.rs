@@ -207,29 +207,36 @@ fn fold(mut sum: u32) -> u16 {
 }
 
 /// One's-complement sum of `bytes` as big-endian 16-bit words, added to `acc` (the caller
-/// folds). Words are summed in native byte order eight bytes at a time into a wide accumulator,
-/// folded, then converted: RFC 1071 §2 (the sum is independent of byte order up to a swap, and
-/// of the word size up to folding). This keeps the UDP checksum of a reply cheap.
+/// folds). Words are summed in native byte order eight bytes at a time with end-around carry,
+/// folded in constant steps, then converted: RFC 1071 §2 (the sum is independent of byte order
+/// up to a swap, and of the word size up to folding). This keeps the UDP checksum of a reply
+/// cheap.
 fn sum_be16(bytes: &[u8], acc: u32) -> u32 {
-    let mut sum: u128 = 0;
+    let mut sum: u64 = 0;
+    let mut add = |w: u64| {
+        let (s, carry) = sum.overflowing_add(w);
+        sum = s + u64::from(carry);
+    };
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        sum += u128::from(u64::from_ne_bytes(w));
+        add(u64::from_ne_bytes(w));
     }
-    let mut rest = chunks.remainder().chunks_exact(2);
-    for c in &mut rest {
-        sum += u128::from(u16::from_ne_bytes([c[0], c[1]]));
+    // The tail, zero-padded to a whole word: a trailing odd byte is the high byte of a
+    // big-endian word padded with zero, which it stays at its place in the native word.
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        add(u64::from_ne_bytes(w));
     }
-    if let [last] = rest.remainder() {
-        // A trailing byte is the high byte of a big-endian word padded with zero.
-        sum += u128::from(u16::from_ne_bytes([*last, 0]));
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    u32::from(u16::from_be(sum as u16)) + acc
+    // 64 → 32 → 16 bits, each step with its carry folded back in.
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    u32::from(u16::from_be(s as u16)) + acc
 }
 
 /// The Internet checksum (RFC 1071) of `bytes`. Over a header whose checksum field is already
@@ -241,11 +248,23 @@ pub fn internet_checksum(bytes: &[u8]) -> u16 {
 /// The UDP checksum over the IPv4 pseudo-header and `udp` (header + payload). Over a datagram
 /// with its checksum field filled in, a correct one yields 0.
 pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
-    let mut acc = sum_be16(&src.octets(), 0);
-    acc = sum_be16(&dst.octets(), acc);
-    acc += u32::from(IPPROTO_UDP);
-    acc += udp.len() as u32;
-    !fold(sum_be16(udp, acc))
+    !fold(sum_be16(udp, pseudo_header_sum(src, dst, udp.len())))
+}
+
+fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, udp_len: usize) -> u32 {
+    let acc = sum_be16(&dst.octets(), sum_be16(&src.octets(), 0));
+    acc + u32::from(IPPROTO_UDP) + udp_len as u32
+}
+
+/// One's-complement sum of a UDP payload given as the parts of it that may be non-zero: each
+/// part is `(offset in the payload, bytes)` with an even offset, and every payload byte outside
+/// the parts must be zero. For [`write_ipv4_udp_headers_summed`], so a reply need not sum its
+/// zeroed `sname`/`file` and padding.
+pub fn payload_sum(parts: &[(usize, &[u8])]) -> u32 {
+    parts.iter().fold(0, |acc, &(at, bytes)| {
+        debug_assert!(at.is_multiple_of(2), "parts start on word boundaries");
+        fold(sum_be16(bytes, acc)).into()
+    })
 }
 
 /// Addressing of an outgoing IPv4/UDP reply, written by [`write_ipv4_udp_headers`].
@@ -274,6 +293,18 @@ pub fn write_ipv4_udp_headers(
     frame: &mut [u8],
     req: &FrameLayout,
     payload_len: usize,
+    addr: &ReplyAddressing,
+) -> Option<usize> {
+    write_ipv4_udp_headers_summed(frame, req, payload_len, None, addr)
+}
+
+/// [`write_ipv4_udp_headers`] with the payload's one's-complement sum already known
+/// ([`payload_sum`]); `None` sums the payload here.
+pub fn write_ipv4_udp_headers_summed(
+    frame: &mut [u8],
+    req: &FrameLayout,
+    payload_len: usize,
+    payload_sum: Option<u32>,
     addr: &ReplyAddressing,
 ) -> Option<usize> {
     let l3 = req.l3;
@@ -312,7 +343,11 @@ pub fn write_ipv4_udp_headers(
     udp[2..4].copy_from_slice(&addr.dst_port.to_be_bytes());
     udp[4..6].copy_from_slice(&udp_len16.to_be_bytes());
     udp[6..8].copy_from_slice(&[0, 0]);
-    let mut csum = udp_checksum(addr.src_ip, addr.dst_ip, udp);
+    let acc = pseudo_header_sum(addr.src_ip, addr.dst_ip, udp_len);
+    let mut csum = match payload_sum {
+        Some(sum) => !fold(sum_be16(&udp[..UDP_HLEN], acc) + sum),
+        None => !fold(sum_be16(udp, acc)),
+    };
     if csum == 0 {
         csum = 0xffff; // RFC 768: a computed zero is sent as all ones.
     }
@@ -418,6 +453,32 @@ pub(crate) mod tests {
         assert!(fr.udp_checksum_ok());
         assert_eq!(fr.src_ip(), addr.src_ip);
         assert_eq!(fr.dst_port(), 68);
+    }
+
+    #[test]
+    fn a_given_payload_sum_gives_the_same_checksum() {
+        let mut payload = vec![0u8; 301];
+        payload[..44].fill(0x5a);
+        payload[236..291].fill(0xc3);
+        payload[236] = 0x01;
+        let mut f = frame(&[], &[], &payload);
+        f.resize(2048, 0);
+        let req = FrameLayout::parse(&f).unwrap();
+        let addr = ReplyAddressing {
+            dst_mac: [0xff; 6],
+            src_mac: [2, 0, 0, 0, 0, 2],
+            src_ip: Ipv4Addr::new(198, 18, 0, 1),
+            dst_ip: Ipv4Addr::BROADCAST,
+            src_port: 67,
+            dst_port: 68,
+        };
+        let sum = payload_sum(&[(0, &payload[..44]), (236, &payload[236..291])]);
+        let n = write_ipv4_udp_headers_summed(&mut f, &req, payload.len(), Some(sum), &addr).unwrap();
+        assert!(Frame::new_checked(&f[..n]).unwrap().udp_checksum_ok());
+        let mut g = frame(&[], &[], &payload);
+        g.resize(2048, 0);
+        write_ipv4_udp_headers(&mut g, &req, payload.len(), &addr).unwrap();
+        assert_eq!(f[..n], g[..n]);
     }
 
     #[test]
