@@ -142,10 +142,6 @@ struct Area {
     end: u16,
 }
 
-/// Distinct option codes whose first occurrence [`Message`] indexes; a message with more
-/// (legal but unseen in practice) is still answered, its lookups scan the areas instead.
-const INDEXED: usize = 24;
-
 /// A 256-bit set of option codes.
 #[derive(Debug, Clone, Copy, Default)]
 struct CodeSet([u64; 4]);
@@ -161,21 +157,14 @@ impl CodeSet {
 
 /// A validated BOOTP/DHCP message.
 ///
-/// The index is small on purpose (it is built for every packet): which codes occur, which
-/// occur more than once, and where the first occurrence of up to [`INDEXED`] distinct codes
-/// lies.
+/// The index is small on purpose (it is built, and moved, for every packet): which codes occur
+/// and which occur more than once. Values are found by walking the options again: the engine
+/// does that once per message ([`Message::options`]).
 #[derive(Clone)]
 pub struct Message<'a> {
     b: &'a [u8],
     present: CodeSet,
     repeated: CodeSet,
-    /// Codes of the indexed first occurrences, in message order.
-    codes: [u8; INDEXED],
-    /// Offset of each indexed occurrence's length byte.
-    at: [u16; INDEXED],
-    indexed: u8,
-    /// Some code's first occurrence did not fit the index.
-    overflow: bool,
     areas: [Area; 3],
     n_areas: u8,
     has_cookie: bool,
@@ -205,10 +194,6 @@ impl<'a> Message<'a> {
             b,
             present: CodeSet::default(),
             repeated: CodeSet::default(),
-            codes: [0; INDEXED],
-            at: [0; INDEXED],
-            indexed: 0,
-            overflow: false,
             areas: [Area { start: 0, end: 0 }; 3],
             n_areas: 0,
             has_cookie: false,
@@ -255,32 +240,12 @@ impl<'a> Message<'a> {
                         self.repeated.insert(code);
                     } else {
                         self.present.insert(code);
-                        let n = usize::from(self.indexed);
-                        if n < INDEXED {
-                            self.codes[n] = code;
-                            self.at[n] = (i + 1) as u16;
-                            self.indexed += 1;
-                        } else {
-                            self.overflow = true;
-                        }
                     }
                     i = vend;
                 }
             }
         }
         Ok(())
-    }
-
-    /// Offset of the length byte of `code`'s first occurrence (which must be present).
-    fn first(&self, code: u8) -> Option<usize> {
-        let n = usize::from(self.indexed);
-        if let Some(k) = self.codes[..n].iter().position(|&c| c == code) {
-            return Some(usize::from(self.at[k]));
-        }
-        if !self.overflow {
-            return None;
-        }
-        self.occurrences(code).next()
     }
 
     /// Offsets of the length bytes of every occurrence of `code`, in order (RFC 3396).
@@ -353,7 +318,7 @@ impl<'a> Message<'a> {
         if !self.present.contains(code) || self.repeated.contains(code) {
             return None;
         }
-        let at = self.first(code)?;
+        let at = self.occurrences(code).next()?;
         let len = usize::from(self.b[at]);
         self.b.get(at + 1..at + 1 + len)
     }
@@ -638,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn codes_beyond_the_index_are_still_found() {
+    fn many_distinct_codes_are_all_found() {
         // 40 distinct one-byte options (codes 100..140), then a repeated one and option 53.
         let mut o = vec![];
         for c in 100u8..140 {

@@ -29,10 +29,27 @@ const RESERVED: u8 = 254;
 pub const MAX_SHARDS: usize = 250;
 
 /// The identity a lease is kept under: option 61 when present, else htype + chaddr.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct ClientKey {
     len: u8,
     bytes: [u8; 32],
+}
+
+impl std::hash::Hash for ClientKey {
+    /// Consistent with `eq`: the bytes past `len` are zero in every key.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u8(self.len);
+        state.write(&self.bytes);
+    }
+}
+
+impl PartialEq for ClientKey {
+    /// Word by word (bytes past `len` are always zero): the lease tables compare keys on every
+    /// lookup, and a byte-array comparison is a libc call.
+    fn eq(&self, other: &Self) -> bool {
+        let diff = self.words().iter().zip(other.words()).fold(0, |d, (a, b)| d | (a ^ b));
+        self.len == other.len && diff == 0
+    }
 }
 
 impl std::fmt::Debug for ClientKey {
@@ -69,11 +86,19 @@ impl ClientKey {
     }
     /// Key from htype and chaddr.
     pub fn hw(htype: u8, chaddr: &[u8]) -> Self {
-        let mut d = [0u8; 17];
-        d[0] = htype;
         let n = chaddr.len().min(16);
-        d[1..1 + n].copy_from_slice(&chaddr[..n]);
-        Self::from_tagged(1, &d[..1 + n])
+        let mut bytes = [0u8; 32];
+        bytes[0] = 1;
+        bytes[1] = htype;
+        bytes[2..2 + n].copy_from_slice(&chaddr[..n]);
+        Self { len: 2 + n as u8, bytes }
+    }
+    fn words(&self) -> [u64; 4] {
+        std::array::from_fn(|i| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&self.bytes[8 * i..8 * i + 8]);
+            u64::from_ne_bytes(w)
+        })
     }
     /// Key holding a declined address on probation.
     pub fn declined(addr: Ipv4Addr) -> Self {
@@ -98,10 +123,8 @@ impl ClientKey {
         const K: [u64; 4] =
             [0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f, 0x1656_67b1_9e37_79f9, 0xd6e8_feb8_6659_fd93];
         let mut acc = u64::from(self.len);
-        for (w, k) in self.bytes.chunks_exact(8).zip(K) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            acc ^= u64::from_le_bytes(b).wrapping_mul(k);
+        for (w, k) in self.words().into_iter().zip(K) {
+            acc ^= w.wrapping_mul(k);
         }
         let m = u128::from(acc ^ 0x2d35_8dcc_aa6c_78a5) * u128::from(0x8bb8_4b93_962e_acc9u64);
         (m as u64) ^ ((m >> 64) as u64)
@@ -222,6 +245,8 @@ pub struct Shard {
     free: Vec<VecDeque<u32>>,
     changes: Vec<Change>,
     sweep_cursor: usize,
+    /// Index of the record [`Shard::find`] found last.
+    last_found: std::cell::Cell<u32>,
 }
 
 /// All shards and pools.
@@ -290,6 +315,7 @@ impl LeaseDb {
                         free: (0..pools.len()).map(|_| VecDeque::new()).collect(),
                         changes: vec![],
                         sweep_cursor: 0,
+                        last_found: std::cell::Cell::new(0),
                     })
                 })
                 .collect(),
@@ -455,8 +481,17 @@ impl Shard {
     }
 
     fn find(&self, key: &ClientKey) -> Option<u32> {
+        // Lookups come in pairs (the engine reads a client's record, then binds it), so the
+        // last hit is tried first. A stale index cannot mislead: a removed record's key is
+        // cleared, and a key is held by one record at most.
+        let last = self.last_found.get();
+        if self.leases.get(last as usize).is_some_and(|l| l.key == *key) {
+            return Some(last);
+        }
         let leases = &self.leases;
-        self.by_key.find(key.hash64(), |&i| leases[i as usize].key == *key).copied()
+        let i = *self.by_key.find(key.hash64(), |&i| leases[i as usize].key == *key)?;
+        self.last_found.set(i);
+        Some(i)
     }
 
     /// Inserts or replaces the record of `l.key` and journals it.

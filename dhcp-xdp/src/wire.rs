@@ -227,9 +227,10 @@ fn sum_be16(bytes: &[u8], acc: u32) -> u32 {
     // big-endian word padded with zero, which it stays at its place in the native word.
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        add(u64::from_ne_bytes(w));
+        // Built byte by byte (a variable-length copy would be a libc call): byte k of the
+        // little-endian word, then in native order.
+        let tail = rest.iter().enumerate().fold(0u64, |w, (k, &b)| w | u64::from(b) << (8 * k));
+        add(u64::from_le(tail));
     }
     // 64 → 32 → 16 bits, each step with its carry folded back in.
     let s = (sum & 0xffff_ffff) + (sum >> 32);
