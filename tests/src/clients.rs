@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    os::unix::fs::PermissionsExt as _,
+    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
     path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -61,39 +61,81 @@ impl Udhcpc {
         Self { _dir: dir, events, script }
     }
 
+    fn command(&self, ns: &Netns, ifname: &str, extra: &[&str]) -> Command {
+        let mut cmd = ns.exec(tool("udhcpc", "udhcpc"));
+        cmd.args(["-i", ifname, "-f", "-n", "-t", "5", "-T", "1", "-A", "1", "-s"]).arg(&self.script);
+        cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    }
+
     /// Obtains a lease. Without `release`: `udhcpc -q` (obtain, then quit keeping the lease).
     /// With `release`: udhcpc runs until bound, then is stopped with SIGTERM and, started with
     /// -R, sends a RELEASE on exit (busybox sends none when -q and -R are combined).
     /// Returns the event map of the `bound` event, if any.
     pub fn obtain(&self, ns: &Netns, ifname: &str, release: bool, extra: &[&str]) -> Option<HashMap<String, String>> {
-        let before = read_events(&self.events).len();
-        let bound = |events: Vec<HashMap<String, String>>| {
-            events.into_iter().skip(before).find(|e| e.get("event").map(String::as_str) == Some("bound"))
-        };
-        let mut cmd = ns.exec(tool("udhcpc", "udhcpc"));
-        cmd.args(["-i", ifname, "-f", "-n", "-t", "5", "-T", "1", "-A", "1", "-s"]).arg(&self.script);
-        cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::null());
         if !release {
-            cmd.arg("-q");
-            let status = cmd.status().expect("run udhcpc");
-            return if status.success() { bound(read_events(&self.events)) } else { None };
+            let before = read_events(&self.events).len();
+            let status = self.command(ns, ifname, extra).arg("-q").status().expect("run udhcpc");
+            let mut events = read_events(&self.events).into_iter().skip(before);
+            return if status.success() {
+                events.find(|e| e.get("event").map(String::as_str) == Some("bound"))
+            } else {
+                None
+            };
         }
-        cmd.arg("-R");
-        let mut child = cmd.spawn().expect("spawn udhcpc");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let got = loop {
-            if let Some(b) = bound(read_events(&self.events)) {
-                break Some(b);
+        let mut run = self.spawn(ns, ifname, &[extra, &["-R"]].concat());
+        run.wait_event("bound", Duration::from_secs(10))
+    }
+
+    /// Starts udhcpc in the foreground; it keeps its lease (renewing it) until stopped.
+    pub fn spawn(&self, ns: &Netns, ifname: &str, extra: &[&str]) -> UdhcpcRun<'_> {
+        let seen = read_events(&self.events).len();
+        let child = self.command(ns, ifname, extra).spawn().expect("spawn udhcpc");
+        UdhcpcRun { client: self, child, seen }
+    }
+}
+
+/// A running udhcpc; stopped with SIGTERM on drop (with -R it releases then).
+pub struct UdhcpcRun<'a> {
+    client: &'a Udhcpc,
+    child: std::process::Child,
+    /// Hook events already consumed.
+    seen: usize,
+}
+
+impl UdhcpcRun<'_> {
+    /// Waits up to `limit` for the next hook event named `event` (skipping others) and returns
+    /// it; `None` if it does not come or udhcpc exits.
+    pub fn wait_event(&mut self, event: &str, limit: Duration) -> Option<HashMap<String, String>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let events = read_events(&self.client.events);
+            if let Some((i, e)) = events
+                .into_iter()
+                .enumerate()
+                .skip(self.seen)
+                .find(|(_, e)| e.get("event").map(String::as_str) == Some(event))
+            {
+                self.seen = i + 1;
+                return Some(e);
             }
-            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-                break None;
+            if Instant::now() > deadline || self.child.try_wait().ok().flatten().is_some() {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(50));
-        };
-        let _ =
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        let _ = child.wait();
-        got
+        }
+    }
+
+    /// Sends `sig` (busybox: SIGUSR1 renews, SIGUSR2 releases).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig);
+    }
+}
+
+impl Drop for UdhcpcRun<'_> {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
     }
 }
 
@@ -195,4 +237,84 @@ pub fn dhcpcd_oneshot(ns: &Netns, ifname: &str) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{ifname}.lease"));
     text
+}
+
+/// dhcpcd in the foreground (`-B`), its log in a file; killed on drop.
+pub struct Dhcpcd {
+    dir: TempDir,
+    child: std::process::Child,
+    ifname: String,
+}
+
+impl Dhcpcd {
+    /// Starts `dhcpcd -4 -B -d --noipv4ll --noarp <extra> <ifname>` in `ns`.
+    pub fn spawn(ns: &Netns, ifname: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new("dhcpcd");
+        let log = std::fs::File::create(dir.path().join("log")).expect("dhcpcd log");
+        // Its own process group: the privilege-separation helpers it forks go with it on drop.
+        let child = ns
+            .exec(tool("dhcpcd", "dhcpcd5"))
+            .args(["-4", "-B", "-d", "--noipv4ll", "--noarp", "-t", "10"])
+            .args(extra)
+            .arg(ifname)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawn dhcpcd");
+        Self { dir, child, ifname: ifname.to_owned() }
+    }
+
+    /// `dhcpcd -k`: asks the running dhcpcd to release its lease and exit, and waits (up to 10
+    /// s) for its log to say it released. Asked again every second: dhcpcd 9.4 was seen to drop
+    /// the request (a SIGALRM) when it came right after binding.
+    pub fn release(&self, ns: &Netns) -> bool {
+        for _ in 0..10 {
+            let _ = ns.exec(tool("dhcpcd", "dhcpcd5")).args(["-4", "-k", &self.ifname]).output();
+            if self.wait_log("releasing lease of", Duration::from_secs(1)).is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for a log line containing `text`; returns that line.
+    pub fn wait_log(&self, text: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(l) = self.log().lines().find(|l| l.contains(text)) {
+                return Some(l.to_owned());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits up to `limit` for it to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Dhcpcd {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease", self.ifname));
+    }
 }

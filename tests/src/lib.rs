@@ -65,14 +65,23 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates a fresh namespace with loopback up.
+    /// Creates a fresh namespace with loopback up, and its own `/etc/resolv.conf` (under
+    /// `/etc/netns/<name>/`, which `ip netns exec` mounts over the host's): a client's hooks
+    /// (dhcpcd's) write the DNS servers they were given there, never into the host's file.
     pub fn new(prefix: &str) -> Self {
         require_root();
         let name = unique(prefix);
         sh(ip().args(["netns", "add", &name]));
         let ns = Self { name };
+        std::fs::create_dir_all(ns.etc()).expect("create /etc/netns/<ns>");
+        std::fs::write(ns.etc().join("resolv.conf"), "").expect("namespace resolv.conf");
         sh(ns.ip().args(["link", "set", "lo", "up"]));
         ns
+    }
+
+    /// `/etc/netns/<name>`: files here replace the host's `/etc/…` for `exec`.
+    pub fn etc(&self) -> PathBuf {
+        Path::new("/etc/netns").join(&self.name)
     }
 
     /// Its name.
@@ -112,6 +121,7 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = ip().args(["netns", "del", &self.name]).status();
+        let _ = std::fs::remove_dir_all(self.etc());
     }
 }
 
