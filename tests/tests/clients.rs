@@ -419,3 +419,27 @@ fn udhcpc_renews_at_half_lease_and_rebinds_when_renewals_go_unanswered() {
         assert_eq!(exit.leases("bound"), 1);
     }
 }
+
+/// `dhcpcd -k` makes the running dhcpcd send a RELEASE and exit: the lease is freed, and the same
+/// client gets the same address back.
+#[test]
+fn dhcpcd_releases_and_gets_its_address_back() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(BASIC);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let mut client = Dhcpcd::spawn(&net.client, &net.client_if, &[]);
+    let leased = client.wait_log("leased 198.18.0.", Duration::from_secs(10));
+    let leased = leased.unwrap_or_else(|| panic!("dhcpcd got no lease:\n{}", client.log()));
+    let ip = leased.split_whitespace().find(|w| w.starts_with("198.18.0.")).expect("address in log").to_owned();
+    assert!(client.release(&net.client), "dhcpcd -k: no release:\n{}", client.log());
+    assert!(client.wait_exit(Duration::from_secs(10)), "dhcpcd did not exit:\n{}", client.log());
+    assert!(client.log().contains(&format!("releasing lease of {ip}")), "{}", client.log());
+    drop(client);
+    let again = dhcpcd_oneshot(&net.client, &net.client_if);
+    assert!(again.contains(&format!("leased {ip} ")), "affinity after RELEASE:\n{again}");
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(exit.engine_sum("rx_release"), 1, "{:?}", exit.stdout);
+    assert_eq!(exit.engine_sum("tx_ack"), 2);
+    assert_eq!(exit.leases("bound"), 1);
+}
