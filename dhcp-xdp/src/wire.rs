@@ -334,7 +334,8 @@ pub fn write_ipv4_udp_headers_summed(
     const VERSION_IHL_TOS: u16 = 0x4500;
     const DONT_FRAGMENT: u16 = 0x4000;
     const TTL_PROTO: u16 = (64 << 8) | IPPROTO_UDP as u16;
-    let ip_sum = u32::from(VERSION_IHL_TOS) + u32::from(total) + u32::from(DONT_FRAGMENT) + u32::from(TTL_PROTO) + addrs;
+    let ip_sum =
+        u32::from(VERSION_IHL_TOS) + u32::from(total) + u32::from(DONT_FRAGMENT) + u32::from(TTL_PROTO) + addrs;
     let ip = &mut frame[l3..l4];
     ip[0..2].copy_from_slice(&VERSION_IHL_TOS.to_be_bytes());
     ip[2..4].copy_from_slice(&total.to_be_bytes());

@@ -2,7 +2,8 @@
 //! binary started inside one of them, and raw-frame helpers for the other.
 //!
 //! Every fixture is RAII: namespaces, links and processes are removed on drop, also when the test
-//! panics. Tests need root; a tool that is missing fails the test with its Debian package name.
+//! panics; a process interrupted by SIGINT, SIGTERM or SIGHUP removes its live namespaces (and
+//! what runs in them) before it exits. Tests need root; a tool that is missing fails the test with its Debian package name.
 #![deny(unsafe_code)]
 
 pub mod clients;
@@ -64,14 +65,51 @@ pub struct Netns {
     name: String,
 }
 
+/// Names of the namespaces this process created and has not deleted yet.
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Deletes namespace `name`: kills what still runs in it, then removes it and its `/etc/netns`
+/// directory.
+fn delete_netns(name: &str) {
+    if let Ok(out) = ip().args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _ = ip().args(["netns", "del", name]).status();
+    let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(name));
+}
+
+/// Once per process: a thread that, on SIGINT, SIGTERM or SIGHUP, deletes the live namespaces
+/// and exits (RAII cannot run when a signal ends the process).
+fn clean_up_on_signals() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else { return };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let names = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+                for n in &names {
+                    delete_netns(n);
+                }
+                eprintln!("signal {sig}: removed {} network namespace(s)", names.len());
+                std::process::exit(128 + sig);
+            }
+        });
+    });
+}
+
 impl Netns {
     /// Creates a fresh namespace with loopback up, and its own `/etc/resolv.conf` (under
     /// `/etc/netns/<name>/`, which `ip netns exec` mounts over the host's): a client's hooks
     /// (dhcpcd's) write the DNS servers they were given there, never into the host's file.
     pub fn new(prefix: &str) -> Self {
         require_root();
+        clean_up_on_signals();
         let name = unique(prefix);
         sh(ip().args(["netns", "add", &name]));
+        LIVE.lock().unwrap_or_else(|p| p.into_inner()).push(name.clone());
         let ns = Self { name };
         std::fs::create_dir_all(ns.etc()).expect("create /etc/netns/<ns>");
         std::fs::write(ns.etc().join("resolv.conf"), "").expect("namespace resolv.conf");
@@ -120,6 +158,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|n| *n != self.name);
         let _ = ip().args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(self.etc());
     }
