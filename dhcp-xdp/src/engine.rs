@@ -370,11 +370,16 @@ impl Engine {
             return OptSrc::Reservation(s, r);
         }
         match Self::subnet_index_of(cfg, addr) {
-            Some(s) => match cfg.subnets[s].pool_of(addr) {
-                Some(p) => OptSrc::Pool(s, p),
-                None => OptSrc::Subnet(s),
-            },
+            Some(s) => Self::opts_in(cfg, s, addr),
             None => OptSrc::Subnet(subnet),
+        }
+    }
+
+    /// The scope of `addr` inside subnet `s`: its pool's, else the subnet's.
+    fn opts_in(cfg: &Config, s: usize, addr: Ipv4Addr) -> OptSrc {
+        match cfg.subnets[s].pool_of(addr) {
+            Some(p) => OptSrc::Pool(s, p),
+            None => OptSrc::Subnet(s),
         }
     }
 
@@ -405,8 +410,8 @@ impl Engine {
                 || server.is_ours(sid)
                 || Some(sid) == cfg.server_id
         };
-        let ack = |shard: &mut ShardGuard<'_>, addr: Ipv4Addr| -> Result<Answer, DropReason> {
-            let si = in_cand(addr).ok_or(DropReason::Silent)?;
+        // ACK `addr`, which lies in candidate subnet `si`, if the lease store binds it.
+        let ack = |shard: &mut ShardGuard<'_>, addr: Ipv4Addr, si: usize| -> Result<Answer, DropReason> {
             let s = &cfg.subnets[si];
             let reserved = reserved_ip.map(|(a, _)| a) == Some(addr);
             match shard.bind(now, key, req.chaddr, addr, s.id, s.lease_time, reserved) {
@@ -414,7 +419,10 @@ impl Engine {
                     yiaddr: addr,
                     subnet: si,
                     lease: s.lease_time,
-                    opts: Self::opts_for(cfg, si, addr, resv),
+                    opts: match resv {
+                        Some((s, r)) => OptSrc::Reservation(s, r),
+                        None => Self::opts_in(cfg, si, addr),
+                    },
                 }),
                 Err(_) => Ok(Answer::Nak { subnet: Some(si) }),
             }
@@ -442,32 +450,24 @@ impl Engine {
                         .requested
                         .or(Some(req.ciaddr).filter(|a| !a.is_unspecified()))
                         .ok_or(DropReason::Malformed)?;
+                    let si = in_cand(addr).ok_or(DropReason::Silent);
                     match shard.get(&key) {
-                        Some(l) if l.addr == addr && l.state != LeaseState::Declined => ack(shard, addr),
-                        _ if reserved_ip.map(|(a, _)| a) == Some(addr) => ack(shard, addr),
+                        Some(l) if l.addr == addr && l.state != LeaseState::Declined => ack(shard, addr, si?),
+                        _ if reserved_ip.map(|(a, _)| a) == Some(addr) => ack(shard, addr, si?),
                         _ => Ok(Answer::Nak { subnet: Some(subnet) }),
                     }
-                } else if let Some(addr) = req.requested.filter(|_| req.ciaddr.is_unspecified()) {
-                    // INIT-REBOOT.
-                    if in_cand(addr).is_none() {
+                } else if let Some(addr) = if req.ciaddr.is_unspecified() { req.requested } else { Some(req.ciaddr) } {
+                    // INIT-REBOOT (requested address, no ciaddr), or RENEWING (unicast) and
+                    // REBINDING (broadcast) with ciaddr.
+                    let Some(si) = in_cand(addr) else {
                         return if sub.authoritative {
                             Ok(Answer::Nak { subnet: Some(subnet) })
                         } else {
                             Err(DropReason::Silent)
                         };
-                    }
-                    self.verify(now, shard, &key, addr, reserved_ip.map(|(a, _)| a), sub.authoritative, ack)
-                } else if !req.ciaddr.is_unspecified() {
-                    // RENEWING (unicast) or REBINDING (broadcast).
-                    let addr = req.ciaddr;
-                    if in_cand(addr).is_none() {
-                        return if sub.authoritative {
-                            Ok(Answer::Nak { subnet: Some(subnet) })
-                        } else {
-                            Err(DropReason::Silent)
-                        };
-                    }
-                    self.verify(now, shard, &key, addr, reserved_ip.map(|(a, _)| a), sub.authoritative, ack)
+                    };
+                    let reserved = reserved_ip.map(|(a, _)| a);
+                    self.verify(now, shard, &key, addr, reserved, sub.authoritative, |shard| ack(shard, addr, si))
                 } else {
                     Err(DropReason::Malformed)
                 }
@@ -515,22 +515,22 @@ impl Engine {
         addr: Ipv4Addr,
         reserved: Option<Ipv4Addr>,
         authoritative: bool,
-        ack: impl Fn(&mut ShardGuard<'_>, Ipv4Addr) -> Result<Answer, DropReason>,
+        ack: impl Fn(&mut ShardGuard<'_>) -> Result<Answer, DropReason>,
     ) -> Result<Answer, DropReason> {
         let nak = || if authoritative { Ok(Answer::Nak { subnet: None }) } else { Err(DropReason::Silent) };
         if let Some(r) = reserved {
-            return if r == addr { ack(shard, addr) } else { nak() };
+            return if r == addr { ack(shard) } else { nak() };
         }
         match shard.get(key) {
             Some(l) if l.addr == addr && l.state != LeaseState::Declined => {
-                if l.holds(now) || shard.available(addr, key, now) { ack(shard, addr) } else { nak() }
+                if l.holds(now) || shard.available(addr, key, now) { ack(shard) } else { nak() }
             }
             Some(l) if l.holds(now) && l.state != LeaseState::Declined => nak(),
             _ => match shard.by_addr(addr) {
                 Some(other) if other.key != *key && other.holds(now) => nak(),
                 // No record of this client: an authoritative server that owns the free address
                 // confirms it (fast recovery after lease loss); otherwise RFC 2131 silence.
-                _ if authoritative && shard.available(addr, key, now) => ack(shard, addr),
+                _ if authoritative && shard.available(addr, key, now) => ack(shard),
                 _ => Err(DropReason::Silent),
             },
         }
