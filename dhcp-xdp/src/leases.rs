@@ -679,6 +679,7 @@ impl ShardGuard<'_> {
 
     /// Binds `addr` to `key` until `now + lease_time`.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn bind(
         &mut self,
         now: u32,
@@ -689,7 +690,8 @@ impl ShardGuard<'_> {
         lease_time: u32,
         reserved: bool,
     ) -> Result<Lease, LeaseError> {
-        // Fast path: confirming or renewing the address this client holds.
+        // Fast path (inlined, so a caller that ignores the record does not copy it):
+        // confirming or renewing the address this client holds.
         if let Some(i) = self.shard.find(&key) {
             let l = &mut self.shard.leases[i as usize];
             if l.addr == addr
@@ -705,6 +707,22 @@ impl ShardGuard<'_> {
                 return Ok(l);
             }
         }
+        self.bind_new(now, key, chaddr, addr, subnet, lease_time, reserved)
+    }
+
+    /// [`bind`](Self::bind) of an address the client does not hold yet.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn bind_new(
+        &mut self,
+        now: u32,
+        key: ClientKey,
+        chaddr: [u8; 6],
+        addr: Ipv4Addr,
+        subnet: u32,
+        lease_time: u32,
+        reserved: bool,
+    ) -> Result<Lease, LeaseError> {
         if !reserved && !self.available(addr, &key, now) {
             return Err(LeaseError::Unavailable);
         }
