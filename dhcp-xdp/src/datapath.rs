@@ -23,7 +23,7 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 
 use crate::{
     ebpf::Steering,
-    handler::{DropReason, FrameMeta, Handler, Verdict},
+    handler::{DropReason, FrameMeta, Handler, Release, Verdict},
 };
 
 /// `--bind-mode`: how AF_XDP sockets bind.
@@ -223,9 +223,15 @@ struct Worker {
     stats: Arc<WorkerStats>,
     /// Replies that did not fit the TX ring yet (their chunks stay ours).
     pending_tx: Vec<XdpDesc>,
+    /// Replies waiting for their batch's records to be durable (group commit), with the
+    /// handler's ticket, oldest first.
+    held: std::collections::VecDeque<(u64, XdpDesc)>,
     /// Chunks to give back to the fill ring.
     recycle: Vec<u64>,
 }
+
+/// Most replies a worker holds for durability before it stops taking new frames (batches).
+const HELD_BATCHES: usize = 8;
 
 fn lock(m: &Mutex<FillComp>) -> MutexGuard<'_, FillComp> {
     // A worker that panicked while holding the lock left the rings consistent (every ring
@@ -288,6 +294,11 @@ impl Worker {
         while !stop.load(Ordering::Relaxed) {
             let got = self.step(handler);
             if got == 0 && self.pending_tx.is_empty() && self.tx.pending() == 0 {
+                if !self.held.is_empty() {
+                    // Replies wait for a sync that takes a while: let the syncer and others run.
+                    std::thread::sleep(Duration::from_micros(20));
+                    continue;
+                }
                 // Read the clock only every 64 empty polls.
                 idle_polls = idle_polls.wrapping_add(1);
                 if idle_polls == 1 {
@@ -300,14 +311,18 @@ impl Worker {
             }
         }
         // Drain: steering to this socket was switched off before `stop`; answer what is already
-        // in the RX ring and push every reply out, within a bounded time.
-        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        // in the RX ring and push every reply out (once durable), within a bounded time.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while std::time::Instant::now() < deadline {
             let got = self.step(handler);
-            if got == 0 && self.pending_tx.is_empty() && self.tx.pending() == 0 {
+            if got == 0 && self.pending_tx.is_empty() && self.held.is_empty() && self.tx.pending() == 0 {
                 break;
             }
+            if got == 0 && !self.held.is_empty() {
+                std::thread::sleep(Duration::from_micros(20));
+            }
         }
+        self.recycle.extend(self.held.drain(..).map(|(_, d)| d.addr));
         give_back(&mut self.recycle, &self.stats, self.batch, &mut lock(&self.fc));
     }
 
@@ -320,9 +335,32 @@ impl Worker {
         } else if recycle.len() > (*batch * 4) as usize {
             give_back(recycle, stats, *batch, &mut lock(fc));
         }
-        let got = if self.pending_tx.len() < self.batch as usize { self.receive(handler) } else { 0 };
+        self.release_held(handler);
+        let room =
+            self.pending_tx.len() < self.batch as usize && self.held.len() < self.batch as usize * (HELD_BATCHES - 1);
+        let got = if room { self.receive(handler) } else { 0 };
         self.transmit();
         got
+    }
+
+    /// Moves replies whose records became durable to the TX queue; drops those whose sync
+    /// failed.
+    fn release_held(&mut self, handler: &mut dyn Handler) {
+        let mut failed = 0u64;
+        while let Some(&(ticket, desc)) = self.held.front() {
+            match handler.settled(ticket) {
+                None => break,
+                Some(true) => self.pending_tx.push(desc),
+                Some(false) => {
+                    failed += 1;
+                    self.recycle.push(desc.addr);
+                }
+            }
+            self.held.pop_front();
+        }
+        if failed > 0 {
+            self.stats.drops[DropReason::JournalFailed as usize].fetch_add(failed, Ordering::Relaxed);
+        }
     }
 
     fn receive(&mut self, handler: &mut dyn Handler) -> u32 {
@@ -361,13 +399,17 @@ impl Worker {
         }
         rx.release();
         drop(rx);
-        // Durability before transmission: the batch's replies leave only if the handler has
+        // Durability before transmission: the batch's replies leave only once the handler has
         // made their lease records durable.
-        if !handler.end_batch() {
-            for d in self.pending_tx.drain(first_reply..) {
-                drops[DropReason::JournalFailed as usize] += 1;
-                self.recycle.push(d.addr);
+        match handler.end_batch() {
+            Release::Now => {}
+            Release::Withhold => {
+                for d in self.pending_tx.drain(first_reply..) {
+                    drops[DropReason::JournalFailed as usize] += 1;
+                    self.recycle.push(d.addr);
+                }
             }
+            Release::After(ticket) => self.held.extend(self.pending_tx.drain(first_reply..).map(|d| (ticket, d))),
         }
         if got == 0 {
             self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
@@ -570,6 +612,7 @@ impl Datapath {
                     always_kick: mode == BoundMode::Copy || w > 0,
                     stats,
                     pending_tx: Vec::with_capacity(cfg.batch as usize * 2),
+                    held: std::collections::VecDeque::with_capacity(cfg.batch as usize * HELD_BATCHES),
                     recycle: Vec::with_capacity(cfg.batch as usize * 8),
                 };
                 let stop = dp.stop.clone();

@@ -76,6 +76,18 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
+/// When a batch's replies may leave, as [`Handler::end_batch`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Now.
+    Now,
+    /// Never: what they promise could not be made durable.
+    Withhold,
+    /// Once [`Handler::settled`] says this ticket is durable (group commit); tickets of one
+    /// worker settle in increasing order.
+    After(u64),
+}
+
 /// Decides on frames for one worker. `buf` is the whole writable chunk from the frame's first
 /// byte; the request occupies `buf[..len]`.
 pub trait Handler: Send {
@@ -85,10 +97,16 @@ pub trait Handler: Send {
     /// Called before the first frame of a batch (read the clock, the config, …).
     fn begin_batch(&mut self) {}
 
-    /// Called after the last frame of a batch and before its replies are transmitted: make
-    /// durable what the replies promise. Returning false withholds the batch's replies.
-    fn end_batch(&mut self) -> bool {
-        true
+    /// Called after the last frame of a batch: make durable what its replies promise, or start
+    /// to, and say when they may leave.
+    fn end_batch(&mut self) -> Release {
+        Release::Now
+    }
+
+    /// Whether the batch of `ticket` ([`Release::After`]) is durable (`Some(true)`), failed
+    /// (`Some(false)`: its replies are dropped), or still pending (`None`).
+    fn settled(&mut self, _ticket: u64) -> Option<bool> {
+        Some(true)
     }
 }
 

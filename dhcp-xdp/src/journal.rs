@@ -96,9 +96,23 @@ pub fn decode(b: &[u8]) -> Option<(Change, usize)> {
 }
 
 struct ShardFile {
-    file: File,
+    /// Shared with the syncer thread, which syncs it without holding this file's lock.
+    file: Arc<File>,
     buf: Vec<u8>,
     generation: u64,
+    /// Batches written by [`Journal::append_grouped`] (its tickets).
+    written: u64,
+}
+
+/// Group-commit state of one shard's journal: which tickets are durable, which failed.
+#[derive(Default)]
+struct ShardSync {
+    synced: AtomicU64,
+    /// Tickets up to this one were in a failed `fdatasync`: their replies never leave.
+    failed_through: AtomicU64,
+    /// Set when a batch waits for the syncer.
+    wanted: Mutex<bool>,
+    wake: std::sync::Condvar,
 }
 
 /// The journal of one daemon.
@@ -106,6 +120,8 @@ pub struct Journal {
     dir: PathBuf,
     durability: Durability,
     shards: Vec<Mutex<ShardFile>>,
+    sync: Vec<ShardSync>,
+    stop: AtomicBool,
     generation: AtomicU64,
     dirty: AtomicBool,
     records: AtomicU64,
@@ -272,18 +288,33 @@ impl Journal {
                 .append(true)
                 .open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
-            files.push(Mutex::new(ShardFile { file, buf: Vec::with_capacity(64 * 1024), generation }));
+            files.push(Mutex::new(ShardFile {
+                file: Arc::new(file),
+                buf: Vec::with_capacity(64 * 1024),
+                generation,
+                written: 0,
+            }));
         }
         sync_dir(dir)?;
         let j = Arc::new(Self {
             dir: dir.to_owned(),
             durability,
+            sync: (0..files.len()).map(|_| ShardSync::default()).collect(),
+            stop: AtomicBool::new(false),
             shards: files,
             generation: AtomicU64::new(generation),
             dirty: AtomicBool::new(false),
             records: AtomicU64::new(0),
             since_snapshot: AtomicU64::new(0),
         });
+        if durability == Durability::Fsync {
+            for s in 0..shards {
+                let weak = Arc::downgrade(&j);
+                std::thread::Builder::new()
+                    .name(format!("journal-sync{s}"))
+                    .spawn(move || Self::group_commit(&weak, s))?;
+            }
+        }
         if durability == Durability::Async {
             let weak = Arc::downgrade(&j);
             std::thread::Builder::new().name("journal-sync".into()).spawn(move || {
@@ -305,20 +336,101 @@ impl Journal {
     /// Appends `changes` of shard `shard` with one write, then makes them durable as the
     /// durability mode says.
     pub fn append(&self, shard: usize, changes: &[Change]) -> anyhow::Result<()> {
-        let mut f = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
-        let ShardFile { file, buf, .. } = &mut *f;
-        buf.clear();
-        for c in changes {
-            encode(c, buf);
-        }
-        file.write_all(buf).context("journal write")?;
+        let file = self.write(shard, changes, false)?.1;
         match self.durability {
             Durability::Fsync => file.sync_data().context("journal fdatasync")?,
             Durability::Async => self.dirty.store(true, Ordering::Release),
         }
+        Ok(())
+    }
+
+    /// Appends `changes` of shard `shard` with one write and returns at once. In `fsync`
+    /// durability the result is a ticket: the records are durable once
+    /// [`settled`](Self::settled) says so (group commit: one `fdatasync` covers every batch
+    /// written before it began, while the caller goes on with the next batches). In `async`
+    /// durability there is nothing to wait for (`None`).
+    pub fn append_grouped(&self, shard: usize, changes: &[Change]) -> anyhow::Result<Option<u64>> {
+        if self.durability == Durability::Async {
+            self.write(shard, changes, false)?;
+            self.dirty.store(true, Ordering::Release);
+            return Ok(None);
+        }
+        let (ticket, _) = self.write(shard, changes, true)?;
+        let sync = &self.sync[shard % self.sync.len()];
+        *sync.wanted.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        sync.wake.notify_one();
+        Ok(Some(ticket))
+    }
+
+    /// Whether the batch of `ticket` (from [`append_grouped`](Self::append_grouped) on
+    /// `shard`) is durable: `Some(true)`, or never will be because its `fdatasync` failed:
+    /// `Some(false)`; `None` while its sync runs.
+    pub fn settled(&self, shard: usize, ticket: u64) -> Option<bool> {
+        let sync = &self.sync[shard % self.sync.len()];
+        if ticket <= sync.failed_through.load(Ordering::Acquire) {
+            Some(false)
+        } else if ticket <= sync.synced.load(Ordering::Acquire) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// One write of `changes`; returns the batch's ticket (counted only when `ticketed`) and
+    /// the file written.
+    fn write(&self, shard: usize, changes: &[Change], ticketed: bool) -> anyhow::Result<(u64, Arc<File>)> {
+        let mut f = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
+        let ShardFile { file, buf, written, .. } = &mut *f;
+        buf.clear();
+        for c in changes {
+            encode(c, buf);
+        }
+        (&**file).write_all(buf).context("journal write")?;
+        if ticketed {
+            *written += 1;
+        }
         self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
         self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
-        Ok(())
+        Ok((*written, file.clone()))
+    }
+
+    /// The syncer of one shard: waits for written batches, syncs the file they were written
+    /// to and publishes the highest ticket that sync covers. The ticket and the file are read
+    /// together under the file's lock, so a sync never vouches for a write to another file (a
+    /// snapshot syncs the file it rotates away from).
+    fn group_commit(journal: &std::sync::Weak<Self>, shard: usize) {
+        loop {
+            let Some(j) = journal.upgrade() else { return };
+            if j.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let sync = &j.sync[shard];
+            {
+                let wanted = sync.wanted.lock().unwrap_or_else(|p| p.into_inner());
+                let (mut wanted, _) = sync
+                    .wake
+                    .wait_timeout_while(wanted, std::time::Duration::from_millis(100), |w| !*w)
+                    .unwrap_or_else(|p| p.into_inner());
+                if !*wanted {
+                    continue;
+                }
+                *wanted = false;
+            }
+            let (target, file) = {
+                let f = j.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+                (f.written, f.file.clone())
+            };
+            if target <= sync.synced.load(Ordering::Acquire) {
+                continue;
+            }
+            match file.sync_data() {
+                Ok(()) => sync.synced.store(target, Ordering::Release),
+                Err(e) => {
+                    tracing::error!("lease journal fdatasync failed, withholding the replies waiting for it: {e}");
+                    sync.failed_through.store(target, Ordering::Release);
+                }
+            }
+        }
     }
 
     /// Records appended since start.
@@ -342,12 +454,17 @@ impl Journal {
                 }
                 let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
                 if f.generation != new_generation {
+                    // What was written to the old file is durable before the syncer moves on to
+                    // the new one (its tickets count writes to both).
+                    f.file.sync_data().context("journal fdatasync before rotation")?;
                     let path = journal_path(&self.dir, new_generation, s);
-                    f.file = OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .with_context(|| format!("opening {}", path.display()))?;
+                    f.file = Arc::new(
+                        OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .with_context(|| format!("opening {}", path.display()))?,
+                    );
                     f.generation = new_generation;
                 }
             }
@@ -390,8 +507,9 @@ impl Journal {
         Ok(new_generation)
     }
 
-    /// Makes everything written durable (clean stop).
+    /// Makes everything written durable (clean stop) and ends the syncer threads.
     pub fn flush(&self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Release);
         for s in &self.shards {
             let f = s.lock().unwrap_or_else(|p| p.into_inner());
             f.file.sync_data().context("journal fsync")?;
@@ -473,6 +591,55 @@ mod tests {
         // Recovery again: the tail is gone, no more warnings.
         assert!(Journal::recover(&dir).unwrap().warnings.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Waits (up to 5 s) until `ticket` of `shard` settles.
+    fn settle(j: &Journal, shard: usize, ticket: u64) -> Option<bool> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Some(v) = j.settled(shard, ticket) {
+                return Some(v);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn grouped_appends_settle_in_order_across_a_rotation_and_are_recovered() {
+        let dir = tmpdir("group");
+        let cfg = Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.1-198.18.0.200\"\n",
+        )
+        .unwrap();
+        Journal::recover(&dir).unwrap();
+        let j = Journal::open(&dir, 2, Durability::Fsync).unwrap();
+        let t1 = j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap().expect("ticket");
+        let t2 = j.append_grouped(0, &[Change::Upsert(lease(2, LeaseState::Bound))]).unwrap().expect("ticket");
+        assert!(t2 > t1);
+        assert_eq!(j.settled(0, t2 + 1), None, "a ticket not yet written is not durable");
+        // A snapshot rotates the files between two grouped appends.
+        let db = LeaseDb::new(&cfg, 1, [], 100);
+        j.snapshot(&db).unwrap();
+        let t3 = j.append_grouped(0, &[Change::Upsert(lease(3, LeaseState::Bound))]).unwrap().expect("ticket");
+        let t4 = j.append_grouped(1, &[Change::Upsert(lease(4, LeaseState::Bound))]).unwrap().expect("ticket");
+        assert_eq!(settle(&j, 0, t3), Some(true));
+        assert_eq!(settle(&j, 1, t4), Some(true));
+        assert_eq!((j.settled(0, t1), j.settled(0, t2)), (Some(true), Some(true)), "earlier tickets too");
+        j.flush().unwrap();
+        drop(j);
+        let mut got: Vec<_> = Journal::recover(&dir).unwrap().leases.iter().map(|l| l.addr).collect();
+        got.sort();
+        let want: Vec<_> = [3, 4].iter().map(|&i| lease(i, LeaseState::Bound).addr).collect();
+        assert!(want.iter().all(|a| got.contains(a)), "{got:?}");
+        // In async durability nothing waits.
+        let dir = tmpdir("group-async");
+        Journal::recover(&dir).unwrap();
+        let j = Journal::open(&dir, 1, Durability::Async).unwrap();
+        assert_eq!(j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap(), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use dhcp_xdp::{
     datapath::{BindModeArg, Datapath, DatapathConfig, WorkerStats},
     ebpf::{Steering, XdpModeArg},
     engine::ServerIdentity,
-    handler::{FrameMeta, Handler, Reflect, Verdict},
+    handler::{FrameMeta, Handler, Reflect, Release, Verdict},
     iface::{Interface, colon_hex},
     journal::Journal,
     leases::LeaseDb,
@@ -121,8 +121,11 @@ impl<H: Handler + ?Sized> Handler for PanicOnXid<Box<H>> {
     fn begin_batch(&mut self) {
         self.inner.begin_batch();
     }
-    fn end_batch(&mut self) -> bool {
+    fn end_batch(&mut self) -> Release {
         self.inner.end_batch()
+    }
+    fn settled(&mut self, ticket: u64) -> Option<bool> {
+        self.inner.settled(ticket)
     }
     fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
         if let Some(req) = buf.get(..len)

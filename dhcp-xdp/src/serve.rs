@@ -9,7 +9,7 @@ use std::sync::{
 use crate::{
     config::Config,
     engine::{Engine, MSG_NAMES, ServerIdentity, unix_now},
-    handler::{FrameMeta, Handler, Verdict},
+    handler::{FrameMeta, Handler, Release, Verdict},
     journal::Journal,
     leases::{Change, LeaseDb},
 };
@@ -121,22 +121,27 @@ impl Handler for EngineHandler {
         verdict
     }
 
-    fn end_batch(&mut self) -> bool {
+    fn end_batch(&mut self) -> Release {
         if self.changes.is_empty() {
-            return true;
+            return Release::Now;
         }
-        let ok = match &self.shared.journal {
-            Some(j) => match j.append(self.shard, &self.changes) {
-                Ok(()) => true,
+        let release = match &self.shared.journal {
+            Some(j) => match j.append_grouped(self.shard, &self.changes) {
+                Ok(Some(ticket)) => Release::After(ticket),
+                Ok(None) => Release::Now,
                 Err(e) => {
                     tracing::error!("lease journal write failed, withholding replies: {e:#}");
-                    false
+                    Release::Withhold
                 }
             },
-            None => true,
+            None => Release::Now,
         };
         self.changes.clear();
-        ok
+        release
+    }
+
+    fn settled(&mut self, ticket: u64) -> Option<bool> {
+        self.shared.journal.as_ref().map_or(Some(true), |j| j.settled(self.shard, ticket))
     }
 }
 
