@@ -237,7 +237,7 @@ pub enum BootpPolicy {
 /// Journal durability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// An ACK leaves only after its lease record is fsynced (group commit per batch).
+    /// An ACK leaves only after its lease record is fsynced (group commit across batches).
     Fsync,
     /// Records are written per batch but fsynced in the background: faster, an ACK may be
     /// lost on power failure.
