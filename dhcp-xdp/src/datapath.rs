@@ -322,7 +322,10 @@ impl Worker {
                 std::thread::sleep(Duration::from_micros(20));
             }
         }
+        // Replies whose records were not confirmed durable in time never leave.
+        let unconfirmed = self.held.len() as u64;
         self.recycle.extend(self.held.drain(..).map(|(_, d)| d.addr));
+        self.stats.drops[DropReason::JournalFailed as usize].fetch_add(unconfirmed, Ordering::Relaxed);
         give_back(&mut self.recycle, &self.stats, self.batch, &mut lock(&self.fc));
     }
 

@@ -3,9 +3,10 @@
 //! Every record is versioned and checksummed (CRC-32). A batch's changes are written with one
 //! `write`; in `fsync` durability its replies leave only after an `fdatasync` that began after
 //! that write (group commit: a per-shard syncer thread syncs while the worker goes on, and one
-//! sync covers every batch written before it). Snapshots are written to a temporary file, fsynced and renamed; the previous one is
-//! kept as a fallback together with the journals since it. Recovery loads the newest valid
-//! snapshot, replays the journals after it, truncates a torn or corrupted tail (and says so).
+//! sync covers every batch written before it). Snapshots are written to a temporary file,
+//! fsynced and renamed; the previous one is kept as a fallback together with the journals since
+//! it. Recovery loads the newest valid snapshot, replays the journals after it, truncates a torn
+//! or corrupted tail (and says so).
 
 use std::{
     fs::{File, OpenOptions},
