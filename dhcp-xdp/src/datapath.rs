@@ -223,6 +223,8 @@ struct Worker {
     stats: Arc<WorkerStats>,
     /// Replies that did not fit the TX ring yet (their chunks stay ours).
     pending_tx: Vec<XdpDesc>,
+    /// This batch's replies that may leave only once its records are durable.
+    staged: Vec<XdpDesc>,
     /// Replies waiting for their batch's records to be durable (group commit), with the
     /// handler's ticket, oldest first.
     held: std::collections::VecDeque<(u64, XdpDesc)>,
@@ -374,7 +376,6 @@ impl Worker {
         let mut rx = self.rx.receive(self.batch);
         let mut got = 0u32;
         let mut drops = [0u64; DropReason::COUNT];
-        let first_reply = self.pending_tx.len();
         handler.begin_batch();
         while let Some(desc) = rx.read() {
             got += 1;
@@ -390,7 +391,10 @@ impl Worker {
                 Verdict::Reply(n) if n <= room && n > 0 => {
                     self.pending_tx.push(XdpDesc { addr: desc.addr, len: n as u32, options: 0 });
                 }
-                Verdict::Reply(_) => {
+                Verdict::ReplyWhenDurable(n) if n <= room && n > 0 => {
+                    self.staged.push(XdpDesc { addr: desc.addr, len: n as u32, options: 0 });
+                }
+                Verdict::Reply(_) | Verdict::ReplyWhenDurable(_) => {
                     drops[DropReason::NoRoom as usize] += 1;
                     self.recycle.push(desc.addr);
                 }
@@ -402,17 +406,17 @@ impl Worker {
         }
         rx.release();
         drop(rx);
-        // Durability before transmission: the batch's replies leave only once the handler has
-        // made their lease records durable.
+        // Durability before transmission: replies that promise a lease leave only once the
+        // handler has made its record durable.
         match handler.end_batch() {
-            Release::Now => {}
+            Release::Now => self.pending_tx.append(&mut self.staged),
             Release::Withhold => {
-                for d in self.pending_tx.drain(first_reply..) {
+                for d in self.staged.drain(..) {
                     drops[DropReason::JournalFailed as usize] += 1;
                     self.recycle.push(d.addr);
                 }
             }
-            Release::After(ticket) => self.held.extend(self.pending_tx.drain(first_reply..).map(|d| (ticket, d))),
+            Release::After(ticket) => self.held.extend(self.staged.drain(..).map(|d| (ticket, d))),
         }
         if got == 0 {
             self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
@@ -615,6 +619,7 @@ impl Datapath {
                     always_kick: mode == BoundMode::Copy || w > 0,
                     stats,
                     pending_tx: Vec::with_capacity(cfg.batch as usize * 2),
+                    staged: Vec::with_capacity(cfg.batch as usize),
                     held: std::collections::VecDeque::with_capacity(cfg.batch as usize * HELD_BATCHES),
                     recycle: Vec::with_capacity(cfg.batch as usize * 8),
                 };

@@ -530,7 +530,7 @@ impl<'b> OptionWriter<'b> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn msg(options: &[u8]) -> Vec<u8> {

@@ -1033,6 +1033,7 @@ vlan = [100, 20]
                     Ok(rp)
                 }
                 Verdict::Drop(d) => Err(d),
+                Verdict::ReplyWhenDurable(_) => unreachable!("the engine leaves durability to its handler"),
             }
         }
         /// DISCOVER → OFFER → REQUEST → ACK; returns the ACK.

@@ -72,6 +72,9 @@ impl DropReason {
 pub enum Verdict {
     /// Transmit the first `n` bytes of the buffer.
     Reply(usize),
+    /// Transmit the first `n` bytes of the buffer once what the batch changed is durable
+    /// ([`Handler::end_batch`]): a reply that promises a lease.
+    ReplyWhenDurable(usize),
     /// Give the buffer back without transmitting.
     Drop(DropReason),
 }
@@ -97,8 +100,9 @@ pub trait Handler: Send {
     /// Called before the first frame of a batch (read the clock, the config, …).
     fn begin_batch(&mut self) {}
 
-    /// Called after the last frame of a batch: make durable what its replies promise, or start
-    /// to, and say when they may leave.
+    /// Called after the last frame of a batch: make durable what its
+    /// [`ReplyWhenDurable`](Verdict::ReplyWhenDurable) replies promise, or start to, and say when
+    /// they may leave. Plain replies leave at once.
     fn end_batch(&mut self) -> Release {
         Release::Now
     }

@@ -111,8 +111,15 @@ impl Handler for EngineHandler {
             shard = self.rt.db.lock(self.shard);
         }
         let (verdict, outcome) = self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut shard, buf, len);
+        let before = self.changes.len();
         shard.drain_changes(&mut self.changes);
         drop(shard);
+        // A reply after which the lease store changed (an ACK) waits until the change is
+        // durable; others (OFFERs, NAKs, INFORM ACKs) need not.
+        let verdict = match verdict {
+            Verdict::Reply(n) if self.changes.len() > before => Verdict::ReplyWhenDurable(n),
+            v => v,
+        };
         for i in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
             if let Some(c) = self.stats.counts.get(i) {
                 c.fetch_add(1, Ordering::Relaxed);
@@ -201,6 +208,43 @@ mod tests {
             ),
         )
         .expect("config")
+    }
+
+    /// OFFERs leave at once; an ACK waits for its lease record to be durable (group commit).
+    #[test]
+    fn only_replies_that_promise_a_lease_wait_for_the_journal() {
+        let dir = std::env::temp_dir().join(format!("dhcp-xdp-serve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::journal::Journal::recover(&dir).expect("recover");
+        let journal = crate::journal::Journal::open(&dir, 1, crate::config::Durability::Fsync).expect("journal");
+        let c = cfg(20);
+        let db = Arc::new(LeaseDb::new(&c, 1, [], 100));
+        let server =
+            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
+        let shared = Arc::new(Shared::new(Runtime { cfg: Arc::new(c), db }, server, 1, Some(journal)));
+        let meta = FrameMeta { queue: 0, worker: 0 };
+        let mut h = EngineHandler::new(shared, meta);
+        let ask = |h: &mut EngineHandler, options: &[u8]| {
+            let mut f = crate::wire::tests::frame(&[], &[], &crate::dhcp::tests::msg(options));
+            let len = f.len();
+            f.resize(2048, 0);
+            h.handle(&meta, &mut f, len)
+        };
+        h.begin_batch();
+        assert!(matches!(ask(&mut h, &[53, 1, 1, 255]), Verdict::Reply(_)), "OFFER");
+        assert_eq!(h.end_batch(), Release::Now, "nothing to make durable");
+        h.begin_batch();
+        let offer = ask(&mut h, &[53, 1, 1, 255]);
+        assert!(matches!(offer, Verdict::Reply(_)), "{offer:?}");
+        let request = [&[53, 1, 3, 50, 4, 198, 18, 0, 10, 54, 4, 198, 18, 0, 1][..], &[255]].concat();
+        assert!(matches!(ask(&mut h, &request), Verdict::ReplyWhenDurable(_)), "ACK");
+        let Release::After(ticket) = h.end_batch() else { panic!("the ACK's record is not being synced") };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while h.settled(ticket).is_none() {
+            assert!(std::time::Instant::now() < deadline, "ticket {ticket} never settled");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(h.settled(ticket), Some(true));
     }
 
     #[test]
