@@ -98,11 +98,13 @@ pub fn decode(b: &[u8]) -> Option<(Change, usize)> {
 }
 
 struct ShardFile {
-    /// Shared with the syncer thread, which syncs it without holding this file's lock.
+    /// Shared with the syncer thread, which writes and syncs it without holding this lock.
     file: Arc<File>,
-    buf: Vec<u8>,
+    /// Encoded records not yet written: the syncer writes them, so a worker never blocks on
+    /// the disk (writeback throttling can stall a `write` for long).
+    pending: Vec<u8>,
     generation: u64,
-    /// Batches written by [`Journal::append_grouped`] (its tickets).
+    /// Batches handed over by [`Journal::append_grouped`] (its tickets).
     written: u64,
 }
 
@@ -114,6 +116,8 @@ struct ShardSync {
     failed_through: AtomicU64,
     /// Set when a batch waits for the syncer.
     wanted: Mutex<bool>,
+    /// The syncer holds records it took and has not yet written and synced.
+    busy: AtomicBool,
     wake: std::sync::Condvar,
 }
 
@@ -292,7 +296,7 @@ impl Journal {
                 .with_context(|| format!("opening {}", path.display()))?;
             files.push(Mutex::new(ShardFile {
                 file: Arc::new(file),
-                buf: Vec::with_capacity(64 * 1024),
+                pending: Vec::with_capacity(64 * 1024),
                 generation,
                 written: 0,
             }));
@@ -335,10 +339,10 @@ impl Journal {
         Ok(j)
     }
 
-    /// Appends `changes` of shard `shard` with one write, then makes them durable as the
-    /// durability mode says.
+    /// Appends `changes` of shard `shard` with one write (after any records still waiting for
+    /// the syncer), then makes them durable as the durability mode says.
     pub fn append(&self, shard: usize, changes: &[Change]) -> anyhow::Result<()> {
-        let file = self.write(shard, changes, false)?.1;
+        let file = self.write_now(shard, changes)?;
         match self.durability {
             Durability::Fsync => file.sync_data().context("journal fdatasync")?,
             Durability::Async => self.dirty.store(true, Ordering::Release),
@@ -346,18 +350,23 @@ impl Journal {
         Ok(())
     }
 
-    /// Appends `changes` of shard `shard` with one write and returns at once. In `fsync`
-    /// durability the result is a ticket: the records are durable once
-    /// [`settled`](Self::settled) says so (group commit: one `fdatasync` covers every batch
-    /// written before it began, while the caller goes on with the next batches). In `async`
-    /// durability there is nothing to wait for (`None`).
+    /// Hands `changes` of shard `shard` over and returns at once. In `fsync` durability the
+    /// result is a ticket: the records are durable once [`settled`](Self::settled) says so
+    /// (group commit: the shard's syncer thread writes what has accumulated and runs one
+    /// `fdatasync` for all of it, while the caller goes on with the next batches). In `async`
+    /// durability they are written now and synced in the background (`None`).
     pub fn append_grouped(&self, shard: usize, changes: &[Change]) -> anyhow::Result<Option<u64>> {
         if self.durability == Durability::Async {
-            self.write(shard, changes, false)?;
+            self.write_now(shard, changes)?;
             self.dirty.store(true, Ordering::Release);
             return Ok(None);
         }
-        let (ticket, _) = self.write(shard, changes, true)?;
+        let ticket = {
+            let mut f = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
+            self.encode_into(&mut f.pending, changes);
+            f.written += 1;
+            f.written
+        };
         let sync = &self.sync[shard % self.sync.len()];
         *sync.wanted.lock().unwrap_or_else(|p| p.into_inner()) = true;
         sync.wake.notify_one();
@@ -365,8 +374,8 @@ impl Journal {
     }
 
     /// Whether the batch of `ticket` (from [`append_grouped`](Self::append_grouped) on
-    /// `shard`) is durable: `Some(true)`, or never will be because its `fdatasync` failed:
-    /// `Some(false)`; `None` while its sync runs.
+    /// `shard`) is durable: `Some(true)`, or never will be because its write or `fdatasync`
+    /// failed: `Some(false)`; `None` while the syncer works on it.
     pub fn settled(&self, shard: usize, ticket: u64) -> Option<bool> {
         let sync = &self.sync[shard % self.sync.len()];
         if ticket <= sync.failed_through.load(Ordering::Acquire) {
@@ -378,29 +387,33 @@ impl Journal {
         }
     }
 
-    /// One write of `changes`; returns the batch's ticket (counted only when `ticketed`) and
-    /// the file written.
-    fn write(&self, shard: usize, changes: &[Change], ticketed: bool) -> anyhow::Result<(u64, Arc<File>)> {
-        let mut f = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
-        let ShardFile { file, buf, written, .. } = &mut *f;
-        buf.clear();
+    fn encode_into(&self, buf: &mut Vec<u8>, changes: &[Change]) {
         for c in changes {
             encode(c, buf);
         }
-        (&**file).write_all(buf).context("journal write")?;
-        if ticketed {
-            *written += 1;
-        }
         self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
         self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
-        Ok((*written, file.clone()))
     }
 
-    /// The syncer of one shard: waits for written batches, syncs the file they were written
-    /// to and publishes the highest ticket that sync covers. The ticket and the file are read
-    /// together under the file's lock, so a sync never vouches for a write to another file (a
-    /// snapshot syncs the file it rotates away from).
+    /// Writes what waits for the syncer, then `changes`, under the shard's lock (so records
+    /// keep their order); returns the file written.
+    fn write_now(&self, shard: usize, changes: &[Change]) -> anyhow::Result<Arc<File>> {
+        let mut f = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
+        let ShardFile { file, pending, .. } = &mut *f;
+        self.encode_into(pending, changes);
+        let written = (&**file).write_all(pending).context("journal write");
+        pending.clear();
+        written?;
+        Ok(file.clone())
+    }
+
+    /// The syncer of one shard: waits for handed-over batches, writes them to the shard's file
+    /// and syncs it, then publishes the highest ticket that covers. The bytes, their last ticket
+    /// and the file are taken together under the shard's lock, so a sync never vouches for
+    /// records it did not write and sync (records written directly by
+    /// [`append`](Self::append) meanwhile are synced there, or by the next round).
     fn group_commit(journal: &std::sync::Weak<Self>, shard: usize) {
+        let mut bytes = Vec::with_capacity(64 * 1024);
         loop {
             let Some(j) = journal.upgrade() else { return };
             if j.stop.load(Ordering::Acquire) {
@@ -419,19 +432,23 @@ impl Journal {
                 *wanted = false;
             }
             let (target, file) = {
-                let f = j.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+                let mut f = j.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+                std::mem::swap(&mut bytes, &mut f.pending);
+                sync.busy.store(true, Ordering::Release);
                 (f.written, f.file.clone())
             };
-            if target <= sync.synced.load(Ordering::Acquire) {
-                continue;
-            }
-            match file.sync_data() {
-                Ok(()) => sync.synced.store(target, Ordering::Release),
-                Err(e) => {
-                    tracing::error!("lease journal fdatasync failed, withholding the replies waiting for it: {e}");
-                    sync.failed_through.store(target, Ordering::Release);
+            if target > sync.synced.load(Ordering::Acquire) || !bytes.is_empty() {
+                let done = (&*file).write_all(&bytes).and_then(|()| file.sync_data());
+                bytes.clear();
+                match done {
+                    Ok(()) => sync.synced.store(target, Ordering::Release),
+                    Err(e) => {
+                        tracing::error!("lease journal write failed, withholding the replies waiting for it: {e}");
+                        sync.failed_through.store(target, Ordering::Release);
+                    }
                 }
             }
+            sync.busy.store(false, Ordering::Release);
         }
     }
 
@@ -509,12 +526,21 @@ impl Journal {
         Ok(new_generation)
     }
 
-    /// Makes everything written durable (clean stop) and ends the syncer threads.
+    /// Writes what waits for a syncer and makes everything durable (clean stop); ends the
+    /// syncer threads.
     pub fn flush(&self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::Release);
+        // Let a syncer finish what it took (it writes and syncs it itself).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.sync.iter().any(|s| s.busy.load(Ordering::Acquire)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         for s in &self.shards {
-            let f = s.lock().unwrap_or_else(|p| p.into_inner());
-            f.file.sync_data().context("journal fsync")?;
+            let mut f = s.lock().unwrap_or_else(|p| p.into_inner());
+            let ShardFile { file, pending, .. } = &mut *f;
+            (&**file).write_all(pending).context("journal write")?;
+            pending.clear();
+            file.sync_data().context("journal fsync")?;
         }
         Ok(())
     }
