@@ -621,6 +621,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn one_pool() -> Config {
+        Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.1-198.18.0.200\"\n",
+        )
+        .unwrap()
+    }
+
     /// Waits (up to 5 s) until `ticket` of `shard` settles.
     fn settle(j: &Journal, shard: usize, ticket: u64) -> Option<bool> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -638,11 +646,7 @@ mod tests {
     #[test]
     fn grouped_appends_settle_in_order_across_a_rotation_and_are_recovered() {
         let dir = tmpdir("group");
-        let cfg = Config::parse(
-            "t",
-            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.1-198.18.0.200\"\n",
-        )
-        .unwrap();
+        let cfg = one_pool();
         Journal::recover(&dir).unwrap();
         let j = Journal::open(&dir, 2, Durability::Fsync).unwrap();
         let t1 = j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap().expect("ticket");
@@ -673,11 +677,7 @@ mod tests {
     #[test]
     fn snapshot_compacts_and_damaged_snapshot_falls_back() {
         let dir = tmpdir("snap");
-        let cfg = Config::parse(
-            "t",
-            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.1-198.18.0.200\"\n",
-        )
-        .unwrap();
+        let cfg = one_pool();
         Journal::recover(&dir).unwrap();
         let j = Journal::open(&dir, 1, Durability::Fsync).unwrap();
         let db = LeaseDb::new(&cfg, 1, [lease(1, LeaseState::Bound), lease(2, LeaseState::Bound)], 100);
