@@ -118,6 +118,9 @@ struct ShardSync {
     wanted: Mutex<bool>,
     /// The syncer holds records it took and has not yet written and synced.
     busy: AtomicBool,
+    /// Tests: the syncer waits after taking records while this is set.
+    #[cfg(test)]
+    hold: AtomicBool,
     wake: std::sync::Condvar,
 }
 
@@ -395,10 +398,25 @@ impl Journal {
         self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
     }
 
+    /// The shard's file, locked, once its syncer holds no records it took but has not written:
+    /// whoever writes under this lock then writes after everything handed over before, so the
+    /// file keeps the records in the order they were made (replay depends on it).
+    fn lock_idle(&self, shard: usize) -> std::sync::MutexGuard<'_, ShardFile> {
+        let shard = shard % self.shards.len();
+        loop {
+            let f = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            if !self.sync[shard].busy.load(Ordering::Acquire) {
+                return f;
+            }
+            drop(f);
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
     /// Writes what waits for the syncer, then `changes`, under the shard's lock (so records
     /// keep their order); returns the file written.
     fn write_now(&self, shard: usize, changes: &[Change]) -> anyhow::Result<Arc<File>> {
-        let mut f = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = self.lock_idle(shard);
         let ShardFile { file, pending, .. } = &mut *f;
         self.encode_into(pending, changes);
         let written = (&**file).write_all(pending).context("journal write");
@@ -437,6 +455,10 @@ impl Journal {
                 sync.busy.store(true, Ordering::Release);
                 (f.written, f.file.clone())
             };
+            #[cfg(test)]
+            while sync.hold.load(Ordering::Acquire) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             if target > sync.synced.load(Ordering::Acquire) || !bytes.is_empty() {
                 let done = (&*file).write_all(&bytes).and_then(|()| file.sync_data());
                 bytes.clear();
@@ -467,11 +489,11 @@ impl Journal {
             // journaled in the new generation (or both, harmlessly).
             let g = db.lock(i);
             leases.extend(g.records());
-            for (s, f) in self.shards.iter().enumerate() {
+            for s in 0..self.shards.len() {
                 if s % db.shard_count() != i {
                     continue;
                 }
-                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+                let mut f = self.lock_idle(s);
                 if f.generation != new_generation {
                     // What was written to the old file is durable before the syncer moves on to
                     // the new one (its tickets count writes to both).
@@ -530,13 +552,9 @@ impl Journal {
     /// syncer threads.
     pub fn flush(&self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::Release);
-        // Let a syncer finish what it took (it writes and syncs it itself).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.sync.iter().any(|s| s.busy.load(Ordering::Acquire)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        for s in &self.shards {
-            let mut f = s.lock().unwrap_or_else(|p| p.into_inner());
+        for s in 0..self.shards.len() {
+            // After what a syncer took is written and synced (by the syncer).
+            let mut f = self.lock_idle(s);
             let ShardFile { file, pending, .. } = &mut *f;
             (&**file).write_all(pending).context("journal write")?;
             pending.clear();
@@ -672,6 +690,38 @@ mod tests {
         Journal::recover(&dir).unwrap();
         let j = Journal::open(&dir, 1, Durability::Async).unwrap();
         assert_eq!(j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap(), None);
+    }
+
+    /// A record written directly (the control loop's expiry sweep) lands after every record
+    /// handed to the syncer before it, even while the syncer is still writing those: replay
+    /// keeps the newest.
+    #[test]
+    fn direct_appends_stay_behind_handed_over_records() {
+        let dir = tmpdir("order");
+        Journal::recover(&dir).unwrap();
+        let j = Journal::open(&dir, 1, Durability::Fsync).unwrap();
+        j.sync[0].hold.store(true, Ordering::Release);
+        j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !j.sync[0].busy.load(Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the syncer never took the record");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The syncer holds the older record; let it go a little later.
+        let release = {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                j.sync[0].hold.store(false, Ordering::Release);
+            })
+        };
+        j.append(0, &[Change::Upsert(lease(1, LeaseState::Released))]).unwrap();
+        release.join().unwrap();
+        j.flush().unwrap();
+        drop(j);
+        let r = Journal::recover(&dir).unwrap();
+        assert_eq!(r.leases.len(), 1);
+        assert_eq!(r.leases[0].state, LeaseState::Released, "the older record was replayed last");
     }
 
     #[test]
