@@ -736,7 +736,9 @@ struct OptionBlock {
     scope: u64,
     prl_len: usize,
     prl: [u8; BLOCK_PRL],
-    len: usize,
+    /// `None`: the options do not fit a block (remembered, so that they are not encoded twice
+    /// for every reply).
+    len: Option<usize>,
     bytes: [u8; BLOCK_BYTES],
 }
 
@@ -751,12 +753,13 @@ struct OptionBlocks {
 
 impl OptionBlocks {
     fn new() -> Self {
-        let empty = || OptionBlock { scope: 0, prl_len: 0, prl: [0; BLOCK_PRL], len: 0, bytes: [0; BLOCK_BYTES] };
+        let empty = || OptionBlock { scope: 0, prl_len: 0, prl: [0; BLOCK_PRL], len: None, bytes: [0; BLOCK_BYTES] };
         Self { entries: (0..BLOCKS).map(|_| empty()).collect(), next: 0 }
     }
 
     /// The subnet mask and the listed options of `r` in the order of `prl`, built on first use
-    /// (round-robin replacement); `None` when the list is too long or the block too big.
+    /// (round-robin replacement); `None` when the list is too long or the options do not fit a
+    /// block.
     fn get(&mut self, r: &RenderedOptions, prl: &[u8]) -> Option<&[u8]> {
         if prl.len() > BLOCK_PRL {
             return None;
@@ -769,12 +772,9 @@ impl OptionBlocks {
                 let i = self.next;
                 self.next = (i + 1) % BLOCKS;
                 let e = &mut self.entries[i];
-                e.scope = 0;
                 let mut w = OptionWriter::new(&mut e.bytes, 0, BLOCK_BYTES);
-                if !(put_subnet_mask(&mut w, r) && put_listed(&mut w, r, prl)) {
-                    return None;
-                }
-                e.len = w.position();
+                let fits = put_subnet_mask(&mut w, r) && put_listed(&mut w, r, prl);
+                e.len = fits.then(|| w.position());
                 e.prl[..prl.len()].copy_from_slice(prl);
                 e.prl_len = prl.len();
                 e.scope = r.id();
@@ -782,7 +782,7 @@ impl OptionBlocks {
             }
         };
         let e = &self.entries[i];
-        Some(&e.bytes[..e.len])
+        e.len.map(|n| &e.bytes[..n])
     }
 }
 
@@ -1378,6 +1378,24 @@ vlan = [100, 20]
         let all = h.send(T0, &rq(MessageType::Discover)).unwrap();
         assert_eq!(all.frame, h.send(T0, &rq(MessageType::Discover)).unwrap().frame, "hit = miss");
         assert!(all.opt(opt::DOMAIN_NAME).is_some());
+    }
+
+    #[test]
+    fn options_too_big_for_a_block_are_still_sent_option_by_option() {
+        // Four 255-byte options: more than a cached block holds, less than the reply can.
+        let custom: String =
+            (200..204).map(|c| format!("[[options.custom]]\ncode = {c}\ntext = \"{}\"\n", "t".repeat(255))).collect();
+        let big =
+            CFG.replacen("domain-name = \"example.net\"\n", &format!("domain-name = \"example.net\"\n{custom}"), 1);
+        let mut h = H::with(&big);
+        let r = rq(MessageType::Discover)
+            .opt(opt::PARAMETER_LIST, &[1, 200, 201, 202, 203])
+            .opt(opt::MAX_MESSAGE_SIZE, &1500u16.to_be_bytes());
+        let first = h.send(T0, &r).unwrap();
+        for c in [opt::SUBNET_MASK, 200, 201, 202, 203] {
+            assert!(first.opt(c).is_some(), "option {c} missing");
+        }
+        assert_eq!(first.frame, h.send(T0, &r).unwrap().frame, "the same the second time");
     }
 
     #[test]
