@@ -2,7 +2,8 @@
 //! AF_XDP socket of the worker that owns the client; everything else goes to the kernel untouched.
 //!
 //! Parses Ethernet, up to two VLAN tags (802.1Q / 802.1ad), IPv4 honouring IHL and UDP to port
-//! 67 (or, loaded with `ROLE = GENERATOR` for the load generator, UDP from port 67). It never modifies a frame and never drops one: anything it does not steer is `XDP_PASS`.
+//! 67 (or, loaded with `ROLE = GENERATOR` for the load generator, UDP from port 67). It never
+//! modifies a frame and never drops one: anything it does not steer is `XDP_PASS`.
 //! Every verdict is counted in a per-CPU array the daemon reads.
 #![no_std]
 #![no_main]

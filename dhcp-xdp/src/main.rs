@@ -80,7 +80,7 @@ struct RunArgs {
     /// BOOTREPLY to its sender: a plumbing check).
     #[arg(long, value_enum, default_value_t = HandlerKind::Engine)]
     handler: HandlerKind,
-    /// Most frames a worker takes per batch (one journal sync per batch).
+    /// Most frames a worker takes per batch (one journal write per batch).
     #[arg(long, default_value_t = DatapathConfig::default().batch)]
     batch: u32,
     /// Microseconds a worker keeps polling after its last frame before it sleeps in poll(2)

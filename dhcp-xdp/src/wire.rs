@@ -330,12 +330,15 @@ pub fn write_ipv4_udp_headers_summed(
     // from the frame: fewer instructions than summing the bytes just written.
     let total = u16::try_from(IPV4_MIN_HLEN + UDP_HLEN + payload_len).ok()?;
     let udp_len = u16::try_from(UDP_HLEN + payload_len).ok()?;
-    let addrs = word_sum(addr.src_ip) + word_sum(addr.dst_ip);
     const VERSION_IHL_TOS: u16 = 0x4500;
     const DONT_FRAGMENT: u16 = 0x4000;
     const TTL_PROTO: u16 = (64 << 8) | IPPROTO_UDP as u16;
-    let ip_sum =
-        u32::from(VERSION_IHL_TOS) + u32::from(total) + u32::from(DONT_FRAGMENT) + u32::from(TTL_PROTO) + addrs;
+    let ip_sum = u32::from(VERSION_IHL_TOS)
+        + u32::from(total)
+        + u32::from(DONT_FRAGMENT)
+        + u32::from(TTL_PROTO)
+        + word_sum(addr.src_ip)
+        + word_sum(addr.dst_ip);
     let ip = &mut frame[l3..l4];
     ip[0..2].copy_from_slice(&VERSION_IHL_TOS.to_be_bytes());
     ip[2..4].copy_from_slice(&total.to_be_bytes());
@@ -350,12 +353,11 @@ pub fn write_ipv4_udp_headers_summed(
         Some(sum) => sum,
         None => u32::from(fold(sum_be16(&frame[payload..payload + payload_len], 0))),
     };
-    // Pseudo-header (addresses, protocol, length), then the UDP header with a zero checksum.
-    let udp_sum = addrs
-        + u32::from(IPPROTO_UDP)
-        + 2 * u32::from(udp_len)
+    // Pseudo-header, then the UDP header (ports, length, a zero checksum).
+    let udp_sum = pseudo_header_sum(addr.src_ip, addr.dst_ip, usize::from(udp_len))
         + u32::from(addr.src_port)
         + u32::from(addr.dst_port)
+        + u32::from(udp_len)
         + payload_sum;
     let mut csum = !fold(udp_sum);
     if csum == 0 {

@@ -3,7 +3,8 @@
 //!
 //! Every fixture is RAII: namespaces, links and processes are removed on drop, also when the test
 //! panics; a process interrupted by SIGINT, SIGTERM or SIGHUP removes its live namespaces (and
-//! what runs in them) before it exits. Tests need root; a tool that is missing fails the test with its Debian package name.
+//! what runs in them) before it exits. Tests need root; a tool that is missing fails the test
+//! with its Debian package name.
 #![deny(unsafe_code)]
 
 pub mod clients;
