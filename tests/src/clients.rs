@@ -25,6 +25,21 @@ pub fn read_events(path: &std::path::Path) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// Calls `f` every `every` until it gives a value or `limit` has passed (then it is asked once
+/// more).
+fn poll<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
 fn script(dir: &TempDir, name: &str, body: &str) -> PathBuf {
     let p = dir.path().join(name);
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
@@ -107,23 +122,20 @@ impl UdhcpcRun<'_> {
     /// Waits up to `limit` for the next hook event named `event` (skipping others) and returns
     /// it; `None` if it does not come or udhcpc exits.
     pub fn wait_event(&mut self, event: &str, limit: Duration) -> Option<HashMap<String, String>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let events = read_events(&self.client.events);
-            if let Some((i, e)) = events
+        // Some(None): udhcpc exited.
+        poll(limit, Duration::from_millis(50), || {
+            let found = read_events(&self.client.events)
                 .into_iter()
                 .enumerate()
                 .skip(self.seen)
-                .find(|(_, e)| e.get("event").map(String::as_str) == Some(event))
-            {
+                .find(|(_, e)| e.get("event").map(String::as_str) == Some(event));
+            if let Some((i, e)) = found {
                 self.seen = i + 1;
-                return Some(e);
+                return Some(Some(e));
             }
-            if Instant::now() > deadline || self.child.try_wait().ok().flatten().is_some() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            self.child.try_wait().ok().flatten().map(|_| None)
+        })
+        .flatten()
     }
 
     /// Sends `sig` (busybox: SIGUSR1 renews, SIGUSR2 releases).
@@ -207,16 +219,9 @@ impl Dhclient {
 
     /// Waits until an event with `reason` appears (up to `limit`).
     pub fn wait_for(&self, reason: &str, after: usize, limit: Duration) -> Option<HashMap<String, String>> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(e) =
-                self.events().into_iter().skip(after).find(|e| e.get("reason").map(String::as_str) == Some(reason))
-            {
-                return Some(e);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        None
+        poll(limit, Duration::from_millis(200), || {
+            self.events().into_iter().skip(after).find(|e| e.get("reason").map(String::as_str) == Some(reason))
+        })
     }
 }
 
@@ -285,28 +290,12 @@ impl Dhcpcd {
 
     /// Waits up to `limit` for a log line containing `text`; returns that line.
     pub fn wait_log(&self, text: &str, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(l) = self.log().lines().find(|l| l.contains(text)) {
-                return Some(l.to_owned());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(limit, Duration::from_millis(50), || self.log().lines().find(|l| l.contains(text)).map(str::to_owned))
     }
 
     /// Waits up to `limit` for it to exit.
     pub fn wait_exit(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        poll(limit, Duration::from_millis(50), || self.child.try_wait().ok().flatten()).is_some()
     }
 }
 

@@ -77,6 +77,11 @@ fn delete_netns(name: &str) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
+    remove_netns(name);
+}
+
+/// Removes namespace `name` and its `/etc/netns` directory.
+fn remove_netns(name: &str) {
     let _ = ip().args(["netns", "del", name]).status();
     let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(name));
 }
@@ -142,6 +147,16 @@ impl Netns {
         c
     }
 
+    /// Whether one ping from this namespace to `addr` is answered within 2 s.
+    pub fn ping(&self, addr: Ipv4Addr) -> bool {
+        self.exec(tool("ping", "iputils-ping"))
+            .args(["-c", "1", "-W", "2", &addr.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
     /// Runs `f` on a thread that has entered this namespace, returning its result. Sockets
     /// created there stay in the namespace wherever they are used afterwards.
     pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -160,8 +175,7 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         LIVE.lock().unwrap_or_else(|p| p.into_inner()).retain(|n| *n != self.name);
-        let _ = ip().args(["netns", "del", &self.name]).status();
-        let _ = std::fs::remove_dir_all(self.etc());
+        remove_netns(&self.name);
     }
 }
 
@@ -229,13 +243,7 @@ impl TwoHosts {
 
     /// Whether `ping` from the client reaches the server.
     pub fn ping_server(&self) -> bool {
-        self.client
-            .exec(tool("ping", "iputils-ping"))
-            .args(["-c", "1", "-W", "2", &self.server_ip.to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        self.client.ping(self.server_ip)
     }
 }
 
@@ -587,12 +595,6 @@ impl VlanHosts {
 
     /// Whether the switch reaches the server's kernel over the untagged trunk.
     pub fn ping_server(&self) -> bool {
-        self.switch
-            .exec(tool("ping", "iputils-ping"))
-            .args(["-c", "1", "-W", "2", "198.18.254.1"])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        self.switch.ping(Ipv4Addr::new(198, 18, 254, 1))
     }
 }
