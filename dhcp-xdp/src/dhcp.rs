@@ -1,9 +1,9 @@
 //! Zero-copy view of a BOOTP/DHCPv4 message and its options, and a bounded options writer.
 //!
 //! [`Message::parse`] validates the fixed header and walks the options once — the options field,
-//! then `file` and `sname` when option 52 (overload) says so — recording where each option
-//! starts. Options that occur several times are concatenated on demand (RFC 3396) into a
-//! caller-provided buffer. No accessor can panic after `parse`, nothing allocates.
+//! then `file` and `sname` when option 52 (overload) says so — recording where the options a
+//! server always reads first occur. Options that occur several times are concatenated on demand
+//! (RFC 3396) into a caller-provided buffer. No accessor can panic after `parse`, nothing allocates.
 
 use std::net::Ipv4Addr;
 
@@ -142,29 +142,44 @@ struct Area {
     end: u16,
 }
 
-/// A 256-bit set of option codes.
-#[derive(Debug, Clone, Copy, Default)]
-struct CodeSet([u64; 4]);
-
-impl CodeSet {
-    fn contains(&self, code: u8) -> bool {
-        self.0[usize::from(code >> 6)] & (1 << (code & 63)) != 0
+/// Codes whose first occurrence [`Message::parse`] records, so that the engine reads them
+/// without walking the options again: the ones every request is asked for.
+const TRACKED: [u8; 9] = [
+    opt::OVERLOAD,
+    opt::MESSAGE_TYPE,
+    opt::REQUESTED_IP,
+    opt::SERVER_ID,
+    opt::PARAMETER_LIST,
+    opt::MAX_MESSAGE_SIZE,
+    opt::CLIENT_ID,
+    opt::RELAY_AGENT_INFO,
+    opt::SUBNET_SELECTION,
+];
+/// Marks an untracked code in [`SLOT`].
+const UNTRACKED: u8 = u8::MAX;
+/// Index into [`TRACKED`] of each code.
+const SLOT: [u8; 256] = {
+    let mut t = [UNTRACKED; 256];
+    let mut i = 0;
+    while i < TRACKED.len() {
+        t[TRACKED[i] as usize] = i as u8;
+        i += 1;
     }
-    fn insert(&mut self, code: u8) {
-        self.0[usize::from(code >> 6)] |= 1 << (code & 63);
-    }
-}
+    t
+};
 
 /// A validated BOOTP/DHCP message.
 ///
-/// The index is small on purpose (it is built, and moved, for every packet): which codes occur
-/// and which occur more than once. Values are found by walking the options again: the engine
-/// does that once per message ([`Message::options`]).
+/// The index is small on purpose (it is built for every packet): where the first occurrence of
+/// each [tracked](TRACKED) code lies and which of them occur more than once. Other codes are
+/// found by walking the options.
 #[derive(Clone)]
 pub struct Message<'a> {
     b: &'a [u8],
-    present: CodeSet,
-    repeated: CodeSet,
+    /// Offset of the length byte of each tracked code's first occurrence; 0 when absent.
+    first: [u16; TRACKED.len()],
+    /// Bit `i`: tracked code `i` occurs more than once.
+    repeated: u16,
     areas: [Area; 3],
     n_areas: u8,
     has_cookie: bool,
@@ -192,8 +207,8 @@ impl<'a> Message<'a> {
         }
         let mut m = Self {
             b,
-            present: CodeSet::default(),
-            repeated: CodeSet::default(),
+            first: [0; TRACKED.len()],
+            repeated: 0,
             areas: [Area { start: 0, end: 0 }; 3],
             n_areas: 0,
             has_cookie: false,
@@ -236,10 +251,14 @@ impl<'a> Message<'a> {
                     if vend > end {
                         return Err(MessageError::BadOption);
                     }
-                    if self.present.contains(code) {
-                        self.repeated.insert(code);
-                    } else {
-                        self.present.insert(code);
+                    let slot = usize::from(SLOT[usize::from(code)]);
+                    if let Some(first) = self.first.get_mut(slot) {
+                        if *first == 0 {
+                            // Areas end below 64 KiB (`parse` clamps them).
+                            *first = (i + 1) as u16;
+                        } else {
+                            self.repeated |= 1 << slot;
+                        }
                     }
                     i = vend;
                 }
@@ -256,6 +275,12 @@ impl<'a> Message<'a> {
     /// Every option occurrence in the scanned areas as (code, offset of its length byte).
     fn walk(&self) -> Walk<'a> {
         Walk { b: self.b, areas: self.areas, n_areas: self.n_areas, area: 0, i: usize::from(self.areas[0].start) }
+    }
+
+    /// The value whose length byte is at `at`.
+    fn value_at(&self, at: usize) -> Option<&'a [u8]> {
+        let len = usize::from(*self.b.get(at)?);
+        self.b.get(at + 1..at + 1 + len)
     }
 
     /// The message bytes.
@@ -315,54 +340,64 @@ impl<'a> Message<'a> {
     /// Value of `code` if it occurs exactly once.
     #[inline]
     pub fn single(&self, code: u8) -> Option<&'a [u8]> {
-        if !self.present.contains(code) || self.repeated.contains(code) {
+        let slot = usize::from(SLOT[usize::from(code)]);
+        match self.first.get(slot) {
+            Some(&0) => None,
+            Some(&at) if self.repeated & (1 << slot) == 0 => self.value_at(usize::from(at)),
+            Some(_) => None,
+            None => self.single_untracked(code),
+        }
+    }
+
+    #[inline(never)]
+    fn single_untracked(&self, code: u8) -> Option<&'a [u8]> {
+        let mut all = self.occurrences(code);
+        let at = all.next()?;
+        if all.next().is_some() {
             return None;
         }
-        let at = self.occurrences(code).next()?;
-        let len = usize::from(self.b[at]);
-        self.b.get(at + 1..at + 1 + len)
+        self.value_at(at)
     }
 
     /// Whether `code` is present at all.
     pub fn has(&self, code: u8) -> bool {
-        self.present.contains(code)
+        match self.first.get(usize::from(SLOT[usize::from(code)])) {
+            Some(&at) => at != 0,
+            None => self.occurrences(code).next().is_some(),
+        }
     }
 
     /// Value of `code`: a slice of the message when it occurs once, else the concatenation of
     /// all its occurrences in `scratch` (RFC 3396). `None` when absent or longer than `scratch`.
+    #[inline]
     pub fn option<'s>(&self, code: u8, scratch: &'s mut [u8]) -> Option<&'s [u8]>
     where
         'a: 's,
     {
-        if !self.repeated.contains(code) {
+        let slot = usize::from(SLOT[usize::from(code)]);
+        match self.first.get(slot) {
+            Some(_) if self.repeated & (1 << slot) == 0 => self.single(code),
+            _ => self.concatenated(code, scratch),
+        }
+    }
+
+    /// All occurrences of `code` concatenated into `scratch` (RFC 3396); the value itself when
+    /// it occurs once.
+    #[inline(never)]
+    fn concatenated<'s>(&self, code: u8, scratch: &'s mut [u8]) -> Option<&'s [u8]>
+    where
+        'a: 's,
+    {
+        if self.occurrences(code).nth(1).is_none() {
             return self.single(code);
         }
         let mut n = 0;
         for at in self.occurrences(code) {
-            let len = usize::from(self.b[at]);
-            let v = self.b.get(at + 1..at + 1 + len)?;
-            scratch.get_mut(n..n + len)?.copy_from_slice(v);
-            n += len;
+            let v = self.value_at(at)?;
+            scratch.get_mut(n..n + v.len())?.copy_from_slice(v);
+            n += v.len();
         }
         Some(&scratch[..n])
-    }
-
-    /// Every option code present, once each, in the order of its first occurrence, with its
-    /// value when it occurs once (`None` when it occurs several times: concatenate it with
-    /// [`option`](Self::option)). One walk over the areas instead of a lookup per code.
-    pub fn options(&self) -> impl Iterator<Item = (u8, Option<&'a [u8]>)> + '_ {
-        let (b, repeated) = (self.b, self.repeated);
-        let mut seen = CodeSet::default();
-        self.walk().filter_map(move |(c, at)| {
-            if !repeated.contains(c) {
-                return Some((c, Some(&b[at + 1..at + 1 + usize::from(b[at])])));
-            }
-            if seen.contains(c) {
-                return None;
-            }
-            seen.insert(c);
-            Some((c, None))
-        })
     }
 
     /// Option 53.
@@ -600,6 +635,23 @@ pub(crate) mod tests {
         assert_eq!(m.single(opt::RELAY_AGENT_INFO), None);
         let mut tiny = [0u8; 3];
         assert_eq!(m.option(opt::RELAY_AGENT_INFO, &mut tiny), None, "too long for scratch");
+    }
+
+    #[test]
+    fn indexed_and_walked_codes_agree() {
+        // 55 (indexed) and 12 (found by walking) each split in two, 53 repeated, 50 only in
+        // the overloaded file field: the index and the walk must give the same answers.
+        let mut b = msg(&[53, 1, 1, 55, 2, 1, 3, 12, 2, b'h', b'o', 52, 1, 1, 55, 1, 6, 12, 1, b'x', 53, 1, 3, 255]);
+        b[108..115].copy_from_slice(&[50, 4, 198, 18, 0, 7, 255]);
+        let m = Message::parse(&b).unwrap();
+        let mut scratch = [0u8; 16];
+        assert_eq!(m.option(opt::PARAMETER_LIST, &mut scratch), Some(&[1u8, 3, 6][..]));
+        assert_eq!(m.option(opt::HOSTNAME, &mut scratch), Some(&b"hox"[..]));
+        assert_eq!((m.single(opt::PARAMETER_LIST), m.single(opt::HOSTNAME)), (None, None));
+        assert_eq!(m.message_type(), None, "53 twice counts as absent");
+        assert!(m.has(opt::MESSAGE_TYPE) && m.has(opt::HOSTNAME) && !m.has(opt::CLIENT_ID) && !m.has(9));
+        assert_eq!(m.ip_option(opt::REQUESTED_IP), Some(Ipv4Addr::new(198, 18, 0, 7)));
+        assert_eq!(m.option(opt::OVERLOAD, &mut scratch), Some(&[1u8][..]));
     }
 
     #[test]

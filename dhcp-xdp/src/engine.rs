@@ -162,7 +162,10 @@ impl Engine {
         };
         let layout = frame.layout();
         let (src_mac, vlans, to_broadcast) = (frame.src_mac(), frame.vlan_ids(), frame.dst_ip().is_broadcast());
-        let msg = match Message::parse(frame.payload()) {
+        // Matched by reference: moving a parsed message out of its `Result` costs a copy
+        // that stalls on store forwarding.
+        let parsed = Message::parse(frame.payload());
+        let msg = match &parsed {
             Ok(m) => m,
             Err(MessageError::BadHlen) => return (Verdict::Drop(DropReason::BadHlen), other),
             Err(_) => return (Verdict::Drop(DropReason::Malformed), other),
@@ -170,7 +173,7 @@ impl Engine {
         if msg.op() != dhcp::BOOTREQUEST {
             return (Verdict::Drop(DropReason::NotRequest), other);
         }
-        let req = self.extract(&msg);
+        let req = self.extract(msg);
         let rx = match req.mtype {
             Some(MessageType::Discover) => 0,
             Some(MessageType::Request) => 1,
@@ -197,78 +200,67 @@ impl Engine {
         let Some(subnet) = self.select_subnet(cfg, server, &req, vlans) else {
             return (Verdict::Drop(DropReason::NoSubnet), out(None));
         };
-        let answer = match self.decide(now, cfg, server, shard, &req, subnet) {
+        let decided = self.decide(now, cfg, server, shard, &req, subnet);
+        let answer = match &decided {
             Ok(a) => a,
-            Err(reason) => return (Verdict::Drop(reason), out(None)),
+            Err(reason) => return (Verdict::Drop(*reason), out(None)),
         };
-        let tx = match &answer {
+        let tx = match answer {
             Answer::Offer { .. } => 6,
             Answer::Ack { .. } => 7,
             Answer::Nak { .. } => 8,
             Answer::Bootp { .. } => 9,
             Answer::InformAck { .. } => 10,
         };
-        match self.write_reply(cfg, server, &req, &answer, buf, &layout, src_mac) {
+        match self.write_reply(cfg, server, &req, answer, buf, &layout, src_mac) {
             Some(n) => (Verdict::Reply(n), out(Some(tx))),
             None => (Verdict::Drop(DropReason::NoRoom), out(None)),
         }
     }
 
-    /// One walk over the options picks out what the engine uses. Options that must occur once
-    /// (53, 50, 54, 57, 118) count as absent when repeated, as [`Message::single`] says; the
-    /// others are concatenated (RFC 3396).
+    /// Picks out what the engine uses: the options the parse indexed, so no second walk. Options
+    /// that must occur once (53, 50, 54, 57, 118) count as absent when repeated, as
+    /// [`Message::single`] says; the others are concatenated (RFC 3396).
     fn extract(&mut self, m: &Message<'_>) -> Req {
+        let ip = |code| m.single(code).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(Ipv4Addr::from);
         let mut req = Req {
-            mtype: None,
+            mtype: m.message_type(),
             flags: m.flags(),
             htype: m.htype(),
             ciaddr: m.ciaddr(),
             giaddr: m.giaddr(),
             chaddr: m.chaddr6(),
-            requested: None,
-            server_id: None,
-            max_size: None,
+            requested: ip(opt::REQUESTED_IP),
+            server_id: ip(opt::SERVER_ID),
+            max_size: m.max_message_size(),
             link_selection: None,
-            subnet_selection: None,
+            subnet_selection: ip(opt::SUBNET_SELECTION),
             server_id_override: None,
             has_cookie: m.has_cookie(),
         };
         self.prl_len = 0;
         self.relay_len = 0;
         self.client_id_len = None;
-        let ip = |v: &[u8]| <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from);
-        for (code, once) in m.options() {
-            match (code, once) {
-                (opt::MESSAGE_TYPE, Some(&[t])) => req.mtype = MessageType::from_u8(t),
-                (opt::REQUESTED_IP, Some(v)) => req.requested = ip(v),
-                (opt::SERVER_ID, Some(v)) => req.server_id = ip(v),
-                (opt::SUBNET_SELECTION, Some(v)) => req.subnet_selection = ip(v),
-                (opt::MAX_MESSAGE_SIZE, Some(&[a, b])) => {
-                    req.max_size = Some(u16::from_be_bytes([a, b])).filter(|&v| v >= 576);
-                }
-                (opt::PARAMETER_LIST | opt::RELAY_AGENT_INFO | opt::CLIENT_ID, _) => {
-                    let Some(v) = once.or_else(|| m.option(code, &mut self.scratch)) else { continue };
-                    match code {
-                        opt::PARAMETER_LIST => {
-                            self.prl_len = v.len().min(255);
-                            self.prl[..self.prl_len].copy_from_slice(&v[..self.prl_len]);
-                        }
-                        opt::RELAY_AGENT_INFO if v.len() <= 255 => {
-                            self.relay[..v.len()].copy_from_slice(v);
-                            self.relay_len = v.len();
-                        }
-                        opt::CLIENT_ID if !v.is_empty() && v.len() <= 255 => {
-                            self.client_id[..v.len()].copy_from_slice(v);
-                            self.client_id_len = Some(v.len());
-                        }
-                        _ => {}
-                    }
-                }
-                _ => {}
-            }
+        if let Some(v) = m.option(opt::PARAMETER_LIST, &mut self.scratch) {
+            self.prl_len = v.len().min(255);
+            self.prl[..self.prl_len].copy_from_slice(&v[..self.prl_len]);
+        }
+        if let Some(v) = m.option(opt::CLIENT_ID, &mut self.scratch)
+            && !v.is_empty()
+            && v.len() <= 255
+        {
+            self.client_id[..v.len()].copy_from_slice(v);
+            self.client_id_len = Some(v.len());
+        }
+        if let Some(v) = m.option(opt::RELAY_AGENT_INFO, &mut self.scratch)
+            && v.len() <= 255
+        {
+            self.relay[..v.len()].copy_from_slice(v);
+            self.relay_len = v.len();
         }
         self.circuit = (0, 0);
         self.remote = (0, 0);
+        let ip = |v: &[u8]| <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from);
         let mut at = 0;
         for (code, v) in dhcp::sub_options(&self.relay[..self.relay_len]) {
             let start = at + 2;
