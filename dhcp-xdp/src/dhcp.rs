@@ -278,6 +278,7 @@ impl<'a> Message<'a> {
     }
 
     /// The value whose length byte is at `at`.
+    #[inline(always)]
     fn value_at(&self, at: usize) -> Option<&'a [u8]> {
         let len = usize::from(*self.b.get(at)?);
         self.b.get(at + 1..at + 1 + len)
@@ -338,7 +339,7 @@ impl<'a> Message<'a> {
     }
 
     /// Value of `code` if it occurs exactly once.
-    #[inline]
+    #[inline(always)]
     pub fn single(&self, code: u8) -> Option<&'a [u8]> {
         let slot = usize::from(SLOT[usize::from(code)]);
         match self.first.get(slot) {
@@ -369,7 +370,7 @@ impl<'a> Message<'a> {
 
     /// Value of `code`: a slice of the message when it occurs once, else the concatenation of
     /// all its occurrences in `scratch` (RFC 3396). `None` when absent or longer than `scratch`.
-    #[inline]
+    #[inline(always)]
     pub fn option<'s>(&self, code: u8, scratch: &'s mut [u8]) -> Option<&'s [u8]>
     where
         'a: 's,

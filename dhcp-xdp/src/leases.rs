@@ -29,10 +29,14 @@ const RESERVED: u8 = 254;
 pub const MAX_SHARDS: usize = 250;
 
 /// The identity a lease is kept under: option 61 when present, else htype + chaddr.
+///
+/// Aligned so that it is hashed, compared and copied in whole words: an Ethernet key is built
+/// as one word and stored in one go, so reading it back never waits on narrower stores.
 #[derive(Clone, Copy, Eq)]
+#[repr(align(8))]
 pub struct ClientKey {
-    len: u8,
     bytes: [u8; 32],
+    len: u8,
 }
 
 impl std::hash::Hash for ClientKey {
@@ -85,7 +89,13 @@ impl ClientKey {
         Self::from_tagged(0, id)
     }
     /// Key from htype and chaddr.
+    #[inline]
     pub fn hw(htype: u8, chaddr: &[u8]) -> Self {
+        if let Ok(&[a, b, c, d, e, f]) = <&[u8; 6]>::try_from(chaddr) {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&u64::from_le_bytes([1, htype, a, b, c, d, e, f]).to_le_bytes());
+            return Self { len: 8, bytes };
+        }
         let n = chaddr.len().min(16);
         let mut bytes = [0u8; 32];
         bytes[0] = 1;
@@ -617,7 +627,8 @@ impl ShardGuard<'_> {
         key: ClientKey,
         chaddr: [u8; 6],
         subnets: &[u32],
-        reserved: Option<(Ipv4Addr, u32)>,
+        // By reference: a by-value copy of this pair waits on the narrower stores that built it.
+        reserved: Option<&(Ipv4Addr, u32)>,
         hint: Option<Ipv4Addr>,
     ) -> Result<(Ipv4Addr, u32), LeaseError> {
         // Fast path: the client still holds an address in one of these subnets (an offer not yet
@@ -637,7 +648,7 @@ impl ShardGuard<'_> {
         }
         let in_subnets =
             |db: &LeaseDb, a: Ipv4Addr| db.locate(a).map(|(pi, _)| db.pools[pi].subnet).filter(|s| subnets.contains(s));
-        let pick = if let Some((a, subnet)) = reserved {
+        let pick = if let Some(&(a, subnet)) = reserved {
             match self.by_addr(a) {
                 Some(l) if l.key != key && l.holds(now) => return Err(LeaseError::Unavailable),
                 _ => Some((a, subnet)),
@@ -981,6 +992,19 @@ mod tests {
     fn key(i: u8) -> (ClientKey, [u8; 6]) {
         let mac = [2, 0, 0, 0, 1, i];
         (ClientKey::hw(1, &mac), mac)
+    }
+
+    #[test]
+    fn ethernet_keys_encode_like_any_other_hardware_key() {
+        let mac = [2, 0, 0, 0, 1, 9];
+        let k = ClientKey::hw(1, &mac);
+        assert_eq!(k.as_bytes(), &[1, 1, 2, 0, 0, 0, 1, 9]);
+        assert_eq!(ClientKey::from_bytes(k.as_bytes()), Some(k));
+        assert_eq!(k.hash64(), ClientKey::from_bytes(k.as_bytes()).unwrap().hash64());
+        assert_ne!(k, ClientKey::hw(6, &mac), "htype is part of the key");
+        let long = ClientKey::hw(32, &[7; 16]);
+        assert_eq!(long.as_bytes().len(), 18);
+        assert_ne!(ClientKey::hw(1, &[2, 0, 0, 0, 1, 9, 0]), k, "hlen is part of the key");
     }
 
     #[test]
