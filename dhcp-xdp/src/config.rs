@@ -321,6 +321,60 @@ pub struct Subnet {
     pub options: RenderedOptions,
     /// Reservations.
     pub reservations: Vec<Reservation>,
+    /// The reservations by key.
+    pub reservation_index: ReservationIndex,
+}
+
+/// A subnet's reservations by each kind of key, built with the configuration, so that a request
+/// costs one lookup per key it carries however many reservations there are. A key maps to the
+/// first reservation that has it (configuration order decides, as it would in a scan).
+#[derive(Debug, Clone, Default)]
+pub struct ReservationIndex {
+    hw: hashbrown::HashMap<[u8; 6], usize>,
+    client_id: hashbrown::HashMap<Vec<u8>, usize>,
+    circuit_id: hashbrown::HashMap<Vec<u8>, usize>,
+    remote_id: hashbrown::HashMap<Vec<u8>, usize>,
+}
+
+impl ReservationIndex {
+    fn new(reservations: &[Reservation]) -> Self {
+        let mut x = Self::default();
+        for (i, r) in reservations.iter().enumerate() {
+            let _ = match &r.key {
+                ReservationKey::HwAddress(m) => x.hw.entry(*m).or_insert(i),
+                ReservationKey::ClientId(k) => x.client_id.entry(k.clone()).or_insert(i),
+                ReservationKey::CircuitId(k) => x.circuit_id.entry(k.clone()).or_insert(i),
+                ReservationKey::RemoteId(k) => x.remote_id.entry(k.clone()).or_insert(i),
+            };
+        }
+        x
+    }
+
+    /// The first reservation matching any of the request's keys (empty ones match nothing).
+    #[inline]
+    pub fn find(&self, hw: Option<[u8; 6]>, client_id: &[u8], circuit_id: &[u8], remote_id: &[u8]) -> Option<usize> {
+        if self.hw.is_empty() && self.client_id.is_empty() && self.circuit_id.is_empty() && self.remote_id.is_empty() {
+            return None;
+        }
+        self.lookup(hw, client_id, circuit_id, remote_id)
+    }
+
+    #[inline(never)]
+    fn lookup(&self, hw: Option<[u8; 6]>, client_id: &[u8], circuit_id: &[u8], remote_id: &[u8]) -> Option<usize> {
+        let in_map = |m: &hashbrown::HashMap<Vec<u8>, usize>, k: &[u8]| {
+            if k.is_empty() || m.is_empty() { None } else { m.get(k).copied() }
+        };
+        let by_hw = hw.filter(|_| !self.hw.is_empty()).and_then(|m| self.hw.get(&m).copied());
+        [
+            by_hw,
+            in_map(&self.client_id, client_id),
+            in_map(&self.circuit_id, circuit_id),
+            in_map(&self.remote_id, remote_id),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
 }
 
 impl Subnet {
@@ -358,6 +412,36 @@ pub struct Config {
     pub durability: Durability,
     /// Journal records between snapshots.
     pub snapshot_every: u64,
+    /// Subnets by address and by id.
+    index: SubnetIndex,
+}
+
+/// Up to this many subnets a scan beats the index.
+const SMALL: usize = 8;
+
+/// Per-packet subnet lookups, built with the configuration: a relay network of thousands of
+/// subnets costs a binary search, not a scan.
+#[derive(Debug, Clone, Default)]
+struct SubnetIndex {
+    /// (network, broadcast, subnet index), sorted; subnets never overlap (validated).
+    ranges: Vec<(u32, u32, usize)>,
+    by_id: hashbrown::HashMap<u32, usize>,
+}
+
+impl SubnetIndex {
+    fn new(subnets: &[Subnet]) -> Self {
+        let mut ranges: Vec<_> = subnets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mask = prefix_mask(s.net.prefix);
+                let net = u32::from(s.net.addr) & mask;
+                (net, net | !mask, i)
+            })
+            .collect();
+        ranges.sort_unstable();
+        Self { ranges, by_id: subnets.iter().enumerate().map(|(i, s)| (s.id, i)).collect() }
+    }
 }
 
 /// Netmask of a prefix length.
@@ -601,6 +685,7 @@ impl Config {
                 server_id: sub.server_id.as_ref().map(|v| ctx.ip(v, &format!("{f}.server-id"))).transpose()?,
                 options: RenderedOptions::new(&table),
                 reservations: vec![],
+                reservation_index: ReservationIndex::default(),
             };
             if let Some(v) = &sub.vlan
                 && (v.get_ref().len() > 2 || v.get_ref().iter().any(|&id| id == 0 || id > 4094))
@@ -682,11 +767,11 @@ impl Config {
                 }
                 subnet.reservations.push(Reservation { key: keys.remove(0), ip, options: RenderedOptions::new(&rt) });
             }
+            subnet.reservation_index = ReservationIndex::new(&subnet.reservations);
             subnets.push(subnet);
         }
         Ok(Self {
             source: ctx.file.to_owned(),
-            subnets,
             shared_networks: shared,
             server_id,
             offer_hold: s.offer_hold.unwrap_or(30).max(1),
@@ -695,6 +780,8 @@ impl Config {
             persist_dir: fc.persistence.dir.clone(),
             durability,
             snapshot_every: fc.persistence.snapshot_every.unwrap_or(100_000).max(1),
+            index: SubnetIndex::new(&subnets),
+            subnets,
         })
     }
 
@@ -740,7 +827,23 @@ impl Config {
 
     /// Index of the subnet with id `id`.
     pub fn subnet_index(&self, id: u32) -> Option<usize> {
-        self.subnets.iter().position(|s| s.id == id)
+        if self.subnets.len() <= SMALL {
+            return self.subnets.iter().position(|s| s.id == id);
+        }
+        self.index.by_id.get(&id).copied()
+    }
+
+    /// Index of the subnet holding `a`.
+    pub fn subnet_of(&self, a: Ipv4Addr) -> Option<usize> {
+        if self.subnets.len() <= SMALL {
+            return self.subnets.iter().position(|s| s.contains(a));
+        }
+        let a = u32::from(a);
+        let r = &self.index.ranges;
+        // The last range starting at or below `a`.
+        let i = r.partition_point(|&(start, _, _)| start <= a).checked_sub(1)?;
+        let (_, end, s) = r[i];
+        (a <= end).then_some(s)
     }
 
     /// A human-readable account of what was understood (`check-config`).
@@ -876,6 +979,56 @@ shared-network = "campus"
             "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.reservation]]\nhw-address = \"02:00\"\nip = \"198.18.0.5\"\n",
         );
         assert_eq!(e.field, "subnet[0].reservation[0].hw-address");
+    }
+
+    #[test]
+    fn subnets_are_found_by_address_and_id_among_many() {
+        // 300 /24s given in shuffled order with ids not following it: the indexed lookups
+        // must agree with a scan everywhere, gaps and edges included.
+        let mut order: Vec<u32> = (0..300).collect();
+        order.sort_by_key(|i| (i * 7919) % 300);
+        let src: String = order
+            .iter()
+            .map(|&i| {
+                let net = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + ((2 * i) << 8));
+                format!("[[subnet]]\nid = {}\nsubnet = \"{net}/24\"\n", 1000 - i)
+            })
+            .collect();
+        let c = Config::parse("many.toml", &src).unwrap();
+        assert!(c.subnets.len() > SMALL);
+        for probe in (0..=u32::from(Ipv4Addr::new(198, 20, 0, 0)) - u32::from(Ipv4Addr::new(198, 18, 0, 0))).step_by(61)
+        {
+            let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + probe);
+            assert_eq!(c.subnet_of(a), c.subnets.iter().position(|s| s.contains(a)), "{a}");
+        }
+        for edge in [Ipv4Addr::new(198, 18, 0, 0), Ipv4Addr::new(198, 18, 0, 255), Ipv4Addr::new(198, 18, 1, 0)] {
+            assert_eq!(c.subnet_of(edge), c.subnets.iter().position(|s| s.contains(edge)), "{edge}");
+        }
+        assert_eq!(c.subnet_of(Ipv4Addr::new(198, 17, 255, 255)), None);
+        for (i, s) in c.subnets.iter().enumerate() {
+            assert_eq!(c.subnet_index(s.id), Some(i));
+        }
+        assert_eq!(c.subnet_index(1), None);
+    }
+
+    #[test]
+    fn the_first_matching_reservation_wins_whatever_its_key() {
+        let c = Config::parse(
+            "r.toml",
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n\
+             [[subnet.reservation]]\ncircuit-id = \"olt1\"\nip = \"198.18.0.10\"\n\
+             [[subnet.reservation]]\nhw-address = \"02:00:00:00:00:01\"\nip = \"198.18.0.11\"\n\
+             [[subnet.reservation]]\nhw-address = \"02:00:00:00:00:01\"\nip = \"198.18.0.12\"\n\
+             [[subnet.reservation]]\nclient-id = \"01:02\"\nip = \"198.18.0.13\"\n",
+        )
+        .unwrap();
+        let x = &c.subnets[0].reservation_index;
+        let mac = Some([2, 0, 0, 0, 0, 1]);
+        assert_eq!(x.find(mac, &[], &[], &[]), Some(1), "the first of two equal keys");
+        assert_eq!(x.find(mac, &[], b"olt1", &[]), Some(0), "configuration order across kinds");
+        assert_eq!(x.find(None, &[1, 2], &[], &[]), Some(3));
+        assert_eq!(x.find(Some([2, 0, 0, 0, 0, 2]), &[1], b"olt", b"olt1"), None, "remote id is not circuit id");
+        assert_eq!(x.find(None, &[], &[], &[]), None);
     }
 
     #[test]

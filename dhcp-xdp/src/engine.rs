@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use crate::{
-    config::{BootpPolicy, Config, RenderedOptions, ReservationKey, Subnet},
+    config::{BootpPolicy, Config, RenderedOptions, Subnet},
     dhcp::{self, FLAG_BROADCAST, Message, MessageError, MessageType, OptionWriter, field, opt, relay},
     handler::{DropReason, Verdict},
     iface::Ipv4Net,
@@ -286,7 +286,7 @@ impl Engine {
     /// Link selection (RFC 3527) > subnet selection (RFC 3011) > giaddr > ciaddr of a
     /// renewing client > the receiving interface and its VLAN tags.
     fn select_subnet(&self, cfg: &Config, server: &ServerIdentity, req: &Req, vlans: [u16; 2]) -> Option<usize> {
-        let containing = |a: Ipv4Addr| Self::subnet_index_of(cfg, a);
+        let containing = |a: Ipv4Addr| cfg.subnet_of(a);
         if let Some(a) = req.link_selection {
             return containing(a);
         }
@@ -334,16 +334,9 @@ impl Engine {
 
     fn reservation(&self, s: &Subnet, req: &Req) -> Option<usize> {
         let relay = &self.relay[..self.relay_len];
-        s.reservations.iter().position(|r| match &r.key {
-            ReservationKey::HwAddress(m) => req.htype == 1 && *m == req.chaddr,
-            ReservationKey::ClientId(id) => self.client_id_len.is_some_and(|n| id.as_slice() == &self.client_id[..n]),
-            ReservationKey::CircuitId(c) => {
-                self.circuit.1 > 0 && c.as_slice() == &relay[self.circuit.0..self.circuit.0 + self.circuit.1]
-            }
-            ReservationKey::RemoteId(c) => {
-                self.remote.1 > 0 && c.as_slice() == &relay[self.remote.0..self.remote.0 + self.remote.1]
-            }
-        })
+        let client_id = self.client_id_len.map_or(&[][..], |n| &self.client_id[..n]);
+        let (circuit, remote) = (&relay[self.circuit.0..][..self.circuit.1], &relay[self.remote.0..][..self.remote.1]);
+        s.reservation_index.find((req.htype == 1).then_some(req.chaddr), client_id, circuit, remote)
     }
 
     fn server_id(cfg: &Config, server: &ServerIdentity, s: &Subnet) -> Ipv4Addr {
@@ -353,15 +346,11 @@ impl Engine {
             .unwrap_or_else(|| server.primary())
     }
 
-    fn subnet_index_of(cfg: &Config, a: Ipv4Addr) -> Option<usize> {
-        cfg.subnets.iter().position(|s| s.contains(a))
-    }
-
     fn opts_for(cfg: &Config, subnet: usize, addr: Ipv4Addr, reservation: Option<(usize, usize)>) -> OptSrc {
         if let Some((s, r)) = reservation {
             return OptSrc::Reservation(s, r);
         }
-        match Self::subnet_index_of(cfg, addr) {
+        match cfg.subnet_of(addr) {
             Some(s) => Self::opts_in(cfg, s, addr),
             None => OptSrc::Subnet(subnet),
         }
@@ -388,7 +377,7 @@ impl Engine {
         let mut cand = [0u32; 16];
         let nc = Self::candidates(cfg, subnet, &mut cand);
         let cand = &cand[..nc];
-        let in_cand = |a: Ipv4Addr| Self::subnet_index_of(cfg, a).filter(|&i| cand.contains(&cfg.subnets[i].id));
+        let in_cand = |a: Ipv4Addr| cfg.subnet_of(a).filter(|&i| cand.contains(&cfg.subnets[i].id));
         // A reservation in any candidate subnet.
         let resv = cand.iter().find_map(|&id| {
             let si = cfg.subnet_index(id)?;
@@ -482,7 +471,7 @@ impl Engine {
                 if shard.release(&key, req.ciaddr, now) { Err(DropReason::Consumed) } else { Err(DropReason::Silent) }
             }
             Some(MessageType::Inform) => {
-                let si = Self::subnet_index_of(cfg, req.ciaddr).unwrap_or(subnet);
+                let si = cfg.subnet_of(req.ciaddr).unwrap_or(subnet);
                 let opts = Self::opts_for(cfg, si, req.ciaddr, resv);
                 Ok(Answer::InformAck { subnet: si, opts })
             }
@@ -1457,6 +1446,34 @@ vlan = [100, 20]
             .relayed(relay);
         r.chaddr = [2, 0, 0, 0, 0, 0x67];
         assert_eq!(h.send(T0, &r).unwrap().yiaddr(), Ipv4Addr::new(198, 18, 1, 11));
+    }
+
+    #[test]
+    fn relays_among_many_subnets_reach_their_own() {
+        // 40 relay subnets (more than a scan handles) in reverse order, each with a pool and a
+        // circuit-id reservation: every relay's clients get addresses of its own subnet.
+        let src: String = (0..40u8)
+            .rev()
+            .map(|i| {
+                format!(
+                    "[[subnet]]\nsubnet = \"198.19.{i}.0/24\"\n[[subnet.pool]]\nrange = \"198.19.{i}.100-198.19.{i}.199\"\n\
+                     [[subnet.reservation]]\ncircuit-id = \"port{i}\"\nip = \"198.19.{i}.7\"\n"
+                )
+            })
+            .collect();
+        let mut h = H::with(&src);
+        for i in [0u8, 17, 39] {
+            let relay = Ipv4Addr::new(198, 19, i, 1);
+            let mut r = rq(MessageType::Discover).relayed(relay);
+            r.chaddr = [2, 0, 0, 0, 2, i];
+            let ack = h.dora(T0, &r);
+            assert_eq!(ack.yiaddr().octets()[..3], [198, 19, i], "relay {relay}");
+            let id = format!("port{i}");
+            let circuit = [&[1, id.len() as u8][..], id.as_bytes()].concat();
+            let mut c = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed(relay);
+            c.chaddr = [2, 0, 0, 0, 3, i];
+            assert_eq!(h.send(T0, &c).unwrap().yiaddr(), Ipv4Addr::new(198, 19, i, 7), "circuit port{i}");
+        }
     }
 
     #[test]
