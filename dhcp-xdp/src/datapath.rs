@@ -23,7 +23,7 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 
 use crate::{
     ebpf::Steering,
-    handler::{DropReason, FrameMeta, Handler, Release, Verdict},
+    handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
 };
 
 /// `--bind-mode`: how AF_XDP sockets bind.
@@ -230,6 +230,8 @@ struct Worker {
     held: std::collections::VecDeque<(u64, XdpDesc)>,
     /// Chunks to give back to the fill ring.
     recycle: Vec<u64>,
+    /// UMEM addresses of the current batch's frames, in order.
+    batch_addrs: Vec<u64>,
 }
 
 /// Most replies a worker holds for durability before it stops taking new frames (batches).
@@ -377,6 +379,9 @@ impl Worker {
         let mut got = 0u32;
         let mut drops = [0u64; DropReason::COUNT];
         handler.begin_batch();
+        // The batch's frames go to the handler together (the engine locks its shard once).
+        self.batch_addrs.clear();
+        let mut jobs = Vec::with_capacity(self.batch as usize);
         while let Some(desc) = rx.read() {
             got += 1;
             let Some(room) = rx_room(&desc, self.frame_size, self.area.len) else {
@@ -385,25 +390,33 @@ impl Worker {
             };
             // SAFETY: the kernel handed this chunk to us through the RX ring, so until we put it
             // on the TX or fill ring no one else reads or writes it; [addr, addr + room) was just
-            // checked to lie inside the mapped UMEM area, which outlives this worker.
+            // checked to lie inside the mapped UMEM area, which outlives this worker. Chunks of
+            // one batch are distinct descriptors, so the slices do not overlap.
             let buf = unsafe { std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(desc.addr as usize), room) };
-            match handler.handle(&self.meta, buf, desc.len as usize) {
+            jobs.push(Job { buf, len: desc.len as usize, verdict: Verdict::Drop(DropReason::NotForUs) });
+            self.batch_addrs.push(desc.addr);
+        }
+        handler.handle_batch(&self.meta, &mut jobs);
+        for (job, &addr) in jobs.iter().zip(&self.batch_addrs) {
+            let room = job.buf.len();
+            match job.verdict {
                 Verdict::Reply(n) if n <= room && n > 0 => {
-                    self.pending_tx.push(XdpDesc { addr: desc.addr, len: n as u32, options: 0 });
+                    self.pending_tx.push(XdpDesc { addr, len: n as u32, options: 0 });
                 }
                 Verdict::ReplyWhenDurable(n) if n <= room && n > 0 => {
-                    self.staged.push(XdpDesc { addr: desc.addr, len: n as u32, options: 0 });
+                    self.staged.push(XdpDesc { addr, len: n as u32, options: 0 });
                 }
                 Verdict::Reply(_) | Verdict::ReplyWhenDurable(_) => {
                     drops[DropReason::NoRoom as usize] += 1;
-                    self.recycle.push(desc.addr);
+                    self.recycle.push(addr);
                 }
                 Verdict::Drop(reason) => {
                     drops[reason as usize] += 1;
-                    self.recycle.push(desc.addr);
+                    self.recycle.push(addr);
                 }
             }
         }
+        drop(jobs);
         rx.release();
         drop(rx);
         // Durability before transmission: replies that promise a lease leave only once the
@@ -622,6 +635,7 @@ impl Datapath {
                     staged: Vec::with_capacity(cfg.batch as usize),
                     held: std::collections::VecDeque::with_capacity(cfg.batch as usize * HELD_BATCHES),
                     recycle: Vec::with_capacity(cfg.batch as usize * 8),
+                    batch_addrs: Vec::with_capacity(cfg.batch as usize),
                 };
                 let stop = dp.stop.clone();
                 let handle = std::thread::Builder::new()

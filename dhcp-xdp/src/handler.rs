@@ -91,11 +91,31 @@ pub enum Release {
     After(u64),
 }
 
+/// One received frame of a batch, and what became of it.
+#[derive(Debug)]
+pub struct Job<'a> {
+    /// The whole writable chunk from the frame's first byte.
+    pub buf: &'a mut [u8],
+    /// The request occupies `buf[..len]`.
+    pub len: usize,
+    /// Set by [`Handler::handle_batch`].
+    pub verdict: Verdict,
+}
+
 /// Decides on frames for one worker. `buf` is the whole writable chunk from the frame's first
 /// byte; the request occupies `buf[..len]`.
 pub trait Handler: Send {
     /// Handles one frame.
     fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict;
+
+    /// Handles the frames of one batch (between [`begin_batch`](Self::begin_batch) and
+    /// [`end_batch`](Self::end_batch)), setting each job's verdict: one
+    /// [`handle`](Self::handle) each, unless the handler does better with the whole batch.
+    fn handle_batch(&mut self, meta: &FrameMeta, jobs: &mut [Job<'_>]) {
+        for j in jobs {
+            j.verdict = self.handle(meta, j.buf, j.len);
+        }
+    }
 
     /// Called before the first frame of a batch (read the clock, the config, …).
     fn begin_batch(&mut self) {}

@@ -9,7 +9,7 @@ use std::sync::{
 use crate::{
     config::Config,
     engine::{Engine, MSG_NAMES, ServerIdentity, unix_now},
-    handler::{FrameMeta, Handler, Release, Verdict},
+    handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
     journal::Journal,
     leases::{Change, LeaseDb},
 };
@@ -102,7 +102,15 @@ impl Handler for EngineHandler {
         self.rt = self.shared.runtime();
     }
 
-    fn handle(&mut self, _meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
+    fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
+        let mut job = [Job { buf, len, verdict: Verdict::Drop(DropReason::NotForUs) }];
+        self.handle_batch(meta, &mut job);
+        job[0].verdict
+    }
+
+    /// The shard is locked once for the batch and the counters are added once: a control-plane
+    /// reader waits a batch at most, and a frame costs no atomic operation of its own.
+    fn handle_batch(&mut self, _meta: &FrameMeta, jobs: &mut [Job<'_>]) {
         let mut shard = self.rt.db.lock(self.shard);
         if self.rt.db.is_retired() {
             // A reload rebuilt the tables while we waited for this lock.
@@ -110,22 +118,30 @@ impl Handler for EngineHandler {
             self.rt = self.shared.runtime();
             shard = self.rt.db.lock(self.shard);
         }
-        let (verdict, outcome) = self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut shard, buf, len);
-        let before = self.changes.len();
-        shard.drain_changes(&mut self.changes);
-        drop(shard);
-        // A reply after which the lease store changed (an ACK) waits until the change is
-        // durable; others (OFFERs, NAKs, INFORM ACKs) need not.
-        let verdict = match verdict {
-            Verdict::Reply(n) if self.changes.len() > before => Verdict::ReplyWhenDurable(n),
-            v => v,
-        };
-        for i in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
-            if let Some(c) = self.stats.counts.get(i) {
-                c.fetch_add(1, Ordering::Relaxed);
+        let mut counts = [0u64; MSG_NAMES.len()];
+        for job in jobs.iter_mut() {
+            let (verdict, outcome) =
+                self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut shard, job.buf, job.len);
+            let before = self.changes.len();
+            shard.drain_changes(&mut self.changes);
+            // A reply after which the lease store changed (an ACK) waits until the change is
+            // durable; others (OFFERs, NAKs, INFORM ACKs) need not.
+            job.verdict = match verdict {
+                Verdict::Reply(n) if self.changes.len() > before => Verdict::ReplyWhenDurable(n),
+                v => v,
+            };
+            for i in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
+                if let Some(c) = counts.get_mut(i) {
+                    *c += 1;
+                }
             }
         }
-        verdict
+        drop(shard);
+        for (c, n) in self.stats.counts.iter().zip(counts) {
+            if n > 0 {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
 
     fn end_batch(&mut self) -> Release {
@@ -198,7 +214,10 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::{iface::Ipv4Net, leases::ClientKey};
+    use crate::{
+        iface::Ipv4Net,
+        leases::{ClientKey, LeaseState},
+    };
 
     fn cfg(end: u8) -> Config {
         Config::parse(
@@ -245,6 +264,51 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(h.settled(ticket), Some(true));
+    }
+
+    #[test]
+    fn a_batch_gets_a_verdict_per_frame_and_is_counted_once() {
+        let c = cfg(20);
+        let db = Arc::new(LeaseDb::new(&c, 1, [], 100));
+        let server =
+            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
+        let shared = Arc::new(Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, 1, None));
+        let meta = FrameMeta { queue: 0, worker: 0 };
+        let mut h = EngineHandler::new(shared.clone(), meta);
+        let frame = |options: &[u8]| {
+            let mut f = crate::wire::tests::frame(&[], &[], &crate::dhcp::tests::msg(options));
+            let len = f.len();
+            f.resize(2048, 0);
+            (f, len)
+        };
+        // An address to ask for: offer one first.
+        h.begin_batch();
+        let (mut d, len) = frame(&[53, 1, 1, 255]);
+        assert!(matches!(h.handle(&meta, &mut d, len), Verdict::Reply(_)));
+        assert!(h.end_batch() == Release::Now);
+        let offered = db.lock(0).get(&ClientKey::hw(1, &[2, 0, 0, 0, 0, 1])).expect("offered").addr;
+        let request = [&[53, 1, 3, 50, 4][..], &offered.octets(), &[54, 4, 198, 18, 0, 1, 255]].concat();
+        let (mut a, la) = frame(&request);
+        let (mut b, lb) = frame(&[53, 1, 1, 255]);
+        let mut garbage = vec![0u8; 64];
+        h.begin_batch();
+        let mut jobs = [
+            Job { buf: &mut a, len: la, verdict: Verdict::Drop(DropReason::NotForUs) },
+            Job { buf: &mut garbage, len: 64, verdict: Verdict::Drop(DropReason::NotForUs) },
+            Job { buf: &mut b, len: lb, verdict: Verdict::Drop(DropReason::NotForUs) },
+        ];
+        h.handle_batch(&meta, &mut jobs);
+        let verdicts: Vec<_> = jobs.iter().map(|j| j.verdict).collect();
+        assert!(matches!(verdicts[0], Verdict::ReplyWhenDurable(_)), "ACK: {verdicts:?}");
+        assert_eq!(verdicts[1], Verdict::Drop(DropReason::Malformed));
+        assert!(matches!(verdicts[2], Verdict::Reply(_)), "OFFER again: {verdicts:?}");
+        assert_eq!(h.end_batch(), Release::Now, "no journal: durable at once");
+        let counts = shared.stats[0].render();
+        for want in ["rx_discover=2", "rx_request=1", "tx_offer=2", "tx_ack=1", "rx_other=1", "rx_request_selecting=1"]
+        {
+            assert!(counts.split(' ').any(|c| c == want), "{want} in {counts}");
+        }
+        assert!(db.lock(0).get(&ClientKey::hw(1, &[2, 0, 0, 0, 0, 1])).is_some_and(|l| l.state == LeaseState::Bound));
     }
 
     #[test]

@@ -65,9 +65,16 @@ fn run_once() -> Result<(), String> {
     assert!(exit.status.success());
     let workers: Vec<&String> = exit.stdout.iter().filter(|l| l.starts_with("final stats: q")).collect();
     if (d.2, r.2, run2["DISCOVER-OFFER"].2, run2["REQUEST-ACK"].2, renew.2) != (0, 0, 0, 0, 0) {
+        // Where replies can be lost on the client's side: its UDP receive queue, its link.
+        let client_udp = net.client.exec("cat").arg("/proc/net/snmp").output().map(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("Udp:")).collect::<Vec<_>>().join(" / ")
+        });
+        let client_link = net.client.exec("ip").args(["-s", "link", "show", &net.client_if]).output();
         return Err(format!(
-            "drops: {run1:?} {run2:?}; daemon: {workers:?}; engine: {:?}",
-            exit.stdout.iter().filter(|l| l.starts_with("final stats: shard")).collect::<Vec<_>>()
+            "drops: {run1:?} {run2:?}; daemon: {workers:?}; engine: {:?}; client UDP: {:?}; client link: {}",
+            exit.stdout.iter().filter(|l| l.starts_with("final stats: shard")).collect::<Vec<_>>(),
+            client_udp.unwrap_or_default(),
+            client_link.map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', " ")).unwrap_or_default(),
         ));
     }
     // The daemon's counters account for what perfdhcp saw.
