@@ -330,6 +330,8 @@ pub struct Subnet {
 /// first reservation that has it (configuration order decides, as it would in a scan).
 #[derive(Debug, Clone, Default)]
 pub struct ReservationIndex {
+    /// Any reservations at all (none is the common case, checked first).
+    any: bool,
     hw: hashbrown::HashMap<[u8; 6], usize>,
     client_id: hashbrown::HashMap<Vec<u8>, usize>,
     circuit_id: hashbrown::HashMap<Vec<u8>, usize>,
@@ -338,7 +340,7 @@ pub struct ReservationIndex {
 
 impl ReservationIndex {
     fn new(reservations: &[Reservation]) -> Self {
-        let mut x = Self::default();
+        let mut x = Self { any: !reservations.is_empty(), ..Self::default() };
         for (i, r) in reservations.iter().enumerate() {
             let _ = match &r.key {
                 ReservationKey::HwAddress(m) => x.hw.entry(*m).or_insert(i),
@@ -350,10 +352,14 @@ impl ReservationIndex {
         x
     }
 
+    /// Whether the subnet has no reservations.
+    pub fn is_empty(&self) -> bool {
+        !self.any
+    }
+
     /// The first reservation matching any of the request's keys (empty ones match nothing).
-    #[inline]
     pub fn find(&self, hw: Option<[u8; 6]>, client_id: &[u8], circuit_id: &[u8], remote_id: &[u8]) -> Option<usize> {
-        if self.hw.is_empty() && self.client_id.is_empty() && self.circuit_id.is_empty() && self.remote_id.is_empty() {
+        if !self.any {
             return None;
         }
         self.lookup(hw, client_id, circuit_id, remote_id)

@@ -333,6 +333,9 @@ impl Engine {
     }
 
     fn reservation(&self, s: &Subnet, req: &Req) -> Option<usize> {
+        if s.reservation_index.is_empty() {
+            return None;
+        }
         let relay = &self.relay[..self.relay_len];
         let client_id = self.client_id_len.map_or(&[][..], |n| &self.client_id[..n]);
         let (circuit, remote) = (&relay[self.circuit.0..][..self.circuit.1], &relay[self.remote.0..][..self.remote.1]);
