@@ -66,7 +66,7 @@ fn bench_shard(c: &mut Criterion, n: u32) {
         let mut g = db.lock(0);
         for m in &clients {
             let k = ClientKey::hw(1, m);
-            let (a, s) = g.offer(1_000, 30, k, *m, &[1], None, None).expect("offer");
+            let (a, s) = g.offer(1_000, 30, &k, *m, &[1], None, None).expect("offer");
             g.bind(1_000, k, *m, a, s, 86_400, false).expect("bind");
             addr.push(a);
         }

@@ -413,7 +413,7 @@ impl Engine {
         };
         match req.mtype {
             Some(MessageType::Discover) => {
-                match shard.offer(now, cfg.offer_hold, key, req.chaddr, cand, reserved_ip.as_ref(), req.requested) {
+                match shard.offer(now, cfg.offer_hold, &key, req.chaddr, cand, reserved_ip.as_ref(), req.requested) {
                     Ok((addr, sid)) => {
                         let si = cfg.subnet_index(sid).unwrap_or(subnet);
                         let lease = cfg.subnets[si].lease_time;

@@ -624,7 +624,7 @@ impl ShardGuard<'_> {
         &mut self,
         now: u32,
         hold: u32,
-        key: ClientKey,
+        key: &ClientKey,
         chaddr: [u8; 6],
         subnets: &[u32],
         // By reference: a by-value copy of this pair waits on the narrower stores that built it.
@@ -635,7 +635,7 @@ impl ShardGuard<'_> {
         // taken, or a binding): offer it again without touching its state — a bound lease stays
         // bound until its REQUEST, an offer gets a fresh hold.
         if reserved.is_none()
-            && let Some(i) = self.shard.find(&key)
+            && let Some(i) = self.shard.find(key)
         {
             let l = &mut self.shard.leases[i as usize];
             if matches!(l.state, LeaseState::Offered | LeaseState::Bound) && l.holds(now) && subnets.contains(&l.subnet)
@@ -650,17 +650,17 @@ impl ShardGuard<'_> {
             |db: &LeaseDb, a: Ipv4Addr| db.locate(a).map(|(pi, _)| db.pools[pi].subnet).filter(|s| subnets.contains(s));
         let pick = if let Some(&(a, subnet)) = reserved {
             match self.by_addr(a) {
-                Some(l) if l.key != key && l.holds(now) => return Err(LeaseError::Unavailable),
+                Some(l) if l.key != *key && l.holds(now) => return Err(LeaseError::Unavailable),
                 _ => Some((a, subnet)),
             }
-        } else if let Some(l) = self.get(&key).filter(|l| l.state != LeaseState::Declined)
+        } else if let Some(l) = self.get(key).filter(|l| l.state != LeaseState::Declined)
             && let Some(s) = in_subnets(self.db, l.addr)
-            && self.available(l.addr, &key, now)
+            && self.available(l.addr, key, now)
         {
             Some((l.addr, s))
         } else if let Some(h) = hint
             && let Some(s) = in_subnets(self.db, h)
-            && self.available(h, &key, now)
+            && self.available(h, key, now)
         {
             Some((h, s))
         } else {
@@ -671,14 +671,14 @@ impl ShardGuard<'_> {
             None => self.allocate(now, subnets)?,
         };
         // The client's old address, if it was still held, goes back to the free list.
-        if let Some(old) = self.get(&key)
+        if let Some(old) = self.get(key)
             && old.addr != addr
             && old.holds(now)
         {
             self.push_free(old.addr);
         }
         self.shard.put_unjournaled(Lease {
-            key,
+            key: *key,
             chaddr,
             addr,
             expires: now.saturating_add(hold),
@@ -1013,7 +1013,7 @@ mod tests {
         let db = LeaseDb::new(&c, 1, [], 1000);
         let mut g = db.lock(0);
         let (k, mac) = key(1);
-        let (a, s) = g.offer(1000, 30, k, mac, &[1], None, None).unwrap();
+        let (a, s) = g.offer(1000, 30, &k, mac, &[1], None, None).unwrap();
         assert_eq!(s, 1);
         assert_eq!(g.take_changes(), vec![], "offers are not journaled");
         let l = g.bind(1001, k, mac, a, 1, 3600, false).unwrap();
@@ -1023,10 +1023,10 @@ mod tests {
         // Others take addresses; the released one is offered again to its client while free.
         for i in 2..5 {
             let (k2, m2) = key(i);
-            let (b, _) = g.offer(1003, 30, k2, m2, &[1], None, None).unwrap();
+            let (b, _) = g.offer(1003, 30, &k2, m2, &[1], None, None).unwrap();
             assert_ne!(b, a, "freed address is reused last (FIFO)");
         }
-        assert_eq!(g.offer(1004, 30, k, mac, &[1], None, None).unwrap().0, a);
+        assert_eq!(g.offer(1004, 30, &k, mac, &[1], None, None).unwrap().0, a);
     }
 
     #[test]
@@ -1035,9 +1035,9 @@ mod tests {
         let db = LeaseDb::new(&c, 1, [], 0);
         let mut g = db.lock(0);
         let (k, m) = key(1);
-        let (a, _) = g.offer(0, 30, k, m, &[1], None, None).unwrap();
+        let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).unwrap();
         g.bind(0, k, m, a, 1, 3600, false).unwrap();
-        assert_eq!(g.offer(10, 30, k, m, &[1], None, None).unwrap().0, a);
+        assert_eq!(g.offer(10, 30, &k, m, &[1], None, None).unwrap().0, a);
         let l = g.get(&k).unwrap();
         assert_eq!((l.state, l.expires), (LeaseState::Bound, 3600));
         g.sweep(100, 10);
@@ -1053,10 +1053,10 @@ mod tests {
         let mut g = db.lock(0);
         let (k1, m1) = key(1);
         let want = Ipv4Addr::new(198, 18, 0, 15);
-        assert_eq!(g.offer(0, 30, k1, m1, &[1], None, Some(want)).unwrap().0, want);
+        assert_eq!(g.offer(0, 30, &k1, m1, &[1], None, Some(want)).unwrap().0, want);
         g.bind(1, k1, m1, want, 1, 100, false).unwrap();
         let (k2, m2) = key(2);
-        assert_ne!(g.offer(2, 30, k2, m2, &[1], None, Some(want)).unwrap().0, want);
+        assert_ne!(g.offer(2, 30, &k2, m2, &[1], None, Some(want)).unwrap().0, want);
         assert!(!g.available(Ipv4Addr::new(198, 18, 0, 12), &k2, 2), "reserved addresses are never dynamic");
     }
 
@@ -1067,15 +1067,15 @@ mod tests {
         let mut g = db.lock(0);
         for i in 0..3 {
             let (k, m) = key(i);
-            let (a, _) = g.offer(0, 30, k, m, &[1], None, None).unwrap();
+            let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).unwrap();
             g.bind(0, k, m, a, 1, 100, false).unwrap();
         }
         let (k, m) = key(9);
-        assert_eq!(g.offer(1, 30, k, m, &[1], None, None), Err(LeaseError::NoAddress));
+        assert_eq!(g.offer(1, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
         g.take_changes();
         g.sweep(200, 100);
         assert!(g.take_changes().iter().all(|c| matches!(c, Change::Upsert(l) if l.state == LeaseState::Expired)));
-        assert!(g.offer(201, 30, k, m, &[1], None, None).is_ok());
+        assert!(g.offer(201, 30, &k, m, &[1], None, None).is_ok());
     }
 
     #[test]
@@ -1085,10 +1085,10 @@ mod tests {
         let mut g = db.lock(0);
         let (k1, m1) = key(1);
         let (k2, m2) = key(2);
-        g.offer(0, 30, k1, m1, &[1], None, None).unwrap();
-        assert_eq!(g.offer(10, 30, k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
+        g.offer(0, 30, &k1, m1, &[1], None, None).unwrap();
+        assert_eq!(g.offer(10, 30, &k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
         g.sweep(31, 10);
-        assert!(g.offer(31, 30, k2, m2, &[1], None, None).is_ok());
+        assert!(g.offer(31, 30, &k2, m2, &[1], None, None).is_ok());
     }
 
     #[test]
@@ -1097,16 +1097,16 @@ mod tests {
         let db = LeaseDb::new(&c, 1, [], 0);
         let mut g = db.lock(0);
         let (k, m) = key(1);
-        let (a, _) = g.offer(0, 30, k, m, &[1], None, None).unwrap();
+        let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).unwrap();
         g.bind(0, k, m, a, 1, 100, false).unwrap();
         assert!(g.decline(&k, a, 5, 1000));
-        let (b, _) = g.offer(6, 30, k, m, &[1], None, None).unwrap();
+        let (b, _) = g.offer(6, 30, &k, m, &[1], None, None).unwrap();
         assert_ne!(a, b, "declined address not offered again");
         let (k2, m2) = key(2);
-        assert_eq!(g.offer(7, 30, k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
+        assert_eq!(g.offer(7, 30, &k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
         g.sweep(2000, 10);
         g.sweep(2000, 10);
-        assert_eq!(g.offer(2001, 30, k2, m2, &[1], None, None).unwrap().0, a, "probation over");
+        assert_eq!(g.offer(2001, 30, &k2, m2, &[1], None, None).unwrap().0, a, "probation over");
     }
 
     #[test]
@@ -1117,13 +1117,13 @@ mod tests {
         for i in 0..9u8 {
             let mut g = db.lock(usize::from(i % 2));
             let (k, m) = key(i);
-            let (a, _) = g.offer(0, 30, k, m, &[1], None, None).expect("pool not full yet");
+            let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).expect("pool not full yet");
             g.bind(0, k, m, a, 1, 100, false).unwrap();
             assert!(got.insert(a), "{a} handed out twice");
         }
         let mut g = db.lock(0);
         let (k, m) = key(99);
-        assert_eq!(g.offer(0, 30, k, m, &[1], None, None), Err(LeaseError::NoAddress));
+        assert_eq!(g.offer(0, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
     }
 
     #[test]
@@ -1162,17 +1162,17 @@ mod tests {
         for i in 0..n - 100 {
             let mac = [2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
             let k = ClientKey::hw(1, &mac);
-            let (a, _) = g.offer(0, 30, k, mac, &[1], None, None).unwrap();
+            let (a, _) = g.offer(0, 30, &k, mac, &[1], None, None).unwrap();
             g.bind(0, k, mac, a, 1, 1000, false).unwrap();
         }
         g.take_changes();
         let t = std::time::Instant::now();
         for i in 0..100u32 {
             let mac = [2, 9, 0, 0, 0, i as u8];
-            g.offer(0, 30, ClientKey::hw(1, &mac), mac, &[1], None, None).unwrap();
+            g.offer(0, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None).unwrap();
         }
         assert!(t.elapsed() < std::time::Duration::from_millis(50), "last 100 allocations took {:?}", t.elapsed());
         let mac = [2, 9, 9, 9, 9, 9];
-        assert_eq!(g.offer(0, 30, ClientKey::hw(1, &mac), mac, &[1], None, None), Err(LeaseError::NoAddress));
+        assert_eq!(g.offer(0, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None), Err(LeaseError::NoAddress));
     }
 }

@@ -323,7 +323,7 @@ mod tests {
             let mac = [2, 0, 0, 0, 0, i];
             let mut g = db.lock(db.shard_of(&mac));
             let k = ClientKey::hw(1, &mac);
-            let (a, s) = g.offer(100, 30, k, mac, &[1], None, None).expect("offer");
+            let (a, s) = g.offer(100, 30, &k, mac, &[1], None, None).expect("offer");
             g.bind(100, k, mac, a, s, 3600, false).expect("bind");
             bound.push((k, mac, a));
         }
