@@ -633,11 +633,13 @@ impl Engine {
         let live_end = w.position() + 1;
         let end = w.finish(MIN_BOOTP);
         // Only the fixed fields up to chaddr and the options can be non-zero: sname, file and
-        // the padding were zeroed above.
+        // the padding were zeroed above. The two parts are widened into those zeros to whole
+        // 8-byte words, which the sum takes without a byte-by-byte tail.
         let live = &buf[p..];
+        let options_end = live_end.next_multiple_of(8).min(end);
         let sum = wire::payload_sum(&[
-            (0, &live[..field::SNAME.start]),
-            (field::MAGIC.start, &live[field::MAGIC.start..live_end]),
+            (0, &live[..field::SNAME.start + 4]),
+            (field::MAGIC.start - 4, &live[field::MAGIC.start - 4..options_end]),
         ]);
         Self::address_and_headers(server, req, buf, layout, src_mac, server_ip, yiaddr, nak, (end, sum))
     }
