@@ -263,6 +263,39 @@ pub fn daemon_bin() -> PathBuf {
     panic!("dhcp-xdp binary not built: run the suite with `cargo xtask test`");
 }
 
+/// Raises the default socket receive buffer (`net.core.rmem_default`, which on this kernel
+/// every network namespace shares) while it lives, and puts the old value back on drop. For a
+/// load generator such as perfdhcp, which reads every reply through one socket: on two cores a
+/// stall of a few milliseconds overflows the stock 208 KiB and loses replies the daemon sent
+/// (its namespace counts them as `RcvbufErrors`). A load tester raises it; so do these tests.
+pub struct RcvbufDefault(Option<String>);
+
+impl RcvbufDefault {
+    const PATH: &'static str = "/proc/sys/net/core/rmem_default";
+
+    /// At least `bytes`, capped by `net.core.rmem_max`.
+    pub fn at_least(bytes: u64) -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        let (Some(old), Some(max)) = (read(Self::PATH), read("/proc/sys/net/core/rmem_max")) else {
+            return Self(None);
+        };
+        let want = bytes.min(max);
+        if want <= old {
+            return Self(None);
+        }
+        std::fs::write(Self::PATH, want.to_string()).unwrap_or_else(|e| panic!("raising {}: {e}", Self::PATH));
+        Self(Some(old.to_string()))
+    }
+}
+
+impl Drop for RcvbufDefault {
+    fn drop(&mut self) {
+        if let Some(old) = self.0.take() {
+            let _ = std::fs::write(Self::PATH, old);
+        }
+    }
+}
+
 /// A temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use nix::sys::signal::Signal;
-use tests::{Daemon, Netns, TempDir, TwoHosts, tool};
+use tests::{Daemon, Netns, RcvbufDefault, TempDir, TwoHosts, tool};
 
 /// perfdhcp's report: per exchange kind, sent/received/drops.
 fn perfdhcp(ns: &Netns, args: &[&str]) -> HashMap<String, (u64, u64, u64)> {
@@ -44,6 +44,7 @@ fn run_once() -> Result<(), String> {
     // Earlier tests leave dirty pages (journals, snapshots); write them back now so that their
     // writeback does not stall this run's per-batch fsyncs.
     nix::unistd::sync();
+    let _rcvbuf = RcvbufDefault::at_least(4 << 20);
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
     let cfg = dir

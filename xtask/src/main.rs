@@ -140,7 +140,9 @@ fn main() -> anyhow::Result<()> {
             bootstrap()?;
             if only.contains(&BenchPart::Engine) {
                 step("engine benchmark (criterion): DISCOVER→OFFER and REQUEST→ACK on warm shards");
+                let started = std::time::SystemTime::now();
                 run_visible(cargo().args(["bench", "-p", "dhcp-xdp", "--bench", "engine"]))?;
+                engine_summary(started)?;
             }
             if only.contains(&BenchPart::Leases) {
                 step("lease store: memory per lease, journal throughput, recovery time");
@@ -187,6 +189,48 @@ fn install_compare_servers() -> anyhow::Result<()> {
     if !ok(Command::new("apt-get").arg("update")) || !ok(Command::new("apt-get").args(["install", "-y"]).args(&missing))
     {
         step("warning: apt-get failed; servers that are still missing are skipped");
+    }
+    Ok(())
+}
+
+/// The engine's target on a warm shard (ns per message).
+const ENGINE_TARGET_NS: f64 = 300.0;
+
+/// Prints the engine benchmarks this run measured (criterion's saved estimates, written after
+/// `since`): mean and 95 % interval, and the target verdict for the warm-shard cases.
+fn engine_summary(since: std::time::SystemTime) -> anyhow::Result<()> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("criterion");
+    let mut rows = vec![];
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let file = entry.path().join("new").join("estimates.json");
+        let fresh = std::fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+        if !name.starts_with("engine ") || !fresh {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file)?)
+            .with_context(|| format!("parsing {}", file.display()))?;
+        let f = |p: &str| v.pointer(p).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+        let (mean, lo, hi) = (
+            f("/mean/point_estimate"),
+            f("/mean/confidence_interval/lower_bound"),
+            f("/mean/confidence_interval/upper_bound"),
+        );
+        let verdict = match (name.contains(" 1000 leases"), mean <= ENGINE_TARGET_NS) {
+            (true, true) => "target met",
+            (true, false) => "TARGET MISSED",
+            (false, _) => "(large table: not a target case)",
+        };
+        rows.push(format!("  {name:<52} {mean:6.0} ns  [{lo:.0}, {hi:.0}]  {verdict}"));
+    }
+    rows.sort();
+    eprintln!("engine, per message (criterion mean [95 % interval]), target ≤ {ENGINE_TARGET_NS} ns on a warm shard:");
+    for r in rows {
+        eprintln!("{r}");
     }
     Ok(())
 }
