@@ -241,6 +241,8 @@ impl Engine {
         self.prl_len = 0;
         self.relay_len = 0;
         self.client_id_len = None;
+        // The head of the list stays zero-padded: the option-block cache compares it whole.
+        self.prl[..BLOCK_PRL].fill(0);
         if let Some(v) = m.option(opt::PARAMETER_LIST, &mut self.scratch) {
             self.prl_len = v.len().min(255);
             self.prl[..self.prl_len].copy_from_slice(&v[..self.prl_len]);
@@ -613,7 +615,7 @@ impl Engine {
             // left out.
             if mtype.is_some() || req.has_cookie {
                 let prl = &self.prl[..self.prl_len];
-                let cached = self.blocks.get(r, prl);
+                let cached = self.prl.first_chunk().and_then(|head| self.blocks.get(r, prl, head));
                 if !cached.is_some_and(|block| w.put_raw(block)) {
                     // Not cached or too big for this reply: option by option.
                     if !put_subnet_mask(&mut w, r) {
@@ -721,6 +723,7 @@ struct OptionBlock {
     /// [`RenderedOptions::id`]; 0 while empty.
     scope: u64,
     prl_len: usize,
+    /// The list, zero-padded.
     prl: [u8; BLOCK_PRL],
     /// `None`: the options do not fit a block (remembered, so that they are not encoded twice
     /// for every reply).
@@ -735,38 +738,42 @@ struct OptionBlock {
 struct OptionBlocks {
     entries: Box<[OptionBlock]>,
     next: usize,
+    /// The entry the last lookup found.
+    last: usize,
 }
 
 impl OptionBlocks {
     fn new() -> Self {
         let empty = || OptionBlock { scope: 0, prl_len: 0, prl: [0; BLOCK_PRL], len: None, bytes: [0; BLOCK_BYTES] };
-        Self { entries: (0..BLOCKS).map(|_| empty()).collect(), next: 0 }
+        Self { entries: (0..BLOCKS).map(|_| empty()).collect(), next: 0, last: 0 }
     }
 
     /// The subnet mask and the listed options of `r` in the order of `prl`, built on first use
     /// (round-robin replacement); `None` when the list is too long or the options do not fit a
-    /// block.
-    fn get(&mut self, r: &RenderedOptions, prl: &[u8]) -> Option<&[u8]> {
+    /// block. `padded` is the list's head, zero-padded: lists are compared as whole arrays.
+    fn get(&mut self, r: &RenderedOptions, prl: &[u8], padded: &[u8; BLOCK_PRL]) -> Option<&[u8]> {
         if prl.len() > BLOCK_PRL {
             return None;
         }
-        let hit =
-            self.entries.iter().position(|e| e.scope == r.id() && e.prl_len == prl.len() && e.prl[..prl.len()] == *prl);
-        let i = match hit {
-            Some(i) => i,
-            None => {
-                let i = self.next;
-                self.next = (i + 1) % BLOCKS;
-                let e = &mut self.entries[i];
-                let mut w = OptionWriter::new(&mut e.bytes, 0, BLOCK_BYTES);
-                let fits = put_subnet_mask(&mut w, r) && put_listed(&mut w, r, prl);
-                e.len = fits.then(|| w.position());
-                e.prl[..prl.len()].copy_from_slice(prl);
-                e.prl_len = prl.len();
-                e.scope = r.id();
-                i
-            }
+        let is = |e: &OptionBlock| e.scope == r.id() && e.prl_len == prl.len() && e.prl == *padded;
+        // Most clients ask what the last one asked.
+        let i = if is(&self.entries[self.last]) {
+            self.last
+        } else if let Some(i) = self.entries.iter().position(is) {
+            i
+        } else {
+            let i = self.next;
+            self.next = (i + 1) % BLOCKS;
+            let e = &mut self.entries[i];
+            let mut w = OptionWriter::new(&mut e.bytes, 0, BLOCK_BYTES);
+            let fits = put_subnet_mask(&mut w, r) && put_listed(&mut w, r, prl);
+            e.len = fits.then(|| w.position());
+            e.prl = *padded;
+            e.prl_len = prl.len();
+            e.scope = r.id();
+            i
         };
+        self.last = i;
         let e = &self.entries[i];
         e.len.map(|n| &e.bytes[..n])
     }

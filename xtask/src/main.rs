@@ -225,7 +225,7 @@ fn engine_summary(since: std::time::SystemTime) -> anyhow::Result<()> {
             (true, false) => "TARGET MISSED",
             (false, _) => "(large table: not a target case)",
         };
-        rows.push(format!("  {name:<52} {mean:6.0} ns  [{lo:.0}, {hi:.0}]  {verdict}"));
+        rows.push(format!("  {name:<56} {mean:6.0} ns  [{lo:.0}, {hi:.0}]  {verdict}"));
     }
     rows.sort();
     eprintln!("engine, per message (criterion mean [95 % interval]), target ≤ {ENGINE_TARGET_NS} ns on a warm shard:");
