@@ -351,18 +351,21 @@ impl Engine {
             .unwrap_or_else(|| server.primary())
     }
 
+    /// The scope of an address that may lie outside every subnet (INFORM's ciaddr): the
+    /// reservation's, else its own subnet's, else `subnet`'s.
     fn opts_for(cfg: &Config, subnet: usize, addr: Ipv4Addr, reservation: Option<(usize, usize)>) -> OptSrc {
-        if let Some((s, r)) = reservation {
-            return OptSrc::Reservation(s, r);
-        }
-        match cfg.subnet_of(addr) {
-            Some(s) => Self::opts_in(cfg, s, addr),
-            None => OptSrc::Subnet(subnet),
+        match (reservation, cfg.subnet_of(addr)) {
+            (None, Some(s)) => Self::opts_in(cfg, s, addr, None),
+            _ => Self::opts_in(cfg, subnet, addr, reservation),
         }
     }
 
-    /// The scope of `addr` inside subnet `s`: its pool's, else the subnet's.
-    fn opts_in(cfg: &Config, s: usize, addr: Ipv4Addr) -> OptSrc {
+    /// The scope of `addr`, which lies in subnet `s`: the reservation's, else its pool's, else
+    /// the subnet's.
+    fn opts_in(cfg: &Config, s: usize, addr: Ipv4Addr, reservation: Option<(usize, usize)>) -> OptSrc {
+        if let Some((s, r)) = reservation {
+            return OptSrc::Reservation(s, r);
+        }
         match cfg.subnets[s].pool_of(addr) {
             Some(p) => OptSrc::Pool(s, p),
             None => OptSrc::Subnet(s),
@@ -405,10 +408,7 @@ impl Engine {
                     yiaddr: addr,
                     subnet: si,
                     lease: s.lease_time,
-                    opts: match resv {
-                        Some((s, r)) => OptSrc::Reservation(s, r),
-                        None => Self::opts_in(cfg, si, addr),
-                    },
+                    opts: Self::opts_in(cfg, si, addr, resv),
                 }),
                 Err(_) => Ok(Answer::Nak { subnet: Some(si) }),
             }
@@ -419,7 +419,7 @@ impl Engine {
                     Ok((addr, sid)) => {
                         let si = cfg.subnet_index(sid).unwrap_or(subnet);
                         let lease = cfg.subnets[si].lease_time;
-                        Ok(Answer::Offer { yiaddr: addr, subnet: si, lease, opts: Self::opts_for(cfg, si, addr, resv) })
+                        Ok(Answer::Offer { yiaddr: addr, subnet: si, lease, opts: Self::opts_in(cfg, si, addr, resv) })
                     }
                     Err(LeaseError::NoAddress) => Err(DropReason::NoAddress),
                     Err(LeaseError::Unavailable) => Err(DropReason::NoAddress),
