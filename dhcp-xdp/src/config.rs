@@ -432,6 +432,8 @@ struct SubnetIndex {
     /// (network, broadcast, subnet index), sorted; subnets never overlap (validated).
     ranges: Vec<(u32, u32, usize)>,
     by_id: hashbrown::HashMap<u32, usize>,
+    /// The only subnet without VLAN tags, if there is exactly one.
+    sole_untagged: Option<usize>,
 }
 
 impl SubnetIndex {
@@ -446,7 +448,9 @@ impl SubnetIndex {
             })
             .collect();
         ranges.sort_unstable();
-        Self { ranges, by_id: subnets.iter().enumerate().map(|(i, s)| (s.id, i)).collect() }
+        let mut untagged = subnets.iter().enumerate().filter(|(_, s)| s.vlan.is_empty()).map(|(i, _)| i);
+        let sole_untagged = untagged.next().filter(|_| untagged.next().is_none());
+        Self { ranges, by_id: subnets.iter().enumerate().map(|(i, s)| (s.id, i)).collect(), sole_untagged }
     }
 }
 
@@ -839,6 +843,11 @@ impl Config {
         self.index.by_id.get(&id).copied()
     }
 
+    /// The only subnet without VLAN tags, if there is exactly one.
+    pub fn sole_untagged(&self) -> Option<usize> {
+        self.index.sole_untagged
+    }
+
     /// Index of the subnet holding `a`.
     pub fn subnet_of(&self, a: Ipv4Addr) -> Option<usize> {
         if self.subnets.len() <= SMALL {
@@ -1015,6 +1024,7 @@ shared-network = "campus"
             assert_eq!(c.subnet_index(s.id), Some(i));
         }
         assert_eq!(c.subnet_index(1), None);
+        assert_eq!(c.sole_untagged(), None, "300 untagged subnets");
     }
 
     #[test]
@@ -1028,6 +1038,7 @@ shared-network = "campus"
              [[subnet.reservation]]\nclient-id = \"01:02\"\nip = \"198.18.0.13\"\n",
         )
         .unwrap();
+        assert_eq!(c.sole_untagged(), Some(0));
         let x = &c.subnets[0].reservation_index;
         let mac = Some([2, 0, 0, 0, 0, 1]);
         assert_eq!(x.find(mac, &[], &[], &[]), Some(1), "the first of two equal keys");

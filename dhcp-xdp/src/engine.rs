@@ -311,11 +311,15 @@ impl Engine {
         if !tags.is_empty() {
             return cfg.subnets.iter().position(|s| s.vlan == tags);
         }
-        let untagged = || cfg.subnets.iter().enumerate().filter(|(_, s)| s.vlan.is_empty());
-        untagged()
-            .find(|(_, s)| server.addrs.iter().any(|n| s.contains(n.addr)))
-            .or_else(|| if untagged().count() == 1 { untagged().next() } else { None })
-            .map(|(i, _)| i)
+        // The first untagged subnet (in configuration order) holding one of our addresses, else
+        // the only untagged subnet.
+        server
+            .addrs
+            .iter()
+            .filter_map(|n| cfg.subnet_of(n.addr))
+            .filter(|&i| cfg.subnets[i].vlan.is_empty())
+            .min()
+            .or(cfg.sole_untagged())
     }
 
     /// Subnet ids a client on `subnet` may get an address from: its own, then the others of
@@ -1486,6 +1490,15 @@ vlan = [100, 20]
             c.chaddr = [2, 0, 0, 0, 3, i];
             assert_eq!(h.send(T0, &c).unwrap().yiaddr(), Ipv4Addr::new(198, 19, i, 7), "circuit port{i}");
         }
+        // A direct client: none of these subnets holds our address (198.18.0.1) and none is the
+        // only untagged one, so there is no subnet for it; with our own subnet added, that one.
+        assert_eq!(h.send(T0, &rq(MessageType::Discover)).unwrap_err(), DropReason::NoSubnet);
+        let own = format!(
+            "{src}[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.109\"\n"
+        );
+        let mut h = H::with(&own);
+        let a = h.send(T0, &rq(MessageType::Discover)).unwrap().yiaddr();
+        assert_eq!(a.octets()[..3], [198, 18, 0], "{a}");
     }
 
     #[test]
