@@ -759,7 +759,7 @@ impl OptionBlocks {
         if prl.len() > BLOCK_PRL {
             return None;
         }
-        let is = |e: &OptionBlock| e.scope == r.id() && e.prl_len == prl.len() && e.prl == *padded;
+        let is = |e: &OptionBlock| e.scope == r.id() && e.prl_len == prl.len() && same_words(&e.prl, padded);
         // Most clients ask what the last one asked.
         let i = if is(&self.entries[self.last]) {
             self.last
@@ -781,6 +781,13 @@ impl OptionBlocks {
         let e = &self.entries[i];
         e.len.map(|n| &e.bytes[..n])
     }
+}
+
+/// Whether two lists are equal, compared a word at a time (an array comparison would be a libc
+/// call).
+fn same_words(a: &[u8; BLOCK_PRL], b: &[u8; BLOCK_PRL]) -> bool {
+    let (a, b) = (a.as_chunks::<8>().0, b.as_chunks::<8>().0);
+    a.iter().zip(b).fold(0, |d, (x, y)| d | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))) == 0
 }
 
 /// Unix time in seconds, saturating into u32.
