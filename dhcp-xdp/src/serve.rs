@@ -229,6 +229,24 @@ mod tests {
         .expect("config")
     }
 
+    /// Runtime state over `shards` shards of `cfg(20)`, with the server at 198.18.0.1/24.
+    fn shared(shards: usize, journal: Option<Arc<crate::journal::Journal>>) -> (Arc<LeaseDb>, Arc<Shared>) {
+        let c = cfg(20);
+        let db = Arc::new(LeaseDb::new(&c, shards, [], 100));
+        let server =
+            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
+        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, shards, journal);
+        (db, Arc::new(shared))
+    }
+
+    /// A request frame with `options` from 02:00:00:00:00:01, in a 2 KiB chunk, and its length.
+    fn request(options: &[u8]) -> (Vec<u8>, usize) {
+        let mut f = crate::wire::tests::frame(&[], &[], &crate::dhcp::tests::msg(options));
+        let len = f.len();
+        f.resize(2048, 0);
+        (f, len)
+    }
+
     /// OFFERs leave at once; an ACK waits for its lease record to be durable (group commit).
     #[test]
     fn only_replies_that_promise_a_lease_wait_for_the_journal() {
@@ -236,17 +254,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         crate::journal::Journal::recover(&dir).expect("recover");
         let journal = crate::journal::Journal::open(&dir, 1, crate::config::Durability::Fsync).expect("journal");
-        let c = cfg(20);
-        let db = Arc::new(LeaseDb::new(&c, 1, [], 100));
-        let server =
-            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
-        let shared = Arc::new(Shared::new(Runtime { cfg: Arc::new(c), db }, server, 1, Some(journal)));
+        let (_, shared) = shared(1, Some(journal));
         let meta = FrameMeta { queue: 0, worker: 0 };
         let mut h = EngineHandler::new(shared, meta);
         let ask = |h: &mut EngineHandler, options: &[u8]| {
-            let mut f = crate::wire::tests::frame(&[], &[], &crate::dhcp::tests::msg(options));
-            let len = f.len();
-            f.resize(2048, 0);
+            let (mut f, len) = request(options);
             h.handle(&meta, &mut f, len)
         };
         h.begin_batch();
@@ -268,28 +280,18 @@ mod tests {
 
     #[test]
     fn a_batch_gets_a_verdict_per_frame_and_is_counted_once() {
-        let c = cfg(20);
-        let db = Arc::new(LeaseDb::new(&c, 1, [], 100));
-        let server =
-            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
-        let shared = Arc::new(Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, 1, None));
+        let (db, shared) = shared(1, None);
         let meta = FrameMeta { queue: 0, worker: 0 };
         let mut h = EngineHandler::new(shared.clone(), meta);
-        let frame = |options: &[u8]| {
-            let mut f = crate::wire::tests::frame(&[], &[], &crate::dhcp::tests::msg(options));
-            let len = f.len();
-            f.resize(2048, 0);
-            (f, len)
-        };
         // An address to ask for: offer one first.
         h.begin_batch();
-        let (mut d, len) = frame(&[53, 1, 1, 255]);
+        let (mut d, len) = request(&[53, 1, 1, 255]);
         assert!(matches!(h.handle(&meta, &mut d, len), Verdict::Reply(_)));
         assert!(h.end_batch() == Release::Now);
         let offered = db.lock(0).get(&ClientKey::hw(1, &[2, 0, 0, 0, 0, 1])).expect("offered").addr;
-        let request = [&[53, 1, 3, 50, 4][..], &offered.octets(), &[54, 4, 198, 18, 0, 1, 255]].concat();
-        let (mut a, la) = frame(&request);
-        let (mut b, lb) = frame(&[53, 1, 1, 255]);
+        let selecting = [&[53, 1, 3, 50, 4][..], &offered.octets(), &[54, 4, 198, 18, 0, 1, 255]].concat();
+        let (mut a, la) = request(&selecting);
+        let (mut b, lb) = request(&[53, 1, 1, 255]);
         let mut garbage = vec![0u8; 64];
         h.begin_batch();
         let mut jobs = [
@@ -313,11 +315,7 @@ mod tests {
 
     #[test]
     fn reload_with_new_pools_rebuilds_tables_and_keeps_every_lease() {
-        let c = cfg(20);
-        let db = Arc::new(LeaseDb::new(&c, 2, [], 100));
-        let server =
-            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
-        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, 2, None);
+        let (db, shared) = shared(2, None);
         let mut bound = vec![];
         for i in 0..6u8 {
             let mac = [2, 0, 0, 0, 0, i];
