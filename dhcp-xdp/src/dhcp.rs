@@ -309,7 +309,8 @@ impl<'a> Message<'a> {
         u16::from_be_bytes([self.b[10], self.b[11]])
     }
     fn ip(&self, at: usize) -> Ipv4Addr {
-        Ipv4Addr::new(self.b[at], self.b[at + 1], self.b[at + 2], self.b[at + 3])
+        // The fixed header was length-checked by `parse`.
+        self.b.get(at..at + 4).and_then(|v| <[u8; 4]>::try_from(v).ok()).map_or(Ipv4Addr::UNSPECIFIED, Ipv4Addr::from)
     }
     /// `ciaddr`.
     pub fn ciaddr(&self) -> Ipv4Addr {

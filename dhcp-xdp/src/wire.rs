@@ -179,7 +179,11 @@ impl<'a> Frame<'a> {
     }
     /// Whether the IPv4 header checksum is correct.
     pub fn ipv4_checksum_ok(&self) -> bool {
-        internet_checksum(&self.bytes[self.layout.l3..self.layout.l4]) == 0
+        // A header is a whole number of 32-bit words (RFC 791): summed a word at a time, no
+        // tail. At most 15 words, so 64 bits cannot carry out.
+        let (words, rest) = self.bytes[self.layout.l3..self.layout.l4].as_chunks::<4>();
+        let sum = words.iter().fold(0u64, |s, w| s + u64::from(u32::from_ne_bytes(*w)));
+        rest.is_empty() && !fold64(sum) == 0
     }
 
     /// Whether the UDP checksum is absent (zero) or correct.
@@ -232,12 +236,19 @@ fn sum_be16(bytes: &[u8], acc: u32) -> u32 {
         let tail = rest.iter().enumerate().fold(0u64, |w, (k, &b)| w | u64::from(b) << (8 * k));
         add(u64::from_le(tail));
     }
+    u32::from(fold64(sum)) + acc
+}
+
+/// A one's-complement sum of native-order words, folded to 16 bits and put in big-endian
+/// (RFC 1071 §2: the sum is independent of byte order up to a swap, and of the word size up to
+/// folding).
+fn fold64(sum: u64) -> u16 {
     // 64 → 32 → 16 bits, each step with its carry folded back in.
     let s = (sum & 0xffff_ffff) + (sum >> 32);
     let s = (s & 0xffff_ffff) + (s >> 32);
     let s = (s & 0xffff) + (s >> 16);
     let s = (s & 0xffff) + (s >> 16);
-    u32::from(u16::from_be(s as u16)) + acc
+    u16::from_be(s as u16)
 }
 
 /// The Internet checksum (RFC 1071) of `bytes`. Over a header whose checksum field is already
@@ -426,6 +437,22 @@ pub(crate) mod tests {
         let l = FrameLayout::parse(&f).unwrap();
         assert_eq!(l.ihl(), 28);
         assert_eq!(l.payload_len, 40);
+    }
+
+    #[test]
+    fn ipv4_header_checksum_is_checked_with_and_without_options() {
+        for opts in [&[][..], &[1, 1, 1, 0][..], &[7; 40][..]] {
+            let mut f = frame(&[(0x8100, 5)], opts, &[3u8; 60]);
+            assert!(Frame::new_checked(&f).unwrap().ipv4_checksum_ok(), "{} option bytes", opts.len());
+            assert_eq!(internet_checksum(&f[18..18 + 20 + opts.len()]), 0, "the reference agrees");
+            // Any single bit flipped in the header is caught.
+            for bit in [0, 77, 8 * (19 + opts.len()) + 7] {
+                f[18 + bit / 8] ^= 1 << (bit % 8);
+                let bad = Frame::new_checked(&f).map(|fr| fr.ipv4_checksum_ok());
+                assert!(bad != Ok(true), "bit {bit} with {} option bytes", opts.len());
+                f[18 + bit / 8] ^= 1 << (bit % 8);
+            }
+        }
     }
 
     #[test]
