@@ -319,7 +319,7 @@ pub struct Subnet {
     pub server_id: Option<Ipv4Addr>,
     /// Options (global overlaid with the subnet's).
     pub options: RenderedOptions,
-    /// Reservations.
+    /// Reservations (indexed by `reservation_index` when the configuration is built).
     pub reservations: Vec<Reservation>,
     /// The reservations by key.
     pub reservation_index: ReservationIndex,
@@ -400,7 +400,8 @@ impl Subnet {
 pub struct Config {
     /// Where it came from (`zero-config` without a file).
     pub source: String,
-    /// Subnets.
+    /// Subnets. The lookup indexes are built from them with the configuration: read them, do
+    /// not change them afterwards.
     pub subnets: Vec<Subnet>,
     /// Names of shared networks.
     pub shared_networks: Vec<String>,
