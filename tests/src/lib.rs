@@ -248,13 +248,13 @@ impl TwoHosts {
 }
 
 /// Path of the daemon binary: `$DHCP_XDP_BIN` (set by `cargo xtask test`) or the workspace's
-/// release/debug build.
+/// dist/release/debug build.
 pub fn daemon_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("DHCP_XDP_BIN") {
         return p.into();
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-    for profile in ["release", "debug"] {
+    for profile in ["dist", "release", "debug"] {
         let p = root.join("target").join(profile).join("dhcp-xdp");
         if p.is_file() {
             return p;

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's two set-up commands and their helpers.
 //!
 //! - `cargo xtask run --iface IF [--config FILE] [-- daemon args]`: installs what the build needs,
-//!   builds the daemon (release) and runs it in the foreground.
+//!   builds the daemon (profile `dist`: release with LTO) and runs it in the foreground.
 //! - `cargo xtask test [-- cargo-test args]`: installs what the build needs, checks the system
 //!   tools the tests drive, builds the daemon and runs the whole test suite.
 //!
@@ -141,13 +141,13 @@ fn main() -> anyhow::Result<()> {
             if only.contains(&BenchPart::Engine) {
                 step("engine benchmark (criterion): DISCOVER→OFFER and REQUEST→ACK on warm shards");
                 let started = std::time::SystemTime::now();
-                run_visible(cargo().args(["bench", "-p", "dhcp-xdp", "--bench", "engine"]))?;
+                run_visible(cargo().args(["bench", "-p", "dhcp-xdp", "--bench", "engine", "--profile", DIST]))?;
                 engine_summary(started)?;
             }
             if only.contains(&BenchPart::Leases) {
                 step("lease store: memory per lease, journal throughput, recovery time");
                 let mut c = cargo();
-                c.args(["bench", "-p", "dhcp-xdp", "--bench", "lease_store", "--"]);
+                c.args(["bench", "-p", "dhcp-xdp", "--bench", "lease_store", "--profile", DIST, "--"]);
                 c.args(leases.iter().map(u64::to_string));
                 run_visible(&mut c)?;
             }
@@ -157,8 +157,8 @@ fn main() -> anyhow::Result<()> {
                 }
                 install_compare_servers()?;
                 let bin = build_daemon(true)?;
-                step("building the load generator (bench, release)");
-                run_visible(cargo().args(["build", "--release", "-p", "bench"]))?;
+                step("building the load generator (bench)");
+                run_visible(cargo().args(["build", "--profile", DIST, "-p", "bench"]))?;
                 let gen_bin = bin.with_file_name("bench");
                 step(
                     "comparison: echo ceiling, dhcp-xdp, Kea (MT, 1 thread), ISC dhcpd, dnsmasq under the AF_XDP generator",
@@ -199,10 +199,7 @@ const ENGINE_TARGET_NS: f64 = 300.0;
 /// Prints the engine benchmarks this run measured (criterion's saved estimates, written after
 /// `since`): mean and 95 % interval, and the target verdict for the warm-shard cases.
 fn engine_summary(since: std::time::SystemTime) -> anyhow::Result<()> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-        .join("criterion");
+    let dir = target_dir().join("criterion");
     let mut rows = vec![];
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let entry = entry?;
@@ -386,18 +383,18 @@ fn is_root() -> bool {
     output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
 }
 
-fn build_daemon(release: bool) -> anyhow::Result<PathBuf> {
+/// The optimised profile: what `run` ships, what the tests run and the benches measure.
+const DIST: &str = "dist";
+
+fn build_daemon(optimised: bool) -> anyhow::Result<PathBuf> {
+    let profile = if optimised { DIST } else { "dev" };
     step(&format!(
-        "building dhcp-xdp ({}; the XDP program is built by its build script with nightly + bpf-linker)",
-        if release { "release" } else { "debug" }
+        "building dhcp-xdp (profile {profile}; the XDP program is built by its build script with nightly + bpf-linker)"
     ));
-    let mut cmd = cargo();
-    cmd.args(["build", "--package", "dhcp-xdp", "--bin", "dhcp-xdp"]);
-    if release {
-        cmd.arg("--release");
-    }
-    run_visible(&mut cmd)?;
-    let dir =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    Ok(dir.join(if release { "release" } else { "debug" }).join("dhcp-xdp"))
+    run_visible(cargo().args(["build", "--package", "dhcp-xdp", "--bin", "dhcp-xdp", "--profile", profile]))?;
+    Ok(target_dir().join(if optimised { DIST } else { "debug" }).join("dhcp-xdp"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
