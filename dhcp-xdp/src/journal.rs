@@ -576,7 +576,7 @@ pub fn verify_unique_addresses(leases: &[Lease], now: u32) -> anyhow::Result<()>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
 
@@ -647,11 +647,11 @@ mod tests {
         .unwrap()
     }
 
-    /// Waits (up to 5 s) until `ticket` of `shard` settles.
-    fn settle(j: &Journal, shard: usize, ticket: u64) -> Option<bool> {
+    /// Polls `f` every millisecond until it gives a value, for up to 5 s.
+    pub(crate) fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            if let Some(v) = j.settled(shard, ticket) {
+            if let Some(v) = f() {
                 return Some(v);
             }
             if std::time::Instant::now() > deadline {
@@ -659,6 +659,11 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    /// Waits (up to 5 s) until `ticket` of `shard` settles.
+    fn settle(j: &Journal, shard: usize, ticket: u64) -> Option<bool> {
+        poll(|| j.settled(shard, ticket))
     }
 
     #[test]
@@ -702,11 +707,8 @@ mod tests {
         let j = Journal::open(&dir, 1, Durability::Fsync).unwrap();
         j.sync[0].hold.store(true, Ordering::Release);
         j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !j.sync[0].busy.load(Ordering::Acquire) {
-            assert!(std::time::Instant::now() < deadline, "the syncer never took the record");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        let taken = poll(|| j.sync[0].busy.load(Ordering::Acquire).then_some(()));
+        assert!(taken.is_some(), "the syncer never took the record");
         // The syncer holds the older record; let it go a little later.
         let release = {
             let j = j.clone();

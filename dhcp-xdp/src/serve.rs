@@ -270,12 +270,7 @@ mod tests {
         let request = [&[53, 1, 3, 50, 4, 198, 18, 0, 10, 54, 4, 198, 18, 0, 1][..], &[255]].concat();
         assert!(matches!(ask(&mut h, &request), Verdict::ReplyWhenDurable(_)), "ACK");
         let Release::After(ticket) = h.end_batch() else { panic!("the ACK's record is not being synced") };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while h.settled(ticket).is_none() {
-            assert!(std::time::Instant::now() < deadline, "ticket {ticket} never settled");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert_eq!(h.settled(ticket), Some(true));
+        assert_eq!(crate::journal::tests::poll(|| h.settled(ticket)), Some(true), "ticket {ticket}");
     }
 
     #[test]
