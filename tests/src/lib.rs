@@ -394,6 +394,10 @@ impl Daemon {
     /// Starts an arbitrary command line that ends up running the daemon (e.g. `cargo xtask
     /// run`) and waits until it reports ready.
     pub fn spawn(mut cmd: Command, state: Option<TempDir>) -> Self {
+        // The daemon's ACKs wait for `fdatasync`. Dirty pages left by what ran before (the
+        // suite's own build, earlier tests' journals) are written back now, not in the middle
+        // of a test, where their writeback would stall those syncs for a second or more.
+        nix::unistd::sync();
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));

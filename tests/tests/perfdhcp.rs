@@ -41,9 +41,6 @@ fn perfdhcp(ns: &Netns, args: &[&str]) -> HashMap<String, (u64, u64, u64)> {
 
 /// One full run; `Err` describes drops (with the daemon's counters), panics on anything else.
 fn run_once() -> Result<(), String> {
-    // Earlier tests leave dirty pages (journals, snapshots); write them back now so that their
-    // writeback does not stall this run's per-batch fsyncs.
-    nix::unistd::sync();
     let _rcvbuf = RcvbufDefault::at_least(4 << 20);
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
