@@ -15,9 +15,11 @@ use std::{
 use anyhow::{Context as _, bail};
 use dhcp_xdp::{
     datapath::{BindModeArg, DatapathConfig, Port},
-    dhcp::{FLAG_BROADCAST, Message, MessageType, OptionWriter, field, opt},
     ebpf::{Steering, XdpModeArg},
     iface::Interface,
+};
+use dhcp_xdp_core::{
+    dhcp::{FLAG_BROADCAST, Message, MessageType, OptionWriter, field, opt},
     wire::{FrameLayout, ReplyAddressing, write_ipv4_udp_headers},
 };
 use hdrhistogram::Histogram;
@@ -245,7 +247,7 @@ fn build(buf: &mut [u8], tpl: &Template, idx: u32, c: &Client, out: Out) -> usiz
     if unicast {
         b[field::CIADDR].copy_from_slice(&ciaddr.to_be_bytes());
     }
-    b[field::MAGIC].copy_from_slice(&dhcp_xdp::dhcp::MAGIC_COOKIE);
+    b[field::MAGIC].copy_from_slice(&dhcp_xdp_core::dhcp::MAGIC_COOKIE);
     let mut w = OptionWriter::new(b, field::OPTIONS, 548);
     let ty = match out {
         Out::Discover => MessageType::Discover,
@@ -436,7 +438,7 @@ impl Gen {
             self.fail("malformed reply", || format!("{} bytes", frame.len()));
             return;
         };
-        if m.op() != dhcp_xdp::dhcp::BOOTREPLY {
+        if m.op() != dhcp_xdp_core::dhcp::BOOTREPLY {
             self.counts.not_dhcp += 1;
             return;
         }

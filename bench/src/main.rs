@@ -137,7 +137,7 @@ impl GenArgs {
             Some(giaddr) => {
                 let server_ip = self.server_ip.ok_or_else(|| anyhow!("--relay needs --server-ip"))?;
                 let mac = self.server_mac.as_deref().ok_or_else(|| anyhow!("--relay needs --server-mac"))?;
-                let server_mac = dhcp_xdp::iface::parse_mac(mac).context("--server-mac")?;
+                let server_mac = dhcp_xdp_core::net::parse_mac(mac).context("--server-mac")?;
                 Some(Relay { giaddr, server_ip, server_mac })
             }
         };

@@ -78,7 +78,7 @@ fn scenarios_run_clean_and_agree_with_the_daemon() {
 
     // Relayed (option 82 must come back) and VLAN-tagged (tags must come back, the VLAN's subnet).
     let mac = TwoHosts::mac(&net.server, &net.server_if);
-    let mac = dhcp_xdp::iface::colon_hex(&mac);
+    let mac = dhcp_xdp_core::net::colon_hex(&mac);
     let relayed = generate(
         &net.client,
         &net.client_if,

@@ -5,9 +5,9 @@
 
 use std::{net::Ipv4Addr, time::Instant};
 
-use dhcp_xdp::{
+use dhcp_xdp::journal::Journal;
+use dhcp_xdp_core::{
     config::{Config, Durability},
-    journal::Journal,
     leases::{Change, ClientKey, Lease, LeaseDb, LeaseState},
 };
 

@@ -22,7 +22,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use hashbrown::HashMap;
 
-use crate::{
+use dhcp_xdp_core::{
     config::Durability,
     leases::{Change, ClientKey, Lease, LeaseDb, LeaseState},
 };
@@ -578,7 +578,7 @@ pub fn verify_unique_addresses(leases: &[Lease], now: u32) -> anyhow::Result<()>
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::Config;
+    use dhcp_xdp_core::config::Config;
 
     fn lease(i: u8, state: LeaseState) -> Lease {
         let mac = [2, 0, 0, 0, 0, i];

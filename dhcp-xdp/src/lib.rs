@@ -1,21 +1,20 @@
-//! dhcp-xdp: a DHCPv4 server that answers from AF_XDP sockets.
+//! dhcp-xdp: the I/O half of the DHCPv4 server that answers from AF_XDP sockets. The protocol,
+//! lease tables and configuration live in `dhcp-xdp-core` (sans-IO); this crate moves frames,
+//! keeps leases on disk and runs the control loop.
 //!
 //! - [`ebpf`] loads and attaches the XDP steering program and reads its counters.
 //! - [`datapath`] owns the AF_XDP sockets and the worker threads (the one room for `unsafe`).
 //! - [`handler`] is the interface between datapath and decision-maker, with the reflector.
-//! - [`wire`] holds zero-copy header views and checksums.
+//!   Its `port` submodule is the single-socket AF_XDP port of the load generator.
+//! - [`journal`] keeps the lease tables durable (journal + snapshots, group commit).
+//! - [`serve`] glues the engine to the datapath: per-worker handlers, reload, expiry sweep.
 //! - [`iface`] reads the served interface's addresses and queues.
 #![deny(unsafe_code)]
 
-pub mod config;
-#[allow(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
+#[expect(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
 pub mod datapath;
-pub mod dhcp;
 pub mod ebpf;
-pub mod engine;
 pub mod handler;
 pub mod iface;
 pub mod journal;
-pub mod leases;
 pub mod serve;
-pub mod wire;

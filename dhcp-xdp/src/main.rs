@@ -13,17 +13,14 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use dhcp_xdp::{
-    config::Config,
     datapath::{BindModeArg, Datapath, DatapathConfig, WorkerStats},
     ebpf::{Steering, XdpModeArg},
-    engine::ServerIdentity,
     handler::{FrameMeta, Handler, Reflect, Release, Verdict},
-    iface::{Interface, colon_hex},
+    iface::Interface,
     journal::Journal,
-    leases::LeaseDb,
-    serve::{self, EngineHandler, Runtime, Shared},
-    wire::Frame,
+    serve::{self, EngineHandler, Runtime, Shared, load_config_file, unix_now},
 };
+use dhcp_xdp_core::{config::Config, engine::ServerIdentity, leases::LeaseDb, net::colon_hex, wire::Frame};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -150,7 +147,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::CheckConfig { file } => match Config::load(&file) {
+        Command::CheckConfig { file } => match load_config_file(&file) {
             Ok(c) => {
                 print!("{}", c.describe());
                 Ok(())
@@ -329,7 +326,7 @@ fn report_engine(sh: &Shared, last: bool) {
         println!("{what}: shard{i} {}", s.render());
     }
     let rt = sh.runtime();
-    let now = dhcp_xdp::engine::unix_now();
+    let now = unix_now();
     let c = rt.db.census(now);
     println!(
         "{what}: leases bound={} offered={} declined={} remembered={} journal_records={}",
@@ -371,7 +368,7 @@ fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
 
 fn load_config(args: &RunArgs, iface: &Interface) -> anyhow::Result<Config> {
     let mut cfg = match &args.config {
-        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(p) => load_config_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Config::zero_config(&iface.name, iface.primary_ipv4()?).map_err(|e| anyhow::anyhow!("{e}"))?,
     };
     if let Some(d) = &args.state_dir {
@@ -392,7 +389,7 @@ fn start_engine(args: &RunArgs, iface: &Interface, shards: u32) -> anyhow::Resul
         tracing::warn!("{w}");
         println!("journal warning: {w}");
     }
-    let now = dhcp_xdp::engine::unix_now();
+    let now = unix_now();
     dhcp_xdp::journal::verify_unique_addresses(&rec.leases, now)?;
     let n = rec.leases.len();
     let db = Arc::new(LeaseDb::new(&cfg, shards as usize, rec.leases, now));

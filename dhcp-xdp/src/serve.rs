@@ -6,13 +6,36 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use crate::{
-    config::Config,
-    engine::{Engine, MSG_NAMES, ServerIdentity, unix_now},
-    handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
-    journal::Journal,
+use dhcp_xdp_core::{
+    config::{Config, ConfigError},
+    engine::{Engine, MSG_NAMES, ServerIdentity},
     leases::{Change, LeaseDb},
 };
+
+use crate::{
+    handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
+    journal::Journal,
+};
+
+/// Unix time in seconds, saturating into u32: the one clock the engine's callers read.
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        field: "-".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    Config::parse(&file, &src)
+}
 
 /// Configuration and lease tables in force; replaced whole by a reload.
 pub struct Runtime {
@@ -214,9 +237,9 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::{
-        iface::Ipv4Net,
+    use dhcp_xdp_core::{
         leases::{ClientKey, LeaseState},
+        net::Ipv4Net,
     };
 
     fn cfg(end: u8) -> Config {
@@ -241,7 +264,7 @@ mod tests {
 
     /// A request frame with `options` from 02:00:00:00:00:01, in a 2 KiB chunk, and its length.
     fn request(options: &[u8]) -> (Vec<u8>, usize) {
-        let mut f = crate::wire::tests::frame(&[], &[], &crate::dhcp::tests::msg(options));
+        let mut f = dhcp_xdp_core::testing::frame(&[], &[], &dhcp_xdp_core::testing::msg(options));
         let len = f.len();
         f.resize(2048, 0);
         (f, len)
@@ -253,7 +276,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dhcp-xdp-serve-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         crate::journal::Journal::recover(&dir).expect("recover");
-        let journal = crate::journal::Journal::open(&dir, 1, crate::config::Durability::Fsync).expect("journal");
+        let journal =
+            crate::journal::Journal::open(&dir, 1, dhcp_xdp_core::config::Durability::Fsync).expect("journal");
         let (_, shared) = shared(1, Some(journal));
         let meta = FrameMeta { queue: 0, worker: 0 };
         let mut h = EngineHandler::new(shared, meta);

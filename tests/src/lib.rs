@@ -238,7 +238,7 @@ impl TwoHosts {
     /// Hardware address of an interface inside a namespace.
     pub fn mac(ns: &Netns, ifname: &str) -> [u8; 6] {
         let out = sh(ns.exec("cat").arg(format!("/sys/class/net/{ifname}/address")));
-        dhcp_xdp::iface::parse_mac(String::from_utf8_lossy(&out.stdout).trim()).expect("mac")
+        dhcp_xdp_core::net::parse_mac(String::from_utf8_lossy(&out.stdout).trim()).expect("mac")
     }
 
     /// Whether `ping` from the client reaches the server.

@@ -57,7 +57,7 @@ fn recovered(state: &TempDir) -> HashMap<[u8; 6], (Ipv4Addr, String, u64)> {
     let mut m = HashMap::new();
     for line in text.lines().filter(|l| l.starts_with("lease ")) {
         let kv: HashMap<&str, &str> = line.split_whitespace().filter_map(|w| w.split_once('=')).collect();
-        let mac = dhcp_xdp::iface::parse_mac(kv["chaddr"]).expect("mac");
+        let mac = dhcp_xdp_core::net::parse_mac(kv["chaddr"]).expect("mac");
         m.insert(
             mac,
             (kv["addr"].parse().expect("addr"), kv["state"].to_owned(), kv["expires"].parse().expect("expires")),

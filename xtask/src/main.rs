@@ -123,9 +123,9 @@ fn main() -> anyhow::Result<()> {
                 step("installing cargo-fuzz (once)");
                 run_visible(cargo().args(["install", "cargo-fuzz"]))?;
             }
-            step(&format!("fuzzing frame → engine for {seconds} s (corpus: dhcp-xdp/fuzz/corpus/engine)"));
+            step(&format!("fuzzing frame → engine for {seconds} s (corpus: dhcp-xdp-core/fuzz/corpus/engine)"));
             let mut c2 = Command::new("cargo");
-            c2.current_dir(workspace_root().join("dhcp-xdp")).args([
+            c2.current_dir(workspace_root().join("dhcp-xdp-core")).args([
                 "+nightly",
                 "fuzz",
                 "run",
@@ -141,7 +141,7 @@ fn main() -> anyhow::Result<()> {
             if only.contains(&BenchPart::Engine) {
                 step("engine benchmark (criterion): DISCOVER→OFFER and REQUEST→ACK on warm shards");
                 let started = std::time::SystemTime::now();
-                run_visible(cargo().args(["bench", "-p", "dhcp-xdp", "--bench", "engine", "--profile", DIST]))?;
+                run_visible(cargo().args(["bench", "-p", "dhcp-xdp-core", "--bench", "engine", "--profile", DIST]))?;
                 engine_summary(started)?;
             }
             if only.contains(&BenchPart::Leases) {

@@ -3,14 +3,15 @@
 
 use std::net::Ipv4Addr;
 
-use dhcp_xdp::{
+use dhcp_xdp_core::{
     config::Config,
-    dhcp::{FLAG_BROADCAST, MAGIC_COOKIE, Message, MessageType},
+    dhcp::{FLAG_BROADCAST, Message, MessageType},
     engine::{Engine, ServerIdentity},
-    handler::Verdict,
-    iface::Ipv4Net,
     leases::LeaseDb,
-    wire::{Frame, internet_checksum},
+    net::Ipv4Net,
+    testing::Request,
+    verdict::Verdict,
+    wire::Frame,
 };
 use proptest::prelude::*;
 
@@ -29,28 +30,23 @@ fn option() -> impl Strategy<Value = (u8, Vec<u8>)> {
     ]
 }
 
-fn bootp(op: u8, flags: u16, ciaddr: [u8; 4], giaddr: [u8; 4], chaddr: [u8; 6], opts: &[(u8, Vec<u8>)]) -> Vec<u8> {
-    let mut b = vec![0u8; 240];
-    b[0] = op;
-    b[1] = 1;
-    b[2] = 6;
-    b[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
-    b[10..12].copy_from_slice(&flags.to_be_bytes());
-    b[12..16].copy_from_slice(&ciaddr);
-    b[24..28].copy_from_slice(&giaddr);
-    b[28..34].copy_from_slice(&chaddr);
-    b[236..240].copy_from_slice(&MAGIC_COOKIE);
+/// A BOOTREQUEST from `chaddr` carrying the first occurrence of each option code (dhcproto keeps
+/// the last of duplicates where RFC 3396 joins them).
+fn request(flags: u16, ciaddr: [u8; 4], giaddr: [u8; 4], chaddr: [u8; 6], opts: &[(u8, Vec<u8>)]) -> Request {
+    let mut r = Request {
+        flags,
+        ciaddr: ciaddr.into(),
+        giaddr: giaddr.into(),
+        end: true,
+        ..Request::bootp_only().client(chaddr)
+    };
     let mut seen = std::collections::HashSet::new();
     for (c, v) in opts {
-        // One occurrence per code: dhcproto keeps the last of duplicates, RFC 3396 joins them.
         if seen.insert(*c) {
-            b.push(*c);
-            b.push(v.len() as u8);
-            b.extend_from_slice(v);
+            r = r.opt(*c, v);
         }
     }
-    b.push(255);
-    b
+    r
 }
 
 proptest! {
@@ -61,7 +57,7 @@ proptest! {
         flags in any::<u16>(), ciaddr in any::<[u8; 4]>(), giaddr in any::<[u8; 4]>(), chaddr in any::<[u8; 6]>(),
         opts in prop::collection::vec(option(), 0..10),
     ) {
-        let b = bootp(1, flags & 0x8000, ciaddr, giaddr, chaddr, &opts);
+        let b = request(flags & 0x8000, ciaddr, giaddr, chaddr, &opts).bootp();
         common::differential(&b);
     }
 
@@ -75,23 +71,6 @@ proptest! {
             }
         }
     }
-}
-
-fn frame(src_mac: [u8; 6], src_ip: Ipv4Addr, dst_ip: Ipv4Addr, bootp: &[u8]) -> Vec<u8> {
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&[8, 0, 0x45, 0]);
-    f.extend_from_slice(&((28 + bootp.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&src_ip.octets());
-    f.extend_from_slice(&dst_ip.octets());
-    let c = internet_checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&[0, 68, 0, 67]);
-    f.extend_from_slice(&((8 + bootp.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(bootp);
-    f
 }
 
 const CONFIG: &str = r#"
@@ -126,8 +105,7 @@ proptest! {
         let mut engine = Engine::new();
         // Some other clients first, to fill the pool to a random level.
         for i in 0..clients_before {
-            let b = bootp(1, 0, [0; 4], [0; 4], [2, 9, 9, 0, 0, i as u8], &[(53, vec![1])]);
-            let mut f = frame([2, 9, 9, 0, 0, i as u8], Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, &b);
+            let mut f = request(0, [0; 4], [0; 4], [2, 9, 9, 0, 0, i as u8], &[(53, vec![1])]).frame();
             let n = f.len();
             f.resize(4096, 0);
             let _ = engine.handle(1_000, &cfg, &server, &mut db.lock(0), &mut f, n);
@@ -140,9 +118,9 @@ proptest! {
         opts.extend(extra.into_iter().filter(|(c, _)| *c != 53));
         let chaddr = [2, 0, 0, 0, 0, chaddr_last];
         let src_mac = if relayed { [2, 7, 7, 7, 7, 7] } else { chaddr };
-        let b = bootp(1, if broadcast { FLAG_BROADCAST } else { 0 }, ciaddr, giaddr, chaddr, &opts);
         let src_ip = if relayed { Ipv4Addr::from(giaddr) } else { Ipv4Addr::from(ciaddr) };
-        let mut f = frame(src_mac, src_ip, Ipv4Addr::BROADCAST, &b);
+        let r = request(if broadcast { FLAG_BROADCAST } else { 0 }, ciaddr, giaddr, chaddr, &opts);
+        let mut f = Request { src_mac, src_ip, ..r }.frame();
         let n = f.len();
         f.resize(4096, 0);
         let (v, _) = engine.handle(1_001, &cfg, &server, &mut db.lock(0), &mut f, n);

@@ -4,42 +4,24 @@
 use std::{hint::black_box, net::Ipv4Addr, time::Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dhcp_xdp::{
+use dhcp_xdp_core::{
     config::Config,
-    datapath::DatapathConfig,
+    dhcp::{MessageType, opt},
     engine::{Engine, ServerIdentity},
-    handler::Verdict,
-    iface::Ipv4Net,
     leases::{ClientKey, LeaseDb},
-    wire::internet_checksum,
+    net::Ipv4Net,
+    testing::Request,
+    verdict::Verdict,
 };
 
-fn frame(chaddr: [u8; 6], ciaddr: Ipv4Addr, mtype: u8) -> Vec<u8> {
-    let mut b = vec![0u8; 240];
-    b[0] = 1;
-    b[1] = 1;
-    b[2] = 6;
-    b[4..8].copy_from_slice(&7u32.to_be_bytes());
-    b[12..16].copy_from_slice(&ciaddr.octets());
-    b[28..34].copy_from_slice(&chaddr);
-    b[236..240].copy_from_slice(&[99, 130, 83, 99]);
-    b.extend_from_slice(&[53, 1, mtype, 55, 6, 1, 3, 6, 15, 28, 42, 57, 2, 5, 220, 255]);
-    b.resize(300, 0);
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&chaddr);
-    f.extend_from_slice(&[8, 0, 0x45, 0]);
-    f.extend_from_slice(&((28 + b.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&ciaddr.octets());
-    f.extend_from_slice(&[255; 4]);
-    let c = internet_checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&[0, 68, 0, 67]);
-    f.extend_from_slice(&((8 + b.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&b);
-    f
+/// A client's broadcast request of type `mtype`, as the datapath receives it.
+fn frame(chaddr: [u8; 6], ciaddr: Ipv4Addr, mtype: MessageType) -> Vec<u8> {
+    let r = Request::new(mtype).client(chaddr).prl(&[1, 3, 6, 15, 28, 42]).opt(opt::MAX_MESSAGE_SIZE, &[5, 220]);
+    Request { xid: 7, ciaddr, src_ip: ciaddr, min_len: 300, ..r }.frame()
 }
+
+/// Frames per batch, as the datapath's default `--batch` hands them to the engine.
+const BATCH: u64 = 64;
 
 fn bench(c: &mut Criterion) {
     for clients in [1_000u32, 100_000] {
@@ -72,8 +54,9 @@ fn bench_shard(c: &mut Criterion, n: u32) {
         }
         g.take_changes();
     }
-    let discovers: Vec<Vec<u8>> = clients.iter().map(|m| frame(*m, Ipv4Addr::UNSPECIFIED, 1)).collect();
-    let renewals: Vec<Vec<u8>> = clients.iter().zip(&addr).map(|(m, a)| frame(*m, *a, 3)).collect();
+    let discovers: Vec<Vec<u8>> =
+        clients.iter().map(|m| frame(*m, Ipv4Addr::UNSPECIFIED, MessageType::Discover)).collect();
+    let renewals: Vec<Vec<u8>> = clients.iter().zip(&addr).map(|(m, a)| frame(*m, *a, MessageType::Request)).collect();
     let mut buf = vec![0u8; 4096];
     let mut i = 0usize;
     let mut changes = Vec::with_capacity(64);
@@ -82,7 +65,7 @@ fn bench_shard(c: &mut Criterion, n: u32) {
             // As a worker calls it under load: the shard locked once per batch of frames, the
             // lease changes collected after each frame.
             b.iter_custom(|iters| {
-                let per_batch = u64::from(DatapathConfig::default().batch);
+                let per_batch = BATCH;
                 let start = Instant::now();
                 let mut left = iters;
                 while left > 0 {

@@ -3,19 +3,14 @@
 //!
 //! Runtime types are immutable once built; a reload builds a new [`Config`] and swaps it whole.
 
-use std::{
-    collections::HashMap,
-    net::Ipv4Addr,
-    path::{Path, PathBuf},
-    str::FromStr,
-};
+use std::{collections::HashMap, net::Ipv4Addr, path::PathBuf, str::FromStr};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
     dhcp::opt,
-    iface::{Ipv4Net, colon_hex},
+    net::{Ipv4Net, colon_hex},
 };
 
 /// A configuration error with its place.
@@ -583,18 +578,6 @@ fn parse_range(s: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
 const DEFAULT_LEASE: u32 = 3600;
 
 impl Config {
-    /// Loads and validates `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: 0,
-            field: "-".into(),
-            message: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&file, &src)
-    }
-
     /// Validates TOML text `src` (named `file` in errors).
     pub fn parse(file: &str, src: &str) -> Result<Self, ConfigError> {
         let ctx = Ctx { file, src };

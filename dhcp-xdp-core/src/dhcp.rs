@@ -567,20 +567,9 @@ impl<'b> OptionWriter<'b> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    pub(crate) fn msg(options: &[u8]) -> Vec<u8> {
-        let mut b = vec![0u8; 240];
-        b[0] = 1;
-        b[1] = 1;
-        b[2] = 6;
-        b[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
-        b[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-        b[236..240].copy_from_slice(&MAGIC_COOKIE);
-        b.extend_from_slice(options);
-        b
-    }
+    use crate::testing::msg;
 
     #[test]
     fn parses_header_and_options() {

@@ -980,7 +980,7 @@ impl ShardGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iface::Ipv4Net;
+    use crate::net::Ipv4Net;
 
     fn cfg(prefix_pool: &str) -> Config {
         Config::parse(

@@ -10,9 +10,9 @@ use std::net::Ipv4Addr;
 use crate::{
     config::{BootpPolicy, Config, RenderedOptions, Subnet},
     dhcp::{self, FLAG_BROADCAST, Message, MessageError, MessageType, OptionWriter, field, opt, relay},
-    handler::{DropReason, Verdict},
-    iface::Ipv4Net,
     leases::{ClientKey, LeaseError, LeaseState, ShardGuard},
+    net::Ipv4Net,
+    verdict::{DropReason, Verdict},
     wire::{self, Frame, ReplyAddressing},
 };
 
@@ -790,14 +790,6 @@ fn same_words(a: &[u8; BLOCK_PRL], b: &[u8; BLOCK_PRL]) -> bool {
     a.iter().zip(b).fold(0, |d, (x, y)| d | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))) == 0
 }
 
-/// Unix time in seconds, saturating into u32.
-pub fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     //! One named test per RFC rule, with an injected clock.
@@ -806,6 +798,7 @@ mod tests {
         config::Config,
         dhcp::Message,
         leases::LeaseDb,
+        testing::Request,
         wire::{Frame, internet_checksum},
     };
 
@@ -865,100 +858,20 @@ vlan = [100, 20]
   router = "198.18.4.1"
 "#;
 
-    /// A request under construction.
-    #[derive(Clone)]
-    struct Rq {
-        mtype: Option<u8>,
-        op: u8,
-        hlen: u8,
-        chaddr: [u8; 6],
-        ciaddr: Ipv4Addr,
-        giaddr: Ipv4Addr,
-        flags: u16,
-        src_mac: [u8; 6],
-        src_ip: Ipv4Addr,
-        dst_ip: Ipv4Addr,
-        vlans: Vec<u16>,
-        opts: Vec<(u8, Vec<u8>)>,
-    }
+    type Rq = Request;
 
     fn rq(mtype: MessageType) -> Rq {
-        Rq {
-            mtype: Some(mtype as u8),
-            op: 1,
-            hlen: 6,
-            chaddr: CLIENT_MAC,
-            ciaddr: Ipv4Addr::UNSPECIFIED,
-            giaddr: Ipv4Addr::UNSPECIFIED,
-            flags: 0,
-            src_mac: CLIENT_MAC,
-            src_ip: Ipv4Addr::UNSPECIFIED,
-            dst_ip: Ipv4Addr::BROADCAST,
-            vlans: vec![],
-            opts: vec![],
-        }
+        Request { end: true, xid: 0xabcd_0001, ..Request::new(mtype).client(CLIENT_MAC) }
     }
 
-    impl Rq {
-        fn opt(mut self, code: u8, v: &[u8]) -> Self {
-            self.opts.push((code, v.to_vec()));
-            self
-        }
-        fn ip_opt(self, code: u8, a: Ipv4Addr) -> Self {
-            self.opt(code, &a.octets())
-        }
-        fn relayed(mut self, giaddr: Ipv4Addr) -> Self {
-            self.giaddr = giaddr;
-            self.src_mac = RELAY_MAC;
-            self.src_ip = giaddr;
-            self.dst_ip = SERVER;
-            self
-        }
-        fn build(&self) -> Vec<u8> {
-            let mut b = vec![0u8; 240];
-            b[0] = self.op;
-            b[1] = 1;
-            b[2] = self.hlen;
-            b[4..8].copy_from_slice(&0xabcd_0001u32.to_be_bytes());
-            b[10..12].copy_from_slice(&self.flags.to_be_bytes());
-            b[12..16].copy_from_slice(&self.ciaddr.octets());
-            b[24..28].copy_from_slice(&self.giaddr.octets());
-            b[28..34].copy_from_slice(&self.chaddr);
-            b[236..240].copy_from_slice(&crate::dhcp::MAGIC_COOKIE);
-            if let Some(t) = self.mtype {
-                b.extend_from_slice(&[53, 1, t]);
-            }
-            for (c, v) in &self.opts {
-                b.push(*c);
-                b.push(v.len() as u8);
-                b.extend_from_slice(v);
-            }
-            b.push(255);
-            let mut f = vec![];
-            f.extend_from_slice(&[0xff; 6]);
-            f.extend_from_slice(&self.src_mac);
-            for (i, v) in self.vlans.iter().enumerate() {
-                let tpid: u16 = if i == 0 && self.vlans.len() == 2 { 0x88a8 } else { 0x8100 };
-                f.extend_from_slice(&tpid.to_be_bytes());
-                f.extend_from_slice(&v.to_be_bytes());
-            }
-            f.extend_from_slice(&[8, 0]);
-            let l3 = f.len();
-            let total = (20 + 8 + b.len()) as u16;
-            f.extend_from_slice(&[0x45, 0]);
-            f.extend_from_slice(&total.to_be_bytes());
-            f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-            f.extend_from_slice(&self.src_ip.octets());
-            f.extend_from_slice(&self.dst_ip.octets());
-            let c = internet_checksum(&f[l3..l3 + 20]);
-            f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-            let sport: u16 = if self.giaddr.is_unspecified() { 68 } else { 67 };
-            f.extend_from_slice(&sport.to_be_bytes());
-            f.extend_from_slice(&67u16.to_be_bytes());
-            f.extend_from_slice(&((8 + b.len()) as u16).to_be_bytes());
-            f.extend_from_slice(&[0, 0]); // no UDP checksum
-            f.extend_from_slice(&b);
-            f
+    /// Engine tests relay through one relay to this server.
+    trait ToUs {
+        fn relayed_to_us(self, giaddr: Ipv4Addr) -> Self;
+    }
+
+    impl ToUs for Request {
+        fn relayed_to_us(self, giaddr: Ipv4Addr) -> Self {
+            self.relayed(giaddr, RELAY_MAC, SERVER)
         }
     }
 
@@ -1018,7 +931,7 @@ vlan = [100, 20]
             Self { cfg, db, server, engine: Engine::new() }
         }
         fn send(&mut self, now: u32, r: &Rq) -> Result<Rp, DropReason> {
-            let mut buf = r.build();
+            let mut buf = r.frame();
             let len = buf.len();
             buf.resize(4096, 0);
             let mut g = self.db.lock(0);
@@ -1182,7 +1095,7 @@ vlan = [100, 20]
         let mut h = H::new();
         let r = rq(MessageType::Request)
             .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 9, 9))
-            .relayed(Ipv4Addr::new(198, 18, 1, 1));
+            .relayed_to_us(Ipv4Addr::new(198, 18, 1, 1));
         assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::Silent);
     }
 
@@ -1307,7 +1220,7 @@ vlan = [100, 20]
     fn relayed_reply_goes_to_giaddr_port_67_via_request_source_mac() {
         let mut h = H::new();
         let relay = Ipv4Addr::new(198, 18, 1, 1);
-        let o = h.send(T0, &rq(MessageType::Discover).relayed(relay)).unwrap();
+        let o = h.send(T0, &rq(MessageType::Discover).relayed_to_us(relay)).unwrap();
         assert_eq!((o.f().dst_ip(), o.f().dst_port(), o.f().dst_mac()), (relay, 67, RELAY_MAC));
         assert_eq!(o.m().giaddr(), relay);
         assert!(h.cfg.subnets[1].contains(o.yiaddr()), "lease from the giaddr's subnet");
@@ -1318,7 +1231,7 @@ vlan = [100, 20]
         let mut h = H::new();
         let r = rq(MessageType::Request)
             .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 0, 5))
-            .relayed(Ipv4Addr::new(198, 18, 3, 1));
+            .relayed_to_us(Ipv4Addr::new(198, 18, 3, 1));
         let n = h.send(T0, &r).unwrap();
         assert_eq!(n.mtype(), MessageType::Nak);
         assert_eq!(n.m().flags() & FLAG_BROADCAST, FLAG_BROADCAST);
@@ -1450,7 +1363,9 @@ vlan = [100, 20]
         let o = h
             .send(
                 T0,
-                &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed(Ipv4Addr::new(198, 18, 1, 1)),
+                &rq(MessageType::Discover)
+                    .opt(opt::RELAY_AGENT_INFO, &info)
+                    .relayed_to_us(Ipv4Addr::new(198, 18, 1, 1)),
             )
             .unwrap();
         assert_eq!(o.opt(opt::RELAY_AGENT_INFO), Some(info.to_vec()));
@@ -1462,11 +1377,12 @@ vlan = [100, 20]
         let mut h = H::new();
         let relay = Ipv4Addr::new(198, 18, 1, 1);
         let circuit = [1, 8, b'o', b'l', b't', b'1', b'/', b'1', b'/', b'1'];
-        let o = h.send(T0, &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed(relay)).unwrap();
+        let o =
+            h.send(T0, &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed_to_us(relay)).unwrap();
         assert_eq!(o.yiaddr(), Ipv4Addr::new(198, 18, 1, 10));
         let mut r = rq(MessageType::Discover)
             .opt(opt::RELAY_AGENT_INFO, &[2, 6, b'c', b'p', b'e', b'-', b'4', b'2'])
-            .relayed(relay);
+            .relayed_to_us(relay);
         r.chaddr = [2, 0, 0, 0, 0, 0x67];
         assert_eq!(h.send(T0, &r).unwrap().yiaddr(), Ipv4Addr::new(198, 18, 1, 11));
     }
@@ -1487,13 +1403,13 @@ vlan = [100, 20]
         let mut h = H::with(&src);
         for i in [0u8, 17, 39] {
             let relay = Ipv4Addr::new(198, 19, i, 1);
-            let mut r = rq(MessageType::Discover).relayed(relay);
+            let mut r = rq(MessageType::Discover).relayed_to_us(relay);
             r.chaddr = [2, 0, 0, 0, 2, i];
             let ack = h.dora(T0, &r);
             assert_eq!(ack.yiaddr().octets()[..3], [198, 19, i], "relay {relay}");
             let id = format!("port{i}");
             let circuit = [&[1, id.len() as u8][..], id.as_bytes()].concat();
-            let mut c = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed(relay);
+            let mut c = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed_to_us(relay);
             c.chaddr = [2, 0, 0, 0, 3, i];
             assert_eq!(h.send(T0, &c).unwrap().yiaddr(), Ipv4Addr::new(198, 19, i, 7), "circuit port{i}");
         }
@@ -1516,11 +1432,11 @@ vlan = [100, 20]
         let r = rq(MessageType::Discover)
             .opt(opt::RELAY_AGENT_INFO, &ls)
             .ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0))
-            .relayed(relay);
+            .relayed_to_us(relay);
         let a = h.send(T0, &r).unwrap().yiaddr();
         assert!(h.cfg.subnets[3].contains(a), "82.5 wins");
         let mut r =
-            rq(MessageType::Discover).ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0)).relayed(relay);
+            rq(MessageType::Discover).ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0)).relayed_to_us(relay);
         r.chaddr = [2, 0, 0, 0, 0, 0x68];
         let a = h.send(T0, &r).unwrap().yiaddr();
         assert!(h.cfg.subnets[4].contains(a), "118 beats giaddr");
@@ -1531,7 +1447,7 @@ vlan = [100, 20]
         let mut h = H::new();
         let ovr = Ipv4Addr::new(198, 18, 1, 1);
         let info = [11, 4, 198, 18, 1, 1];
-        let base = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed(ovr);
+        let base = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed_to_us(ovr);
         let o = h.send(T0, &base).unwrap();
         assert_eq!(o.opt(opt::SERVER_ID).map(|v| ip(&v)), Some(ovr));
         let mut r = base.clone();
@@ -1546,7 +1462,7 @@ vlan = [100, 20]
         let relay = Ipv4Addr::new(198, 18, 2, 1);
         let mut seen = vec![];
         for i in 0..3u8 {
-            let mut r = rq(MessageType::Discover).relayed(relay);
+            let mut r = rq(MessageType::Discover).relayed_to_us(relay);
             r.chaddr = [2, 2, 0, 0, 0, i];
             seen.push(h.send(T0, &r).unwrap().yiaddr());
         }
@@ -1570,7 +1486,7 @@ vlan = [100, 20]
     #[test]
     fn truncated_and_garbage_frames_never_panic() {
         let mut h = H::new();
-        let good = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[1, 3, 6]).build();
+        let good = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[1, 3, 6]).frame();
         for n in 0..good.len() {
             let mut buf = good[..n].to_vec();
             buf.resize(4096, 0);

@@ -4,13 +4,13 @@
 
 use std::net::Ipv4Addr;
 
-use dhcp_xdp::{
+use dhcp_xdp_core::{
     config::Config,
     dhcp::{Message, MessageType, opt},
     engine::{Engine, ServerIdentity},
-    handler::Verdict,
-    iface::Ipv4Net,
     leases::LeaseDb,
+    net::Ipv4Net,
+    verdict::Verdict,
     wire::Frame,
 };
 use dhcproto::{Decodable, Decoder, v4};

@@ -383,37 +383,9 @@ pub fn write_ipv4_udp_headers_summed(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Builds an Ethernet frame with `tags` VLAN tags (802.1ad outer when two), IPv4 with
-    /// `ip_opts` option bytes, UDP 68→67 and `payload`.
-    pub(crate) fn frame(tags: &[(u16, u16)], ip_opts: &[u8], payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1]);
-        for &(tpid, vid) in tags {
-            f.extend_from_slice(&tpid.to_be_bytes());
-            f.extend_from_slice(&vid.to_be_bytes());
-        }
-        f.extend_from_slice(&0x0800u16.to_be_bytes());
-        let ihl = 20 + ip_opts.len();
-        let total = (ihl + 8 + payload.len()) as u16;
-        let l3 = f.len();
-        f.push(0x40 | (ihl / 4) as u8);
-        f.push(0);
-        f.extend_from_slice(&total.to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-        f.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 255]);
-        f.extend_from_slice(ip_opts);
-        let c = internet_checksum(&f[l3..l3 + ihl]);
-        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&68u16.to_be_bytes());
-        f.extend_from_slice(&67u16.to_be_bytes());
-        f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
-        f.extend_from_slice(payload);
-        f
-    }
+    use crate::testing::frame;
 
     #[test]
     fn parses_untagged_single_and_double_tagged() {

@@ -3,13 +3,14 @@
 
 use std::{net::Ipv4Addr, sync::OnceLock};
 
-use dhcp_xdp::{
+use dhcp_xdp_core::{
     config::Config,
     dhcp::Message,
     engine::{Engine, ServerIdentity},
-    handler::Verdict,
-    iface::Ipv4Net,
     leases::LeaseDb,
+    net::Ipv4Net,
+    testing::Request,
+    verdict::Verdict,
     wire::Frame,
 };
 use libfuzzer_sys::fuzz_target;
@@ -41,6 +42,9 @@ vlan = [10]
   range = "198.18.2.10-198.18.2.12"
 "#;
 
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+
 struct State {
     cfg: Config,
     db: LeaseDb,
@@ -52,15 +56,26 @@ fn state() -> &'static State {
     S.get_or_init(|| {
         let cfg = Config::parse("fuzz", CONFIG).expect("config");
         let db = LeaseDb::new(&cfg, 2, [], 1_000);
-        let server = ServerIdentity { mac: [2, 0, 0, 0, 0, 1], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
+        let server = ServerIdentity { mac: [2, 0, 0, 0, 0, 1], addrs: vec![Ipv4Net { addr: SERVER, prefix: 24 }] };
         State { cfg, db, server }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    // First byte: the clock and shard; the rest: the frame. State carries over between runs,
-    // so sequences of messages are explored too.
-    let Some((&t, frame)) = data.split_first() else { return };
+    // First byte: the clock and shard, and (top bit) whether the rest is a whole frame or the
+    // options of a well-formed request built around them (which reaches the engine's decisions
+    // far more often than random headers do). State carries over between runs, so sequences of
+    // messages are explored too.
+    let Some((&t, rest)) = data.split_first() else { return };
+    let built;
+    let frame = if t & 0x80 == 0 {
+        rest
+    } else {
+        let Some((&chaddr_last, options)) = rest.split_first() else { return };
+        let r = Request::bootp_only().client([2, 0, 0, 0, 0, chaddr_last]).raw_options(options);
+        built = if chaddr_last & 1 == 0 { r.frame() } else { r.relayed(RELAY, [2, 0, 0, 0, 0, 0x77], SERVER).frame() };
+        &built
+    };
     let s = state();
     let mut buf = vec![0u8; 4096];
     let len = frame.len().min(buf.len());

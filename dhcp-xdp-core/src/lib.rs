@@ -1,0 +1,25 @@
+//! dhcp-xdp-core: the half of dhcp-xdp that needs no operating system.
+//!
+//! - [`wire`]: zero-copy Ethernet/VLAN/IPv4/UDP views and the checksums a reply needs.
+//! - [`dhcp`]: the BOOTP/DHCP message view and the bounded options writer.
+//! - [`engine`]: the RFC 2131 server — request in, reply written in place, verdict out.
+//! - [`leases`]: lease shards, pools and their address ownership, the changes to journal.
+//! - [`config`]: the TOML file as written and the validated runtime configuration.
+//! - [`verdict`]: what became of a frame (reply, reply once durable, drop with a reason).
+//! - [`net`]: small addressing value types.
+//!
+//! Nothing here performs I/O, reads a clock, spawns a thread or uses `unsafe`: time comes in as
+//! a parameter, frames as byte slices, configuration as text. That keeps every RFC rule a unit
+//! test with an injected clock, and lets this crate build and test on stable without the eBPF
+//! toolchain.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod dhcp;
+pub mod engine;
+pub mod leases;
+pub mod net;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+pub mod verdict;
+pub mod wire;
