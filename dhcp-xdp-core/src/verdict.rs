@@ -44,21 +44,44 @@ pub enum DropReason {
 impl DropReason {
     /// Number of reasons.
     pub const COUNT: usize = 12;
-    /// Counter names, indexed by `reason as usize`.
-    pub const NAMES: [&'static str; Self::COUNT] = [
-        "drop_malformed",
-        "drop_not_for_us",
-        "drop_no_room",
-        "drop_not_request",
-        "drop_bad_hlen",
-        "drop_bootp",
-        "drop_no_subnet",
-        "drop_no_address",
-        "drop_other_server",
-        "drop_silent",
-        "consumed",
-        "drop_journal_failed",
+    /// Every reason, in slot order.
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::Malformed,
+        Self::NotForUs,
+        Self::NoRoom,
+        Self::NotRequest,
+        Self::BadHlen,
+        Self::Bootp,
+        Self::NoSubnet,
+        Self::NoAddress,
+        Self::OtherServer,
+        Self::Silent,
+        Self::Consumed,
+        Self::JournalFailed,
     ];
+
+    /// The reason's slot in an array of [`COUNT`](Self::COUNT).
+    pub const fn slot(self) -> usize {
+        self as usize
+    }
+
+    /// The counter's name in statistics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "drop_malformed",
+            Self::NotForUs => "drop_not_for_us",
+            Self::NoRoom => "drop_no_room",
+            Self::NotRequest => "drop_not_request",
+            Self::BadHlen => "drop_bad_hlen",
+            Self::Bootp => "drop_bootp",
+            Self::NoSubnet => "drop_no_subnet",
+            Self::NoAddress => "drop_no_address",
+            Self::OtherServer => "drop_other_server",
+            Self::Silent => "drop_silent",
+            Self::Consumed => "consumed",
+            Self::JournalFailed => "drop_journal_failed",
+        }
+    }
 }
 
 /// What to do with a frame.
@@ -71,4 +94,18 @@ pub enum Verdict {
     ReplyWhenDurable(usize),
     /// Give the buffer back without transmitting.
     Drop(DropReason),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_fill_their_slots_and_have_distinct_names() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.slot(), i, "{r:?} is listed out of slot order");
+        }
+        let names: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
 }

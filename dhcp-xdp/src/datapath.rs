@@ -127,8 +127,8 @@ impl WorkerStats {
             g(&self.tx_kick_retries),
             g(&self.bad_descriptors)
         );
-        for (name, c) in DropReason::NAMES.iter().zip(&self.drops) {
-            s.push_str(&format!(" {name}={}", g(c)));
+        for reason in DropReason::ALL {
+            s.push_str(&format!(" {}={}", reason.name(), g(&self.drops[reason.slot()])));
         }
         s
     }
@@ -329,7 +329,7 @@ impl Worker {
         // Replies whose records were not confirmed durable in time never leave.
         let unconfirmed = self.held.len() as u64;
         self.recycle.extend(self.held.drain(..).map(|(_, d)| d.addr));
-        self.stats.drops[DropReason::JournalFailed as usize].fetch_add(unconfirmed, Ordering::Relaxed);
+        self.stats.drops[DropReason::JournalFailed.slot()].fetch_add(unconfirmed, Ordering::Relaxed);
         give_back(&mut self.recycle, &self.stats, self.batch, &mut lock(&self.fc));
     }
 
@@ -366,7 +366,7 @@ impl Worker {
             self.held.pop_front();
         }
         if failed > 0 {
-            self.stats.drops[DropReason::JournalFailed as usize].fetch_add(failed, Ordering::Relaxed);
+            self.stats.drops[DropReason::JournalFailed.slot()].fetch_add(failed, Ordering::Relaxed);
         }
     }
 
@@ -407,11 +407,11 @@ impl Worker {
                     self.staged.push(XdpDesc { addr, len: n as u32, options: 0 });
                 }
                 Verdict::Reply(_) | Verdict::ReplyWhenDurable(_) => {
-                    drops[DropReason::NoRoom as usize] += 1;
+                    drops[DropReason::NoRoom.slot()] += 1;
                     self.recycle.push(addr);
                 }
                 Verdict::Drop(reason) => {
-                    drops[reason as usize] += 1;
+                    drops[reason.slot()] += 1;
                     self.recycle.push(addr);
                 }
             }
@@ -425,7 +425,7 @@ impl Worker {
             Release::Now => self.pending_tx.append(&mut self.staged),
             Release::Withhold => {
                 for d in self.staged.drain(..) {
-                    drops[DropReason::JournalFailed as usize] += 1;
+                    drops[DropReason::JournalFailed.slot()] += 1;
                     self.recycle.push(d.addr);
                 }
             }

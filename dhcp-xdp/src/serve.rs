@@ -8,7 +8,7 @@ use std::sync::{
 
 use dhcp_xdp_core::{
     config::{Config, ConfigError},
-    engine::{Engine, MSG_NAMES, ServerIdentity},
+    engine::{Engine, MsgCounter, ServerIdentity},
     leases::{Change, LeaseDb},
 };
 
@@ -82,19 +82,19 @@ impl Shared {
 /// Message counters of one worker.
 #[derive(Debug, Default)]
 pub struct EngineStats {
-    /// Indexed like [`MSG_NAMES`].
-    pub counts: [AtomicU64; MSG_NAMES.len()],
+    /// One slot per [`MsgCounter`].
+    pub counts: [AtomicU64; MsgCounter::COUNT],
 }
 
 impl EngineStats {
+    /// The value of one counter.
+    pub fn get(&self, c: MsgCounter) -> u64 {
+        self.counts[c.slot()].load(Ordering::Relaxed)
+    }
+
     /// `name=value` pairs.
     pub fn render(&self) -> String {
-        MSG_NAMES
-            .iter()
-            .zip(&self.counts)
-            .map(|(n, c)| format!("{n}={}", c.load(Ordering::Relaxed)))
-            .collect::<Vec<_>>()
-            .join(" ")
+        MsgCounter::ALL.iter().map(|c| format!("{}={}", c.name(), self.get(*c))).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -141,7 +141,7 @@ impl Handler for EngineHandler {
             self.rt = self.shared.runtime();
             shard = self.rt.db.lock(self.shard);
         }
-        let mut counts = [0u64; MSG_NAMES.len()];
+        let mut counts = [0u64; MsgCounter::COUNT];
         for job in jobs.iter_mut() {
             let (verdict, outcome) =
                 self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut shard, job.buf, job.len);
@@ -153,10 +153,8 @@ impl Handler for EngineHandler {
                 Verdict::Reply(n) if self.changes.len() > before => Verdict::ReplyWhenDurable(n),
                 v => v,
             };
-            for i in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
-                if let Some(c) = counts.get_mut(i) {
-                    *c += 1;
-                }
+            for c in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
+                counts[c.slot()] += 1;
             }
         }
         drop(shard);

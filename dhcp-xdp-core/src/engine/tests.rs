@@ -1,0 +1,753 @@
+//! One named test per RFC rule, with an injected clock.
+use super::{reply::MIN_BOOTP, *};
+use crate::{
+    config::Config,
+    dhcp::Message,
+    leases::LeaseDb,
+    testing::Request,
+    wire::{Frame, internet_checksum},
+};
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xaa];
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+const RELAY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x77];
+const T0: u32 = 1_000_000;
+
+const CFG: &str = r#"
+[server]
+offer-hold = 30
+decline-probation = 600
+bootp = "reservations"
+[options]
+dns-servers = ["198.18.0.53"]
+domain-name = "example.net"
+[[subnet]]
+subnet = "198.18.0.0/24"
+options = { routers = ["198.18.0.1"] }
+  [[subnet.pool]]
+  range = "198.18.0.100-198.18.0.109"
+  [[subnet.reservation]]
+  hw-address = "02:00:00:00:00:99"
+  ip = "198.18.0.50"
+  [[subnet.reservation]]
+  client-id = "ff:00:01"
+  ip = "198.18.0.51"
+[[subnet]]
+subnet = "198.18.1.0/24"
+authoritative = false
+  [[subnet.pool]]
+  range = "198.18.1.100-198.18.1.199"
+  [[subnet.reservation]]
+  circuit-id = "olt1/1/1"
+  ip = "198.18.1.10"
+  [[subnet.reservation]]
+  remote-id = "cpe-42"
+  ip = "198.18.1.11"
+[[subnet]]
+subnet = "198.18.2.0/24"
+shared-network = "campus"
+  [[subnet.pool]]
+  range = "198.18.2.10-198.18.2.10"
+[[subnet]]
+subnet = "198.18.3.0/24"
+shared-network = "campus"
+  [[subnet.pool]]
+  range = "198.18.3.10-198.18.3.19"
+[[subnet]]
+subnet = "198.18.4.0/24"
+vlan = [100, 20]
+  [[subnet.pool]]
+  range = "198.18.4.10-198.18.4.19"
+  [[subnet.options.classless-routes]]
+  destination = "198.19.0.0/16"
+  router = "198.18.4.1"
+"#;
+
+type Rq = Request;
+
+fn rq(mtype: MessageType) -> Rq {
+    Request { end: true, xid: 0xabcd_0001, ..Request::new(mtype).client(CLIENT_MAC) }
+}
+
+/// Engine tests relay through one relay to this server.
+trait ToUs {
+    fn relayed_to_us(self, giaddr: Ipv4Addr) -> Self;
+}
+
+impl ToUs for Request {
+    fn relayed_to_us(self, giaddr: Ipv4Addr) -> Self {
+        self.relayed(giaddr, RELAY_MAC, SERVER)
+    }
+}
+
+/// A parsed reply.
+#[derive(Debug)]
+struct Rp {
+    frame: Vec<u8>,
+}
+
+impl Rp {
+    fn f(&self) -> Frame<'_> {
+        Frame::new_checked(&self.frame).expect("reply frame parses")
+    }
+    fn m(&self) -> Message<'_> {
+        Message::parse(self.f().payload()).expect("reply message parses")
+    }
+    fn mtype(&self) -> MessageType {
+        self.m().message_type().expect("type")
+    }
+    fn yiaddr(&self) -> Ipv4Addr {
+        self.m().yiaddr()
+    }
+    fn opt(&self, code: u8) -> Option<Vec<u8>> {
+        self.m().single(code).map(<[u8]>::to_vec)
+    }
+    fn codes(&self) -> Vec<u8> {
+        let p = self.f().payload().to_vec();
+        let mut out = vec![];
+        let mut i = 240;
+        while i < p.len() && p[i] != 255 {
+            if p[i] == 0 {
+                i += 1;
+                continue;
+            }
+            out.push(p[i]);
+            i += 2 + usize::from(p[i + 1]);
+        }
+        out
+    }
+}
+
+struct H {
+    cfg: Config,
+    db: LeaseDb,
+    server: ServerIdentity,
+    engine: Engine,
+}
+
+impl H {
+    fn new() -> Self {
+        Self::with(CFG)
+    }
+    fn with(src: &str) -> Self {
+        let cfg = Config::parse("test.toml", src).unwrap();
+        let db = LeaseDb::new(&cfg, 1, [], T0);
+        let server = ServerIdentity { mac: SERVER_MAC, addrs: vec![Ipv4Net { addr: SERVER, prefix: 24 }] };
+        Self { cfg, db, server, engine: Engine::new() }
+    }
+    fn send(&mut self, now: u32, r: &Rq) -> Result<Rp, DropReason> {
+        let mut buf = r.frame();
+        let len = buf.len();
+        buf.resize(4096, 0);
+        let mut g = self.db.lock(0);
+        let (v, _) = self.engine.handle(now, &self.cfg, &self.server, &mut g, &mut buf, len);
+        match v {
+            Verdict::Reply(n) => {
+                buf.truncate(n);
+                let rp = Rp { frame: buf };
+                assert!(rp.f().udp_checksum_ok(), "UDP checksum");
+                let l = rp.f().layout();
+                assert_eq!(internet_checksum(&rp.frame[l.l3..l.l4]), 0, "IPv4 checksum");
+                assert!(rp.f().payload().len() >= MIN_BOOTP);
+                assert_eq!(rp.m().op(), dhcp::BOOTREPLY);
+                assert_eq!(rp.m().xid(), 0xabcd_0001);
+                assert_eq!(rp.m().chaddr6(), r.chaddr);
+                Ok(rp)
+            }
+            Verdict::Drop(d) => Err(d),
+            Verdict::ReplyWhenDurable(_) => unreachable!("the engine leaves durability to its handler"),
+        }
+    }
+    /// DISCOVER → OFFER → REQUEST → ACK; returns the ACK.
+    fn dora(&mut self, now: u32, base: &Rq) -> Rp {
+        let mut d = base.clone();
+        d.mtype = Some(MessageType::Discover as u8);
+        let offer = self.send(now, &d).expect("offer");
+        assert_eq!(offer.mtype(), MessageType::Offer);
+        let mut r = base.clone();
+        r.mtype = Some(MessageType::Request as u8);
+        let r = r.ip_opt(opt::REQUESTED_IP, offer.yiaddr()).opt(opt::SERVER_ID, &offer.opt(opt::SERVER_ID).unwrap());
+        let ack = self.send(now + 1, &r).expect("ack");
+        assert_eq!(ack.mtype(), MessageType::Ack);
+        assert_eq!(ack.yiaddr(), offer.yiaddr());
+        ack
+    }
+}
+
+fn ip(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+// ---- Counters -------------------------------------------------------------------------
+
+#[test]
+fn counters_fill_their_slots_and_have_distinct_names() {
+    for (i, c) in MsgCounter::ALL.iter().enumerate() {
+        assert_eq!(c.slot(), i, "{c:?} is listed out of slot order");
+    }
+    let names: std::collections::HashSet<_> = MsgCounter::ALL.iter().map(|c| c.name()).collect();
+    assert_eq!(names.len(), MsgCounter::COUNT);
+}
+
+#[test]
+fn outcomes_name_what_came_in_the_client_state_and_what_went_out() {
+    let mut h = H::new();
+    let outcome = |h: &mut H, r: &Rq| {
+        let mut buf = r.frame();
+        let len = buf.len();
+        buf.resize(4096, 0);
+        h.engine.handle(T0, &h.cfg, &h.server, &mut h.db.lock(0), &mut buf, len).1
+    };
+    let d = outcome(&mut h, &rq(MessageType::Discover));
+    assert_eq!(d, Outcome { rx: MsgCounter::RxDiscover, state: None, tx: Some(MsgCounter::TxOffer) });
+    let init_reboot = rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 7, 7));
+    let r = outcome(&mut h, &init_reboot);
+    assert_eq!(r.rx, MsgCounter::RxRequest);
+    assert_eq!(r.state, Some(MsgCounter::RxRequestInitReboot));
+    assert_eq!(r.tx, Some(MsgCounter::TxNak), "a foreign address on our authoritative subnet");
+    let mut garbage = rq(MessageType::Offer);
+    garbage.op = 1;
+    assert_eq!(outcome(&mut h, &garbage).rx, MsgCounter::RxOther);
+}
+
+// ---- Messages -------------------------------------------------------------------------
+
+#[test]
+fn discover_gets_offer_with_required_options() {
+    let mut h = H::new();
+    let o = h.send(T0, &rq(MessageType::Discover)).unwrap();
+    assert_eq!(o.mtype(), MessageType::Offer);
+    assert_eq!(o.yiaddr(), Ipv4Addr::new(198, 18, 0, 100));
+    assert_eq!(o.opt(opt::SERVER_ID), Some(SERVER.octets().to_vec()));
+    assert_eq!(o.opt(opt::LEASE_TIME), Some(3600u32.to_be_bytes().to_vec()));
+    assert_eq!(o.opt(opt::RENEWAL_TIME), Some(1800u32.to_be_bytes().to_vec()));
+    assert_eq!(o.opt(opt::REBINDING_TIME), Some(3150u32.to_be_bytes().to_vec()));
+    assert_eq!(o.opt(opt::SUBNET_MASK), Some(vec![255, 255, 255, 0]));
+    assert_eq!(o.opt(opt::ROUTERS), Some(vec![198, 18, 0, 1]));
+    assert_eq!(o.opt(opt::DNS), Some(vec![198, 18, 0, 53]));
+    assert_eq!(o.m().ciaddr(), Ipv4Addr::UNSPECIFIED);
+}
+
+#[test]
+fn offer_uses_reservation_first() {
+    let mut h = H::new();
+    let mut r = rq(MessageType::Discover);
+    r.chaddr = [2, 0, 0, 0, 0, 0x99];
+    assert_eq!(h.send(T0, &r).unwrap().yiaddr(), Ipv4Addr::new(198, 18, 0, 50));
+    let r = rq(MessageType::Discover).opt(opt::CLIENT_ID, &[0xff, 0, 1]);
+    assert_eq!(h.send(T0, &r).unwrap().yiaddr(), Ipv4Addr::new(198, 18, 0, 51));
+}
+
+#[test]
+fn offer_returns_previous_address_then_requested_then_allocator() {
+    let mut h = H::new();
+    let first = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    // Same client again: its address.
+    assert_eq!(h.send(T0 + 5, &rq(MessageType::Discover)).unwrap().yiaddr(), first);
+    // Another client asking for a free address gets it; for a taken one, not.
+    let mut other = rq(MessageType::Discover);
+    other.chaddr = [2, 0, 0, 0, 0, 0x12];
+    let want = Ipv4Addr::new(198, 18, 0, 105);
+    assert_eq!(h.send(T0, &other.clone().ip_opt(opt::REQUESTED_IP, want)).unwrap().yiaddr(), want);
+    other.chaddr = [2, 0, 0, 0, 0, 0x13];
+    assert_ne!(h.send(T0, &other.clone().ip_opt(opt::REQUESTED_IP, first)).unwrap().yiaddr(), first);
+    // A requested address outside the subnet is ignored.
+    other.chaddr = [2, 0, 0, 0, 0, 0x14];
+    let o = h.send(T0, &other.ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 19, 9, 9))).unwrap();
+    assert!(h.cfg.subnets[0].pools[0].contains(o.yiaddr()));
+}
+
+#[test]
+fn full_pool_is_a_counted_no_address_drop() {
+    let mut h = H::new();
+    for i in 0..10u8 {
+        let mut r = rq(MessageType::Discover);
+        r.chaddr = [2, 1, 0, 0, 0, i];
+        h.send(T0, &r).unwrap();
+    }
+    let mut r = rq(MessageType::Discover);
+    r.chaddr = [2, 1, 0, 0, 1, 0];
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::NoAddress);
+}
+
+#[test]
+fn request_selecting_our_server_id_is_acked() {
+    let mut h = H::new();
+    let ack = h.dora(T0, &rq(MessageType::Discover));
+    assert_eq!(ack.opt(opt::LEASE_TIME), Some(3600u32.to_be_bytes().to_vec()));
+    let g = h.db.lock(0);
+    let l = g.get(&ClientKey::hw(1, &CLIENT_MAC)).unwrap();
+    assert_eq!((l.state, l.expires), (LeaseState::Bound, T0 + 1 + 3600));
+}
+
+#[test]
+fn request_selecting_other_server_drops_silently_and_frees_our_offer() {
+    let mut h = H::new();
+    let o = h.send(T0, &rq(MessageType::Discover)).unwrap();
+    let r = rq(MessageType::Request)
+        .ip_opt(opt::REQUESTED_IP, o.yiaddr())
+        .ip_opt(opt::SERVER_ID, Ipv4Addr::new(198, 18, 0, 2));
+    assert_eq!(h.send(T0 + 1, &r).unwrap_err(), DropReason::OtherServer);
+    let mut other = rq(MessageType::Discover);
+    other.chaddr = [2, 0, 0, 0, 0, 0x22];
+    assert_eq!(
+        h.send(T0 + 2, &other.ip_opt(opt::REQUESTED_IP, o.yiaddr())).unwrap().yiaddr(),
+        o.yiaddr(),
+        "offer withdrawn"
+    );
+}
+
+#[test]
+fn request_selecting_an_address_not_offered_is_naked() {
+    let mut h = H::new();
+    h.send(T0, &rq(MessageType::Discover)).unwrap();
+    let r = rq(MessageType::Request)
+        .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 0, 108))
+        .ip_opt(opt::SERVER_ID, SERVER);
+    let n = h.send(T0 + 1, &r).unwrap();
+    assert_eq!(n.mtype(), MessageType::Nak);
+    assert_eq!(n.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(n.opt(opt::LEASE_TIME), None);
+    assert_eq!(n.f().dst_ip(), Ipv4Addr::BROADCAST, "NAK without relay is broadcast");
+}
+
+#[test]
+fn init_reboot_known_client_is_acked() {
+    let mut h = H::new();
+    let a = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let ack = h.send(T0 + 100, &rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, a)).unwrap();
+    assert_eq!((ack.mtype(), ack.yiaddr()), (MessageType::Ack, a));
+}
+
+#[test]
+fn init_reboot_wrong_subnet_naks_when_authoritative() {
+    let mut h = H::new();
+    let r = rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 9, 9));
+    assert_eq!(h.send(T0, &r).unwrap().mtype(), MessageType::Nak);
+}
+
+#[test]
+fn init_reboot_wrong_subnet_is_silent_when_not_authoritative() {
+    let mut h = H::new();
+    let r = rq(MessageType::Request)
+        .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 9, 9))
+        .relayed_to_us(Ipv4Addr::new(198, 18, 1, 1));
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::Silent);
+}
+
+#[test]
+fn init_reboot_for_address_bound_to_another_client_naks() {
+    let mut h = H::new();
+    let a = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let mut r = rq(MessageType::Request).ip_opt(opt::REQUESTED_IP, a);
+    r.chaddr = [2, 0, 0, 0, 0, 0x33];
+    assert_eq!(h.send(T0 + 1, &r).unwrap().mtype(), MessageType::Nak);
+}
+
+#[test]
+fn renewing_unicast_is_acked_to_ciaddr() {
+    let mut h = H::new();
+    let a = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let mut r = rq(MessageType::Request);
+    r.ciaddr = a;
+    r.src_ip = a;
+    r.dst_ip = SERVER;
+    let ack = h.send(T0 + 1800, &r).unwrap();
+    assert_eq!((ack.mtype(), ack.yiaddr(), ack.m().ciaddr()), (MessageType::Ack, a, a));
+    assert_eq!((ack.f().dst_ip(), ack.f().dst_port(), ack.f().dst_mac()), (a, 68, CLIENT_MAC));
+    let g = h.db.lock(0);
+    assert_eq!(g.get(&ClientKey::hw(1, &CLIENT_MAC)).unwrap().expires, T0 + 1800 + 3600, "lease extended");
+}
+
+#[test]
+fn rebinding_broadcast_is_acked() {
+    let mut h = H::new();
+    let a = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let mut r = rq(MessageType::Request);
+    r.ciaddr = a;
+    r.src_ip = a;
+    let ack = h.send(T0 + 3200, &r).unwrap();
+    assert_eq!((ack.mtype(), ack.yiaddr()), (MessageType::Ack, a));
+    assert_eq!(ack.f().dst_ip(), a, "ciaddr set: unicast to ciaddr");
+}
+
+#[test]
+fn renewing_someone_elses_address_naks() {
+    let mut h = H::new();
+    let a = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let mut r = rq(MessageType::Request);
+    r.chaddr = [2, 0, 0, 0, 0, 0x44];
+    r.ciaddr = a;
+    assert_eq!(h.send(T0 + 1, &r).unwrap().mtype(), MessageType::Nak);
+}
+
+#[test]
+fn decline_puts_address_on_probation_and_client_gets_another() {
+    let mut h = H::new();
+    let a = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let d = rq(MessageType::Decline).ip_opt(opt::REQUESTED_IP, a).ip_opt(opt::SERVER_ID, SERVER);
+    assert_eq!(h.send(T0 + 2, &d).unwrap_err(), DropReason::Consumed);
+    let b = h.send(T0 + 3, &rq(MessageType::Discover)).unwrap().yiaddr();
+    assert_ne!(a, b);
+    let mut other = rq(MessageType::Discover);
+    other.chaddr = [2, 0, 0, 0, 0, 0x55];
+    assert_ne!(h.send(T0 + 4, &other.ip_opt(opt::REQUESTED_IP, a)).unwrap().yiaddr(), a, "on probation");
+}
+
+#[test]
+fn release_frees_address_but_keeps_affinity() {
+    let mut h = H::new();
+    let a = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let mut r = rq(MessageType::Release).ip_opt(opt::SERVER_ID, SERVER);
+    r.ciaddr = a;
+    assert_eq!(h.send(T0 + 10, &r).unwrap_err(), DropReason::Consumed);
+    assert_eq!(h.db.census(T0 + 10).bound, 0);
+    assert_eq!(h.send(T0 + 20, &rq(MessageType::Discover)).unwrap().yiaddr(), a);
+}
+
+#[test]
+fn inform_acks_configuration_without_lease_or_yiaddr() {
+    let mut h = H::new();
+    let mut r = rq(MessageType::Inform).opt(opt::PARAMETER_LIST, &[6, 3, 15]);
+    r.ciaddr = Ipv4Addr::new(198, 18, 0, 7);
+    r.src_ip = r.ciaddr;
+    let a = h.send(T0, &r).unwrap();
+    assert_eq!(a.mtype(), MessageType::Ack);
+    assert_eq!(a.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(a.opt(opt::LEASE_TIME), None);
+    assert_eq!(a.opt(opt::DNS), Some(vec![198, 18, 0, 53]));
+    assert_eq!(a.f().dst_ip(), r.ciaddr);
+    assert_eq!(h.db.census(T0).bound, 0);
+}
+
+#[test]
+fn bootp_answered_from_reservations_only() {
+    let mut h = H::new();
+    let mut r = rq(MessageType::Discover);
+    r.mtype = None;
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::Bootp);
+    r.chaddr = [2, 0, 0, 0, 0, 0x99];
+    let rep = h.send(T0, &r).unwrap();
+    assert_eq!(rep.yiaddr(), Ipv4Addr::new(198, 18, 0, 50));
+    assert_eq!(rep.m().message_type(), None);
+    let mut h = H::with(&CFG.replace("bootp = \"reservations\"", "bootp = \"ignore\""));
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::Bootp);
+}
+
+#[test]
+fn server_messages_wrong_op_and_long_hlen_are_counted_drops() {
+    let mut h = H::new();
+    for t in [MessageType::Offer, MessageType::Ack, MessageType::Nak] {
+        assert_eq!(h.send(T0, &rq(t)).unwrap_err(), DropReason::NotRequest);
+    }
+    let mut r = rq(MessageType::Discover);
+    r.op = 2;
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::NotRequest);
+    let mut r = rq(MessageType::Discover);
+    r.hlen = 17;
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::BadHlen);
+    let r = rq(MessageType::Discover).opt(opt::MESSAGE_TYPE, &[1, 2]);
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::Malformed, "two option 53");
+}
+
+// ---- Addressing (RFC 2131 §4.1) --------------------------------------------------------
+
+#[test]
+fn relayed_reply_goes_to_giaddr_port_67_via_request_source_mac() {
+    let mut h = H::new();
+    let relay = Ipv4Addr::new(198, 18, 1, 1);
+    let o = h.send(T0, &rq(MessageType::Discover).relayed_to_us(relay)).unwrap();
+    assert_eq!((o.f().dst_ip(), o.f().dst_port(), o.f().dst_mac()), (relay, 67, RELAY_MAC));
+    assert_eq!(o.m().giaddr(), relay);
+    assert!(h.cfg.subnets[1].contains(o.yiaddr()), "lease from the giaddr's subnet");
+}
+
+#[test]
+fn nak_through_relay_sets_broadcast_bit() {
+    let mut h = H::new();
+    let r = rq(MessageType::Request)
+        .ip_opt(opt::REQUESTED_IP, Ipv4Addr::new(198, 18, 0, 5))
+        .relayed_to_us(Ipv4Addr::new(198, 18, 3, 1));
+    let n = h.send(T0, &r).unwrap();
+    assert_eq!(n.mtype(), MessageType::Nak);
+    assert_eq!(n.m().flags() & FLAG_BROADCAST, FLAG_BROADCAST);
+    assert_eq!(n.f().dst_ip(), Ipv4Addr::new(198, 18, 3, 1));
+}
+
+#[test]
+fn broadcast_flag_means_broadcast_reply() {
+    let mut h = H::new();
+    let mut r = rq(MessageType::Discover);
+    r.flags = FLAG_BROADCAST;
+    let o = h.send(T0, &r).unwrap();
+    assert_eq!((o.f().dst_ip(), o.f().dst_mac()), (Ipv4Addr::BROADCAST, [0xff; 6]));
+}
+
+#[test]
+fn no_flag_means_unicast_to_yiaddr_at_chaddr() {
+    let mut h = H::new();
+    let o = h.send(T0, &rq(MessageType::Discover)).unwrap();
+    assert_eq!((o.f().dst_ip(), o.f().dst_mac(), o.f().dst_port()), (o.yiaddr(), CLIENT_MAC, 68));
+    assert_eq!((o.f().src_ip(), o.f().src_mac(), o.f().src_port()), (SERVER, SERVER_MAC, 67));
+}
+
+// ---- Options ---------------------------------------------------------------------------
+
+#[test]
+fn parameter_request_list_order_is_honoured() {
+    let mut h = H::new();
+    let o = h.send(T0, &rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[15, 6, 3, 1])).unwrap();
+    let codes = o.codes();
+    let pos = |c| codes.iter().position(|&x| x == c).unwrap();
+    assert!(pos(15) < pos(6) && pos(6) < pos(3), "{codes:?}");
+    assert_eq!(codes[0], opt::MESSAGE_TYPE);
+}
+
+#[test]
+fn cached_option_blocks_give_the_same_replies_as_fresh_ones() {
+    // 20 lists (more than the cache holds), each asked three times by one engine: a miss,
+    // hits, and misses again after replacement. Every reply equals a fresh engine's.
+    let lists: Vec<Vec<u8>> = (0..20)
+        .map(|i| {
+            let mut l = vec![15, 6, 3, 1, 28, 42];
+            l.rotate_left(i % 6);
+            l.truncate(6 - i / 6);
+            l
+        })
+        .collect();
+    let mut h = H::new();
+    for round in 0..3 {
+        for (i, l) in lists.iter().enumerate() {
+            let mut r = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, l);
+            r.chaddr = [2, 0, 0, 0, 1, (i % 8) as u8]; // the pool has 10 addresses
+            r.src_mac = r.chaddr;
+            let cached = h.send(T0 + round, &r).unwrap();
+            let fresh = H::new().send(T0 + round, &r).unwrap();
+            let options = |rp: &Rp| rp.f().payload()[field::OPTIONS..].to_vec();
+            assert_eq!(options(&cached), options(&fresh), "list {l:?} round {round}");
+        }
+    }
+    // A client without a list gets every configured option, cached the same way.
+    let all = h.send(T0, &rq(MessageType::Discover)).unwrap();
+    assert_eq!(all.frame, h.send(T0, &rq(MessageType::Discover)).unwrap().frame, "hit = miss");
+    assert!(all.opt(opt::DOMAIN_NAME).is_some());
+}
+
+#[test]
+fn options_too_big_for_a_block_are_still_sent_option_by_option() {
+    // Four 255-byte options: more than a cached block holds, less than the reply can.
+    let custom: String =
+        (200..204).map(|c| format!("[[options.custom]]\ncode = {c}\ntext = \"{}\"\n", "t".repeat(255))).collect();
+    let big = CFG.replacen("domain-name = \"example.net\"\n", &format!("domain-name = \"example.net\"\n{custom}"), 1);
+    let mut h = H::with(&big);
+    let r = rq(MessageType::Discover)
+        .opt(opt::PARAMETER_LIST, &[1, 200, 201, 202, 203])
+        .opt(opt::MAX_MESSAGE_SIZE, &1500u16.to_be_bytes());
+    let first = h.send(T0, &r).unwrap();
+    for c in [opt::SUBNET_MASK, 200, 201, 202, 203] {
+        assert!(first.opt(c).is_some(), "option {c} missing");
+    }
+    assert_eq!(first.frame, h.send(T0, &r).unwrap().frame, "the same the second time");
+}
+
+#[test]
+fn a_new_configuration_is_never_answered_from_old_option_blocks() {
+    let mut h = H::new();
+    let r = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[1, 3, 6]);
+    assert_eq!(h.send(T0, &r).unwrap().opt(opt::DNS), Some(vec![198, 18, 0, 53]));
+    h.cfg = Config::parse("test.toml", &CFG.replace("198.18.0.53", "198.18.0.54")).unwrap();
+    assert_eq!(h.send(T0, &r).unwrap().opt(opt::DNS), Some(vec![198, 18, 0, 54]));
+}
+
+#[test]
+fn max_message_size_drops_optional_options_not_required_ones() {
+    let big = CFG.replace("domain-name = \"example.net\"", &format!("domain-name = \"{}\"", "d".repeat(250)));
+    let mut h = H::with(&big);
+    let o = h.send(T0, &rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[15, 6, 3])).unwrap();
+    assert!(o.opt(opt::DOMAIN_NAME).is_some(), "fits 548 bytes");
+    let limit = 576u16;
+    let r = rq(MessageType::Discover)
+        .opt(opt::PARAMETER_LIST, &[15, 6, 3, 15])
+        .opt(opt::MAX_MESSAGE_SIZE, &limit.to_be_bytes());
+    let o = h.send(T0, &r.clone().opt(opt::HOSTNAME, &[b'h'; 200])).unwrap();
+    assert!(o.f().payload().len() <= usize::from(limit) - 28);
+    for c in [opt::MESSAGE_TYPE, opt::SERVER_ID, opt::LEASE_TIME, opt::SUBNET_MASK] {
+        assert!(o.opt(c).is_some(), "required option {c} missing");
+    }
+}
+
+#[test]
+fn client_identifier_is_the_lease_key_and_echoed() {
+    let mut h = H::new();
+    let base = rq(MessageType::Discover).opt(opt::CLIENT_ID, &[1, 2, 3, 4, 5, 6, 7]);
+    let ack = h.dora(T0, &base);
+    assert_eq!(ack.opt(opt::CLIENT_ID), Some(vec![1, 2, 3, 4, 5, 6, 7]));
+    // Same client id from another NIC: same lease.
+    let mut moved = base.clone();
+    moved.chaddr = [2, 0, 0, 0, 0, 0x66];
+    moved.src_mac = moved.chaddr;
+    assert_eq!(h.send(T0 + 5, &moved).unwrap().yiaddr(), ack.yiaddr());
+    let g = h.db.lock(0);
+    assert!(g.get(&ClientKey::client_id(&[1, 2, 3, 4, 5, 6, 7])).is_some());
+}
+
+#[test]
+fn relay_agent_information_is_echoed_verbatim_and_last() {
+    let mut h = H::new();
+    let info = [1, 8, b'o', b'l', b't', b'9', b'/', b'1', b'/', b'1', 2, 3, b'x', b'y', b'z'];
+    let o = h
+        .send(
+            T0,
+            &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed_to_us(Ipv4Addr::new(198, 18, 1, 1)),
+        )
+        .unwrap();
+    assert_eq!(o.opt(opt::RELAY_AGENT_INFO), Some(info.to_vec()));
+    assert_eq!(o.codes().last(), Some(&opt::RELAY_AGENT_INFO));
+}
+
+#[test]
+fn circuit_and_remote_id_reservations_are_honoured() {
+    let mut h = H::new();
+    let relay = Ipv4Addr::new(198, 18, 1, 1);
+    let circuit = [1, 8, b'o', b'l', b't', b'1', b'/', b'1', b'/', b'1'];
+    let o = h.send(T0, &rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed_to_us(relay)).unwrap();
+    assert_eq!(o.yiaddr(), Ipv4Addr::new(198, 18, 1, 10));
+    let mut r = rq(MessageType::Discover)
+        .opt(opt::RELAY_AGENT_INFO, &[2, 6, b'c', b'p', b'e', b'-', b'4', b'2'])
+        .relayed_to_us(relay);
+    r.chaddr = [2, 0, 0, 0, 0, 0x67];
+    assert_eq!(h.send(T0, &r).unwrap().yiaddr(), Ipv4Addr::new(198, 18, 1, 11));
+}
+
+#[test]
+fn relays_among_many_subnets_reach_their_own() {
+    // 40 relay subnets (more than a scan handles) in reverse order, each with a pool and a
+    // circuit-id reservation: every relay's clients get addresses of its own subnet.
+    let src: String = (0..40u8)
+        .rev()
+        .map(|i| {
+            format!(
+                "[[subnet]]\nsubnet = \"198.19.{i}.0/24\"\n[[subnet.pool]]\nrange = \"198.19.{i}.100-198.19.{i}.199\"\n\
+                 [[subnet.reservation]]\ncircuit-id = \"port{i}\"\nip = \"198.19.{i}.7\"\n"
+            )
+        })
+        .collect();
+    let mut h = H::with(&src);
+    for i in [0u8, 17, 39] {
+        let relay = Ipv4Addr::new(198, 19, i, 1);
+        let mut r = rq(MessageType::Discover).relayed_to_us(relay);
+        r.chaddr = [2, 0, 0, 0, 2, i];
+        let ack = h.dora(T0, &r);
+        assert_eq!(ack.yiaddr().octets()[..3], [198, 19, i], "relay {relay}");
+        let id = format!("port{i}");
+        let circuit = [&[1, id.len() as u8][..], id.as_bytes()].concat();
+        let mut c = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit).relayed_to_us(relay);
+        c.chaddr = [2, 0, 0, 0, 3, i];
+        assert_eq!(h.send(T0, &c).unwrap().yiaddr(), Ipv4Addr::new(198, 19, i, 7), "circuit port{i}");
+    }
+    // A direct client: none of these subnets holds our address (198.18.0.1) and none is the
+    // only untagged one, so there is no subnet for it; with our own subnet added, that one.
+    assert_eq!(h.send(T0, &rq(MessageType::Discover)).unwrap_err(), DropReason::NoSubnet);
+    let own = format!(
+        "{src}[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.109\"\n"
+    );
+    let mut h = H::with(&own);
+    let a = h.send(T0, &rq(MessageType::Discover)).unwrap().yiaddr();
+    assert_eq!(a.octets()[..3], [198, 18, 0], "{a}");
+}
+
+#[test]
+fn link_selection_beats_subnet_selection_beats_giaddr() {
+    let mut h = H::new();
+    let relay = Ipv4Addr::new(198, 18, 1, 1);
+    let ls = [5, 4, 198, 18, 3, 0];
+    let r = rq(MessageType::Discover)
+        .opt(opt::RELAY_AGENT_INFO, &ls)
+        .ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0))
+        .relayed_to_us(relay);
+    let a = h.send(T0, &r).unwrap().yiaddr();
+    assert!(h.cfg.subnets[3].contains(a), "82.5 wins");
+    let mut r =
+        rq(MessageType::Discover).ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0)).relayed_to_us(relay);
+    r.chaddr = [2, 0, 0, 0, 0, 0x68];
+    let a = h.send(T0, &r).unwrap().yiaddr();
+    assert!(h.cfg.subnets[4].contains(a), "118 beats giaddr");
+}
+
+#[test]
+fn server_id_override_is_announced_and_accepted() {
+    let mut h = H::new();
+    let ovr = Ipv4Addr::new(198, 18, 1, 1);
+    let info = [11, 4, 198, 18, 1, 1];
+    let base = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed_to_us(ovr);
+    let o = h.send(T0, &base).unwrap();
+    assert_eq!(o.opt(opt::SERVER_ID).map(|v| ip(&v)), Some(ovr));
+    let mut r = base.clone();
+    r.mtype = Some(MessageType::Request as u8);
+    let r = r.ip_opt(opt::REQUESTED_IP, o.yiaddr()).ip_opt(opt::SERVER_ID, ovr);
+    assert_eq!(h.send(T0 + 1, &r).unwrap().mtype(), MessageType::Ack);
+}
+
+#[test]
+fn shared_network_falls_over_to_sibling_subnet() {
+    let mut h = H::new();
+    let relay = Ipv4Addr::new(198, 18, 2, 1);
+    let mut seen = vec![];
+    for i in 0..3u8 {
+        let mut r = rq(MessageType::Discover).relayed_to_us(relay);
+        r.chaddr = [2, 2, 0, 0, 0, i];
+        seen.push(h.send(T0, &r).unwrap().yiaddr());
+    }
+    assert_eq!(seen[0], Ipv4Addr::new(198, 18, 2, 10));
+    assert!(h.cfg.subnets[3].contains(seen[1]) && h.cfg.subnets[3].contains(seen[2]), "{seen:?}");
+}
+
+#[test]
+fn vlan_tags_select_the_subnet_and_routes_are_sent() {
+    let mut h = H::new();
+    let mut r = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[1, 121, 3]);
+    r.vlans = vec![100, 20];
+    let o = h.send(T0, &r).unwrap();
+    assert!(h.cfg.subnets[4].contains(o.yiaddr()));
+    assert_eq!(o.f().vlan_ids(), [100, 20], "reply keeps the tags");
+    assert_eq!(o.opt(opt::CLASSLESS_ROUTES), Some(vec![16, 198, 19, 198, 18, 4, 1]));
+    r.vlans = vec![999];
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::NoSubnet);
+}
+
+#[test]
+fn truncated_and_garbage_frames_never_panic() {
+    let mut h = H::new();
+    let good = rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &[1, 3, 6]).frame();
+    for n in 0..good.len() {
+        let mut buf = good[..n].to_vec();
+        buf.resize(4096, 0);
+        let mut g = h.db.lock(0);
+        let (v, _) = h.engine.handle(T0, &h.cfg, &h.server, &mut g, &mut buf, n);
+        assert!(matches!(v, Verdict::Drop(_)), "prefix {n} answered");
+    }
+    // Random bytes behind valid headers: a deterministic xorshift stream.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        let mut f = good.clone();
+        let start = 42;
+        for b in &mut f[start..] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(7) {
+                *b = x as u8;
+            }
+        }
+        let n = f.len();
+        f.resize(4096, 0);
+        let mut g = h.db.lock(0);
+        let (v, _) = h.engine.handle(T0, &h.cfg, &h.server, &mut g, &mut f, n);
+        if let Verdict::Reply(len) = v {
+            let fr = Frame::new_checked(&f[..len]).expect("reply parses");
+            assert!(fr.udp_checksum_ok());
+            assert!(Message::parse(fr.payload()).is_ok());
+        }
+    }
+}
