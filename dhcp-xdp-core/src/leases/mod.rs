@@ -1,0 +1,338 @@
+//! Lease tables: one shard per worker, O(1) allocation, affinity, and the pools' address
+//! ownership.
+//!
+//! A shard owns its clients' leases (the XDP hash always sends a client to the same worker) and
+//! the addresses in its free lists. Every pool address has an owner byte: a shard, the pool's
+//! spare set, or "reserved". A shard whose free list runs dry claims a block from the spare set
+//! (the one cross-shard lock) or, when the spare set is empty, takes free addresses from another
+//! shard it can lock without waiting. Nothing here reads a clock or does I/O: callers pass `now`
+//! (Unix seconds) and collect the [`Change`]s to journal.
+//!
+//! - [`key`]: the client key a lease is kept under.
+//! - [`shard`]: one shard's storage (records, indexes, free lists) and the lease operations.
+//! - [`pool`]: address ownership across shards (owner bytes, spare blocks, stealing).
+
+use std::{
+    collections::VecDeque,
+    net::Ipv4Addr,
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU8, Ordering},
+    },
+};
+
+use hashbrown::{HashMap, HashTable};
+
+use crate::config::Config;
+
+/// Owner byte of an address in the spare set.
+const SPARE: u8 = 255;
+/// Owner byte of an address reserved for one client (never allocated dynamically).
+const RESERVED: u8 = 254;
+/// Most shards (owner bytes below [`RESERVED`]).
+pub const MAX_SHARDS: usize = 250;
+mod key;
+mod pool;
+mod shard;
+#[cfg(test)]
+mod tests;
+
+pub use key::ClientKey;
+pub use pool::PoolState;
+pub use shard::{Shard, ShardGuard};
+
+/// Lease states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LeaseState {
+    /// Offered, held until `expires`.
+    Offered = 0,
+    /// Bound until `expires`.
+    Bound = 1,
+    /// Released by the client; the address is free but remembered for affinity.
+    Released = 2,
+    /// Lapsed; free but remembered for affinity.
+    Expired = 3,
+    /// Declined by a client: on probation until `expires`.
+    Declined = 4,
+}
+
+impl LeaseState {
+    /// From the journal byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Offered,
+            1 => Self::Bound,
+            2 => Self::Released,
+            3 => Self::Expired,
+            4 => Self::Declined,
+            _ => return None,
+        })
+    }
+}
+
+/// One lease record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Who.
+    pub key: ClientKey,
+    /// The client's hardware address (routes the record to its shard on restart).
+    pub chaddr: [u8; 6],
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Unix seconds when the state lapses.
+    pub expires: u32,
+    /// State.
+    pub state: LeaseState,
+    /// Subnet id.
+    pub subnet: u32,
+}
+
+impl Lease {
+    /// Whether the address is still held at `now` (offer hold, binding or probation running).
+    pub fn holds(&self, now: u32) -> bool {
+        match self.state {
+            LeaseState::Offered | LeaseState::Bound | LeaseState::Declined => self.expires > now,
+            LeaseState::Released | LeaseState::Expired => false,
+        }
+    }
+}
+
+/// A change to journal: the record as it now is, or its removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Insert or replace the record of `key`.
+    Upsert(Lease),
+    /// Forget the record of this key.
+    Remove(ClientKey),
+}
+
+/// Why no address could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// Every pool of the candidate subnets is exhausted.
+    #[error("no free address")]
+    NoAddress,
+    /// The address is held by another client or owned by another shard.
+    #[error("address not available to this client")]
+    Unavailable,
+}
+
+/// All shards and pools.
+pub struct LeaseDb {
+    shards: Vec<Mutex<Shard>>,
+    pools: Vec<PoolState>,
+    retired: std::sync::atomic::AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts of leases by state, and free addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Offers held.
+    pub offered: u64,
+    /// Bound leases.
+    pub bound: u64,
+    /// Released or expired records kept for affinity.
+    pub remembered: u64,
+    /// Declined addresses on probation.
+    pub declined: u64,
+}
+
+impl LeaseDb {
+    /// Builds empty shards and pool states for `cfg`, then re-inserts `leases` (from recovery
+    /// or a reload), each into the shard of its chaddr.
+    pub fn new(cfg: &Config, shards: usize, leases: impl IntoIterator<Item = Lease>, now: u32) -> Self {
+        let shards = shards.clamp(1, MAX_SHARDS);
+        let mut pools = vec![];
+        for s in &cfg.subnets {
+            for p in &s.pools {
+                let len = p.len();
+                let block = (len / (shards as u32 * 8)).clamp(1, 1024);
+                let owner: Vec<AtomicU8> = (0..len).map(|_| AtomicU8::new(SPARE)).collect();
+                for r in &s.reservations {
+                    if let Some(a) = r.ip
+                        && p.contains(a)
+                    {
+                        owner[(u32::from(a) - u32::from(p.start)) as usize].store(RESERVED, Ordering::Relaxed);
+                    }
+                }
+                let spare: Vec<u32> = (0..len.div_ceil(block)).rev().map(|b| b * block).collect();
+                pools.push(PoolState {
+                    subnet: s.id,
+                    start: u32::from(p.start),
+                    len,
+                    owner,
+                    spare: Mutex::new(spare),
+                    spare_empty: std::sync::atomic::AtomicBool::new(false),
+                    block,
+                });
+            }
+        }
+        let db = Self {
+            shards: (0..shards)
+                .map(|i| {
+                    Mutex::new(Shard {
+                        id: i as u8,
+                        leases: vec![],
+                        vacant: vec![],
+                        by_key: HashTable::new(),
+                        by_addr: HashMap::new(),
+                        free: (0..pools.len()).map(|_| VecDeque::new()).collect(),
+                        changes: vec![],
+                        sweep_cursor: 0,
+                        last_found: std::cell::Cell::new(0),
+                    })
+                })
+                .collect(),
+            pools,
+            retired: std::sync::atomic::AtomicBool::new(false),
+        };
+        // Group by shard first, so each shard is locked once and its tables are sized once.
+        let mut per_shard: Vec<Vec<Lease>> = vec![vec![]; db.shards.len()];
+        for l in leases {
+            if l.state == LeaseState::Offered || !l.holds(now) && l.state == LeaseState::Declined {
+                continue;
+            }
+            if !cfg.subnets.iter().any(|s| s.id == l.subnet && s.contains(l.addr)) {
+                continue;
+            }
+            per_shard[db.shard_of(&l.chaddr)].push(l);
+        }
+        // Shards fill in parallel: each has its own lock, pool owner bytes are atomics.
+        std::thread::scope(|scope| {
+            for (shard, list) in per_shard.into_iter().enumerate() {
+                let db = &db;
+                scope.spawn(move || db.fill_shard(shard, list, now));
+            }
+        });
+        db
+    }
+
+    fn fill_shard(&self, shard: usize, list: Vec<Lease>, now: u32) {
+        let mut sh = lock(&self.shards[shard]);
+        sh.leases.reserve(list.len());
+        sh.by_addr.reserve(list.len());
+        sh.reserve_keys(list.len());
+        for l in list {
+            // A record's address is owned by its shard; a conflict (two records on one address,
+            // which a sound journal never holds) keeps the one that expires last.
+            if let Some(&other) = sh.by_addr.get(&u32::from(l.addr))
+                && sh.leases[other as usize].expires >= l.expires
+            {
+                continue;
+            }
+            if let Some((pi, off)) = self.locate(l.addr) {
+                let owner = &self.pools[pi].owner[off];
+                match owner.compare_exchange(SPARE, sh.id, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if !l.holds(now) {
+                            sh.free[pi].push_back(u32::from(l.addr));
+                        }
+                    }
+                    Err(o) if o != RESERVED && o != sh.id => continue,
+                    Err(_) => {}
+                }
+            }
+            sh.put_unjournaled(l);
+        }
+        // Recovery rebuilds from the journal; nothing here is new to it.
+        sh.changes.clear();
+    }
+
+    /// Marks this database as replaced (after a reload rebuilt the tables): a worker that
+    /// locks one of its shards afterwards must switch to the new one.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Whether [`retire`](Self::retire) was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Locks every shard (in order) and returns all records; the guards keep the shards
+    /// frozen while a replacement is built.
+    pub fn freeze(&self) -> (Vec<ShardGuard<'_>>, Vec<Lease>) {
+        let guards: Vec<ShardGuard<'_>> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+        let mut all = vec![];
+        for g in &guards {
+            all.extend(g.shard.leases.iter().filter(|l| l.key.len != 0).copied());
+        }
+        (guards, all)
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard owning the client with this chaddr (same hash as the XDP program).
+    pub fn shard_of(&self, chaddr: &[u8; 6]) -> usize {
+        dhcp_xdp_common::worker_for_chaddr(chaddr, self.shards.len() as u32) as usize
+    }
+
+    /// Locks shard `i` (a worker holds it for one batch; the control loop briefly).
+    pub fn lock(&self, i: usize) -> ShardGuard<'_> {
+        ShardGuard { db: self, shard: lock(&self.shards[i % self.shards.len()]) }
+    }
+
+    fn locate(&self, a: Ipv4Addr) -> Option<(usize, usize)> {
+        self.pools.iter().enumerate().find_map(|(i, p)| p.offset(a).map(|o| (i, o)))
+    }
+
+    /// All records (for snapshots and reloads).
+    pub fn all_leases(&self) -> Vec<Lease> {
+        let mut v = vec![];
+        for s in &self.shards {
+            v.extend(lock(s).leases.iter().filter(|l| l.expires != 0 || l.state != LeaseState::Expired).copied());
+        }
+        v
+    }
+
+    /// Counts by state over all shards.
+    pub fn census(&self, now: u32) -> Census {
+        let mut c = Census::default();
+        for s in &self.shards {
+            for l in &lock(s).leases {
+                if l.key.len == 0 {
+                    continue;
+                }
+                match l.state {
+                    LeaseState::Offered if l.holds(now) => c.offered += 1,
+                    LeaseState::Bound if l.holds(now) => c.bound += 1,
+                    LeaseState::Declined if l.holds(now) => c.declined += 1,
+                    _ => c.remembered += 1,
+                }
+            }
+        }
+        c
+    }
+
+    /// Bound leases per pool (utilisation), in config order.
+    pub fn pool_usage(&self, now: u32) -> Vec<(u32, Ipv4Addr, u32, u64)> {
+        let mut used = vec![0u64; self.pools.len()];
+        for s in &self.shards {
+            for l in &lock(s).leases {
+                if l.key.len != 0
+                    && l.holds(now)
+                    && let Some((pi, _)) = self.locate(l.addr)
+                {
+                    used[pi] += 1;
+                }
+            }
+        }
+        self.pools.iter().zip(used).map(|(p, u)| (p.subnet, Ipv4Addr::from(p.start), p.len, u)).collect()
+    }
+
+    /// Expires lapsed bindings, offers and probations in shard `i`, at most `max` records
+    /// examined; the changes are returned for the journal.
+    pub fn sweep(&self, i: usize, now: u32, max: usize) -> Vec<Change> {
+        let mut g = self.lock(i);
+        g.sweep(now, max);
+        g.take_changes()
+    }
+}

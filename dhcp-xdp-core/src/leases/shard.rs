@@ -1,0 +1,382 @@
+//! One shard's storage — records, the key and address indexes, free lists, pending changes —
+//! and the lease operations the engine performs on a locked shard (offer, bind, release,
+//! decline, expiry). Nothing here allocates an address it does not own ([`super::pool`]).
+
+use super::*;
+
+/// One shard's tables.
+pub struct Shard {
+    pub(super) id: u8,
+    pub(super) leases: Vec<Lease>,
+    pub(super) vacant: Vec<u32>,
+    pub(super) by_key: HashTable<u32>,
+    pub(super) by_addr: HashMap<u32, u32>,
+    pub(super) free: Vec<VecDeque<u32>>,
+    pub(super) changes: Vec<Change>,
+    pub(super) sweep_cursor: usize,
+    /// Index of the record [`Shard::find`] found last.
+    pub(super) last_found: std::cell::Cell<u32>,
+}
+
+/// A locked shard with access to the shared pool states.
+pub struct ShardGuard<'a> {
+    pub(super) db: &'a LeaseDb,
+    pub(super) shard: MutexGuard<'a, Shard>,
+}
+
+impl Shard {
+    pub(super) fn reserve_keys(&mut self, n: usize) {
+        let leases = &self.leases;
+        self.by_key.reserve(n, |&j| leases[j as usize].key.hash64());
+    }
+
+    pub(super) fn find(&self, key: &ClientKey) -> Option<u32> {
+        // Lookups come in pairs (the engine reads a client's record, then binds it), so the
+        // last hit is tried first. A stale index cannot mislead: a removed record's key is
+        // cleared, and a key is held by one record at most.
+        let last = self.last_found.get();
+        if self.leases.get(last as usize).is_some_and(|l| l.key == *key) {
+            return Some(last);
+        }
+        let leases = &self.leases;
+        let i = *self.by_key.find(key.hash64(), |&i| leases[i as usize].key == *key)?;
+        self.last_found.set(i);
+        Some(i)
+    }
+
+    /// Inserts or replaces the record of `l.key` and journals it.
+    pub(super) fn put(&mut self, l: Lease) -> u32 {
+        let idx = self.put_unjournaled(l);
+        self.changes.push(Change::Upsert(l));
+        idx
+    }
+
+    /// Inserts or replaces the record of `l.key`, keeping both indexes right, without a journal
+    /// record of its own: offers (a restart forgets them, as clients expect) and recovery. A
+    /// remembered record that loses its address is still journaled as removed.
+    pub(super) fn put_unjournaled(&mut self, l: Lease) -> u32 {
+        let idx = match self.find(&l.key) {
+            Some(i) => {
+                let old = self.leases[i as usize];
+                if old.addr != l.addr && self.by_addr.get(&u32::from(old.addr)) == Some(&i) {
+                    self.by_addr.remove(&u32::from(old.addr));
+                }
+                self.leases[i as usize] = l;
+                i
+            }
+            None => {
+                let i = match self.vacant.pop() {
+                    Some(i) => {
+                        self.leases[i as usize] = l;
+                        i
+                    }
+                    None => {
+                        self.leases.push(l);
+                        (self.leases.len() - 1) as u32
+                    }
+                };
+                let leases = &self.leases;
+                self.by_key.insert_unique(l.key.hash64(), i, |&j| leases[j as usize].key.hash64());
+                i
+            }
+        };
+        // A previous holder of this address (a remembered record) loses it.
+        if let Some(prev) = self.by_addr.insert(u32::from(l.addr), idx)
+            && prev != idx
+        {
+            self.remove_idx(prev);
+        }
+        idx
+    }
+
+    pub(super) fn remove_idx(&mut self, i: u32) {
+        let l = self.leases[i as usize];
+        let hash = l.key.hash64();
+        if let Ok(e) = self.by_key.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        if self.by_addr.get(&u32::from(l.addr)) == Some(&i) {
+            self.by_addr.remove(&u32::from(l.addr));
+        }
+        self.leases[i as usize].key = ClientKey { len: 0, bytes: [0; 32] };
+        self.vacant.push(i);
+        self.changes.push(Change::Remove(l.key));
+    }
+}
+
+impl ShardGuard<'_> {
+    /// Every record of this shard (snapshots).
+    pub fn records(&self) -> impl Iterator<Item = Lease> + '_ {
+        self.shard.leases.iter().filter(|l| l.key.len != 0 && l.state != LeaseState::Offered).copied()
+    }
+
+    /// The record of `key`.
+    pub fn get(&self, key: &ClientKey) -> Option<Lease> {
+        self.shard.find(key).map(|i| self.shard.leases[i as usize])
+    }
+
+    /// The record holding `addr` in this shard.
+    pub fn by_addr(&self, addr: Ipv4Addr) -> Option<Lease> {
+        self.shard.by_addr.get(&u32::from(addr)).map(|&i| self.shard.leases[i as usize])
+    }
+
+    /// Changes made since the last call (to journal).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.shard.changes)
+    }
+
+    /// Appends the changes made since the last call to `out`.
+    pub fn drain_changes(&mut self, out: &mut Vec<Change>) {
+        out.append(&mut self.shard.changes);
+    }
+
+    /// Whether `addr` can be given to `key` now: inside a pool, owned by this shard (or
+    /// claimable from the spare set), not held by another client. Reserved addresses are the
+    /// caller's business.
+    pub fn available(&mut self, addr: Ipv4Addr, key: &ClientKey, now: u32) -> bool {
+        let Some((pi, off)) = self.db.locate(addr) else {
+            return false;
+        };
+        let pool = &self.db.pools[pi];
+        let me = self.shard.id;
+        match pool.owner(off) {
+            o if o == me => {}
+            SPARE => {
+                // Claim this one address out of the spare set.
+                let _spare = lock(&pool.spare);
+                if pool.owner[off].compare_exchange(SPARE, me, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+        match self.by_addr(addr) {
+            Some(l) => l.key == *key || !l.holds(now),
+            None => true,
+        }
+    }
+
+    /// Offers an address to `key`: its reserved one, else its current or remembered one when
+    /// still free, else `hint` when free, else the next free address of `pools` (indexes into
+    /// the flattened pool list of `subnets`), oldest-freed first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn offer(
+        &mut self,
+        now: u32,
+        hold: u32,
+        key: &ClientKey,
+        chaddr: [u8; 6],
+        subnets: &[u32],
+        // By reference: a by-value copy of this pair waits on the narrower stores that built it.
+        reserved: Option<&(Ipv4Addr, u32)>,
+        hint: Option<Ipv4Addr>,
+    ) -> Result<(Ipv4Addr, u32), LeaseError> {
+        // Fast path: the client still holds an address in one of these subnets (an offer not yet
+        // taken, or a binding): offer it again without touching its state — a bound lease stays
+        // bound until its REQUEST, an offer gets a fresh hold.
+        if reserved.is_none()
+            && let Some(i) = self.shard.find(key)
+        {
+            let l = &mut self.shard.leases[i as usize];
+            if matches!(l.state, LeaseState::Offered | LeaseState::Bound) && l.holds(now) && subnets.contains(&l.subnet)
+            {
+                if l.state == LeaseState::Offered {
+                    l.expires = now.saturating_add(hold);
+                }
+                return Ok((l.addr, l.subnet));
+            }
+        }
+        let in_subnets =
+            |db: &LeaseDb, a: Ipv4Addr| db.locate(a).map(|(pi, _)| db.pools[pi].subnet).filter(|s| subnets.contains(s));
+        let pick = if let Some(&(a, subnet)) = reserved {
+            match self.by_addr(a) {
+                Some(l) if l.key != *key && l.holds(now) => return Err(LeaseError::Unavailable),
+                _ => Some((a, subnet)),
+            }
+        } else if let Some(l) = self.get(key).filter(|l| l.state != LeaseState::Declined)
+            && let Some(s) = in_subnets(self.db, l.addr)
+            && self.available(l.addr, key, now)
+        {
+            Some((l.addr, s))
+        } else if let Some(h) = hint
+            && let Some(s) = in_subnets(self.db, h)
+            && self.available(h, key, now)
+        {
+            Some((h, s))
+        } else {
+            None
+        };
+        let (addr, subnet) = match pick {
+            Some(p) => p,
+            None => self.allocate(now, subnets)?,
+        };
+        // The client's old address, if it was still held, goes back to the free list.
+        if let Some(old) = self.get(key)
+            && old.addr != addr
+            && old.holds(now)
+        {
+            self.push_free(old.addr);
+        }
+        self.shard.put_unjournaled(Lease {
+            key: *key,
+            chaddr,
+            addr,
+            expires: now.saturating_add(hold),
+            state: LeaseState::Offered,
+            subnet,
+        });
+        Ok((addr, subnet))
+    }
+
+    /// Binds `addr` to `key` until `now + lease_time`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn bind(
+        &mut self,
+        now: u32,
+        key: ClientKey,
+        chaddr: [u8; 6],
+        addr: Ipv4Addr,
+        subnet: u32,
+        lease_time: u32,
+        reserved: bool,
+    ) -> Result<Lease, LeaseError> {
+        // Fast path (inlined, so a caller that ignores the record does not copy it):
+        // confirming or renewing the address this client holds.
+        if let Some(i) = self.shard.find(&key) {
+            let l = &mut self.shard.leases[i as usize];
+            if l.addr == addr
+                && l.subnet == subnet
+                && matches!(l.state, LeaseState::Offered | LeaseState::Bound)
+                && l.holds(now)
+            {
+                l.state = LeaseState::Bound;
+                l.expires = now.saturating_add(lease_time);
+                l.chaddr = chaddr;
+                let l = *l;
+                self.shard.changes.push(Change::Upsert(l));
+                return Ok(l);
+            }
+        }
+        self.bind_new(now, key, chaddr, addr, subnet, lease_time, reserved)
+    }
+
+    /// [`bind`](Self::bind) of an address the client does not hold yet.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    pub(super) fn bind_new(
+        &mut self,
+        now: u32,
+        key: ClientKey,
+        chaddr: [u8; 6],
+        addr: Ipv4Addr,
+        subnet: u32,
+        lease_time: u32,
+        reserved: bool,
+    ) -> Result<Lease, LeaseError> {
+        if !reserved && !self.available(addr, &key, now) {
+            return Err(LeaseError::Unavailable);
+        }
+        if reserved
+            && let Some(l) = self.by_addr(addr)
+            && l.key != key
+            && l.holds(now)
+        {
+            return Err(LeaseError::Unavailable);
+        }
+        if let Some(old) = self.get(&key)
+            && old.addr != addr
+            && old.holds(now)
+        {
+            self.push_free(old.addr);
+        }
+        let l = Lease { key, chaddr, addr, expires: now.saturating_add(lease_time), state: LeaseState::Bound, subnet };
+        self.shard.put(l);
+        Ok(l)
+    }
+
+    /// Client gave `addr` back: the address is free again, the record stays for affinity.
+    pub fn release(&mut self, key: &ClientKey, addr: Ipv4Addr, now: u32) -> bool {
+        match self.get(key) {
+            Some(mut l) if l.addr == addr && l.holds(now) => {
+                l.state = LeaseState::Released;
+                l.expires = now;
+                self.shard.put(l);
+                self.push_free(addr);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Client found `addr` in use: it goes on probation until `now + probation`, and the client
+    /// will be offered another one.
+    pub fn decline(&mut self, key: &ClientKey, addr: Ipv4Addr, now: u32, probation: u32) -> bool {
+        match self.get(key) {
+            Some(l) if l.addr == addr && l.holds(now) => {
+                let i = self.shard.find(key).expect("just found");
+                self.shard.remove_idx(i);
+                let held = Lease {
+                    key: ClientKey::declined(addr),
+                    chaddr: l.chaddr,
+                    addr,
+                    expires: now.saturating_add(probation),
+                    state: LeaseState::Declined,
+                    subnet: l.subnet,
+                };
+                self.shard.put(held);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets an offer (the client chose another server).
+    pub fn forget_offer(&mut self, key: &ClientKey, now: u32) {
+        if let Some(l) = self.get(key)
+            && l.state == LeaseState::Offered
+            && l.holds(now)
+        {
+            let mut l2 = l;
+            l2.state = LeaseState::Expired;
+            l2.expires = now;
+            self.shard.put_unjournaled(l2);
+            self.push_free(l.addr);
+        }
+    }
+
+    /// Expiry step, see [`LeaseDb::sweep`].
+    pub fn sweep(&mut self, now: u32, max: usize) {
+        let n = self.shard.leases.len();
+        if n == 0 {
+            return;
+        }
+        for _ in 0..max.min(n) {
+            let i = self.shard.sweep_cursor % n;
+            self.shard.sweep_cursor = (i + 1) % n;
+            let l = self.shard.leases[i];
+            if l.key.len == 0 || l.holds(now) {
+                continue;
+            }
+            match l.state {
+                LeaseState::Bound => {
+                    let mut e = l;
+                    e.state = LeaseState::Expired;
+                    self.shard.put(e);
+                    self.push_free(l.addr);
+                }
+                LeaseState::Offered => {
+                    let mut e = l;
+                    e.state = LeaseState::Expired;
+                    self.shard.put_unjournaled(e);
+                    self.push_free(l.addr);
+                }
+                LeaseState::Declined => {
+                    self.shard.remove_idx(i as u32);
+                    self.push_free(l.addr);
+                }
+                LeaseState::Released | LeaseState::Expired => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+use super::*;
+use crate::net::Ipv4Net;
+
+fn cfg(prefix_pool: &str) -> Config {
+    Config::parse(
+        "t.toml",
+        &format!("[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"{prefix_pool}\"\n[[subnet.reservation]]\nhw-address = \"02:00:00:00:00:ee\"\nip = \"198.18.0.12\"\n"),
+    )
+    .unwrap()
+}
+
+fn key(i: u8) -> (ClientKey, [u8; 6]) {
+    let mac = [2, 0, 0, 0, 1, i];
+    (ClientKey::hw(1, &mac), mac)
+}
+
+#[test]
+fn ethernet_keys_encode_like_any_other_hardware_key() {
+    let mac = [2, 0, 0, 0, 1, 9];
+    let k = ClientKey::hw(1, &mac);
+    assert_eq!(k.as_bytes(), &[1, 1, 2, 0, 0, 0, 1, 9]);
+    assert_eq!(ClientKey::from_bytes(k.as_bytes()), Some(k));
+    assert_eq!(k.hash64(), ClientKey::from_bytes(k.as_bytes()).unwrap().hash64());
+    assert_ne!(k, ClientKey::hw(6, &mac), "htype is part of the key");
+    let long = ClientKey::hw(32, &[7; 16]);
+    assert_eq!(long.as_bytes().len(), 18);
+    assert_ne!(ClientKey::hw(1, &[2, 0, 0, 0, 1, 9, 0]), k, "hlen is part of the key");
+}
+
+#[test]
+fn offer_bind_release_keeps_affinity() {
+    let c = cfg("198.18.0.10-198.18.0.20");
+    let db = LeaseDb::new(&c, 1, [], 1000);
+    let mut g = db.lock(0);
+    let (k, mac) = key(1);
+    let (a, s) = g.offer(1000, 30, &k, mac, &[1], None, None).unwrap();
+    assert_eq!(s, 1);
+    assert_eq!(g.take_changes(), vec![], "offers are not journaled");
+    let l = g.bind(1001, k, mac, a, 1, 3600, false).unwrap();
+    assert_eq!(l.expires, 4601);
+    assert_eq!(g.take_changes(), vec![Change::Upsert(l)]);
+    assert!(g.release(&k, a, 1002));
+    // Others take addresses; the released one is offered again to its client while free.
+    for i in 2..5 {
+        let (k2, m2) = key(i);
+        let (b, _) = g.offer(1003, 30, &k2, m2, &[1], None, None).unwrap();
+        assert_ne!(b, a, "freed address is reused last (FIFO)");
+    }
+    assert_eq!(g.offer(1004, 30, &k, mac, &[1], None, None).unwrap().0, a);
+}
+
+#[test]
+fn discover_from_a_bound_client_does_not_downgrade_its_lease() {
+    let c = cfg("198.18.0.10-198.18.0.20");
+    let db = LeaseDb::new(&c, 1, [], 0);
+    let mut g = db.lock(0);
+    let (k, m) = key(1);
+    let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).unwrap();
+    g.bind(0, k, m, a, 1, 3600, false).unwrap();
+    assert_eq!(g.offer(10, 30, &k, m, &[1], None, None).unwrap().0, a);
+    let l = g.get(&k).unwrap();
+    assert_eq!((l.state, l.expires), (LeaseState::Bound, 3600));
+    g.sweep(100, 10);
+    assert_eq!(g.get(&k).unwrap().state, LeaseState::Bound, "still bound after the offer hold");
+    let renewed = g.bind(1000, k, m, a, 1, 3600, false).unwrap();
+    assert_eq!(renewed.expires, 4600);
+}
+
+#[test]
+fn hint_is_honoured_when_free_and_refused_when_held() {
+    let c = cfg("198.18.0.10-198.18.0.20");
+    let db = LeaseDb::new(&c, 2, [], 0);
+    let mut g = db.lock(0);
+    let (k1, m1) = key(1);
+    let want = Ipv4Addr::new(198, 18, 0, 15);
+    assert_eq!(g.offer(0, 30, &k1, m1, &[1], None, Some(want)).unwrap().0, want);
+    g.bind(1, k1, m1, want, 1, 100, false).unwrap();
+    let (k2, m2) = key(2);
+    assert_ne!(g.offer(2, 30, &k2, m2, &[1], None, Some(want)).unwrap().0, want);
+    assert!(!g.available(Ipv4Addr::new(198, 18, 0, 12), &k2, 2), "reserved addresses are never dynamic");
+}
+
+#[test]
+fn full_pool_says_no_address_and_expiry_frees() {
+    let c = cfg("198.18.0.10-198.18.0.13"); // .12 reserved → 3 dynamic addresses
+    let db = LeaseDb::new(&c, 1, [], 0);
+    let mut g = db.lock(0);
+    for i in 0..3 {
+        let (k, m) = key(i);
+        let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).unwrap();
+        g.bind(0, k, m, a, 1, 100, false).unwrap();
+    }
+    let (k, m) = key(9);
+    assert_eq!(g.offer(1, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
+    g.take_changes();
+    g.sweep(200, 100);
+    assert!(g.take_changes().iter().all(|c| matches!(c, Change::Upsert(l) if l.state == LeaseState::Expired)));
+    assert!(g.offer(201, 30, &k, m, &[1], None, None).is_ok());
+}
+
+#[test]
+fn unrequested_offers_lapse_and_return() {
+    let c = cfg("198.18.0.10-198.18.0.10");
+    let db = LeaseDb::new(&c, 1, [], 0);
+    let mut g = db.lock(0);
+    let (k1, m1) = key(1);
+    let (k2, m2) = key(2);
+    g.offer(0, 30, &k1, m1, &[1], None, None).unwrap();
+    assert_eq!(g.offer(10, 30, &k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
+    g.sweep(31, 10);
+    assert!(g.offer(31, 30, &k2, m2, &[1], None, None).is_ok());
+}
+
+#[test]
+fn decline_puts_address_on_probation() {
+    let c = cfg("198.18.0.10-198.18.0.11");
+    let db = LeaseDb::new(&c, 1, [], 0);
+    let mut g = db.lock(0);
+    let (k, m) = key(1);
+    let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).unwrap();
+    g.bind(0, k, m, a, 1, 100, false).unwrap();
+    assert!(g.decline(&k, a, 5, 1000));
+    let (b, _) = g.offer(6, 30, &k, m, &[1], None, None).unwrap();
+    assert_ne!(a, b, "declined address not offered again");
+    let (k2, m2) = key(2);
+    assert_eq!(g.offer(7, 30, &k2, m2, &[1], None, None), Err(LeaseError::NoAddress));
+    g.sweep(2000, 10);
+    g.sweep(2000, 10);
+    assert_eq!(g.offer(2001, 30, &k2, m2, &[1], None, None).unwrap().0, a, "probation over");
+}
+
+#[test]
+fn shards_share_a_small_pool_by_blocks_and_stealing() {
+    let c = cfg("198.18.0.10-198.18.0.19"); // 9 dynamic
+    let db = LeaseDb::new(&c, 2, [], 0);
+    let mut got = hashbrown::HashSet::new();
+    for i in 0..9u8 {
+        let mut g = db.lock(usize::from(i % 2));
+        let (k, m) = key(i);
+        let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).expect("pool not full yet");
+        g.bind(0, k, m, a, 1, 100, false).unwrap();
+        assert!(got.insert(a), "{a} handed out twice");
+    }
+    let mut g = db.lock(0);
+    let (k, m) = key(99);
+    assert_eq!(g.offer(0, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
+}
+
+#[test]
+fn recovery_rehomes_records_and_keeps_them_bound() {
+    let c = cfg("198.18.0.10-198.18.0.30");
+    let (k, m) = key(7);
+    let l = Lease {
+        key: k,
+        chaddr: m,
+        addr: Ipv4Addr::new(198, 18, 0, 25),
+        expires: 500,
+        state: LeaseState::Bound,
+        subnet: 1,
+    };
+    let db = LeaseDb::new(&c, 3, [l], 100);
+    let s = db.shard_of(&m);
+    let mut g = db.lock(s);
+    assert_eq!(g.get(&k), Some(l));
+    let (k2, _) = key(8);
+    assert!(!g.available(l.addr, &k2, 101));
+    drop(g);
+    assert_eq!(db.census(100).bound, 1);
+    let _ = Ipv4Net { addr: Ipv4Addr::LOCALHOST, prefix: 8 };
+}
+
+#[test]
+fn allocation_stays_fast_in_a_nearly_full_pool() {
+    let c = Config::parse(
+        "t",
+        "[[subnet]]\nsubnet = \"198.18.0.0/15\"\n[[subnet.pool]]\nrange = \"198.18.0.1-198.19.255.254\"\n",
+    )
+    .unwrap();
+    let db = LeaseDb::new(&c, 1, [], 0);
+    let mut g = db.lock(0);
+    let n = 131_070u32;
+    for i in 0..n - 100 {
+        let mac = [2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let k = ClientKey::hw(1, &mac);
+        let (a, _) = g.offer(0, 30, &k, mac, &[1], None, None).unwrap();
+        g.bind(0, k, mac, a, 1, 1000, false).unwrap();
+    }
+    g.take_changes();
+    let t = std::time::Instant::now();
+    for i in 0..100u32 {
+        let mac = [2, 9, 0, 0, 0, i as u8];
+        g.offer(0, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None).unwrap();
+    }
+    assert!(t.elapsed() < std::time::Duration::from_millis(50), "last 100 allocations took {:?}", t.elapsed());
+    let mac = [2, 9, 9, 9, 9, 9];
+    assert_eq!(g.offer(0, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None), Err(LeaseError::NoAddress));
+}
