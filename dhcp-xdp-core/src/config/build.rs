@@ -1,0 +1,449 @@
+//! Validation: each file section becomes its runtime type through one `TryFrom`, given the
+//! place it sits in (for errors naming file, line and field) and the scope it inherits. Nothing
+//! here keeps a reference to the file; the result is self-contained.
+
+use std::{net::Ipv4Addr, str::FromStr};
+
+use toml::Spanned;
+
+use super::{
+    BootpPolicy, Config, ConfigError, DEFAULT_DECLINE_PROBATION, DEFAULT_LEASE, DEFAULT_OFFER_HOLD,
+    DEFAULT_SNAPSHOT_EVERY, Durability, OptionTable, Pool, RenderedOptions, Reservation, ReservationIndex,
+    ReservationKey, Subnet, SubnetIndex,
+    file::{
+        FileConfig, OptionsSection, PersistenceSection, PoolSection, ReservationSection, ServerSection, SubnetSection,
+    },
+    options::parse_hex,
+    prefix_mask,
+};
+use crate::{dhcp::opt, net::Ipv4Net};
+
+/// The text being validated, for error places.
+pub(super) struct Ctx<'a> {
+    pub(super) file: &'a str,
+    pub(super) src: &'a str,
+}
+
+impl Ctx<'_> {
+    pub(super) fn err(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let line = span.map(|s| self.src[..s.start.min(self.src.len())].matches('\n').count() + 1).unwrap_or(0);
+        ConfigError { file: self.file.to_owned(), line, field: field.to_owned(), message: message.into() }
+    }
+
+    fn ip(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
+        Ipv4Addr::from_str(s.get_ref().trim())
+            .map_err(|_| self.err(Some(s.span()), field, format!("`{}` is not an IPv4 address", s.get_ref())))
+    }
+
+    fn net(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Net, ConfigError> {
+        let bad =
+            || self.err(Some(s.span()), field, format!("`{}` is not an IPv4 prefix like 198.18.0.0/24", s.get_ref()));
+        let (a, p) = s.get_ref().split_once('/').ok_or_else(bad)?;
+        let addr = Ipv4Addr::from_str(a.trim()).map_err(|_| bad())?;
+        let prefix: u8 = p.trim().parse().map_err(|_| bad())?;
+        if prefix > 32 {
+            return Err(bad());
+        }
+        Ok(Ipv4Net { addr: Ipv4Addr::from(u32::from(addr) & prefix_mask(prefix)), prefix })
+    }
+
+    fn hex(&self, s: &Spanned<String>, field: &str) -> Result<Vec<u8>, ConfigError> {
+        parse_hex(s.get_ref()).ok_or_else(|| {
+            self.err(Some(s.span()), field, format!("`{}` is not hex bytes like 01:02:0a or 01020a", s.get_ref()))
+        })
+    }
+}
+
+/// One section of the file to validate: where it is, and what it inherits.
+pub(super) struct Section<'a, T, P = ()> {
+    ctx: &'a Ctx<'a>,
+    /// Dotted field path of the section, e.g. `subnet[0].pool[1]`.
+    field: String,
+    item: &'a T,
+    parent: P,
+}
+
+impl<'a, T> Section<'a, T> {
+    fn new(ctx: &'a Ctx<'a>, field: impl Into<String>, item: &'a T) -> Self {
+        Self { ctx, field: field.into(), item, parent: () }
+    }
+}
+
+impl<'a, T, P> Section<'a, T, P> {
+    fn child<U, Q>(&self, field: String, item: &'a U, parent: Q) -> Section<'a, U, Q> {
+        Section { ctx: self.ctx, field, item, parent }
+    }
+    fn err(&self, span: Option<std::ops::Range<usize>>, sub: &str, message: impl Into<String>) -> ConfigError {
+        let field = if sub.is_empty() { self.field.clone() } else { format!("{}.{sub}", self.field) };
+        self.ctx.err(span, &field, message)
+    }
+    fn options(&self, o: &'a OptionsSection) -> Result<OptionTable, ConfigError> {
+        OptionTable::try_from(self.child(format!("{}.options", self.field), o, ()))
+    }
+}
+
+impl TryFrom<Section<'_, OptionsSection>> for OptionTable {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, OptionsSection>) -> Result<Self, ConfigError> {
+        let (ctx, o, field) = (sec.ctx, sec.item, &sec.field);
+        let mut t = OptionTable::default();
+        let ips = |list: &Vec<Spanned<String>>, name: &str| -> Result<Vec<u8>, ConfigError> {
+            let mut v = vec![];
+            for (i, s) in list.iter().enumerate() {
+                v.extend_from_slice(&ctx.ip(s, &format!("{field}.{name}[{i}]"))?.octets());
+            }
+            Ok(v)
+        };
+        if let Some(r) = &o.routers {
+            t.set(opt::ROUTERS, ips(r, "routers")?);
+        }
+        if let Some(r) = &o.dns_servers {
+            t.set(opt::DNS, ips(r, "dns-servers")?);
+        }
+        if let Some(d) = &o.domain_name {
+            t.set(opt::DOMAIN_NAME, d.as_bytes().to_vec());
+        }
+        if let Some(r) = &o.ntp_servers {
+            t.set(opt::NTP, ips(r, "ntp-servers")?);
+        }
+        if let Some(routes) = &o.classless_routes {
+            let mut v = vec![];
+            for (i, r) in routes.iter().enumerate() {
+                let f = format!("{field}.classless-routes[{i}]");
+                let dest = ctx.net(&r.destination, &format!("{f}.destination"))?;
+                let gw = ctx.ip(&r.router, &format!("{f}.router"))?;
+                // RFC 3442: width, significant octets of the destination, router.
+                v.push(dest.prefix);
+                v.extend_from_slice(&dest.addr.octets()[..usize::from(dest.prefix.div_ceil(8))]);
+                v.extend_from_slice(&gw.octets());
+            }
+            t.set(opt::CLASSLESS_ROUTES, v);
+        }
+        for (i, c) in o.custom.iter().enumerate() {
+            let f = format!("{field}.custom[{i}]");
+            let code = *c.code.get_ref();
+            if matches!(code, 0 | 255 | opt::MESSAGE_TYPE | opt::SERVER_ID | opt::OVERLOAD | opt::RELAY_AGENT_INFO) {
+                return Err(ctx.err(
+                    Some(c.code.span()),
+                    &format!("{f}.code"),
+                    format!("option {code} is set by the server itself"),
+                ));
+            }
+            let mut vals = vec![];
+            if let Some(list) = &c.ip {
+                vals.push(ips(list, &format!("custom[{i}].ip"))?);
+            }
+            if let Some(s) = &c.text {
+                vals.push(s.as_bytes().to_vec());
+            }
+            if let Some(h) = &c.hex {
+                vals.push(ctx.hex(h, &format!("{f}.hex"))?);
+            }
+            if let Some(v) = c.u8 {
+                vals.push(vec![v]);
+            }
+            if let Some(v) = c.u16 {
+                vals.push(v.to_be_bytes().to_vec());
+            }
+            if let Some(v) = c.u32 {
+                vals.push(v.to_be_bytes().to_vec());
+            }
+            if vals.len() != 1 {
+                return Err(ctx.err(Some(c.code.span()), &f, "give exactly one of ip, text, hex, u8, u16, u32"));
+            }
+            t.set(code, vals.pop().unwrap_or_default());
+        }
+        Ok(t)
+    }
+}
+
+/// What `[server]` sets for the whole configuration, and the defaults subnets inherit.
+pub(super) struct ServerSettings {
+    pub(super) server_id: Option<Ipv4Addr>,
+    pub(super) offer_hold: u32,
+    pub(super) decline_probation: u32,
+    pub(super) bootp: BootpPolicy,
+    pub(super) defaults: SubnetDefaults,
+}
+
+/// What a subnet inherits unless it says otherwise.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SubnetDefaults {
+    pub(super) lease_time: u32,
+    pub(super) renew_time: Option<u32>,
+    pub(super) rebind_time: Option<u32>,
+    pub(super) authoritative: bool,
+}
+
+impl Default for SubnetDefaults {
+    fn default() -> Self {
+        Self { lease_time: DEFAULT_LEASE, renew_time: None, rebind_time: None, authoritative: true }
+    }
+}
+
+impl TryFrom<Section<'_, ServerSection>> for ServerSettings {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, ServerSection>) -> Result<Self, ConfigError> {
+        let s = sec.item;
+        let lease_time = s.lease_time.as_ref().map(|v| *v.get_ref()).unwrap_or(DEFAULT_LEASE);
+        if lease_time < 60 {
+            return Err(sec.err(s.lease_time.as_ref().map(|v| v.span()), "lease-time", "must be at least 60 seconds"));
+        }
+        let server_id = s.server_id.as_ref().map(|v| sec.ctx.ip(v, "server.server-id")).transpose()?;
+        let bootp = match s.bootp.as_ref().map(|b| b.get_ref().as_str()) {
+            None | Some("ignore") => BootpPolicy::Ignore,
+            Some("reservations") => BootpPolicy::Reservations,
+            Some(other) => {
+                return Err(sec.err(
+                    s.bootp.as_ref().map(|b| b.span()),
+                    "bootp",
+                    format!("`{other}`: expected \"ignore\" or \"reservations\""),
+                ));
+            }
+        };
+        Ok(Self {
+            server_id,
+            offer_hold: s.offer_hold.unwrap_or(DEFAULT_OFFER_HOLD).max(1),
+            decline_probation: s.decline_probation.unwrap_or(DEFAULT_DECLINE_PROBATION),
+            bootp,
+            defaults: SubnetDefaults {
+                lease_time,
+                renew_time: s.renew_time.as_ref().map(|v| *v.get_ref()),
+                rebind_time: s.rebind_time.as_ref().map(|v| *v.get_ref()),
+                authoritative: s.authoritative.unwrap_or(true),
+            },
+        })
+    }
+}
+
+impl TryFrom<Section<'_, PersistenceSection>> for Durability {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, PersistenceSection>) -> Result<Self, ConfigError> {
+        let d = &sec.item.durability;
+        match d.as_ref().map(|d| d.get_ref().as_str()) {
+            None | Some("fsync") => Ok(Durability::Fsync),
+            Some("async") => Ok(Durability::Async),
+            Some(other) => Err(sec.err(
+                d.as_ref().map(|d| d.span()),
+                "durability",
+                format!("`{other}`: expected \"fsync\" or \"async\""),
+            )),
+        }
+    }
+}
+
+/// What a subnet section is validated against: the scope it inherits and the subnets before it.
+pub(super) struct SubnetScope<'a> {
+    index: usize,
+    defaults: SubnetDefaults,
+    options: &'a OptionTable,
+    earlier: &'a [Subnet],
+    shared: &'a mut Vec<String>,
+}
+
+impl TryFrom<Section<'_, SubnetSection, SubnetScope<'_>>> for Subnet {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, SubnetSection, SubnetScope<'_>>) -> Result<Self, ConfigError> {
+        let (sub, scope) = (sec.item, &sec.parent);
+        let net = sec.ctx.net(&sub.subnet, &format!("{}.subnet", sec.field))?;
+        let id = sub.id.unwrap_or(scope.index as u32 + 1);
+        for (oi, other) in scope.earlier.iter().enumerate() {
+            if other.id == id {
+                return Err(sec.err(Some(sub.subnet.span()), "id", format!("id {id} already used by subnet[{oi}]")));
+            }
+            let shorter = other.net.prefix.min(net.prefix);
+            if u32::from(other.net.addr) & prefix_mask(shorter) == u32::from(net.addr) & prefix_mask(shorter) {
+                return Err(sec.err(
+                    Some(sub.subnet.span()),
+                    "subnet",
+                    format!("overlaps subnet[{oi}] {}/{}", other.net.addr, other.net.prefix),
+                ));
+            }
+        }
+        let d = scope.defaults;
+        let defaults = SubnetDefaults {
+            lease_time: sub.lease_time.unwrap_or(d.lease_time),
+            renew_time: sub.renew_time.or(d.renew_time),
+            rebind_time: sub.rebind_time.or(d.rebind_time),
+            authoritative: sub.authoritative.unwrap_or(d.authoritative),
+        };
+        let table = Subnet::options_over(net, scope.options).overlay(&sec.options(&sub.options)?);
+        let mut subnet = Subnet::with_scope(id, net, defaults, &table)
+            .map_err(|message| sec.err(Some(sub.subnet.span()), "", message))?;
+        if let Some(v) = &sub.vlan {
+            if v.get_ref().len() > 2 || v.get_ref().iter().any(|&id| id == 0 || id > 4094) {
+                return Err(sec.err(Some(v.span()), "vlan", "one or two VLAN IDs (1–4094), outer first"));
+            }
+            subnet.vlan = v.get_ref().clone();
+        }
+        subnet.server_id =
+            sub.server_id.as_ref().map(|v| sec.ctx.ip(v, &format!("{}.server-id", sec.field))).transpose()?;
+        for (pi, p) in sub.pool.iter().enumerate() {
+            let pool = Pool::try_from(sec.child(format!("{}.pool[{pi}]", sec.field), p, (&subnet, &table)))?;
+            if let Some(o) = subnet.pools.iter().position(|q| q.start <= pool.end && pool.start <= q.end) {
+                return Err(sec.ctx.err(
+                    Some(p.range.span()),
+                    &format!("{}.pool[{pi}].range", sec.field),
+                    format!("overlaps pool[{o}]"),
+                ));
+            }
+            subnet.pools.push(pool);
+        }
+        for (ri, r) in sub.reservation.iter().enumerate() {
+            let field = format!("{}.reservation[{ri}]", sec.field);
+            let res = Reservation::try_from(sec.child(field.clone(), r, (&subnet, &table, sub.subnet.span())))?;
+            if let (Some(a), Some(sp)) = (res.ip, r.ip.as_ref())
+                && subnet.reservations.iter().any(|x| x.ip == Some(a))
+            {
+                return Err(sec.ctx.err(Some(sp.span()), &format!("{field}.ip"), format!("{a} is reserved twice")));
+            }
+            subnet.reservations.push(res);
+        }
+        subnet.reservation_index = ReservationIndex::new(&subnet.reservations);
+        if let Some(name) = &sub.shared_network {
+            let shared = &mut *sec.parent.shared;
+            subnet.shared_network = Some(match shared.iter().position(|s| s == name) {
+                Some(i) => i,
+                None => {
+                    shared.push(name.clone());
+                    shared.len() - 1
+                }
+            });
+        }
+        Ok(subnet)
+    }
+}
+
+impl TryFrom<Section<'_, PoolSection, (&Subnet, &OptionTable)>> for Pool {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, PoolSection, (&Subnet, &OptionTable)>) -> Result<Self, ConfigError> {
+        let (p, (subnet, table)) = (sec.item, sec.parent);
+        let (start, end) = parse_range(p.range.get_ref()).ok_or_else(|| {
+            sec.err(
+                Some(p.range.span()),
+                "range",
+                format!("`{}` is not a range like 198.18.0.10-198.18.0.200", p.range.get_ref()),
+            )
+        })?;
+        if start > end || !subnet.contains(start) || !subnet.contains(end) {
+            return Err(sec.err(
+                Some(p.range.span()),
+                "range",
+                format!("{start}-{end} must be ascending and inside {}/{}", subnet.net.addr, subnet.net.prefix),
+            ));
+        }
+        let pt = table.overlay(&sec.options(&p.options)?);
+        Ok(Pool { start, end, options: RenderedOptions::new(&pt) })
+    }
+}
+
+type ReservationParent<'a> = (&'a Subnet, &'a OptionTable, std::ops::Range<usize>);
+
+impl TryFrom<Section<'_, ReservationSection, ReservationParent<'_>>> for Reservation {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, ReservationSection, ReservationParent<'_>>) -> Result<Self, ConfigError> {
+        let (r, (subnet, table, subnet_span)) = (sec.item, (sec.parent.0, sec.parent.1, sec.parent.2.clone()));
+        let (ctx, rf) = (sec.ctx, &sec.field);
+        let mut keys = vec![];
+        if let Some(h) = &r.hw_address {
+            let b = ctx.hex(h, &format!("{rf}.hw-address"))?;
+            let mac: [u8; 6] =
+                b.try_into().map_err(|_| ctx.err(Some(h.span()), &format!("{rf}.hw-address"), "needs six bytes"))?;
+            keys.push(ReservationKey::HwAddress(mac));
+        }
+        if let Some(c) = &r.client_id {
+            keys.push(ReservationKey::ClientId(ctx.hex(c, &format!("{rf}.client-id"))?));
+        }
+        if let Some(c) = &r.circuit_id {
+            keys.push(ReservationKey::CircuitId(c.as_bytes().to_vec()));
+        }
+        if let Some(c) = &r.circuit_id_hex {
+            keys.push(ReservationKey::CircuitId(ctx.hex(c, &format!("{rf}.circuit-id-hex"))?));
+        }
+        if let Some(c) = &r.remote_id {
+            keys.push(ReservationKey::RemoteId(c.as_bytes().to_vec()));
+        }
+        if let Some(c) = &r.remote_id_hex {
+            keys.push(ReservationKey::RemoteId(ctx.hex(c, &format!("{rf}.remote-id-hex"))?));
+        }
+        if keys.len() != 1 {
+            return Err(sec.err(
+                Some(subnet_span),
+                "",
+                "give exactly one of hw-address, client-id, circuit-id(-hex), remote-id(-hex)",
+            ));
+        }
+        let ip = r.ip.as_ref().map(|v| ctx.ip(v, &format!("{rf}.ip"))).transpose()?;
+        if let (Some(a), Some(sp)) = (ip, r.ip.as_ref())
+            && !subnet.contains(a)
+        {
+            return Err(sec.err(
+                Some(sp.span()),
+                "ip",
+                format!("{a} is outside {}/{}", subnet.net.addr, subnet.net.prefix),
+            ));
+        }
+        let mut rt = table.overlay(&sec.options(&r.options)?);
+        if let Some(h) = &r.hostname {
+            rt.set(opt::HOSTNAME, h.as_bytes().to_vec());
+        }
+        Ok(Reservation { key: keys.remove(0), ip, options: RenderedOptions::new(&rt) })
+    }
+}
+
+fn parse_range(s: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let (a, b) = s.split_once('-')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+impl Config {
+    /// Validates TOML text `src` (named `file` in errors).
+    pub fn parse(file: &str, src: &str) -> Result<Self, ConfigError> {
+        let ctx = Ctx { file, src };
+        let fc: FileConfig = toml::from_str(src).map_err(|e| {
+            let msg = e.message().to_owned();
+            ctx.err(e.span(), "-", msg)
+        })?;
+        let server = ServerSettings::try_from(Section::new(&ctx, "server", &fc.server))?;
+        let durability = Durability::try_from(Section::new(&ctx, "persistence", &fc.persistence))?;
+        let global = OptionTable::try_from(Section::new(&ctx, "options", &fc.options))?;
+        let mut shared = vec![];
+        let mut subnets: Vec<Subnet> = vec![];
+        for (si, sub) in fc.subnet.iter().enumerate() {
+            let scope = SubnetScope {
+                index: si,
+                defaults: server.defaults,
+                options: &global,
+                earlier: &subnets,
+                shared: &mut shared,
+            };
+            let subnet =
+                Subnet::try_from(Section { ctx: &ctx, field: format!("subnet[{si}]"), item: sub, parent: scope })?;
+            subnets.push(subnet);
+        }
+        Ok(Self {
+            source: file.to_owned(),
+            shared_networks: shared,
+            server_id: server.server_id,
+            offer_hold: server.offer_hold,
+            decline_probation: server.decline_probation,
+            bootp: server.bootp,
+            persist_dir: fc.persistence.dir.clone(),
+            durability,
+            snapshot_every: fc.persistence.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
+            index: SubnetIndex::new(&subnets),
+            subnets,
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! The configuration file as written: serde "wire" structs, one per TOML section, with spans
+//! for error messages. Nothing here validates; [`super::build`] turns them into runtime types.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub(super) server: ServerSection,
+    #[serde(default)]
+    pub(super) persistence: PersistenceSection,
+    #[serde(default)]
+    pub(super) options: OptionsSection,
+    #[serde(default)]
+    pub(super) subnet: Vec<SubnetSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ServerSection {
+    pub(super) server_id: Option<Spanned<String>>,
+    pub(super) lease_time: Option<Spanned<u32>>,
+    pub(super) renew_time: Option<Spanned<u32>>,
+    pub(super) rebind_time: Option<Spanned<u32>>,
+    pub(super) offer_hold: Option<u32>,
+    pub(super) decline_probation: Option<u32>,
+    pub(super) authoritative: Option<bool>,
+    pub(super) bootp: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct PersistenceSection {
+    pub(super) dir: Option<PathBuf>,
+    pub(super) durability: Option<Spanned<String>>,
+    pub(super) snapshot_every: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct OptionsSection {
+    pub(super) routers: Option<Vec<Spanned<String>>>,
+    pub(super) dns_servers: Option<Vec<Spanned<String>>>,
+    pub(super) domain_name: Option<String>,
+    pub(super) ntp_servers: Option<Vec<Spanned<String>>>,
+    pub(super) classless_routes: Option<Vec<RouteSection>>,
+    #[serde(default)]
+    pub(super) custom: Vec<CustomOption>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RouteSection {
+    pub(super) destination: Spanned<String>,
+    pub(super) router: Spanned<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct CustomOption {
+    pub(super) code: Spanned<u8>,
+    pub(super) ip: Option<Vec<Spanned<String>>>,
+    pub(super) text: Option<String>,
+    pub(super) hex: Option<Spanned<String>>,
+    pub(super) u8: Option<u8>,
+    pub(super) u16: Option<u16>,
+    pub(super) u32: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct SubnetSection {
+    pub(super) subnet: Spanned<String>,
+    pub(super) id: Option<u32>,
+    pub(super) authoritative: Option<bool>,
+    pub(super) lease_time: Option<u32>,
+    pub(super) renew_time: Option<u32>,
+    pub(super) rebind_time: Option<u32>,
+    pub(super) vlan: Option<Spanned<Vec<u16>>>,
+    pub(super) shared_network: Option<String>,
+    pub(super) server_id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) options: OptionsSection,
+    #[serde(default)]
+    pub(super) pool: Vec<PoolSection>,
+    #[serde(default)]
+    pub(super) reservation: Vec<ReservationSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct PoolSection {
+    pub(super) range: Spanned<String>,
+    #[serde(default)]
+    pub(super) options: OptionsSection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ReservationSection {
+    pub(super) hw_address: Option<Spanned<String>>,
+    pub(super) client_id: Option<Spanned<String>>,
+    pub(super) circuit_id: Option<String>,
+    pub(super) circuit_id_hex: Option<Spanned<String>>,
+    pub(super) remote_id: Option<String>,
+    pub(super) remote_id_hex: Option<Spanned<String>>,
+    pub(super) ip: Option<Spanned<String>>,
+    pub(super) hostname: Option<String>,
+    #[serde(default)]
+    pub(super) options: OptionsSection,
+}

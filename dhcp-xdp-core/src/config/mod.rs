@@ -1,0 +1,440 @@
+//! Configuration: the TOML file as written and the validated runtime form the engine reads.
+//! Every error names the file, the line and the field, and says what is wrong.
+//!
+//! - [`file`]: the serde "wire" structs, one per section.
+//! - [`build`]: one `TryFrom` per section, file struct → runtime type.
+//! - [`options`]: option tables per scope and their rendered form.
+//!
+//! Runtime types are immutable once built; a reload builds a new [`Config`] and swaps it whole.
+//! Nothing here reads files: callers pass the text.
+
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use crate::{
+    dhcp::opt,
+    net::{Ipv4Net, colon_hex},
+};
+
+mod build;
+mod file;
+mod options;
+#[cfg(test)]
+mod tests;
+
+use build::SubnetDefaults;
+pub use options::{OptionTable, RenderedOptions, parse_hex};
+
+/// Lease time when none is configured (s).
+const DEFAULT_LEASE: u32 = 3600;
+/// How long an OFFER holds its address when not configured (s).
+const DEFAULT_OFFER_HOLD: u32 = 30;
+/// Probation of a declined address when not configured (s).
+const DEFAULT_DECLINE_PROBATION: u32 = 86_400;
+/// Journal records between snapshots when not configured.
+const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
+
+/// A configuration error with its place.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {field}: {message}")]
+pub struct ConfigError {
+    /// File name.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// Dotted field path, e.g. `subnet[0].pool[1].range`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What to do with BOOTP (no option 53) requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootpPolicy {
+    /// Ignore them (counted).
+    Ignore,
+    /// Answer clients that have a reservation with an address.
+    Reservations,
+}
+
+/// Journal durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// An ACK leaves only after its lease record is fsynced (group commit across batches).
+    Fsync,
+    /// Records are written per batch but fsynced in the background: faster, an ACK may be
+    /// lost on power failure.
+    Async,
+}
+
+/// What a reservation matches on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReservationKey {
+    /// chaddr (Ethernet).
+    HwAddress([u8; 6]),
+    /// Option 61.
+    ClientId(Vec<u8>),
+    /// Option 82 sub-option 1.
+    CircuitId(Vec<u8>),
+    /// Option 82 sub-option 2.
+    RemoteId(Vec<u8>),
+}
+
+/// A reservation.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    /// Match.
+    pub key: ReservationKey,
+    /// Fixed address (inside the subnet), if any.
+    pub ip: Option<Ipv4Addr>,
+    /// Options (subnet's overlaid with the reservation's).
+    pub options: RenderedOptions,
+}
+
+/// An address range of a subnet.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// First address.
+    pub start: Ipv4Addr,
+    /// Last address (inclusive).
+    pub end: Ipv4Addr,
+    /// Options (subnet's overlaid with the pool's).
+    pub options: RenderedOptions,
+}
+
+impl Pool {
+    /// Number of addresses.
+    pub fn len(&self) -> u32 {
+        u32::from(self.end) - u32::from(self.start) + 1
+    }
+    /// Never empty (validated), but clippy likes the pair.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// Whether `a` is inside.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.start <= a && a <= self.end
+    }
+}
+
+/// A subnet.
+#[derive(Debug, Clone)]
+pub struct Subnet {
+    /// Stable id (journal records name it).
+    pub id: u32,
+    /// Network.
+    pub net: Ipv4Net,
+    /// Pools.
+    pub pools: Vec<Pool>,
+    /// NAK requests for addresses that are wrong here.
+    pub authoritative: bool,
+    /// Lease time (s).
+    pub lease_time: u32,
+    /// T1 (s).
+    pub renew_time: u32,
+    /// T2 (s).
+    pub rebind_time: u32,
+    /// VLAN IDs (outer first) direct clients arrive with; empty: untagged / any.
+    pub vlan: Vec<u16>,
+    /// Index of the shared network this subnet belongs to.
+    pub shared_network: Option<usize>,
+    /// Server identifier to announce (default: the interface address).
+    pub server_id: Option<Ipv4Addr>,
+    /// Options (global overlaid with the subnet's).
+    pub options: RenderedOptions,
+    /// Reservations (indexed by `reservation_index` when the configuration is built).
+    pub reservations: Vec<Reservation>,
+    /// The reservations by key.
+    pub reservation_index: ReservationIndex,
+}
+
+/// A subnet's reservations by each kind of key, built with the configuration, so that a request
+/// costs one lookup per key it carries however many reservations there are. A key maps to the
+/// first reservation that has it (configuration order decides, as it would in a scan).
+#[derive(Debug, Clone, Default)]
+pub struct ReservationIndex {
+    /// Any reservations at all (none is the common case, checked first).
+    any: bool,
+    hw: hashbrown::HashMap<[u8; 6], usize>,
+    client_id: hashbrown::HashMap<Vec<u8>, usize>,
+    circuit_id: hashbrown::HashMap<Vec<u8>, usize>,
+    remote_id: hashbrown::HashMap<Vec<u8>, usize>,
+}
+
+impl ReservationIndex {
+    pub(super) fn new(reservations: &[Reservation]) -> Self {
+        let mut x = Self { any: !reservations.is_empty(), ..Self::default() };
+        for (i, r) in reservations.iter().enumerate() {
+            let _ = match &r.key {
+                ReservationKey::HwAddress(m) => x.hw.entry(*m).or_insert(i),
+                ReservationKey::ClientId(k) => x.client_id.entry(k.clone()).or_insert(i),
+                ReservationKey::CircuitId(k) => x.circuit_id.entry(k.clone()).or_insert(i),
+                ReservationKey::RemoteId(k) => x.remote_id.entry(k.clone()).or_insert(i),
+            };
+        }
+        x
+    }
+
+    /// Whether the subnet has no reservations.
+    pub fn is_empty(&self) -> bool {
+        !self.any
+    }
+
+    /// The first reservation matching any of the request's keys (empty ones match nothing).
+    pub fn find(&self, hw: Option<[u8; 6]>, client_id: &[u8], circuit_id: &[u8], remote_id: &[u8]) -> Option<usize> {
+        if !self.any {
+            return None;
+        }
+        self.lookup(hw, client_id, circuit_id, remote_id)
+    }
+
+    #[inline(never)]
+    fn lookup(&self, hw: Option<[u8; 6]>, client_id: &[u8], circuit_id: &[u8], remote_id: &[u8]) -> Option<usize> {
+        let in_map = |m: &hashbrown::HashMap<Vec<u8>, usize>, k: &[u8]| {
+            if k.is_empty() || m.is_empty() { None } else { m.get(k).copied() }
+        };
+        let by_hw = hw.filter(|_| !self.hw.is_empty()).and_then(|m| self.hw.get(&m).copied());
+        [
+            by_hw,
+            in_map(&self.client_id, client_id),
+            in_map(&self.circuit_id, circuit_id),
+            in_map(&self.remote_id, remote_id),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+impl Subnet {
+    /// A subnet with no pools or reservations yet, its options `table` (see
+    /// [`options_over`](Self::options_over)) and its lease times from `d`; an error says why the
+    /// times do not fit.
+    fn with_scope(id: u32, net: Ipv4Net, d: SubnetDefaults, table: &OptionTable) -> Result<Self, String> {
+        let lease = d.lease_time;
+        let renew = d.renew_time.unwrap_or(lease / 2);
+        let rebind = d.rebind_time.unwrap_or(lease / 8 * 7);
+        if !(renew < rebind && rebind < lease) {
+            return Err(format!("need renew-time ({renew}) < rebind-time ({rebind}) < lease-time ({lease})"));
+        }
+        Ok(Self {
+            id,
+            net,
+            pools: vec![],
+            authoritative: d.authoritative,
+            lease_time: lease,
+            renew_time: renew,
+            rebind_time: rebind,
+            vlan: vec![],
+            shared_network: None,
+            server_id: None,
+            options: RenderedOptions::new(table),
+            reservations: vec![],
+            reservation_index: ReservationIndex::default(),
+        })
+    }
+
+    /// The options a subnet on `net` starts from: `inherited`, with the subnet mask and
+    /// broadcast address of `net` (the subnet's own options are overlaid on this).
+    fn options_over(net: Ipv4Net, inherited: &OptionTable) -> OptionTable {
+        let mut t = inherited.clone();
+        t.set(opt::SUBNET_MASK, prefix_mask(net.prefix).to_be_bytes().to_vec());
+        t.set(opt::BROADCAST, (u32::from(net.addr) | !prefix_mask(net.prefix)).to_be_bytes().to_vec());
+        t
+    }
+
+    /// Whether `a` is inside the subnet.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let mask = prefix_mask(self.net.prefix);
+        u32::from(a) & mask == u32::from(self.net.addr) & mask
+    }
+    /// The pool holding `a`.
+    pub fn pool_of(&self, a: Ipv4Addr) -> Option<usize> {
+        self.pools.iter().position(|p| p.contains(a))
+    }
+}
+
+/// Validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (`zero-config` without a file).
+    pub source: String,
+    /// Subnets. The lookup indexes are built from them with the configuration: read them, do
+    /// not change them afterwards.
+    pub subnets: Vec<Subnet>,
+    /// Names of shared networks.
+    pub shared_networks: Vec<String>,
+    /// Server identifier override for all subnets.
+    pub server_id: Option<Ipv4Addr>,
+    /// How long an OFFER holds its address (s).
+    pub offer_hold: u32,
+    /// Probation of a declined address (s).
+    pub decline_probation: u32,
+    /// BOOTP handling.
+    pub bootp: BootpPolicy,
+    /// Journal directory (None: leases in memory only).
+    pub persist_dir: Option<PathBuf>,
+    /// Journal durability.
+    pub durability: Durability,
+    /// Journal records between snapshots.
+    pub snapshot_every: u64,
+    /// Subnets by address and by id.
+    index: SubnetIndex,
+}
+
+/// Up to this many subnets a scan beats the index.
+const SMALL: usize = 8;
+
+/// Per-packet subnet lookups, built with the configuration: a relay network of thousands of
+/// subnets costs a binary search, not a scan.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SubnetIndex {
+    /// (network, broadcast, subnet index), sorted; subnets never overlap (validated).
+    ranges: Vec<(u32, u32, usize)>,
+    by_id: hashbrown::HashMap<u32, usize>,
+    /// The only subnet without VLAN tags, if there is exactly one.
+    sole_untagged: Option<usize>,
+}
+
+impl SubnetIndex {
+    pub(super) fn new(subnets: &[Subnet]) -> Self {
+        let mut ranges: Vec<_> = subnets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mask = prefix_mask(s.net.prefix);
+                let net = u32::from(s.net.addr) & mask;
+                (net, net | !mask, i)
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut untagged = subnets.iter().enumerate().filter(|(_, s)| s.vlan.is_empty()).map(|(i, _)| i);
+        let sole_untagged = untagged.next().filter(|_| untagged.next().is_none());
+        Self { ranges, by_id: subnets.iter().enumerate().map(|(i, s)| (s.id, i)).collect(), sole_untagged }
+    }
+}
+
+/// Netmask of a prefix length.
+pub fn prefix_mask(prefix: u8) -> u32 {
+    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) }
+}
+
+impl Config {
+    /// Zero-config: serve the interface's own subnet; pool = the subnet minus network, broadcast
+    /// and the interface's address; router and DNS = the interface's address. Built as values,
+    /// with the defaults a file without settings gets.
+    pub fn zero_config(iface_name: &str, addr: Ipv4Net) -> Result<Self, ConfigError> {
+        let mask = prefix_mask(addr.prefix);
+        let net = u32::from(addr.addr) & mask;
+        let bcast = net | !mask;
+        let me = u32::from(addr.addr);
+        let mut ranges = vec![];
+        if addr.prefix <= 30 {
+            let (first, last) = (net + 1, bcast - 1);
+            if me > first {
+                ranges.push((first, me - 1));
+            }
+            if me < last {
+                ranges.push((me + 1, last));
+            }
+        }
+        let err =
+            |message: String| ConfigError { file: "zero-config".into(), line: 0, field: iface_name.into(), message };
+        if ranges.is_empty() {
+            return Err(err(format!(
+                "{}/{} leaves no address to hand out; give a config file",
+                addr.addr, addr.prefix
+            )));
+        }
+        let mut global = OptionTable::default();
+        global.set(opt::ROUTERS, addr.addr.octets().to_vec());
+        global.set(opt::DNS, addr.addr.octets().to_vec());
+        let net = Ipv4Net { addr: Ipv4Addr::from(net), prefix: addr.prefix };
+        let table = Subnet::options_over(net, &global);
+        let mut subnet = Subnet::with_scope(1, net, SubnetDefaults::default(), &table).map_err(err)?;
+        subnet.pools = ranges
+            .iter()
+            .map(|&(a, b)| Pool { start: a.into(), end: b.into(), options: RenderedOptions::new(&table) })
+            .collect();
+        let subnets = vec![subnet];
+        Ok(Self {
+            source: format!("zero-config from {iface_name} {}/{}", addr.addr, addr.prefix),
+            shared_networks: vec![],
+            server_id: None,
+            offer_hold: DEFAULT_OFFER_HOLD,
+            decline_probation: DEFAULT_DECLINE_PROBATION,
+            bootp: BootpPolicy::Ignore,
+            persist_dir: None,
+            durability: Durability::Fsync,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            index: SubnetIndex::new(&subnets),
+            subnets,
+        })
+    }
+
+    /// Index of the subnet with id `id`.
+    pub fn subnet_index(&self, id: u32) -> Option<usize> {
+        if self.subnets.len() <= SMALL {
+            return self.subnets.iter().position(|s| s.id == id);
+        }
+        self.index.by_id.get(&id).copied()
+    }
+
+    /// The only subnet without VLAN tags, if there is exactly one.
+    pub fn sole_untagged(&self) -> Option<usize> {
+        self.index.sole_untagged
+    }
+
+    /// Index of the subnet holding `a`.
+    pub fn subnet_of(&self, a: Ipv4Addr) -> Option<usize> {
+        if self.subnets.len() <= SMALL {
+            return self.subnets.iter().position(|s| s.contains(a));
+        }
+        let a = u32::from(a);
+        let r = &self.index.ranges;
+        // The last range starting at or below `a`.
+        let i = r.partition_point(|&(start, _, _)| start <= a).checked_sub(1)?;
+        let (_, end, s) = r[i];
+        (a <= end).then_some(s)
+    }
+
+    /// A human-readable account of what was understood (`check-config`).
+    pub fn describe(&self) -> String {
+        let mut s = format!("configuration from {}\n", self.source);
+        s += &format!(
+            "  offer hold {} s, decline probation {} s, bootp {:?}, persistence {} ({:?})\n",
+            self.offer_hold,
+            self.decline_probation,
+            self.bootp,
+            self.persist_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "off (memory only)".into()),
+            self.durability
+        );
+        for sub in &self.subnets {
+            s += &format!(
+                "  subnet {} {}/{}: lease {} s (T1 {}, T2 {}), {}authoritative{}{}\n",
+                sub.id,
+                sub.net.addr,
+                sub.net.prefix,
+                sub.lease_time,
+                sub.renew_time,
+                sub.rebind_time,
+                if sub.authoritative { "" } else { "not " },
+                if sub.vlan.is_empty() { String::new() } else { format!(", VLAN {:?}", sub.vlan) },
+                sub.shared_network.map(|i| format!(", shared network {}", self.shared_networks[i])).unwrap_or_default(),
+            );
+            for p in &sub.pools {
+                s += &format!("    pool {}-{} ({} addresses)\n", p.start, p.end, p.len());
+            }
+            for c in sub.options.codes() {
+                s += &format!("    option {c} = {}\n", colon_hex(sub.options.get(*c).unwrap_or_default()));
+            }
+            for r in &sub.reservations {
+                s += &format!(
+                    "    reservation {:?} → {}\n",
+                    r.key,
+                    r.ip.map(|a| a.to_string()).unwrap_or_else(|| "options only".into())
+                );
+            }
+        }
+        s
+    }
+}

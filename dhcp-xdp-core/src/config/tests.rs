@@ -1,0 +1,169 @@
+use super::*;
+
+const SAMPLE: &str = r#"
+[server]
+lease-time = 7200
+offer-hold = 20
+bootp = "reservations"
+
+[options]
+dns-servers = ["198.18.0.53"]
+domain-name = "example.net"
+
+[[subnet]]
+subnet = "198.18.0.0/24"
+options = { routers = ["198.18.0.1"] }
+  [[subnet.pool]]
+  range = "198.18.0.100-198.18.0.199"
+  [[subnet.pool]]
+  range = "198.18.0.200-198.18.0.210"
+  options = { dns-servers = ["198.18.0.54"] }
+  [[subnet.reservation]]
+  hw-address = "02:00:00:00:00:99"
+  ip = "198.18.0.50"
+  [[subnet.reservation]]
+  circuit-id = "eth0/1/1"
+  ip = "198.18.0.51"
+
+[[subnet]]
+subnet = "198.18.1.0/24"
+authoritative = false
+vlan = [100, 20]
+shared-network = "campus"
+  [[subnet.pool]]
+  range = "198.18.1.10-198.18.1.20"
+  [[subnet.options.custom]]
+  code = 150
+  ip = ["198.18.0.9"]
+  [[subnet.options.classless-routes]]
+  destination = "198.19.0.0/16"
+  router = "198.18.1.1"
+"#;
+
+#[test]
+fn sample_is_understood() {
+    let c = Config::parse("sample.toml", SAMPLE).unwrap();
+    assert_eq!(c.subnets.len(), 2);
+    let s0 = &c.subnets[0];
+    assert_eq!(s0.lease_time, 7200);
+    assert_eq!((s0.renew_time, s0.rebind_time), (3600, 6300));
+    assert_eq!(s0.options.get(opt::SUBNET_MASK), Some(&[255, 255, 255, 0][..]));
+    assert_eq!(s0.options.get(opt::BROADCAST), Some(&[198, 18, 0, 255][..]));
+    assert_eq!(s0.options.get(opt::DNS), Some(&[198, 18, 0, 53][..]));
+    assert_eq!(s0.pools[1].options.get(opt::DNS), Some(&[198, 18, 0, 54][..]), "pool scope overrides");
+    assert_eq!(s0.pools[1].options.get(opt::ROUTERS), Some(&[198, 18, 0, 1][..]), "subnet scope inherited");
+    assert_eq!(s0.reservations[1].key, ReservationKey::CircuitId(b"eth0/1/1".to_vec()));
+    let s1 = &c.subnets[1];
+    assert!(!s1.authoritative);
+    assert_eq!(s1.vlan, vec![100, 20]);
+    assert_eq!(s1.options.get(150), Some(&[198, 18, 0, 9][..]));
+    assert_eq!(s1.options.get(opt::CLASSLESS_ROUTES), Some(&[16, 198, 19, 198, 18, 1, 1][..]));
+    assert_eq!(c.bootp, BootpPolicy::Reservations);
+    assert!(c.describe().contains("pool 198.18.0.100-198.18.0.199 (100 addresses)"));
+}
+
+fn err(src: &str) -> ConfigError {
+    Config::parse("bad.toml", src).unwrap_err()
+}
+
+#[test]
+fn errors_name_file_line_and_field() {
+    let e = err("[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.1.20\"\n");
+    assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("bad.toml", 4, "subnet[0].pool[0].range"));
+    assert!(e.to_string().starts_with("bad.toml:4: subnet[0].pool[0].range: "), "{e}");
+    let e = err("[server]\nlease-tim = 5\n");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("unknown field"), "{e}");
+    let e = err("[options]\ndns-servers = [\"198.18.0.300\"]\n");
+    assert_eq!((e.line, e.field.as_str()), (2, "options.dns-servers[0]"));
+    let e = err("[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet]]\nsubnet = \"198.18.0.128/25\"\n");
+    assert!(e.message.contains("overlaps subnet[0]"), "{e}");
+    assert_eq!(e.line, 4);
+    let e = err("[server]\nlease-time = 10\n");
+    assert_eq!((e.line, e.field.as_str()), (2, "server.lease-time"));
+    let e = err("[[subnet]]\nsubnet = \"198.18.0.0/24\"\nrenew-time = 3000\nrebind-time = 2000\n");
+    assert!(e.message.contains("renew-time"), "{e}");
+    let e = err(
+        "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.reservation]]\nhw-address = \"02:00\"\nip = \"198.18.0.5\"\n",
+    );
+    assert_eq!(e.field, "subnet[0].reservation[0].hw-address");
+}
+
+#[test]
+fn subnets_are_found_by_address_and_id_among_many() {
+    // 300 /24s given in shuffled order with ids not following it: the indexed lookups
+    // must agree with a scan everywhere, gaps and edges included.
+    let mut order: Vec<u32> = (0..300).collect();
+    order.sort_by_key(|i| (i * 7919) % 300);
+    let src: String = order
+        .iter()
+        .map(|&i| {
+            let net = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + ((2 * i) << 8));
+            format!("[[subnet]]\nid = {}\nsubnet = \"{net}/24\"\n", 1000 - i)
+        })
+        .collect();
+    let c = Config::parse("many.toml", &src).unwrap();
+    assert!(c.subnets.len() > SMALL);
+    for probe in (0..=u32::from(Ipv4Addr::new(198, 20, 0, 0)) - u32::from(Ipv4Addr::new(198, 18, 0, 0))).step_by(61) {
+        let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + probe);
+        assert_eq!(c.subnet_of(a), c.subnets.iter().position(|s| s.contains(a)), "{a}");
+    }
+    for edge in [Ipv4Addr::new(198, 18, 0, 0), Ipv4Addr::new(198, 18, 0, 255), Ipv4Addr::new(198, 18, 1, 0)] {
+        assert_eq!(c.subnet_of(edge), c.subnets.iter().position(|s| s.contains(edge)), "{edge}");
+    }
+    assert_eq!(c.subnet_of(Ipv4Addr::new(198, 17, 255, 255)), None);
+    for (i, s) in c.subnets.iter().enumerate() {
+        assert_eq!(c.subnet_index(s.id), Some(i));
+    }
+    assert_eq!(c.subnet_index(1), None);
+    assert_eq!(c.sole_untagged(), None, "300 untagged subnets");
+}
+
+#[test]
+fn the_first_matching_reservation_wins_whatever_its_key() {
+    let c = Config::parse(
+        "r.toml",
+        "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n\
+         [[subnet.reservation]]\ncircuit-id = \"olt1\"\nip = \"198.18.0.10\"\n\
+         [[subnet.reservation]]\nhw-address = \"02:00:00:00:00:01\"\nip = \"198.18.0.11\"\n\
+         [[subnet.reservation]]\nhw-address = \"02:00:00:00:00:01\"\nip = \"198.18.0.12\"\n\
+         [[subnet.reservation]]\nclient-id = \"01:02\"\nip = \"198.18.0.13\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.sole_untagged(), Some(0));
+    let x = &c.subnets[0].reservation_index;
+    let mac = Some([2, 0, 0, 0, 0, 1]);
+    assert_eq!(x.find(mac, &[], &[], &[]), Some(1), "the first of two equal keys");
+    assert_eq!(x.find(mac, &[], b"olt1", &[]), Some(0), "configuration order across kinds");
+    assert_eq!(x.find(None, &[1, 2], &[], &[]), Some(3));
+    assert_eq!(x.find(Some([2, 0, 0, 0, 0, 2]), &[1], b"olt", b"olt1"), None, "remote id is not circuit id");
+    assert_eq!(x.find(None, &[], &[], &[]), None);
+}
+
+#[test]
+fn zero_config_serves_the_interface_subnet_minus_itself() {
+    let c = Config::zero_config("eth1", Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }).unwrap();
+    let s = &c.subnets[0];
+    assert_eq!(s.pools.len(), 1);
+    assert_eq!((s.pools[0].start, s.pools[0].end), (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 254)));
+    assert_eq!(s.options.get(opt::ROUTERS), Some(&[198, 18, 0, 1][..]));
+    assert_eq!(s.options.get(opt::DNS), Some(&[198, 18, 0, 1][..]));
+    let c = Config::zero_config("eth1", Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 77), prefix: 24 }).unwrap();
+    assert_eq!(c.subnets[0].pools.len(), 2);
+    assert!(Config::zero_config("eth1", Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 32 }).is_err());
+}
+
+#[test]
+fn zero_config_is_what_the_same_file_would_say() {
+    let c = Config::zero_config("eth1", Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 77), prefix: 24 }).unwrap();
+    let file = Config::parse(
+        "f",
+        "[options]\nrouters = [\"198.18.0.77\"]\ndns-servers = [\"198.18.0.77\"]\n[[subnet]]\nsubnet = \"198.18.0.0/24\"\n\
+         [[subnet.pool]]\nrange = \"198.18.0.1-198.18.0.76\"\n[[subnet.pool]]\nrange = \"198.18.0.78-198.18.0.254\"\n",
+    )
+    .unwrap();
+    let body = |c: &Config| c.describe().split_once('\n').map(|(_, rest)| rest.to_owned()).unwrap();
+    assert_eq!(body(&c), body(&file));
+    assert_eq!(c.subnets[0].options.codes(), file.subnets[0].options.codes(), "same options in the same order");
+    assert_eq!(c.subnets[0].pools[1].options.get(opt::BROADCAST), Some(&[198, 18, 0, 255][..]));
+}
