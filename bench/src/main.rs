@@ -1,5 +1,6 @@
 //! `bench`: the AF_XDP DHCP load generator (`bench gen`) and the side-by-side comparison of
 //! dhcp-xdp with Kea, ISC dhcpd and dnsmasq (`bench compare`, run by `cargo xtask bench`).
+#![deny(unsafe_code)]
 
 mod compare;
 mod generator;

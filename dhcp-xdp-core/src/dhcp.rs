@@ -54,7 +54,6 @@ pub const BOOTREPLY: u8 = 2;
 pub const FLAG_BROADCAST: u16 = 0x8000;
 
 /// Option codes used by the server.
-#[allow(missing_docs)]
 pub mod opt {
     pub const PAD: u8 = 0;
     pub const SUBNET_MASK: u8 = 1;
@@ -82,7 +81,6 @@ pub mod opt {
 }
 
 /// Relay agent information sub-options (RFC 3046, 3527, 5107).
-#[allow(missing_docs)]
 pub mod relay {
     pub const CIRCUIT_ID: u8 = 1;
     pub const REMOTE_ID: u8 = 2;
@@ -92,7 +90,6 @@ pub mod relay {
 
 /// DHCP message types (option 53).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub enum MessageType {
     Discover = 1,
     Offer = 2,

@@ -5,7 +5,6 @@
 
 use std::os::fd::RawFd;
 
-use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, XskMap},
@@ -52,23 +51,68 @@ impl XdpCounters {
     }
 }
 
+/// What went wrong loading, attaching or driving the XDP program.
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    /// The object did not load (verifier, BTF, permissions).
+    #[error("loading the XDP object: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// The object lacks a program or map the daemon needs (a build mismatch).
+    #[error("{0} missing from the XDP object")]
+    Missing(&'static str),
+    /// A program operation failed.
+    #[error("{what}: {source}")]
+    Program {
+        /// What was being done.
+        what: String,
+        /// The kernel's or aya's reason.
+        source: aya::programs::ProgramError,
+    },
+    /// A map operation failed.
+    #[error("{what}: {source}")]
+    Map {
+        /// What was being done.
+        what: String,
+        /// The kernel's or aya's reason.
+        source: aya::maps::MapError,
+    },
+    /// A socket slot outside the XSKMAP.
+    #[error("queue {queue} / worker {worker} beyond the XSKMAP's size")]
+    Slot {
+        /// Queue.
+        queue: u32,
+        /// Worker.
+        worker: u32,
+    },
+}
+
+fn map_err(what: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> EbpfError {
+    let what = what.into();
+    move |source| EbpfError::Map { what, source }
+}
+
+fn prog_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> EbpfError {
+    let what = what.into();
+    move |source| EbpfError::Program { what, source }
+}
+
 /// Loads the program with its log level set (0 = silent; 1 error … 5 trace) in `role`
 /// (`dhcp_xdp_common::role`).
-pub fn load(log_level: u8, role: u8) -> anyhow::Result<Ebpf> {
+pub fn load(log_level: u8, role: u8) -> Result<Ebpf, EbpfError> {
     let mut loader = EbpfLoader::new();
     loader.override_global("AYA_LOG_LEVEL", &log_level, false);
     loader.override_global("ROLE", &role, true);
-    let mut ebpf = loader.load(PROGRAM_OBJECT).context("loading the XDP object")?;
+    let mut ebpf = loader.load(PROGRAM_OBJECT)?;
     let prog: &mut Xdp = program(&mut ebpf)?;
-    prog.load().context("verifying the XDP program")?;
+    prog.load().map_err(prog_err("verifying the XDP program"))?;
     Ok(ebpf)
 }
 
-fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
+fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {
     ebpf.program_mut(PROGRAM_NAME)
-        .ok_or_else(|| anyhow!("program {PROGRAM_NAME} missing from object"))?
+        .ok_or(EbpfError::Missing("program dhcp_xdp"))?
         .try_into()
-        .context("program is not XDP")
+        .map_err(prog_err("program dhcp_xdp is not XDP"))
 }
 
 /// The loaded and attached steering program.
@@ -81,12 +125,12 @@ pub struct Steering {
 impl Steering {
     /// Loads the program and attaches it to interface `ifindex` in `mode`, steering requests
     /// to the server.
-    pub fn attach(ifindex: u32, mode: XdpModeArg, log_level: u8) -> anyhow::Result<Self> {
+    pub fn attach(ifindex: u32, mode: XdpModeArg, log_level: u8) -> Result<Self, EbpfError> {
         Self::attach_role(ifindex, mode, log_level, dhcp_xdp_common::role::SERVER)
     }
 
     /// As [`Steering::attach`], in `role` (`dhcp_xdp_common::role`).
-    pub fn attach_role(ifindex: u32, mode: XdpModeArg, log_level: u8, role: u8) -> anyhow::Result<Self> {
+    pub fn attach_role(ifindex: u32, mode: XdpModeArg, log_level: u8, role: u8) -> Result<Self, EbpfError> {
         let mut ebpf = load(log_level, role)?;
         let prog = program(&mut ebpf)?;
         let (link, mode) = match mode {
@@ -100,7 +144,7 @@ impl Steering {
                 }
             },
         };
-        let link = link.with_context(|| format!("attaching XDP program in {mode:?} mode"))?;
+        let link = link.map_err(prog_err(format!("attaching XDP program in {mode:?} mode")))?;
         Ok(Self { ebpf, link: Some(link), mode })
     }
 
@@ -116,34 +160,34 @@ impl Steering {
 
     /// Puts socket `fd` into the slot of worker `worker` on `queue`. Call only after the
     /// socket is bound.
-    pub fn insert_socket(&mut self, queue: u32, worker: u32, fd: RawFd) -> anyhow::Result<()> {
+    pub fn insert_socket(&mut self, queue: u32, worker: u32, fd: RawFd) -> Result<(), EbpfError> {
         if queue >= MAX_QUEUES || worker >= MAX_SOCKETS_PER_QUEUE {
-            anyhow::bail!("queue {queue} / worker {worker} beyond the XSKMAP's size");
+            return Err(EbpfError::Slot { queue, worker });
         }
         let mut map: XskMap<&mut MapData> =
-            self.ebpf.map_mut("XSKS").ok_or_else(|| anyhow!("XSKS map missing"))?.try_into()?;
+            self.ebpf.map_mut("XSKS").ok_or(EbpfError::Missing("map XSKS"))?.try_into().map_err(map_err("map XSKS"))?;
         map.set(queue * MAX_SOCKETS_PER_QUEUE + worker, fd, 0)
-            .with_context(|| format!("XSKMAP insert for queue {queue} worker {worker}"))?;
+            .map_err(map_err(format!("XSKMAP insert for queue {queue} worker {worker}")))?;
         Ok(())
     }
 
     /// Announces `sockets` bound sockets on `queue`; from now on its DHCP frames are steered.
-    pub fn set_queue_sockets(&mut self, queue: u32, sockets: u32) -> anyhow::Result<()> {
+    pub fn set_queue_sockets(&mut self, queue: u32, sockets: u32) -> Result<(), EbpfError> {
         set_queue_sockets(&mut self.ebpf, queue, sockets)
     }
 
     /// Current counters.
-    pub fn counters(&self) -> anyhow::Result<XdpCounters> {
+    pub fn counters(&self) -> Result<XdpCounters, EbpfError> {
         read_counters(&self.ebpf)
     }
 
     /// Stops steering (every queue back to the kernel) and detaches the program.
-    pub fn detach(&mut self) -> anyhow::Result<()> {
+    pub fn detach(&mut self) -> Result<(), EbpfError> {
         for q in 0..MAX_QUEUES {
             set_queue_sockets(&mut self.ebpf, q, 0)?;
         }
         if let Some(link) = self.link.take() {
-            program(&mut self.ebpf)?.detach(link).context("detaching XDP program")?;
+            program(&mut self.ebpf)?.detach(link).map_err(prog_err("detaching XDP program"))?;
         }
         Ok(())
     }
@@ -154,26 +198,29 @@ impl Drop for Steering {
         if self.link.is_some()
             && let Err(e) = self.detach()
         {
-            tracing::error!("detaching XDP program: {e:#}");
+            tracing::error!("detaching XDP program: {e}");
         }
     }
 }
 
 /// Sets `QUEUE_SOCKETS[queue]` in a loaded object.
-pub fn set_queue_sockets(ebpf: &mut Ebpf, queue: u32, sockets: u32) -> anyhow::Result<()> {
-    let mut map: Array<&mut MapData, u32> =
-        ebpf.map_mut("QUEUE_SOCKETS").ok_or_else(|| anyhow!("QUEUE_SOCKETS map missing"))?.try_into()?;
-    map.set(queue, sockets.min(MAX_SOCKETS_PER_QUEUE), 0)?;
+pub fn set_queue_sockets(ebpf: &mut Ebpf, queue: u32, sockets: u32) -> Result<(), EbpfError> {
+    let mut map: Array<&mut MapData, u32> = ebpf
+        .map_mut("QUEUE_SOCKETS")
+        .ok_or(EbpfError::Missing("map QUEUE_SOCKETS"))?
+        .try_into()
+        .map_err(map_err("map QUEUE_SOCKETS"))?;
+    map.set(queue, sockets.min(MAX_SOCKETS_PER_QUEUE), 0).map_err(map_err(format!("QUEUE_SOCKETS[{queue}]")))?;
     Ok(())
 }
 
 /// Sums the per-CPU verdict counters of a loaded object.
-pub fn read_counters(ebpf: &Ebpf) -> anyhow::Result<XdpCounters> {
+pub fn read_counters(ebpf: &Ebpf) -> Result<XdpCounters, EbpfError> {
     let map: PerCpuArray<&MapData, u64> =
-        ebpf.map("COUNTERS").ok_or_else(|| anyhow!("COUNTERS map missing"))?.try_into()?;
+        ebpf.map("COUNTERS").ok_or(EbpfError::Missing("map COUNTERS"))?.try_into().map_err(map_err("map COUNTERS"))?;
     let mut out = XdpCounters::default();
     for (slot, total) in out.0.iter_mut().enumerate() {
-        *total = map.get(&(slot as u32), 0)?.iter().sum();
+        *total = map.get(&(slot as u32), 0).map_err(map_err("reading COUNTERS"))?.iter().sum();
     }
     Ok(out)
 }

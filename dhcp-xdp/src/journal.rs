@@ -19,13 +19,40 @@ use std::{
     },
 };
 
-use anyhow::{Context as _, bail};
 use hashbrown::HashMap;
 
 use dhcp_xdp_core::{
     config::Durability,
     leases::{Change, ClientKey, Lease, LeaseDb, LeaseState},
 };
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        what: String,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// Recovered leases contradict each other.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<std::io::Error> for JournalError {
+    fn from(source: std::io::Error) -> Self {
+        Self::Io { what: "journal I/O".into(), source }
+    }
+}
+
+/// Names a failed file operation.
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> JournalError {
+    let what = what.into();
+    move |source| JournalError::Io { what, source }
+}
 
 const REC_MAGIC: u8 = 0xd7;
 const REC_VERSION: u8 = 1;
@@ -159,9 +186,9 @@ fn snapshot_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("snapshot-{generation:010}.snap"))
 }
 
-fn list(dir: &Path, prefix: &str, suffix: &str) -> anyhow::Result<Vec<(u64, usize, PathBuf)>> {
+fn list(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, usize, PathBuf)>, JournalError> {
     let mut out = vec![];
-    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+    for e in std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(mid) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(suffix)) else { continue };
@@ -174,8 +201,8 @@ fn list(dir: &Path, prefix: &str, suffix: &str) -> anyhow::Result<Vec<(u64, usiz
     Ok(out)
 }
 
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("fsync of {}", dir.display()))
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("fsync of {}", dir.display())))
 }
 
 /// Reads a snapshot; `None` if it is damaged.
@@ -205,7 +232,7 @@ fn read_snapshot(path: &Path) -> Option<Vec<Lease>> {
 }
 
 /// Replays one journal file into `state`; truncates it at the first bad record.
-fn replay(path: &Path, state: &mut HashMap<ClientKey, Lease>, warnings: &mut Vec<String>) -> anyhow::Result<u64> {
+fn replay(path: &Path, state: &mut HashMap<ClientKey, Lease>, warnings: &mut Vec<String>) -> Result<u64, JournalError> {
     let mut data = vec![];
     File::open(path)?.read_to_end(&mut data)?;
     let mut at = 0;
@@ -238,8 +265,8 @@ fn replay(path: &Path, state: &mut HashMap<ClientKey, Lease>, warnings: &mut Vec
 
 impl Journal {
     /// Recovers the state in `dir` (created if missing).
-    pub fn recover(dir: &Path) -> anyhow::Result<Recovery> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let mut r = Recovery::default();
         let mut snapshot: Vec<Lease> = vec![];
         let snaps = list(dir, "snapshot-", ".snap")?;
@@ -281,7 +308,7 @@ impl Journal {
     /// Opens the journal for `shards` shards, starting a new generation after everything in
     /// `dir`. Call [`snapshot`](Self::snapshot) right after, so the new generation starts from
     /// a snapshot of the recovered state.
-    pub fn open(dir: &Path, shards: usize, durability: Durability) -> anyhow::Result<Arc<Self>> {
+    pub fn open(dir: &Path, shards: usize, durability: Durability) -> Result<Arc<Self>, JournalError> {
         let last = list(dir, "journal-", ".log")?
             .iter()
             .map(|x| x.0)
@@ -296,7 +323,7 @@ impl Journal {
                 .create(true)
                 .append(true)
                 .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
+                .map_err(io(format!("opening {}", path.display())))?;
             files.push(Mutex::new(ShardFile {
                 file: Arc::new(file),
                 pending: Vec::with_capacity(64 * 1024),
@@ -344,10 +371,10 @@ impl Journal {
 
     /// Appends `changes` of shard `shard` with one write (after any records still waiting for
     /// the syncer), then makes them durable as the durability mode says.
-    pub fn append(&self, shard: usize, changes: &[Change]) -> anyhow::Result<()> {
+    pub fn append(&self, shard: usize, changes: &[Change]) -> Result<(), JournalError> {
         let file = self.write_now(shard, changes)?;
         match self.durability {
-            Durability::Fsync => file.sync_data().context("journal fdatasync")?,
+            Durability::Fsync => file.sync_data().map_err(io("journal fdatasync"))?,
             Durability::Async => self.dirty.store(true, Ordering::Release),
         }
         Ok(())
@@ -358,7 +385,7 @@ impl Journal {
     /// (group commit: the shard's syncer thread writes what has accumulated and runs one
     /// `fdatasync` for all of it, while the caller goes on with the next batches). In `async`
     /// durability they are written now and synced in the background (`None`).
-    pub fn append_grouped(&self, shard: usize, changes: &[Change]) -> anyhow::Result<Option<u64>> {
+    pub fn append_grouped(&self, shard: usize, changes: &[Change]) -> Result<Option<u64>, JournalError> {
         if self.durability == Durability::Async {
             self.write_now(shard, changes)?;
             self.dirty.store(true, Ordering::Release);
@@ -415,11 +442,11 @@ impl Journal {
 
     /// Writes what waits for the syncer, then `changes`, under the shard's lock (so records
     /// keep their order); returns the file written.
-    fn write_now(&self, shard: usize, changes: &[Change]) -> anyhow::Result<Arc<File>> {
+    fn write_now(&self, shard: usize, changes: &[Change]) -> Result<Arc<File>, JournalError> {
         let mut f = self.lock_idle(shard);
         let ShardFile { file, pending, .. } = &mut *f;
         self.encode_into(pending, changes);
-        let written = (&**file).write_all(pending).context("journal write");
+        let written = (&**file).write_all(pending).map_err(io("journal write"));
         pending.clear();
         written?;
         Ok(file.clone())
@@ -481,7 +508,7 @@ impl Journal {
 
     /// Writes a snapshot of `db` and starts a new journal generation; removes what the previous
     /// snapshot makes obsolete. Each shard is frozen only while it is copied.
-    pub fn snapshot(&self, db: &LeaseDb) -> anyhow::Result<u64> {
+    pub fn snapshot(&self, db: &LeaseDb) -> Result<u64, JournalError> {
         let new_generation = self.generation.load(Ordering::Acquire) + 1;
         let mut leases = vec![];
         for i in 0..db.shard_count() {
@@ -497,14 +524,14 @@ impl Journal {
                 if f.generation != new_generation {
                     // What was written to the old file is durable before the syncer moves on to
                     // the new one (its tickets count writes to both).
-                    f.file.sync_data().context("journal fdatasync before rotation")?;
+                    f.file.sync_data().map_err(io("journal fdatasync before rotation"))?;
                     let path = journal_path(&self.dir, new_generation, s);
                     f.file = Arc::new(
                         OpenOptions::new()
                             .create(true)
                             .append(true)
                             .open(&path)
-                            .with_context(|| format!("opening {}", path.display()))?,
+                            .map_err(io(format!("opening {}", path.display())))?,
                     );
                     f.generation = new_generation;
                 }
@@ -515,7 +542,7 @@ impl Journal {
         self.since_snapshot.store(0, Ordering::Relaxed);
         let tmp = self.dir.join(format!("snapshot-{new_generation:010}.tmp"));
         {
-            let mut w = BufWriter::new(File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+            let mut w = BufWriter::new(File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?);
             let mut hasher = crc32fast::Hasher::new();
             let mut put = |w: &mut BufWriter<File>, b: &[u8]| -> std::io::Result<()> {
                 hasher.update(b);
@@ -550,26 +577,26 @@ impl Journal {
 
     /// Writes what waits for a syncer and makes everything durable (clean stop); ends the
     /// syncer threads.
-    pub fn flush(&self) -> anyhow::Result<()> {
+    pub fn flush(&self) -> Result<(), JournalError> {
         self.stop.store(true, Ordering::Release);
         for s in 0..self.shards.len() {
             // After what a syncer took is written and synced (by the syncer).
             let mut f = self.lock_idle(s);
             let ShardFile { file, pending, .. } = &mut *f;
-            (&**file).write_all(pending).context("journal write")?;
+            (&**file).write_all(pending).map_err(io("journal write"))?;
             pending.clear();
-            file.sync_data().context("journal fsync")?;
+            file.sync_data().map_err(io("journal fsync"))?;
         }
         Ok(())
     }
 }
 
 /// Checks a journal directory's invariants (for tests and `check-journal`).
-pub fn verify_unique_addresses(leases: &[Lease], now: u32) -> anyhow::Result<()> {
+pub fn verify_unique_addresses(leases: &[Lease], now: u32) -> Result<(), JournalError> {
     let mut seen: HashMap<Ipv4Addr, ClientKey> = HashMap::new();
     for l in leases.iter().filter(|l| l.state == LeaseState::Bound && l.expires > now) {
         if let Some(k) = seen.insert(l.addr, l.key) {
-            bail!("{} bound to both {k:?} and {:?}", l.addr, l.key);
+            return Err(JournalError::Conflict(format!("{} bound to both {k:?} and {:?}", l.addr, l.key)));
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! Toolchain bootstrap (idempotent, seconds when everything is there): the nightly toolchain with
 //! `rust-src` (for `-Z build-std=core`) and `bpf-linker`, built from crates.io against the
 //! nightly toolchain's own libLLVM — no system LLVM or apt package is needed to build.
+#![deny(unsafe_code)]
 
 use std::{
     ffi::OsString,

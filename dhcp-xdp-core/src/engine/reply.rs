@@ -12,7 +12,10 @@ pub(super) const MIN_BOOTP: usize = 300;
 const MTU_BOOTP: usize = 1500 - 28;
 
 impl Engine {
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the hot path passes what it already holds instead of building a struct per message"
+    )]
     pub(super) fn write_reply(
         &mut self,
         cfg: &Config,
@@ -137,7 +140,10 @@ impl Engine {
     }
 
     /// RFC 2131 §4.1 addressing, then L2–L4 headers.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the hot path passes what it already holds instead of building a struct per message"
+    )]
     pub(super) fn address_and_headers(
         server: &ServerIdentity,
         req: &Req,

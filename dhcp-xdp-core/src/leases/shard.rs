@@ -159,7 +159,10 @@ impl ShardGuard<'_> {
     /// Offers an address to `key`: its reserved one, else its current or remembered one when
     /// still free, else `hint` when free, else the next free address of `pools` (indexes into
     /// the flattened pool list of `subnets`), oldest-freed first.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a lease's fields are passed as the engine holds them; a struct would be built per message"
+    )]
     pub fn offer(
         &mut self,
         now: u32,
@@ -229,7 +232,10 @@ impl ShardGuard<'_> {
     }
 
     /// Binds `addr` to `key` until `now + lease_time`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a lease's fields are passed as the engine holds them; a struct would be built per message"
+    )]
     #[inline]
     pub fn bind(
         &mut self,
@@ -262,7 +268,10 @@ impl ShardGuard<'_> {
     }
 
     /// [`bind`](Self::bind) of an address the client does not hold yet.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a lease's fields are passed as the engine holds them; a struct would be built per message"
+    )]
     #[inline(never)]
     pub(super) fn bind_new(
         &mut self,

@@ -22,11 +22,10 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, anyhow, bail};
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig, User, xdp::XdpDesc};
 
 use crate::{
-    ebpf::Steering,
+    ebpf::{EbpfError, Steering},
     handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
 };
 
@@ -37,6 +36,32 @@ mod worker;
 pub use port::Port;
 use umem::{Area, FillComp, QueueSetup, setup_queue};
 use worker::{HELD_BATCHES, Worker};
+
+/// Why the datapath (or a port) could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    /// A size or count outside what the rings allow.
+    #[error("{0}")]
+    Config(&'static str),
+    /// Socket, UMEM or ring setup failed.
+    #[error("AF_XDP setup of {ifname} queue {queue} in {mode} mode: {source}")]
+    Setup {
+        /// Interface.
+        ifname: String,
+        /// Queue.
+        queue: u32,
+        /// The mode tried.
+        mode: BoundMode,
+        /// The kernel's reason.
+        source: std::io::Error,
+    },
+    /// A worker thread could not be started.
+    #[error("spawning worker thread: {0}")]
+    Spawn(std::io::Error),
+    /// The steering program refused a socket.
+    #[error(transparent)]
+    Steering(#[from] EbpfError),
+}
 
 /// `--bind-mode`: how AF_XDP sockets bind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -178,12 +203,12 @@ impl Datapath {
         cfg: DatapathConfig,
         steering: &mut Steering,
         mut make_handler: impl FnMut(FrameMeta) -> Box<dyn Handler>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, DatapathError> {
         if workers_per_queue == 0 || workers_per_queue > dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE {
-            bail!("workers per queue must be 1..={}", dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE);
+            return Err(DatapathError::Config("workers per queue must be 1..=64"));
         }
         if !cfg.frame_size.is_power_of_two() || cfg.frame_size < 2048 {
-            bail!("frame size must be a power of two ≥ 2048");
+            return Err(DatapathError::Config("frame size must be a power of two ≥ 2048"));
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -199,11 +224,9 @@ impl Datapath {
                     tracing::info!("zero-copy bind on {ifname} queue {queue} refused ({e}); using copy mode");
                     mode = BoundMode::Copy;
                     setup_queue(ifname, queue, workers_per_queue, &cfg, mode)
-                        .with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in copy mode"))?
+                        .map_err(|source| DatapathError::Setup { ifname: ifname.to_owned(), queue, mode, source })?
                 }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in {mode} mode"));
-                }
+                Err(source) => return Err(DatapathError::Setup { ifname: ifname.to_owned(), queue, mode, source }),
             };
             dp.mode = mode;
             let QueueSetup { umem, area, fc, spare, rings, users } = setup;
@@ -243,7 +266,7 @@ impl Datapath {
                         }
                         worker.run(&stop, handler.as_mut());
                     })
-                    .context("spawning worker thread")?;
+                    .map_err(DatapathError::Spawn)?;
                 dp.threads.push((meta, handle));
             }
             steering.set_queue_sockets(queue, workers_per_queue)?;
@@ -282,7 +305,6 @@ impl Datapath {
 
     /// Stops taking frames (steering off), lets workers drain and joins them. Returns the
     /// workers that panicked and every worker's final statistics.
-    #[allow(clippy::type_complexity)]
     pub fn stop(mut self, steering: &mut Steering) -> (Vec<FrameMeta>, Vec<(FrameMeta, Arc<WorkerStats>)>) {
         for q in &self.queues {
             if let Err(e) = steering.set_queue_sockets(q.queue, 0) {

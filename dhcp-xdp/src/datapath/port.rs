@@ -29,22 +29,25 @@ pub struct Port {
 impl Port {
     /// Binds one socket on `queue` of `ifname`. `cfg.frames_per_queue` should be about twice
     /// `cfg.fill_size`: what does not fit the fill ring is the transmit pool.
-    pub fn open(ifname: &str, queue: u32, bind: BindModeArg, cfg: DatapathConfig) -> anyhow::Result<Self> {
+    pub fn open(ifname: &str, queue: u32, bind: BindModeArg, cfg: DatapathConfig) -> Result<Self, DatapathError> {
+        let setup_err = |mode, source| DatapathError::Setup { ifname: ifname.to_owned(), queue, mode, source };
         let first = if bind == BindModeArg::Copy { BoundMode::Copy } else { BoundMode::ZeroCopy };
         let (setup, mode) = match setup_queue(ifname, queue, 1, &cfg, first) {
             Ok(s) => (s, first),
             Err(e) if bind == BindModeArg::Auto => {
                 tracing::info!("zero-copy bind on {ifname} queue {queue} refused ({e}); using copy mode");
-                let s = setup_queue(ifname, queue, 1, &cfg, BoundMode::Copy)
-                    .with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in copy mode"))?;
+                let s =
+                    setup_queue(ifname, queue, 1, &cfg, BoundMode::Copy).map_err(|e| setup_err(BoundMode::Copy, e))?;
                 (s, BoundMode::Copy)
             }
-            Err(e) => return Err(e).with_context(|| format!("AF_XDP setup of {ifname} queue {queue} in {first} mode")),
+            Err(e) => return Err(setup_err(first, e)),
         };
         let QueueSetup { umem, area, fc, spare, mut rings, users } = setup;
-        let (rx, tx) = rings.pop().ok_or_else(|| anyhow!("no socket rings"))?;
+        let (rx, tx) = rings.pop().ok_or(DatapathError::Config("no socket rings"))?;
         if spare.is_empty() {
-            bail!("no UMEM chunks left for transmission: frames_per_queue must exceed fill_size");
+            return Err(DatapathError::Config(
+                "no UMEM chunks left for transmission: frames_per_queue must exceed fill_size",
+            ));
         }
         Ok(Self {
             rx,

@@ -17,7 +17,7 @@ unsafe impl Send for Area {}
 unsafe impl Sync for Area {}
 
 impl Area {
-    pub(super) fn new(len: usize) -> anyhow::Result<Self> {
+    pub(super) fn new(len: usize) -> std::io::Result<Self> {
         // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
         // result is checked against MAP_FAILED before use.
         let ptr = unsafe {
@@ -31,9 +31,9 @@ impl Area {
             )
         };
         if ptr == libc::MAP_FAILED {
-            bail!("mmap of {len} bytes for the UMEM: {}", std::io::Error::last_os_error());
+            return Err(std::io::Error::last_os_error());
         }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| anyhow!("mmap returned NULL"))?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap returned NULL"))?;
         Ok(Self { ptr, len })
     }
 
@@ -154,10 +154,7 @@ pub(super) fn setup_queue(
     cfg: &DatapathConfig,
     mode: BoundMode,
 ) -> Result<QueueSetup, std::io::Error> {
-    let area = Arc::new(
-        Area::new(cfg.frame_size as usize * cfg.frames_per_queue as usize)
-            .map_err(|e| std::io::Error::other(e.to_string()))?,
-    );
+    let area = Arc::new(Area::new(cfg.frame_size as usize * cfg.frames_per_queue as usize)?);
     let umem_cfg = UmemConfig {
         fill_size: cfg.fill_size,
         complete_size: cfg.fill_size,
