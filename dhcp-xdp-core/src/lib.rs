@@ -7,6 +7,7 @@
 //! - [`config`]: the TOML file as written and the validated runtime configuration.
 //! - [`verdict`]: what became of a frame (reply, reply once durable, drop with a reason).
 //! - [`net`]: small addressing value types.
+//! - [`records`]: the lease store's byte format (journal records, snapshots) and replay.
 //!
 //! Nothing here performs I/O, reads a clock, spawns a thread or uses `unsafe`: time comes in as
 //! a parameter, frames as byte slices, configuration as text. That keeps every RFC rule a unit
@@ -19,6 +20,7 @@ pub mod dhcp;
 pub mod engine;
 pub mod leases;
 pub mod net;
+pub mod records;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod verdict;

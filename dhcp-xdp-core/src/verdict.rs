@@ -39,11 +39,14 @@ pub enum DropReason {
     Consumed = 10,
     /// The lease journal could not be written: replies withheld.
     JournalFailed = 11,
+    /// The client's record is in another shard, whose lock could not be had in time (the
+    /// client retransmits); frames decided there after the batch are not counted here.
+    Redirected = 12,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
     /// Every reason, in slot order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::Malformed,
@@ -58,6 +61,7 @@ impl DropReason {
         Self::Silent,
         Self::Consumed,
         Self::JournalFailed,
+        Self::Redirected,
     ];
 
     /// The reason's slot in an array of [`COUNT`](Self::COUNT).
@@ -80,6 +84,7 @@ impl DropReason {
             Self::Silent => "drop_silent",
             Self::Consumed => "consumed",
             Self::JournalFailed => "drop_journal_failed",
+            Self::Redirected => "drop_redirected",
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::{net::Ipv4Addr, time::Instant};
 
-use dhcp_xdp::journal::Journal;
+use dhcp_xdp::journal::{self, Journal, StateDir};
 use dhcp_xdp_core::{
     config::{Config, Durability},
     leases::{Change, ClientKey, Lease, LeaseDb, LeaseState},
@@ -61,21 +61,26 @@ fn main() {
 
         let dir = std::env::temp_dir().join(format!("dhcp-xdp-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Journal::recover(&dir).expect("dir");
-        let j = Journal::open(&dir, 1, Durability::Fsync).expect("journal");
+        let state = StateDir::lock(&dir).expect("dir");
+        let j = Journal::open(state, 1, Durability::Fsync).expect("journal");
         let batches = 2_000usize;
         let t = Instant::now();
         for chunk in input.chunks(64).take(batches) {
-            let changes: Vec<Change> = chunk.iter().map(|l| Change::Upsert(*l)).collect();
-            j.append(0, &changes).expect("append");
+            // One batch, then wait for its fdatasync (as an ACK does).
+            let changes: Vec<(u64, Change)> = chunk.iter().map(|l| (db.stamp(1), Change::Upsert(*l))).collect();
+            let ticket = j.append(0, &changes).expect("append").expect("ticket");
+            while j.settled(0, ticket).is_none() {
+                std::hint::spin_loop();
+            }
         }
         let journal_rate = (batches * 64) as f64 / t.elapsed().as_secs_f64();
         let t = Instant::now();
         j.snapshot(&db).expect("snapshot");
         let snap = t.elapsed();
+        j.flush(std::time::Duration::from_secs(10)).expect("flush");
         drop(j);
         let t = Instant::now();
-        let rec = Journal::recover(&dir).expect("recover");
+        let rec = journal::inspect(&dir, 1_000).expect("recover");
         let db2 = LeaseDb::new(&cfg, 2, rec.leases, 1_000);
         let recovery = t.elapsed();
         assert_eq!(db2.census(1_000).bound, u64::from(n));

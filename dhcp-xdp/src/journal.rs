@@ -1,29 +1,35 @@
-//! Lease persistence: an append-only journal per shard plus periodic snapshots.
+//! Lease persistence on a local disk: an exclusive state directory, an append-only journal file
+//! per worker, periodic snapshots, and recovery. The byte format and replay are
+//! [`dhcp_xdp_core::records`]; this module owns the files.
 //!
-//! Every record is versioned and checksummed (CRC-32). A batch's changes are written with one
-//! `write`; in `fsync` durability its replies leave only after an `fdatasync` that began after
-//! that write (group commit: a per-shard syncer thread syncs while the worker goes on, and one
-//! sync covers every batch written before it). Snapshots are written to a temporary file,
-//! fsynced and renamed; the previous one is kept as a fallback together with the journals since
-//! it. Recovery loads the newest valid snapshot, replays the journals after it, truncates a torn
-//! or corrupted tail (and says so).
+//! The promise: a reply that depends on a record (an ACK) leaves only after an `fdatasync` that
+//! covered the record, whatever the disk does. A worker hands a batch's records to its file's
+//! syncer thread and goes on (group commit); the syncer writes what accumulated and syncs once
+//! for all of it. When a write or sync fails, the file is cut back to its last synced length, the
+//! tickets of that round are reported failed (their replies never leave) and the records are
+//! kept and written again on the next round: serving resumes by itself when the disk does.
+//! Records carry sequence numbers, so their order across files never matters. New journal
+//! files, renamed snapshots and the directory are synced before a ticket can depend on them.
+//!
+//! It must never let a ticket settle as durable for records it did not write and sync, never
+//! block a worker on the disk, and never remove a file recovery could still need.
 
 use std::{
     fs::{File, OpenOptions},
     io::{BufWriter, Read as _, Write as _},
-    net::Ipv4Addr,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Condvar, Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
-
-use hashbrown::HashMap;
 
 use dhcp_xdp_core::{
     config::Durability,
-    leases::{Change, ClientKey, Lease, LeaseDb, LeaseState},
+    leases::{Change, Lease, LeaseDb},
+    records::{self, Conflict, Replay},
 };
 
 /// Why the journal could not be read or written.
@@ -37,15 +43,20 @@ pub enum JournalError {
         /// The system's reason.
         source: std::io::Error,
     },
-    /// Recovered leases contradict each other.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl From<std::io::Error> for JournalError {
-    fn from(source: std::io::Error) -> Self {
-        Self::Io { what: "journal I/O".into(), source }
-    }
+    /// Another process holds the state directory.
+    #[error("state directory {} is in use by {} (one daemon per state directory)", dir.display(), holder.map(|p| format!("pid {p}")).unwrap_or_else(|| "another process".into()))]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// The holder's pid, as it wrote it.
+        holder: Option<u32>,
+    },
+    /// Records waiting for the disk exceed what is kept in memory: this batch is not journaled.
+    #[error("journal backlog full ({0} bytes waiting for the disk)")]
+    Backlog(usize),
+    /// The journal did not catch up in time (clean stop with a failing disk).
+    #[error("journal still has unwritten records after {0:?}: {1}")]
+    Unflushed(Duration, String),
 }
 
 /// Names a failed file operation.
@@ -54,148 +65,28 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> JournalError {
     move |source| JournalError::Io { what, source }
 }
 
-const REC_MAGIC: u8 = 0xd7;
-const REC_VERSION: u8 = 1;
-const KIND_UPSERT: u8 = 1;
-const KIND_REMOVE: u8 = 2;
-const SNAP_MAGIC: &[u8; 8] = b"DXSNAP01";
+/// Most bytes of records a file keeps waiting for a failing or stalled disk.
+const MAX_BACKLOG: usize = 64 << 20;
 
-/// Encodes one change as a journal record.
-pub fn encode(c: &Change, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[REC_MAGIC, REC_VERSION, 0, 0]);
-    match c {
-        Change::Upsert(l) => {
-            out[start + 2] = KIND_UPSERT;
-            let k = l.key.as_bytes();
-            out.push(k.len() as u8);
-            out.extend_from_slice(k);
-            out.extend_from_slice(&l.chaddr);
-            out.extend_from_slice(&l.addr.octets());
-            out.extend_from_slice(&l.expires.to_le_bytes());
-            out.push(l.state as u8);
-            out.extend_from_slice(&l.subnet.to_le_bytes());
-        }
-        Change::Remove(k) => {
-            out[start + 2] = KIND_REMOVE;
-            let k = k.as_bytes();
-            out.push(k.len() as u8);
-            out.extend_from_slice(k);
-        }
-    }
-    out[start + 3] = (out.len() - start - 4) as u8;
-    let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
-}
-
-/// Decodes the record at the start of `b`: the change and its length, or `None` if the bytes
-/// are not a whole valid record.
-pub fn decode(b: &[u8]) -> Option<(Change, usize)> {
-    let (&magic, &version, &kind, &len) = (b.first()?, b.get(1)?, b.get(2)?, b.get(3)?);
-    if magic != REC_MAGIC || version != REC_VERSION {
-        return None;
-    }
-    let body_end = 4 + usize::from(len);
-    let crc = u32::from_le_bytes(b.get(body_end..body_end + 4)?.try_into().ok()?);
-    if crc32fast::hash(&b[..body_end]) != crc {
-        return None;
-    }
-    let p = &b[4..body_end];
-    let klen = usize::from(*p.first()?);
-    let key = ClientKey::from_bytes(p.get(1..1 + klen)?)?;
-    let rest = &p[1 + klen..];
-    let change = match kind {
-        KIND_UPSERT => {
-            if rest.len() != 6 + 4 + 4 + 1 + 4 {
-                return None;
-            }
-            Change::Upsert(Lease {
-                key,
-                chaddr: rest[0..6].try_into().ok()?,
-                addr: Ipv4Addr::new(rest[6], rest[7], rest[8], rest[9]),
-                expires: u32::from_le_bytes(rest[10..14].try_into().ok()?),
-                state: LeaseState::from_u8(rest[14])?,
-                subnet: u32::from_le_bytes(rest[15..19].try_into().ok()?),
-            })
-        }
-        KIND_REMOVE if rest.is_empty() => Change::Remove(key),
-        _ => return None,
-    };
-    Some((change, body_end + 4))
-}
-
-struct ShardFile {
-    /// Shared with the syncer thread, which writes and syncs it without holding this lock.
-    file: Arc<File>,
-    /// Encoded records not yet written: the syncer writes them, so a worker never blocks on
-    /// the disk (writeback throttling can stall a `write` for long).
-    pending: Vec<u8>,
-    generation: u64,
-    /// Batches handed over by [`Journal::append_grouped`] (its tickets).
-    written: u64,
-}
-
-/// Group-commit state of one shard's journal: which tickets are durable, which failed.
-#[derive(Default)]
-struct ShardSync {
-    synced: AtomicU64,
-    /// Tickets up to this one were in a failed `fdatasync`: their replies never leave.
-    failed_through: AtomicU64,
-    /// Set when a batch waits for the syncer.
-    wanted: Mutex<bool>,
-    /// The syncer holds records it took and has not yet written and synced.
-    busy: AtomicBool,
-    /// Tests: the syncer waits after taking records while this is set.
-    #[cfg(test)]
-    hold: AtomicBool,
-    wake: std::sync::Condvar,
-}
-
-/// The journal of one daemon.
-pub struct Journal {
-    dir: PathBuf,
-    durability: Durability,
-    shards: Vec<Mutex<ShardFile>>,
-    sync: Vec<ShardSync>,
-    stop: AtomicBool,
-    generation: AtomicU64,
-    dirty: AtomicBool,
-    records: AtomicU64,
-    /// Records appended since the last snapshot.
-    pub since_snapshot: AtomicU64,
-}
-
-/// What recovery found.
-#[derive(Debug, Default)]
-pub struct Recovery {
-    /// The leases (latest state per client).
-    pub leases: Vec<Lease>,
-    /// Snapshot generation loaded (0: none).
-    pub snapshot_gen: u64,
-    /// Journal records replayed.
-    pub replayed: u64,
-    /// Warnings (corruption found and repaired).
-    pub warnings: Vec<String>,
-}
-
-fn journal_path(dir: &Path, generation: u64, shard: usize) -> PathBuf {
-    dir.join(format!("journal-{generation:010}-{shard:03}.log"))
+fn journal_path(dir: &Path, generation: u64, file: usize) -> PathBuf {
+    dir.join(format!("journal-{generation:010}-{file:03}.log"))
 }
 
 fn snapshot_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("snapshot-{generation:010}.snap"))
 }
 
+/// Files named `{prefix}{generation}[-{n}]{suffix}` in `dir`, sorted.
 fn list(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, usize, PathBuf)>, JournalError> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))? {
-        let e = e?;
+        let e = e.map_err(io(format!("listing {}", dir.display())))?;
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(mid) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(suffix)) else { continue };
         let mut parts = mid.split('-');
         let Some(generation) = parts.next().and_then(|g| g.parse().ok()) else { continue };
-        let shard = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        out.push((generation, shard, e.path()));
+        let n = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        out.push((generation, n, e.path()));
     }
     out.sort();
     Ok(out)
@@ -205,209 +96,335 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("fsync of {}", dir.display())))
 }
 
-/// Reads a snapshot; `None` if it is damaged.
-fn read_snapshot(path: &Path) -> Option<Vec<Lease>> {
-    let mut data = vec![];
-    File::open(path).ok()?.read_to_end(&mut data).ok()?;
-    if data.len() < 8 + 8 + 8 + 4 || &data[..8] != SNAP_MAGIC {
-        return None;
+/// A state file: created 0600 (lease data names subscribers).
+fn create_private(path: &Path, append: bool) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.create(true).mode(0o600);
+    if append {
+        o.append(true);
+    } else {
+        o.write(true).truncate(true);
     }
-    let (body, crc) = data.split_at(data.len() - 4);
-    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
-        return None;
-    }
-    let count = u64::from_le_bytes(body[16..24].try_into().ok()?);
-    let mut at = 24;
-    let mut leases = Vec::with_capacity(count as usize);
-    while at < body.len() {
-        match decode(&body[at..])? {
-            (Change::Upsert(l), n) => {
-                leases.push(l);
-                at += n;
-            }
-            _ => return None,
-        }
-    }
-    (leases.len() as u64 == count).then_some(leases)
+    o.open(path)
 }
 
-/// Replays one journal file into `state`; truncates it at the first bad record.
-fn replay(path: &Path, state: &mut HashMap<ClientKey, Lease>, warnings: &mut Vec<String>) -> Result<u64, JournalError> {
-    let mut data = vec![];
-    File::open(path)?.read_to_end(&mut data)?;
-    let mut at = 0;
-    let mut n = 0;
-    while at < data.len() {
-        match decode(&data[at..]) {
-            Some((Change::Upsert(l), len)) => {
-                state.insert(l.key, l);
-                at += len;
+/// The state directory, held exclusively (an `flock` on its `lock` file) by one process for as
+/// long as this lives.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Creates `dir` (0700) if missing, tightens it to 0700 if not, and locks it before
+    /// anything in it is read. Another holder: [`JournalError::Locked`] naming its pid.
+    pub fn lock(dir: &Path) -> Result<Self, JournalError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(format!("creating {}", dir.display())))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("making {} private", dir.display())))?;
+        let path = dir.join("lock");
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut s = String::new();
+                let _ = f.read_to_string(&mut s);
+                return Err(JournalError::Locked { dir: dir.to_owned(), holder: s.trim().parse().ok() });
             }
-            Some((Change::Remove(k), len)) => {
-                state.remove(&k);
-                at += len;
-            }
-            None => {
-                warnings.push(format!(
-                    "{}: torn or corrupted record at byte {at} of {}; truncated there ({} bytes dropped)",
-                    path.display(),
-                    data.len(),
-                    data.len() - at
-                ));
-                OpenOptions::new().write(true).open(path)?.set_len(at as u64)?;
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(format!("locking {}", path.display()))(e)),
+        }
+        // The holder's pid, for the message a second daemon prints (best effort: a full disk
+        // must not stop the start).
+        let _ = f.set_len(0).and_then(|()| f.write_all(format!("{}\n", std::process::id()).as_bytes()));
+        Ok(Self { dir: dir.to_owned(), _lock: f })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// What recovery found.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The leases (latest state per client, one per address).
+    pub leases: Vec<Lease>,
+    /// Snapshot generation loaded (0: none).
+    pub snapshot_gen: u64,
+    /// Journal records replayed.
+    pub replayed: u64,
+    /// Highest sequence number on disk: numbering continues after it.
+    pub max_seq: u64,
+    /// Damage found (and, when recovering for a daemon, the torn tails cut off), conflicts
+    /// resolved.
+    pub warnings: Vec<String>,
+    /// Addresses two clients held; the one changed last was kept.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Recovers the leases of a locked state directory for the daemon that holds it: a torn tail
+/// (a write the disk never finished) is cut off so that new records follow whole ones.
+pub fn recover(state: &StateDir, now: u32) -> Result<Recovery, JournalError> {
+    load(&state.dir, true, now)
+}
+
+/// Reads the leases of a state directory without changing anything in it (another daemon may
+/// be running on it): `dhcp-xdp leases`.
+pub fn inspect(dir: &Path, now: u32) -> Result<Recovery, JournalError> {
+    load(dir, false, now)
+}
+
+fn load(dir: &Path, repair: bool, now: u32) -> Result<Recovery, JournalError> {
+    let mut r = Recovery::default();
+    let mut replay = Replay::new();
+    for (generation, _, path) in list(dir, "snapshot-", ".snap")?.iter().rev() {
+        let mut data = vec![];
+        let read = File::open(path).and_then(|mut f| f.read_to_end(&mut data));
+        match read.ok().and_then(|_| records::decode_snapshot(&data)) {
+            Some(leases) => {
+                r.snapshot_gen = *generation;
+                replay.base(leases);
                 break;
             }
+            None => r
+                .warnings
+                .push(format!("{}: damaged snapshot ignored, falling back to the previous one", path.display())),
         }
-        n += 1;
     }
-    Ok(n)
+    for (generation, _, path) in list(dir, "journal-", ".log")? {
+        if generation < r.snapshot_gen {
+            continue;
+        }
+        let mut data = vec![];
+        File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(io(format!("reading {}", path.display())))?;
+        let scan = replay.file(&data);
+        r.replayed += scan.records;
+        for (start, end) in &scan.skipped {
+            r.warnings.push(format!(
+                "{}: damaged bytes {start}..{end} skipped; the valid records after them were replayed",
+                path.display()
+            ));
+        }
+        if let Some(at) = scan.torn_at {
+            let what = format!("{}: torn record at byte {at} of {}", path.display(), data.len());
+            if repair {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(at as u64))
+                    .map_err(io(format!("cutting the torn tail of {}", path.display())))?;
+                r.warnings.push(format!("{what}; cut off ({} bytes)", data.len() - at));
+            } else {
+                r.warnings.push(format!("{what} (left as it is: read-only)"));
+            }
+        }
+    }
+    r.max_seq = replay.max_seq;
+    let (leases, conflicts) = replay.finish(now);
+    for c in &conflicts {
+        r.warnings.push(format!(
+            "{} was held by {:?} and {:?}; kept {:?}, the one changed last",
+            c.addr, c.dropped.key, c.kept.key, c.kept.key
+        ));
+    }
+    r.leases = leases;
+    r.conflicts = conflicts;
+    Ok(r)
+}
+
+/// One journal file and how much of it is known good.
+struct JournalFile {
+    file: File,
+    path: PathBuf,
+    /// Bytes written and synced: after a failed write or sync the file is cut back to this.
+    good_len: AtomicU64,
+}
+
+impl JournalFile {
+    fn create(path: PathBuf) -> std::io::Result<Self> {
+        let file = create_private(&path, true)?;
+        let len = file.metadata()?.len();
+        Ok(Self { file, path, good_len: AtomicU64::new(len) })
+    }
+}
+
+/// A worker's journal: records waiting for the syncer and the file they go to.
+struct Slot {
+    /// `None` while the file could not be created (full disk at start): the syncer retries.
+    file: Option<Arc<JournalFile>>,
+    generation: u64,
+    /// Encoded records not yet taken by the syncer.
+    pending: Vec<u8>,
+    /// Batches handed over (the last ticket).
+    written: u64,
+}
+
+/// Group-commit state of one slot.
+#[derive(Default)]
+struct SlotSync {
+    synced: AtomicU64,
+    /// Tickets up to this one were in a failed round: their replies never leave.
+    failed_through: AtomicU64,
+    wanted: Mutex<bool>,
+    wake: Condvar,
+    /// Records the syncer took and has not yet made durable.
+    backlog: AtomicU64,
+}
+
+/// Health of the disk under the journal, for logs, statistics and metrics.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// A write or sync is failing now.
+    pub failing: AtomicBool,
+    /// Rounds that failed since start.
+    pub failed_rounds: AtomicU64,
+    /// Batches whose records could not even be queued (backlog full).
+    pub dropped_batches: AtomicU64,
+    /// Syncs done, and their total and largest duration (µs).
+    pub syncs: AtomicU64,
+    /// Total time spent in `fdatasync` (µs).
+    pub sync_us: AtomicU64,
+    /// Longest `fdatasync` (µs).
+    pub sync_max_us: AtomicU64,
+}
+
+/// The journal of one daemon.
+pub struct Journal {
+    state: StateDir,
+    durability: Durability,
+    slots: Vec<Mutex<Slot>>,
+    sync: Vec<SlotSync>,
+    stop: AtomicBool,
+    generation: AtomicU64,
+    records: AtomicU64,
+    /// Records appended since the last snapshot.
+    pub since_snapshot: AtomicU64,
+    /// How the disk is doing.
+    pub health: Health,
+    /// Fault injection for the tests (see [`FAULTS_ENV`]).
+    faults: Mutex<Option<PathBuf>>,
+}
+
+/// Environment variable naming a file whose contents inject disk faults into the syncers:
+/// `write-error`, `sync-error` (EIO) or `stall` (the syncer waits while the file says so).
+/// For the fault tests; unset, it costs nothing.
+pub const FAULTS_ENV: &str = "DHCP_XDP_JOURNAL_FAULTS";
+
+/// The fault the test hook asks for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Faults {
+    None,
+    WriteError,
+    SyncError,
+    Stall,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Journal {
-    /// Recovers the state in `dir` (created if missing).
-    pub fn recover(dir: &Path) -> Result<Recovery, JournalError> {
-        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-        let mut r = Recovery::default();
-        let mut snapshot: Vec<Lease> = vec![];
-        let snaps = list(dir, "snapshot-", ".snap")?;
-        for (generation, _, path) in snaps.iter().rev() {
-            match read_snapshot(path) {
-                Some(leases) => {
-                    r.snapshot_gen = *generation;
-                    snapshot = leases;
-                    break;
-                }
-                None => r
-                    .warnings
-                    .push(format!("{}: damaged snapshot ignored, falling back to the previous one", path.display())),
-            }
-        }
-        let journals: Vec<PathBuf> = list(dir, "journal-", ".log")?
-            .into_iter()
-            .filter(|(generation, _, path)| {
-                *generation >= r.snapshot_gen && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(true)
-            })
-            .map(|x| x.2)
-            .collect();
-        if journals.is_empty() {
-            // Clean stop (or nothing since the snapshot): the snapshot is the state.
-            r.leases = snapshot;
-            return Ok(r);
-        }
-        let mut state: HashMap<ClientKey, Lease> = HashMap::with_capacity(snapshot.len());
-        for l in snapshot {
-            state.insert(l.key, l);
-        }
-        for path in journals {
-            r.replayed += replay(&path, &mut state, &mut r.warnings)?;
-        }
-        r.leases = state.into_values().collect();
-        Ok(r)
-    }
-
-    /// Opens the journal for `shards` shards, starting a new generation after everything in
-    /// `dir`. Call [`snapshot`](Self::snapshot) right after, so the new generation starts from
-    /// a snapshot of the recovered state.
-    pub fn open(dir: &Path, shards: usize, durability: Durability) -> Result<Arc<Self>, JournalError> {
-        let last = list(dir, "journal-", ".log")?
+    /// Opens the journal in a locked state directory with `slots` files (one per worker),
+    /// starting a new generation after everything there. Call [`snapshot`](Self::snapshot)
+    /// right after. A file that cannot be created (full disk) is retried by its syncer; until
+    /// then its tickets do not settle.
+    pub fn open(state: StateDir, slots: usize, durability: Durability) -> Result<Arc<Self>, JournalError> {
+        let dir = state.dir.clone();
+        let last = list(&dir, "journal-", ".log")?
             .iter()
             .map(|x| x.0)
-            .chain(list(dir, "snapshot-", ".snap")?.iter().map(|x| x.0))
+            .chain(list(&dir, "snapshot-", ".snap")?.iter().map(|x| x.0))
             .max()
             .unwrap_or(0);
         let generation = last + 1;
         let mut files = vec![];
-        for s in 0..shards {
-            let path = journal_path(dir, generation, s);
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(io(format!("opening {}", path.display())))?;
-            files.push(Mutex::new(ShardFile {
-                file: Arc::new(file),
-                pending: Vec::with_capacity(64 * 1024),
-                generation,
-                written: 0,
-            }));
+        for s in 0..slots.max(1) {
+            let file = match JournalFile::create(journal_path(&dir, generation, s)) {
+                Ok(f) => Some(Arc::new(f)),
+                Err(e) => {
+                    tracing::error!("creating journal file {s} in {}: {e}; retrying in the background", dir.display());
+                    None
+                }
+            };
+            files.push(Mutex::new(Slot { file, generation, pending: Vec::with_capacity(64 * 1024), written: 0 }));
         }
-        sync_dir(dir)?;
+        if let Err(e) = sync_dir(&dir) {
+            tracing::error!("{e}");
+        }
         let j = Arc::new(Self {
-            dir: dir.to_owned(),
+            state,
             durability,
-            sync: (0..files.len()).map(|_| ShardSync::default()).collect(),
+            sync: (0..files.len()).map(|_| SlotSync::default()).collect(),
             stop: AtomicBool::new(false),
-            shards: files,
+            slots: files,
             generation: AtomicU64::new(generation),
-            dirty: AtomicBool::new(false),
             records: AtomicU64::new(0),
             since_snapshot: AtomicU64::new(0),
+            health: Health::default(),
+            faults: Mutex::new(std::env::var_os(FAULTS_ENV).map(PathBuf::from)),
         });
-        if durability == Durability::Fsync {
-            for s in 0..shards {
-                let weak = Arc::downgrade(&j);
-                std::thread::Builder::new()
-                    .name(format!("journal-sync{s}"))
-                    .spawn(move || Self::group_commit(&weak, s))?;
-            }
-        }
-        if durability == Durability::Async {
+        for s in 0..j.slots.len() {
             let weak = Arc::downgrade(&j);
-            std::thread::Builder::new().name("journal-sync".into()).spawn(move || {
-                while let Some(j) = weak.upgrade() {
-                    if j.dirty.swap(false, Ordering::AcqRel) {
-                        for s in &j.shards {
-                            let f = s.lock().unwrap_or_else(|p| p.into_inner());
-                            let _ = f.file.sync_data();
-                        }
-                    }
-                    drop(j);
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                }
-            })?;
+            std::thread::Builder::new()
+                .name(format!("journal-sync{s}"))
+                .spawn(move || Self::syncer(&weak, s))
+                .map_err(io("starting a journal syncer"))?;
         }
         Ok(j)
     }
 
-    /// Appends `changes` of shard `shard` with one write (after any records still waiting for
-    /// the syncer), then makes them durable as the durability mode says.
-    pub fn append(&self, shard: usize, changes: &[Change]) -> Result<(), JournalError> {
-        let file = self.write_now(shard, changes)?;
-        match self.durability {
-            Durability::Fsync => file.sync_data().map_err(io("journal fdatasync"))?,
-            Durability::Async => self.dirty.store(true, Ordering::Release),
-        }
-        Ok(())
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        self.state.path()
     }
 
-    /// Hands `changes` of shard `shard` over and returns at once. In `fsync` durability the
-    /// result is a ticket: the records are durable once [`settled`](Self::settled) says so
-    /// (group commit: the shard's syncer thread writes what has accumulated and runs one
-    /// `fdatasync` for all of it, while the caller goes on with the next batches). In `async`
-    /// durability they are written now and synced in the background (`None`).
-    pub fn append_grouped(&self, shard: usize, changes: &[Change]) -> Result<Option<u64>, JournalError> {
-        if self.durability == Durability::Async {
-            self.write_now(shard, changes)?;
-            self.dirty.store(true, Ordering::Release);
-            return Ok(None);
-        }
+    /// Hands numbered `changes` to slot `slot`'s syncer and returns at once.
+    /// In `fsync` durability the result is a ticket: the records are durable once
+    /// [`settled`](Self::settled) says so. In `async` durability they are written and synced
+    /// in the background and nothing waits (`None`).
+    pub fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<Option<u64>, JournalError> {
+        let slot = slot % self.slots.len();
         let ticket = {
-            let mut f = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
-            self.encode_into(&mut f.pending, changes);
+            let mut f = lock(&self.slots[slot]);
+            let backlog = f.pending.len() + self.sync[slot].backlog.load(Ordering::Relaxed) as usize;
+            if backlog > MAX_BACKLOG {
+                self.health.dropped_batches.fetch_add(1, Ordering::Relaxed);
+                return Err(JournalError::Backlog(backlog));
+            }
+            for (seq, c) in changes {
+                records::encode(*seq, c, &mut f.pending);
+            }
             f.written += 1;
             f.written
         };
-        let sync = &self.sync[shard % self.sync.len()];
-        *sync.wanted.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        let sync = &self.sync[slot];
+        *lock(&sync.wanted) = true;
         sync.wake.notify_one();
-        Ok(Some(ticket))
+        Ok((self.durability == Durability::Fsync).then_some(ticket))
     }
 
-    /// Whether the batch of `ticket` (from [`append_grouped`](Self::append_grouped) on
-    /// `shard`) is durable: `Some(true)`, or never will be because its write or `fdatasync`
-    /// failed: `Some(false)`; `None` while the syncer works on it.
-    pub fn settled(&self, shard: usize, ticket: u64) -> Option<bool> {
-        let sync = &self.sync[shard % self.sync.len()];
+    /// Whether the batch of `ticket` (from [`append`](Self::append) on `slot`) is durable:
+    /// `Some(true)`; never will be because its round failed: `Some(false)`; `None` while the
+    /// syncer works on it.
+    pub fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
+        let sync = &self.sync[slot % self.sync.len()];
         if ticket <= sync.failed_through.load(Ordering::Acquire) {
             Some(false)
         } else if ticket <= sync.synced.load(Ordering::Acquire) {
@@ -417,195 +434,275 @@ impl Journal {
         }
     }
 
-    fn encode_into(&self, buf: &mut Vec<u8>, changes: &[Change]) {
-        for c in changes {
-            encode(c, buf);
-        }
-        self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
-        self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
-    }
-
-    /// The shard's file, locked, once its syncer holds no records it took but has not written:
-    /// whoever writes under this lock then writes after everything handed over before, so the
-    /// file keeps the records in the order they were made (replay depends on it).
-    fn lock_idle(&self, shard: usize) -> std::sync::MutexGuard<'_, ShardFile> {
-        let shard = shard % self.shards.len();
-        loop {
-            let f = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
-            if !self.sync[shard].busy.load(Ordering::Acquire) {
-                return f;
-            }
-            drop(f);
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-    }
-
-    /// Writes what waits for the syncer, then `changes`, under the shard's lock (so records
-    /// keep their order); returns the file written.
-    fn write_now(&self, shard: usize, changes: &[Change]) -> Result<Arc<File>, JournalError> {
-        let mut f = self.lock_idle(shard);
-        let ShardFile { file, pending, .. } = &mut *f;
-        self.encode_into(pending, changes);
-        let written = (&**file).write_all(pending).map_err(io("journal write"));
-        pending.clear();
-        written?;
-        Ok(file.clone())
-    }
-
-    /// The syncer of one shard: waits for handed-over batches, writes them to the shard's file
-    /// and syncs it, then publishes the highest ticket that covers. The bytes, their last ticket
-    /// and the file are taken together under the shard's lock, so a sync never vouches for
-    /// records it did not write and sync (records written directly by
-    /// [`append`](Self::append) meanwhile are synced there, or by the next round).
-    fn group_commit(journal: &std::sync::Weak<Self>, shard: usize) {
-        let mut bytes = Vec::with_capacity(64 * 1024);
-        loop {
-            let Some(j) = journal.upgrade() else { return };
-            if j.stop.load(Ordering::Acquire) {
-                return;
-            }
-            let sync = &j.sync[shard];
-            {
-                let wanted = sync.wanted.lock().unwrap_or_else(|p| p.into_inner());
-                let (mut wanted, _) = sync
-                    .wake
-                    .wait_timeout_while(wanted, std::time::Duration::from_millis(100), |w| !*w)
-                    .unwrap_or_else(|p| p.into_inner());
-                if !*wanted {
-                    continue;
-                }
-                *wanted = false;
-            }
-            let (target, file) = {
-                let mut f = j.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
-                std::mem::swap(&mut bytes, &mut f.pending);
-                sync.busy.store(true, Ordering::Release);
-                (f.written, f.file.clone())
-            };
-            #[cfg(test)]
-            while sync.hold.load(Ordering::Acquire) {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            if target > sync.synced.load(Ordering::Acquire) || !bytes.is_empty() {
-                let done = (&*file).write_all(&bytes).and_then(|()| file.sync_data());
-                bytes.clear();
-                match done {
-                    Ok(()) => sync.synced.store(target, Ordering::Release),
-                    Err(e) => {
-                        tracing::error!("lease journal write failed, withholding the replies waiting for it: {e}");
-                        sync.failed_through.store(target, Ordering::Release);
-                    }
-                }
-            }
-            sync.busy.store(false, Ordering::Release);
-        }
-    }
-
     /// Records appended since start.
     pub fn records(&self) -> u64 {
         self.records.load(Ordering::Relaxed)
     }
 
-    /// Writes a snapshot of `db` and starts a new journal generation; removes what the previous
-    /// snapshot makes obsolete. Each shard is frozen only while it is copied.
-    pub fn snapshot(&self, db: &LeaseDb) -> Result<u64, JournalError> {
-        let new_generation = self.generation.load(Ordering::Acquire) + 1;
-        let mut leases = vec![];
-        for i in 0..db.shard_count() {
-            // Copy and rotate under the shard's lock: every change is either in the copy or
-            // journaled in the new generation (or both, harmlessly).
-            let g = db.lock(i);
-            leases.extend(g.records());
-            for s in 0..self.shards.len() {
-                if s % db.shard_count() != i {
-                    continue;
+    fn faults(&self) -> Faults {
+        let Some(p) = lock(&self.faults).clone() else { return Faults::None };
+        match std::fs::read_to_string(p).as_deref().map(str::trim) {
+            Ok("write-error") => Faults::WriteError,
+            Ok("sync-error") => Faults::SyncError,
+            Ok("stall") => Faults::Stall,
+            _ => Faults::None,
+        }
+    }
+
+    /// Writes `bytes` at the end of `f` and syncs; on failure cuts the file back to its last
+    /// good length, so whatever is written next follows whole records.
+    fn write_round(&self, f: &JournalFile, bytes: &[u8]) -> std::io::Result<()> {
+        let mut fault = self.faults();
+        while fault == Faults::Stall {
+            std::thread::sleep(Duration::from_millis(20));
+            fault = self.faults();
+        }
+        let eio = || std::io::Error::from_raw_os_error(libc::EIO);
+        let result = (|| {
+            if fault == Faults::WriteError {
+                // A short write, as a full disk leaves it: half the bytes, then the error.
+                (&f.file).write_all(&bytes[..bytes.len() / 2])?;
+                return Err(eio());
+            }
+            (&f.file).write_all(bytes)?;
+            if fault == Faults::SyncError {
+                return Err(eio());
+            }
+            let t = Instant::now();
+            f.file.sync_data()?;
+            let us = t.elapsed().as_micros() as u64;
+            self.health.syncs.fetch_add(1, Ordering::Relaxed);
+            self.health.sync_us.fetch_add(us, Ordering::Relaxed);
+            self.health.sync_max_us.fetch_max(us, Ordering::Relaxed);
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                f.good_len.fetch_add(bytes.len() as u64, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                let good = f.good_len.load(Ordering::Acquire);
+                if let Err(t) = f.file.set_len(good) {
+                    // Replay skips a partial record anyway; say so and go on.
+                    tracing::error!("cutting {} back to {good} bytes: {t}", f.path.display());
                 }
-                let mut f = self.lock_idle(s);
-                if f.generation != new_generation {
-                    // What was written to the old file is durable before the syncer moves on to
-                    // the new one (its tickets count writes to both).
-                    f.file.sync_data().map_err(io("journal fdatasync before rotation"))?;
-                    let path = journal_path(&self.dir, new_generation, s);
-                    f.file = Arc::new(
-                        OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&path)
-                            .map_err(io(format!("opening {}", path.display())))?,
-                    );
-                    f.generation = new_generation;
+                Err(e)
+            }
+        }
+    }
+
+    /// The syncer of one slot: waits for handed-over batches, writes them with what a failed
+    /// round left, syncs, and publishes the highest ticket that covers. Bytes, ticket and file
+    /// are taken together under the slot's lock, so a sync never vouches for records it did
+    /// not write. Exits once stopped with nothing left to write.
+    fn syncer(journal: &std::sync::Weak<Self>, slot: usize) {
+        let mut bytes: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut backoff = Duration::from_millis(10);
+        let mut failing_since: Option<(Instant, String)> = None;
+        loop {
+            let Some(j) = journal.upgrade() else { return };
+            let sync = &j.sync[slot];
+            let idle = bytes.is_empty();
+            {
+                let wanted = lock(&sync.wanted);
+                let wait = if idle { Duration::from_millis(100) } else { backoff };
+                let (mut wanted, _) = sync
+                    .wake
+                    .wait_timeout_while(wanted, wait, |w| !*w && !j.stop.load(Ordering::Acquire))
+                    .unwrap_or_else(|p| p.into_inner());
+                *wanted = false;
+            }
+            let (target, file) = {
+                let mut f = lock(&j.slots[slot]);
+                if f.file.is_none() {
+                    match JournalFile::create(journal_path(j.dir(), f.generation, slot)) {
+                        Ok(new) => {
+                            f.file = Some(Arc::new(new));
+                            let _ = sync_dir(j.dir());
+                        }
+                        Err(e) => tracing::debug!("journal file {slot} still cannot be created: {e}"),
+                    }
+                }
+                bytes.append(&mut f.pending);
+                (f.written, f.file.clone())
+            };
+            sync.backlog.store(bytes.len() as u64, Ordering::Relaxed);
+            let stopping = j.stop.load(Ordering::Acquire);
+            if bytes.is_empty()
+                && target <= sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire))
+            {
+                if stopping {
+                    return;
+                }
+                continue;
+            }
+            let result = match &file {
+                Some(f) => j.write_round(f, &bytes),
+                None => Err(std::io::Error::other("journal file not created")),
+            };
+            match result {
+                Ok(()) => {
+                    sync.synced.store(target, Ordering::Release);
+                    bytes.clear();
+                    backoff = Duration::from_millis(10);
+                    if let Some((since, _)) = failing_since.take() {
+                        j.health.failing.store(false, Ordering::Relaxed);
+                        tracing::warn!("journal {slot}: writes succeed again after {:.1?}", since.elapsed());
+                        println!("journal {slot}: disk writes succeed again after {:.1?}", since.elapsed());
+                    }
+                }
+                Err(e) => {
+                    // Replies of this round never leave; the records stay and go out with the
+                    // next round.
+                    sync.failed_through.store(target, Ordering::Release);
+                    j.health.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                    j.health.failing.store(true, Ordering::Relaxed);
+                    let msg = e.to_string();
+                    if failing_since.as_ref().is_none_or(|(_, m)| *m != msg) {
+                        tracing::error!(
+                            "journal {slot}: write or sync failed ({msg}); withholding ACKs until it works"
+                        );
+                        println!("journal {slot}: write or sync failed ({msg}); withholding ACKs until it works");
+                        failing_since = Some((failing_since.map_or_else(Instant::now, |f| f.0), msg));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    if stopping {
+                        return;
+                    }
                 }
             }
-            drop(g);
+            sync.backlog.store(bytes.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every record handed over is written and synced, or `timeout` passes.
+    pub fn wait_written(&self, timeout: Duration) -> Result<(), JournalError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let behind: Vec<String> = (0..self.slots.len())
+                .filter_map(|s| {
+                    let f = lock(&self.slots[s]);
+                    let sync = &self.sync[s];
+                    let done = f.pending.is_empty()
+                        && sync.backlog.load(Ordering::Relaxed) == 0
+                        && sync.synced.load(Ordering::Acquire) >= f.written;
+                    (!done).then(|| format!("journal {s}"))
+                })
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(JournalError::Unflushed(timeout, behind.join(", ")));
+            }
+            for s in &self.sync {
+                *lock(&s.wanted) = true;
+                s.wake.notify_one();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Clean stop: waits (up to `timeout`) until everything handed over is durable, then ends
+    /// the syncers.
+    pub fn flush(&self, timeout: Duration) -> Result<(), JournalError> {
+        let r = self.wait_written(timeout);
+        self.stop.store(true, Ordering::Release);
+        for s in &self.sync {
+            s.wake.notify_one();
+        }
+        r
+    }
+
+    /// Writes a snapshot of `db` and compacts what it makes obsolete. Order: every journal
+    /// moves to a new generation first (so a change made after a shard is copied is journaled
+    /// in the new generation), then each shard is copied under its lock. A snapshot that fails
+    /// leaves no temporary file; the journals since the previous snapshot stay, so recovery
+    /// still finds everything.
+    pub fn snapshot(&self, db: &LeaseDb) -> Result<u64, JournalError> {
+        let dir = self.dir().to_owned();
+        let new_generation = self.generation.load(Ordering::Acquire) + 1;
+        // Every record numbered from here on may be newer than the copy; the copy's records are
+        // numbered `floor` so that journal records from the same moment win ties.
+        let floor = db.next_seq();
+        let mut created = vec![];
+        for s in 0..self.slots.len() {
+            match JournalFile::create(journal_path(&dir, new_generation, s)) {
+                Ok(f) => created.push(Arc::new(f)),
+                Err(e) => {
+                    for f in &created {
+                        let _ = std::fs::remove_file(&f.path);
+                    }
+                    return Err(io(format!("creating journal generation {new_generation}"))(e));
+                }
+            }
+        }
+        sync_dir(&dir)?;
+        for (s, f) in created.into_iter().enumerate() {
+            let mut slot = lock(&self.slots[s]);
+            slot.file = Some(f);
+            slot.generation = new_generation;
         }
         self.generation.store(new_generation, Ordering::Release);
-        self.since_snapshot.store(0, Ordering::Relaxed);
-        let tmp = self.dir.join(format!("snapshot-{new_generation:010}.tmp"));
-        {
-            let mut w = BufWriter::new(File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?);
-            let mut hasher = crc32fast::Hasher::new();
-            let mut put = |w: &mut BufWriter<File>, b: &[u8]| -> std::io::Result<()> {
-                hasher.update(b);
-                w.write_all(b)
-            };
-            put(&mut w, SNAP_MAGIC)?;
-            put(&mut w, &new_generation.to_le_bytes())?;
-            put(&mut w, &(leases.len() as u64).to_le_bytes())?;
-            let mut rec = Vec::with_capacity(64);
-            for l in &leases {
-                rec.clear();
-                encode(&Change::Upsert(*l), &mut rec);
-                put(&mut w, &rec)?;
-            }
-            let crc = hasher.finalize();
-            w.write_all(&crc.to_le_bytes())?;
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
+        let mut leases = vec![];
+        for i in 0..db.shard_count() {
+            leases.extend(db.lock(i).records());
         }
-        std::fs::rename(&tmp, snapshot_path(&self.dir, new_generation))?;
-        sync_dir(&self.dir)?;
+        let tmp = dir.join(format!("snapshot-{new_generation:010}.tmp"));
+        let written = Self::write_snapshot(&tmp, new_generation, floor, &leases)
+            .and_then(|()| std::fs::rename(&tmp, snapshot_path(&dir, new_generation)));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(format!("writing snapshot {new_generation}"))(e));
+        }
+        sync_dir(&dir)?;
+        self.since_snapshot.store(0, Ordering::Relaxed);
         // Keep this snapshot and the previous one, and the journals since the previous one.
-        let snaps = list(&self.dir, "snapshot-", ".snap")?;
+        let snaps = list(&dir, "snapshot-", ".snap")?;
         let keep_from = snaps.iter().rev().nth(1).map(|s| s.0).unwrap_or(new_generation);
-        for (generation, _, path) in snaps.iter().chain(list(&self.dir, "journal-", ".log")?.iter()) {
+        for (generation, _, path) in snaps.iter().chain(list(&dir, "journal-", ".log")?.iter()) {
             if *generation < keep_from {
                 let _ = std::fs::remove_file(path);
             }
         }
+        for (_, _, path) in list(&dir, "snapshot-", ".tmp")? {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(new_generation)
     }
 
-    /// Writes what waits for a syncer and makes everything durable (clean stop); ends the
-    /// syncer threads.
-    pub fn flush(&self) -> Result<(), JournalError> {
-        self.stop.store(true, Ordering::Release);
-        for s in 0..self.shards.len() {
-            // After what a syncer took is written and synced (by the syncer).
-            let mut f = self.lock_idle(s);
-            let ShardFile { file, pending, .. } = &mut *f;
-            (&**file).write_all(pending).map_err(io("journal write"))?;
-            pending.clear();
-            file.sync_data().map_err(io("journal fsync"))?;
+    fn write_snapshot(path: &Path, generation: u64, floor: u64, leases: &[Lease]) -> std::io::Result<()> {
+        let mut w = BufWriter::new(create_private(path, false)?);
+        let mut hasher = crc32fast::Hasher::new();
+        let mut put = |w: &mut BufWriter<File>, b: &[u8]| -> std::io::Result<()> {
+            hasher.update(b);
+            w.write_all(b)
+        };
+        put(&mut w, &records::snapshot_header(generation, leases.len() as u64))?;
+        let mut rec = Vec::with_capacity(64);
+        for l in leases {
+            rec.clear();
+            records::encode(floor, &Change::Upsert(*l), &mut rec);
+            put(&mut w, &rec)?;
         }
-        Ok(())
+        let crc = hasher.finalize();
+        w.write_all(&crc.to_le_bytes())?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()
     }
-}
-
-/// Checks a journal directory's invariants (for tests and `check-journal`).
-pub fn verify_unique_addresses(leases: &[Lease], now: u32) -> Result<(), JournalError> {
-    let mut seen: HashMap<Ipv4Addr, ClientKey> = HashMap::new();
-    for l in leases.iter().filter(|l| l.state == LeaseState::Bound && l.expires > now) {
-        if let Some(k) = seen.insert(l.addr, l.key) {
-            return Err(JournalError::Conflict(format!("{} bound to both {k:?} and {:?}", l.addr, l.key)));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::net::Ipv4Addr;
+
+    use dhcp_xdp_core::{
+        config::Config,
+        leases::{ClientKey, LeaseState},
+    };
+
     use super::*;
-    use dhcp_xdp_core::config::Config;
 
     fn lease(i: u8, state: LeaseState) -> Lease {
         let mac = [2, 0, 0, 0, 0, i];
@@ -619,51 +716,10 @@ pub(crate) mod tests {
         }
     }
 
-    fn tmpdir(name: &str) -> PathBuf {
+    pub(crate) fn tmpdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("dhcp-xdp-journal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
-    }
-
-    #[test]
-    fn records_round_trip_and_reject_damage() {
-        for c in [Change::Upsert(lease(7, LeaseState::Bound)), Change::Remove(ClientKey::client_id(&[1, 2, 3]))] {
-            let mut b = vec![];
-            encode(&c, &mut b);
-            assert_eq!(decode(&b), Some((c, b.len())));
-            for i in 0..b.len() {
-                let mut bad = b.clone();
-                bad[i] ^= 0x40;
-                assert_eq!(decode(&bad), None, "flipped byte {i} accepted");
-            }
-            for n in 0..b.len() {
-                assert_eq!(decode(&b[..n]), None);
-            }
-        }
-    }
-
-    #[test]
-    fn journal_replays_and_truncates_a_torn_tail() {
-        let dir = tmpdir("torn");
-        Journal::recover(&dir).unwrap();
-        let j = Journal::open(&dir, 2, Durability::Fsync).unwrap();
-        j.append(0, &[Change::Upsert(lease(1, LeaseState::Bound)), Change::Upsert(lease(2, LeaseState::Bound))])
-            .unwrap();
-        j.append(1, &[Change::Upsert(lease(3, LeaseState::Bound)), Change::Remove(lease(2, LeaseState::Bound).key)])
-            .unwrap();
-        drop(j);
-        // Tear the last record of shard 0's file.
-        let path = list(&dir, "journal-", ".log").unwrap().into_iter().find(|x| x.1 == 0).unwrap().2;
-        let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
-        let r = Journal::recover(&dir).unwrap();
-        let mut addrs: Vec<_> = r.leases.iter().map(|l| l.addr.octets()[3]).collect();
-        addrs.sort();
-        assert_eq!(addrs, vec![1, 3], "lease 2 was torn in shard 0 and removed in shard 1");
-        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
-        // Recovery again: the tail is gone, no more warnings.
-        assert!(Journal::recover(&dir).unwrap().warnings.is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn one_pool() -> Config {
@@ -676,102 +732,198 @@ pub(crate) mod tests {
 
     /// Polls `f` every millisecond until it gives a value, for up to 5 s.
     pub(crate) fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(v) = f() {
                 return Some(v);
             }
-            if std::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 return None;
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
-    /// Waits (up to 5 s) until `ticket` of `shard` settles.
-    fn settle(j: &Journal, shard: usize, ticket: u64) -> Option<bool> {
-        poll(|| j.settled(shard, ticket))
+    /// The state directory once a dropped journal's syncer has let go of it (its last
+    /// reference may end in the syncer thread, a moment after the test's).
+    fn relock(dir: &Path) -> StateDir {
+        poll(|| StateDir::lock(dir).ok()).expect("the state directory stayed locked")
+    }
+
+    /// Waits (up to 5 s) until `ticket` of `slot` settles.
+    fn settle(j: &Journal, slot: usize, ticket: u64) -> Option<bool> {
+        poll(|| j.settled(slot, ticket))
+    }
+
+    fn open(dir: &Path, slots: usize) -> Arc<Journal> {
+        let state = StateDir::lock(dir).unwrap();
+        recover(&state, 0).unwrap();
+        Journal::open(state, slots, Durability::Fsync).unwrap()
+    }
+
+    /// `changes` numbered from `first`.
+    fn num(first: u64, changes: &[Change]) -> Vec<(u64, Change)> {
+        changes.iter().enumerate().map(|(k, c)| (first + k as u64, *c)).collect()
+    }
+
+    fn up(i: u8, state: LeaseState) -> Change {
+        Change::Upsert(lease(i, state))
+    }
+
+    fn addrs(r: &Recovery) -> Vec<u8> {
+        let mut v: Vec<u8> = r.leases.iter().map(|l| l.addr.octets()[3]).collect();
+        v.sort();
+        v
     }
 
     #[test]
-    fn grouped_appends_settle_in_order_across_a_rotation_and_are_recovered() {
+    fn the_state_directory_is_private_and_held_by_one_process() {
+        let dir = tmpdir("lock");
+        let held = StateDir::lock(&dir).unwrap();
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        match StateDir::lock(&dir) {
+            Err(JournalError::Locked { dir: d, holder }) => {
+                assert_eq!(d, dir);
+                assert_eq!(holder, Some(std::process::id()));
+            }
+            other => panic!("a second lock was not refused: {other:?}"),
+        }
+        let err = StateDir::lock(&dir).unwrap_err().to_string();
+        assert!(err.contains(&dir.display().to_string()) && err.contains("pid"), "{err}");
+        let j = Journal::open(held, 1, Durability::Fsync).unwrap();
+        let t = j.append(0, &num(1, &[up(1, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
+        j.snapshot(&LeaseDb::new(&one_pool(), 1, [lease(1, LeaseState::Bound)], 100)).unwrap();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            assert_eq!(e.metadata().unwrap().mode() & 0o777, 0o600, "{}", e.path().display());
+        }
+        j.flush(Duration::from_secs(5)).unwrap();
+        drop(j);
+        // Released with the journal: the directory can be taken again.
+        drop(relock(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn grouped_appends_settle_and_are_recovered_across_a_snapshot() {
         let dir = tmpdir("group");
-        let cfg = one_pool();
-        Journal::recover(&dir).unwrap();
-        let j = Journal::open(&dir, 2, Durability::Fsync).unwrap();
-        let t1 = j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap().expect("ticket");
-        let t2 = j.append_grouped(0, &[Change::Upsert(lease(2, LeaseState::Bound))]).unwrap().expect("ticket");
+        let j = open(&dir, 2);
+        let t1 = j.append(0, &num(1, &[up(1, LeaseState::Bound)])).unwrap().expect("ticket");
+        let t2 = j.append(0, &num(2, &[up(2, LeaseState::Bound)])).unwrap().expect("ticket");
         assert!(t2 > t1);
         assert_eq!(j.settled(0, t2 + 1), None, "a ticket not yet written is not durable");
-        // A snapshot rotates the files between two grouped appends.
-        let db = LeaseDb::new(&cfg, 1, [], 100);
+        let db = LeaseDb::new(&one_pool(), 1, [], 100);
         j.snapshot(&db).unwrap();
-        let t3 = j.append_grouped(0, &[Change::Upsert(lease(3, LeaseState::Bound))]).unwrap().expect("ticket");
-        let t4 = j.append_grouped(1, &[Change::Upsert(lease(4, LeaseState::Bound))]).unwrap().expect("ticket");
+        let t3 = j.append(0, &num(3, &[up(3, LeaseState::Bound)])).unwrap().expect("ticket");
+        let t4 = j.append(1, &num(4, &[up(4, LeaseState::Bound)])).unwrap().expect("ticket");
         assert_eq!(settle(&j, 0, t3), Some(true));
         assert_eq!(settle(&j, 1, t4), Some(true));
         assert_eq!((j.settled(0, t1), j.settled(0, t2)), (Some(true), Some(true)), "earlier tickets too");
-        j.flush().unwrap();
+        j.flush(Duration::from_secs(5)).unwrap();
         drop(j);
-        let mut got: Vec<_> = Journal::recover(&dir).unwrap().leases.iter().map(|l| l.addr).collect();
-        got.sort();
-        let want: Vec<_> = [3, 4].iter().map(|&i| lease(i, LeaseState::Bound).addr).collect();
-        assert!(want.iter().all(|a| got.contains(a)), "{got:?}");
-        // In async durability nothing waits.
-        let dir = tmpdir("group-async");
-        Journal::recover(&dir).unwrap();
-        let j = Journal::open(&dir, 1, Durability::Async).unwrap();
-        assert_eq!(j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap(), None);
+        let r = inspect(&dir, 0).unwrap();
+        assert!([3, 4].iter().all(|a| addrs(&r).contains(a)), "{:?}", addrs(&r));
+        assert_eq!(r.max_seq, 4);
     }
 
-    /// A record written directly (the control loop's expiry sweep) lands after every record
-    /// handed to the syncer before it, even while the syncer is still writing those: replay
-    /// keeps the newest.
+    /// The expiry sweep's record of a lease, numbered before a worker re-bound it, lands in
+    /// the file after the worker's: replay keeps the newer (defect 3).
     #[test]
-    fn direct_appends_stay_behind_handed_over_records() {
+    fn an_older_record_written_later_does_not_win() {
         let dir = tmpdir("order");
-        Journal::recover(&dir).unwrap();
-        let j = Journal::open(&dir, 1, Durability::Fsync).unwrap();
-        j.sync[0].hold.store(true, Ordering::Release);
-        j.append_grouped(0, &[Change::Upsert(lease(1, LeaseState::Bound))]).unwrap();
-        let taken = poll(|| j.sync[0].busy.load(Ordering::Acquire).then_some(()));
-        assert!(taken.is_some(), "the syncer never took the record");
-        // The syncer holds the older record; let it go a little later.
-        let release = {
-            let j = j.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                j.sync[0].hold.store(false, Ordering::Release);
-            })
-        };
-        j.append(0, &[Change::Upsert(lease(1, LeaseState::Released))]).unwrap();
-        release.join().unwrap();
-        j.flush().unwrap();
+        let j = open(&dir, 2);
+        let t = j.append(0, &num(10, &[up(1, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
+        let t = j.append(1, &num(9, &[up(1, LeaseState::Expired)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 1, t), Some(true));
+        let t = j.append(0, &num(8, &[up(1, LeaseState::Released)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
         drop(j);
-        let r = Journal::recover(&dir).unwrap();
+        let r = inspect(&dir, 0).unwrap();
         assert_eq!(r.leases.len(), 1);
-        assert_eq!(r.leases[0].state, LeaseState::Released, "the older record was replayed last");
+        assert_eq!(r.leases[0].state, LeaseState::Bound);
+    }
+
+    /// A failed round cuts the file back, fails its tickets, keeps its records, and the next
+    /// round writes them: nothing after the failure is lost, no partial record stays
+    /// (defects 1 and 2).
+    #[test]
+    fn a_failed_write_withholds_its_tickets_and_loses_nothing() {
+        let dir = tmpdir("fail");
+        let faults = dir.with_extension("faults");
+        std::fs::write(&faults, "").unwrap();
+        let j = open(&dir, 1);
+        *lock(&j.faults) = Some(faults.clone());
+        let ok = j.append(0, &num(1, &[up(1, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, ok), Some(true));
+        let mut durable = vec![1];
+        for (fault, failed, after) in [("write-error", 2, 3), ("sync-error", 4, 5)] {
+            std::fs::write(&faults, fault).unwrap();
+            let bad = j.append(0, &num(u64::from(failed), &[up(failed, LeaseState::Bound)])).unwrap().unwrap();
+            assert_eq!(settle(&j, 0, bad), Some(false), "{fault}: the ACK of a failed round must not leave");
+            assert!(j.health.failing.load(Ordering::Relaxed));
+            let path = journal_path(&dir, j.generation.load(Ordering::Acquire), 0);
+            let len = std::fs::metadata(&path).unwrap().len();
+            let r = inspect(&dir, 0).unwrap();
+            assert!(r.warnings.is_empty(), "{fault}: the file was not cut back to whole records: {:?}", r.warnings);
+            assert_eq!(addrs(&r), durable, "{fault}");
+            std::fs::write(&faults, "").unwrap();
+            let later = j.append(0, &num(u64::from(after), &[up(after, LeaseState::Bound)])).unwrap().unwrap();
+            assert_eq!(settle(&j, 0, later), Some(true), "{fault}: serving resumes when the disk does");
+            assert!(!j.health.failing.load(Ordering::Relaxed));
+            assert!(std::fs::metadata(&path).unwrap().len() > len);
+            let r = inspect(&dir, 0).unwrap();
+            durable.extend([failed, after]);
+            assert_eq!(addrs(&r), durable, "{fault}: the failed round's record is written with the next");
+            assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        }
+        let _ = std::fs::remove_file(&faults);
+    }
+
+    #[test]
+    fn a_stalled_disk_holds_tickets_without_blocking_appends() {
+        let dir = tmpdir("stall");
+        let faults = dir.with_extension("faults");
+        std::fs::write(&faults, "stall").unwrap();
+        let j = open(&dir, 1);
+        *lock(&j.faults) = Some(faults.clone());
+        let t0 = Instant::now();
+        let mut tickets = vec![];
+        for i in 1..=50u8 {
+            tickets.push(j.append(0, &num(u64::from(i), &[up(i, LeaseState::Bound)])).unwrap().unwrap());
+        }
+        assert!(t0.elapsed() < Duration::from_millis(500), "appends blocked on the stalled disk");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(tickets.iter().all(|&t| j.settled(0, t).is_none()), "nothing settles while the disk stalls");
+        std::fs::write(&faults, "").unwrap();
+        assert!(tickets.iter().all(|&t| settle(&j, 0, t) == Some(true)));
+        assert_eq!(inspect(&dir, 0).unwrap().leases.len(), 50);
+        let _ = std::fs::remove_file(&faults);
     }
 
     #[test]
     fn snapshot_compacts_and_damaged_snapshot_falls_back() {
         let dir = tmpdir("snap");
         let cfg = one_pool();
-        Journal::recover(&dir).unwrap();
-        let j = Journal::open(&dir, 1, Durability::Fsync).unwrap();
+        let j = open(&dir, 1);
         let db = LeaseDb::new(&cfg, 1, [lease(1, LeaseState::Bound), lease(2, LeaseState::Bound)], 100);
         let g1 = j.snapshot(&db).unwrap();
-        j.append(0, &[Change::Upsert(lease(3, LeaseState::Bound))]).unwrap();
+        let t = j.append(0, &num(db.stamp(1), &[up(3, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
         let db2 = LeaseDb::new(
             &cfg,
             1,
             [lease(1, LeaseState::Bound), lease(2, LeaseState::Bound), lease(3, LeaseState::Bound)],
             100,
         );
+        db2.continue_after(db.next_seq());
         let g2 = j.snapshot(&db2).unwrap();
-        j.append(0, &[Change::Upsert(lease(4, LeaseState::Bound))]).unwrap();
+        let t = j.append(0, &num(db2.stamp(1), &[up(4, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
         assert!(g2 > g1);
-        let r = Journal::recover(&dir).unwrap();
+        let r = inspect(&dir, 0).unwrap();
         assert_eq!((r.snapshot_gen, r.leases.len()), (g2, 4));
         // Damage the newest snapshot: the previous one plus the journals since it give the same.
         let p = snapshot_path(&dir, g2);
@@ -779,9 +931,59 @@ pub(crate) mod tests {
         let mid = data.len() / 2;
         data[mid] ^= 1;
         std::fs::write(&p, data).unwrap();
-        let r = Journal::recover(&dir).unwrap();
+        let r = inspect(&dir, 0).unwrap();
         assert_eq!((r.snapshot_gen, r.leases.len()), (g1, 4), "{:?}", r.warnings);
         assert!(r.warnings[0].contains("damaged snapshot"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_by_the_daemon_and_left_alone_by_inspection() {
+        let dir = tmpdir("torn");
+        let j = open(&dir, 2);
+        let a = j.append(0, &num(1, &[up(1, LeaseState::Bound), up(2, LeaseState::Bound)])).unwrap().unwrap();
+        let b =
+            j.append(1, &num(3, &[up(3, LeaseState::Bound), Change::Remove(lease(2, LeaseState::Bound).key)])).unwrap();
+        assert_eq!(settle(&j, 0, a), Some(true));
+        assert_eq!(settle(&j, 1, b.unwrap()), Some(true));
+        j.flush(Duration::from_secs(5)).unwrap();
+        drop(j);
+        let path = list(&dir, "journal-", ".log").unwrap().into_iter().rev().find(|x| x.1 == 0).unwrap().2;
+        let len = std::fs::metadata(&path).unwrap().len();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        let r = inspect(&dir, 0).unwrap();
+        assert_eq!(addrs(&r), vec![1, 3], "lease 2 was torn in file 0 and removed in file 1");
+        assert!(r.warnings[0].contains("read-only"), "{:?}", r.warnings);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len - 3, "inspection changed the file");
+        let state = relock(&dir);
+        let r = recover(&state, 0).unwrap();
+        assert_eq!(addrs(&r), vec![1, 3]);
+        assert!(r.warnings[0].contains("cut off"), "{:?}", r.warnings);
+        assert!(recover(&state, 0).unwrap().warnings.is_empty(), "the tail is gone");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_snapshot_leaves_no_temporary_file_and_loses_nothing() {
+        let dir = tmpdir("snapfail");
+        let cfg = one_pool();
+        let j = open(&dir, 1);
+        let db = LeaseDb::new(&cfg, 1, [lease(1, LeaseState::Bound)], 100);
+        j.snapshot(&db).unwrap();
+        let t = j.append(0, &num(db.stamp(1), &[up(2, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
+        // A directory where the snapshot's temporary file must go makes the write fail.
+        let next = j.generation.load(Ordering::Acquire) + 1;
+        let blocker = dir.join(format!("snapshot-{next:010}.tmp"));
+        std::fs::create_dir(&blocker).unwrap();
+        std::fs::write(blocker.join("x"), "").unwrap();
+        assert!(j.snapshot(&db).is_err());
+        std::fs::remove_file(blocker.join("x")).unwrap();
+        std::fs::remove_dir(&blocker).unwrap();
+        let t = j.append(0, &num(db.stamp(1), &[up(3, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
+        assert!(list(&dir, "snapshot-", ".tmp").unwrap().is_empty());
+        assert_eq!(addrs(&inspect(&dir, 0).unwrap()), vec![1, 2, 3]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,7 +17,7 @@ use dhcp_xdp::{
     ebpf::{Steering, XdpModeArg},
     handler::{FrameMeta, Handler, Reflect, Release, Verdict},
     iface::Interface,
-    journal::Journal,
+    journal::{self, Journal, StateDir},
     serve::{self, EngineHandler, Runtime, Shared, load_config_file, unix_now},
 };
 use dhcp_xdp_core::{config::Config, engine::ServerIdentity, leases::LeaseDb, net::colon_hex, wire::Frame};
@@ -199,7 +199,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let (mac, ip, fault) = (iface.mac, server.addr, args.fault_panic_on_xid);
     let shared = match args.handler {
-        HandlerKind::Engine => Some(start_engine(&args, &iface, workers)?),
+        HandlerKind::Engine => Some(start_engine(&args, &iface, &queues, workers)?),
         HandlerKind::Reflect => None,
     };
     let engine_shared = shared.clone();
@@ -257,9 +257,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 serve::sweep(sh, 4096);
                 if let Some(j) = &sh.journal
                     && j.since_snapshot.load(Ordering::Relaxed) >= sh.runtime().cfg.snapshot_every
+                    && !j.health.failing.load(Ordering::Relaxed)
                     && let Err(e) = j.snapshot(&sh.runtime().db)
                 {
-                    tracing::error!("snapshot failed: {e:#}");
+                    tracing::error!("snapshot failed (the journals since the last one stay): {e}");
                 }
             }
         }
@@ -287,9 +288,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(sh) = &shared {
         report_engine(sh, true);
         if let Some(j) = &sh.journal {
-            j.flush()?;
-            let generation = j.snapshot(&sh.runtime().db)?;
-            println!("journal flushed, snapshot {generation} written");
+            match j.flush(Duration::from_secs(5)).map(|()| j.snapshot(&sh.runtime().db)) {
+                Ok(Ok(generation)) => println!("journal flushed, snapshot {generation} written"),
+                Ok(Err(e)) => println!("journal flushed; snapshot failed (the journals stay): {e}"),
+                Err(e) => println!("journal not flushed: {e}; ACKs it held were not sent"),
+            }
         }
     }
     steering.detach()?;
@@ -345,7 +348,7 @@ fn report_engine(sh: &Shared, last: bool) {
 }
 
 fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
-    let rec = Journal::recover(dir).with_context(|| format!("recovering {}", dir.display()))?;
+    let rec = journal::inspect(dir, unix_now()).with_context(|| format!("reading {}", dir.display()))?;
     for w in &rec.warnings {
         println!("warning: {w}");
     }
@@ -380,21 +383,28 @@ fn load_config(args: &RunArgs, iface: &Interface) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn start_engine(args: &RunArgs, iface: &Interface, shards: u32) -> anyhow::Result<Arc<Shared>> {
+/// Locks the state directory, recovers its leases into tables of a lane per queue and a shard per
+/// worker, and opens the journal (a file per worker). A disk that cannot take a snapshot now
+/// (full) does not stop the start: the journals stay, and ACKs wait until records can be written.
+fn start_engine(args: &RunArgs, iface: &Interface, queues: &[u32], workers: u32) -> anyhow::Result<Arc<Shared>> {
     let cfg = load_config(args, iface)?;
     let dir = cfg.persist_dir.clone().unwrap_or_default();
     let t = Instant::now();
-    let rec = Journal::recover(&dir).with_context(|| format!("recovering leases from {}", dir.display()))?;
+    let state = StateDir::lock(&dir)?;
+    let now = unix_now();
+    let rec = journal::recover(&state, now).with_context(|| format!("recovering leases from {}", dir.display()))?;
     for w in &rec.warnings {
         tracing::warn!("{w}");
         println!("journal warning: {w}");
     }
-    let now = unix_now();
-    dhcp_xdp::journal::verify_unique_addresses(&rec.leases, now)?;
     let n = rec.leases.len();
-    let db = Arc::new(LeaseDb::new(&cfg, shards as usize, rec.leases, now));
-    let journal = Journal::open(&dir, shards as usize, cfg.durability)?;
-    journal.snapshot(&db)?;
+    let db = LeaseDb::with_lanes(&cfg, queues.len(), workers as usize, rec.leases, now);
+    db.continue_after(rec.max_seq);
+    let db = Arc::new(db);
+    let journal = Journal::open(state, db.shard_count(), cfg.durability)?;
+    if let Err(e) = journal.snapshot(&db) {
+        println!("journal warning: no snapshot at start ({e}); the journals since the last one stay");
+    }
     println!(
         "leases: {n} records recovered from {} (snapshot {}, {} journal records) in {:.0?}; durability {:?}",
         dir.display(),
@@ -405,7 +415,7 @@ fn start_engine(args: &RunArgs, iface: &Interface, shards: u32) -> anyhow::Resul
     );
     print!("{}", cfg.describe());
     let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
-    Ok(Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, shards as usize, Some(journal))))
+    Ok(Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, queues, Some(journal))))
 }
 
 fn reload(sh: &Shared, args: &RunArgs, iface: &Interface) {

@@ -50,18 +50,24 @@ pub struct Shared {
     current: RwLock<Arc<Runtime>>,
     /// Server identity (interface MAC and addresses).
     pub server: ServerIdentity,
-    /// Per-worker message counters, by shard.
+    /// The receive queues served, in lane order: worker `w` of `queues[l]` owns shard
+    /// `l × workers + w`.
+    pub queues: Vec<u32>,
+    /// Per-shard message counters.
     pub stats: Vec<Arc<EngineStats>>,
     /// The lease journal (None: memory only).
     pub journal: Option<Arc<Journal>>,
 }
 
 impl Shared {
-    /// New shared state.
-    pub fn new(rt: Runtime, server: ServerIdentity, shards: usize, journal: Option<Arc<Journal>>) -> Self {
+    /// New shared state for the workers of `queues` (the runtime's tables have a lane per
+    /// queue).
+    pub fn new(rt: Runtime, server: ServerIdentity, queues: &[u32], journal: Option<Arc<Journal>>) -> Self {
+        let shards = rt.db.shard_count();
         Self {
             current: RwLock::new(Arc::new(rt)),
             server,
+            queues: queues.to_vec(),
             stats: (0..shards).map(|_| Arc::new(EngineStats::default())).collect(),
             journal,
         }
@@ -76,6 +82,12 @@ impl Shared {
     pub fn swap(&self, rt: Runtime) -> Arc<Runtime> {
         let mut g = self.current.write().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *g, Arc::new(rt))
+    }
+
+    /// The shard of the worker `meta`: its own, shared with no other worker.
+    pub fn shard_of_worker(&self, meta: &FrameMeta) -> usize {
+        let lane = self.queues.iter().position(|&q| q == meta.queue).unwrap_or(0);
+        self.runtime().db.shard_index(lane, meta.worker as usize)
     }
 }
 
@@ -105,17 +117,83 @@ pub struct EngineHandler {
     engine: Box<Engine>,
     rt: Arc<Runtime>,
     now: u32,
+    /// Changes of the frames being decided under one lock.
     changes: Vec<Change>,
+    /// This batch's changes, numbered.
+    stamped: Vec<(u64, Change)>,
+    /// Frames of this batch to decide in another shard: (job index, shard).
+    redirects: Vec<(usize, usize)>,
     stats: Arc<EngineStats>,
 }
 
 impl EngineHandler {
-    /// Handler for the worker `meta` (its shard is its worker index).
+    /// Handler for the worker `meta`, on its own shard.
     pub fn new(shared: Arc<Shared>, meta: FrameMeta) -> Self {
         let rt = shared.runtime();
-        let shard = meta.worker as usize % rt.db.shard_count();
+        let shard = shared.shard_of_worker(&meta);
         let stats = shared.stats[shard % shared.stats.len()].clone();
-        Self { shared, shard, engine: Box::new(Engine::new()), rt, now: 0, changes: Vec::with_capacity(256), stats }
+        Self {
+            shared,
+            shard,
+            engine: Box::new(Engine::new()),
+            rt,
+            now: 0,
+            changes: Vec::with_capacity(256),
+            stamped: Vec::with_capacity(256),
+            redirects: Vec::new(),
+            stats,
+        }
+    }
+
+    /// Decides `jobs[i]` for every `i` in `which` under the lock of shard `shard` (the worker's
+    /// own, or one its frames were redirected to), and numbers their changes under that lock.
+    fn decide_in(
+        &mut self,
+        shard: usize,
+        jobs: &mut [Job<'_>],
+        which: &[usize],
+        counts: &mut [u64; MsgCounter::COUNT],
+        own: bool,
+    ) {
+        let mut g = self.rt.db.lock(shard);
+        if self.rt.db.is_retired() {
+            // A reload rebuilt the tables while we waited for this lock.
+            drop(g);
+            self.rt = self.shared.runtime();
+            g = self.rt.db.lock(shard);
+        }
+        for &i in which {
+            let job = &mut jobs[i];
+            let (verdict, outcome) =
+                self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut g, job.buf, job.len);
+            if verdict == Verdict::Drop(DropReason::Redirected) {
+                match self.engine.take_redirect() {
+                    Some(home) if own => {
+                        // Decided after this batch, in the shard that holds the client.
+                        self.redirects.push((i, home));
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            let before = self.changes.len();
+            g.drain_changes(&mut self.changes);
+            // A reply after which the lease store changed (an ACK) waits until the change is
+            // durable; others (OFFERs, NAKs, INFORM ACKs) need not.
+            job.verdict = match verdict {
+                Verdict::Reply(n) if self.changes.len() > before => Verdict::ReplyWhenDurable(n),
+                v => v,
+            };
+            for c in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
+                counts[c.slot()] += 1;
+            }
+        }
+        // Numbered under the lock that ordered them: one counter update per lock taken.
+        let n = self.changes.len();
+        if n > 0 {
+            let first = self.rt.db.stamp(n);
+            self.stamped.extend(self.changes.drain(..).enumerate().map(|(k, c)| (first + k as u64, c)));
+        }
     }
 }
 
@@ -131,33 +209,24 @@ impl Handler for EngineHandler {
         job[0].verdict
     }
 
-    /// The shard is locked once for the batch and the counters are added once: a control-plane
-    /// reader waits a batch at most, and a frame costs no atomic operation of its own.
+    /// The worker's shard is locked once for the batch and the counters are added once: a
+    /// control-plane reader waits a batch at most, and a frame costs no atomic operation of its
+    /// own. Frames of clients held by another shard are decided afterwards under that shard's
+    /// lock, one lock at a time (never two: no deadlock).
     fn handle_batch(&mut self, _meta: &FrameMeta, jobs: &mut [Job<'_>]) {
-        let mut shard = self.rt.db.lock(self.shard);
-        if self.rt.db.is_retired() {
-            // A reload rebuilt the tables while we waited for this lock.
-            drop(shard);
-            self.rt = self.shared.runtime();
-            shard = self.rt.db.lock(self.shard);
-        }
         let mut counts = [0u64; MsgCounter::COUNT];
-        for job in jobs.iter_mut() {
-            let (verdict, outcome) =
-                self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut shard, job.buf, job.len);
-            let before = self.changes.len();
-            shard.drain_changes(&mut self.changes);
-            // A reply after which the lease store changed (an ACK) waits until the change is
-            // durable; others (OFFERs, NAKs, INFORM ACKs) need not.
-            job.verdict = match verdict {
-                Verdict::Reply(n) if self.changes.len() > before => Verdict::ReplyWhenDurable(n),
-                v => v,
-            };
-            for c in [Some(outcome.rx), outcome.state, outcome.tx].into_iter().flatten() {
-                counts[c.slot()] += 1;
+        let all: Vec<usize> = (0..jobs.len()).collect();
+        self.decide_in(self.shard, jobs, &all, &mut counts, true);
+        if !self.redirects.is_empty() {
+            let mut redirects = std::mem::take(&mut self.redirects);
+            redirects.sort_unstable_by_key(|r| r.1);
+            for group in redirects.chunk_by(|a, b| a.1 == b.1) {
+                let which: Vec<usize> = group.iter().map(|r| r.0).collect();
+                self.decide_in(group[0].1, jobs, &which, &mut counts, false);
             }
+            redirects.clear();
+            self.redirects = redirects;
         }
-        drop(shard);
         for (c, n) in self.stats.counts.iter().zip(counts) {
             if n > 0 {
                 c.fetch_add(n, Ordering::Relaxed);
@@ -166,21 +235,21 @@ impl Handler for EngineHandler {
     }
 
     fn end_batch(&mut self) -> Release {
-        if self.changes.is_empty() {
+        if self.stamped.is_empty() {
             return Release::Now;
         }
         let release = match &self.shared.journal {
-            Some(j) => match j.append_grouped(self.shard, &self.changes) {
+            Some(j) => match j.append(self.shard, &self.stamped) {
                 Ok(Some(ticket)) => Release::After(ticket),
                 Ok(None) => Release::Now,
                 Err(e) => {
-                    tracing::error!("lease journal write failed, withholding replies: {e:#}");
+                    tracing::error!("lease journal: {e}; withholding replies");
                     Release::Withhold
                 }
             },
             None => Release::Now,
         };
-        self.changes.clear();
+        self.stamped.clear();
         release
     }
 
@@ -189,7 +258,9 @@ impl Handler for EngineHandler {
     }
 }
 
-/// One step of the control loop's expiry work over every shard; journals what it changed.
+/// One step of the control loop's expiry work over every shard; hands what it changed to the
+/// journal (numbered under each shard's lock, so a worker's later change of the same lease
+/// wins on replay whatever lands in the file first).
 pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
     let rt = shared.runtime();
     let now = unix_now();
@@ -200,34 +271,50 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
         if let (Some(j), false) = (&shared.journal, changes.is_empty())
             && let Err(e) = j.append(i, &changes)
         {
-            tracing::error!("journaling expiries: {e:#}");
+            tracing::error!("journaling expiries: {e}");
         }
     }
     n
 }
 
-/// Replaces the configuration; rebuilds the lease tables (keeping every lease) only when the
-/// pools changed. Returns a one-line account.
-pub fn reload(shared: &Shared, cfg: Config) -> String {
-    let old = shared.runtime();
-    let same_pools = old.cfg.subnets.len() == cfg.subnets.len()
-        && old.cfg.subnets.iter().zip(&cfg.subnets).all(|(a, b)| {
+/// Whether two configurations give the lease tables the same shape: same pools, and the same
+/// reserved addresses (their owner bytes are set when the tables are built).
+fn same_tables(a: &Config, b: &Config) -> bool {
+    let reserved = |c: &Config| -> Vec<_> {
+        c.subnets.iter().flat_map(|s| s.reservations.iter().filter_map(|r| r.ip).map(move |ip| (s.id, ip))).collect()
+    };
+    a.subnets.len() == b.subnets.len()
+        && a.subnets.iter().zip(&b.subnets).all(|(a, b)| {
             a.id == b.id
                 && a.pools.len() == b.pools.len()
                 && a.pools.iter().zip(&b.pools).all(|(p, q)| p.start == q.start && p.end == q.end)
-        });
+        })
+        && reserved(a) == reserved(b)
+}
+
+/// Replaces the configuration; rebuilds the lease tables (keeping every lease and offer still
+/// inside a pool or reservation) only when the pools or reserved addresses changed. Returns a
+/// one-line account.
+pub fn reload(shared: &Shared, cfg: Config) -> String {
+    let old = shared.runtime();
     let cfg = Arc::new(cfg);
-    if same_pools {
+    if same_tables(&old.cfg, &cfg) {
         shared.swap(Runtime { cfg, db: old.db.clone() });
-        return "configuration replaced (pools unchanged, lease tables kept)".into();
+        return "configuration replaced (pools and reservations unchanged, lease tables kept)".into();
     }
     let (guards, leases) = old.db.freeze();
     let n = leases.len();
-    let db = Arc::new(LeaseDb::new(&cfg, old.db.shard_count(), leases, unix_now()));
-    shared.swap(Runtime { cfg, db });
+    let db = LeaseDb::with_lanes(&cfg, old.db.shard_count() / old.db.groups(), old.db.groups(), leases, unix_now());
+    db.continue_after(old.db.next_seq());
+    let kept = db.census(unix_now());
+    let kept = kept.bound + kept.offered + kept.declined + kept.remembered;
+    shared.swap(Runtime { cfg, db: Arc::new(db) });
     old.db.retire();
     drop(guards);
-    format!("configuration replaced, lease tables rebuilt for the new pools ({n} records carried over)")
+    format!(
+        "configuration replaced, lease tables rebuilt for the new pools and reservations ({kept} of {n} records kept; \
+         the others lie outside every pool and reservation now and are renewed no more)"
+    )
 }
 
 #[cfg(test)]
@@ -250,13 +337,23 @@ mod tests {
         .expect("config")
     }
 
-    /// Runtime state over `shards` shards of `cfg(20)`, with the server at 198.18.0.1/24.
+    /// Runtime state over `shards` shards (one queue) of `cfg(20)`, with the server at
+    /// 198.18.0.1/24.
     fn shared(shards: usize, journal: Option<Arc<crate::journal::Journal>>) -> (Arc<LeaseDb>, Arc<Shared>) {
-        let c = cfg(20);
-        let db = Arc::new(LeaseDb::new(&c, shards, [], 100));
+        shared_on(&[0], shards, cfg(20), journal)
+    }
+
+    /// Runtime state for `workers` workers on each of `queues`.
+    fn shared_on(
+        queues: &[u32],
+        workers: usize,
+        c: Config,
+        journal: Option<Arc<crate::journal::Journal>>,
+    ) -> (Arc<LeaseDb>, Arc<Shared>) {
+        let db = Arc::new(LeaseDb::with_lanes(&c, queues.len(), workers, [], 100));
         let server =
             ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
-        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, shards, journal);
+        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, queues, journal);
         (db, Arc::new(shared))
     }
 
@@ -271,11 +368,10 @@ mod tests {
     /// OFFERs leave at once; an ACK waits for its lease record to be durable (group commit).
     #[test]
     fn only_replies_that_promise_a_lease_wait_for_the_journal() {
-        let dir = std::env::temp_dir().join(format!("dhcp-xdp-serve-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        crate::journal::Journal::recover(&dir).expect("recover");
+        let dir = crate::journal::tests::tmpdir("serve");
+        let state = crate::journal::StateDir::lock(&dir).expect("lock");
         let journal =
-            crate::journal::Journal::open(&dir, 1, dhcp_xdp_core::config::Durability::Fsync).expect("journal");
+            crate::journal::Journal::open(state, 1, dhcp_xdp_core::config::Durability::Fsync).expect("journal");
         let (_, shared) = shared(1, Some(journal));
         let meta = FrameMeta { queue: 0, worker: 0 };
         let mut h = EngineHandler::new(shared, meta);
@@ -355,5 +451,178 @@ mod tests {
         }
         assert_eq!(rt.db.census(200).bound, 6);
         assert_eq!(rt.db.pool_usage(200)[0].2, 31);
+    }
+
+    /// A request from `mac` with `options` (client id and type among them), relayed or not.
+    fn from(mac: [u8; 6], ciaddr: Ipv4Addr, options: &[u8]) -> (Vec<u8>, usize) {
+        use dhcp_xdp_core::testing::Request;
+        let r = Request { ciaddr, src_ip: ciaddr, ..Request::bootp_only().client(mac).raw_options(options) };
+        let mut f = r.frame();
+        let len = f.len();
+        f.resize(2048, 0);
+        (f, len)
+    }
+
+    fn yiaddr(buf: &[u8], n: usize) -> Ipv4Addr {
+        let f = dhcp_xdp_core::wire::Frame::new_checked(&buf[..n]).expect("reply frame");
+        dhcp_xdp_core::dhcp::Message::parse(f.payload()).expect("reply").yiaddr()
+    }
+
+    fn reply_len(v: Verdict) -> usize {
+        match v {
+            Verdict::Reply(n) | Verdict::ReplyWhenDurable(n) => n,
+            Verdict::Drop(r) => panic!("no reply: {r:?}"),
+        }
+    }
+
+    /// Two queues with two workers each: four shards, and a worker of one queue runs while the
+    /// same-numbered worker of the other holds its lock (issue 12, item 6).
+    #[test]
+    fn workers_of_two_queues_never_share_a_shard_lock() {
+        let (db, shared) = shared_on(&[0, 3], 2, cfg(40), None);
+        assert_eq!(db.shard_count(), 4);
+        let metas = [(0, 0), (0, 1), (3, 0), (3, 1)].map(|(queue, worker)| FrameMeta { queue, worker });
+        let shards: std::collections::HashSet<usize> = metas.iter().map(|m| shared.shard_of_worker(m)).collect();
+        assert_eq!(shards.len(), 4, "every worker has a shard of its own");
+        // Worker 0 of queue 0 holds its shard (as during a batch) …
+        let held = db.lock(shared.shard_of_worker(&metas[0]));
+        // … and worker 0 of queue 3 answers a new client meanwhile.
+        let other = metas[2];
+        let mut h = EngineHandler::new(shared.clone(), other);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            h.begin_batch();
+            let (mut f, len) = from([2, 0, 0, 0, 9, 9], Ipv4Addr::UNSPECIFIED, &[53, 1, 1, 255]);
+            let v = h.handle(&other, &mut f, len);
+            h.end_batch();
+            let _ = tx.send(v);
+        });
+        let v = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the other queue's worker was blocked");
+        assert!(matches!(v, Verdict::Reply(_)), "{v:?}");
+        drop(held);
+    }
+
+    /// A client bound through one queue renews through another (RSS hashes its unicast
+    /// renewal elsewhere): the renewal is decided where its lease lives, and keeps the address.
+    #[test]
+    fn a_renewal_arriving_on_another_queue_keeps_the_address() {
+        let (db, shared) = shared_on(&[0, 1], 1, cfg(40), None);
+        let (q0, q1) = (FrameMeta { queue: 0, worker: 0 }, FrameMeta { queue: 1, worker: 0 });
+        let mac = [2, 0, 0, 0, 7, 7];
+        let mut h0 = EngineHandler::new(shared.clone(), q0);
+        h0.begin_batch();
+        let (mut d, len) = from(mac, Ipv4Addr::UNSPECIFIED, &[53, 1, 1, 255]);
+        let n = reply_len(h0.handle(&q0, &mut d, len));
+        let addr = yiaddr(&d, n);
+        let sel = [&[53, 1, 3, 50, 4][..], &addr.octets(), &[54, 4, 198, 18, 0, 1, 255]].concat();
+        let (mut r, len) = from(mac, Ipv4Addr::UNSPECIFIED, &sel);
+        let n = reply_len(h0.handle(&q0, &mut r, len));
+        assert_eq!(yiaddr(&r, n), addr);
+        h0.end_batch();
+        let mut h1 = EngineHandler::new(shared.clone(), q1);
+        h1.begin_batch();
+        let (mut renew, len) = from(mac, addr, &[53, 1, 3, 255]);
+        let v = h1.handle(&q1, &mut renew, len);
+        assert!(matches!(v, Verdict::ReplyWhenDurable(_)), "renewal through queue 1: {v:?}");
+        assert_eq!(yiaddr(&renew, reply_len(v)), addr);
+        h1.end_batch();
+        let holders: Vec<usize> = (0..db.shard_count())
+            .filter(|&i| db.lock(i).get(&ClientKey::hw(1, &mac)).is_some_and(|l| l.state == LeaseState::Bound))
+            .collect();
+        assert_eq!(holders, vec![shared.shard_of_worker(&q0)], "one lease, where it was made");
+    }
+
+    /// One client id behind two chaddrs that hash to different workers is one lease (defect 4).
+    #[test]
+    fn a_client_id_behind_two_chaddrs_is_one_lease() {
+        let (db, shared) = shared_on(&[0], 2, cfg(40), None);
+        // Two MACs that the XDP hash sends to different workers.
+        let macs: Vec<[u8; 6]> = (0..=255u8).map(|i| [2, 0, 0, 0, 1, i]).collect();
+        let a = macs[0];
+        let b = *macs.iter().find(|m| db.shard_of(m) != db.shard_of(&a)).expect("two groups");
+        let (wa, wb) = (
+            FrameMeta { queue: 0, worker: db.shard_of(&a) as u32 },
+            FrameMeta { queue: 0, worker: db.shard_of(&b) as u32 },
+        );
+        let cid = [61, 4, 0xff, 1, 2, 3];
+        let mut ha = EngineHandler::new(shared.clone(), wa);
+        let mut hb = EngineHandler::new(shared.clone(), wb);
+        ha.begin_batch();
+        let (mut d, len) = from(a, Ipv4Addr::UNSPECIFIED, &[&[53, 1, 1][..], &cid, &[255]].concat());
+        let n = reply_len(ha.handle(&wa, &mut d, len));
+        let first = yiaddr(&d, n);
+        ha.end_batch();
+        hb.begin_batch();
+        let (mut d, len) = from(b, Ipv4Addr::UNSPECIFIED, &[&[53, 1, 1][..], &cid, &[255]].concat());
+        let n = reply_len(hb.handle(&wb, &mut d, len));
+        let second = yiaddr(&d, n);
+        assert_eq!(second, first, "the same client id is offered its address, whichever worker hears it");
+        hb.end_batch();
+        let key = ClientKey::client_id(&cid[2..]);
+        let records = (0..db.shard_count()).filter(|&i| db.lock(i).get(&key).is_some()).count();
+        assert_eq!(records, 1);
+    }
+
+    /// Two chaddrs (on different workers) matching one circuit-id reservation: only one of them
+    /// is bound to the reserved address (defect 4).
+    #[test]
+    fn a_reserved_address_is_never_bound_to_two_clients() {
+        let c = Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.40\"\n\
+             [[subnet.reservation]]\ncircuit-id = \"olt1/1/1\"\nip = \"198.18.0.5\"\n",
+        )
+        .expect("config");
+        let (db, shared) = shared_on(&[0], 2, c, None);
+        let relay = Ipv4Addr::new(198, 18, 0, 1);
+        let ask = |h: &mut EngineHandler, meta: FrameMeta, mac: [u8; 6], mtype: u8| {
+            let opts = [
+                &[53, 1, mtype][..],
+                &[50, 4, 198, 18, 0, 5, 54, 4, 198, 18, 0, 1],
+                &[82, 10, 1, 8],
+                b"olt1/1/1",
+                &[255],
+            ]
+            .concat();
+            let r = dhcp_xdp_core::testing::Request::bootp_only().client(mac).raw_options(&opts).relayed(
+                relay,
+                [2, 0, 0, 0, 0, 0x77],
+                relay,
+            );
+            let mut f = r.frame();
+            let len = f.len();
+            f.resize(2048, 0);
+            h.begin_batch();
+            let v = h.handle(&meta, &mut f, len);
+            h.end_batch();
+            match v {
+                Verdict::Reply(n) | Verdict::ReplyWhenDurable(n) => {
+                    let fr = dhcp_xdp_core::wire::Frame::new_checked(&f[..n]).expect("frame");
+                    let m = dhcp_xdp_core::dhcp::Message::parse(fr.payload()).expect("reply");
+                    Some((m.message_type(), m.yiaddr()))
+                }
+                Verdict::Drop(_) => None,
+            }
+        };
+        let macs: Vec<[u8; 6]> = (0..=255u8).map(|i| [2, 0, 0, 0, 2, i]).collect();
+        let a = macs[0];
+        let b = *macs.iter().find(|m| db.shard_of(m) != db.shard_of(&a)).expect("two groups");
+        let (wa, wb) = (
+            FrameMeta { queue: 0, worker: db.shard_of(&a) as u32 },
+            FrameMeta { queue: 0, worker: db.shard_of(&b) as u32 },
+        );
+        let mut ha = EngineHandler::new(shared.clone(), wa);
+        let mut hb = EngineHandler::new(shared.clone(), wb);
+        use dhcp_xdp_core::dhcp::MessageType::{Ack, Nak};
+        let reserved = Ipv4Addr::new(198, 18, 0, 5);
+        assert_eq!(ask(&mut ha, wa, a, 3), Some((Some(Ack), reserved)));
+        let second = ask(&mut hb, wb, b, 3);
+        assert!(matches!(second, Some((Some(Nak), _)) | None), "the second client got {second:?}");
+        let bound: Vec<_> = (0..db.shard_count())
+            .flat_map(|i| {
+                db.lock(i).records().filter(|l| l.addr == reserved && l.state == LeaseState::Bound).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(bound.len(), 1, "{bound:?}");
     }
 }

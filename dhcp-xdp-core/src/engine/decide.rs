@@ -122,6 +122,18 @@ impl Engine {
             self.reservation(&cfg.subnets[si], req).map(|r| (si, r))
         });
         let reserved_ip = resv.and_then(|(s, r)| cfg.subnets[s].reservations[r].ip.map(|a| (a, cfg.subnets[s].id)));
+        // Decided where the client's record (or its reserved address) lives, before anything
+        // changes. INFORM touches no lease.
+        if req.mtype != Some(MessageType::Inform) {
+            let home = match reserved_ip {
+                Some((a, _)) => shard.home_of_reserved(a),
+                None => shard.home_of(&key),
+            };
+            if home.is_some() {
+                self.redirect = home;
+                return Err(DropReason::Redirected);
+            }
+        }
         let sub = &cfg.subnets[subnet];
         let ours = |sid: Ipv4Addr| {
             sid == Self::server_id(cfg, server, sub)

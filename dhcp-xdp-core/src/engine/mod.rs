@@ -179,6 +179,8 @@ pub struct Engine {
     remote: (usize, usize),
     scratch: [u8; 1024],
     blocks: OptionBlocks,
+    /// The shard the last request must be decided in instead (see [`Engine::take_redirect`]).
+    redirect: Option<usize>,
 }
 
 impl Default for Engine {
@@ -217,10 +219,20 @@ impl Engine {
             remote: (0, 0),
             scratch: [0; 1024],
             blocks: OptionBlocks::new(),
+            redirect: None,
         }
     }
 
-    /// Handles one frame: `buf[..len]` is the request; the reply is written into `buf`.
+    /// After a [`DropReason::Redirected`]: the shard whose lock the caller must take to decide
+    /// that frame (call [`handle`](Self::handle) again with it; the frame is unchanged).
+    pub fn take_redirect(&mut self) -> Option<usize> {
+        self.redirect.take()
+    }
+
+    /// Handles one frame: `buf[..len]` is the request; the reply is written into `buf`. When
+    /// the client's record belongs to another shard the verdict is
+    /// `Drop(Redirected)` and [`take_redirect`](Self::take_redirect) names the shard; nothing
+    /// was changed.
     pub fn handle(
         &mut self,
         now: u32,

@@ -9,6 +9,7 @@
 //! (Unix seconds) and collect the [`Change`]s to journal.
 //!
 //! - [`key`]: the client key a lease is kept under.
+//! - `directory`: which shard holds a key, for frames that arrive at another one.
 //! - [`shard`]: one shard's storage (records, indexes, free lists) and the lease operations.
 //! - [`pool`]: address ownership across shards (owner bytes, spare blocks, stealing).
 
@@ -31,9 +32,12 @@ const SPARE: u8 = 255;
 const RESERVED: u8 = 254;
 /// Most shards (owner bytes below [`RESERVED`]).
 pub const MAX_SHARDS: usize = 250;
+mod directory;
 mod key;
 mod pool;
 mod shard;
+
+use directory::Directory;
 #[cfg(test)]
 mod tests;
 
@@ -119,10 +123,19 @@ pub enum LeaseError {
 }
 
 /// All shards and pools.
+///
+/// Shards are laid out as `lanes × groups`: a lane per receive queue, a group per worker of a
+/// queue (the XDP program's choice by chaddr hash), so that no two workers ever share a shard
+/// lock. A client whose frames reach another shard than the one holding its record (another
+/// queue, or its client id behind another chaddr) is decided in the holding shard
+/// ([`ShardGuard::home_of`]).
 pub struct LeaseDb {
     shards: Vec<Mutex<Shard>>,
+    groups: usize,
     pools: Vec<PoolState>,
     retired: std::sync::atomic::AtomicBool,
+    /// Sequence of journaled changes (see [`stamp`](Self::stamp)).
+    seq: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -146,7 +159,23 @@ impl LeaseDb {
     /// Builds empty shards and pool states for `cfg`, then re-inserts `leases` (from recovery
     /// or a reload), each into the shard of its chaddr.
     pub fn new(cfg: &Config, shards: usize, leases: impl IntoIterator<Item = Lease>, now: u32) -> Self {
-        let shards = shards.clamp(1, MAX_SHARDS);
+        Self::with_lanes(cfg, 1, shards, leases, now)
+    }
+
+    /// [`new`](Self::new) with `lanes × groups` shards (at most [`MAX_SHARDS`]): shard
+    /// `lane * groups + group` belongs to worker `group` of receive queue `lane`. Recovered
+    /// leases start in lane 0 of their chaddr's group.
+    pub fn with_lanes(
+        cfg: &Config,
+        lanes: usize,
+        groups: usize,
+        leases: impl IntoIterator<Item = Lease>,
+        now: u32,
+    ) -> Self {
+        let groups = groups.clamp(1, MAX_SHARDS);
+        let lanes = lanes.clamp(1, MAX_SHARDS / groups);
+        let shards = lanes * groups;
+        let directory = (shards > 1).then(|| std::sync::Arc::new(Directory::new()));
         let mut pools = vec![];
         for s in &cfg.subnets {
             for p in &s.pools {
@@ -185,13 +214,19 @@ impl LeaseDb {
                         changes: vec![],
                         sweep_cursor: 0,
                         last_found: std::cell::Cell::new(0),
+                        directory: directory.clone(),
                     })
                 })
                 .collect(),
+            groups,
             pools,
             retired: std::sync::atomic::AtomicBool::new(false),
+            seq: std::sync::atomic::AtomicU64::new(1),
         };
-        // Group by shard first, so each shard is locked once and its tables are sized once.
+        // Group by shard first, so each shard is locked once and its tables are sized once. A
+        // reserved address's lease goes where requests for it are decided.
+        let reserved: hashbrown::HashSet<Ipv4Addr> =
+            cfg.subnets.iter().flat_map(|s| s.reservations.iter().filter_map(|r| r.ip)).collect();
         let mut per_shard: Vec<Vec<Lease>> = vec![vec![]; db.shards.len()];
         for l in leases {
             if l.state == LeaseState::Offered || !l.holds(now) && l.state == LeaseState::Declined {
@@ -200,7 +235,8 @@ impl LeaseDb {
             if !cfg.subnets.iter().any(|s| s.id == l.subnet && s.contains(l.addr)) {
                 continue;
             }
-            per_shard[db.shard_of(&l.chaddr)].push(l);
+            let home = if reserved.contains(&l.addr) { db.reserved_home(l.addr) } else { db.shard_of(&l.chaddr) };
+            per_shard[home].push(l);
         }
         // Shards fill in parallel: each has its own lock, pool owner bytes are atomics.
         std::thread::scope(|scope| {
@@ -270,9 +306,43 @@ impl LeaseDb {
         self.shards.len()
     }
 
-    /// The shard owning the client with this chaddr (same hash as the XDP program).
+    /// Workers per lane.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// The shard of worker `group` of lane `lane`.
+    pub fn shard_index(&self, lane: usize, group: usize) -> usize {
+        (lane * self.groups + group % self.groups) % self.shards.len()
+    }
+
+    /// The shard a client with this chaddr starts in (lane 0; its group by the XDP program's
+    /// hash).
     pub fn shard_of(&self, chaddr: &[u8; 6]) -> usize {
-        dhcp_xdp_common::worker_for_chaddr(chaddr, self.shards.len() as u32) as usize
+        dhcp_xdp_common::worker_for_chaddr(chaddr, self.groups as u32) as usize
+    }
+
+    /// The shard every request for reserved address `addr` is decided in.
+    pub fn reserved_home(&self, addr: Ipv4Addr) -> usize {
+        (u32::from(addr).wrapping_mul(0x9e37_79b9) >> 8) as usize % self.shards.len()
+    }
+
+    /// Numbers `n` changes about to be journaled, returning the first of `n` consecutive
+    /// sequence numbers. Call it under the lock of the shard that made them: the numbers of one
+    /// key's changes then increase in the order the changes were made, whichever shard or
+    /// journal file they end up in, and replay keeps the highest.
+    pub fn stamp(&self, n: usize) -> u64 {
+        self.seq.fetch_add(n as u64, Ordering::Relaxed)
+    }
+
+    /// The next sequence number [`stamp`](Self::stamp) would hand out.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// Continues the numbering after `seq` (recovery: after the highest number on disk).
+    pub fn continue_after(&self, seq: u64) {
+        self.seq.fetch_max(seq.saturating_add(1), Ordering::Relaxed);
     }
 
     /// Locks shard `i` (a worker holds it for one batch; the control loop briefly).
@@ -329,10 +399,12 @@ impl LeaseDb {
     }
 
     /// Expires lapsed bindings, offers and probations in shard `i`, at most `max` records
-    /// examined; the changes are returned for the journal.
-    pub fn sweep(&self, i: usize, now: u32, max: usize) -> Vec<Change> {
+    /// examined; the changes are returned for the journal, numbered under the shard's lock.
+    pub fn sweep(&self, i: usize, now: u32, max: usize) -> Vec<(u64, Change)> {
         let mut g = self.lock(i);
         g.sweep(now, max);
-        g.take_changes()
+        let changes = g.take_changes();
+        let first = self.stamp(changes.len());
+        changes.into_iter().enumerate().map(|(k, c)| (first + k as u64, c)).collect()
     }
 }

@@ -16,6 +16,8 @@ pub struct Shard {
     pub(super) sweep_cursor: usize,
     /// Index of the record [`Shard::find`] found last.
     pub(super) last_found: std::cell::Cell<u32>,
+    /// Where every shard's keys are, when there is more than one shard.
+    pub(super) directory: Option<std::sync::Arc<Directory>>,
 }
 
 /// A locked shard with access to the shared pool states.
@@ -76,7 +78,11 @@ impl Shard {
                     }
                 };
                 let leases = &self.leases;
-                self.by_key.insert_unique(l.key.hash64(), i, |&j| leases[j as usize].key.hash64());
+                let hash = l.key.hash64();
+                self.by_key.insert_unique(hash, i, |&j| leases[j as usize].key.hash64());
+                if let Some(d) = &self.directory {
+                    d.insert(hash, self.id);
+                }
                 i
             }
         };
@@ -95,6 +101,9 @@ impl Shard {
         if let Ok(e) = self.by_key.find_entry(hash, |&j| j == i) {
             e.remove();
         }
+        if let Some(d) = &self.directory {
+            d.remove(hash, self.id);
+        }
         if self.by_addr.get(&u32::from(l.addr)) == Some(&i) {
             self.by_addr.remove(&u32::from(l.addr));
         }
@@ -105,6 +114,32 @@ impl Shard {
 }
 
 impl ShardGuard<'_> {
+    /// This shard's index in its [`LeaseDb`].
+    pub fn index(&self) -> usize {
+        usize::from(self.shard.id)
+    }
+
+    /// Where the request of `key` must be decided, when not here: the shard that holds its
+    /// record. `None` when this shard holds it, or no shard does (a new client stays where it
+    /// arrived). Costs one lookup here (which the operation that follows reuses); the
+    /// directory is consulted only for a key this shard does not hold.
+    pub fn home_of(&self, key: &ClientKey) -> Option<usize> {
+        let d = self.shard.directory.as_ref()?;
+        if self.shard.find(key).is_some() {
+            return None;
+        }
+        d.get(key.hash64()).filter(|&s| s != self.shard.id).map(usize::from)
+    }
+
+    /// Where a request for the reserved address `addr` must be decided, when not here: every
+    /// client a reservation matches is decided in the one shard the address maps to, so two of
+    /// them can never both hold it.
+    pub fn home_of_reserved(&self, addr: Ipv4Addr) -> Option<usize> {
+        self.shard.directory.as_ref()?;
+        let home = self.db.reserved_home(addr);
+        (home != self.index()).then_some(home)
+    }
+
     /// Every record of this shard (snapshots).
     pub fn records(&self) -> impl Iterator<Item = Lease> + '_ {
         self.shard.leases.iter().filter(|l| l.key.len != 0 && l.state != LeaseState::Offered).copied()

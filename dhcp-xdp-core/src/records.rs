@@ -1,0 +1,369 @@
+//! The lease store's byte format and its replay: journal records (versioned, CRC-32, each
+//! numbered by the sequence of changes), snapshots, and the rebuilding of the lease table from
+//! them. Sans-IO: the daemon reads and writes the files; this turns bytes into leases.
+//!
+//! Replay must never report a lease that was not written, and never silently lose the records
+//! after a damaged one: a bad stretch is skipped up to the next valid record and reported.
+//! Records are applied by sequence number (the highest wins for a key), so their order across
+//! files, or within one, does not matter.
+
+use std::net::Ipv4Addr;
+
+use hashbrown::HashMap;
+
+use crate::leases::{Change, ClientKey, Lease, LeaseState};
+
+const REC_MAGIC: u8 = 0xd7;
+/// Version 2 records carry the change's sequence number; version 1 records (no number) are
+/// still read, as number 0 (their order decides among themselves).
+const REC_VERSION: u8 = 2;
+const KIND_UPSERT: u8 = 1;
+const KIND_REMOVE: u8 = 2;
+/// Snapshot files start with this.
+pub const SNAP_MAGIC: &[u8; 8] = b"DXSNAP01";
+/// Snapshot header: magic, generation, record count.
+pub const SNAP_HEADER: usize = 8 + 8 + 8;
+
+/// Encodes change number `seq` as a journal record.
+pub fn encode(seq: u64, c: &Change, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[REC_MAGIC, REC_VERSION, 0, 0]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    match c {
+        Change::Upsert(l) => {
+            out[start + 2] = KIND_UPSERT;
+            let k = l.key.as_bytes();
+            out.push(k.len() as u8);
+            out.extend_from_slice(k);
+            out.extend_from_slice(&l.chaddr);
+            out.extend_from_slice(&l.addr.octets());
+            out.extend_from_slice(&l.expires.to_le_bytes());
+            out.push(l.state as u8);
+            out.extend_from_slice(&l.subnet.to_le_bytes());
+        }
+        Change::Remove(k) => {
+            out[start + 2] = KIND_REMOVE;
+            let k = k.as_bytes();
+            out.push(k.len() as u8);
+            out.extend_from_slice(k);
+        }
+    }
+    out[start + 3] = (out.len() - start - 4) as u8;
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes the record at the start of `b`: its sequence number, the change and its length, or
+/// `None` if the bytes are not a whole valid record.
+pub fn decode(b: &[u8]) -> Option<(u64, Change, usize)> {
+    let (&magic, &version, &kind, &len) = (b.first()?, b.get(1)?, b.get(2)?, b.get(3)?);
+    if magic != REC_MAGIC || !(1..=REC_VERSION).contains(&version) {
+        return None;
+    }
+    let body_end = 4 + usize::from(len);
+    let crc = u32::from_le_bytes(b.get(body_end..body_end + 4)?.try_into().ok()?);
+    if crc32fast::hash(&b[..body_end]) != crc {
+        return None;
+    }
+    let (seq, p) = match version {
+        1 => (0, &b[4..body_end]),
+        _ => (u64::from_le_bytes(b.get(4..12)?.try_into().ok()?), b.get(12..body_end)?),
+    };
+    let klen = usize::from(*p.first()?);
+    let key = ClientKey::from_bytes(p.get(1..1 + klen)?)?;
+    let rest = &p[1 + klen..];
+    let change = match kind {
+        KIND_UPSERT => {
+            if rest.len() != 6 + 4 + 4 + 1 + 4 {
+                return None;
+            }
+            Change::Upsert(Lease {
+                key,
+                chaddr: rest[0..6].try_into().ok()?,
+                addr: Ipv4Addr::new(rest[6], rest[7], rest[8], rest[9]),
+                expires: u32::from_le_bytes(rest[10..14].try_into().ok()?),
+                state: LeaseState::from_u8(rest[14])?,
+                subnet: u32::from_le_bytes(rest[15..19].try_into().ok()?),
+            })
+        }
+        KIND_REMOVE if rest.is_empty() => Change::Remove(key),
+        _ => return None,
+    };
+    Some((seq, change, body_end + 4))
+}
+
+/// The header of a snapshot of `count` leases of generation `generation`; the records follow
+/// (each `encode`d as an upsert) and a CRC-32 of everything before it ends the file.
+pub fn snapshot_header(generation: u64, count: u64) -> [u8; SNAP_HEADER] {
+    let mut h = [0u8; SNAP_HEADER];
+    h[..8].copy_from_slice(SNAP_MAGIC);
+    h[8..16].copy_from_slice(&generation.to_le_bytes());
+    h[16..24].copy_from_slice(&count.to_le_bytes());
+    h
+}
+
+/// A snapshot's leases with their sequence numbers, or `None` if the file is damaged in any
+/// way (it is all or nothing: a damaged snapshot is replaced by the previous one).
+pub fn decode_snapshot(data: &[u8]) -> Option<Vec<(u64, Lease)>> {
+    if data.len() < SNAP_HEADER + 4 || &data[..8] != SNAP_MAGIC {
+        return None;
+    }
+    let (body, crc) = data.split_at(data.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    let count = u64::from_le_bytes(body[16..24].try_into().ok()?);
+    let mut at = SNAP_HEADER;
+    let mut leases = Vec::with_capacity(usize::try_from(count).ok()?.min(body.len() / 16));
+    while at < body.len() {
+        match decode(&body[at..])? {
+            (seq, Change::Upsert(l), n) => {
+                leases.push((seq, l));
+                at += n;
+            }
+            _ => return None,
+        }
+    }
+    (leases.len() as u64 == count).then_some(leases)
+}
+
+/// What one journal file held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Valid records applied.
+    pub records: u64,
+    /// Damaged stretches `[start, end)` skipped because valid records follow them.
+    pub skipped: Vec<(usize, usize)>,
+    /// Where the valid data ends: a damaged tail from here on holds no valid record (a torn
+    /// last write); `None` when the file ends with a whole record.
+    pub torn_at: Option<usize>,
+}
+
+/// Two clients held one address; the one changed last was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The lease kept.
+    pub kept: Lease,
+    /// The lease dropped.
+    pub dropped: Lease,
+}
+
+/// The lease table being rebuilt from a snapshot and journals.
+#[derive(Debug, Default)]
+pub struct Replay {
+    state: HashMap<ClientKey, (u64, Option<Lease>)>,
+    /// Highest sequence number seen.
+    pub max_seq: u64,
+}
+
+impl Replay {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts from a snapshot's leases.
+    pub fn base(&mut self, snapshot: Vec<(u64, Lease)>) {
+        self.state.reserve(snapshot.len());
+        for (seq, l) in snapshot {
+            self.apply(seq, Change::Upsert(l));
+        }
+    }
+
+    /// Applies one change: it wins unless the key already has a higher-numbered one (equal
+    /// numbers: the later applied wins, which keeps unnumbered version 1 records in file
+    /// order).
+    pub fn apply(&mut self, seq: u64, c: Change) {
+        self.max_seq = self.max_seq.max(seq);
+        let (key, value) = match c {
+            Change::Upsert(l) => (l.key, Some(l)),
+            Change::Remove(k) => (k, None),
+        };
+        match self.state.get_mut(&key) {
+            Some(cur) if cur.0 > seq => {}
+            Some(cur) => *cur = (seq, value),
+            None => {
+                self.state.insert(key, (seq, value));
+            }
+        }
+    }
+
+    /// Applies every valid record of one journal file's bytes; a damaged stretch is skipped up
+    /// to the next valid record.
+    pub fn file(&mut self, data: &[u8]) -> Scan {
+        let mut scan = Scan::default();
+        let mut at = 0;
+        while at < data.len() {
+            if let Some((seq, c, n)) = decode(&data[at..]) {
+                self.apply(seq, c);
+                scan.records += 1;
+                at += n;
+                continue;
+            }
+            // Resynchronise: the next offset where a whole valid record starts.
+            match (at + 1..data.len()).find(|&p| data[p] == REC_MAGIC && decode(&data[p..]).is_some()) {
+                Some(next) => {
+                    scan.skipped.push((at, next));
+                    at = next;
+                }
+                None => {
+                    scan.torn_at = Some(at);
+                    break;
+                }
+            }
+        }
+        scan
+    }
+
+    /// The leases, and the conflicts resolved: where two records hold one address at `now`,
+    /// the one numbered higher (changed last) is kept; records that no longer hold an address
+    /// someone else holds are dropped silently (they were only remembered for affinity).
+    pub fn finish(self, now: u32) -> (Vec<Lease>, Vec<Conflict>) {
+        let mut by_addr: HashMap<Ipv4Addr, (u64, Lease)> = HashMap::with_capacity(self.state.len());
+        let mut conflicts = vec![];
+        for (seq, l) in self.state.into_values().filter_map(|(s, l)| l.map(|l| (s, l))) {
+            match by_addr.get_mut(&l.addr) {
+                None => {
+                    by_addr.insert(l.addr, (seq, l));
+                }
+                Some(cur) => {
+                    let (new_holds, cur_holds) = (l.holds(now), cur.1.holds(now));
+                    let new_wins = (new_holds, seq) > (cur_holds, cur.0);
+                    let (kept, dropped) = if new_wins { (l, cur.1) } else { (cur.1, l) };
+                    if new_holds && cur_holds {
+                        conflicts.push(Conflict { addr: l.addr, kept, dropped });
+                    }
+                    if new_wins {
+                        *cur = (seq, l);
+                    }
+                }
+            }
+        }
+        (by_addr.into_values().map(|(_, l)| l).collect(), conflicts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(i: u8, state: LeaseState) -> Lease {
+        let mac = [2, 0, 0, 0, 0, i];
+        Lease {
+            key: ClientKey::hw(1, &mac),
+            chaddr: mac,
+            addr: Ipv4Addr::new(198, 18, 0, i),
+            expires: 5000,
+            state,
+            subnet: 1,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_damage() {
+        for c in [Change::Upsert(lease(7, LeaseState::Bound)), Change::Remove(ClientKey::client_id(&[1, 2, 3]))] {
+            let mut b = vec![];
+            encode(42, &c, &mut b);
+            assert_eq!(decode(&b), Some((42, c, b.len())));
+            for i in 0..b.len() {
+                let mut bad = b.clone();
+                bad[i] ^= 0x40;
+                assert_eq!(decode(&bad), None, "flipped byte {i} accepted");
+            }
+            for n in 0..b.len() {
+                assert_eq!(decode(&b[..n]), None);
+            }
+        }
+    }
+
+    #[test]
+    fn version_1_records_are_read_in_file_order() {
+        // A version 1 record: no sequence number.
+        let l = lease(3, LeaseState::Bound);
+        let mut v2 = vec![];
+        encode(0, &Change::Upsert(l), &mut v2);
+        let mut v1 = vec![REC_MAGIC, 1, v2[2], v2[3] - 8];
+        v1.extend_from_slice(&v2[12..v2.len() - 4]);
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&v1), Some((0, Change::Upsert(l), v1.len())));
+        let mut r = Replay::new();
+        let released = Lease { state: LeaseState::Released, ..l };
+        let mut file = v1.clone();
+        let mut rel = vec![];
+        encode(0, &Change::Upsert(released), &mut rel);
+        file.extend_from_slice(&rel);
+        r.file(&file);
+        assert_eq!(r.finish(0).0, vec![released]);
+    }
+
+    #[test]
+    fn the_highest_number_wins_whatever_the_order() {
+        let mut r = Replay::new();
+        let bound = lease(1, LeaseState::Bound);
+        let expired = Lease { state: LeaseState::Expired, ..bound };
+        // The sweep's older record (5) lands after the worker's newer one (9).
+        r.apply(9, Change::Upsert(bound));
+        r.apply(5, Change::Upsert(expired));
+        r.apply(4, Change::Remove(bound.key));
+        assert_eq!(r.finish(0).0, vec![bound]);
+    }
+
+    #[test]
+    fn a_damaged_record_in_the_middle_costs_only_itself() {
+        let mut b = vec![];
+        let mut ends = vec![];
+        for i in 1..=5 {
+            encode(u64::from(i), &Change::Upsert(lease(i, LeaseState::Bound)), &mut b);
+            ends.push(b.len());
+        }
+        // Damage record 3 (bytes ends[1]..ends[2]).
+        b[ends[1] + 9] ^= 0xff;
+        let mut r = Replay::new();
+        let scan = r.file(&b);
+        assert_eq!(scan.records, 4);
+        assert_eq!(scan.skipped, vec![(ends[1], ends[2])]);
+        assert_eq!(scan.torn_at, None);
+        let mut got: Vec<u8> = r.finish(0).0.iter().map(|l| l.addr.octets()[3]).collect();
+        got.sort();
+        assert_eq!(got, vec![1, 2, 4, 5]);
+        // A torn tail is reported where it starts.
+        let mut r = Replay::new();
+        let scan = r.file(&b[..ends[4] - 3]);
+        assert_eq!(scan.torn_at, Some(ends[3]));
+    }
+
+    #[test]
+    fn conflicts_keep_the_lease_changed_last() {
+        let a = lease(1, LeaseState::Bound);
+        let b = Lease { key: ClientKey::hw(1, &[2, 0, 0, 0, 0, 9]), chaddr: [2, 0, 0, 0, 0, 9], ..a };
+        let old = Lease { key: ClientKey::hw(1, &[2, 0, 0, 0, 0, 8]), state: LeaseState::Expired, expires: 10, ..a };
+        let mut r = Replay::new();
+        r.apply(7, Change::Upsert(b));
+        r.apply(3, Change::Upsert(a));
+        r.apply(9, Change::Upsert(old));
+        let (leases, conflicts) = r.finish(100);
+        assert_eq!(leases, vec![b]);
+        assert_eq!(conflicts, vec![Conflict { addr: a.addr, kept: b, dropped: a }]);
+    }
+
+    #[test]
+    fn snapshots_are_all_or_nothing() {
+        let leases = [lease(1, LeaseState::Bound), lease(2, LeaseState::Declined)];
+        let mut data = snapshot_header(4, 2).to_vec();
+        for l in &leases {
+            encode(11, &Change::Upsert(*l), &mut data);
+        }
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_snapshot(&data), Some(leases.iter().map(|l| (11, *l)).collect()));
+        for i in [0, 9, 30, data.len() - 1] {
+            let mut bad = data.clone();
+            bad[i] ^= 1;
+            assert_eq!(decode_snapshot(&bad), None, "byte {i}");
+        }
+        assert_eq!(decode_snapshot(&data[..data.len() - 1]), None);
+    }
+}
