@@ -42,11 +42,14 @@ pub enum DropReason {
     /// The client's record is in another shard, whose lock could not be had in time (the
     /// client retransmits); frames decided there after the batch are not counted here.
     Redirected = 12,
+    /// A reply waited for a journal sync so long that newer replies needed its place: the
+    /// disk stalls (the client retransmits).
+    JournalStalled = 13,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
     /// Every reason, in slot order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::Malformed,
@@ -62,6 +65,7 @@ impl DropReason {
         Self::Consumed,
         Self::JournalFailed,
         Self::Redirected,
+        Self::JournalStalled,
     ];
 
     /// The reason's slot in an array of [`COUNT`](Self::COUNT).
@@ -85,6 +89,7 @@ impl DropReason {
             Self::Consumed => "consumed",
             Self::JournalFailed => "drop_journal_failed",
             Self::Redirected => "drop_redirected",
+            Self::JournalStalled => "drop_journal_stalled",
         }
     }
 }

@@ -229,26 +229,59 @@ impl LeaseDb {
             cfg.subnets.iter().flat_map(|s| s.reservations.iter().filter_map(|r| r.ip)).collect();
         let mut per_shard: Vec<Vec<Lease>> = vec![vec![]; db.shards.len()];
         for l in leases {
-            if l.state == LeaseState::Offered || !l.holds(now) && l.state == LeaseState::Declined {
+            // Offers carried over by a reload keep their hold; lapsed ones and lapsed
+            // probations are gone.
+            if matches!(l.state, LeaseState::Offered | LeaseState::Declined) && !l.holds(now) {
                 continue;
             }
-            if !cfg.subnets.iter().any(|s| s.id == l.subnet && s.contains(l.addr)) {
+            // A lease outside every pool and reservation of its subnet (the pool shrank or went)
+            // is not renewed any more: the client is told no and moves.
+            let placed = cfg.subnets.iter().any(|s| s.id == l.subnet && s.pool_of(l.addr).is_some());
+            if !placed && !reserved.contains(&l.addr) {
                 continue;
             }
             let home = if reserved.contains(&l.addr) { db.reserved_home(l.addr) } else { db.shard_of(&l.chaddr) };
             per_shard[home].push(l);
         }
         // Shards fill in parallel: each has its own lock, pool owner bytes are atomics.
-        std::thread::scope(|scope| {
-            for (shard, list) in per_shard.into_iter().enumerate() {
-                let db = &db;
-                scope.spawn(move || db.fill_shard(shard, list, now));
-            }
+        let contested: Vec<Lease> = std::thread::scope(|scope| {
+            let threads: Vec<_> = per_shard
+                .into_iter()
+                .enumerate()
+                .map(|(shard, list)| {
+                    let db = &db;
+                    scope.spawn(move || db.fill_shard(shard, list, now))
+                })
+                .collect();
+            threads.into_iter().flat_map(|t| t.join().unwrap_or_default()).collect()
         });
+        // An address two shards' records claimed (a remembered record and a binding, after
+        // the address moved between shards): the better record goes to the shard that owns the
+        // address (requests of its client are redirected there).
+        for l in contested {
+            let Some((pi, off)) = db.locate(l.addr) else { continue };
+            let owner = usize::from(db.pools[pi].owner(off));
+            let Some(m) = db.shards.get(owner) else { continue };
+            let mut sh = lock(m);
+            let better = match sh.by_addr.get(&u32::from(l.addr)) {
+                Some(&i) => {
+                    let cur = sh.leases[i as usize];
+                    (l.holds(now), l.expires) > (cur.holds(now), cur.expires)
+                }
+                None => true,
+            };
+            if better {
+                sh.put_unjournaled(l);
+                sh.changes.clear();
+            }
+        }
         db
     }
 
-    fn fill_shard(&self, shard: usize, list: Vec<Lease>, now: u32) {
+    /// Fills shard `shard` with `list`; returns the records whose address another shard took
+    /// first.
+    fn fill_shard(&self, shard: usize, list: Vec<Lease>, now: u32) -> Vec<Lease> {
+        let mut contested = vec![];
         let mut sh = lock(&self.shards[shard]);
         sh.leases.reserve(list.len());
         sh.by_addr.reserve(list.len());
@@ -269,7 +302,10 @@ impl LeaseDb {
                             sh.free[pi].push_back(u32::from(l.addr));
                         }
                     }
-                    Err(o) if o != RESERVED && o != sh.id => continue,
+                    Err(o) if o != RESERVED && o != sh.id => {
+                        contested.push(l);
+                        continue;
+                    }
                     Err(_) => {}
                 }
             }
@@ -277,6 +313,7 @@ impl LeaseDb {
         }
         // Recovery rebuilds from the journal; nothing here is new to it.
         sh.changes.clear();
+        contested
     }
 
     /// Marks this database as replaced (after a reload rebuilt the tables): a worker that

@@ -195,3 +195,53 @@ fn allocation_stays_fast_in_a_nearly_full_pool() {
     let mac = [2, 9, 9, 9, 9, 9];
     assert_eq!(g.offer(0, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None), Err(LeaseError::NoAddress));
 }
+
+/// What a rebuild keeps: leases in a pool, on a reserved address, offers still held; not
+/// leases outside every pool and reservation (a shrunk pool), lapsed offers or probations.
+#[test]
+fn a_rebuild_keeps_what_the_new_pools_hold_and_nothing_outside() {
+    let c = cfg("198.18.0.10-198.18.0.30");
+    let lease = |i: u8, addr: u8, state| {
+        let (key, chaddr) = key(i);
+        Lease { key, chaddr, addr: Ipv4Addr::new(198, 18, 0, addr), expires: 500, state, subnet: 1 }
+    };
+    let inside = lease(1, 20, LeaseState::Bound);
+    let reserved = lease(2, 12, LeaseState::Bound);
+    let outside = lease(3, 40, LeaseState::Bound);
+    let offered = lease(4, 21, LeaseState::Offered);
+    let lapsed_offer = Lease { expires: 50, ..lease(5, 22, LeaseState::Offered) };
+    let db = LeaseDb::with_lanes(&c, 2, 2, [inside, reserved, outside, offered, lapsed_offer], 100);
+    let all = db.all_leases();
+    let has = |l: &Lease| all.iter().any(|x| x.key == l.key);
+    assert!(has(&inside) && has(&reserved) && has(&offered), "{all:?}");
+    assert!(!has(&outside), "a lease outside every pool is not carried over");
+    assert!(!has(&lapsed_offer));
+    // The reserved address's lease sits where requests for it are decided.
+    let home = db.reserved_home(reserved.addr);
+    assert!(db.lock(home).get(&reserved.key).is_some());
+}
+
+/// Two records on one address (which recovery may hand over after a crash): the one holding it
+/// wins, whichever shard each would go to.
+#[test]
+fn recovery_never_lets_a_remembered_record_shadow_a_binding() {
+    let c = cfg("198.18.0.10-198.18.0.30");
+    for (a, b) in [(7u8, 8u8), (8, 7), (9, 200), (200, 9)] {
+        let (ka, ma) = key(a);
+        let (kb, mb) = key(b);
+        let addr = Ipv4Addr::new(198, 18, 0, 25);
+        let old = Lease { key: ka, chaddr: ma, addr, expires: 50, state: LeaseState::Released, subnet: 1 };
+        let bound = Lease { key: kb, chaddr: mb, addr, expires: 500, state: LeaseState::Bound, subnet: 1 };
+        let db = LeaseDb::with_lanes(&c, 1, 4, [old, bound], 100);
+        let holders: Vec<usize> = (0..db.shard_count()).filter(|&i| db.lock(i).get(&kb) == Some(bound)).collect();
+        assert_eq!(holders.len(), 1, "{a} vs {b}");
+        // Requests of the bound client reach it: where they arrive, or redirected there.
+        let arrives = db.shard_of(&mb);
+        if holders[0] != arrives {
+            assert_eq!(db.lock(arrives).home_of(&kb), Some(holders[0]), "{a} vs {b}");
+        }
+        for i in 0..db.shard_count() {
+            assert!(!db.lock(i).available(addr, &ka, 101), "{a} vs {b}: shard {i} would hand the address out");
+        }
+    }
+}

@@ -29,7 +29,7 @@ pub(super) struct Worker {
     pub(super) batch_addrs: Vec<u64>,
 }
 
-/// Most replies a worker holds for durability before it stops taking new frames (batches).
+/// Most replies a worker holds for durability (batches); beyond, the oldest give way.
 pub(super) const HELD_BATCHES: usize = 8;
 
 impl Worker {
@@ -84,9 +84,16 @@ impl Worker {
             give_back(recycle, stats, *batch, &mut lock(fc));
         }
         self.release_held(handler);
-        let room =
-            self.pending_tx.len() < self.batch as usize && self.held.len() < self.batch as usize * (HELD_BATCHES - 1);
-        let got = if room { self.receive(handler) } else { 0 };
+        let got = if self.pending_tx.len() < self.batch as usize { self.receive(handler) } else { 0 };
+        // Replies held for a disk that does not answer give way, oldest first, so that the
+        // worker keeps taking frames (OFFERs, NAKs and INFORM ACKs still leave) and the chunks
+        // come back; their clients retransmit and are ACKed once the disk answers.
+        let cap = self.batch as usize * (HELD_BATCHES - 1);
+        if self.held.len() > cap {
+            let n = self.held.len() - cap;
+            self.recycle.extend(self.held.drain(..n).map(|(_, d)| d.addr));
+            self.stats.drops[DropReason::JournalStalled.slot()].fetch_add(n as u64, Ordering::Relaxed);
+        }
         self.transmit();
         got
     }
