@@ -88,8 +88,19 @@ const COMPARE_PACKAGES: [(&str, &str); 4] = [
     ("dnsmasq", "dnsmasq"),
 ];
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().cmd) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what failed and why.
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
         Cmd::Run { iface, config, debug, rest } => {
             bootstrap()?;
             let bin = build_daemon(!debug)?;
@@ -357,13 +368,43 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// System tools the tests drive. Missing ones are named with their Debian package.
+/// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
+/// same list).
+const TEST_PACKAGES: [(&str, &str); 9] = [
+    ("ip", "iproute2"),
+    ("ping", "iputils-ping"),
+    ("tcpdump", "tcpdump"),
+    ("dhclient", "isc-dhcp-client"),
+    ("udhcpc", "udhcpc"),
+    ("dhcpcd", "dhcpcd5"),
+    ("dhcrelay", "isc-dhcp-relay"),
+    ("perfdhcp", "kea-admin"),
+    ("kea-dhcp4", "kea-dhcp4-server"),
+];
+
+/// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are
+/// missing, saying which; fails naming any that is still missing.
 fn check_test_tools() -> anyhow::Result<()> {
-    let tools = [("ip", "iproute2"), ("ping", "iputils-ping")];
-    let missing: Vec<String> =
-        tools.iter().filter(|(t, _)| which(t).is_none()).map(|(t, p)| format!("{t} (Debian package {p})")).collect();
-    if !missing.is_empty() {
-        bail!("tests need: {}; `.ci/run` installs them", missing.join(", "));
+    let missing = || -> Vec<(&str, &str)> { TEST_PACKAGES.iter().copied().filter(|(t, _)| which(t).is_none()).collect() };
+    let want = missing();
+    if !want.is_empty() && is_root() && which("apt-get").is_some() {
+        let pkgs: Vec<&str> = want.iter().map(|(_, p)| *p).collect();
+        step(&format!("installing the Debian packages the tests drive: apt-get install {}", pkgs.join(" ")));
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        if !apt(&["update"]) || !apt(&[&["install", "-y", "--no-install-recommends"][..], &pkgs].concat()) {
+            step("warning: apt-get failed");
+        }
+    }
+    let still: Vec<String> = missing().iter().map(|(t, p)| format!("{t} (Debian package {p})")).collect();
+    if !still.is_empty() {
+        bail!("the tests need {}; install them as root (`.ci/run` does)", still.join(", "));
     }
     if !is_root() {
         step("warning: tests that attach XDP programs and create namespaces need root");
