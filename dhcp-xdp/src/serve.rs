@@ -1,5 +1,8 @@
-//! Glue between the datapath and the engine: one [`EngineHandler`] per worker, the runtime that
-//! reloads swap, and the control loop's periodic work (expiry sweep, statistics).
+//! Glue between the datapath and the engine: one [`EngineHandler`] per worker (on its own
+//! shard, with frames of clients held elsewhere decided under the holding shard's lock), the
+//! runtime that reloads swap, and the control loop's periodic work (expiry sweep). It must never
+//! hold two shard locks at once, nor let a reply that promises a lease leave before the journal
+//! says its record is durable.
 
 use std::sync::{
     Arc, RwLock,

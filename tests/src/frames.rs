@@ -279,3 +279,40 @@ impl Link {
         out
     }
 }
+
+/// What one DORA exchange of [`dora`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dora {
+    /// The address offered, if an OFFER came.
+    pub offered: Option<Ipv4Addr>,
+    /// Whether an ACK came for it.
+    pub acked: bool,
+}
+
+/// DISCOVER → OFFER → REQUEST → ACK for client `chaddr` through `link` (frames from
+/// `src_mac`), the server being 198.18.0.1. Each message is sent up to `tries` times, `wait`
+/// apart, as a client retransmits.
+pub fn dora(link: &mut Link, src_mac: [u8; 6], chaddr: [u8; 6], xid: u32, wait: Duration, tries: u32) -> Dora {
+    let mut out = Dora { offered: None, acked: false };
+    for _ in 0..tries {
+        link.send(&Request::discover(src_mac, chaddr, xid).build());
+        if let Some(offer) = link.replies(1, wait, |r| r.xid() == xid && r.message_type() == Some(2)).pop() {
+            out.offered = Some(Ipv4Addr::new(offer.bootp[16], offer.bootp[17], offer.bootp[18], offer.bootp[19]));
+            break;
+        }
+    }
+    let Some(yiaddr) = out.offered else { return out };
+    let mut req = Request::discover(src_mac, chaddr, xid ^ 1);
+    req.options = vec![53, 1, 3, 50, 4];
+    req.options.extend_from_slice(&yiaddr.octets());
+    req.options.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
+    let frame = req.build();
+    for _ in 0..tries {
+        link.send(&frame);
+        if let Some(ack) = link.replies(1, wait, |r| r.xid() == xid ^ 1).pop() {
+            out.acked = ack.message_type() == Some(5);
+            break;
+        }
+    }
+    out
+}

@@ -635,3 +635,108 @@ impl VlanHosts {
         self.switch.ping(Ipv4Addr::new(198, 18, 254, 1))
     }
 }
+
+/// A lease as `dhcp-xdp leases` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredLease {
+    /// Address.
+    pub addr: Ipv4Addr,
+    /// State (`Bound`, `Released`, …).
+    pub state: String,
+    /// Unix time it expires.
+    pub expires: u64,
+}
+
+/// The leases `dhcp-xdp leases --state-dir DIR` recovers (read-only), by chaddr, and the
+/// warnings it printed.
+pub fn recovered_leases(state: &Path) -> (std::collections::HashMap<[u8; 6], RecoveredLease>, Vec<String>) {
+    let out = Command::new(daemon_bin()).args(["leases", "--state-dir"]).arg(state).output().expect("leases");
+    assert!(out.status.success(), "dhcp-xdp leases: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut m = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| l.starts_with("lease ")) {
+        let kv: std::collections::HashMap<&str, &str> =
+            line.split_whitespace().filter_map(|w| w.split_once('=')).collect();
+        let mac = dhcp_xdp_core::net::parse_mac(kv["chaddr"]).expect("mac");
+        m.insert(
+            mac,
+            RecoveredLease {
+                addr: kv["addr"].parse().expect("addr"),
+                state: kv["state"].to_owned(),
+                expires: kv["expires"].parse().expect("expires"),
+            },
+        );
+    }
+    let warnings = text.lines().filter_map(|l| l.strip_prefix("warning: ").map(str::to_owned)).collect();
+    (m, warnings)
+}
+
+/// Checks recovered leases against what clients were told: every ACKed lease (chaddr →
+/// address, unix time of the ACK) is there, bound, with its address and at least the promised
+/// `lease_time`; no address is bound to two clients.
+pub fn check_recovered(
+    what: &str,
+    acked: &std::collections::HashMap<[u8; 6], (Ipv4Addr, u64)>,
+    rec: &std::collections::HashMap<[u8; 6], RecoveredLease>,
+    lease_time: u64,
+) {
+    for (chaddr, (addr, t)) in acked {
+        let l = rec.get(chaddr).unwrap_or_else(|| panic!("{what}: ACKed lease of {chaddr:02x?} lost"));
+        assert_eq!(l.addr, *addr, "{what}: address of {chaddr:02x?}");
+        assert_eq!(l.state, "Bound", "{what}: state of {chaddr:02x?}");
+        assert!(
+            l.expires + 1 >= t + lease_time,
+            "{what}: expiry {} earlier than promised {}",
+            l.expires,
+            t + lease_time
+        );
+    }
+    let mut owners: std::collections::HashMap<Ipv4Addr, [u8; 6]> = std::collections::HashMap::new();
+    for (chaddr, l) in rec {
+        if l.state == "Bound" {
+            assert!(owners.insert(l.addr, *chaddr).is_none(), "{what}: {} bound to two clients", l.addr);
+        }
+    }
+}
+
+/// A small tmpfs mounted on a fresh directory (unmounted on drop): a disk that fills up.
+pub struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    /// A tmpfs of `kib` KiB.
+    pub fn new(kib: u32) -> Self {
+        require_root();
+        let dir = TempDir::new("tmpfs");
+        sh(Command::new(tool("mount", "mount"))
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0755"), "dxtmpfs"])
+            .arg(dir.path()));
+        Self { dir }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left with a file (`filler`) until the file system says it is full.
+    pub fn fill(&self) {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(self.path().join("filler")).expect("filler");
+        let block = [0xa5u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+
+    /// Frees what [`fill`](Self::fill) took.
+    pub fn empty(&self) {
+        std::fs::remove_file(self.path().join("filler")).expect("removing the filler");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}

@@ -51,11 +51,14 @@ enum Cmd {
     },
     /// Install the eBPF toolchain pieces only.
     Bootstrap,
-    /// A bounded fuzz run of the frame → engine target (cargo-fuzz, nightly).
+    /// Bounded fuzz runs (cargo-fuzz, nightly): frame → engine, journal bytes → replay.
     Fuzz {
-        /// Seconds to run.
+        /// Seconds to run each target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// `engine`, `journal` or `all`.
+        #[arg(long, default_value = "all")]
+        target: String,
     },
     /// Benchmarks: the engine alone (criterion), the lease store (memory per lease, journal
     /// throughput, recovery time) and the side-by-side comparison with the AF_XDP generator
@@ -129,24 +132,29 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bootstrap => bootstrap(),
-        Cmd::Fuzz { seconds } => {
+        Cmd::Fuzz { seconds, target } => {
             bootstrap()?;
             if output(Command::new("cargo").args(["fuzz", "--version"])).is_err() {
                 step("installing cargo-fuzz (once)");
                 run_visible(cargo().args(["install", "cargo-fuzz"]))?;
             }
-            step(&format!("fuzzing frame → engine for {seconds} s (corpus: dhcp-xdp-core/fuzz/corpus/engine)"));
-            let mut c2 = Command::new("cargo");
-            c2.current_dir(workspace_root().join("dhcp-xdp-core")).args([
-                "+nightly",
-                "fuzz",
-                "run",
-                "engine",
-                "--",
-                &format!("-max_total_time={seconds}"),
-                "-max_len=1600",
-            ]);
-            run_visible(&mut c2)
+            let targets: &[(&str, &str)] = &[("engine", "frame → engine"), ("journal", "journal bytes → replay")];
+            for (name, what) in targets.iter().filter(|(n, _)| target == "all" || target == *n) {
+                step(&format!("fuzzing {what} for {seconds} s (corpus: dhcp-xdp-core/fuzz/corpus/{name})"));
+                std::fs::create_dir_all(workspace_root().join("dhcp-xdp-core/fuzz/corpus").join(name))?;
+                let mut c = Command::new("cargo");
+                c.current_dir(workspace_root().join("dhcp-xdp-core")).args([
+                    "+nightly",
+                    "fuzz",
+                    "run",
+                    name,
+                    "--",
+                    &format!("-max_total_time={seconds}"),
+                    "-max_len=1600",
+                ]);
+                run_visible(&mut c)?;
+            }
+            Ok(())
         }
         Cmd::Bench { leases, only, rest } => {
             bootstrap()?;
@@ -385,7 +393,8 @@ const TEST_PACKAGES: [(&str, &str); 9] = [
 /// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are
 /// missing, saying which; fails naming any that is still missing.
 fn check_test_tools() -> anyhow::Result<()> {
-    let missing = || -> Vec<(&str, &str)> { TEST_PACKAGES.iter().copied().filter(|(t, _)| which(t).is_none()).collect() };
+    let missing =
+        || -> Vec<(&str, &str)> { TEST_PACKAGES.iter().copied().filter(|(t, _)| which(t).is_none()).collect() };
     let want = missing();
     if !want.is_empty() && is_root() && which("apt-get").is_some() {
         let pkgs: Vec<&str> = want.iter().map(|(_, p)| *p).collect();

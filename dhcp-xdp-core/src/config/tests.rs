@@ -1,3 +1,4 @@
+//! What a file is understood to say, and that every error names file, line and field.
 use super::*;
 
 const SAMPLE: &str = r#"

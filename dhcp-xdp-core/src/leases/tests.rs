@@ -1,3 +1,5 @@
+//! Lease table rules with an injected clock: affinity, holds, probation, blocks and stealing,
+//! what a rebuild keeps.
 use super::*;
 use crate::net::Ipv4Net;
 
