@@ -123,6 +123,7 @@ impl ShardGuard<'_> {
     /// record. `None` when this shard holds it, or no shard does (a new client stays where it
     /// arrived). Costs one lookup here (which the operation that follows reuses); the
     /// directory is consulted only for a key this shard does not hold.
+    #[inline]
     pub fn home_of(&self, key: &ClientKey) -> Option<usize> {
         let d = self.shard.directory.as_ref()?;
         if self.shard.find(key).is_some() {
@@ -134,6 +135,7 @@ impl ShardGuard<'_> {
     /// Where a request for the reserved address `addr` must be decided, when not here: every
     /// client a reservation matches is decided in the one shard the address maps to, so two of
     /// them can never both hold it.
+    #[inline]
     pub fn home_of_reserved(&self, addr: Ipv4Addr) -> Option<usize> {
         self.shard.directory.as_ref()?;
         let home = self.db.reserved_home(addr);
