@@ -628,4 +628,28 @@ mod tests {
             .collect();
         assert_eq!(bound.len(), 1, "{bound:?}");
     }
+
+    /// Reservations changed with the pools unchanged: the tables are rebuilt, so the newly
+    /// reserved address is no longer handed out dynamically (defect 5).
+    #[test]
+    fn reload_with_new_reservations_rebuilds_the_tables() {
+        let (db, shared) = shared(1, None);
+        let with_reservation = Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.20\"\n\
+             [[subnet.reservation]]\nhw-address = \"02:00:00:00:00:99\"\nip = \"198.18.0.10\"\n",
+        )
+        .expect("config");
+        assert!(reload(&shared, with_reservation).contains("rebuilt"));
+        let rt = shared.runtime();
+        assert!(db.is_retired() && !Arc::ptr_eq(&rt.db, &db));
+        let mut g = rt.db.lock(0);
+        for i in 0..11u8 {
+            let mac = [2, 0, 0, 0, 5, i];
+            match g.offer(200, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None) {
+                Ok((a, _)) => assert_ne!(a, Ipv4Addr::new(198, 18, 0, 10), "the reserved address was offered"),
+                Err(_) => break,
+            }
+        }
+    }
 }

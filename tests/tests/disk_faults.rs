@@ -107,6 +107,38 @@ fn a_disk_that_fills_up_and_empties_loses_no_acked_lease() {
     check_recovered("disk full and back", &acked, &rec, LEASE_TIME);
 }
 
+/// A daemon started on a state directory whose disk is already full: it starts (no snapshot,
+/// journal files retried), OFFERs flow, ACKs wait; once space returns it ACKs, and every ACK
+/// is recovered after SIGKILL — the leases of the previous run too.
+#[test]
+fn a_daemon_started_on_a_full_disk_serves_and_acks_once_space_returns() {
+    let net = TwoHosts::for_dhcp(1);
+    let disk = SmallDisk::new(1024);
+    let state = disk.path().join("state");
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(CONFIG);
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    // A previous run's leases, then a clean stop.
+    let first = start(&net, &cfg, &state, None);
+    let (_, mut acked) = clients(&mut link, mac, 1, 20, 3);
+    assert!(acked.len() >= 18);
+    first.signal_and_wait(Signal::SIGTERM);
+    disk.fill();
+    let daemon = start(&net, &cfg, &state, None);
+    let (offers, during) = clients_waiting(&mut link, mac, 2, 160, 1, Duration::from_millis(100));
+    assert!(offers >= 150, "OFFERs on a full disk: {offers} of 160");
+    assert!(during.len() < 150, "{} of 160 ACKed on a full disk", during.len());
+    acked.extend(during);
+    disk.empty();
+    let (_, after) = clients(&mut link, mac, 3, 30, 4);
+    assert!(after.len() >= 28, "ACKs did not resume ({} of 30)", after.len());
+    acked.extend(after);
+    daemon.signal_and_wait(Signal::SIGKILL);
+    let (rec, _) = recovered_leases(&state);
+    check_recovered("full at start", &acked, &rec, LEASE_TIME);
+}
+
 /// Injected write errors, then a disk whose syncs stall: ACKs are withheld (OFFERs flow) and
 /// resume by themselves; after SIGKILL every ACKed lease is there.
 #[test]
@@ -178,7 +210,7 @@ fn a_second_daemon_on_the_same_state_directory_is_refused() {
     let d = start(&a, &cfg, state.path(), None);
     let (rec2, _) = recovered_leases(state.path());
     assert_eq!(rec2.len(), rec.len());
-    let status = Command::new(daemon_bin()).args(["leases", "--state-dir"]).arg(state.path()).status().expect("leases");
-    assert!(status.success());
+    let out = Command::new(daemon_bin()).args(["leases", "--state-dir"]).arg(state.path()).output().expect("leases");
+    assert!(out.status.success());
     drop(d);
 }

@@ -26,7 +26,9 @@ impl std::hash::Hash for ClientKey {
 
 impl PartialEq for ClientKey {
     /// Word by word (bytes past `len` are always zero): the lease tables compare keys on every
-    /// lookup, and a byte-array comparison is a libc call.
+    /// lookup, and a byte-array comparison is a libc call. Always inlined: as a call it costs
+    /// more than the comparison (≈ 15 instructions a lookup).
+    #[inline(always)]
     fn eq(&self, other: &Self) -> bool {
         let diff = self.words().iter().zip(other.words()).fold(0, |d, (a, b)| d | (a ^ b));
         self.len == other.len && diff == 0
