@@ -11,11 +11,11 @@ use std::net::Ipv4Addr;
 
 use hashbrown::HashMap;
 
-use crate::leases::{Change, ClientKey, Lease, LeaseState};
+use crate::leases::{Change, ClientKey, Lease, LeaseState, Tags};
 
 const REC_MAGIC: u8 = 0xd7;
-/// Version 2 records carry the change's sequence number; version 1 records (no number) are
-/// still read, as number 0 (their order decides among themselves).
+/// Version 2 records carry the change's sequence number and the lease's quota tags; version 1
+/// records (neither) are still read, as number 0 (their order decides among themselves).
 const REC_VERSION: u8 = 2;
 const KIND_UPSERT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
@@ -40,6 +40,8 @@ pub fn encode(seq: u64, c: &Change, out: &mut Vec<u8>) {
             out.extend_from_slice(&l.expires.to_le_bytes());
             out.push(l.state as u8);
             out.extend_from_slice(&l.subnet.to_le_bytes());
+            out.extend_from_slice(&l.tags.circuit.to_le_bytes());
+            out.extend_from_slice(&l.tags.remote.to_le_bytes());
         }
         Change::Remove(k) => {
             out[start + 2] = KIND_REMOVE;
@@ -74,9 +76,15 @@ pub fn decode(b: &[u8]) -> Option<(u64, Change, usize)> {
     let rest = &p[1 + klen..];
     let change = match kind {
         KIND_UPSERT => {
-            if rest.len() != 6 + 4 + 4 + 1 + 4 {
-                return None;
-            }
+            const V1: usize = 6 + 4 + 4 + 1 + 4;
+            let tags = match (version, rest.len()) {
+                (1, V1) => Tags::default(),
+                (2, n) if n == V1 + 8 => Tags {
+                    circuit: u32::from_le_bytes(rest[V1..V1 + 4].try_into().ok()?),
+                    remote: u32::from_le_bytes(rest[V1 + 4..V1 + 8].try_into().ok()?),
+                },
+                _ => return None,
+            };
             Change::Upsert(Lease {
                 key,
                 chaddr: rest[0..6].try_into().ok()?,
@@ -84,6 +92,7 @@ pub fn decode(b: &[u8]) -> Option<(u64, Change, usize)> {
                 expires: u32::from_le_bytes(rest[10..14].try_into().ok()?),
                 state: LeaseState::from_u8(rest[14])?,
                 subnet: u32::from_le_bytes(rest[15..19].try_into().ok()?),
+                tags,
             })
         }
         KIND_REMOVE if rest.is_empty() => Change::Remove(key),
@@ -258,6 +267,7 @@ mod tests {
             expires: 5000,
             state,
             subnet: 1,
+            tags: Tags { circuit: 7, remote: 0 },
         }
     }
 
@@ -284,8 +294,11 @@ mod tests {
         let l = lease(3, LeaseState::Bound);
         let mut v2 = vec![];
         encode(0, &Change::Upsert(l), &mut v2);
-        let mut v1 = vec![REC_MAGIC, 1, v2[2], v2[3] - 8];
-        v1.extend_from_slice(&v2[12..v2.len() - 4]);
+        let l = Lease { tags: Tags::default(), ..l };
+        let mut v2 = vec![];
+        encode(0, &Change::Upsert(l), &mut v2);
+        let mut v1 = vec![REC_MAGIC, 1, v2[2], v2[3] - 16];
+        v1.extend_from_slice(&v2[12..v2.len() - 12]);
         let crc = crc32fast::hash(&v1);
         v1.extend_from_slice(&crc.to_le_bytes());
         assert_eq!(decode(&v1), Some((0, Change::Upsert(l), v1.len())));

@@ -45,11 +45,18 @@ pub enum DropReason {
     /// A reply waited for a journal sync so long that newer replies needed its place: the
     /// disk stalls (the client retransmits).
     JournalStalled = 13,
+    /// Relay fields from a sender that is not a trusted relay: giaddr set by a client (source
+    /// port not 67), giaddr of our own, or outside `[relays] trusted`.
+    UntrustedRelay = 14,
+    /// A DECLINE or RELEASE for an address the client does not hold.
+    Refused = 15,
+    /// Over a `[limits]` quota or rate (per chaddr, circuit or remote id).
+    OverLimit = 16,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 17;
     /// Every reason, in slot order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::Malformed,
@@ -66,6 +73,9 @@ impl DropReason {
         Self::JournalFailed,
         Self::Redirected,
         Self::JournalStalled,
+        Self::UntrustedRelay,
+        Self::Refused,
+        Self::OverLimit,
     ];
 
     /// The reason's slot in an array of [`COUNT`](Self::COUNT).
@@ -90,6 +100,9 @@ impl DropReason {
             Self::JournalFailed => "drop_journal_failed",
             Self::Redirected => "drop_redirected",
             Self::JournalStalled => "drop_journal_stalled",
+            Self::UntrustedRelay => "drop_untrusted_relay",
+            Self::Refused => "drop_refused",
+            Self::OverLimit => "drop_over_limit",
         }
     }
 }

@@ -8,7 +8,7 @@ use std::{net::Ipv4Addr, time::Instant};
 use dhcp_xdp::journal::{self, Journal, StateDir};
 use dhcp_xdp_core::{
     config::{Config, Durability},
-    leases::{Change, ClientKey, Lease, LeaseDb, LeaseState},
+    leases::{Change, ClientKey, Lease, LeaseDb, LeaseState, Tags},
 };
 
 fn rss_bytes() -> u64 {
@@ -28,6 +28,7 @@ fn leases(n: u32) -> Vec<Lease> {
                 expires: 2_000_000_000,
                 state: LeaseState::Bound,
                 subnet: 1,
+                tags: Tags::default(),
             }
         })
         .collect()

@@ -699,7 +699,7 @@ pub(crate) mod tests {
 
     use dhcp_xdp_core::{
         config::Config,
-        leases::{ClientKey, LeaseState},
+        leases::{ClientKey, LeaseState, Tags},
     };
 
     use super::*;
@@ -713,6 +713,7 @@ pub(crate) mod tests {
             expires: 5000,
             state,
             subnet: 1,
+            tags: Tags::default(),
         }
     }
 

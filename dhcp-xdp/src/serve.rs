@@ -577,7 +577,7 @@ mod tests {
         )
         .expect("config");
         let (db, shared) = shared_on(&[0], 2, c, None);
-        let relay = Ipv4Addr::new(198, 18, 0, 1);
+        let (relay, server) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1));
         let ask = |h: &mut EngineHandler, meta: FrameMeta, mac: [u8; 6], mtype: u8| {
             let opts = [
                 &[53, 1, mtype][..],
@@ -590,7 +590,7 @@ mod tests {
             let r = dhcp_xdp_core::testing::Request::bootp_only().client(mac).raw_options(&opts).relayed(
                 relay,
                 [2, 0, 0, 0, 0, 0x77],
-                relay,
+                server,
             );
             let mut f = r.frame();
             let len = f.len();

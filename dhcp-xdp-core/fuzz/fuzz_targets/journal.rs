@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use dhcp_xdp_core::{
-    leases::{Change, ClientKey, Lease, LeaseState},
+    leases::{Change, ClientKey, Lease, LeaseState, Tags},
     records::{self, Replay},
 };
 use libfuzzer_sys::fuzz_target;
@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
                     expires: 500 + i,
                     state: if i % 5 == 0 { LeaseState::Released } else { LeaseState::Bound },
                     subnet: 1,
+                    tags: Tags { circuit: i % 4, remote: 0 },
                 };
                 written.push(l);
                 let c = if i % 7 == 6 { Change::Remove(l.key) } else { Change::Upsert(l) };

@@ -8,10 +8,11 @@ use toml::Spanned;
 
 use super::{
     BootpPolicy, Config, ConfigError, DEFAULT_DECLINE_PROBATION, DEFAULT_LEASE, DEFAULT_OFFER_HOLD,
-    DEFAULT_SNAPSHOT_EVERY, Durability, OptionTable, Pool, RenderedOptions, Reservation, ReservationIndex,
+    DEFAULT_SNAPSHOT_EVERY, Durability, Limits, OptionTable, Pool, RenderedOptions, Reservation, ReservationIndex,
     ReservationKey, Subnet, SubnetIndex,
     file::{
-        FileConfig, OptionsSection, PersistenceSection, PoolSection, ReservationSection, ServerSection, SubnetSection,
+        FileConfig, LimitsSection, OptionsSection, PersistenceSection, PoolSection, RelaysSection, ReservationSection,
+        ServerSection, SubnetSection,
     },
     options::parse_hex,
     prefix_mask,
@@ -223,6 +224,53 @@ impl TryFrom<Section<'_, ServerSection>> for ServerSettings {
     }
 }
 
+impl TryFrom<Section<'_, RelaysSection>> for Vec<Ipv4Net> {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, RelaysSection>) -> Result<Self, ConfigError> {
+        let mut out = vec![];
+        for (i, n) in sec.item.trusted.iter().flatten().enumerate() {
+            out.push(sec.ctx.net(n, &format!("{}.trusted[{i}]", sec.field))?);
+        }
+        Ok(out)
+    }
+}
+
+impl TryFrom<Section<'_, LimitsSection>> for Limits {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, LimitsSection>) -> Result<Self, ConfigError> {
+        let l = sec.item;
+        let d = Limits::default();
+        let at_least_one = |v: &Option<Spanned<u32>>, name: &str, default: u32| match v {
+            Some(s) if *s.get_ref() == 0 => {
+                Err(sec.err(Some(s.span()), name, "offers are always bounded: give at least 1"))
+            }
+            Some(s) => Ok(*s.get_ref()),
+            None => Ok(default),
+        };
+        let declined_percent = match &l.declined_percent {
+            Some(s) if *s.get_ref() > 100 => {
+                return Err(sec.err(Some(s.span()), "declined-percent", "a share of the pool: 0 to 100"));
+            }
+            Some(s) => *s.get_ref(),
+            None => d.declined_percent,
+        };
+        Ok(Limits {
+            leases_per_mac: l.leases_per_mac.unwrap_or(d.leases_per_mac),
+            leases_per_circuit: l.leases_per_circuit.unwrap_or(d.leases_per_circuit),
+            leases_per_remote_id: l.leases_per_remote_id.unwrap_or(d.leases_per_remote_id),
+            offers_per_mac: at_least_one(&l.offers_per_mac, "offers-per-mac", d.offers_per_mac)?,
+            offers_per_circuit: at_least_one(&l.offers_per_circuit, "offers-per-circuit", d.offers_per_circuit)?,
+            rate_per_mac: l.rate_per_mac.unwrap_or(d.rate_per_mac),
+            burst_per_mac: l.burst_per_mac.unwrap_or(d.burst_per_mac).max(1),
+            rate_per_circuit: l.rate_per_circuit.unwrap_or(d.rate_per_circuit),
+            declined_percent,
+            steering_key: l.steering_key,
+        })
+    }
+}
+
 impl TryFrom<Section<'_, PersistenceSection>> for Durability {
     type Error = ConfigError;
 
@@ -287,6 +335,7 @@ impl TryFrom<Section<'_, SubnetSection, SubnetScope<'_>>> for Subnet {
         }
         subnet.server_id =
             sub.server_id.as_ref().map(|v| sec.ctx.ip(v, &format!("{}.server-id", sec.field))).transpose()?;
+        subnet.trust_direct_option82 = sub.trust_direct_option82.unwrap_or(false);
         for (pi, p) in sub.pool.iter().enumerate() {
             let pool = Pool::try_from(sec.child(format!("{}.pool[{pi}]", sec.field), p, (&subnet, &table)))?;
             if let Some(o) = subnet.pools.iter().position(|q| q.start <= pool.end && pool.start <= q.end) {
@@ -418,6 +467,8 @@ impl Config {
         let server = ServerSettings::try_from(Section::new(&ctx, "server", &fc.server))?;
         let durability = Durability::try_from(Section::new(&ctx, "persistence", &fc.persistence))?;
         let global = OptionTable::try_from(Section::new(&ctx, "options", &fc.options))?;
+        let trusted_relays = Vec::<Ipv4Net>::try_from(Section::new(&ctx, "relays", &fc.relays))?;
+        let limits = Limits::try_from(Section::new(&ctx, "limits", &fc.limits))?;
         let mut shared = vec![];
         let mut subnets: Vec<Subnet> = vec![];
         for (si, sub) in fc.subnet.iter().enumerate() {
@@ -442,6 +493,8 @@ impl Config {
             persist_dir: fc.persistence.dir.clone(),
             durability,
             snapshot_every: fc.persistence.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
+            trusted_relays,
+            limits,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

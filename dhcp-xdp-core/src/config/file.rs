@@ -17,6 +17,31 @@ pub(super) struct FileConfig {
     pub(super) options: OptionsSection,
     #[serde(default)]
     pub(super) subnet: Vec<SubnetSection>,
+    #[serde(default)]
+    pub(super) relays: RelaysSection,
+    #[serde(default)]
+    pub(super) limits: LimitsSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RelaysSection {
+    pub(super) trusted: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct LimitsSection {
+    pub(super) leases_per_mac: Option<u32>,
+    pub(super) leases_per_circuit: Option<u32>,
+    pub(super) leases_per_remote_id: Option<u32>,
+    pub(super) offers_per_mac: Option<Spanned<u32>>,
+    pub(super) offers_per_circuit: Option<Spanned<u32>>,
+    pub(super) rate_per_mac: Option<u32>,
+    pub(super) burst_per_mac: Option<u32>,
+    pub(super) rate_per_circuit: Option<u32>,
+    pub(super) declined_percent: Option<Spanned<u32>>,
+    pub(super) steering_key: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -83,6 +108,7 @@ pub(super) struct SubnetSection {
     pub(super) vlan: Option<Spanned<Vec<u16>>>,
     pub(super) shared_network: Option<String>,
     pub(super) server_id: Option<Spanned<String>>,
+    pub(super) trust_direct_option82: Option<bool>,
     #[serde(default)]
     pub(super) options: OptionsSection,
     #[serde(default)]

@@ -141,6 +141,9 @@ pub struct Subnet {
     pub server_id: Option<Ipv4Addr>,
     /// Options (global overlaid with the subnet's).
     pub options: RenderedOptions,
+    /// Option 82 from directly attached clients (giaddr 0) is trusted: an L2 access switch
+    /// inserts it. Otherwise it is ignored and not echoed.
+    pub trust_direct_option82: bool,
     /// Reservations (indexed by `reservation_index` when the configuration is built).
     pub reservations: Vec<Reservation>,
     /// The reservations by key.
@@ -227,6 +230,7 @@ impl Subnet {
             vlan: vec![],
             shared_network: None,
             server_id: None,
+            trust_direct_option82: false,
             options: RenderedOptions::new(table),
             reservations: vec![],
             reservation_index: ReservationIndex::default(),
@@ -277,8 +281,54 @@ pub struct Config {
     pub durability: Durability,
     /// Journal records between snapshots.
     pub snapshot_every: u64,
+    /// Relays whose fields are honoured (giaddr inside one of these); empty: any relay.
+    pub trusted_relays: Vec<Ipv4Net>,
+    /// What one subscriber may hold and send.
+    pub limits: Limits,
     /// Subnets by address and by id.
     index: SubnetIndex,
+}
+
+/// What one subscriber may hold and send (`[limits]`). A limit of 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Addresses (offered or bound) one chaddr may hold, whatever client ids it sends.
+    pub leases_per_mac: u32,
+    /// Addresses one relay circuit (option 82.1) may hold.
+    pub leases_per_circuit: u32,
+    /// Addresses one remote id (option 82.2) may hold.
+    pub leases_per_remote_id: u32,
+    /// New offers to one chaddr per offer-hold period (never unlimited).
+    pub offers_per_mac: u32,
+    /// New offers to one circuit per offer-hold period (never unlimited).
+    pub offers_per_circuit: u32,
+    /// Frames per second one chaddr may send; the XDP program drops the rest (0: no limit).
+    pub rate_per_mac: u32,
+    /// Frames one chaddr may send at once above its rate.
+    pub burst_per_mac: u32,
+    /// Requests per second one circuit may send; the engine drops the rest (0: no limit).
+    pub rate_per_circuit: u32,
+    /// Share of a pool (percent) that may sit on probation after DECLINEs.
+    pub declined_percent: u32,
+    /// Key of the XDP program's worker hash (None: random at each start).
+    pub steering_key: Option<u32>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            leases_per_mac: 0,
+            leases_per_circuit: 0,
+            leases_per_remote_id: 0,
+            offers_per_mac: 16,
+            offers_per_circuit: 256,
+            rate_per_mac: 50,
+            burst_per_mac: 100,
+            rate_per_circuit: 0,
+            declined_percent: 10,
+            steering_key: None,
+        }
+    }
 }
 
 /// Up to this many subnets a scan beats the index.
@@ -366,9 +416,20 @@ impl Config {
             persist_dir: None,
             durability: Durability::Fsync,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            trusted_relays: vec![],
+            limits: Limits::default(),
             index: SubnetIndex::new(&subnets),
             subnets,
         })
+    }
+
+    /// Whether a relay with this giaddr is one whose fields are honoured.
+    pub fn relay_trusted(&self, giaddr: Ipv4Addr) -> bool {
+        self.trusted_relays.is_empty()
+            || self.trusted_relays.iter().any(|n| {
+                let m = prefix_mask(n.prefix);
+                u32::from(giaddr) & m == u32::from(n.addr) & m
+            })
     }
 
     /// Index of the subnet with id `id`.

@@ -122,6 +122,16 @@ impl Engine {
             self.reservation(&cfg.subnets[si], req).map(|r| (si, r))
         });
         let reserved_ip = resv.and_then(|(s, r)| cfg.subnets[s].reservations[r].ip.map(|a| (a, cfg.subnets[s].id)));
+        // Who asks, for the quotas: the relay's circuit and remote id (when trusted).
+        let relay = &self.relay[..self.relay_len];
+        let tags = Tags {
+            circuit: Tags::of(&relay[self.circuit.0..][..self.circuit.1]),
+            remote: Tags::of(&relay[self.remote.0..][..self.remote.1]),
+        };
+        shard.set_asker(tags, &cfg.limits, cfg.offer_hold);
+        if !shard.circuit_rate_ok(now) {
+            return Err(DropReason::OverLimit);
+        }
         // Decided where the client's record (or its reserved address) lives, before anything
         // changes. INFORM touches no lease.
         if req.mtype != Some(MessageType::Inform) {
@@ -152,6 +162,7 @@ impl Engine {
                     lease: s.lease_time,
                     opts: Self::opts_in(cfg, si, addr, resv),
                 }),
+                Err(LeaseError::OverLimit) => Err(DropReason::OverLimit),
                 Err(_) => Ok(Answer::Nak { subnet: Some(si) }),
             }
         };
@@ -163,8 +174,8 @@ impl Engine {
                         let lease = cfg.subnets[si].lease_time;
                         Ok(Answer::Offer { yiaddr: addr, subnet: si, lease, opts: Self::opts_in(cfg, si, addr, resv) })
                     }
-                    Err(LeaseError::NoAddress) => Err(DropReason::NoAddress),
-                    Err(LeaseError::Unavailable) => Err(DropReason::NoAddress),
+                    Err(LeaseError::OverLimit) => Err(DropReason::OverLimit),
+                    Err(_) => Err(DropReason::NoAddress),
                 }
             }
             Some(MessageType::Request) => {
@@ -205,17 +216,17 @@ impl Engine {
                     return Err(DropReason::OtherServer);
                 }
                 let addr = req.requested.ok_or(DropReason::Malformed)?;
-                if shard.decline(&key, addr, now, cfg.decline_probation) {
-                    Err(DropReason::Consumed)
-                } else {
-                    Err(DropReason::Silent)
+                match shard.decline(&key, addr, now, cfg.decline_probation, cfg.limits.declined_percent) {
+                    Ok(()) => Err(DropReason::Consumed),
+                    Err(LeaseError::OverLimit) => Err(DropReason::OverLimit),
+                    Err(_) => Err(DropReason::Refused),
                 }
             }
             Some(MessageType::Release) => {
                 if req.server_id.is_some_and(|sid| !ours(sid)) {
                     return Err(DropReason::OtherServer);
                 }
-                if shard.release(&key, req.ciaddr, now) { Err(DropReason::Consumed) } else { Err(DropReason::Silent) }
+                if shard.release(&key, req.ciaddr, now) { Err(DropReason::Consumed) } else { Err(DropReason::Refused) }
             }
             Some(MessageType::Inform) => {
                 let si = cfg.subnet_of(req.ciaddr).unwrap_or(subnet);

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use crate::{
     config::{BootpPolicy, Config, RenderedOptions, Subnet},
     dhcp::{self, FLAG_BROADCAST, Message, MessageError, MessageType, OptionWriter, field, opt, relay},
-    leases::{ClientKey, LeaseError, LeaseState, ShardGuard},
+    leases::{ClientKey, LeaseError, LeaseState, ShardGuard, Tags},
     net::Ipv4Net,
     verdict::{DropReason, Verdict},
     wire::{self, Frame, ReplyAddressing},
@@ -252,6 +252,7 @@ impl Engine {
         };
         let layout = frame.layout();
         let (src_mac, vlans, to_broadcast) = (frame.src_mac(), frame.vlan_ids(), frame.dst_ip().is_broadcast());
+        let src_port = frame.src_port();
         // Matched by reference: moving a parsed message out of its `Result` costs a copy
         // that stalls on store forwarding.
         let parsed = Message::parse(frame.payload());
@@ -263,7 +264,7 @@ impl Engine {
         if msg.op() != dhcp::BOOTREQUEST {
             return (Verdict::Drop(DropReason::NotRequest), other);
         }
-        let req = self.extract(msg);
+        let mut req = self.extract(msg);
         let rx = match req.mtype {
             Some(MessageType::Discover) => MsgCounter::RxDiscover,
             Some(MessageType::Request) => MsgCounter::RxRequest,
@@ -287,9 +288,31 @@ impl Engine {
             }
         });
         let out = |tx| Outcome { rx, state, tx };
+        // Relay fields are a relay's word: honoured only from a trusted relay, ignored from a
+        // client (RFC 3046 §2.1, RFC 3527 §4, RFC 5107 §5).
+        let relayed = !req.giaddr.is_unspecified();
+        if relayed {
+            if src_port != dhcp_xdp_common::DHCP_SERVER_PORT
+                || server.is_ours(req.giaddr)
+                || !cfg.relay_trusted(req.giaddr)
+            {
+                return (Verdict::Drop(DropReason::UntrustedRelay), out(None));
+            }
+        } else {
+            req.link_selection = None;
+            req.subnet_selection = None;
+            req.server_id_override = None;
+        }
         let Some(subnet) = self.select_subnet(cfg, server, &req, vlans) else {
             return (Verdict::Drop(DropReason::NoSubnet), out(None));
         };
+        if !relayed && !cfg.subnets[subnet].trust_direct_option82 {
+            // Option 82 from a directly attached client: nobody inserted it for us. Ignored
+            // (no reservation or quota by it) and not echoed.
+            self.relay_len = 0;
+            self.circuit = (0, 0);
+            self.remote = (0, 0);
+        }
         let decided = self.decide(now, cfg, server, shard, &req, subnet);
         let answer = match &decided {
             Ok(a) => a,

@@ -751,3 +751,192 @@ fn truncated_and_garbage_frames_never_panic() {
         }
     }
 }
+
+// ---- Edge defence (issue 14) ----------------------------------------------------------
+
+/// A direct client (giaddr 0) that fills in the relay's fields — link selection (82.5),
+/// subnet selection (118), server-id override (82.11) — picks nothing: it is offered an
+/// address of the subnet it is on, and its option 82 is not echoed.
+#[test]
+fn relay_fields_from_a_direct_client_are_ignored() {
+    let mut h = H::new();
+    let spoof = rq(MessageType::Discover)
+        .opt(opt::RELAY_AGENT_INFO, &[5, 4, 198, 18, 3, 0, 11, 4, 198, 18, 3, 1])
+        .ip_opt(opt::SUBNET_SELECTION, Ipv4Addr::new(198, 18, 4, 0));
+    let o = h.send(T0, &spoof).unwrap();
+    assert!(h.cfg.subnets[0].contains(o.yiaddr()), "{} is not on the client's own subnet", o.yiaddr());
+    assert_eq!(o.opt(opt::SERVER_ID).map(|v| ip(&v)), Some(SERVER), "no server-id override");
+    assert_eq!(o.opt(opt::RELAY_AGENT_INFO), None, "a client's option 82 is not echoed");
+}
+
+/// A direct client claiming a circuit-id reservation through option 82 does not get it; where
+/// the operator says an L2 agent inserts option 82 (`trust-direct-option82`), it does.
+#[test]
+fn direct_option82_counts_only_where_the_operator_trusts_it() {
+    let cfg = |trust: bool| {
+        format!(
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\ntrust-direct-option82 = {trust}\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.109\"\n\
+             [[subnet.reservation]]\ncircuit-id = \"olt1/1/1\"\nip = \"198.18.0.50\"\n"
+        )
+    };
+    let info = [&[1, 8][..], b"olt1/1/1"].concat();
+    let r = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info);
+    let mut h = H::with(&cfg(false));
+    assert_ne!(
+        h.send(T0, &r).unwrap().yiaddr(),
+        Ipv4Addr::new(198, 18, 0, 50),
+        "untrusted option 82 claimed a reservation"
+    );
+    let mut h = H::with(&cfg(true));
+    let o = h.send(T0, &r).unwrap();
+    assert_eq!(o.yiaddr(), Ipv4Addr::new(198, 18, 0, 50));
+    assert_eq!(o.opt(opt::RELAY_AGENT_INFO), Some(info), "trusted option 82 is echoed");
+}
+
+/// giaddr set by a client (source port 68), giaddr of our own interface, a relay outside
+/// `[relays] trusted`: dropped and counted, no lease made.
+#[test]
+fn forged_and_untrusted_relays_are_dropped() {
+    let mut h = H::new();
+    let mut forged = rq(MessageType::Discover).relayed_to_us(Ipv4Addr::new(198, 18, 1, 1));
+    forged.src_mac = CLIENT_MAC;
+    let mut f = forged.frame();
+    // UDP source port 68: a client, not a relay.
+    let l4 = Frame::new_checked(&f).unwrap().layout().l4;
+    f[l4..l4 + 2].copy_from_slice(&68u16.to_be_bytes());
+    let n = f.len();
+    f.resize(4096, 0);
+    let (v, _) = h.engine.handle(T0, &h.cfg, &h.server, &mut h.db.lock(0), &mut f, n);
+    assert_eq!(v, Verdict::Drop(DropReason::UntrustedRelay));
+    let ours = rq(MessageType::Discover).relayed_to_us(SERVER);
+    assert_eq!(h.send(T0, &ours).unwrap_err(), DropReason::UntrustedRelay, "giaddr of our own interface");
+    let mut h = H::with(&CFG.replace("[server]", "[relays]\ntrusted = [\"198.18.2.0/24\"]\n[server]"));
+    let outside = rq(MessageType::Discover).relayed_to_us(Ipv4Addr::new(198, 18, 1, 1));
+    assert_eq!(h.send(T0, &outside).unwrap_err(), DropReason::UntrustedRelay);
+    let inside = rq(MessageType::Discover).relayed_to_us(Ipv4Addr::new(198, 18, 2, 1));
+    assert!(h.send(T0, &inside).is_ok(), "a trusted relay is answered");
+    assert!(h.db.all_leases().iter().all(|l| l.addr.octets()[2] == 2), "no lease for the untrusted ones");
+}
+
+/// DISCOVER then DECLINE of the offered (never bound) address: refused, the address stays
+/// available. DECLINE and RELEASE of another client's binding: refused, the binding stays.
+#[test]
+fn decline_and_release_only_touch_the_clients_own_binding() {
+    let mut h = H::new();
+    let o = h.send(T0, &rq(MessageType::Discover)).unwrap().yiaddr();
+    let d = rq(MessageType::Decline).ip_opt(opt::REQUESTED_IP, o).ip_opt(opt::SERVER_ID, SERVER);
+    assert_eq!(h.send(T0 + 1, &d).unwrap_err(), DropReason::Refused, "an offer is not the client's to decline");
+    let mut other = rq(MessageType::Discover);
+    other.chaddr = [2, 0, 0, 0, 0, 0x56];
+    other.src_mac = other.chaddr;
+    // The offer lapses; the address is not on probation: another client gets it.
+    assert_eq!(h.send(T0 + 100, &other.clone().ip_opt(opt::REQUESTED_IP, o)).unwrap().yiaddr(), o);
+    // The victim binds; the attacker declines and releases it.
+    let victim = h.dora(T0 + 200, &rq(MessageType::Discover)).yiaddr();
+    let mut attack = rq(MessageType::Decline).ip_opt(opt::REQUESTED_IP, victim).ip_opt(opt::SERVER_ID, SERVER);
+    attack.chaddr = [2, 0, 0, 0, 0, 0x66];
+    assert_eq!(h.send(T0 + 201, &attack).unwrap_err(), DropReason::Refused);
+    let mut release = rq(MessageType::Release).ip_opt(opt::SERVER_ID, SERVER);
+    release.chaddr = [2, 0, 0, 0, 0, 0x66];
+    release.ciaddr = victim;
+    assert_eq!(h.send(T0 + 202, &release).unwrap_err(), DropReason::Refused);
+    let key = ClientKey::hw(1, &CLIENT_MAC);
+    assert!(h.db.lock(0).get(&key).is_some_and(|l| l.state == LeaseState::Bound && l.addr == victim));
+    // A RELEASE naming another server is not ours to act on.
+    let forged = rq(MessageType::Release).ip_opt(opt::SERVER_ID, Ipv4Addr::new(198, 18, 0, 9));
+    let forged = Request { ciaddr: victim, ..forged };
+    assert_eq!(h.send(T0 + 203, &forged).unwrap_err(), DropReason::OtherServer);
+    assert!(h.db.lock(0).get(&key).is_some_and(|l| l.state == LeaseState::Bound));
+}
+
+/// Bound clients declining one address after another put at most `declined-percent` of the
+/// pool on probation; beyond that the address is just released.
+#[test]
+fn declines_can_take_out_only_a_share_of_a_pool() {
+    let mut h = H::with(&CFG.replace("[server]", "[limits]\ndeclined-percent = 20\n[server]"));
+    let mut declined = 0;
+    for i in 0..10u8 {
+        let mut c = rq(MessageType::Discover);
+        c.chaddr = [2, 0, 0, 0, 7, i];
+        c.src_mac = c.chaddr;
+        let a = h.dora(T0, &c).yiaddr();
+        let mut d = rq(MessageType::Decline).ip_opt(opt::REQUESTED_IP, a).ip_opt(opt::SERVER_ID, SERVER);
+        d.chaddr = c.chaddr;
+        match h.send(T0 + 1, &d).unwrap_err() {
+            DropReason::Consumed => declined += 1,
+            DropReason::OverLimit => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(declined, 2, "20 % of a 10-address pool");
+    let on_probation = h.db.all_leases().iter().filter(|l| l.state == LeaseState::Declined).count();
+    assert_eq!(on_probation, 2);
+}
+
+/// 2 000 DISCOVERs with random MACs behind one relay circuit cannot exhaust the pool for the
+/// subscribers on the other circuits of that relay.
+#[test]
+fn one_circuit_cannot_starve_the_others() {
+    let cfg = "[limits]\noffers-per-circuit = 10\n[[subnet]]\nsubnet = \"198.18.1.0/24\"\n[[subnet.pool]]\nrange = \"198.18.1.100-198.18.1.149\"\n";
+    let mut h = H::with(cfg);
+    let relay = Ipv4Addr::new(198, 18, 1, 1);
+    let circuit = |c: &[u8]| [&[1, c.len() as u8][..], c].concat();
+    let mut got = 0;
+    for i in 0..2000u32 {
+        let mut r = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit(b"attacker")).relayed_to_us(relay);
+        r.chaddr = [2, 0xee, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        got += u32::from(h.send(T0, &r).is_ok());
+    }
+    assert_eq!(got, 10, "offers to one circuit per offer-hold period");
+    for i in 0..20u8 {
+        let mut r = rq(MessageType::Discover)
+            .opt(opt::RELAY_AGENT_INFO, &circuit(format!("subscriber{i}").as_bytes()))
+            .relayed_to_us(relay);
+        r.chaddr = [2, 0x5b, 0, 0, 0, i];
+        assert!(h.send(T0 + 1, &r).is_ok(), "subscriber {i} got nothing");
+    }
+    // After the offer-hold period the circuit may ask again.
+    let mut r = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &circuit(b"attacker")).relayed_to_us(relay);
+    r.chaddr = [2, 0xee, 1, 0, 0, 0];
+    assert!(h.send(T0 + 31, &r).is_ok());
+}
+
+/// One MAC behind many client ids holds at most `leases-per-mac` addresses; per-circuit and
+/// per-remote-id limits count bindings the same way, and a renewal is never refused by them.
+#[test]
+fn lease_quotas_per_mac_circuit_and_remote_id() {
+    let cfg = "[limits]\nleases-per-mac = 2\nleases-per-circuit = 3\nleases-per-remote-id = 1\noffers-per-mac = 100\n\
+               [[subnet]]\nsubnet = \"198.18.1.0/24\"\n[[subnet.pool]]\nrange = \"198.18.1.100-198.18.1.149\"\n";
+    let mut h = H::with(cfg);
+    let mut bound = vec![];
+    for i in 0..5u8 {
+        let r = rq(MessageType::Discover).opt(opt::CLIENT_ID, &[0xff, i]);
+        match h.send(T0, &r) {
+            Ok(_) => bound.push(h.dora(T0, &r).yiaddr()),
+            Err(e) => assert_eq!(e, DropReason::OverLimit),
+        }
+    }
+    assert_eq!(bound.len(), 2, "leases per MAC");
+    let relay = Ipv4Addr::new(198, 18, 1, 1);
+    let mut ok = 0;
+    for i in 0..5u8 {
+        let info = [1, 2, b'c', b'1', 2, 2, b'r', b'0' + i];
+        let mut r = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed_to_us(relay);
+        r.chaddr = [2, 0x77, 0, 0, 1, i];
+        if h.send(T0, &r).is_ok() {
+            ok += 1;
+            h.dora(T0, &r);
+        }
+    }
+    assert_eq!(ok, 3, "leases per circuit");
+    let info = [1, 2, b'c', b'2', 2, 2, b'r', b'0'];
+    let mut r = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed_to_us(relay);
+    r.chaddr = [2, 0x77, 0, 0, 2, 0];
+    assert_eq!(h.send(T0, &r).unwrap_err(), DropReason::OverLimit, "remote id r0 holds its one address");
+    // Renewals of what is held are never limited.
+    let mut renew = rq(MessageType::Request).opt(opt::CLIENT_ID, &[0xff, 0]);
+    renew.ciaddr = bound[0];
+    renew.src_ip = bound[0];
+    renew.dst_ip = SERVER;
+    assert_eq!(h.send(T0 + 100, &renew).unwrap().mtype(), MessageType::Ack);
+}

@@ -10,6 +10,7 @@
 //!
 //! - [`key`]: the client key a lease is kept under.
 //! - `directory`: which shard holds a key, for frames that arrive at another one.
+//! - `quota`: what one subscriber (chaddr, circuit, remote id) holds and how fast it asks.
 //! - [`shard`]: one shard's storage (records, indexes, free lists) and the lease operations.
 //! - [`pool`]: address ownership across shards (owner bytes, spare blocks, stealing).
 
@@ -24,7 +25,7 @@ use std::{
 
 use hashbrown::{HashMap, HashTable};
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 
 /// Owner byte of an address in the spare set.
 const SPARE: u8 = 255;
@@ -35,6 +36,7 @@ pub const MAX_SHARDS: usize = 250;
 mod directory;
 mod key;
 mod pool;
+mod quota;
 mod shard;
 
 use directory::Directory;
@@ -43,6 +45,8 @@ mod tests;
 
 pub use key::ClientKey;
 pub use pool::PoolState;
+use quota::Quota;
+pub use quota::Tags;
 pub use shard::{Shard, ShardGuard};
 
 /// Lease states.
@@ -90,6 +94,8 @@ pub struct Lease {
     pub state: LeaseState,
     /// Subnet id.
     pub subnet: u32,
+    /// The relay circuit and remote id it was given behind (for the quotas).
+    pub tags: Tags,
 }
 
 impl Lease {
@@ -120,6 +126,12 @@ pub enum LeaseError {
     /// The address is held by another client or owned by another shard.
     #[error("address not available to this client")]
     Unavailable,
+    /// The client does not hold the address it speaks of (a DECLINE or RELEASE of another's).
+    #[error("the client does not hold this address")]
+    NotHeld,
+    /// A `[limits]` quota is reached.
+    #[error("over the limit")]
+    OverLimit,
 }
 
 /// All shards and pools.
@@ -176,6 +188,7 @@ impl LeaseDb {
         let lanes = lanes.clamp(1, MAX_SHARDS / groups);
         let shards = lanes * groups;
         let directory = (shards > 1).then(|| std::sync::Arc::new(Directory::new()));
+        let quota = std::sync::Arc::new(Quota::new());
         let mut pools = vec![];
         for s in &cfg.subnets {
             for p in &s.pools {
@@ -198,6 +211,7 @@ impl LeaseDb {
                     spare: Mutex::new(spare),
                     spare_empty: std::sync::atomic::AtomicBool::new(false),
                     block,
+                    declined: std::sync::atomic::AtomicU32::new(0),
                 });
             }
         }
@@ -215,6 +229,7 @@ impl LeaseDb {
                         sweep_cursor: 0,
                         last_found: std::cell::Cell::new(0),
                         directory: directory.clone(),
+                        quota: quota.clone(),
                     })
                 })
                 .collect(),
@@ -309,6 +324,12 @@ impl LeaseDb {
                     Err(_) => {}
                 }
             }
+            if l.state == LeaseState::Declined
+                && l.holds(now)
+                && let Some((pi, _)) = self.locate(l.addr)
+            {
+                self.pools[pi].declined.fetch_add(1, Ordering::Relaxed);
+            }
             sh.put_unjournaled(l);
         }
         // Recovery rebuilds from the journal; nothing here is new to it.
@@ -384,7 +405,7 @@ impl LeaseDb {
 
     /// Locks shard `i` (a worker holds it for one batch; the control loop briefly).
     pub fn lock(&self, i: usize) -> ShardGuard<'_> {
-        ShardGuard { db: self, shard: lock(&self.shards[i % self.shards.len()]) }
+        ShardGuard { db: self, shard: lock(&self.shards[i % self.shards.len()]), asker: shard::Asker::default() }
     }
 
     fn locate(&self, a: Ipv4Addr) -> Option<(usize, usize)> {

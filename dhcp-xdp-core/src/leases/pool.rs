@@ -18,6 +18,9 @@ pub struct PoolState {
     /// Set once the spare set is empty, so shards stop taking its lock for nothing.
     pub(super) spare_empty: std::sync::atomic::AtomicBool,
     pub(super) block: u32,
+    /// Addresses of this pool on probation after a DECLINE (kept by decline, the sweep and
+    /// the rebuild; read to cap how much of the pool DECLINEs can take out).
+    pub(super) declined: std::sync::atomic::AtomicU32,
 }
 
 impl PoolState {

@@ -18,12 +18,25 @@ pub struct Shard {
     pub(super) last_found: std::cell::Cell<u32>,
     /// Where every shard's keys are, when there is more than one shard.
     pub(super) directory: Option<std::sync::Arc<Directory>>,
+    /// Per-subscriber counts (shared by all shards).
+    pub(super) quota: std::sync::Arc<Quota>,
 }
 
 /// A locked shard with access to the shared pool states.
 pub struct ShardGuard<'a> {
     pub(super) db: &'a LeaseDb,
     pub(super) shard: MutexGuard<'a, Shard>,
+    /// Who the request being decided comes from, and what it may hold.
+    pub(super) asker: Asker,
+}
+
+/// The subscriber behind the request being decided ([`ShardGuard::set_asker`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Asker {
+    pub(super) tags: Tags,
+    pub(super) limits: Option<Limits>,
+    /// The offer hold: the window new offers are counted in.
+    pub(super) hold: u32,
 }
 
 impl Shard {
@@ -60,6 +73,9 @@ impl Shard {
         let idx = match self.find(&l.key) {
             Some(i) => {
                 let old = self.leases[i as usize];
+                if quota::counts(&old) {
+                    self.quota.adjust(&old, false);
+                }
                 if old.addr != l.addr && self.by_addr.get(&u32::from(old.addr)) == Some(&i) {
                     self.by_addr.remove(&u32::from(old.addr));
                 }
@@ -86,6 +102,9 @@ impl Shard {
                 i
             }
         };
+        if quota::counts(&l) {
+            self.quota.adjust(&l, true);
+        }
         // A previous holder of this address (a remembered record) loses it.
         if let Some(prev) = self.by_addr.insert(u32::from(l.addr), idx)
             && prev != idx
@@ -97,6 +116,9 @@ impl Shard {
 
     pub(super) fn remove_idx(&mut self, i: u32) {
         let l = self.leases[i as usize];
+        if quota::counts(&l) {
+            self.quota.adjust(&l, false);
+        }
         let hash = l.key.hash64();
         if let Ok(e) = self.by_key.find_entry(hash, |&j| j == i) {
             e.remove();
@@ -246,6 +268,10 @@ impl ShardGuard<'_> {
         } else {
             None
         };
+        // A new offer (the client held no address here): within what this subscriber may get.
+        if !self.get(key).is_some_and(|l| quota::counts(&l) && l.holds(now)) {
+            self.within_limits(now, &chaddr, true)?;
+        }
         let (addr, subnet) = match pick {
             Some(p) => p,
             None => self.allocate(now, subnets)?,
@@ -264,8 +290,54 @@ impl ShardGuard<'_> {
             expires: now.saturating_add(hold),
             state: LeaseState::Offered,
             subnet,
+            tags: self.asker.tags,
         });
         Ok((addr, subnet))
+    }
+
+    /// Who the request about to be decided comes from (its relay circuit and remote id), and
+    /// the limits in force; `offer` and `bind` count new holdings against them. Without a call
+    /// (tests, tools) nothing is limited.
+    pub fn set_asker(&mut self, tags: Tags, limits: &Limits, hold: u32) {
+        self.asker = Asker { tags, limits: Some(*limits), hold };
+    }
+
+    /// Whether the asker's circuit may send one more request this second (`[limits]
+    /// rate-per-circuit`).
+    pub fn circuit_rate_ok(&self, now: u32) -> bool {
+        match (self.asker.limits, self.asker.tags.circuit) {
+            (Some(l), c) if c != 0 && l.rate_per_circuit > 0 => {
+                self.shard.quota.rate(quota::Who::Circuit(c), now, l.rate_per_circuit)
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether a client with `chaddr` and the asker's tags may take one more address (and, for
+    /// an offer, one more offer this period); counts the offer when it may.
+    fn within_limits(&self, now: u32, chaddr: &[u8; 6], offer: bool) -> Result<(), LeaseError> {
+        let Some(l) = self.asker.limits else { return Ok(()) };
+        let q = &self.shard.quota;
+        let tags = self.asker.tags;
+        let held_ok = |who, limit: u32| limit == 0 || q.held(who) < limit;
+        let mac = quota::Who::mac(chaddr);
+        if !held_ok(mac, l.leases_per_mac)
+            || (tags.circuit != 0 && !held_ok(quota::Who::Circuit(tags.circuit), l.leases_per_circuit))
+            || (tags.remote != 0 && !held_ok(quota::Who::Remote(tags.remote), l.leases_per_remote_id))
+        {
+            return Err(LeaseError::OverLimit);
+        }
+        if offer {
+            if tags.circuit != 0
+                && !q.offer(quota::Who::Circuit(tags.circuit), now, self.asker.hold, l.offers_per_circuit)
+            {
+                return Err(LeaseError::OverLimit);
+            }
+            if !q.offer(mac, now, self.asker.hold, l.offers_per_mac) {
+                return Err(LeaseError::OverLimit);
+            }
+        }
+        Ok(())
     }
 
     /// Binds `addr` to `key` until `now + lease_time`.
@@ -330,13 +402,25 @@ impl ShardGuard<'_> {
         {
             return Err(LeaseError::Unavailable);
         }
+        if !self.get(&key).is_some_and(|l| quota::counts(&l) && l.holds(now)) {
+            self.within_limits(now, &chaddr, false)?;
+        }
         if let Some(old) = self.get(&key)
             && old.addr != addr
             && old.holds(now)
         {
             self.push_free(old.addr);
         }
-        let l = Lease { key, chaddr, addr, expires: now.saturating_add(lease_time), state: LeaseState::Bound, subnet };
+        let tags = self.asker.tags;
+        let l = Lease {
+            key,
+            chaddr,
+            addr,
+            expires: now.saturating_add(lease_time),
+            state: LeaseState::Bound,
+            subnet,
+            tags,
+        };
         self.shard.put(l);
         Ok(l)
     }
@@ -357,9 +441,34 @@ impl ShardGuard<'_> {
 
     /// Client found `addr` in use: it goes on probation until `now + probation`, and the client
     /// will be offered another one.
-    pub fn decline(&mut self, key: &ClientKey, addr: Ipv4Addr, now: u32, probation: u32) -> bool {
-        match self.get(key) {
-            Some(l) if l.addr == addr && l.holds(now) => {
+    ///
+    /// Only a binding counts (an address merely offered is the server's to withdraw, and two
+    /// packets must not burn an address for a day), and at most `cap_percent` of the pool sits
+    /// on probation: beyond it the address is released instead ([`LeaseError::OverLimit`]).
+    pub fn decline(
+        &mut self,
+        key: &ClientKey,
+        addr: Ipv4Addr,
+        now: u32,
+        probation: u32,
+        cap_percent: u32,
+    ) -> Result<(), LeaseError> {
+        let l = match self.get(key) {
+            Some(l) if l.addr == addr && l.holds(now) && l.state == LeaseState::Bound => l,
+            _ => return Err(LeaseError::NotHeld),
+        };
+        let pool = self.db.locate(addr).map(|(pi, _)| &self.db.pools[pi]);
+        if let Some(p) = pool
+            && u64::from(p.declined.load(Ordering::Relaxed)) * 100 >= u64::from(p.len) * u64::from(cap_percent)
+        {
+            self.release(key, addr, now);
+            return Err(LeaseError::OverLimit);
+        }
+        if let Some(p) = pool {
+            p.declined.fetch_add(1, Ordering::Relaxed);
+        }
+        {
+            {
                 let i = self.shard.find(key).expect("just found");
                 self.shard.remove_idx(i);
                 let held = Lease {
@@ -369,12 +478,12 @@ impl ShardGuard<'_> {
                     expires: now.saturating_add(probation),
                     state: LeaseState::Declined,
                     subnet: l.subnet,
+                    tags: l.tags,
                 };
                 self.shard.put(held);
-                true
             }
-            _ => false,
         }
+        Ok(())
     }
 
     /// Forgets an offer (the client chose another server).
@@ -419,6 +528,10 @@ impl ShardGuard<'_> {
                 }
                 LeaseState::Declined => {
                     self.shard.remove_idx(i as u32);
+                    if let Some((pi, _)) = self.db.locate(l.addr) {
+                        let d = &self.db.pools[pi].declined;
+                        let _ = d.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+                    }
                     self.push_free(l.addr);
                 }
                 LeaseState::Released | LeaseState::Expired => {}

@@ -121,7 +121,7 @@ fn decline_puts_address_on_probation() {
     let (k, m) = key(1);
     let (a, _) = g.offer(0, 30, &k, m, &[1], None, None).unwrap();
     g.bind(0, k, m, a, 1, 100, false).unwrap();
-    assert!(g.decline(&k, a, 5, 1000));
+    assert_eq!(g.decline(&k, a, 5, 1000, 100), Ok(()));
     let (b, _) = g.offer(6, 30, &k, m, &[1], None, None).unwrap();
     assert_ne!(a, b, "declined address not offered again");
     let (k2, m2) = key(2);
@@ -159,6 +159,7 @@ fn recovery_rehomes_records_and_keeps_them_bound() {
         expires: 500,
         state: LeaseState::Bound,
         subnet: 1,
+        tags: Tags::default(),
     };
     let db = LeaseDb::new(&c, 3, [l], 100);
     let s = db.shard_of(&m);
@@ -205,7 +206,15 @@ fn a_rebuild_keeps_what_the_new_pools_hold_and_nothing_outside() {
     let c = cfg("198.18.0.10-198.18.0.30");
     let lease = |i: u8, addr: u8, state| {
         let (key, chaddr) = key(i);
-        Lease { key, chaddr, addr: Ipv4Addr::new(198, 18, 0, addr), expires: 500, state, subnet: 1 }
+        Lease {
+            key,
+            chaddr,
+            addr: Ipv4Addr::new(198, 18, 0, addr),
+            expires: 500,
+            state,
+            subnet: 1,
+            tags: Tags::default(),
+        }
     };
     let inside = lease(1, 20, LeaseState::Bound);
     let reserved = lease(2, 12, LeaseState::Bound);
@@ -232,8 +241,24 @@ fn recovery_never_lets_a_remembered_record_shadow_a_binding() {
         let (ka, ma) = key(a);
         let (kb, mb) = key(b);
         let addr = Ipv4Addr::new(198, 18, 0, 25);
-        let old = Lease { key: ka, chaddr: ma, addr, expires: 50, state: LeaseState::Released, subnet: 1 };
-        let bound = Lease { key: kb, chaddr: mb, addr, expires: 500, state: LeaseState::Bound, subnet: 1 };
+        let old = Lease {
+            key: ka,
+            chaddr: ma,
+            addr,
+            expires: 50,
+            state: LeaseState::Released,
+            subnet: 1,
+            tags: Tags::default(),
+        };
+        let bound = Lease {
+            key: kb,
+            chaddr: mb,
+            addr,
+            expires: 500,
+            state: LeaseState::Bound,
+            subnet: 1,
+            tags: Tags::default(),
+        };
         let db = LeaseDb::with_lanes(&c, 1, 4, [old, bound], 100);
         let holders: Vec<usize> = (0..db.shard_count()).filter(|&i| db.lock(i).get(&kb) == Some(bound)).collect();
         assert_eq!(holders.len(), 1, "{a} vs {b}");
