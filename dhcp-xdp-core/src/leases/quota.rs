@@ -70,13 +70,16 @@ impl Who {
     }
 }
 
+/// A table of counts by subscriber, split into locked parts.
+type Parts<V> = Box<[Mutex<HashMap<u64, V>>]>;
+
 /// Counts per subscriber, shared by all shards.
 pub(super) struct Quota {
-    held: Box<[Mutex<HashMap<u64, u32>>]>,
+    held: Parts<u32>,
     /// New offers: (start of the current window, offers in it).
-    offers: Box<[Mutex<HashMap<u64, (u32, u32)>>]>,
+    offers: Parts<(u32, u32)>,
     /// Requests: (the current second, requests in it).
-    rate: Box<[Mutex<HashMap<u64, (u32, u32)>>]>,
+    rate: Parts<(u32, u32)>,
 }
 
 fn part<T>(parts: &[Mutex<T>], key: u64) -> MutexGuard<'_, T> {
@@ -91,7 +94,7 @@ pub(super) fn counts(l: &Lease) -> bool {
 
 impl Quota {
     pub(super) fn new() -> Self {
-        fn parts<V>() -> Box<[Mutex<HashMap<u64, V>>]> {
+        fn parts<V>() -> Parts<V> {
             (0..PARTS).map(|_| Mutex::new(HashMap::new())).collect()
         }
         Self { held: parts(), offers: parts(), rate: parts() }
@@ -121,7 +124,7 @@ impl Quota {
 
     /// Counts one event of `who` in `table`'s window of `window` seconds starting where the
     /// last one did; false (and not counted) when `limit` events are in the window already.
-    fn within(table: &[Mutex<HashMap<u64, (u32, u32)>>], who: Who, now: u32, window: u32, limit: u32) -> bool {
+    fn within(table: &Parts<(u32, u32)>, who: Who, now: u32, window: u32, limit: u32) -> bool {
         let k = who.key();
         let mut p = part(table, k);
         let e = p.entry(k).or_insert((now, 0));
