@@ -52,20 +52,71 @@ pub mod counter {
     pub const NO_SOCKET: u32 = 4;
     /// IPv4 fragment (first or later): passed to the kernel for reassembly.
     pub const FRAGMENT: u32 = 5;
+    /// DHCP frame to another MAC or IPv4 address than ours (unicast to another server, flooded
+    /// by a switch; a kernel relay on this NIC): passed to the kernel untouched.
+    pub const NOT_FOR_US: u32 = 6;
+    /// DHCP frame from a group (broadcast or multicast) source MAC: dropped.
+    pub const BAD_SOURCE: u32 = 7;
+    /// DHCP frame over its chaddr's rate limit: dropped before it reaches a socket.
+    pub const RATE_LIMITED: u32 = 8;
     /// Number of counter slots.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 9;
     /// Names of the slots, in slot order, as the daemon reports them.
-    pub const NAMES: [&str; COUNT as usize] =
-        ["passed_not_dhcp", "redirected", "redirect_failed", "malformed", "no_socket", "fragment"];
+    pub const NAMES: [&str; COUNT as usize] = [
+        "passed_not_dhcp",
+        "redirected",
+        "redirect_failed",
+        "malformed",
+        "no_socket",
+        "fragment",
+        "not_for_us",
+        "bad_source",
+        "rate_limited",
+    ];
 }
 
-/// FNV-1a over the first six bytes of `chaddr` (the Ethernet hardware address).
+/// Slots of the program's `CONFIG` array (u32 values the daemon writes before steering starts).
+pub mod config {
+    /// Flags: [`FILTER_DEST`].
+    pub const FLAGS: u32 = 0;
+    /// Key of the chaddr hash that picks a worker.
+    pub const HASH_KEY: u32 = 1;
+    /// Frames per second one chaddr may send (0: no limit).
+    pub const RATE: u32 = 2;
+    /// Frames one chaddr may send at once.
+    pub const BURST: u32 = 3;
+    /// Our MAC, bytes 0–3 (big-endian).
+    pub const MAC_HI: u32 = 4;
+    /// Our MAC, bytes 4–5 (big-endian, in the low 16 bits).
+    pub const MAC_LO: u32 = 5;
+    /// Number of our IPv4 addresses in the slots from [`ADDRS`].
+    pub const N_ADDRS: u32 = 6;
+    /// Our IPv4 addresses (big-endian), [`MAX_ADDRS`] slots.
+    pub const ADDRS: u32 = 7;
+    /// Most addresses the destination filter knows.
+    pub const MAX_ADDRS: u32 = 8;
+    /// Number of slots.
+    pub const COUNT: u32 = ADDRS + MAX_ADDRS;
+    /// Steer only frames to our MAC or broadcast, and to one of our addresses or broadcast.
+    pub const FILTER_DEST: u32 = 1;
+    /// Entries of the per-chaddr rate limiter (least recently seen are forgotten first).
+    pub const RATE_ENTRIES: u32 = 65_536;
+}
+
+/// FNV-1a over the four bytes of `key` (little-endian) and then the first six bytes of
+/// `chaddr` (the Ethernet hardware address).
 ///
 /// The XDP program uses it to choose a worker; the daemon and the bench use the same function
-/// to predict which worker (and lease shard) owns a client.
+/// to predict which worker (and lease shard) owns a client. The key (random per start unless
+/// configured) keeps a client from choosing its worker by choosing its chaddr.
 #[inline(always)]
-pub fn chaddr_hash(chaddr: &[u8; 6]) -> u32 {
+pub fn chaddr_hash(chaddr: &[u8; 6], key: u32) -> u32 {
+    let k = key.to_le_bytes();
     let mut h: u32 = 0x811c_9dc5;
+    h = (h ^ k[0] as u32).wrapping_mul(0x0100_0193);
+    h = (h ^ k[1] as u32).wrapping_mul(0x0100_0193);
+    h = (h ^ k[2] as u32).wrapping_mul(0x0100_0193);
+    h = (h ^ k[3] as u32).wrapping_mul(0x0100_0193);
     // Unrolled by hand: a fixed-size loop the verifier and the optimiser both like.
     h = (h ^ chaddr[0] as u32).wrapping_mul(0x0100_0193);
     h = (h ^ chaddr[1] as u32).wrapping_mul(0x0100_0193);
@@ -83,10 +134,10 @@ pub fn xsk_slot(queue: u32, hash: u32, sockets: u32) -> u32 {
     queue * MAX_SOCKETS_PER_QUEUE + hash % sockets
 }
 
-/// The worker index within its queue that the XDP program picks for `chaddr`.
+/// The worker index within its queue that the XDP program picks for `chaddr` under `key`.
 #[inline(always)]
-pub fn worker_for_chaddr(chaddr: &[u8; 6], sockets: u32) -> u32 {
-    chaddr_hash(chaddr) % sockets
+pub fn worker_for_chaddr(chaddr: &[u8; 6], key: u32, sockets: u32) -> u32 {
+    chaddr_hash(chaddr, key) % sockets
 }
 
 #[cfg(test)]
@@ -95,8 +146,16 @@ mod tests {
 
     #[test]
     fn fnv1a_matches_reference_values() {
-        // FNV-1a 32 of "" is the offset basis; of the six bytes "abcdef" is 0xff478a2a.
-        assert_eq!(chaddr_hash(b"abcdef"), 0xff47_8a2a);
+        // FNV-1a 32 over the key's four bytes (little-endian), then "abcdef".
+        assert_eq!(chaddr_hash(b"abcdef", 0), 0x1bda_f6fa);
+        assert_eq!(chaddr_hash(b"abcdef", 0xdead_beef), 0xb37c_34dc);
+    }
+
+    #[test]
+    fn another_key_sends_clients_to_other_workers() {
+        let chaddrs = (0..64u8).map(|i| [2, 0, 0, 0, 0, i]);
+        let moved = chaddrs.filter(|c| worker_for_chaddr(c, 1, 4) != worker_for_chaddr(c, 2, 4)).count();
+        assert!(moved > 16, "only {moved} of 64 clients change worker with the key");
     }
 
     #[test]

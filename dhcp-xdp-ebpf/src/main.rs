@@ -3,20 +3,24 @@
 //!
 //! Parses Ethernet, up to two VLAN tags (802.1Q / 802.1ad), IPv4 honouring IHL and UDP to port
 //! 67 (or, loaded with `ROLE = GENERATOR` for the load generator, UDP from port 67). It never
-//! modifies a frame and never drops one: anything it does not steer is `XDP_PASS`.
-//! Every verdict is counted in a per-CPU array the daemon reads.
+//! modifies a frame. As the server it steers only frames to our MAC or broadcast and to one of
+//! our addresses or broadcast (the `CONFIG` map; others pass to the kernel untouched), drops DHCP
+//! frames from group source MACs and those over their chaddr's rate (a token bucket per chaddr
+//! in an LRU map), and picks the worker by a keyed hash of chaddr. Anything else it does not
+//! steer is `XDP_PASS`. Every verdict is counted in a per-CPU array the daemon reads.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::{Array, PerCpuArray, XskMap},
+    maps::{Array, LruHashMap, PerCpuArray, XskMap},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use dhcp_xdp_common::{
-    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, chaddr_hash, counter,
+    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, chaddr_hash, config, counter,
     ethertype, role, xsk_slot,
 };
 
@@ -37,6 +41,15 @@ static QUEUE_SOCKETS: Array<u32> = Array::with_max_entries(MAX_QUEUES, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
+/// Settings the daemon writes, see `dhcp_xdp_common::config` (all zero: no filtering, no rate
+/// limit, hash key 0).
+#[map]
+static CONFIG: Array<u32> = Array::with_max_entries(config::COUNT, 0);
+
+/// Token bucket per chaddr: [milli-tokens, time of the last refill in ns].
+#[map]
+static RATE: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(config::RATE_ENTRIES, 0);
+
 const ETH_HLEN: usize = 14;
 const VLAN_HLEN: usize = 4;
 const IPV4_MIN_HLEN: usize = 20;
@@ -50,6 +63,11 @@ enum Pass {
     Malformed,
     Fragment,
     NoSocket,
+    NotForUs,
+    /// Dropped, not passed: a group source MAC.
+    BadSource,
+    /// Dropped, not passed: over the chaddr's rate.
+    RateLimited,
 }
 
 #[xdp]
@@ -65,6 +83,15 @@ pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
                 }
                 Pass::Fragment => counter::FRAGMENT,
                 Pass::NoSocket => counter::NO_SOCKET,
+                Pass::NotForUs => counter::NOT_FOR_US,
+                Pass::BadSource => {
+                    count(counter::BAD_SOURCE);
+                    return xdp_action::XDP_DROP;
+                }
+                Pass::RateLimited => {
+                    count(counter::RATE_LIMITED);
+                    return xdp_action::XDP_DROP;
+                }
             };
             count(slot);
             xdp_action::XDP_PASS
@@ -98,6 +125,76 @@ fn be16_at(ctx: &XdpContext, offset: usize) -> Result<u16, Pass> {
     let p: *const [u8; 2] = ptr_at(ctx, offset)?;
     // SAFETY: `ptr_at` checked that both bytes lie inside the packet; u8 arrays need no alignment.
     Ok(u16::from_be_bytes(unsafe { *p }))
+}
+
+/// Reads a big-endian u32 at `offset`.
+#[inline(always)]
+fn be32_at(ctx: &XdpContext, offset: usize) -> Result<u32, Pass> {
+    let p: *const [u8; 4] = ptr_at(ctx, offset)?;
+    // SAFETY: `ptr_at` checked that the four bytes lie inside the packet.
+    Ok(u32::from_be_bytes(unsafe { *p }))
+}
+
+/// A `CONFIG` slot (0 when unset).
+#[inline(always)]
+fn setting(slot: u32) -> u32 {
+    CONFIG.get(slot).copied().unwrap_or(0)
+}
+
+/// Whether the frame is addressed to us: our MAC or broadcast, and one of our IPv4 addresses
+/// or the limited broadcast.
+#[inline(always)]
+fn for_us(ctx: &XdpContext, l3: usize) -> Result<bool, Pass> {
+    let dst_hi = be32_at(ctx, 0)?;
+    let dst_lo = u32::from(be16_at(ctx, 4)?);
+    let broadcast_mac = dst_hi == u32::MAX && dst_lo == 0xffff;
+    if !broadcast_mac && (dst_hi != setting(config::MAC_HI) || dst_lo != setting(config::MAC_LO)) {
+        return Ok(false);
+    }
+    let dst_ip = be32_at(ctx, l3 + 16)?;
+    if dst_ip == u32::MAX {
+        return Ok(true);
+    }
+    let n = setting(config::N_ADDRS);
+    let mut i = 0;
+    while i < config::MAX_ADDRS {
+        if i < n && setting(config::ADDRS + i) == dst_ip {
+            return Ok(true);
+        }
+        i += 1;
+    }
+    Ok(false)
+}
+
+/// One frame from `chaddr` against its token bucket: `rate` tokens a second, at most `burst`.
+#[inline(always)]
+fn within_rate(chaddr: &[u8; 6], rate: u32, burst: u32) -> bool {
+    let key = u64::from_be_bytes([0, 0, chaddr[0], chaddr[1], chaddr[2], chaddr[3], chaddr[4], chaddr[5]]);
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let full = u64::from(burst.max(1)) * 1000;
+    match RATE.get_ptr_mut(&key) {
+        Some(b) => {
+            // SAFETY: the pointer comes from a map lookup and stays valid during this run; a
+            // racing update from another CPU only blurs the count by a frame.
+            let b = unsafe { &mut *b };
+            // At most 10 s of refill: no overflow, and a long-silent client starts full.
+            let elapsed = now.saturating_sub(b[1]).min(10_000_000_000);
+            let refill = elapsed * u64::from(rate) / 1_000_000;
+            let tokens = (b[0] + refill).min(full);
+            b[1] = now;
+            if tokens < 1000 {
+                b[0] = tokens;
+                return false;
+            }
+            b[0] = tokens - 1000;
+            true
+        }
+        None => {
+            let _ = RATE.insert(&key, &[full - 1000, now], 0);
+            true
+        }
+    }
 }
 
 #[inline(always)]
@@ -161,6 +258,20 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
     // SAFETY: `ptr_at` checked that the six chaddr bytes lie inside the packet.
     let chaddr = unsafe { *chaddr };
 
+    if role == role::SERVER {
+        if setting(config::FLAGS) & config::FILTER_DEST != 0 && !for_us(ctx, l3)? {
+            return Err(Pass::NotForUs);
+        }
+        // A group source MAC (the I/G bit of its first byte) never sends a DHCP request.
+        if u8_at(ctx, 6)? & 1 != 0 {
+            return Err(Pass::BadSource);
+        }
+        let rate = setting(config::RATE);
+        if rate > 0 && !within_rate(&chaddr, rate, setting(config::BURST)) {
+            return Err(Pass::RateLimited);
+        }
+    }
+
     let queue = ctx.rx_queue_index();
     if queue >= MAX_QUEUES {
         return Err(Pass::NoSocket);
@@ -169,7 +280,7 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
         Some(&n) if n > 0 => n.min(MAX_SOCKETS_PER_QUEUE),
         _ => return Err(Pass::NoSocket),
     };
-    let slot = xsk_slot(queue, chaddr_hash(&chaddr), sockets);
+    let slot = xsk_slot(queue, chaddr_hash(&chaddr, setting(config::HASH_KEY)), sockets);
     match XSKS.redirect(slot, xdp_action::XDP_PASS as u64) {
         Ok(action) => {
             count(counter::REDIRECTED);

@@ -10,7 +10,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, XskMap},
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
-use dhcp_xdp_common::{MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, counter};
+use dhcp_xdp_common::{MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, config, counter};
 
 /// The compiled XDP program (built by `build.rs` from the `dhcp-xdp-ebpf` crate).
 pub static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp-xdp-ebpf"));
@@ -115,6 +115,23 @@ fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {
         .map_err(prog_err("program dhcp_xdp is not XDP"))
 }
 
+/// What the steering program filters and limits by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SteerSettings {
+    /// Our MAC: frames to another unicast MAC pass to the kernel.
+    pub mac: [u8; 6],
+    /// Our IPv4 addresses (at most eight are checked): frames to another unicast address pass.
+    pub addrs: Vec<std::net::Ipv4Addr>,
+    /// Whether to filter by destination at all.
+    pub filter_destination: bool,
+    /// Key of the chaddr hash that picks a worker.
+    pub hash_key: u32,
+    /// Frames per second one chaddr may send (0: no limit).
+    pub rate_per_mac: u32,
+    /// Frames one chaddr may send at once.
+    pub burst_per_mac: u32,
+}
+
 /// The loaded and attached steering program.
 pub struct Steering {
     ebpf: Ebpf,
@@ -171,6 +188,12 @@ impl Steering {
         Ok(())
     }
 
+    /// Writes what the program filters and limits by (the `CONFIG` map). Call it before the
+    /// sockets are announced, and again after a reload.
+    pub fn configure(&mut self, s: &SteerSettings) -> Result<(), EbpfError> {
+        configure(&mut self.ebpf, s)
+    }
+
     /// Announces `sockets` bound sockets on `queue`; from now on its DHCP frames are steered.
     pub fn set_queue_sockets(&mut self, queue: u32, sockets: u32) -> Result<(), EbpfError> {
         set_queue_sockets(&mut self.ebpf, queue, sockets)
@@ -223,4 +246,26 @@ pub fn read_counters(ebpf: &Ebpf) -> Result<XdpCounters, EbpfError> {
         *total = map.get(&(slot as u32), 0).map_err(map_err("reading COUNTERS"))?.iter().sum();
     }
     Ok(out)
+}
+
+/// Writes `s` into the `CONFIG` map of a loaded object.
+pub fn configure(ebpf: &mut Ebpf, s: &SteerSettings) -> Result<(), EbpfError> {
+    let mut map: Array<&mut MapData, u32> =
+        ebpf.map_mut("CONFIG").ok_or(EbpfError::Missing("map CONFIG"))?.try_into().map_err(map_err("map CONFIG"))?;
+    let mac = s.mac;
+    let addrs: Vec<u32> = s.addrs.iter().take(config::MAX_ADDRS as usize).map(|a| u32::from(*a)).collect();
+    let mut values = vec![
+        (config::FLAGS, if s.filter_destination { config::FILTER_DEST } else { 0 }),
+        (config::HASH_KEY, s.hash_key),
+        (config::RATE, s.rate_per_mac),
+        (config::BURST, s.burst_per_mac),
+        (config::MAC_HI, u32::from_be_bytes([mac[0], mac[1], mac[2], mac[3]])),
+        (config::MAC_LO, u32::from(u16::from_be_bytes([mac[4], mac[5]]))),
+        (config::N_ADDRS, addrs.len() as u32),
+    ];
+    values.extend(addrs.iter().enumerate().map(|(i, a)| (config::ADDRS + i as u32, *a)));
+    for (slot, v) in values {
+        map.set(slot, v, 0).map_err(map_err(format!("CONFIG[{slot}]")))?;
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use dhcp_xdp::{
     datapath::{BindModeArg, Datapath, DatapathConfig, WorkerStats},
-    ebpf::{Steering, XdpModeArg},
+    ebpf::{SteerSettings, Steering, XdpModeArg},
     handler::{FrameMeta, Handler, Reflect, Release, Verdict},
     iface::Interface,
     journal::{self, Journal, StateDir},
@@ -91,6 +91,10 @@ struct RunArgs {
     /// Log level of the XDP program's aya-log output (0 off, 1 error … 5 trace).
     #[arg(long, default_value_t = 0)]
     ebpf_log_level: u8,
+    /// Key of the XDP program's chaddr hash (overrides the file's `[limits] steering-key`;
+    /// default: random at each start, so no client can choose its worker).
+    #[arg(long)]
+    steering_key: Option<u32>,
     /// Fault injection for tests: a worker panics on a frame with this BOOTP xid.
     #[arg(long, hide = true, value_parser = parse_hex_u32)]
     fault_panic_on_xid: Option<u32>,
@@ -198,10 +202,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let (mac, ip, fault) = (iface.mac, server.addr, args.fault_panic_on_xid);
+    // The key of the worker hash: the command line's, else the file's, else random. Fixed for
+    // the daemon's life (a reload keeps it).
+    let fallback_key = args.steering_key.unwrap_or_else(random_key);
     let shared = match args.handler {
-        HandlerKind::Engine => Some(start_engine(&args, &iface, &queues, workers)?),
+        HandlerKind::Engine => Some(start_engine(&args, &iface, &queues, workers, fallback_key)?),
         HandlerKind::Reflect => None,
     };
+    let steering_key = shared.as_ref().and_then(|sh| sh.runtime().cfg.limits.steering_key).unwrap_or(fallback_key);
+    // What the XDP program filters and limits by, before any socket is announced to it.
+    let limits = shared.as_ref().map(|sh| sh.runtime().cfg.limits).unwrap_or_default();
+    steering.configure(&steer_settings(&iface, &limits, steering_key))?;
     let engine_shared = shared.clone();
     let datapath = Datapath::start(
         &iface.name,
@@ -250,7 +261,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
         if let Some(sh) = &shared {
             if hup.swap(false, Ordering::Relaxed) {
-                reload(sh, &args, &iface);
+                reload(sh, &args, &iface, steering_key);
+                let limits = sh.runtime().cfg.limits;
+                if let Err(e) = steering.configure(&steer_settings(&iface, &limits, steering_key)) {
+                    println!("reload: the XDP program kept its old limits: {e}");
+                }
             }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
@@ -369,11 +384,15 @@ fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_config(args: &RunArgs, iface: &Interface) -> anyhow::Result<Config> {
+/// The configuration in force: the file (or zero-config), the command line's overrides, and
+/// the steering key — `Some(k)`: the daemon's (a reload keeps it); `None` at start: the command
+/// line's, else the file's, else `fallback`.
+fn load_config(args: &RunArgs, iface: &Interface, key: Option<u32>, fallback: u32) -> anyhow::Result<Config> {
     let mut cfg = match &args.config {
         Some(p) => load_config_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Config::zero_config(&iface.name, iface.primary_ipv4()?).map_err(|e| anyhow::anyhow!("{e}"))?,
     };
+    cfg.limits.steering_key = Some(key.or(args.steering_key).or(cfg.limits.steering_key).unwrap_or(fallback));
     if let Some(d) = &args.state_dir {
         cfg.persist_dir = Some(d.clone());
     }
@@ -386,8 +405,14 @@ fn load_config(args: &RunArgs, iface: &Interface) -> anyhow::Result<Config> {
 /// Locks the state directory, recovers its leases into tables of a lane per queue and a shard per
 /// worker, and opens the journal (a file per worker). A disk that cannot take a snapshot now
 /// (full) does not stop the start: the journals stay, and ACKs wait until records can be written.
-fn start_engine(args: &RunArgs, iface: &Interface, queues: &[u32], workers: u32) -> anyhow::Result<Arc<Shared>> {
-    let cfg = load_config(args, iface)?;
+fn start_engine(
+    args: &RunArgs,
+    iface: &Interface,
+    queues: &[u32],
+    workers: u32,
+    fallback_key: u32,
+) -> anyhow::Result<Arc<Shared>> {
+    let cfg = load_config(args, iface, None, fallback_key)?;
     let dir = cfg.persist_dir.clone().unwrap_or_default();
     let t = Instant::now();
     let state = StateDir::lock(&dir)?;
@@ -418,8 +443,8 @@ fn start_engine(args: &RunArgs, iface: &Interface, queues: &[u32], workers: u32)
     Ok(Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, queues, Some(journal))))
 }
 
-fn reload(sh: &Shared, args: &RunArgs, iface: &Interface) {
-    match load_config(args, iface) {
+fn reload(sh: &Shared, args: &RunArgs, iface: &Interface, steering_key: u32) {
+    match load_config(args, iface, Some(steering_key), steering_key) {
         Ok(cfg) => {
             let msg = serve::reload(sh, cfg);
             tracing::info!("SIGHUP: {msg}");
@@ -429,6 +454,26 @@ fn reload(sh: &Shared, args: &RunArgs, iface: &Interface) {
             tracing::error!("SIGHUP: new configuration rejected, keeping the old one: {e:#}");
             println!("reload: rejected, old configuration kept: {e:#}");
         }
+    }
+}
+
+/// A steering key nobody outside can guess: from the standard library's per-process random
+/// hash state.
+fn random_key() -> u32 {
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id()) as u32
+}
+
+/// The XDP program's settings: our MAC and addresses for the destination filter, the hash key,
+/// the per-chaddr rate.
+fn steer_settings(iface: &Interface, limits: &dhcp_xdp_core::config::Limits, key: u32) -> SteerSettings {
+    SteerSettings {
+        mac: iface.mac,
+        addrs: iface.ipv4.iter().map(|n| n.addr).collect(),
+        filter_destination: true,
+        hash_key: key,
+        rate_per_mac: limits.rate_per_mac,
+        burst_per_mac: limits.burst_per_mac,
     }
 }
 

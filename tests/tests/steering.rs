@@ -58,7 +58,11 @@ fn dhcp_frames_untagged_reach_workers_and_come_back() {
 #[test]
 fn same_client_always_reaches_the_same_worker() {
     let net = TwoHosts::new(1);
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--workers", "2"]);
+    let daemon = Daemon::start(
+        &net.server,
+        &net.server_if,
+        &["--handler", "reflect", "--workers", "2", "--steering-key", "3735928559"],
+    );
     let client_mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut link = Link::open(&net.client, &net.client_if);
     let mut seen: HashMap<[u8; 6], HashSet<u32>> = HashMap::new();
@@ -66,7 +70,11 @@ fn same_client_always_reaches_the_same_worker() {
         let reqs: Vec<Request> = (0..40).map(|i| Request::discover(client_mac, chaddr(i), round * 1000 + i)).collect();
         for r in exchange(&mut link, &reqs) {
             let w = r.reflect_worker().expect("worker in sname");
-            assert_eq!(w, dhcp_xdp_common::worker_for_chaddr(&r.chaddr(), 2), "XDP hash and common hash disagree");
+            assert_eq!(
+                w,
+                dhcp_xdp_common::worker_for_chaddr(&r.chaddr(), 0xdead_beef, 2),
+                "XDP hash and common hash disagree"
+            );
             seen.entry(r.chaddr()).or_default().insert(w);
         }
     }

@@ -5,11 +5,12 @@ use aya::{
     Ebpf,
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use dhcp_xdp::ebpf::{PROGRAM_NAME, load, read_counters, set_queue_sockets};
+use dhcp_xdp::ebpf::{PROGRAM_NAME, SteerSettings, configure, load, read_counters, set_queue_sockets};
 use dhcp_xdp_common::{counter, role};
 use tests::{TwoHosts, frames::Request, require_root};
 
 const XDP_PASS: u32 = 2;
+const XDP_DROP: u32 = 1;
 
 struct Prog {
     ebpf: Ebpf,
@@ -183,4 +184,77 @@ fn role_decides_between_requests_and_replies() {
     assert_eq!(server.run(&to_client.build(), None), (XDP_PASS, counter::PASSED_NOT_DHCP));
     assert_eq!(server.run(&to_relay.build(), None), (XDP_PASS, counter::REDIRECT_FAILED));
     assert_eq!(server.run(&request.build(), None), (XDP_PASS, counter::REDIRECT_FAILED));
+}
+
+/// The server's settings in these tests: MAC 02:00:00:00:00:aa, address 198.18.0.1.
+fn settings(rate: u32, burst: u32) -> SteerSettings {
+    SteerSettings {
+        mac: [2, 0, 0, 0, 0, 0xaa],
+        addrs: vec![std::net::Ipv4Addr::new(198, 18, 0, 1), std::net::Ipv4Addr::new(198, 18, 9, 1)],
+        filter_destination: true,
+        hash_key: 7,
+        rate_per_mac: rate,
+        burst_per_mac: burst,
+    }
+}
+
+/// Frames unicast to another MAC or another address (to another server, flooded by a switch,
+/// or to a kernel relay on this NIC) pass to the kernel untouched; broadcasts and frames to us
+/// are steered.
+#[test]
+fn only_frames_addressed_to_us_are_steered() {
+    let mut p = Prog::load();
+    set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
+    configure(&mut p.ebpf, &settings(0, 1)).expect("configure");
+    let us = [2, 0, 0, 0, 0, 0xaa];
+    let frame = |dst_mac: [u8; 6], dst_ip: [u8; 4]| {
+        let mut r = discover();
+        r.dst_mac = dst_mac;
+        r.dst_ip = dst_ip.into();
+        r.build()
+    };
+    let steered = (XDP_PASS, counter::REDIRECT_FAILED);
+    let passed = (XDP_PASS, counter::NOT_FOR_US);
+    assert_eq!(p.run(&frame([0xff; 6], [255; 4]), None), steered, "broadcast");
+    assert_eq!(p.run(&frame(us, [198, 18, 0, 1]), None), steered, "unicast to us");
+    assert_eq!(p.run(&frame(us, [198, 18, 9, 1]), None), steered, "our second address");
+    assert_eq!(p.run(&frame(us, [255; 4]), None), steered, "broadcast IP to our MAC");
+    assert_eq!(p.run(&frame([2, 0, 0, 0, 0, 0xbb], [198, 18, 0, 2]), None), passed, "to another server");
+    assert_eq!(p.run(&frame([0xff; 6], [198, 18, 0, 2]), None), passed, "another address, broadcast MAC");
+    assert_eq!(p.run(&frame(us, [198, 18, 0, 2]), None), passed, "another address, our MAC");
+    assert_eq!(p.run(&frame([2, 0, 0, 0, 0, 0xbb], [255; 4]), None), passed, "another MAC");
+}
+
+/// A DHCP frame from a broadcast or multicast source MAC is dropped and counted.
+#[test]
+fn group_source_macs_are_dropped() {
+    let mut p = Prog::load();
+    set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
+    for src in [[0xff; 6], [1, 0, 0x5e, 0, 0, 1], [3, 0, 0, 0, 0, 1]] {
+        let mut r = discover();
+        r.src_mac = src;
+        assert_eq!(p.run(&r.build(), None), (XDP_DROP, counter::BAD_SOURCE), "{src:02x?}");
+    }
+}
+
+/// One chaddr over its rate is dropped before it reaches a socket; another chaddr is not.
+#[test]
+fn a_chaddr_over_its_rate_is_dropped_in_xdp() {
+    let mut p = Prog::load();
+    set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
+    configure(&mut p.ebpf, &settings(1, 3)).expect("configure");
+    let flood = discover().build();
+    for i in 0..3 {
+        assert_eq!(p.run(&flood, None), (XDP_PASS, counter::REDIRECT_FAILED), "frame {i} within the burst");
+    }
+    for i in 0..20 {
+        assert_eq!(p.run(&flood, None), (XDP_DROP, counter::RATE_LIMITED), "frame {} over the rate", i + 3);
+    }
+    let mut other = discover();
+    other.chaddr = [2, 0, 0, 0, 0, 3];
+    assert_eq!(p.run(&other.build(), None), (XDP_PASS, counter::REDIRECT_FAILED), "another chaddr");
+    // After a second, one more token.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(p.run(&flood, None), (XDP_PASS, counter::REDIRECT_FAILED));
+    assert_eq!(p.run(&flood, None), (XDP_DROP, counter::RATE_LIMITED));
 }

@@ -144,6 +144,8 @@ pub enum LeaseError {
 pub struct LeaseDb {
     shards: Vec<Mutex<Shard>>,
     groups: usize,
+    /// Key of the XDP program's chaddr hash (`[limits] steering-key`, as the daemon resolved it).
+    steering_key: u32,
     pools: Vec<PoolState>,
     retired: std::sync::atomic::AtomicBool,
     /// Sequence of journaled changes (see [`stamp`](Self::stamp)).
@@ -234,6 +236,7 @@ impl LeaseDb {
                 })
                 .collect(),
             groups,
+            steering_key: cfg.limits.steering_key.unwrap_or(0),
             pools,
             retired: std::sync::atomic::AtomicBool::new(false),
             seq: std::sync::atomic::AtomicU64::new(1),
@@ -375,9 +378,9 @@ impl LeaseDb {
     }
 
     /// The shard a client with this chaddr starts in (lane 0; its group by the XDP program's
-    /// hash).
+    /// keyed hash).
     pub fn shard_of(&self, chaddr: &[u8; 6]) -> usize {
-        dhcp_xdp_common::worker_for_chaddr(chaddr, self.groups as u32) as usize
+        dhcp_xdp_common::worker_for_chaddr(chaddr, self.steering_key, self.groups as u32) as usize
     }
 
     /// The shard every request for reserved address `addr` is decided in.
