@@ -197,7 +197,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
                     // A load test is not an attack: the generator's 4 096 circuits each bring
                     // thousands of clients, and its clients retransmit at will.
                     "[server]\nlease-time = {LEASE_TIME}\n[persistence]\ndurability = \"{durability}\"\n\
-                     [limits]\noffers-per-circuit = 1000000000\nrate-per-mac = 0\n\
+                     [limits]\noffers-per-circuit = 1000000000\noffers-per-mac = 1000000000\nrate-per-mac = 0\n\
                      [[subnet]]\nsubnet = \"198.18.0.0/16\"\noptions = {{ routers = [\"{SERVER_IP}\"] }}\n  \
                      [[subnet.pool]]\n  range = \"{}-{}\"\n",
                     POOL.0, POOL.1

@@ -497,6 +497,10 @@ impl Journal {
     /// are taken together under the slot's lock, so a sync never vouches for records it did
     /// not write. Exits once stopped with nothing left to write.
     fn syncer(journal: &std::sync::Weak<Self>, slot: usize) {
+        // Writing files of its own state directory needs no capability.
+        if let Err(e) = crate::privileges::drop_for_this_thread() {
+            tracing::warn!("journal syncer {slot}: could not drop capabilities: {e}");
+        }
         let mut bytes: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut backoff = Duration::from_millis(10);
         let mut failing_since: Option<(Instant, String)> = None;

@@ -9,6 +9,7 @@
 //! - [`journal`] keeps the lease tables durable (journal + snapshots, group commit).
 //! - [`serve`] glues the engine to the datapath: per-worker handlers, reload, expiry sweep.
 //! - [`iface`] reads the served interface's addresses and queues.
+//! - [`privileges`] drops every capability once setup is done.
 #![deny(unsafe_code)]
 
 #[expect(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
@@ -17,4 +18,5 @@ pub mod ebpf;
 pub mod handler;
 pub mod iface;
 pub mod journal;
+pub mod privileges;
 pub mod serve;

@@ -211,7 +211,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let steering_key = shared.as_ref().and_then(|sh| sh.runtime().cfg.limits.steering_key).unwrap_or(fallback_key);
     // What the XDP program filters and limits by, before any socket is announced to it.
-    let limits = shared.as_ref().map(|sh| sh.runtime().cfg.limits).unwrap_or_default();
+    // The reflector is a plumbing check (and the bench's echo ceiling): no per-chaddr rate.
+    let limits = shared
+        .as_ref()
+        .map(|sh| sh.runtime().cfg.limits)
+        .unwrap_or(dhcp_xdp_core::config::Limits { rate_per_mac: 0, ..Default::default() });
     steering.configure(&steer_settings(&iface, &limits, steering_key))?;
     let engine_shared = shared.clone();
     let datapath = Datapath::start(
@@ -237,6 +241,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     )?;
 
+    // Sockets bound and announced, program configured: the main thread (control loop) drops
+    // every capability too (see `privileges`).
+    dhcp_xdp::privileges::drop_for_this_thread().context("dropping capabilities")?;
     let layout: Vec<String> = datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
     println!(
         "dhcp-xdp: {} (ifindex {}, {}, {}/{}) xdp={:?} af_xdp={} queues={} sockets={} [{}] handler={:?}",

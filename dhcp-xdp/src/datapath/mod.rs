@@ -264,6 +264,11 @@ impl Datapath {
                         if let Some(core) = core {
                             core_affinity::set_for_current(core);
                         }
+                        // The socket is bound and in the XSKMAP: nothing here needs a
+                        // capability any more.
+                        if let Err(e) = crate::privileges::drop_for_this_thread() {
+                            tracing::warn!("worker q{queue} w{}: could not drop capabilities: {e}", meta.worker);
+                        }
                         worker.run(&stop, handler.as_mut());
                     })
                     .map_err(DatapathError::Spawn)?;
