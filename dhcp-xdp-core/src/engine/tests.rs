@@ -940,3 +940,86 @@ fn lease_quotas_per_mac_circuit_and_remote_id() {
     renew.dst_ip = SERVER;
     assert_eq!(h.send(T0 + 100, &renew).unwrap().mtype(), MessageType::Ack);
 }
+
+/// The malformed-and-hostile suite (issue 14, item 7): each message is dropped with a reason
+/// or answered correctly, counted, and changes no lease it should not; the engine never panics
+/// and a reply never exceeds the frame or the client's limit.
+#[test]
+fn malformed_and_hostile_messages_are_dropped_or_answered_and_change_nothing() {
+    let mut h = H::new();
+    let victim = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
+    let victim_key = ClientKey::hw(1, &CLIENT_MAC);
+    let stranger = |r: Rq| {
+        let mut r = r;
+        r.chaddr = [2, 0, 0, 0, 0, 0xbd];
+        r.src_mac = r.chaddr;
+        r
+    };
+    // Overload (52) that points into file and sname, which themselves say 52 again, with an
+    // option running off the end of sname: parsed once, no loop.
+    let mut over = stranger(rq(MessageType::Discover).opt(opt::OVERLOAD, &[3]));
+    over.min_len = 300;
+    let mut f = over.frame();
+    let payload = Frame::new_checked(&f).unwrap().layout().payload;
+    f[payload + 108..payload + 112].copy_from_slice(&[52, 1, 3, 255]);
+    f[payload + 44..payload + 48].copy_from_slice(&[52, 1, 3, 12]);
+    f[payload + 106] = 15;
+    f[payload + 107] = 200;
+    let n = f.len();
+    f.resize(4096, 0);
+    let (v, _) = h.engine.handle(T0 + 1, &h.cfg, &h.server, &mut h.db.lock(0), &mut f, n);
+    assert!(matches!(v, Verdict::Reply(_) | Verdict::Drop(_)));
+    // 57 with tiny values: the reply is still a whole message within 576 bytes.
+    for tiny in [0u16, 1, 64, 300, 575] {
+        let r = stranger(rq(MessageType::Discover).opt(opt::MAX_MESSAGE_SIZE, &tiny.to_be_bytes()));
+        let o = h.send(T0 + 2, &r).unwrap();
+        assert!(o.f().payload().len() <= 576 - 28, "57 = {tiny}");
+        assert_eq!(o.mtype(), MessageType::Offer);
+    }
+    // A parameter request list of every code, twice over (concatenated, RFC 3396).
+    let all: Vec<u8> = (1..=254).collect();
+    let r = stranger(rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &all[..127]).opt(opt::PARAMETER_LIST, &all[127..]));
+    let o = h.send(T0 + 3, &r).unwrap();
+    assert!(o.f().payload().len() <= 576 - 28);
+    // Option 82 of 255 bytes from a relay, with a small 57: the echo never pushes the reply
+    // past the client's limit or the frame; required options stay.
+    let info: Vec<u8> = [&[1u8, 253][..], &[b'c'; 253][..]].concat();
+    let r = stranger(rq(MessageType::Discover))
+        .opt(opt::RELAY_AGENT_INFO, &info)
+        .opt(opt::MAX_MESSAGE_SIZE, &576u16.to_be_bytes())
+        .relayed_to_us(Ipv4Addr::new(198, 18, 1, 1));
+    let mut buf = r.frame();
+    let n = buf.len();
+    buf.resize(n + 200, 0);
+    let (v, _) = h.engine.handle(T0 + 4, &h.cfg, &h.server, &mut h.db.lock(0), &mut buf, n);
+    match v {
+        Verdict::Reply(len) => {
+            assert!(len <= buf.len());
+            let fr = Frame::new_checked(&buf[..len]).expect("reply");
+            assert!(fr.payload().len() <= 576 - 28);
+            let m = Message::parse(fr.payload()).expect("reply message");
+            assert_eq!(m.single(opt::RELAY_AGENT_INFO), Some(&info[..]), "echoed whole");
+        }
+        Verdict::Drop(r) => assert_eq!(r, DropReason::NoRoom),
+        Verdict::ReplyWhenDurable(_) => unreachable!(),
+    }
+    // VLAN edges: a priority tag (VID 0) is untagged traffic; VID 4095 selects no subnet.
+    let mut prio = stranger(rq(MessageType::Discover));
+    prio.vlans = vec![0];
+    let got = h.send(T0 + 5, &prio).unwrap().yiaddr();
+    assert!(h.cfg.subnets[0].contains(got), "VID 0 is untagged: {got}");
+    let mut reserved_vid = stranger(rq(MessageType::Discover));
+    reserved_vid.vlans = vec![4095];
+    assert_eq!(h.send(T0 + 5, &reserved_vid).unwrap_err(), DropReason::NoSubnet);
+    // Every truncation of a relayed frame with option 82: a counted drop, never a reply.
+    let full = r.frame();
+    for len in 0..full.len() {
+        let mut b = full[..len].to_vec();
+        b.resize(4096, 0);
+        let (v, _) = h.engine.handle(T0 + 6, &h.cfg, &h.server, &mut h.db.lock(0), &mut b, len);
+        assert!(matches!(v, Verdict::Drop(_)), "prefix of {len} answered");
+    }
+    // Through all of it the victim's binding stood.
+    let l = h.db.lock(0).get(&victim_key).expect("victim");
+    assert_eq!((l.addr, l.state), (victim, LeaseState::Bound));
+}
