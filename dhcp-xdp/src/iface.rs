@@ -85,11 +85,89 @@ impl Interface {
     }
 }
 
+/// The NIC features that take VLAN tags out of the frame before XDP sees it (ethtool's names).
+const TAG_STRIPPING: [(&str, &str); 2] =
+    [("rx-vlan-offload", "rxvlan"), ("rx-vlan-stag-hw-parse", "rx-vlan-stag-hw-parse")];
+
+/// The tag-stripping features `ethtool -k` output says are on: (name, short name for `-K`,
+/// fixed).
+fn tag_stripping(ethtool_k: &str) -> Vec<(&'static str, &'static str, bool)> {
+    TAG_STRIPPING
+        .iter()
+        .filter_map(|&(feature, short)| {
+            let state = ethtool_k.lines().find_map(|l| l.trim().strip_prefix(feature)?.strip_prefix(':'))?.trim();
+            state.starts_with("on").then(|| (feature, short, state.contains("[fixed]")))
+        })
+        .collect()
+}
+
+/// Whether the interface hands VLAN tags to XDP in the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VlanTags {
+    /// Tags stay in the frame.
+    InFrame,
+    /// The driver stripped them; they were turned off now (these features).
+    TurnedOff(Vec<String>),
+    /// The driver strips them and they cannot be turned off (fixed, or ethtool failed).
+    Stripped(String),
+    /// Unknown: `ethtool` is not there (Debian package ethtool).
+    Unknown(String),
+}
+
+/// Makes sure VLAN tags reach the XDP program: reads the interface's offload features with
+/// `ethtool -k` and turns tag stripping off (`ethtool -K`) where the driver allows. On NICs
+/// with rx VLAN offload on (mlx5, ice, i40e, ixgbe by default) the tags would otherwise be gone
+/// before XDP sees the frame, and VLAN-selected subnets would silently serve the wrong subnet.
+pub fn keep_vlan_tags(name: &str) -> VlanTags {
+    let ethtool = ["/usr/sbin/ethtool", "/sbin/ethtool", "/usr/bin/ethtool"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    let Some(ethtool) = ethtool else {
+        return VlanTags::Unknown("ethtool not found (Debian package ethtool)".into());
+    };
+    let out = match std::process::Command::new(ethtool).args(["-k", name]).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => return VlanTags::Unknown(format!("ethtool -k {name}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => return VlanTags::Unknown(format!("ethtool -k {name}: {e}")),
+    };
+    let mut turned = vec![];
+    for (feature, short, fixed) in tag_stripping(&out) {
+        if fixed {
+            return VlanTags::Stripped(format!("{feature} is on and fixed on {name}"));
+        }
+        let set = std::process::Command::new(ethtool).args(["-K", name, short, "off"]).output();
+        match set {
+            Ok(o) if o.status.success() => turned.push(feature.to_owned()),
+            Ok(o) => {
+                return VlanTags::Stripped(format!(
+                    "ethtool -K {name} {short} off: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+            Err(e) => return VlanTags::Stripped(format!("ethtool -K {name} {short} off: {e}")),
+        }
+    }
+    if turned.is_empty() { VlanTags::InFrame } else { VlanTags::TurnedOff(turned) }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+
+    #[test]
+    fn tag_stripping_is_read_from_ethtool_output() {
+        let veth = "Features for v0:\nrx-checksumming: on\nrx-vlan-offload: on\ntx-vlan-offload: on\n\
+                    rx-vlan-filter: off [fixed]\nrx-vlan-stag-hw-parse: on\n";
+        assert_eq!(
+            super::tag_stripping(veth),
+            vec![("rx-vlan-offload", "rxvlan", false), ("rx-vlan-stag-hw-parse", "rx-vlan-stag-hw-parse", false)]
+        );
+        let fixed = "rx-vlan-offload: on [fixed]\nrx-vlan-stag-hw-parse: off [fixed]\n";
+        assert_eq!(super::tag_stripping(fixed), vec![("rx-vlan-offload", "rxvlan", true)]);
+        assert!(super::tag_stripping("rx-vlan-offload: off\n").is_empty());
+    }
 
     #[test]
     fn loopback_is_found() {

@@ -193,6 +193,32 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing SIGHUP handler")?;
 
+    // VLAN tags must reach the XDP program in the frame (see `iface::keep_vlan_tags`).
+    let vlan_subnets = match (&args.handler, &args.config) {
+        (HandlerKind::Engine, Some(p)) => {
+            load_config_file(p).map(|c| c.subnets.iter().any(|s| !s.vlan.is_empty())).unwrap_or(false)
+        }
+        _ => false,
+    };
+    match dhcp_xdp::iface::keep_vlan_tags(&iface.name) {
+        dhcp_xdp::iface::VlanTags::InFrame => {}
+        dhcp_xdp::iface::VlanTags::TurnedOff(f) => {
+            println!("vlan: {} turned off on {} so that VLAN tags reach the XDP program", f.join(", "), iface.name);
+        }
+        dhcp_xdp::iface::VlanTags::Stripped(why) | dhcp_xdp::iface::VlanTags::Unknown(why) if vlan_subnets => {
+            bail!(
+                "{}: VLAN tags may not reach the XDP program ({why}); the configuration selects subnets by VLAN, \
+                 which would then serve the wrong subnet",
+                iface.name
+            );
+        }
+        dhcp_xdp::iface::VlanTags::Stripped(why) | dhcp_xdp::iface::VlanTags::Unknown(why) => {
+            println!(
+                "vlan: warning: VLAN tags may not reach the XDP program on {} ({why}); no VLAN subnet is configured",
+                iface.name
+            );
+        }
+    }
     let mut steering = Steering::attach(iface.index, args.xdp_mode, args.ebpf_log_level)
         .with_context(|| format!("attaching to {}", iface.name))?;
     let mut ebpf_logger = if args.ebpf_log_level > 0 {

@@ -108,3 +108,22 @@ fn a_flooding_chaddr_is_cut_to_its_rate_in_xdp() {
     assert!(exit.xdp_counter("rate_limited") >= 270, "dropped in XDP: {}", exit.xdp_counter("rate_limited"));
     assert!(exit.worker_sum("rx") < 40, "the flood reached the sockets: {}", exit.worker_sum("rx"));
 }
+
+/// rx VLAN offload (on by default on veth as on mlx5, ice, i40e, ixgbe) strips tags before
+/// XDP sees them: the daemon turns it off at start and says so.
+#[test]
+fn vlan_tag_stripping_is_turned_off_at_start() {
+    let net = TwoHosts::for_dhcp(1);
+    let ethtool = tests::tool("ethtool", "ethtool");
+    tests::sh(net.server.exec(&ethtool).args(["-K", &net.server_if, "rxvlan", "on"]));
+    let daemon = Daemon::start(&net.server, &net.server_if, &[]);
+    assert!(
+        daemon.stdout().iter().any(|l| l.starts_with("vlan: rx-vlan-offload") && l.contains("turned off")),
+        "{}",
+        daemon.stdout().join("\n")
+    );
+    let k = tests::sh(net.server.exec(&ethtool).args(["-k", &net.server_if]));
+    let k = String::from_utf8_lossy(&k.stdout);
+    assert!(k.lines().any(|l| l.trim() == "rx-vlan-offload: off"), "{k}");
+    drop(daemon);
+}

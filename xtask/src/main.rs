@@ -106,6 +106,11 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Run { iface, config, debug, rest } => {
             bootstrap()?;
+            // The daemon turns VLAN tag stripping off with ethtool (it refuses VLAN subnets when
+            // it cannot).
+            for t in apt_install_missing(&[("ethtool", "ethtool")], "what the daemon uses") {
+                step(&format!("warning: {t} is missing"));
+            }
             let bin = build_daemon(!debug)?;
             let mut cmd = Command::new(&bin);
             cmd.args(["run", "--iface", &iface]);
@@ -195,22 +200,34 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
 /// Installs (apt-get, as root) the comparison's servers that are missing; a server that cannot
 /// be installed is skipped by the comparison with a note in the report.
 fn install_compare_servers() -> anyhow::Result<()> {
-    let missing: Vec<&str> = COMPARE_PACKAGES.iter().filter(|(t, _)| which(t).is_none()).map(|(_, p)| *p).collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if which("apt-get").is_none() {
-        step(&format!("no apt-get: install {} to compare with them", missing.join(" ")));
-        return Ok(());
-    }
-    step(&format!("installing the comparison servers: apt-get install {}", missing.join(" ")));
-    let ok =
-        |c: &mut Command| c.env("DEBIAN_FRONTEND", "noninteractive").status().map(|s| s.success()).unwrap_or(false);
-    if !ok(Command::new("apt-get").arg("update")) || !ok(Command::new("apt-get").args(["install", "-y"]).args(&missing))
-    {
-        step("warning: apt-get failed; servers that are still missing are skipped");
+    let missing = apt_install_missing(&COMPARE_PACKAGES, "the comparison servers");
+    if !missing.is_empty() {
+        step(&format!("{} still missing: the comparison skips them", missing.join(", ")));
     }
     Ok(())
+}
+
+/// Installs (apt-get, as root) the Debian packages of the `(tool, package)` pairs whose tool is
+/// missing, saying what for; returns the tools still missing, named with their package.
+fn apt_install_missing(tools: &[(&str, &str)], what: &str) -> Vec<String> {
+    let missing = || -> Vec<(&str, &str)> { tools.iter().copied().filter(|(t, _)| which(t).is_none()).collect() };
+    let want = missing();
+    if !want.is_empty() && is_root() && which("apt-get").is_some() {
+        let pkgs: Vec<&str> = want.iter().map(|(_, p)| *p).collect();
+        step(&format!("installing {what}: apt-get install {}", pkgs.join(" ")));
+        let apt = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        if !apt(&["update"]) || !apt(&[&["install", "-y", "--no-install-recommends"][..], &pkgs].concat()) {
+            step("warning: apt-get failed");
+        }
+    }
+    missing().iter().map(|(t, p)| format!("{t} (Debian package {p})")).collect()
 }
 
 /// The engine's target on a warm shard (ns per message).
@@ -378,7 +395,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 9] = [
+const TEST_PACKAGES: [(&str, &str); 10] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
@@ -388,30 +405,13 @@ const TEST_PACKAGES: [(&str, &str); 9] = [
     ("dhcrelay", "isc-dhcp-relay"),
     ("perfdhcp", "kea-admin"),
     ("kea-dhcp4", "kea-dhcp4-server"),
+    ("ethtool", "ethtool"),
 ];
 
 /// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are
 /// missing, saying which; fails naming any that is still missing.
 fn check_test_tools() -> anyhow::Result<()> {
-    let missing =
-        || -> Vec<(&str, &str)> { TEST_PACKAGES.iter().copied().filter(|(t, _)| which(t).is_none()).collect() };
-    let want = missing();
-    if !want.is_empty() && is_root() && which("apt-get").is_some() {
-        let pkgs: Vec<&str> = want.iter().map(|(_, p)| *p).collect();
-        step(&format!("installing the Debian packages the tests drive: apt-get install {}", pkgs.join(" ")));
-        let apt = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        if !apt(&["update"]) || !apt(&[&["install", "-y", "--no-install-recommends"][..], &pkgs].concat()) {
-            step("warning: apt-get failed");
-        }
-    }
-    let still: Vec<String> = missing().iter().map(|(t, p)| format!("{t} (Debian package {p})")).collect();
+    let still = apt_install_missing(&TEST_PACKAGES, "the Debian packages the tests drive");
     if !still.is_empty() {
         bail!("the tests need {}; install them as root (`.ci/run` does)", still.join(", "));
     }

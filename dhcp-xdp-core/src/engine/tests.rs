@@ -978,7 +978,8 @@ fn malformed_and_hostile_messages_are_dropped_or_answered_and_change_nothing() {
     }
     // A parameter request list of every code, twice over (concatenated, RFC 3396).
     let all: Vec<u8> = (1..=254).collect();
-    let r = stranger(rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &all[..127]).opt(opt::PARAMETER_LIST, &all[127..]));
+    let r =
+        stranger(rq(MessageType::Discover).opt(opt::PARAMETER_LIST, &all[..127]).opt(opt::PARAMETER_LIST, &all[127..]));
     let o = h.send(T0 + 3, &r).unwrap();
     assert!(o.f().payload().len() <= 576 - 28);
     // Option 82 of 255 bytes from a relay, with a small 57: the echo never pushes the reply
