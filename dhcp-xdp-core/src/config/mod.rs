@@ -469,6 +469,27 @@ impl Config {
             self.persist_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "off (memory only)".into()),
             self.durability
         );
+        let l = &self.limits;
+        let n = |v: u32| if v == 0 { "unlimited".to_owned() } else { v.to_string() };
+        s += &format!(
+            "  limits: leases per mac {}, per circuit {}, per remote id {}; offers per mac {}, per circuit {} per {} s; \
+             rate per mac {} (burst {}), per circuit {}; declined ≤ {} % of a pool\n",
+            n(l.leases_per_mac),
+            n(l.leases_per_circuit),
+            n(l.leases_per_remote_id),
+            l.offers_per_mac,
+            l.offers_per_circuit,
+            self.offer_hold,
+            n(l.rate_per_mac),
+            l.burst_per_mac,
+            n(l.rate_per_circuit),
+            l.declined_percent
+        );
+        let relays: Vec<String> = self.trusted_relays.iter().map(|r| format!("{}/{}", r.addr, r.prefix)).collect();
+        s += &format!(
+            "  trusted relays: {}\n",
+            if relays.is_empty() { "any (giaddr from UDP port 67)".to_owned() } else { relays.join(", ") }
+        );
         for sub in &self.subnets {
             s += &format!(
                 "  subnet {} {}/{}: lease {} s (T1 {}, T2 {}), {}authoritative{}{}\n",

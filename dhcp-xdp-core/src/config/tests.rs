@@ -168,3 +168,30 @@ fn zero_config_is_what_the_same_file_would_say() {
     assert_eq!(c.subnets[0].options.codes(), file.subnets[0].options.codes(), "same options in the same order");
     assert_eq!(c.subnets[0].pools[1].options.get(opt::BROADCAST), Some(&[198, 18, 0, 255][..]));
 }
+
+#[test]
+fn limits_relays_and_option82_trust_are_understood_and_checked() {
+    let c = Config::parse(
+        "t.toml",
+        "[relays]\ntrusted = [\"198.18.1.0/24\"]\n[limits]\nleases-per-circuit = 4\noffers-per-mac = 3\nrate-per-mac = 0\n\
+         steering-key = 99\n[[subnet]]\nsubnet = \"198.18.0.0/24\"\ntrust-direct-option82 = true\n",
+    )
+    .unwrap();
+    assert_eq!(c.limits.leases_per_circuit, 4);
+    assert_eq!(c.limits.offers_per_mac, 3);
+    assert_eq!(c.limits.rate_per_mac, 0);
+    assert_eq!(c.limits.steering_key, Some(99));
+    assert_eq!(c.limits.offers_per_circuit, Limits::default().offers_per_circuit);
+    assert!(c.relay_trusted(Ipv4Addr::new(198, 18, 1, 7)) && !c.relay_trusted(Ipv4Addr::new(198, 18, 2, 7)));
+    assert!(c.subnets[0].trust_direct_option82);
+    assert!(c.describe().contains("trusted relays: 198.18.1.0/24"), "{}", c.describe());
+    let d = Config::parse("t.toml", "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n").unwrap();
+    assert!(d.relay_trusted(Ipv4Addr::new(10, 0, 0, 1)), "no list: any relay");
+    assert!(!d.subnets[0].trust_direct_option82, "untrusted by default");
+    let e = err("[limits]\noffers-per-circuit = 0\n");
+    assert_eq!((e.line, e.field.as_str()), (2, "limits.offers-per-circuit"), "{e}");
+    let e = err("[limits]\ndeclined-percent = 101\n");
+    assert_eq!(e.field, "limits.declined-percent", "{e}");
+    let e = err("[relays]\ntrusted = [\"198.18.1.0/33\"]\n");
+    assert_eq!(e.field, "relays.trusted[0]", "{e}");
+}
