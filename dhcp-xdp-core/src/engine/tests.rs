@@ -1024,3 +1024,23 @@ fn malformed_and_hostile_messages_are_dropped_or_answered_and_change_nothing() {
     let l = h.db.lock(0).get(&victim_key).expect("victim");
     assert_eq!((l.addr, l.state), (victim, LeaseState::Bound));
 }
+
+/// `rate-per-circuit`: one circuit's requests beyond its rate in a second are dropped; the
+/// next second, and other circuits, are served.
+#[test]
+fn a_circuit_over_its_rate_is_dropped_in_the_engine() {
+    let cfg = "[limits]\nrate-per-circuit = 5\n[[subnet]]\nsubnet = \"198.18.1.0/24\"\n[[subnet.pool]]\nrange = \"198.18.1.100-198.18.1.149\"\n";
+    let mut h = H::with(cfg);
+    let relay = Ipv4Addr::new(198, 18, 1, 1);
+    let from = |circuit: &[u8], i: u8| {
+        let mut r =
+            rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &[&[1, circuit.len() as u8][..], circuit].concat());
+        r.chaddr = [2, 0x44, 0, 0, circuit.len() as u8, i];
+        r.relayed_to_us(relay)
+    };
+    let served = (0..20).filter(|&i| h.send(T0, &from(b"busy", i)).is_ok()).count();
+    assert_eq!(served, 5);
+    assert_eq!(h.send(T0, &from(b"busy", 30)).unwrap_err(), DropReason::OverLimit);
+    assert!(h.send(T0, &from(b"quiet", 0)).is_ok(), "another circuit");
+    assert!(h.send(T0 + 1, &from(b"busy", 31)).is_ok(), "the next second");
+}
