@@ -123,10 +123,14 @@ impl Engine {
         });
         let reserved_ip = resv.and_then(|(s, r)| cfg.subnets[s].reservations[r].ip.map(|a| (a, cfg.subnets[s].id)));
         // Who asks, for the quotas: the relay's circuit and remote id (when trusted).
-        let relay = &self.relay[..self.relay_len];
-        let tags = Tags {
-            circuit: Tags::of(&relay[self.circuit.0..][..self.circuit.1]),
-            remote: Tags::of(&relay[self.remote.0..][..self.remote.1]),
+        let tags = if self.relay_len == 0 {
+            Tags::default()
+        } else {
+            let relay = &self.relay[..self.relay_len];
+            Tags {
+                circuit: Tags::of(&relay[self.circuit.0..][..self.circuit.1]),
+                remote: Tags::of(&relay[self.remote.0..][..self.remote.1]),
+            }
         };
         shard.set_asker(tags, &cfg.limits, cfg.offer_hold);
         if !shard.circuit_rate_ok(now) {

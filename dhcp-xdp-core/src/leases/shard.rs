@@ -297,18 +297,27 @@ impl ShardGuard<'_> {
 
     /// Who the request about to be decided comes from (its relay circuit and remote id), and
     /// the limits in force; `offer` and `bind` count new holdings against them. Without a call
-    /// (tests, tools) nothing is limited.
+    /// (tests, tools) nothing is limited. The limits are copied once per lock (they cannot
+    /// change while a batch holds it), the tags per request.
+    #[inline]
     pub fn set_asker(&mut self, tags: Tags, limits: &Limits, hold: u32) {
-        self.asker = Asker { tags, limits: Some(*limits), hold };
+        self.asker.tags = tags;
+        if self.asker.limits.is_none() {
+            self.asker.limits = Some(*limits);
+            self.asker.hold = hold;
+        }
     }
 
     /// Whether the asker's circuit may send one more request this second (`[limits]
     /// rate-per-circuit`).
+    #[inline]
     pub fn circuit_rate_ok(&self, now: u32) -> bool {
-        match (self.asker.limits, self.asker.tags.circuit) {
-            (Some(l), c) if c != 0 && l.rate_per_circuit > 0 => {
-                self.shard.quota.rate(quota::Who::Circuit(c), now, l.rate_per_circuit)
-            }
+        let c = self.asker.tags.circuit;
+        if c == 0 {
+            return true;
+        }
+        match &self.asker.limits {
+            Some(l) if l.rate_per_circuit > 0 => self.shard.quota.rate(quota::Who::Circuit(c), now, l.rate_per_circuit),
             _ => true,
         }
     }
