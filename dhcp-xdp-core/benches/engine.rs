@@ -1,24 +1,10 @@
 //! The engine alone on a warm shard: DISCOVER→OFFER and REQUEST→ACK (renewal), frame in, frame
 //! out, as the datapath calls it. Target: ≤ 300 ns per message on the project's 2-vCPU VM.
 
-use std::{hint::black_box, net::Ipv4Addr, time::Instant};
+use std::{hint::black_box, time::Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dhcp_xdp_core::{
-    config::Config,
-    dhcp::{MessageType, opt},
-    engine::{Engine, ServerIdentity},
-    leases::{ClientKey, LeaseDb},
-    net::Ipv4Net,
-    testing::Request,
-    verdict::Verdict,
-};
-
-/// A client's broadcast request of type `mtype`, as the datapath receives it.
-fn frame(chaddr: [u8; 6], ciaddr: Ipv4Addr, mtype: MessageType) -> Vec<u8> {
-    let r = Request::new(mtype).client(chaddr).prl(&[1, 3, 6, 15, 28, 42]).opt(opt::MAX_MESSAGE_SIZE, &[5, 220]);
-    Request { xid: 7, ciaddr, src_ip: ciaddr, min_len: 300, ..r }.frame()
-}
+use dhcp_xdp_core::{engine::Engine, testing::WarmShard, verdict::Verdict};
 
 /// Frames per batch, as the datapath's default `--batch` hands them to the engine.
 const BATCH: u64 = 64;
@@ -30,33 +16,9 @@ fn bench(c: &mut Criterion) {
 }
 
 fn bench_shard(c: &mut Criterion, n: u32) {
-    let cfg = Config::parse(
-        "bench",
-        "[options]\ndns-servers = [\"198.18.0.53\"]\ndomain-name = \"example.net\"\n[[subnet]]\nsubnet = \"198.18.0.0/15\"\noptions = { routers = [\"198.18.0.1\"] }\n[[subnet.pool]]\nrange = \"198.18.1.0-198.19.255.254\"\n",
-    )
-    .expect("config");
-    let db = LeaseDb::new(&cfg, 1, [], 1_000);
-    let server = ServerIdentity {
-        mac: [2, 0, 0, 0, 0, 1],
-        addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 15 }],
-    };
-    let mut engine = Engine::new();
     // Warm shard: n bound clients, visited round robin (100 000 do not fit the caches).
-    let clients: Vec<[u8; 6]> = (0..n).map(|i| [2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]).collect();
-    let mut addr = vec![];
-    {
-        let mut g = db.lock(0);
-        for m in &clients {
-            let k = ClientKey::hw(1, m);
-            let (a, s) = g.offer(1_000, 30, &k, *m, &[1], None, None).expect("offer");
-            g.bind(1_000, k, *m, a, s, 86_400, false).expect("bind");
-            addr.push(a);
-        }
-        g.take_changes();
-    }
-    let discovers: Vec<Vec<u8>> =
-        clients.iter().map(|m| frame(*m, Ipv4Addr::UNSPECIFIED, MessageType::Discover)).collect();
-    let renewals: Vec<Vec<u8>> = clients.iter().zip(&addr).map(|(m, a)| frame(*m, *a, MessageType::Request)).collect();
+    let WarmShard { cfg, db, server, discovers, renewals } = WarmShard::new(n);
+    let mut engine = Engine::new();
     let mut buf = vec![0u8; 4096];
     let mut i = 0usize;
     let mut changes = Vec::with_capacity(64);

@@ -257,18 +257,10 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
 
     fn lease(i: u8, state: LeaseState) -> Lease {
-        let mac = [2, 0, 0, 0, 0, i];
-        Lease {
-            key: ClientKey::hw(1, &mac),
-            chaddr: mac,
-            addr: Ipv4Addr::new(198, 18, 0, i),
-            expires: 5000,
-            state,
-            subnet: 1,
-            tags: Tags { circuit: 7, remote: 0 },
-        }
+        Lease { tags: Tags { circuit: 7, remote: 0 }, ..testing::lease(i, state) }
     }
 
     #[test]

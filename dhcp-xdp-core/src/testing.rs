@@ -240,6 +240,73 @@ pub fn msg(options: &[u8]) -> Vec<u8> {
     Request::bootp_only().raw_options(options).bootp()
 }
 
+/// A bound lease of client `02:00:00:00:00:i` on 198.18.0.i in subnet 1, expiring at 5000, for
+/// the lease store's and the journal's tests.
+pub fn lease(i: u8, state: crate::leases::LeaseState) -> crate::leases::Lease {
+    let mac = [2, 0, 0, 0, 0, i];
+    crate::leases::Lease {
+        key: crate::leases::ClientKey::hw(1, &mac),
+        chaddr: mac,
+        addr: Ipv4Addr::new(198, 18, 0, i),
+        expires: 5000,
+        state,
+        subnet: 1,
+        tags: crate::leases::Tags::default(),
+    }
+}
+
+/// The engine bench's state: a /15 with one pool, a server at 198.18.0.1, and `n` clients bound
+/// in shard 0 (at time 1 000, for a day), with a DISCOVER and a renewal frame for each.
+pub struct WarmShard {
+    /// The configuration.
+    pub cfg: crate::config::Config,
+    /// One shard holding the clients.
+    pub db: crate::leases::LeaseDb,
+    /// The server.
+    pub server: crate::engine::ServerIdentity,
+    /// A DISCOVER of each client (broadcast, 57 = 1500, a six-code list).
+    pub discovers: Vec<Vec<u8>>,
+    /// A renewal of each client (REQUEST with ciaddr).
+    pub renewals: Vec<Vec<u8>>,
+}
+
+impl WarmShard {
+    /// `n` bound clients.
+    pub fn new(n: u32) -> Self {
+        let cfg = crate::config::Config::parse(
+            "bench",
+            "[options]\ndns-servers = [\"198.18.0.53\"]\ndomain-name = \"example.net\"\n[[subnet]]\nsubnet = \"198.18.0.0/15\"\n\
+             options = { routers = [\"198.18.0.1\"] }\n[[subnet.pool]]\nrange = \"198.18.1.0-198.19.255.254\"\n",
+        )
+        .expect("config");
+        let db = crate::leases::LeaseDb::new(&cfg, 1, [], 1_000);
+        let server = crate::engine::ServerIdentity {
+            mac: [2, 0, 0, 0, 0, 1],
+            addrs: vec![crate::net::Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 15 }],
+        };
+        let clients: Vec<[u8; 6]> = (0..n).map(|i| [2, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]).collect();
+        let mut addrs = vec![];
+        {
+            let mut g = db.lock(0);
+            for m in &clients {
+                let k = crate::leases::ClientKey::hw(1, m);
+                let (a, s) = g.offer(1_000, 30, &k, *m, &[1], None, None).expect("offer");
+                g.bind(1_000, k, *m, a, s, 86_400, false).expect("bind");
+                addrs.push(a);
+            }
+            g.take_changes();
+        }
+        let frame = |chaddr: [u8; 6], ciaddr: Ipv4Addr, mtype: MessageType| {
+            let r =
+                Request::new(mtype).client(chaddr).prl(&[1, 3, 6, 15, 28, 42]).opt(opt::MAX_MESSAGE_SIZE, &[5, 220]);
+            Request { xid: 7, ciaddr, src_ip: ciaddr, min_len: 300, ..r }.frame()
+        };
+        let discovers = clients.iter().map(|m| frame(*m, Ipv4Addr::UNSPECIFIED, MessageType::Discover)).collect();
+        let renewals = clients.iter().zip(&addrs).map(|(m, a)| frame(*m, *a, MessageType::Request)).collect();
+        Self { cfg, db, server, discovers, renewals }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

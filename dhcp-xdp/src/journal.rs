@@ -699,27 +699,10 @@ impl Journal {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::net::Ipv4Addr;
-
-    use dhcp_xdp_core::{
-        config::Config,
-        leases::{ClientKey, LeaseState, Tags},
-    };
+    use dhcp_xdp_core::{config::Config, leases::LeaseState};
 
     use super::*;
-
-    fn lease(i: u8, state: LeaseState) -> Lease {
-        let mac = [2, 0, 0, 0, 0, i];
-        Lease {
-            key: ClientKey::hw(1, &mac),
-            chaddr: mac,
-            addr: Ipv4Addr::new(198, 18, 0, i),
-            expires: 5000,
-            state,
-            subnet: 1,
-            tags: Tags::default(),
-        }
-    }
+    use dhcp_xdp_core::testing::lease;
 
     pub(crate) fn tmpdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("dhcp-xdp-journal-{name}-{}", std::process::id()));

@@ -374,10 +374,16 @@ impl ShardGuard<'_> {
                 && matches!(l.state, LeaseState::Offered | LeaseState::Bound)
                 && l.holds(now)
             {
+                let before = *l;
                 l.state = LeaseState::Bound;
                 l.expires = now.saturating_add(lease_time);
                 l.chaddr = chaddr;
                 let l = *l;
+                if before.chaddr != chaddr && quota::counts(&before) {
+                    // A client id renewing from another NIC: its MAC's count moves with it.
+                    self.shard.quota.adjust(&before, false);
+                    self.shard.quota.adjust(&l, true);
+                }
                 self.shard.changes.push(Change::Upsert(l));
                 return Ok(l);
             }
