@@ -2,6 +2,7 @@
 //! lease tables and configuration live in `dhcp-xdp-core` (sans-IO); this crate moves frames,
 //! keeps leases on disk and runs the control loop.
 //!
+//! - [`control`] answers the management channel in Kea's shapes.
 //! - [`ebpf`] loads and attaches the XDP steering program and reads its counters.
 //! - [`datapath`] owns the AF_XDP sockets and the worker threads (the one room for `unsafe`).
 //! - [`handler`] is the interface between datapath and decision-maker, with the reflector.
@@ -12,6 +13,7 @@
 //! - [`privileges`] drops every capability once setup is done.
 #![deny(unsafe_code)]
 
+pub mod control;
 #[expect(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
 pub mod datapath;
 pub mod ebpf;

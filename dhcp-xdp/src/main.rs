@@ -13,6 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use dhcp_xdp::{
+    control::{Action, ActionRequest, Control},
     datapath::{BindModeArg, Datapath, DatapathConfig, WorkerStats},
     ebpf::{SteerSettings, Steering, XdpModeArg},
     handler::{FrameMeta, Handler, Reflect, Release, Verdict},
@@ -91,6 +92,10 @@ struct RunArgs {
     /// Log level of the XDP program's aya-log output (0 off, 1 error … 5 trace).
     #[arg(long, default_value_t = 0)]
     ebpf_log_level: u8,
+    /// The management channel (Kea's control channel shapes; mode 0600) [default:
+    /// /run/dhcp-xdp/<iface>.sock].
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
     /// Key of the XDP program's chaddr hash (overrides the file's `[limits] steering-key`;
     /// default: random at each start, so no client can choose its worker).
     #[arg(long)]
@@ -267,9 +272,27 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     )?;
 
+    // The management channel's socket is made now (its directory may need creating); its
+    // thread starts after the capabilities are gone.
+    let control_path = args
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/run/dhcp-xdp").join(format!("{}.sock", iface.name)));
+    let control_listener = match &shared {
+        Some(_) => {
+            Some(Control::bind(&control_path).with_context(|| format!("control socket {}", control_path.display()))?)
+        }
+        None => None,
+    };
     // Sockets bound and announced, program configured: the main thread (control loop) drops
     // every capability too (see `privileges`).
     dhcp_xdp::privileges::drop_for_this_thread().context("dropping capabilities")?;
+    let (action_tx, actions) = std::sync::mpsc::channel::<ActionRequest>();
+    if let (Some(sh), Some(listener)) = (&shared, control_listener) {
+        let control = Arc::new(Control::new(sh.clone(), datapath.stats().to_vec(), action_tx));
+        control.serve(listener, &control_path).context("starting the control channel")?;
+        println!("control: Kea control channel on {}", control_path.display());
+    }
     let layout: Vec<String> = datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
     println!(
         "dhcp-xdp: {} (ifindex {}, {}, {}/{}) xdp={:?} af_xdp={} queues={} sockets={} [{}] handler={:?}",
@@ -293,11 +316,30 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         if let Some(sh) = &shared {
+            let mut reloads = vec![];
             if hup.swap(false, Ordering::Relaxed) {
-                reload(sh, &args, &iface, steering_key);
+                reloads.push(None);
+            }
+            while let Ok((action, reply)) = actions.try_recv() {
+                match action {
+                    Action::Reload => reloads.push(Some(reply)),
+                    Action::Shutdown => {
+                        let _ = reply.send(serde_json::json!({ "result": 0, "text": "Shutting down." }));
+                        term.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            for reply in reloads {
+                let outcome = reload(sh, &args, &iface, steering_key);
                 let limits = sh.runtime().cfg.limits;
                 if let Err(e) = steering.configure(&steer_settings(&iface, &limits, steering_key)) {
                     println!("reload: the XDP program kept its old limits: {e}");
+                }
+                if let Some(r) = reply {
+                    let _ = r.send(match outcome {
+                        Ok(_) => serde_json::json!({ "result": 0, "text": "Configuration successful." }),
+                        Err(e) => serde_json::json!({ "result": 1, "text": format!("Config reload failed: {e}") }),
+                    });
                 }
             }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
@@ -476,16 +518,19 @@ fn start_engine(
     Ok(Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, queues, Some(journal))))
 }
 
-fn reload(sh: &Shared, args: &RunArgs, iface: &Interface, steering_key: u32) {
+/// Reloads the configuration (SIGHUP, `config-reload`); says what happened.
+fn reload(sh: &Shared, args: &RunArgs, iface: &Interface, steering_key: u32) -> Result<String, String> {
     match load_config(args, iface, Some(steering_key), steering_key) {
         Ok(cfg) => {
             let msg = serve::reload(sh, cfg);
-            tracing::info!("SIGHUP: {msg}");
+            tracing::info!("reload: {msg}");
             println!("reload: {msg}");
+            Ok(msg)
         }
         Err(e) => {
-            tracing::error!("SIGHUP: new configuration rejected, keeping the old one: {e:#}");
+            tracing::error!("reload: new configuration rejected, keeping the old one: {e:#}");
             println!("reload: rejected, old configuration kept: {e:#}");
+            Err(format!("{e:#}"))
         }
     }
 }

@@ -395,7 +395,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 10] = [
+const TEST_PACKAGES: [(&str, &str); 12] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
@@ -406,6 +406,8 @@ const TEST_PACKAGES: [(&str, &str); 10] = [
     ("perfdhcp", "kea-admin"),
     ("kea-dhcp4", "kea-dhcp4-server"),
     ("ethtool", "ethtool"),
+    ("kea-ctrl-agent", "kea-ctrl-agent"),
+    ("kea-shell", "python3-kea-connector"),
 ];
 
 /// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are

@@ -33,6 +33,7 @@ const SPARE: u8 = 255;
 const RESERVED: u8 = 254;
 /// Most shards (owner bytes below [`RESERVED`]).
 pub const MAX_SHARDS: usize = 250;
+mod admin;
 mod directory;
 mod key;
 mod pool;

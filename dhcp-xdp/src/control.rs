@@ -1,0 +1,758 @@
+//! The management channel, in Kea's shapes: a unix stream socket; the client writes one JSON
+//! object `{"command", "arguments"}`, the server answers one `{"result", "text", "arguments"}`
+//! and closes (result 0 success, 1 error, 2 unsupported, 3 empty). Kea's own `kea-ctrl-agent`
+//! (and through it `kea-shell`, Stork, IPAM controllers) can therefore manage this daemon.
+//!
+//! It runs on a thread of its own and takes a shard lock only briefly, one at a time; lease
+//! edits are journaled and durable before the answer, like ACKs. It must never hold a lock
+//! across a worker's batch, nor answer success for an edit the journal did not make durable.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::Ipv4Addr,
+    os::unix::{
+        fs::{DirBuilderExt as _, PermissionsExt as _},
+        net::{UnixListener, UnixStream},
+    },
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, atomic::Ordering, mpsc},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use dhcp_xdp_core::{
+    config::Config,
+    engine::MsgCounter,
+    leases::{Change, ClientKey, Lease, LeaseError, LeaseState, Tags},
+    net::{colon_hex, parse_mac},
+    verdict::DropReason,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    datapath::WorkerStats,
+    handler::FrameMeta,
+    serve::{Shared, unix_now},
+};
+
+/// Commands that only the control loop may carry out (it owns the XDP program and the stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `config-reload`: reload the configuration file, as SIGHUP does.
+    Reload,
+    /// `shutdown`: stop cleanly, as SIGTERM does.
+    Shutdown,
+}
+
+/// An action and where the control loop answers it.
+pub type ActionRequest = (Action, mpsc::SyncSender<Value>);
+
+/// What the channel answers from.
+pub struct Control {
+    /// Configuration, lease tables, engine counters, journal.
+    pub shared: Arc<Shared>,
+    /// Every worker's counters (drops by reason).
+    pub workers: Vec<(FrameMeta, Arc<WorkerStats>)>,
+    /// Where `config-reload` and `shutdown` go.
+    pub actions: mpsc::Sender<ActionRequest>,
+    started: Instant,
+    /// Statistic values at the last `statistic-reset-all`.
+    baseline: Mutex<Vec<(String, u64)>>,
+}
+
+/// The commands answered, as `list-commands` says.
+pub const COMMANDS: [&str; 25] = [
+    "build-report",
+    "config-get",
+    "config-reload",
+    "config-test",
+    "lease4-add",
+    "lease4-del",
+    "lease4-get",
+    "lease4-get-all",
+    "lease4-get-by-client-id",
+    "lease4-get-by-hw-address",
+    "lease4-get-page",
+    "lease4-update",
+    "lease4-wipe",
+    "list-commands",
+    "shutdown",
+    "statistic-get",
+    "statistic-get-all",
+    "statistic-reset-all",
+    "status-get",
+    "version-get",
+    "config-write",
+    "leases-reclaim",
+    "dhcp-enable",
+    "dhcp-disable",
+    "server-tag-get",
+];
+
+/// How many of [`COMMANDS`] are answered (the rest are named so that `list-commands` shows
+/// what Kea has and this server says it does not support).
+const ANSWERED: usize = 20;
+
+fn answer(result: u8, text: impl Into<String>) -> Value {
+    json!({ "result": result, "text": text.into() })
+}
+
+fn with_args(result: u8, text: impl Into<String>, arguments: Value) -> Value {
+    json!({ "result": result, "text": text.into(), "arguments": arguments })
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` in UTC, as Kea stamps statistics.
+fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+impl Control {
+    /// A channel over `shared`, the workers' counters, and the control loop's action queue.
+    pub fn new(
+        shared: Arc<Shared>,
+        workers: Vec<(FrameMeta, Arc<WorkerStats>)>,
+        actions: mpsc::Sender<ActionRequest>,
+    ) -> Self {
+        Self { shared, workers, actions, started: Instant::now(), baseline: Mutex::new(vec![]) }
+    }
+
+    /// The socket at `path` (mode 0600, its directory created 0700 when missing; a stale
+    /// socket file is replaced).
+    pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+        if let Some(dir) = path.parent()
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(listener)
+    }
+
+    /// Answers on `listener` (at `path`) on a thread of its own, one connection at a time.
+    pub fn serve(self: Arc<Self>, listener: UnixListener, path: &Path) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let path = path.to_owned();
+        std::thread::Builder::new().name("control".into()).spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(s) => {
+                        if let Err(e) = self.connection(s) {
+                            tracing::debug!("control connection on {}: {e}", path.display());
+                        }
+                    }
+                    Err(e) => tracing::warn!("control socket {}: {e}", path.display()),
+                }
+            }
+        })
+    }
+
+    /// One request, one answer, then the connection closes (Kea's framing; 10 s of silence
+    /// ends it).
+    fn connection(&self, mut s: UnixStream) -> std::io::Result<()> {
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        let request: Value = loop {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                break serde_json::from_slice(&buf).unwrap_or(Value::Null);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+                break v;
+            }
+            if buf.len() > 1 << 20 {
+                break Value::Null;
+            }
+        };
+        let response = self.dispatch(&request);
+        s.write_all(&serde_json::to_vec(&response).unwrap_or_default())?;
+        s.shutdown(std::net::Shutdown::Both)
+    }
+
+    /// The answer to one request.
+    pub fn dispatch(&self, request: &Value) -> Value {
+        let Some(command) = request.get("command").and_then(Value::as_str) else {
+            return answer(1, "invalid command: no \"command\" string");
+        };
+        let empty = json!({});
+        let args = request.get("arguments").unwrap_or(&empty);
+        match command {
+            "list-commands" => {
+                let mut v: Vec<&str> = COMMANDS[..ANSWERED].to_vec();
+                v.sort_unstable();
+                with_args(0, format!("{} commands", v.len()), json!(v))
+            }
+            "version-get" => with_args(
+                0,
+                format!("dhcp-xdp {}", env!("CARGO_PKG_VERSION")),
+                json!({ "extended": format!("dhcp-xdp {} (AF_XDP DHCPv4 server, Kea control channel)", env!("CARGO_PKG_VERSION")) }),
+            ),
+            "build-report" => answer(
+                0,
+                format!("dhcp-xdp {} built with rustc for {}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH),
+            ),
+            "status-get" => with_args(
+                0,
+                "",
+                json!({
+                    "pid": std::process::id(),
+                    "uptime": self.started.elapsed().as_secs(),
+                    "reload": self.started.elapsed().as_secs(),
+                    "multi-threading-enabled": true,
+                    "thread-pool-size": self.workers.len(),
+                    "sockets": { "status": "ready" },
+                }),
+            ),
+            "config-get" => self.config_get(),
+            "config-test" => self.config_test(args),
+            "config-reload" => self.action(Action::Reload),
+            "shutdown" => self.action(Action::Shutdown),
+            "lease4-get" => self.lease_get(args),
+            "lease4-get-all" => self.lease_get_all(args),
+            "lease4-get-page" => self.lease_get_page(args),
+            "lease4-get-by-hw-address" => self.lease_get_by(args, "hw-address"),
+            "lease4-get-by-client-id" => self.lease_get_by(args, "client-id"),
+            "lease4-add" => self.lease_put(args, false),
+            "lease4-update" => self.lease_put(args, true),
+            "lease4-del" => self.lease_del(args),
+            "lease4-wipe" => self.lease_wipe(args),
+            "statistic-get" => self.statistic_get(args),
+            "statistic-get-all" => self.statistic_get_all(),
+            "statistic-reset-all" => {
+                *self.baseline.lock().unwrap_or_else(|p| p.into_inner()) = self.raw_statistics();
+                answer(0, "All statistics reset to neutral values.")
+            }
+            other => answer(2, format!("'{other}' command not supported.")),
+        }
+    }
+
+    fn action(&self, a: Action) -> Value {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.actions.send((a, tx)).is_err() {
+            return answer(1, "the control loop is gone");
+        }
+        rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| answer(1, "the control loop did not answer"))
+    }
+
+    fn config_get(&self) -> Value {
+        let cfg = self.shared.runtime().cfg.clone();
+        let subnets: Vec<Value> = cfg
+            .subnets
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id,
+                    "subnet": format!("{}/{}", s.net.addr, s.net.prefix),
+                    "valid-lifetime": s.lease_time,
+                    "renew-timer": s.renew_time,
+                    "rebind-timer": s.rebind_time,
+                    "pools": s.pools.iter().map(|p| json!({ "pool": format!("{}-{}", p.start, p.end) })).collect::<Vec<_>>(),
+                    "reservations": s.reservations.iter().filter_map(|r| r.ip).map(|ip| json!({ "ip-address": ip.to_string() })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        with_args(
+            0,
+            "",
+            json!({ "Dhcp4": { "subnet4": subnets, "valid-lifetime": cfg.subnets.first().map(|s| s.lease_time) }, "dhcp-xdp": { "source": cfg.source, "described": cfg.describe() } }),
+        )
+    }
+
+    /// `config-test {"file": PATH}` or `{"toml": TEXT}` (Kea's takes a JSON config; this server's
+    /// configuration is TOML).
+    fn config_test(&self, args: &Value) -> Value {
+        let parsed = if let Some(text) = args.get("toml").and_then(Value::as_str) {
+            Config::parse("config-test", text)
+        } else if let Some(file) = args.get("file").and_then(Value::as_str) {
+            crate::serve::load_config_file(&PathBuf::from(file))
+        } else {
+            return answer(1, "config-test takes {\"file\": PATH} or {\"toml\": TEXT}");
+        };
+        match parsed {
+            Ok(_) => answer(0, "Configuration seems sane."),
+            Err(e) => answer(1, format!("Configuration is not valid: {e}")),
+        }
+    }
+
+    /// A lease in Kea's shape.
+    fn lease_json(&self, l: &Lease) -> Value {
+        let cfg = self.shared.runtime().cfg.clone();
+        let valid = match l.state {
+            LeaseState::Declined => cfg.decline_probation,
+            _ => cfg.subnet_index(l.subnet).map(|i| cfg.subnets[i].lease_time).unwrap_or(0),
+        };
+        let state = match l.state {
+            LeaseState::Bound | LeaseState::Offered => 0,
+            LeaseState::Declined => 1,
+            LeaseState::Released | LeaseState::Expired => 2,
+        };
+        let mut v = json!({
+            "ip-address": l.addr.to_string(),
+            "hw-address": colon_hex(&l.chaddr),
+            "valid-lft": valid,
+            "cltt": l.expires.saturating_sub(valid),
+            "subnet-id": l.subnet,
+            "fqdn-fwd": false,
+            "fqdn-rev": false,
+            "hostname": "",
+            "state": state,
+        });
+        let key = l.key.as_bytes();
+        if key.first() == Some(&0) {
+            v["client-id"] = json!(colon_hex(&key[1..]));
+        }
+        v
+    }
+
+    /// Leases as Kea lists them: bindings and probations (expired and released records are
+    /// only remembered for affinity here, and offers are not leases yet).
+    fn listed(l: &Lease) -> bool {
+        matches!(l.state, LeaseState::Bound | LeaseState::Declined)
+    }
+
+    fn lease_get(&self, args: &Value) -> Value {
+        let db = self.shared.runtime().db.clone();
+        let found = if let Some(a) = args.get("ip-address").and_then(Value::as_str) {
+            let Ok(addr) = a.parse::<Ipv4Addr>() else { return answer(1, format!("'{a}' is not an IPv4 address")) };
+            db.lease_at(addr).map(|(_, l)| l).filter(Self::listed)
+        } else {
+            let (Some(kind), Some(id)) =
+                (args.get("identifier-type").and_then(Value::as_str), args.get("identifier").and_then(Value::as_str))
+            else {
+                return answer(1, "lease4-get takes ip-address, or identifier-type, identifier and subnet-id");
+            };
+            let subnet = args.get("subnet-id").and_then(Value::as_u64);
+            let matches = self.by_identifier(kind, id);
+            match matches {
+                Err(e) => return answer(1, e),
+                Ok(v) => v.into_iter().find(|l| subnet.is_none_or(|s| u64::from(l.subnet) == s)),
+            }
+        };
+        match found {
+            Some(l) => with_args(0, "IPv4 lease found.", self.lease_json(&l)),
+            None => answer(3, "Lease not found."),
+        }
+    }
+
+    fn by_identifier(&self, kind: &str, id: &str) -> Result<Vec<Lease>, String> {
+        let db = self.shared.runtime().db.clone();
+        match kind {
+            "hw-address" => {
+                let mac = parse_mac(id).ok_or_else(|| format!("'{id}' is not a hardware address"))?;
+                Ok(db.leases_where(|l| Self::listed(l) && l.chaddr == mac))
+            }
+            "client-id" => {
+                let cid = dhcp_xdp_core::config::parse_hex(id).ok_or_else(|| format!("'{id}' is not a client id"))?;
+                let key = ClientKey::client_id(&cid);
+                Ok(db.leases_where(|l| Self::listed(l) && l.key == key))
+            }
+            other => Err(format!("identifier-type '{other}' not supported (hw-address, client-id)")),
+        }
+    }
+
+    fn lease_list(&self, mut leases: Vec<Lease>) -> Value {
+        leases.sort_by_key(|l| u32::from(l.addr));
+        if leases.is_empty() {
+            return with_args(3, "0 IPv4 lease(s) found.", json!({ "leases": [] }));
+        }
+        let n = leases.len();
+        with_args(
+            0,
+            format!("{n} IPv4 lease(s) found."),
+            json!({ "leases": leases.iter().map(|l| self.lease_json(l)).collect::<Vec<_>>() }),
+        )
+    }
+
+    fn lease_get_all(&self, args: &Value) -> Value {
+        let subnets: Option<Vec<u64>> =
+            args.get("subnets").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect());
+        let db = self.shared.runtime().db.clone();
+        self.lease_list(
+            db.leases_where(|l| Self::listed(l) && subnets.as_ref().is_none_or(|s| s.contains(&u64::from(l.subnet)))),
+        )
+    }
+
+    fn lease_get_page(&self, args: &Value) -> Value {
+        let from = match args.get("from").and_then(Value::as_str) {
+            Some("start") => 0u32,
+            Some(a) => match a.parse::<Ipv4Addr>() {
+                Ok(ip) => u32::from(ip).saturating_add(1),
+                Err(_) => return answer(1, format!("'{a}' is neither \"start\" nor an IPv4 address")),
+            },
+            None => return answer(1, "lease4-get-page takes from (\"start\" or the last address) and limit"),
+        };
+        let Some(limit) = args.get("limit").and_then(Value::as_u64).filter(|&l| l > 0) else {
+            return answer(1, "lease4-get-page takes a limit of at least 1");
+        };
+        let db = self.shared.runtime().db.clone();
+        let mut leases = db.leases_where(|l| Self::listed(l) && u32::from(l.addr) >= from);
+        leases.sort_by_key(|l| u32::from(l.addr));
+        leases.truncate(limit as usize);
+        if leases.is_empty() {
+            return with_args(3, "0 IPv4 lease(s) found.", json!({ "count": 0, "leases": [] }));
+        }
+        let n = leases.len();
+        with_args(
+            0,
+            format!("{n} IPv4 lease(s) found."),
+            json!({ "count": n, "leases": leases.iter().map(|l| self.lease_json(l)).collect::<Vec<_>>() }),
+        )
+    }
+
+    fn lease_get_by(&self, args: &Value, kind: &str) -> Value {
+        let Some(id) = args.get(kind).and_then(Value::as_str) else { return answer(1, format!("{kind} is missing")) };
+        match self.by_identifier(kind, id) {
+            Ok(v) => self.lease_list(v),
+            Err(e) => answer(1, e),
+        }
+    }
+
+    /// Journals `changes` and waits until they are durable (as an ACK would).
+    fn make_durable(&self, changes: &[(u64, Change)]) -> Result<(), String> {
+        let Some(j) = &self.shared.journal else { return Ok(()) };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match j.append(0, changes) {
+            Ok(None) => Ok(()),
+            Ok(Some(ticket)) => {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                loop {
+                    match j.settled(0, ticket) {
+                        Some(true) => return Ok(()),
+                        Some(false) => return Err("the lease journal could not be written".into()),
+                        None if Instant::now() > deadline => return Err("the lease journal did not sync in 5 s".into()),
+                        None => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn lease_put(&self, args: &Value, replace: bool) -> Value {
+        let rt = self.shared.runtime();
+        let Some(addr) = args.get("ip-address").and_then(Value::as_str).and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
+            return answer(1, "ip-address is missing or not an IPv4 address");
+        };
+        let Some(mac) = args.get("hw-address").and_then(Value::as_str).and_then(parse_mac) else {
+            return answer(1, "hw-address is missing or not a hardware address");
+        };
+        let subnet = match args.get("subnet-id").and_then(Value::as_u64).filter(|&s| s != 0) {
+            Some(s) => rt.cfg.subnet_index(s as u32),
+            None => rt.cfg.subnet_of(addr),
+        };
+        let Some(si) = subnet.filter(|&i| rt.cfg.subnets[i].contains(addr)) else {
+            return answer(1, format!("no subnet holds {addr}"));
+        };
+        let s = &rt.cfg.subnets[si];
+        let key = match args.get("client-id").and_then(Value::as_str) {
+            Some(c) => match dhcp_xdp_core::config::parse_hex(c) {
+                Some(b) => ClientKey::client_id(&b),
+                None => return answer(1, format!("'{c}' is not a client id")),
+            },
+            None => ClientKey::hw(1, &mac),
+        };
+        let now = unix_now();
+        let valid = args.get("valid-lft").and_then(Value::as_u64).map(|v| v as u32).unwrap_or(s.lease_time);
+        let expires = args.get("expire").and_then(Value::as_u64).map(|e| e as u32).unwrap_or(now.saturating_add(valid));
+        let state = match args.get("state").and_then(Value::as_u64) {
+            Some(1) => LeaseState::Declined,
+            Some(2) => LeaseState::Expired,
+            _ => LeaseState::Bound,
+        };
+        let lease = Lease { key, chaddr: mac, addr, expires, state, subnet: s.id, tags: Tags::default() };
+        match rt.db.admin_put(lease, replace, now) {
+            Ok(changes) => match self.make_durable(&changes) {
+                Ok(()) if replace => answer(0, "IPv4 lease updated."),
+                Ok(()) => answer(0, format!("Lease for address {addr}, subnet-id {} added.", s.id)),
+                Err(e) => answer(1, e),
+            },
+            Err(LeaseError::Unavailable) => answer(1, format!("IPv4 lease for address {addr} already exists")),
+            Err(LeaseError::NotHeld) => {
+                answer(3, format!("failed to update the lease with address {addr}: no such lease"))
+            }
+            Err(e) => answer(1, e.to_string()),
+        }
+    }
+
+    fn lease_del(&self, args: &Value) -> Value {
+        let Some(addr) = args.get("ip-address").and_then(Value::as_str).and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
+            return answer(1, "ip-address is missing or not an IPv4 address");
+        };
+        let db = self.shared.runtime().db.clone();
+        match db.admin_remove(addr) {
+            Ok(changes) => match self.make_durable(&changes) {
+                Ok(()) => answer(0, "IPv4 lease deleted."),
+                Err(e) => answer(1, e),
+            },
+            Err(_) => answer(3, "IPv4 lease not found."),
+        }
+    }
+
+    fn lease_wipe(&self, args: &Value) -> Value {
+        let subnet = args.get("subnet-id").and_then(Value::as_u64).filter(|&s| s != 0).map(|s| s as u32);
+        let db = self.shared.runtime().db.clone();
+        let (changes, n) = db.admin_wipe(subnet);
+        if let Err(e) = self.make_durable(&changes) {
+            return answer(1, e);
+        }
+        let what = subnet.map(|s| s.to_string()).unwrap_or_else(|| "all".into());
+        if n == 0 {
+            return answer(3, format!("Deleted 0 IPv4 lease(s) from subnet(s) {what}"));
+        }
+        answer(0, format!("Deleted {n} IPv4 lease(s) from subnet(s) {what}"))
+    }
+
+    /// Every statistic, Kea's names, before the reset baseline is taken off.
+    fn raw_statistics(&self) -> Vec<(String, u64)> {
+        let engine = |c: MsgCounter| self.shared.stats.iter().map(|s| s.get(c)).sum::<u64>();
+        let drops =
+            |r: DropReason| self.workers.iter().map(|(_, w)| w.drops[r.slot()].load(Ordering::Relaxed)).sum::<u64>();
+        let received = [
+            ("discover", MsgCounter::RxDiscover),
+            ("request", MsgCounter::RxRequest),
+            ("release", MsgCounter::RxRelease),
+            ("decline", MsgCounter::RxDecline),
+            ("inform", MsgCounter::RxInform),
+        ];
+        let sent = [
+            ("offer", engine(MsgCounter::TxOffer)),
+            ("ack", engine(MsgCounter::TxAck) + engine(MsgCounter::TxInformAck)),
+            ("nak", engine(MsgCounter::TxNak)),
+        ];
+        let mut out = vec![];
+        let rx_all: u64 = MsgCounter::ALL
+            .iter()
+            .filter(|c| c.name().starts_with("rx_") && !c.name().starts_with("rx_request_"))
+            .map(|c| engine(*c))
+            .sum();
+        out.push(("pkt4-received".to_owned(), rx_all));
+        for (n, c) in received {
+            out.push((format!("pkt4-{n}-received"), engine(c)));
+        }
+        out.push(("pkt4-sent".to_owned(), sent.iter().map(|(_, v)| v).sum::<u64>() + engine(MsgCounter::TxBootp)));
+        for (n, v) in sent {
+            out.push((format!("pkt4-{n}-sent"), v));
+        }
+        out.push(("pkt4-parse-failed".to_owned(), drops(DropReason::Malformed)));
+        let dropped: u64 = DropReason::ALL.iter().filter(|r| **r != DropReason::Consumed).map(|r| drops(*r)).sum();
+        out.push(("pkt4-receive-drop".to_owned(), dropped));
+        out.push(("v4-allocation-fail".to_owned(), drops(DropReason::NoAddress)));
+        let rt = self.shared.runtime();
+        let now = unix_now();
+        let leases = rt.db.leases_where(|l| l.holds(now) && Self::listed(l));
+        for s in &rt.cfg.subnets {
+            let in_subnet = |l: &&Lease| l.subnet == s.id;
+            let total: u64 = s.pools.iter().map(|p| u64::from(p.len())).sum();
+            let assigned = leases.iter().filter(in_subnet).filter(|l| l.state == LeaseState::Bound).count() as u64;
+            let declined = leases.iter().filter(in_subnet).filter(|l| l.state == LeaseState::Declined).count() as u64;
+            out.push((format!("subnet[{}].total-addresses", s.id), total));
+            out.push((format!("subnet[{}].assigned-addresses", s.id), assigned));
+            out.push((format!("subnet[{}].declined-addresses", s.id), declined));
+            for (pi, p) in s.pools.iter().enumerate() {
+                let in_pool = |l: &&Lease| p.contains(l.addr);
+                let a = leases.iter().filter(in_pool).filter(|l| l.state == LeaseState::Bound).count() as u64;
+                let d = leases.iter().filter(in_pool).filter(|l| l.state == LeaseState::Declined).count() as u64;
+                out.push((format!("subnet[{}].pool[{pi}].total-addresses", s.id), u64::from(p.len())));
+                out.push((format!("subnet[{}].pool[{pi}].assigned-addresses", s.id), a));
+                out.push((format!("subnet[{}].pool[{pi}].declined-addresses", s.id), d));
+            }
+        }
+        out
+    }
+
+    /// Statistics after the last reset (counters only: address counts are states, not
+    /// counters, and are never reset).
+    fn statistics(&self) -> Vec<(String, u64)> {
+        let base = self.baseline.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.raw_statistics()
+            .into_iter()
+            .map(|(n, v)| {
+                let b = if n.starts_with("pkt4-") || n.starts_with("v4-") {
+                    base.iter().find(|(m, _)| *m == n).map(|(_, b)| *b).unwrap_or(0)
+                } else {
+                    0
+                };
+                (n, v.saturating_sub(b))
+            })
+            .collect()
+    }
+
+    fn statistic_get(&self, args: &Value) -> Value {
+        let Some(name) = args.get("name").and_then(Value::as_str) else { return answer(1, "name is missing") };
+        let ts = timestamp(SystemTime::now());
+        match self.statistics().into_iter().find(|(n, _)| n == name) {
+            Some((n, v)) => with_args(0, "", json!({ n: [[v, ts]] })),
+            None => with_args(0, "", json!({})),
+        }
+    }
+
+    fn statistic_get_all(&self) -> Value {
+        let ts = timestamp(SystemTime::now());
+        let mut m = serde_json::Map::new();
+        for (n, v) in self.statistics() {
+            m.insert(n, json!([[v, ts]]));
+        }
+        with_args(0, "", Value::Object(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use dhcp_xdp_core::{config::Config, engine::ServerIdentity, leases::LeaseDb, net::Ipv4Net};
+
+    use super::*;
+    use crate::serve::Runtime;
+
+    fn control() -> (Arc<Control>, mpsc::Receiver<ActionRequest>) {
+        let cfg = Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.20\"\n\
+             [[subnet]]\nsubnet = \"198.18.1.0/24\"\nid = 7\n[[subnet.pool]]\nrange = \"198.18.1.10-198.18.1.20\"\n",
+        )
+        .unwrap();
+        let db = Arc::new(LeaseDb::new(&cfg, 2, [], 100));
+        let server =
+            ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
+        let shared = Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, &[0], None));
+        let (tx, rx) = mpsc::channel();
+        (Arc::new(Control::new(shared, vec![], tx)), rx)
+    }
+
+    fn call(c: &Control, command: &str, args: Value) -> Value {
+        c.dispatch(&json!({ "command": command, "arguments": args }))
+    }
+
+    #[test]
+    fn leases_are_added_found_paged_updated_deleted_and_wiped() {
+        let (c, _) = control();
+        let add = call(&c, "lease4-add", json!({ "ip-address": "198.18.0.15", "hw-address": "02:00:00:00:00:01" }));
+        assert_eq!(add["result"], 0, "{add}");
+        assert_eq!(add["text"], "Lease for address 198.18.0.15, subnet-id 1 added.");
+        let again = call(&c, "lease4-add", json!({ "ip-address": "198.18.0.15", "hw-address": "02:00:00:00:00:02" }));
+        assert_eq!(again["result"], 1, "an address in use is refused: {again}");
+        let got = call(&c, "lease4-get", json!({ "ip-address": "198.18.0.15" }));
+        assert_eq!((got["result"].clone(), got["text"].clone()), (json!(0), json!("IPv4 lease found.")));
+        assert_eq!(got["arguments"]["hw-address"], "02:00:00:00:00:01");
+        assert_eq!(got["arguments"]["subnet-id"], 1);
+        let by_id = call(
+            &c,
+            "lease4-get",
+            json!({ "identifier-type": "hw-address", "identifier": "02:00:00:00:00:01", "subnet-id": 1 }),
+        );
+        assert_eq!(by_id["arguments"]["ip-address"], "198.18.0.15");
+        assert_eq!(call(&c, "lease4-get", json!({ "ip-address": "198.18.0.16" }))["result"], 3);
+        for i in 0..4u8 {
+            let a = call(
+                &c,
+                "lease4-add",
+                json!({ "ip-address": format!("198.18.1.1{i}"), "hw-address": format!("02:00:00:00:01:0{i}"), "client-id": format!("ff:0{i}") }),
+            );
+            assert_eq!(a["result"], 0, "{a}");
+        }
+        assert_eq!(call(&c, "lease4-get-all", json!({}))["arguments"]["leases"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            call(&c, "lease4-get-all", json!({ "subnets": [7] }))["arguments"]["leases"].as_array().unwrap().len(),
+            4
+        );
+        let p1 = call(&c, "lease4-get-page", json!({ "from": "start", "limit": 3 }));
+        assert_eq!(p1["arguments"]["count"], 3);
+        let last = p1["arguments"]["leases"][2]["ip-address"].as_str().unwrap().to_owned();
+        let p2 = call(&c, "lease4-get-page", json!({ "from": last, "limit": 3 }));
+        assert_eq!(p2["arguments"]["count"], 2, "{p2}");
+        let p3 = call(&c, "lease4-get-page", json!({ "from": "198.18.1.13", "limit": 3 }));
+        assert_eq!(p3["result"], 3, "the end: {p3}");
+        let cid = call(&c, "lease4-get-by-client-id", json!({ "client-id": "ff:02" }));
+        assert_eq!(cid["arguments"]["leases"][0]["ip-address"], "198.18.1.12");
+        let hw = call(&c, "lease4-get-by-hw-address", json!({ "hw-address": "02:00:00:00:01:03" }));
+        assert_eq!(hw["arguments"]["leases"][0]["client-id"], "ff:03");
+        let upd = call(
+            &c,
+            "lease4-update",
+            json!({ "ip-address": "198.18.0.15", "hw-address": "02:00:00:00:00:09", "valid-lft": 600 }),
+        );
+        assert_eq!(upd["result"], 0, "{upd}");
+        assert_eq!(
+            call(&c, "lease4-get", json!({ "ip-address": "198.18.0.15" }))["arguments"]["hw-address"],
+            "02:00:00:00:00:09"
+        );
+        assert_eq!(
+            call(&c, "lease4-update", json!({ "ip-address": "198.18.0.19", "hw-address": "02:00:00:00:00:09" }))["result"],
+            3
+        );
+        assert_eq!(call(&c, "lease4-del", json!({ "ip-address": "198.18.0.15" }))["text"], "IPv4 lease deleted.");
+        assert_eq!(call(&c, "lease4-del", json!({ "ip-address": "198.18.0.15" }))["result"], 3);
+        let wipe = call(&c, "lease4-wipe", json!({ "subnet-id": 7 }));
+        assert_eq!(wipe["text"], "Deleted 4 IPv4 lease(s) from subnet(s) 7", "{wipe}");
+        assert_eq!(call(&c, "lease4-get-all", json!({}))["result"], 3);
+    }
+
+    #[test]
+    fn statistics_carry_keas_names_and_reset() {
+        let (c, _) = control();
+        call(&c, "lease4-add", json!({ "ip-address": "198.18.0.11", "hw-address": "02:00:00:00:00:01" }));
+        let all = call(&c, "statistic-get-all", json!({}));
+        assert_eq!(all["result"], 0);
+        for name in [
+            "pkt4-received",
+            "pkt4-discover-received",
+            "pkt4-ack-sent",
+            "pkt4-receive-drop",
+            "subnet[1].total-addresses",
+            "subnet[7].pool[0].assigned-addresses",
+        ] {
+            assert!(all["arguments"][name][0][1].as_str().is_some_and(|t| t.len() == 26), "{name}: {all}");
+        }
+        assert_eq!(all["arguments"]["subnet[1].total-addresses"][0][0], 11);
+        assert_eq!(all["arguments"]["subnet[1].assigned-addresses"][0][0], 1);
+        let one = call(&c, "statistic-get", json!({ "name": "subnet[1].assigned-addresses" }));
+        assert_eq!(one["arguments"]["subnet[1].assigned-addresses"][0][0], 1);
+        assert_eq!(call(&c, "statistic-reset-all", json!({}))["result"], 0);
+        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(1_796_156_859)), "2026-12-01 20:27:39.000000");
+    }
+
+    #[test]
+    fn unknown_commands_and_bad_requests_get_keas_result_codes() {
+        let (c, actions) = control();
+        assert_eq!(call(&c, "dhcp-disable", json!({}))["result"], 2);
+        assert_eq!(c.dispatch(&json!({ "arguments": {} }))["result"], 1);
+        assert_eq!(
+            call(&c, "lease4-add", json!({ "ip-address": "10.0.0.1", "hw-address": "02:00:00:00:00:01" }))["result"],
+            1
+        );
+        let list = call(&c, "list-commands", json!({}));
+        assert!(list["arguments"].as_array().unwrap().iter().any(|v| v == "lease4-get-page"));
+        assert_eq!(call(&c, "config-test", json!({ "toml": "[[subnet]]\nsubnet = \"198.18.9.0/24\"\n" }))["result"], 0);
+        assert_eq!(call(&c, "config-test", json!({ "toml": "[[subnet]]\nsubnet = \"nonsense\"\n" }))["result"], 1);
+        // config-reload goes to the control loop and comes back with its answer.
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || call(&c2, "config-reload", json!({})));
+        let (a, reply) = actions.recv_timeout(Duration::from_secs(5)).expect("action");
+        assert_eq!(a, Action::Reload);
+        reply.send(answer(0, "Configuration successful.")).unwrap();
+        assert_eq!(t.join().unwrap()["text"], "Configuration successful.");
+    }
+}

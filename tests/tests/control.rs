@@ -1,0 +1,202 @@
+//! The management channel driven exactly as operators drive Kea: Debian's real
+//! `kea-ctrl-agent` pointed at the daemon's control socket, with `kea-shell` as the client.
+//! Every command answered, Kea's result codes and texts, lease edits durable (SIGKILL after an
+//! add: the lease is recovered), `shutdown` a clean stop.
+
+use std::{
+    io::Write as _,
+    net::Ipv4Addr,
+    path::Path,
+    process::{Child, Stdio},
+    time::Duration,
+};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use tests::{
+    Daemon, Netns, TempDir, TwoHosts,
+    frames::{Link, dora},
+    recovered_leases, tool,
+};
+
+const CONFIG: &str = "[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n";
+
+/// kea-ctrl-agent in `ns`, listening on 198.18.255.1:8000 and forwarding `dhcp4` to `socket`;
+/// killed on drop.
+struct Agent(Child);
+
+impl Agent {
+    fn start(ns: &Netns, dir: &TempDir, socket: &Path) -> Self {
+        let conf = dir.path().join("kea-ctrl-agent.conf");
+        let c = json!({ "Control-agent": {
+            "http-host": "198.18.255.1",
+            "http-port": 8000,
+            "control-sockets": { "dhcp4": { "socket-type": "unix", "socket-name": socket.display().to_string() } },
+            "loggers": [{ "name": "kea-ctrl-agent", "output_options": [{ "output": "stdout" }], "severity": "WARN" }],
+        }});
+        std::fs::write(&conf, c.to_string()).expect("agent config");
+        let child = ns
+            .exec(tool("kea-ctrl-agent", "kea-ctrl-agent"))
+            .arg("-c")
+            .arg(&conf)
+            .env("KEA_PIDFILE_DIR", dir.path())
+            .env("KEA_LOCKFILE_DIR", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kea-ctrl-agent");
+        Self(child)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `kea-shell --service dhcp4 COMMAND` with `args` (the inside of `arguments`) on stdin; the
+/// daemon's answer (kea-shell prints the agent's list of answers).
+fn shell(ns: &Netns, command: &str, args: &str) -> Value {
+    let mut child = ns
+        .exec(tool("kea-shell", "python3-kea-connector"))
+        .args(["--host", "198.18.255.1", "--port", "8000", "--timeout", "10", "--service", "dhcp4", command])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kea-shell");
+    child.stdin.take().expect("stdin").write_all(args.as_bytes()).expect("arguments");
+    let out = child.wait_with_output().expect("kea-shell output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("kea-shell {command}: {e}: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    v.get(0).cloned().unwrap_or(v)
+}
+
+/// Waits until the agent answers.
+fn wait_for_agent(ns: &Netns) {
+    for _ in 0..100 {
+        let out = ns
+            .exec(tool("kea-shell", "python3-kea-connector"))
+            .args(["--host", "198.18.255.1", "--port", "8000", "--timeout", "2", "--service", "dhcp4", "version-get"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("kea-shell");
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("\"result\"") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("kea-ctrl-agent did not answer");
+}
+
+#[test]
+fn kea_ctrl_agent_and_kea_shell_manage_the_daemon() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("ctl");
+    let cfg = dir.config(CONFIG);
+    let state = TempDir::new("state");
+    let socket = dir.path().join("dhcp-xdp.sock");
+    let socket_arg = socket.display().to_string();
+    let state_arg = state.path().display().to_string();
+    let args = ["--config", &cfg, "--control-socket", &socket_arg, "--state-dir", &state_arg];
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&socket).expect("socket").permissions().mode() & 0o777, 0o600);
+    let _agent = Agent::start(&net.server, &dir, &socket);
+    wait_for_agent(&net.server);
+    let ns = &net.server;
+
+    let list = shell(ns, "list-commands", "");
+    assert_eq!(list["result"], 0, "{list}");
+    let names: Vec<&str> = list["arguments"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
+    for c in ["lease4-get-page", "statistic-get-all", "config-reload", "shutdown"] {
+        assert!(names.contains(&c), "{c} missing from {names:?}");
+    }
+    assert!(shell(ns, "version-get", "")["text"].as_str().expect("text").starts_with("dhcp-xdp "));
+    let status = shell(ns, "status-get", "");
+    assert_eq!(status["arguments"]["pid"], daemon.pid().as_raw(), "{status}");
+    assert!(shell(ns, "build-report", "")["text"].as_str().is_some());
+    let conf = shell(ns, "config-get", "");
+    assert_eq!(conf["arguments"]["Dhcp4"]["subnet4"][0]["subnet"], "198.18.0.0/16", "{conf}");
+    assert_eq!(shell(ns, "config-test", &format!("\"file\": \"{cfg}\""))["result"], 0);
+    assert_eq!(shell(ns, "config-reload", "")["text"], "Configuration successful.");
+
+    // A real client's lease shows up.
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let d = dora(&mut link, mac, [2, 0xaa, 0, 0, 0, 1], 0x500, Duration::from_millis(500), 3);
+    let client_addr = d.offered.expect("offer");
+    assert!(d.acked);
+    let got = shell(ns, "lease4-get", &format!("\"ip-address\": \"{client_addr}\""));
+    assert_eq!((got["result"].clone(), got["text"].clone()), (json!(0), json!("IPv4 lease found.")), "{got}");
+    assert_eq!(got["arguments"]["hw-address"], "02:aa:00:00:00:01");
+    assert_eq!(got["arguments"]["valid-lft"], 3600);
+    let by_hw = shell(ns, "lease4-get-by-hw-address", "\"hw-address\": \"02:aa:00:00:00:01\"");
+    assert_eq!(by_hw["arguments"]["leases"][0]["ip-address"], client_addr.to_string());
+
+    // Edits: add, refuse an address in use, update, page through, delete, wipe.
+    let add = shell(ns, "lease4-add", "\"ip-address\": \"198.18.16.150\", \"hw-address\": \"02:bb:00:00:00:01\"");
+    assert_eq!(add["text"], "Lease for address 198.18.16.150, subnet-id 1 added.", "{add}");
+    let taken = shell(ns, "lease4-add", "\"ip-address\": \"198.18.16.150\", \"hw-address\": \"02:bb:00:00:00:02\"");
+    assert_eq!(taken["result"], 1, "{taken}");
+    let cid = shell(
+        ns,
+        "lease4-add",
+        "\"ip-address\": \"198.18.16.151\", \"hw-address\": \"02:bb:00:00:00:03\", \"client-id\": \"01:02:03\"",
+    );
+    assert_eq!(cid["result"], 0, "{cid}");
+    assert_eq!(
+        shell(ns, "lease4-get-by-client-id", "\"client-id\": \"01:02:03\"")["arguments"]["leases"][0]["ip-address"],
+        "198.18.16.151"
+    );
+    let id = shell(
+        ns,
+        "lease4-get",
+        "\"identifier-type\": \"hw-address\", \"identifier\": \"02:bb:00:00:00:01\", \"subnet-id\": 1",
+    );
+    assert_eq!(id["arguments"]["ip-address"], "198.18.16.150");
+    let upd = shell(ns, "lease4-update", "\"ip-address\": \"198.18.16.150\", \"hw-address\": \"02:bb:00:00:00:09\"");
+    assert_eq!(upd["result"], 0, "{upd}");
+    let all = shell(ns, "lease4-get-all", "");
+    assert_eq!(all["arguments"]["leases"].as_array().expect("leases").len(), 3, "{all}");
+    let page = shell(ns, "lease4-get-page", "\"from\": \"start\", \"limit\": 2");
+    assert_eq!(page["arguments"]["count"], 2);
+    let last = page["arguments"]["leases"][1]["ip-address"].as_str().expect("address").to_owned();
+    let rest = shell(ns, "lease4-get-page", &format!("\"from\": \"{last}\", \"limit\": 2"));
+    assert_eq!(rest["arguments"]["count"], 1, "{rest}");
+
+    // Statistics in Kea's names.
+    let stats = shell(ns, "statistic-get-all", "");
+    assert_eq!(stats["arguments"]["pkt4-ack-sent"][0][0], 1, "{stats}");
+    assert_eq!(stats["arguments"]["subnet[1].total-addresses"][0][0], 200);
+    assert_eq!(stats["arguments"]["subnet[1].assigned-addresses"][0][0], 3);
+    assert_eq!(
+        shell(ns, "statistic-get", "\"name\": \"pkt4-discover-received\"")["arguments"]["pkt4-discover-received"][0][0],
+        1
+    );
+    assert_eq!(shell(ns, "statistic-reset-all", "")["result"], 0);
+    assert_eq!(shell(ns, "statistic-get", "\"name\": \"pkt4-ack-sent\"")["arguments"]["pkt4-ack-sent"][0][0], 0);
+    assert_eq!(shell(ns, "dhcp-disable", "")["result"], 2, "unsupported command");
+
+    // Edits are durable before the answer: SIGKILL now, and the added lease is recovered.
+    daemon.signal_and_wait(Signal::SIGKILL);
+    let (rec, _) = recovered_leases(state.path());
+    let added = rec.get(&[2, 0xbb, 0, 0, 0, 9]).expect("the updated lease was not durable");
+    assert_eq!(added.addr, Ipv4Addr::new(198, 18, 16, 150));
+    assert!(rec.contains_key(&[2, 0xbb, 0, 0, 0, 3]), "the added lease was not durable");
+
+    // A new daemon on the same state: delete, wipe, shutdown.
+    let mut daemon = Daemon::start(&net.server, &net.server_if, &args);
+    wait_for_agent(&net.server);
+    assert_eq!(shell(ns, "lease4-del", "\"ip-address\": \"198.18.16.150\"")["text"], "IPv4 lease deleted.");
+    assert_eq!(shell(ns, "lease4-get", "\"ip-address\": \"198.18.16.150\"")["result"], 3);
+    let wipe = shell(ns, "lease4-wipe", "\"subnet-id\": 1");
+    assert_eq!(wipe["result"], 0, "{wipe}");
+    assert_eq!(shell(ns, "lease4-get-all", "")["result"], 3, "nothing left");
+    assert_eq!(shell(ns, "shutdown", "")["result"], 0);
+    let exit = daemon.wait(Duration::from_secs(15));
+    assert!(exit.status.success(), "{:?}", exit.stderr);
+}
