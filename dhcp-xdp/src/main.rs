@@ -42,6 +42,18 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Send one command to a running daemon's control channel (what kea-shell is to Kea) and
+    /// print the answer: `leases` and `stats` as tables, anything else (Kea's command names,
+    /// e.g. `lease4-get '{"ip-address": "198.18.0.10"}'`) as JSON.
+    Ctl {
+        /// The control socket [default: the only one in /run/dhcp-xdp].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// `leases`, `stats`, or a command of `list-commands`.
+        command: String,
+        /// The command's arguments as a JSON object.
+        arguments: Option<String>,
+    },
     /// Recover the lease journal of a state directory (offline) and print every lease.
     Leases {
         /// The state directory (`--state-dir` of `run`).
@@ -164,6 +176,7 @@ fn main() -> std::process::ExitCode {
             Err(e) => Err(anyhow::anyhow!("{e}")),
         },
         Command::Leases { state_dir } => dump_leases(&state_dir),
+        Command::Ctl { socket, command, arguments } => ctl(socket, &command, arguments.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -277,6 +290,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let control_path = args
         .control_socket
         .clone()
+        .or_else(|| shared.as_ref().and_then(|sh| sh.runtime().cfg.control_socket.clone()))
         .unwrap_or_else(|| PathBuf::from("/run/dhcp-xdp").join(format!("{}.sock", iface.name)));
     let control_listener = match &shared {
         Some(_) => {
@@ -434,6 +448,49 @@ fn report_engine(sh: &Shared, last: bool) {
             "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
             used as f64 * 100.0 / f64::from(len.max(1))
         );
+    }
+}
+
+/// `dhcp-xdp ctl`: one command to the control channel; exits non-zero when the daemon says it
+/// failed (result 1) or does not know the command (2).
+fn ctl(socket: Option<PathBuf>, command: &str, arguments: Option<&str>) -> anyhow::Result<()> {
+    let socket = match socket {
+        Some(s) => s,
+        None => {
+            let found: Vec<PathBuf> = std::fs::read_dir("/run/dhcp-xdp")
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match found.as_slice() {
+                [one] => one.clone(),
+                [] => bail!("no control socket in /run/dhcp-xdp: give --socket"),
+                _ => bail!("several control sockets in /run/dhcp-xdp: give --socket"),
+            }
+        }
+    };
+    let kea_command = match command {
+        "leases" => "lease4-get-all",
+        "stats" => "statistic-get-all",
+        c => c,
+    };
+    let args: serde_json::Value = match arguments {
+        Some(a) => serde_json::from_str(a).with_context(|| format!("arguments are not a JSON object: {a}"))?,
+        None => serde_json::json!({}),
+    };
+    let answer = dhcp_xdp::control::request(&socket, &serde_json::json!({ "command": kea_command, "arguments": args }))
+        .with_context(|| format!("talking to {}", socket.display()))?;
+    match command {
+        "leases" => print!("{}", dhcp_xdp::control::lease_table(&answer)),
+        "stats" => print!("{}", dhcp_xdp::control::stats_table(&answer)),
+        _ => println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default()),
+    }
+    match answer["result"].as_u64() {
+        Some(0 | 3) => Ok(()),
+        _ => bail!("{}", answer["text"].as_str().unwrap_or("failed")),
     }
 }
 

@@ -181,6 +181,33 @@ fn kea_ctrl_agent_and_kea_shell_manage_the_daemon() {
     assert_eq!(shell(ns, "statistic-get", "\"name\": \"pkt4-ack-sent\"")["arguments"]["pkt4-ack-sent"][0][0], 0);
     assert_eq!(shell(ns, "dhcp-disable", "")["result"], 2, "unsupported command");
 
+    // The local client, `dhcp-xdp ctl`: tables for leases and statistics, JSON otherwise.
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(tests::daemon_bin())
+            .args(["ctl", "--socket", &socket_arg])
+            .args(args)
+            .output()
+            .expect("dhcp-xdp ctl");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, table) = ctl(&["leases"]);
+    assert!(ok, "{table}");
+    assert!(table.lines().next().is_some_and(|h| h.starts_with("address")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&client_addr.to_string()) && l.contains("02:aa:00:00:00:01") && l.contains("bound")),
+        "{table}"
+    );
+    assert!(table.contains("3 leases"), "{table}");
+    let (ok, stats) = ctl(&["stats"]);
+    assert!(ok && stats.lines().any(|l| l.starts_with("subnet[1].assigned-addresses") && l.ends_with(" 3")), "{stats}");
+    let (ok, json) = ctl(&["lease4-get", "{\"ip-address\": \"198.18.16.151\"}"]);
+    assert!(ok, "{json}");
+    assert_eq!(serde_json::from_str::<Value>(&json).expect("JSON")["arguments"]["client-id"], "01:02:03");
+    let (ok, _) = ctl(&["dhcp-disable"]);
+    assert!(!ok, "an unsupported command exits non-zero");
+
     // Edits are durable before the answer: SIGKILL now, and the added lease is recovered.
     daemon.signal_and_wait(Signal::SIGKILL);
     let (rec, _) = recovered_leases(state.path());

@@ -495,6 +495,7 @@ impl Config {
             snapshot_every: fc.persistence.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
             trusted_relays,
             limits,
+            control_socket: fc.control.socket.clone(),
             index: SubnetIndex::new(&subnets),
             subnets,
         })

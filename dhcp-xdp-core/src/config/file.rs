@@ -21,6 +21,14 @@ pub(super) struct FileConfig {
     pub(super) relays: RelaysSection,
     #[serde(default)]
     pub(super) limits: LimitsSection,
+    #[serde(default)]
+    pub(super) control: ControlSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ControlSection {
+    pub(super) socket: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

@@ -285,6 +285,8 @@ pub struct Config {
     pub trusted_relays: Vec<Ipv4Net>,
     /// What one subscriber may hold and send.
     pub limits: Limits,
+    /// The management channel's socket (`[control] socket`; the command line overrides it).
+    pub control_socket: Option<PathBuf>,
     /// Subnets by address and by id.
     index: SubnetIndex,
 }
@@ -418,6 +420,7 @@ impl Config {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             trusted_relays: vec![],
             limits: Limits::default(),
+            control_socket: None,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

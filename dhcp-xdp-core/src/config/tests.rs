@@ -195,3 +195,14 @@ fn limits_relays_and_option82_trust_are_understood_and_checked() {
     let e = err("[relays]\ntrusted = [\"198.18.1.0/33\"]\n");
     assert_eq!(e.field, "relays.trusted[0]", "{e}");
 }
+
+#[test]
+fn the_control_socket_may_be_named_in_the_file() {
+    let c = Config::parse(
+        "t.toml",
+        "[control]\nsocket = \"/run/dhcp-xdp/edge.sock\"\n[[subnet]]\nsubnet = \"198.18.0.0/24\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.control_socket, Some(std::path::PathBuf::from("/run/dhcp-xdp/edge.sock")));
+    assert_eq!(err("[control]\nsockett = \"x\"\n").line, 2);
+}
