@@ -559,24 +559,14 @@ impl Control {
         let dropped: u64 = DropReason::ALL.iter().filter(|r| **r != DropReason::Consumed).map(|r| drops(*r)).sum();
         out.push(("pkt4-receive-drop".to_owned(), dropped));
         out.push(("v4-allocation-fail".to_owned(), drops(DropReason::NoAddress)));
-        let rt = self.shared.runtime();
-        let now = unix_now();
-        let leases = rt.db.leases_where(|l| l.holds(now) && Self::listed(l));
-        for s in &rt.cfg.subnets {
-            let in_subnet = |l: &&Lease| l.subnet == s.id;
-            let total: u64 = s.pools.iter().map(|p| u64::from(p.len())).sum();
-            let assigned = leases.iter().filter(in_subnet).filter(|l| l.state == LeaseState::Bound).count() as u64;
-            let declined = leases.iter().filter(in_subnet).filter(|l| l.state == LeaseState::Declined).count() as u64;
-            out.push((format!("subnet[{}].total-addresses", s.id), total));
-            out.push((format!("subnet[{}].assigned-addresses", s.id), assigned));
-            out.push((format!("subnet[{}].declined-addresses", s.id), declined));
+        for s in subnet_census(&self.shared, unix_now()) {
+            out.push((format!("subnet[{}].total-addresses", s.id), s.total));
+            out.push((format!("subnet[{}].assigned-addresses", s.id), s.assigned));
+            out.push((format!("subnet[{}].declined-addresses", s.id), s.declined));
             for (pi, p) in s.pools.iter().enumerate() {
-                let in_pool = |l: &&Lease| p.contains(l.addr);
-                let a = leases.iter().filter(in_pool).filter(|l| l.state == LeaseState::Bound).count() as u64;
-                let d = leases.iter().filter(in_pool).filter(|l| l.state == LeaseState::Declined).count() as u64;
-                out.push((format!("subnet[{}].pool[{pi}].total-addresses", s.id), u64::from(p.len())));
-                out.push((format!("subnet[{}].pool[{pi}].assigned-addresses", s.id), a));
-                out.push((format!("subnet[{}].pool[{pi}].declined-addresses", s.id), d));
+                out.push((format!("subnet[{}].pool[{pi}].total-addresses", s.id), p.total));
+                out.push((format!("subnet[{}].pool[{pi}].assigned-addresses", s.id), p.assigned));
+                out.push((format!("subnet[{}].pool[{pi}].declined-addresses", s.id), p.declined));
             }
         }
         out
@@ -616,6 +606,64 @@ impl Control {
         }
         with_args(0, "", Value::Object(m))
     }
+}
+
+/// Addresses of one pool by state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolCensus {
+    /// `first-last`.
+    pub range: String,
+    /// Addresses in the pool.
+    pub total: u64,
+    /// Bound now.
+    pub assigned: u64,
+    /// On probation now.
+    pub declined: u64,
+}
+
+/// Addresses of one subnet's pools by state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetCensus {
+    /// Subnet id.
+    pub id: u32,
+    /// `network/prefix`.
+    pub prefix: String,
+    /// Addresses in its pools.
+    pub total: u64,
+    /// Bound now.
+    pub assigned: u64,
+    /// On probation now.
+    pub declined: u64,
+    /// Per pool, in configuration order.
+    pub pools: Vec<PoolCensus>,
+}
+
+/// Addresses per subnet and pool by state at `now` (one shard lock at a time).
+pub fn subnet_census(shared: &Shared, now: u32) -> Vec<SubnetCensus> {
+    let rt = shared.runtime();
+    let leases = rt.db.leases_where(|l| l.holds(now) && matches!(l.state, LeaseState::Bound | LeaseState::Declined));
+    let count = |f: &dyn Fn(&Lease) -> bool, state| leases.iter().filter(|l| l.state == state && f(l)).count() as u64;
+    rt.cfg
+        .subnets
+        .iter()
+        .map(|s| SubnetCensus {
+            id: s.id,
+            prefix: format!("{}/{}", s.net.addr, s.net.prefix),
+            total: s.pools.iter().map(|p| u64::from(p.len())).sum(),
+            assigned: count(&|l| l.subnet == s.id, LeaseState::Bound),
+            declined: count(&|l| l.subnet == s.id, LeaseState::Declined),
+            pools: s
+                .pools
+                .iter()
+                .map(|p| PoolCensus {
+                    range: format!("{}-{}", p.start, p.end),
+                    total: u64::from(p.len()),
+                    assigned: count(&|l| p.contains(l.addr), LeaseState::Bound),
+                    declined: count(&|l| p.contains(l.addr), LeaseState::Declined),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Sends `request` to the control socket at `path` and returns the answer (the client side of

@@ -316,6 +316,8 @@ pub struct Journal {
     pub since_snapshot: AtomicU64,
     /// How the disk is doing.
     pub health: Health,
+    /// How long each `fdatasync` took (for the metrics).
+    pub sync_seconds: prometheus_client::metrics::histogram::Histogram,
     /// Fault injection for the tests (see [`FAULTS_ENV`]).
     faults: Mutex<Option<PathBuf>>,
 }
@@ -376,6 +378,9 @@ impl Journal {
             records: AtomicU64::new(0),
             since_snapshot: AtomicU64::new(0),
             health: Health::default(),
+            sync_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
+            ),
             faults: Mutex::new(std::env::var_os(FAULTS_ENV).map(PathBuf::from)),
         });
         for s in 0..j.slots.len() {
@@ -474,6 +479,7 @@ impl Journal {
             self.health.syncs.fetch_add(1, Ordering::Relaxed);
             self.health.sync_us.fetch_add(us, Ordering::Relaxed);
             self.health.sync_max_us.fetch_max(us, Ordering::Relaxed);
+            self.sync_seconds.observe(us as f64 / 1e6);
             Ok(())
         })();
         match result {

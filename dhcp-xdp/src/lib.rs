@@ -11,6 +11,7 @@
 //! - [`serve`] glues the engine to the datapath: per-worker handlers, reload, expiry sweep.
 //! - [`iface`] reads the served interface's addresses and queues.
 //! - [`privileges`] drops every capability once setup is done.
+//! - [`metrics`] serves Prometheus metrics at `/metrics`.
 #![deny(unsafe_code)]
 
 pub mod control;
@@ -20,5 +21,6 @@ pub mod ebpf;
 pub mod handler;
 pub mod iface;
 pub mod journal;
+pub mod metrics;
 pub mod privileges;
 pub mod serve;

@@ -108,6 +108,9 @@ struct RunArgs {
     /// /run/dhcp-xdp/<iface>.sock].
     #[arg(long)]
     control_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (overrides `[metrics] listen`).
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
     /// Key of the XDP program's chaddr hash (overrides the file's `[limits] steering-key`;
     /// default: random at each start, so no client can choose its worker).
     #[arg(long)]
@@ -298,6 +301,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let metrics_addr = args.metrics.or_else(|| shared.as_ref().and_then(|sh| sh.runtime().cfg.metrics_listen));
+    let metrics_listener = match metrics_addr {
+        Some(a) => Some(dhcp_xdp::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),
+        None => None,
+    };
+    let xdp_snapshot: dhcp_xdp::metrics::XdpSnapshot = Arc::default();
     // Sockets bound and announced, program configured: the main thread (control loop) drops
     // every capability too (see `privileges`).
     dhcp_xdp::privileges::drop_for_this_thread().context("dropping capabilities")?;
@@ -306,6 +315,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let control = Arc::new(Control::new(sh.clone(), datapath.stats().to_vec(), action_tx));
         control.serve(listener, &control_path).context("starting the control channel")?;
         println!("control: Kea control channel on {}", control_path.display());
+        if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
+            let registry = dhcp_xdp::metrics::registry(sh.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());
+            dhcp_xdp::metrics::serve(l, registry).context("starting the metrics listener")?;
+            println!("metrics: http://{a}/metrics");
+        }
     }
     let layout: Vec<String> = datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
     println!(
@@ -358,6 +372,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
+                if let Ok(c) = steering.counters() {
+                    *xdp_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = c.0;
+                }
                 serve::sweep(sh, 4096);
                 if let Some(j) = &sh.journal
                     && j.since_snapshot.load(Ordering::Relaxed) >= sh.runtime().cfg.snapshot_every

@@ -395,7 +395,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 12] = [
+const TEST_PACKAGES: [(&str, &str); 13] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
@@ -408,6 +408,7 @@ const TEST_PACKAGES: [(&str, &str); 12] = [
     ("ethtool", "ethtool"),
     ("kea-ctrl-agent", "kea-ctrl-agent"),
     ("kea-shell", "python3-kea-connector"),
+    ("/usr/lib/python3/dist-packages/prometheus_client/parser.py", "python3-prometheus-client"),
 ];
 
 /// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are

@@ -496,6 +496,12 @@ impl Config {
             trusted_relays,
             limits,
             control_socket: fc.control.socket.clone(),
+            metrics_listen: match &fc.metrics.listen {
+                Some(l) => Some(l.get_ref().parse().map_err(|_| {
+                    ctx.err(Some(l.span()), "metrics.listen", format!("`{}` is not an address:port", l.get_ref()))
+                })?),
+                None => None,
+            },
             index: SubnetIndex::new(&subnets),
             subnets,
         })

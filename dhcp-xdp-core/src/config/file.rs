@@ -23,6 +23,14 @@ pub(super) struct FileConfig {
     pub(super) limits: LimitsSection,
     #[serde(default)]
     pub(super) control: ControlSection,
+    #[serde(default)]
+    pub(super) metrics: MetricsSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct MetricsSection {
+    pub(super) listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

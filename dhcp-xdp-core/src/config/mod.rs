@@ -287,6 +287,8 @@ pub struct Config {
     pub limits: Limits,
     /// The management channel's socket (`[control] socket`; the command line overrides it).
     pub control_socket: Option<PathBuf>,
+    /// Where Prometheus metrics are served (`[metrics] listen`; the command line overrides it).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Subnets by address and by id.
     index: SubnetIndex,
 }
@@ -421,6 +423,7 @@ impl Config {
             trusted_relays: vec![],
             limits: Limits::default(),
             control_socket: None,
+            metrics_listen: None,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

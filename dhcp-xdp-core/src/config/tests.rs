@@ -206,3 +206,11 @@ fn the_control_socket_may_be_named_in_the_file() {
     assert_eq!(c.control_socket, Some(std::path::PathBuf::from("/run/dhcp-xdp/edge.sock")));
     assert_eq!(err("[control]\nsockett = \"x\"\n").line, 2);
 }
+
+#[test]
+fn the_metrics_listener_may_be_named_in_the_file() {
+    let c = Config::parse("t.toml", "[metrics]\nlisten = \"198.18.0.1:9100\"\n").unwrap();
+    assert_eq!(c.metrics_listen, Some("198.18.0.1:9100".parse().unwrap()));
+    let e = err("[metrics]\nlisten = \"nowhere\"\n");
+    assert_eq!((e.line, e.field.as_str()), (2, "metrics.listen"), "{e}");
+}

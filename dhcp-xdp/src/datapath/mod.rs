@@ -136,6 +136,8 @@ pub struct WorkerStats {
     pub drops: [AtomicU64; DropReason::COUNT],
     /// Loop iterations that found the RX ring empty.
     pub rx_empty_polls: AtomicU64,
+    /// Loop iterations (with or without frames).
+    pub polls: AtomicU64,
     /// Recycling passes after which the fill ring held no chunk for the kernel (it drops
     /// frames while that lasts).
     pub fill_starved_polls: AtomicU64,

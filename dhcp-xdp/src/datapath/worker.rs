@@ -76,6 +76,8 @@ impl Worker {
 
     /// One loop iteration; returns the number of frames received.
     pub(super) fn step(&mut self, handler: &mut dyn Handler) -> u32 {
+        // Relaxed: a statistic of this worker's own, read by the metrics now and then.
+        self.stats.polls.fetch_add(1, Ordering::Relaxed);
         // Recycle under the queue's lock, but never wait for it while others are at it.
         let Self { fc, recycle, stats, batch, .. } = self;
         if let Ok(mut g) = fc.try_lock() {

@@ -1,0 +1,242 @@
+//! Prometheus metrics at `/metrics` (`--metrics ADDR:PORT`, `[metrics] listen`), in the text
+//! exposition format written by the `prometheus-client` crate. Values are read at scrape time
+//! from the counters the datapath, the engine, the XDP program and the journal already keep:
+//! serving pays nothing for it. It must never take a shard lock longer than a census of one
+//! shard, nor answer anything but `GET /metrics`.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
+
+use dhcp_xdp_common::counter;
+use dhcp_xdp_core::{engine::MsgCounter, verdict::DropReason};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _},
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
+
+use crate::{
+    control::subnet_census,
+    datapath::WorkerStats,
+    handler::FrameMeta,
+    serve::{Shared, unix_now},
+};
+
+/// The XDP program's verdict counters as the control loop last read them.
+pub type XdpSnapshot = Arc<Mutex<[u64; counter::COUNT as usize]>>;
+
+/// Reads everything at scrape time.
+struct Collect {
+    shared: Arc<Shared>,
+    workers: Vec<(FrameMeta, Arc<WorkerStats>)>,
+    xdp: XdpSnapshot,
+}
+
+impl std::fmt::Debug for Collect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Collect({} workers)", self.workers.len())
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn counter_family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge_family(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (Labels, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Collect {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let engine = |c: MsgCounter| self.shared.stats.iter().map(|s| s.get(c)).sum::<u64>();
+        let received = [
+            ("discover", MsgCounter::RxDiscover),
+            ("request", MsgCounter::RxRequest),
+            ("decline", MsgCounter::RxDecline),
+            ("release", MsgCounter::RxRelease),
+            ("inform", MsgCounter::RxInform),
+            ("bootp", MsgCounter::RxBootp),
+        ];
+        counter_family(
+            &mut enc,
+            "dhcp_xdp_packets_received",
+            "DHCP messages received, by type",
+            received.iter().map(|(t, c)| (vec![("type", (*t).to_owned())], engine(*c))),
+        )?;
+        let sent = [
+            ("offer", engine(MsgCounter::TxOffer)),
+            ("ack", engine(MsgCounter::TxAck) + engine(MsgCounter::TxInformAck)),
+            ("nak", engine(MsgCounter::TxNak)),
+            ("bootp", engine(MsgCounter::TxBootp)),
+        ];
+        counter_family(
+            &mut enc,
+            "dhcp_xdp_packets_sent",
+            "DHCP messages sent, by type",
+            sent.iter().map(|(t, v)| (vec![("type", (*t).to_owned())], *v)),
+        )?;
+        let drops = |r: DropReason| self.workers.iter().map(|(_, w)| w.drops[r.slot()].load(Ordering::Relaxed)).sum();
+        counter_family(
+            &mut enc,
+            "dhcp_xdp_drops",
+            "Frames that got no reply, by reason",
+            DropReason::ALL
+                .iter()
+                .map(|r| (vec![("reason", r.name().trim_start_matches("drop_").to_owned())], drops(*r))),
+        )?;
+        let xdp = *self.xdp.lock().unwrap_or_else(|p| p.into_inner());
+        counter_family(
+            &mut enc,
+            "dhcp_xdp_xdp_verdicts",
+            "The XDP program's verdicts",
+            counter::NAMES.iter().zip(xdp).map(|(n, v)| (vec![("verdict", (*n).to_owned())], v)),
+        )?;
+        let polls = |f: fn(&WorkerStats) -> u64| {
+            self.workers
+                .iter()
+                .map(move |(m, w)| (vec![("queue", m.queue.to_string()), ("worker", m.worker.to_string())], f(w)))
+        };
+        counter_family(
+            &mut enc,
+            "dhcp_xdp_worker_polls",
+            "Worker loop iterations",
+            polls(|w| w.polls.load(Ordering::Relaxed)),
+        )?;
+        counter_family(
+            &mut enc,
+            "dhcp_xdp_worker_idle_polls",
+            "Worker loop iterations that found no frame",
+            polls(|w| w.rx_empty_polls.load(Ordering::Relaxed)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "dhcp_xdp_worker_busy_ratio",
+            "Share of a worker's loop iterations since start that found frames",
+            self.workers.iter().map(|(m, w)| {
+                let (all, idle) = (w.polls.load(Ordering::Relaxed), w.rx_empty_polls.load(Ordering::Relaxed));
+                let ratio = if all == 0 { 0.0 } else { 1.0 - idle.min(all) as f64 / all as f64 };
+                (vec![("queue", m.queue.to_string()), ("worker", m.worker.to_string())], ratio)
+            }),
+        )?;
+        let census = subnet_census(&self.shared, unix_now());
+        let mut rows = vec![];
+        for s in &census {
+            for (state, v) in [("total", s.total), ("assigned", s.assigned), ("declined", s.declined)] {
+                rows.push((
+                    vec![("subnet_id", s.id.to_string()), ("prefix", s.prefix.clone()), ("state", state.to_owned())],
+                    v as f64,
+                ));
+            }
+        }
+        gauge_family(&mut enc, "dhcp_xdp_subnet_addresses", "Addresses of a subnet's pools, by state", rows)?;
+        let mut rows = vec![];
+        for s in &census {
+            for (i, p) in s.pools.iter().enumerate() {
+                for (state, v) in [("total", p.total), ("assigned", p.assigned), ("declined", p.declined)] {
+                    rows.push((
+                        vec![
+                            ("subnet_id", s.id.to_string()),
+                            ("prefix", s.prefix.clone()),
+                            ("pool", i.to_string()),
+                            ("range", p.range.clone()),
+                            ("state", state.to_owned()),
+                        ],
+                        v as f64,
+                    ));
+                }
+            }
+        }
+        gauge_family(&mut enc, "dhcp_xdp_pool_addresses", "Addresses of a pool, by state", rows)?;
+        if let Some(j) = &self.shared.journal {
+            gauge_family(
+                &mut enc,
+                "dhcp_xdp_journal_failing",
+                "1 while lease journal writes fail (ACKs are withheld)",
+                [(vec![], f64::from(u8::from(j.health.failing.load(Ordering::Relaxed))))],
+            )?;
+            counter_family(&mut enc, "dhcp_xdp_journal_records", "Lease records journaled", [(vec![], j.records())])?;
+        }
+        Ok(())
+    }
+}
+
+/// The registry served at `/metrics`.
+pub fn registry(shared: Arc<Shared>, workers: Vec<(FrameMeta, Arc<WorkerStats>)>, xdp: XdpSnapshot) -> Registry {
+    let mut r = Registry::default();
+    if let Some(j) = &shared.journal {
+        r.register(
+            "dhcp_xdp_journal_sync_seconds",
+            "Time an fdatasync of the lease journal took",
+            j.sync_seconds.clone(),
+        );
+    }
+    r.register_collector(Box::new(Collect { shared, workers, xdp }));
+    r
+}
+
+/// Binds the metrics listener (before the capabilities are dropped: a low port needs one).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+}
+
+/// Serves `GET /metrics` on `listener` from a thread of its own.
+pub fn serve(listener: TcpListener, registry: Registry) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if let Err(e) = answer(stream, &registry) {
+                tracing::debug!("metrics connection: {e}");
+            }
+        }
+    })
+}
+
+fn answer(mut s: TcpStream, registry: &Registry) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    // The rest of the request head.
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method != "GET" || path.split('?').next() != Some("/metrics") {
+        return s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, registry).map_err(std::io::Error::other)?;
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
