@@ -6,6 +6,7 @@
 //! - [`leases`]: lease shards, pools and their address ownership, the changes to journal.
 //! - [`config`]: the TOML file as written and the validated runtime configuration.
 //! - [`verdict`]: what became of a frame (reply, reply once durable, drop with a reason).
+//! - [`migrate`]: leases in and out of Kea's memfile CSV.
 //! - [`net`]: small addressing value types.
 //! - [`records`]: the lease store's byte format (journal records, snapshots) and replay.
 //!
@@ -19,6 +20,7 @@ pub mod config;
 pub mod dhcp;
 pub mod engine;
 pub mod leases;
+pub mod migrate;
 pub mod net;
 pub mod records;
 #[cfg(any(test, feature = "test-support"))]

@@ -54,12 +54,44 @@ enum Command {
         /// The command's arguments as a JSON object.
         arguments: Option<String>,
     },
+    /// Import leases into a state directory (no daemon may hold it): from Kea's memfile CSV
+    /// (`kea-leases4.csv`); leases outside the configured pools are reported, not imported.
+    Import {
+        /// The state directory (`--state-dir` of `run`).
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// The configuration the daemon will run with (subnets and pools).
+        #[arg(long)]
+        config: PathBuf,
+        /// Kea's lease file.
+        #[arg(long)]
+        kea_csv: PathBuf,
+    },
+    /// Export the leases of a state directory (read-only; a daemon may hold it).
+    Export {
+        /// The state directory.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// `kea-csv` (a file kea-dhcp4 loads) or `json`.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The configuration, for each subnet's lease time in Kea's `valid_lifetime` [default:
+        /// 3600 s].
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Recover the lease journal of a state directory (offline) and print every lease.
     Leases {
         /// The state directory (`--state-dir` of `run`).
         #[arg(long)]
         state_dir: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    KeaCsv,
+    Json,
 }
 
 #[derive(clap::Args, Debug)]
@@ -180,6 +212,8 @@ fn main() -> std::process::ExitCode {
         },
         Command::Leases { state_dir } => dump_leases(&state_dir),
         Command::Ctl { socket, command, arguments } => ctl(socket, &command, arguments.as_deref()),
+        Command::Import { state_dir, config, kea_csv } => import(&state_dir, &config, &kea_csv),
+        Command::Export { state_dir, format, config } => export(&state_dir, format, config.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -509,6 +543,78 @@ fn ctl(socket: Option<PathBuf>, command: &str, arguments: Option<&str>) -> anyho
         Some(0 | 3) => Ok(()),
         _ => bail!("{}", answer["text"].as_str().unwrap_or("failed")),
     }
+}
+
+/// `dhcp-xdp import`: Kea's leases into a state directory, next to what it holds already (an
+/// address held there keeps its lease; the import's is reported).
+fn import(dir: &std::path::Path, config: &std::path::Path, kea_csv: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = load_config_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = std::fs::read_to_string(kea_csv).with_context(|| format!("reading {}", kea_csv.display()))?;
+    let now = unix_now();
+    let imported = dhcp_xdp_core::migrate::read_kea_csv(&text, &cfg, now)
+        .with_context(|| format!("parsing {}", kea_csv.display()))?;
+    let state = StateDir::lock(dir)?;
+    let rec = journal::recover(&state, now)?;
+    let held: std::collections::HashSet<std::net::Ipv4Addr> =
+        rec.leases.iter().filter(|l| l.holds(now)).map(|l| l.addr).collect();
+    let mut leases = rec.leases.clone();
+    let mut n = 0;
+    for l in &imported.leases {
+        if held.contains(&l.addr) {
+            println!("skipped {}: already held in {}", l.addr, dir.display());
+        } else {
+            leases.push(*l);
+            n += 1;
+        }
+    }
+    for s in &imported.skipped {
+        let addr = s.addr.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
+        println!("skipped {addr} (line {}): {}", s.line, s.why);
+    }
+    let db = LeaseDb::new(&cfg, 1, leases, now);
+    db.continue_after(rec.max_seq);
+    let journal = Journal::open(state, 1, cfg.durability)?;
+    journal.snapshot(&db)?;
+    journal.flush(Duration::from_secs(10))?;
+    println!(
+        "imported {n} leases from {} into {} ({} skipped)",
+        kea_csv.display(),
+        dir.display(),
+        imported.skipped.len() + imported.leases.len() - n
+    );
+    Ok(())
+}
+
+/// `dhcp-xdp export`: a state directory's leases as Kea's CSV or as JSON, on stdout.
+fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cfg = match config {
+        Some(p) => load_config_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::parse("defaults", "").map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let now = unix_now();
+    let rec = journal::inspect(dir, now).with_context(|| format!("reading {}", dir.display()))?;
+    let held: Vec<_> = rec.leases.iter().filter(|l| l.holds(now)).copied().collect();
+    match format {
+        ExportFormat::KeaCsv => print!("{}", dhcp_xdp_core::migrate::write_kea_csv(&held, &cfg)),
+        ExportFormat::Json => {
+            let leases: Vec<serde_json::Value> = held
+                .iter()
+                .map(|l| {
+                    let key = l.key.as_bytes();
+                    serde_json::json!({
+                        "ip-address": l.addr.to_string(),
+                        "hw-address": colon_hex(&l.chaddr),
+                        "client-id": if key.first() == Some(&0) { colon_hex(&key[1..]) } else { String::new() },
+                        "expire": l.expires,
+                        "subnet-id": l.subnet,
+                        "state": if l.state == dhcp_xdp_core::leases::LeaseState::Declined { 1 } else { 0 },
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "leases": leases })).unwrap_or_default());
+        }
+    }
+    Ok(())
 }
 
 fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -1,0 +1,217 @@
+//! Leases in and out of Kea's memfile CSV (`kea-leases4.csv`), the way operators move between
+//! servers. Sans-IO: text in, leases out, and back. Kea's file is a journal: the last row of an
+//! address wins, and a row with `valid_lifetime` 0 deletes it. Nothing here may drop a lease
+//! silently: what cannot be carried over is returned with the reason.
+
+use std::net::Ipv4Addr;
+
+use hashbrown::HashMap;
+
+use crate::{
+    config::{Config, parse_hex},
+    leases::{ClientKey, Lease, LeaseState, Tags},
+    net::{colon_hex, parse_mac},
+};
+
+/// Kea 2.2's header (later versions add `pool_id`, which is read and ignored).
+pub const KEA_CSV_HEADER: &str =
+    "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context";
+
+/// Why a row was not carried over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line in the file (0: not tied to a line).
+    pub line: u64,
+    /// The address, when the row had one.
+    pub addr: Option<Ipv4Addr>,
+    /// Why.
+    pub why: String,
+}
+
+/// What an import found.
+#[derive(Debug, Default)]
+pub struct Import {
+    /// The leases to keep (the last row of each address).
+    pub leases: Vec<Lease>,
+    /// Rows not carried over, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads a Kea memfile CSV against `cfg`: each address's last row; deleted rows and leases no
+/// longer held at `now` are left out quietly (Kea itself forgets them); a lease outside every
+/// configured pool and reservation, or with an address or hardware address that does not parse,
+/// is reported in [`Import::skipped`].
+pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::Error> {
+    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let headers = r.headers()?.clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(a), Some(hw), Some(cid), Some(valid), Some(exp), Some(sid), Some(st)) = (
+        col("address"),
+        col("hwaddr"),
+        col("client_id"),
+        col("valid_lifetime"),
+        col("expire"),
+        col("subnet_id"),
+        col("state"),
+    ) else {
+        let mut out = Import::default();
+        out.skipped.push(Skipped { line: 1, addr: None, why: format!("not a Kea lease file: header {headers:?}") });
+        return Ok(out);
+    };
+    let mut last: HashMap<Ipv4Addr, (u64, csv::StringRecord)> = HashMap::new();
+    let mut out = Import::default();
+    for rec in r.records() {
+        let rec = rec?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        match rec.get(a).and_then(|v| v.parse::<Ipv4Addr>().ok()) {
+            Some(addr) => {
+                last.insert(addr, (line, rec));
+            }
+            None => out.skipped.push(Skipped { line, addr: None, why: "no IPv4 address".into() }),
+        }
+    }
+    let mut rows: Vec<_> = last.into_iter().collect();
+    rows.sort_by_key(|(addr, _)| u32::from(*addr));
+    for (addr, (line, rec)) in rows {
+        let skip = |why: String| Skipped { line, addr: Some(addr), why };
+        let num = |i: usize| rec.get(i).and_then(|v| v.trim().parse::<u64>().ok());
+        let valid_lifetime = num(valid).unwrap_or(0);
+        if valid_lifetime == 0 {
+            continue; // deleted
+        }
+        let expires = num(exp).unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+        let state = match num(st).unwrap_or(0) {
+            0 => LeaseState::Bound,
+            1 => LeaseState::Declined,
+            _ => LeaseState::Expired,
+        };
+        if expires <= now || state == LeaseState::Expired {
+            continue; // no longer held: Kea would reclaim it too
+        }
+        let Some(chaddr) = rec.get(hw).and_then(parse_mac) else {
+            out.skipped.push(skip(format!("hardware address '{}' is not Ethernet", rec.get(hw).unwrap_or(""))));
+            continue;
+        };
+        let key = match rec.get(cid).filter(|c| !c.is_empty()).map(parse_hex) {
+            Some(Some(id)) => ClientKey::client_id(&id),
+            Some(None) => {
+                out.skipped.push(skip(format!("client id '{}' is not hex", rec.get(cid).unwrap_or(""))));
+                continue;
+            }
+            None => ClientKey::hw(1, &chaddr),
+        };
+        let subnet = match num(sid).and_then(|s| cfg.subnet_index(s as u32)).filter(|&i| cfg.subnets[i].contains(addr))
+        {
+            Some(i) => Some(i),
+            None => cfg.subnet_of(addr),
+        };
+        let Some(si) = subnet else {
+            out.skipped.push(skip("outside every configured subnet".into()));
+            continue;
+        };
+        let s = &cfg.subnets[si];
+        let reserved = s.reservations.iter().any(|r| r.ip == Some(addr));
+        if s.pool_of(addr).is_none() && !reserved {
+            out.skipped.push(skip(format!("outside every pool and reservation of subnet {}", s.id)));
+            continue;
+        }
+        out.leases.push(Lease { key, chaddr, addr, expires, state, subnet: s.id, tags: Tags::default() });
+    }
+    Ok(out)
+}
+
+/// Writes `leases` as a Kea memfile CSV (Kea 2.2's header), with each subnet's lease time of
+/// `cfg` as `valid_lifetime` (Kea needs it; `expire` is kept as it is).
+pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(vec![]);
+    let mut sorted: Vec<&Lease> =
+        leases.iter().filter(|l| matches!(l.state, LeaseState::Bound | LeaseState::Declined)).collect();
+    sorted.sort_by_key(|l| u32::from(l.addr));
+    for l in sorted {
+        let valid = match l.state {
+            LeaseState::Declined => cfg.decline_probation,
+            _ => cfg.subnet_index(l.subnet).map(|i| cfg.subnets[i].lease_time).unwrap_or(3600),
+        }
+        .max(1);
+        let key = l.key.as_bytes();
+        let client_id = if key.first() == Some(&0) { colon_hex(&key[1..]) } else { String::new() };
+        let state = if l.state == LeaseState::Declined { "1" } else { "0" };
+        let _ = w.write_record([
+            l.addr.to_string().as_str(),
+            &colon_hex(&l.chaddr),
+            &client_id,
+            &valid.to_string(),
+            &l.expires.to_string(),
+            &l.subnet.to_string(),
+            "0",
+            "0",
+            "",
+            state,
+            "",
+        ]);
+    }
+    let body = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+    format!("{KEA_CSV_HEADER}\n{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.21.0/24\"\n[[subnet.pool]]\nrange = \"198.18.21.100-198.18.21.199\"\n\
+             [[subnet.reservation]]\nhw-address = \"02:aa:00:00:00:09\"\nip = \"198.18.21.9\"\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn keas_journal_rows_are_read_last_one_wins_and_deletions_delete() {
+        let csv = format!(
+            "{KEA_CSV_HEADER}\n\
+             198.18.21.100,02:aa:00:00:00:00,,3600,1796156859,1,0,0,,0,\n\
+             198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,host1,0,\n\
+             198.18.21.100,02:aa:00:00:00:00,,3600,1796160000,1,0,0,,0,\n\
+             198.18.21.102,02:aa:00:00:00:02,,3600,1796156859,1,0,0,,0,\n\
+             198.18.21.102,02:aa:00:00:00:02,,0,1796156859,1,0,0,,0,\n\
+             198.18.21.103,02:aa:00:00:00:03,,3600,1000,1,0,0,,0,\n\
+             198.18.21.104,02:aa:00:00:00:04,,86400,1796156859,1,0,0,,1,\n\
+             198.18.21.9,02:aa:00:00:00:09,,3600,1796156859,1,0,0,,0,\n\
+             198.18.21.50,02:aa:00:00:00:50,,3600,1796156859,1,0,0,,0,\n\
+             198.18.99.5,02:aa:00:00:00:99,,3600,1796156859,7,0,0,,0,\n"
+        );
+        let imp = read_kea_csv(&csv, &cfg(), 1_796_000_000).unwrap();
+        let got: Vec<(Ipv4Addr, u32, LeaseState)> = imp.leases.iter().map(|l| (l.addr, l.expires, l.state)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Ipv4Addr::new(198, 18, 21, 9), 1_796_156_859, LeaseState::Bound),
+                (Ipv4Addr::new(198, 18, 21, 100), 1_796_160_000, LeaseState::Bound),
+                (Ipv4Addr::new(198, 18, 21, 101), 1_796_156_859, LeaseState::Bound),
+                (Ipv4Addr::new(198, 18, 21, 104), 1_796_156_859, LeaseState::Declined),
+            ]
+        );
+        assert_eq!(imp.leases[2].key, ClientKey::client_id(&[1, 2, 3]));
+        let skipped: Vec<(Option<Ipv4Addr>, &str)> = imp.skipped.iter().map(|s| (s.addr, s.why.as_str())).collect();
+        assert_eq!(
+            skipped,
+            vec![
+                (Some(Ipv4Addr::new(198, 18, 21, 50)), "outside every pool and reservation of subnet 1"),
+                (Some(Ipv4Addr::new(198, 18, 99, 5)), "outside every configured subnet"),
+            ]
+        );
+    }
+
+    #[test]
+    fn written_files_read_back_the_same() {
+        let c = cfg();
+        let csv = format!("{KEA_CSV_HEADER}\n198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,,0,\n");
+        let imp = read_kea_csv(&csv, &c, 1).unwrap();
+        let out = write_kea_csv(&imp.leases, &c);
+        assert!(out.starts_with(KEA_CSV_HEADER));
+        assert!(out.contains("198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,,0,"), "{out}");
+        assert_eq!(read_kea_csv(&out, &c, 1).unwrap().leases, imp.leases);
+    }
+}
