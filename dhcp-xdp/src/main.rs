@@ -22,6 +22,7 @@ use dhcp_xdp::{
     serve::{self, EngineHandler, Runtime, Shared, load_config_file, unix_now},
 };
 use dhcp_xdp_core::{config::Config, engine::ServerIdentity, leases::LeaseDb, net::colon_hex, wire::Frame};
+use sd_notify::NotifyState;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -371,6 +372,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         args.handler,
     );
     println!("ready: answering DHCP on {}", iface.name);
+    // systemd (Type=notify): ready once the program is attached and the sockets answer; the
+    // watchdog is fed by the control loop while every worker lives. Without NOTIFY_SOCKET
+    // these do nothing.
+    let _ = sd_notify::notify(
+        false,
+        &[NotifyState::Ready, NotifyState::Status(&format!("answering DHCP on {}", iface.name))],
+    );
+    // sd_watchdog_enabled(3): WATCHDOG_USEC, for this process when WATCHDOG_PID names it or is
+    // absent; fed at half the interval.
+    let watchdog = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|u| u.parse::<u64>().ok())
+        .filter(|_| std::env::var("WATCHDOG_PID").map_or(true, |p| p == std::process::id().to_string()))
+        .map(|u| Duration::from_micros(u / 2));
+    let mut last_watchdog = Instant::now();
 
     let mut last_stats = Instant::now();
     let mut last_sweep = Instant::now();
@@ -392,7 +408,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             }
             for reply in reloads {
+                let mut reloading = vec![NotifyState::Reloading];
+                reloading.extend(NotifyState::monotonic_usec_now().ok());
+                let _ = sd_notify::notify(false, &reloading);
                 let outcome = reload(sh, &args, &iface, steering_key);
+                let _ = sd_notify::notify(false, &[NotifyState::Ready]);
                 let limits = sh.runtime().cfg.limits;
                 if let Err(e) = steering.configure(&steer_settings(&iface, &limits, steering_key)) {
                     println!("reload: the XDP program kept its old limits: {e}");
@@ -426,6 +446,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             failure = Some(format!("worker q{} w{} died", dead.queue, dead.worker));
             break;
         }
+        if let Some(every) = watchdog
+            && last_watchdog.elapsed() >= every
+        {
+            last_watchdog = Instant::now();
+            let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+        }
         if args.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(args.stats_interval) {
             last_stats = Instant::now();
             report_datapath("stats", &steering, datapath.stats(), &datapath.kernel_stats());
@@ -434,6 +460,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
     if failure.is_none() {
         println!("stopping: signal received, draining workers");
     }
