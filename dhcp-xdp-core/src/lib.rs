@@ -6,7 +6,7 @@
 //! - [`leases`]: lease shards, pools and their address ownership, the changes to journal.
 //! - [`config`]: the TOML file as written and the validated runtime configuration.
 //! - [`verdict`]: what became of a frame (reply, reply once durable, drop with a reason).
-//! - [`migrate`]: leases in and out of Kea's memfile CSV.
+//! - [`migrate`]: leases in and out of Kea's memfile CSV, in from ISC dhcpd's `dhcpd.leases`.
 //! - [`net`]: small addressing value types.
 //! - [`records`]: the lease store's byte format (journal records, snapshots) and replay.
 //!

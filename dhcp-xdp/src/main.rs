@@ -56,7 +56,9 @@ enum Command {
         arguments: Option<String>,
     },
     /// Import leases into a state directory (no daemon may hold it): from Kea's memfile CSV
-    /// (`kea-leases4.csv`); leases outside the configured pools are reported, not imported.
+    /// (`kea-leases4.csv`) or ISC dhcpd's `dhcpd.leases`; leases outside the configured pools
+    /// are reported, not imported.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["kea_csv", "dhcpd_leases"])))]
     Import {
         /// The state directory (`--state-dir` of `run`).
         #[arg(long)]
@@ -66,7 +68,11 @@ enum Command {
         config: PathBuf,
         /// Kea's lease file.
         #[arg(long)]
-        kea_csv: PathBuf,
+        kea_csv: Option<PathBuf>,
+        /// ISC dhcpd's lease file (active leases are imported, abandoned addresses as
+        /// declined; free, backup, expired and released bindings stay in the pool).
+        #[arg(long)]
+        dhcpd_leases: Option<PathBuf>,
     },
     /// Export the leases of a state directory (read-only; a daemon may hold it).
     Export {
@@ -213,7 +219,11 @@ fn main() -> std::process::ExitCode {
         },
         Command::Leases { state_dir } => dump_leases(&state_dir),
         Command::Ctl { socket, command, arguments } => ctl(socket, &command, arguments.as_deref()),
-        Command::Import { state_dir, config, kea_csv } => import(&state_dir, &config, &kea_csv),
+        Command::Import { state_dir, config, kea_csv, dhcpd_leases } => match (kea_csv, dhcpd_leases) {
+            (Some(f), _) => import(&state_dir, &config, &LeaseFile::KeaCsv(f)),
+            (None, Some(f)) => import(&state_dir, &config, &LeaseFile::DhcpdLeases(f)),
+            (None, None) => Err(anyhow::anyhow!("--kea-csv or --dhcpd-leases is needed")),
+        },
         Command::Export { state_dir, format, config } => export(&state_dir, format, config.as_deref()),
     };
     match result {
@@ -572,14 +582,25 @@ fn ctl(socket: Option<PathBuf>, command: &str, arguments: Option<&str>) -> anyho
     }
 }
 
-/// `dhcp-xdp import`: Kea's leases into a state directory, next to what it holds already (an
-/// address held there keeps its lease; the import's is reported).
-fn import(dir: &std::path::Path, config: &std::path::Path, kea_csv: &std::path::Path) -> anyhow::Result<()> {
+/// Another server's lease file, for `dhcp-xdp import`.
+enum LeaseFile {
+    KeaCsv(PathBuf),
+    DhcpdLeases(PathBuf),
+}
+
+/// `dhcp-xdp import`: another server's leases into a state directory, next to what it holds
+/// already (an address held there keeps its lease; the import's is reported).
+fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFile) -> anyhow::Result<()> {
+    use dhcp_xdp_core::migrate;
     let cfg = load_config_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let text = std::fs::read_to_string(kea_csv).with_context(|| format!("reading {}", kea_csv.display()))?;
+    let (LeaseFile::KeaCsv(file) | LeaseFile::DhcpdLeases(file)) = source;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let now = unix_now();
-    let imported = dhcp_xdp_core::migrate::read_kea_csv(&text, &cfg, now)
-        .with_context(|| format!("parsing {}", kea_csv.display()))?;
+    let imported = match source {
+        LeaseFile::KeaCsv(_) => migrate::read_kea_csv(&text, &cfg, now).map_err(|e| anyhow::anyhow!("{e}")),
+        LeaseFile::DhcpdLeases(_) => migrate::read_dhcpd_leases(&text, &cfg, now).map_err(|e| anyhow::anyhow!("{e}")),
+    }
+    .with_context(|| format!("parsing {}", file.display()))?;
     let state = StateDir::lock(dir)?;
     let rec = journal::recover(&state, now)?;
     let held: std::collections::HashSet<std::net::Ipv4Addr> =
@@ -604,10 +625,11 @@ fn import(dir: &std::path::Path, config: &std::path::Path, kea_csv: &std::path::
     journal.snapshot(&db)?;
     journal.flush(Duration::from_secs(10))?;
     println!(
-        "imported {n} leases from {} into {} ({} skipped)",
-        kea_csv.display(),
+        "imported {n} leases from {} into {} ({} skipped, {} entries held nothing)",
+        file.display(),
         dir.display(),
-        imported.skipped.len() + imported.leases.len() - n
+        imported.skipped.len() + imported.leases.len() - n,
+        imported.unheld
     );
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Moving leases between Kea and dhcp-xdp, with the real kea-dhcp4: clients bind with Kea,
 //! its memfile CSV is imported, and the clients renew with dhcp-xdp and keep their addresses;
 //! dhcp-xdp's leases are exported to a CSV that kea-dhcp4 loads, and the clients keep their
-//! addresses with Kea again.
+//! addresses with Kea again. And off ISC dhcpd: the `dhcpd.leases` the real dhcpd wrote (active,
+//! released and abandoned bindings, a uid and a hostname) is imported and the clients keep
+//! their addresses with dhcp-xdp.
 
 use std::{
     net::Ipv4Addr,
@@ -61,10 +63,88 @@ impl Drop for Kea {
     }
 }
 
+/// ISC dhcpd on `iface` of `ns` with its lease file at `leases`; stopped on drop.
+struct Dhcpd(Child);
+
+impl Dhcpd {
+    fn start(ns: &Netns, iface: &str, dir: &Path, leases: &Path) -> Self {
+        let conf = dir.join("dhcpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "authoritative;\nping-check false;\ndefault-lease-time 3600;\nmax-lease-time 3600;\n\
+                 subnet 198.18.0.0 netmask 255.255.0.0 {{ range {} {}; }}\n",
+                POOL.0, POOL.1
+            ),
+        )
+        .expect("dhcpd.conf");
+        std::fs::write(leases, "").expect("dhcpd.leases");
+        let child = ns
+            .exec(tool("dhcpd", "isc-dhcp-server"))
+            .args(["-4", "-f", "-d", "-q", "-cf"])
+            .arg(&conf)
+            .arg("-lf")
+            .arg(leases)
+            .arg("-pf")
+            .arg(dir.join("dhcpd.pid"))
+            .arg(iface)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dhcpd");
+        Self(child)
+    }
+
+    fn stop(mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Dhcpd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// DISCOVER → OFFER → REQUEST → ACK for `chaddr` with `extra` options in both messages; the
+/// ACKed address.
+fn dora_with(link: &mut Link, mac: [u8; 6], chaddr: [u8; 6], xid: u32, extra: &[u8]) -> Option<Ipv4Addr> {
+    let ask = |link: &mut Link, options: Vec<u8>, xid: u32| {
+        let mut r = Request::discover(mac, chaddr, xid);
+        r.options = options;
+        (0..8).find_map(|_| {
+            link.send(&r.build());
+            link.replies(1, Duration::from_millis(700), |x| x.xid() == xid).pop()
+        })
+    };
+    let offer = ask(link, [&[53, 1, 1][..], extra].concat(), xid)?;
+    let yiaddr = Ipv4Addr::new(offer.bootp[16], offer.bootp[17], offer.bootp[18], offer.bootp[19]);
+    let mut req = vec![53, 1, 3, 50, 4];
+    req.extend_from_slice(&yiaddr.octets());
+    req.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
+    req.extend_from_slice(extra);
+    let ack = ask(link, req, xid ^ 1)?;
+    (ack.message_type() == Some(5)).then_some(yiaddr)
+}
+
 /// A RENEWING REQUEST of `chaddr` for `addr`, unicast to the server; the ACKed address.
 fn renew(link: &mut Link, mac: [u8; 6], chaddr: [u8; 6], addr: Ipv4Addr, xid: u32) -> Option<Ipv4Addr> {
+    renew_with(link, mac, chaddr, addr, xid, &[])
+}
+
+/// [`renew`] with `extra` options (a client id).
+fn renew_with(
+    link: &mut Link,
+    mac: [u8; 6],
+    chaddr: [u8; 6],
+    addr: Ipv4Addr,
+    xid: u32,
+    extra: &[u8],
+) -> Option<Ipv4Addr> {
     let mut r = Request::discover(mac, chaddr, xid);
-    r.options = vec![53, 1, 3];
+    r.options = [&[53, 1, 3][..], extra].concat();
     r.ciaddr = addr;
     r.src_ip = addr;
     r.dst_ip = Ipv4Addr::new(198, 18, 0, 1);
@@ -156,4 +236,78 @@ fn leases_move_from_kea_to_dhcp_xdp_and_back() {
     let d = dora(&mut link, mac, [2, 0x6b, 0, 0, 0, 9], 0xb00, Duration::from_millis(700), 8);
     assert!(d.offered.is_some_and(|a| !bound.contains(&a)), "{d:?}");
     kea.stop();
+}
+
+#[test]
+fn leases_move_from_isc_dhcpd_to_dhcp_xdp() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("migrate-dhcpd");
+    let cfg = dir.config(CONFIG);
+    let lease_file = dir.path().join("dhcpd.leases");
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let c: Vec<[u8; 6]> = (1..=4).map(|i| [2, 0x6c, 0, 0, 0, i]).collect();
+    // The third client sends a client id (dhcpd's uid) and a hostname.
+    let uid: &[u8] = &[61, 7, 1, 2, 0x6c, 0, 0, 0, 3, 12, 5, b'c', b'p', b'e', b'-', b'3'];
+    let server_id = [54, 4, 198, 18, 0, 1];
+
+    // Four clients bind with dhcpd; the second releases, the fourth declines (abandoned).
+    let dhcpd = Dhcpd::start(&net.server, &net.server_if, dir.path(), &lease_file);
+    let extra = |i: usize| if i == 2 { uid } else { &[][..] };
+    let bound: Vec<Ipv4Addr> = (0..4)
+        .map(|i| {
+            dora_with(&mut link, mac, c[i], 0xc00 + i as u32 * 2, extra(i))
+                .unwrap_or_else(|| panic!("dhcpd did not bind client {i}"))
+        })
+        .collect();
+    let mut release = Request::discover(mac, c[1], 0xd01);
+    release.options = [&[53, 1, 7][..], &server_id].concat();
+    release.ciaddr = bound[1];
+    release.src_ip = bound[1];
+    release.dst_ip = Ipv4Addr::new(198, 18, 0, 1);
+    link.send(&release.build());
+    let mut decline = Request::discover(mac, c[3], 0xd03);
+    decline.options = [&[53, 1, 4, 50, 4][..], &bound[3].octets(), &server_id].concat();
+    link.send(&decline.build());
+    let written = || std::fs::read_to_string(&lease_file).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(written().contains("binding state free") && written().contains("binding state abandoned")) {
+        assert!(std::time::Instant::now() < deadline, "dhcpd did not record the RELEASE and DECLINE:\n{}", written());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    dhcpd.stop();
+    let text = written();
+    assert!(text.contains("uid \"") && text.contains("client-hostname \"cpe-3\""), "{text}");
+
+    // Imported: two held leases and the abandoned address; the released one stays in the pool.
+    let state = TempDir::new("state");
+    let out = Command::new(daemon_bin())
+        .args(["import", "--state-dir"])
+        .arg(state.path())
+        .args(["--config", &cfg, "--dhcpd-leases"])
+        .arg(&lease_file)
+        .output()
+        .expect("dhcp-xdp import");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("imported 3 leases"), "{report}\n{text}");
+    let (rec, _) = tests::recovered_leases(state.path());
+    assert_eq!(rec.get(&c[0]).map(|l| (l.addr, l.state.as_str())), Some((bound[0], "Bound")), "{rec:?}");
+    assert_eq!(rec.get(&c[2]).map(|l| (l.addr, l.state.as_str())), Some((bound[2], "Bound")), "{rec:?}");
+    assert!(rec.values().any(|l| l.addr == bound[3] && l.state == "Declined"), "{rec:?}");
+    assert!(!rec.values().any(|l| l.addr == bound[1]), "the released address was imported: {rec:?}");
+
+    // With dhcp-xdp: the bound clients keep their addresses (the third by its client id); a
+    // newcomer asking for the abandoned address gets another.
+    let state_arg = state.path().display().to_string();
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg, "--state-dir", &state_arg]);
+    assert_eq!(renew(&mut link, mac, c[0], bound[0], 0xe00), Some(bound[0]), "client 0 with dhcp-xdp");
+    assert_eq!(renew_with(&mut link, mac, c[2], bound[2], 0xe02, &uid[..9]), Some(bound[2]), "client 2 with dhcp-xdp");
+    let mut grab = Request::discover(mac, [2, 0x6c, 0, 0, 0, 9], 0xe10);
+    grab.options = [&[53, 1, 1, 50, 4][..], &bound[3].octets()].concat();
+    link.send(&grab.build());
+    let offer = link.replies(1, Duration::from_secs(2), |x| x.xid() == 0xe10).pop().expect("offer to the newcomer");
+    let offered = Ipv4Addr::new(offer.bootp[16], offer.bootp[17], offer.bootp[18], offer.bootp[19]);
+    assert!(offered != bound[3] && offered != bound[0] && offered != bound[2], "offered a held address: {offered}");
+    daemon.signal_and_wait(Signal::SIGTERM);
 }

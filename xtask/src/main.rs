@@ -395,7 +395,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 13] = [
+const TEST_PACKAGES: [(&str, &str); 14] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
@@ -405,6 +405,7 @@ const TEST_PACKAGES: [(&str, &str); 13] = [
     ("dhcrelay", "isc-dhcp-relay"),
     ("perfdhcp", "kea-admin"),
     ("kea-dhcp4", "kea-dhcp4-server"),
+    ("dhcpd", "isc-dhcp-server"),
     ("ethtool", "ethtool"),
     ("kea-ctrl-agent", "kea-ctrl-agent"),
     ("kea-shell", "python3-kea-connector"),

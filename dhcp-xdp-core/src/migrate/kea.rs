@@ -1,41 +1,20 @@
-//! Leases in and out of Kea's memfile CSV (`kea-leases4.csv`), the way operators move between
-//! servers. Sans-IO: text in, leases out, and back. Kea's file is a journal: the last row of an
-//! address wins, and a row with `valid_lifetime` 0 deletes it. Nothing here may drop a lease
-//! silently: what cannot be carried over is returned with the reason.
+//! Kea's memfile CSV (`kea-leases4.csv`). Kea's file is a journal: the last row of an address
+//! wins, and a row with `valid_lifetime` 0 deletes it.
 
 use std::net::Ipv4Addr;
 
 use hashbrown::HashMap;
 
+use super::{Import, Skipped};
 use crate::{
     config::{Config, parse_hex},
-    leases::{ClientKey, Lease, LeaseState, Tags},
+    leases::{ClientKey, Lease, LeaseState},
     net::{colon_hex, parse_mac},
 };
 
 /// Kea 2.2's header (later versions add `pool_id`, which is read and ignored).
 pub const KEA_CSV_HEADER: &str =
     "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context";
-
-/// Why a row was not carried over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// 1-based line in the file (0: not tied to a line).
-    pub line: u64,
-    /// The address, when the row had one.
-    pub addr: Option<Ipv4Addr>,
-    /// Why.
-    pub why: String,
-}
-
-/// What an import found.
-#[derive(Debug, Default)]
-pub struct Import {
-    /// The leases to keep (the last row of each address).
-    pub leases: Vec<Lease>,
-    /// Rows not carried over, with the reason.
-    pub skipped: Vec<Skipped>,
-}
 
 /// Reads a Kea memfile CSV against `cfg`: each address's last row; deleted rows and leases no
 /// longer held at `now` are left out quietly (Kea itself forgets them); a lease outside every
@@ -77,7 +56,8 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
         let num = |i: usize| rec.get(i).and_then(|v| v.trim().parse::<u64>().ok());
         let valid_lifetime = num(valid).unwrap_or(0);
         if valid_lifetime == 0 {
-            continue; // deleted
+            out.unheld += 1; // deleted
+            continue;
         }
         let expires = num(exp).unwrap_or(0).min(u64::from(u32::MAX)) as u32;
         let state = match num(st).unwrap_or(0) {
@@ -86,36 +66,27 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
             _ => LeaseState::Expired,
         };
         if expires <= now || state == LeaseState::Expired {
-            continue; // no longer held: Kea would reclaim it too
-        }
-        let Some(chaddr) = rec.get(hw).and_then(parse_mac) else {
-            out.skipped.push(skip(format!("hardware address '{}' is not Ethernet", rec.get(hw).unwrap_or(""))));
+            out.unheld += 1; // no longer held: Kea would reclaim it too
             continue;
-        };
-        let key = match rec.get(cid).filter(|c| !c.is_empty()).map(parse_hex) {
-            Some(Some(id)) => ClientKey::client_id(&id),
-            Some(None) => {
+        }
+        let chaddr = rec.get(hw).and_then(parse_mac);
+        let key = match (rec.get(cid).filter(|c| !c.is_empty()).map(parse_hex), chaddr) {
+            // Kea forgets the client of a declined address (empty hwaddr); so do we.
+            _ if state == LeaseState::Declined => ClientKey::declined(addr),
+            (Some(Some(id)), _) => ClientKey::client_id(&id),
+            (Some(None), _) => {
                 out.skipped.push(skip(format!("client id '{}' is not hex", rec.get(cid).unwrap_or(""))));
                 continue;
             }
-            None => ClientKey::hw(1, &chaddr),
+            (None, Some(chaddr)) => ClientKey::hw(1, &chaddr),
+            (None, None) => {
+                out.skipped.push(skip(format!("hardware address '{}' is not Ethernet", rec.get(hw).unwrap_or(""))));
+                continue;
+            }
         };
-        let subnet = match num(sid).and_then(|s| cfg.subnet_index(s as u32)).filter(|&i| cfg.subnets[i].contains(addr))
-        {
-            Some(i) => Some(i),
-            None => cfg.subnet_of(addr),
-        };
-        let Some(si) = subnet else {
-            out.skipped.push(skip("outside every configured subnet".into()));
-            continue;
-        };
-        let s = &cfg.subnets[si];
-        let reserved = s.reservations.iter().any(|r| r.ip == Some(addr));
-        if s.pool_of(addr).is_none() && !reserved {
-            out.skipped.push(skip(format!("outside every pool and reservation of subnet {}", s.id)));
-            continue;
-        }
-        out.leases.push(Lease { key, chaddr, addr, expires, state, subnet: s.id, tags: Tags::default() });
+        let chaddr = chaddr.unwrap_or_default();
+        let hint = num(sid).and_then(|s| u32::try_from(s).ok());
+        out.admit(cfg, line, hint, Lease { key, chaddr, addr, expires, state, subnet: 0, tags: Default::default() });
     }
     Ok(out)
 }
@@ -177,7 +148,7 @@ mod tests {
              198.18.21.102,02:aa:00:00:00:02,,3600,1796156859,1,0,0,,0,\n\
              198.18.21.102,02:aa:00:00:00:02,,0,1796156859,1,0,0,,0,\n\
              198.18.21.103,02:aa:00:00:00:03,,3600,1000,1,0,0,,0,\n\
-             198.18.21.104,02:aa:00:00:00:04,,86400,1796156859,1,0,0,,1,\n\
+             198.18.21.104,,,86400,1796156859,1,0,0,,1,\n\
              198.18.21.9,02:aa:00:00:00:09,,3600,1796156859,1,0,0,,0,\n\
              198.18.21.50,02:aa:00:00:00:50,,3600,1796156859,1,0,0,,0,\n\
              198.18.99.5,02:aa:00:00:00:99,,3600,1796156859,7,0,0,,0,\n"

@@ -1,0 +1,63 @@
+//! Leases in and out of other servers' lease files, the way operators move between servers:
+//! Kea's memfile CSV ([`kea`]) in and out, ISC dhcpd's `dhcpd.leases` ([`dhcpd`]) in. Sans-IO:
+//! text in, leases out, and back. Nothing here may drop a held lease silently: what cannot be
+//! carried over is returned with the reason.
+
+pub mod dhcpd;
+pub mod kea;
+
+use std::net::Ipv4Addr;
+
+pub use dhcpd::read_dhcpd_leases;
+pub use kea::{KEA_CSV_HEADER, read_kea_csv, write_kea_csv};
+
+use crate::{config::Config, leases::Lease};
+
+/// Why a row was not carried over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line in the file (0: not tied to a line).
+    pub line: u64,
+    /// The address, when the row had one.
+    pub addr: Option<Ipv4Addr>,
+    /// Why.
+    pub why: String,
+}
+
+/// What an import found.
+#[derive(Debug, Default)]
+pub struct Import {
+    /// The leases to keep (the last entry of each address).
+    pub leases: Vec<Lease>,
+    /// Held leases not carried over, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Entries that hold nothing at the time of the import (expired, released, free, deleted):
+    /// left to the pool, as the other server would.
+    pub unheld: usize,
+}
+
+impl Import {
+    /// Keeps `lease` if its address lies in a pool or reservation of `cfg`; its subnet is the
+    /// file's `subnet_hint` when that subnet holds the address, else the subnet that does.
+    /// Otherwise the lease is reported in [`Import::skipped`].
+    fn admit(&mut self, cfg: &Config, line: u64, subnet_hint: Option<u32>, mut lease: Lease) {
+        let addr = lease.addr;
+        let subnet = match subnet_hint.and_then(|s| cfg.subnet_index(s)).filter(|&i| cfg.subnets[i].contains(addr)) {
+            Some(i) => Some(i),
+            None => cfg.subnet_of(addr),
+        };
+        let skip = |why: String| Skipped { line, addr: Some(addr), why };
+        let Some(si) = subnet else {
+            self.skipped.push(skip("outside every configured subnet".into()));
+            return;
+        };
+        let s = &cfg.subnets[si];
+        let reserved = s.reservations.iter().any(|r| r.ip == Some(addr));
+        if s.pool_of(addr).is_none() && !reserved {
+            self.skipped.push(skip(format!("outside every pool and reservation of subnet {}", s.id)));
+            return;
+        }
+        lease.subnet = s.id;
+        self.leases.push(lease);
+    }
+}
