@@ -87,6 +87,13 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write the manual pages generated from this command line (dhcp-xdp.8 and one
+    /// dhcp-xdp-COMMAND.8 per command) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Recover the lease journal of a state directory (offline) and print every lease.
     Leases {
         /// The state directory (`--state-dir` of `run`).
@@ -225,6 +232,7 @@ fn main() -> std::process::ExitCode {
             (None, None) => Err(anyhow::anyhow!("--kea-csv or --dhcpd-leases is needed")),
         },
         Command::Export { state_dir, format, config } => export(&state_dir, format, config.as_deref()),
+        Command::Man { dir } => man_pages(&dir),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -580,6 +588,25 @@ fn ctl(socket: Option<PathBuf>, command: &str, arguments: Option<&str>) -> anyho
         Some(0 | 3) => Ok(()),
         _ => bail!("{}", answer["text"].as_str().unwrap_or("failed")),
     }
+}
+
+/// `dhcp-xdp man`: the manual pages, from the clap definition (section 8: a daemon).
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let mut pages = vec![("dhcp-xdp".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| s.get_name() != "help") {
+        let bin = format!("dhcp-xdp {}", sub.get_name());
+        pages.push((format!("dhcp-xdp-{}", sub.get_name()), sub.clone().bin_name(bin)));
+    }
+    for (name, cmd) in pages {
+        let mut roff = vec![];
+        clap_mangen::Man::new(cmd).title(&name).section("8").render(&mut roff)?;
+        let path = dir.join(format!("{name}.8"));
+        std::fs::write(&path, roff).with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 /// Another server's lease file, for `dhcp-xdp import`.

@@ -1,6 +1,7 @@
 //! systemd's notify protocol, as a Type=notify-reload unit sees it: READY=1 once the daemon
 //! answers, WATCHDOG=1 while it lives, RELOADING=1 (with MONOTONIC_USEC) then READY=1 around a
 //! reload, STOPPING=1 on the way out. A datagram socket of the test stands in for systemd.
+//! And the manual pages in packaging/man are the ones the command line generates.
 
 use std::{os::unix::net::UnixDatagram, time::Duration};
 
@@ -51,5 +52,28 @@ fn the_unit_file_runs_the_daemon_as_the_readme_says() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/dhcp-xdp@.service")).expect("unit");
     for line in ["Type=notify-reload", "WatchdogSec=", "ExecStart=/usr/local/bin/dhcp-xdp run --iface %i"] {
         assert!(unit.lines().any(|l| l.starts_with(line)), "{line} missing");
+    }
+}
+
+#[test]
+fn man_pages_in_the_repo_are_the_ones_the_cli_generates() {
+    let dir = TempDir::new("man");
+    let out = std::process::Command::new(daemon_bin()).args(["man", "--dir"]).arg(dir.path()).output().expect("man");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/man");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("generated")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.contains(&"dhcp-xdp.8".to_string()) && names.contains(&"dhcp-xdp-run.8".to_string()), "{names:?}");
+    for name in &names {
+        let generated = std::fs::read_to_string(dir.path().join(name)).expect("read");
+        assert!(generated.contains(".SH OPTIONS") || name == "dhcp-xdp.8", "{name}: {generated}");
+        let committed = std::fs::read_to_string(repo.join(name)).unwrap_or_default();
+        assert!(
+            generated == committed,
+            "packaging/man/{name} is stale: run `cargo run --bin dhcp-xdp -- man --dir packaging/man`"
+        );
     }
 }
