@@ -25,8 +25,16 @@ fn namespaces_are_removed_when_a_signal_ends_the_process() {
         assert_eq!(names.len(), 2, "{line:?}");
         let listed = netns_list();
         assert!(names.iter().all(|n| listed.contains(n.as_str())), "{names:?} not in {listed}");
-        let sleepers = tests::sh(Command::new("ip").args(["netns", "pids", &names[0]]));
-        assert!(!sleepers.stdout.is_empty(), "a process runs in the namespace");
+        // The sleeper enters the namespace after `ip netns exec` has started: wait for it.
+        let entered = Instant::now() + Duration::from_secs(10);
+        let sleepers = loop {
+            let out = tests::sh(Command::new("ip").args(["netns", "pids", &names[0]]));
+            if !out.stdout.is_empty() {
+                break out;
+            }
+            assert!(Instant::now() < entered, "no process entered the namespace");
+            std::thread::sleep(Duration::from_millis(20));
+        };
         nix::sys::signal::kill(Pid::from_raw(child.id() as i32), sig).expect("signal");
         let deadline = Instant::now() + Duration::from_secs(10);
         let status = loop {
