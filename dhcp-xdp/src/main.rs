@@ -87,6 +87,13 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Convert Kea's DHCPv4 configuration into this server's TOML (on stdout), listing what it
+    /// could not carry over (in comments at the top and on stderr).
+    Convert {
+        /// The kea-dhcp4 configuration file (JSON, comments allowed as Kea allows them).
+        #[arg(long)]
+        kea_config: PathBuf,
+    },
     /// Write the manual pages generated from this command line (dhcp-xdp.8 and one
     /// dhcp-xdp-COMMAND.8 per command) into a directory.
     Man {
@@ -233,6 +240,7 @@ fn main() -> std::process::ExitCode {
         },
         Command::Export { state_dir, format, config } => export(&state_dir, format, config.as_deref()),
         Command::Man { dir } => man_pages(&dir),
+        Command::Convert { kea_config } => convert(&kea_config),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -588,6 +596,24 @@ fn ctl(socket: Option<PathBuf>, command: &str, arguments: Option<&str>) -> anyho
         Some(0 | 3) => Ok(()),
         _ => bail!("{}", answer["text"].as_str().unwrap_or("failed")),
     }
+}
+
+/// `dhcp-xdp convert`: Kea's configuration as ours.
+fn convert(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let c = dhcp_xdp_core::migrate::convert_kea_config(&text)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("converting {}", file.display()))?;
+    println!("# Converted from {} by dhcp-xdp convert.", file.display());
+    if !c.not_carried.is_empty() {
+        println!("# Not carried over:");
+    }
+    for n in &c.not_carried {
+        println!("#   {n}");
+        eprintln!("not carried over: {n}");
+    }
+    print!("\n{}", c.toml);
+    Ok(())
 }
 
 /// `dhcp-xdp man`: the manual pages, from the clap definition (section 8: a daemon).

@@ -311,3 +311,52 @@ fn leases_move_from_isc_dhcpd_to_dhcp_xdp() {
     assert!(offered != bound[3] && offered != bound[0] && offered != bound[2], "offered a held address: {offered}");
     daemon.signal_and_wait(Signal::SIGTERM);
 }
+
+#[test]
+fn a_kea_configuration_converts_to_one_this_server_accepts() {
+    let dir = TempDir::new("convert");
+    let kea_conf = dir.path().join("kea-dhcp4.conf");
+    std::fs::write(
+        &kea_conf,
+        r#"// An operator's Kea configuration.
+{ "Dhcp4": {
+    "interfaces-config": { "interfaces": [] },
+    "valid-lifetime": 4000, "renew-timer": 1000, "rebind-timer": 2000,
+    "option-data": [ { "name": "domain-name-servers", "data": "198.18.0.53, 198.18.0.54" } ],
+    "subnet4": [ {
+        "id": 7, "subnet": "198.18.30.0/24",
+        "pools": [ { "pool": "198.18.30.100 - 198.18.30.199" } ],
+        "option-data": [ { "name": "routers", "data": "198.18.30.1" } ],
+        "reservations": [ { "hw-address": "02:aa:00:00:00:01", "ip-address": "198.18.30.5", "hostname": "cpe-1" } ]
+    } ],
+    "shared-networks": [ { "name": "bng-1", "subnet4": [ { "id": 8, "subnet": "198.18.31.0/24",
+        "pools": [ { "pool": "198.18.31.0/25" } ] } ] } ],
+    "expired-leases-processing": { "reclaim-timer-wait-time": 10 }
+} }
+"#,
+    )
+    .expect("kea config");
+    // The real Kea accepts it.
+    let check =
+        Command::new(tool("kea-dhcp4", "kea-dhcp4-server")).arg("-t").arg(&kea_conf).output().expect("kea-dhcp4 -t");
+    assert!(
+        check.status.success(),
+        "kea-dhcp4 -t: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let out = Command::new(daemon_bin()).args(["convert", "--kea-config"]).arg(&kea_conf).output().expect("convert");
+    let toml = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{errors}");
+    assert!(errors.contains("not carried over: Dhcp4.expired-leases-processing"), "{errors}");
+    assert!(toml.contains("#   Dhcp4.expired-leases-processing"), "{toml}");
+    let converted = dir.config(&toml);
+    let check = Command::new(daemon_bin()).args(["check-config", &converted]).output().expect("check-config");
+    let described = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{toml}\n{}", String::from_utf8_lossy(&check.stderr));
+    for want in ["198.18.30.100", "198.18.30.199", "198.18.31.0", "198.18.31.127", "198.18.30.5", "bng-1"] {
+        assert!(described.contains(want), "{want} missing from:\n{described}");
+    }
+}

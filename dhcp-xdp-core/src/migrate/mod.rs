@@ -1,13 +1,16 @@
 //! Leases in and out of other servers' lease files, the way operators move between servers:
-//! Kea's memfile CSV ([`kea`]) in and out, ISC dhcpd's `dhcpd.leases` ([`dhcpd`]) in. Sans-IO:
-//! text in, leases out, and back. Nothing here may drop a held lease silently: what cannot be
-//! carried over is returned with the reason.
+//! Kea's memfile CSV ([`kea`]) in and out, ISC dhcpd's `dhcpd.leases` ([`dhcpd`]) in; and
+//! Kea's configuration converted to ours ([`convert`]). Sans-IO: text in, leases out, and back.
+//! Nothing here may drop a held lease silently: what cannot be carried over is returned with
+//! the reason.
 
+pub mod convert;
 pub mod dhcpd;
 pub mod kea;
 
 use std::net::Ipv4Addr;
 
+pub use convert::convert_kea_config;
 pub use dhcpd::read_dhcpd_leases;
 pub use kea::{KEA_CSV_HEADER, read_kea_csv, write_kea_csv};
 

@@ -1,0 +1,357 @@
+//! Kea's `kea-dhcp4.conf` to this server's TOML: the subnets (shared networks flattened, their
+//! name kept), pools, reservations, lease times and the options this server supports. What
+//! cannot be carried over is listed by its JSON path, never dropped silently.
+
+use serde_json::{Map, Value};
+use toml::{Table, Value as Toml};
+
+/// A converted configuration.
+#[derive(Debug, Default)]
+pub struct Converted {
+    /// The TOML text (`dhcp-xdp check-config` accepts it).
+    pub toml: String,
+    /// What was not carried over: `path: why`.
+    pub not_carried: Vec<String>,
+}
+
+/// Removes Kea's comments (`//`, `#` and `/* */` outside strings), which its JSON allows.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_str = false;
+    while let Some(c) = chars.next() {
+        if in_str {
+            out.push(c);
+            if c == '\\' {
+                out.extend(chars.next());
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '#' => while chars.next_if(|&c| c != '\n').is_some() {},
+            '/' if chars.peek() == Some(&'/') => while chars.next_if(|&c| c != '\n').is_some() {},
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for c in chars.by_ref() {
+                    if prev == '*' && c == '/' {
+                        break;
+                    }
+                    prev = c;
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct Ctx {
+    not_carried: Vec<String>,
+}
+
+impl Ctx {
+    fn skip(&mut self, path: &str, why: &str) {
+        self.not_carried.push(format!("{path}: {why}"));
+    }
+
+    /// Kea's `option-data` list into an `options` table.
+    fn options(&mut self, path: &str, data: Option<&Value>) -> Option<Table> {
+        let list = data?.as_array()?;
+        let mut t = Table::new();
+        let mut custom = vec![];
+        for (i, o) in list.iter().enumerate() {
+            let p = format!("{path}.option-data[{i}]");
+            let name = o.get("name").and_then(Value::as_str);
+            let code = o.get("code").and_then(Value::as_u64);
+            let data = o.get("data").and_then(Value::as_str).unwrap_or("");
+            let csv = o.get("csv-format").and_then(Value::as_bool).unwrap_or(true);
+            if o.get("space").and_then(Value::as_str).is_some_and(|s| s != "dhcp4") {
+                self.skip(&p, "options outside the dhcp4 space are not supported");
+                continue;
+            }
+            let list_of = |d: &str| Toml::Array(d.split(',').map(|s| Toml::String(s.trim().into())).collect());
+            match (name, code, csv) {
+                (Some("routers"), _, true) | (None, Some(3), true) => {
+                    t.insert("routers".into(), list_of(data));
+                }
+                (Some("domain-name-servers"), _, true) | (None, Some(6), true) => {
+                    t.insert("dns-servers".into(), list_of(data));
+                }
+                (Some("ntp-servers"), _, true) | (None, Some(42), true) => {
+                    t.insert("ntp-servers".into(), list_of(data));
+                }
+                (Some("domain-name"), _, true) | (None, Some(15), true) => {
+                    t.insert("domain-name".into(), Toml::String(data.into()));
+                }
+                (_, Some(code @ 1..=254), false) => {
+                    let mut c = Table::new();
+                    c.insert("code".into(), Toml::Integer(code as i64));
+                    c.insert("hex".into(), Toml::String(data.replace([' ', ':'], "")));
+                    custom.push(Toml::Table(c));
+                }
+                _ => self.skip(
+                    &p,
+                    &format!(
+                        "option {} is not one this server knows by name (give it as code with csv-format false)",
+                        name.map(str::to_owned).or(code.map(|c| c.to_string())).unwrap_or_default()
+                    ),
+                ),
+            }
+        }
+        if !custom.is_empty() {
+            t.insert("custom".into(), Toml::Array(custom));
+        }
+        (!t.is_empty()).then_some(t)
+    }
+
+    fn subnet(&mut self, path: &str, s: &Map<String, Value>, shared: Option<&str>) -> Option<Table> {
+        let mut t = Table::new();
+        let Some(prefix) = s.get("subnet").and_then(Value::as_str) else {
+            self.skip(path, "a subnet without `subnet`");
+            return None;
+        };
+        t.insert("subnet".into(), Toml::String(prefix.into()));
+        if let Some(id) = s.get("id").and_then(Value::as_i64) {
+            t.insert("id".into(), Toml::Integer(id));
+        }
+        if let Some(name) = shared {
+            t.insert("shared-network".into(), Toml::String(name.into()));
+        }
+        for (kea, ours) in
+            [("valid-lifetime", "lease-time"), ("renew-timer", "renew-time"), ("rebind-timer", "rebind-time")]
+        {
+            if let Some(v) = s.get(kea).and_then(Value::as_i64) {
+                t.insert(ours.into(), Toml::Integer(v));
+            }
+        }
+        if let Some(a) = s.get("authoritative").and_then(Value::as_bool) {
+            t.insert("authoritative".into(), Toml::Boolean(a));
+        }
+        if let Some(o) = self.options(path, s.get("option-data")) {
+            t.insert("options".into(), Toml::Table(o));
+        }
+        let mut pools = vec![];
+        for (i, p) in s.get("pools").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let pp = format!("{path}.pools[{i}]");
+            let Some(range) = p.get("pool").and_then(Value::as_str) else { continue };
+            let mut pt = Table::new();
+            let Some(range) = pool_range(range) else {
+                self.skip(&pp, &format!("pool `{range}` is neither FIRST - LAST nor PREFIX/LEN"));
+                continue;
+            };
+            pt.insert("range".into(), Toml::String(range));
+            if let Some(o) = self.options(&pp, p.get("option-data")) {
+                pt.insert("options".into(), Toml::Table(o));
+            }
+            for k in p.as_object().into_iter().flat_map(|m| m.keys()) {
+                if !matches!(k.as_str(), "pool" | "option-data") {
+                    self.skip(&format!("{pp}.{k}"), "not supported");
+                }
+            }
+            pools.push(Toml::Table(pt));
+        }
+        if !pools.is_empty() {
+            t.insert("pool".into(), Toml::Array(pools));
+        }
+        let mut res = vec![];
+        for (i, r) in s.get("reservations").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let rp = format!("{path}.reservations[{i}]");
+            let mut rt = Table::new();
+            for (kea, ours) in [
+                ("hw-address", "hw-address"),
+                ("client-id", "client-id"),
+                ("circuit-id", "circuit-id-hex"),
+                ("ip-address", "ip"),
+                ("hostname", "hostname"),
+            ] {
+                if let Some(v) = r.get(kea).and_then(Value::as_str) {
+                    let v = if ours == "circuit-id-hex" { v.replace(':', "") } else { v.to_owned() };
+                    rt.insert(ours.into(), Toml::String(v));
+                }
+            }
+            if let Some(o) = self.options(&rp, r.get("option-data")) {
+                rt.insert("options".into(), Toml::Table(o));
+            }
+            for k in r.as_object().into_iter().flat_map(|m| m.keys()) {
+                if !matches!(
+                    k.as_str(),
+                    "hw-address" | "client-id" | "circuit-id" | "ip-address" | "hostname" | "option-data"
+                ) {
+                    self.skip(&format!("{rp}.{k}"), "not supported");
+                }
+            }
+            res.push(Toml::Table(rt));
+        }
+        if !res.is_empty() {
+            t.insert("reservation".into(), Toml::Array(res));
+        }
+        for k in s.keys() {
+            let known = [
+                "subnet",
+                "id",
+                "valid-lifetime",
+                "renew-timer",
+                "rebind-timer",
+                "authoritative",
+                "option-data",
+                "pools",
+                "reservations",
+            ];
+            if !known.contains(&k.as_str()) {
+                self.skip(&format!("{path}.{k}"), "not supported");
+            }
+        }
+        Some(t)
+    }
+}
+
+/// A Kea pool (`first - last` or `prefix/len`) as our `first-last`.
+fn pool_range(pool: &str) -> Option<String> {
+    if let Some((a, b)) = pool.split_once('-') {
+        let (a, b): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        return Some(format!("{a}-{b}"));
+    }
+    let (a, len) = pool.split_once('/')?;
+    let (a, len): (std::net::Ipv4Addr, u32) = (a.trim().parse().ok()?, len.trim().parse().ok()?);
+    let mask = u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0);
+    let first = u32::from(a) & mask;
+    Some(format!("{}-{}", std::net::Ipv4Addr::from(first), std::net::Ipv4Addr::from(first | !mask)))
+}
+
+/// Converts Kea's DHCPv4 configuration (the file `kea-dhcp4 -c` reads).
+pub fn convert_kea_config(text: &str) -> Result<Converted, String> {
+    let v: Value = serde_json::from_str(&strip_comments(text)).map_err(|e| format!("not Kea JSON: {e}"))?;
+    let d = v.get("Dhcp4").and_then(Value::as_object).ok_or("no \"Dhcp4\" object: not a kea-dhcp4 configuration")?;
+    let mut cx = Ctx { not_carried: vec![] };
+    let mut root = Table::new();
+    let mut server = Table::new();
+    for (kea, ours) in
+        [("valid-lifetime", "lease-time"), ("renew-timer", "renew-time"), ("rebind-timer", "rebind-time")]
+    {
+        if let Some(v) = d.get(kea).and_then(Value::as_i64) {
+            server.insert(ours.into(), Toml::Integer(v));
+        }
+    }
+    if let Some(a) = d.get("authoritative").and_then(Value::as_bool) {
+        server.insert("authoritative".into(), Toml::Boolean(a));
+    }
+    if !server.is_empty() {
+        root.insert("server".into(), Toml::Table(server));
+    }
+    if let Some(o) = cx.options("Dhcp4", d.get("option-data")) {
+        root.insert("options".into(), Toml::Table(o));
+    }
+    let mut subnets = vec![];
+    for (i, s) in d.get("subnet4").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        if let Some(t) = s.as_object().and_then(|s| cx.subnet(&format!("Dhcp4.subnet4[{i}]"), s, None)) {
+            subnets.push(Toml::Table(t));
+        }
+    }
+    for (n, net) in d.get("shared-networks").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let name = net.get("name").and_then(Value::as_str).unwrap_or("shared");
+        let np = format!("Dhcp4.shared-networks[{n}]");
+        for k in net.as_object().into_iter().flat_map(|m| m.keys()) {
+            if !matches!(k.as_str(), "name" | "subnet4") {
+                cx.skip(&format!("{np}.{k}"), "shared-network level settings are not supported; set them per subnet");
+            }
+        }
+        for (i, s) in net.get("subnet4").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            if let Some(t) = s.as_object().and_then(|s| cx.subnet(&format!("{np}.subnet4[{i}]"), s, Some(name))) {
+                subnets.push(Toml::Table(t));
+            }
+        }
+    }
+    if !subnets.is_empty() {
+        root.insert("subnet".into(), Toml::Array(subnets));
+    }
+    for k in d.keys() {
+        match k.as_str() {
+            "valid-lifetime" | "renew-timer" | "rebind-timer" | "authoritative" | "option-data" | "subnet4"
+            | "shared-networks" => {}
+            "interfaces-config" => cx.skip("Dhcp4.interfaces-config", "the interface is `--iface` of `dhcp-xdp run`"),
+            "lease-database" => cx
+                .skip("Dhcp4.lease-database", "leases live in --state-dir; move them with `dhcp-xdp import --kea-csv`"),
+            "control-socket" => cx.skip("Dhcp4.control-socket", "set [control] socket (the commands are Kea's)"),
+            "loggers" => cx.skip("Dhcp4.loggers", "the daemon logs to stderr / the journal"),
+            other => cx.skip(&format!("Dhcp4.{other}"), "not supported"),
+        }
+    }
+    let toml = toml::to_string(&root).map_err(|e| e.to_string())?;
+    Ok(Converted { toml, not_carried: cx.not_carried })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const KEA: &str = r#"
+// A Kea configuration, as operators write them.
+{ "Dhcp4": {
+    "interfaces-config": { "interfaces": ["eth1"] },
+    "valid-lifetime": 4000, "renew-timer": 1000, "rebind-timer": 2000,
+    /* global options */
+    "option-data": [ { "name": "domain-name-servers", "data": "198.18.0.53, 198.18.0.54" },
+                     { "code": 43, "data": "01:04:c6:12:00:01", "csv-format": false },
+                     { "name": "boot-file-name", "data": "pxe.0" } ],
+    "subnet4": [ {
+        "id": 7, "subnet": "198.18.30.0/24",
+        "pools": [ { "pool": "198.18.30.100 - 198.18.30.199" }, { "pool": "198.18.30.200 - 198.18.30.210",
+                     "option-data": [ { "name": "routers", "data": "198.18.30.2" } ] } ],
+        "option-data": [ { "name": "routers", "data": "198.18.30.1" }, { "name": "domain-name", "data": "isp.example" } ],
+        "reservations": [ { "hw-address": "02:aa:00:00:00:01", "ip-address": "198.18.30.5", "hostname": "cpe-1" },
+                          { "client-id": "01:02:aa:00:00:00:02", "ip-address": "198.18.30.6", "next-server": "198.18.0.9" } ],
+        "valid-lifetime": 6000, "match-client-id": false
+    } ],
+    "shared-networks": [ { "name": "bng-1", "subnet4": [ { "id": 8, "subnet": "198.18.31.0/24",
+        "pools": [ { "pool": "198.18.31.0/25" }, { "pool": "nowhere" } ] } ] } ],
+    "lease-database": { "type": "memfile" },
+    "hooks-libraries": [ { "library": "libdhcp_lease_cmds.so" } ]
+} }
+"#;
+
+    #[test]
+    fn kea_subnets_pools_reservations_and_options_become_a_config_this_server_loads() {
+        let c = convert_kea_config(KEA).unwrap();
+        let cfg = Config::parse("converted", &c.toml).unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        assert_eq!(cfg.subnets.len(), 2, "{}", c.toml);
+        let s = &cfg.subnets[cfg.subnet_index(7).unwrap()];
+        assert_eq!(s.lease_time, 6000);
+        assert_eq!(s.reservations.len(), 2);
+        assert!(s.pool_of("198.18.30.150".parse().unwrap()).is_some());
+        assert!(s.pool_of("198.18.30.205".parse().unwrap()).is_some());
+        assert!(cfg.subnets[cfg.subnet_index(8).unwrap()].pool_of("198.18.31.100".parse().unwrap()).is_some());
+        assert!(c.toml.contains("shared-network = \"bng-1\""), "{}", c.toml);
+        assert!(c.toml.contains("range = \"198.18.31.0-198.18.31.127\""), "{}", c.toml);
+        assert!(c.toml.contains("hex = \"0104c6120001\""), "{}", c.toml);
+        let not: Vec<&str> = c.not_carried.iter().map(|s| s.split(':').next().unwrap_or("")).collect();
+        assert_eq!(
+            not,
+            vec![
+                "Dhcp4.option-data[2]",
+                "Dhcp4.subnet4[0].reservations[1].next-server",
+                "Dhcp4.subnet4[0].match-client-id",
+                "Dhcp4.shared-networks[0].subnet4[0].pools[1]",
+                "Dhcp4.hooks-libraries",
+                "Dhcp4.interfaces-config",
+                "Dhcp4.lease-database",
+            ],
+            "{:#?}",
+            c.not_carried
+        );
+    }
+
+    #[test]
+    fn what_is_not_kea_is_an_error() {
+        assert!(convert_kea_config("{").is_err());
+        assert!(convert_kea_config("{\"Dhcp6\": {}}").is_err());
+        assert_eq!(strip_comments("{\"a#b\": 1} # c\n// d\n/* e */"), "{\"a#b\": 1} \n\n");
+    }
+}
