@@ -87,12 +87,16 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Convert Kea's DHCPv4 configuration into this server's TOML (on stdout), listing what it
-    /// could not carry over (in comments at the top and on stderr).
+    /// Convert Kea's or ISC dhcpd's DHCPv4 configuration into this server's TOML (on stdout),
+    /// listing what it could not carry over (in comments at the top and on stderr).
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["kea_config", "dhcpd_conf"])))]
     Convert {
         /// The kea-dhcp4 configuration file (JSON, comments allowed as Kea allows them).
         #[arg(long)]
-        kea_config: PathBuf,
+        kea_config: Option<PathBuf>,
+        /// ISC dhcpd's configuration file (dhcpd.conf).
+        #[arg(long)]
+        dhcpd_conf: Option<PathBuf>,
     },
     /// Write the manual pages generated from this command line (dhcp-xdp.8 and one
     /// dhcp-xdp-COMMAND.8 per command) into a directory.
@@ -240,7 +244,11 @@ fn main() -> std::process::ExitCode {
         },
         Command::Export { state_dir, format, config } => export(&state_dir, format, config.as_deref()),
         Command::Man { dir } => man_pages(&dir),
-        Command::Convert { kea_config } => convert(&kea_config),
+        Command::Convert { kea_config, dhcpd_conf } => match (kea_config, dhcpd_conf) {
+            (Some(f), _) => convert(&f, dhcp_xdp_core::migrate::convert_kea_config),
+            (None, Some(f)) => convert(&f, dhcp_xdp_core::migrate::convert_dhcpd_conf),
+            (None, None) => Err(anyhow::anyhow!("--kea-config or --dhcpd-conf is needed")),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -598,12 +606,14 @@ fn ctl(socket: Option<PathBuf>, command: &str, arguments: Option<&str>) -> anyho
     }
 }
 
-/// `dhcp-xdp convert`: Kea's configuration as ours.
-fn convert(file: &std::path::Path) -> anyhow::Result<()> {
+/// `dhcp-xdp convert`: another server's configuration as ours.
+fn convert(
+    file: &std::path::Path,
+    with: fn(&str) -> Result<dhcp_xdp_core::migrate::convert::Converted, String>,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let c = dhcp_xdp_core::migrate::convert_kea_config(&text)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("converting {}", file.display()))?;
+    let c =
+        with(&text).map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("converting {}", file.display()))?;
     println!("# Converted from {} by dhcp-xdp convert.", file.display());
     if !c.not_carried.is_empty() {
         println!("# Not carried over:");

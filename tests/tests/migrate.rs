@@ -360,3 +360,38 @@ fn a_kea_configuration_converts_to_one_this_server_accepts() {
         assert!(described.contains(want), "{want} missing from:\n{described}");
     }
 }
+
+#[test]
+fn an_isc_dhcpd_configuration_converts_to_one_this_server_accepts() {
+    let dir = TempDir::new("convert-dhcpd");
+    let conf = dir.path().join("dhcpd.conf");
+    std::fs::write(
+        &conf,
+        "authoritative;\ndefault-lease-time 3600;\nmax-lease-time 7200;\n\
+         option domain-name-servers 198.18.0.53, 198.18.0.54;\n\
+         subnet 198.18.40.0 netmask 255.255.255.0 {\n  range 198.18.40.100 198.18.40.199;\n  option routers 198.18.40.1;\n\
+         pool { range 198.18.40.200 198.18.40.210; }\n}\n\
+         shared-network bng-1 {\n  subnet 198.18.41.0 netmask 255.255.255.0 { range 198.18.41.10 198.18.41.20; }\n}\n\
+         host cpe-1 { hardware ethernet 02:aa:00:00:00:01; fixed-address 198.18.40.5; }\n",
+    )
+    .expect("dhcpd.conf");
+    // The real dhcpd accepts it.
+    let check =
+        Command::new(tool("dhcpd", "isc-dhcp-server")).args(["-4", "-t", "-cf"]).arg(&conf).output().expect("dhcpd -t");
+    assert!(check.status.success(), "dhcpd -t: {}", String::from_utf8_lossy(&check.stderr));
+
+    let out = Command::new(daemon_bin()).args(["convert", "--dhcpd-conf"]).arg(&conf).output().expect("convert");
+    let toml = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{errors}");
+    assert!(errors.contains("not carried over: line 3 `max-lease-time 7200`"), "{errors}");
+    let converted = dir.config(&toml);
+    let check = Command::new(daemon_bin()).args(["check-config", &converted]).output().expect("check-config");
+    let described = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{toml}\n{}", String::from_utf8_lossy(&check.stderr));
+    for want in
+        ["198.18.40.100", "198.18.40.210", "198.18.41.10", "198.18.40.5", "bng-1", "option 6 = c6:12:00:35:c6:12:00:36"]
+    {
+        assert!(described.contains(want), "{want} missing from:\n{described}");
+    }
+}

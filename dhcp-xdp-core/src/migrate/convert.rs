@@ -1,6 +1,7 @@
-//! Kea's `kea-dhcp4.conf` to this server's TOML: the subnets (shared networks flattened, their
-//! name kept), pools, reservations, lease times and the options this server supports. What
-//! cannot be carried over is listed by its JSON path, never dropped silently.
+//! Kea's `kea-dhcp4.conf` and ISC dhcpd's `dhcpd.conf` to this server's TOML: the subnets
+//! (shared networks flattened, their name kept), pools, reservations, lease times and the
+//! options this server supports. What cannot be carried over is listed (by JSON path for Kea,
+//! by line for dhcpd), never dropped silently.
 
 use serde_json::{Map, Value};
 use toml::{Table, Value as Toml};
@@ -287,6 +288,255 @@ pub fn convert_kea_config(text: &str) -> Result<Converted, String> {
     Ok(Converted { toml, not_carried: cx.not_carried })
 }
 
+/// A statement of `dhcpd.conf`: its words up to `;`, or a block's head words and body.
+#[derive(Debug)]
+struct Node {
+    line: u64,
+    words: Vec<String>,
+    body: Option<Vec<Node>>,
+}
+
+/// `dhcpd.conf` as a tree of statements (strings as words, commas dropped).
+fn dhcpd_tree(text: &str) -> Result<Vec<Node>, String> {
+    use super::dhcpd::{Token, tokens};
+    fn nodes(toks: &[(u64, Token)], i: &mut usize, nested: bool) -> Result<Vec<Node>, String> {
+        let mut out = vec![];
+        let mut words: Vec<String> = vec![];
+        let mut line = 0;
+        while let Some((l, t)) = toks.get(*i) {
+            *i += 1;
+            if words.is_empty() {
+                line = *l;
+            }
+            match t {
+                Token::Word(w) => words.extend(w.split(',').filter(|w| !w.is_empty()).map(str::to_owned)),
+                Token::Str(s) => words.push(String::from_utf8_lossy(s).into_owned()),
+                Token::Semi => {
+                    if !words.is_empty() {
+                        out.push(Node { line, words: std::mem::take(&mut words), body: None });
+                    }
+                }
+                Token::Open => {
+                    let body = nodes(toks, i, true)?;
+                    out.push(Node { line, words: std::mem::take(&mut words), body: Some(body) });
+                }
+                Token::Close if nested => return Ok(out),
+                Token::Close => return Err(format!("line {l}: `}}` without `{{`")),
+            }
+        }
+        if nested {
+            return Err("a block is not closed".into());
+        }
+        Ok(out)
+    }
+    let toks = tokens(text)?;
+    nodes(&toks, &mut 0, false)
+}
+
+impl Ctx {
+    fn dhcpd_skip(&mut self, n: &Node, why: &str) {
+        self.skip(&format!("line {} `{}`", n.line, n.words.join(" ")), why);
+    }
+
+    /// An `option …;` statement into `t` (an `options` table); false if not one we carry.
+    fn dhcpd_option(&mut self, n: &Node, t: &mut Table) {
+        let ips = |w: &[String]| Toml::Array(w.iter().map(|s| Toml::String(s.clone())).collect());
+        match n.words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["option", "routers", rest @ ..] => t.insert("routers".into(), ips(&n.words[2..2 + rest.len()])),
+            ["option", "domain-name-servers", rest @ ..] => {
+                t.insert("dns-servers".into(), ips(&n.words[2..2 + rest.len()]))
+            }
+            ["option", "ntp-servers", rest @ ..] => t.insert("ntp-servers".into(), ips(&n.words[2..2 + rest.len()])),
+            ["option", "domain-name", name] => t.insert("domain-name".into(), Toml::String(name.to_string())),
+            _ => {
+                self.dhcpd_skip(n, "option not supported (give it as [[options.custom]])");
+                None
+            }
+        };
+    }
+
+    fn dhcpd_subnet(
+        &mut self,
+        n: &Node,
+        shared: Option<&str>,
+        id: i64,
+        hosts: &mut Vec<(Node, Table)>,
+    ) -> Option<Table> {
+        let (Some(addr), Some(mask)) = (
+            n.words.get(1).and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()),
+            n.words.get(3).and_then(|m| m.parse::<std::net::Ipv4Addr>().ok()),
+        ) else {
+            self.dhcpd_skip(n, "not `subnet ADDRESS netmask MASK`");
+            return None;
+        };
+        let mut t = Table::new();
+        t.insert("subnet".into(), Toml::String(format!("{addr}/{}", u32::from(mask).count_ones())));
+        t.insert("id".into(), Toml::Integer(id));
+        if let Some(name) = shared {
+            t.insert("shared-network".into(), Toml::String(name.into()));
+        }
+        let mut options = Table::new();
+        let mut pools = vec![];
+        let mut body: Vec<&Node> = n.body.iter().flatten().collect();
+        let mut k = 0;
+        while k < body.len() {
+            let c = body[k];
+            k += 1;
+            let w: Vec<&str> = c.words.iter().map(String::as_str).collect();
+            match (w.as_slice(), &c.body) {
+                (["range", "dynamic-bootp", a, b] | ["range", a, b], None) => {
+                    let mut p = Table::new();
+                    p.insert("range".into(), Toml::String(format!("{a}-{b}")));
+                    pools.push(Toml::Table(p));
+                }
+                (["range", a], None) => {
+                    let mut p = Table::new();
+                    p.insert("range".into(), Toml::String(format!("{a}-{a}")));
+                    pools.push(Toml::Table(p));
+                }
+                (["pool"], Some(inner)) => body.extend(inner.iter()),
+                (["option", ..], None) => self.dhcpd_option(c, &mut options),
+                (["default-lease-time", v], None) => {
+                    if let Ok(v) = v.parse::<i64>() {
+                        t.insert("lease-time".into(), Toml::Integer(v));
+                    }
+                }
+                (["authoritative"], None) => {
+                    t.insert("authoritative".into(), Toml::Boolean(true));
+                }
+                (["not", "authoritative"], None) => {
+                    t.insert("authoritative".into(), Toml::Boolean(false));
+                }
+                (["host", ..], Some(_)) => {
+                    if let Some(h) = self.dhcpd_host(c) {
+                        hosts.push((Node { line: c.line, words: c.words.clone(), body: None }, h));
+                    }
+                }
+                _ => self.dhcpd_skip(c, "not supported"),
+            }
+        }
+        if !options.is_empty() {
+            t.insert("options".into(), Toml::Table(options));
+        }
+        if !pools.is_empty() {
+            t.insert("pool".into(), Toml::Array(pools));
+        }
+        Some(t)
+    }
+
+    /// A `host` block as a reservation (its subnet is found from `fixed-address` later).
+    fn dhcpd_host(&mut self, n: &Node) -> Option<Table> {
+        let mut r = Table::new();
+        let mut options = Table::new();
+        for c in n.body.iter().flatten() {
+            let w: Vec<&str> = c.words.iter().map(String::as_str).collect();
+            match w.as_slice() {
+                ["hardware", "ethernet", mac] => {
+                    r.insert("hw-address".into(), Toml::String(mac.to_string()));
+                }
+                ["fixed-address", ip] if ip.parse::<std::net::Ipv4Addr>().is_ok() => {
+                    r.insert("ip".into(), Toml::String(ip.to_string()));
+                }
+                ["option", "dhcp-client-identifier", id] if id.contains(':') => {
+                    r.insert("client-id".into(), Toml::String(id.to_string()));
+                }
+                ["option", "host-name", name] => {
+                    r.insert("hostname".into(), Toml::String(name.to_string()));
+                }
+                ["option", ..] => self.dhcpd_option(c, &mut options),
+                _ => self.dhcpd_skip(c, "not supported in a host"),
+            }
+        }
+        if !options.is_empty() {
+            r.insert("options".into(), Toml::Table(options));
+        }
+        if !r.contains_key("ip") || !(r.contains_key("hw-address") || r.contains_key("client-id")) {
+            self.dhcpd_skip(n, "a host needs `hardware ethernet` or a hex client id, and a literal `fixed-address`");
+            return None;
+        }
+        Some(r)
+    }
+}
+
+/// Converts ISC dhcpd's configuration (`dhcpd.conf`): subnets (in shared networks or not, ids
+/// numbered in file order), ranges (in `pool` blocks too), hosts with a literal
+/// `fixed-address` as reservations of the subnet holding it, lease times, `authoritative` and
+/// the options this server knows.
+pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
+    let tree = dhcpd_tree(text)?;
+    let mut cx = Ctx { not_carried: vec![] };
+    let mut root = Table::new();
+    let mut server = Table::new();
+    let mut options = Table::new();
+    let mut subnets: Vec<Table> = vec![];
+    let mut hosts: Vec<(Node, Table)> = vec![];
+    for n in &tree {
+        let w: Vec<&str> = n.words.iter().map(String::as_str).collect();
+        match (w.as_slice(), &n.body) {
+            (["subnet", ..], Some(_)) => {
+                let id = subnets.len() as i64 + 1;
+                subnets.extend(cx.dhcpd_subnet(n, None, id, &mut hosts));
+            }
+            (["shared-network", name], Some(body)) => {
+                for s in body {
+                    if s.words.first().map(String::as_str) == Some("subnet") && s.body.is_some() {
+                        let id = subnets.len() as i64 + 1;
+                        subnets.extend(cx.dhcpd_subnet(s, Some(name), id, &mut hosts));
+                    } else {
+                        cx.dhcpd_skip(s, "shared-network level settings are not supported; set them per subnet");
+                    }
+                }
+            }
+            (["host", ..], Some(_)) => {
+                if let Some(h) = cx.dhcpd_host(n) {
+                    hosts.push((Node { line: n.line, words: n.words.clone(), body: None }, h));
+                }
+            }
+            (["option", ..], None) => cx.dhcpd_option(n, &mut options),
+            (["default-lease-time", v], None) => {
+                if let Ok(v) = v.parse::<i64>() {
+                    server.insert("lease-time".into(), Toml::Integer(v));
+                }
+            }
+            (["authoritative"], None) => {
+                server.insert("authoritative".into(), Toml::Boolean(true));
+            }
+            _ => cx.dhcpd_skip(n, "not supported"),
+        }
+    }
+    // Each host into the subnet that holds its address.
+    for (n, h) in hosts {
+        let ip: Option<std::net::Ipv4Addr> = h.get("ip").and_then(Toml::as_str).and_then(|s| s.parse().ok());
+        let home = subnets.iter_mut().find(|s| {
+            let prefix = s.get("subnet").and_then(Toml::as_str).unwrap_or("");
+            let Some((a, len)) = prefix.split_once('/') else { return false };
+            let (Ok(a), Ok(len), Some(ip)) = (a.parse::<std::net::Ipv4Addr>(), len.parse::<u32>(), ip) else {
+                return false;
+            };
+            let mask = u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(a) & mask
+        });
+        match home {
+            Some(s) => match s.entry("reservation").or_insert_with(|| Toml::Array(vec![])) {
+                Toml::Array(a) => a.push(Toml::Table(h)),
+                _ => cx.dhcpd_skip(&n, "internal: reservation is not a list"),
+            },
+            None => cx.dhcpd_skip(&n, "its fixed-address is in no declared subnet"),
+        }
+    }
+    if !server.is_empty() {
+        root.insert("server".into(), Toml::Table(server));
+    }
+    if !options.is_empty() {
+        root.insert("options".into(), Toml::Table(options));
+    }
+    if !subnets.is_empty() {
+        root.insert("subnet".into(), Toml::Array(subnets.into_iter().map(Toml::Table).collect()));
+    }
+    let toml = toml::to_string(&root).map_err(|e| e.to_string())?;
+    Ok(Converted { toml, not_carried: cx.not_carried })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,8 +598,57 @@ mod tests {
         );
     }
 
+    const DHCPD: &str = r#"
+# An operator's dhcpd.conf.
+authoritative;
+default-lease-time 3600;
+max-lease-time 7200;
+option domain-name "isp.example";
+option domain-name-servers 198.18.0.53, 198.18.0.54;
+ddns-update-style none;
+subnet 198.18.40.0 netmask 255.255.255.0 {
+  range 198.18.40.100 198.18.40.199;
+  option routers 198.18.40.1;
+  default-lease-time 600;
+  pool { range 198.18.40.200 198.18.40.210; deny unknown-clients; }
+  host cpe-2 { hardware ethernet 02:aa:00:00:00:02; fixed-address 198.18.40.6; }
+}
+shared-network bng-1 {
+  option routers 198.18.41.1;
+  subnet 198.18.41.0 netmask 255.255.255.0 { range dynamic-bootp 198.18.41.10 198.18.41.20; }
+}
+host cpe-1 { hardware ethernet 02:aa:00:00:00:01; fixed-address 198.18.40.5; option host-name "cpe-1"; }
+host far { hardware ethernet 02:aa:00:00:00:09; fixed-address 198.18.99.5; }
+host by-name { hardware ethernet 02:aa:00:00:00:08; fixed-address cpe.isp.example; }
+"#;
+
+    #[test]
+    fn dhcpd_subnets_ranges_hosts_and_options_become_a_config_this_server_loads() {
+        let c = convert_dhcpd_conf(DHCPD).unwrap();
+        let cfg = Config::parse("converted", &c.toml).unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        assert_eq!(cfg.subnets.len(), 2, "{}", c.toml);
+        let s = &cfg.subnets[cfg.subnet_index(1).unwrap()];
+        assert_eq!(s.lease_time, 600);
+        assert_eq!(s.reservations.len(), 2, "{}", c.toml);
+        for a in ["198.18.40.100", "198.18.40.205"] {
+            assert!(s.pool_of(a.parse().unwrap()).is_some(), "{a}");
+        }
+        assert!(cfg.subnets[cfg.subnet_index(2).unwrap()].pool_of("198.18.41.15".parse().unwrap()).is_some());
+        assert!(c.toml.contains("shared-network = \"bng-1\""), "{}", c.toml);
+        assert!(c.toml.contains("domain-name = \"isp.example\""), "{}", c.toml);
+        let lines: Vec<&str> = c.not_carried.iter().map(|s| s.split('`').next().unwrap_or("").trim()).collect();
+        assert_eq!(
+            lines,
+            vec!["line 5", "line 8", "line 13", "line 17", "line 22", "line 22", "line 21"],
+            "{:#?}",
+            c.not_carried
+        );
+    }
+
     #[test]
     fn what_is_not_kea_is_an_error() {
+        assert!(convert_dhcpd_conf("subnet 198.18.0.0 netmask 255.255.0.0 {").is_err());
+        assert!(convert_dhcpd_conf("}").is_err());
         assert!(convert_kea_config("{").is_err());
         assert!(convert_kea_config("{\"Dhcp6\": {}}").is_err());
         assert_eq!(strip_comments("{\"a#b\": 1} # c\n// d\n/* e */"), "{\"a#b\": 1} \n\n");

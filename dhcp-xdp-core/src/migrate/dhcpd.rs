@@ -20,7 +20,7 @@ use crate::{
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+pub(super) enum Token {
     Word(String),
     Str(Vec<u8>),
     Semi,
@@ -30,7 +30,7 @@ enum Token {
 
 /// Splits the file into tokens with their 1-based lines; `#` comments are dropped, quoted
 /// strings unescaped (`\"`, `\\`, `\ooo` octal, `\xhh`, `\n`, `\t`).
-fn tokens(text: &str) -> Result<Vec<(u64, Token)>, String> {
+pub(super) fn tokens(text: &str) -> Result<Vec<(u64, Token)>, String> {
     let mut out = vec![];
     let mut line = 1u64;
     let mut chars = text.chars().peekable();

@@ -10,7 +10,7 @@ pub mod kea;
 
 use std::net::Ipv4Addr;
 
-pub use convert::convert_kea_config;
+pub use convert::{convert_dhcpd_conf, convert_kea_config};
 pub use dhcpd::read_dhcpd_leases;
 pub use kea::{KEA_CSV_HEADER, read_kea_csv, write_kea_csv};
 
