@@ -558,8 +558,7 @@ impl Journal {
                     backoff = Duration::from_millis(10);
                     if let Some((since, _)) = failing_since.take() {
                         j.health.failing.store(false, Ordering::Relaxed);
-                        tracing::warn!("journal {slot}: writes succeed again after {:.1?}", since.elapsed());
-                        println!("journal {slot}: disk writes succeed again after {:.1?}", since.elapsed());
+                        tracing::info!("journal {slot}: disk writes succeed again after {:.1?}", since.elapsed());
                     }
                 }
                 Err(e) => {
@@ -573,7 +572,6 @@ impl Journal {
                         tracing::error!(
                             "journal {slot}: write or sync failed ({msg}); withholding ACKs until it works"
                         );
-                        println!("journal {slot}: write or sync failed ({msg}); withholding ACKs until it works");
                         failing_since = Some((failing_since.map_or_else(Instant::now, |f| f.0), msg));
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(1));

@@ -12,6 +12,7 @@
 //! - [`iface`] reads the served interface's addresses and queues.
 //! - [`privileges`] drops every capability once setup is done.
 //! - [`metrics`] serves Prometheus metrics at `/metrics`.
+//! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
 
 pub mod control;
@@ -21,6 +22,7 @@ pub mod ebpf;
 pub mod handler;
 pub mod iface;
 pub mod journal;
+pub mod logging;
 pub mod metrics;
 pub mod privileges;
 pub mod serve;

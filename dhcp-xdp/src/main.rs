@@ -172,6 +172,10 @@ struct RunArgs {
     /// default: random at each start, so no client can choose its worker).
     #[arg(long)]
     steering_key: Option<u32>,
+    /// Where the log goes: `auto` is the systemd journal when systemd connected stdout to it,
+    /// else stdout (one line per event; `RUST_LOG` filters, default `info`).
+    #[arg(long, value_enum, default_value_t = dhcp_xdp::logging::LogTarget::Auto)]
+    log: dhcp_xdp::logging::LogTarget,
     /// Fault injection for tests: a worker panics on a frame with this BOOTP xid.
     #[arg(long, hide = true, value_parser = parse_hex_u32)]
     fault_panic_on_xid: Option<u32>,
@@ -218,14 +222,11 @@ impl<H: Handler + ?Sized> Handler for PanicOnXid<Box<H>> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Run(args) => dhcp_xdp::logging::init(args.log),
+        _ => dhcp_xdp::logging::init_stderr(),
+    }
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::CheckConfig { file } => match load_config_file(&file) {
@@ -293,7 +294,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     match dhcp_xdp::iface::keep_vlan_tags(&iface.name) {
         dhcp_xdp::iface::VlanTags::InFrame => {}
         dhcp_xdp::iface::VlanTags::TurnedOff(f) => {
-            println!("vlan: {} turned off on {} so that VLAN tags reach the XDP program", f.join(", "), iface.name);
+            tracing::info!(
+                "vlan: {} turned off on {} so that VLAN tags reach the XDP program",
+                f.join(", "),
+                iface.name
+            );
         }
         dhcp_xdp::iface::VlanTags::Stripped(why) | dhcp_xdp::iface::VlanTags::Unknown(why) if vlan_subnets => {
             bail!(
@@ -303,7 +308,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         }
         dhcp_xdp::iface::VlanTags::Stripped(why) | dhcp_xdp::iface::VlanTags::Unknown(why) => {
-            println!(
+            tracing::info!(
                 "vlan: warning: VLAN tags may not reach the XDP program on {} ({why}); no VLAN subnet is configured",
                 iface.name
             );
@@ -383,15 +388,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let (Some(sh), Some(listener)) = (&shared, control_listener) {
         let control = Arc::new(Control::new(sh.clone(), datapath.stats().to_vec(), action_tx));
         control.serve(listener, &control_path).context("starting the control channel")?;
-        println!("control: Kea control channel on {}", control_path.display());
+        tracing::info!("control: Kea control channel on {}", control_path.display());
         if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
             let registry = dhcp_xdp::metrics::registry(sh.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());
             dhcp_xdp::metrics::serve(l, registry).context("starting the metrics listener")?;
-            println!("metrics: http://{a}/metrics");
+            tracing::info!("metrics: http://{a}/metrics");
         }
     }
     let layout: Vec<String> = datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
-    println!(
+    tracing::info!(
         "dhcp-xdp: {} (ifindex {}, {}, {}/{}) xdp={:?} af_xdp={} queues={} sockets={} [{}] handler={:?}",
         iface.name,
         iface.index,
@@ -405,7 +410,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         layout.join(" "),
         args.handler,
     );
-    println!("ready: answering DHCP on {}", iface.name);
+    tracing::info!("ready: answering DHCP on {}", iface.name);
     // systemd (Type=notify): ready once the program is attached and the sockets answer; the
     // watchdog is fed by the control loop while every worker lives. Without NOTIFY_SOCKET
     // these do nothing.
@@ -449,7 +454,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 let _ = sd_notify::notify(false, &[NotifyState::Ready]);
                 let limits = sh.runtime().cfg.limits;
                 if let Err(e) = steering.configure(&steer_settings(&iface, &limits, steering_key)) {
-                    println!("reload: the XDP program kept its old limits: {e}");
+                    tracing::warn!("reload: the XDP program kept its old limits: {e}");
                 }
                 if let Some(r) = reply {
                     let _ = r.send(match outcome {
@@ -496,7 +501,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
     if failure.is_none() {
-        println!("stopping: signal received, draining workers");
+        tracing::info!("stopping: signal received, draining workers");
     }
     let kernel_stats = datapath.kernel_stats();
     let (panicked, worker_stats) = datapath.stop(&mut steering);
@@ -505,14 +510,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         report_engine(sh, true);
         if let Some(j) = &sh.journal {
             match j.flush(Duration::from_secs(5)).map(|()| j.snapshot(&sh.runtime().db)) {
-                Ok(Ok(generation)) => println!("journal flushed, snapshot {generation} written"),
-                Ok(Err(e)) => println!("journal flushed; snapshot failed (the journals stay): {e}"),
-                Err(e) => println!("journal not flushed: {e}; ACKs it held were not sent"),
+                Ok(Ok(generation)) => tracing::info!("journal flushed, snapshot {generation} written"),
+                Ok(Err(e)) => tracing::warn!("journal flushed; snapshot failed (the journals stay): {e}"),
+                Err(e) => tracing::warn!("journal not flushed: {e}; ACKs it held were not sent"),
             }
         }
     }
     steering.detach()?;
-    println!("stopped: XDP program detached from {}", iface.name);
+    tracing::info!("stopped: XDP program detached from {}", iface.name);
     if let Some(f) = failure {
         bail!("{f}; {} worker(s) panicked", panicked.len());
     }
@@ -530,24 +535,24 @@ fn report_datapath(
     kernel: &[(u32, u32, String)],
 ) {
     match steering.counters() {
-        Ok(c) => println!("{what}: {}", c.render()),
-        Err(e) => println!("{what}: xdp counters unavailable: {e:#}"),
+        Ok(c) => tracing::info!("{what}: {}", c.render()),
+        Err(e) => tracing::info!("{what}: xdp counters unavailable: {e:#}"),
     }
     for (meta, s) in workers {
         let k = kernel.iter().find(|k| k.0 == meta.queue && k.1 == meta.worker).map(|k| k.2.as_str()).unwrap_or("");
-        println!("{what}: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
+        tracing::info!("{what}: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
     }
 }
 
 fn report_engine(sh: &Shared, last: bool) {
     let what = if last { "final stats" } else { "stats" };
     for (i, s) in sh.stats.iter().enumerate() {
-        println!("{what}: shard{i} {}", s.render());
+        tracing::info!("{what}: shard{i} {}", s.render());
     }
     let rt = sh.runtime();
     let now = unix_now();
     let c = rt.db.census(now);
-    println!(
+    tracing::info!(
         "{what}: leases bound={} offered={} declined={} remembered={} journal_records={}",
         c.bound,
         c.offered,
@@ -556,7 +561,7 @@ fn report_engine(sh: &Shared, last: bool) {
         sh.journal.as_ref().map(|j| j.records()).unwrap_or(0)
     );
     for (subnet, start, len, used) in rt.db.pool_usage(now) {
-        println!(
+        tracing::info!(
             "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
             used as f64 * 100.0 / f64::from(len.max(1))
         );
@@ -786,8 +791,7 @@ fn start_engine(
     let now = unix_now();
     let rec = journal::recover(&state, now).with_context(|| format!("recovering leases from {}", dir.display()))?;
     for w in &rec.warnings {
-        tracing::warn!("{w}");
-        println!("journal warning: {w}");
+        tracing::warn!("journal warning: {w}");
     }
     let n = rec.leases.len();
     let db = LeaseDb::with_lanes(&cfg, queues.len(), workers as usize, rec.leases, now);
@@ -795,9 +799,9 @@ fn start_engine(
     let db = Arc::new(db);
     let journal = Journal::open(state, db.shard_count(), cfg.durability)?;
     if let Err(e) = journal.snapshot(&db) {
-        println!("journal warning: no snapshot at start ({e}); the journals since the last one stay");
+        tracing::warn!("journal warning: no snapshot at start ({e}); the journals since the last one stay");
     }
-    println!(
+    tracing::info!(
         "leases: {n} records recovered from {} (snapshot {}, {} journal records) in {:.0?}; durability {:?}",
         dir.display(),
         rec.snapshot_gen,
@@ -816,12 +820,10 @@ fn reload(sh: &Shared, args: &RunArgs, iface: &Interface, steering_key: u32) -> 
         Ok(cfg) => {
             let msg = serve::reload(sh, cfg);
             tracing::info!("reload: {msg}");
-            println!("reload: {msg}");
             Ok(msg)
         }
         Err(e) => {
-            tracing::error!("reload: new configuration rejected, keeping the old one: {e:#}");
-            println!("reload: rejected, old configuration kept: {e:#}");
+            tracing::warn!("reload: rejected, old configuration kept: {e:#}");
             Err(format!("{e:#}"))
         }
     }

@@ -77,3 +77,18 @@ fn man_pages_in_the_repo_are_the_ones_the_cli_generates() {
         );
     }
 }
+
+/// `--log journald` where no journal listens: said on stderr, the log goes to stdout, and the
+/// daemon serves; plain stdout lines carry no timestamps or levels (journald adds its own).
+#[test]
+fn without_a_journal_the_log_falls_back_to_stdout() {
+    let net = TwoHosts::for_dhcp(1);
+    let daemon = tests::Daemon::start(&net.server, &net.server_if, &["--log", "journald"]);
+    let exit = daemon.signal_and_wait(nix::sys::signal::Signal::SIGTERM);
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        return assert!(exit.stdout.iter().all(|l| !l.starts_with("ready:")), "{:?}", exit.stdout);
+    }
+    assert!(exit.stderr.iter().any(|l| l.contains("the journal is unreachable")), "{:?}", exit.stderr);
+    assert!(exit.stdout.iter().any(|l| l.starts_with("ready: answering DHCP on ")), "{:?}", exit.stdout);
+    assert!(exit.stdout.iter().any(|l| l.starts_with("stopped: XDP program detached")), "{:?}", exit.stdout);
+}
