@@ -23,11 +23,28 @@ use tests::{
 const POOL: (&str, &str) = ("198.18.16.1", "198.18.16.200");
 const CONFIG: &str = "[server]\nlease-time = 3600\n[[subnet]]\nsubnet = \"198.18.0.0/16\"\nid = 1\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n";
 
-/// kea-dhcp4 on `iface` of `ns` with its lease file at `leases`; stopped on drop.
-struct Kea(Child);
+/// A server process of a test (kea-dhcp4, dhcpd): SIGTERM on [`Server::stop`], killed on drop.
+struct Server(Child);
+
+impl Server {
+    fn stop(mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// kea-dhcp4 on `iface` of `ns` with its lease file at `leases`.
+struct Kea;
 
 impl Kea {
-    fn start(ns: &Netns, iface: &str, dir: &Path, leases: &Path) -> Self {
+    fn start(ns: &Netns, iface: &str, dir: &Path, leases: &Path) -> Server {
         let conf = dir.join("kea-dhcp4.json");
         let c = json!({ "Dhcp4": {
             "interfaces-config": { "interfaces": [iface], "dhcp-socket-type": "raw" },
@@ -47,27 +64,15 @@ impl Kea {
             .stderr(Stdio::null())
             .spawn()
             .expect("kea-dhcp4");
-        Self(child)
-    }
-
-    fn stop(mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
-        let _ = self.0.wait();
+        Server(child)
     }
 }
 
-impl Drop for Kea {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// ISC dhcpd on `iface` of `ns` with its lease file at `leases`; stopped on drop.
-struct Dhcpd(Child);
+/// ISC dhcpd on `iface` of `ns` with its lease file at `leases`.
+struct Dhcpd;
 
 impl Dhcpd {
-    fn start(ns: &Netns, iface: &str, dir: &Path, leases: &Path) -> Self {
+    fn start(ns: &Netns, iface: &str, dir: &Path, leases: &Path) -> Server {
         let conf = dir.join("dhcpd.conf");
         std::fs::write(
             &conf,
@@ -92,19 +97,7 @@ impl Dhcpd {
             .stderr(Stdio::null())
             .spawn()
             .expect("dhcpd");
-        Self(child)
-    }
-
-    fn stop(mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Dhcpd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        Server(child)
     }
 }
 

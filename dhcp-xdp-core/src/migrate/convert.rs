@@ -53,6 +53,19 @@ fn strip_comments(text: &str) -> String {
     out
 }
 
+/// Kea's lease lifetime, timers and `authoritative` (global or per subnet) into `t`.
+fn lifetimes(kea: &Map<String, Value>, t: &mut Table) {
+    for (k, ours) in [("valid-lifetime", "lease-time"), ("renew-timer", "renew-time"), ("rebind-timer", "rebind-time")]
+    {
+        if let Some(v) = kea.get(k).and_then(Value::as_i64) {
+            t.insert(ours.into(), Toml::Integer(v));
+        }
+    }
+    if let Some(a) = kea.get("authoritative").and_then(Value::as_bool) {
+        t.insert("authoritative".into(), Toml::Boolean(a));
+    }
+}
+
 struct Ctx {
     not_carried: Vec<String>,
 }
@@ -125,16 +138,7 @@ impl Ctx {
         if let Some(name) = shared {
             t.insert("shared-network".into(), Toml::String(name.into()));
         }
-        for (kea, ours) in
-            [("valid-lifetime", "lease-time"), ("renew-timer", "renew-time"), ("rebind-timer", "rebind-time")]
-        {
-            if let Some(v) = s.get(kea).and_then(Value::as_i64) {
-                t.insert(ours.into(), Toml::Integer(v));
-            }
-        }
-        if let Some(a) = s.get("authoritative").and_then(Value::as_bool) {
-            t.insert("authoritative".into(), Toml::Boolean(a));
-        }
+        lifetimes(s, &mut t);
         if let Some(o) = self.options(path, s.get("option-data")) {
             t.insert("options".into(), Toml::Table(o));
         }
@@ -233,16 +237,7 @@ pub fn convert_kea_config(text: &str) -> Result<Converted, String> {
     let mut cx = Ctx { not_carried: vec![] };
     let mut root = Table::new();
     let mut server = Table::new();
-    for (kea, ours) in
-        [("valid-lifetime", "lease-time"), ("renew-timer", "renew-time"), ("rebind-timer", "rebind-time")]
-    {
-        if let Some(v) = d.get(kea).and_then(Value::as_i64) {
-            server.insert(ours.into(), Toml::Integer(v));
-        }
-    }
-    if let Some(a) = d.get("authoritative").and_then(Value::as_bool) {
-        server.insert("authoritative".into(), Toml::Boolean(a));
-    }
+    lifetimes(d, &mut server);
     if !server.is_empty() {
         root.insert("server".into(), Toml::Table(server));
     }
