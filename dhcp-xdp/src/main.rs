@@ -308,7 +308,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         }
         dhcp_xdp::iface::VlanTags::Stripped(why) | dhcp_xdp::iface::VlanTags::Unknown(why) => {
-            tracing::info!(
+            tracing::warn!(
                 "vlan: warning: VLAN tags may not reach the XDP program on {} ({why}); no VLAN subnet is configured",
                 iface.name
             );
