@@ -6,6 +6,8 @@
 use serde_json::{Map, Value};
 use toml::{Table, Value as Toml};
 
+use crate::{config::prefix_mask, net::Ipv4Net};
+
 /// A converted configuration.
 #[derive(Debug, Default)]
 pub struct Converted {
@@ -225,7 +227,7 @@ fn pool_range(pool: &str) -> Option<String> {
     }
     let (a, len) = pool.split_once('/')?;
     let (a, len): (std::net::Ipv4Addr, u32) = (a.trim().parse().ok()?, len.trim().parse().ok()?);
-    let mask = u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0);
+    let mask = prefix_mask(len.min(32) as u8);
     let first = u32::from(a) & mask;
     Some(format!("{}-{}", std::net::Ipv4Addr::from(first), std::net::Ipv4Addr::from(first | !mask)))
 }
@@ -335,13 +337,11 @@ impl Ctx {
 
     /// An `option …;` statement into `t` (an `options` table); false if not one we carry.
     fn dhcpd_option(&mut self, n: &Node, t: &mut Table) {
-        let ips = |w: &[String]| Toml::Array(w.iter().map(|s| Toml::String(s.clone())).collect());
+        let ips = |w: &[&str]| Toml::Array(w.iter().map(|s| Toml::String(s.to_string())).collect());
         match n.words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["option", "routers", rest @ ..] => t.insert("routers".into(), ips(&n.words[2..2 + rest.len()])),
-            ["option", "domain-name-servers", rest @ ..] => {
-                t.insert("dns-servers".into(), ips(&n.words[2..2 + rest.len()]))
-            }
-            ["option", "ntp-servers", rest @ ..] => t.insert("ntp-servers".into(), ips(&n.words[2..2 + rest.len()])),
+            ["option", "routers", rest @ ..] => t.insert("routers".into(), ips(rest)),
+            ["option", "domain-name-servers", rest @ ..] => t.insert("dns-servers".into(), ips(rest)),
+            ["option", "ntp-servers", rest @ ..] => t.insert("ntp-servers".into(), ips(rest)),
             ["option", "domain-name", name] => t.insert("domain-name".into(), Toml::String(name.to_string())),
             _ => {
                 self.dhcpd_skip(n, "option not supported (give it as [[options.custom]])");
@@ -350,13 +350,14 @@ impl Ctx {
         };
     }
 
-    fn dhcpd_subnet(
+    /// A `subnet` block: its prefix and its table; its hosts go to `hosts`.
+    fn dhcpd_subnet<'a>(
         &mut self,
-        n: &Node,
+        n: &'a Node,
         shared: Option<&str>,
         id: i64,
-        hosts: &mut Vec<(Node, Table)>,
-    ) -> Option<Table> {
+        hosts: &mut Vec<(&'a Node, Table)>,
+    ) -> Option<(Ipv4Net, Table)> {
         let (Some(addr), Some(mask)) = (
             n.words.get(1).and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()),
             n.words.get(3).and_then(|m| m.parse::<std::net::Ipv4Addr>().ok()),
@@ -364,8 +365,9 @@ impl Ctx {
             self.dhcpd_skip(n, "not `subnet ADDRESS netmask MASK`");
             return None;
         };
+        let net = Ipv4Net { addr, prefix: u32::from(mask).count_ones() as u8 };
         let mut t = Table::new();
-        t.insert("subnet".into(), Toml::String(format!("{addr}/{}", u32::from(mask).count_ones())));
+        t.insert("subnet".into(), Toml::String(format!("{addr}/{}", net.prefix)));
         t.insert("id".into(), Toml::Integer(id));
         if let Some(name) = shared {
             t.insert("shared-network".into(), Toml::String(name.into()));
@@ -404,7 +406,7 @@ impl Ctx {
                 }
                 (["host", ..], Some(_)) => {
                     if let Some(h) = self.dhcpd_host(c) {
-                        hosts.push((Node { line: c.line, words: c.words.clone(), body: None }, h));
+                        hosts.push((c, h));
                     }
                 }
                 _ => self.dhcpd_skip(c, "not supported"),
@@ -416,7 +418,7 @@ impl Ctx {
         if !pools.is_empty() {
             t.insert("pool".into(), Toml::Array(pools));
         }
-        Some(t)
+        Some((net, t))
     }
 
     /// A `host` block as a reservation (its subnet is found from `fixed-address` later).
@@ -463,8 +465,8 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
     let mut root = Table::new();
     let mut server = Table::new();
     let mut options = Table::new();
-    let mut subnets: Vec<Table> = vec![];
-    let mut hosts: Vec<(Node, Table)> = vec![];
+    let mut subnets: Vec<(Ipv4Net, Table)> = vec![];
+    let mut hosts: Vec<(&Node, Table)> = vec![];
     for n in &tree {
         let w: Vec<&str> = n.words.iter().map(String::as_str).collect();
         match (w.as_slice(), &n.body) {
@@ -484,7 +486,7 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
             }
             (["host", ..], Some(_)) => {
                 if let Some(h) = cx.dhcpd_host(n) {
-                    hosts.push((Node { line: n.line, words: n.words.clone(), body: None }, h));
+                    hosts.push((n, h));
                 }
             }
             (["option", ..], None) => cx.dhcpd_option(n, &mut options),
@@ -502,21 +504,16 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
     // Each host into the subnet that holds its address.
     for (n, h) in hosts {
         let ip: Option<std::net::Ipv4Addr> = h.get("ip").and_then(Toml::as_str).and_then(|s| s.parse().ok());
-        let home = subnets.iter_mut().find(|s| {
-            let prefix = s.get("subnet").and_then(Toml::as_str).unwrap_or("");
-            let Some((a, len)) = prefix.split_once('/') else { return false };
-            let (Ok(a), Ok(len), Some(ip)) = (a.parse::<std::net::Ipv4Addr>(), len.parse::<u32>(), ip) else {
-                return false;
-            };
-            let mask = u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(a) & mask
+        let home = subnets.iter_mut().find(|(net, _)| {
+            let mask = prefix_mask(net.prefix);
+            ip.is_some_and(|ip| u32::from(ip) & mask == u32::from(net.addr) & mask)
         });
         match home {
-            Some(s) => match s.entry("reservation").or_insert_with(|| Toml::Array(vec![])) {
+            Some((_, s)) => match s.entry("reservation").or_insert_with(|| Toml::Array(vec![])) {
                 Toml::Array(a) => a.push(Toml::Table(h)),
-                _ => cx.dhcpd_skip(&n, "internal: reservation is not a list"),
+                _ => cx.dhcpd_skip(n, "internal: reservation is not a list"),
             },
-            None => cx.dhcpd_skip(&n, "its fixed-address is in no declared subnet"),
+            None => cx.dhcpd_skip(n, "its fixed-address is in no declared subnet"),
         }
     }
     if !server.is_empty() {
@@ -526,7 +523,7 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
         root.insert("options".into(), Toml::Table(options));
     }
     if !subnets.is_empty() {
-        root.insert("subnet".into(), Toml::Array(subnets.into_iter().map(Toml::Table).collect()));
+        root.insert("subnet".into(), Toml::Array(subnets.into_iter().map(|(_, t)| Toml::Table(t)).collect()));
     }
     let toml = toml::to_string(&root).map_err(|e| e.to_string())?;
     Ok(Converted { toml, not_carried: cx.not_carried })
