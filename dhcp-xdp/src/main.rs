@@ -234,7 +234,7 @@ fn main() -> std::process::ExitCode {
                 print!("{}", c.describe());
                 Ok(())
             }
-            Err(e) => Err(anyhow::anyhow!("{e}")),
+            Err(e) => Err(e.into()),
         },
         Command::Leases { state_dir } => dump_leases(&state_dir),
         Command::Ctl { socket, command, arguments } => ctl(socket, &command, arguments.as_deref()),
@@ -660,7 +660,7 @@ enum LeaseFile {
 /// already (an address held there keeps its lease; the import's is reported).
 fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFile) -> anyhow::Result<()> {
     use dhcp_xdp_core::migrate;
-    let cfg = load_config_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = load_config_file(config)?;
     let (LeaseFile::KeaCsv(file) | LeaseFile::DhcpdLeases(file)) = source;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let now = unix_now();
@@ -705,8 +705,8 @@ fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFile) -
 /// `dhcp-xdp export`: a state directory's leases as Kea's CSV or as JSON, on stdout.
 fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::path::Path>) -> anyhow::Result<()> {
     let cfg = match config {
-        Some(p) => load_config_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => Config::parse("defaults", "").map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(p) => load_config_file(p)?,
+        None => Config::parse("defaults", "")?,
     };
     let now = unix_now();
     let rec = journal::inspect(dir, now).with_context(|| format!("reading {}", dir.display()))?;
@@ -761,8 +761,8 @@ fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
 /// line's, else the file's, else `fallback`.
 fn load_config(args: &RunArgs, iface: &Interface, key: Option<u32>, fallback: u32) -> anyhow::Result<Config> {
     let mut cfg = match &args.config {
-        Some(p) => load_config_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => Config::zero_config(&iface.name, iface.primary_ipv4()?).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(p) => load_config_file(p)?,
+        None => Config::zero_config(&iface.name, iface.primary_ipv4()?)?,
     };
     cfg.limits.steering_key = Some(key.or(args.steering_key).or(cfg.limits.steering_key).unwrap_or(fallback));
     if let Some(d) = &args.state_dir {
