@@ -59,8 +59,11 @@ pub mod counter {
     pub const BAD_SOURCE: u32 = 7;
     /// DHCP frame over its chaddr's rate limit: dropped before it reaches a socket.
     pub const RATE_LIMITED: u32 = 8;
+    /// Cluster mode: a DISCOVER or broadcast request of a client whose load-balancing bucket
+    /// another node serves: dropped.
+    pub const OTHER_BUCKET: u32 = 9;
     /// Number of counter slots.
-    pub const COUNT: u32 = 9;
+    pub const COUNT: u32 = 10;
     /// Names of the slots, in slot order, as the daemon reports them.
     pub const NAMES: [&str; COUNT as usize] = [
         "passed_not_dhcp",
@@ -72,6 +75,7 @@ pub mod counter {
         "not_for_us",
         "bad_source",
         "rate_limited",
+        "other_bucket",
     ];
 }
 
@@ -99,8 +103,53 @@ pub mod config {
     pub const COUNT: u32 = ADDRS + MAX_ADDRS;
     /// Steer only frames to our MAC or broadcast, and to one of our addresses or broadcast.
     pub const FILTER_DEST: u32 = 1;
+    /// Cluster mode: drop requests whose load-balancing bucket is not set in the `BUCKETS`
+    /// map, except unicast renewals (ciaddr set, to one of our addresses).
+    pub const CLUSTER: u32 = 2;
     /// Entries of the per-chaddr rate limiter (least recently seen are forgotten first).
     pub const RATE_ENTRIES: u32 = 65_536;
+}
+
+/// Load-balancing buckets (RFC 3074): a client's bucket is [`lb_hash`] of its client
+/// identifier, or of its hardware address when it sends none.
+pub mod buckets {
+    /// Number of buckets.
+    pub const COUNT: u32 = 256;
+    /// u32 words of the `BUCKETS` bitmap map (bucket `b` is bit `b % 32` of word `b / 32`).
+    pub const WORDS: u32 = COUNT / 32;
+    /// Options the XDP program looks through for the client identifier (61).
+    pub const MAX_OPTIONS_SCANNED: u32 = 32;
+    /// Bytes past the start of the options the scan gives up at.
+    pub const MAX_OPTIONS_OFFSET: usize = 1200;
+}
+
+/// The mixing table of RFC 3074 §6: the 256 byte values in pseudo-random order.
+pub const LB_MIX: [u8; 256] = [
+    251, 175, 119, 215, 81, 14, 79, 191, 103, 49, 181, 143, 186, 157, 0, 232, 31, 32, 55, 60, 152, 58, 17, 237, 174,
+    70, 160, 144, 220, 90, 57, 223, 59, 3, 18, 140, 111, 166, 203, 196, 134, 243, 124, 95, 222, 179, 197, 65, 180, 48,
+    36, 15, 107, 46, 233, 130, 165, 30, 123, 161, 209, 23, 97, 16, 40, 91, 219, 61, 100, 10, 210, 109, 250, 127, 22,
+    138, 29, 108, 244, 67, 207, 9, 178, 204, 74, 98, 126, 249, 167, 116, 34, 77, 193, 200, 121, 5, 20, 113, 71, 35, 128,
+    13, 182, 94, 25, 226, 227, 199, 75, 27, 41, 245, 230, 224, 43, 225, 177, 26, 155, 150, 212, 142, 218, 115, 241, 73,
+    88, 105, 39, 114, 62, 255, 192, 201, 145, 214, 168, 158, 221, 148, 154, 122, 12, 84, 82, 163, 44, 139, 228, 236, 205,
+    242, 217, 11, 187, 146, 159, 64, 86, 239, 195, 42, 106, 198, 118, 112, 184, 172, 87, 2, 173, 117, 176, 229, 247,
+    253, 137, 185, 99, 164, 102, 147, 45, 66, 231, 52, 141, 211, 194, 206, 246, 238, 56, 110, 78, 248, 63, 240, 189, 93,
+    92, 51, 53, 183, 19, 171, 72, 50, 33, 104, 101, 69, 8, 252, 83, 120, 76, 135, 85, 54, 202, 125, 188, 213, 96, 235,
+    136, 208, 162, 129, 190, 132, 156, 38, 47, 1, 7, 254, 24, 4, 216, 131, 89, 21, 28, 133, 37, 153, 149, 80, 170, 68, 6,
+    169, 234, 151,
+];
+
+/// The RFC 3074 hash (Pearson's, seeded with the length, over the bytes from the last to the
+/// first): the client's load-balancing bucket. Kea's HA hook and ISC dhcpd's failover compute
+/// the same value.
+#[inline(always)]
+pub fn lb_hash(key: &[u8]) -> u8 {
+    let mut h = key.len() as u8;
+    let mut i = key.len();
+    while i > 0 {
+        i -= 1;
+        h = LB_MIX[(h ^ key[i]) as usize];
+    }
+    h
 }
 
 /// FNV-1a over the four bytes of `key` (little-endian) and then the first six bytes of
@@ -156,6 +205,31 @@ mod tests {
         let chaddrs = (0..64u8).map(|i| [2, 0, 0, 0, 0, i]);
         let moved = chaddrs.filter(|c| worker_for_chaddr(c, 1, 4) != worker_for_chaddr(c, 2, 4)).count();
         assert!(moved > 16, "only {moved} of 64 clients change worker with the key");
+    }
+
+    #[test]
+    fn the_mixing_table_is_a_permutation() {
+        let mut seen = [false; 256];
+        for &v in &LB_MIX {
+            assert!(!seen[v as usize], "{v} twice");
+            seen[v as usize] = true;
+        }
+    }
+
+    #[test]
+    fn lb_hash_follows_rfc_3074() {
+        // By hand from the algorithm: the empty key hashes to its length, one byte b to
+        // LB_MIX[1 ^ b], two bytes [a, b] to LB_MIX[LB_MIX[2 ^ b] ^ a].
+        assert_eq!(lb_hash(&[]), 0);
+        assert_eq!(lb_hash(&[0]), LB_MIX[1]);
+        assert_eq!(lb_hash(&[0]), 175);
+        assert_eq!(lb_hash(&[7, 9]), LB_MIX[(LB_MIX[2 ^ 9] ^ 7) as usize]);
+        // Spread: 4096 MACs fill every bucket.
+        let mut hit = [false; 256];
+        for i in 0..4096u32 {
+            hit[lb_hash(&[2, 0, 0, 0, (i >> 8) as u8, i as u8]) as usize] = true;
+        }
+        assert!(hit.iter().all(|h| *h));
     }
 
     #[test]

@@ -13,15 +13,16 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_ktime_get_ns,
+    cty::c_void,
+    helpers::{bpf_ktime_get_ns, bpf_xdp_load_bytes},
     macros::{map, xdp},
     maps::{Array, LruHashMap, PerCpuArray, XskMap},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use dhcp_xdp_common::{
-    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, chaddr_hash, config, counter,
-    ethertype, role, xsk_slot,
+    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, LB_MIX, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, buckets, chaddr_hash,
+    config, counter, ethertype, role, xsk_slot,
 };
 
 /// `role::SERVER` (steer frames to port 67) or `role::GENERATOR` (steer frames from port 67);
@@ -46,6 +47,11 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(config::COUNT, 0);
 
+/// Cluster mode: the load-balancing buckets this node serves, a bit each (see
+/// `dhcp_xdp_common::buckets`); the daemon's control loop rewrites it when nodes come and go.
+#[map]
+static BUCKETS: Array<u32> = Array::with_max_entries(buckets::WORDS, 0);
+
 /// Token bucket per chaddr: [milli-tokens, time of the last refill in ns].
 #[map]
 static RATE: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(config::RATE_ENTRIES, 0);
@@ -68,6 +74,8 @@ enum Pass {
     BadSource,
     /// Dropped, not passed: over the chaddr's rate.
     RateLimited,
+    /// Dropped, not passed: cluster mode, another node's bucket.
+    OtherBucket,
 }
 
 #[xdp]
@@ -90,6 +98,10 @@ pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
                 }
                 Pass::RateLimited => {
                     count(counter::RATE_LIMITED);
+                    return xdp_action::XDP_DROP;
+                }
+                Pass::OtherBucket => {
+                    count(counter::OTHER_BUCKET);
                     return xdp_action::XDP_DROP;
                 }
             };
@@ -204,6 +216,87 @@ fn u8_at(ctx: &XdpContext, offset: usize) -> Result<u8, Pass> {
     Ok(unsafe { *p })
 }
 
+/// Offset of the options in a BOOTP message (after the 236-byte header and the magic cookie).
+const BOOTP_OPTIONS_OFFSET: usize = 240;
+/// Offset of `ciaddr` in a BOOTP message.
+const BOOTP_CIADDR_OFFSET: usize = 12;
+/// Offset of `hlen` in a BOOTP message.
+const BOOTP_HLEN_OFFSET: usize = 2;
+/// The client identifier option.
+const OPTION_CLIENT_ID: u8 = 61;
+
+/// Copies `len` (1..=`buf.len()`) frame bytes from `at` into `buf` with the
+/// `bpf_xdp_load_bytes` helper: offsets found by walking the options are plain arguments to it,
+/// not packet pointers the verifier would have to follow through the walk.
+#[inline(always)]
+fn load_bytes(ctx: &XdpContext, at: usize, buf: &mut [u8; 256], len: usize) -> bool {
+    if len == 0 || len > 255 {
+        return false;
+    }
+    // SAFETY: `buf` is a live stack buffer of 256 bytes and at most 255 are written; the helper
+    // checks the frame bounds itself and fails instead of reading past them.
+    unsafe { bpf_xdp_load_bytes(ctx.ctx, at as u32, buf.as_mut_ptr() as *mut c_void, len as u32) == 0 }
+}
+
+/// The client's load-balancing bucket: the RFC 3074 hash of its client identifier (option 61)
+/// when it sends one among the first options, else of `chaddr` (`hlen` bytes, at most 16).
+#[inline(always)]
+fn bucket(ctx: &XdpContext, bootp: usize) -> Result<u8, Pass> {
+    let mut buf = [0u8; 256];
+    let mut key_at = bootp + BOOTP_CHADDR_OFFSET;
+    let mut key_len = (u8_at(ctx, bootp + BOOTP_HLEN_OFFSET)? as usize).min(16);
+    let mut off = bootp + BOOTP_OPTIONS_OFFSET;
+    let mut n = 0;
+    while n < buckets::MAX_OPTIONS_SCANNED {
+        n += 1;
+        if off > bootp + BOOTP_OPTIONS_OFFSET + buckets::MAX_OPTIONS_OFFSET || !load_bytes(ctx, off, &mut buf, 1) {
+            break;
+        }
+        let code = buf[0];
+        if code == 255 {
+            break;
+        }
+        if code == 0 {
+            off += 1;
+            continue;
+        }
+        if !load_bytes(ctx, off + 1, &mut buf, 1) {
+            break;
+        }
+        let len = buf[0] as usize;
+        if code == OPTION_CLIENT_ID && len > 0 {
+            key_at = off + 2;
+            key_len = len;
+            break;
+        }
+        off += 2 + len;
+    }
+    if key_len == 0 {
+        return Ok(0);
+    }
+    if !load_bytes(ctx, key_at, &mut buf, key_len) {
+        return Err(Pass::Malformed);
+    }
+    // RFC 3074: seeded with the length, over the bytes from the last to the first.
+    let mut h = key_len as u8;
+    let mut i = 0;
+    while i < 255 {
+        if i >= key_len {
+            break;
+        }
+        h = LB_MIX[(h ^ buf[(key_len - 1 - i) & 0xff]) as usize];
+        i += 1;
+    }
+    Ok(h)
+}
+
+/// Whether this node serves `bucket` (its bit in the `BUCKETS` map).
+#[inline(always)]
+fn serves(bucket: u8) -> bool {
+    let word = BUCKETS.get(u32::from(bucket) / 32).copied().unwrap_or(0);
+    word & (1 << (bucket % 32)) != 0
+}
+
 #[inline(always)]
 fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
     // A frame too short for an Ethernet header is not ours to judge: pass it as not-DHCP.
@@ -253,6 +346,10 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
     }
     let _: *const [u8; UDP_HLEN] = ptr_at(ctx, l4)?;
 
+    // Read before chaddr: a bounds check the later, longer one implies would be dropped by the
+    // optimiser in a form the verifier cannot follow.
+    let ciaddr = be32_at(ctx, l4 + UDP_HLEN + BOOTP_CIADDR_OFFSET)?;
+    let dst_ip = be32_at(ctx, l3 + 16)?;
     let chaddr_at = l4 + UDP_HLEN + BOOTP_CHADDR_OFFSET;
     let chaddr: *const [u8; 6] = ptr_at(ctx, chaddr_at)?;
     // SAFETY: `ptr_at` checked that the six chaddr bytes lie inside the packet.
@@ -269,6 +366,14 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
         let rate = setting(config::RATE);
         if rate > 0 && !within_rate(&chaddr, rate, setting(config::BURST)) {
             return Err(Pass::RateLimited);
+        }
+        // Cluster mode: a node answers only its buckets' DISCOVERs and broadcast (or relayed)
+        // requests; a unicast renewal to one of its addresses is its own whatever the bucket.
+        if setting(config::FLAGS) & config::CLUSTER != 0 {
+            let renewal = ciaddr != 0 && dst_ip != u32::MAX;
+            if !renewal && !serves(bucket(ctx, l4 + UDP_HLEN)?) {
+                return Err(Pass::OtherBucket);
+            }
         }
     }
 

@@ -130,6 +130,22 @@ pub struct SteerSettings {
     pub rate_per_mac: u32,
     /// Frames one chaddr may send at once.
     pub burst_per_mac: u32,
+    /// Cluster mode: drop requests of buckets not in the `BUCKETS` map (see [`Buckets`]).
+    pub cluster: bool,
+}
+
+/// The `BUCKETS` map taken out of the loaded program: the load-balancing buckets this node
+/// serves (cluster mode). The control loop owns it; the program reads it per frame.
+pub struct Buckets(Array<MapData, u32>);
+
+impl Buckets {
+    /// Serves exactly the buckets whose bits are set (bucket `b`: bit `b % 32` of word `b / 32`).
+    pub fn set(&mut self, bits: &[u32; dhcp_xdp_common::buckets::WORDS as usize]) -> Result<(), EbpfError> {
+        for (i, w) in bits.iter().enumerate() {
+            self.0.set(i as u32, *w, 0).map_err(map_err(format!("BUCKETS[{i}]")))?;
+        }
+        Ok(())
+    }
 }
 
 /// The loaded and attached steering program.
@@ -194,6 +210,12 @@ impl Steering {
         configure(&mut self.ebpf, s)
     }
 
+    /// Takes the `BUCKETS` map out (once) for the cluster's control loop.
+    pub fn take_buckets(&mut self) -> Result<Buckets, EbpfError> {
+        let map = self.ebpf.take_map("BUCKETS").ok_or(EbpfError::Missing("map BUCKETS"))?;
+        Ok(Buckets(map.try_into().map_err(map_err("map BUCKETS"))?))
+    }
+
     /// Announces `sockets` bound sockets on `queue`; from now on its DHCP frames are steered.
     pub fn set_queue_sockets(&mut self, queue: u32, sockets: u32) -> Result<(), EbpfError> {
         set_queue_sockets(&mut self.ebpf, queue, sockets)
@@ -237,6 +259,17 @@ pub fn set_queue_sockets(ebpf: &mut Ebpf, queue: u32, sockets: u32) -> Result<()
     Ok(())
 }
 
+/// Writes the `BUCKETS` map of a loaded object (see [`Buckets::set`]).
+pub fn set_buckets(ebpf: &mut Ebpf, bits: &[u32; dhcp_xdp_common::buckets::WORDS as usize]) -> Result<(), EbpfError> {
+    let map: Array<&mut MapData, u32> =
+        ebpf.map_mut("BUCKETS").ok_or(EbpfError::Missing("map BUCKETS"))?.try_into().map_err(map_err("map BUCKETS"))?;
+    let mut map = map;
+    for (i, w) in bits.iter().enumerate() {
+        map.set(i as u32, *w, 0).map_err(map_err(format!("BUCKETS[{i}]")))?;
+    }
+    Ok(())
+}
+
 /// Sums the per-CPU verdict counters of a loaded object.
 pub fn read_counters(ebpf: &Ebpf) -> Result<XdpCounters, EbpfError> {
     let map: PerCpuArray<&MapData, u64> =
@@ -255,7 +288,10 @@ pub fn configure(ebpf: &mut Ebpf, s: &SteerSettings) -> Result<(), EbpfError> {
     let mac = s.mac;
     let addrs: Vec<u32> = s.addrs.iter().take(config::MAX_ADDRS as usize).map(|a| u32::from(*a)).collect();
     let mut values = vec![
-        (config::FLAGS, if s.filter_destination { config::FILTER_DEST } else { 0 }),
+        (
+            config::FLAGS,
+            if s.filter_destination { config::FILTER_DEST } else { 0 } | if s.cluster { config::CLUSTER } else { 0 },
+        ),
         (config::HASH_KEY, s.hash_key),
         (config::RATE, s.rate_per_mac),
         (config::BURST, s.burst_per_mac),

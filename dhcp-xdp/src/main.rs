@@ -846,6 +846,7 @@ fn steer_settings(iface: &Interface, limits: &dhcp_xdp_core::config::Limits, key
         hash_key: key,
         rate_per_mac: limits.rate_per_mac,
         burst_per_mac: limits.burst_per_mac,
+        cluster: false,
     }
 }
 

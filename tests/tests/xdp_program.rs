@@ -5,8 +5,8 @@ use aya::{
     Ebpf,
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use dhcp_xdp::ebpf::{PROGRAM_NAME, SteerSettings, configure, load, read_counters, set_queue_sockets};
-use dhcp_xdp_common::{counter, role};
+use dhcp_xdp::ebpf::{PROGRAM_NAME, SteerSettings, configure, load, read_counters, set_buckets, set_queue_sockets};
+use dhcp_xdp_common::{buckets, counter, lb_hash, role};
 use tests::{TwoHosts, frames::Request, require_root};
 
 const XDP_PASS: u32 = 2;
@@ -195,6 +195,73 @@ fn settings(rate: u32, burst: u32) -> SteerSettings {
         hash_key: 7,
         rate_per_mac: rate,
         burst_per_mac: burst,
+        cluster: false,
+    }
+}
+
+/// The bitmap serving exactly `served`.
+fn bucket_bits(served: &[u8]) -> [u32; buckets::WORDS as usize] {
+    let mut bits = [0u32; buckets::WORDS as usize];
+    for &b in served {
+        bits[usize::from(b) / 32] |= 1 << (b % 32);
+    }
+    bits
+}
+
+/// Cluster mode: the program computes the RFC 3074 bucket of the client identifier (found
+/// behind other options and pads) or, without one, of chaddr, and drops DISCOVERs and
+/// broadcast requests of buckets this node does not serve; unicast renewals to us pass
+/// whatever their bucket.
+#[test]
+fn cluster_mode_drops_other_nodes_buckets_in_xdp() {
+    let mut p = Prog::load();
+    set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
+    let steered = (XDP_PASS, counter::REDIRECT_FAILED);
+    let dropped = (XDP_DROP, counter::OTHER_BUCKET);
+    let chaddr = [2, 0, 0, 0, 0, 2];
+    let by_mac = lb_hash(&chaddr);
+    let client_id: Vec<u8> = [1u8].iter().chain(&[0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10]).copied().collect();
+    let by_id = lb_hash(&client_id);
+    assert_ne!(by_mac, by_id, "pick a client id in another bucket than the chaddr");
+    let mut with_id = discover();
+    with_id.options = vec![53, 1, 1, 0, 0, 12, 3, b'a', b'b', b'c', 55, 2, 1, 3, 61, client_id.len() as u8];
+    with_id.options.extend(&client_id);
+    let mut long_id = discover();
+    long_id.options = vec![53, 1, 1, 61, 255];
+    long_id.options.extend((0..255u32).map(|i| (i * 7) as u8));
+    let by_long = lb_hash(&long_id.options[5..]);
+    let mut renewal = discover();
+    renewal.ciaddr = [198, 18, 0, 77].into();
+    renewal.src_ip = renewal.ciaddr;
+    renewal.dst_mac = [2, 0, 0, 0, 0, 0xaa];
+    renewal.dst_ip = [198, 18, 0, 1].into();
+    let mut rebind = discover();
+    rebind.ciaddr = [198, 18, 0, 77].into();
+    rebind.src_ip = rebind.ciaddr;
+
+    // Not in cluster mode: nothing is filtered by bucket.
+    configure(&mut p.ebpf, &settings(0, 1)).expect("configure");
+    assert_eq!(p.run(&discover().build(), None), steered);
+    configure(&mut p.ebpf, &SteerSettings { cluster: true, ..settings(0, 1) }).expect("configure");
+    // No bucket served: only the unicast renewal gets through.
+    set_buckets(&mut p.ebpf, &bucket_bits(&[])).expect("buckets");
+    assert_eq!(p.run(&discover().build(), None), dropped, "DISCOVER without client id");
+    assert_eq!(p.run(&with_id.build(), None), dropped, "DISCOVER with client id");
+    assert_eq!(p.run(&rebind.build(), None), dropped, "broadcast rebind");
+    assert_eq!(p.run(&renewal.build(), None), steered, "unicast renewal");
+    // The chaddr's bucket: the frame without client id passes, the one with it does not.
+    set_buckets(&mut p.ebpf, &bucket_bits(&[by_mac])).expect("buckets");
+    assert_eq!(p.run(&discover().build(), None), steered, "chaddr bucket {by_mac}");
+    assert_eq!(p.run(&rebind.build(), None), steered, "rebind, chaddr bucket");
+    assert_eq!(p.run(&with_id.build(), None), dropped, "the client id decides, not chaddr");
+    set_buckets(&mut p.ebpf, &bucket_bits(&[by_id, by_long])).expect("buckets");
+    assert_eq!(p.run(&with_id.build(), None), steered, "client id bucket {by_id}");
+    assert_eq!(p.run(&long_id.build(), None), steered, "255-byte client id, bucket {by_long}");
+    assert_eq!(p.run(&discover().build(), None), dropped);
+    // Every bucket served: all pass.
+    set_buckets(&mut p.ebpf, &[u32::MAX; buckets::WORDS as usize]).expect("buckets");
+    for f in [discover(), with_id, long_id, rebind, renewal] {
+        assert_eq!(p.run(&f.build(), None), steered);
     }
 }
 
