@@ -7,12 +7,12 @@ use std::{net::Ipv4Addr, str::FromStr};
 use toml::Spanned;
 
 use super::{
-    BootpPolicy, Config, ConfigError, DEFAULT_DECLINE_PROBATION, DEFAULT_LEASE, DEFAULT_OFFER_HOLD,
+    BootpPolicy, ClusterConfig, Config, ConfigError, DEFAULT_DECLINE_PROBATION, DEFAULT_LEASE, DEFAULT_OFFER_HOLD,
     DEFAULT_SNAPSHOT_EVERY, Durability, Limits, OptionTable, Pool, RenderedOptions, Reservation, ReservationIndex,
     ReservationKey, Subnet, SubnetIndex,
     file::{
-        FileConfig, LimitsSection, OptionsSection, PersistenceSection, PoolSection, RelaysSection, ReservationSection,
-        ServerSection, SubnetSection,
+        ClusterSection, FileConfig, LimitsSection, OptionsSection, PersistenceSection, PoolSection, RelaysSection,
+        ReservationSection, ServerSection, SubnetSection,
     },
     options::parse_hex,
     prefix_mask,
@@ -288,6 +288,49 @@ impl TryFrom<Section<'_, PersistenceSection>> for Durability {
     }
 }
 
+impl TryFrom<Section<'_, Spanned<ClusterSection>>> for ClusterConfig {
+    type Error = ConfigError;
+
+    fn try_from(sec: Section<'_, Spanned<ClusterSection>>) -> Result<Self, ConfigError> {
+        let c = sec.item.get_ref();
+        let node = match &c.node {
+            Some(n) if !n.get_ref().trim().is_empty() && n.get_ref().len() <= 64 => n.get_ref().trim().to_owned(),
+            Some(n) => return Err(sec.err(Some(n.span()), "node", "a node name of 1 to 64 characters")),
+            None => return Err(sec.err(Some(sec.item.span()), "node", "required: this responder's unique name")),
+        };
+        let database = match &c.database {
+            Some(d) if d.get_ref().starts_with("postgresql://") || d.get_ref().starts_with("postgres://") => {
+                d.get_ref().clone()
+            }
+            Some(d) => {
+                return Err(sec.err(
+                    Some(d.span()),
+                    "database",
+                    "a libpq URL like postgresql:///dhcp?host=/run/postgresql",
+                ));
+            }
+            None => return Err(sec.err(Some(sec.item.span()), "database", "required: the PostgreSQL URL")),
+        };
+        let heartbeat = c.heartbeat.as_ref().map_or(super::DEFAULT_HEARTBEAT, |h| *h.get_ref());
+        if heartbeat == 0 {
+            return Err(sec.err(c.heartbeat.as_ref().map(|h| h.span()), "heartbeat", "at least 1 second"));
+        }
+        let takeover_after = c.takeover_after.as_ref().map_or(super::DEFAULT_TAKEOVER_AFTER, |t| *t.get_ref());
+        if takeover_after <= heartbeat {
+            return Err(sec.err(
+                c.takeover_after.as_ref().map(|t| t.span()),
+                "takeover-after",
+                format!("{takeover_after} s: must be longer than the heartbeat ({heartbeat} s)"),
+            ));
+        }
+        let block_size = c.block_size.as_ref().map_or(super::DEFAULT_BLOCK_SIZE, |b| *b.get_ref());
+        if !(1..=65_536).contains(&block_size) {
+            return Err(sec.err(c.block_size.as_ref().map(|b| b.span()), "block-size", "1 to 65536 addresses"));
+        }
+        Ok(Self { node, database, heartbeat, takeover_after, block_size })
+    }
+}
+
 /// What a subnet section is validated against: the scope it inherits and the subnets before it.
 pub(super) struct SubnetScope<'a> {
     index: usize,
@@ -469,6 +512,10 @@ impl Config {
         let global = OptionTable::try_from(Section::new(&ctx, "options", &fc.options))?;
         let trusted_relays = Vec::<Ipv4Net>::try_from(Section::new(&ctx, "relays", &fc.relays))?;
         let limits = Limits::try_from(Section::new(&ctx, "limits", &fc.limits))?;
+        let cluster = match &fc.cluster {
+            Some(c) => Some(ClusterConfig::try_from(Section::new(&ctx, "cluster", c))?),
+            None => None,
+        };
         let mut shared = vec![];
         let mut subnets: Vec<Subnet> = vec![];
         for (si, sub) in fc.subnet.iter().enumerate() {
@@ -502,6 +549,7 @@ impl Config {
                 })?),
                 None => None,
             },
+            cluster,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

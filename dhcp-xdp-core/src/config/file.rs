@@ -25,6 +25,17 @@ pub(super) struct FileConfig {
     pub(super) control: ControlSection,
     #[serde(default)]
     pub(super) metrics: MetricsSection,
+    pub(super) cluster: Option<Spanned<ClusterSection>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ClusterSection {
+    pub(super) node: Option<Spanned<String>>,
+    pub(super) database: Option<Spanned<String>>,
+    pub(super) heartbeat: Option<Spanned<u32>>,
+    pub(super) takeover_after: Option<Spanned<u32>>,
+    pub(super) block_size: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -289,9 +289,36 @@ pub struct Config {
     pub control_socket: Option<PathBuf>,
     /// Where Prometheus metrics are served (`[metrics] listen`; the command line overrides it).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Cluster mode (`[cluster]`): PostgreSQL is the lease store of record, shared with other
+    /// nodes. None: the local journal.
+    pub cluster: Option<ClusterConfig>,
     /// Subnets by address and by id.
     index: SubnetIndex,
 }
+
+/// `[cluster]`: this node's name, the shared PostgreSQL database, and the timing of heartbeats
+/// and takeover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Unique name of this responder.
+    pub node: String,
+    /// libpq connection URL (`postgresql://…`, `host=` may name a unix socket directory).
+    pub database: String,
+    /// Seconds between heartbeats (and block-lease renewals).
+    pub heartbeat: u32,
+    /// Seconds without a peer's heartbeat after which the survivors take its buckets and
+    /// blocks.
+    pub takeover_after: u32,
+    /// Addresses per block a node claims (pools are cut into blocks of this size).
+    pub block_size: u32,
+}
+
+/// Default `[cluster] heartbeat` (s).
+pub const DEFAULT_HEARTBEAT: u32 = 1;
+/// Default `[cluster] takeover-after` (s).
+pub const DEFAULT_TAKEOVER_AFTER: u32 = 3;
+/// Default `[cluster] block-size` (addresses).
+pub const DEFAULT_BLOCK_SIZE: u32 = 64;
 
 /// What one subscriber may hold and send (`[limits]`). A limit of 0 is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -424,6 +451,7 @@ impl Config {
             limits: Limits::default(),
             control_socket: None,
             metrics_listen: None,
+            cluster: None,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

@@ -214,3 +214,24 @@ fn the_metrics_listener_may_be_named_in_the_file() {
     let e = err("[metrics]\nlisten = \"nowhere\"\n");
     assert_eq!((e.line, e.field.as_str()), (2, "metrics.listen"), "{e}");
 }
+
+#[test]
+fn the_cluster_section_is_validated() {
+    let c = Config::parse(
+        "t.toml",
+        "[cluster]\nnode = \"edge-a\"\ndatabase = \"postgresql:///dhcp?host=/run/postgresql\"\n",
+    )
+    .unwrap();
+    let cl = c.cluster.expect("cluster");
+    assert_eq!((cl.node.as_str(), cl.heartbeat, cl.takeover_after, cl.block_size), ("edge-a", 1, 3, 64));
+    assert_eq!(cl.database, "postgresql:///dhcp?host=/run/postgresql");
+    assert!(Config::parse("t.toml", "").unwrap().cluster.is_none());
+    let e = err("[cluster]\ndatabase = \"postgresql:///dhcp\"\n");
+    assert_eq!(e.field, "cluster.node", "{e}");
+    let e = err("[cluster]\nnode = \"a\"\ndatabase = \"mysql://x\"\n");
+    assert_eq!((e.line, e.field.as_str()), (3, "cluster.database"), "{e}");
+    let e = err("[cluster]\nnode = \"a\"\ndatabase = \"postgresql:///d\"\nheartbeat = 2\ntakeover-after = 2\n");
+    assert_eq!((e.line, e.field.as_str()), (5, "cluster.takeover-after"), "{e}");
+    let e = err("[cluster]\nnode = \"a\"\ndatabase = \"postgresql:///d\"\nheartbeet = 2\n");
+    assert_eq!(e.line, 4, "{e}");
+}

@@ -45,7 +45,7 @@ use directory::Directory;
 mod tests;
 
 pub use key::ClientKey;
-pub use pool::PoolState;
+pub use pool::{ClusterBlock, PoolState};
 use quota::Quota;
 pub use quota::Tags;
 pub use shard::{Shard, ShardGuard};
@@ -205,7 +205,16 @@ impl LeaseDb {
                         owner[(u32::from(a) - u32::from(p.start)) as usize].store(RESERVED, Ordering::Relaxed);
                     }
                 }
-                let spare: Vec<u32> = (0..len.div_ceil(block)).rev().map(|b| b * block).collect();
+                // Cluster mode: nothing is spare until this node holds a block of the pool.
+                let cluster_block = cfg.cluster.as_ref().map_or(len.max(1), |c| c.block_size);
+                let granted = cfg.cluster.as_ref().map(|_| {
+                    (0..len.div_ceil(cluster_block)).map(|_| std::sync::atomic::AtomicBool::new(false)).collect()
+                });
+                let spare: Vec<u32> = if cfg.cluster.is_some() {
+                    vec![]
+                } else {
+                    (0..len.div_ceil(block)).rev().map(|b| b * block).collect()
+                };
                 pools.push(PoolState {
                     subnet: s.id,
                     start: u32::from(p.start),
@@ -215,6 +224,8 @@ impl LeaseDb {
                     spare_empty: std::sync::atomic::AtomicBool::new(false),
                     block,
                     declined: std::sync::atomic::AtomicU32::new(0),
+                    granted,
+                    cluster_block,
                 });
             }
         }

@@ -21,12 +21,24 @@ pub struct PoolState {
     /// Addresses of this pool on probation after a DECLINE (kept by decline, the sweep and
     /// the rebuild; read to cap how much of the pool DECLINEs can take out).
     pub(super) declined: std::sync::atomic::AtomicU32,
+    /// Cluster mode: which of the pool's cluster blocks (`cluster_block` addresses each) this
+    /// node holds in the shared database; only their addresses are handed to new clients.
+    /// None outside cluster mode: every address may be.
+    pub(super) granted: Option<Vec<std::sync::atomic::AtomicBool>>,
+    pub(super) cluster_block: u32,
 }
 
 impl PoolState {
     pub(super) fn offset(&self, a: Ipv4Addr) -> Option<usize> {
         let a = u32::from(a);
         (a >= self.start && a - self.start < self.len).then(|| (a - self.start) as usize)
+    }
+    /// Whether a new client may be given the address at `off`: always outside cluster mode,
+    /// else while this node holds its block.
+    pub(super) fn granted(&self, off: usize) -> bool {
+        self.granted
+            .as_ref()
+            .is_none_or(|g| g.get(off / self.cluster_block as usize).is_some_and(|b| b.load(Ordering::Acquire)))
     }
     pub(super) fn owner(&self, off: usize) -> u8 {
         // Relaxed: an owner byte only changes hands under the spare lock or the two shards'
@@ -92,7 +104,7 @@ impl ShardGuard<'_> {
                 let Some(off) = pool.offset(addr) else {
                     continue;
                 };
-                if pool.owner(off) != self.shard.id {
+                if pool.owner(off) != self.shard.id || !pool.granted(off) {
                     continue;
                 }
                 match self.by_addr(addr) {
@@ -120,7 +132,11 @@ impl ShardGuard<'_> {
             let mut got = false;
             // Fresh addresses go to the front, in ascending order.
             for off in (b..end).rev() {
-                if pool.owner[off as usize].compare_exchange(SPARE, me, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                if pool.granted(off as usize)
+                    && pool.owner[off as usize]
+                        .compare_exchange(SPARE, me, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
                     self.shard.free[pi].push_front(pool.start + off);
                     got = true;
                 }
@@ -153,7 +169,7 @@ impl ShardGuard<'_> {
                     continue;
                 };
                 let held = o.by_addr.get(&a).map(|&j| o.leases[j as usize].holds(now)).unwrap_or(false);
-                if held || pool.owner(off) != o.id {
+                if held || pool.owner(off) != o.id || !pool.granted(off) {
                     continue;
                 }
                 if let Some(&j) = o.by_addr.get(&a) {
@@ -169,5 +185,140 @@ impl ShardGuard<'_> {
             }
         }
         got
+    }
+}
+
+/// One cluster block: `len` addresses from `first`, in pool `pool` of subnet `subnet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterBlock {
+    /// Subnet id.
+    pub subnet: u32,
+    /// First address.
+    pub first: Ipv4Addr,
+    /// Number of addresses.
+    pub len: u32,
+}
+
+impl LeaseDb {
+    /// Every cluster block of every pool (empty outside cluster mode).
+    pub fn cluster_blocks(&self) -> Vec<ClusterBlock> {
+        let mut v = vec![];
+        for p in self.pools.iter().filter(|p| p.granted.is_some()) {
+            let mut off = 0;
+            while off < p.len {
+                let len = p.cluster_block.min(p.len - off);
+                v.push(ClusterBlock { subnet: p.subnet, first: Ipv4Addr::from(p.start + off), len });
+                off += p.cluster_block;
+            }
+        }
+        v
+    }
+
+    fn block_of(&self, first: Ipv4Addr) -> Option<(usize, usize)> {
+        let (pi, off) = self.locate(first)?;
+        let p = &self.pools[pi];
+        p.granted.as_ref()?;
+        (off % p.cluster_block as usize == 0).then_some((pi, off / p.cluster_block as usize))
+    }
+
+    /// Cluster mode: this node now holds the block starting at `first`; its free addresses
+    /// become available to new clients. Returns whether it was not held before (false also for
+    /// an address that starts no block).
+    pub fn grant(&self, first: Ipv4Addr, now: u32) -> bool {
+        let Some((pi, bi)) = self.block_of(first) else { return false };
+        let pool = &self.pools[pi];
+        let Some(flags) = &pool.granted else { return false };
+        if flags[bi].swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let start = bi as u32 * pool.cluster_block;
+        let end = (start + pool.cluster_block).min(pool.len);
+        // Addresses nobody owns go back to the spare set (by local block starts inside this
+        // cluster block); those a shard owns go back on its free list.
+        let mut by_shard: Vec<Vec<u32>> = vec![vec![]; self.shards.len()];
+        let mut spare_starts = vec![];
+        for off in start..end {
+            match pool.owner(off as usize) {
+                SPARE => {
+                    if spare_starts.last().is_none_or(|&b: &u32| off >= b + pool.block) {
+                        spare_starts.push(off);
+                    }
+                }
+                o if usize::from(o) < self.shards.len() => by_shard[usize::from(o)].push(pool.start + off),
+                _ => {}
+            }
+        }
+        if !spare_starts.is_empty() {
+            let mut spare = lock(&pool.spare);
+            spare.extend(spare_starts.iter().rev());
+            pool.spare_empty.store(false, Ordering::Relaxed);
+        }
+        for (i, addrs) in by_shard.into_iter().enumerate().filter(|(_, a)| !a.is_empty()) {
+            let mut g = self.lock(i);
+            for a in addrs {
+                let addr = Ipv4Addr::from(a);
+                if !g.by_addr(addr).is_some_and(|l| l.holds(now)) {
+                    g.push_free(addr);
+                }
+            }
+        }
+        true
+    }
+
+    /// Cluster mode: this node no longer holds the block at `first`; no new client is given
+    /// one of its addresses (clients holding one keep it). Returns whether it was held.
+    pub fn revoke(&self, first: Ipv4Addr) -> bool {
+        let Some((pi, bi)) = self.block_of(first) else { return false };
+        self.pools[pi].granted.as_ref().is_some_and(|g| g[bi].swap(false, Ordering::AcqRel))
+    }
+
+    /// Cluster mode: per pool in config order, the addresses of held blocks and how many of
+    /// them are held by a lease now: what a node compares to decide to claim or return blocks.
+    /// Also returns, per held block, whether any lease holds one of its addresses.
+    pub fn granted_usage(&self, now: u32) -> (Vec<(u64, u64)>, hashbrown::HashMap<Ipv4Addr, u32>) {
+        let mut busy: hashbrown::HashMap<Ipv4Addr, u32> = hashbrown::HashMap::new();
+        let mut used = vec![0u64; self.pools.len()];
+        for s in &self.shards {
+            for l in &lock(s).leases {
+                if l.key.len == 0 || !l.holds(now) {
+                    continue;
+                }
+                if let Some((pi, off)) = self.locate(l.addr) {
+                    let p = &self.pools[pi];
+                    if p.granted.is_some() && p.granted(off) {
+                        used[pi] += 1;
+                        let first = p.start + (off as u32 / p.cluster_block) * p.cluster_block;
+                        *busy.entry(Ipv4Addr::from(first)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let sizes = self
+            .pools
+            .iter()
+            .zip(used)
+            .map(|(p, u)| {
+                let held: u64 = p.granted.as_ref().map_or(0, |g| {
+                    g.iter()
+                        .enumerate()
+                        .filter(|(_, b)| b.load(Ordering::Acquire))
+                        .map(|(i, _)| u64::from(p.cluster_block.min(p.len - i as u32 * p.cluster_block)))
+                        .sum()
+                });
+                (held, u)
+            })
+            .collect();
+        (sizes, busy)
+    }
+
+    /// Cluster mode: takes in a lease another node committed (read from the shared database):
+    /// it replaces whatever this node remembered on that address, without a change to commit.
+    pub fn absorb(&self, l: Lease, now: u32) {
+        let existing = self.lease_at(l.addr);
+        if existing.is_some_and(|(_, e)| e == l) {
+            return;
+        }
+        // Nothing to journal: the database this came from has it.
+        let _ = self.admin_put(l, existing.is_some(), now);
     }
 }

@@ -209,9 +209,12 @@ impl ShardGuard<'_> {
             }
             _ => return false,
         }
+        // A client keeps what it holds; anything else must be in a block this node holds
+        // (cluster mode).
         match self.by_addr(addr) {
-            Some(l) => l.key == *key || !l.holds(now),
-            None => true,
+            Some(l) if l.key == *key => true,
+            Some(l) if l.holds(now) => false,
+            _ => pool.granted(off),
         }
     }
 

@@ -272,3 +272,74 @@ fn recovery_never_lets_a_remembered_record_shadow_a_binding() {
         }
     }
 }
+
+fn cluster_cfg() -> Config {
+    Config::parse(
+        "t.toml",
+        "[cluster]\nnode = \"a\"\ndatabase = \"postgresql:///d\"\nblock-size = 16\n[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.163\"\n",
+    )
+    .unwrap()
+}
+
+/// Cluster mode: nothing is handed out until a block is granted; only granted blocks' addresses
+/// go to new clients; a revoked block gives no new address but its clients keep theirs; a
+/// lease absorbed from the database takes its address out of this node's hands.
+#[test]
+fn cluster_blocks_gate_what_new_clients_get() {
+    let c = cluster_cfg();
+    let db = LeaseDb::new(&c, 2, [], 1000);
+    let blocks = db.cluster_blocks();
+    assert_eq!(blocks.len(), 4);
+    assert_eq!((blocks[1].first, blocks[1].len, blocks[1].subnet), (Ipv4Addr::new(198, 18, 0, 116), 16, 1));
+    let (k, m) = key(1);
+    assert_eq!(db.lock(0).offer(1000, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
+    assert!(!db.grant(Ipv4Addr::new(198, 18, 0, 117), 1000), "not a block start");
+    assert!(db.grant(blocks[1].first, 1000));
+    assert!(!db.grant(blocks[1].first, 1000), "granted once");
+    let in_block = |a: Ipv4Addr| (116..132).contains(&a.octets()[3]);
+    let mut bound = vec![];
+    for i in 0..16u8 {
+        let (k, m) = key(i);
+        let shard = db.shard_of(&m);
+        let mut g = db.lock(shard);
+        let (a, _) = g.offer(1000, 30, &k, m, &[1], None, None).expect("an address of the granted block");
+        assert!(in_block(a), "{a}");
+        bound.push((shard, k, m, g.bind(1000, k, m, a, 1, 3600, false).unwrap()));
+    }
+    let (k, m) = key(99);
+    assert_eq!(db.lock(db.shard_of(&m)).offer(1000, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
+    // A requested address outside the held blocks is not available to a new client.
+    assert!(!db.lock(0).available(Ipv4Addr::new(198, 18, 0, 100), &k, 1000));
+    let (sizes, busy) = db.granted_usage(1000);
+    assert_eq!(sizes, vec![(16, 16)]);
+    assert_eq!(busy.get(&blocks[1].first), Some(&16));
+    // Revoked: holders renew, nobody new gets in even after a release.
+    assert!(db.revoke(blocks[1].first));
+    let (shard, k0, m0, l0) = bound[0];
+    assert_eq!(db.lock(shard).bind(1010, k0, m0, l0.addr, 1, 3600, false).unwrap().addr, l0.addr);
+    assert!(db.lock(shard).release(&k0, l0.addr, 1011));
+    assert_eq!(db.lock(db.shard_of(&m)).offer(1012, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
+    // Granted again: the released address is free for the newcomer.
+    assert!(db.grant(blocks[1].first, 1013));
+    let (a, _) = db.lock(db.shard_of(&m)).offer(1013, 30, &k, m, &[1], None, None).unwrap();
+    assert_eq!(a, l0.addr);
+    // Another node's lease, absorbed: its address is held and never offered here.
+    assert!(db.grant(blocks[2].first, 1014));
+    let (fk, fm) = key(200);
+    let foreign = Lease {
+        key: fk,
+        chaddr: fm,
+        addr: blocks[2].first,
+        expires: 5000,
+        state: LeaseState::Bound,
+        subnet: 1,
+        tags: Tags::default(),
+    };
+    db.absorb(foreign, 1014);
+    assert_eq!(db.lease_at(blocks[2].first).map(|x| x.1), Some(foreign));
+    for i in 100..115u8 {
+        let (k, m) = key(i);
+        let (a, _) = db.lock(db.shard_of(&m)).offer(1014, 30, &k, m, &[1], None, None).unwrap();
+        assert_ne!(a, blocks[2].first, "absorbed lease's address offered to client {i}");
+    }
+}
