@@ -429,7 +429,7 @@ impl Control {
 
     /// Journals `changes` and waits until they are durable (as an ACK would).
     fn make_durable(&self, changes: &[(u64, Change)]) -> Result<(), String> {
-        let Some(j) = &self.shared.journal else { return Ok(()) };
+        let Some(j) = &self.shared.store else { return Ok(()) };
         if changes.is_empty() {
             return Ok(());
         }
@@ -440,8 +440,10 @@ impl Control {
                 loop {
                     match j.settled(0, ticket) {
                         Some(true) => return Ok(()),
-                        Some(false) => return Err("the lease journal could not be written".into()),
-                        None if Instant::now() > deadline => return Err("the lease journal did not sync in 5 s".into()),
+                        Some(false) => return Err(format!("the {} could not be written", j.name())),
+                        None if Instant::now() > deadline => {
+                            return Err(format!("the {} did not sync in 5 s", j.name()));
+                        }
                         None => std::thread::sleep(Duration::from_millis(1)),
                     }
                 }

@@ -66,7 +66,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> JournalError {
 }
 
 /// Most bytes of records a file keeps waiting for a failing or stalled disk.
-const MAX_BACKLOG: usize = 64 << 20;
+pub(crate) const MAX_BACKLOG: usize = 64 << 20;
 
 fn journal_path(dir: &Path, generation: u64, file: usize) -> PathBuf {
     dir.join(format!("journal-{generation:010}-{file:03}.log"))
@@ -274,16 +274,46 @@ struct Slot {
     written: u64,
 }
 
-/// Group-commit state of one slot.
+/// Group-commit state of one slot (a journal file, or a database connection in cluster mode):
+/// the tickets its syncer made durable or gave up on, and the syncer's wake-up.
 #[derive(Default)]
-struct SlotSync {
-    synced: AtomicU64,
+pub(crate) struct SlotSync {
+    pub(crate) synced: AtomicU64,
     /// Tickets up to this one were in a failed round: their replies never leave.
-    failed_through: AtomicU64,
-    wanted: Mutex<bool>,
-    wake: Condvar,
+    pub(crate) failed_through: AtomicU64,
+    pub(crate) wanted: Mutex<bool>,
+    pub(crate) wake: Condvar,
     /// Records the syncer took and has not yet made durable.
-    backlog: AtomicU64,
+    pub(crate) backlog: AtomicU64,
+}
+
+impl SlotSync {
+    /// Whether `ticket` is durable (`Some(true)`), never will be (`Some(false)`), or pending.
+    pub(crate) fn settled(&self, ticket: u64) -> Option<bool> {
+        if ticket <= self.failed_through.load(Ordering::Acquire) {
+            Some(false)
+        } else if ticket <= self.synced.load(Ordering::Acquire) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// Wakes the syncer.
+    pub(crate) fn poke(&self) {
+        *lock(&self.wanted) = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until poked, stopped or `wait` passes; clears the request.
+    pub(crate) fn wait(&self, wait: Duration, stop: &AtomicBool) {
+        let wanted = lock(&self.wanted);
+        let (mut wanted, _) = self
+            .wake
+            .wait_timeout_while(wanted, wait, |w| !*w && !stop.load(Ordering::Acquire))
+            .unwrap_or_else(|p| p.into_inner());
+        *wanted = false;
+    }
 }
 
 /// Health of the disk under the journal, for logs, statistics and metrics.
@@ -419,9 +449,7 @@ impl Journal {
         };
         self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
         self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
-        let sync = &self.sync[slot];
-        *lock(&sync.wanted) = true;
-        sync.wake.notify_one();
+        self.sync[slot].poke();
         Ok((self.durability == Durability::Fsync).then_some(ticket))
     }
 
@@ -429,14 +457,7 @@ impl Journal {
     /// `Some(true)`; never will be because its round failed: `Some(false)`; `None` while the
     /// syncer works on it.
     pub fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
-        let sync = &self.sync[slot % self.sync.len()];
-        if ticket <= sync.failed_through.load(Ordering::Acquire) {
-            Some(false)
-        } else if ticket <= sync.synced.load(Ordering::Acquire) {
-            Some(true)
-        } else {
-            None
-        }
+        self.sync[slot % self.sync.len()].settled(ticket)
     }
 
     /// Records appended since start.
@@ -513,16 +534,7 @@ impl Journal {
         loop {
             let Some(j) = journal.upgrade() else { return };
             let sync = &j.sync[slot];
-            let idle = bytes.is_empty();
-            {
-                let wanted = lock(&sync.wanted);
-                let wait = if idle { Duration::from_millis(100) } else { backoff };
-                let (mut wanted, _) = sync
-                    .wake
-                    .wait_timeout_while(wanted, wait, |w| !*w && !j.stop.load(Ordering::Acquire))
-                    .unwrap_or_else(|p| p.into_inner());
-                *wanted = false;
-            }
+            sync.wait(if bytes.is_empty() { Duration::from_millis(100) } else { backoff }, &j.stop);
             let (target, file) = {
                 let mut f = lock(&j.slots[slot]);
                 if f.file.is_none() {
@@ -605,8 +617,7 @@ impl Journal {
                 return Err(JournalError::Unflushed(timeout, behind.join(", ")));
             }
             for s in &self.sync {
-                *lock(&s.wanted) = true;
-                s.wake.notify_one();
+                s.poke();
             }
             std::thread::sleep(Duration::from_millis(2));
         }

@@ -15,6 +15,7 @@
 //! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
 
+pub mod cluster;
 pub mod control;
 #[expect(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
 pub mod datapath;
@@ -26,3 +27,4 @@ pub mod logging;
 pub mod metrics;
 pub mod privileges;
 pub mod serve;
+pub mod store;

@@ -111,6 +111,23 @@ enum Command {
         #[arg(long)]
         state_dir: PathBuf,
     },
+    /// Cluster mode's PostgreSQL schema: `init` creates it (in an empty database), `upgrade`
+    /// migrates an older one, `status` shows the version, nodes, blocks and leases.
+    Db {
+        /// `init`, `upgrade` or `status`.
+        #[arg(value_enum)]
+        action: DbAction,
+        /// The database, as a libpq URL (`postgresql:///dhcp?host=/run/postgresql`).
+        #[arg(long)]
+        database: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DbAction {
+    Init,
+    Upgrade,
+    Status,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -245,6 +262,7 @@ fn main() -> std::process::ExitCode {
         },
         Command::Export { state_dir, format, config } => export(&state_dir, format, config.as_deref()),
         Command::Man { dir } => man_pages(&dir),
+        Command::Db { action, database } => db(action, &database),
         Command::Convert { kea_config, dhcpd_conf } => match (kea_config, dhcpd_conf) {
             (Some(f), _) => convert(&f, dhcp_xdp_core::migrate::convert_kea_config),
             (None, Some(f)) => convert(&f, dhcp_xdp_core::migrate::convert_dhcpd_conf),
@@ -337,7 +355,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|sh| sh.runtime().cfg.limits)
         .unwrap_or(dhcp_xdp_core::config::Limits { rate_per_mac: 0, ..Default::default() });
-    steering.configure(&steer_settings(&iface, &limits, steering_key))?;
+    let cluster = shared.as_ref().and_then(|sh| sh.cluster.clone());
+    steering.configure(&steer_settings(&iface, &limits, steering_key, cluster.is_some()))?;
+    // Cluster mode: the bucket map goes to the membership loop, which starts once the
+    // capabilities are gone; until its first heartbeat the node serves no bucket.
+    let buckets = match &cluster {
+        Some(_) => Some(steering.take_buckets()?),
+        None => None,
+    };
     let engine_shared = shared.clone();
     let datapath = Datapath::start(
         &iface.name,
@@ -384,6 +409,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     // Sockets bound and announced, program configured: the main thread (control loop) drops
     // every capability too (see `privileges`).
     dhcp_xdp::privileges::drop_for_this_thread().context("dropping capabilities")?;
+    if let (Some(cl), Some(sh), Some(b)) = (&cluster, &shared, buckets) {
+        cl.run(sh.clone(), b).context("starting the cluster membership loop")?;
+    }
     let (action_tx, actions) = std::sync::mpsc::channel::<ActionRequest>();
     if let (Some(sh), Some(listener)) = (&shared, control_listener) {
         let control = Arc::new(Control::new(sh.clone(), datapath.stats().to_vec(), action_tx));
@@ -453,7 +481,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 let outcome = reload(sh, &args, &iface, steering_key);
                 let _ = sd_notify::notify(false, &[NotifyState::Ready]);
                 let limits = sh.runtime().cfg.limits;
-                if let Err(e) = steering.configure(&steer_settings(&iface, &limits, steering_key)) {
+                if let Err(e) = steering.configure(&steer_settings(&iface, &limits, steering_key, cluster.is_some())) {
                     tracing::warn!("reload: the XDP program kept its old limits: {e}");
                 }
                 if let Some(r) = reply {
@@ -508,6 +536,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     report_datapath("final stats", &steering, &worker_stats, &kernel_stats);
     if let Some(sh) = &shared {
         report_engine(sh, true);
+        if let Some(cl) = &sh.cluster {
+            match cl.store.flush(Duration::from_secs(5)) {
+                Ok(()) => tracing::info!("cluster: every lease change committed"),
+                Err(e) => tracing::warn!("cluster: {e}; ACKs it held were not sent"),
+            }
+        }
         if let Some(j) = &sh.journal {
             match j.flush(Duration::from_secs(5)).map(|()| j.snapshot(&sh.runtime().db)) {
                 Ok(Ok(generation)) => tracing::info!("journal flushed, snapshot {generation} written"),
@@ -558,14 +592,82 @@ fn report_engine(sh: &Shared, last: bool) {
         c.offered,
         c.declined,
         c.remembered,
-        sh.journal.as_ref().map(|j| j.records()).unwrap_or(0)
+        sh.store.as_ref().map(|j| j.records()).unwrap_or(0)
     );
+    if let Some(cl) = &sh.cluster {
+        let s = &cl.status;
+        tracing::info!(
+            "{what}: cluster node={} database_up={} nodes={} buckets={} blocks={} takeovers={} absorbed={} \
+             conflicts={} commit_failures={}",
+            cl.cfg.node,
+            s.database_up.load(Ordering::Relaxed),
+            s.nodes.load(Ordering::Relaxed),
+            s.buckets.load(Ordering::Relaxed),
+            s.blocks.load(Ordering::Relaxed),
+            s.takeovers.load(Ordering::Relaxed),
+            s.absorbed.load(Ordering::Relaxed),
+            cl.store.conflicts.load(Ordering::Relaxed),
+            cl.store.health.failed_rounds.load(Ordering::Relaxed),
+        );
+    }
     for (subnet, start, len, used) in rt.db.pool_usage(now) {
         tracing::info!(
             "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
             used as f64 * 100.0 / f64::from(len.max(1))
         );
     }
+}
+
+/// `dhcp-xdp db`: the cluster database's schema.
+fn db(action: DbAction, url: &str) -> anyhow::Result<()> {
+    use dhcp_xdp::cluster::{redact, schema, store::connect};
+    let mut c = connect(url).with_context(|| format!("connecting to {}", redact(url)))?;
+    match action {
+        DbAction::Init | DbAction::Upgrade => {
+            let (from, to) = if action == DbAction::Init { schema::init(&mut c)? } else { schema::upgrade(&mut c)? };
+            if from == to {
+                println!("schema already at version {to}");
+            } else {
+                println!("schema upgraded from version {from} to {to}");
+            }
+        }
+        DbAction::Status => {
+            let Some(v) = schema::version(&mut c)? else { bail!(schema::SchemaError::Missing) };
+            println!("schema version {v} (this daemon: {})", schema::SCHEMA_VERSION);
+            if v != schema::SCHEMA_VERSION {
+                return Ok(());
+            }
+            for r in c.query(
+                "SELECT n.name, extract(epoch FROM now() - n.heartbeat)::float8, n.addresses,
+                        (SELECT count(*) FROM dhcp_xdp_blocks b WHERE b.owner = n.name AND b.expires > now()),
+                        (SELECT count(*) FROM dhcp_xdp_leases l WHERE l.node = n.name AND l.state = 1
+                            AND l.expires > extract(epoch FROM now()))
+                 FROM dhcp_xdp_nodes n ORDER BY n.name",
+                &[],
+            )? {
+                println!(
+                    "node {} heartbeat {:.1}s ago addresses [{}] blocks {} bound {}",
+                    r.get::<_, String>(0),
+                    r.get::<_, f64>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, i64>(3),
+                    r.get::<_, i64>(4)
+                );
+            }
+            let r = c.query_one(
+                "SELECT (SELECT count(*) FROM dhcp_xdp_blocks), (SELECT count(*) FROM dhcp_xdp_blocks WHERE owner IS NULL),
+                        (SELECT count(*) FROM dhcp_xdp_leases)",
+                &[],
+            )?;
+            println!(
+                "blocks {} (unowned {}) lease rows {}",
+                r.get::<_, i64>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, i64>(2)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `dhcp-xdp ctl`: one command to the control channel; exits non-zero when the daemon says it
@@ -785,6 +887,30 @@ fn start_engine(
     fallback_key: u32,
 ) -> anyhow::Result<Arc<Shared>> {
     let cfg = load_config(args, iface, None, fallback_key)?;
+    let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
+    if let Some(cl) = cfg.cluster.clone() {
+        // Cluster mode: the database is the store of record; no state directory.
+        let t = Instant::now();
+        let shards = queues.len() * workers as usize;
+        let addrs: Vec<String> = iface.ipv4.iter().map(|n| n.addr.to_string()).collect();
+        let (cluster, leases, max_seq) = dhcp_xdp::cluster::Cluster::start(&cl, shards, &addrs.join(" "))?;
+        let n = leases.len();
+        let db = LeaseDb::with_lanes(&cfg, queues.len(), workers as usize, leases, unix_now());
+        db.continue_after(max_seq);
+        tracing::info!(
+            "cluster: node {} on {}: {n} lease rows read in {:.0?}; blocks of {} addresses, heartbeat {}s, \
+             takeover after {}s",
+            cl.node,
+            dhcp_xdp::cluster::redact(&cl.database),
+            t.elapsed(),
+            cl.block_size,
+            cl.heartbeat,
+            cl.takeover_after
+        );
+        print!("{}", cfg.describe());
+        let rt = Runtime { cfg: Arc::new(cfg), db: Arc::new(db) };
+        return Ok(Arc::new(Shared::new(rt, server, queues, None).with_cluster(cluster)));
+    }
     let dir = cfg.persist_dir.clone().unwrap_or_default();
     let t = Instant::now();
     let state = StateDir::lock(&dir)?;
@@ -810,7 +936,6 @@ fn start_engine(
         cfg.durability
     );
     print!("{}", cfg.describe());
-    let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
     Ok(Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, queues, Some(journal))))
 }
 
@@ -838,7 +963,7 @@ fn random_key() -> u32 {
 
 /// The XDP program's settings: our MAC and addresses for the destination filter, the hash key,
 /// the per-chaddr rate.
-fn steer_settings(iface: &Interface, limits: &dhcp_xdp_core::config::Limits, key: u32) -> SteerSettings {
+fn steer_settings(iface: &Interface, limits: &dhcp_xdp_core::config::Limits, key: u32, cluster: bool) -> SteerSettings {
     SteerSettings {
         mac: iface.mac,
         addrs: iface.ipv4.iter().map(|n| n.addr).collect(),
@@ -846,7 +971,7 @@ fn steer_settings(iface: &Interface, limits: &dhcp_xdp_core::config::Limits, key
         hash_key: key,
         rate_per_mac: limits.rate_per_mac,
         burst_per_mac: limits.burst_per_mac,
-        cluster: false,
+        cluster,
     }
 }
 

@@ -181,6 +181,48 @@ impl Collector for Collect {
             )?;
             counter_family(&mut enc, "dhcp_xdp_journal_records", "Lease records journaled", [(vec![], j.records())])?;
         }
+        if let Some(cl) = &self.shared.cluster {
+            let st = &cl.status;
+            let flag = |b: &std::sync::atomic::AtomicBool| f64::from(u8::from(b.load(Ordering::Relaxed)));
+            let node = || vec![("node", cl.cfg.node.clone())];
+            gauge_family(
+                &mut enc,
+                "dhcp_xdp_cluster_database_up",
+                "1 while the cluster database answers heartbeats",
+                [(node(), flag(&st.database_up))],
+            )?;
+            gauge_family(
+                &mut enc,
+                "dhcp_xdp_cluster_commit_failing",
+                "1 while lease commits to the cluster database fail (ACKs are withheld)",
+                [(node(), flag(&cl.store.health.failing))],
+            )?;
+            for (name, help, v) in [
+                ("dhcp_xdp_cluster_nodes", "Live nodes, this one included", &st.nodes),
+                ("dhcp_xdp_cluster_buckets", "Load-balancing buckets (of 256) this node serves", &st.buckets),
+                ("dhcp_xdp_cluster_blocks", "Address blocks this node holds", &st.blocks),
+            ] {
+                gauge_family(&mut enc, name, help, [(node(), f64::from(v.load(Ordering::Relaxed)))])?;
+            }
+            for (name, help, v) in [
+                ("dhcp_xdp_cluster_takeovers", "Silent nodes whose buckets and blocks this node took", &st.takeovers),
+                ("dhcp_xdp_cluster_leases_absorbed", "Lease rows of other nodes taken into the tables", &st.absorbed),
+                (
+                    "dhcp_xdp_cluster_conflicts",
+                    "Lease commits refused: address held by another client",
+                    &cl.store.conflicts,
+                ),
+                ("dhcp_xdp_cluster_commit_failures", "Commit rounds that failed", &cl.store.health.failed_rounds),
+            ] {
+                counter_family(&mut enc, name, help, [(node(), v.load(Ordering::Relaxed))])?;
+            }
+            counter_family(
+                &mut enc,
+                "dhcp_xdp_cluster_lease_changes",
+                "Lease changes handed to the database",
+                [(node(), crate::store::LeaseStore::records(&*cl.store))],
+            )?;
+        }
         Ok(())
     }
 }
@@ -193,6 +235,13 @@ pub fn registry(shared: Arc<Shared>, workers: Vec<(FrameMeta, Arc<WorkerStats>)>
             "dhcp_xdp_journal_sync_seconds",
             "Time an fdatasync of the lease journal took",
             j.sync_seconds.clone(),
+        );
+    }
+    if let Some(cl) = &shared.cluster {
+        r.register(
+            "dhcp_xdp_cluster_commit_seconds",
+            "Time a batch commit to the cluster database took",
+            cl.store.commit_seconds.clone(),
         );
     }
     r.register_collector(Box::new(Collect { shared, workers, xdp }));

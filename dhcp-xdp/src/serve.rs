@@ -18,6 +18,7 @@ use dhcp_xdp_core::{
 use crate::{
     handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
     journal::Journal,
+    store::LeaseStore,
 };
 
 /// Unix time in seconds, saturating into u32: the one clock the engine's callers read.
@@ -58,8 +59,13 @@ pub struct Shared {
     pub queues: Vec<u32>,
     /// Per-shard message counters.
     pub stats: Vec<Arc<EngineStats>>,
-    /// The lease journal (None: memory only).
+    /// The lease journal (None: memory only, or cluster mode).
     pub journal: Option<Arc<Journal>>,
+    /// Where changes go before the replies that promise them: the journal, or the cluster's
+    /// database (None: memory only).
+    pub store: Option<Arc<dyn LeaseStore>>,
+    /// Cluster mode: membership, buckets, blocks.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -72,8 +78,18 @@ impl Shared {
             server,
             queues: queues.to_vec(),
             stats: (0..shards).map(|_| Arc::new(EngineStats::default())).collect(),
+            store: journal.clone().map(|j| j as Arc<dyn LeaseStore>),
             journal,
+            cluster: None,
         }
+    }
+
+    /// Cluster mode: the cluster's database is the lease store (no journal).
+    pub fn with_cluster(mut self, cluster: Arc<crate::cluster::Cluster>) -> Self {
+        self.journal = None;
+        self.store = Some(cluster.store.clone());
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The runtime in force.
@@ -241,12 +257,12 @@ impl Handler for EngineHandler {
         if self.stamped.is_empty() {
             return Release::Now;
         }
-        let release = match &self.shared.journal {
+        let release = match &self.shared.store {
             Some(j) => match j.append(self.shard, &self.stamped) {
                 Ok(Some(ticket)) => Release::After(ticket),
                 Ok(None) => Release::Now,
                 Err(e) => {
-                    tracing::error!("lease journal: {e}; withholding replies");
+                    tracing::error!("{}: {e}; withholding replies", j.name());
                     Release::Withhold
                 }
             },
@@ -257,7 +273,7 @@ impl Handler for EngineHandler {
     }
 
     fn settled(&mut self, ticket: u64) -> Option<bool> {
-        self.shared.journal.as_ref().map_or(Some(true), |j| j.settled(self.shard, ticket))
+        self.shared.store.as_ref().map_or(Some(true), |j| j.settled(self.shard, ticket))
     }
 }
 
@@ -271,10 +287,10 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
     for i in 0..rt.db.shard_count() {
         let changes = rt.db.sweep(i, now, max_per_shard);
         n += changes.len();
-        if let (Some(j), false) = (&shared.journal, changes.is_empty())
+        if let (Some(j), false) = (&shared.store, changes.is_empty())
             && let Err(e) = j.append(i, &changes)
         {
-            tracing::error!("journaling expiries: {e}");
+            tracing::error!("{}: expiries not stored: {e}", j.name());
         }
     }
     n

@@ -239,11 +239,8 @@ impl LeaseDb {
         let mut spare_starts = vec![];
         for off in start..end {
             match pool.owner(off as usize) {
-                SPARE => {
-                    if spare_starts.last().is_none_or(|&b: &u32| off >= b + pool.block) {
-                        spare_starts.push(off);
-                    }
-                }
+                SPARE if spare_starts.last().is_none_or(|&b: &u32| off >= b + pool.block) => spare_starts.push(off),
+                SPARE => {}
                 o if usize::from(o) < self.shards.len() => by_shard[usize::from(o)].push(pool.start + off),
                 _ => {}
             }

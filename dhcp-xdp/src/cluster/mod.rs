@@ -1,0 +1,513 @@
+//! Cluster mode (`[cluster]`): responders that share pools through PostgreSQL.
+//!
+//! - [`store`]: the database as the lease store of record (group commit per worker).
+//! - [`schema`]: the versioned schema, `dhcp-xdp db init|upgrade`.
+//! - this module: the membership loop. Every heartbeat a node writes its row in
+//!   `dhcp_xdp_nodes`, reads which nodes are live (a heartbeat younger than `takeover-after`),
+//!   and divides the 256 RFC 3074 buckets among them in name order (bucket `b` is served by
+//!   live node `b mod n`), writing its share into the XDP program's `BUCKETS` map. It renews
+//!   the address blocks it holds in `dhcp_xdp_blocks`, claims more when its free addresses run
+//!   low, returns idle ones, and takes the blocks of a node whose heartbeat stopped (with that
+//!   node's leases read from the database). Between heartbeats it takes in the leases other
+//!   nodes committed, so any node can answer any client's rebind with its own address.
+//!
+//! Why an address is never held twice: the database has one row per address, and neither the
+//! daemons' upserts nor any other writer (a trigger) can move a row another client holds;
+//! a worker's ACK leaves only after its row committed. Blocks and buckets only keep nodes
+//! from contending; a node that lost the database cannot commit, so it cannot promise.
+
+pub mod schema;
+pub mod store;
+
+use std::{
+    collections::BTreeSet,
+    net::Ipv4Addr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use dhcp_xdp_common::buckets;
+use dhcp_xdp_core::{config::ClusterConfig, leases::LeaseDb};
+use postgres::Client;
+pub use store::PgStore;
+use store::{LEASE_COLUMNS, connect, lease_from_row};
+
+use crate::{ebpf::Buckets, serve::Shared};
+
+/// What the membership loop knows, for logs, statistics and metrics.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// The database answered the last heartbeat.
+    pub database_up: AtomicBool,
+    /// Buckets this node serves now.
+    pub buckets: AtomicU32,
+    /// Blocks this node holds now.
+    pub blocks: AtomicU32,
+    /// Live nodes (this one included) at the last heartbeat.
+    pub nodes: AtomicU32,
+    /// Nodes whose buckets and blocks this node took over since start.
+    pub takeovers: AtomicU64,
+    /// Leases other nodes committed that this node took in.
+    pub absorbed: AtomicU64,
+    /// Names of the live nodes.
+    pub live: Mutex<Vec<String>>,
+}
+
+/// This node's part in the cluster.
+pub struct Cluster {
+    /// `[cluster]` as configured at start.
+    pub cfg: ClusterConfig,
+    /// The lease store (also in [`Shared::store`]).
+    pub store: Arc<PgStore>,
+    /// What the membership loop knows.
+    pub status: Status,
+}
+
+/// The bucket bitmap of node `me` among the sorted live `nodes` (none if it is not among them).
+pub fn bucket_bits(nodes: &[String], me: &str) -> [u32; buckets::WORDS as usize] {
+    let mut bits = [0u32; buckets::WORDS as usize];
+    if let Some(i) = nodes.iter().position(|n| n == me) {
+        for b in 0..buckets::COUNT as usize {
+            if b % nodes.len() == i {
+                bits[b / 32] |= 1 << (b % 32);
+            }
+        }
+    }
+    bits
+}
+
+fn ip_i64(a: Ipv4Addr) -> i64 {
+    i64::from(u32::from(a))
+}
+
+impl Cluster {
+    /// Connects, makes sure of the schema, registers this node and the blocks of `cfg`'s pools,
+    /// and starts the lease store with `slots` syncers. Returns the cluster and every lease in
+    /// the database (to build the lease tables from) with the highest change number this node
+    /// wrote.
+    pub fn start(
+        cfg: &ClusterConfig,
+        slots: usize,
+        addresses: &str,
+    ) -> anyhow::Result<(Arc<Self>, Vec<dhcp_xdp_core::leases::Lease>, u64)> {
+        use anyhow::Context as _;
+        let mut c = connect(&cfg.database).with_context(|| format!("connecting to {}", redact(&cfg.database)))?;
+        schema::ensure(&mut c)?;
+        c.execute(
+            "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, addresses) VALUES ($1, now(), now(), $2)
+             ON CONFLICT (name) DO UPDATE SET heartbeat = now(), started = now(), addresses = $2",
+            &[&cfg.node, &addresses],
+        )?;
+        let rows = c.query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases"), &[])?;
+        let leases: Vec<_> = rows.iter().filter_map(lease_from_row).collect();
+        let max_seq: i64 =
+            c.query_one("SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1", &[&cfg.node])?.get(0);
+        let store = PgStore::open(&cfg.database, &cfg.node, slots).context("starting the database syncers")?;
+        let cluster = Arc::new(Self { cfg: cfg.clone(), store, status: Status::default() });
+        Ok((cluster, leases, max_seq.max(0) as u64))
+    }
+
+    /// Starts the membership loop (a thread with its own connection) that keeps `buckets` and
+    /// the lease tables of `shared` in step with the cluster.
+    pub fn run(self: &Arc<Self>, shared: Arc<Shared>, buckets: Buckets) -> std::io::Result<()> {
+        let me = self.clone();
+        std::thread::Builder::new().name("cluster".into()).spawn(move || {
+            if let Err(e) = crate::privileges::drop_for_this_thread() {
+                tracing::warn!("cluster: could not drop capabilities: {e}");
+            }
+            Membership::new(me, shared, buckets).run();
+        })?;
+        Ok(())
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:…{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The membership loop's state.
+struct Membership {
+    cluster: Arc<Cluster>,
+    shared: Arc<Shared>,
+    buckets: Buckets,
+    client: Option<Client>,
+    /// Bucket bitmap written last.
+    served: Option<[u32; buckets::WORDS as usize]>,
+    /// Live nodes at the last heartbeat.
+    live: Vec<String>,
+    /// Blocks held (by first address), as the database last confirmed.
+    held: BTreeSet<Ipv4Addr>,
+    /// The lease tables the blocks were registered and granted for (a reload replaces them).
+    db: Option<Arc<LeaseDb>>,
+    /// When the database last confirmed our heartbeat and blocks.
+    last_ok: Instant,
+    /// Change numbers: leases with a higher one are read at the next pull. Two pulls back, so
+    /// a transaction that took its number before a later one but committed after is still read.
+    seen: [i64; 2],
+    last_heartbeat: Option<Instant>,
+    down_since: Option<Instant>,
+}
+
+impl Membership {
+    fn new(cluster: Arc<Cluster>, shared: Arc<Shared>, buckets: Buckets) -> Self {
+        Self {
+            cluster,
+            shared,
+            buckets,
+            client: None,
+            served: None,
+            live: vec![],
+            held: BTreeSet::new(),
+            db: None,
+            last_ok: Instant::now(),
+            seen: [0, 0],
+            last_heartbeat: None,
+            down_since: None,
+        }
+    }
+
+    fn run(mut self) {
+        let heartbeat = Duration::from_secs(u64::from(self.cluster.cfg.heartbeat));
+        let takeover = Duration::from_secs(u64::from(self.cluster.cfg.takeover_after));
+        loop {
+            // Leases another commit beat: into the tables at once.
+            let winners = std::mem::take(&mut *self.cluster.store.winners.lock().unwrap_or_else(|p| p.into_inner()));
+            if !winners.is_empty() {
+                let rt = self.shared.runtime();
+                let now = crate::serve::unix_now();
+                for l in winners {
+                    rt.db.absorb(l, now);
+                }
+            }
+            if self.last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat) {
+                self.last_heartbeat = Some(Instant::now());
+                match self.beat() {
+                    Ok(()) => {
+                        self.last_ok = Instant::now();
+                        if let Some(since) = self.down_since.take() {
+                            tracing::info!("cluster: database reachable again after {:.1?}", since.elapsed());
+                        }
+                        self.cluster.status.database_up.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.cluster.status.database_up.store(false, Ordering::Relaxed);
+                        if self.client.as_ref().is_none_or(Client::is_closed) {
+                            self.client = None;
+                        }
+                        if self.down_since.is_none() {
+                            self.down_since = Some(Instant::now());
+                            tracing::error!(
+                                "cluster: database unreachable ({e}); no ACK leaves until a commit succeeds"
+                            );
+                        }
+                    }
+                }
+                // Without a heartbeat for takeover-after, the others have taken our buckets and
+                // may claim our blocks: serve nothing new until the database answers again.
+                if self.last_ok.elapsed() >= takeover.saturating_sub(heartbeat / 2) {
+                    self.stand_down();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Gives up buckets and blocks locally (the database is out of reach).
+    fn stand_down(&mut self) {
+        if !self.held.is_empty() || self.served.is_some_and(|b| b.iter().any(|w| *w != 0)) {
+            tracing::warn!(
+                "cluster: no heartbeat for {:.1?}: serving no buckets and no blocks until the database answers",
+                self.last_ok.elapsed()
+            );
+        }
+        let db = self.shared.runtime().db.clone();
+        for b in std::mem::take(&mut self.held) {
+            db.revoke(b);
+        }
+        self.set_buckets([0; buckets::WORDS as usize]);
+        self.cluster.status.blocks.store(0, Ordering::Relaxed);
+    }
+
+    fn set_buckets(&mut self, bits: [u32; buckets::WORDS as usize]) {
+        if self.served == Some(bits) {
+            return;
+        }
+        match self.buckets.set(&bits) {
+            Ok(()) => {
+                self.served = Some(bits);
+                let n: u32 = bits.iter().map(|w| w.count_ones()).sum();
+                self.cluster.status.buckets.store(n, Ordering::Relaxed);
+                tracing::info!(
+                    "cluster: serving {n} of {} buckets (live nodes: {})",
+                    buckets::COUNT,
+                    self.live.join(", ")
+                );
+            }
+            Err(e) => tracing::error!("cluster: writing the bucket map: {e}"),
+        }
+    }
+
+    /// One heartbeat: our row, the live nodes and the buckets, our blocks, other nodes' leases.
+    fn beat(&mut self) -> Result<(), postgres::Error> {
+        let cfg = self.cluster.cfg.clone();
+        if self.client.is_none() {
+            self.client = Some(connect(&cfg.database)?);
+        }
+        let Some(c) = self.client.as_mut() else { return Ok(()) };
+        let takeover = f64::from(cfg.takeover_after);
+        c.execute("UPDATE dhcp_xdp_nodes SET heartbeat = now() WHERE name = $1", &[&cfg.node])?;
+        let mut live: Vec<String> = c
+            .query(
+                "SELECT name FROM dhcp_xdp_nodes WHERE heartbeat > now() - make_interval(secs => $1) ORDER BY name",
+                &[&takeover],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !live.contains(&cfg.node) {
+            // Our row was removed by hand: put it back.
+            c.execute(
+                "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started) VALUES ($1, now(), now())
+                 ON CONFLICT (name) DO UPDATE SET heartbeat = now()",
+                &[&cfg.node],
+            )?;
+            live.push(cfg.node.clone());
+            live.sort();
+        }
+        let gone: Vec<String> = self.live.iter().filter(|n| !live.contains(n)).cloned().collect();
+        let joined: Vec<String> = live.iter().filter(|n| !self.live.contains(n)).cloned().collect();
+        let first = self.live.is_empty();
+        self.live = live.clone();
+        self.cluster.status.nodes.store(live.len() as u32, Ordering::Relaxed);
+        *self.cluster.status.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
+        if !first {
+            for n in &joined {
+                tracing::info!("cluster: node {n} joined; buckets divided again");
+            }
+        }
+        let rt = self.shared.runtime();
+        let now = crate::serve::unix_now();
+        for n in &gone {
+            // Its clients rebind to us: have every lease it wrote in the tables.
+            let rows = self
+                .client_mut()?
+                .query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE node = $1"), &[n])?;
+            for l in rows.iter().filter_map(lease_from_row) {
+                rt.db.absorb(l, now);
+            }
+            self.cluster.status.takeovers.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "cluster: node {n} silent for {}s: taking over its buckets and blocks ({} of its leases read)",
+                cfg.takeover_after,
+                rows.len()
+            );
+        }
+        self.set_buckets(bucket_bits(&live, &cfg.node));
+        self.blocks(&rt.db, now)?;
+        self.pull(&rt.db, now)?;
+        Ok(())
+    }
+
+    fn client_mut(&mut self) -> Result<&mut Client, postgres::Error> {
+        if self.client.is_none() {
+            self.client = Some(connect(&self.cluster.cfg.database)?);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// Registers the pools' blocks (after a start or reload), renews ours, takes a dead node's,
+    /// claims more when free addresses run low, returns one idle block when there are plenty.
+    fn blocks(&mut self, db: &Arc<LeaseDb>, now: u32) -> Result<(), postgres::Error> {
+        let cfg = self.cluster.cfg.clone();
+        let node = cfg.node.as_str();
+        let ttl = f64::from(cfg.takeover_after);
+        let size = i64::from(cfg.block_size);
+        let all = db.cluster_blocks();
+        let fresh_tables = self.db.as_ref().is_none_or(|d| !Arc::ptr_eq(d, db));
+        let (n, idx) = (self.live.len().max(1) as i64, self.live.iter().position(|x| x == node).unwrap_or(0) as i64);
+        let c = self.client_mut()?;
+        if fresh_tables {
+            let firsts: Vec<i64> = all.iter().map(|b| ip_i64(b.first)).collect();
+            let sizes: Vec<i32> = all.iter().map(|b| b.len as i32).collect();
+            let subnets: Vec<i64> = all.iter().map(|b| i64::from(b.subnet)).collect();
+            c.execute(
+                "INSERT INTO dhcp_xdp_blocks (first_addr, size, subnet)
+                 SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[]) ON CONFLICT (first_addr) DO NOTHING",
+                &[&firsts, &sizes, &subnets],
+            )?;
+        }
+        // Ours, renewed.
+        let mut mine: BTreeSet<Ipv4Addr> = c
+            .query(
+                "UPDATE dhcp_xdp_blocks SET expires = now() + make_interval(secs => $2) WHERE owner = $1
+                 RETURNING first_addr",
+                &[&node, &ttl],
+            )?
+            .iter()
+            .map(|r| Ipv4Addr::from(r.get::<_, i64>(0) as u32))
+            .collect();
+        // A silent node's blocks (lapsed while owned): shared out among the live nodes.
+        let taken: Vec<Ipv4Addr> = c
+            .query(
+                "UPDATE dhcp_xdp_blocks SET owner = $1, expires = now() + make_interval(secs => $2)
+                 WHERE first_addr IN (SELECT first_addr FROM dhcp_xdp_blocks
+                     WHERE owner IS NOT NULL AND owner <> $1 AND expires < now()
+                       AND (first_addr / $3) % $4 = $5 FOR UPDATE SKIP LOCKED)
+                 RETURNING first_addr",
+                &[&node, &ttl, &size, &n, &idx],
+            )?
+            .iter()
+            .map(|r| Ipv4Addr::from(r.get::<_, i64>(0) as u32))
+            .collect();
+        // Low on free addresses in a pool: claim enough blocks (unowned first) for two blocks'
+        // worth free.
+        let (usage, busy) = db.granted_usage(now);
+        let pools = pool_ranges(&all);
+        let mut claimed: Vec<Ipv4Addr> = vec![];
+        for ((lo, hi), (held, used)) in pools.iter().zip(&usage) {
+            let free = held.saturating_sub(*used);
+            let want = 2 * cfg.block_size as u64;
+            if free >= want {
+                continue;
+            }
+            let k = (want - free).div_ceil(u64::from(cfg.block_size)) as i64;
+            claimed.extend(
+                c.query(
+                    "UPDATE dhcp_xdp_blocks SET owner = $1, expires = now() + make_interval(secs => $2)
+                     WHERE first_addr IN (SELECT first_addr FROM dhcp_xdp_blocks
+                         WHERE first_addr BETWEEN $3 AND $4 AND (owner IS NULL OR expires < now())
+                         ORDER BY owner IS NOT NULL, first_addr LIMIT $5 FOR UPDATE SKIP LOCKED)
+                     RETURNING first_addr",
+                    &[&node, &ttl, &ip_i64(*lo), &ip_i64(*hi), &k],
+                )?
+                .iter()
+                .map(|r| Ipv4Addr::from(r.get::<_, i64>(0) as u32)),
+            );
+        }
+        // New blocks: their leases first (whoever wrote them), then the addresses are ours.
+        let new: Vec<Ipv4Addr> = taken.iter().chain(&claimed).copied().collect();
+        if !new.is_empty() {
+            let lo: Vec<i64> = new.iter().map(|a| ip_i64(*a)).collect();
+            let rows = c.query(
+                &format!(
+                    "SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases l JOIN unnest($1::bigint[]) AS b(f)
+                     ON l.address >= b.f AND l.address < b.f + $2"
+                ),
+                &[&lo, &size],
+            )?;
+            for l in rows.iter().filter_map(lease_from_row) {
+                db.absorb(l, now);
+            }
+        }
+        mine.extend(new);
+        // Plenty free: hand back one block nobody holds an address of.
+        for ((lo, hi), (held, used)) in pools.iter().zip(&usage) {
+            if held.saturating_sub(*used) <= 4 * u64::from(cfg.block_size) {
+                continue;
+            }
+            let idle = mine.iter().find(|b| (*lo..=*hi).contains(*b) && !busy.contains_key(*b)).copied();
+            if let Some(b) = idle {
+                db.revoke(b);
+                c.execute(
+                    "UPDATE dhcp_xdp_blocks SET owner = NULL, expires = NULL WHERE first_addr = $1 AND owner = $2",
+                    &[&ip_i64(b), &node],
+                )?;
+                mine.remove(&b);
+            }
+        }
+        for b in self.held.difference(&mine) {
+            db.revoke(*b);
+        }
+        for b in &mine {
+            db.grant(*b, now);
+        }
+        if !taken.is_empty() {
+            tracing::info!("cluster: took over {} block(s) of silent nodes", taken.len());
+        }
+        self.cluster.status.blocks.store(mine.len() as u32, Ordering::Relaxed);
+        self.held = mine;
+        self.db = Some(db.clone());
+        Ok(())
+    }
+
+    /// Takes in the leases other nodes committed since the last pull.
+    fn pull(&mut self, db: &LeaseDb, now: u32) -> Result<(), postgres::Error> {
+        let node = self.cluster.cfg.node.clone();
+        let from = self.seen[0];
+        let rows = self.client_mut()?.query(
+            &format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE change > $1 AND node <> $2 ORDER BY change"),
+            &[&from, &node],
+        )?;
+        let top = rows.last().map(|r| r.get::<_, i64>(10)).unwrap_or(self.seen[1]).max(self.seen[1]);
+        for l in rows.iter().filter_map(lease_from_row) {
+            db.absorb(l, now);
+        }
+        self.cluster.status.absorbed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.seen = [self.seen[1], top];
+        Ok(())
+    }
+}
+
+/// First and last address of each pool, in config order (from its blocks).
+fn pool_ranges(blocks: &[dhcp_xdp_core::leases::ClusterBlock]) -> Vec<(Ipv4Addr, Ipv4Addr)> {
+    let mut v: Vec<(Ipv4Addr, Ipv4Addr)> = vec![];
+    for b in blocks {
+        let last = Ipv4Addr::from(u32::from(b.first) + b.len - 1);
+        match v.last_mut() {
+            Some((_, hi)) if u32::from(*hi).wrapping_add(1) == u32::from(b.first) => *hi = last,
+            _ => v.push((b.first, last)),
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_divided_among_live_nodes_by_name() {
+        let nodes: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let bits: Vec<_> = nodes.iter().map(|n| bucket_bits(&nodes, n)).collect();
+        for ((a, b), c) in bits[0].iter().zip(&bits[1]).zip(&bits[2]) {
+            assert_eq!(a | b | c, u32::MAX, "every bucket served");
+            assert_eq!((a & b, b & c, a & c), (0, 0, 0), "no bucket twice");
+        }
+        let count = |b: &[u32; 8]| b.iter().map(|w| w.count_ones()).sum::<u32>();
+        assert_eq!((count(&bits[0]), count(&bits[1]), count(&bits[2])), (86, 85, 85));
+        assert_eq!(bucket_bits(&nodes, "z"), [0; 8], "a node not live serves nothing");
+        assert_eq!(bucket_bits(&nodes[..1], "a"), [u32::MAX; 8], "alone, it serves all");
+    }
+
+    #[test]
+    fn pool_ranges_join_adjacent_blocks() {
+        let b = |first: [u8; 4], len: u32| dhcp_xdp_core::leases::ClusterBlock { subnet: 1, first: first.into(), len };
+        let blocks = [b([198, 18, 0, 10], 16), b([198, 18, 0, 26], 5), b([198, 18, 1, 0], 16)];
+        assert_eq!(
+            pool_ranges(&blocks),
+            vec![
+                (Ipv4Addr::new(198, 18, 0, 10), Ipv4Addr::new(198, 18, 0, 30)),
+                (Ipv4Addr::new(198, 18, 1, 0), Ipv4Addr::new(198, 18, 1, 15))
+            ]
+        );
+    }
+
+    #[test]
+    fn passwords_are_left_out_of_messages() {
+        assert_eq!(redact("postgresql://dhcp:secret@db/dhcp"), "postgresql://dhcp:…@db/dhcp");
+        assert_eq!(redact("postgresql:///dhcp?host=/run/postgresql"), "postgresql:///dhcp?host=/run/postgresql");
+    }
+}

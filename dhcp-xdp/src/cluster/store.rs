@@ -1,0 +1,351 @@
+//! The shared database as the lease store of record: a syncer thread and connection per
+//! worker takes the worker's batches and commits them in one transaction (a DELETE of the
+//! removed and moved keys, one multi-row INSERT … ON CONFLICT over arrays), so a round trip
+//! is paid per batch of many leases, never per packet. An upsert whose address another client
+//! holds is skipped by its `WHERE` (the schema's rule): that batch's replies never leave, and the
+//! winning row is queued for the control loop to take into the lease tables.
+
+use std::{
+    net::Ipv4Addr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use dhcp_xdp_core::leases::{Change, ClientKey, Lease, LeaseState, Tags};
+use hashbrown::HashMap;
+use postgres::{Client, NoTls, Row};
+
+use crate::{
+    journal::{Health, JournalError, MAX_BACKLOG, SlotSync},
+    store::LeaseStore,
+};
+
+/// The columns every lease query selects, in [`lease_from_row`]'s order.
+pub const LEASE_COLUMNS: &str =
+    "address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq, change";
+
+/// A lease row as a lease (None for a row this daemon cannot read: a foreign key format).
+pub fn lease_from_row(r: &Row) -> Option<Lease> {
+    let key = ClientKey::from_bytes(r.get::<_, &[u8]>(1))?;
+    let hw: &[u8] = r.get(2);
+    let mut chaddr = [0u8; 6];
+    let n = hw.len().min(6);
+    chaddr[..n].copy_from_slice(&hw[..n]);
+    Some(Lease {
+        key,
+        chaddr,
+        addr: Ipv4Addr::from(u32::try_from(r.get::<_, i64>(0)).ok()?),
+        expires: u32::try_from(r.get::<_, i64>(4)).ok()?,
+        state: LeaseState::from_u8(u8::try_from(r.get::<_, i16>(5)).ok()?)?,
+        subnet: u32::try_from(r.get::<_, i64>(3)).ok()?,
+        tags: Tags { circuit: r.get::<_, i64>(6) as u32, remote: r.get::<_, i64>(7) as u32 },
+    })
+}
+
+/// Connects to `url`.
+pub fn connect(url: &str) -> Result<Client, postgres::Error> {
+    let mut cfg: postgres::Config = url.parse()?;
+    cfg.application_name("dhcp-xdp").connect_timeout(Duration::from_secs(3));
+    cfg.connect(NoTls)
+}
+
+struct Slot {
+    pending: Vec<(u64, Change)>,
+    written: u64,
+}
+
+/// The database as a [`LeaseStore`].
+pub struct PgStore {
+    url: String,
+    node: String,
+    slots: Vec<Mutex<Slot>>,
+    sync: Vec<SlotSync>,
+    stop: AtomicBool,
+    records: AtomicU64,
+    /// How committing goes (`failing` while the database cannot be reached or refuses).
+    pub health: Health,
+    /// Upserts the database refused because another client holds the address.
+    pub conflicts: AtomicU64,
+    /// The rows that won those conflicts, for the control loop to absorb.
+    pub(crate) winners: Mutex<Vec<Lease>>,
+    /// How long a commit took (for the metrics).
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PgStore {
+    /// A store of `slots` syncers (one per worker, each with its own connection to `url`),
+    /// writing rows as node `node`.
+    pub fn open(url: &str, node: &str, slots: usize) -> std::io::Result<Arc<Self>> {
+        let s = Arc::new(Self {
+            url: url.to_owned(),
+            node: node.to_owned(),
+            slots: (0..slots.max(1)).map(|_| Mutex::new(Slot { pending: vec![], written: 0 })).collect(),
+            sync: (0..slots.max(1)).map(|_| SlotSync::default()).collect(),
+            stop: AtomicBool::new(false),
+            records: AtomicU64::new(0),
+            health: Health::default(),
+            conflicts: AtomicU64::new(0),
+            winners: Mutex::new(vec![]),
+            commit_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 16),
+            ),
+        });
+        for slot in 0..s.slots.len() {
+            let weak = Arc::downgrade(&s);
+            std::thread::Builder::new().name(format!("pg-sync{slot}")).spawn(move || Self::syncer(&weak, slot))?;
+        }
+        Ok(s)
+    }
+
+    /// Waits until everything handed over is committed or `timeout` passes, then stops the
+    /// syncers.
+    pub fn flush(&self, timeout: Duration) -> Result<(), JournalError> {
+        let deadline = Instant::now() + timeout;
+        let result = loop {
+            let behind: Vec<String> = (0..self.slots.len())
+                .filter(|&s| {
+                    let f = lock(&self.slots[s]);
+                    let sync = &self.sync[s];
+                    !(f.pending.is_empty()
+                        && sync.backlog.load(Ordering::Relaxed) == 0
+                        && sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire))
+                            >= f.written)
+                })
+                .map(|s| format!("database syncer {s}"))
+                .collect();
+            if behind.is_empty() {
+                break Ok(());
+            }
+            if Instant::now() > deadline {
+                break Err(JournalError::Unflushed(timeout, behind.join(", ")));
+            }
+            self.sync.iter().for_each(SlotSync::poke);
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        self.stop.store(true, Ordering::Release);
+        self.sync.iter().for_each(SlotSync::poke);
+        result
+    }
+
+    fn syncer(store: &std::sync::Weak<Self>, slot: usize) {
+        if let Err(e) = crate::privileges::drop_for_this_thread() {
+            tracing::warn!("database syncer {slot}: could not drop capabilities: {e}");
+        }
+        let mut client: Option<Client> = None;
+        let mut batch: Vec<(u64, Change)> = vec![];
+        let mut backoff = Duration::from_millis(10);
+        let mut failing_since: Option<(Instant, String)> = None;
+        loop {
+            let Some(s) = store.upgrade() else { return };
+            let sync = &s.sync[slot];
+            sync.wait(if batch.is_empty() { Duration::from_millis(100) } else { backoff }, &s.stop);
+            let target = {
+                let mut f = lock(&s.slots[slot]);
+                batch.append(&mut f.pending);
+                f.written
+            };
+            sync.backlog.store(batch.len() as u64, Ordering::Relaxed);
+            let done = sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire));
+            if batch.is_empty() && target <= done {
+                if s.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                continue;
+            }
+            let t = Instant::now();
+            let result = match client.as_mut() {
+                Some(c) => Ok(c),
+                None => connect(&s.url).map(|c| client.insert(c)),
+            }
+            .and_then(|c| commit(c, &s.node, &batch).map(|refused| (c, refused)))
+            .and_then(|(c, refused)| {
+                // The rows that beat ours, for the lease tables.
+                if refused.is_empty() {
+                    return Ok(0);
+                }
+                let addrs: Vec<i64> = refused.iter().map(|a| i64::from(u32::from(*a))).collect();
+                let rows = c.query(
+                    &format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE address = ANY($1)"),
+                    &[&addrs],
+                )?;
+                lock(&s.winners).extend(rows.iter().filter_map(lease_from_row));
+                Ok(refused.len())
+            });
+            match result {
+                Ok(refused) => {
+                    s.commit_seconds.observe(t.elapsed().as_secs_f64());
+                    s.health.syncs.fetch_add(1, Ordering::Relaxed);
+                    if refused == 0 {
+                        sync.synced.store(target, Ordering::Release);
+                    } else {
+                        // The other rows are in; the batch's replies stay home all the same (the
+                        // clients ask again and get an answer from the corrected tables).
+                        s.conflicts.fetch_add(refused as u64, Ordering::Relaxed);
+                        sync.failed_through.store(target, Ordering::Release);
+                        tracing::warn!(
+                            "cluster: {refused} lease(s) refused by the database (address held by another client); \
+                             their replies withheld"
+                        );
+                    }
+                    batch.clear();
+                    backoff = Duration::from_millis(10);
+                    if let Some((since, _)) = failing_since.take() {
+                        s.health.failing.store(false, Ordering::Relaxed);
+                        tracing::info!(
+                            "cluster: lease commits succeed again after {:.1?} (syncer {slot})",
+                            since.elapsed()
+                        );
+                    }
+                }
+                Err(e) => {
+                    sync.failed_through.store(target, Ordering::Release);
+                    s.health.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                    s.health.failing.store(true, Ordering::Relaxed);
+                    if client.as_ref().is_none_or(Client::is_closed) {
+                        client = None;
+                    }
+                    let msg = e.to_string();
+                    if failing_since.as_ref().is_none_or(|(_, m)| *m != msg) {
+                        tracing::error!(
+                            "cluster: cannot commit leases to the database ({msg}); withholding ACKs until it works \
+                             (syncer {slot})"
+                        );
+                        failing_since = Some((failing_since.map_or_else(Instant::now, |f| f.0), msg));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    if s.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                }
+            }
+            sync.backlog.store(batch.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Commits `batch` (numbered changes, any order) in one transaction; returns the addresses
+/// whose upsert the database refused (held by another client).
+fn commit(client: &mut Client, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ipv4Addr>, postgres::Error> {
+    // The newest change of each key wins, then the newest upsert of each address.
+    let mut last: HashMap<ClientKey, (u64, Change)> = HashMap::with_capacity(batch.len());
+    for &(seq, c) in batch {
+        let k = match c {
+            Change::Upsert(l) => l.key,
+            Change::Remove(k) => k,
+        };
+        if last.get(&k).is_none_or(|(s, _)| *s < seq) {
+            last.insert(k, (seq, c));
+        }
+    }
+    let mut by_addr: HashMap<Ipv4Addr, (u64, Lease)> = HashMap::with_capacity(last.len());
+    let mut removed: Vec<Vec<u8>> = vec![];
+    for (seq, c) in last.into_values() {
+        match c {
+            Change::Upsert(l) => {
+                if by_addr.get(&l.addr).is_none_or(|(s, _)| *s < seq) {
+                    by_addr.insert(l.addr, (seq, l));
+                }
+            }
+            Change::Remove(k) => removed.push(k.as_bytes().to_vec()),
+        }
+    }
+    let n = by_addr.len();
+    let (mut addr, mut key, mut hw, mut subnet, mut expires, mut state, mut circuit, mut remote, mut seqs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (seq, l) in by_addr.values() {
+        addr.push(i64::from(u32::from(l.addr)));
+        key.push(l.key.as_bytes().to_vec());
+        hw.push(l.chaddr.to_vec());
+        subnet.push(i64::from(l.subnet));
+        expires.push(i64::from(l.expires));
+        state.push(l.state as i16);
+        circuit.push(i64::from(l.tags.circuit));
+        remote.push(i64::from(l.tags.remote));
+        seqs.push(*seq as i64);
+    }
+    let mut tx = client.transaction()?;
+    // Removed keys go, and so does a moved key's row on its old address. Only this node's rows
+    // or rows that hold nothing any more: a key another node has since bound stays.
+    tx.execute(
+        "DELETE FROM dhcp_xdp_leases l USING (
+             SELECT k, NULL::bigint AS a FROM unnest($1::bytea[]) AS k
+             UNION ALL SELECT k, a FROM unnest($2::bytea[], $3::bigint[]) AS m(k, a)) AS d
+         WHERE l.client_key = d.k AND (d.a IS NULL OR l.address <> d.a)
+           AND (l.node = $4 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now()))",
+        &[&removed, &key, &addr, &node],
+    )?;
+    let applied = if n == 0 {
+        vec![]
+    } else {
+        tx.query(
+            "INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq)
+             SELECT a, k, h, s, e, st, c, r, $10, q
+               FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::smallint[],
+                           $7::bigint[], $8::bigint[], $9::bigint[]) AS t(a, k, h, s, e, st, c, r, q)
+             ON CONFLICT (address) DO UPDATE SET client_key = EXCLUDED.client_key, hwaddr = EXCLUDED.hwaddr,
+                 subnet = EXCLUDED.subnet, expires = EXCLUDED.expires, state = EXCLUDED.state,
+                 circuit = EXCLUDED.circuit, remote = EXCLUDED.remote, node = EXCLUDED.node, seq = EXCLUDED.seq,
+                 change = nextval('dhcp_xdp_change')
+             WHERE (l.client_key = EXCLUDED.client_key AND (l.node <> EXCLUDED.node OR l.seq <= EXCLUDED.seq))
+                OR (l.client_key <> EXCLUDED.client_key
+                    AND (l.state NOT IN (0, 1, 4) OR l.expires <= extract(epoch FROM now())))
+             RETURNING address",
+            &[&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node],
+        )?
+    };
+    tx.commit()?;
+    if applied.len() == n {
+        return Ok(vec![]);
+    }
+    let done: hashbrown::HashSet<i64> = applied.iter().map(|r| r.get(0)).collect();
+    Ok(addr.iter().filter(|a| !done.contains(*a)).map(|a| Ipv4Addr::from(*a as u32)).collect())
+}
+
+impl LeaseStore for PgStore {
+    fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<Option<u64>, JournalError> {
+        let slot = slot % self.slots.len();
+        let ticket = {
+            let mut f = lock(&self.slots[slot]);
+            let backlog = f.pending.len() + self.sync[slot].backlog.load(Ordering::Relaxed) as usize;
+            // About 64 bytes a change in memory: the journal's byte bound, counted in changes.
+            if backlog > MAX_BACKLOG / 64 {
+                self.health.dropped_batches.fetch_add(1, Ordering::Relaxed);
+                return Err(JournalError::Backlog(backlog));
+            }
+            f.pending.extend_from_slice(changes);
+            f.written += 1;
+            f.written
+        };
+        self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        self.sync[slot].poke();
+        Ok(Some(ticket))
+    }
+    fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
+        self.sync[slot % self.sync.len()].settled(ticket)
+    }
+    fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+    fn health(&self) -> &Health {
+        &self.health
+    }
+    fn name(&self) -> &'static str {
+        "lease database"
+    }
+}
