@@ -195,15 +195,36 @@ impl Reply {
 
     /// The DHCP message type (option 53) in the options field, if any.
     pub fn message_type(&self) -> Option<u8> {
+        self.option(53)?.first().copied()
+    }
+
+    /// The value of option `code`, if present.
+    pub fn option(&self, code: u8) -> Option<&[u8]> {
         let o = self.bootp.get(240..)?;
         let mut i = 0;
-        while i + 2 < o.len() && o[i] != 255 {
-            if o[i] == 53 {
-                return Some(o[i + 2]);
+        while i + 1 < o.len() && o[i] != 255 {
+            if o[i] == 0 {
+                i += 1;
+                continue;
             }
-            i += if o[i] == 0 { 1 } else { 2 + usize::from(o[i + 1]) };
+            let len = usize::from(o[i + 1]);
+            if o[i] == code {
+                return o.get(i + 2..i + 2 + len);
+            }
+            i += 2 + len;
         }
         None
+    }
+
+    /// The server identifier (option 54).
+    pub fn server_id(&self) -> Option<Ipv4Addr> {
+        let v = self.option(54)?;
+        Some(Ipv4Addr::new(*v.first()?, *v.get(1)?, *v.get(2)?, *v.get(3)?))
+    }
+
+    /// `yiaddr`.
+    pub fn yiaddr(&self) -> Ipv4Addr {
+        Ipv4Addr::new(self.bootp[16], self.bootp[17], self.bootp[18], self.bootp[19])
     }
 
     /// Transaction id.

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod clients;
+pub mod cluster;
 pub mod frames;
 
 use std::{

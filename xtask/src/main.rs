@@ -395,7 +395,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 14] = [
+const TEST_PACKAGES: [(&str, &str); 15] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
@@ -410,6 +410,9 @@ const TEST_PACKAGES: [(&str, &str); 14] = [
     ("kea-ctrl-agent", "kea-ctrl-agent"),
     ("kea-shell", "python3-kea-connector"),
     ("/usr/lib/python3/dist-packages/prometheus_client/parser.py", "python3-prometheus-client"),
+    // The cluster tests' throwaway database server (its initdb and pg_ctl live under a
+    // versioned directory; postgresql-common's tool marks the package).
+    ("pg_createcluster", "postgresql"),
 ];
 
 /// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are

@@ -159,6 +159,10 @@ struct Membership {
     seen: [i64; 2],
     last_heartbeat: Option<Instant>,
     down_since: Option<Instant>,
+    /// Heartbeats in a row the database answered. A node (re)joining serves buckets only from
+    /// its second: by then every other node has seen its row and given the buckets up, so a
+    /// rejoin leaves a gap of less than a heartbeat rather than two nodes answering one client.
+    beats_ok: u32,
 }
 
 impl Membership {
@@ -176,6 +180,7 @@ impl Membership {
             seen: [0, 0],
             last_heartbeat: None,
             down_since: None,
+            beats_ok: 0,
         }
     }
 
@@ -196,6 +201,7 @@ impl Membership {
                 self.last_heartbeat = Some(Instant::now());
                 match self.beat() {
                     Ok(()) => {
+                        self.beats_ok = self.beats_ok.saturating_add(1);
                         self.last_ok = Instant::now();
                         if let Some(since) = self.down_since.take() {
                             tracing::info!("cluster: database reachable again after {:.1?}", since.elapsed());
@@ -203,6 +209,7 @@ impl Membership {
                         self.cluster.status.database_up.store(true, Ordering::Relaxed);
                     }
                     Err(e) => {
+                        self.beats_ok = 0;
                         self.cluster.status.database_up.store(false, Ordering::Relaxed);
                         if self.client.as_ref().is_none_or(Client::is_closed) {
                             self.client = None;
@@ -210,7 +217,8 @@ impl Membership {
                         if self.down_since.is_none() {
                             self.down_since = Some(Instant::now());
                             tracing::error!(
-                                "cluster: database unreachable ({e}); no ACK leaves until a commit succeeds"
+                                "cluster: database unreachable ({}); no ACK leaves until a commit succeeds",
+                                store::describe(&e)
                             );
                         }
                     }
@@ -315,7 +323,17 @@ impl Membership {
                 rows.len()
             );
         }
-        self.set_buckets(bucket_bits(&live, &cfg.node));
+        if self.beats_ok == 0 {
+            if first || self.served.is_none_or(|b| b.iter().all(|w| *w == 0)) {
+                tracing::info!(
+                    "cluster: joined as {} (live nodes: {}); serving from the next heartbeat",
+                    cfg.node,
+                    live.join(", ")
+                );
+            }
+        } else {
+            self.set_buckets(bucket_bits(&live, &cfg.node));
+        }
         self.blocks(&rt.db, now)?;
         self.pull(&rt.db, now)?;
         Ok(())

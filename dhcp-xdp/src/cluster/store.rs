@@ -45,6 +45,16 @@ pub fn lease_from_row(r: &Row) -> Option<Lease> {
     })
 }
 
+/// A database error as an operator needs it: the server's message, or the connection's
+/// reason (`postgres::Error` alone prints just "db error").
+pub fn describe(e: &postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!("{}: {}", db.severity(), db.message()),
+        (None, Some(src)) => format!("{e}: {src}"),
+        (None, None) => e.to_string(),
+    }
+}
+
 /// Connects to `url`.
 pub fn connect(url: &str) -> Result<Client, postgres::Error> {
     let mut cfg: postgres::Config = url.parse()?;
@@ -211,7 +221,7 @@ impl PgStore {
                     if client.as_ref().is_none_or(Client::is_closed) {
                         client = None;
                     }
-                    let msg = e.to_string();
+                    let msg = describe(&e);
                     if failing_since.as_ref().is_none_or(|(_, m)| *m != msg) {
                         tracing::error!(
                             "cluster: cannot commit leases to the database ({msg}); withholding ACKs until it works \

@@ -1,0 +1,414 @@
+//! Cluster mode on the real thing: a throwaway PostgreSQL, two responders and a client host on
+//! a bridged LAN of namespaces. The nodes split the clients by RFC 3074 bucket (never both
+//! answering one DISCOVER); a SIGKILLed node's clients rebind to the survivor and keep their
+//! addresses; new clients bind; the node rejoins and the buckets are divided again; a node cut
+//! off from the database ACKs nothing while the other takes over. Throughout, the database and
+//! the clients' own view show no address held by two clients.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv4Addr,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use dhcp_xdp_common::lb_hash;
+use dhcp_xdp_core::leases::ClientKey;
+use nix::sys::signal::Signal;
+use tests::{
+    Daemon, TempDir,
+    cluster::{Lan, Postgres, Relay, wait_until},
+    daemon_bin,
+    frames::{Link, Reply, Request},
+};
+
+const A_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const B_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+
+fn config(dir: &TempDir, node: &str, url: &str) -> String {
+    dir.config(&format!(
+        "[server]\nlease-time = 600\n\
+         [cluster]\nnode = \"{node}\"\ndatabase = \"{url}\"\nheartbeat = 1\ntakeover-after = 3\nblock-size = 16\n\
+         [[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.199\"\n"
+    ))
+}
+
+/// The LAN: node a, node b, and a client host.
+fn lan() -> Lan {
+    Lan::new(&[Some(A_IP), Some(B_IP), None])
+}
+
+fn start(lan: &Lan, i: usize, cfg: &str) -> Daemon {
+    Daemon::start(&lan.hosts[i].ns, &lan.hosts[i].ifname, &["--config", cfg, "--workers", "1"])
+}
+
+fn logged(d: &Daemon, text: &str) -> bool {
+    d.stdout().iter().chain(d.stderr().iter()).any(|l| l.contains(text))
+}
+
+/// The node a client with `chaddr` (no client id) belongs to while both are live: bucket
+/// `lb_hash(chaddr)`, even buckets to "a".
+fn expected_server(chaddr: &[u8; 6]) -> Ipv4Addr {
+    if lb_hash(chaddr).is_multiple_of(2) { A_IP } else { B_IP }
+}
+
+/// What a client holds: its address and the server that ACKed it last.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    addr: Ipv4Addr,
+    server: Ipv4Addr,
+}
+
+struct Clients {
+    link: Link,
+    mac: [u8; 6],
+    xid: u32,
+}
+
+impl Clients {
+    fn new(lan: &Lan) -> Self {
+        Self { link: Link::open(&lan.hosts[2].ns, &lan.hosts[2].ifname), mac: lan.hosts[2].mac, xid: 0x1000 }
+    }
+
+    fn next_xid(&mut self) -> u32 {
+        self.xid += 1;
+        self.xid
+    }
+
+    /// Sends `r` (up to `tries` times) and returns every reply to it within the wait.
+    fn ask(&mut self, r: &mut Request, tries: u32, wait: Duration, want: u8) -> Vec<Reply> {
+        for _ in 0..tries {
+            r.xid = self.next_xid();
+            let xid = r.xid;
+            self.link.send(&r.build());
+            // Collect for the whole wait: a second server's answer must be seen if there is one.
+            let got = self.link.replies(4, wait, |x| x.xid() == xid);
+            if got.iter().any(|x| x.message_type() == Some(want)) {
+                return got;
+            }
+        }
+        vec![]
+    }
+
+    /// DORA; panics if two servers answer the DISCOVER. None if no ACK came.
+    fn bind(&mut self, chaddr: [u8; 6]) -> Option<Held> {
+        let mut d = Request::discover(self.mac, chaddr, 0);
+        let offers = self.ask(&mut d, 12, Duration::from_millis(120), 2);
+        let servers: HashSet<Ipv4Addr> = offers.iter().filter_map(Reply::server_id).collect();
+        assert!(servers.len() <= 1, "client {chaddr:02x?}: OFFERs from {servers:?}");
+        let offer = offers.iter().find(|o| o.message_type() == Some(2))?;
+        let (addr, server) = (offer.yiaddr(), offer.server_id()?);
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3, 50, 4];
+        r.options.extend_from_slice(&addr.octets());
+        r.options.extend_from_slice(&[54, 4]);
+        r.options.extend_from_slice(&server.octets());
+        let acks = self.ask(&mut r, 6, Duration::from_millis(120), 5);
+        let ack = acks.iter().find(|a| a.message_type() == Some(5))?;
+        assert_eq!((ack.yiaddr(), ack.server_id()), (addr, Some(server)));
+        Some(Held { addr, server })
+    }
+
+    /// REBINDING: broadcast REQUEST with ciaddr; returns the replies.
+    fn rebind(&mut self, chaddr: [u8; 6], addr: Ipv4Addr, tries: u32) -> Vec<Reply> {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3];
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        self.ask(&mut r, tries, Duration::from_millis(120), 5)
+    }
+
+    /// RENEWING: unicast REQUEST with ciaddr to `server` (MAC `server_mac`).
+    fn renew(&mut self, chaddr: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr, server_mac: [u8; 6]) -> Vec<Reply> {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3];
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        r.dst_ip = server;
+        r.dst_mac = server_mac;
+        self.ask(&mut r, 3, Duration::from_millis(120), 5)
+    }
+}
+
+fn chaddr(group: u8, i: u8) -> [u8; 6] {
+    [2, 0xc1, 0, 0, group, i]
+}
+
+/// The lease rows that hold an address now: address → (client key, node).
+fn held_rows(pg: &Postgres) -> HashMap<Ipv4Addr, (Vec<u8>, String)> {
+    pg.client()
+        .query(
+            "SELECT address, client_key, node FROM dhcp_xdp_leases
+             WHERE state IN (0, 1, 4) AND expires > extract(epoch FROM now())",
+            &[],
+        )
+        .expect("lease rows")
+        .iter()
+        .map(|r| (Ipv4Addr::from(r.get::<_, i64>(0) as u32), (r.get(1), r.get(2))))
+        .collect()
+}
+
+/// Every client's address is its own in the database, and no address appears twice among the
+/// clients.
+fn check_no_address_twice(pg: &Postgres, held: &HashMap<[u8; 6], Held>) {
+    let rows = held_rows(pg);
+    let mut seen: HashMap<Ipv4Addr, [u8; 6]> = HashMap::new();
+    for (c, h) in held {
+        if let Some(other) = seen.insert(h.addr, *c) {
+            panic!("{} held by clients {other:02x?} and {c:02x?}", h.addr);
+        }
+        let (key, node) = rows.get(&h.addr).unwrap_or_else(|| panic!("no row holds {} of {c:02x?}", h.addr));
+        assert_eq!(
+            key.as_slice(),
+            ClientKey::hw(1, c).as_bytes(),
+            "row of {} (node {node}) is another client's",
+            h.addr
+        );
+    }
+}
+
+/// Waits until each daemon's latest bucket line says it serves `n`.
+fn wait_for_buckets(daemons: &[&Daemon], n: u32) {
+    for d in daemons {
+        let want = format!("serving {n} of 256");
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                d.stdout().iter().rev().find(|l| l.contains("buckets (live nodes")).is_some_and(|l| l.contains(&want))
+            }),
+            "not {want}:\n{}",
+            d.stdout().join("\n")
+        );
+    }
+}
+
+fn wait_logged(d: &Daemon, text: &str, limit: Duration) {
+    assert!(
+        wait_until(limit, || logged(d, text)),
+        "`{text}` not logged in {limit:?}:\n{}\n{}",
+        d.stdout().join("\n"),
+        d.stderr().join("\n")
+    );
+}
+
+/// Both nodes serve, split by bucket; SIGKILL one while the other is kept busy; its clients
+/// rebind to the survivor with their addresses; new clients bind; the killed node rejoins,
+/// the buckets are divided again and it answers its clients with their addresses.
+#[test]
+fn two_nodes_split_the_clients_and_survive_a_sigkill() {
+    let pg = Postgres::start();
+    let lan = lan();
+    let dir = TempDir::new("dxcl");
+    let (cfg_a, cfg_b) = (config(&dir, "a", &pg.url()), {
+        let d = TempDir::new("dxcl");
+        let c = config(&d, "b", &pg.url());
+        (d, c)
+    });
+    let (_dir_b, cfg_b) = cfg_b;
+    let a = start(&lan, 0, &cfg_a);
+    let b = start(&lan, 1, &cfg_b);
+    wait_for_buckets(&[&a, &b], 128);
+    let mut clients = Clients::new(&lan);
+    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
+    for i in 0..48 {
+        let c = chaddr(1, i);
+        let h = clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound"));
+        assert_eq!(h.server, expected_server(&c), "client {i} answered by the other node");
+        held.insert(c, h);
+    }
+    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
+    assert!(!on_a.is_empty() && on_a.len() < held.len(), "both nodes answer: {} of {} on a", on_a.len(), held.len());
+    check_no_address_twice(&pg, &held);
+
+    // Load on b (renewals of its clients from a second socket) while a dies.
+    let on_b: Vec<([u8; 6], Ipv4Addr)> =
+        held.iter().filter(|(_, h)| h.server == B_IP).map(|(c, h)| (*c, h.addr)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, b_mac) = (stop.clone(), lan.hosts[1].mac);
+        let mut cl = Clients::new(&lan);
+        cl.xid = 0x0800_0000;
+        std::thread::spawn(move || {
+            let (mut acks, mut naks) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (c, addr) in &on_b {
+                    for r in cl.renew(*c, *addr, B_IP, b_mac) {
+                        match r.message_type() {
+                            Some(5) if r.yiaddr() == *addr => acks += 1,
+                            _ => naks += 1,
+                        }
+                    }
+                }
+            }
+            (acks, naks)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    let _ = a.signal_and_wait(Signal::SIGKILL);
+    // Its first client rebinds until the survivor answers: the takeover time.
+    let (first, first_held) = (on_a[0], held[&on_a[0]]);
+    let mut ack = None;
+    while killed.elapsed() < Duration::from_secs(20) && ack.is_none() {
+        ack = clients.rebind(first, first_held.addr, 1).into_iter().find(|r| r.message_type() == Some(5));
+    }
+    let ack = ack.expect("no rebind ACK within 20 s of the SIGKILL");
+    println!("takeover: first rebind ACK {:.2?} after SIGKILL", killed.elapsed());
+    assert_eq!((ack.yiaddr(), ack.server_id()), (first_held.addr, Some(B_IP)));
+    wait_logged(&b, "node a silent", Duration::from_secs(5));
+    for c in &on_a {
+        let h = held[c];
+        let replies = clients.rebind(*c, h.addr, 5);
+        let ack = replies.iter().find(|r| r.message_type() == Some(5)).unwrap_or_else(|| panic!("{c:02x?}: no ACK"));
+        assert_eq!((ack.yiaddr(), ack.server_id()), (h.addr, Some(B_IP)), "{c:02x?} rebinding");
+        held.insert(*c, Held { addr: h.addr, server: B_IP });
+    }
+    // New clients: all on b now, on free addresses.
+    for i in 0..16 {
+        let c = chaddr(2, i);
+        let h = clients.bind(c).unwrap_or_else(|| panic!("new client {i} not bound after the takeover"));
+        assert_eq!(h.server, B_IP);
+        held.insert(c, h);
+    }
+    check_no_address_twice(&pg, &held);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acks, naks) = load.join().expect("load thread");
+    assert!(acks > 0 && naks == 0, "b's renewals during the takeover: {acks} ACKs, {naks} other answers");
+
+    // Rejoin: a comes back with every lease from the database and takes its buckets again.
+    let a = start(&lan, 0, &cfg_a);
+    wait_logged(&b, "node a joined", Duration::from_secs(10));
+    wait_for_buckets(&[&a, &b], 128);
+    for (c, h) in held.clone() {
+        let replies = clients.rebind(c, h.addr, 5);
+        let acks: Vec<&Reply> = replies.iter().filter(|r| r.message_type() == Some(5)).collect();
+        assert_eq!(acks.len(), 1, "{c:02x?}: one ACK expected, got {}", acks.len());
+        assert_eq!((acks[0].yiaddr(), acks[0].server_id()), (h.addr, Some(expected_server(&c))), "{c:02x?}");
+        held.insert(c, Held { addr: h.addr, server: expected_server(&c) });
+    }
+    check_no_address_twice(&pg, &held);
+    for d in [a, b] {
+        let exit = d.signal_and_wait(Signal::SIGTERM);
+        assert!(exit.status.success(), "{}", exit.stderr.join("\n"));
+        assert!(exit.stdout.iter().any(|l| l.contains("every lease change committed")), "{}", exit.stdout.join("\n"));
+    }
+}
+
+/// A node cut off from the database ACKs nothing (its clients' renewals go unanswered) and
+/// stands down; the other takes its buckets and blocks and answers its clients' rebinds with
+/// their addresses; mended, the node rejoins.
+#[test]
+fn a_node_cut_off_from_the_database_promises_nothing() {
+    let pg = Postgres::start();
+    let relay = Relay::new(&pg.socket_dir);
+    let lan = lan();
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    let a = start(&lan, 0, &config(&da, "a", &pg.url_via(relay.dir.path())));
+    let b = start(&lan, 1, &config(&db, "b", &pg.url()));
+    wait_for_buckets(&[&a, &b], 128);
+    let mut clients = Clients::new(&lan);
+    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
+    for i in 0..32 {
+        let c = chaddr(3, i);
+        held.insert(c, clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound")));
+    }
+    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
+    assert!(!on_a.is_empty());
+
+    relay.cut();
+    let a_mac = lan.hosts[0].mac;
+    // Renewals to a: it cannot commit, so it must not ACK.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        let c = on_a[0];
+        let replies = clients.renew(c, held[&c].addr, A_IP, a_mac);
+        assert!(!replies.iter().any(|r| r.message_type() == Some(5)), "a ACKed without the database");
+    }
+    wait_logged(&a, "cannot commit leases", Duration::from_secs(5));
+    wait_logged(&a, "serving no buckets", Duration::from_secs(10));
+    wait_logged(&b, "node a silent", Duration::from_secs(10));
+    for c in &on_a {
+        let h = held[c];
+        let replies = clients.rebind(*c, h.addr, 5);
+        let acks: Vec<&Reply> = replies.iter().filter(|r| r.message_type() == Some(5)).collect();
+        assert_eq!(acks.len(), 1, "{c:02x?}: exactly b's ACK");
+        assert_eq!((acks[0].yiaddr(), acks[0].server_id()), (h.addr, Some(B_IP)));
+        held.insert(*c, Held { addr: h.addr, server: B_IP });
+    }
+    for i in 0..8 {
+        let c = chaddr(4, i);
+        let h = clients.bind(c).unwrap_or_else(|| panic!("new client {i} not bound during the partition"));
+        assert_eq!(h.server, B_IP);
+        held.insert(c, h);
+    }
+    check_no_address_twice(&pg, &held);
+
+    relay.mend();
+    wait_logged(&a, "database reachable again", Duration::from_secs(10));
+    wait_for_buckets(&[&a, &b], 128);
+    for (c, h) in held.clone() {
+        let replies = clients.rebind(c, h.addr, 8);
+        let acks: Vec<&Reply> = replies.iter().filter(|r| r.message_type() == Some(5)).collect();
+        assert_eq!(acks.len(), 1, "{c:02x?} after the partition");
+        assert_eq!((acks[0].yiaddr(), acks[0].server_id()), (h.addr, Some(expected_server(&c))), "{c:02x?}");
+        held.insert(c, Held { addr: h.addr, server: expected_server(&c) });
+    }
+    check_no_address_twice(&pg, &held);
+}
+
+/// `dhcp-xdp db`: status of an empty database names `db init`; a daemon refuses an older
+/// schema naming `db upgrade`, which brings it to the current version; the schema's trigger
+/// refuses to hand a held address to another client whoever writes.
+#[test]
+fn the_schema_is_created_checked_and_upgraded() {
+    let pg = Postgres::start();
+    let db =
+        |action: &str| Command::new(daemon_bin()).args(["db", action, "--database", &pg.url()]).output().expect("run");
+    let out = db("status");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("db init"), "{out:?}");
+    // An old schema (version 0: the schema table only): the daemon names the fix.
+    pg.client()
+        .batch_execute(
+            "CREATE TABLE dhcp_xdp_schema (version integer NOT NULL); INSERT INTO dhcp_xdp_schema VALUES (0);",
+        )
+        .expect("old schema");
+    let lan = Lan::new(&[Some(A_IP)]);
+    let dir = TempDir::new("dxcl");
+    let cfg = config(&dir, "a", &pg.url());
+    let out = lan.hosts[0]
+        .ns
+        .exec(daemon_bin())
+        .args(["run", "--iface", &lan.hosts[0].ifname, "--config", &cfg, "--workers", "1"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dhcp-xdp db upgrade"), "{out:?}");
+    let out = db("upgrade");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 1"), "{out:?}");
+    let out = db("init");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 1"), "{out:?}");
+    let out = db("status");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 1"), "{out:?}");
+    // One row per address; a held address cannot be moved to another client by anyone.
+    let mut c = pg.client();
+    c.batch_execute(
+        "INSERT INTO dhcp_xdp_leases (address, client_key, hwaddr, subnet, expires, state, node, seq)
+         VALUES (3323068426, '\\x0101', '\\x01', 1, extract(epoch FROM now())::bigint + 600, 1, 'x', 1)",
+    )
+    .expect("a lease row");
+    let err = c
+        .execute("UPDATE dhcp_xdp_leases SET client_key = '\\x0102' WHERE address = 3323068426", &[])
+        .expect_err("moving a held address to another client");
+    let msg = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+    assert!(msg.contains("held by another client"), "{err:?}");
+    let err = c
+        .batch_execute(
+            "INSERT INTO dhcp_xdp_leases (address, client_key, hwaddr, subnet, expires, state, node, seq)
+             VALUES (3323068426, '\\x0103', '\\x01', 1, 0, 1, 'y', 1)",
+        )
+        .expect_err("a second row on one address");
+    let msg = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+    assert!(msg.contains("duplicate key"), "{err:?}");
+    drop(lan);
+}
