@@ -163,6 +163,9 @@ struct Membership {
     /// its second: by then every other node has seen its row and given the buckets up, so a
     /// rejoin leaves a gap of less than a heartbeat rather than two nodes answering one client.
     beats_ok: u32,
+    /// Addresses held by leases per pool at the last balancing, and when that was.
+    used: Vec<u64>,
+    balanced_at: Instant,
 }
 
 impl Membership {
@@ -181,6 +184,8 @@ impl Membership {
             last_heartbeat: None,
             down_since: None,
             beats_ok: 0,
+            used: vec![],
+            balanced_at: Instant::now(),
         }
     }
 
@@ -227,6 +232,14 @@ impl Membership {
                 // may claim our blocks: serve nothing new until the database answers again.
                 if self.last_ok.elapsed() >= takeover.saturating_sub(heartbeat / 2) {
                     self.stand_down();
+                }
+            } else if self.beats_ok > 0 && self.balanced_at.elapsed() >= Duration::from_millis(250) {
+                let rt = self.shared.runtime();
+                if self.db.as_ref().is_some_and(|d| Arc::ptr_eq(d, &rt.db))
+                    && let Err(e) = self.balance(&rt.db, crate::serve::unix_now())
+                {
+                    tracing::debug!("cluster: balancing blocks: {}", store::describe(&e));
+                    self.client = None;
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -335,6 +348,7 @@ impl Membership {
             self.set_buckets(bucket_bits(&live, &cfg.node));
         }
         self.blocks(&rt.db, now)?;
+        self.balance(&rt.db, now)?;
         self.pull(&rt.db, now)?;
         Ok(())
     }
@@ -346,18 +360,18 @@ impl Membership {
         Ok(self.client.as_mut().expect("connected above"))
     }
 
-    /// Registers the pools' blocks (after a start or reload), renews ours, takes a dead node's,
-    /// claims more when free addresses run low, returns one idle block when there are plenty.
+    /// Registers the pools' blocks (after a start or reload), renews ours and takes a share of
+    /// a silent node's (with their leases). Every heartbeat.
     fn blocks(&mut self, db: &Arc<LeaseDb>, now: u32) -> Result<(), postgres::Error> {
         let cfg = self.cluster.cfg.clone();
         let node = cfg.node.as_str();
         let ttl = f64::from(cfg.takeover_after);
         let size = i64::from(cfg.block_size);
-        let all = db.cluster_blocks();
         let fresh_tables = self.db.as_ref().is_none_or(|d| !Arc::ptr_eq(d, db));
         let (n, idx) = (self.live.len().max(1) as i64, self.live.iter().position(|x| x == node).unwrap_or(0) as i64);
         let c = self.client_mut()?;
         if fresh_tables {
+            let all = db.cluster_blocks();
             let firsts: Vec<i64> = all.iter().map(|b| ip_i64(b.first)).collect();
             let sizes: Vec<i32> = all.iter().map(|b| b.len as i32).collect();
             let subnets: Vec<i64> = all.iter().map(|b| i64::from(b.subnet)).collect();
@@ -367,8 +381,7 @@ impl Membership {
                 &[&firsts, &sizes, &subnets],
             )?;
         }
-        // Ours, renewed.
-        let mut mine: BTreeSet<Ipv4Addr> = c
+        let mine: BTreeSet<Ipv4Addr> = c
             .query(
                 "UPDATE dhcp_xdp_blocks SET expires = now() + make_interval(secs => $2) WHERE owner = $1
                  RETURNING first_addr",
@@ -390,74 +403,101 @@ impl Membership {
             .iter()
             .map(|r| Ipv4Addr::from(r.get::<_, i64>(0) as u32))
             .collect();
-        // Low on free addresses in a pool: claim enough blocks (unowned first) for two blocks'
-        // worth free.
-        let (usage, busy) = db.granted_usage(now);
-        let pools = pool_ranges(&all);
-        let mut claimed: Vec<Ipv4Addr> = vec![];
-        for ((lo, hi), (held, used)) in pools.iter().zip(&usage) {
-            let free = held.saturating_sub(*used);
-            let want = 2 * cfg.block_size as u64;
-            if free >= want {
-                continue;
-            }
-            let k = (want - free).div_ceil(u64::from(cfg.block_size)) as i64;
-            claimed.extend(
-                c.query(
-                    "UPDATE dhcp_xdp_blocks SET owner = $1, expires = now() + make_interval(secs => $2)
-                     WHERE first_addr IN (SELECT first_addr FROM dhcp_xdp_blocks
-                         WHERE first_addr BETWEEN $3 AND $4 AND (owner IS NULL OR expires < now())
-                         ORDER BY owner IS NOT NULL, first_addr LIMIT $5 FOR UPDATE SKIP LOCKED)
-                     RETURNING first_addr",
-                    &[&node, &ttl, &ip_i64(*lo), &ip_i64(*hi), &k],
-                )?
-                .iter()
-                .map(|r| Ipv4Addr::from(r.get::<_, i64>(0) as u32)),
-            );
-        }
-        // New blocks: their leases first (whoever wrote them), then the addresses are ours.
-        let new: Vec<Ipv4Addr> = taken.iter().chain(&claimed).copied().collect();
-        if !new.is_empty() {
-            let lo: Vec<i64> = new.iter().map(|a| ip_i64(*a)).collect();
-            let rows = c.query(
-                &format!(
-                    "SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases l JOIN unnest($1::bigint[]) AS b(f)
-                     ON l.address >= b.f AND l.address < b.f + $2"
-                ),
-                &[&lo, &size],
-            )?;
-            for l in rows.iter().filter_map(lease_from_row) {
-                db.absorb(l, now);
-            }
-        }
-        mine.extend(new);
-        // Plenty free: hand back one block nobody holds an address of.
-        for ((lo, hi), (held, used)) in pools.iter().zip(&usage) {
-            if held.saturating_sub(*used) <= 4 * u64::from(cfg.block_size) {
-                continue;
-            }
-            let idle = mine.iter().find(|b| (*lo..=*hi).contains(*b) && !busy.contains_key(*b)).copied();
-            if let Some(b) = idle {
-                db.revoke(b);
-                c.execute(
-                    "UPDATE dhcp_xdp_blocks SET owner = NULL, expires = NULL WHERE first_addr = $1 AND owner = $2",
-                    &[&ip_i64(b), &node],
-                )?;
-                mine.remove(&b);
-            }
-        }
-        for b in self.held.difference(&mine) {
-            db.revoke(*b);
-        }
-        for b in &mine {
-            db.grant(*b, now);
-        }
         if !taken.is_empty() {
             tracing::info!("cluster: took over {} block(s) of silent nodes", taken.len());
         }
-        self.cluster.status.blocks.store(mine.len() as u32, Ordering::Relaxed);
+        // Blocks someone else took while we were away are no longer ours.
+        for b in self.held.difference(&mine) {
+            db.revoke(*b);
+        }
+        // Granted here (again, after a reload or a stand-down; a no-op for blocks already held).
+        for b in &mine {
+            db.grant(*b, now);
+        }
         self.held = mine;
+        self.take(db, &taken, now)?;
         self.db = Some(db.clone());
+        Ok(())
+    }
+
+    /// Blocks newly ours: their leases first (whoever wrote them), then their addresses.
+    fn take(&mut self, db: &LeaseDb, blocks: &[Ipv4Addr], now: u32) -> Result<(), postgres::Error> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let size = i64::from(self.cluster.cfg.block_size);
+        let lo: Vec<i64> = blocks.iter().map(|a| ip_i64(*a)).collect();
+        let rows = self.client_mut()?.query(
+            &format!(
+                "SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases l JOIN unnest($1::bigint[]) AS b(f)
+                 ON l.address >= b.f AND l.address < b.f + $2"
+            ),
+            &[&lo, &size],
+        )?;
+        for l in rows.iter().filter_map(lease_from_row) {
+            db.absorb(l, now);
+        }
+        for b in blocks {
+            db.grant(*b, now);
+            self.held.insert(*b);
+        }
+        self.cluster.status.blocks.store(self.held.len() as u32, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Keeps enough free addresses in hand per pool: claims blocks (unowned first) when fewer
+    /// are free than the last allocation rate needs for two heartbeats (and at least four
+    /// blocks' worth), hands back one block no lease holds when more than twice that is free.
+    /// Several times a heartbeat, so a burst of new clients waits a fraction of a second.
+    fn balance(&mut self, db: &Arc<LeaseDb>, now: u32) -> Result<(), postgres::Error> {
+        let cfg = self.cluster.cfg.clone();
+        let node = cfg.node.as_str();
+        let ttl = f64::from(cfg.takeover_after);
+        let block = u64::from(cfg.block_size);
+        let (usage, busy) = db.granted_usage(now);
+        let pools = pool_ranges(&db.cluster_blocks());
+        let elapsed = self.balanced_at.elapsed().as_secs_f64().max(0.05);
+        self.balanced_at = Instant::now();
+        let mut claimed = vec![];
+        let mut returned = vec![];
+        for (i, ((lo, hi), (held, used))) in pools.iter().zip(&usage).enumerate() {
+            let before = self.used.get(i).copied().unwrap_or(*used);
+            let per_s = used.saturating_sub(before) as f64 / elapsed;
+            let want = (4 * block).max((2.0 * per_s * f64::from(cfg.heartbeat)) as u64);
+            let free = held.saturating_sub(*used);
+            if free < want {
+                let k = (want - free).div_ceil(block) as i64;
+                let c = self.client_mut()?;
+                claimed.extend(
+                    c.query(
+                        "UPDATE dhcp_xdp_blocks SET owner = $1, expires = now() + make_interval(secs => $2)
+                         WHERE first_addr IN (SELECT first_addr FROM dhcp_xdp_blocks
+                             WHERE first_addr BETWEEN $3 AND $4 AND (owner IS NULL OR expires < now())
+                             ORDER BY owner IS NOT NULL, first_addr LIMIT $5 FOR UPDATE SKIP LOCKED)
+                         RETURNING first_addr",
+                        &[&node, &ttl, &ip_i64(*lo), &ip_i64(*hi), &k],
+                    )?
+                    .iter()
+                    .map(|r| Ipv4Addr::from(r.get::<_, i64>(0) as u32)),
+                );
+            } else if free > 2 * want + block
+                && let Some(b) = self.held.iter().find(|b| (*lo..=*hi).contains(*b) && !busy.contains_key(*b)).copied()
+            {
+                // Ungranted here first: no client is given one of its addresses from now on.
+                db.revoke(b);
+                self.held.remove(&b);
+                returned.push(ip_i64(b));
+            }
+        }
+        self.used = usage.iter().map(|u| u.1).collect();
+        if !returned.is_empty() {
+            self.client_mut()?.execute(
+                "UPDATE dhcp_xdp_blocks SET owner = NULL, expires = NULL WHERE first_addr = ANY($1) AND owner = $2",
+                &[&returned, &node],
+            )?;
+        }
+        self.take(db, &claimed, now)?;
+        self.cluster.status.blocks.store(self.held.len() as u32, Ordering::Relaxed);
         Ok(())
     }
 
