@@ -3,6 +3,7 @@
 //! unix-socket relay between one daemon and the database that a test can cut (a partition).
 
 use std::{
+    collections::HashSet,
     net::Ipv4Addr,
     os::unix::{
         fs::PermissionsExt as _,
@@ -17,7 +18,11 @@ use std::{
     time::Duration,
 };
 
-use crate::{Netns, TempDir, TwoHosts, sh, unique};
+use crate::{
+    Netns, TempDir, TwoHosts,
+    frames::{Link, Reply, Request},
+    sh, unique,
+};
 
 /// The PostgreSQL server binaries directory (`/usr/lib/postgresql/<version>/bin`), or a panic
 /// naming the Debian package.
@@ -212,6 +217,89 @@ impl Relay {
     /// Mends it.
     pub fn mend(&self) {
         self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// What a client holds: its address and the server that ACKed it last.
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The server (identifier) that ACKed it.
+    pub server: Ipv4Addr,
+}
+
+/// Many DHCP clients speaking through one raw socket of a host.
+pub struct Clients {
+    link: Link,
+    mac: [u8; 6],
+    /// The last transaction id used.
+    pub xid: u32,
+}
+
+impl Clients {
+    /// Clients on `host` (raw frames from its interface).
+    pub fn new(host: &Host) -> Self {
+        Self { link: Link::open(&host.ns, &host.ifname), mac: host.mac, xid: 0x1000 }
+    }
+
+    fn next_xid(&mut self) -> u32 {
+        self.xid += 1;
+        self.xid
+    }
+
+    /// Sends `r` (up to `tries` times) and returns every reply to it within the wait.
+    fn ask(&mut self, r: &mut Request, tries: u32, wait: Duration, want: u8) -> Vec<Reply> {
+        for _ in 0..tries {
+            r.xid = self.next_xid();
+            let xid = r.xid;
+            self.link.send(&r.build());
+            // Collect for the whole wait: a second server's answer must be seen if there is one.
+            let got = self.link.replies(4, wait, |x| x.xid() == xid);
+            if got.iter().any(|x| x.message_type() == Some(want)) {
+                return got;
+            }
+        }
+        vec![]
+    }
+
+    /// DORA (the REQUEST names the offering server); panics if two servers answer the DISCOVER. None if no ACK came.
+    pub fn bind(&mut self, chaddr: [u8; 6]) -> Option<Held> {
+        let mut d = Request::discover(self.mac, chaddr, 0);
+        let offers = self.ask(&mut d, 12, Duration::from_millis(120), 2);
+        let servers: HashSet<Ipv4Addr> = offers.iter().filter_map(Reply::server_id).collect();
+        assert!(servers.len() <= 1, "client {chaddr:02x?}: OFFERs from {servers:?}");
+        let offer = offers.iter().find(|o| o.message_type() == Some(2))?;
+        let (addr, server) = (offer.yiaddr(), offer.server_id()?);
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3, 50, 4];
+        r.options.extend_from_slice(&addr.octets());
+        r.options.extend_from_slice(&[54, 4]);
+        r.options.extend_from_slice(&server.octets());
+        let acks = self.ask(&mut r, 6, Duration::from_millis(120), 5);
+        let ack = acks.iter().find(|a| a.message_type() == Some(5))?;
+        assert_eq!((ack.yiaddr(), ack.server_id()), (addr, Some(server)));
+        Some(Held { addr, server })
+    }
+
+    /// REBINDING: broadcast REQUEST with ciaddr; returns the replies.
+    pub fn rebind(&mut self, chaddr: [u8; 6], addr: Ipv4Addr, tries: u32) -> Vec<Reply> {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3];
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        self.ask(&mut r, tries, Duration::from_millis(120), 5)
+    }
+
+    /// RENEWING: unicast REQUEST with ciaddr to `server` (MAC `server_mac`).
+    pub fn renew(&mut self, chaddr: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr, server_mac: [u8; 6]) -> Vec<Reply> {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3];
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        r.dst_ip = server;
+        r.dst_mac = server_mac;
+        self.ask(&mut r, 3, Duration::from_millis(120), 5)
     }
 }
 

@@ -6,7 +6,7 @@
 //! the clients' own view show no address held by two clients.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     net::Ipv4Addr,
     process::Command,
     time::{Duration, Instant},
@@ -17,9 +17,9 @@ use dhcp_xdp_core::leases::ClientKey;
 use nix::sys::signal::Signal;
 use tests::{
     Daemon, TempDir,
-    cluster::{Lan, Postgres, Relay, wait_until},
+    cluster::{Clients, Held, Lan, Postgres, Relay, wait_until},
     daemon_bin,
-    frames::{Link, Reply, Request},
+    frames::Reply,
 };
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -50,84 +50,6 @@ fn logged(d: &Daemon, text: &str) -> bool {
 /// `lb_hash(chaddr)`, even buckets to "a".
 fn expected_server(chaddr: &[u8; 6]) -> Ipv4Addr {
     if lb_hash(chaddr).is_multiple_of(2) { A_IP } else { B_IP }
-}
-
-/// What a client holds: its address and the server that ACKed it last.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    addr: Ipv4Addr,
-    server: Ipv4Addr,
-}
-
-struct Clients {
-    link: Link,
-    mac: [u8; 6],
-    xid: u32,
-}
-
-impl Clients {
-    fn new(lan: &Lan) -> Self {
-        Self { link: Link::open(&lan.hosts[2].ns, &lan.hosts[2].ifname), mac: lan.hosts[2].mac, xid: 0x1000 }
-    }
-
-    fn next_xid(&mut self) -> u32 {
-        self.xid += 1;
-        self.xid
-    }
-
-    /// Sends `r` (up to `tries` times) and returns every reply to it within the wait.
-    fn ask(&mut self, r: &mut Request, tries: u32, wait: Duration, want: u8) -> Vec<Reply> {
-        for _ in 0..tries {
-            r.xid = self.next_xid();
-            let xid = r.xid;
-            self.link.send(&r.build());
-            // Collect for the whole wait: a second server's answer must be seen if there is one.
-            let got = self.link.replies(4, wait, |x| x.xid() == xid);
-            if got.iter().any(|x| x.message_type() == Some(want)) {
-                return got;
-            }
-        }
-        vec![]
-    }
-
-    /// DORA; panics if two servers answer the DISCOVER. None if no ACK came.
-    fn bind(&mut self, chaddr: [u8; 6]) -> Option<Held> {
-        let mut d = Request::discover(self.mac, chaddr, 0);
-        let offers = self.ask(&mut d, 12, Duration::from_millis(120), 2);
-        let servers: HashSet<Ipv4Addr> = offers.iter().filter_map(Reply::server_id).collect();
-        assert!(servers.len() <= 1, "client {chaddr:02x?}: OFFERs from {servers:?}");
-        let offer = offers.iter().find(|o| o.message_type() == Some(2))?;
-        let (addr, server) = (offer.yiaddr(), offer.server_id()?);
-        let mut r = Request::discover(self.mac, chaddr, 0);
-        r.options = vec![53, 1, 3, 50, 4];
-        r.options.extend_from_slice(&addr.octets());
-        r.options.extend_from_slice(&[54, 4]);
-        r.options.extend_from_slice(&server.octets());
-        let acks = self.ask(&mut r, 6, Duration::from_millis(120), 5);
-        let ack = acks.iter().find(|a| a.message_type() == Some(5))?;
-        assert_eq!((ack.yiaddr(), ack.server_id()), (addr, Some(server)));
-        Some(Held { addr, server })
-    }
-
-    /// REBINDING: broadcast REQUEST with ciaddr; returns the replies.
-    fn rebind(&mut self, chaddr: [u8; 6], addr: Ipv4Addr, tries: u32) -> Vec<Reply> {
-        let mut r = Request::discover(self.mac, chaddr, 0);
-        r.options = vec![53, 1, 3];
-        r.ciaddr = addr;
-        r.src_ip = addr;
-        self.ask(&mut r, tries, Duration::from_millis(120), 5)
-    }
-
-    /// RENEWING: unicast REQUEST with ciaddr to `server` (MAC `server_mac`).
-    fn renew(&mut self, chaddr: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr, server_mac: [u8; 6]) -> Vec<Reply> {
-        let mut r = Request::discover(self.mac, chaddr, 0);
-        r.options = vec![53, 1, 3];
-        r.ciaddr = addr;
-        r.src_ip = addr;
-        r.dst_ip = server;
-        r.dst_mac = server_mac;
-        self.ask(&mut r, 3, Duration::from_millis(120), 5)
-    }
 }
 
 fn chaddr(group: u8, i: u8) -> [u8; 6] {
@@ -207,7 +129,7 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     let a = start(&lan, 0, &cfg_a);
     let b = start(&lan, 1, &cfg_b);
     wait_for_buckets(&[&a, &b], 128);
-    let mut clients = Clients::new(&lan);
+    let mut clients = Clients::new(&lan.hosts[2]);
     let mut held: HashMap<[u8; 6], Held> = HashMap::new();
     for i in 0..48 {
         let c = chaddr(1, i);
@@ -225,7 +147,7 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (stop, b_mac) = (stop.clone(), lan.hosts[1].mac);
-        let mut cl = Clients::new(&lan);
+        let mut cl = Clients::new(&lan.hosts[2]);
         cl.xid = 0x0800_0000;
         std::thread::spawn(move || {
             let (mut acks, mut naks) = (0u32, 0u32);
@@ -305,7 +227,7 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
     let a = start(&lan, 0, &config(&da, "a", &pg.url_via(relay.dir.path())));
     let b = start(&lan, 1, &config(&db, "b", &pg.url()));
     wait_for_buckets(&[&a, &b], 128);
-    let mut clients = Clients::new(&lan);
+    let mut clients = Clients::new(&lan.hosts[2]);
     let mut held: HashMap<[u8; 6], Held> = HashMap::new();
     for i in 0..32 {
         let c = chaddr(3, i);
