@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use tests::{Daemon, TempDir, TwoHosts};
+use tests::{Daemon, TempDir, TwoHosts, cluster::Postgres};
 
 use crate::generator::Scenario;
 
@@ -44,10 +44,14 @@ pub enum Server {
     Echo,
     /// dhcp-xdp with its engine, lease store and journal.
     DhcpXdp,
+    /// dhcp-xdp in cluster mode, one node: PostgreSQL is the lease store of record.
+    DhcpXdpPg,
     /// kea-dhcp4, memfile, multi-threaded.
     KeaMt,
     /// kea-dhcp4, memfile, one thread.
     Kea,
+    /// kea-dhcp4, PostgreSQL lease backend, multi-threaded.
+    KeaPg,
     /// ISC dhcpd.
     Dhcpd,
     /// dnsmasq.
@@ -59,8 +63,10 @@ impl Server {
         match self {
             Self::Echo => "echo (AF_XDP ceiling)",
             Self::DhcpXdp => "dhcp-xdp",
+            Self::DhcpXdpPg => "dhcp-xdp on PostgreSQL (cluster, 1 node)",
             Self::KeaMt => "kea-dhcp4 (multi-threaded)",
             Self::Kea => "kea-dhcp4 (1 thread)",
+            Self::KeaPg => "kea-dhcp4 on PostgreSQL (multi-threaded)",
             Self::Dhcpd => "ISC dhcpd",
             Self::Dnsmasq => "dnsmasq",
         }
@@ -70,8 +76,10 @@ impl Server {
         match self {
             Self::Echo => "echo",
             Self::DhcpXdp => "dhcp-xdp",
+            Self::DhcpXdpPg => "dhcp-xdp-pg",
             Self::KeaMt => "kea-mt",
             Self::Kea => "kea",
+            Self::KeaPg => "kea-pg",
             Self::Dhcpd => "dhcpd",
             Self::Dnsmasq => "dnsmasq",
         }
@@ -80,8 +88,8 @@ impl Server {
     /// Binary and the Debian package that has it.
     fn binary(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Self::Echo | Self::DhcpXdp => None,
-            Self::KeaMt | Self::Kea => Some(("/usr/sbin/kea-dhcp4", "kea-dhcp4-server")),
+            Self::Echo | Self::DhcpXdp | Self::DhcpXdpPg => None,
+            Self::KeaMt | Self::Kea | Self::KeaPg => Some(("/usr/sbin/kea-dhcp4", "kea-dhcp4-server")),
             Self::Dhcpd => Some(("/usr/sbin/dhcpd", "isc-dhcp-server")),
             Self::Dnsmasq => Some(("/usr/sbin/dnsmasq", "dnsmasq")),
         }
@@ -117,6 +125,8 @@ pub struct CompareConfig {
 enum Running {
     Daemon(Daemon),
     Other(Child),
+    /// A server and the throwaway PostgreSQL it stores leases in (stopped after it).
+    WithDb(Box<Running>, Postgres),
 }
 
 impl Running {
@@ -124,15 +134,25 @@ impl Running {
         match self {
             Self::Daemon(d) => d.pid().as_raw(),
             Self::Other(c) => c.id() as i32,
+            Self::WithDb(r, _) => r.pid(),
         }
     }
 
     fn stop(self) {
         match self {
+            Self::WithDb(r, pg) => {
+                r.stop();
+                drop(pg);
+            }
             Self::Daemon(d) => {
                 let exit = d.signal_and_wait(nix::sys::signal::Signal::SIGTERM);
                 if !exit.status.success() {
                     eprintln!("bench: dhcp-xdp ended with {}", exit.status);
+                }
+                for l in exit.stdout.iter().chain(&exit.stderr).filter(|l| {
+                    l.contains("final stats: leases") || l.contains("final stats: cluster") || l.contains("cluster:")
+                }) {
+                    eprintln!("bench: dhcp-xdp said: {l}");
                 }
             }
             Self::Other(mut c) => {
@@ -185,18 +205,23 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             &rig.server_if,
             &["--handler", "reflect", "--workers", &workers, "--spin-us", SPIN_US],
         ))),
-        Server::DhcpXdp => {
+        Server::DhcpXdp | Server::DhcpXdpPg => {
             let durability = match cfg.durability {
                 Durability::Fsync => "fsync",
                 Durability::Async => "async",
             };
+            let pg = (server == Server::DhcpXdpPg).then(Postgres::start);
+            let cluster = pg
+                .as_ref()
+                .map(|pg| format!("[cluster]\nnode = \"bench\"\ndatabase = \"{}\"\n", pg.url()))
+                .unwrap_or_default();
             let conf = dir.join("dhcp-xdp.toml");
             std::fs::write(
                 &conf,
                 format!(
                     // A load test is not an attack: the generator's 4 096 circuits each bring
                     // thousands of clients, and its clients retransmit at will.
-                    "[server]\nlease-time = {LEASE_TIME}\n[persistence]\ndurability = \"{durability}\"\n\
+                    "[server]\nlease-time = {LEASE_TIME}\n[persistence]\ndurability = \"{durability}\"\n{cluster}\
                      [limits]\noffers-per-circuit = 1000000000\noffers-per-mac = 1000000000\nrate-per-mac = 0\n\
                      [[subnet]]\nsubnet = \"198.18.0.0/16\"\noptions = {{ routers = [\"{SERVER_IP}\"] }}\n  \
                      [[subnet.pool]]\n  range = \"{}-{}\"\n",
@@ -206,21 +231,46 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             let state = dir.join("dhcp-xdp-state");
             let conf = conf.display().to_string();
             let state = state.display().to_string();
-            Ok(Running::Daemon(Daemon::start(
+            let daemon = Running::Daemon(Daemon::start(
                 &rig.server,
                 &rig.server_if,
                 &["--config", &conf, "--state-dir", &state, "--workers", &workers, "--spin-us", SPIN_US],
-            )))
+            ));
+            Ok(match pg {
+                Some(pg) => {
+                    // The node serves its buckets from its second heartbeat.
+                    std::thread::sleep(Duration::from_secs(2));
+                    Running::WithDb(Box::new(daemon), pg)
+                }
+                None => daemon,
+            })
         }
-        Server::Kea | Server::KeaMt => {
-            let mt = server == Server::KeaMt;
+        Server::Kea | Server::KeaMt | Server::KeaPg => {
+            let mt = server != Server::Kea;
             let conf = dir.join(format!("{}.json", server.key()));
             let leases = dir.join(format!("{}-leases4.csv", server.key()));
+            let pg = (server == Server::KeaPg).then(Postgres::start);
+            let database = match &pg {
+                Some(pg) => {
+                    // Kea's own schema, made by Kea's own tool.
+                    let out = Command::new("kea-admin")
+                        .args(["db-init", "pgsql", "-u", "postgres", "-n", "dhcp", "-h"])
+                        .arg(&pg.socket_dir)
+                        .output()
+                        .context("kea-admin db-init pgsql (Debian package kea-admin)")?;
+                    if !out.status.success() {
+                        bail!("kea-admin db-init pgsql failed: {}", String::from_utf8_lossy(&out.stdout));
+                    }
+                    json!({ "type": "postgresql", "name": "dhcp", "user": "postgres",
+                            "host": pg.socket_dir.display().to_string() })
+                }
+                None => json!({ "type": "memfile", "persist": true, "name": leases, "lfc-interval": 0 }),
+            };
             std::fs::write(
                 &conf,
                 serde_json::to_string_pretty(&json!({ "Dhcp4": {
                     "interfaces-config": { "interfaces": [rig.server_if], "dhcp-socket-type": "raw" },
-                    "lease-database": { "type": "memfile", "persist": true, "name": leases, "lfc-interval": 0 },
+                    "lease-database": database,
                     "valid-lifetime": LEASE_TIME,
                     "multi-threading": { "enable-multi-threading": mt, "thread-pool-size": if mt { 2 } else { 1 }, "packet-queue-size": 64 },
                     "subnet4": [{ "id": 1, "subnet": "198.18.0.0/16",
@@ -231,7 +281,11 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             )?;
             let mut cmd = rig.server.exec("/usr/sbin/kea-dhcp4");
             cmd.arg("-c").arg(&conf).env("KEA_PIDFILE_DIR", dir).env("KEA_LOCKFILE_DIR", dir);
-            spawn_other(cmd, &format!("{}.log", server.key()))
+            let kea = spawn_other(cmd, &format!("{}.log", server.key()))?;
+            Ok(match pg {
+                Some(pg) => Running::WithDb(Box::new(kea), pg),
+                None => kea,
+            })
         }
         Server::Dhcpd => {
             let conf = dir.join("dhcpd.conf");
@@ -422,7 +476,20 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
             "sweep": sweep,
         }));
     }
+    let takeover = if cfg.servers.contains(&Server::DhcpXdpPg) {
+        eprintln!("bench: cluster takeover (SIGKILL to the first rebind ACK), 3 rounds");
+        match crate::takeover::measure(3) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("bench: takeover: {e:#}");
+                json!({ "error": format!("{e:#}") })
+            }
+        }
+    } else {
+        Value::Null
+    };
     let report = json!({
+        "takeover": takeover,
         "date": today(),
         "scenario": cfg.scenario.name(),
         "clients": cfg.clients,
@@ -494,7 +561,9 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         "Machine: {}. Rig: two network namespaces, one veth pair (one queue), the AF_XDP generator \
          (`bench gen`) in one, each server in turn in the other. {} clients, closed-loop window {}, \
          {} s per closed-loop run, half that per open-loop point. dhcp-xdp: {} worker(s) polling 1 ms \
-         after their last frame (`--spin-us 1000`), journal durability `{}`. Kea: memfile with persist (appends, no fsync), dhcpd: leases file \
+         after their last frame (`--spin-us 1000`), journal durability `{}`; on PostgreSQL: one cluster node, a throwaway \
+         local PostgreSQL (unix socket, default settings: synchronous commit). Kea: memfile with persist (appends, no fsync), or \
+         its PostgreSQL lease backend on the same kind of database; dhcpd: leases file \
          (fsync per commit), dnsmasq: lease file, `--no-ping`; dhcpd `ping-check false`.\n",
         r["machine"].as_str().unwrap_or(""),
         r["clients"],
@@ -546,6 +615,25 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     }
     if let (Some(x), Some(k)) = (rate("dhcp-xdp"), rate("kea-mt")) {
         let _ = writeln!(s, "- dhcp-xdp / Kea multi-threaded: **{:.1}×** (target ≥ 25×)", x / k);
+    }
+    if let (Some(x), Some(l)) = (rate("dhcp-xdp-pg"), rate("dhcp-xdp")) {
+        let _ = writeln!(s, "- dhcp-xdp on PostgreSQL / dhcp-xdp on its local journal: **{:.2}** (goal ≥ 0.5)", x / l);
+    }
+    if let (Some(x), Some(k)) = (rate("dhcp-xdp-pg"), rate("kea-pg")) {
+        let _ = writeln!(s, "- dhcp-xdp on PostgreSQL / Kea on PostgreSQL: **{:.1}×** (goal ≥ 20×)", x / k);
+    }
+    if let Some(m) = r["takeover"]["median_s"].as_f64() {
+        let _ = writeln!(
+            s,
+            "- cluster takeover, SIGKILL of a node to the first rebind ACK from the other: **{m:.2} s** median of {:?} s \
+             (heartbeat {} s, takeover after {} s)",
+            r["takeover"]["rounds_s"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_f64).map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>())
+                .unwrap_or_default(),
+            r["takeover"]["heartbeat_s"],
+            r["takeover"]["takeover_after_s"],
+        );
     }
     if let Some(h) = by("dhcp-xdp").and_then(p99_at_half_max) {
         let _ = writeln!(s, "- dhcp-xdp p99 latency at half its maximum rate: **{h:.0} µs** (target ≤ 200 µs)");

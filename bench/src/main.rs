@@ -5,6 +5,7 @@
 mod compare;
 mod generator;
 mod plot;
+mod takeover;
 
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
@@ -55,7 +56,12 @@ struct CompareArgs {
     #[arg(long, default_value_t = 1)]
     workers: u32,
     /// Servers to run, in order.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "echo,dhcp-xdp,kea-mt,kea,dhcpd,dnsmasq")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "echo,dhcp-xdp,dhcp-xdp-pg,kea-mt,kea-pg,kea,dhcpd,dnsmasq"
+    )]
     servers: Vec<compare::Server>,
     /// perfdhcp's offered rate for the honesty check (0: skip).
     #[arg(long, default_value_t = 5000)]

@@ -84,11 +84,13 @@ enum BenchPart {
 }
 
 /// Debian packages of the servers and tools `bench compare` runs next to dhcp-xdp.
-const COMPARE_PACKAGES: [(&str, &str); 4] = [
+const COMPARE_PACKAGES: [(&str, &str); 5] = [
     ("kea-dhcp4", "kea-dhcp4-server"),
     ("perfdhcp", "kea-admin"),
     ("dhcpd", "isc-dhcp-server"),
     ("dnsmasq", "dnsmasq"),
+    // dhcp-xdp's cluster mode and Kea's PostgreSQL lease backend, on a throwaway database.
+    ("pg_createcluster", "postgresql"),
 ];
 
 fn main() -> std::process::ExitCode {
@@ -186,7 +188,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 run_visible(cargo().args(["build", "--profile", DIST, "-p", "bench"]))?;
                 let gen_bin = bin.with_file_name("bench");
                 step(
-                    "comparison: echo ceiling, dhcp-xdp, Kea (MT, 1 thread), ISC dhcpd, dnsmasq under the AF_XDP generator",
+                    "comparison: echo ceiling, dhcp-xdp (journal, PostgreSQL), Kea (MT, 1 thread, PostgreSQL), ISC dhcpd, \
+                     dnsmasq under the AF_XDP generator; the cluster takeover time",
                 );
                 let mut c = Command::new(gen_bin);
                 c.current_dir(workspace_root()).env("DHCP_XDP_BIN", &bin).arg("compare").args(rest);

@@ -101,6 +101,9 @@ impl Cluster {
              ON CONFLICT (name) DO UPDATE SET heartbeat = now(), started = now(), addresses = $2",
             &[&cfg.node, &addresses],
         )?;
+        // Fresh statistics, so the syncers' cached plans fit the table as it is (autovacuum keeps
+        // them fresh from here).
+        c.batch_execute("ANALYZE dhcp_xdp_leases")?;
         let rows = c.query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases"), &[])?;
         let leases: Vec<_> = rows.iter().filter_map(lease_from_row).collect();
         let max_seq: i64 =
@@ -446,8 +449,8 @@ impl Membership {
     }
 
     /// Keeps enough free addresses in hand per pool: claims blocks (unowned first) when fewer
-    /// are free than the last allocation rate needs for two heartbeats (and at least four
-    /// blocks' worth), hands back one block no lease holds when more than twice that is free.
+    /// are free than the last allocation rate needs for two heartbeats (and at least half what
+    /// is in use, and half its share of the pool), hands back one block no lease holds when more than twice that is free.
     /// Several times a heartbeat, so a burst of new clients waits a fraction of a second.
     fn balance(&mut self, db: &Arc<LeaseDb>, now: u32) -> Result<(), postgres::Error> {
         let cfg = self.cluster.cfg.clone();
@@ -463,7 +466,13 @@ impl Membership {
         for (i, ((lo, hi), (held, used))) in pools.iter().zip(&usage).enumerate() {
             let before = self.used.get(i).copied().unwrap_or(*used);
             let per_s = used.saturating_sub(before) as f64 / elapsed;
-            let want = (4 * block).max((2.0 * per_s * f64::from(cfg.heartbeat)) as u64);
+            // Two heartbeats at the recent rate, half again what is in use, and a floor of half
+            // this node's share of the pool: a burst of new clients at start finds addresses in
+            // hand instead of waiting for claims (a dropped DISCOVER costs the client a
+            // retransmission), and half the pool stays unowned for whoever grows.
+            let share = (u32::from(*hi) - u32::from(*lo) + 1) as u64 / (2 * self.live.len().max(1) as u64);
+            let floor = share.max(block);
+            let want = floor.max((2.0 * per_s * f64::from(cfg.heartbeat)) as u64).max(used / 2);
             let free = held.saturating_sub(*used);
             if free < want {
                 let k = (want - free).div_ceil(block) as i64;

@@ -1,6 +1,10 @@
 //! The shared database's schema: versioned migrations, applied by `dhcp-xdp db init|upgrade`
 //! (and by a daemon that finds an empty database), checked by every daemon at start.
 //!
+//! The lease table has as few indexes as the queries allow (address, client key, change
+//! number): a lease update changes the change number, so it is never a HOT update and every
+//! index costs a write. Reading a silent node's rows at a takeover scans the table instead.
+//!
 //! One row per address (`address` is the primary key) makes two lease rows on one address
 //! impossible; the `dhcp_xdp_guard` trigger refuses any update that would hand an address a
 //! client holds to another client, whoever writes. The daemons' own upserts skip such rows
@@ -45,7 +49,6 @@ CREATE TABLE dhcp_xdp_leases (
 );
 CREATE INDEX dhcp_xdp_leases_client ON dhcp_xdp_leases (client_key);
 CREATE INDEX dhcp_xdp_leases_change ON dhcp_xdp_leases (change);
-CREATE INDEX dhcp_xdp_leases_node ON dhcp_xdp_leases (node);
 CREATE FUNCTION dhcp_xdp_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.client_key <> NEW.client_key AND OLD.state IN (0, 1, 4)
@@ -56,7 +59,7 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
-    FOR EACH ROW EXECUTE FUNCTION dhcp_xdp_guard();
+    FOR EACH ROW WHEN (OLD.client_key IS DISTINCT FROM NEW.client_key) EXECUTE FUNCTION dhcp_xdp_guard();
 "#,
 ];
 

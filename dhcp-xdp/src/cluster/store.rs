@@ -148,7 +148,7 @@ impl PgStore {
         if let Err(e) = crate::privileges::drop_for_this_thread() {
             tracing::warn!("database syncer {slot}: could not drop capabilities: {e}");
         }
-        let mut client: Option<Client> = None;
+        let mut conn: Option<Conn> = None;
         let mut batch: Vec<(u64, Change)> = vec![];
         let mut backoff = Duration::from_millis(10);
         let mut failing_since: Option<(Instant, String)> = None;
@@ -170,11 +170,11 @@ impl PgStore {
                 continue;
             }
             let t = Instant::now();
-            let result = match client.as_mut() {
+            let result = match conn.as_mut() {
                 Some(c) => Ok(c),
-                None => connect(&s.url).map(|c| client.insert(c)),
+                None => Conn::open(&s.url).map(|c| conn.insert(c)),
             }
-            .and_then(|c| commit(c, &s.node, &batch).map(|refused| (c, refused)))
+            .and_then(|c| commit(c, &s.node, &batch).map(|refused| (&mut c.client, refused)))
             .and_then(|(c, refused)| {
                 // The rows that beat ours, for the lease tables.
                 if refused.is_empty() {
@@ -218,8 +218,8 @@ impl PgStore {
                     sync.failed_through.store(target, Ordering::Release);
                     s.health.failed_rounds.fetch_add(1, Ordering::Relaxed);
                     s.health.failing.store(true, Ordering::Relaxed);
-                    if client.as_ref().is_none_or(Client::is_closed) {
-                        client = None;
+                    if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                        conn = None;
                     }
                     let msg = describe(&e);
                     if failing_since.as_ref().is_none_or(|(_, m)| *m != msg) {
@@ -240,9 +240,47 @@ impl PgStore {
     }
 }
 
-/// Commits `batch` (numbered changes, any order) in one transaction; returns the addresses
-/// whose upsert the database refused (held by another client).
-fn commit(client: &mut Client, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ipv4Addr>, postgres::Error> {
+/// The one statement a round commits: its data-modifying CTE and the upsert run as one
+/// statement, so one round trip and one transaction (one WAL flush) per batch. The DELETE never
+/// touches an address the INSERT writes (`NOT address = ANY`), so no row is changed twice.
+const COMMIT_SQL: &str = "WITH gone AS (
+     DELETE FROM dhcp_xdp_leases l
+      WHERE l.client_key = ANY($11::bytea[]) AND NOT (l.address = ANY($1::bigint[]))
+        AND (l.node = $10 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now())))
+ INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq)
+ SELECT a, k, h, s, e, st, c, r, $10, q
+   FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::smallint[],
+               $7::bigint[], $8::bigint[], $9::bigint[]) AS t(a, k, h, s, e, st, c, r, q)
+ ON CONFLICT (address) DO UPDATE SET client_key = EXCLUDED.client_key, hwaddr = EXCLUDED.hwaddr,
+     subnet = EXCLUDED.subnet, expires = EXCLUDED.expires, state = EXCLUDED.state,
+     circuit = EXCLUDED.circuit, remote = EXCLUDED.remote, node = EXCLUDED.node, seq = EXCLUDED.seq,
+     change = nextval('dhcp_xdp_change')
+ WHERE (l.client_key = EXCLUDED.client_key AND (l.node <> EXCLUDED.node OR l.seq <= EXCLUDED.seq))
+    OR (l.client_key <> EXCLUDED.client_key
+        AND (l.state NOT IN (0, 1, 4) OR l.expires <= extract(epoch FROM now())))
+ RETURNING address";
+
+/// A syncer's connection and its prepared commit statement.
+struct Conn {
+    client: Client,
+    commit: postgres::Statement,
+}
+
+impl Conn {
+    fn open(url: &str) -> Result<Self, postgres::Error> {
+        let mut client = connect(url)?;
+        // The statement's plan is made once and cached; made while the table was small it would
+        // scan the whole table for the DELETE once it holds every lease. The only scan it needs
+        // is the client-key index's.
+        client.batch_execute("SET enable_seqscan = off")?;
+        let commit = client.prepare(COMMIT_SQL)?;
+        Ok(Self { client, commit })
+    }
+}
+
+/// Commits `batch` (numbered changes, any order) in one statement; returns the addresses whose
+/// upsert the database refused (held by another client).
+fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ipv4Addr>, postgres::Error> {
     // The newest change of each key wins, then the newest upsert of each address.
     let mut last: HashMap<ClientKey, (u64, Change)> = HashMap::with_capacity(batch.len());
     for &(seq, c) in batch {
@@ -289,37 +327,13 @@ fn commit(client: &mut Client, node: &str, batch: &[(u64, Change)]) -> Result<Ve
         remote.push(i64::from(l.tags.remote));
         seqs.push(*seq as i64);
     }
-    let mut tx = client.transaction()?;
-    // Removed keys go, and so does a moved key's row on its old address. Only this node's rows
-    // or rows that hold nothing any more: a key another node has since bound stays.
-    tx.execute(
-        "DELETE FROM dhcp_xdp_leases l USING (
-             SELECT k, NULL::bigint AS a FROM unnest($1::bytea[]) AS k
-             UNION ALL SELECT k, a FROM unnest($2::bytea[], $3::bigint[]) AS m(k, a)) AS d
-         WHERE l.client_key = d.k AND (d.a IS NULL OR l.address <> d.a)
-           AND (l.node = $4 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now()))",
-        &[&removed, &key, &addr, &node],
-    )?;
-    let applied = if n == 0 {
-        vec![]
-    } else {
-        tx.query(
-            "INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq)
-             SELECT a, k, h, s, e, st, c, r, $10, q
-               FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::smallint[],
-                           $7::bigint[], $8::bigint[], $9::bigint[]) AS t(a, k, h, s, e, st, c, r, q)
-             ON CONFLICT (address) DO UPDATE SET client_key = EXCLUDED.client_key, hwaddr = EXCLUDED.hwaddr,
-                 subnet = EXCLUDED.subnet, expires = EXCLUDED.expires, state = EXCLUDED.state,
-                 circuit = EXCLUDED.circuit, remote = EXCLUDED.remote, node = EXCLUDED.node, seq = EXCLUDED.seq,
-                 change = nextval('dhcp_xdp_change')
-             WHERE (l.client_key = EXCLUDED.client_key AND (l.node <> EXCLUDED.node OR l.seq <= EXCLUDED.seq))
-                OR (l.client_key <> EXCLUDED.client_key
-                    AND (l.state NOT IN (0, 1, 4) OR l.expires <= extract(epoch FROM now())))
-             RETURNING address",
-            &[&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node],
-        )?
-    };
-    tx.commit()?;
+    // Every key of the batch (removed or upserted) loses its rows on addresses outside the
+    // batch: a removed key all of them, a moved key its old address. Only this node's rows or
+    // rows that hold nothing any more: a key another node has since bound stays.
+    let keys: Vec<Vec<u8>> = removed.into_iter().chain(key.iter().cloned()).collect();
+    let applied = conn
+        .client
+        .query(&conn.commit, &[&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node, &keys])?;
     if applied.len() == n {
         return Ok(vec![]);
     }
