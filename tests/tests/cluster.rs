@@ -141,27 +141,28 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     assert!(!on_a.is_empty() && on_a.len() < held.len(), "both nodes answer: {} of {} on a", on_a.len(), held.len());
     check_no_address_twice(&pg, &held);
 
-    // Load on b (renewals of its clients from a second socket) while a dies.
-    let on_b: Vec<([u8; 6], Ipv4Addr)> =
-        held.iter().filter(|(_, h)| h.server == B_IP).map(|(c, h)| (*c, h.addr)).collect();
+    // Load on both (every client renews with its server, from a second socket) while a dies:
+    // a's answers stop, b's go on; no answer is ever anything but an ACK of the same address.
+    let all: Vec<([u8; 6], Held)> = held.iter().map(|(c, h)| (*c, *h)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
-        let (stop, b_mac) = (stop.clone(), lan.hosts[1].mac);
+        let (stop, macs) = (stop.clone(), [(A_IP, lan.hosts[0].mac), (B_IP, lan.hosts[1].mac)]);
         let mut cl = Clients::new(&lan.hosts[2]);
         cl.xid = 0x0800_0000;
         std::thread::spawn(move || {
-            let (mut acks, mut naks) = (0u32, 0u32);
+            let (mut acks_b, mut other) = (0u32, 0u32);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for (c, addr) in &on_b {
-                    for r in cl.renew(*c, *addr, B_IP, b_mac) {
+                for (c, h) in &all {
+                    let mac = macs.iter().find(|m| m.0 == h.server).map(|m| m.1).expect("server mac");
+                    for r in cl.renew(*c, h.addr, h.server, mac) {
                         match r.message_type() {
-                            Some(5) if r.yiaddr() == *addr => acks += 1,
-                            _ => naks += 1,
+                            Some(5) if r.yiaddr() == h.addr => acks_b += u32::from(h.server == B_IP),
+                            _ => other += 1,
                         }
                     }
                 }
             }
-            (acks, naks)
+            (acks_b, other)
         })
     };
     std::thread::sleep(Duration::from_millis(500));
@@ -193,8 +194,8 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     }
     check_no_address_twice(&pg, &held);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (acks, naks) = load.join().expect("load thread");
-    assert!(acks > 0 && naks == 0, "b's renewals during the takeover: {acks} ACKs, {naks} other answers");
+    let (acks, other) = load.join().expect("load thread");
+    assert!(acks > 0 && other == 0, "renewals during the takeover: {acks} ACKs from b, {other} other answers");
 
     // Rejoin: a comes back with every lease from the database and takes its buckets again.
     let a = start(&lan, 0, &cfg_a);
@@ -333,4 +334,51 @@ fn the_schema_is_created_checked_and_upgraded() {
     let msg = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
     assert!(msg.contains("duplicate key"), "{err:?}");
     drop(lan);
+}
+
+/// Real clients (busybox udhcpc on hosts of their own) through the pair: each is answered by
+/// the node its own identifiers hash to — the client identifier udhcpc sends, or chaddr with
+/// `-C` — its lease is the database's row for that client, no two share an address, and a
+/// RELEASE reaches the row.
+#[test]
+fn real_clients_bind_through_the_cluster() {
+    let pg = Postgres::start();
+    let lan = Lan::new(&[Some(A_IP), Some(B_IP), None, None, None, None]);
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    let a = start(&lan, 0, &config(&da, "a", &pg.url()));
+    let b = start(&lan, 1, &config(&db, "b", &pg.url()));
+    wait_for_buckets(&[&a, &b], 128);
+    let mut seen: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for (i, host) in lan.hosts.iter().enumerate().skip(2) {
+        // The last host sends no client identifier: its bucket comes from chaddr.
+        let with_id = i != lan.hosts.len() - 1;
+        let key = if with_id {
+            let id: Vec<u8> = [1u8].iter().chain(&host.mac).copied().collect();
+            (lb_hash(&id), ClientKey::client_id(&id))
+        } else {
+            (lb_hash(&host.mac), ClientKey::hw(1, &host.mac))
+        };
+        let expected = if key.0.is_multiple_of(2) { A_IP } else { B_IP };
+        let extra: &[&str] = if with_id { &[] } else { &["-C"] };
+        let udhcpc = tests::clients::Udhcpc::new();
+        let got = udhcpc.obtain(&host.ns, &host.ifname, true, extra).unwrap_or_else(|| panic!("host {i}: no lease"));
+        let addr: Ipv4Addr = got["ip"].parse().expect("ip");
+        assert_eq!(got["serverid"], expected.to_string(), "host {i} (bucket {}) answered by the other node", key.0);
+        if let Some(other) = seen.insert(addr, i) {
+            panic!("{addr} given to hosts {other} and {i}");
+        }
+        // udhcpc has released it (SIGTERM with -R): the row says so, and it is this client's.
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                pg.client()
+                    .query_opt(
+                        "SELECT client_key, state FROM dhcp_xdp_leases WHERE address = $1",
+                        &[&i64::from(u32::from(addr))],
+                    )
+                    .expect("row")
+                    .is_some_and(|r| r.get::<_, Vec<u8>>(0) == key.1.as_bytes() && r.get::<_, i16>(1) == 2)
+            }),
+            "host {i}: no released row of its own for {addr}"
+        );
+    }
 }
