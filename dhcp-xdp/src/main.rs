@@ -622,6 +622,8 @@ fn report_engine(sh: &Shared, last: bool) {
 fn db(action: DbAction, url: &str) -> anyhow::Result<()> {
     use dhcp_xdp::cluster::{redact, schema, store::connect};
     let mut c = connect(url).with_context(|| format!("connecting to {}", redact(url)))?;
+    // A migration of a large lease table may take longer than a daemon's statements may.
+    c.batch_execute("SET statement_timeout = 0")?;
     match action {
         DbAction::Init | DbAction::Upgrade => {
             let (from, to) = if action == DbAction::Init { schema::init(&mut c)? } else { schema::upgrade(&mut c)? };

@@ -103,6 +103,34 @@ fn wait_for_buckets(daemons: &[&Daemon], n: u32) {
     }
 }
 
+/// Each of `which` rebinds: exactly one ACK comes, from `server(client)`, with its address.
+fn rebind_each(
+    clients: &mut Clients,
+    held: &mut HashMap<[u8; 6], Held>,
+    which: &[[u8; 6]],
+    server: impl Fn(&[u8; 6]) -> Ipv4Addr,
+    when: &str,
+) {
+    for c in which {
+        let h = held[c];
+        let replies = clients.rebind(*c, h.addr, 8);
+        let acks: Vec<&Reply> = replies.iter().filter(|r| r.message_type() == Some(5)).collect();
+        assert_eq!(acks.len(), 1, "{c:02x?} {when}: {} ACKs", acks.len());
+        assert_eq!((acks[0].yiaddr(), acks[0].server_id()), (h.addr, Some(server(c))), "{c:02x?} {when}");
+        held.insert(*c, Held { addr: h.addr, server: server(c) });
+    }
+}
+
+/// `n` new clients (chaddr group `group`) bind, every one by `server`.
+fn bind_new(clients: &mut Clients, held: &mut HashMap<[u8; 6], Held>, group: u8, n: u8, server: Ipv4Addr) {
+    for i in 0..n {
+        let c = chaddr(group, i);
+        let h = clients.bind(c).unwrap_or_else(|| panic!("new client {i} of group {group} not bound"));
+        assert_eq!(h.server, server, "new client {i} of group {group}");
+        held.insert(c, h);
+    }
+}
+
 fn wait_logged(d: &Daemon, text: &str, limit: Duration) {
     assert!(
         wait_until(limit, || logged(d, text)),
@@ -178,20 +206,9 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     println!("takeover: first rebind ACK {:.2?} after SIGKILL", killed.elapsed());
     assert_eq!((ack.yiaddr(), ack.server_id()), (first_held.addr, Some(B_IP)));
     wait_logged(&b, "node a silent", Duration::from_secs(5));
-    for c in &on_a {
-        let h = held[c];
-        let replies = clients.rebind(*c, h.addr, 5);
-        let ack = replies.iter().find(|r| r.message_type() == Some(5)).unwrap_or_else(|| panic!("{c:02x?}: no ACK"));
-        assert_eq!((ack.yiaddr(), ack.server_id()), (h.addr, Some(B_IP)), "{c:02x?} rebinding");
-        held.insert(*c, Held { addr: h.addr, server: B_IP });
-    }
+    rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "after the takeover");
     // New clients: all on b now, on free addresses.
-    for i in 0..16 {
-        let c = chaddr(2, i);
-        let h = clients.bind(c).unwrap_or_else(|| panic!("new client {i} not bound after the takeover"));
-        assert_eq!(h.server, B_IP);
-        held.insert(c, h);
-    }
+    bind_new(&mut clients, &mut held, 2, 16, B_IP);
     check_no_address_twice(&pg, &held);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (acks, other) = load.join().expect("load thread");
@@ -201,13 +218,8 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     let a = start(&lan, 0, &cfg_a);
     wait_logged(&b, "node a joined", Duration::from_secs(10));
     wait_for_buckets(&[&a, &b], 128);
-    for (c, h) in held.clone() {
-        let replies = clients.rebind(c, h.addr, 5);
-        let acks: Vec<&Reply> = replies.iter().filter(|r| r.message_type() == Some(5)).collect();
-        assert_eq!(acks.len(), 1, "{c:02x?}: one ACK expected, got {}", acks.len());
-        assert_eq!((acks[0].yiaddr(), acks[0].server_id()), (h.addr, Some(expected_server(&c))), "{c:02x?}");
-        held.insert(c, Held { addr: h.addr, server: expected_server(&c) });
-    }
+    let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
+    rebind_each(&mut clients, &mut held, &everyone, expected_server, "after the rejoin");
     check_no_address_twice(&pg, &held);
     for d in [a, b] {
         let exit = d.signal_and_wait(Signal::SIGTERM);
@@ -249,32 +261,15 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
     wait_logged(&a, "cannot commit leases", Duration::from_secs(5));
     wait_logged(&a, "serving no buckets", Duration::from_secs(10));
     wait_logged(&b, "node a silent", Duration::from_secs(10));
-    for c in &on_a {
-        let h = held[c];
-        let replies = clients.rebind(*c, h.addr, 5);
-        let acks: Vec<&Reply> = replies.iter().filter(|r| r.message_type() == Some(5)).collect();
-        assert_eq!(acks.len(), 1, "{c:02x?}: exactly b's ACK");
-        assert_eq!((acks[0].yiaddr(), acks[0].server_id()), (h.addr, Some(B_IP)));
-        held.insert(*c, Held { addr: h.addr, server: B_IP });
-    }
-    for i in 0..8 {
-        let c = chaddr(4, i);
-        let h = clients.bind(c).unwrap_or_else(|| panic!("new client {i} not bound during the partition"));
-        assert_eq!(h.server, B_IP);
-        held.insert(c, h);
-    }
+    rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "during the partition");
+    bind_new(&mut clients, &mut held, 4, 8, B_IP);
     check_no_address_twice(&pg, &held);
 
     relay.mend();
     wait_logged(&a, "database reachable again", Duration::from_secs(10));
     wait_for_buckets(&[&a, &b], 128);
-    for (c, h) in held.clone() {
-        let replies = clients.rebind(c, h.addr, 8);
-        let acks: Vec<&Reply> = replies.iter().filter(|r| r.message_type() == Some(5)).collect();
-        assert_eq!(acks.len(), 1, "{c:02x?} after the partition");
-        assert_eq!((acks[0].yiaddr(), acks[0].server_id()), (h.addr, Some(expected_server(&c))), "{c:02x?}");
-        held.insert(c, Held { addr: h.addr, server: expected_server(&c) });
-    }
+    let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
+    rebind_each(&mut clients, &mut held, &everyone, expected_server, "after the partition");
     check_no_address_twice(&pg, &held);
 }
 

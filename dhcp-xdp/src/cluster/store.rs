@@ -55,10 +55,22 @@ pub fn describe(e: &postgres::Error) -> String {
     }
 }
 
-/// Connects to `url`.
+/// How long a statement may take before the server cancels it, and how long a TCP peer may stay
+/// silent (keepalives, unacknowledged data) before the connection is given up: a node must
+/// notice a database that went away in about a takeover's time, not the kernel's hours.
+pub const STATEMENT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Connects to `url` (with [`STATEMENT_LIMIT`]).
 pub fn connect(url: &str) -> Result<Client, postgres::Error> {
     let mut cfg: postgres::Config = url.parse()?;
-    cfg.application_name("dhcp-xdp").connect_timeout(Duration::from_secs(3));
+    cfg.application_name("dhcp-xdp")
+        .connect_timeout(Duration::from_secs(3))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(1))
+        .keepalives_interval(Duration::from_secs(1))
+        .keepalives_retries(3)
+        .tcp_user_timeout(STATEMENT_LIMIT)
+        .options(&format!("-c statement_timeout={}", STATEMENT_LIMIT.as_millis()));
     cfg.connect(NoTls)
 }
 
