@@ -944,6 +944,11 @@ fn start_engine(
 /// Reloads the configuration (SIGHUP, `config-reload`); says what happened.
 fn reload(sh: &Shared, args: &RunArgs, iface: &Interface, steering_key: u32) -> Result<String, String> {
     match load_config(args, iface, Some(steering_key), steering_key) {
+        Ok(cfg) if cfg.cluster != sh.runtime().cfg.cluster => {
+            let msg = "the [cluster] section cannot change while the daemon runs (restart it); old configuration kept";
+            tracing::warn!("reload: rejected: {msg}");
+            Err(msg.to_owned())
+        }
         Ok(cfg) => {
             let msg = serve::reload(sh, cfg);
             tracing::info!("reload: {msg}");

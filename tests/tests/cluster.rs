@@ -377,3 +377,36 @@ fn real_clients_bind_through_the_cluster() {
         );
     }
 }
+
+/// A reload that changes the pools rebuilds the lease tables; the node registers the new
+/// blocks, grants its own again and goes on binding. A reload that changes `[cluster]` is
+/// refused (the old configuration stays).
+#[test]
+fn a_reload_keeps_a_cluster_node_serving() {
+    let pg = Postgres::start();
+    let lan = Lan::new(&[Some(A_IP), None, None]);
+    let dir = TempDir::new("dxcl");
+    let cfg = config(&dir, "a", &pg.url());
+    let a = start(&lan, 0, &cfg);
+    wait_for_buckets(&[&a], 256);
+    let mut clients = Clients::new(&lan.hosts[2]);
+    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
+    bind_new(&mut clients, &mut held, 5, 6, A_IP);
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("198.18.0.10-198.18.0.199", "198.18.0.10-198.18.0.229")).expect("write");
+    let _ = nix::sys::signal::kill(a.pid(), Signal::SIGHUP);
+    wait_logged(&a, "reload: ", Duration::from_secs(5));
+    let blocks =
+        || -> i64 { pg.client().query_one("SELECT count(*) FROM dhcp_xdp_blocks", &[]).expect("blocks").get(0) };
+    assert!(wait_until(Duration::from_secs(5), || blocks() == 14), "the widened pool's blocks: {}", blocks());
+    bind_new(&mut clients, &mut held, 6, 6, A_IP);
+    let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
+    rebind_each(&mut clients, &mut held, &everyone, |_| A_IP, "after the reload");
+    check_no_address_twice(&pg, &held);
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("block-size = 16", "block-size = 32")).expect("write");
+    let _ = nix::sys::signal::kill(a.pid(), Signal::SIGHUP);
+    wait_logged(&a, "reload: rejected: the [cluster] section cannot change", Duration::from_secs(5));
+    bind_new(&mut clients, &mut held, 7, 4, A_IP);
+    check_no_address_twice(&pg, &held);
+}
