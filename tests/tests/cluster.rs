@@ -89,6 +89,21 @@ fn check_no_address_twice(pg: &Postgres, held: &HashMap<[u8; 6], Held>) {
     }
 }
 
+/// The value of the metric line starting with `series` (name and labels) at `addr`/metrics,
+/// fetched from inside `ns`.
+fn metric(ns: &tests::Netns, addr: &str, series: &str) -> Option<f64> {
+    use std::io::{Read as _, Write as _};
+    let addr = addr.to_owned();
+    let body = ns.enter(move || {
+        let mut s = std::net::TcpStream::connect(&addr).expect("metrics listener");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("response");
+        body
+    });
+    body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
 /// Waits until each daemon's latest bucket line says it serves `n`.
 fn wait_for_buckets(daemons: &[&Daemon], n: u32) {
     for d in daemons {
@@ -237,8 +252,14 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
     let relay = Relay::new(&pg.socket_dir);
     let lan = lan();
     let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
-    let a = start(&lan, 0, &config(&da, "a", &pg.url_via(relay.dir.path())));
+    let a = Daemon::start(
+        &lan.hosts[0].ns,
+        &lan.hosts[0].ifname,
+        &["--config", &config(&da, "a", &pg.url_via(relay.dir.path())), "--workers", "1", "--metrics", "198.18.0.2:9187"],
+    );
     let b = start(&lan, 1, &config(&db, "b", &pg.url()));
+    let gauge = |name: &str| metric(&lan.hosts[0].ns, "198.18.0.2:9187", &format!("{name}{{node=\"a\"}}"));
+    assert_eq!((gauge("dhcp_xdp_cluster_database_up"), gauge("dhcp_xdp_cluster_commit_failing")), (Some(1.0), Some(0.0)));
     wait_for_buckets(&[&a, &b], 128);
     let mut clients = Clients::new(&lan.hosts[2]);
     let mut held: HashMap<[u8; 6], Held> = HashMap::new();
@@ -259,6 +280,9 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
         assert!(!replies.iter().any(|r| r.message_type() == Some(5)), "a ACKed without the database");
     }
     wait_logged(&a, "cannot commit leases", Duration::from_secs(5));
+    assert_eq!(gauge("dhcp_xdp_cluster_commit_failing"), Some(1.0), "the metrics say a cannot commit");
+    assert!(wait_until(Duration::from_secs(5), || gauge("dhcp_xdp_cluster_database_up") == Some(0.0)));
+    assert_eq!(gauge("dhcp_xdp_cluster_buckets"), Some(0.0), "a stood down");
     wait_logged(&a, "serving no buckets", Duration::from_secs(10));
     wait_logged(&b, "node a silent", Duration::from_secs(10));
     rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "during the partition");
@@ -267,6 +291,7 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
 
     relay.mend();
     wait_logged(&a, "database reachable again", Duration::from_secs(10));
+    assert!(wait_until(Duration::from_secs(5), || gauge("dhcp_xdp_cluster_database_up") == Some(1.0)));
     wait_for_buckets(&[&a, &b], 128);
     let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
     rebind_each(&mut clients, &mut held, &everyone, expected_server, "after the partition");
