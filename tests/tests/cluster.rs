@@ -255,11 +255,21 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
     let a = Daemon::start(
         &lan.hosts[0].ns,
         &lan.hosts[0].ifname,
-        &["--config", &config(&da, "a", &pg.url_via(relay.dir.path())), "--workers", "1", "--metrics", "198.18.0.2:9187"],
+        &[
+            "--config",
+            &config(&da, "a", &pg.url_via(relay.dir.path())),
+            "--workers",
+            "1",
+            "--metrics",
+            "198.18.0.2:9187",
+        ],
     );
     let b = start(&lan, 1, &config(&db, "b", &pg.url()));
     let gauge = |name: &str| metric(&lan.hosts[0].ns, "198.18.0.2:9187", &format!("{name}{{node=\"a\"}}"));
-    assert_eq!((gauge("dhcp_xdp_cluster_database_up"), gauge("dhcp_xdp_cluster_commit_failing")), (Some(1.0), Some(0.0)));
+    assert_eq!(
+        (gauge("dhcp_xdp_cluster_database_up"), gauge("dhcp_xdp_cluster_commit_failing")),
+        (Some(1.0), Some(0.0))
+    );
     wait_for_buckets(&[&a, &b], 128);
     let mut clients = Clients::new(&lan.hosts[2]);
     let mut held: HashMap<[u8; 6], Held> = HashMap::new();
@@ -403,17 +413,43 @@ fn real_clients_bind_through_the_cluster() {
     }
 }
 
-/// A reload that changes the pools rebuilds the lease tables; the node registers the new
-/// blocks, grants its own again and goes on binding. A reload that changes `[cluster]` is
-/// refused (the old configuration stays).
+/// Operating a node: an API edit (`lease4-add` through the control channel) is in the
+/// database when it is answered; a reload that changes the pools rebuilds the lease tables, and
+/// the node registers the new blocks, grants its own again and goes on binding; a reload that
+/// changes `[cluster]` is refused (the old configuration stays).
 #[test]
-fn a_reload_keeps_a_cluster_node_serving() {
+fn a_cluster_node_is_operated_like_any_other() {
     let pg = Postgres::start();
     let lan = Lan::new(&[Some(A_IP), None, None]);
     let dir = TempDir::new("dxcl");
     let cfg = config(&dir, "a", &pg.url());
-    let a = start(&lan, 0, &cfg);
+    let socket = dir.path().join("control.sock");
+    let socket = socket.to_str().expect("utf8");
+    let a = Daemon::start(
+        &lan.hosts[0].ns,
+        &lan.hosts[0].ifname,
+        &["--config", &cfg, "--workers", "1", "--control-socket", socket],
+    );
     wait_for_buckets(&[&a], 256);
+    // An API edit is committed to the database before it is answered.
+    let out = Command::new(daemon_bin())
+        .args(["ctl", "--socket", socket, "lease4-add"])
+        .arg(r#"{"ip-address": "198.18.0.150", "hw-address": "02:bb:00:00:00:01"}"#)
+        .output()
+        .expect("dhcp-xdp ctl");
+    assert!(out.status.success(), "{out:?}");
+    let row = pg
+        .client()
+        .query_opt(
+            "SELECT client_key, node FROM dhcp_xdp_leases WHERE address = $1",
+            &[&i64::from(u32::from(Ipv4Addr::new(198, 18, 0, 150)))],
+        )
+        .expect("query");
+    assert!(
+        row.is_some_and(|r| r.get::<_, Vec<u8>>(0) == ClientKey::hw(1, &[2, 0xbb, 0, 0, 0, 1]).as_bytes()
+            && r.get::<_, String>(1) == "a"),
+        "lease4-add not in the database when answered"
+    );
     let mut clients = Clients::new(&lan.hosts[2]);
     let mut held: HashMap<[u8; 6], Held> = HashMap::new();
     bind_new(&mut clients, &mut held, 5, 6, A_IP);
