@@ -414,7 +414,7 @@ fn real_clients_bind_through_the_cluster() {
 }
 
 /// Operating a node: an API edit (`lease4-add` through the control channel) is in the
-/// database when it is answered; a reload that changes the pools rebuilds the lease tables, and
+/// database when it is answered; a DECLINE puts the address on probation there; a reload that changes the pools rebuilds the lease tables, and
 /// the node registers the new blocks, grants its own again and goes on binding; a reload that
 /// changes `[cluster]` is refused (the old configuration stays).
 #[test]
@@ -464,6 +464,23 @@ fn a_cluster_node_is_operated_like_any_other() {
     let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
     rebind_each(&mut clients, &mut held, &everyone, |_| A_IP, "after the reload");
     check_no_address_twice(&pg, &held);
+    // A DECLINE: the client's binding goes, the address is on probation in the database.
+    let (c, h) = held.iter().map(|(c, h)| (*c, *h)).next().expect("a client");
+    let mut decline = tests::frames::Request::discover(lan.hosts[2].mac, c, 0x0dec_0001);
+    decline.options = vec![53, 1, 4, 50, 4];
+    decline.options.extend_from_slice(&h.addr.octets());
+    decline.options.extend_from_slice(&[54, 4]);
+    decline.options.extend_from_slice(&A_IP.octets());
+    let mut link = tests::frames::Link::open(&lan.hosts[2].ns, &lan.hosts[2].ifname);
+    link.send(&decline.build());
+    let state = || -> Option<i16> {
+        pg.client()
+            .query_opt("SELECT state FROM dhcp_xdp_leases WHERE address = $1", &[&i64::from(u32::from(h.addr))])
+            .expect("query")
+            .map(|r| r.get(0))
+    };
+    assert!(wait_until(Duration::from_secs(5), || state() == Some(4)), "declined row: {:?}", state());
+    held.remove(&c);
     let text = std::fs::read_to_string(&cfg).expect("config");
     std::fs::write(&cfg, text.replace("block-size = 16", "block-size = 32")).expect("write");
     let _ = nix::sys::signal::kill(a.pid(), Signal::SIGHUP);

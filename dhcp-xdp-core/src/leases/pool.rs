@@ -310,9 +310,13 @@ impl LeaseDb {
 
     /// Cluster mode: takes in a lease another node committed (read from the shared database):
     /// it replaces whatever this node remembered on that address, without a change to commit.
+    ///
+    /// A row of the same client on the same address that ends no later than what this node
+    /// holds is older news (this node renewed it since, and its own commit is on the way or
+    /// done): it is not taken, so the tables never step back in time.
     pub fn absorb(&self, l: Lease, now: u32) {
         let existing = self.lease_at(l.addr);
-        if existing.is_some_and(|(_, e)| e == l) {
+        if existing.is_some_and(|(_, e)| e == l || (e.key == l.key && e.expires >= l.expires)) {
             return;
         }
         // Nothing to journal: the database this came from has it.

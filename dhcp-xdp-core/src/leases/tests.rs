@@ -337,6 +337,11 @@ fn cluster_blocks_gate_what_new_clients_get() {
     };
     db.absorb(foreign, 1014);
     assert_eq!(db.lease_at(blocks[2].first).map(|x| x.1), Some(foreign));
+    // Older news of the same client (an earlier expiry) is not taken; newer is.
+    db.absorb(Lease { expires: 4000, ..foreign }, 1014);
+    assert_eq!(db.lease_at(blocks[2].first).map(|x| x.1.expires), Some(5000));
+    db.absorb(Lease { expires: 6000, ..foreign }, 1014);
+    assert_eq!(db.lease_at(blocks[2].first).map(|x| x.1.expires), Some(6000));
     for i in 100..115u8 {
         let (k, m) = key(i);
         let (a, _) = db.lock(db.shard_of(&m)).offer(1014, 30, &k, m, &[1], None, None).unwrap();

@@ -1,9 +1,11 @@
 //! The shared database as the lease store of record: a syncer thread and connection per
-//! worker takes the worker's batches and commits them in one transaction (a DELETE of the
-//! removed and moved keys, one multi-row INSERT … ON CONFLICT over arrays), so a round trip
-//! is paid per batch of many leases, never per packet. An upsert whose address another client
-//! holds is skipped by its `WHERE` (the schema's rule): that batch's replies never leave, and the
-//! winning row is queued for the control loop to take into the lease tables.
+//! worker takes the worker's batches and commits each round in one prepared statement (a
+//! data-modifying CTE for moved keys and one multi-row INSERT … ON CONFLICT over arrays; a
+//! DELETE of removed keys before it, in the same transaction, when the round has any), so a
+//! round trip is paid per batch of many leases, never per packet. An upsert whose address
+//! another client holds is skipped by its `WHERE` (the schema's rule): that round's replies
+//! never leave, and the winning row is queued for the control loop to take into the lease
+//! tables. A round that fails is dropped, not retried: nothing in it was promised.
 
 use std::{
     net::Ipv4Addr,
@@ -227,6 +229,10 @@ impl PgStore {
                     }
                 }
                 Err(e) => {
+                    // Unlike the journal's records, these are not kept for the next round: none
+                    // was promised (the replies stay home), and replayed after a partition they
+                    // could undo what another node did meanwhile (a stale renewal or RELEASE).
+                    batch.clear();
                     sync.failed_through.store(target, Ordering::Release);
                     s.health.failed_rounds.fetch_add(1, Ordering::Relaxed);
                     s.health.failing.store(true, Ordering::Relaxed);
@@ -236,8 +242,8 @@ impl PgStore {
                     let msg = describe(&e);
                     if failing_since.as_ref().is_none_or(|(_, m)| *m != msg) {
                         tracing::error!(
-                            "cluster: cannot commit leases to the database ({msg}); withholding ACKs until it works \
-                             (syncer {slot})"
+                            "cluster: cannot commit leases to the database ({msg}); withholding ACKs until it works, \
+                             the changes of failed rounds are dropped (syncer {slot})"
                         );
                         failing_since = Some((failing_since.map_or_else(Instant::now, |f| f.0), msg));
                     }
@@ -252,12 +258,19 @@ impl PgStore {
     }
 }
 
-/// The one statement a round commits: its data-modifying CTE and the upsert run as one
-/// statement, so one round trip and one transaction (one WAL flush) per batch. The DELETE never
-/// touches an address the INSERT writes (`NOT address = ANY`), so no row is changed twice.
-const COMMIT_SQL: &str = "WITH gone AS (
+/// The one statement a round commits: its data-modifying CTE (an upserted key's rows on other
+/// addresses: the client moved) and the upsert run as one statement, so one round trip and one
+/// transaction (one WAL flush) per batch. The DELETE never touches an address the INSERT writes
+/// (`NOT address = ANY`), so no row is changed twice. Rows are deleted only when this node
+/// wrote them or they hold nothing any more: a key another node has since bound stays.
+///
+/// The upsert's rule: the same client's row is updated in this node's own order (`seq`), and
+/// from another node unless that would shorten a binding other than by a RELEASE (a node that
+/// had not yet seen the other's renewal, expiring or renewing from older news); another
+/// client's row only once it holds nothing.
+const COMMIT_SQL: &str = "WITH moved AS (
      DELETE FROM dhcp_xdp_leases l
-      WHERE l.client_key = ANY($11::bytea[]) AND NOT (l.address = ANY($1::bigint[]))
+      WHERE l.client_key = ANY($2::bytea[]) AND NOT (l.address = ANY($1::bigint[]))
         AND (l.node = $10 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now())))
  INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq)
  SELECT a, k, h, s, e, st, c, r, $10, q
@@ -267,15 +280,23 @@ const COMMIT_SQL: &str = "WITH gone AS (
      subnet = EXCLUDED.subnet, expires = EXCLUDED.expires, state = EXCLUDED.state,
      circuit = EXCLUDED.circuit, remote = EXCLUDED.remote, node = EXCLUDED.node, seq = EXCLUDED.seq,
      change = nextval('dhcp_xdp_change')
- WHERE (l.client_key = EXCLUDED.client_key AND (l.node <> EXCLUDED.node OR l.seq <= EXCLUDED.seq))
+ WHERE (l.client_key = EXCLUDED.client_key AND l.node = EXCLUDED.node AND l.seq <= EXCLUDED.seq)
+    OR (l.client_key = EXCLUDED.client_key AND l.node <> EXCLUDED.node
+        AND (EXCLUDED.state = 2 OR l.state <> 1 OR EXCLUDED.expires >= l.expires))
     OR (l.client_key <> EXCLUDED.client_key
         AND (l.state NOT IN (0, 1, 4) OR l.expires <= extract(epoch FROM now())))
  RETURNING address";
 
-/// A syncer's connection and its prepared commit statement.
+/// Removed keys' rows (rounds with removals only; same rule as the moved rows).
+const REMOVE_SQL: &str = "DELETE FROM dhcp_xdp_leases
+  WHERE client_key = ANY($1::bytea[])
+    AND (node = $2 OR state IN (2, 3) OR expires <= extract(epoch FROM now()))";
+
+/// A syncer's connection and its prepared statements.
 struct Conn {
     client: Client,
     commit: postgres::Statement,
+    remove: postgres::Statement,
 }
 
 impl Conn {
@@ -286,7 +307,8 @@ impl Conn {
         // is the client-key index's.
         client.batch_execute("SET enable_seqscan = off")?;
         let commit = client.prepare(COMMIT_SQL)?;
-        Ok(Self { client, commit })
+        let remove = client.prepare(REMOVE_SQL)?;
+        Ok(Self { client, commit, remove })
     }
 }
 
@@ -339,13 +361,19 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ip
         remote.push(i64::from(l.tags.remote));
         seqs.push(*seq as i64);
     }
-    // Every key of the batch (removed or upserted) loses its rows on addresses outside the
-    // batch: a removed key all of them, a moved key its old address. Only this node's rows or
-    // rows that hold nothing any more: a key another node has since bound stays.
-    let keys: Vec<Vec<u8>> = removed.into_iter().chain(key.iter().cloned()).collect();
-    let applied = conn
-        .client
-        .query(&conn.commit, &[&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node, &keys])?;
+    let params: [&(dyn postgres::types::ToSql + Sync); 10] =
+        [&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node];
+    let applied = if removed.is_empty() {
+        conn.client.query(&conn.commit, &params)?
+    } else {
+        // Removed keys go first, wherever they are (a DECLINE removes the client's binding and
+        // puts the address on probation under another key in the same batch): one transaction.
+        let mut tx = conn.client.transaction()?;
+        tx.execute(&conn.remove, &[&removed, &node])?;
+        let applied = tx.query(&conn.commit, &params)?;
+        tx.commit()?;
+        applied
+    };
     if applied.len() == n {
         return Ok(vec![]);
     }
