@@ -37,6 +37,9 @@ use store::{LEASE_COLUMNS, connect, lease_from_row};
 
 use crate::{ebpf::Buckets, serve::Shared};
 
+/// Heartbeats between two pulls of other nodes' lease changes.
+const PULL_EVERY: u32 = 10;
+
 /// What the membership loop knows, for logs, statistics and metrics.
 #[derive(Debug, Default)]
 pub struct Status {
@@ -352,7 +355,11 @@ impl Membership {
         }
         self.blocks(&rt.db, now)?;
         self.balance(&rt.db, now)?;
-        self.pull(&rt.db, now)?;
+        // The pull scans the lease table (see `pull`): every few heartbeats, and on the first
+        // after a (re)connection.
+        if self.beats_ok.is_multiple_of(PULL_EVERY) {
+            self.pull(&rt.db, now)?;
+        }
         Ok(())
     }
 
@@ -510,7 +517,12 @@ impl Membership {
         Ok(())
     }
 
-    /// Takes in the leases other nodes committed since the last pull.
+    /// Takes in the leases other nodes committed since the last pull. There is no index on the
+    /// change number (one would make every renewal a non-HOT update, writing every index: a
+    /// third of the database's throughput), so this scans the table; it runs every
+    /// [`PULL_EVERY`] heartbeats. Nothing depends on it being fresher: a takeover reads the
+    /// silent node's rows, a start reads them all, a claimed block's rows are read with it,
+    /// and the database refuses what stale tables would get wrong.
     fn pull(&mut self, db: &LeaseDb, now: u32) -> Result<(), postgres::Error> {
         let node = self.cluster.cfg.node.clone();
         let from = self.seen[0];
