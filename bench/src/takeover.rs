@@ -12,15 +12,11 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use tests::{
     Daemon, TempDir,
-    cluster::{Clients, Lan, Postgres, wait_until},
+    cluster::{Clients, Lan, Postgres, serves_buckets, wait_until},
 };
 
 const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-
-fn serving_half(d: &Daemon) -> bool {
-    d.stdout().iter().rev().find(|l| l.contains("buckets (live nodes")).is_some_and(|l| l.contains("serving 128"))
-}
 
 /// One SIGKILL-to-rebind-ACK time.
 fn round(r: u8) -> anyhow::Result<Duration> {
@@ -36,7 +32,7 @@ fn round(r: u8) -> anyhow::Result<Duration> {
         Daemon::start(&lan.hosts[i].ns, &lan.hosts[i].ifname, &["--config", &cfg, "--workers", "1"])
     };
     let (a, b) = (start(0, "a"), start(1, "b"));
-    if !wait_until(Duration::from_secs(15), || serving_half(&a) && serving_half(&b)) {
+    if !wait_until(Duration::from_secs(15), || serves_buckets(&a, 128) && serves_buckets(&b, 128)) {
         bail!("the two nodes did not divide the buckets in 15 s");
     }
     let mut clients = Clients::new(&lan.hosts[2]);

@@ -277,7 +277,9 @@ fn bucket(ctx: &XdpContext, bootp: usize) -> Result<u8, Pass> {
     if !load_bytes(ctx, key_at, &mut buf, key_len) {
         return Err(Pass::Malformed);
     }
-    // RFC 3074: seeded with the length, over the bytes from the last to the first.
+    // RFC 3074: seeded with the length, over the bytes from the last to the first. The same
+    // as `dhcp_xdp_common::lb_hash`, written with a constant loop bound and a masked index for
+    // the verifier (the XDP program test checks the two agree).
     let mut h = key_len as u8;
     let mut i = 0;
     while i < 255 {

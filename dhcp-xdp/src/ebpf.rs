@@ -141,11 +141,19 @@ pub struct Buckets(Array<MapData, u32>);
 impl Buckets {
     /// Serves exactly the buckets whose bits are set (bucket `b`: bit `b % 32` of word `b / 32`).
     pub fn set(&mut self, bits: &[u32; dhcp_xdp_common::buckets::WORDS as usize]) -> Result<(), EbpfError> {
-        for (i, w) in bits.iter().enumerate() {
-            self.0.set(i as u32, *w, 0).map_err(map_err(format!("BUCKETS[{i}]")))?;
-        }
-        Ok(())
+        write_buckets(&mut self.0, bits)
     }
+}
+
+/// Writes the bucket bitmap into a `BUCKETS` map, word by word.
+fn write_buckets<T: std::borrow::BorrowMut<MapData>>(
+    map: &mut Array<T, u32>,
+    bits: &[u32; dhcp_xdp_common::buckets::WORDS as usize],
+) -> Result<(), EbpfError> {
+    for (i, w) in bits.iter().enumerate() {
+        map.set(i as u32, *w, 0).map_err(map_err(format!("BUCKETS[{i}]")))?;
+    }
+    Ok(())
 }
 
 /// The loaded and attached steering program.
@@ -261,13 +269,9 @@ pub fn set_queue_sockets(ebpf: &mut Ebpf, queue: u32, sockets: u32) -> Result<()
 
 /// Writes the `BUCKETS` map of a loaded object (see [`Buckets::set`]).
 pub fn set_buckets(ebpf: &mut Ebpf, bits: &[u32; dhcp_xdp_common::buckets::WORDS as usize]) -> Result<(), EbpfError> {
-    let map: Array<&mut MapData, u32> =
+    let mut map: Array<&mut MapData, u32> =
         ebpf.map_mut("BUCKETS").ok_or(EbpfError::Missing("map BUCKETS"))?.try_into().map_err(map_err("map BUCKETS"))?;
-    let mut map = map;
-    for (i, w) in bits.iter().enumerate() {
-        map.set(i as u32, *w, 0).map_err(map_err(format!("BUCKETS[{i}]")))?;
-    }
-    Ok(())
+    write_buckets(&mut map, bits)
 }
 
 /// Sums the per-CPU verdict counters of a loaded object.

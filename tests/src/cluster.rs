@@ -303,6 +303,12 @@ impl Clients {
     }
 }
 
+/// Whether the daemon's latest bucket line says it serves `n` of the 256 buckets.
+pub fn serves_buckets(d: &crate::Daemon, n: u32) -> bool {
+    let want = format!("serving {n} of 256");
+    d.stdout().iter().rev().find(|l| l.contains("buckets (live nodes")).is_some_and(|l| l.contains(&want))
+}
+
 /// Waits up to `limit` for `f` to hold, polling every 100 ms.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + limit;

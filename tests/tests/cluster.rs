@@ -17,7 +17,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use nix::sys::signal::Signal;
 use tests::{
     Daemon, TempDir,
-    cluster::{Clients, Held, Lan, Postgres, Relay, wait_until},
+    cluster::{Clients, Held, Lan, Postgres, Relay, serves_buckets, wait_until},
     daemon_bin,
     frames::Reply,
 };
@@ -107,12 +107,9 @@ fn metric(ns: &tests::Netns, addr: &str, series: &str) -> Option<f64> {
 /// Waits until each daemon's latest bucket line says it serves `n`.
 fn wait_for_buckets(daemons: &[&Daemon], n: u32) {
     for d in daemons {
-        let want = format!("serving {n} of 256");
         assert!(
-            wait_until(Duration::from_secs(10), || {
-                d.stdout().iter().rev().find(|l| l.contains("buckets (live nodes")).is_some_and(|l| l.contains(&want))
-            }),
-            "not {want}:\n{}",
+            wait_until(Duration::from_secs(10), || serves_buckets(d, n)),
+            "not serving {n} of 256:\n{}",
             d.stdout().join("\n")
         );
     }

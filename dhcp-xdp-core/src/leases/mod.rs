@@ -45,7 +45,7 @@ use directory::Directory;
 mod tests;
 
 pub use key::ClientKey;
-pub use pool::{ClusterBlock, PoolState};
+pub use pool::{ClusterBlock, PoolGrants, PoolState};
 use quota::Quota;
 pub use quota::Tags;
 pub use shard::{Shard, ShardGuard};

@@ -199,6 +199,19 @@ pub struct ClusterBlock {
     pub len: u32,
 }
 
+/// One pool's share in a node's hands (cluster mode), from [`LeaseDb::granted_usage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGrants {
+    /// The pool's first address.
+    pub first: Ipv4Addr,
+    /// Its last address.
+    pub last: Ipv4Addr,
+    /// Addresses in the blocks this node holds.
+    pub held: u64,
+    /// Of those, how many a lease holds now.
+    pub used: u64,
+}
+
 impl LeaseDb {
     /// Every cluster block of every pool (empty outside cluster mode).
     pub fn cluster_blocks(&self) -> Vec<ClusterBlock> {
@@ -269,10 +282,11 @@ impl LeaseDb {
         self.pools[pi].granted.as_ref().is_some_and(|g| g[bi].swap(false, Ordering::AcqRel))
     }
 
-    /// Cluster mode: per pool in config order, the addresses of held blocks and how many of
-    /// them are held by a lease now: what a node compares to decide to claim or return blocks.
-    /// Also returns, per held block, whether any lease holds one of its addresses.
-    pub fn granted_usage(&self, now: u32) -> (Vec<(u64, u64)>, hashbrown::HashMap<Ipv4Addr, u32>) {
+    /// Cluster mode: per pool in config order, its range, the addresses of held blocks and how
+    /// many of them a lease holds now: what a node compares to decide to claim or return
+    /// blocks. Also returns, per held block (by first address), how many of its addresses a
+    /// lease holds.
+    pub fn granted_usage(&self, now: u32) -> (Vec<PoolGrants>, hashbrown::HashMap<Ipv4Addr, u32>) {
         let mut busy: hashbrown::HashMap<Ipv4Addr, u32> = hashbrown::HashMap::new();
         let mut used = vec![0u64; self.pools.len()];
         for s in &self.shards {
@@ -290,11 +304,11 @@ impl LeaseDb {
                 }
             }
         }
-        let sizes = self
+        let pools = self
             .pools
             .iter()
             .zip(used)
-            .map(|(p, u)| {
+            .map(|(p, used)| {
                 let held: u64 = p.granted.as_ref().map_or(0, |g| {
                     g.iter()
                         .enumerate()
@@ -302,10 +316,15 @@ impl LeaseDb {
                         .map(|(i, _)| u64::from(p.cluster_block.min(p.len - i as u32 * p.cluster_block)))
                         .sum()
                 });
-                (held, u)
+                PoolGrants {
+                    first: Ipv4Addr::from(p.start),
+                    last: Ipv4Addr::from(p.start + p.len.saturating_sub(1)),
+                    held,
+                    used,
+                }
             })
             .collect();
-        (sizes, busy)
+        (pools, busy)
     }
 
     /// Cluster mode: takes in a lease another node committed (read from the shared database):

@@ -310,8 +310,9 @@ fn cluster_blocks_gate_what_new_clients_get() {
     assert_eq!(db.lock(db.shard_of(&m)).offer(1000, 30, &k, m, &[1], None, None), Err(LeaseError::NoAddress));
     // A requested address outside the held blocks is not available to a new client.
     assert!(!db.lock(0).available(Ipv4Addr::new(198, 18, 0, 100), &k, 1000));
-    let (sizes, busy) = db.granted_usage(1000);
-    assert_eq!(sizes, vec![(16, 16)]);
+    let (pools, busy) = db.granted_usage(1000);
+    let range = (Ipv4Addr::new(198, 18, 0, 100), Ipv4Addr::new(198, 18, 0, 163));
+    assert_eq!(pools, vec![PoolGrants { first: range.0, last: range.1, held: 16, used: 16 }]);
     assert_eq!(busy.get(&blocks[1].first), Some(&16));
     // Revoked: holders renew, nobody new gets in even after a release.
     assert!(db.revoke(blocks[1].first));

@@ -23,7 +23,7 @@ use std::{
     collections::BTreeSet,
     net::Ipv4Addr,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -55,8 +55,6 @@ pub struct Status {
     pub takeovers: AtomicU64,
     /// Leases other nodes committed that this node took in.
     pub absorbed: AtomicU64,
-    /// Names of the live nodes.
-    pub live: Mutex<Vec<String>>,
 }
 
 /// This node's part in the cluster.
@@ -80,6 +78,14 @@ pub fn bucket_bits(nodes: &[String], me: &str) -> [u32; buckets::WORDS as usize]
         }
     }
     bits
+}
+
+/// Takes lease rows (from a query selecting [`LEASE_COLUMNS`]) into the tables; returns how many.
+fn absorb_rows(db: &LeaseDb, rows: &[postgres::Row], now: u32) -> usize {
+    for l in rows.iter().filter_map(lease_from_row) {
+        db.absorb(l, now);
+    }
+    rows.len()
 }
 
 fn ip_i64(a: Ipv4Addr) -> i64 {
@@ -290,10 +296,7 @@ impl Membership {
     /// One heartbeat: our row, the live nodes and the buckets, our blocks, other nodes' leases.
     fn beat(&mut self) -> Result<(), postgres::Error> {
         let cfg = self.cluster.cfg.clone();
-        if self.client.is_none() {
-            self.client = Some(connect(&cfg.database)?);
-        }
-        let Some(c) = self.client.as_mut() else { return Ok(()) };
+        let c = self.client_mut()?;
         let takeover = f64::from(cfg.takeover_after);
         c.execute("UPDATE dhcp_xdp_nodes SET heartbeat = now() WHERE name = $1", &[&cfg.node])?;
         let mut live: Vec<String> = c
@@ -319,7 +322,6 @@ impl Membership {
         let first = self.live.is_empty();
         self.live = live.clone();
         self.cluster.status.nodes.store(live.len() as u32, Ordering::Relaxed);
-        *self.cluster.status.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
         if !first {
             for n in &joined {
                 tracing::info!("cluster: node {n} joined; buckets divided again");
@@ -332,14 +334,11 @@ impl Membership {
             let rows = self
                 .client_mut()?
                 .query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE node = $1"), &[n])?;
-            for l in rows.iter().filter_map(lease_from_row) {
-                rt.db.absorb(l, now);
-            }
+            let read = absorb_rows(&rt.db, &rows, now);
             self.cluster.status.takeovers.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
-                "cluster: node {n} silent for {}s: taking over its buckets and blocks ({} of its leases read)",
-                cfg.takeover_after,
-                rows.len()
+                "cluster: node {n} silent for {}s: taking over its buckets and blocks ({read} of its leases read)",
+                cfg.takeover_after
             );
         }
         if self.beats_ok == 0 {
@@ -444,9 +443,7 @@ impl Membership {
             ),
             &[&lo, &size],
         )?;
-        for l in rows.iter().filter_map(lease_from_row) {
-            db.absorb(l, now);
-        }
+        absorb_rows(db, &rows, now);
         for b in blocks {
             db.grant(*b, now);
             self.held.insert(*b);
@@ -457,30 +454,31 @@ impl Membership {
 
     /// Keeps enough free addresses in hand per pool: claims blocks (unowned first) when fewer
     /// are free than the last allocation rate needs for two heartbeats (and at least half what
-    /// is in use, and half its share of the pool), hands back one block no lease holds when more than twice that is free.
-    /// Several times a heartbeat, so a burst of new clients waits a fraction of a second.
+    /// is in use, and half its share of the pool), hands back one block no lease holds when
+    /// more than twice that is free. Several times a heartbeat, so a burst of new clients waits
+    /// a fraction of a second.
     fn balance(&mut self, db: &Arc<LeaseDb>, now: u32) -> Result<(), postgres::Error> {
         let cfg = self.cluster.cfg.clone();
         let node = cfg.node.as_str();
         let ttl = f64::from(cfg.takeover_after);
         let block = u64::from(cfg.block_size);
-        let (usage, busy) = db.granted_usage(now);
-        let pools = pool_ranges(&db.cluster_blocks());
+        let (pools, busy) = db.granted_usage(now);
         let elapsed = self.balanced_at.elapsed().as_secs_f64().max(0.05);
         self.balanced_at = Instant::now();
         let mut claimed = vec![];
         let mut returned = vec![];
-        for (i, ((lo, hi), (held, used))) in pools.iter().zip(&usage).enumerate() {
-            let before = self.used.get(i).copied().unwrap_or(*used);
+        for (i, p) in pools.iter().enumerate() {
+            let (lo, hi, held, used) = (p.first, p.last, p.held, p.used);
+            let before = self.used.get(i).copied().unwrap_or(used);
             let per_s = used.saturating_sub(before) as f64 / elapsed;
             // Two heartbeats at the recent rate, half again what is in use, and a floor of half
             // this node's share of the pool: a burst of new clients at start finds addresses in
             // hand instead of waiting for claims (a dropped DISCOVER costs the client a
             // retransmission), and half the pool stays unowned for whoever grows.
-            let share = (u32::from(*hi) - u32::from(*lo) + 1) as u64 / (2 * self.live.len().max(1) as u64);
+            let share = u64::from(u32::from(hi) - u32::from(lo) + 1) / (2 * self.live.len().max(1) as u64);
             let floor = share.max(block);
             let want = floor.max((2.0 * per_s * f64::from(cfg.heartbeat)) as u64).max(used / 2);
-            let free = held.saturating_sub(*used);
+            let free = held.saturating_sub(used);
             if free < want {
                 let k = (want - free).div_ceil(block) as i64;
                 let c = self.client_mut()?;
@@ -491,13 +489,13 @@ impl Membership {
                              WHERE first_addr BETWEEN $3 AND $4 AND (owner IS NULL OR expires < now())
                              ORDER BY owner IS NOT NULL, first_addr LIMIT $5 FOR UPDATE SKIP LOCKED)
                          RETURNING first_addr",
-                        &[&node, &ttl, &ip_i64(*lo), &ip_i64(*hi), &k],
+                        &[&node, &ttl, &ip_i64(lo), &ip_i64(hi), &k],
                     )?
                     .iter()
                     .map(|r| Ipv4Addr::from(r.get::<_, i64>(0) as u32)),
                 );
             } else if free > 2 * want + block
-                && let Some(b) = self.held.iter().find(|b| (*lo..=*hi).contains(*b) && !busy.contains_key(*b)).copied()
+                && let Some(b) = self.held.iter().find(|b| (lo..=hi).contains(*b) && !busy.contains_key(*b)).copied()
             {
                 // Ungranted here first: no client is given one of its addresses from now on.
                 db.revoke(b);
@@ -505,7 +503,7 @@ impl Membership {
                 returned.push(ip_i64(b));
             }
         }
-        self.used = usage.iter().map(|u| u.1).collect();
+        self.used = pools.iter().map(|p| p.used).collect();
         if !returned.is_empty() {
             self.client_mut()?.execute(
                 "UPDATE dhcp_xdp_blocks SET owner = NULL, expires = NULL WHERE first_addr = ANY($1) AND owner = $2",
@@ -531,26 +529,11 @@ impl Membership {
             &[&from, &node],
         )?;
         let top = rows.last().map(|r| r.get::<_, i64>(10)).unwrap_or(self.seen[1]).max(self.seen[1]);
-        for l in rows.iter().filter_map(lease_from_row) {
-            db.absorb(l, now);
-        }
-        self.cluster.status.absorbed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let read = absorb_rows(db, &rows, now);
+        self.cluster.status.absorbed.fetch_add(read as u64, Ordering::Relaxed);
         self.seen = [self.seen[1], top];
         Ok(())
     }
-}
-
-/// First and last address of each pool, in config order (from its blocks).
-fn pool_ranges(blocks: &[dhcp_xdp_core::leases::ClusterBlock]) -> Vec<(Ipv4Addr, Ipv4Addr)> {
-    let mut v: Vec<(Ipv4Addr, Ipv4Addr)> = vec![];
-    for b in blocks {
-        let last = Ipv4Addr::from(u32::from(b.first) + b.len - 1);
-        match v.last_mut() {
-            Some((_, hi)) if u32::from(*hi).wrapping_add(1) == u32::from(b.first) => *hi = last,
-            _ => v.push((b.first, last)),
-        }
-    }
-    v
 }
 
 #[cfg(test)]
@@ -569,19 +552,6 @@ mod tests {
         assert_eq!((count(&bits[0]), count(&bits[1]), count(&bits[2])), (86, 85, 85));
         assert_eq!(bucket_bits(&nodes, "z"), [0; 8], "a node not live serves nothing");
         assert_eq!(bucket_bits(&nodes[..1], "a"), [u32::MAX; 8], "alone, it serves all");
-    }
-
-    #[test]
-    fn pool_ranges_join_adjacent_blocks() {
-        let b = |first: [u8; 4], len: u32| dhcp_xdp_core::leases::ClusterBlock { subnet: 1, first: first.into(), len };
-        let blocks = [b([198, 18, 0, 10], 16), b([198, 18, 0, 26], 5), b([198, 18, 1, 0], 16)];
-        assert_eq!(
-            pool_ranges(&blocks),
-            vec![
-                (Ipv4Addr::new(198, 18, 0, 10), Ipv4Addr::new(198, 18, 0, 30)),
-                (Ipv4Addr::new(198, 18, 1, 0), Ipv4Addr::new(198, 18, 1, 15))
-            ]
-        );
     }
 
     #[test]
