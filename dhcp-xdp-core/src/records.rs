@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_reject_damage() {
-        for c in [Change::Upsert(lease(7, LeaseState::Bound)), Change::Remove(ClientKey::client_id(&[1, 2, 3]))] {
+        for c in [Change::Upsert(lease(7, LeaseState::Bound)), Change::Remove(ClientKey::client_id(&[1, 2, 3], 1))] {
             let mut b = vec![];
             encode(42, &c, &mut b);
             assert_eq!(decode(&b), Some((42, c, b.len())));
@@ -343,8 +343,8 @@ mod tests {
     #[test]
     fn conflicts_keep_the_lease_changed_last() {
         let a = lease(1, LeaseState::Bound);
-        let b = Lease { key: ClientKey::hw(1, &[2, 0, 0, 0, 0, 9]), chaddr: [2, 0, 0, 0, 0, 9], ..a };
-        let old = Lease { key: ClientKey::hw(1, &[2, 0, 0, 0, 0, 8]), state: LeaseState::Expired, expires: 10, ..a };
+        let b = Lease { key: ClientKey::hw(1, &[2, 0, 0, 0, 0, 9], 1), chaddr: [2, 0, 0, 0, 0, 9], ..a };
+        let old = Lease { key: ClientKey::hw(1, &[2, 0, 0, 0, 0, 8], 1), state: LeaseState::Expired, expires: 10, ..a };
         let mut r = Replay::new();
         r.apply(7, Change::Upsert(b));
         r.apply(3, Change::Upsert(a));

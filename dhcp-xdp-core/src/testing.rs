@@ -245,7 +245,7 @@ pub fn msg(options: &[u8]) -> Vec<u8> {
 pub fn lease(i: u8, state: crate::leases::LeaseState) -> crate::leases::Lease {
     let mac = [2, 0, 0, 0, 0, i];
     crate::leases::Lease {
-        key: crate::leases::ClientKey::hw(1, &mac),
+        key: crate::leases::ClientKey::hw(1, &mac, 1),
         chaddr: mac,
         addr: Ipv4Addr::new(198, 18, 0, i),
         expires: 5000,
@@ -289,7 +289,7 @@ impl WarmShard {
         {
             let mut g = db.lock(0);
             for m in &clients {
-                let k = crate::leases::ClientKey::hw(1, m);
+                let k = crate::leases::ClientKey::hw(1, m, 1);
                 let (a, s) = g.offer(1_000, 30, &k, *m, &[1], None, None).expect("offer");
                 g.bind(1_000, k, *m, a, s, 86_400, false).expect("bind");
                 addrs.push(a);

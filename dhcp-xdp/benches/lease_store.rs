@@ -22,7 +22,7 @@ fn leases(n: u32) -> Vec<Lease> {
             let mac = [2, (i >> 24) as u8, (i >> 16) as u8, (i >> 8) as u8, i as u8, 0x42];
             let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i + 1);
             Lease {
-                key: ClientKey::hw(1, &mac),
+                key: ClientKey::hw(1, &mac, 1),
                 chaddr: mac,
                 addr,
                 expires: 2_000_000_000,

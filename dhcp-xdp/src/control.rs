@@ -317,9 +317,8 @@ impl Control {
             "hostname": "",
             "state": state,
         });
-        let key = l.key.as_bytes();
-        if key.first() == Some(&0) {
-            v["client-id"] = json!(colon_hex(&key[1..]));
+        if let Some(id) = l.key.client_id_bytes() {
+            v["client-id"] = json!(colon_hex(id));
         }
         v
     }
@@ -363,8 +362,8 @@ impl Control {
             }
             "client-id" => {
                 let cid = dhcp_xdp_core::config::parse_hex(id).ok_or_else(|| format!("'{id}' is not a client id"))?;
-                let key = ClientKey::client_id(&cid);
-                Ok(db.leases_where(|l| Self::listed(l) && l.key == key))
+                let key = ClientKey::client_id(&cid, 0);
+                Ok(db.leases_where(|l| Self::listed(l) && l.key.same_client(&key)))
             }
             other => Err(format!("identifier-type '{other}' not supported (hw-address, client-id)")),
         }
@@ -470,10 +469,10 @@ impl Control {
         let s = &rt.cfg.subnets[si];
         let key = match args.get("client-id").and_then(Value::as_str) {
             Some(c) => match dhcp_xdp_core::config::parse_hex(c) {
-                Some(b) => ClientKey::client_id(&b),
+                Some(b) => ClientKey::client_id(&b, s.lease_scope),
                 None => return answer(1, format!("'{c}' is not a client id")),
             },
-            None => ClientKey::hw(1, &mac),
+            None => ClientKey::hw(1, &mac, s.lease_scope),
         };
         let now = unix_now();
         let valid = args.get("valid-lft").and_then(Value::as_u64).map(|v| v as u32).unwrap_or(s.lease_time);

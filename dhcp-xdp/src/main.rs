@@ -636,11 +636,14 @@ fn db(action: DbAction, url: &str) -> anyhow::Result<()> {
         DbAction::Status => {
             let Some(v) = schema::version(&mut c)? else { bail!(schema::SchemaError::Missing) };
             println!("schema version {v} (this daemon: {})", schema::SCHEMA_VERSION);
+            for w in dhcp_xdp::cluster::durability_warnings(&mut c)? {
+                println!("warning: {w}");
+            }
             if v != schema::SCHEMA_VERSION {
                 return Ok(());
             }
             for r in c.query(
-                "SELECT n.name, extract(epoch FROM now() - n.heartbeat)::float8, n.addresses,
+                "SELECT n.name, extract(epoch FROM now() - n.heartbeat)::float8, n.addresses, n.host, n.pid,
                         (SELECT count(*) FROM dhcp_xdp_blocks b WHERE b.owner = n.name AND b.expires > now()),
                         (SELECT count(*) FROM dhcp_xdp_leases l WHERE l.node = n.name AND l.state = 1
                             AND l.expires > extract(epoch FROM now()))
@@ -648,12 +651,14 @@ fn db(action: DbAction, url: &str) -> anyhow::Result<()> {
                 &[],
             )? {
                 println!(
-                    "node {} heartbeat {:.1}s ago addresses [{}] blocks {} bound {}",
+                    "node {} heartbeat {:.1}s ago addresses [{}] host {} pid {} blocks {} bound {}",
                     r.get::<_, String>(0),
                     r.get::<_, f64>(1),
                     r.get::<_, String>(2),
-                    r.get::<_, i64>(3),
-                    r.get::<_, i64>(4)
+                    r.get::<_, String>(3),
+                    r.get::<_, i32>(4),
+                    r.get::<_, i64>(5),
+                    r.get::<_, i64>(6)
                 );
             }
             let r = c.query_one(
@@ -821,11 +826,10 @@ fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::path
             let leases: Vec<serde_json::Value> = held
                 .iter()
                 .map(|l| {
-                    let key = l.key.as_bytes();
                     serde_json::json!({
                         "ip-address": l.addr.to_string(),
                         "hw-address": colon_hex(&l.chaddr),
-                        "client-id": if key.first() == Some(&0) { colon_hex(&key[1..]) } else { String::new() },
+                        "client-id": l.key.client_id_bytes().map(colon_hex).unwrap_or_default(),
                         "expire": l.expires,
                         "subnet-id": l.subnet,
                         "state": if l.state == dhcp_xdp_core::leases::LeaseState::Declined { 1 } else { 0 },
@@ -895,7 +899,8 @@ fn start_engine(
         let t = Instant::now();
         let shards = queues.len() * workers as usize;
         let addrs: Vec<String> = iface.ipv4.iter().map(|n| n.addr.to_string()).collect();
-        let (cluster, leases, max_seq) = dhcp_xdp::cluster::Cluster::start(&cl, shards, &addrs.join(" "))?;
+        let scopes: Vec<(u32, u32)> = cfg.subnets.iter().map(|s| (s.id, s.lease_scope)).collect();
+        let (cluster, leases, max_seq) = dhcp_xdp::cluster::Cluster::start(&cl, &scopes, shards, &addrs.join(" "))?;
         let n = leases.len();
         let db = LeaseDb::with_lanes(&cfg, queues.len(), workers as usize, leases, unix_now());
         db.continue_after(max_seq);

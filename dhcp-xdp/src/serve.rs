@@ -420,7 +420,7 @@ mod tests {
         let (mut d, len) = request(&[53, 1, 1, 255]);
         assert!(matches!(h.handle(&meta, &mut d, len), Verdict::Reply(_)));
         assert!(h.end_batch() == Release::Now);
-        let offered = db.lock(0).get(&ClientKey::hw(1, &[2, 0, 0, 0, 0, 1])).expect("offered").addr;
+        let offered = db.lock(0).get(&ClientKey::hw(1, &[2, 0, 0, 0, 0, 1], 1)).expect("offered").addr;
         let selecting = [&[53, 1, 3, 50, 4][..], &offered.octets(), &[54, 4, 198, 18, 0, 1, 255]].concat();
         let (mut a, la) = request(&selecting);
         let (mut b, lb) = request(&[53, 1, 1, 255]);
@@ -442,7 +442,9 @@ mod tests {
         {
             assert!(counts.split(' ').any(|c| c == want), "{want} in {counts}");
         }
-        assert!(db.lock(0).get(&ClientKey::hw(1, &[2, 0, 0, 0, 0, 1])).is_some_and(|l| l.state == LeaseState::Bound));
+        assert!(
+            db.lock(0).get(&ClientKey::hw(1, &[2, 0, 0, 0, 0, 1], 1)).is_some_and(|l| l.state == LeaseState::Bound)
+        );
     }
 
     #[test]
@@ -452,7 +454,7 @@ mod tests {
         for i in 0..6u8 {
             let mac = [2, 0, 0, 0, 0, i];
             let mut g = db.lock(db.shard_of(&mac));
-            let k = ClientKey::hw(1, &mac);
+            let k = ClientKey::hw(1, &mac, 1);
             let (a, s) = g.offer(100, 30, &k, mac, &[1], None, None).expect("offer");
             g.bind(100, k, mac, a, s, 3600, false).expect("bind");
             bound.push((k, mac, a));
@@ -546,7 +548,7 @@ mod tests {
         assert_eq!(yiaddr(&renew, reply_len(v)), addr);
         h1.end_batch();
         let holders: Vec<usize> = (0..db.shard_count())
-            .filter(|&i| db.lock(i).get(&ClientKey::hw(1, &mac)).is_some_and(|l| l.state == LeaseState::Bound))
+            .filter(|&i| db.lock(i).get(&ClientKey::hw(1, &mac, 1)).is_some_and(|l| l.state == LeaseState::Bound))
             .collect();
         assert_eq!(holders, vec![shared.shard_of_worker(&q0)], "one lease, where it was made");
     }
@@ -577,7 +579,7 @@ mod tests {
         let second = yiaddr(&d, n);
         assert_eq!(second, first, "the same client id is offered its address, whichever worker hears it");
         hb.end_batch();
-        let key = ClientKey::client_id(&cid[2..]);
+        let key = ClientKey::client_id(&cid[2..], 1);
         let records = (0..db.shard_count()).filter(|&i| db.lock(i).get(&key).is_some()).count();
         assert_eq!(records, 1);
     }
@@ -662,7 +664,7 @@ mod tests {
         let mut g = rt.db.lock(0);
         for i in 0..11u8 {
             let mac = [2, 0, 0, 0, 5, i];
-            match g.offer(200, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None) {
+            match g.offer(200, 30, &ClientKey::hw(1, &mac, 1), mac, &[1], None, None) {
                 Ok((a, _)) => assert_ne!(a, Ipv4Addr::new(198, 18, 0, 10), "the reserved address was offered"),
                 Err(_) => break,
             }

@@ -82,7 +82,7 @@ fn check_no_address_twice(pg: &Postgres, held: &HashMap<[u8; 6], Held>) {
         let (key, node) = rows.get(&h.addr).unwrap_or_else(|| panic!("no row holds {} of {c:02x?}", h.addr));
         assert_eq!(
             key.as_slice(),
-            ClientKey::hw(1, c).as_bytes(),
+            ClientKey::hw(1, c, 1).as_bytes(),
             "row of {} (node {node}) is another client's",
             h.addr
         );
@@ -335,11 +335,11 @@ fn the_schema_is_created_checked_and_upgraded() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("dhcp-xdp db upgrade"), "{out:?}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 1"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 2"), "{out:?}");
     let out = db("init");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 1"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 2"), "{out:?}");
     let out = db("status");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 1"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 2"), "{out:?}");
     // One row per address; a held address cannot be moved to another client by anyone.
     let mut c = pg.client();
     c.batch_execute(
@@ -381,9 +381,9 @@ fn real_clients_bind_through_the_cluster() {
         let with_id = i != lan.hosts.len() - 1;
         let key = if with_id {
             let id: Vec<u8> = [1u8].iter().chain(&host.mac).copied().collect();
-            (lb_hash(&id), ClientKey::client_id(&id))
+            (lb_hash(&id), ClientKey::client_id(&id, 1))
         } else {
-            (lb_hash(&host.mac), ClientKey::hw(1, &host.mac))
+            (lb_hash(&host.mac), ClientKey::hw(1, &host.mac, 1))
         };
         let expected = if key.0.is_multiple_of(2) { A_IP } else { B_IP };
         let extra: &[&str] = if with_id { &[] } else { &["-C"] };
@@ -443,7 +443,7 @@ fn a_cluster_node_is_operated_like_any_other() {
         )
         .expect("query");
     assert!(
-        row.is_some_and(|r| r.get::<_, Vec<u8>>(0) == ClientKey::hw(1, &[2, 0xbb, 0, 0, 0, 1]).as_bytes()
+        row.is_some_and(|r| r.get::<_, Vec<u8>>(0) == ClientKey::hw(1, &[2, 0xbb, 0, 0, 0, 1], 1).as_bytes()
             && r.get::<_, String>(1) == "a"),
         "lease4-add not in the database when answered"
     );
@@ -484,4 +484,130 @@ fn a_cluster_node_is_operated_like_any_other() {
     wait_logged(&a, "reload: rejected: the [cluster] section cannot change", Duration::from_secs(5));
     bind_new(&mut clients, &mut held, 7, 4, A_IP);
     check_no_address_twice(&pg, &held);
+}
+
+/// Nodes started together on an empty database (after a power cut) both start: creating the
+/// schema is serialised, and one that finds it being made waits. Eight at once, each on its own
+/// connection; before the advisory lock, some saw version 0 and gave up.
+#[test]
+fn nodes_that_start_together_on_an_empty_database_all_start() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let go = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let results: Vec<String> = (0..8)
+        .map(|_| {
+            let (url, go) = (url.clone(), go.clone());
+            std::thread::spawn(move || {
+                let mut c = dhcp_xdp::cluster::store::connect(&url).expect("connect");
+                go.wait();
+                dhcp_xdp::cluster::schema::ensure(&mut c).map_err(|e| e.to_string())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|t| t.join().expect("thread").err())
+        .collect();
+    assert!(results.is_empty(), "some nodes could not start: {results:?}");
+    let v: i32 = pg.client().query_one("SELECT version FROM dhcp_xdp_schema", &[]).expect("version").get(0);
+    assert_eq!(v, dhcp_xdp::cluster::schema::SCHEMA_VERSION);
+}
+
+/// Durable in the database too: the daemon's sessions commit synchronously whatever the
+/// database's default, and a server running with fsync off is named by `db status` (and warned
+/// about at start).
+#[test]
+fn the_database_is_asked_to_be_durable_and_warned_about_when_it_is_not() {
+    let pg = Postgres::start();
+    let mut admin = pg.client();
+    admin.batch_execute("ALTER DATABASE dhcp SET synchronous_commit = off").expect("alter database");
+    let mut c = dhcp_xdp::cluster::store::connect(&pg.url()).expect("connect");
+    let sc: String = c.query_one("SHOW synchronous_commit", &[]).expect("show").get(0);
+    assert_eq!(sc, "on", "a syncer session commits synchronously");
+    assert!(dhcp_xdp::cluster::durability_warnings(&mut c).expect("warnings").is_empty());
+    let out = Command::new(daemon_bin()).args(["db", "init", "--database", &pg.url()]).output().expect("run");
+    assert!(out.status.success(), "{out:?}");
+    admin.batch_execute("ALTER SYSTEM SET fsync = off").expect("fsync off");
+    admin.batch_execute("SELECT pg_reload_conf()").expect("reload");
+    assert!(wait_until(Duration::from_secs(10), || {
+        let mut c = dhcp_xdp::cluster::store::connect(&pg.url()).expect("connect");
+        dhcp_xdp::cluster::durability_warnings(&mut c).expect("warnings").iter().any(|w| w.contains("fsync = off"))
+    }));
+    let out = Command::new(daemon_bin()).args(["db", "status", "--database", &pg.url()]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("warning: the database runs with fsync = off"), "{out:?}");
+}
+
+/// One lease per client per subnet in the database too: the same chaddr holds a row on each of
+/// two subnets, and moving its lease within one subnet (the "moved key" delete) never deletes
+/// its row on the other. Read back, both leases are in the tables.
+#[test]
+fn a_client_holds_a_row_per_subnet_and_moving_one_keeps_the_other() {
+    use dhcp_xdp::store::LeaseStore as _;
+    use dhcp_xdp_core::leases::{Change, Lease, LeaseState, Tags};
+    let pg = Postgres::start();
+    let mut c = dhcp_xdp::cluster::store::connect(&pg.url()).expect("connect");
+    dhcp_xdp::cluster::schema::ensure(&mut c).expect("schema");
+    let store = dhcp_xdp::cluster::PgStore::open(&pg.url(), "a", 1).expect("store");
+    let mac = [2, 0xd0, 0, 0, 0, 1];
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
+    let lease = |addr: Ipv4Addr, subnet: u32| Lease {
+        key: ClientKey::hw(1, &mac, subnet),
+        chaddr: mac,
+        addr,
+        expires: now + 600,
+        state: LeaseState::Bound,
+        subnet,
+        tags: Tags::default(),
+    };
+    let (a, b1, b2) = (Ipv4Addr::new(198, 18, 5, 10), Ipv4Addr::new(198, 18, 6, 10), Ipv4Addr::new(198, 18, 6, 11));
+    let commit = |seq: u64, l: Lease| {
+        let t = store.append(0, &[(seq, Change::Upsert(l))]).expect("append").expect("a ticket");
+        assert!(wait_until(Duration::from_secs(10), || store.settled(0, t).is_some()));
+        assert_eq!(store.settled(0, t), Some(true), "committed");
+    };
+    commit(1, lease(a, 1));
+    commit(2, lease(b1, 2));
+    commit(3, lease(b2, 2));
+    let rows = held_rows(&pg);
+    let mut held: Vec<Ipv4Addr> = rows.keys().copied().collect();
+    held.sort();
+    assert_eq!(held, vec![a, b2], "the subnet-1 row stays; the subnet-2 lease moved");
+    assert_eq!(rows[&a].0, ClientKey::hw(1, &mac, 1).as_bytes());
+    assert_eq!(rows[&b2].0, ClientKey::hw(1, &mac, 2).as_bytes());
+}
+
+/// A node name is held by one daemon: a second daemon started with a live node's name refuses
+/// to start and names the one that holds it; a daemon paused past takeover-after whose name
+/// another daemon took meanwhile stands down and stops when it resumes.
+#[test]
+fn a_node_name_is_held_by_one_daemon() {
+    let pg = Postgres::start();
+    let lan = lan();
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    let a = start(&lan, 0, &config(&da, "a", &pg.url()));
+    wait_for_buckets(&[&a], 256);
+    let exit = lan.hosts[1]
+        .ns
+        .exec(daemon_bin())
+        .args(["run", "--iface", &lan.hosts[1].ifname, "--config", &config(&db, "a", &pg.url()), "--workers", "1"])
+        .output()
+        .expect("run");
+    assert!(!exit.status.success(), "a second daemon named a refuses to start");
+    let said = String::from_utf8_lossy(&exit.stderr);
+    assert!(
+        said.contains("node name 'a' is held by a running daemon") && said.contains(&format!("pid {}", a.pid())),
+        "{said}"
+    );
+    assert!(serves_buckets(&a, 256), "the first keeps serving");
+    // Paused past takeover-after: another daemon may take the name; the paused one, resumed,
+    // stands down and stops instead of serving the same buckets.
+    nix::sys::signal::kill(a.pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    let b = start(&lan, 1, &config(&db, "a", &pg.url()));
+    wait_for_buckets(&[&b], 256);
+    let owner: i32 =
+        pg.client().query_one("SELECT pid FROM dhcp_xdp_nodes WHERE name = 'a'", &[]).expect("node row").get(0);
+    assert_eq!(owner, b.pid().as_raw());
+    nix::sys::signal::kill(a.pid(), Signal::SIGCONT).expect("SIGCONT");
+    let mut a = a;
+    let _stopped = a.wait(Duration::from_secs(20));
+    assert!(serves_buckets(&b, 256));
 }

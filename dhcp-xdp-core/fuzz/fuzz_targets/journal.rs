@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             for i in 0..u32::from(n % 64) + 1 {
                 let mac = [2, 0, 0, 0, (i >> 3) as u8, i as u8];
                 let l = Lease {
-                    key: if i % 3 == 0 { ClientKey::client_id(&i.to_be_bytes()) } else { ClientKey::hw(1, &mac) },
+                    key: if i % 3 == 0 { ClientKey::client_id(&i.to_be_bytes(), 1) } else { ClientKey::hw(1, &mac, 1) },
                     chaddr: mac,
                     addr: Ipv4Addr::new(198, 18, (i >> 8) as u8, i as u8),
                     expires: 500 + i,

@@ -530,6 +530,7 @@ impl Config {
                 Subnet::try_from(Section { ctx: &ctx, field: format!("subnet[{si}]"), item: sub, parent: scope })?;
             subnets.push(subnet);
         }
+        set_lease_scopes(&mut subnets);
         Ok(Self {
             source: file.to_owned(),
             shared_networks: shared,
@@ -553,5 +554,19 @@ impl Config {
             index: SubnetIndex::new(&subnets),
             subnets,
         })
+    }
+}
+
+/// Each subnet's lease scope: its own id, or the lowest id of its shared network.
+pub(super) fn set_lease_scopes(subnets: &mut [Subnet]) {
+    let scopes: Vec<u32> = subnets
+        .iter()
+        .map(|s| match s.shared_network {
+            Some(n) => subnets.iter().filter(|o| o.shared_network == Some(n)).map(|o| o.id).min().unwrap_or(s.id),
+            None => s.id,
+        })
+        .collect();
+    for (s, scope) in subnets.iter_mut().zip(scopes) {
+        s.lease_scope = scope;
     }
 }

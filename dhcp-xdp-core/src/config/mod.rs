@@ -137,6 +137,9 @@ pub struct Subnet {
     pub vlan: Vec<u16>,
     /// Index of the shared network this subnet belongs to.
     pub shared_network: Option<usize>,
+    /// The lease scope: a client holds one lease per scope. The subnet's own id, or for a
+    /// subnet of a shared network the lowest id among that network's subnets.
+    pub lease_scope: u32,
     /// Server identifier to announce (default: the interface address).
     pub server_id: Option<Ipv4Addr>,
     /// Options (global overlaid with the subnet's).
@@ -229,6 +232,7 @@ impl Subnet {
             rebind_time: rebind,
             vlan: vec![],
             shared_network: None,
+            lease_scope: id,
             server_id: None,
             trust_direct_option82: false,
             options: RenderedOptions::new(table),
@@ -477,6 +481,12 @@ impl Config {
     /// The only subnet without VLAN tags, if there is exactly one.
     pub fn sole_untagged(&self) -> Option<usize> {
         self.index.sole_untagged
+    }
+
+    /// The lease scope of subnet `id` (see [`Subnet::lease_scope`]); an unknown subnet is its
+    /// own scope.
+    pub fn scope_of(&self, id: u32) -> u32 {
+        self.subnet_index(id).map_or(id, |i| self.subnets[i].lease_scope)
     }
 
     /// Index of the subnet holding `a`.

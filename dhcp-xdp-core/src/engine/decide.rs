@@ -111,7 +111,8 @@ impl Engine {
         req: &Req,
         subnet: usize,
     ) -> Result<Answer, DropReason> {
-        let key = self.key(req);
+        // One lease per client per scope (subnet or shared network): the key carries it.
+        let key = self.key(req, cfg.subnets[subnet].lease_scope);
         let mut cand = [0u32; 16];
         let nc = Self::candidates(cfg, subnet, &mut cand);
         let cand = &cand[..nc];

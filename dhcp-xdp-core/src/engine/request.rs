@@ -65,10 +65,10 @@ impl Engine {
         req
     }
 
-    pub(super) fn key(&self, req: &Req) -> ClientKey {
+    pub(super) fn key(&self, req: &Req, scope: u32) -> ClientKey {
         match self.client_id_len {
-            Some(n) => ClientKey::client_id(&self.client_id[..n]),
-            None => ClientKey::hw(req.htype, &req.chaddr),
+            Some(n) => ClientKey::client_id(&self.client_id[..n], scope),
+            None => ClientKey::hw(req.htype, &req.chaddr, scope),
         }
     }
 }

@@ -3,7 +3,7 @@ use super::{reply::MIN_BOOTP, *};
 use crate::{
     config::Config,
     dhcp::Message,
-    leases::LeaseDb,
+    leases::{Lease, LeaseDb},
     testing::Request,
     wire::{Frame, internet_checksum},
 };
@@ -277,7 +277,7 @@ fn request_selecting_our_server_id_is_acked() {
     let ack = h.dora(T0, &rq(MessageType::Discover));
     assert_eq!(ack.opt(opt::LEASE_TIME), Some(3600u32.to_be_bytes().to_vec()));
     let g = h.db.lock(0);
-    let l = g.get(&ClientKey::hw(1, &CLIENT_MAC)).unwrap();
+    let l = g.get(&ClientKey::hw(1, &CLIENT_MAC, 1)).unwrap();
     assert_eq!((l.state, l.expires), (LeaseState::Bound, T0 + 1 + 3600));
 }
 
@@ -357,7 +357,7 @@ fn renewing_unicast_is_acked_to_ciaddr() {
     assert_eq!((ack.mtype(), ack.yiaddr(), ack.m().ciaddr()), (MessageType::Ack, a, a));
     assert_eq!((ack.f().dst_ip(), ack.f().dst_port(), ack.f().dst_mac()), (a, 68, CLIENT_MAC));
     let g = h.db.lock(0);
-    assert_eq!(g.get(&ClientKey::hw(1, &CLIENT_MAC)).unwrap().expires, T0 + 1800 + 3600, "lease extended");
+    assert_eq!(g.get(&ClientKey::hw(1, &CLIENT_MAC, 1)).unwrap().expires, T0 + 1800 + 3600, "lease extended");
 }
 
 #[test]
@@ -589,7 +589,7 @@ fn client_identifier_is_the_lease_key_and_echoed() {
     moved.src_mac = moved.chaddr;
     assert_eq!(h.send(T0 + 5, &moved).unwrap().yiaddr(), ack.yiaddr());
     let g = h.db.lock(0);
-    assert!(g.get(&ClientKey::client_id(&[1, 2, 3, 4, 5, 6, 7])).is_some());
+    assert!(g.get(&ClientKey::client_id(&[1, 2, 3, 4, 5, 6, 7], 1)).is_some());
 }
 
 #[test]
@@ -840,7 +840,7 @@ fn decline_and_release_only_touch_the_clients_own_binding() {
     release.chaddr = [2, 0, 0, 0, 0, 0x66];
     release.ciaddr = victim;
     assert_eq!(h.send(T0 + 202, &release).unwrap_err(), DropReason::Refused);
-    let key = ClientKey::hw(1, &CLIENT_MAC);
+    let key = ClientKey::hw(1, &CLIENT_MAC, 1);
     assert!(h.db.lock(0).get(&key).is_some_and(|l| l.state == LeaseState::Bound && l.addr == victim));
     // A RELEASE naming another server is not ours to act on.
     let forged = rq(MessageType::Release).ip_opt(opt::SERVER_ID, Ipv4Addr::new(198, 18, 0, 9));
@@ -948,7 +948,7 @@ fn lease_quotas_per_mac_circuit_and_remote_id() {
 fn malformed_and_hostile_messages_are_dropped_or_answered_and_change_nothing() {
     let mut h = H::new();
     let victim = h.dora(T0, &rq(MessageType::Discover)).yiaddr();
-    let victim_key = ClientKey::hw(1, &CLIENT_MAC);
+    let victim_key = ClientKey::hw(1, &CLIENT_MAC, 1);
     let stranger = |r: Rq| {
         let mut r = r;
         r.chaddr = [2, 0, 0, 0, 0, 0xbd];
@@ -1043,4 +1043,106 @@ fn a_circuit_over_its_rate_is_dropped_in_the_engine() {
     assert_eq!(h.send(T0, &from(b"busy", 30)).unwrap_err(), DropReason::OverLimit);
     assert!(h.send(T0, &from(b"quiet", 0)).is_ok(), "another circuit");
     assert!(h.send(T0 + 1, &from(b"busy", 31)).is_ok(), "the next second");
+}
+
+/// One chaddr behind two relays (a router whose internet and IPTV VLANs share a MAC): it holds
+/// a lease on each subnet, and activity on one never frees the other. With the first subnet's
+/// pool of one address, a second client there gets nothing while the first holds it; both
+/// leases survive a rebuild of the tables (reload, restart) and a journal replay.
+#[test]
+fn one_client_holds_one_lease_per_subnet_and_neither_frees_the_other() {
+    let cfg = r#"
+[[subnet]]
+subnet = "198.18.5.0/24"
+  [[subnet.pool]]
+  range = "198.18.5.10-198.18.5.10"
+[[subnet]]
+subnet = "198.18.6.0/24"
+  [[subnet.pool]]
+  range = "198.18.6.10-198.18.6.19"
+"#;
+    let mut h = H::with(cfg);
+    let (relay_a, relay_b) = (Ipv4Addr::new(198, 18, 5, 1), Ipv4Addr::new(198, 18, 6, 1));
+    let on_a = h.dora(T0, &rq(MessageType::Discover).relayed_to_us(relay_a)).yiaddr();
+    assert_eq!(on_a, Ipv4Addr::new(198, 18, 5, 10));
+    // The same client on subnet B: DISCOVER, REQUEST, then a DISCOVER again (a reboot).
+    let on_b = h.dora(T0 + 10, &rq(MessageType::Discover).relayed_to_us(relay_b)).yiaddr();
+    assert!(h.cfg.subnets[1].contains(on_b), "{on_b}");
+    let again = h.send(T0 + 20, &rq(MessageType::Discover).relayed_to_us(relay_b)).unwrap().yiaddr();
+    assert_eq!(again, on_b);
+    // Another client on subnet A: the only address is held.
+    let mut other = rq(MessageType::Discover).relayed_to_us(relay_a);
+    other.chaddr = [2, 0, 0, 0, 0, 0x42];
+    assert_eq!(h.send(T0 + 30, &other).unwrap_err(), DropReason::NoAddress);
+    // The first client still renews on A (rebinding through the relay).
+    let renew = Request { ciaddr: on_a, ..rq(MessageType::Request).relayed_to_us(relay_a) };
+    assert_eq!(h.send(T0 + 40, &renew).unwrap().mtype(), MessageType::Ack);
+    let bound = |leases: &[Lease]| {
+        let mut v: Vec<(Ipv4Addr, u32)> = leases
+            .iter()
+            .filter(|l| l.state == LeaseState::Bound && l.chaddr == CLIENT_MAC && l.holds(T0 + 50))
+            .map(|l| (l.addr, l.subnet))
+            .collect();
+        v.sort();
+        v
+    };
+    let want = vec![(on_a, 1), (on_b, 2)];
+    assert_eq!(bound(&h.db.all_leases()), want);
+    // Rebuilt from the records (reload, restart from a snapshot).
+    let rebuilt = LeaseDb::new(&h.cfg, 2, h.db.all_leases(), T0 + 50);
+    assert_eq!(bound(&rebuilt.all_leases()), want);
+    // Replayed from journal records, and the engine still refuses the second client.
+    let mut replay = crate::records::Replay::new();
+    let mut bytes = vec![];
+    for (i, l) in h.db.all_leases().into_iter().enumerate() {
+        crate::records::encode(i as u64 + 1, &crate::leases::Change::Upsert(l), &mut bytes);
+    }
+    replay.file(&bytes);
+    let (leases, conflicts) = replay.finish(T0 + 50);
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    h.db = LeaseDb::new(&h.cfg, 1, leases, T0 + 50);
+    assert_eq!(bound(&h.db.all_leases()), want);
+    assert_eq!(h.send(T0 + 60, &other).unwrap_err(), DropReason::NoAddress);
+    assert_eq!(h.send(T0 + 70, &renew).unwrap().mtype(), MessageType::Ack);
+}
+
+/// A shared network is one scope: the client that holds an address on one of its subnets is
+/// given that address again when it asks through another subnet of the network, and holds one
+/// lease there, not two.
+#[test]
+fn a_shared_network_is_one_lease_scope() {
+    let mut h = H::new();
+    let first = h.dora(T0, &rq(MessageType::Discover).relayed_to_us(Ipv4Addr::new(198, 18, 2, 1))).yiaddr();
+    let via_sibling = h.dora(T0 + 10, &rq(MessageType::Discover).relayed_to_us(Ipv4Addr::new(198, 18, 3, 1)));
+    assert_eq!(via_sibling.yiaddr(), first);
+    let held: Vec<Lease> =
+        h.db.all_leases().into_iter().filter(|l| l.chaddr == CLIENT_MAC && l.holds(T0 + 20)).collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+}
+
+/// Leases written before keys had a scope (older journals and databases) are found by the
+/// client that holds them: it renews its own address.
+#[test]
+fn unscoped_leases_of_older_records_are_renewed_by_their_client() {
+    let mut h = H::new();
+    let addr = Ipv4Addr::new(198, 18, 0, 105);
+    let mut legacy = [0u8; 8];
+    legacy[0] = 1; // the unscoped Ethernet key of record version 2: tag, htype, chaddr
+    legacy[1] = 1;
+    legacy[2..].copy_from_slice(&CLIENT_MAC);
+    let l = Lease {
+        key: ClientKey::from_bytes(&legacy).unwrap(),
+        chaddr: CLIENT_MAC,
+        addr,
+        expires: T0 + 3600,
+        state: LeaseState::Bound,
+        subnet: 1,
+        tags: Tags::default(),
+    };
+    h.db = LeaseDb::new(&h.cfg, 1, [l], T0);
+    let renew = Request { ciaddr: addr, ..rq(MessageType::Request) };
+    let ack = h.send(T0 + 10, &renew).unwrap();
+    assert_eq!((ack.mtype(), ack.yiaddr()), (MessageType::Ack, addr));
+    assert_eq!(h.send(T0 + 20, &rq(MessageType::Discover)).unwrap().yiaddr(), addr);
+    assert_eq!(h.db.all_leases().len(), 1);
 }

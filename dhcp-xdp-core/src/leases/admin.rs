@@ -58,6 +58,7 @@ impl LeaseDb {
     /// replaces (`replace` true: a record must exist, else [`LeaseError::NotHeld`]) the lease
     /// `l` on its address, at `now`.
     pub fn admin_put(&self, l: Lease, replace: bool, now: u32) -> Result<Vec<(u64, Change)>, LeaseError> {
+        let l = self.scoped(l);
         let existing = self.lease_at(l.addr);
         match (&existing, replace) {
             (Some((_, e)), false)

@@ -151,6 +151,8 @@ pub struct LeaseDb {
     retired: std::sync::atomic::AtomicBool,
     /// Sequence of journaled changes (see [`stamp`](Self::stamp)).
     seq: std::sync::atomic::AtomicU64,
+    /// Each subnet's lease scope (subnet id, scope), from the configuration.
+    scopes: Vec<(u32, u32)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -252,13 +254,17 @@ impl LeaseDb {
             pools,
             retired: std::sync::atomic::AtomicBool::new(false),
             seq: std::sync::atomic::AtomicU64::new(1),
+            scopes: cfg.subnets.iter().map(|s| (s.id, s.lease_scope)).collect(),
         };
         // Group by shard first, so each shard is locked once and its tables are sized once. A
         // reserved address's lease goes where requests for it are decided.
         let reserved: hashbrown::HashSet<Ipv4Addr> =
             cfg.subnets.iter().flat_map(|s| s.reservations.iter().filter_map(|r| r.ip)).collect();
         let mut per_shard: Vec<Vec<Lease>> = vec![vec![]; db.shards.len()];
-        for l in leases {
+        for mut l in leases {
+            // Every client key in the scope of its subnet (keys of older formats had none; a
+            // reload may have put the subnet into a shared network).
+            l.key = l.key.rescoped(cfg.scope_of(l.subnet));
             // Offers carried over by a reload keep their hold; lapsed ones and lapsed
             // probations are gone.
             if matches!(l.state, LeaseState::Offered | LeaseState::Declined) && !l.holds(now) {
@@ -324,6 +330,24 @@ impl LeaseDb {
             {
                 continue;
             }
+            // Two records of one key (an unscoped record of an older format beside a newer
+            // one, or two subnets a reload joined into one shared network): the one held
+            // longest stays, the other's address is free again.
+            if let Some(i) = sh.find(&l.key) {
+                let cur = sh.leases[i as usize];
+                if (cur.holds(now), cur.expires) >= (l.holds(now), l.expires) {
+                    // Its address was not claimed for it (it stays spare, or another record's).
+                    continue;
+                }
+                // The replaced record's address: on the free list already unless it was held.
+                if cur.addr != l.addr
+                    && cur.holds(now)
+                    && let Some((pi, off)) = self.locate(cur.addr)
+                    && self.pools[pi].owner(off) == sh.id
+                {
+                    sh.free[pi].push_back(u32::from(cur.addr));
+                }
+            }
             if let Some((pi, off)) = self.locate(l.addr) {
                 let owner = &self.pools[pi].owner[off];
                 match owner.compare_exchange(SPARE, sh.id, Ordering::Relaxed, Ordering::Relaxed) {
@@ -350,6 +374,18 @@ impl LeaseDb {
         // Recovery rebuilds from the journal; nothing here is new to it.
         sh.changes.clear();
         contested
+    }
+
+    /// The lease scope of subnet `id` ([`Config::scope_of`]).
+    pub fn scope_of(&self, id: u32) -> u32 {
+        self.scopes.iter().find(|&&(s, _)| s == id).map_or(id, |&(_, scope)| scope)
+    }
+
+    /// `l` with its key in the lease scope of its subnet (a lease read from elsewhere: the
+    /// shared database, an edit through the management API).
+    pub fn scoped(&self, mut l: Lease) -> Lease {
+        l.key = l.key.rescoped(self.scope_of(l.subnet));
+        l
     }
 
     /// Marks this database as replaced (after a reload rebuilt the tables): a worker that

@@ -334,6 +334,7 @@ impl LeaseDb {
     /// holds is older news (this node renewed it since, and its own commit is on the way or
     /// done): it is not taken, so the tables never step back in time.
     pub fn absorb(&self, l: Lease, now: u32) {
+        let l = self.scoped(l);
         let existing = self.lease_at(l.addr);
         if existing.is_some_and(|(_, e)| e == l || (e.key == l.key && e.expires >= l.expires)) {
             return;

@@ -13,20 +13,25 @@ fn cfg(prefix_pool: &str) -> Config {
 
 fn key(i: u8) -> (ClientKey, [u8; 6]) {
     let mac = [2, 0, 0, 0, 1, i];
-    (ClientKey::hw(1, &mac), mac)
+    (ClientKey::hw(1, &mac, 1), mac)
 }
 
 #[test]
 fn ethernet_keys_encode_like_any_other_hardware_key() {
     let mac = [2, 0, 0, 0, 1, 9];
-    let k = ClientKey::hw(1, &mac);
-    assert_eq!(k.as_bytes(), &[1, 1, 2, 0, 0, 0, 1, 9]);
+    let k = ClientKey::hw(1, &mac, 1);
+    assert_eq!(k.as_bytes(), &[4, 1, 2, 0, 0, 0, 1, 9, 1, 0, 0, 0]);
+    assert_eq!(k, ClientKey::hw(1, &[2, 0, 0, 0, 1, 9, 7][..6], 1), "built the same way from any slice");
     assert_eq!(ClientKey::from_bytes(k.as_bytes()), Some(k));
     assert_eq!(k.hash64(), ClientKey::from_bytes(k.as_bytes()).unwrap().hash64());
-    assert_ne!(k, ClientKey::hw(6, &mac), "htype is part of the key");
-    let long = ClientKey::hw(32, &[7; 16]);
-    assert_eq!(long.as_bytes().len(), 18);
-    assert_ne!(ClientKey::hw(1, &[2, 0, 0, 0, 1, 9, 0]), k, "hlen is part of the key");
+    assert_ne!(k, ClientKey::hw(6, &mac, 1), "htype is part of the key");
+    let long = ClientKey::hw(32, &[7; 16], 1);
+    assert_eq!(long.as_bytes().len(), 22);
+    assert_eq!(long.scope(), Some(1));
+    assert_ne!(k, ClientKey::hw(1, &mac, 2), "the lease scope is part of the key");
+    assert!(k.same_client(&ClientKey::hw(1, &mac, 2)));
+    assert_eq!(k.rescoped(2), ClientKey::hw(1, &mac, 2));
+    assert_ne!(ClientKey::hw(1, &[2, 0, 0, 0, 1, 9, 0], 1), k, "hlen is part of the key");
 }
 
 #[test]
@@ -184,7 +189,7 @@ fn allocation_stays_fast_in_a_nearly_full_pool() {
     let n = 131_070u32;
     for i in 0..n - 100 {
         let mac = [2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
-        let k = ClientKey::hw(1, &mac);
+        let k = ClientKey::hw(1, &mac, 1);
         let (a, _) = g.offer(0, 30, &k, mac, &[1], None, None).unwrap();
         g.bind(0, k, mac, a, 1, 1000, false).unwrap();
     }
@@ -192,11 +197,11 @@ fn allocation_stays_fast_in_a_nearly_full_pool() {
     let t = std::time::Instant::now();
     for i in 0..100u32 {
         let mac = [2, 9, 0, 0, 0, i as u8];
-        g.offer(0, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None).unwrap();
+        g.offer(0, 30, &ClientKey::hw(1, &mac, 1), mac, &[1], None, None).unwrap();
     }
     assert!(t.elapsed() < std::time::Duration::from_millis(50), "last 100 allocations took {:?}", t.elapsed());
     let mac = [2, 9, 9, 9, 9, 9];
-    assert_eq!(g.offer(0, 30, &ClientKey::hw(1, &mac), mac, &[1], None, None), Err(LeaseError::NoAddress));
+    assert_eq!(g.offer(0, 30, &ClientKey::hw(1, &mac, 1), mac, &[1], None, None), Err(LeaseError::NoAddress));
 }
 
 /// What a rebuild keeps: leases in a pool, on a reserved address, offers still held; not

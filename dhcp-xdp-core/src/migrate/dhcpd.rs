@@ -249,8 +249,8 @@ pub fn read_dhcpd_leases(text: &str, cfg: &Config, now: u32) -> Result<Import, S
         let key = match (&e.uid, chaddr) {
             // dhcpd forgets the client of an abandoned address; so do we.
             _ if state == LeaseState::Declined => ClientKey::declined(addr),
-            (Some(uid), _) if !uid.is_empty() => ClientKey::client_id(uid),
-            (_, Some(chaddr)) => ClientKey::hw(1, &chaddr),
+            (Some(uid), _) if !uid.is_empty() => ClientKey::client_id(uid, 0), // scoped by `Import::admit`
+            (_, Some(chaddr)) => ClientKey::hw(1, &chaddr, 0),
             (_, None) => {
                 let hw = e.hardware.as_ref().map(|(k, m)| format!("{k} {m}")).unwrap_or_else(|| "none".into());
                 out.skipped.push(skip(format!("hardware address '{hw}' is not Ethernet")));
@@ -366,10 +366,10 @@ lease 198.18.22.108 { ends 2 2026/12/01 21:00:00; binding state active; hardware
                 (a(106), NOW + 7200, LeaseState::Bound, [2, 0xaa, 0, 0, 0, 6]),
             ]
         );
-        assert_eq!(imp.leases[0].key, ClientKey::client_id(&[1, 2, 0xaa, 0, 0, 0, 0]));
-        assert_eq!(imp.leases[1].key, ClientKey::client_id(&[1, 2, 0xaa, 0, 0, 0, 1]));
+        assert_eq!(imp.leases[0].key, ClientKey::client_id(&[1, 2, 0xaa, 0, 0, 0, 0], 1));
+        assert_eq!(imp.leases[1].key, ClientKey::client_id(&[1, 2, 0xaa, 0, 0, 0, 1], 1));
         assert_eq!(imp.leases[2].key, ClientKey::declined(a(104)));
-        assert_eq!(imp.leases[3].key, ClientKey::hw(1, &[2, 0xaa, 0, 0, 0, 6]));
+        assert_eq!(imp.leases[3].key, ClientKey::hw(1, &[2, 0xaa, 0, 0, 0, 6], 1));
         assert!(imp.leases.iter().all(|l| l.subnet == 1));
         assert_eq!(imp.unheld, 4, "free, backup, released, ended");
         let skipped: Vec<(Option<Ipv4Addr>, &str)> = imp.skipped.iter().map(|s| (s.addr, s.why.as_str())).collect();

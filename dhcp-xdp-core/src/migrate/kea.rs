@@ -73,12 +73,12 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
         let key = match (rec.get(cid).filter(|c| !c.is_empty()).map(parse_hex), chaddr) {
             // Kea forgets the client of a declined address (empty hwaddr); so do we.
             _ if state == LeaseState::Declined => ClientKey::declined(addr),
-            (Some(Some(id)), _) => ClientKey::client_id(&id),
+            (Some(Some(id)), _) => ClientKey::client_id(&id, 0), // scoped by `Import::admit`
             (Some(None), _) => {
                 out.skipped.push(skip(format!("client id '{}' is not hex", rec.get(cid).unwrap_or(""))));
                 continue;
             }
-            (None, Some(chaddr)) => ClientKey::hw(1, &chaddr),
+            (None, Some(chaddr)) => ClientKey::hw(1, &chaddr, 0),
             (None, None) => {
                 out.skipped.push(skip(format!("hardware address '{}' is not Ethernet", rec.get(hw).unwrap_or(""))));
                 continue;
@@ -104,8 +104,7 @@ pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
             _ => cfg.subnet_index(l.subnet).map(|i| cfg.subnets[i].lease_time).unwrap_or(3600),
         }
         .max(1);
-        let key = l.key.as_bytes();
-        let client_id = if key.first() == Some(&0) { colon_hex(&key[1..]) } else { String::new() };
+        let client_id = l.key.client_id_bytes().map(colon_hex).unwrap_or_default();
         let state = if l.state == LeaseState::Declined { "1" } else { "0" };
         let _ = w.write_record([
             l.addr.to_string().as_str(),
@@ -164,7 +163,7 @@ mod tests {
                 (Ipv4Addr::new(198, 18, 21, 104), 1_796_156_859, LeaseState::Declined),
             ]
         );
-        assert_eq!(imp.leases[2].key, ClientKey::client_id(&[1, 2, 3]));
+        assert_eq!(imp.leases[2].key, ClientKey::client_id(&[1, 2, 3], 1));
         let skipped: Vec<(Option<Ipv4Addr>, &str)> = imp.skipped.iter().map(|s| (s.addr, s.why.as_str())).collect();
         assert_eq!(
             skipped,

@@ -61,6 +61,9 @@ impl Import {
             return;
         }
         lease.subnet = s.id;
+        // The client's key in the subnet's lease scope: a client with leases on two subnets
+        // keeps both.
+        lease.key = lease.key.rescoped(s.lease_scope);
         self.leases.push(lease);
     }
 }

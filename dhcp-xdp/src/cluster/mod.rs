@@ -65,6 +65,110 @@ pub struct Cluster {
     pub store: Arc<PgStore>,
     /// What the membership loop knows.
     pub status: Status,
+    /// This running daemon, as its node row names it.
+    pub instance: Instance,
+}
+
+/// The running daemon that holds a node name: a random id, the host and the pid, recorded in
+/// the node's row beside its heartbeat. Two daemons never hold one name: a second one refuses
+/// to start while the first beats, and one whose row another instance took stands down and
+/// stops.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Random, new at every start.
+    pub id: String,
+    /// The host name.
+    pub host: String,
+    /// The process id.
+    pub pid: i32,
+}
+
+impl Instance {
+    fn new() -> Self {
+        let mut b = [0u8; 16];
+        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+            let _ = std::io::Read::read_exact(&mut f, &mut b);
+        }
+        // Time and pid as well: unique even if the random source failed.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let id = format!("{:032x}{:x}{:x}", u128::from_le_bytes(b), t, std::process::id());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
+        Self { id, host, pid: std::process::id() as i32 }
+    }
+
+    /// Takes the node's row for this instance. A row of another instance whose heartbeat is
+    /// younger than `takeover-after` is watched until it lapses (a daemon that crashed or was
+    /// killed a moment ago: its name is free once the others would take over) or moves (a
+    /// daemon that runs: this one refuses to start, saying which).
+    fn claim(&self, c: &mut Client, cfg: &ClusterConfig, addresses: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(u64::from(cfg.takeover_after) + 2);
+        let mut first_beat: Option<f64> = None;
+        loop {
+            let mut tx = c.transaction()?;
+            let row = tx.query_opt(
+                "SELECT instance, host, pid, extract(epoch FROM heartbeat)::float8,
+                        extract(epoch FROM now() - heartbeat)::float8
+                   FROM dhcp_xdp_nodes WHERE name = $1 FOR UPDATE",
+                &[&cfg.node],
+            )?;
+            let live_other = row.as_ref().filter(|r| {
+                let other: String = r.get(0);
+                !other.is_empty() && other != self.id && r.get::<_, f64>(4) < f64::from(cfg.takeover_after)
+            });
+            match live_other {
+                None => {
+                    tx.execute(
+                        "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, addresses, instance, host, pid)
+                         VALUES ($1, now(), now(), $2, $3, $4, $5)
+                         ON CONFLICT (name) DO UPDATE SET heartbeat = now(), started = now(), addresses = $2,
+                             instance = $3, host = $4, pid = $5",
+                        &[&cfg.node, &addresses, &self.id, &self.host, &self.pid],
+                    )?;
+                    tx.commit()?;
+                    return Ok(());
+                }
+                Some(r) => {
+                    let (host, pid, beat, age): (String, i32, f64, f64) = (r.get(1), r.get(2), r.get(3), r.get(4));
+                    tx.commit()?;
+                    let moved = first_beat.is_some_and(|b| beat > b);
+                    if moved || Instant::now() >= deadline {
+                        anyhow::bail!(
+                            "node name '{}' is held by a running daemon (instance on host {host}, pid {pid}, heartbeat {age:.1} s ago): stop that one or give this one another name",
+                            cfg.node
+                        );
+                    }
+                    first_beat.get_or_insert(beat);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+}
+
+/// What can lose an ACKed lease in the database itself: `fsync` off, and streaming standbys a
+/// failover could promote that are not synchronous. Each as one line for the log and `db status`.
+pub fn durability_warnings(c: &mut Client) -> Result<Vec<String>, postgres::Error> {
+    let r = c.query_one(
+        "SELECT current_setting('fsync'), current_setting('synchronous_standby_names'),
+                (SELECT count(*) FROM pg_stat_replication),
+                (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))",
+        &[],
+    )?;
+    let (fsync, standby_names, standbys, sync): (String, String, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+    let mut w = vec![];
+    if fsync != "on" {
+        w.push(format!(
+            "the database runs with fsync = {fsync}: a crash of its server can lose leases that were ACKed \
+             (set fsync = on)"
+        ));
+    }
+    if standbys > 0 && (standby_names.trim().is_empty() || sync == 0) {
+        w.push(format!(
+            "the database has {standbys} streaming standby(s) and none is synchronous: a failover to one can lose \
+             leases that were ACKed (set synchronous_standby_names)"
+        ));
+    }
+    Ok(w)
 }
 
 /// The bucket bitmap of node `me` among the sorted live `nodes` (none if it is not among them).
@@ -99,17 +203,22 @@ impl Cluster {
     /// wrote.
     pub fn start(
         cfg: &ClusterConfig,
+        scopes: &[(u32, u32)],
         slots: usize,
         addresses: &str,
     ) -> anyhow::Result<(Arc<Self>, Vec<dhcp_xdp_core::leases::Lease>, u64)> {
         use anyhow::Context as _;
         let mut c = connect(&cfg.database).with_context(|| format!("connecting to {}", redact(&cfg.database)))?;
         schema::ensure(&mut c)?;
-        c.execute(
-            "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, addresses) VALUES ($1, now(), now(), $2)
-             ON CONFLICT (name) DO UPDATE SET heartbeat = now(), started = now(), addresses = $2",
-            &[&cfg.node, &addresses],
-        )?;
+        for w in durability_warnings(&mut c)? {
+            tracing::warn!("cluster: {w}");
+        }
+        let instance = Instance::new();
+        instance.claim(&mut c, cfg, addresses)?;
+        let rescoped = schema::rescope_shared_networks(&mut c, scopes)?;
+        if rescoped > 0 {
+            tracing::info!("cluster: {rescoped} lease rows put in the lease scope of their shared network");
+        }
         // Fresh statistics, so the syncers' cached plans fit the table as it is (autovacuum keeps
         // them fresh from here).
         c.batch_execute("ANALYZE dhcp_xdp_leases")?;
@@ -118,7 +227,7 @@ impl Cluster {
         let max_seq: i64 =
             c.query_one("SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1", &[&cfg.node])?.get(0);
         let store = PgStore::open(&cfg.database, &cfg.node, slots).context("starting the database syncers")?;
-        let cluster = Arc::new(Self { cfg: cfg.clone(), store, status: Status::default() });
+        let cluster = Arc::new(Self { cfg: cfg.clone(), store, status: Status::default(), instance });
         Ok((cluster, leases, max_seq.max(0) as u64))
     }
 
@@ -178,6 +287,8 @@ struct Membership {
     /// Addresses held by leases per pool at the last balancing, and when that was.
     used: Vec<u64>,
     balanced_at: Instant,
+    /// Another daemon holds this node's name now: stand down and stop.
+    taken: bool,
 }
 
 impl Membership {
@@ -198,6 +309,7 @@ impl Membership {
             beats_ok: 0,
             used: vec![],
             balanced_at: Instant::now(),
+            taken: false,
         }
     }
 
@@ -217,6 +329,13 @@ impl Membership {
             if self.last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat) {
                 self.last_heartbeat = Some(Instant::now());
                 match self.beat() {
+                    Ok(()) if self.taken => {
+                        self.stand_down();
+                        if let Err(e) = signal_hook::low_level::raise(signal_hook::consts::SIGTERM) {
+                            tracing::error!("cluster: could not stop: {e}");
+                        }
+                        return;
+                    }
                     Ok(()) => {
                         self.beats_ok = self.beats_ok.saturating_add(1);
                         self.last_ok = Instant::now();
@@ -296,9 +415,28 @@ impl Membership {
     /// One heartbeat: our row, the live nodes and the buckets, our blocks, other nodes' leases.
     fn beat(&mut self) -> Result<(), postgres::Error> {
         let cfg = self.cluster.cfg.clone();
+        let inst = self.cluster.instance.clone();
         let c = self.client_mut()?;
         let takeover = f64::from(cfg.takeover_after);
-        c.execute("UPDATE dhcp_xdp_nodes SET heartbeat = now() WHERE name = $1", &[&cfg.node])?;
+        if c.execute(
+            "UPDATE dhcp_xdp_nodes SET heartbeat = now() WHERE name = $1 AND instance = $2",
+            &[&cfg.node, &inst.id],
+        )? == 0
+        {
+            let other = c.query_opt("SELECT instance, host, pid FROM dhcp_xdp_nodes WHERE name = $1", &[&cfg.node])?;
+            if let Some(r) = other {
+                // Another daemon took this name (this one was paused past takeover-after, or
+                // its heartbeats could not commit): it serves the buckets now.
+                let (host, pid): (String, i32) = (r.get(1), r.get(2));
+                tracing::error!(
+                    "cluster: node name '{}' was taken by another daemon (host {host}, pid {pid}): standing down and \
+                     stopping",
+                    cfg.node
+                );
+                self.taken = true;
+                return Ok(());
+            }
+        }
         let mut live: Vec<String> = c
             .query(
                 "SELECT name FROM dhcp_xdp_nodes WHERE heartbeat > now() - make_interval(secs => $1) ORDER BY name",
@@ -310,9 +448,10 @@ impl Membership {
         if !live.contains(&cfg.node) {
             // Our row was removed by hand: put it back.
             c.execute(
-                "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started) VALUES ($1, now(), now())
-                 ON CONFLICT (name) DO UPDATE SET heartbeat = now()",
-                &[&cfg.node],
+                "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, instance, host, pid)
+                 VALUES ($1, now(), now(), $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET heartbeat = now() WHERE dhcp_xdp_nodes.instance = $2",
+                &[&cfg.node, &inst.id, &inst.host, &inst.pid],
             )?;
             live.push(cfg.node.clone());
             live.sort();

@@ -12,16 +12,31 @@
 //! client holds to another client, whoever writes. The daemons' own upserts skip such rows
 //! (their `WHERE` is the trigger's rule), so a conflict shows as a row not returned instead of
 //! an aborted batch.
+//!
+//! Creating and upgrading the schema is serialised by an advisory lock held across the check of
+//! the version and the migration: nodes started together (after a power cut) never see a schema
+//! half made, and one that finds a migration in progress waits for it.
 
-use postgres::Client;
+use dhcp_xdp_core::leases::ClientKey;
+use postgres::{Client, Transaction};
 
 /// The schema version this daemon reads and writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
-/// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+/// The advisory lock every schema check, creation and upgrade holds ("dhcpxdp\0").
+const SCHEMA_LOCK: i64 = 0x6468_6370_7864_7000;
+
+/// One step of the schema.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&mut Transaction<'_>) -> Result<(), postgres::Error>),
+}
+
+/// Migration `i` (its steps in order) takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&[Migration]] = &[
     // 0 → 1: nodes, blocks, leases.
-    r#"
+    &[Migration::Sql(
+        r#"
 CREATE SEQUENCE dhcp_xdp_change;
 CREATE TABLE dhcp_xdp_nodes (
     name text PRIMARY KEY,
@@ -62,7 +77,78 @@ END $$;
 CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
     FOR EACH ROW WHEN (OLD.client_key IS DISTINCT FROM NEW.client_key) EXECUTE FUNCTION dhcp_xdp_guard();
 "#,
+    )],
+    // 1 → 2: client keys carry the lease scope (one lease per client per subnet); a node's row
+    // names the running daemon that holds the name (instance id, host, pid).
+    &[
+        Migration::Sql(
+            "ALTER TABLE dhcp_xdp_nodes ADD COLUMN instance text NOT NULL DEFAULT '',
+             ADD COLUMN host text NOT NULL DEFAULT '', ADD COLUMN pid integer NOT NULL DEFAULT 0;",
+        ),
+        Migration::Code(scope_keys),
+    ],
 ];
+
+/// Version 2: every unscoped client key (tags 0 and 1) is rewritten in the scope of its row's
+/// subnet. A daemon whose configuration puts that subnet into a shared network rescopes its
+/// rows at start ([`rescope_shared_networks`]).
+fn scope_keys(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    let rows = tx.query(
+        "SELECT address, client_key, subnet FROM dhcp_xdp_leases WHERE get_byte(client_key, 0) IN (0, 1)",
+        &[],
+    )?;
+    let (mut addrs, mut keys) = (vec![], vec![]);
+    for r in &rows {
+        let Some(k) = ClientKey::from_bytes(r.get::<_, &[u8]>(1)) else { continue };
+        let Ok(subnet) = u32::try_from(r.get::<_, i64>(2)) else { continue };
+        addrs.push(r.get::<_, i64>(0));
+        keys.push(k.rescoped(subnet).as_bytes().to_vec());
+    }
+    // The guard trigger fires on a changed key: the same client in its scope is not another
+    // client, so it is set aside for the rewrite.
+    tx.batch_execute("ALTER TABLE dhcp_xdp_leases DISABLE TRIGGER dhcp_xdp_guard")?;
+    tx.execute(
+        "UPDATE dhcp_xdp_leases l SET client_key = t.k FROM unnest($1::bigint[], $2::bytea[]) AS t(a, k)
+          WHERE l.address = t.a",
+        &[&addrs, &keys],
+    )?;
+    tx.batch_execute("ALTER TABLE dhcp_xdp_leases ENABLE TRIGGER dhcp_xdp_guard")?;
+    Ok(())
+}
+
+/// Rows of subnets that `scopes` (subnet id → lease scope) put in another scope than their key
+/// has (a subnet of a shared network, upgraded from version 1 with its own id as scope) get the
+/// configured one. Returns how many rows changed.
+pub fn rescope_shared_networks(client: &mut Client, scopes: &[(u32, u32)]) -> Result<u64, postgres::Error> {
+    let mut n = 0;
+    let mut tx = client.transaction()?;
+    for &(subnet, scope) in scopes.iter().filter(|(id, scope)| id != scope) {
+        let rows = tx.query(
+            "SELECT address, client_key FROM dhcp_xdp_leases WHERE subnet = $1 AND get_byte(client_key, 0) IN (3, 4)",
+            &[&i64::from(subnet)],
+        )?;
+        let (mut addrs, mut keys) = (vec![], vec![]);
+        for r in &rows {
+            let Some(k) = ClientKey::from_bytes(r.get::<_, &[u8]>(1)) else { continue };
+            if k.scope() != Some(scope) {
+                addrs.push(r.get::<_, i64>(0));
+                keys.push(k.rescoped(scope).as_bytes().to_vec());
+            }
+        }
+        if addrs.is_empty() {
+            continue;
+        }
+        tx.batch_execute("ALTER TABLE dhcp_xdp_leases DISABLE TRIGGER dhcp_xdp_guard")?;
+        n += tx.execute(
+            "UPDATE dhcp_xdp_leases l SET client_key = t.k FROM unnest($1::bigint[], $2::bytea[]) AS t(a, k)
+              WHERE l.address = t.a",
+            &[&addrs, &keys],
+        )?;
+        tx.batch_execute("ALTER TABLE dhcp_xdp_leases ENABLE TRIGGER dhcp_xdp_guard")?;
+    }
+    tx.commit()?;
+    Ok(n)
+}
 
 /// Schema problems and database errors.
 #[derive(Debug, thiserror::Error)]
@@ -83,55 +169,84 @@ pub enum SchemaError {
     Db(#[from] postgres::Error),
 }
 
+/// Runs `f` in a transaction holding the schema lock (waiting for another holder, with no
+/// statement limit: a long migration by another node is waited for, not failed).
+fn locked<T>(
+    client: &mut Client,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<T, SchemaError>,
+) -> Result<T, SchemaError> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '15min'")?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    let out = f(&mut tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
 /// The schema version in the database (None: no schema table).
 pub fn version(client: &mut Client) -> Result<Option<i32>, SchemaError> {
-    let exists: bool = client.query_one("SELECT to_regclass('dhcp_xdp_schema') IS NOT NULL", &[])?.get(0);
+    locked(client, read_version)
+}
+
+fn read_version(tx: &mut Transaction<'_>) -> Result<Option<i32>, SchemaError> {
+    let exists: bool = tx.query_one("SELECT to_regclass('dhcp_xdp_schema') IS NOT NULL", &[])?.get(0);
     if !exists {
         return Ok(None);
     }
-    Ok(client.query_opt("SELECT version FROM dhcp_xdp_schema", &[])?.map(|r| r.get(0)))
+    Ok(tx.query_opt("SELECT version FROM dhcp_xdp_schema", &[])?.map(|r| r.get(0)))
+}
+
+fn create(tx: &mut Transaction<'_>) -> Result<(i32, i32), SchemaError> {
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS dhcp_xdp_schema (version integer NOT NULL);
+         INSERT INTO dhcp_xdp_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM dhcp_xdp_schema);",
+    )?;
+    migrate(tx)
+}
+
+/// Applies the migrations past the database's version. Returns the (from, to) versions.
+fn migrate(tx: &mut Transaction<'_>) -> Result<(i32, i32), SchemaError> {
+    let from: i32 = tx.query_one("SELECT version FROM dhcp_xdp_schema FOR UPDATE", &[])?.get(0);
+    if from > SCHEMA_VERSION {
+        return Err(SchemaError::New(from));
+    }
+    for m in MIGRATIONS[from.max(0) as usize..].iter().flat_map(|steps| steps.iter()) {
+        match m {
+            Migration::Sql(sql) => tx.batch_execute(sql)?,
+            Migration::Code(f) => f(tx)?,
+        }
+    }
+    tx.execute("UPDATE dhcp_xdp_schema SET version = $1", &[&SCHEMA_VERSION])?;
+    Ok((from, SCHEMA_VERSION))
 }
 
 /// Creates the schema table (version 0) when missing, then upgrades to [`SCHEMA_VERSION`].
 /// Returns the (from, to) versions.
 pub fn init(client: &mut Client) -> Result<(i32, i32), SchemaError> {
-    client.batch_execute(
-        "CREATE TABLE IF NOT EXISTS dhcp_xdp_schema (version integer NOT NULL);
-         INSERT INTO dhcp_xdp_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM dhcp_xdp_schema);",
-    )?;
-    upgrade(client)
+    locked(client, create)
 }
 
-/// Applies the migrations past the database's version in one transaction (the schema row is
-/// locked, so two upgrades at once run one after the other). Returns the (from, to) versions.
+/// Applies the migrations past the database's version in one transaction, under the schema
+/// lock. Returns the (from, to) versions.
 pub fn upgrade(client: &mut Client) -> Result<(i32, i32), SchemaError> {
-    if version(client)?.is_none() {
-        return Err(SchemaError::Missing);
-    }
-    let mut tx = client.transaction()?;
-    let from: i32 = tx.query_one("SELECT version FROM dhcp_xdp_schema FOR UPDATE", &[])?.get(0);
-    if from > SCHEMA_VERSION {
-        return Err(SchemaError::New(from));
-    }
-    for sql in &MIGRATIONS[from as usize..] {
-        tx.batch_execute(sql)?;
-    }
-    tx.execute("UPDATE dhcp_xdp_schema SET version = $1", &[&SCHEMA_VERSION])?;
-    tx.commit()?;
-    Ok((from, SCHEMA_VERSION))
+    locked(client, |tx| match read_version(tx)? {
+        None => Err(SchemaError::Missing),
+        Some(_) => migrate(tx),
+    })
 }
 
 /// What a starting daemon does: an empty database is initialised; an older or newer schema
-/// is an error naming the command that fixes it.
+/// is an error naming the command that fixes it. Under the schema lock, so a daemon started
+/// beside another that is creating the schema waits and finds it made.
 pub fn ensure(client: &mut Client) -> Result<(), SchemaError> {
-    match version(client)? {
+    locked(client, |tx| match read_version(tx)? {
         None => {
-            let (_, to) = init(client)?;
+            let (_, to) = create(tx)?;
             tracing::info!("cluster: empty database, schema version {to} created");
             Ok(())
         }
         Some(v) if v == SCHEMA_VERSION => Ok(()),
         Some(v) if v < SCHEMA_VERSION => Err(SchemaError::Old(v)),
         Some(v) => Err(SchemaError::New(v)),
-    }
+    })
 }

@@ -62,7 +62,7 @@ pub fn describe(e: &postgres::Error) -> String {
 /// notice a database that went away in about a takeover's time, not the kernel's hours.
 pub const STATEMENT_LIMIT: Duration = Duration::from_secs(5);
 
-/// Connects to `url` (with [`STATEMENT_LIMIT`]).
+/// Connects to `url` (with [`STATEMENT_LIMIT`], and `synchronous_commit = on`).
 pub fn connect(url: &str) -> Result<Client, postgres::Error> {
     let mut cfg: postgres::Config = url.parse()?;
     cfg.application_name("dhcp-xdp")
@@ -72,7 +72,10 @@ pub fn connect(url: &str) -> Result<Client, postgres::Error> {
         .keepalives_interval(Duration::from_secs(1))
         .keepalives_retries(3)
         .tcp_user_timeout(STATEMENT_LIMIT)
-        .options(&format!("-c statement_timeout={}", STATEMENT_LIMIT.as_millis()));
+        // Durable means durable in the database: whatever the server's or the database's
+        // default, a commit returns only once it is flushed (and, with synchronous standbys,
+        // received by them).
+        .options(&format!("-c statement_timeout={} -c synchronous_commit=on", STATEMENT_LIMIT.as_millis()));
     cfg.connect(NoTls)
 }
 
