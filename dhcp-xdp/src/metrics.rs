@@ -197,6 +197,12 @@ impl Collector for Collect {
                 "1 while lease commits to the cluster database fail (ACKs are withheld)",
                 [(node(), flag(&cl.store.health.failing))],
             )?;
+            gauge_family(
+                &mut enc,
+                "dhcp_xdp_cluster_clock_offset_seconds",
+                "The database's clock minus this host's (lease times follow the database)",
+                [(node(), st.clock_offset_ms.load(Ordering::Relaxed) as f64 / 1000.0)],
+            )?;
             for (name, help, v) in [
                 ("dhcp_xdp_cluster_nodes", "Live nodes, this one included", &st.nodes),
                 ("dhcp_xdp_cluster_buckets", "Load-balancing buckets (of 256) this node serves", &st.buckets),

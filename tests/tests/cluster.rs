@@ -26,10 +26,14 @@ const A_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const B_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 
 fn config(dir: &TempDir, node: &str, url: &str) -> String {
+    config_pool(dir, node, url, "198.18.0.10-198.18.0.199")
+}
+
+fn config_pool(dir: &TempDir, node: &str, url: &str, range: &str) -> String {
     dir.config(&format!(
         "[server]\nlease-time = 600\n\
          [cluster]\nnode = \"{node}\"\ndatabase = \"{url}\"\nheartbeat = 1\ntakeover-after = 3\nblock-size = 16\n\
-         [[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.199\"\n"
+         [[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"{range}\"\n"
     ))
 }
 
@@ -610,4 +614,73 @@ fn a_node_name_is_held_by_one_daemon() {
     let mut a = a;
     let _stopped = a.wait(Duration::from_secs(20));
     assert!(serves_buckets(&b, 256));
+}
+
+/// No node's clock decides a lease: node b runs 15 minutes ahead (libfaketime), beyond the
+/// 10-minute lease time. Its lease times are the database's (its offset is a metric); when a
+/// dies, b takes in a's leases and does not expire them by its own clock: every client of a
+/// rebinds to b with its own address, new clients get other addresses, no address twice.
+#[test]
+fn a_node_minutes_ahead_decides_no_lease() {
+    let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(std::path::Path::new(faketime).is_file(), "libfaketime not found: install the Debian package faketime");
+    let pg = Postgres::start();
+    let lan = lan();
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    // 48 addresses (three blocks): after the takeover, new clients can only be given a's
+    // clients' addresses if b wrongly expired them.
+    let range = "198.18.0.10-198.18.0.57";
+    let a = start(&lan, 0, &config_pool(&da, "a", &pg.url(), range));
+    let mut cmd = lan.hosts[1].ns.exec(daemon_bin());
+    cmd.args(["run", "--iface", &lan.hosts[1].ifname, "--stats-interval", "0"])
+        .args(["--config", &config_pool(&db, "b", &pg.url(), range), "--workers", "1", "--metrics", "198.18.0.3:9187"])
+        .env("LD_PRELOAD", faketime)
+        .env("FAKETIME", "+15m")
+        .env("DONT_FAKE_MONOTONIC", "1");
+    let b = Daemon::spawn(cmd, None);
+    wait_for_buckets(&[&a, &b], 128);
+    let offset = metric(&lan.hosts[1].ns, "198.18.0.3:9187", "dhcp_xdp_cluster_clock_offset_seconds{node=\"b\"}");
+    assert!(offset.is_some_and(|o| (-905.0..=-895.0).contains(&o)), "b's clock offset: {offset:?}");
+    let mut clients = Clients::new(&lan.hosts[2]);
+    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
+    for i in 0..24 {
+        let c = chaddr(1, i);
+        let h = clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound"));
+        assert_eq!(h.server, expected_server(&c), "client {i}");
+        held.insert(c, h);
+    }
+    // Every lease time in the database is the database's: none ends past its now + lease time.
+    let late: i64 = pg
+        .client()
+        .query_one("SELECT count(*) FROM dhcp_xdp_leases WHERE expires > extract(epoch FROM now()) + 600 + 5", &[])
+        .expect("rows")
+        .get(0);
+    assert_eq!(late, 0, "lease rows ending after the database's now + lease time");
+    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
+    assert!(!on_a.is_empty(), "a serves some clients");
+    // b has taken in a's leases (its pull of other nodes' changes) and run expiry sweeps over
+    // them by its own clock for a while before a dies.
+    let absorbed = || {
+        metric(&lan.hosts[1].ns, "198.18.0.3:9187", "dhcp_xdp_cluster_leases_absorbed_total{node=\"b\"}").unwrap_or(0.0)
+    };
+    assert!(wait_until(Duration::from_secs(30), || absorbed() >= on_a.len() as f64), "b never read a's leases");
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = a.signal_and_wait(Signal::SIGKILL);
+    wait_for_buckets(&[&b], 256);
+    // Several expiry sweeps of b (one a second) over a's leases.
+    std::thread::sleep(Duration::from_secs(3));
+    // New clients take what is free (24 addresses, no more).
+    let mut new = 0;
+    for i in 0..32 {
+        let c = chaddr(2, i);
+        if let Some(h) = clients.bind(c) {
+            assert_eq!(h.server, B_IP);
+            assert!(held.values().all(|o| o.addr != h.addr), "new client {i} got {}, held by another", h.addr);
+            held.insert(c, h);
+            new += 1;
+        }
+    }
+    assert!(new > 0 && new <= 24, "{new} new clients bound in 24 free addresses");
+    rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "after the takeover by a node 15 min ahead");
+    check_no_address_twice(&pg, &held);
 }

@@ -398,7 +398,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 15] = [
+const TEST_PACKAGES: [(&str, &str); 16] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
@@ -416,6 +416,8 @@ const TEST_PACKAGES: [(&str, &str); 15] = [
     // The cluster tests' throwaway database server (its initdb and pg_ctl live under a
     // versioned directory; postgresql-common's tool marks the package).
     ("pg_createcluster", "postgresql"),
+    // A cluster node whose clock runs minutes ahead (libfaketime preloaded into the daemon).
+    ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "faketime"),
 ];
 
 /// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are

@@ -332,11 +332,16 @@ impl LeaseDb {
     ///
     /// A row of the same client on the same address that ends no later than what this node
     /// holds is older news (this node renewed it since, and its own commit is on the way or
-    /// done): it is not taken, so the tables never step back in time.
+    /// done): it is not taken, so the tables never step back in time — except a binding the
+    /// tables expired and the database kept.
     pub fn absorb(&self, l: Lease, now: u32) {
         let l = self.scoped(l);
         let existing = self.lease_at(l.addr);
-        if existing.is_some_and(|(_, e)| e == l || (e.key == l.key && e.expires >= l.expires)) {
+        // Unless the row still holds the address and this node's record no longer does (an
+        // expiry the database refused: its clock says the binding runs).
+        if existing.is_some_and(|(_, e)| {
+            e == l || (e.key == l.key && e.expires >= l.expires && (e.holds(now) || !l.holds(now)))
+        }) {
             return;
         }
         // Nothing to journal: the database this came from has it.

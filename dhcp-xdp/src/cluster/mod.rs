@@ -55,6 +55,10 @@ pub struct Status {
     pub takeovers: AtomicU64,
     /// Leases other nodes committed that this node took in.
     pub absorbed: AtomicU64,
+    /// The database's clock minus this host's, in milliseconds, at the last heartbeat.
+    pub clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// An offset above a second was logged (and has not come back under it since).
+    clock_offset_logged: AtomicBool,
 }
 
 /// This node's part in the cluster.
@@ -145,6 +149,31 @@ impl Instance {
     }
 }
 
+/// How far the database's clock runs ahead of this host's (milliseconds, negative: behind),
+/// measured against the middle of one round trip.
+pub fn measure_clock_offset(c: &mut Client) -> Result<i64, postgres::Error> {
+    let before = crate::serve::host_millis();
+    let db_ms: f64 = c.query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8", &[])?.get(0);
+    let after = crate::serve::host_millis();
+    Ok(db_ms as i64 - (before + after) / 2)
+}
+
+/// Logs an offset above one second (once while `logged` stays set; again after it came back
+/// under a second).
+fn report_clock_offset(ms: i64, logged: &AtomicBool) {
+    if ms.abs() > 1000 {
+        if !logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "cluster: this host's clock is {:.1} s {} the database's; lease times follow the database",
+                ms.abs() as f64 / 1000.0,
+                if ms > 0 { "behind" } else { "ahead of" }
+            );
+        }
+    } else {
+        logged.store(false, Ordering::Relaxed);
+    }
+}
+
 /// What can lose an ACKed lease in the database itself: `fsync` off, and streaming standbys a
 /// failover could promote that are not synchronous. Each as one line for the log and `db status`.
 pub fn durability_warnings(c: &mut Client) -> Result<Vec<String>, postgres::Error> {
@@ -210,6 +239,10 @@ impl Cluster {
         use anyhow::Context as _;
         let mut c = connect(&cfg.database).with_context(|| format!("connecting to {}", redact(&cfg.database)))?;
         schema::ensure(&mut c)?;
+        // Lease times are the database's from the first lease read on.
+        let offset = measure_clock_offset(&mut c)?;
+        crate::serve::set_lease_clock_offset_ms(offset);
+        report_clock_offset(offset, &AtomicBool::new(false));
         for w in durability_warnings(&mut c)? {
             tracing::warn!("cluster: {w}");
         }
@@ -416,6 +449,7 @@ impl Membership {
     fn beat(&mut self) -> Result<(), postgres::Error> {
         let cfg = self.cluster.cfg.clone();
         let inst = self.cluster.instance.clone();
+        let cluster = self.cluster.clone();
         let c = self.client_mut()?;
         let takeover = f64::from(cfg.takeover_after);
         if c.execute(
@@ -437,6 +471,10 @@ impl Membership {
                 return Ok(());
             }
         }
+        let offset = measure_clock_offset(c)?;
+        crate::serve::set_lease_clock_offset_ms(offset);
+        cluster.status.clock_offset_ms.store(offset, Ordering::Relaxed);
+        report_clock_offset(offset, &cluster.status.clock_offset_logged);
         let mut live: Vec<String> = c
             .query(
                 "SELECT name FROM dhcp_xdp_nodes WHERE heartbeat > now() - make_interval(secs => $1) ORDER BY name",

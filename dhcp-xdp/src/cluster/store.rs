@@ -270,7 +270,8 @@ impl PgStore {
 /// The upsert's rule: the same client's row is updated in this node's own order (`seq`), and
 /// from another node unless that would shorten a binding other than by a RELEASE (a node that
 /// had not yet seen the other's renewal, expiring or renewing from older news); another
-/// client's row only once it holds nothing.
+/// client's row only once it holds nothing. No node expires a binding the database's clock says
+/// still runs, whatever that node's own clock says.
 const COMMIT_SQL: &str = "WITH moved AS (
      DELETE FROM dhcp_xdp_leases l
       WHERE l.client_key = ANY($2::bytea[]) AND NOT (l.address = ANY($1::bigint[]))
@@ -283,9 +284,10 @@ const COMMIT_SQL: &str = "WITH moved AS (
      subnet = EXCLUDED.subnet, expires = EXCLUDED.expires, state = EXCLUDED.state,
      circuit = EXCLUDED.circuit, remote = EXCLUDED.remote, node = EXCLUDED.node, seq = EXCLUDED.seq,
      change = nextval('dhcp_xdp_change')
- WHERE (l.client_key = EXCLUDED.client_key AND l.node = EXCLUDED.node AND l.seq <= EXCLUDED.seq)
+ WHERE ((l.client_key = EXCLUDED.client_key AND l.node = EXCLUDED.node AND l.seq <= EXCLUDED.seq)
     OR (l.client_key = EXCLUDED.client_key AND l.node <> EXCLUDED.node
-        AND (EXCLUDED.state = 2 OR l.state <> 1 OR EXCLUDED.expires >= l.expires))
+        AND (EXCLUDED.state = 2 OR l.state <> 1 OR EXCLUDED.expires >= l.expires)))
+   AND (EXCLUDED.state <> 3 OR l.state <> 1 OR l.expires <= extract(epoch FROM now()))
     OR (l.client_key <> EXCLUDED.client_key
         AND (l.state NOT IN (0, 1, 4) OR l.expires <= extract(epoch FROM now())))
  RETURNING address";
