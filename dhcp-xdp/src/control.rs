@@ -88,6 +88,15 @@ pub const COMMANDS: [&str; 25] = [
     "server-tag-get",
 ];
 
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Bytes a request may have.
+pub const MAX_REQUEST: usize = 1 << 20;
+/// Time a whole request may take to arrive.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Time one write of an answer may wait for the client to read.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// How many of [`COMMANDS`] are answered (the rest are named so that `list-commands` shows
 /// what Kea has and this server says it does not support).
 const ANSWERED: usize = 20;
@@ -134,29 +143,67 @@ impl Control {
         Self { shared, workers, actions, started: Instant::now(), baseline: Mutex::new(vec![]) }
     }
 
-    /// The socket at `path` (mode 0600, its directory created 0700 when missing; a stale
-    /// socket file is replaced).
+    /// The socket at `path`, mode 0600 from the moment it exists at that path (bound in a
+    /// private directory beside it, made 0600 there, then renamed into place: no window with
+    /// the umask's mode); its directory is created 0700 when missing; a stale socket file is
+    /// replaced.
     pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-        if let Some(dir) = path.parent()
-            && !dir.exists()
-        {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.exists() {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(listener)
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "control".into());
+        let private = dir.join(format!(".{name}.{}.new", std::process::id()));
+        let _ = std::fs::remove_dir_all(&private);
+        std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+        let result = (|| {
+            let staged = private.join("s");
+            let listener = UnixListener::bind(&staged)?;
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&staged, path)?;
+            Ok(listener)
+        })();
+        let _ = std::fs::remove_dir_all(&private);
+        result
     }
 
-    /// Answers on `listener` (at `path`) on a thread of its own, one connection at a time.
+    /// Answers on `listener` (at `path`): each connection on a thread of its own, at most
+    /// [`MAX_CONNECTIONS`] at once (more are told so and closed), so a client that sends slowly
+    /// or reads slowly never keeps another out.
     pub fn serve(self: Arc<Self>, listener: UnixListener, path: &Path) -> std::io::Result<std::thread::JoinHandle<()>> {
         let path = path.to_owned();
+        let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         std::thread::Builder::new().name("control".into()).spawn(move || {
             for stream in listener.incoming() {
                 match stream {
-                    Ok(s) => {
-                        if let Err(e) = self.connection(s) {
-                            tracing::debug!("control connection on {}: {e}", path.display());
+                    Ok(mut s) => {
+                        if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                            active.fetch_sub(1, Ordering::AcqRel);
+                            let busy = answer(1, format!("busy: {MAX_CONNECTIONS} connections are being served"));
+                            let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+                            let _ = s.write_all(&serde_json::to_vec(&busy).unwrap_or_default());
+                            // What the client sent is read (briefly, a bounded amount) before the
+                            // close, or it would see a reset instead of the answer.
+                            let _ = s.shutdown(std::net::Shutdown::Write);
+                            let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+                            let mut sink = [0u8; 4096];
+                            for _ in 0..4 {
+                                if !matches!(s.read(&mut sink), Ok(n) if n > 0) {
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                        let (me, done, at) = (self.clone(), active.clone(), path.clone());
+                        let spawned = std::thread::Builder::new().name("control-conn".into()).spawn(move || {
+                            if let Err(e) = me.connection(s) {
+                                tracing::debug!("control connection on {}: {e}", at.display());
+                            }
+                            done.fetch_sub(1, Ordering::AcqRel);
+                        });
+                        if let Err(e) = spawned {
+                            active.fetch_sub(1, Ordering::AcqRel);
+                            tracing::warn!("control socket {}: {e}", path.display());
                         }
                     }
                     Err(e) => tracing::warn!("control socket {}: {e}", path.display()),
@@ -165,28 +212,66 @@ impl Control {
         })
     }
 
-    /// One request, one answer, then the connection closes (Kea's framing; 10 s of silence
-    /// ends it).
+    /// One request, one answer, then the connection closes (Kea's framing). The whole request
+    /// must arrive within [`REQUEST_DEADLINE`] and within [`MAX_REQUEST`] bytes; each write of
+    /// the answer must progress within [`WRITE_DEADLINE`].
     fn connection(&self, mut s: UnixStream) -> std::io::Result<()> {
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        s.set_write_timeout(Some(WRITE_DEADLINE))?;
         let mut buf = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
-        let request: Value = loop {
-            let n = s.read(&mut chunk)?;
+        let request: Result<Value, Value> = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(answer(1, format!("request not complete within {REQUEST_DEADLINE:?}")));
+            }
+            s.set_read_timeout(Some(left))?;
+            let n = match s.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    break Err(answer(1, format!("request not complete within {REQUEST_DEADLINE:?}")));
+                }
+                Err(e) => return Err(e),
+            };
             if n == 0 {
-                break serde_json::from_slice(&buf).unwrap_or(Value::Null);
+                break Ok(serde_json::from_slice(&buf).unwrap_or(Value::Null));
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-                break v;
+                break Ok(v);
             }
-            if buf.len() > 1 << 20 {
-                break Value::Null;
+            if buf.len() > MAX_REQUEST {
+                break Err(answer(1, format!("request over {MAX_REQUEST} bytes")));
             }
         };
-        let response = self.dispatch(&request);
-        s.write_all(&serde_json::to_vec(&response).unwrap_or_default())?;
+        match request {
+            Ok(r) if r.get("command").and_then(Value::as_str) == Some("lease4-get-all") => {
+                let leases = self.all_leases(r.get("arguments").unwrap_or(&json!({})));
+                if leases.is_empty() {
+                    s.write_all(&serde_json::to_vec(&self.lease_list(leases)).unwrap_or_default())?;
+                } else {
+                    self.stream_leases(&leases, &mut s)?;
+                }
+            }
+            Ok(r) => s.write_all(&serde_json::to_vec(&self.dispatch(&r)).unwrap_or_default())?,
+            Err(refusal) => s.write_all(&serde_json::to_vec(&refusal).unwrap_or_default())?,
+        }
         s.shutdown(std::net::Shutdown::Both)
+    }
+
+    /// `lease4-get-all`'s answer written lease by lease (never built whole: a million leases
+    /// would be a gigabyte as one JSON value).
+    fn stream_leases(&self, leases: &[Lease], s: &mut UnixStream) -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(64 << 10, s);
+        w.write_all(b"{\"arguments\": {\"leases\": [")?;
+        for (i, l) in leases.iter().enumerate() {
+            if i > 0 {
+                w.write_all(b", ")?;
+            }
+            serde_json::to_writer(&mut w, &self.lease_json(l)).map_err(std::io::Error::other)?;
+        }
+        write!(w, "]}}, \"result\": 0, \"text\": \"{} IPv4 lease(s) found.\"}}", leases.len())?;
+        w.flush()
     }
 
     /// The answer to one request.
@@ -383,12 +468,18 @@ impl Control {
     }
 
     fn lease_get_all(&self, args: &Value) -> Value {
+        self.lease_list(self.all_leases(args))
+    }
+
+    /// The leases `lease4-get-all` lists (of `subnets`, when given).
+    fn all_leases(&self, args: &Value) -> Vec<Lease> {
         let subnets: Option<Vec<u64>> =
             args.get("subnets").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect());
         let db = self.shared.runtime().db.clone();
-        self.lease_list(
-            db.leases_where(|l| Self::listed(l) && subnets.as_ref().is_none_or(|s| s.contains(&u64::from(l.subnet)))),
-        )
+        let mut leases =
+            db.leases_where(|l| Self::listed(l) && subnets.as_ref().is_none_or(|s| s.contains(&u64::from(l.subnet))));
+        leases.sort_by_key(|l| u32::from(l.addr));
+        leases
     }
 
     fn lease_get_page(&self, args: &Value) -> Value {
@@ -475,8 +566,24 @@ impl Control {
             None => ClientKey::hw(1, &mac, s.lease_scope),
         };
         let now = unix_now();
-        let valid = args.get("valid-lft").and_then(Value::as_u64).map(|v| v as u32).unwrap_or(s.lease_time);
-        let expires = args.get("expire").and_then(Value::as_u64).map(|e| e as u32).unwrap_or(now.saturating_add(valid));
+        // Seconds that do not fit the lease record are refused, never cut to something else.
+        let seconds =
+            |name: &str| -> Result<Option<u32>, Value> {
+                match args.get(name) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(v) => v.as_u64().and_then(|x| u32::try_from(x).ok()).map(Some).ok_or_else(|| {
+                        answer(1, format!("{name} {v} is not a number of seconds from 0 to {}", u32::MAX))
+                    }),
+                }
+            };
+        let valid = match seconds("valid-lft") {
+            Ok(v) => v.unwrap_or(s.lease_time),
+            Err(e) => return e,
+        };
+        let expires = match seconds("expire") {
+            Ok(e) => e.unwrap_or(now.saturating_add(valid)),
+            Err(e) => return e,
+        };
         let state = match args.get("state").and_then(Value::as_u64) {
             Some(1) => LeaseState::Declined,
             Some(2) => LeaseState::Expired,
@@ -723,7 +830,7 @@ mod tests {
     use super::*;
     use crate::serve::Runtime;
 
-    fn control() -> (Arc<Control>, mpsc::Receiver<ActionRequest>) {
+    pub(super) fn control() -> (Arc<Control>, mpsc::Receiver<ActionRequest>) {
         let cfg = Config::parse(
             "t",
             "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.20\"\n\
@@ -738,8 +845,26 @@ mod tests {
         (Arc::new(Control::new(shared, vec![], tx)), rx)
     }
 
-    fn call(c: &Control, command: &str, args: Value) -> Value {
+    pub(super) fn call(c: &Control, command: &str, args: Value) -> Value {
         c.dispatch(&json!({ "command": command, "arguments": args }))
+    }
+
+    /// Seconds that do not fit a lease record are refused, not cut.
+    #[test]
+    fn lease_times_that_do_not_fit_are_refused() {
+        let (c, _) = control();
+        for (field, v) in
+            [("valid-lft", json!(1u64 << 32)), ("expire", json!(5_000_000_000u64)), ("valid-lft", json!(-1))]
+        {
+            let a = call(
+                &c,
+                "lease4-add",
+                json!({ "ip-address": "198.18.0.15", "hw-address": "02:00:00:00:00:01", field: v }),
+            );
+            assert_eq!(a["result"], 1, "{field} {v}: {a}");
+            assert!(a["text"].as_str().unwrap().contains(field), "{a}");
+        }
+        assert_eq!(call(&c, "lease4-get", json!({ "ip-address": "198.18.0.15" }))["result"], 3, "nothing added");
     }
 
     #[test]
@@ -850,5 +975,85 @@ mod tests {
         assert_eq!(a, Action::Reload);
         reply.send(answer(0, "Configuration successful.")).unwrap();
         assert_eq!(t.join().unwrap()["text"], "Configuration successful.");
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("dhcp-xdp-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn ask(path: &Path, request: &[u8]) -> Value {
+        let mut s = UnixStream::connect(path).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(request).expect("write");
+        let mut out = vec![];
+        s.read_to_end(&mut out).expect("read");
+        serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    /// The socket is 0600 when it appears; clients that send nothing or trickle bytes do not
+    /// keep another out, and are cut at the request deadline; an oversized request is refused;
+    /// a large `lease4-get-all` is streamed and reads as the same answer.
+    #[test]
+    fn the_control_socket_cannot_be_starved_or_flooded() {
+        let d = dir("starve");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("control.sock");
+        let listener = Control::bind(&path).expect("bind");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "nothing left beside the socket");
+        let (c, _rx) = super::tests::control();
+        c.clone().serve(listener, &path).expect("serve");
+        // Silent clients, up to the limit but one.
+        let silent: Vec<UnixStream> =
+            (0..MAX_CONNECTIONS - 1).map(|_| UnixStream::connect(&path).expect("connect")).collect();
+        let t = Instant::now();
+        let v = ask(&path, br#"{"command": "version-get"}"#);
+        assert_eq!(v["result"], 0, "{v}");
+        assert!(t.elapsed() < Duration::from_secs(2), "answered while others were silent: {:?}", t.elapsed());
+        // Past the limit: told so at once.
+        let extra = UnixStream::connect(&path).expect("connect");
+        let busy = ask(&path, br#"{"command": "version-get"}"#);
+        assert_eq!(busy["result"], 1, "{busy}");
+        assert!(busy["text"].as_str().unwrap().contains("busy"), "{busy}");
+        drop(extra);
+        // The silent ones are cut at the deadline.
+        let mut one = silent.into_iter().next().unwrap();
+        one.set_read_timeout(Some(REQUEST_DEADLINE + Duration::from_secs(5))).unwrap();
+        let mut out = vec![];
+        one.read_to_end(&mut out).expect("cut");
+        let cut: Value = serde_json::from_slice(&out).expect("an answer");
+        assert!(cut["text"].as_str().unwrap().contains("not complete"), "{cut}");
+        // Oversized.
+        let mut big = br#"{"command": "version-get", "arguments": {"x": ""#.to_vec();
+        big.resize(MAX_REQUEST + 10, b'a');
+        let mut s = UnixStream::connect(&path).expect("connect");
+        let _ = s.write_all(&big);
+        let mut out = vec![];
+        let _ = s.read_to_end(&mut out);
+        let refused: Value = serde_json::from_slice(&out).expect("an answer");
+        assert!(refused["text"].as_str().unwrap().contains("request over"), "{refused}");
+        // Streamed lease list.
+        for i in 0..10u8 {
+            let a = super::tests::call(
+                &c,
+                "lease4-add",
+                json!({ "ip-address": format!("198.18.0.1{i}"), "hw-address": format!("02:00:00:00:00:1{i}") }),
+            );
+            assert_eq!(a["result"], 0, "{a}");
+        }
+        let streamed = ask(&path, br#"{"command": "lease4-get-all"}"#);
+        let built = super::tests::call(&c, "lease4-get-all", json!({}));
+        assert_eq!(streamed, built);
+        assert_eq!(streamed["arguments"]["leases"].as_array().unwrap().len(), 10);
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -57,6 +57,51 @@ pub enum JournalError {
     /// The journal did not catch up in time (clean stop with a failing disk).
     #[error("journal still has unwritten records after {0:?}: {1}")]
     Unflushed(Duration, String),
+    /// The directory exists and holds what is not a state directory's, or belongs to another
+    /// user: it is left alone rather than made private and written into.
+    #[error("{} is not a dhcp-xdp state directory ({why}): choose an empty or new directory", dir.display())]
+    NotOurs {
+        /// The directory.
+        dir: PathBuf,
+        /// What gave it away.
+        why: String,
+    },
+}
+
+/// Whether `name` is a file a state directory holds.
+fn is_state_file(name: &str) -> bool {
+    name == "lock"
+        || (name.starts_with("journal-") && name.ends_with(".log"))
+        || (name.starts_with("snapshot-") && (name.ends_with(".snap") || name.ends_with(".tmp")))
+}
+
+/// An existing `dir` is taken only when it is ours: owned by this user, holding nothing but
+/// state files (an empty directory, or one a daemon made).
+fn check_ours(dir: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let not_ours = |why: String| JournalError::NotOurs { dir: dir.to_owned(), why };
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(format!("reading {}", dir.display()))(e)),
+    };
+    if !meta.is_dir() {
+        return Err(not_ours("not a directory".into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(not_ours(format!("owned by uid {}, not {me}", meta.uid())));
+    }
+    let entries = std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
+    for e in entries {
+        let e = e.map_err(io(format!("listing {}", dir.display())))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !is_state_file(&name) {
+            return Err(not_ours(format!("it holds {name}")));
+        }
+    }
+    Ok(())
 }
 
 /// Names a failed file operation.
@@ -118,8 +163,10 @@ pub struct StateDir {
 
 impl StateDir {
     /// Creates `dir` (0700) if missing, tightens it to 0700 if not, and locks it before
-    /// anything in it is read. Another holder: [`JournalError::Locked`] naming its pid.
+    /// anything in it is read. An existing directory that is not ours (another user's, or
+    /// holding other files) is refused ([`JournalError::NotOurs`]), never chmod'ed. Another holder: [`JournalError::Locked`] naming its pid.
     pub fn lock(dir: &Path) -> Result<Self, JournalError> {
+        check_ours(dir)?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -723,6 +770,34 @@ pub(crate) mod tests {
         let d = std::env::temp_dir().join(format!("dhcp-xdp-journal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    /// A directory that is not ours is refused and left as it was: one holding other files,
+    /// one of another user. An empty one, and one a daemon made, are taken.
+    #[test]
+    fn a_state_directory_that_is_not_ours_is_refused_not_chmodded() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let d = tmpdir("notours");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("notes.txt"), "an operator's file").unwrap();
+        let e = StateDir::lock(&d).unwrap_err();
+        assert!(matches!(&e, JournalError::NotOurs { why, .. } if why.contains("notes.txt")), "{e}");
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o755, "left as it was");
+        assert!(!d.join("lock").exists());
+        std::fs::remove_file(d.join("notes.txt")).unwrap();
+        // Empty: taken (and made private); then it holds only state files: taken again.
+        drop(StateDir::lock(&d).unwrap());
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        std::fs::write(d.join("journal-0000000001-000.log"), b"").unwrap();
+        drop(StateDir::lock(&d).unwrap());
+        if nix::unistd::geteuid().is_root() {
+            // Another user's directory.
+            nix::unistd::chown(&d, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            let e = StateDir::lock(&d).unwrap_err();
+            assert!(matches!(&e, JournalError::NotOurs { why, .. } if why.contains("uid 65534")), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     fn one_pool() -> Config {

@@ -12,6 +12,7 @@
 //! - [`iface`] reads the served interface's addresses and queues.
 //! - [`privileges`] drops every capability once setup is done.
 //! - [`metrics`] serves Prometheus metrics at `/metrics`.
+//! - [`http`] is the management ports' bounded HTTP server (metrics; Kea 3's HTTP control next).
 //! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod control;
 pub mod datapath;
 pub mod ebpf;
 pub mod handler;
+pub mod http;
 pub mod iface;
 pub mod journal;
 pub mod logging;

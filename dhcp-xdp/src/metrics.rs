@@ -5,10 +5,8 @@
 //! shard, nor answer anything but `GET /metrics`.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener},
     sync::{Arc, Mutex, atomic::Ordering},
-    time::Duration,
 };
 
 use dhcp_xdp_common::counter;
@@ -259,39 +257,26 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Serves `GET /metrics` on `listener` from a thread of its own.
+/// Serves `GET /metrics` on `listener` from a thread of its own, within the management
+/// ports' limits ([`crate::http`]).
 pub fn serve(listener: TcpListener, registry: Registry) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("metrics".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            if let Err(e) = answer(stream, &registry) {
-                tracing::debug!("metrics connection: {e}");
-            }
+    let registry = Arc::new(registry);
+    let handler: crate::http::Handler = Arc::new(move |req: crate::http::Req| {
+        use crate::http::Answer;
+        use hyper::StatusCode;
+        if req.method != hyper::Method::GET || req.path.split('?').next() != Some("/metrics") {
+            return Answer::text(StatusCode::NOT_FOUND, "only GET /metrics is served here\n");
         }
-    })
-}
-
-fn answer(mut s: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(s.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    // The rest of the request head.
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
+        let mut body = String::new();
+        match prometheus_client::encoding::text::encode(&mut body, &registry) {
+            Ok(()) => Answer {
+                status: StatusCode::OK,
+                content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                body: body.into_bytes(),
+            },
+            Err(e) => Answer::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         }
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" || path.split('?').next() != Some("/metrics") {
-        return s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    }
-    let mut body = String::new();
-    prometheus_client::encoding::text::encode(&mut body, registry).map_err(std::io::Error::other)?;
-    write!(
-        s,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
+    });
+    let limits = crate::http::Limits { body: 0, ..Default::default() };
+    crate::http::serve("metrics", listener, limits, handler).map(|(t, _)| t)
 }

@@ -82,3 +82,71 @@ fn metrics_are_served_and_parse_with_a_real_prometheus_parser() {
     assert!((0.0..=1.0).contains(&busy), "{busy}");
     daemon.signal_and_wait(Signal::SIGTERM);
 }
+
+/// The daemon's resident memory, from /proc.
+fn rss_kib(pid: nix::unistd::Pid) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// The metrics port cannot be starved or flooded: a request line of 256 MiB without a newline
+/// is cut off early (the daemon does not grow with it), and clients that hold connections open
+/// without finishing a request do not keep a scrape out.
+#[test]
+fn the_metrics_port_cannot_be_starved_or_flooded() {
+    use std::io::{Read as _, Write as _};
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg =
+        dir.config("[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n");
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg, "--metrics", "198.18.255.1:9100"]);
+    let before = rss_kib(daemon.pid());
+    let (sent, rss_during) = net.server.enter({
+        let pid = daemon.pid();
+        move || {
+            let mut s = std::net::TcpStream::connect("198.18.255.1:9100").expect("connect");
+            s.set_write_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            let chunk = vec![b'a'; 1 << 20];
+            let mut sent = 0usize;
+            let _ = s.write_all(b"GET /");
+            while sent < 256 << 20 {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += chunk.len();
+            }
+            (sent, rss_kib(pid))
+        }
+    });
+    assert!(sent < 64 << 20, "the server read {} MiB of a request line", sent >> 20);
+    assert!(rss_during < before + 16 * 1024, "the daemon grew from {before} KiB to {rss_during} KiB");
+    // Slow clients: connected, half a request line, then silence.
+    let stalled: Vec<std::net::TcpStream> = net.server.enter(|| {
+        (0..8)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect("198.18.255.1:9100").expect("connect");
+                s.write_all(b"GET /metr").expect("write");
+                s
+            })
+            .collect()
+    });
+    let t = std::time::Instant::now();
+    let (m, _) = scrape(&net.server, "http://198.18.255.1:9100/metrics");
+    assert!(m.contains_key("dhcp_xdp_packets_received_total|type=discover"));
+    assert!(t.elapsed() < Duration::from_secs(3), "a scrape waited {:?} behind stalled clients", t.elapsed());
+    // The stalled ones are cut at the head deadline.
+    let cut = net.server.enter(move || {
+        let mut s = stalled.into_iter().next().expect("one");
+        s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let t = std::time::Instant::now();
+        let mut out = vec![];
+        let _ = s.read_to_end(&mut out);
+        t.elapsed()
+    });
+    assert!(cut < Duration::from_secs(15), "a stalled client held its connection {cut:?}");
+    daemon.signal_and_wait(Signal::SIGTERM);
+}

@@ -278,18 +278,93 @@ impl Cluster {
     }
 }
 
-/// A URL without its password, for messages.
+/// A database address without its password, for messages, in every form libpq takes: a URL's
+/// `user:password@`, a URL's `password=` parameter, and `password=` among `key=value` words
+/// (quoted or not).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:…{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let mut out = url[..scheme_end + 3].to_owned();
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let user = authority[..at].split_once(':').map_or(&authority[..at], |(u, _)| u);
+                out.push_str(user);
+                if authority[..at].contains(':') {
+                    out.push_str(":…");
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        let tail = &rest[authority_end..];
+        match tail.split_once('?') {
+            Some((path, query)) => {
+                out.push_str(path);
+                out.push('?');
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=…"),
+                        _ => kv.to_owned(),
+                    })
+                    .collect();
+                out.push_str(&params.join("&"));
+            }
+            None => out.push_str(tail),
+        }
+        return out;
+    }
+    // key = value words; a value may be 'quoted' with \' and \\ escapes.
+    let b = url.as_bytes();
+    let mut out = String::with_capacity(url.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            out.push(b[i] as char);
+            i += 1;
+            continue;
+        }
+        let key_start = i;
+        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &url[key_start..i];
+        let mut j = i;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != b'=' {
+            out.push_str(key);
+            continue;
+        }
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let value_start = j;
+        if j < b.len() && b[j] == b'\'' {
+            j += 1;
+            while j < b.len() && b[j] != b'\'' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            j = (j + 1).min(b.len());
+        } else {
+            while j < b.len() && !b[j].is_ascii_whitespace() {
+                j += 1;
             }
         }
-        _ => url.to_owned(),
+        out.push_str(key);
+        out.push('=');
+        if key.eq_ignore_ascii_case("password") {
+            out.push('…');
+        } else {
+            out.push_str(&url[value_start..j.min(url.len())]);
+        }
+        i = j;
     }
+    out
 }
 
 /// The membership loop's state.
@@ -735,5 +810,20 @@ mod tests {
     fn passwords_are_left_out_of_messages() {
         assert_eq!(redact("postgresql://dhcp:secret@db/dhcp"), "postgresql://dhcp:…@db/dhcp");
         assert_eq!(redact("postgresql:///dhcp?host=/run/postgresql"), "postgresql:///dhcp?host=/run/postgresql");
+        assert_eq!(redact("postgres://u:p@ss:w@db:5432/x"), "postgres://u:…@db:5432/x", "an @ in the password");
+        assert_eq!(
+            redact("postgresql://dhcp@db/dhcp?sslmode=require&password=secret&x=1"),
+            "postgresql://dhcp@db/dhcp?sslmode=require&password=…&x=1"
+        );
+        assert_eq!(redact("host=db user=dhcp password=secret dbname=x"), "host=db user=dhcp password=… dbname=x");
+        assert_eq!(redact("host=db password = 'se cr\\'et' dbname=x"), "host=db password=… dbname=x");
+        for url in [
+            "postgresql://a:topsecret@h/d",
+            "postgresql://a@h/d?password=topsecret",
+            "password=topsecret host=h",
+            "host=h password='top secret'",
+        ] {
+            assert!(!redact(url).contains("secret"), "{url} -> {}", redact(url));
+        }
     }
 }
