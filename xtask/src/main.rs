@@ -51,12 +51,13 @@ enum Cmd {
     },
     /// Install the eBPF toolchain pieces only.
     Bootstrap,
-    /// Bounded fuzz runs (cargo-fuzz, nightly): frame → engine, journal bytes → replay.
+    /// Bounded fuzz runs (cargo-fuzz, nightly): frame → engine, journal bytes → replay, other
+    /// servers' files → the migration parsers.
     Fuzz {
         /// Seconds to run each target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// `engine`, `journal` or `all`.
+        /// `engine`, `journal`, `migrate` or `all`.
         #[arg(long, default_value = "all")]
         target: String,
     },
@@ -145,7 +146,11 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 step("installing cargo-fuzz (once)");
                 run_visible(cargo().args(["install", "cargo-fuzz"]))?;
             }
-            let targets: &[(&str, &str)] = &[("engine", "frame → engine"), ("journal", "journal bytes → replay")];
+            let targets: &[(&str, &str)] = &[
+                ("engine", "frame → engine"),
+                ("journal", "journal bytes → replay"),
+                ("migrate", "other servers' files → the migration parsers"),
+            ];
             for (name, what) in targets.iter().filter(|(n, _)| target == "all" || target == *n) {
                 step(&format!("fuzzing {what} for {seconds} s (corpus: dhcp-xdp-core/fuzz/corpus/{name})"));
                 std::fs::create_dir_all(workspace_root().join("dhcp-xdp-core/fuzz/corpus").join(name))?;

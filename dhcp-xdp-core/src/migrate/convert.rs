@@ -46,6 +46,10 @@ fn strip_comments(text: &str) -> String {
                     if prev == '*' && c == '/' {
                         break;
                     }
+                    // Lines stay where they were, so errors name the file's own line numbers.
+                    if c == '\n' {
+                        out.push('\n');
+                    }
                     prev = c;
                 }
             }
@@ -296,7 +300,12 @@ struct Node {
 /// `dhcpd.conf` as a tree of statements (strings as words, commas dropped).
 fn dhcpd_tree(text: &str) -> Result<Vec<Node>, String> {
     use super::dhcpd::{Token, tokens};
-    fn nodes(toks: &[(u64, Token)], i: &mut usize, nested: bool) -> Result<Vec<Node>, String> {
+    /// Blocks deeper than this are refused (real files nest three or four deep); the tree is
+    /// built recursively, so a hostile file must not choose the depth.
+    const MAX_NESTING: usize = 64;
+    /// The statements up to the `}` closing a block opened on line `opened` (none: the file's
+    /// top level), `depth` blocks deep.
+    fn nodes(toks: &[(u64, Token)], i: &mut usize, opened: Option<u64>, depth: usize) -> Result<Vec<Node>, String> {
         let mut out = vec![];
         let mut words: Vec<String> = vec![];
         let mut line = 0;
@@ -313,21 +322,24 @@ fn dhcpd_tree(text: &str) -> Result<Vec<Node>, String> {
                         out.push(Node { line, words: std::mem::take(&mut words), body: None });
                     }
                 }
+                Token::Open if depth >= MAX_NESTING => {
+                    return Err(format!("line {l}: blocks nested more than {MAX_NESTING} deep"));
+                }
                 Token::Open => {
-                    let body = nodes(toks, i, true)?;
+                    let body = nodes(toks, i, Some(*l), depth + 1)?;
                     out.push(Node { line, words: std::mem::take(&mut words), body: Some(body) });
                 }
-                Token::Close if nested => return Ok(out),
+                Token::Close if opened.is_some() => return Ok(out),
                 Token::Close => return Err(format!("line {l}: `}}` without `{{`")),
             }
         }
-        if nested {
-            return Err("a block is not closed".into());
+        if let Some(at) = opened {
+            return Err(format!("line {at}: a block opened here is not closed"));
         }
         Ok(out)
     }
     let toks = tokens(text)?;
-    nodes(&toks, &mut 0, false)
+    nodes(&toks, &mut 0, None, 0)
 }
 
 impl Ctx {

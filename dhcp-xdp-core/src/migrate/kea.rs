@@ -53,6 +53,12 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
     rows.sort_by_key(|(addr, _)| u32::from(*addr));
     for (addr, (line, rec)) in rows {
         let skip = |why: String| Skipped { line, addr: Some(addr), why };
+        let needed = [a, hw, cid, valid, exp, sid, st].into_iter().max().unwrap_or(0) + 1;
+        if rec.len() < needed {
+            // A damaged (cut) row is reported, not read as a deletion.
+            out.skipped.push(skip(format!("truncated row: {} of the {} fields needed", rec.len(), needed)));
+            continue;
+        }
         let num = |i: usize| rec.get(i).and_then(|v| v.trim().parse::<u64>().ok());
         let valid_lifetime = num(valid).unwrap_or(0);
         if valid_lifetime == 0 {
