@@ -216,6 +216,39 @@ mod tests {
         }
     }
 
+    /// Values ISC dhcpd's `loadb_p_hash` (server/failover.c, the RFC 3074 reference code and
+    /// its mixing table) gives for these keys, computed with that code and table, not with
+    /// ours: a typo in our table or a change in the loop breaks interoperation with dhcpd's and
+    /// Kea's load balancing, and this.
+    #[test]
+    fn lb_hash_agrees_with_dhcpds_loadb_p_hash() {
+        let vectors: [(&[u8], u8); 6] = [
+            (&[0x11, 0x22, 0x33, 0x44, 0x55, 0x66], 66),
+            (&[0x02, 0xc1, 0, 0, 1, 0], 167),
+            (&[0x00, 0x0c, 0x29, 0xab, 0xcd, 0xef], 60),
+            // A client identifier (type 1 + MAC) and a DUID-LLT based one.
+            (&[1, 0x02, 0xaa, 0, 0, 0, 0], 171),
+            (&[0, 1, 0, 1, 0x32, 0xa8, 0xe9, 0xcc, 0x0a, 0xe2, 0x92, 0x98, 0xae, 0xc9], 63),
+            (
+                &[
+                    0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+                    27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51,
+                    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+                ],
+                110,
+            ),
+        ];
+        for (key, want) in vectors {
+            assert_eq!(lb_hash(key), want, "{key:02x?}");
+        }
+        // dhcpd's `loadb_mx_tbl`, fingerprinted (FNV-1a 64 over its 256 bytes in order).
+        let mut f: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in &LB_MIX {
+            f = (f ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        assert_eq!(f, 0x9a97_d570_ceae_de81, "the mixing table differs from dhcpd's");
+    }
+
     #[test]
     fn lb_hash_follows_rfc_3074() {
         // By hand from the algorithm: the empty key hashes to its length, one byte b to

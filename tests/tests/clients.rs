@@ -34,7 +34,7 @@ fn in_pool(ip: &str) -> Ipv4Addr {
 fn udhcpc_gets_configured_lease_releases_and_gets_it_back() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = dir.config(BASIC);
+    let cfg = dir.config(&one_address());
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let client = Udhcpc::new();
     let got = client.obtain(&net.client, &net.client_if, false, &[]).expect("udhcpc got no lease");
@@ -48,15 +48,17 @@ fn udhcpc_gets_configured_lease_releases_and_gets_it_back() {
     // Again, releasing on exit: same address (the lease is still ours), then released.
     let again = client.obtain(&net.client, &net.client_if, true, &[]).expect("second lease");
     assert_eq!(in_pool(&again["ip"]), ip);
-    // After the release the address is free, and the same client gets it back.
+    // After the release the address is free: another client can have it; once that one
+    // releases it too, this client gets it back.
     std::thread::sleep(Duration::from_millis(300));
+    another_client_gets_the_released(&net, ip);
     let third = client.obtain(&net.client, &net.client_if, false, &[]).expect("third lease");
-    assert_eq!(in_pool(&third["ip"]), ip, "affinity after RELEASE");
+    assert_eq!(in_pool(&third["ip"]), ip, "the address is free again");
     assert!(net.ping_server(), "kernel path on the served interface");
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.status.success(), "{:?}", exit.stderr);
-    assert_eq!(exit.engine_sum("rx_release"), 1);
-    assert_eq!(exit.engine_sum("tx_ack"), 3);
+    assert_eq!(exit.engine_sum("rx_release"), 2);
+    assert_eq!(exit.engine_sum("tx_ack"), 4);
     assert_eq!(exit.leases("bound"), 1);
     // Every request the XDP program redirected was seen by a worker.
     assert_eq!(exit.xdp_counter("redirected"), exit.worker_sum("rx"));
@@ -66,7 +68,8 @@ fn udhcpc_gets_configured_lease_releases_and_gets_it_back() {
 fn dhclient_gets_lease_renews_at_t1_and_releases() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = dir.config(&BASIC.replace("lease-time = 600", "lease-time = 60\nrenew-time = 3\nrebind-time = 50"));
+    let cfg =
+        dir.config(&one_address().replace("lease-time = 600", "lease-time = 60\nrenew-time = 3\nrebind-time = 50"));
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let client = Dhclient::new(&net.client, &net.client_if);
     assert!(client.obtain(&net.client), "dhclient -1 failed");
@@ -82,6 +85,7 @@ fn dhclient_gets_lease_renews_at_t1_and_releases() {
     client.release(&net.client);
     std::thread::sleep(Duration::from_millis(500));
     assert!(net.ping_server());
+    another_client_gets_the_released(&net, ip);
     // The address is free again and this client gets it back.
     let n = client.events().len();
     assert!(client.obtain(&net.client), "dhclient after its release");
@@ -93,7 +97,7 @@ fn dhclient_gets_lease_renews_at_t1_and_releases() {
     client.kill();
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.engine_sum("rx_request_renewing") >= 1, "unicast renewal at T1");
-    assert_eq!(exit.engine_sum("rx_release"), 1);
+    assert_eq!(exit.engine_sum("rx_release"), 2);
     assert_eq!(exit.engine_sum("tx_nak"), 0);
     assert_eq!(exit.leases("bound"), 1);
 }
@@ -192,6 +196,25 @@ impl Raw {
     }
 }
 
+/// A pool of one address, so that only a RELEASE that took effect lets another client have it.
+fn one_address() -> String {
+    BASIC.replace("198.18.0.150", "198.18.0.100")
+}
+
+/// A client that is not the one that released `ip` binds it (the pool holds only `ip`: a
+/// RELEASE the server ignored leaves it nothing), then releases it again.
+fn another_client_gets_the_released(net: &TwoHosts, ip: Ipv4Addr) {
+    let mut raw = Raw::new(net);
+    let chaddr = [2, 0x5e, 0, 0, 0, 1];
+    let got = raw.dora(chaddr, 0x5e00);
+    assert_eq!(got, ip, "another client got the released address");
+    let mut release = Request::discover(raw.mac, chaddr, 0x5e10);
+    release.options = vec![53, 1, 7, 54, 4, 198, 18, 0, 1];
+    release.ciaddr = ip;
+    raw.link.send(&release.build());
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 #[test]
 fn declined_address_goes_to_probation_and_next_client_gets_another() {
     let net = TwoHosts::for_dhcp(1);
@@ -206,10 +229,16 @@ fn declined_address_goes_to_probation_and_next_client_gets_another() {
     decline.options.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
     raw.link.send(&decline.build());
     std::thread::sleep(Duration::from_millis(300));
-    let b = raw.dora([2, 7, 0, 0, 0, 2], 0x300);
+    // The decliner asks again: it is given the other address (a DECLINE the server ignored
+    // would leave it its binding, and the same address).
+    let b = raw.dora([2, 7, 0, 0, 0, 1], 0x300);
     assert_ne!(a, b, "declined address handed out again");
-    // Pool of two: one declined, one bound → nothing left.
-    assert!(raw.ask(&Request::discover(raw.mac, [2, 7, 0, 0, 0, 3], 0x400)).is_none());
+    // Pool of two: one on probation, one bound → nothing left, even for a client asking for
+    // the declined address by name (option 50).
+    let mut wants_a = Request::discover(raw.mac, [2, 7, 0, 0, 0, 3], 0x400);
+    wants_a.options = vec![53, 1, 1, 50, 4];
+    wants_a.options.extend_from_slice(&a.octets());
+    assert!(raw.ask(&wants_a).is_none(), "the declined address was offered");
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert_eq!(exit.engine_sum("rx_decline"), 1);
     assert_eq!(exit.leases("declined"), 1);
@@ -430,7 +459,7 @@ fn udhcpc_renews_at_half_lease_and_rebinds_when_renewals_go_unanswered() {
 fn dhcpcd_releases_and_gets_its_address_back() {
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
-    let cfg = dir.config(BASIC);
+    let cfg = dir.config(&one_address());
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let mut client = Dhcpcd::spawn(&net.client, &net.client_if, &[]);
     let leased = client.wait_log("leased 198.18.0.", Duration::from_secs(10));
@@ -440,10 +469,11 @@ fn dhcpcd_releases_and_gets_its_address_back() {
     assert!(client.wait_exit(Duration::from_secs(10)), "dhcpcd did not exit:\n{}", client.log());
     assert!(client.log().contains(&format!("releasing lease of {ip}")), "{}", client.log());
     drop(client);
+    another_client_gets_the_released(&net, ip.parse().expect("address"));
     let again = dhcpcd_oneshot(&net.client, &net.client_if);
-    assert!(again.contains(&format!("leased {ip} ")), "affinity after RELEASE:\n{again}");
+    assert!(again.contains(&format!("leased {ip} ")), "the address is free again:\n{again}");
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
-    assert_eq!(exit.engine_sum("rx_release"), 1, "{:?}", exit.stdout);
-    assert_eq!(exit.engine_sum("tx_ack"), 2);
+    assert_eq!(exit.engine_sum("rx_release"), 2, "{:?}", exit.stdout);
+    assert_eq!(exit.engine_sum("tx_ack"), 3);
     assert_eq!(exit.leases("bound"), 1);
 }
