@@ -63,13 +63,46 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic_the_parser(bytes in prop::collection::vec(any::<u8>(), 0..700)) {
-        if let Ok(m) = Message::parse(&bytes) {
-            let mut scratch = [0u8; 1024];
-            for code in 0..=255u8 {
-                let _ = m.option(code, &mut scratch);
-                let _ = m.single(code);
-            }
+        poke(&bytes);
+    }
+
+    /// A valid fixed header and magic cookie, then random option bytes (random codes and
+    /// lengths, overloads, pads, missing ends): what the option walk and the accessors see.
+    #[test]
+    fn random_options_never_panic_the_parser(
+        header in prop::collection::vec(any::<u8>(), 236),
+        options in prop::collection::vec(prop_oneof![any::<u8>(), Just(0u8), Just(255), Just(52), Just(53), Just(82)], 0..600),
+    ) {
+        let mut b = header;
+        b[0] = 1;
+        b[1] = 1;
+        b[2] = 6;
+        b.extend_from_slice(&[99, 130, 83, 99]);
+        b.extend_from_slice(&options);
+        let parsed = Message::parse(&b).is_ok();
+        poke(&b);
+        // A well-formed walk (the options with a valid length each, then the end) must parse.
+        let mut walked = b[..240].to_vec();
+        for chunk in options.chunks(7).filter(|c| !matches!(c[0], 0 | 52 | 255)) {
+            walked.push(chunk[0]);
+            walked.push((chunk.len() - 1) as u8);
+            walked.extend_from_slice(&chunk[1..]);
         }
+        walked.push(255);
+        prop_assert!(Message::parse(&walked).is_ok(), "a well-formed message was refused (raw parse: {})", parsed);
+        poke(&walked);
+    }
+}
+
+/// Parses `bytes` and reads every option every way.
+fn poke(bytes: &[u8]) {
+    if let Ok(m) = Message::parse(bytes) {
+        let mut scratch = [0u8; 1024];
+        for code in 0..=255u8 {
+            let _ = m.option(code, &mut scratch);
+            let _ = m.single(code);
+        }
+        let _ = m.message_type();
     }
 }
 
@@ -124,6 +157,10 @@ proptest! {
         let n = f.len();
         f.resize(4096, 0);
         let (v, _) = engine.handle(1_001, &cfg, &server, &mut db.lock(0), &mut f, n);
+        // What RFC 2131 says must be answered is answered: a DISCOVER while its pool has room
+        // (subnet 0 holds 21 addresses, subnet 1 191), an INFORM with ciaddr.
+        let must_answer = (mtype == 1 && (relayed || clients_before < 20)) || (mtype == 8 && ci != 0);
+        prop_assert!(!must_answer || matches!(v, Verdict::Reply(_)), "no answer: {:?}", v);
         if let Verdict::Reply(len) = v {
             let r = Frame::new_checked(&f[..len]).expect("reply frame parses");
             prop_assert!(r.udp_checksum_ok() && r.ipv4_checksum_ok());

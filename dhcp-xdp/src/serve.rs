@@ -684,12 +684,16 @@ mod tests {
         let rt = shared.runtime();
         assert!(db.is_retired() && !Arc::ptr_eq(&rt.db, &db));
         let mut g = rt.db.lock(0);
+        // Eleven addresses, one reserved: ten new clients get the other ten, the eleventh nothing.
+        let mut offered = vec![];
         for i in 0..11u8 {
             let mac = [2, 0, 0, 0, 5, i];
             match g.offer(200, 30, &ClientKey::hw(1, &mac, 1), mac, &[1], None, None) {
-                Ok((a, _)) => assert_ne!(a, Ipv4Addr::new(198, 18, 0, 10), "the reserved address was offered"),
-                Err(_) => break,
+                Ok((a, _)) => offered.push(a),
+                Err(e) => assert_eq!((i, e), (10, dhcp_xdp_core::leases::LeaseError::NoAddress)),
             }
         }
+        assert_eq!(offered.len(), 10, "{offered:?}");
+        assert!(!offered.contains(&Ipv4Addr::new(198, 18, 0, 10)), "the reserved address was offered: {offered:?}");
     }
 }

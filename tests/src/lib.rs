@@ -353,14 +353,22 @@ impl Exit {
             .unwrap_or_else(|| panic!("no final xdp_{name} in daemon output:\n{}", self.stdout.join("\n")))
     }
 
-    /// Sum of `name=` over the final per-worker stats lines.
+    /// Sum of `name=` over the final per-worker stats lines; a counter missing from any of them
+    /// (renamed, or the lines gone) fails the test rather than reading as 0.
     pub fn worker_sum(&self, name: &str) -> u64 {
-        self.stdout.iter().filter(|l| l.starts_with("final stats: q")).filter_map(|l| field(l, name)).sum()
+        self.sum_of("final stats: q", name)
     }
 
-    /// Sum of `name=` over the final per-shard engine lines (message counters).
+    /// Sum of `name=` over the final per-shard engine lines (message counters); a missing
+    /// counter fails the test.
     pub fn engine_sum(&self, name: &str) -> u64 {
-        self.stdout.iter().filter(|l| l.starts_with("final stats: shard")).filter_map(|l| field(l, name)).sum()
+        self.sum_of("final stats: shard", name)
+    }
+
+    fn sum_of(&self, prefix: &str, name: &str) -> u64 {
+        let lines: Vec<&String> = self.stdout.iter().filter(|l| l.starts_with(prefix)).collect();
+        assert!(!lines.is_empty(), "no `{prefix}` lines in daemon output:\n{}", self.stdout.join("\n"));
+        lines.iter().map(|l| field(l, name).unwrap_or_else(|| panic!("no counter {name} in `{l}`"))).sum()
     }
 
     /// `name=` of the final lease census line.

@@ -283,13 +283,25 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
 
     relay.cut();
     let a_mac = lan.hosts[0].mac;
-    // Renewals to a: it cannot commit, so it must not ACK.
+    // Renewals to a: it cannot commit, so it must not ACK (and they do reach it).
+    let requests = || {
+        metric(&lan.hosts[0].ns, "198.18.0.2:9187", "dhcp_xdp_packets_received_total{type=\"request\"}")
+            .expect("a's request counter")
+    };
+    let before = requests();
     let t = Instant::now();
+    let mut sent = 0;
     while t.elapsed() < Duration::from_secs(2) {
         let c = on_a[0];
         let replies = clients.renew(c, held[&c].addr, A_IP, a_mac);
         assert!(!replies.iter().any(|r| r.message_type() == Some(5)), "a ACKed without the database");
+        sent += 3;
     }
+    assert!(
+        wait_until(Duration::from_secs(3), || requests() >= before + f64::from(sent) * 0.8),
+        "the renewals did not reach a: {} of {sent} counted",
+        requests() - before
+    );
     wait_logged(&a, "cannot commit leases", Duration::from_secs(5));
     assert_eq!(gauge("dhcp_xdp_cluster_commit_failing"), Some(1.0), "the metrics say a cannot commit");
     assert!(wait_until(Duration::from_secs(5), || gauge("dhcp_xdp_cluster_database_up") == Some(0.0)));

@@ -77,7 +77,13 @@ fn sigkill_under_load_loses_no_acked_lease() {
     let args = ["--config", &cfg, "--state-dir", state.path().to_str().expect("utf8")];
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut all_acked: HashMap<[u8; 6], (Ipv4Addr, u64)> = HashMap::new();
-    let mut seed = u64::from(std::process::id()) ^ unix_now();
+    // The kill times come from this seed: printed, and taken from DHCP_XDP_CRASH_SEED when set,
+    // so a failing run can be replayed.
+    let mut seed = std::env::var("DHCP_XDP_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| (u64::from(std::process::id()) ^ unix_now()) | 1);
+    eprintln!("crash seed {seed} (DHCP_XDP_CRASH_SEED={seed} replays this run)");
     for round in 0..4u8 {
         let daemon = Daemon::start(&net.server, &net.server_if, &args);
         let stop = Arc::new(AtomicBool::new(false));
@@ -92,7 +98,9 @@ fn sigkill_under_load_loses_no_acked_lease() {
         daemon.signal_and_wait(Signal::SIGKILL);
         stop.store(true, Ordering::Relaxed);
         let acked = loader.join().expect("load thread");
-        assert!(!acked.is_empty(), "round {round}: no ACK before the kill");
+        // A kill that lands before the load is under way proves little: each round must have
+        // clients bound and renewing (journal appends and snapshots running) when it lands.
+        assert!(acked.len() >= 20, "round {round} (seed {seed}): only {} ACKs before the kill", acked.len());
         all_acked.extend(acked);
         let (rec, _) = recovered_leases(state.path());
         eprintln!("round {round}: {} leases ACKed so far, {} recovered", all_acked.len(), rec.len());

@@ -33,6 +33,11 @@ fn thread_caps(pid: i32) -> Vec<(String, u64, u64)> {
 /// capability; it still serves, reloads and stops cleanly (the program is detached).
 #[test]
 fn every_thread_drops_its_capabilities_after_setup() {
+    // Started without capabilities the daemon would have none to drop, and this would prove
+    // nothing.
+    tests::require_root();
+    let own = thread_caps(std::process::id() as i32);
+    assert!(own.iter().any(|(_, eff, _)| *eff != 0), "the test runs without capabilities: {own:?}");
     let net = TwoHosts::for_dhcp(1);
     let dir = TempDir::new("cfg");
     let cfg =

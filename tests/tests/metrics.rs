@@ -58,9 +58,17 @@ fn metrics_are_served_and_parse_with_a_real_prometheus_parser() {
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut link = Link::open(&net.client, &net.client_if);
     assert!(dora(&mut link, mac, [2, 0xdd, 0, 0, 0, 1], 0x700, Duration::from_millis(500), 3).acked);
-    // The XDP verdicts are read by the control loop once a second.
-    std::thread::sleep(Duration::from_millis(1300));
-    let (m, other) = scrape(&net.server, "http://198.18.255.1:9100/metrics");
+    // The XDP verdicts are read by the control loop once a second: scraped until they show.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (m, other) = loop {
+        let (m, other) = scrape(&net.server, "http://198.18.255.1:9100/metrics");
+        if m.get("dhcp_xdp_xdp_verdicts_total|verdict=redirected").is_some_and(|v| *v >= 2.0)
+            || std::time::Instant::now() > deadline
+        {
+            break (m, other);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(other, "404", "only /metrics is served");
     let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("{k} missing from {:#?}", m.keys().collect::<Vec<_>>()));
     assert_eq!(get("dhcp_xdp_packets_received_total|type=discover"), 1.0);
