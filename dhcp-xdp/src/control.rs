@@ -608,20 +608,36 @@ impl Control {
         let Some(addr) = args.get("ip-address").and_then(Value::as_str).and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
             return answer(1, "ip-address is missing or not an IPv4 address");
         };
+        let elsewhere = match &self.shared.store {
+            Some(store) => match store.admin_removal(crate::store::AdminRemoval::Lease(addr)) {
+                Ok(n) => n,
+                Err(why) => return answer(1, why),
+            },
+            None => 0,
+        };
         let db = self.shared.runtime().db.clone();
         match db.admin_remove(addr) {
             Ok(changes) => match self.make_durable(&changes) {
                 Ok(()) => answer(0, "IPv4 lease deleted."),
                 Err(e) => answer(1, e),
             },
+            Err(_) if elsewhere > 0 => answer(0, "IPv4 lease deleted."),
             Err(_) => answer(3, "IPv4 lease not found."),
         }
     }
 
     fn lease_wipe(&self, args: &Value) -> Value {
         let subnet = args.get("subnet-id").and_then(Value::as_u64).filter(|&s| s != 0).map(|s| s as u32);
+        let elsewhere = match &self.shared.store {
+            Some(store) => match store.admin_removal(crate::store::AdminRemoval::Subnet(subnet)) {
+                Ok(n) => n,
+                Err(why) => return answer(1, why),
+            },
+            None => 0,
+        };
         let db = self.shared.runtime().db.clone();
         let (changes, n) = db.admin_wipe(subnet);
+        let n = n.max(elsewhere as usize);
         if let Err(e) = self.make_durable(&changes) {
             return answer(1, e);
         }

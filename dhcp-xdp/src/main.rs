@@ -899,8 +899,7 @@ fn start_engine(
         let t = Instant::now();
         let shards = queues.len() * workers as usize;
         let addrs: Vec<String> = iface.ipv4.iter().map(|n| n.addr.to_string()).collect();
-        let scopes: Vec<(u32, u32)> = cfg.subnets.iter().map(|s| (s.id, s.lease_scope)).collect();
-        let (cluster, leases, max_seq) = dhcp_xdp::cluster::Cluster::start(&cl, &scopes, shards, &addrs.join(" "))?;
+        let (cluster, leases, max_seq) = dhcp_xdp::cluster::Cluster::start(&cfg, shards, &addrs.join(" "))?;
         let n = leases.len();
         let db = LeaseDb::with_lanes(&cfg, queues.len(), workers as usize, leases, unix_now());
         db.continue_after(max_seq);

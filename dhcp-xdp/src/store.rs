@@ -20,6 +20,23 @@ pub trait LeaseStore: Send + Sync {
     fn health(&self) -> &Health;
     /// What it is, for messages ("lease journal", "lease database").
     fn name(&self) -> &'static str;
+    /// Whether the management API's removal `edit` can mean what it says in this store, before
+    /// the tables change: a store shared by several nodes refuses to remove what another live
+    /// node serves (its next commit would put it back), saying why, and takes the rows of nodes
+    /// that are gone out itself (returned: how many). A store of one node agrees to everything.
+    fn admin_removal(&self, edit: AdminRemoval) -> Result<u64, String> {
+        let _ = edit;
+        Ok(0)
+    }
+}
+
+/// A removal through the management API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRemoval {
+    /// `lease4-del` of the lease on this address.
+    Lease(std::net::Ipv4Addr),
+    /// `lease4-wipe` of this subnet (None: every subnet).
+    Subnet(Option<u32>),
 }
 
 impl LeaseStore for Journal {

@@ -562,7 +562,7 @@ fn a_client_holds_a_row_per_subnet_and_moving_one_keeps_the_other() {
     let pg = Postgres::start();
     let mut c = dhcp_xdp::cluster::store::connect(&pg.url()).expect("connect");
     dhcp_xdp::cluster::schema::ensure(&mut c).expect("schema");
-    let store = dhcp_xdp::cluster::PgStore::open(&pg.url(), "a", 1).expect("store");
+    let store = dhcp_xdp::cluster::PgStore::open(&pg.url(), "a", 1, 3).expect("store");
     let mac = [2, 0xd0, 0, 0, 0, 1];
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
     let lease = |addr: Ipv4Addr, subnet: u32| Lease {
@@ -695,4 +695,78 @@ fn a_node_minutes_ahead_decides_no_lease() {
     assert!(new > 0 && new <= 24, "{new} new clients bound in 24 free addresses");
     rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "after the takeover by a node 15 min ahead");
     check_no_address_twice(&pg, &held);
+}
+
+/// `dhcp-xdp ctl` through `socket`: the answer as JSON (exit status aside: result 1 exits 1).
+fn ctl(socket: &str, command: &str, args: &str) -> serde_json::Value {
+    let out = Command::new(daemon_bin()).args(["ctl", "--socket", socket, command, args]).output().expect("ctl");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{command}: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// Removals through the management API mean what they say in a cluster: a lease another live
+/// node serves is refused (naming it) rather than "deleted" and brought back by that node's
+/// next commit; a node's own lease, and the lease of a node that is gone, are deleted in the
+/// database. A node whose pools or block size differ from a live node's is refused at start.
+#[test]
+fn cluster_removals_act_cluster_wide_or_are_refused() {
+    let pg = Postgres::start();
+    let lan = lan();
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    let socket = |d: &TempDir| d.path().join("control.sock").to_str().expect("utf8").to_owned();
+    let (sa, sb) = (socket(&da), socket(&db));
+    let a = Daemon::start(
+        &lan.hosts[0].ns,
+        &lan.hosts[0].ifname,
+        &["--config", &config(&da, "a", &pg.url()), "--workers", "1", "--control-socket", &sa],
+    );
+    // Other pools: refused while a is live, naming the difference.
+    let other = config_pool(&db, "b", &pg.url(), "198.18.0.10-198.18.0.99");
+    let out = lan.hosts[1]
+        .ns
+        .exec(daemon_bin())
+        .args(["run", "--iface", &lan.hosts[1].ifname, "--config", &other, "--workers", "1"])
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("differ from live node a's"), "{said}");
+    assert!(said.contains("198.18.0.10-198.18.0.99") && said.contains("198.18.0.10-198.18.0.199"), "{said}");
+    let b = Daemon::start(
+        &lan.hosts[1].ns,
+        &lan.hosts[1].ifname,
+        &["--config", &config(&db, "b", &pg.url()), "--workers", "1", "--control-socket", &sb],
+    );
+    wait_for_buckets(&[&a, &b], 128);
+    let mut clients = Clients::new(&lan.hosts[2]);
+    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
+    for i in 0..24 {
+        let c = chaddr(7, i);
+        held.insert(c, clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound")));
+    }
+    let on_a: Vec<Ipv4Addr> = held.values().filter(|h| h.server == A_IP).map(|h| h.addr).collect();
+    assert!(on_a.len() >= 3, "{} of a's", on_a.len());
+    let row = |addr: Ipv4Addr| held_rows(&pg).contains_key(&addr);
+    // a's lease through b: refused, kept.
+    let del = |s: &str, addr: Ipv4Addr| ctl(s, "lease4-del", &format!(r#"{{"ip-address": "{addr}"}}"#));
+    let refused = del(&sb, on_a[0]);
+    assert_eq!(refused["result"], 1, "{refused}");
+    assert!(refused["text"].as_str().unwrap().contains("node a"), "{refused}");
+    assert!(row(on_a[0]), "the refused lease is still in the database");
+    let wipe = ctl(&sb, "lease4-wipe", r#"{"subnet-id": 1}"#);
+    assert_eq!(wipe["result"], 1, "{wipe}");
+    assert!(row(on_a[0]));
+    // a's lease through a: deleted in the database.
+    assert_eq!(del(&sa, on_a[0])["result"], 0);
+    assert!(wait_until(Duration::from_secs(3), || !row(on_a[0])), "deleted through its node, still in the database");
+    // a gone: its lease through b is deleted cluster-wide.
+    let _ = a.signal_and_wait(Signal::SIGKILL);
+    wait_for_buckets(&[&b], 256);
+    let gone = del(&sb, on_a[1]);
+    assert_eq!(gone["result"], 0, "{gone}");
+    assert!(wait_until(Duration::from_secs(3), || !row(on_a[1])), "a gone node's lease still in the database");
+    // Several pulls later it has not come back.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!row(on_a[1]));
+    assert_eq!(ctl(&sb, "lease4-get", &format!(r#"{{"ip-address": "{}"}}"#, on_a[1]))["result"], 3);
 }

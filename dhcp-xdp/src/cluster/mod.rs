@@ -29,6 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context as _;
 use dhcp_xdp_common::buckets;
 use dhcp_xdp_core::{config::ClusterConfig, leases::LeaseDb};
 use postgres::Client;
@@ -104,7 +105,21 @@ impl Instance {
     /// younger than `takeover-after` is watched until it lapses (a daemon that crashed or was
     /// killed a moment ago: its name is free once the others would take over) or moves (a
     /// daemon that runs: this one refuses to start, saying which).
-    fn claim(&self, c: &mut Client, cfg: &ClusterConfig, addresses: &str) -> anyhow::Result<()> {
+    fn claim(&self, c: &mut Client, cfg: &ClusterConfig, addresses: &str, pools: &str) -> anyhow::Result<()> {
+        // Nodes that divide blocks must agree on them: a node whose pools or block size differ
+        // from a live node's is refused before it takes part.
+        let ttl = f64::from(cfg.takeover_after);
+        if let Some(r) = c.query_opt(
+            "SELECT name, pools FROM dhcp_xdp_nodes WHERE name <> $1 AND pools <> '' AND pools <> $2
+               AND heartbeat > now() - make_interval(secs => $3) ORDER BY name LIMIT 1",
+            &[&cfg.node, &pools, &ttl],
+        )? {
+            let (name, theirs): (String, String) = (r.get(0), r.get(1));
+            anyhow::bail!(
+                "this node's pools or block size differ from live node {name}'s, so they cannot share blocks:\n  \
+                 node {name}: {theirs}\n  this node: {pools}\nserve the same pools with the same block-size on every node"
+            );
+        }
         let deadline = Instant::now() + Duration::from_secs(u64::from(cfg.takeover_after) + 2);
         let mut first_beat: Option<f64> = None;
         loop {
@@ -122,11 +137,11 @@ impl Instance {
             match live_other {
                 None => {
                     tx.execute(
-                        "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, addresses, instance, host, pid)
-                         VALUES ($1, now(), now(), $2, $3, $4, $5)
+                        "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, addresses, instance, host, pid, pools)
+                         VALUES ($1, now(), now(), $2, $3, $4, $5, $6)
                          ON CONFLICT (name) DO UPDATE SET heartbeat = now(), started = now(), addresses = $2,
-                             instance = $3, host = $4, pid = $5",
-                        &[&cfg.node, &addresses, &self.id, &self.host, &self.pid],
+                             instance = $3, host = $4, pid = $5, pools = $6",
+                        &[&cfg.node, &addresses, &self.id, &self.host, &self.pid, &pools],
                     )?;
                     tx.commit()?;
                     return Ok(());
@@ -172,6 +187,21 @@ fn report_clock_offset(ms: i64, logged: &AtomicBool) {
     } else {
         logged.store(false, Ordering::Relaxed);
     }
+}
+
+/// The pools and block size a node serves, as one line every node of a cluster must agree on
+/// ("block-size 16; subnet 1: 198.18.0.10-198.18.0.199, …").
+pub fn layout(cfg: &dhcp_xdp_core::config::Config) -> String {
+    let block = cfg.cluster.as_ref().map_or(0, |c| c.block_size);
+    let subnets: Vec<String> = cfg
+        .subnets
+        .iter()
+        .map(|s| {
+            let pools: Vec<String> = s.pools.iter().map(|p| format!("{}-{}", p.start, p.end)).collect();
+            format!("subnet {}: {}", s.id, pools.join(" "))
+        })
+        .collect();
+    format!("block-size {block}; {}", subnets.join("; "))
 }
 
 /// What can lose an ACKed lease in the database itself: `fsync` off, and streaming standbys a
@@ -231,12 +261,13 @@ impl Cluster {
     /// the database (to build the lease tables from) with the highest change number this node
     /// wrote.
     pub fn start(
-        cfg: &ClusterConfig,
-        scopes: &[(u32, u32)],
+        config: &dhcp_xdp_core::config::Config,
         slots: usize,
         addresses: &str,
     ) -> anyhow::Result<(Arc<Self>, Vec<dhcp_xdp_core::leases::Lease>, u64)> {
-        use anyhow::Context as _;
+        let cfg = config.cluster.as_ref().context("no [cluster] section")?;
+        let scopes: Vec<(u32, u32)> = config.subnets.iter().map(|s| (s.id, s.lease_scope)).collect();
+        let pools = layout(config);
         let mut c = connect(&cfg.database).with_context(|| format!("connecting to {}", redact(&cfg.database)))?;
         schema::ensure(&mut c)?;
         // Lease times are the database's from the first lease read on.
@@ -247,8 +278,8 @@ impl Cluster {
             tracing::warn!("cluster: {w}");
         }
         let instance = Instance::new();
-        instance.claim(&mut c, cfg, addresses)?;
-        let rescoped = schema::rescope_shared_networks(&mut c, scopes)?;
+        instance.claim(&mut c, cfg, addresses, &pools)?;
+        let rescoped = schema::rescope_shared_networks(&mut c, &scopes)?;
         if rescoped > 0 {
             tracing::info!("cluster: {rescoped} lease rows put in the lease scope of their shared network");
         }
@@ -259,7 +290,8 @@ impl Cluster {
         let leases: Vec<_> = rows.iter().filter_map(lease_from_row).collect();
         let max_seq: i64 =
             c.query_one("SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1", &[&cfg.node])?.get(0);
-        let store = PgStore::open(&cfg.database, &cfg.node, slots).context("starting the database syncers")?;
+        let store = PgStore::open(&cfg.database, &cfg.node, slots, cfg.takeover_after)
+            .context("starting the database syncers")?;
         let cluster = Arc::new(Self { cfg: cfg.clone(), store, status: Status::default(), instance });
         Ok((cluster, leases, max_seq.max(0) as u64))
     }

@@ -79,11 +79,13 @@ CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
 "#,
     )],
     // 1 → 2: client keys carry the lease scope (one lease per client per subnet); a node's row
-    // names the running daemon that holds the name (instance id, host, pid).
+    // names the running daemon that holds the name (instance id, host, pid) and the pools and
+    // block size it serves.
     &[
         Migration::Sql(
             "ALTER TABLE dhcp_xdp_nodes ADD COLUMN instance text NOT NULL DEFAULT '',
-             ADD COLUMN host text NOT NULL DEFAULT '', ADD COLUMN pid integer NOT NULL DEFAULT 0;",
+             ADD COLUMN host text NOT NULL DEFAULT '', ADD COLUMN pid integer NOT NULL DEFAULT 0,
+             ADD COLUMN pools text NOT NULL DEFAULT '';",
         ),
         Migration::Code(scope_keys),
     ],

@@ -88,6 +88,8 @@ struct Slot {
 pub struct PgStore {
     url: String,
     node: String,
+    /// Seconds without a heartbeat after which a node counts as gone.
+    takeover_after: u32,
     slots: Vec<Mutex<Slot>>,
     sync: Vec<SlotSync>,
     stop: AtomicBool,
@@ -108,11 +110,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl PgStore {
     /// A store of `slots` syncers (one per worker, each with its own connection to `url`),
-    /// writing rows as node `node`.
-    pub fn open(url: &str, node: &str, slots: usize) -> std::io::Result<Arc<Self>> {
+    /// writing rows as node `node`, in a cluster whose nodes count as gone after
+    /// `takeover_after` seconds without a heartbeat.
+    pub fn open(url: &str, node: &str, slots: usize, takeover_after: u32) -> std::io::Result<Arc<Self>> {
         let s = Arc::new(Self {
             url: url.to_owned(),
             node: node.to_owned(),
+            takeover_after,
             slots: (0..slots.max(1)).map(|_| Mutex::new(Slot { pending: vec![], written: 0 })).collect(),
             sync: (0..slots.max(1)).map(|_| SlotSync::default()).collect(),
             stop: AtomicBool::new(false),
@@ -416,5 +420,47 @@ impl LeaseStore for PgStore {
     }
     fn name(&self) -> &'static str {
         "lease database"
+    }
+    fn admin_removal(&self, edit: crate::store::AdminRemoval) -> Result<u64, String> {
+        use crate::store::AdminRemoval;
+        let mut c = connect(&self.url).map_err(|e| format!("the lease database: {}", describe(&e)))?;
+        let (filter, arg): (&str, Option<i64>) = match edit {
+            AdminRemoval::Lease(a) => ("l.address = $3", Some(i64::from(u32::from(a)))),
+            AdminRemoval::Subnet(Some(s)) => ("l.subnet = $3", Some(i64::from(s))),
+            AdminRemoval::Subnet(None) => ("$3::bigint IS NULL", None),
+        };
+        let ttl = f64::from(self.takeover_after);
+        let db = |e: postgres::Error| format!("the lease database: {}", describe(&e));
+        // Rows another live node wrote and still serves: refused, naming the nodes.
+        let live: Vec<(String, i64)> = c
+            .query(
+                &format!(
+                    "SELECT l.node, count(*) FROM dhcp_xdp_leases l JOIN dhcp_xdp_nodes n ON n.name = l.node
+                      WHERE {filter} AND l.node <> $1 AND l.state IN (0, 1, 4)
+                        AND l.expires > extract(epoch FROM now())
+                        AND n.heartbeat > now() - make_interval(secs => $2)
+                      GROUP BY l.node ORDER BY l.node"
+                ),
+                &[&self.node, &ttl, &arg],
+            )
+            .map_err(db)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if !live.is_empty() {
+            let who: Vec<String> = live.iter().map(|(n, k)| format!("{k} on node {n}")).collect();
+            return Err(format!(
+                "refused: leases written by other live nodes, which serve their clients and would commit them again ({}); \
+                 remove them through those nodes",
+                who.join(", ")
+            ));
+        }
+        // Rows of nodes that are gone (or that hold nothing): removed here, cluster-wide; this
+        // node's own rows go with its commit.
+        c.execute(
+            &format!("DELETE FROM dhcp_xdp_leases l WHERE {filter} AND l.node <> $1 AND $2::float8 >= 0"),
+            &[&self.node, &ttl, &arg],
+        )
+        .map_err(db)
     }
 }
