@@ -52,11 +52,15 @@ pub enum DropReason {
     Refused = 15,
     /// Over a `[limits]` quota or rate (per chaddr, circuit or remote id).
     OverLimit = 16,
+    /// Cluster mode: this node's heartbeats are not committing, or it resumed from a pause
+    /// longer than the takeover time; it answers nobody until it has rejoined (its second
+    /// heartbeat), since other nodes may serve its clients meanwhile.
+    Standby = 17,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
     /// Every reason, in slot order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::Malformed,
@@ -76,6 +80,7 @@ impl DropReason {
         Self::UntrustedRelay,
         Self::Refused,
         Self::OverLimit,
+        Self::Standby,
     ];
 
     /// The reason's slot in an array of [`COUNT`](Self::COUNT).
@@ -103,6 +108,7 @@ impl DropReason {
             Self::UntrustedRelay => "drop_untrusted_relay",
             Self::Refused => "drop_refused",
             Self::OverLimit => "drop_over_limit",
+            Self::Standby => "drop_standby",
         }
     }
 }

@@ -165,6 +165,9 @@ pub struct EngineHandler {
     /// Frames of this batch to decide in another shard: (job index, shard).
     redirects: Vec<(usize, usize)>,
     stats: Arc<EngineStats>,
+    /// Cluster mode: this node is not live (joining, lapsed, resumed from a pause) for this
+    /// batch: it answers nobody.
+    standby: bool,
 }
 
 impl EngineHandler {
@@ -177,6 +180,7 @@ impl EngineHandler {
             shared,
             shard,
             engine: Box::new(Engine::new()),
+            standby: false,
             rt,
             now: 0,
             changes: Vec::with_capacity(256),
@@ -242,6 +246,7 @@ impl Handler for EngineHandler {
     fn begin_batch(&mut self) {
         self.now = unix_now();
         self.rt = self.shared.runtime();
+        self.standby = self.shared.cluster.as_ref().is_some_and(|c| !c.liveness.serving());
     }
 
     fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
@@ -255,6 +260,12 @@ impl Handler for EngineHandler {
     /// own. Frames of clients held by another shard are decided afterwards under that shard's
     /// lock, one lock at a time (never two: no deadlock).
     fn handle_batch(&mut self, _meta: &FrameMeta, jobs: &mut [Job<'_>]) {
+        if self.standby {
+            for j in jobs.iter_mut() {
+                j.verdict = Verdict::Drop(DropReason::Standby);
+            }
+            return;
+        }
         let mut counts = [0u64; MsgCounter::COUNT];
         let all: Vec<usize> = (0..jobs.len()).collect();
         self.decide_in(self.shard, jobs, &all, &mut counts, true);

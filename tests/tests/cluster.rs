@@ -770,3 +770,63 @@ fn cluster_removals_act_cluster_wide_or_are_refused() {
     assert!(!row(on_a[1]));
     assert_eq!(ctl(&sb, "lease4-get", &format!(r#"{{"ip-address": "{}"}}"#, on_a[1]))["result"], 3);
 }
+
+/// A node paused (SIGSTOP) for twice takeover-after while its clients go on: the other takes
+/// over; resumed (SIGCONT), the paused node rejoins before it answers anyone — the requests
+/// queued in its sockets meanwhile get no answer from it, no DISCOVER gets two OFFERs, no
+/// client is NAKed for the address it holds, no address is held twice.
+#[test]
+fn a_paused_node_rejoins_before_it_answers() {
+    let pg = Postgres::start();
+    let lan = lan();
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    let a = start(&lan, 0, &config(&da, "a", &pg.url()));
+    let b = start(&lan, 1, &config(&db, "b", &pg.url()));
+    wait_for_buckets(&[&a, &b], 128);
+    let mut clients = Clients::new(&lan.hosts[2]);
+    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
+    for i in 0..24 {
+        let c = chaddr(8, i);
+        held.insert(c, clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound")));
+    }
+    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
+    assert!(!on_a.is_empty());
+    nix::sys::signal::kill(a.pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    let paused = Instant::now();
+    // While a is stopped its XDP program still queues its buckets' requests in its sockets.
+    wait_logged(&b, "node a silent", Duration::from_secs(10));
+    rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "while a is paused");
+    bind_new(&mut clients, &mut held, 9, 12, B_IP);
+    while paused.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut watch = tests::frames::Link::open(&lan.hosts[2].ns, &lan.hosts[2].ifname);
+    nix::sys::signal::kill(a.pid(), Signal::SIGCONT).expect("SIGCONT");
+    // Whatever a sends right after it resumes answers a request it queued while stopped.
+    let stale = watch.replies(64, Duration::from_millis(1500), |r| r.server_id() == Some(A_IP));
+    assert!(stale.is_empty(), "a answered {} queued requests after its pause", stale.len());
+    // Clients go on throughout a's rejoin: one OFFER per DISCOVER (Clients::bind checks), no
+    // NAK for a held address.
+    let t = Instant::now();
+    let mut round = 0u8;
+    while t.elapsed() < Duration::from_secs(4) {
+        for (c, h) in held.clone() {
+            let replies = clients.rebind(c, h.addr, 1);
+            assert!(!replies.iter().any(|r| r.message_type() == Some(6)), "{c:02x?} NAKed for {}", h.addr);
+            if let Some(ack) = replies.iter().find(|r| r.message_type() == Some(5)) {
+                assert_eq!(ack.yiaddr(), h.addr, "{c:02x?}");
+                held.insert(c, Held { addr: h.addr, server: ack.server_id().expect("server id") });
+            }
+        }
+        let c = chaddr(10, round);
+        round += 1;
+        if let Some(h) = clients.bind(c) {
+            held.insert(c, h);
+        }
+        check_no_address_twice(&pg, &held);
+    }
+    wait_for_buckets(&[&a, &b], 128);
+    let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
+    rebind_each(&mut clients, &mut held, &everyone, expected_server, "after a rejoined");
+    check_no_address_twice(&pg, &held);
+}

@@ -72,6 +72,8 @@ pub struct Cluster {
     pub status: Status,
     /// This running daemon, as its node row names it.
     pub instance: Instance,
+    /// Whether it may serve, as its heartbeats say.
+    pub liveness: Arc<Liveness>,
 }
 
 /// The running daemon that holds a node name: a random id, the host and the pid, recorded in
@@ -292,13 +294,27 @@ impl Cluster {
             c.query_one("SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1", &[&cfg.node])?.get(0);
         let store = PgStore::open(&cfg.database, &cfg.node, slots, cfg.takeover_after)
             .context("starting the database syncers")?;
-        let cluster = Arc::new(Self { cfg: cfg.clone(), store, status: Status::default(), instance });
+        let cluster = Arc::new(Self {
+            cfg: cfg.clone(),
+            store,
+            status: Status::default(),
+            instance,
+            liveness: Arc::new(Liveness::default()),
+        });
         Ok((cluster, leases, max_seq.max(0) as u64))
     }
 
-    /// Starts the membership loop (a thread with its own connection) that keeps `buckets` and
-    /// the lease tables of `shared` in step with the cluster.
+    /// Starts the heartbeat (a thread with its own connection and schedule) and the membership
+    /// loop (another, with its own connection) that keeps `buckets` and the lease tables of
+    /// `shared` in step with the cluster.
     pub fn run(self: &Arc<Self>, shared: Arc<Shared>, buckets: Buckets) -> std::io::Result<()> {
+        let me = self.clone();
+        std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
+            if let Err(e) = crate::privileges::drop_for_this_thread() {
+                tracing::warn!("cluster: could not drop capabilities: {e}");
+            }
+            Heartbeat { cluster: me, client: None, down_since: None }.run();
+        })?;
         let me = self.clone();
         std::thread::Builder::new().name("cluster".into()).spawn(move || {
             if let Err(e) = crate::privileges::drop_for_this_thread() {
@@ -407,28 +423,210 @@ struct Membership {
     client: Option<Client>,
     /// Bucket bitmap written last.
     served: Option<[u32; buckets::WORDS as usize]>,
-    /// Live nodes at the last heartbeat.
+    /// Live nodes as the heartbeat thread last read them, when this loop last acted on them.
     live: Vec<String>,
     /// Blocks held (by first address), as the database last confirmed.
     held: BTreeSet<Ipv4Addr>,
     /// The lease tables the blocks were registered and granted for (a reload replaces them).
     db: Option<Arc<LeaseDb>>,
-    /// When the database last confirmed our heartbeat and blocks.
-    last_ok: Instant,
     /// Change numbers: leases with a higher one are read at the next pull. Two pulls back, so
     /// a transaction that took its number before a later one but committed after is still read.
     seen: [i64; 2],
-    last_heartbeat: Option<Instant>,
-    down_since: Option<Instant>,
-    /// Heartbeats in a row the database answered. A node (re)joining serves buckets only from
-    /// its second: by then every other node has seen its row and given the buckets up, so a
-    /// rejoin leaves a gap of less than a heartbeat rather than two nodes answering one client.
-    beats_ok: u32,
+    /// When the periodic work (takeovers, blocks, pull) last ran, and how many times.
+    last_round: Option<Instant>,
+    rounds: u32,
     /// Addresses held by leases per pool at the last balancing, and when that was.
     used: Vec<u64>,
     balanced_at: Instant,
-    /// Another daemon holds this node's name now: stand down and stop.
-    taken: bool,
+}
+
+/// Milliseconds on the monotonic clock since the first call (the liveness deadline's clock: a
+/// pause of the process, or a wrong wall clock, cannot move it backwards).
+fn mono_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Whether this node may serve, as its heartbeats say: the heartbeat thread writes it, the
+/// membership loop and every worker's batch read it.
+///
+/// A node serves only while its last committed heartbeat is younger than takeover-after less
+/// half a heartbeat (before that, others take its buckets), and after a (re)join — a start, a
+/// lapse, a pause of the process longer than takeover-after — only from its second heartbeat:
+/// by then every other node has seen its row and given its buckets up.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    /// [`mono_ms`] until which this node may serve (0: not serving).
+    serve_until: AtomicU64,
+    /// Heartbeats committed since the last (re)join.
+    beats: AtomicU32,
+    /// The live nodes at the last heartbeat, sorted.
+    live: std::sync::Mutex<Vec<String>>,
+    /// Another daemon took this node's name.
+    taken: AtomicBool,
+    /// The node (re)joined since the membership loop last looked: its tables are refreshed.
+    rejoined: AtomicBool,
+}
+
+impl Liveness {
+    /// Whether this node may answer anyone now.
+    #[inline]
+    pub fn serving(&self) -> bool {
+        mono_ms() < self.serve_until.load(Ordering::Acquire)
+    }
+
+    fn live(&self) -> Vec<String> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn rejoin(&self) {
+        self.serve_until.store(0, Ordering::Release);
+        self.beats.store(0, Ordering::Relaxed);
+        self.rejoined.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What one heartbeat found.
+enum Beat {
+    /// Committed; the live nodes.
+    Live(Vec<String>),
+    /// Another daemon (host, pid) holds this node's name.
+    Taken(String, i32),
+}
+
+/// The heartbeat: its own thread, connection and schedule, so no other work (takeover reads,
+/// pulls, block claims) can make it late.
+struct Heartbeat {
+    cluster: Arc<Cluster>,
+    client: Option<Client>,
+    down_since: Option<Instant>,
+}
+
+impl Heartbeat {
+    fn run(mut self) {
+        let cfg = self.cluster.cfg.clone();
+        let every = Duration::from_secs(u64::from(cfg.heartbeat));
+        let takeover_ms = u64::from(cfg.takeover_after) * 1000;
+        let cluster = self.cluster.clone();
+        let (status, liveness) = (&cluster.status, &cluster.liveness);
+        let mut last_round: Option<u64> = None;
+        loop {
+            let start = mono_ms();
+            if let Some(prev) = last_round
+                && start.saturating_sub(prev) > takeover_ms
+            {
+                // The process was paused (SIGSTOP, a stalled VM) past takeover-after: others
+                // have taken its buckets and blocks; it rejoins before it answers anyone.
+                tracing::warn!(
+                    "cluster: this node was paused for {:.1} s, longer than takeover-after: rejoining",
+                    start.saturating_sub(prev) as f64 / 1000.0
+                );
+                liveness.rejoin();
+            }
+            last_round = Some(start);
+            match self.beat() {
+                Ok(Beat::Taken(host, pid)) => {
+                    tracing::error!(
+                        "cluster: node name '{}' was taken by another daemon (host {host}, pid {pid}): standing down \
+                         and stopping",
+                        cfg.node
+                    );
+                    liveness.serve_until.store(0, Ordering::Release);
+                    liveness.taken.store(true, Ordering::Release);
+                    if let Err(e) = signal_hook::low_level::raise(signal_hook::consts::SIGTERM) {
+                        tracing::error!("cluster: could not stop: {e}");
+                    }
+                    return;
+                }
+                Ok(Beat::Live(live)) => {
+                    *liveness.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
+                    status.nodes.store(live.len() as u32, Ordering::Relaxed);
+                    status.database_up.store(true, Ordering::Relaxed);
+                    if let Some(since) = self.down_since.take() {
+                        tracing::info!("cluster: database reachable again after {:.1?}", since.elapsed());
+                    }
+                    let beats = liveness.beats.fetch_add(1, Ordering::AcqRel) + 1;
+                    if beats >= 2 {
+                        // From the moment this heartbeat was sent: conservative.
+                        let until = start + takeover_ms.saturating_sub(u64::from(cfg.heartbeat) * 500);
+                        liveness.serve_until.store(until, Ordering::Release);
+                    } else {
+                        tracing::info!(
+                            "cluster: joined as {} (live nodes: {}); serving from the next heartbeat",
+                            cfg.node,
+                            live.join(", ")
+                        );
+                    }
+                }
+                Err(e) => {
+                    status.database_up.store(false, Ordering::Relaxed);
+                    if self.client.as_ref().is_none_or(Client::is_closed) {
+                        self.client = None;
+                    }
+                    if self.down_since.is_none() {
+                        self.down_since = Some(Instant::now());
+                        tracing::error!(
+                            "cluster: database unreachable ({}); no ACK leaves until a commit succeeds",
+                            store::describe(&e)
+                        );
+                    }
+                    // Past the deadline the others take over: a rejoin is due when it answers.
+                    if !liveness.serving() && liveness.beats.load(Ordering::Relaxed) > 0 {
+                        liveness.rejoin();
+                    }
+                }
+            }
+            let spent = Duration::from_millis(mono_ms().saturating_sub(start));
+            std::thread::sleep(every.saturating_sub(spent).max(Duration::from_millis(10)));
+        }
+    }
+
+    /// One heartbeat: our row (under our instance), the clock offset, the live nodes.
+    fn beat(&mut self) -> Result<Beat, postgres::Error> {
+        let cfg = &self.cluster.cfg;
+        let inst = &self.cluster.instance;
+        if self.client.is_none() {
+            self.client = Some(connect(&cfg.database)?);
+        }
+        let c = self.client.as_mut().expect("connected above");
+        let takeover = f64::from(cfg.takeover_after);
+        if c.execute(
+            "UPDATE dhcp_xdp_nodes SET heartbeat = now() WHERE name = $1 AND instance = $2",
+            &[&cfg.node, &inst.id],
+        )? == 0
+        {
+            match c.query_opt("SELECT host, pid FROM dhcp_xdp_nodes WHERE name = $1", &[&cfg.node])? {
+                // Another daemon took this name (this one was paused past takeover-after, or
+                // its heartbeats could not commit): it serves the buckets now.
+                Some(r) => return Ok(Beat::Taken(r.get(0), r.get(1))),
+                // Our row was removed by hand: put it back.
+                None => {
+                    c.execute(
+                        "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, instance, host, pid)
+                         VALUES ($1, now(), now(), $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                        &[&cfg.node, &inst.id, &inst.host, &inst.pid],
+                    )?;
+                }
+            }
+        }
+        let offset = measure_clock_offset(c)?;
+        crate::serve::set_lease_clock_offset_ms(offset);
+        self.cluster.status.clock_offset_ms.store(offset, Ordering::Relaxed);
+        report_clock_offset(offset, &self.cluster.status.clock_offset_logged);
+        let mut live: Vec<String> = c
+            .query(
+                "SELECT name FROM dhcp_xdp_nodes WHERE heartbeat > now() - make_interval(secs => $1) ORDER BY name",
+                &[&takeover],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !live.contains(&cfg.node) {
+            live.push(cfg.node.clone());
+            live.sort();
+        }
+        Ok(Beat::Live(live))
+    }
 }
 
 impl Membership {
@@ -442,21 +640,22 @@ impl Membership {
             live: vec![],
             held: BTreeSet::new(),
             db: None,
-            last_ok: Instant::now(),
             seen: [0, 0],
-            last_heartbeat: None,
-            down_since: None,
-            beats_ok: 0,
+            last_round: None,
+            rounds: 0,
             used: vec![],
             balanced_at: Instant::now(),
-            taken: false,
         }
     }
 
     fn run(mut self) {
         let heartbeat = Duration::from_secs(u64::from(self.cluster.cfg.heartbeat));
-        let takeover = Duration::from_secs(u64::from(self.cluster.cfg.takeover_after));
+        let liveness = self.cluster.liveness.clone();
         loop {
+            if liveness.taken.load(Ordering::Acquire) {
+                self.stand_down();
+                return;
+            }
             // Leases another commit beat: into the tables at once.
             let winners = std::mem::take(&mut *self.cluster.store.winners.lock().unwrap_or_else(|p| p.into_inner()));
             if !winners.is_empty() {
@@ -466,45 +665,23 @@ impl Membership {
                     rt.db.absorb(l, now);
                 }
             }
-            if self.last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat) {
-                self.last_heartbeat = Some(Instant::now());
-                match self.beat() {
-                    Ok(()) if self.taken => {
-                        self.stand_down();
-                        if let Err(e) = signal_hook::low_level::raise(signal_hook::consts::SIGTERM) {
-                            tracing::error!("cluster: could not stop: {e}");
-                        }
-                        return;
-                    }
-                    Ok(()) => {
-                        self.beats_ok = self.beats_ok.saturating_add(1);
-                        self.last_ok = Instant::now();
-                        if let Some(since) = self.down_since.take() {
-                            tracing::info!("cluster: database reachable again after {:.1?}", since.elapsed());
-                        }
-                        self.cluster.status.database_up.store(true, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        self.beats_ok = 0;
-                        self.cluster.status.database_up.store(false, Ordering::Relaxed);
-                        if self.client.as_ref().is_none_or(Client::is_closed) {
-                            self.client = None;
-                        }
-                        if self.down_since.is_none() {
-                            self.down_since = Some(Instant::now());
-                            tracing::error!(
-                                "cluster: database unreachable ({}); no ACK leaves until a commit succeeds",
-                                store::describe(&e)
-                            );
-                        }
+            if !liveness.serving() {
+                // Not live (joining, lapsed, paused): nothing served, nothing allocated.
+                self.stand_down();
+                if liveness.rejoined.swap(false, Ordering::AcqRel) {
+                    // Whatever happened meanwhile is read again in full once it serves.
+                    self.seen = [0, 0];
+                    self.rounds = 0;
+                }
+            } else if self.last_round.is_none_or(|t| t.elapsed() >= heartbeat) {
+                self.last_round = Some(Instant::now());
+                if let Err(e) = self.round() {
+                    tracing::debug!("cluster: membership round: {}", store::describe(&e));
+                    if self.client.as_ref().is_none_or(Client::is_closed) {
+                        self.client = None;
                     }
                 }
-                // Without a heartbeat for takeover-after, the others have taken our buckets and
-                // may claim our blocks: serve nothing new until the database answers again.
-                if self.last_ok.elapsed() >= takeover.saturating_sub(heartbeat / 2) {
-                    self.stand_down();
-                }
-            } else if self.beats_ok > 0 && self.balanced_at.elapsed() >= Duration::from_millis(250) {
+            } else if self.balanced_at.elapsed() >= Duration::from_millis(250) {
                 let rt = self.shared.runtime();
                 if self.db.as_ref().is_some_and(|d| Arc::ptr_eq(d, &rt.db))
                     && let Err(e) = self.balance(&rt.db, crate::serve::unix_now())
@@ -517,13 +694,10 @@ impl Membership {
         }
     }
 
-    /// Gives up buckets and blocks locally (the database is out of reach).
+    /// Gives up buckets and blocks locally (not live: joining, lapsed or paused).
     fn stand_down(&mut self) {
         if !self.held.is_empty() || self.served.is_some_and(|b| b.iter().any(|w| *w != 0)) {
-            tracing::warn!(
-                "cluster: no heartbeat for {:.1?}: serving no buckets and no blocks until the database answers",
-                self.last_ok.elapsed()
-            );
+            tracing::warn!("cluster: not live: serving no buckets and no blocks until the heartbeats say it is again");
         }
         let db = self.shared.runtime().db.clone();
         for b in std::mem::take(&mut self.held) {
@@ -531,6 +705,8 @@ impl Membership {
         }
         self.set_buckets([0; buckets::WORDS as usize]);
         self.cluster.status.blocks.store(0, Ordering::Relaxed);
+        self.live.clear();
+        self.db = None;
     }
 
     fn set_buckets(&mut self, bits: [u32; buckets::WORDS as usize]) {
@@ -552,60 +728,16 @@ impl Membership {
         }
     }
 
-    /// One heartbeat: our row, the live nodes and the buckets, our blocks, other nodes' leases.
-    fn beat(&mut self) -> Result<(), postgres::Error> {
+    /// The periodic work of a live node, once a heartbeat: the buckets of the live nodes, the
+    /// leases of nodes that went silent, our blocks, other nodes' changes (incrementally, in
+    /// batches). A failure is retried next time; the heartbeat never waits for it.
+    fn round(&mut self) -> Result<(), postgres::Error> {
         let cfg = self.cluster.cfg.clone();
-        let inst = self.cluster.instance.clone();
-        let cluster = self.cluster.clone();
-        let c = self.client_mut()?;
-        let takeover = f64::from(cfg.takeover_after);
-        if c.execute(
-            "UPDATE dhcp_xdp_nodes SET heartbeat = now() WHERE name = $1 AND instance = $2",
-            &[&cfg.node, &inst.id],
-        )? == 0
-        {
-            let other = c.query_opt("SELECT instance, host, pid FROM dhcp_xdp_nodes WHERE name = $1", &[&cfg.node])?;
-            if let Some(r) = other {
-                // Another daemon took this name (this one was paused past takeover-after, or
-                // its heartbeats could not commit): it serves the buckets now.
-                let (host, pid): (String, i32) = (r.get(1), r.get(2));
-                tracing::error!(
-                    "cluster: node name '{}' was taken by another daemon (host {host}, pid {pid}): standing down and \
-                     stopping",
-                    cfg.node
-                );
-                self.taken = true;
-                return Ok(());
-            }
-        }
-        let offset = measure_clock_offset(c)?;
-        crate::serve::set_lease_clock_offset_ms(offset);
-        cluster.status.clock_offset_ms.store(offset, Ordering::Relaxed);
-        report_clock_offset(offset, &cluster.status.clock_offset_logged);
-        let mut live: Vec<String> = c
-            .query(
-                "SELECT name FROM dhcp_xdp_nodes WHERE heartbeat > now() - make_interval(secs => $1) ORDER BY name",
-                &[&takeover],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !live.contains(&cfg.node) {
-            // Our row was removed by hand: put it back.
-            c.execute(
-                "INSERT INTO dhcp_xdp_nodes (name, heartbeat, started, instance, host, pid)
-                 VALUES ($1, now(), now(), $2, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET heartbeat = now() WHERE dhcp_xdp_nodes.instance = $2",
-                &[&cfg.node, &inst.id, &inst.host, &inst.pid],
-            )?;
-            live.push(cfg.node.clone());
-            live.sort();
-        }
+        let live = self.cluster.liveness.live();
         let gone: Vec<String> = self.live.iter().filter(|n| !live.contains(n)).cloned().collect();
         let joined: Vec<String> = live.iter().filter(|n| !self.live.contains(n)).cloned().collect();
         let first = self.live.is_empty();
         self.live = live.clone();
-        self.cluster.status.nodes.store(live.len() as u32, Ordering::Relaxed);
         if !first {
             for n in &joined {
                 tracing::info!("cluster: node {n} joined; buckets divided again");
@@ -625,22 +757,15 @@ impl Membership {
                 cfg.takeover_after
             );
         }
-        if self.beats_ok == 0 {
-            if first || self.served.is_none_or(|b| b.iter().all(|w| *w == 0)) {
-                tracing::info!(
-                    "cluster: joined as {} (live nodes: {}); serving from the next heartbeat",
-                    cfg.node,
-                    live.join(", ")
-                );
-            }
-        } else {
-            self.set_buckets(bucket_bits(&live, &cfg.node));
+        // A (re)joined node reads everything first: other nodes' changes since it left.
+        if self.rounds == 0 {
+            self.pull(&rt.db, now)?;
         }
+        self.set_buckets(bucket_bits(&live, &cfg.node));
         self.blocks(&rt.db, now)?;
         self.balance(&rt.db, now)?;
-        // The pull scans the lease table (see `pull`): every few heartbeats, and on the first
-        // after a (re)connection.
-        if self.beats_ok.is_multiple_of(PULL_EVERY) {
+        self.rounds = self.rounds.wrapping_add(1);
+        if self.rounds.is_multiple_of(PULL_EVERY) {
             self.pull(&rt.db, now)?;
         }
         Ok(())
@@ -806,15 +931,28 @@ impl Membership {
     /// silent node's rows, a start reads them all, a claimed block's rows are read with it,
     /// and the database refuses what stale tables would get wrong.
     fn pull(&mut self, db: &LeaseDb, now: u32) -> Result<(), postgres::Error> {
+        /// Rows a statement reads at most: a pull of a whole table after a rejoin goes in
+        /// bounded steps, each its own statement within the statement limit.
+        const BATCH: i64 = 20_000;
         let node = self.cluster.cfg.node.clone();
-        let from = self.seen[0];
-        let rows = self.client_mut()?.query(
-            &format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE change > $1 AND node <> $2 ORDER BY change"),
-            &[&from, &node],
-        )?;
-        let top = rows.last().map(|r| r.get::<_, i64>(10)).unwrap_or(self.seen[1]).max(self.seen[1]);
-        let read = absorb_rows(db, &rows, now);
-        self.cluster.status.absorbed.fetch_add(read as u64, Ordering::Relaxed);
+        let (mut cursor, mut top) = (self.seen[0], self.seen[1]);
+        loop {
+            let rows = self.client_mut()?.query(
+                &format!(
+                    "SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE change > $1 AND node <> $2
+                      ORDER BY change LIMIT $3"
+                ),
+                &[&cursor, &node, &BATCH],
+            )?;
+            let Some(last) = rows.last().map(|r| r.get::<_, i64>(10)) else { break };
+            cursor = last;
+            top = top.max(last);
+            let read = absorb_rows(db, &rows, now);
+            self.cluster.status.absorbed.fetch_add(read as u64, Ordering::Relaxed);
+            if (rows.len() as i64) < BATCH {
+                break;
+            }
+        }
         self.seen = [self.seen[1], top];
         Ok(())
     }
