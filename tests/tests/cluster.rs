@@ -147,6 +147,21 @@ fn bind_new(clients: &mut Clients, held: &mut HashMap<[u8; 6], Held>, group: u8,
     }
 }
 
+/// `n` new clients of chaddr group `group` bind while both nodes serve, each by the node its
+/// bucket belongs to; returns them and those of a.
+fn bind_split(clients: &mut Clients, group: u8, n: u8) -> (HashMap<[u8; 6], Held>, Vec<[u8; 6]>) {
+    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
+    for i in 0..n {
+        let c = chaddr(group, i);
+        let h = clients.bind(c).unwrap_or_else(|| panic!("client {i} of group {group} not bound"));
+        assert_eq!(h.server, expected_server(&c), "client {i} of group {group} answered by the other node");
+        held.insert(c, h);
+    }
+    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
+    assert!(!on_a.is_empty() && on_a.len() < held.len(), "both nodes answer: {} of {} on a", on_a.len(), held.len());
+    (held, on_a)
+}
+
 fn wait_logged(d: &Daemon, text: &str, limit: Duration) {
     assert!(
         wait_until(limit, || logged(d, text)),
@@ -174,15 +189,7 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     let b = start(&lan, 1, &cfg_b);
     wait_for_buckets(&[&a, &b], 128);
     let mut clients = Clients::new(&lan.hosts[2]);
-    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
-    for i in 0..48 {
-        let c = chaddr(1, i);
-        let h = clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound"));
-        assert_eq!(h.server, expected_server(&c), "client {i} answered by the other node");
-        held.insert(c, h);
-    }
-    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
-    assert!(!on_a.is_empty() && on_a.len() < held.len(), "both nodes answer: {} of {} on a", on_a.len(), held.len());
+    let (mut held, on_a) = bind_split(&mut clients, 1, 48);
     check_no_address_twice(&pg, &held);
 
     // Load on both (every client renews with its server, from a second socket) while a dies:
@@ -273,13 +280,7 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
     );
     wait_for_buckets(&[&a, &b], 128);
     let mut clients = Clients::new(&lan.hosts[2]);
-    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
-    for i in 0..32 {
-        let c = chaddr(3, i);
-        held.insert(c, clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound")));
-    }
-    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
-    assert!(!on_a.is_empty());
+    let (mut held, on_a) = bind_split(&mut clients, 3, 32);
 
     relay.cut();
     let a_mac = lan.hosts[0].mac;
@@ -654,13 +655,7 @@ fn a_node_minutes_ahead_decides_no_lease() {
     let offset = metric(&lan.hosts[1].ns, "198.18.0.3:9187", "dhcp_xdp_cluster_clock_offset_seconds{node=\"b\"}");
     assert!(offset.is_some_and(|o| (-905.0..=-895.0).contains(&o)), "b's clock offset: {offset:?}");
     let mut clients = Clients::new(&lan.hosts[2]);
-    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
-    for i in 0..24 {
-        let c = chaddr(1, i);
-        let h = clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound"));
-        assert_eq!(h.server, expected_server(&c), "client {i}");
-        held.insert(c, h);
-    }
+    let (mut held, on_a) = bind_split(&mut clients, 1, 24);
     // Every lease time in the database is the database's: none ends past its now + lease time.
     let late: i64 = pg
         .client()
@@ -668,8 +663,6 @@ fn a_node_minutes_ahead_decides_no_lease() {
         .expect("rows")
         .get(0);
     assert_eq!(late, 0, "lease rows ending after the database's now + lease time");
-    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
-    assert!(!on_a.is_empty(), "a serves some clients");
     // b has taken in a's leases (its pull of other nodes' changes) and run expiry sweeps over
     // them by its own clock for a while before a dies.
     let absorbed = || {
@@ -739,12 +732,8 @@ fn cluster_removals_act_cluster_wide_or_are_refused() {
     );
     wait_for_buckets(&[&a, &b], 128);
     let mut clients = Clients::new(&lan.hosts[2]);
-    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
-    for i in 0..24 {
-        let c = chaddr(7, i);
-        held.insert(c, clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound")));
-    }
-    let on_a: Vec<Ipv4Addr> = held.values().filter(|h| h.server == A_IP).map(|h| h.addr).collect();
+    let (held, on_a) = bind_split(&mut clients, 7, 24);
+    let on_a: Vec<Ipv4Addr> = on_a.iter().map(|c| held[c].addr).collect();
     assert!(on_a.len() >= 3, "{} of a's", on_a.len());
     let row = |addr: Ipv4Addr| held_rows(&pg).contains_key(&addr);
     // a's lease through b: refused, kept.
@@ -784,13 +773,7 @@ fn a_paused_node_rejoins_before_it_answers() {
     let b = start(&lan, 1, &config(&db, "b", &pg.url()));
     wait_for_buckets(&[&a, &b], 128);
     let mut clients = Clients::new(&lan.hosts[2]);
-    let mut held: HashMap<[u8; 6], Held> = HashMap::new();
-    for i in 0..24 {
-        let c = chaddr(8, i);
-        held.insert(c, clients.bind(c).unwrap_or_else(|| panic!("client {i} not bound")));
-    }
-    let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
-    assert!(!on_a.is_empty());
+    let (mut held, on_a) = bind_split(&mut clients, 8, 24);
     nix::sys::signal::kill(a.pid(), Signal::SIGSTOP).expect("SIGSTOP");
     let paused = Instant::now();
     // While a is stopped its XDP program still queues its buckets' requests in its sockets.
