@@ -302,7 +302,9 @@ impl Control {
                 json!({
                     "pid": std::process::id(),
                     "uptime": self.started.elapsed().as_secs(),
-                    "reload": self.started.elapsed().as_secs(),
+                    "reload": self.shared.reloads.age_secs(),
+                    "reloads-applied": self.shared.reloads.applied.load(Ordering::Relaxed),
+                    "reloads-rejected": self.shared.reloads.rejected.load(Ordering::Relaxed),
                     "multi-threading-enabled": true,
                     "thread-pool-size": self.workers.len(),
                     "sockets": { "status": "ready" },

@@ -801,6 +801,14 @@ fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFile) -
     let journal = Journal::open(state, 1, cfg.durability)?;
     journal.snapshot(&db)?;
     journal.flush(Duration::from_secs(10))?;
+    // What was really written: the imported leases the tables (and so the snapshot) hold.
+    let written: std::collections::HashSet<(std::net::Ipv4Addr, dhcp_xdp_core::leases::ClientKey)> =
+        db.all_leases().iter().map(|l| (l.addr, l.key)).collect();
+    let offered = n;
+    let n = imported.leases.iter().filter(|l| !held.contains(&l.addr) && written.contains(&(l.addr, l.key))).count();
+    if n < offered {
+        println!("{} imported leases were not kept (another record of the same client held them)", offered - n);
+    }
     println!(
         "imported {n} leases from {} into {} ({} skipped, {} entries held nothing)",
         file.display(),
@@ -947,6 +955,12 @@ fn start_engine(
 
 /// Reloads the configuration (SIGHUP, `config-reload`); says what happened.
 fn reload(sh: &Shared, args: &RunArgs, iface: &Interface, steering_key: u32) -> Result<String, String> {
+    let outcome = reload_config(sh, args, iface, steering_key);
+    sh.reloads.record(outcome.is_ok());
+    outcome
+}
+
+fn reload_config(sh: &Shared, args: &RunArgs, iface: &Interface, steering_key: u32) -> Result<String, String> {
     match load_config(args, iface, Some(steering_key), steering_key) {
         Ok(cfg) if cfg.cluster != sh.runtime().cfg.cluster => {
             let msg = "the [cluster] section cannot change while the daemon runs (restart it); old configuration kept";

@@ -88,6 +88,46 @@ pub struct Shared {
     pub store: Option<Arc<dyn LeaseStore>>,
     /// Cluster mode: membership, buckets, blocks.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Configuration reloads so far (SIGHUP, `config-reload`).
+    pub reloads: Reloads,
+}
+
+/// Configuration reloads: how many were applied and refused, and when the last was applied.
+#[derive(Debug)]
+pub struct Reloads {
+    /// Applied.
+    pub applied: std::sync::atomic::AtomicU64,
+    /// Refused (the old configuration kept).
+    pub rejected: std::sync::atomic::AtomicU64,
+    /// When the configuration in force was loaded.
+    pub since: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Default for Reloads {
+    fn default() -> Self {
+        Self {
+            applied: Default::default(),
+            rejected: Default::default(),
+            since: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+}
+
+impl Reloads {
+    /// Counts one reload's outcome.
+    pub fn record(&self, applied: bool) {
+        if applied {
+            self.applied.fetch_add(1, Ordering::Relaxed);
+            *self.since.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+        } else {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds the configuration in force has been (Kea's `status-get` "reload").
+    pub fn age_secs(&self) -> u64 {
+        self.since.lock().unwrap_or_else(|p| p.into_inner()).elapsed().as_secs()
+    }
 }
 
 impl Shared {
@@ -103,6 +143,7 @@ impl Shared {
             store: journal.clone().map(|j| j as Arc<dyn LeaseStore>),
             journal,
             cluster: None,
+            reloads: Reloads::default(),
         }
     }
 

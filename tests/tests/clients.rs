@@ -196,6 +196,24 @@ impl Raw {
     }
 }
 
+/// Waits (up to 5 s) until the daemon's `status-get` says `field` reached `n`.
+fn wait_for_reloads(net: &TwoHosts, field: &str, n: u64) {
+    let socket = format!("/run/dhcp-xdp/{}.sock", net.server_if);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = std::process::Command::new(tests::daemon_bin())
+            .args(["ctl", "--socket", &socket, "status-get"])
+            .output()
+            .expect("dhcp-xdp ctl");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if v["arguments"][field].as_u64().is_some_and(|x| x >= n) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{field} never reached {n}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A pool of one address, so that only a RELEASE that took effect lets another client have it.
 fn one_address() -> String {
     BASIC.replace("198.18.0.150", "198.18.0.100")
@@ -353,12 +371,12 @@ fn sighup_reloads_valid_config_and_keeps_old_on_error() {
     let a = raw.dora([2, 10, 0, 0, 0, 1], 0x10);
     std::fs::write(&cfg, BASIC.replace("198.18.0.53", "198.18.0.54")).expect("rewrite");
     nix::sys::signal::kill(daemon.pid(), Signal::SIGHUP).expect("hup");
-    std::thread::sleep(Duration::from_millis(400));
+    wait_for_reloads(&net, "reloads-applied", 1);
     let got = Udhcpc::new().obtain(&net.client, &net.client_if, false, &[]).expect("lease after reload");
     assert_eq!(got["dns"], "198.18.0.54", "new options in force");
     std::fs::write(&cfg, "[[subnet]]\nsubnet = \"nonsense\"\n").expect("rewrite");
     nix::sys::signal::kill(daemon.pid(), Signal::SIGHUP).expect("hup");
-    std::thread::sleep(Duration::from_millis(400));
+    wait_for_reloads(&net, "reloads-rejected", 1);
     // The old configuration still answers, and the first lease is still bound to its client.
     let mut renew = Request::discover(raw.mac, [2, 10, 0, 0, 0, 1], 0x20);
     renew.ciaddr = a;

@@ -180,6 +180,31 @@ mod tests {
         );
     }
 
+    /// One MAC with a lease on each of two subnets (two VLANs of one router): both rows are
+    /// kept, each in its subnet's scope, and both stay in the tables built from them.
+    #[test]
+    fn a_client_with_leases_on_two_subnets_keeps_both() {
+        let c = Config::parse(
+            "t",
+            "[[subnet]]\nsubnet = \"198.18.21.0/24\"\n[[subnet.pool]]\nrange = \"198.18.21.100-198.18.21.199\"\n\
+             [[subnet]]\nsubnet = \"198.18.22.0/24\"\n[[subnet.pool]]\nrange = \"198.18.22.100-198.18.22.199\"\n",
+        )
+        .unwrap();
+        let csv = format!(
+            "{KEA_CSV_HEADER}\n\
+             198.18.21.100,02:aa:00:00:00:07,,3600,1796156859,1,0,0,,0,\n\
+             198.18.22.100,02:aa:00:00:00:07,,3600,1796156859,2,0,0,,0,\n"
+        );
+        let imp = read_kea_csv(&csv, &c, 1_796_000_000).unwrap();
+        let keys: Vec<ClientKey> = imp.leases.iter().map(|l| l.key).collect();
+        assert_eq!(
+            keys,
+            vec![ClientKey::hw(1, &[2, 0xaa, 0, 0, 0, 7], 1), ClientKey::hw(1, &[2, 0xaa, 0, 0, 0, 7], 2)]
+        );
+        let db = crate::leases::LeaseDb::new(&c, 1, imp.leases.clone(), 1_796_000_000);
+        assert_eq!(db.all_leases().len(), 2, "both kept in the tables");
+    }
+
     #[test]
     fn written_files_read_back_the_same() {
         let c = cfg();
