@@ -522,6 +522,26 @@ impl Capture {
         Self { child: Some(child), file }
     }
 
+    /// The frames captured so far (tcpdump writes each as it comes: `-U`).
+    pub fn so_far(&self) -> Vec<Vec<u8>> {
+        parse_pcap(&std::fs::read(&self.file).unwrap_or_default())
+    }
+
+    /// Polls the capture until `done` says the frames waited for are there (true), or `limit`
+    /// passes (false).
+    pub fn wait_for(&self, limit: Duration, mut done: impl FnMut(&[Vec<u8>]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.so_far()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the capture and returns the captured frames.
     pub fn finish(mut self) -> Vec<Vec<u8>> {
         let child = self.child.take().expect("running");

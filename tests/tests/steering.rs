@@ -85,6 +85,11 @@ fn same_client_always_reaches_the_same_worker() {
     drop(daemon);
 }
 
+/// How many of `frames` carry transaction id `xid`.
+fn with_xid(frames: &[Vec<u8>], xid: u32) -> usize {
+    frames.iter().filter(|f| f.windows(4).any(|w| w == xid.to_be_bytes())).count()
+}
+
 /// Replies must carry the request's VLAN tags: captured with tcpdump (libpcap restores the tag
 /// the kernel strips on receive), compared byte for byte.
 #[test]
@@ -100,7 +105,8 @@ fn vlan_tags_802_1q_and_qinq_are_steered_and_kept_in_replies() {
     double.vlans = vec![(0x88a8, 100), (0x8100, 20)];
     raw.send(&single.build());
     raw.send(&double.build());
-    std::thread::sleep(Duration::from_millis(500));
+    // Each request and its reply (the frames carrying its xid).
+    capture.wait_for(Duration::from_secs(3), |f| [single.xid, double.xid].iter().all(|x| with_xid(f, *x) >= 2));
     let frames = capture.finish();
     let reply_for = |xid: u32, tags: &[u8]| {
         frames
@@ -287,7 +293,8 @@ fn tagged_clients_get_their_vlans_subnet_with_tags_kept() {
     double.vlans = vec![(0x88a8, 100), (0x8100, 20)];
     raw.send(&single.build());
     raw.send(&double.build());
-    std::thread::sleep(Duration::from_millis(500));
+    // Each request and its reply (the frames carrying its xid).
+    capture.wait_for(Duration::from_secs(3), |f| [single.xid, double.xid].iter().all(|x| with_xid(f, *x) >= 2));
     let frames = capture.finish();
     let offer = |xid: u32, tags: usize| {
         frames

@@ -57,7 +57,8 @@ fn run(tags: &[(u16, u16)], prefix: &str, router: &str) {
     assert_eq!(bound["routers"], router);
     client.kill();
 
-    std::thread::sleep(Duration::from_millis(300));
+    // The OFFER and the ACK dhclient was bound by are in the capture.
+    capture.wait_for(Duration::from_secs(3), |f| dhcp_frames(f).iter().filter(|(_, op)| *op == 2).count() >= 2);
     let frames = dhcp_frames(&capture.finish());
     let want: Vec<u8> = tags.iter().flat_map(|&(tpid, vid)| [tpid.to_be_bytes(), vid.to_be_bytes()].concat()).collect();
     let requests = frames.iter().filter(|(_, op)| *op == 1).count();
