@@ -23,7 +23,7 @@ use dhcp_xdp_core::{
     config::Config,
     engine::MsgCounter,
     leases::{Change, ClientKey, Lease, LeaseError, LeaseState, Tags},
-    net::{colon_hex, parse_mac},
+    net::parse_mac,
     verdict::DropReason,
 };
 use serde_json::{Value, json};
@@ -59,33 +59,65 @@ pub struct Control {
     baseline: Mutex<Vec<(String, u64)>>,
 }
 
-/// The commands answered, as `list-commands` says.
-pub const COMMANDS: [&str; 25] = [
-    "build-report",
-    "config-get",
-    "config-reload",
-    "config-test",
-    "lease4-add",
-    "lease4-del",
-    "lease4-get",
-    "lease4-get-all",
-    "lease4-get-by-client-id",
-    "lease4-get-by-hw-address",
-    "lease4-get-page",
-    "lease4-update",
-    "lease4-wipe",
-    "list-commands",
-    "shutdown",
-    "statistic-get",
-    "statistic-get-all",
-    "statistic-reset-all",
-    "status-get",
-    "version-get",
-    "config-write",
-    "leases-reclaim",
-    "dhcp-enable",
-    "dhcp-disable",
-    "server-tag-get",
+/// Who answers a command.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Answered on the channel's own thread from the shared state.
+    Here(fn(&Control, &Value) -> Value),
+    /// Carried out by the control loop (it owns the XDP program, the reload and the stop).
+    ControlLoop(Action),
+}
+
+/// One command of the channel: adding a command is adding a row here.
+#[derive(Clone, Copy)]
+pub struct Command {
+    /// Kea's name for it.
+    pub name: &'static str,
+    /// What answers it.
+    pub handler: Handler,
+}
+
+const fn here(name: &'static str, f: fn(&Control, &Value) -> Value) -> Command {
+    Command { name, handler: Handler::Here(f) }
+}
+
+/// Every command answered, in `list-commands` order. Anything else is answered with Kea's
+/// result 2 (not supported).
+pub static COMMANDS: &[Command] = &[
+    here("build-report", |_, _| {
+        answer(0, format!("dhcp-xdp {} built with rustc for {}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH))
+    }),
+    here("config-get", |c, _| c.config_get()),
+    Command { name: "config-reload", handler: Handler::ControlLoop(Action::Reload) },
+    here("config-test", Control::config_test),
+    here("lease4-add", |c, a| c.lease_put(a, false)),
+    here("lease4-del", Control::lease_del),
+    here("lease4-get", Control::lease_get),
+    here("lease4-get-all", Control::lease_get_all),
+    here("lease4-get-by-client-id", |c, a| c.lease_get_by(a, "client-id")),
+    here("lease4-get-by-hw-address", |c, a| c.lease_get_by(a, "hw-address")),
+    here("lease4-get-page", Control::lease_get_page),
+    here("lease4-update", |c, a| c.lease_put(a, true)),
+    here("lease4-wipe", Control::lease_wipe),
+    here("list-commands", |_, _| {
+        let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        with_args(0, format!("{} commands", names.len()), json!(names))
+    }),
+    Command { name: "shutdown", handler: Handler::ControlLoop(Action::Shutdown) },
+    here("statistic-get", Control::statistic_get),
+    here("statistic-get-all", |c, _| c.statistic_get_all()),
+    here("statistic-reset-all", |c, _| {
+        *c.baseline.lock().unwrap_or_else(|p| p.into_inner()) = c.raw_statistics();
+        answer(0, "All statistics reset to neutral values.")
+    }),
+    here("status-get", |c, _| c.status_get()),
+    here("version-get", |_, _| {
+        with_args(
+            0,
+            format!("dhcp-xdp {}", env!("CARGO_PKG_VERSION")),
+            json!({ "extended": format!("dhcp-xdp {} (AF_XDP DHCPv4 server, Kea control channel)", env!("CARGO_PKG_VERSION")) }),
+        )
+    }),
 ];
 
 /// Connections served at once.
@@ -96,10 +128,6 @@ pub const MAX_REQUEST: usize = 1 << 20;
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// Time one write of an answer may wait for the client to read.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
-
-/// How many of [`COMMANDS`] are answered (the rest are named so that `list-commands` shows
-/// what Kea has and this server says it does not support).
-const ANSWERED: usize = 20;
 
 fn answer(result: u8, text: impl Into<String>) -> Value {
     json!({ "result": result, "text": text.into() })
@@ -281,56 +309,28 @@ impl Control {
         };
         let empty = json!({});
         let args = request.get("arguments").unwrap_or(&empty);
-        match command {
-            "list-commands" => {
-                let mut v: Vec<&str> = COMMANDS[..ANSWERED].to_vec();
-                v.sort_unstable();
-                with_args(0, format!("{} commands", v.len()), json!(v))
-            }
-            "version-get" => with_args(
-                0,
-                format!("dhcp-xdp {}", env!("CARGO_PKG_VERSION")),
-                json!({ "extended": format!("dhcp-xdp {} (AF_XDP DHCPv4 server, Kea control channel)", env!("CARGO_PKG_VERSION")) }),
-            ),
-            "build-report" => answer(
-                0,
-                format!("dhcp-xdp {} built with rustc for {}", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH),
-            ),
-            "status-get" => with_args(
-                0,
-                "",
-                json!({
-                    "pid": std::process::id(),
-                    "uptime": self.started.elapsed().as_secs(),
-                    "reload": self.shared.reloads.age_secs(),
-                    "reloads-applied": self.shared.reloads.applied.load(Ordering::Relaxed),
-                    "reloads-rejected": self.shared.reloads.rejected.load(Ordering::Relaxed),
-                    "multi-threading-enabled": true,
-                    "thread-pool-size": self.workers.len(),
-                    "sockets": { "status": "ready" },
-                }),
-            ),
-            "config-get" => self.config_get(),
-            "config-test" => self.config_test(args),
-            "config-reload" => self.action(Action::Reload),
-            "shutdown" => self.action(Action::Shutdown),
-            "lease4-get" => self.lease_get(args),
-            "lease4-get-all" => self.lease_get_all(args),
-            "lease4-get-page" => self.lease_get_page(args),
-            "lease4-get-by-hw-address" => self.lease_get_by(args, "hw-address"),
-            "lease4-get-by-client-id" => self.lease_get_by(args, "client-id"),
-            "lease4-add" => self.lease_put(args, false),
-            "lease4-update" => self.lease_put(args, true),
-            "lease4-del" => self.lease_del(args),
-            "lease4-wipe" => self.lease_wipe(args),
-            "statistic-get" => self.statistic_get(args),
-            "statistic-get-all" => self.statistic_get_all(),
-            "statistic-reset-all" => {
-                *self.baseline.lock().unwrap_or_else(|p| p.into_inner()) = self.raw_statistics();
-                answer(0, "All statistics reset to neutral values.")
-            }
-            other => answer(2, format!("'{other}' command not supported.")),
+        match COMMANDS.iter().find(|c| c.name == command).map(|c| c.handler) {
+            Some(Handler::Here(f)) => f(self, args),
+            Some(Handler::ControlLoop(a)) => self.action(a),
+            None => answer(2, format!("'{command}' command not supported.")),
         }
+    }
+
+    fn status_get(&self) -> Value {
+        with_args(
+            0,
+            "",
+            json!({
+                "pid": std::process::id(),
+                "uptime": self.started.elapsed().as_secs(),
+                "reload": self.shared.reloads.age_secs(),
+                "reloads-applied": self.shared.reloads.applied.load(Ordering::Relaxed),
+                "reloads-rejected": self.shared.reloads.rejected.load(Ordering::Relaxed),
+                "multi-threading-enabled": true,
+                "thread-pool-size": self.workers.len(),
+                "sockets": { "status": "ready" },
+            }),
+        )
     }
 
     fn action(&self, a: Action) -> Value {
@@ -383,31 +383,7 @@ impl Control {
 
     /// A lease in Kea's shape.
     fn lease_json(&self, l: &Lease) -> Value {
-        let cfg = self.shared.runtime().cfg.clone();
-        let valid = match l.state {
-            LeaseState::Declined => cfg.decline_probation,
-            _ => cfg.subnet_index(l.subnet).map(|i| cfg.subnets[i].lease_time).unwrap_or(0),
-        };
-        let state = match l.state {
-            LeaseState::Bound | LeaseState::Offered => 0,
-            LeaseState::Declined => 1,
-            LeaseState::Released | LeaseState::Expired => 2,
-        };
-        let mut v = json!({
-            "ip-address": l.addr.to_string(),
-            "hw-address": colon_hex(&l.chaddr),
-            "valid-lft": valid,
-            "cltt": l.expires.saturating_sub(valid),
-            "subnet-id": l.subnet,
-            "fqdn-fwd": false,
-            "fqdn-rev": false,
-            "hostname": "",
-            "state": state,
-        });
-        if let Some(id) = l.key.client_id_bytes() {
-            v["client-id"] = json!(colon_hex(id));
-        }
-        v
+        dhcp_xdp_core::migrate::lease_json(l, &self.shared.runtime().cfg)
     }
 
     /// Leases as Kea lists them: bindings and probations (expired and released records are
@@ -863,6 +839,11 @@ mod tests {
         (Arc::new(Control::new(shared, vec![], tx)), rx)
     }
 
+    /// A fresh channel for trying every command (some change state).
+    fn c_for_table() -> Arc<Control> {
+        control().0
+    }
+
     pub(super) fn call(c: &Control, command: &str, args: Value) -> Value {
         c.dispatch(&json!({ "command": command, "arguments": args }))
     }
@@ -984,6 +965,15 @@ mod tests {
         );
         let list = call(&c, "list-commands", json!({}));
         assert!(list["arguments"].as_array().unwrap().iter().any(|v| v == "lease4-get-page"));
+        // The table is the list: sorted, each name once, and none of them "not supported".
+        let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        assert_eq!(list["arguments"], json!(names));
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted, no name twice: {names:?}");
+        for c in COMMANDS.iter().filter(|c| matches!(c.handler, Handler::Here(_))) {
+            let r = call(&c_for_table(), c.name, json!({}));
+            assert_ne!(r["result"], 2, "{}: {r}", c.name);
+        }
+        assert_eq!(call(&c, "leases-reclaim", json!({}))["result"], 2);
         assert_eq!(call(&c, "config-test", json!({ "toml": "[[subnet]]\nsubnet = \"198.18.9.0/24\"\n" }))["result"], 0);
         assert_eq!(call(&c, "config-test", json!({ "toml": "[[subnet]]\nsubnet = \"nonsense\"\n" }))["result"], 1);
         // config-reload goes to the control loop and comes back with its answer.

@@ -831,17 +831,13 @@ fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::path
     match format {
         ExportFormat::KeaCsv => print!("{}", dhcp_xdp_core::migrate::write_kea_csv(&held, &cfg)),
         ExportFormat::Json => {
+            // Kea's lease object, and `expire` (cltt + valid-lft) as the CSV has it.
             let leases: Vec<serde_json::Value> = held
                 .iter()
                 .map(|l| {
-                    serde_json::json!({
-                        "ip-address": l.addr.to_string(),
-                        "hw-address": colon_hex(&l.chaddr),
-                        "client-id": l.key.client_id_bytes().map(colon_hex).unwrap_or_default(),
-                        "expire": l.expires,
-                        "subnet-id": l.subnet,
-                        "state": if l.state == dhcp_xdp_core::leases::LeaseState::Declined { 1 } else { 0 },
-                    })
+                    let mut v = dhcp_xdp_core::migrate::lease_json(l, &cfg);
+                    v["expire"] = serde_json::json!(l.expires);
+                    v
                 })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "leases": leases })).unwrap_or_default());

@@ -97,6 +97,46 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
     Ok(out)
 }
 
+/// The valid lifetime Kea shows for `l` (its subnet's lease time, the decline probation for a
+/// declined address): with it `expire − valid` is the last transaction time (`cltt`).
+fn valid_lifetime(l: &Lease, cfg: &Config) -> u32 {
+    match l.state {
+        LeaseState::Declined => cfg.decline_probation,
+        _ => cfg.subnet_index(l.subnet).map(|i| cfg.subnets[i].lease_time).unwrap_or(3600),
+    }
+    .max(1)
+}
+
+/// Kea's state number: 0 default (bound), 1 declined, 2 expired-reclaimed.
+fn kea_state(l: &Lease) -> u8 {
+    match l.state {
+        LeaseState::Bound | LeaseState::Offered => 0,
+        LeaseState::Declined => 1,
+        LeaseState::Released | LeaseState::Expired => 2,
+    }
+}
+
+/// `l` as Kea's lease object (`lease4-get` and every list of the control channel, and
+/// `dhcp-xdp export --format json`): one definition of the shape for all of them.
+pub fn lease_json(l: &Lease, cfg: &Config) -> serde_json::Value {
+    let valid = valid_lifetime(l, cfg);
+    let mut v = serde_json::json!({
+        "ip-address": l.addr.to_string(),
+        "hw-address": colon_hex(&l.chaddr),
+        "valid-lft": valid,
+        "cltt": l.expires.saturating_sub(valid),
+        "subnet-id": l.subnet,
+        "fqdn-fwd": false,
+        "fqdn-rev": false,
+        "hostname": "",
+        "state": kea_state(l),
+    });
+    if let Some(id) = l.key.client_id_bytes() {
+        v["client-id"] = serde_json::json!(colon_hex(id));
+    }
+    v
+}
+
 /// Writes `leases` as a Kea memfile CSV (Kea 2.2's header), with each subnet's lease time of
 /// `cfg` as `valid_lifetime` (Kea needs it; `expire` is kept as it is).
 pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
@@ -105,13 +145,9 @@ pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
         leases.iter().filter(|l| matches!(l.state, LeaseState::Bound | LeaseState::Declined)).collect();
     sorted.sort_by_key(|l| u32::from(l.addr));
     for l in sorted {
-        let valid = match l.state {
-            LeaseState::Declined => cfg.decline_probation,
-            _ => cfg.subnet_index(l.subnet).map(|i| cfg.subnets[i].lease_time).unwrap_or(3600),
-        }
-        .max(1);
+        let valid = valid_lifetime(l, cfg);
         let client_id = l.key.client_id_bytes().map(colon_hex).unwrap_or_default();
-        let state = if l.state == LeaseState::Declined { "1" } else { "0" };
+        let state = kea_state(l).to_string();
         let _ = w.write_record([
             l.addr.to_string().as_str(),
             &colon_hex(&l.chaddr),
@@ -122,7 +158,7 @@ pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
             "0",
             "0",
             "",
-            state,
+            state.as_str(),
             "",
         ]);
     }
@@ -203,6 +239,30 @@ mod tests {
         );
         let db = crate::leases::LeaseDb::new(&c, 1, imp.leases.clone(), 1_796_000_000);
         assert_eq!(db.all_leases().len(), 2, "both kept in the tables");
+    }
+
+    /// Kea's lease object: valid-lft from the subnet (the probation for a declined address),
+    /// cltt = expiry − valid-lft, client-id only when the key is one, Kea's state numbers.
+    #[test]
+    fn the_lease_object_has_keas_shape() {
+        let c = cfg();
+        let csv = format!(
+            "{KEA_CSV_HEADER}\n198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,,0,\n\
+             198.18.21.102,,,86400,1796156859,1,0,0,,1,\n"
+        );
+        let imp = read_kea_csv(&csv, &c, 1).unwrap();
+        let bound = lease_json(&imp.leases[0], &c);
+        let lt = u64::from(c.subnets[0].lease_time);
+        assert_eq!(bound["ip-address"], "198.18.21.101");
+        assert_eq!(bound["hw-address"], "02:aa:00:00:00:01");
+        assert_eq!(bound["client-id"], "01:02:03");
+        assert_eq!(bound["valid-lft"], lt);
+        assert_eq!(bound["cltt"], 1_796_156_859 - lt);
+        assert_eq!((bound["subnet-id"].clone(), bound["state"].clone()), (serde_json::json!(1), serde_json::json!(0)));
+        let declined = lease_json(&imp.leases[1], &c);
+        assert_eq!(declined["state"], 1);
+        assert_eq!(declined["valid-lft"], u64::from(c.decline_probation));
+        assert!(declined.get("client-id").is_none());
     }
 
     #[test]

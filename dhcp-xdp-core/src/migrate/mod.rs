@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 
 pub use convert::{convert_dhcpd_conf, convert_kea_config};
 pub use dhcpd::read_dhcpd_leases;
-pub use kea::{KEA_CSV_HEADER, read_kea_csv, write_kea_csv};
+pub use kea::{KEA_CSV_HEADER, lease_json, read_kea_csv, write_kea_csv};
 
 use crate::{config::Config, leases::Lease};
 
