@@ -6,9 +6,10 @@
 //! - [`leases`]: lease shards, pools and their address ownership, the changes to journal.
 //! - [`config`]: the TOML file as written and the validated runtime configuration.
 //! - [`verdict`]: what became of a frame (reply, reply once durable, drop with a reason).
-//! - [`migrate`]: leases in and out of Kea's memfile CSV, in from ISC dhcpd's `dhcpd.leases`.
+//! - [`migrate`]: leases in and out of Kea's memfile CSV (and Kea's lease object), in from ISC dhcpd's `dhcpd.leases`.
 //! - [`net`]: small addressing value types.
 //! - [`records`]: the lease store's byte format (journal records, snapshots) and replay.
+//! - [`calendar`]: Gregorian dates to days since the epoch and back (dhcpd dates, Kea stamps).
 //!
 //! Nothing here performs I/O, reads a clock, spawns a thread or uses `unsafe`: time comes in as
 //! a parameter, frames as byte slices, configuration as text. That keeps every RFC rule a unit
@@ -16,6 +17,7 @@
 //! toolchain.
 #![forbid(unsafe_code)]
 
+pub mod calendar;
 pub mod config;
 pub mod dhcp;
 pub mod engine;

@@ -97,15 +97,7 @@ pub(super) fn tokens(text: &str) -> Result<Vec<(u64, Token)>, String> {
     Ok(out)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use crate::calendar::days_from_civil;
 
 /// When a `starts`/`ends` statement's words say: `Some(None)` for `never`.
 fn time(words: &[&str]) -> Option<Option<u32>> {
