@@ -21,7 +21,6 @@ use std::{
 
 use dhcp_xdp_core::{
     config::Config,
-    engine::MsgCounter,
     leases::{Change, ClientKey, Lease, LeaseError, LeaseState, Tags},
     net::parse_mac,
     verdict::DropReason,
@@ -610,33 +609,16 @@ impl Control {
 
     /// Every statistic, Kea's names, before the reset baseline is taken off.
     fn raw_statistics(&self) -> Vec<(String, u64)> {
-        let engine = |c: MsgCounter| self.shared.stats.iter().map(|s| s.get(c)).sum::<u64>();
-        let drops =
-            |r: DropReason| self.workers.iter().map(|(_, w)| w.drops[r.slot()].load(Ordering::Relaxed)).sum::<u64>();
-        let received = [
-            ("discover", MsgCounter::RxDiscover),
-            ("request", MsgCounter::RxRequest),
-            ("release", MsgCounter::RxRelease),
-            ("decline", MsgCounter::RxDecline),
-            ("inform", MsgCounter::RxInform),
-        ];
-        let sent = [
-            ("offer", engine(MsgCounter::TxOffer)),
-            ("ack", engine(MsgCounter::TxAck) + engine(MsgCounter::TxInformAck)),
-            ("nak", engine(MsgCounter::TxNak)),
-        ];
+        let snap = crate::statistics::Snapshot::take(&self.shared, &self.workers);
+        let drops = |r: DropReason| snap.dropped(r);
         let mut out = vec![];
-        let rx_all: u64 = MsgCounter::ALL
-            .iter()
-            .filter(|c| c.name().starts_with("rx_") && !c.name().starts_with("rx_request_"))
-            .map(|c| engine(*c))
-            .sum();
-        out.push(("pkt4-received".to_owned(), rx_all));
-        for (n, c) in received {
-            out.push((format!("pkt4-{n}-received"), engine(c)));
+        out.push(("pkt4-received".to_owned(), snap.received_all));
+        // Kea names the DHCP types; BOOTP requests count in pkt4-received only.
+        for &(n, v) in snap.received.iter().filter(|(n, _)| *n != "bootp") {
+            out.push((format!("pkt4-{n}-received"), v));
         }
-        out.push(("pkt4-sent".to_owned(), sent.iter().map(|(_, v)| v).sum::<u64>() + engine(MsgCounter::TxBootp)));
-        for (n, v) in sent {
+        out.push(("pkt4-sent".to_owned(), snap.sent.iter().map(|(_, v)| v).sum::<u64>()));
+        for &(n, v) in snap.sent.iter().filter(|(n, _)| *n != "bootp") {
             out.push((format!("pkt4-{n}-sent"), v));
         }
         out.push(("pkt4-parse-failed".to_owned(), drops(DropReason::Malformed)));

@@ -12,6 +12,7 @@
 //! - [`iface`] reads the served interface's addresses and queues.
 //! - [`privileges`] drops every capability once setup is done.
 //! - [`metrics`] serves Prometheus metrics at `/metrics`.
+//! - [`statistics`] is the one reading of the message counters both of them render.
 //! - [`http`] is the management ports' bounded HTTP server (metrics; Kea 3's HTTP control next).
 //! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
@@ -29,4 +30,5 @@ pub mod logging;
 pub mod metrics;
 pub mod privileges;
 pub mod serve;
+pub mod statistics;
 pub mod store;

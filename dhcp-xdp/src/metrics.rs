@@ -10,7 +10,6 @@ use std::{
 };
 
 use dhcp_xdp_common::counter;
-use dhcp_xdp_core::{engine::MsgCounter, verdict::DropReason};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric as _},
@@ -71,41 +70,24 @@ fn gauge_family(
 
 impl Collector for Collect {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let engine = |c: MsgCounter| self.shared.stats.iter().map(|s| s.get(c)).sum::<u64>();
-        let received = [
-            ("discover", MsgCounter::RxDiscover),
-            ("request", MsgCounter::RxRequest),
-            ("decline", MsgCounter::RxDecline),
-            ("release", MsgCounter::RxRelease),
-            ("inform", MsgCounter::RxInform),
-            ("bootp", MsgCounter::RxBootp),
-        ];
+        let snap = crate::statistics::Snapshot::take(&self.shared, &self.workers);
         counter_family(
             &mut enc,
             "dhcp_xdp_packets_received",
             "DHCP messages received, by type",
-            received.iter().map(|(t, c)| (vec![("type", (*t).to_owned())], engine(*c))),
+            snap.received.iter().map(|(t, v)| (vec![("type", (*t).to_owned())], *v)),
         )?;
-        let sent = [
-            ("offer", engine(MsgCounter::TxOffer)),
-            ("ack", engine(MsgCounter::TxAck) + engine(MsgCounter::TxInformAck)),
-            ("nak", engine(MsgCounter::TxNak)),
-            ("bootp", engine(MsgCounter::TxBootp)),
-        ];
         counter_family(
             &mut enc,
             "dhcp_xdp_packets_sent",
             "DHCP messages sent, by type",
-            sent.iter().map(|(t, v)| (vec![("type", (*t).to_owned())], *v)),
+            snap.sent.iter().map(|(t, v)| (vec![("type", (*t).to_owned())], *v)),
         )?;
-        let drops = |r: DropReason| self.workers.iter().map(|(_, w)| w.drops[r.slot()].load(Ordering::Relaxed)).sum();
         counter_family(
             &mut enc,
             "dhcp_xdp_drops",
             "Frames that got no reply, by reason",
-            DropReason::ALL
-                .iter()
-                .map(|r| (vec![("reason", r.name().trim_start_matches("drop_").to_owned())], drops(*r))),
+            snap.drops.iter().map(|(r, v)| (vec![("reason", r.name().trim_start_matches("drop_").to_owned())], *v)),
         )?;
         let xdp = *self.xdp.lock().unwrap_or_else(|p| p.into_inner());
         counter_family(
