@@ -5,14 +5,7 @@
 //! deadline for reading its request head and one for the whole exchange (a client that reads
 //! its answer slowly is cut off too). It must never run on a worker's thread.
 
-use std::{
-    net::TcpListener,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{
@@ -80,17 +73,6 @@ impl Answer {
     }
 }
 
-/// Counts of what the limits turned away (for the logs and tests).
-#[derive(Debug, Default)]
-pub struct Refused {
-    /// Connections closed because as many were being served.
-    pub busy: AtomicU64,
-    /// Connections cut at a deadline or for an oversized head.
-    pub cut: AtomicU64,
-    /// Requests whose body was too large.
-    pub too_large: AtomicU64,
-}
-
 /// The handler of one port: runs on the port's thread, between connections' I/O.
 pub type Handler = Arc<dyn Fn(Req) -> Answer + Send + Sync>;
 
@@ -100,19 +82,16 @@ pub fn serve(
     listener: TcpListener,
     limits: Limits,
     handler: Handler,
-) -> std::io::Result<(std::thread::JoinHandle<()>, Arc<Refused>)> {
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
-    let refused = Arc::new(Refused::default());
-    let r = refused.clone();
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     let thread_name = name.to_owned();
-    let t = std::thread::Builder::new().name(name.into()).spawn(move || {
-        rt.block_on(accept_loop(&thread_name, listener, limits, handler, r));
-    })?;
-    Ok((t, refused))
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        rt.block_on(accept_loop(&thread_name, listener, limits, handler));
+    })
 }
 
-async fn accept_loop(name: &str, listener: TcpListener, limits: Limits, handler: Handler, refused: Arc<Refused>) {
+async fn accept_loop(name: &str, listener: TcpListener, limits: Limits, handler: Handler) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -132,17 +111,16 @@ async fn accept_loop(name: &str, listener: TcpListener, limits: Limits, handler:
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refused.busy.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("{name}: {} connections being served, {peer} closed", limits.connections);
             drop(stream);
             continue;
         };
-        let (handler, refused) = (handler.clone(), refused.clone());
+        let handler = handler.clone();
         tokio::task::spawn(async move {
             let _permit = permit;
-            let counts = refused.clone();
             let service = service_fn(move |req: Request<Incoming>| {
-                let (handler, refused) = (handler.clone(), counts.clone());
-                async move { Ok::<_, std::convert::Infallible>(respond(req, limits, &handler, &refused).await) }
+                let handler = handler.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(req, limits, &handler).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -152,12 +130,8 @@ async fn accept_loop(name: &str, listener: TcpListener, limits: Limits, handler:
                 .serve_connection(TokioIo::new(stream), service);
             match tokio::time::timeout(limits.deadline, conn).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    refused.cut.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("management connection from {peer}: {e}");
-                }
+                Ok(Err(e)) => tracing::debug!("management connection from {peer}: {e}"),
                 Err(_) => {
-                    refused.cut.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!("management connection from {peer}: cut at the {:?} deadline", limits.deadline);
                 }
             }
@@ -165,21 +139,13 @@ async fn accept_loop(name: &str, listener: TcpListener, limits: Limits, handler:
     }
 }
 
-async fn respond(
-    req: Request<Incoming>,
-    limits: Limits,
-    handler: &Handler,
-    refused: &Refused,
-) -> Response<Full<Bytes>> {
+async fn respond(req: Request<Incoming>, limits: Limits, handler: &Handler) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, limits.body).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            refused.too_large.fetch_add(1, Ordering::Relaxed);
-            return build(Answer::text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over {} bytes\n", limits.body),
-            ));
+            let too_large = format!("request body over {} bytes\n", limits.body);
+            return build(Answer::text(StatusCode::PAYLOAD_TOO_LARGE, too_large));
         }
     };
     let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();

@@ -260,5 +260,5 @@ pub fn serve(listener: TcpListener, registry: Registry) -> std::io::Result<std::
         }
     });
     let limits = crate::http::Limits { body: 0, ..Default::default() };
-    crate::http::serve("metrics", listener, limits, handler).map(|(t, _)| t)
+    crate::http::serve("metrics", listener, limits, handler)
 }

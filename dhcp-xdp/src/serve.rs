@@ -46,11 +46,6 @@ pub fn set_lease_clock_offset_ms(ms: i64) {
     LEASE_CLOCK_OFFSET_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// How far the lease clock runs ahead of this host's clock, in milliseconds.
-pub fn lease_clock_offset_ms() -> i64 {
-    LEASE_CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// Reads and validates the configuration file at `path`.
 pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();

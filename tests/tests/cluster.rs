@@ -46,6 +46,19 @@ fn start(lan: &Lan, i: usize, cfg: &str) -> Daemon {
     Daemon::start(&lan.hosts[i].ns, &lan.hosts[i].ifname, &["--config", cfg, "--workers", "1"])
 }
 
+/// Runs a daemon on host `i` that is expected to refuse to start: it must exit unsuccessfully;
+/// returns what it wrote to stderr.
+fn refused_start(lan: &Lan, i: usize, cfg: &str) -> String {
+    let out = lan.hosts[i]
+        .ns
+        .exec(daemon_bin())
+        .args(["run", "--iface", &lan.hosts[i].ifname, "--config", cfg, "--workers", "1"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "the daemon started: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn logged(d: &Daemon, text: &str) -> bool {
     d.stdout().iter().chain(d.stderr().iter()).any(|l| l.contains(text))
 }
@@ -342,14 +355,8 @@ fn the_schema_is_created_checked_and_upgraded() {
     let lan = Lan::new(&[Some(A_IP)]);
     let dir = TempDir::new("dxcl");
     let cfg = config(&dir, "a", &pg.url());
-    let out = lan.hosts[0]
-        .ns
-        .exec(daemon_bin())
-        .args(["run", "--iface", &lan.hosts[0].ifname, "--config", &cfg, "--workers", "1"])
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("dhcp-xdp db upgrade"), "{out:?}");
+    let said = refused_start(&lan, 0, &cfg);
+    assert!(said.contains("dhcp-xdp db upgrade"), "{said}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 2"), "{out:?}");
@@ -602,14 +609,8 @@ fn a_node_name_is_held_by_one_daemon() {
     let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
     let a = start(&lan, 0, &config(&da, "a", &pg.url()));
     wait_for_buckets(&[&a], 256);
-    let exit = lan.hosts[1]
-        .ns
-        .exec(daemon_bin())
-        .args(["run", "--iface", &lan.hosts[1].ifname, "--config", &config(&db, "a", &pg.url()), "--workers", "1"])
-        .output()
-        .expect("run");
-    assert!(!exit.status.success(), "a second daemon named a refuses to start");
-    let said = String::from_utf8_lossy(&exit.stderr);
+    // A second daemon named a refuses to start.
+    let said = refused_start(&lan, 1, &config(&db, "a", &pg.url()));
     assert!(
         said.contains("node name 'a' is held by a running daemon") && said.contains(&format!("pid {}", a.pid())),
         "{said}"
@@ -716,14 +717,8 @@ fn cluster_removals_act_cluster_wide_or_are_refused() {
     );
     // Other pools: refused while a is live, naming the difference.
     let other = config_pool(&db, "b", &pg.url(), "198.18.0.10-198.18.0.99");
-    let out = lan.hosts[1]
-        .ns
-        .exec(daemon_bin())
-        .args(["run", "--iface", &lan.hosts[1].ifname, "--config", &other, "--workers", "1"])
-        .output()
-        .expect("run");
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && said.contains("differ from live node a's"), "{said}");
+    let said = refused_start(&lan, 1, &other);
+    assert!(said.contains("differ from live node a's"), "{said}");
     assert!(said.contains("198.18.0.10-198.18.0.99") && said.contains("198.18.0.10-198.18.0.199"), "{said}");
     let b = Daemon::start(
         &lan.hosts[1].ns,

@@ -175,9 +175,14 @@ pub fn measure_clock_offset(c: &mut Client) -> Result<i64, postgres::Error> {
     Ok(db_ms as i64 - (before + after) / 2)
 }
 
-/// Logs an offset above one second (once while `logged` stays set; again after it came back
+/// Measures the database's clock against this host's and runs the lease clock by it; keeps the
+/// offset for the metrics and logs it once when above one second (again after it came back
 /// under a second).
-fn report_clock_offset(ms: i64, logged: &AtomicBool) {
+fn sync_clock(c: &mut Client, status: &Status) -> Result<(), postgres::Error> {
+    let ms = measure_clock_offset(c)?;
+    crate::serve::set_lease_clock_offset_ms(ms);
+    status.clock_offset_ms.store(ms, Ordering::Relaxed);
+    let logged = &status.clock_offset_logged;
     if ms.abs() > 1000 {
         if !logged.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -189,6 +194,7 @@ fn report_clock_offset(ms: i64, logged: &AtomicBool) {
     } else {
         logged.store(false, Ordering::Relaxed);
     }
+    Ok(())
 }
 
 /// The pools and block size a node serves, as one line every node of a cluster must agree on
@@ -273,9 +279,8 @@ impl Cluster {
         let mut c = connect(&cfg.database).with_context(|| format!("connecting to {}", redact(&cfg.database)))?;
         schema::ensure(&mut c)?;
         // Lease times are the database's from the first lease read on.
-        let offset = measure_clock_offset(&mut c)?;
-        crate::serve::set_lease_clock_offset_ms(offset);
-        report_clock_offset(offset, &AtomicBool::new(false));
+        let status = Status::default();
+        sync_clock(&mut c, &status)?;
         for w in durability_warnings(&mut c)? {
             tracing::warn!("cluster: {w}");
         }
@@ -294,13 +299,8 @@ impl Cluster {
             c.query_one("SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1", &[&cfg.node])?.get(0);
         let store = PgStore::open(&cfg.database, &cfg.node, slots, cfg.takeover_after)
             .context("starting the database syncers")?;
-        let cluster = Arc::new(Self {
-            cfg: cfg.clone(),
-            store,
-            status: Status::default(),
-            instance,
-            liveness: Arc::new(Liveness::default()),
-        });
+        let cluster =
+            Arc::new(Self { cfg: cfg.clone(), store, status, instance, liveness: Arc::new(Liveness::default()) });
         Ok((cluster, leases, max_seq.max(0) as u64))
     }
 
@@ -609,10 +609,7 @@ impl Heartbeat {
                 }
             }
         }
-        let offset = measure_clock_offset(c)?;
-        crate::serve::set_lease_clock_offset_ms(offset);
-        self.cluster.status.clock_offset_ms.store(offset, Ordering::Relaxed);
-        report_clock_offset(offset, &self.cluster.status.clock_offset_logged);
+        sync_clock(c, &self.cluster.status)?;
         let mut live: Vec<String> = c
             .query(
                 "SELECT name FROM dhcp_xdp_nodes WHERE heartbeat > now() - make_interval(secs => $1) ORDER BY name",

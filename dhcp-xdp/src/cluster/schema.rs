@@ -106,16 +106,25 @@ fn scope_keys(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
         addrs.push(r.get::<_, i64>(0));
         keys.push(k.rescoped(subnet).as_bytes().to_vec());
     }
-    // The guard trigger fires on a changed key: the same client in its scope is not another
-    // client, so it is set aside for the rewrite.
+    rewrite_keys(tx, &addrs, &keys)?;
+    Ok(())
+}
+
+/// Gives the rows at `addrs` the client keys `keys` (the same clients, in another scope), with
+/// the guard trigger set aside: it fires on a changed key, and the same client in its scope is
+/// not another client. Returns how many rows changed.
+fn rewrite_keys(tx: &mut Transaction<'_>, addrs: &[i64], keys: &[Vec<u8>]) -> Result<u64, postgres::Error> {
+    if addrs.is_empty() {
+        return Ok(0);
+    }
     tx.batch_execute("ALTER TABLE dhcp_xdp_leases DISABLE TRIGGER dhcp_xdp_guard")?;
-    tx.execute(
+    let n = tx.execute(
         "UPDATE dhcp_xdp_leases l SET client_key = t.k FROM unnest($1::bigint[], $2::bytea[]) AS t(a, k)
           WHERE l.address = t.a",
         &[&addrs, &keys],
     )?;
     tx.batch_execute("ALTER TABLE dhcp_xdp_leases ENABLE TRIGGER dhcp_xdp_guard")?;
-    Ok(())
+    Ok(n)
 }
 
 /// Rows of subnets that `scopes` (subnet id → lease scope) put in another scope than their key
@@ -137,16 +146,7 @@ pub fn rescope_shared_networks(client: &mut Client, scopes: &[(u32, u32)]) -> Re
                 keys.push(k.rescoped(scope).as_bytes().to_vec());
             }
         }
-        if addrs.is_empty() {
-            continue;
-        }
-        tx.batch_execute("ALTER TABLE dhcp_xdp_leases DISABLE TRIGGER dhcp_xdp_guard")?;
-        n += tx.execute(
-            "UPDATE dhcp_xdp_leases l SET client_key = t.k FROM unnest($1::bigint[], $2::bytea[]) AS t(a, k)
-              WHERE l.address = t.a",
-            &[&addrs, &keys],
-        )?;
-        tx.batch_execute("ALTER TABLE dhcp_xdp_leases ENABLE TRIGGER dhcp_xdp_guard")?;
+        n += rewrite_keys(&mut tx, &addrs, &keys)?;
     }
     tx.commit()?;
     Ok(n)

@@ -424,10 +424,11 @@ impl LeaseStore for PgStore {
     fn admin_removal(&self, edit: crate::store::AdminRemoval) -> Result<u64, String> {
         use crate::store::AdminRemoval;
         let mut c = connect(&self.url).map_err(|e| format!("the lease database: {}", describe(&e)))?;
-        let (filter, arg): (&str, Option<i64>) = match edit {
-            AdminRemoval::Lease(a) => ("l.address = $3", Some(i64::from(u32::from(a)))),
-            AdminRemoval::Subnet(Some(s)) => ("l.subnet = $3", Some(i64::from(s))),
-            AdminRemoval::Subnet(None) => ("$3::bigint IS NULL", None),
+        // Which rows, as a condition on parameter `$p`.
+        let (filter, arg): (fn(u8) -> String, Option<i64>) = match edit {
+            AdminRemoval::Lease(a) => (|p| format!("l.address = ${p}"), Some(i64::from(u32::from(a)))),
+            AdminRemoval::Subnet(Some(s)) => (|p| format!("l.subnet = ${p}"), Some(i64::from(s))),
+            AdminRemoval::Subnet(None) => (|p| format!("${p}::bigint IS NULL"), None),
         };
         let ttl = f64::from(self.takeover_after);
         let db = |e: postgres::Error| format!("the lease database: {}", describe(&e));
@@ -436,10 +437,11 @@ impl LeaseStore for PgStore {
             .query(
                 &format!(
                     "SELECT l.node, count(*) FROM dhcp_xdp_leases l JOIN dhcp_xdp_nodes n ON n.name = l.node
-                      WHERE {filter} AND l.node <> $1 AND l.state IN (0, 1, 4)
+                      WHERE {} AND l.node <> $1 AND l.state IN (0, 1, 4)
                         AND l.expires > extract(epoch FROM now())
                         AND n.heartbeat > now() - make_interval(secs => $2)
-                      GROUP BY l.node ORDER BY l.node"
+                      GROUP BY l.node ORDER BY l.node",
+                    filter(3)
                 ),
                 &[&self.node, &ttl, &arg],
             )
@@ -457,10 +459,7 @@ impl LeaseStore for PgStore {
         }
         // Rows of nodes that are gone (or that hold nothing): removed here, cluster-wide; this
         // node's own rows go with its commit.
-        c.execute(
-            &format!("DELETE FROM dhcp_xdp_leases l WHERE {filter} AND l.node <> $1 AND $2::float8 >= 0"),
-            &[&self.node, &ttl, &arg],
-        )
-        .map_err(db)
+        c.execute(&format!("DELETE FROM dhcp_xdp_leases l WHERE {} AND l.node <> $1", filter(2)), &[&self.node, &arg])
+            .map_err(db)
     }
 }
