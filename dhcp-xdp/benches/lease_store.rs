@@ -5,7 +5,7 @@
 
 use std::{net::Ipv4Addr, time::Instant};
 
-use dhcp_xdp::journal::{self, Journal, StateDir};
+use dhcp_xdp::store::journal::{self, Journal, StateDir};
 use dhcp_xdp_core::{
     config::{Config, Durability},
     leases::{Change, ClientKey, Lease, LeaseDb, LeaseState, Tags},

@@ -478,7 +478,7 @@ impl Control {
 
     /// Journals `changes` and waits until they are durable (as an ACK would).
     fn make_durable(&self, changes: &[(u64, Change)]) -> Result<(), String> {
-        let Some(j) = &self.shared.store else { return Ok(()) };
+        let j = &self.shared.store;
         if changes.is_empty() {
             return Ok(());
         }
@@ -567,12 +567,9 @@ impl Control {
         let Some(addr) = args.get("ip-address").and_then(Value::as_str).and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
             return answer(1, "ip-address is missing or not an IPv4 address");
         };
-        let elsewhere = match &self.shared.store {
-            Some(store) => match store.admin_removal(crate::store::AdminRemoval::Lease(addr)) {
-                Ok(n) => n,
-                Err(why) => return answer(1, why),
-            },
-            None => 0,
+        let elsewhere = match self.shared.store.admin_removal(crate::store::AdminRemoval::Lease(addr)) {
+            Ok(n) => n,
+            Err(why) => return answer(1, why),
         };
         let db = self.shared.runtime().db.clone();
         match db.admin_remove(addr) {
@@ -587,12 +584,9 @@ impl Control {
 
     fn lease_wipe(&self, args: &Value) -> Value {
         let subnet = args.get("subnet-id").and_then(Value::as_u64).filter(|&s| s != 0).map(|s| s as u32);
-        let elsewhere = match &self.shared.store {
-            Some(store) => match store.admin_removal(crate::store::AdminRemoval::Subnet(subnet)) {
-                Ok(n) => n,
-                Err(why) => return answer(1, why),
-            },
-            None => 0,
+        let elsewhere = match self.shared.store.admin_removal(crate::store::AdminRemoval::Subnet(subnet)) {
+            Ok(n) => n,
+            Err(why) => return answer(1, why),
         };
         let db = self.shared.runtime().db.clone();
         let (changes, n) = db.admin_wipe(subnet);
@@ -798,7 +792,12 @@ mod tests {
         let db = Arc::new(LeaseDb::new(&cfg, 2, [], 100));
         let server =
             ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
-        let shared = Arc::new(Shared::new(Runtime { cfg: Arc::new(cfg), db }, server, &[0], None));
+        let shared = Arc::new(Shared::new(
+            Runtime { cfg: Arc::new(cfg), db },
+            server,
+            &[0],
+            Arc::new(crate::store::Memory::default()),
+        ));
         let (tx, rx) = mpsc::channel();
         (Arc::new(Control::new(shared, vec![], tx)), rx)
     }

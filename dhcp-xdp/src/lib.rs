@@ -7,7 +7,8 @@
 //! - [`datapath`] owns the AF_XDP sockets and the worker threads (the one room for `unsafe`).
 //! - [`handler`] is the interface between datapath and decision-maker, with the reflector.
 //!   Its `port` submodule is the single-socket AF_XDP port of the load generator.
-//! - [`journal`] keeps the lease tables durable (journal + snapshots, group commit).
+//! - [`store`] keeps the lease tables durable: the journal, or the cluster's database.
+//! - [`daemon`] is the running daemon: start, the control loop's jobs, stop.
 //! - [`serve`] glues the engine to the datapath: per-worker handlers, reload, expiry sweep.
 //! - [`iface`] reads the served interface's addresses and queues.
 //! - [`privileges`] drops every capability once setup is done.
@@ -17,15 +18,14 @@
 //! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
 
-pub mod cluster;
 pub mod control;
+pub mod daemon;
 #[expect(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
 pub mod datapath;
 pub mod ebpf;
 pub mod handler;
 pub mod http;
 pub mod iface;
-pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod privileges;

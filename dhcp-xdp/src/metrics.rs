@@ -40,9 +40,9 @@ impl std::fmt::Debug for Collect {
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
+pub(crate) type Labels = Vec<(&'static str, String)>;
 
-fn counter_family(
+pub(crate) fn counter_family(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -55,7 +55,7 @@ fn counter_family(
     Ok(())
 }
 
-fn gauge_family(
+pub(crate) fn gauge_family(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -152,63 +152,7 @@ impl Collector for Collect {
             }
         }
         gauge_family(&mut enc, "dhcp_xdp_pool_addresses", "Addresses of a pool, by state", rows)?;
-        if let Some(j) = &self.shared.journal {
-            gauge_family(
-                &mut enc,
-                "dhcp_xdp_journal_failing",
-                "1 while lease journal writes fail (ACKs are withheld)",
-                [(vec![], f64::from(u8::from(j.health.failing.load(Ordering::Relaxed))))],
-            )?;
-            counter_family(&mut enc, "dhcp_xdp_journal_records", "Lease records journaled", [(vec![], j.records())])?;
-        }
-        if let Some(cl) = &self.shared.cluster {
-            let st = &cl.status;
-            let flag = |b: &std::sync::atomic::AtomicBool| f64::from(u8::from(b.load(Ordering::Relaxed)));
-            let node = || vec![("node", cl.cfg.node.clone())];
-            gauge_family(
-                &mut enc,
-                "dhcp_xdp_cluster_database_up",
-                "1 while the cluster database answers heartbeats",
-                [(node(), flag(&st.database_up))],
-            )?;
-            gauge_family(
-                &mut enc,
-                "dhcp_xdp_cluster_commit_failing",
-                "1 while lease commits to the cluster database fail (ACKs are withheld)",
-                [(node(), flag(&cl.store.health.failing))],
-            )?;
-            gauge_family(
-                &mut enc,
-                "dhcp_xdp_cluster_clock_offset_seconds",
-                "The database's clock minus this host's (lease times follow the database)",
-                [(node(), st.clock_offset_ms.load(Ordering::Relaxed) as f64 / 1000.0)],
-            )?;
-            for (name, help, v) in [
-                ("dhcp_xdp_cluster_nodes", "Live nodes, this one included", &st.nodes),
-                ("dhcp_xdp_cluster_buckets", "Load-balancing buckets (of 256) this node serves", &st.buckets),
-                ("dhcp_xdp_cluster_blocks", "Address blocks this node holds", &st.blocks),
-            ] {
-                gauge_family(&mut enc, name, help, [(node(), f64::from(v.load(Ordering::Relaxed)))])?;
-            }
-            for (name, help, v) in [
-                ("dhcp_xdp_cluster_takeovers", "Silent nodes whose buckets and blocks this node took", &st.takeovers),
-                ("dhcp_xdp_cluster_leases_absorbed", "Lease rows of other nodes taken into the tables", &st.absorbed),
-                (
-                    "dhcp_xdp_cluster_conflicts",
-                    "Lease commits refused: address held by another client",
-                    &cl.store.conflicts,
-                ),
-                ("dhcp_xdp_cluster_commit_failures", "Commit rounds that failed", &cl.store.health.failed_rounds),
-            ] {
-                counter_family(&mut enc, name, help, [(node(), v.load(Ordering::Relaxed))])?;
-            }
-            counter_family(
-                &mut enc,
-                "dhcp_xdp_cluster_lease_changes",
-                "Lease changes handed to the database",
-                [(node(), crate::store::LeaseStore::records(&*cl.store))],
-            )?;
-        }
+        self.shared.store.encode_metrics(&mut enc)?;
         Ok(())
     }
 }
@@ -216,20 +160,7 @@ impl Collector for Collect {
 /// The registry served at `/metrics`.
 pub fn registry(shared: Arc<Shared>, workers: Vec<(FrameMeta, Arc<WorkerStats>)>, xdp: XdpSnapshot) -> Registry {
     let mut r = Registry::default();
-    if let Some(j) = &shared.journal {
-        r.register(
-            "dhcp_xdp_journal_sync_seconds",
-            "Time an fdatasync of the lease journal took",
-            j.sync_seconds.clone(),
-        );
-    }
-    if let Some(cl) = &shared.cluster {
-        r.register(
-            "dhcp_xdp_cluster_commit_seconds",
-            "Time a batch commit to the cluster database took",
-            cl.store.commit_seconds.clone(),
-        );
-    }
+    shared.store.register_metrics(&mut r);
     r.register_collector(Box::new(Collect { shared, workers, xdp }));
     r
 }

@@ -17,7 +17,6 @@ use dhcp_xdp_core::{
 
 use crate::{
     handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
-    journal::Journal,
     store::LeaseStore,
 };
 
@@ -76,13 +75,8 @@ pub struct Shared {
     pub queues: Vec<u32>,
     /// Per-shard message counters.
     pub stats: Vec<Arc<EngineStats>>,
-    /// The lease journal (None: memory only, or cluster mode).
-    pub journal: Option<Arc<Journal>>,
-    /// Where changes go before the replies that promise them: the journal, or the cluster's
-    /// database (None: memory only).
-    pub store: Option<Arc<dyn LeaseStore>>,
-    /// Cluster mode: membership, buckets, blocks.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Where changes go before the replies that promise them (see [`crate::store`]).
+    pub store: Arc<dyn LeaseStore>,
     /// Configuration reloads so far (SIGHUP, `config-reload`).
     pub reloads: Reloads,
 }
@@ -128,26 +122,16 @@ impl Reloads {
 impl Shared {
     /// New shared state for the workers of `queues` (the runtime's tables have a lane per
     /// queue).
-    pub fn new(rt: Runtime, server: ServerIdentity, queues: &[u32], journal: Option<Arc<Journal>>) -> Self {
+    pub fn new(rt: Runtime, server: ServerIdentity, queues: &[u32], store: Arc<dyn LeaseStore>) -> Self {
         let shards = rt.db.shard_count();
         Self {
             current: RwLock::new(Arc::new(rt)),
             server,
             queues: queues.to_vec(),
             stats: (0..shards).map(|_| Arc::new(EngineStats::default())).collect(),
-            store: journal.clone().map(|j| j as Arc<dyn LeaseStore>),
-            journal,
-            cluster: None,
+            store,
             reloads: Reloads::default(),
         }
-    }
-
-    /// Cluster mode: the cluster's database is the lease store (no journal).
-    pub fn with_cluster(mut self, cluster: Arc<crate::cluster::Cluster>) -> Self {
-        self.journal = None;
-        self.store = Some(cluster.store.clone());
-        self.cluster = Some(cluster);
-        self
     }
 
     /// The runtime in force.
@@ -282,7 +266,7 @@ impl Handler for EngineHandler {
     fn begin_batch(&mut self) {
         self.now = unix_now();
         self.rt = self.shared.runtime();
-        self.standby = self.shared.cluster.as_ref().is_some_and(|c| !c.liveness.serving());
+        self.standby = !self.shared.store.serving();
     }
 
     fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
@@ -326,23 +310,21 @@ impl Handler for EngineHandler {
         if self.stamped.is_empty() {
             return Release::Now;
         }
-        let release = match &self.shared.store {
-            Some(j) => match j.append(self.shard, &self.stamped) {
-                Ok(Some(ticket)) => Release::After(ticket),
-                Ok(None) => Release::Now,
-                Err(e) => {
-                    tracing::error!("{}: {e}; withholding replies", j.name());
-                    Release::Withhold
-                }
-            },
-            None => Release::Now,
+        let store = &self.shared.store;
+        let release = match store.append(self.shard, &self.stamped) {
+            Ok(Some(ticket)) => Release::After(ticket),
+            Ok(None) => Release::Now,
+            Err(e) => {
+                tracing::error!("{}: {e}; withholding replies", store.name());
+                Release::Withhold
+            }
         };
         self.stamped.clear();
         release
     }
 
     fn settled(&mut self, ticket: u64) -> Option<bool> {
-        self.shared.store.as_ref().map_or(Some(true), |j| j.settled(self.shard, ticket))
+        self.shared.store.settled(self.shard, ticket)
     }
 }
 
@@ -356,10 +338,10 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
     for i in 0..rt.db.shard_count() {
         let changes = rt.db.sweep(i, now, max_per_shard);
         n += changes.len();
-        if let (Some(j), false) = (&shared.store, changes.is_empty())
-            && let Err(e) = j.append(i, &changes)
+        if !changes.is_empty()
+            && let Err(e) = shared.store.append(i, &changes)
         {
-            tracing::error!("{}: expiries not stored: {e}", j.name());
+            tracing::error!("{}: expiries not stored: {e}", shared.store.name());
         }
     }
     n
@@ -427,8 +409,8 @@ mod tests {
 
     /// Runtime state over `shards` shards (one queue) of `cfg(20)`, with the server at
     /// 198.18.0.1/24.
-    fn shared(shards: usize, journal: Option<Arc<crate::journal::Journal>>) -> (Arc<LeaseDb>, Arc<Shared>) {
-        shared_on(&[0], shards, cfg(20), journal)
+    fn shared(shards: usize, store: Option<Arc<dyn LeaseStore>>) -> (Arc<LeaseDb>, Arc<Shared>) {
+        shared_on(&[0], shards, cfg(20), store)
     }
 
     /// Runtime state for `workers` workers on each of `queues`.
@@ -436,12 +418,13 @@ mod tests {
         queues: &[u32],
         workers: usize,
         c: Config,
-        journal: Option<Arc<crate::journal::Journal>>,
+        store: Option<Arc<dyn LeaseStore>>,
     ) -> (Arc<LeaseDb>, Arc<Shared>) {
         let db = Arc::new(LeaseDb::with_lanes(&c, queues.len(), workers, [], 100));
         let server =
             ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
-        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, queues, journal);
+        let store = store.unwrap_or_else(|| Arc::new(crate::store::Memory::default()));
+        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, queues, store);
         (db, Arc::new(shared))
     }
 
@@ -456,10 +439,9 @@ mod tests {
     /// OFFERs leave at once; an ACK waits for its lease record to be durable (group commit).
     #[test]
     fn only_replies_that_promise_a_lease_wait_for_the_journal() {
-        let dir = crate::journal::tests::tmpdir("serve");
-        let state = crate::journal::StateDir::lock(&dir).expect("lock");
-        let journal =
-            crate::journal::Journal::open(state, 1, dhcp_xdp_core::config::Durability::Fsync).expect("journal");
+        let dir = crate::store::journal::tests::tmpdir("serve");
+        let journal = crate::store::journal::JournalStore::open(&dir, 1, dhcp_xdp_core::config::Durability::Fsync)
+            .expect("journal");
         let (_, shared) = shared(1, Some(journal));
         let meta = FrameMeta { queue: 0, worker: 0 };
         let mut h = EngineHandler::new(shared, meta);
@@ -476,7 +458,7 @@ mod tests {
         let request = [&[53, 1, 3, 50, 4, 198, 18, 0, 10, 54, 4, 198, 18, 0, 1][..], &[255]].concat();
         assert!(matches!(ask(&mut h, &request), Verdict::ReplyWhenDurable(_)), "ACK");
         let Release::After(ticket) = h.end_batch() else { panic!("the ACK's record is not being synced") };
-        assert_eq!(crate::journal::tests::poll(|| h.settled(ticket)), Some(true), "ticket {ticket}");
+        assert_eq!(crate::store::journal::tests::poll(|| h.settled(ticket)), Some(true), "ticket {ticket}");
     }
 
     #[test]

@@ -522,9 +522,9 @@ fn nodes_that_start_together_on_an_empty_database_all_start() {
         .map(|_| {
             let (url, go) = (url.clone(), go.clone());
             std::thread::spawn(move || {
-                let mut c = dhcp_xdp::cluster::store::connect(&url).expect("connect");
+                let mut c = dhcp_xdp::store::cluster::pg::connect(&url).expect("connect");
                 go.wait();
-                dhcp_xdp::cluster::schema::ensure(&mut c).map_err(|e| e.to_string())
+                dhcp_xdp::store::cluster::schema::ensure(&mut c).map_err(|e| e.to_string())
             })
         })
         .collect::<Vec<_>>()
@@ -533,7 +533,7 @@ fn nodes_that_start_together_on_an_empty_database_all_start() {
         .collect();
     assert!(results.is_empty(), "some nodes could not start: {results:?}");
     let v: i32 = pg.client().query_one("SELECT version FROM dhcp_xdp_schema", &[]).expect("version").get(0);
-    assert_eq!(v, dhcp_xdp::cluster::schema::SCHEMA_VERSION);
+    assert_eq!(v, dhcp_xdp::store::cluster::schema::SCHEMA_VERSION);
 }
 
 /// Durable in the database too: the daemon's sessions commit synchronously whatever the
@@ -544,17 +544,20 @@ fn the_database_is_asked_to_be_durable_and_warned_about_when_it_is_not() {
     let pg = Postgres::start();
     let mut admin = pg.client();
     admin.batch_execute("ALTER DATABASE dhcp SET synchronous_commit = off").expect("alter database");
-    let mut c = dhcp_xdp::cluster::store::connect(&pg.url()).expect("connect");
+    let mut c = dhcp_xdp::store::cluster::pg::connect(&pg.url()).expect("connect");
     let sc: String = c.query_one("SHOW synchronous_commit", &[]).expect("show").get(0);
     assert_eq!(sc, "on", "a syncer session commits synchronously");
-    assert!(dhcp_xdp::cluster::durability_warnings(&mut c).expect("warnings").is_empty());
+    assert!(dhcp_xdp::store::cluster::durability_warnings(&mut c).expect("warnings").is_empty());
     let out = Command::new(daemon_bin()).args(["db", "init", "--database", &pg.url()]).output().expect("run");
     assert!(out.status.success(), "{out:?}");
     admin.batch_execute("ALTER SYSTEM SET fsync = off").expect("fsync off");
     admin.batch_execute("SELECT pg_reload_conf()").expect("reload");
     assert!(wait_until(Duration::from_secs(10), || {
-        let mut c = dhcp_xdp::cluster::store::connect(&pg.url()).expect("connect");
-        dhcp_xdp::cluster::durability_warnings(&mut c).expect("warnings").iter().any(|w| w.contains("fsync = off"))
+        let mut c = dhcp_xdp::store::cluster::pg::connect(&pg.url()).expect("connect");
+        dhcp_xdp::store::cluster::durability_warnings(&mut c)
+            .expect("warnings")
+            .iter()
+            .any(|w| w.contains("fsync = off"))
     }));
     let out = Command::new(daemon_bin()).args(["db", "status", "--database", &pg.url()]).output().expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).contains("warning: the database runs with fsync = off"), "{out:?}");
@@ -565,12 +568,11 @@ fn the_database_is_asked_to_be_durable_and_warned_about_when_it_is_not() {
 /// its row on the other. Read back, both leases are in the tables.
 #[test]
 fn a_client_holds_a_row_per_subnet_and_moving_one_keeps_the_other() {
-    use dhcp_xdp::store::LeaseStore as _;
     use dhcp_xdp_core::leases::{Change, Lease, LeaseState, Tags};
     let pg = Postgres::start();
-    let mut c = dhcp_xdp::cluster::store::connect(&pg.url()).expect("connect");
-    dhcp_xdp::cluster::schema::ensure(&mut c).expect("schema");
-    let store = dhcp_xdp::cluster::PgStore::open(&pg.url(), "a", 1, 3).expect("store");
+    let mut c = dhcp_xdp::store::cluster::pg::connect(&pg.url()).expect("connect");
+    dhcp_xdp::store::cluster::schema::ensure(&mut c).expect("schema");
+    let store = dhcp_xdp::store::cluster::PgStore::open(&pg.url(), "a", 1, 3).expect("store");
     let mac = [2, 0xd0, 0, 0, 0, 1];
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
     let lease = |addr: Ipv4Addr, subnet: u32| Lease {
@@ -584,7 +586,7 @@ fn a_client_holds_a_row_per_subnet_and_moving_one_keeps_the_other() {
     };
     let (a, b1, b2) = (Ipv4Addr::new(198, 18, 5, 10), Ipv4Addr::new(198, 18, 6, 10), Ipv4Addr::new(198, 18, 6, 11));
     let commit = |seq: u64, l: Lease| {
-        let t = store.append(0, &[(seq, Change::Upsert(l))]).expect("append").expect("a ticket");
+        let t = store.append(0, &[(seq, Change::Upsert(l))]).expect("append");
         assert!(wait_until(Duration::from_secs(10), || store.settled(0, t).is_some()));
         assert_eq!(store.settled(0, t), Some(true), "committed");
     };

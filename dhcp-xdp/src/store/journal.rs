@@ -20,53 +20,25 @@ use std::{
     os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::{
-        Arc, Condvar, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use dhcp_xdp_core::{
-    config::Durability,
+    config::{Config, Durability},
     leases::{Change, Lease, LeaseDb},
     records::{self, Conflict, Replay},
 };
 
-/// Why the journal could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    /// A file operation failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done, naming the file.
-        what: String,
-        /// The system's reason.
-        source: std::io::Error,
-    },
-    /// Another process holds the state directory.
-    #[error("state directory {} is in use by {} (one daemon per state directory)", dir.display(), holder.map(|p| format!("pid {p}")).unwrap_or_else(|| "another process".into()))]
-    Locked {
-        /// The directory.
-        dir: PathBuf,
-        /// The holder's pid, as it wrote it.
-        holder: Option<u32>,
-    },
-    /// Records waiting for the disk exceed what is kept in memory: this batch is not journaled.
-    #[error("journal backlog full ({0} bytes waiting for the disk)")]
-    Backlog(usize),
-    /// The journal did not catch up in time (clean stop with a failing disk).
-    #[error("journal still has unwritten records after {0:?}: {1}")]
-    Unflushed(Duration, String),
-    /// The directory exists and holds what is not a state directory's, or belongs to another
-    /// user: it is left alone rather than made private and written into.
-    #[error("{} is not a dhcp-xdp state directory ({why}): choose an empty or new directory", dir.display())]
-    NotOurs {
-        /// The directory.
-        dir: PathBuf,
-        /// What gave it away.
-        why: String,
-    },
-}
+use super::{
+    Health, LeaseStore, Recovered, StoreError,
+    syncer::{Backend, Round, Syncer},
+};
+
+/// Most bytes of records a file keeps waiting for a failing or stalled disk.
+const MAX_BACKLOG: usize = 64 << 20;
 
 /// Whether `name` is a file a state directory holds.
 fn is_state_file(name: &str) -> bool {
@@ -77,9 +49,9 @@ fn is_state_file(name: &str) -> bool {
 
 /// An existing `dir` is taken only when it is ours: owned by this user, holding nothing but
 /// state files (an empty directory, or one a daemon made).
-fn check_ours(dir: &Path) -> Result<(), JournalError> {
+fn check_ours(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::MetadataExt as _;
-    let not_ours = |why: String| JournalError::NotOurs { dir: dir.to_owned(), why };
+    let not_ours = |why: String| StoreError::NotOurs { dir: dir.to_owned(), why };
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -105,13 +77,10 @@ fn check_ours(dir: &Path) -> Result<(), JournalError> {
 }
 
 /// Names a failed file operation.
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> JournalError {
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
     let what = what.into();
-    move |source| JournalError::Io { what, source }
+    move |source| StoreError::Io { what, source }
 }
-
-/// Most bytes of records a file keeps waiting for a failing or stalled disk.
-pub(crate) const MAX_BACKLOG: usize = 64 << 20;
 
 fn journal_path(dir: &Path, generation: u64, file: usize) -> PathBuf {
     dir.join(format!("journal-{generation:010}-{file:03}.log"))
@@ -122,7 +91,7 @@ fn snapshot_path(dir: &Path, generation: u64) -> PathBuf {
 }
 
 /// Files named `{prefix}{generation}[-{n}]{suffix}` in `dir`, sorted.
-fn list(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, usize, PathBuf)>, JournalError> {
+fn list(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, usize, PathBuf)>, StoreError> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))? {
         let e = e.map_err(io(format!("listing {}", dir.display())))?;
@@ -137,7 +106,7 @@ fn list(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, usize, PathB
     Ok(out)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("fsync of {}", dir.display())))
 }
 
@@ -164,8 +133,8 @@ pub struct StateDir {
 impl StateDir {
     /// Creates `dir` (0700) if missing, tightens it to 0700 if not, and locks it before
     /// anything in it is read. An existing directory that is not ours (another user's, or
-    /// holding other files) is refused ([`JournalError::NotOurs`]), never chmod'ed. Another holder: [`JournalError::Locked`] naming its pid.
-    pub fn lock(dir: &Path) -> Result<Self, JournalError> {
+    /// holding other files) is refused ([`StoreError::NotOurs`]), never chmod'ed. Another holder: [`StoreError::Locked`] naming its pid.
+    pub fn lock(dir: &Path) -> Result<Self, StoreError> {
         check_ours(dir)?;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -188,7 +157,7 @@ impl StateDir {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut s = String::new();
                 let _ = f.read_to_string(&mut s);
-                return Err(JournalError::Locked { dir: dir.to_owned(), holder: s.trim().parse().ok() });
+                return Err(StoreError::Locked { dir: dir.to_owned(), holder: s.trim().parse().ok() });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(format!("locking {}", path.display()))(e)),
         }
@@ -224,17 +193,17 @@ pub struct Recovery {
 
 /// Recovers the leases of a locked state directory for the daemon that holds it: a torn tail
 /// (a write the disk never finished) is cut off so that new records follow whole ones.
-pub fn recover(state: &StateDir, now: u32) -> Result<Recovery, JournalError> {
+pub fn recover(state: &StateDir, now: u32) -> Result<Recovery, StoreError> {
     load(&state.dir, true, now)
 }
 
 /// Reads the leases of a state directory without changing anything in it (another daemon may
 /// be running on it): `dhcp-xdp leases`.
-pub fn inspect(dir: &Path, now: u32) -> Result<Recovery, JournalError> {
+pub fn inspect(dir: &Path, now: u32) -> Result<Recovery, StoreError> {
     load(dir, false, now)
 }
 
-fn load(dir: &Path, repair: bool, now: u32) -> Result<Recovery, JournalError> {
+fn load(dir: &Path, repair: bool, now: u32) -> Result<Recovery, StoreError> {
     let mut r = Recovery::default();
     let mut replay = Replay::new();
     for (generation, _, path) in list(dir, "snapshot-", ".snap")?.iter().rev() {
@@ -295,7 +264,7 @@ fn load(dir: &Path, repair: bool, now: u32) -> Result<Recovery, JournalError> {
 }
 
 /// One journal file and how much of it is known good.
-struct JournalFile {
+pub(crate) struct JournalFile {
     file: File,
     path: PathBuf,
     /// Bytes written and synced: after a failed write or sync the file is cut back to this.
@@ -308,95 +277,6 @@ impl JournalFile {
         let len = file.metadata()?.len();
         Ok(Self { file, path, good_len: AtomicU64::new(len) })
     }
-}
-
-/// A worker's journal: records waiting for the syncer and the file they go to.
-struct Slot {
-    /// `None` while the file could not be created (full disk at start): the syncer retries.
-    file: Option<Arc<JournalFile>>,
-    generation: u64,
-    /// Encoded records not yet taken by the syncer.
-    pending: Vec<u8>,
-    /// Batches handed over (the last ticket).
-    written: u64,
-}
-
-/// Group-commit state of one slot (a journal file, or a database connection in cluster mode):
-/// the tickets its syncer made durable or gave up on, and the syncer's wake-up.
-#[derive(Default)]
-pub(crate) struct SlotSync {
-    pub(crate) synced: AtomicU64,
-    /// Tickets up to this one were in a failed round: their replies never leave.
-    pub(crate) failed_through: AtomicU64,
-    pub(crate) wanted: Mutex<bool>,
-    pub(crate) wake: Condvar,
-    /// Records the syncer took and has not yet made durable.
-    pub(crate) backlog: AtomicU64,
-}
-
-impl SlotSync {
-    /// Whether `ticket` is durable (`Some(true)`), never will be (`Some(false)`), or pending.
-    pub(crate) fn settled(&self, ticket: u64) -> Option<bool> {
-        if ticket <= self.failed_through.load(Ordering::Acquire) {
-            Some(false)
-        } else if ticket <= self.synced.load(Ordering::Acquire) {
-            Some(true)
-        } else {
-            None
-        }
-    }
-
-    /// Wakes the syncer.
-    pub(crate) fn poke(&self) {
-        *lock(&self.wanted) = true;
-        self.wake.notify_one();
-    }
-
-    /// Waits until poked, stopped or `wait` passes; clears the request.
-    pub(crate) fn wait(&self, wait: Duration, stop: &AtomicBool) {
-        let wanted = lock(&self.wanted);
-        let (mut wanted, _) = self
-            .wake
-            .wait_timeout_while(wanted, wait, |w| !*w && !stop.load(Ordering::Acquire))
-            .unwrap_or_else(|p| p.into_inner());
-        *wanted = false;
-    }
-}
-
-/// Health of the disk under the journal, for logs, statistics and metrics.
-#[derive(Debug, Default)]
-pub struct Health {
-    /// A write or sync is failing now.
-    pub failing: AtomicBool,
-    /// Rounds that failed since start.
-    pub failed_rounds: AtomicU64,
-    /// Batches whose records could not even be queued (backlog full).
-    pub dropped_batches: AtomicU64,
-    /// Syncs done, and their total and largest duration (µs).
-    pub syncs: AtomicU64,
-    /// Total time spent in `fdatasync` (µs).
-    pub sync_us: AtomicU64,
-    /// Longest `fdatasync` (µs).
-    pub sync_max_us: AtomicU64,
-}
-
-/// The journal of one daemon.
-pub struct Journal {
-    state: StateDir,
-    durability: Durability,
-    slots: Vec<Mutex<Slot>>,
-    sync: Vec<SlotSync>,
-    stop: AtomicBool,
-    generation: AtomicU64,
-    records: AtomicU64,
-    /// Records appended since the last snapshot.
-    pub since_snapshot: AtomicU64,
-    /// How the disk is doing.
-    pub health: Health,
-    /// How long each `fdatasync` took (for the metrics).
-    pub sync_seconds: prometheus_client::metrics::histogram::Histogram,
-    /// Fault injection for the tests (see [`FAULTS_ENV`]).
-    faults: Mutex<Option<PathBuf>>,
 }
 
 /// Environment variable naming a file whose contents inject disk faults into the syncers:
@@ -417,101 +297,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Journal {
-    /// Opens the journal in a locked state directory with `slots` files (one per worker),
-    /// starting a new generation after everything there. Call [`snapshot`](Self::snapshot)
-    /// right after. A file that cannot be created (full disk) is retried by its syncer; until
-    /// then its tickets do not settle.
-    pub fn open(state: StateDir, slots: usize, durability: Durability) -> Result<Arc<Self>, JournalError> {
-        let dir = state.dir.clone();
-        let last = list(&dir, "journal-", ".log")?
-            .iter()
-            .map(|x| x.0)
-            .chain(list(&dir, "snapshot-", ".snap")?.iter().map(|x| x.0))
-            .max()
-            .unwrap_or(0);
-        let generation = last + 1;
-        let mut files = vec![];
-        for s in 0..slots.max(1) {
-            let file = match JournalFile::create(journal_path(&dir, generation, s)) {
-                Ok(f) => Some(Arc::new(f)),
-                Err(e) => {
-                    tracing::error!("creating journal file {s} in {}: {e}; retrying in the background", dir.display());
-                    None
-                }
-            };
-            files.push(Mutex::new(Slot { file, generation, pending: Vec::with_capacity(64 * 1024), written: 0 }));
-        }
-        if let Err(e) = sync_dir(&dir) {
-            tracing::error!("{e}");
-        }
-        let j = Arc::new(Self {
-            state,
-            durability,
-            sync: (0..files.len()).map(|_| SlotSync::default()).collect(),
-            stop: AtomicBool::new(false),
-            slots: files,
-            generation: AtomicU64::new(generation),
-            records: AtomicU64::new(0),
-            since_snapshot: AtomicU64::new(0),
-            health: Health::default(),
-            sync_seconds: prometheus_client::metrics::histogram::Histogram::new(
-                prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
-            ),
-            faults: Mutex::new(std::env::var_os(FAULTS_ENV).map(PathBuf::from)),
-        });
-        for s in 0..j.slots.len() {
-            let weak = Arc::downgrade(&j);
-            std::thread::Builder::new()
-                .name(format!("journal-sync{s}"))
-                .spawn(move || Self::syncer(&weak, s))
-                .map_err(io("starting a journal syncer"))?;
-        }
-        Ok(j)
-    }
+/// The journal files as the syncer's backend: a round is one write at the end of the slot's
+/// file and one `fdatasync`; a failed round is cut back and written again with the next.
+pub(crate) struct Files {
+    state: StateDir,
+    /// How long each `fdatasync` took (for the metrics).
+    sync_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Fault injection for the tests (see [`FAULTS_ENV`]).
+    faults: Mutex<Option<PathBuf>>,
+}
 
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        self.state.path()
-    }
+/// A slot's file (`None` while it could not be created: full disk at start; the syncer
+/// retries) and its generation.
+pub(crate) struct FileSlot {
+    file: Option<Arc<JournalFile>>,
+    generation: u64,
+}
 
-    /// Hands numbered `changes` to slot `slot`'s syncer and returns at once.
-    /// In `fsync` durability the result is a ticket: the records are durable once
-    /// [`settled`](Self::settled) says so. In `async` durability they are written and synced
-    /// in the background and nothing waits (`None`).
-    pub fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<Option<u64>, JournalError> {
-        let slot = slot % self.slots.len();
-        let ticket = {
-            let mut f = lock(&self.slots[slot]);
-            let backlog = f.pending.len() + self.sync[slot].backlog.load(Ordering::Relaxed) as usize;
-            if backlog > MAX_BACKLOG {
-                self.health.dropped_batches.fetch_add(1, Ordering::Relaxed);
-                return Err(JournalError::Backlog(backlog));
-            }
-            for (seq, c) in changes {
-                records::encode(*seq, c, &mut f.pending);
-            }
-            f.written += 1;
-            f.written
-        };
-        self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
-        self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
-        self.sync[slot].poke();
-        Ok((self.durability == Durability::Fsync).then_some(ticket))
-    }
-
-    /// Whether the batch of `ticket` (from [`append`](Self::append) on `slot`) is durable:
-    /// `Some(true)`; never will be because its round failed: `Some(false)`; `None` while the
-    /// syncer works on it.
-    pub fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
-        self.sync[slot % self.sync.len()].settled(ticket)
-    }
-
-    /// Records appended since start.
-    pub fn records(&self) -> u64 {
-        self.records.load(Ordering::Relaxed)
-    }
-
+impl Files {
     fn faults(&self) -> Faults {
         let Some(p) = lock(&self.faults).clone() else { return Faults::None };
         match std::fs::read_to_string(p).as_deref().map(str::trim) {
@@ -524,7 +327,7 @@ impl Journal {
 
     /// Writes `bytes` at the end of `f` and syncs; on failure cuts the file back to its last
     /// good length, so whatever is written next follows whole records.
-    fn write_round(&self, f: &JournalFile, bytes: &[u8]) -> std::io::Result<()> {
+    fn write_round(&self, f: &JournalFile, bytes: &[u8], health: &Health) -> std::io::Result<()> {
         let mut fault = self.faults();
         while fault == Faults::Stall {
             std::thread::sleep(Duration::from_millis(20));
@@ -544,9 +347,9 @@ impl Journal {
             let t = Instant::now();
             f.file.sync_data()?;
             let us = t.elapsed().as_micros() as u64;
-            self.health.syncs.fetch_add(1, Ordering::Relaxed);
-            self.health.sync_us.fetch_add(us, Ordering::Relaxed);
-            self.health.sync_max_us.fetch_max(us, Ordering::Relaxed);
+            health.syncs.fetch_add(1, Ordering::Relaxed);
+            health.sync_us.fetch_add(us, Ordering::Relaxed);
+            health.sync_max_us.fetch_max(us, Ordering::Relaxed);
             self.sync_seconds.observe(us as f64 / 1e6);
             Ok(())
         })();
@@ -565,120 +368,164 @@ impl Journal {
             }
         }
     }
+}
 
-    /// The syncer of one slot: waits for handed-over batches, writes them with what a failed
-    /// round left, syncs, and publishes the highest ticket that covers. Bytes, ticket and file
-    /// are taken together under the slot's lock, so a sync never vouches for records it did
-    /// not write. Exits once stopped with nothing left to write.
-    fn syncer(journal: &std::sync::Weak<Self>, slot: usize) {
-        // Writing files of its own state directory needs no capability.
-        if let Err(e) = crate::privileges::drop_for_this_thread() {
-            tracing::warn!("journal syncer {slot}: could not drop capabilities: {e}");
+impl Backend for Files {
+    type Pending = Vec<u8>;
+    type SlotState = FileSlot;
+    type Target = Option<Arc<JournalFile>>;
+    type Conn = ();
+    const THREAD: &'static str = "journal-sync";
+    const MAX_BACKLOG: usize = MAX_BACKLOG;
+    const RETRY_FAILED: bool = true;
+
+    fn push(pending: &mut Vec<u8>, changes: &[(u64, Change)]) {
+        for (seq, c) in changes {
+            records::encode(*seq, c, pending);
         }
-        let mut bytes: Vec<u8> = Vec::with_capacity(64 * 1024);
-        let mut backoff = Duration::from_millis(10);
-        let mut failing_since: Option<(Instant, String)> = None;
-        loop {
-            let Some(j) = journal.upgrade() else { return };
-            let sync = &j.sync[slot];
-            sync.wait(if bytes.is_empty() { Duration::from_millis(100) } else { backoff }, &j.stop);
-            let (target, file) = {
-                let mut f = lock(&j.slots[slot]);
-                if f.file.is_none() {
-                    match JournalFile::create(journal_path(j.dir(), f.generation, slot)) {
-                        Ok(new) => {
-                            f.file = Some(Arc::new(new));
-                            let _ = sync_dir(j.dir());
-                        }
-                        Err(e) => tracing::debug!("journal file {slot} still cannot be created: {e}"),
-                    }
+    }
+    fn size(pending: &Vec<u8>) -> usize {
+        pending.len()
+    }
+    fn take(from: &mut Vec<u8>, into: &mut Vec<u8>) {
+        into.append(from);
+    }
+    fn clear(pending: &mut Vec<u8>) {
+        pending.clear();
+    }
+    fn target(&self, slot: usize, state: &mut FileSlot) -> Option<Arc<JournalFile>> {
+        if state.file.is_none() {
+            let dir = self.state.path();
+            match JournalFile::create(journal_path(dir, state.generation, slot)) {
+                Ok(new) => {
+                    state.file = Some(Arc::new(new));
+                    let _ = sync_dir(dir);
                 }
-                bytes.append(&mut f.pending);
-                (f.written, f.file.clone())
-            };
-            sync.backlog.store(bytes.len() as u64, Ordering::Relaxed);
-            let stopping = j.stop.load(Ordering::Acquire);
-            if bytes.is_empty()
-                && target <= sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire))
-            {
-                if stopping {
-                    return;
-                }
-                continue;
+                Err(e) => tracing::debug!("journal file {slot} still cannot be created: {e}"),
             }
-            let result = match &file {
-                Some(f) => j.write_round(f, &bytes),
-                None => Err(std::io::Error::other("journal file not created")),
-            };
-            match result {
-                Ok(()) => {
-                    sync.synced.store(target, Ordering::Release);
-                    bytes.clear();
-                    backoff = Duration::from_millis(10);
-                    if let Some((since, _)) = failing_since.take() {
-                        j.health.failing.store(false, Ordering::Relaxed);
-                        tracing::info!("journal {slot}: disk writes succeed again after {:.1?}", since.elapsed());
-                    }
-                }
+        }
+        state.file.clone()
+    }
+    fn commit(
+        &self,
+        _: usize,
+        _: &mut (),
+        file: &Option<Arc<JournalFile>>,
+        bytes: &Vec<u8>,
+        health: &Health,
+    ) -> Result<Round, String> {
+        match file {
+            Some(f) => self.write_round(f, bytes, health).map(|()| Round::Durable).map_err(|e| e.to_string()),
+            None => Err("journal file not created".into()),
+        }
+    }
+    fn failing(&self, slot: usize, reason: &str) -> String {
+        format!("journal {slot}: write or sync failed ({reason}); withholding ACKs until it works")
+    }
+    fn recovered(&self, slot: usize, down: Duration) -> String {
+        format!("journal {slot}: disk writes succeed again after {down:.1?}")
+    }
+}
+
+/// The journal of one daemon: a file per worker, written by the group-commit syncer, and
+/// snapshots.
+pub struct Journal {
+    syncer: Arc<Syncer<Files>>,
+    durability: Durability,
+    generation: AtomicU64,
+    /// Records appended since the last snapshot.
+    pub since_snapshot: AtomicU64,
+}
+
+impl Journal {
+    /// Opens the journal in a locked state directory with `slots` files (one per worker),
+    /// starting a new generation after everything there. Call [`snapshot`](Self::snapshot)
+    /// right after. A file that cannot be created (full disk) is retried by its syncer; until
+    /// then its tickets do not settle.
+    pub fn open(state: StateDir, slots: usize, durability: Durability) -> Result<Arc<Self>, StoreError> {
+        let dir = state.dir.clone();
+        let last = list(&dir, "journal-", ".log")?
+            .iter()
+            .map(|x| x.0)
+            .chain(list(&dir, "snapshot-", ".snap")?.iter().map(|x| x.0))
+            .max()
+            .unwrap_or(0);
+        let generation = last + 1;
+        let mut files = vec![];
+        for s in 0..slots.max(1) {
+            let file = match JournalFile::create(journal_path(&dir, generation, s)) {
+                Ok(f) => Some(Arc::new(f)),
                 Err(e) => {
-                    // Replies of this round never leave; the records stay and go out with the
-                    // next round.
-                    sync.failed_through.store(target, Ordering::Release);
-                    j.health.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                    j.health.failing.store(true, Ordering::Relaxed);
-                    let msg = e.to_string();
-                    if failing_since.as_ref().is_none_or(|(_, m)| *m != msg) {
-                        tracing::error!(
-                            "journal {slot}: write or sync failed ({msg}); withholding ACKs until it works"
-                        );
-                        failing_since = Some((failing_since.map_or_else(Instant::now, |f| f.0), msg));
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    if stopping {
-                        return;
-                    }
+                    tracing::error!("creating journal file {s} in {}: {e}; retrying in the background", dir.display());
+                    None
                 }
-            }
-            sync.backlog.store(bytes.len() as u64, Ordering::Relaxed);
+            };
+            files.push(FileSlot { file, generation });
         }
+        if let Err(e) = sync_dir(&dir) {
+            tracing::error!("{e}");
+        }
+        let backend = Files {
+            state,
+            sync_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
+            ),
+            faults: Mutex::new(std::env::var_os(FAULTS_ENV).map(PathBuf::from)),
+        };
+        Ok(Arc::new(Self {
+            syncer: Syncer::start(backend, files)?,
+            durability,
+            generation: AtomicU64::new(generation),
+            since_snapshot: AtomicU64::new(0),
+        }))
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        self.syncer.backend().state.path()
+    }
+
+    /// How the disk is doing.
+    pub fn health(&self) -> &Health {
+        &self.syncer.health
+    }
+
+    /// How long each `fdatasync` took.
+    pub fn sync_seconds(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        &self.syncer.backend().sync_seconds
+    }
+
+    /// Hands numbered `changes` to slot `slot`'s syncer and returns at once.
+    /// In `fsync` durability the result is a ticket: the records are durable once
+    /// [`settled`](Self::settled) says so. In `async` durability they are written and synced
+    /// in the background and nothing waits (`None`).
+    pub fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<Option<u64>, StoreError> {
+        let ticket = self.syncer.append(slot, changes)?;
+        self.since_snapshot.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        Ok((self.durability == Durability::Fsync).then_some(ticket))
+    }
+
+    /// Whether the batch of `ticket` (from [`append`](Self::append) on `slot`) is durable:
+    /// `Some(true)`; never will be because its round failed: `Some(false)`; `None` while the
+    /// syncer works on it.
+    pub fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
+        self.syncer.settled(slot, ticket)
+    }
+
+    /// Records appended since start.
+    pub fn records(&self) -> u64 {
+        self.syncer.records()
     }
 
     /// Waits until every record handed over is written and synced, or `timeout` passes.
-    pub fn wait_written(&self, timeout: Duration) -> Result<(), JournalError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let behind: Vec<String> = (0..self.slots.len())
-                .filter_map(|s| {
-                    let f = lock(&self.slots[s]);
-                    let sync = &self.sync[s];
-                    let done = f.pending.is_empty()
-                        && sync.backlog.load(Ordering::Relaxed) == 0
-                        && sync.synced.load(Ordering::Acquire) >= f.written;
-                    (!done).then(|| format!("journal {s}"))
-                })
-                .collect();
-            if behind.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(JournalError::Unflushed(timeout, behind.join(", ")));
-            }
-            for s in &self.sync {
-                s.poke();
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+    pub fn wait_written(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.syncer.wait(timeout)
     }
 
     /// Clean stop: waits (up to `timeout`) until everything handed over is durable, then ends
     /// the syncers.
-    pub fn flush(&self, timeout: Duration) -> Result<(), JournalError> {
-        let r = self.wait_written(timeout);
-        self.stop.store(true, Ordering::Release);
-        for s in &self.sync {
-            s.wake.notify_one();
-        }
-        r
+    pub fn flush(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.syncer.flush(timeout)
     }
 
     /// Writes a snapshot of `db` and compacts what it makes obsolete. Order: every journal
@@ -686,14 +533,14 @@ impl Journal {
     /// in the new generation), then each shard is copied under its lock. A snapshot that fails
     /// leaves no temporary file; the journals since the previous snapshot stay, so recovery
     /// still finds everything.
-    pub fn snapshot(&self, db: &LeaseDb) -> Result<u64, JournalError> {
+    pub fn snapshot(&self, db: &LeaseDb) -> Result<u64, StoreError> {
         let dir = self.dir().to_owned();
         let new_generation = self.generation.load(Ordering::Acquire) + 1;
         // Every record numbered from here on may be newer than the copy; the copy's records are
         // numbered `floor` so that journal records from the same moment win ties.
         let floor = db.next_seq();
         let mut created = vec![];
-        for s in 0..self.slots.len() {
+        for s in 0..self.syncer.slots() {
             match JournalFile::create(journal_path(&dir, new_generation, s)) {
                 Ok(f) => created.push(Arc::new(f)),
                 Err(e) => {
@@ -706,9 +553,10 @@ impl Journal {
         }
         sync_dir(&dir)?;
         for (s, f) in created.into_iter().enumerate() {
-            let mut slot = lock(&self.slots[s]);
-            slot.file = Some(f);
-            slot.generation = new_generation;
+            self.syncer.with_slot(s, |slot| {
+                slot.file = Some(f);
+                slot.generation = new_generation;
+            });
         }
         self.generation.store(new_generation, Ordering::Release);
         let mut leases = vec![];
@@ -759,6 +607,118 @@ impl Journal {
     }
 }
 
+/// The journal as the daemon's lease store: the state directory locked and recovered at
+/// open (torn tails cut), the tables built from what it held, a snapshot at start, whenever
+/// `snapshot-every` records were appended, and at the clean stop.
+pub struct JournalStore {
+    journal: Arc<Journal>,
+    /// What [`open`](Self::open) recovered, until [`recover`](LeaseStore::recover) takes it.
+    recovery: Mutex<Option<(Recovery, Instant)>>,
+}
+
+impl JournalStore {
+    /// Locks `dir`, recovers its leases and opens a journal of `slots` files after them.
+    pub fn open(dir: &Path, slots: usize, durability: Durability) -> Result<Arc<Self>, StoreError> {
+        let t = Instant::now();
+        let state = StateDir::lock(dir)?;
+        let rec = recover(&state, crate::serve::unix_now()).map_err(|e| match e {
+            StoreError::Io { what, source } => {
+                StoreError::Io { what: format!("recovering leases from {}: {what}", dir.display()), source }
+            }
+            e => e,
+        })?;
+        let journal = Journal::open(state, slots, durability)?;
+        Ok(Arc::new(Self { journal, recovery: Mutex::new(Some((rec, t))) }))
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+}
+
+impl LeaseStore for JournalStore {
+    fn name(&self) -> &'static str {
+        "lease journal"
+    }
+
+    fn recover(&self, cfg: &Config, lanes: usize, workers: usize) -> Result<Recovered, StoreError> {
+        let (rec, t) = lock(&self.recovery).take().unwrap_or_else(|| (Recovery::default(), Instant::now()));
+        for w in &rec.warnings {
+            tracing::warn!("journal warning: {w}");
+        }
+        let n = rec.leases.len();
+        let db = LeaseDb::with_lanes(cfg, lanes, workers, rec.leases, crate::serve::unix_now());
+        db.continue_after(rec.max_seq);
+        if let Err(e) = self.journal.snapshot(&db) {
+            tracing::warn!("journal warning: no snapshot at start ({e}); the journals since the last one stay");
+        }
+        let report = format!(
+            "leases: {n} records recovered from {} (snapshot {}, {} journal records) in {:.0?}; durability {:?}",
+            self.journal.dir().display(),
+            rec.snapshot_gen,
+            rec.replayed,
+            t.elapsed(),
+            cfg.durability
+        );
+        Ok(Recovered { db, report })
+    }
+
+    fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<Option<u64>, StoreError> {
+        self.journal.append(slot, changes)
+    }
+
+    fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
+        self.journal.settled(slot, ticket)
+    }
+
+    fn records(&self) -> u64 {
+        self.journal.records()
+    }
+
+    fn health(&self) -> &Health {
+        self.journal.health()
+    }
+
+    fn tick(&self, cfg: &Config, db: &LeaseDb) {
+        let j = &self.journal;
+        if j.since_snapshot.load(Ordering::Relaxed) >= cfg.snapshot_every
+            && !j.health().failing.load(Ordering::Relaxed)
+            && let Err(e) = j.snapshot(db)
+        {
+            tracing::error!("snapshot failed (the journals since the last one stay): {e}");
+        }
+    }
+
+    fn stop(&self, db: &LeaseDb, timeout: Duration) -> Result<String, String> {
+        let j = &self.journal;
+        match j.flush(timeout).map(|()| j.snapshot(db)) {
+            Ok(Ok(generation)) => Ok(format!("journal flushed, snapshot {generation} written")),
+            Ok(Err(e)) => Err(format!("journal flushed; snapshot failed (the journals stay): {e}")),
+            Err(e) => Err(format!("journal not flushed: {e}; ACKs it held were not sent")),
+        }
+    }
+
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "dhcp_xdp_journal_sync_seconds",
+            "Time an fdatasync of the lease journal took",
+            self.journal.sync_seconds().clone(),
+        );
+    }
+
+    fn encode_metrics(&self, enc: &mut prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use crate::metrics::{counter_family, gauge_family};
+        gauge_family(
+            enc,
+            "dhcp_xdp_journal_failing",
+            "1 while lease journal writes fail (ACKs are withheld)",
+            [(vec![], f64::from(u8::from(self.health().failing.load(Ordering::Relaxed))))],
+        )?;
+        counter_family(enc, "dhcp_xdp_journal_records", "Lease records journaled", [(vec![], self.records())])
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use dhcp_xdp_core::{config::Config, leases::LeaseState};
@@ -782,7 +742,7 @@ pub(crate) mod tests {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(d.join("notes.txt"), "an operator's file").unwrap();
         let e = StateDir::lock(&d).unwrap_err();
-        assert!(matches!(&e, JournalError::NotOurs { why, .. } if why.contains("notes.txt")), "{e}");
+        assert!(matches!(&e, StoreError::NotOurs { why, .. } if why.contains("notes.txt")), "{e}");
         assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o755, "left as it was");
         assert!(!d.join("lock").exists());
         std::fs::remove_file(d.join("notes.txt")).unwrap();
@@ -795,7 +755,7 @@ pub(crate) mod tests {
             // Another user's directory.
             nix::unistd::chown(&d, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
             let e = StateDir::lock(&d).unwrap_err();
-            assert!(matches!(&e, JournalError::NotOurs { why, .. } if why.contains("uid 65534")), "{e}");
+            assert!(matches!(&e, StoreError::NotOurs { why, .. } if why.contains("uid 65534")), "{e}");
         }
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -861,7 +821,7 @@ pub(crate) mod tests {
         use std::os::unix::fs::MetadataExt as _;
         assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         match StateDir::lock(&dir) {
-            Err(JournalError::Locked { dir: d, holder }) => {
+            Err(StoreError::Locked { dir: d, holder }) => {
                 assert_eq!(d, dir);
                 assert_eq!(holder, Some(std::process::id()));
             }
@@ -933,7 +893,7 @@ pub(crate) mod tests {
         let faults = dir.with_extension("faults");
         std::fs::write(&faults, "").unwrap();
         let j = open(&dir, 1);
-        *lock(&j.faults) = Some(faults.clone());
+        *lock(&j.syncer.backend().faults) = Some(faults.clone());
         let ok = j.append(0, &num(1, &[up(1, LeaseState::Bound)])).unwrap().unwrap();
         assert_eq!(settle(&j, 0, ok), Some(true));
         let mut durable = vec![1];
@@ -941,7 +901,7 @@ pub(crate) mod tests {
             std::fs::write(&faults, fault).unwrap();
             let bad = j.append(0, &num(u64::from(failed), &[up(failed, LeaseState::Bound)])).unwrap().unwrap();
             assert_eq!(settle(&j, 0, bad), Some(false), "{fault}: the ACK of a failed round must not leave");
-            assert!(j.health.failing.load(Ordering::Relaxed));
+            assert!(j.health().failing.load(Ordering::Relaxed));
             let path = journal_path(&dir, j.generation.load(Ordering::Acquire), 0);
             let len = std::fs::metadata(&path).unwrap().len();
             let r = inspect(&dir, 0).unwrap();
@@ -950,7 +910,7 @@ pub(crate) mod tests {
             std::fs::write(&faults, "").unwrap();
             let later = j.append(0, &num(u64::from(after), &[up(after, LeaseState::Bound)])).unwrap().unwrap();
             assert_eq!(settle(&j, 0, later), Some(true), "{fault}: serving resumes when the disk does");
-            assert!(!j.health.failing.load(Ordering::Relaxed));
+            assert!(!j.health().failing.load(Ordering::Relaxed));
             assert!(std::fs::metadata(&path).unwrap().len() > len);
             let r = inspect(&dir, 0).unwrap();
             durable.extend([failed, after]);
@@ -966,7 +926,7 @@ pub(crate) mod tests {
         let faults = dir.with_extension("faults");
         std::fs::write(&faults, "stall").unwrap();
         let j = open(&dir, 1);
-        *lock(&j.faults) = Some(faults.clone());
+        *lock(&j.syncer.backend().faults) = Some(faults.clone());
         let t0 = Instant::now();
         let mut tickets = vec![];
         for i in 1..=50u8 {

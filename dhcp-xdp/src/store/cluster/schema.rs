@@ -252,3 +252,65 @@ pub fn ensure(client: &mut Client) -> Result<(), SchemaError> {
         Some(v) => Err(SchemaError::New(v)),
     })
 }
+
+/// A node's row as `dhcp-xdp db status` shows it.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// The node's name.
+    pub name: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age: f64,
+    /// The addresses it announced.
+    pub addresses: String,
+    /// The host and pid of the daemon that holds the name.
+    pub host: String,
+    /// The daemon's process id.
+    pub pid: i32,
+    /// Blocks it holds.
+    pub blocks: i64,
+    /// Bindings it wrote that still run.
+    pub bound: i64,
+}
+
+/// What `dhcp-xdp db status` shows.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Every node row, by name.
+    pub nodes: Vec<NodeStatus>,
+    /// Address blocks.
+    pub blocks: i64,
+    /// Blocks no node holds.
+    pub unowned_blocks: i64,
+    /// Lease rows.
+    pub lease_rows: i64,
+}
+
+/// Nodes, blocks and leases, read in one go (the schema must be current).
+pub fn status(c: &mut Client) -> Result<Status, postgres::Error> {
+    let nodes = c
+        .query(
+            "SELECT n.name, extract(epoch FROM now() - n.heartbeat)::float8, n.addresses, n.host, n.pid,
+                    (SELECT count(*) FROM dhcp_xdp_blocks b WHERE b.owner = n.name AND b.expires > now()),
+                    (SELECT count(*) FROM dhcp_xdp_leases l WHERE l.node = n.name AND l.state = 1
+                        AND l.expires > extract(epoch FROM now()))
+             FROM dhcp_xdp_nodes n ORDER BY n.name",
+            &[],
+        )?
+        .iter()
+        .map(|r| NodeStatus {
+            name: r.get(0),
+            heartbeat_age: r.get(1),
+            addresses: r.get(2),
+            host: r.get(3),
+            pid: r.get(4),
+            blocks: r.get(5),
+            bound: r.get(6),
+        })
+        .collect();
+    let r = c.query_one(
+        "SELECT (SELECT count(*) FROM dhcp_xdp_blocks), (SELECT count(*) FROM dhcp_xdp_blocks WHERE owner IS NULL),
+                (SELECT count(*) FROM dhcp_xdp_leases)",
+        &[],
+    )?;
+    Ok(Status { nodes, blocks: r.get(0), unowned_blocks: r.get(1), lease_rows: r.get(2) })
+}

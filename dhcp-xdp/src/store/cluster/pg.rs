@@ -11,7 +11,7 @@ use std::{
     net::Ipv4Addr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -20,9 +20,9 @@ use dhcp_xdp_core::leases::{Change, ClientKey, Lease, LeaseState, Tags};
 use hashbrown::HashMap;
 use postgres::{Client, NoTls, Row};
 
-use crate::{
-    journal::{Health, JournalError, MAX_BACKLOG, SlotSync},
-    store::LeaseStore,
+use crate::store::{
+    Health, StoreError,
+    syncer::{Backend, Round, Syncer},
 };
 
 /// The columns every lease query selects, in [`lease_from_row`]'s order.
@@ -79,29 +79,110 @@ pub fn connect(url: &str) -> Result<Client, postgres::Error> {
     cfg.connect(NoTls)
 }
 
-struct Slot {
-    pending: Vec<(u64, Change)>,
-    written: u64,
-}
-
-/// The database as a [`LeaseStore`].
-pub struct PgStore {
+/// The database as the syncer's backend: a round is one statement (one transaction) on the
+/// slot's own connection; a failed round is dropped.
+pub(crate) struct Pg {
     url: String,
     node: String,
+    /// Upserts the database refused because another client holds the address.
+    conflicts: AtomicU64,
+    /// The rows that won those conflicts, for the membership loop to absorb.
+    winners: Mutex<Vec<Lease>>,
+    /// How long a commit took (for the metrics).
+    commit_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Backend for Pg {
+    type Pending = Vec<(u64, Change)>;
+    type SlotState = ();
+    type Target = ();
+    type Conn = Option<Conn>;
+    const THREAD: &'static str = "pg-sync";
+    // About 64 bytes a change in memory: the journal's bound of 64 MiB, counted in changes.
+    const MAX_BACKLOG: usize = (64 << 20) / 64;
+    const RETRY_FAILED: bool = false;
+
+    fn push(pending: &mut Self::Pending, changes: &[(u64, Change)]) {
+        pending.extend_from_slice(changes);
+    }
+    fn size(pending: &Self::Pending) -> usize {
+        pending.len()
+    }
+    fn take(from: &mut Self::Pending, into: &mut Self::Pending) {
+        into.append(from);
+    }
+    fn clear(pending: &mut Self::Pending) {
+        pending.clear();
+    }
+    fn target(&self, _: usize, _: &mut ()) {}
+    fn commit(
+        &self,
+        _: usize,
+        conn: &mut Option<Conn>,
+        _: &(),
+        batch: &Self::Pending,
+        health: &Health,
+    ) -> Result<Round, String> {
+        let t = Instant::now();
+        let result = match conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Conn::open(&self.url).map(|c| conn.insert(c)),
+        }
+        .and_then(|c| commit(c, &self.node, batch).map(|refused| (&mut c.client, refused)))
+        .and_then(|(c, refused)| {
+            // The rows that beat ours, for the lease tables.
+            if refused.is_empty() {
+                return Ok(0);
+            }
+            let addrs: Vec<i64> = refused.iter().map(|a| i64::from(u32::from(*a))).collect();
+            let rows =
+                c.query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE address = ANY($1)"), &[&addrs])?;
+            lock(&self.winners).extend(rows.iter().filter_map(lease_from_row));
+            Ok(refused.len())
+        });
+        match result {
+            Ok(0) => {
+                self.commit_seconds.observe(t.elapsed().as_secs_f64());
+                health.syncs.fetch_add(1, Ordering::Relaxed);
+                Ok(Round::Durable)
+            }
+            Ok(refused) => {
+                // The other rows are in; the batch's replies stay home all the same (the
+                // clients ask again and get an answer from the corrected tables).
+                self.commit_seconds.observe(t.elapsed().as_secs_f64());
+                health.syncs.fetch_add(1, Ordering::Relaxed);
+                self.conflicts.fetch_add(refused as u64, Ordering::Relaxed);
+                tracing::warn!(
+                    "cluster: {refused} lease(s) refused by the database (address held by another client); \
+                     their replies withheld"
+                );
+                Ok(Round::Refused)
+            }
+            Err(e) => {
+                if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+                    *conn = None;
+                }
+                Err(describe(&e))
+            }
+        }
+    }
+    fn failing(&self, slot: usize, reason: &str) -> String {
+        format!(
+            "cluster: cannot commit leases to the database ({reason}); withholding ACKs until it works, the changes \
+             of failed rounds are dropped (syncer {slot})"
+        )
+    }
+    fn recovered(&self, slot: usize, down: Duration) -> String {
+        format!("cluster: lease commits succeed again after {down:.1?} (syncer {slot})")
+    }
+}
+
+/// The database as a lease store (the cluster's [`LeaseStore`](crate::store::LeaseStore) is
+/// [`Cluster`](super::Cluster), which adds membership to it).
+pub struct PgStore {
+    syncer: Arc<Syncer<Pg>>,
     /// Seconds without a heartbeat after which a node counts as gone.
     takeover_after: u32,
-    slots: Vec<Mutex<Slot>>,
-    sync: Vec<SlotSync>,
-    stop: AtomicBool,
-    records: AtomicU64,
-    /// How committing goes (`failing` while the database cannot be reached or refuses).
-    pub health: Health,
-    /// Upserts the database refused because another client holds the address.
-    pub conflicts: AtomicU64,
-    /// The rows that won those conflicts, for the control loop to absorb.
-    pub(crate) winners: Mutex<Vec<Lease>>,
-    /// How long a commit took (for the metrics).
-    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -112,156 +193,58 @@ impl PgStore {
     /// A store of `slots` syncers (one per worker, each with its own connection to `url`),
     /// writing rows as node `node`, in a cluster whose nodes count as gone after
     /// `takeover_after` seconds without a heartbeat.
-    pub fn open(url: &str, node: &str, slots: usize, takeover_after: u32) -> std::io::Result<Arc<Self>> {
-        let s = Arc::new(Self {
+    pub fn open(url: &str, node: &str, slots: usize, takeover_after: u32) -> Result<Arc<Self>, StoreError> {
+        let backend = Pg {
             url: url.to_owned(),
             node: node.to_owned(),
-            takeover_after,
-            slots: (0..slots.max(1)).map(|_| Mutex::new(Slot { pending: vec![], written: 0 })).collect(),
-            sync: (0..slots.max(1)).map(|_| SlotSync::default()).collect(),
-            stop: AtomicBool::new(false),
-            records: AtomicU64::new(0),
-            health: Health::default(),
             conflicts: AtomicU64::new(0),
             winners: Mutex::new(vec![]),
             commit_seconds: prometheus_client::metrics::histogram::Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 16),
             ),
-        });
-        for slot in 0..s.slots.len() {
-            let weak = Arc::downgrade(&s);
-            std::thread::Builder::new().name(format!("pg-sync{slot}")).spawn(move || Self::syncer(&weak, slot))?;
-        }
-        Ok(s)
-    }
-
-    /// Waits until everything handed over is committed or `timeout` passes, then stops the
-    /// syncers.
-    pub fn flush(&self, timeout: Duration) -> Result<(), JournalError> {
-        let deadline = Instant::now() + timeout;
-        let result = loop {
-            let behind: Vec<String> = (0..self.slots.len())
-                .filter(|&s| {
-                    let f = lock(&self.slots[s]);
-                    let sync = &self.sync[s];
-                    !(f.pending.is_empty()
-                        && sync.backlog.load(Ordering::Relaxed) == 0
-                        && sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire))
-                            >= f.written)
-                })
-                .map(|s| format!("database syncer {s}"))
-                .collect();
-            if behind.is_empty() {
-                break Ok(());
-            }
-            if Instant::now() > deadline {
-                break Err(JournalError::Unflushed(timeout, behind.join(", ")));
-            }
-            self.sync.iter().for_each(SlotSync::poke);
-            std::thread::sleep(Duration::from_millis(2));
         };
-        self.stop.store(true, Ordering::Release);
-        self.sync.iter().for_each(SlotSync::poke);
-        result
+        Ok(Arc::new(Self { syncer: Syncer::start(backend, vec![(); slots.max(1)])?, takeover_after }))
     }
 
-    fn syncer(store: &std::sync::Weak<Self>, slot: usize) {
-        if let Err(e) = crate::privileges::drop_for_this_thread() {
-            tracing::warn!("database syncer {slot}: could not drop capabilities: {e}");
-        }
-        let mut conn: Option<Conn> = None;
-        let mut batch: Vec<(u64, Change)> = vec![];
-        let mut backoff = Duration::from_millis(10);
-        let mut failing_since: Option<(Instant, String)> = None;
-        loop {
-            let Some(s) = store.upgrade() else { return };
-            let sync = &s.sync[slot];
-            sync.wait(if batch.is_empty() { Duration::from_millis(100) } else { backoff }, &s.stop);
-            let target = {
-                let mut f = lock(&s.slots[slot]);
-                batch.append(&mut f.pending);
-                f.written
-            };
-            sync.backlog.store(batch.len() as u64, Ordering::Relaxed);
-            let done = sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire));
-            if batch.is_empty() && target <= done {
-                if s.stop.load(Ordering::Acquire) {
-                    return;
-                }
-                continue;
-            }
-            let t = Instant::now();
-            let result = match conn.as_mut() {
-                Some(c) => Ok(c),
-                None => Conn::open(&s.url).map(|c| conn.insert(c)),
-            }
-            .and_then(|c| commit(c, &s.node, &batch).map(|refused| (&mut c.client, refused)))
-            .and_then(|(c, refused)| {
-                // The rows that beat ours, for the lease tables.
-                if refused.is_empty() {
-                    return Ok(0);
-                }
-                let addrs: Vec<i64> = refused.iter().map(|a| i64::from(u32::from(*a))).collect();
-                let rows = c.query(
-                    &format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE address = ANY($1)"),
-                    &[&addrs],
-                )?;
-                lock(&s.winners).extend(rows.iter().filter_map(lease_from_row));
-                Ok(refused.len())
-            });
-            match result {
-                Ok(refused) => {
-                    s.commit_seconds.observe(t.elapsed().as_secs_f64());
-                    s.health.syncs.fetch_add(1, Ordering::Relaxed);
-                    if refused == 0 {
-                        sync.synced.store(target, Ordering::Release);
-                    } else {
-                        // The other rows are in; the batch's replies stay home all the same (the
-                        // clients ask again and get an answer from the corrected tables).
-                        s.conflicts.fetch_add(refused as u64, Ordering::Relaxed);
-                        sync.failed_through.store(target, Ordering::Release);
-                        tracing::warn!(
-                            "cluster: {refused} lease(s) refused by the database (address held by another client); \
-                             their replies withheld"
-                        );
-                    }
-                    batch.clear();
-                    backoff = Duration::from_millis(10);
-                    if let Some((since, _)) = failing_since.take() {
-                        s.health.failing.store(false, Ordering::Relaxed);
-                        tracing::info!(
-                            "cluster: lease commits succeed again after {:.1?} (syncer {slot})",
-                            since.elapsed()
-                        );
-                    }
-                }
-                Err(e) => {
-                    // Unlike the journal's records, these are not kept for the next round: none
-                    // was promised (the replies stay home), and replayed after a partition they
-                    // could undo what another node did meanwhile (a stale renewal or RELEASE).
-                    batch.clear();
-                    sync.failed_through.store(target, Ordering::Release);
-                    s.health.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                    s.health.failing.store(true, Ordering::Relaxed);
-                    if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-                        conn = None;
-                    }
-                    let msg = describe(&e);
-                    if failing_since.as_ref().is_none_or(|(_, m)| *m != msg) {
-                        tracing::error!(
-                            "cluster: cannot commit leases to the database ({msg}); withholding ACKs until it works, \
-                             the changes of failed rounds are dropped (syncer {slot})"
-                        );
-                        failing_since = Some((failing_since.map_or_else(Instant::now, |f| f.0), msg));
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    if s.stop.load(Ordering::Acquire) {
-                        return;
-                    }
-                }
-            }
-            sync.backlog.store(batch.len() as u64, Ordering::Relaxed);
-        }
+    /// Hands numbered `changes` to slot `slot`'s syncer; a ticket to poll.
+    pub fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<u64, StoreError> {
+        self.syncer.append(slot, changes)
+    }
+
+    /// Whether `ticket` of `slot` is committed (`Some(true)`), never will be, or pending.
+    pub fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
+        self.syncer.settled(slot, ticket)
+    }
+
+    /// Changes handed over since start.
+    pub fn records(&self) -> u64 {
+        self.syncer.records()
+    }
+
+    /// How committing goes (`failing` while the database cannot be reached or refuses).
+    pub fn health(&self) -> &Health {
+        &self.syncer.health
+    }
+
+    /// Upserts the database refused because another client holds the address.
+    pub fn conflicts(&self) -> u64 {
+        self.syncer.backend().conflicts.load(Ordering::Relaxed)
+    }
+
+    /// The rows that won refused upserts since the last call, for the lease tables.
+    pub fn take_winners(&self) -> Vec<Lease> {
+        std::mem::take(&mut *lock(&self.syncer.backend().winners))
+    }
+
+    /// How long commits took.
+    pub fn commit_seconds(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        &self.syncer.backend().commit_seconds
+    }
+
+    /// Waits until everything handed over is committed (or given up) or `timeout` passes,
+    /// then stops the syncers.
+    pub fn flush(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.syncer.flush(timeout)
     }
 }
 
@@ -302,7 +285,7 @@ const REMOVE_SQL: &str = "DELETE FROM dhcp_xdp_leases
     AND (node = $2 OR state IN (2, 3) OR expires <= extract(epoch FROM now()))";
 
 /// A syncer's connection and its prepared statements.
-struct Conn {
+pub(crate) struct Conn {
     client: Client,
     commit: postgres::Statement,
     remove: postgres::Statement,
@@ -390,40 +373,11 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ip
     Ok(addr.iter().filter(|a| !done.contains(*a)).map(|a| Ipv4Addr::from(*a as u32)).collect())
 }
 
-impl LeaseStore for PgStore {
-    fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<Option<u64>, JournalError> {
-        let slot = slot % self.slots.len();
-        let ticket = {
-            let mut f = lock(&self.slots[slot]);
-            let backlog = f.pending.len() + self.sync[slot].backlog.load(Ordering::Relaxed) as usize;
-            // About 64 bytes a change in memory: the journal's byte bound, counted in changes.
-            if backlog > MAX_BACKLOG / 64 {
-                self.health.dropped_batches.fetch_add(1, Ordering::Relaxed);
-                return Err(JournalError::Backlog(backlog));
-            }
-            f.pending.extend_from_slice(changes);
-            f.written += 1;
-            f.written
-        };
-        self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
-        self.sync[slot].poke();
-        Ok(Some(ticket))
-    }
-    fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
-        self.sync[slot % self.sync.len()].settled(ticket)
-    }
-    fn records(&self) -> u64 {
-        self.records.load(Ordering::Relaxed)
-    }
-    fn health(&self) -> &Health {
-        &self.health
-    }
-    fn name(&self) -> &'static str {
-        "lease database"
-    }
-    fn admin_removal(&self, edit: crate::store::AdminRemoval) -> Result<u64, String> {
+impl PgStore {
+    /// See [`LeaseStore::admin_removal`](crate::store::LeaseStore::admin_removal).
+    pub fn admin_removal(&self, edit: crate::store::AdminRemoval) -> Result<u64, String> {
         use crate::store::AdminRemoval;
-        let mut c = connect(&self.url).map_err(|e| format!("the lease database: {}", describe(&e)))?;
+        let mut c = connect(&self.syncer.backend().url).map_err(|e| format!("the lease database: {}", describe(&e)))?;
         // Which rows, as a condition on parameter `$p`.
         let (filter, arg): (fn(u8) -> String, Option<i64>) = match edit {
             AdminRemoval::Lease(a) => (|p| format!("l.address = ${p}"), Some(i64::from(u32::from(a)))),
@@ -443,7 +397,7 @@ impl LeaseStore for PgStore {
                       GROUP BY l.node ORDER BY l.node",
                     filter(3)
                 ),
-                &[&self.node, &ttl, &arg],
+                &[&self.syncer.backend().node, &ttl, &arg],
             )
             .map_err(db)?
             .iter()
@@ -459,7 +413,10 @@ impl LeaseStore for PgStore {
         }
         // Rows of nodes that are gone (or that hold nothing): removed here, cluster-wide; this
         // node's own rows go with its commit.
-        c.execute(&format!("DELETE FROM dhcp_xdp_leases l WHERE {} AND l.node <> $1", filter(2)), &[&self.node, &arg])
-            .map_err(db)
+        c.execute(
+            &format!("DELETE FROM dhcp_xdp_leases l WHERE {} AND l.node <> $1", filter(2)),
+            &[&self.syncer.backend().node, &arg],
+        )
+        .map_err(db)
     }
 }

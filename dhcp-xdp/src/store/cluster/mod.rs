@@ -1,6 +1,6 @@
 //! Cluster mode (`[cluster]`): responders that share pools through PostgreSQL.
 //!
-//! - [`store`]: the database as the lease store of record (group commit per worker).
+//! - [`pg`]: the database as the lease store of record (group commit per worker).
 //! - [`schema`]: the versioned schema, `dhcp-xdp db init|upgrade`.
 //! - this module: the membership loop. Every heartbeat a node writes its row in
 //!   `dhcp_xdp_nodes`, reads which nodes are live (a heartbeat younger than `takeover-after`),
@@ -16,8 +16,8 @@
 //! a worker's ACK leaves only after its row committed. Blocks and buckets only keep nodes
 //! from contending; a node that lost the database cannot commit, so it cannot promise.
 
+pub mod pg;
 pub mod schema;
-pub mod store;
 
 use std::{
     collections::BTreeSet,
@@ -32,11 +32,15 @@ use std::{
 use anyhow::Context as _;
 use dhcp_xdp_common::buckets;
 use dhcp_xdp_core::{config::ClusterConfig, leases::LeaseDb};
+pub use pg::PgStore;
+use pg::{LEASE_COLUMNS, connect, lease_from_row};
 use postgres::Client;
-pub use store::PgStore;
-use store::{LEASE_COLUMNS, connect, lease_from_row};
 
-use crate::{ebpf::Buckets, serve::Shared};
+use crate::{
+    ebpf::Buckets,
+    serve::Shared,
+    store::{AdminRemoval, Health, LeaseStore, Recovered, StoreError},
+};
 
 /// Heartbeats between two pulls of other nodes' lease changes.
 const PULL_EVERY: u32 = 10;
@@ -66,7 +70,7 @@ pub struct Status {
 pub struct Cluster {
     /// `[cluster]` as configured at start.
     pub cfg: ClusterConfig,
-    /// The lease store (also in [`Shared::store`]).
+    /// The database's side of the lease store.
     pub store: Arc<PgStore>,
     /// What the membership loop knows.
     pub status: Status,
@@ -74,6 +78,9 @@ pub struct Cluster {
     pub instance: Instance,
     /// Whether it may serve, as its heartbeats say.
     pub liveness: Arc<Liveness>,
+    /// The leases read at start and the highest change number this node wrote, with when the
+    /// start began, until [`recover`](LeaseStore::recover) builds the tables from them.
+    initial: std::sync::Mutex<Option<(Vec<dhcp_xdp_core::leases::Lease>, u64, Instant)>>,
 }
 
 /// The running daemon that holds a node name: a random id, the host and the pid, recorded in
@@ -265,14 +272,10 @@ fn ip_i64(a: Ipv4Addr) -> i64 {
 
 impl Cluster {
     /// Connects, makes sure of the schema, registers this node and the blocks of `cfg`'s pools,
-    /// and starts the lease store with `slots` syncers. Returns the cluster and every lease in
-    /// the database (to build the lease tables from) with the highest change number this node
-    /// wrote.
-    pub fn start(
-        config: &dhcp_xdp_core::config::Config,
-        slots: usize,
-        addresses: &str,
-    ) -> anyhow::Result<(Arc<Self>, Vec<dhcp_xdp_core::leases::Lease>, u64)> {
+    /// reads every lease in the database (for [`recover`](LeaseStore::recover)), and starts the
+    /// lease store with `slots` syncers.
+    pub fn start(config: &dhcp_xdp_core::config::Config, slots: usize, addresses: &str) -> anyhow::Result<Arc<Self>> {
+        let t = Instant::now();
         let cfg = config.cluster.as_ref().context("no [cluster] section")?;
         let scopes: Vec<(u32, u32)> = config.subnets.iter().map(|s| (s.id, s.lease_scope)).collect();
         let pools = layout(config);
@@ -299,15 +302,20 @@ impl Cluster {
             c.query_one("SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1", &[&cfg.node])?.get(0);
         let store = PgStore::open(&cfg.database, &cfg.node, slots, cfg.takeover_after)
             .context("starting the database syncers")?;
-        let cluster =
-            Arc::new(Self { cfg: cfg.clone(), store, status, instance, liveness: Arc::new(Liveness::default()) });
-        Ok((cluster, leases, max_seq.max(0) as u64))
+        Ok(Arc::new(Self {
+            cfg: cfg.clone(),
+            store,
+            status,
+            instance,
+            liveness: Arc::new(Liveness::default()),
+            initial: std::sync::Mutex::new(Some((leases, max_seq.max(0) as u64, t))),
+        }))
     }
 
     /// Starts the heartbeat (a thread with its own connection and schedule) and the membership
     /// loop (another, with its own connection) that keeps `buckets` and the lease tables of
     /// `shared` in step with the cluster.
-    pub fn run(self: &Arc<Self>, shared: Arc<Shared>, buckets: Buckets) -> std::io::Result<()> {
+    fn start_membership(self: &Arc<Self>, shared: Arc<Shared>, buckets: Buckets) -> std::io::Result<()> {
         let me = self.clone();
         std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
             if let Err(e) = crate::privileges::drop_for_this_thread() {
@@ -323,6 +331,164 @@ impl Cluster {
             Membership::new(me, shared, buckets).run();
         })?;
         Ok(())
+    }
+}
+
+/// The cluster as the daemon's lease store: the database's rows are the leases, each worker's
+/// batch is one commit, and the node serves only while its heartbeats commit.
+impl LeaseStore for Cluster {
+    fn name(&self) -> &'static str {
+        "lease database"
+    }
+
+    fn recover(
+        &self,
+        cfg: &dhcp_xdp_core::config::Config,
+        lanes: usize,
+        workers: usize,
+    ) -> Result<Recovered, StoreError> {
+        let (leases, max_seq, t) =
+            self.initial.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or((vec![], 0, Instant::now()));
+        let n = leases.len();
+        let db = LeaseDb::with_lanes(cfg, lanes, workers, leases, crate::serve::unix_now());
+        db.continue_after(max_seq);
+        let c = &self.cfg;
+        let report = format!(
+            "cluster: node {} on {}: {n} lease rows read in {:.0?}; blocks of {} addresses, heartbeat {}s, \
+             takeover after {}s",
+            c.node,
+            redact(&c.database),
+            t.elapsed(),
+            c.block_size,
+            c.heartbeat,
+            c.takeover_after
+        );
+        Ok(Recovered { db, report })
+    }
+
+    fn append(&self, slot: usize, changes: &[(u64, dhcp_xdp_core::leases::Change)]) -> Result<Option<u64>, StoreError> {
+        self.store.append(slot, changes).map(Some)
+    }
+
+    fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
+        self.store.settled(slot, ticket)
+    }
+
+    fn records(&self) -> u64 {
+        self.store.records()
+    }
+
+    fn health(&self) -> &Health {
+        self.store.health()
+    }
+
+    #[inline]
+    fn serving(&self) -> bool {
+        self.liveness.serving()
+    }
+
+    fn shares_pools(&self) -> bool {
+        true
+    }
+
+    fn run(self: Arc<Self>, shared: Arc<Shared>, buckets: Option<Buckets>) -> std::io::Result<()> {
+        let buckets =
+            buckets.ok_or_else(|| std::io::Error::other("cluster mode needs the XDP program's bucket map"))?;
+        self.start_membership(shared, buckets)
+    }
+
+    fn stop(&self, _: &LeaseDb, timeout: Duration) -> Result<String, String> {
+        match self.store.flush(timeout) {
+            Ok(()) => Ok("cluster: every lease change committed".into()),
+            Err(e) => Err(format!("cluster: {e}; ACKs it held were not sent")),
+        }
+    }
+
+    fn admin_removal(&self, edit: AdminRemoval) -> Result<u64, String> {
+        self.store.admin_removal(edit)
+    }
+
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "dhcp_xdp_cluster_commit_seconds",
+            "Time a batch commit to the cluster database took",
+            self.store.commit_seconds().clone(),
+        );
+    }
+
+    fn encode_metrics(&self, enc: &mut prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use crate::metrics::{counter_family, gauge_family};
+        let st = &self.status;
+        let flag = |b: &AtomicBool| f64::from(u8::from(b.load(Ordering::Relaxed)));
+        let node = || vec![("node", self.cfg.node.clone())];
+        gauge_family(
+            enc,
+            "dhcp_xdp_cluster_database_up",
+            "1 while the cluster database answers heartbeats",
+            [(node(), flag(&st.database_up))],
+        )?;
+        gauge_family(
+            enc,
+            "dhcp_xdp_cluster_commit_failing",
+            "1 while lease commits to the cluster database fail (ACKs are withheld)",
+            [(node(), flag(&self.health().failing))],
+        )?;
+        gauge_family(
+            enc,
+            "dhcp_xdp_cluster_clock_offset_seconds",
+            "The database's clock minus this host's (lease times follow the database)",
+            [(node(), st.clock_offset_ms.load(Ordering::Relaxed) as f64 / 1000.0)],
+        )?;
+        for (name, help, v) in [
+            ("dhcp_xdp_cluster_nodes", "Live nodes, this one included", &st.nodes),
+            ("dhcp_xdp_cluster_buckets", "Load-balancing buckets (of 256) this node serves", &st.buckets),
+            ("dhcp_xdp_cluster_blocks", "Address blocks this node holds", &st.blocks),
+        ] {
+            gauge_family(enc, name, help, [(node(), f64::from(v.load(Ordering::Relaxed)))])?;
+        }
+        for (name, help, v) in [
+            (
+                "dhcp_xdp_cluster_takeovers",
+                "Silent nodes whose buckets and blocks this node took",
+                st.takeovers.load(Ordering::Relaxed),
+            ),
+            (
+                "dhcp_xdp_cluster_leases_absorbed",
+                "Lease rows of other nodes taken into the tables",
+                st.absorbed.load(Ordering::Relaxed),
+            ),
+            (
+                "dhcp_xdp_cluster_conflicts",
+                "Lease commits refused: address held by another client",
+                self.store.conflicts(),
+            ),
+            (
+                "dhcp_xdp_cluster_commit_failures",
+                "Commit rounds that failed",
+                self.health().failed_rounds.load(Ordering::Relaxed),
+            ),
+            ("dhcp_xdp_cluster_lease_changes", "Lease changes handed to the database", self.records()),
+        ] {
+            counter_family(enc, name, help, [(node(), v)])?;
+        }
+        Ok(())
+    }
+
+    fn status_line(&self) -> Option<String> {
+        let s = &self.status;
+        Some(format!(
+            "cluster node={} database_up={} nodes={} buckets={} blocks={} takeovers={} absorbed={} conflicts={} \
+             commit_failures={}",
+            self.cfg.node,
+            s.database_up.load(Ordering::Relaxed),
+            s.nodes.load(Ordering::Relaxed),
+            s.buckets.load(Ordering::Relaxed),
+            s.blocks.load(Ordering::Relaxed),
+            s.takeovers.load(Ordering::Relaxed),
+            s.absorbed.load(Ordering::Relaxed),
+            self.store.conflicts(),
+            self.health().failed_rounds.load(Ordering::Relaxed),
+        ))
     }
 }
 
@@ -567,7 +733,7 @@ impl Heartbeat {
                         self.down_since = Some(Instant::now());
                         tracing::error!(
                             "cluster: database unreachable ({}); no ACK leaves until a commit succeeds",
-                            store::describe(&e)
+                            pg::describe(&e)
                         );
                     }
                     // Past the deadline the others take over: a rejoin is due when it answers.
@@ -654,7 +820,7 @@ impl Membership {
                 return;
             }
             // Leases another commit beat: into the tables at once.
-            let winners = std::mem::take(&mut *self.cluster.store.winners.lock().unwrap_or_else(|p| p.into_inner()));
+            let winners = self.cluster.store.take_winners();
             if !winners.is_empty() {
                 let rt = self.shared.runtime();
                 let now = crate::serve::unix_now();
@@ -673,7 +839,7 @@ impl Membership {
             } else if self.last_round.is_none_or(|t| t.elapsed() >= heartbeat) {
                 self.last_round = Some(Instant::now());
                 if let Err(e) = self.round() {
-                    tracing::debug!("cluster: membership round: {}", store::describe(&e));
+                    tracing::debug!("cluster: membership round: {}", pg::describe(&e));
                     if self.client.as_ref().is_none_or(Client::is_closed) {
                         self.client = None;
                     }
@@ -683,7 +849,7 @@ impl Membership {
                 if self.db.as_ref().is_some_and(|d| Arc::ptr_eq(d, &rt.db))
                     && let Err(e) = self.balance(&rt.db, crate::serve::unix_now())
                 {
-                    tracing::debug!("cluster: balancing blocks: {}", store::describe(&e));
+                    tracing::debug!("cluster: balancing blocks: {}", pg::describe(&e));
                     self.client = None;
                 }
             }

@@ -1,0 +1,232 @@
+//! The control loop's jobs, each a named unit that [`Daemon::tick`](super::Daemon::tick) runs
+//! when it is due:
+//!
+//! - [`Reload`]: SIGHUP and `config-reload` (and `shutdown`, which the channel queues with it);
+//! - [`Upkeep`]: once a second, the XDP counters for the metrics, the expiry sweep, and the
+//!   lease store's periodic work (a snapshot when due);
+//! - [`Watchdog`]: systemd's watchdog, fed at half its interval while every worker lives;
+//! - [`StatsLine`]: the statistics lines in the log, every `--stats-interval`.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use sd_notify::NotifyState;
+
+use super::{Daemon, load_config, steer_settings};
+use crate::{
+    control::Action,
+    datapath::WorkerStats,
+    ebpf::Steering,
+    handler::FrameMeta,
+    serve::{self, Shared, unix_now},
+};
+
+/// A period and when it last ran.
+#[derive(Debug)]
+pub struct Every {
+    period: Duration,
+    last: Instant,
+}
+
+impl Every {
+    /// Due first one `period` from now.
+    pub fn new(period: Duration) -> Self {
+        Self { period, last: Instant::now() }
+    }
+
+    /// Whether the period has passed since the last time this said so (and restarts it).
+    pub fn due(&mut self) -> bool {
+        if self.last.elapsed() >= self.period {
+            self.last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The jobs' schedules.
+#[derive(Debug)]
+pub struct Jobs {
+    upkeep: Every,
+    /// None: only at exit.
+    stats: Option<Every>,
+    /// None: no systemd watchdog asked for.
+    watchdog: Option<Every>,
+}
+
+impl Jobs {
+    /// Schedules for a daemon whose statistics lines come every `stats_interval` (zero: only
+    /// at exit).
+    pub fn new(stats_interval: Duration) -> Self {
+        // sd_watchdog_enabled(3): WATCHDOG_USEC, for this process when WATCHDOG_PID names it or
+        // is absent; fed at half the interval.
+        let watchdog = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|u| u.parse::<u64>().ok())
+            .filter(|_| std::env::var("WATCHDOG_PID").map_or(true, |p| p == std::process::id().to_string()))
+            .map(|u| Every::new(Duration::from_micros(u / 2)));
+        Self {
+            upkeep: Every::new(Duration::from_secs(1)),
+            stats: (!stats_interval.is_zero()).then(|| Every::new(stats_interval)),
+            watchdog,
+        }
+    }
+}
+
+/// Reloads asked for (SIGHUP, `config-reload`), and `shutdown`.
+pub struct Reload;
+
+impl Reload {
+    /// Carries out what was asked since the last tick.
+    pub fn run(d: &mut Daemon) {
+        let Some(sh) = d.shared.clone() else { return };
+        let mut reloads = vec![];
+        if d.hup.swap(false, Ordering::Relaxed) {
+            reloads.push(None);
+        }
+        while let Ok((action, reply)) = d.actions.try_recv() {
+            match action {
+                Action::Reload => reloads.push(Some(reply)),
+                Action::Shutdown => {
+                    let _ = reply.send(serde_json::json!({ "result": 0, "text": "Shutting down." }));
+                    d.term.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        for reply in reloads {
+            let mut reloading = vec![NotifyState::Reloading];
+            reloading.extend(NotifyState::monotonic_usec_now().ok());
+            let _ = sd_notify::notify(false, &reloading);
+            let outcome = Self::reload(d, &sh);
+            sh.reloads.record(outcome.is_ok());
+            let _ = sd_notify::notify(false, &[NotifyState::Ready]);
+            let limits = sh.runtime().cfg.limits;
+            let settings = steer_settings(&d.iface, &limits, d.steering_key, sh.store.shares_pools());
+            if let Err(e) = d.steering.configure(&settings) {
+                tracing::warn!("reload: the XDP program kept its old limits: {e}");
+            }
+            if let Some(r) = reply {
+                let _ = r.send(match outcome {
+                    Ok(_) => serde_json::json!({ "result": 0, "text": "Configuration successful." }),
+                    Err(e) => serde_json::json!({ "result": 1, "text": format!("Config reload failed: {e}") }),
+                });
+            }
+        }
+    }
+
+    /// Reloads the configuration; says what happened.
+    fn reload(d: &Daemon, sh: &Shared) -> Result<String, String> {
+        match load_config(&d.opts, &d.iface, Some(d.steering_key), d.steering_key) {
+            Ok(cfg) if cfg.cluster != sh.runtime().cfg.cluster => {
+                let msg =
+                    "the [cluster] section cannot change while the daemon runs (restart it); old configuration kept";
+                tracing::warn!("reload: rejected: {msg}");
+                Err(msg.to_owned())
+            }
+            Ok(cfg) => {
+                let msg = serve::reload(sh, cfg);
+                tracing::info!("reload: {msg}");
+                Ok(msg)
+            }
+            Err(e) => {
+                tracing::warn!("reload: rejected, old configuration kept: {e:#}");
+                Err(format!("{e:#}"))
+            }
+        }
+    }
+}
+
+/// Once a second: the XDP program's counters for the metrics, a step of the expiry sweep, the
+/// lease store's periodic work.
+pub struct Upkeep;
+
+impl Upkeep {
+    /// Runs when due.
+    pub fn run(d: &mut Daemon) {
+        let Some(sh) = d.shared.clone() else { return };
+        if !d.jobs.upkeep.due() {
+            return;
+        }
+        if let Ok(c) = d.steering.counters() {
+            *d.xdp_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = c.0;
+        }
+        serve::sweep(&sh, 4096);
+        let rt = sh.runtime();
+        sh.store.tick(&rt.cfg, &rt.db);
+    }
+}
+
+/// systemd's watchdog.
+pub struct Watchdog;
+
+impl Watchdog {
+    /// Feeds it when due (the tick that calls this found every worker alive).
+    pub fn run(d: &mut Daemon) {
+        if d.jobs.watchdog.as_mut().is_some_and(Every::due) {
+            let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+        }
+    }
+}
+
+/// The statistics lines in the log.
+pub struct StatsLine;
+
+impl StatsLine {
+    /// Logs them when due.
+    pub fn run(d: &mut Daemon) {
+        if d.jobs.stats.as_mut().is_some_and(Every::due) {
+            report_datapath("stats", &d.steering, d.datapath.stats(), &d.datapath.kernel_stats());
+            if let Some(sh) = &d.shared {
+                report_engine(sh, false);
+            }
+        }
+    }
+}
+
+/// XDP verdicts and per-worker counters (with the kernel's socket statistics).
+pub fn report_datapath(
+    what: &str,
+    steering: &Steering,
+    workers: &[(FrameMeta, Arc<WorkerStats>)],
+    kernel: &[(u32, u32, String)],
+) {
+    match steering.counters() {
+        Ok(c) => tracing::info!("{what}: {}", c.render()),
+        Err(e) => tracing::info!("{what}: xdp counters unavailable: {e:#}"),
+    }
+    for (meta, s) in workers {
+        let k = kernel.iter().find(|k| k.0 == meta.queue && k.1 == meta.worker).map(|k| k.2.as_str()).unwrap_or("");
+        tracing::info!("{what}: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
+    }
+}
+
+/// Message counters per shard, the lease census, the store's status and pool usage.
+pub fn report_engine(sh: &Shared, last: bool) {
+    let what = if last { "final stats" } else { "stats" };
+    for (i, s) in sh.stats.iter().enumerate() {
+        tracing::info!("{what}: shard{i} {}", s.render());
+    }
+    let rt = sh.runtime();
+    let now = unix_now();
+    let c = rt.db.census(now);
+    tracing::info!(
+        "{what}: leases bound={} offered={} declined={} remembered={} journal_records={}",
+        c.bound,
+        c.offered,
+        c.declined,
+        c.remembered,
+        sh.store.records()
+    );
+    if let Some(line) = sh.store.status_line() {
+        tracing::info!("{what}: {line}");
+    }
+    for (subnet, start, len, used) in rt.db.pool_usage(now) {
+        tracing::info!(
+            "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
+            used as f64 * 100.0 / f64::from(len.max(1))
+        );
+    }
+}

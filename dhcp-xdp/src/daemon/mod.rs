@@ -1,0 +1,459 @@
+//! The running daemon as a type: [`Daemon::start`] attaches the XDP program, recovers the
+//! lease store, starts the workers and the management ports and drops every capability;
+//! [`Daemon::tick`] runs the control loop's jobs that are due ([`jobs`]); [`Daemon::stop`]
+//! drains the workers, flushes the store and detaches the program. `dhcp-xdp run` is
+//! `Daemon::start(options)?.run()`.
+
+pub mod jobs;
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use dhcp_xdp_core::{config::Config, engine::ServerIdentity, net::colon_hex, wire::Frame};
+use sd_notify::NotifyState;
+
+use crate::{
+    control::{ActionRequest, Control},
+    datapath::{BindModeArg, Datapath, DatapathConfig, WorkerStats},
+    ebpf::{SteerSettings, Steering, XdpModeArg},
+    handler::{FrameMeta, Handler, Reflect, Release, Verdict},
+    iface::Interface,
+    serve::{EngineHandler, Runtime, Shared, load_config_file},
+};
+
+/// What answers frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HandlerKind {
+    /// The DHCP engine.
+    Engine,
+    /// Turns each BOOTREQUEST back into a BOOTREPLY to its sender (a plumbing check).
+    Reflect,
+}
+
+/// How to run: the command line of `dhcp-xdp run`, parsed.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Interface to serve.
+    pub iface: String,
+    /// Configuration file (None: the interface's own subnet).
+    pub config: Option<PathBuf>,
+    /// Lease journal directory (overrides the file's).
+    pub state_dir: Option<PathBuf>,
+    /// Worker threads per receive queue (None: usable cores).
+    pub workers: Option<u32>,
+    /// Receive queues to bind (None: all).
+    pub queues: Option<Vec<u32>>,
+    /// XDP attach mode.
+    pub xdp_mode: XdpModeArg,
+    /// AF_XDP bind mode.
+    pub bind_mode: BindModeArg,
+    /// What answers frames.
+    pub handler: HandlerKind,
+    /// Most frames a worker takes per batch.
+    pub batch: u32,
+    /// How long a worker polls after its last frame before it sleeps.
+    pub spin: Duration,
+    /// Time between statistics lines in the log (zero: only at exit).
+    pub stats_interval: Duration,
+    /// Log level of the XDP program's aya-log output (0 off).
+    pub ebpf_log_level: u8,
+    /// The control socket (None: the file's, else /run/dhcp-xdp/<iface>.sock).
+    pub control_socket: Option<PathBuf>,
+    /// Prometheus listener (overrides the file's).
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Key of the XDP program's worker hash (overrides the file's; None: random).
+    pub steering_key: Option<u32>,
+    /// Fault injection for tests: a worker panics on a frame with this BOOTP xid.
+    pub fault_panic_on_xid: Option<u32>,
+}
+
+/// What a [`tick`](Daemon::tick) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tick {
+    /// Keep going.
+    Running,
+    /// A clean stop was asked for (signal, `shutdown`).
+    Stop,
+    /// Something the daemon cannot serve without failed (a worker died).
+    Failed(String),
+}
+
+/// The running daemon.
+pub struct Daemon {
+    opts: Options,
+    iface: Interface,
+    steering: Steering,
+    datapath: Datapath,
+    /// None for the reflector.
+    shared: Option<Arc<Shared>>,
+    steering_key: u32,
+    ebpf_logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    actions: mpsc::Receiver<ActionRequest>,
+    xdp_snapshot: crate::metrics::XdpSnapshot,
+    term: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    jobs: jobs::Jobs,
+}
+
+/// Panics on one chosen xid, otherwise delegates: proves that a dying worker takes the XDP
+/// program down with the daemon.
+struct PanicOnXid<H> {
+    xid: u32,
+    inner: H,
+}
+
+impl<H: Handler + ?Sized> Handler for PanicOnXid<Box<H>> {
+    fn begin_batch(&mut self) {
+        self.inner.begin_batch();
+    }
+    fn end_batch(&mut self) -> Release {
+        self.inner.end_batch()
+    }
+    fn settled(&mut self, ticket: u64) -> Option<bool> {
+        self.inner.settled(ticket)
+    }
+    fn handle(&mut self, meta: &FrameMeta, buf: &mut [u8], len: usize) -> Verdict {
+        if let Some(req) = buf.get(..len)
+            && let Ok(f) = Frame::new_checked(req)
+            && let Some(xid) = f.payload().get(4..8)
+            && xid == self.xid.to_be_bytes()
+        {
+            panic!("fault injection: worker q{} w{} saw xid {:#x}", meta.queue, meta.worker, self.xid);
+        }
+        self.inner.handle(meta, buf, len)
+    }
+}
+
+impl Daemon {
+    /// Attaches, recovers and starts everything; returns once the daemon answers DHCP (and
+    /// systemd has been told so).
+    pub fn start(opts: Options) -> anyhow::Result<Self> {
+        let iface = Interface::lookup(&opts.iface)?;
+        let server = iface.primary_ipv4()?;
+        let queues = match &opts.queues {
+            Some(q) => {
+                if let Some(bad) = q.iter().find(|&&q| q >= iface.rx_queues) {
+                    bail!("{} has {} receive queues; queue {bad} does not exist", iface.name, iface.rx_queues);
+                }
+                q.clone()
+            }
+            None => (0..iface.rx_queues.min(dhcp_xdp_common::MAX_QUEUES)).collect(),
+        };
+        let workers = opts
+            .workers
+            .unwrap_or_else(|| core_count().try_into().unwrap_or(1))
+            .clamp(1, dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE);
+
+        let term = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, term.clone()).context("installing signal handler")?;
+        }
+        let hup = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing SIGHUP handler")?;
+
+        check_vlan_tags(&opts, &iface)?;
+        let mut steering = Steering::attach(iface.index, opts.xdp_mode, opts.ebpf_log_level)
+            .with_context(|| format!("attaching to {}", iface.name))?;
+        let ebpf_logger = if opts.ebpf_log_level > 0 {
+            Some(aya_log::EbpfLogger::init(steering.ebpf_mut()).context("starting the eBPF logger")?)
+        } else {
+            None
+        };
+
+        let (mac, ip, fault) = (iface.mac, server.addr, opts.fault_panic_on_xid);
+        // The key of the worker hash: the command line's, else the file's, else random. Fixed
+        // for the daemon's life (a reload keeps it).
+        let fallback_key = opts.steering_key.unwrap_or_else(random_key);
+        let shared = match opts.handler {
+            HandlerKind::Engine => Some(start_engine(&opts, &iface, &queues, workers, fallback_key)?),
+            HandlerKind::Reflect => None,
+        };
+        let steering_key = shared.as_ref().and_then(|sh| sh.runtime().cfg.limits.steering_key).unwrap_or(fallback_key);
+        // What the XDP program filters and limits by, before any socket is announced to it.
+        // The reflector is a plumbing check (and the bench's echo ceiling): no per-chaddr rate.
+        let limits = shared
+            .as_ref()
+            .map(|sh| sh.runtime().cfg.limits)
+            .unwrap_or(dhcp_xdp_core::config::Limits { rate_per_mac: 0, ..Default::default() });
+        let shares_pools = shared.as_ref().is_some_and(|sh| sh.store.shares_pools());
+        steering.configure(&steer_settings(&iface, &limits, steering_key, shares_pools))?;
+        // Pools shared by several daemons: the bucket map goes to the store's membership loop,
+        // which starts once the capabilities are gone; until its first heartbeat the node
+        // serves no bucket.
+        let buckets = if shares_pools { Some(steering.take_buckets()?) } else { None };
+        let engine_shared = shared.clone();
+        let datapath = Datapath::start(
+            &iface.name,
+            &queues,
+            workers,
+            opts.bind_mode,
+            DatapathConfig { batch: opts.batch.clamp(1, 1024), spin: opts.spin, ..DatapathConfig::default() },
+            &mut steering,
+            |meta| -> Box<dyn Handler> {
+                let inner: Box<dyn Handler> = match &engine_shared {
+                    Some(sh) => Box::new(EngineHandler::new(sh.clone(), meta)),
+                    None => Box::new(Reflect::new(mac, ip)),
+                };
+                match fault {
+                    Some(xid) => Box::new(PanicOnXid { xid, inner }),
+                    None => inner,
+                }
+            },
+        )?;
+
+        // The management channel's socket is made now (its directory may need creating); its
+        // thread starts after the capabilities are gone.
+        let control_path = opts
+            .control_socket
+            .clone()
+            .or_else(|| shared.as_ref().and_then(|sh| sh.runtime().cfg.control_socket.clone()))
+            .unwrap_or_else(|| PathBuf::from("/run/dhcp-xdp").join(format!("{}.sock", iface.name)));
+        let control_listener = match &shared {
+            Some(_) => Some(
+                Control::bind(&control_path).with_context(|| format!("control socket {}", control_path.display()))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = opts.metrics.or_else(|| shared.as_ref().and_then(|sh| sh.runtime().cfg.metrics_listen));
+        let metrics_listener = match metrics_addr {
+            Some(a) => Some(crate::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),
+            None => None,
+        };
+        let xdp_snapshot: crate::metrics::XdpSnapshot = Arc::default();
+        // Sockets bound and announced, program configured: the main thread (control loop) drops
+        // every capability too (see `privileges`).
+        crate::privileges::drop_for_this_thread().context("dropping capabilities")?;
+        if let Some(sh) = &shared {
+            sh.store.clone().run(sh.clone(), buckets).context("starting the lease store's own work")?;
+        }
+        let (action_tx, actions) = mpsc::channel::<ActionRequest>();
+        if let (Some(sh), Some(listener)) = (&shared, control_listener) {
+            let control = Arc::new(Control::new(sh.clone(), datapath.stats().to_vec(), action_tx));
+            control.serve(listener, &control_path).context("starting the control channel")?;
+            tracing::info!("control: Kea control channel on {}", control_path.display());
+            if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
+                let registry = crate::metrics::registry(sh.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());
+                crate::metrics::serve(l, registry).context("starting the metrics listener")?;
+                tracing::info!("metrics: http://{a}/metrics");
+            }
+        }
+        let layout: Vec<String> = datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
+        tracing::info!(
+            "dhcp-xdp: {} (ifindex {}, {}, {}/{}) xdp={:?} af_xdp={} queues={} sockets={} [{}] handler={:?}",
+            iface.name,
+            iface.index,
+            colon_hex(&iface.mac),
+            server.addr,
+            server.prefix,
+            steering.mode(),
+            datapath.mode,
+            queues.len(),
+            datapath.stats().len(),
+            layout.join(" "),
+            opts.handler,
+        );
+        tracing::info!("ready: answering DHCP on {}", iface.name);
+        // systemd (Type=notify): ready once the program is attached and the sockets answer; the
+        // watchdog is fed by the control loop while every worker lives. Without NOTIFY_SOCKET
+        // these do nothing.
+        let _ = sd_notify::notify(
+            false,
+            &[NotifyState::Ready, NotifyState::Status(&format!("answering DHCP on {}", iface.name))],
+        );
+        let jobs = jobs::Jobs::new(opts.stats_interval);
+        Ok(Self {
+            opts,
+            iface,
+            steering,
+            datapath,
+            shared,
+            steering_key,
+            ebpf_logger,
+            actions,
+            xdp_snapshot,
+            term,
+            hup,
+            jobs,
+        })
+    }
+
+    /// Runs the control loop until a stop is asked for or something fails, then stops.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let failure = loop {
+            std::thread::sleep(Duration::from_millis(50));
+            match self.tick() {
+                Tick::Running => {}
+                Tick::Stop => break None,
+                Tick::Failed(why) => break Some(why),
+            }
+        };
+        self.stop(failure)
+    }
+
+    /// One pass of the control loop: the jobs that are due.
+    pub fn tick(&mut self) -> Tick {
+        if self.term.load(Ordering::Relaxed) {
+            return Tick::Stop;
+        }
+        if self.shared.is_some() {
+            jobs::Reload::run(self);
+            jobs::Upkeep::run(self);
+        }
+        if let Some(l) = self.ebpf_logger.as_mut() {
+            l.flush();
+        }
+        if let Some(dead) = self.datapath.dead_worker() {
+            return Tick::Failed(format!("worker q{} w{} died", dead.queue, dead.worker));
+        }
+        jobs::Watchdog::run(self);
+        jobs::StatsLine::run(self);
+        if self.term.load(Ordering::Relaxed) { Tick::Stop } else { Tick::Running }
+    }
+
+    /// Clean stop (after `failure`, if any): drains the workers, flushes the lease store,
+    /// detaches the XDP program.
+    pub fn stop(self, failure: Option<String>) -> anyhow::Result<()> {
+        let Self { iface, mut steering, datapath, shared, .. } = self;
+        let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
+        if failure.is_none() {
+            tracing::info!("stopping: signal received, draining workers");
+        }
+        let kernel_stats = datapath.kernel_stats();
+        let (panicked, worker_stats) = datapath.stop(&mut steering);
+        jobs::report_datapath("final stats", &steering, &worker_stats, &kernel_stats);
+        if let Some(sh) = &shared {
+            jobs::report_engine(sh, true);
+            match sh.store.stop(&sh.runtime().db, Duration::from_secs(5)) {
+                Ok(done) => tracing::info!("{done}"),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        steering.detach()?;
+        tracing::info!("stopped: XDP program detached from {}", iface.name);
+        if let Some(f) = failure {
+            bail!("{f}; {} worker(s) panicked", panicked.len());
+        }
+        if !panicked.is_empty() {
+            bail!("{} worker(s) panicked while stopping", panicked.len());
+        }
+        Ok(())
+    }
+
+    /// Every worker's counters.
+    pub fn workers(&self) -> &[(FrameMeta, Arc<WorkerStats>)] {
+        self.datapath.stats()
+    }
+}
+
+/// VLAN tags must reach the XDP program in the frame (see `iface::keep_vlan_tags`): refused
+/// when they may not and the configuration selects subnets by VLAN.
+fn check_vlan_tags(opts: &Options, iface: &Interface) -> anyhow::Result<()> {
+    use crate::iface::VlanTags;
+    let vlan_subnets = match (&opts.handler, &opts.config) {
+        (HandlerKind::Engine, Some(p)) => {
+            load_config_file(p).map(|c| c.subnets.iter().any(|s| !s.vlan.is_empty())).unwrap_or(false)
+        }
+        _ => false,
+    };
+    match crate::iface::keep_vlan_tags(&iface.name) {
+        VlanTags::InFrame => {}
+        VlanTags::TurnedOff(f) => {
+            tracing::info!(
+                "vlan: {} turned off on {} so that VLAN tags reach the XDP program",
+                f.join(", "),
+                iface.name
+            );
+        }
+        VlanTags::Stripped(why) | VlanTags::Unknown(why) if vlan_subnets => {
+            bail!(
+                "{}: VLAN tags may not reach the XDP program ({why}); the configuration selects subnets by VLAN, \
+                 which would then serve the wrong subnet",
+                iface.name
+            );
+        }
+        VlanTags::Stripped(why) | VlanTags::Unknown(why) => {
+            tracing::warn!(
+                "vlan: warning: VLAN tags may not reach the XDP program on {} ({why}); no VLAN subnet is configured",
+                iface.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The configuration in force: the file (or zero-config), the command line's overrides, and
+/// the steering key — `Some(k)`: the daemon's (a reload keeps it); `None` at start: the command
+/// line's, else the file's, else `fallback`.
+fn load_config(opts: &Options, iface: &Interface, key: Option<u32>, fallback: u32) -> anyhow::Result<Config> {
+    let mut cfg = match &opts.config {
+        Some(p) => load_config_file(p)?,
+        None => Config::zero_config(&iface.name, iface.primary_ipv4()?)?,
+    };
+    cfg.limits.steering_key = Some(key.or(opts.steering_key).or(cfg.limits.steering_key).unwrap_or(fallback));
+    if let Some(d) = &opts.state_dir {
+        cfg.persist_dir = Some(d.clone());
+    }
+    if cfg.persist_dir.is_none() {
+        cfg.persist_dir = Some(PathBuf::from("/var/lib/dhcp-xdp").join(&iface.name));
+    }
+    Ok(cfg)
+}
+
+/// Opens the lease store the configuration asks for, recovers its leases into tables of a lane
+/// per queue and a shard per worker, and shares them with the workers.
+fn start_engine(
+    opts: &Options,
+    iface: &Interface,
+    queues: &[u32],
+    workers: u32,
+    fallback_key: u32,
+) -> anyhow::Result<Arc<Shared>> {
+    let cfg = load_config(opts, iface, None, fallback_key)?;
+    let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
+    let shards = queues.len() * workers as usize;
+    let addrs: Vec<String> = iface.ipv4.iter().map(|n| n.addr.to_string()).collect();
+    let store = crate::store::open(&cfg, shards, &addrs.join(" "))?;
+    let recovered = store.recover(&cfg, queues.len(), workers as usize)?;
+    tracing::info!("{}", recovered.report);
+    print!("{}", cfg.describe());
+    let rt = Runtime { cfg: Arc::new(cfg), db: Arc::new(recovered.db) };
+    Ok(Arc::new(Shared::new(rt, server, queues, store)))
+}
+
+/// A steering key nobody outside can guess: from the standard library's per-process random
+/// hash state.
+fn random_key() -> u32 {
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id()) as u32
+}
+
+/// The XDP program's settings: our MAC and addresses for the destination filter, the hash key,
+/// the per-chaddr rate, and whether buckets divide the clients among nodes.
+fn steer_settings(
+    iface: &Interface,
+    limits: &dhcp_xdp_core::config::Limits,
+    key: u32,
+    shares_pools: bool,
+) -> SteerSettings {
+    SteerSettings {
+        mac: iface.mac,
+        addrs: iface.ipv4.iter().map(|n| n.addr).collect(),
+        filter_destination: true,
+        hash_key: key,
+        rate_per_mac: limits.rate_per_mac,
+        burst_per_mac: limits.burst_per_mac,
+        cluster: shares_pools,
+    }
+}
+
+fn core_count() -> usize {
+    core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(1).max(1)
+}

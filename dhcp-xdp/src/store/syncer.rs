@@ -1,0 +1,427 @@
+//! Group commit, once for every store: a worker hands its batch of numbered changes to its
+//! slot and goes on with a ticket; the slot's syncer thread takes what accumulated, commits it
+//! in one round through a [`Backend`] (the journal: one write and one `fdatasync`; the
+//! database: one statement), and publishes the highest ticket that round covered as durable —
+//! or as failed, when the round failed (those replies never leave).
+//!
+//! The policy lives here and nowhere else: a round's changes, ticket and target are taken
+//! together under the slot's lock, so a round never vouches for changes it did not commit;
+//! changes waiting beyond the backend's bound are refused ([`StoreError::Backlog`]) rather
+//! than held without limit; a failed round's changes are kept for the next round or dropped,
+//! as the backend says ([`Backend::RETRY_FAILED`]); failures back off from 10 ms to 1 s and
+//! are logged once per distinct reason; a stop ends the syncers once nothing is left.
+
+use std::{
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use dhcp_xdp_core::leases::Change;
+
+use super::{Health, StoreError};
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// Every change is durable.
+    Durable,
+    /// Committed, but the backend refused some changes (another client holds the address):
+    /// the round's replies stay home all the same; nothing is retried.
+    Refused,
+}
+
+/// Where a store's rounds go: the journal files, or the database.
+pub trait Backend: Send + Sync + Sized + 'static {
+    /// Changes waiting, in the backend's form (encoded records, or numbered changes).
+    type Pending: Default + Send;
+    /// What a slot keeps besides its changes (the journal: its file and generation), under
+    /// the slot's lock.
+    type SlotState: Send;
+    /// What a round is committed to, taken with its changes under the slot's lock.
+    type Target: Send;
+    /// A syncer thread's own state (the database: its connection).
+    type Conn: Default + Send;
+    /// Names a slot's syncer in thread names and messages ("journal-sync", "pg-sync").
+    const THREAD: &'static str;
+    /// Most of [`size`](Self::size) a slot keeps waiting for a failing or stalled target.
+    const MAX_BACKLOG: usize;
+    /// Whether a failed round's changes are written with the next round (the journal: a
+    /// change is never lost) or dropped (the database: replayed after a partition they could
+    /// undo what another node did meanwhile; none was promised).
+    const RETRY_FAILED: bool;
+
+    /// Adds numbered changes to what waits.
+    fn push(pending: &mut Self::Pending, changes: &[(u64, Change)]);
+    /// How much waits, in the unit of [`MAX_BACKLOG`](Self::MAX_BACKLOG).
+    fn size(pending: &Self::Pending) -> usize;
+    /// Moves everything from `from` to the end of `into`.
+    fn take(from: &mut Self::Pending, into: &mut Self::Pending);
+    /// Forgets what waits.
+    fn clear(pending: &mut Self::Pending);
+    /// The target of the next round (under the slot's lock; may repair it, e.g. create a file
+    /// that could not be created before).
+    fn target(&self, slot: usize, state: &mut Self::SlotState) -> Self::Target;
+    /// Commits `batch` to `target`: one round.
+    fn commit(
+        &self,
+        slot: usize,
+        conn: &mut Self::Conn,
+        target: &Self::Target,
+        batch: &Self::Pending,
+        health: &Health,
+    ) -> Result<Round, String>;
+    /// The message logged when rounds start failing for `reason`.
+    fn failing(&self, slot: usize, reason: &str) -> String;
+    /// The message logged when rounds succeed again after `down`.
+    fn recovered(&self, slot: usize, down: Duration) -> String;
+}
+
+/// Group-commit state of one slot: the tickets its syncer made durable or gave up on, and the
+/// syncer's wake-up.
+#[derive(Default)]
+struct SlotSync {
+    synced: AtomicU64,
+    /// Tickets up to this one were in a failed round: their replies never leave.
+    failed_through: AtomicU64,
+    wanted: Mutex<bool>,
+    wake: Condvar,
+    /// How much the syncer took and has not yet made durable.
+    backlog: AtomicU64,
+}
+
+impl SlotSync {
+    fn settled(&self, ticket: u64) -> Option<bool> {
+        if ticket <= self.failed_through.load(Ordering::Acquire) {
+            Some(false)
+        } else if ticket <= self.synced.load(Ordering::Acquire) {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    fn poke(&self) {
+        *lock(&self.wanted) = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until poked, stopped or `wait` passes; clears the request.
+    fn wait(&self, wait: Duration, stop: &AtomicBool) {
+        let wanted = lock(&self.wanted);
+        let (mut wanted, _) = self
+            .wake
+            .wait_timeout_while(wanted, wait, |w| !*w && !stop.load(Ordering::Acquire))
+            .unwrap_or_else(|p| p.into_inner());
+        *wanted = false;
+    }
+}
+
+/// A slot: changes not yet taken by the syncer, the last ticket handed out, the backend's state.
+struct Slot<B: Backend> {
+    pending: B::Pending,
+    written: u64,
+    state: B::SlotState,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A backend's slots and their syncer threads.
+pub struct Syncer<B: Backend> {
+    backend: B,
+    slots: Vec<Mutex<Slot<B>>>,
+    sync: Vec<SlotSync>,
+    stop: AtomicBool,
+    records: AtomicU64,
+    /// How committing goes.
+    pub health: Health,
+}
+
+impl<B: Backend> Syncer<B> {
+    /// Slots with the given states, a syncer thread each. The threads hold the syncer weakly:
+    /// they end when it is dropped (or stopped and drained).
+    pub fn start(backend: B, states: Vec<B::SlotState>) -> Result<Arc<Self>, StoreError> {
+        let s = Arc::new(Self {
+            backend,
+            sync: states.iter().map(|_| SlotSync::default()).collect(),
+            slots: states
+                .into_iter()
+                .map(|state| Mutex::new(Slot { pending: B::Pending::default(), written: 0, state }))
+                .collect(),
+            stop: AtomicBool::new(false),
+            records: AtomicU64::new(0),
+            health: Health::default(),
+        });
+        for slot in 0..s.slots.len() {
+            let weak = Arc::downgrade(&s);
+            std::thread::Builder::new()
+                .name(format!("{}{slot}", B::THREAD))
+                .spawn(move || Self::run(&weak, slot))
+                .map_err(|source| StoreError::Io { what: format!("starting {}{slot}", B::THREAD), source })?;
+        }
+        Ok(s)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// How many slots (a syncer thread each).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Runs `f` on slot `slot`'s backend state under its lock.
+    pub fn with_slot<R>(&self, slot: usize, f: impl FnOnce(&mut B::SlotState) -> R) -> R {
+        f(&mut lock(&self.slots[slot]).state)
+    }
+
+    /// Hands numbered `changes` to `slot`'s syncer and returns at once with their ticket.
+    pub fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<u64, StoreError> {
+        let slot = slot % self.slots.len();
+        let ticket = {
+            let mut f = lock(&self.slots[slot]);
+            let backlog = B::size(&f.pending) + self.sync[slot].backlog.load(Ordering::Relaxed) as usize;
+            if backlog > B::MAX_BACKLOG {
+                self.health.dropped_batches.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Backlog(backlog));
+            }
+            B::push(&mut f.pending, changes);
+            f.written += 1;
+            f.written
+        };
+        self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
+        self.sync[slot].poke();
+        Ok(ticket)
+    }
+
+    /// Whether `ticket` of `slot` is durable (`Some(true)`), never will be (`Some(false)`), or
+    /// still on its way (`None`).
+    pub fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
+        self.sync[slot % self.sync.len()].settled(ticket)
+    }
+
+    /// Changes handed over since start.
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    /// Whether everything `slot` was handed is done with: durable, or (when failed rounds are
+    /// dropped) given up.
+    fn drained(&self, slot: usize) -> bool {
+        let f = lock(&self.slots[slot]);
+        let sync = &self.sync[slot];
+        let done = if B::RETRY_FAILED {
+            sync.synced.load(Ordering::Acquire)
+        } else {
+            sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire))
+        };
+        B::size(&f.pending) == 0 && sync.backlog.load(Ordering::Relaxed) == 0 && done >= f.written
+    }
+
+    /// Waits until every slot is [drained](Self::drained) or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) -> Result<(), StoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let behind: Vec<String> =
+                (0..self.slots.len()).filter(|&s| !self.drained(s)).map(|s| format!("{}{s}", B::THREAD)).collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(StoreError::Unflushed(timeout, behind.join(", ")));
+            }
+            self.sync.iter().for_each(SlotSync::poke);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Clean stop: waits (up to `timeout`) until everything handed over is done with, then
+    /// ends the syncers.
+    pub fn flush(&self, timeout: Duration) -> Result<(), StoreError> {
+        let r = self.wait(timeout);
+        self.stop.store(true, Ordering::Release);
+        self.sync.iter().for_each(SlotSync::poke);
+        r
+    }
+
+    /// One slot's syncer: waits for handed-over batches, commits them (with what a failed
+    /// round left, when the backend retries), and publishes the highest ticket covered.
+    fn run(me: &Weak<Self>, slot: usize) {
+        // Writing the store's own files or talking to its database needs no capability.
+        if let Err(e) = crate::privileges::drop_for_this_thread() {
+            tracing::warn!("{}{slot}: could not drop capabilities: {e}", B::THREAD);
+        }
+        let mut batch = B::Pending::default();
+        let mut conn = B::Conn::default();
+        let mut backoff = Duration::from_millis(10);
+        let mut failing_since: Option<(Instant, String)> = None;
+        loop {
+            let Some(s) = me.upgrade() else { return };
+            let sync = &s.sync[slot];
+            sync.wait(if B::size(&batch) == 0 { Duration::from_millis(100) } else { backoff }, &s.stop);
+            let (target, dest) = {
+                let mut f = lock(&s.slots[slot]);
+                B::take(&mut f.pending, &mut batch);
+                let dest = s.backend.target(slot, &mut f.state);
+                (f.written, dest)
+            };
+            sync.backlog.store(B::size(&batch) as u64, Ordering::Relaxed);
+            let stopping = s.stop.load(Ordering::Acquire);
+            if B::size(&batch) == 0
+                && target <= sync.synced.load(Ordering::Acquire).max(sync.failed_through.load(Ordering::Acquire))
+            {
+                if stopping {
+                    return;
+                }
+                continue;
+            }
+            match s.backend.commit(slot, &mut conn, &dest, &batch, &s.health) {
+                Ok(round) => {
+                    match round {
+                        Round::Durable => sync.synced.store(target, Ordering::Release),
+                        Round::Refused => sync.failed_through.store(target, Ordering::Release),
+                    }
+                    B::clear(&mut batch);
+                    backoff = Duration::from_millis(10);
+                    if let Some((since, _)) = failing_since.take() {
+                        s.health.failing.store(false, Ordering::Relaxed);
+                        tracing::info!("{}", s.backend.recovered(slot, since.elapsed()));
+                    }
+                }
+                Err(reason) => {
+                    // This round's replies never leave.
+                    sync.failed_through.store(target, Ordering::Release);
+                    if !B::RETRY_FAILED {
+                        B::clear(&mut batch);
+                    }
+                    s.health.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                    s.health.failing.store(true, Ordering::Relaxed);
+                    if failing_since.as_ref().is_none_or(|(_, m)| *m != reason) {
+                        tracing::error!("{}", s.backend.failing(slot, &reason));
+                        failing_since = Some((failing_since.map_or_else(Instant::now, |f| f.0), reason));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    if stopping {
+                        return;
+                    }
+                }
+            }
+            sync.backlog.store(B::size(&batch) as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU8;
+
+    use dhcp_xdp_core::{leases::LeaseState, testing::lease};
+
+    use super::*;
+
+    /// A backend that records what each round committed and fails while told to.
+    struct Fake<const RETRY: bool> {
+        fail: AtomicU8,
+        committed: Mutex<Vec<Vec<u64>>>,
+    }
+
+    impl<const RETRY: bool> Backend for Fake<RETRY> {
+        type Pending = Vec<u64>;
+        type SlotState = ();
+        type Target = ();
+        type Conn = ();
+        const THREAD: &'static str = "fake-sync";
+        const MAX_BACKLOG: usize = 4;
+        const RETRY_FAILED: bool = RETRY;
+        fn push(p: &mut Vec<u64>, changes: &[(u64, Change)]) {
+            p.extend(changes.iter().map(|c| c.0));
+        }
+        fn size(p: &Vec<u64>) -> usize {
+            p.len()
+        }
+        fn take(from: &mut Vec<u64>, into: &mut Vec<u64>) {
+            into.append(from);
+        }
+        fn clear(p: &mut Vec<u64>) {
+            p.clear();
+        }
+        fn target(&self, _: usize, _: &mut ()) {}
+        fn commit(&self, _: usize, _: &mut (), _: &(), batch: &Vec<u64>, _: &Health) -> Result<Round, String> {
+            if self.fail.load(Ordering::Relaxed) == 1 {
+                return Err("told to".into());
+            }
+            lock(&self.committed).push(batch.clone());
+            Ok(Round::Durable)
+        }
+        fn failing(&self, slot: usize, reason: &str) -> String {
+            format!("fake {slot}: {reason}")
+        }
+        fn recovered(&self, slot: usize, _: Duration) -> String {
+            format!("fake {slot} again")
+        }
+    }
+
+    fn change(seq: u64) -> [(u64, Change); 1] {
+        [(seq, Change::Upsert(lease(1, LeaseState::Bound)))]
+    }
+
+    fn settle<B: Backend>(s: &Syncer<B>, ticket: u64) -> Option<bool> {
+        crate::store::journal::tests::poll(|| s.settled(0, ticket))
+    }
+
+    fn run<const RETRY: bool>() -> (Vec<Vec<u64>>, Arc<Syncer<Fake<RETRY>>>) {
+        let s = Syncer::start(Fake::<RETRY> { fail: AtomicU8::new(0), committed: Mutex::new(vec![]) }, vec![()])
+            .expect("syncer");
+        let t = s.append(0, &change(1)).expect("append");
+        assert_eq!(settle(&s, t), Some(true));
+        s.backend().fail.store(1, Ordering::Relaxed);
+        let t = s.append(0, &change(2)).expect("append");
+        assert_eq!(settle(&s, t), Some(false), "a failed round's ticket never settles as durable");
+        assert!(s.health.failing.load(Ordering::Relaxed));
+        s.backend().fail.store(0, Ordering::Relaxed);
+        let t = s.append(0, &change(3)).expect("append");
+        assert_eq!(settle(&s, t), Some(true), "serving resumes when the target does");
+        assert!(!s.health.failing.load(Ordering::Relaxed));
+        s.flush(Duration::from_secs(5)).expect("flush");
+        let committed = lock(&s.backend().committed).clone();
+        (committed, s)
+    }
+
+    #[test]
+    fn a_retrying_backend_writes_a_failed_rounds_changes_with_the_next() {
+        let (committed, _) = run::<true>();
+        assert_eq!(committed, vec![vec![1], vec![2, 3]]);
+    }
+
+    #[test]
+    fn a_dropping_backend_forgets_a_failed_rounds_changes() {
+        let (committed, _) = run::<false>();
+        assert_eq!(committed, vec![vec![1], vec![3]]);
+    }
+
+    #[test]
+    fn a_full_backlog_refuses_the_batch_without_blocking() {
+        let s = Syncer::start(Fake::<true> { fail: AtomicU8::new(1), committed: Mutex::new(vec![]) }, vec![()])
+            .expect("syncer");
+        let mut refused = 0;
+        for seq in 0..20 {
+            match s.append(0, &change(seq)) {
+                Ok(_) => {}
+                Err(StoreError::Backlog(n)) => {
+                    assert!(n > 4);
+                    refused += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(refused > 0, "the backlog bound was not applied");
+        assert_eq!(s.health.dropped_batches.load(Ordering::Relaxed), refused);
+        assert!(s.flush(Duration::from_millis(100)).is_err(), "a failing target does not flush");
+    }
+}
