@@ -22,6 +22,7 @@ pub mod config;
 pub mod dhcp;
 pub mod engine;
 pub mod leases;
+pub mod membership;
 pub mod migrate;
 pub mod net;
 pub mod records;
