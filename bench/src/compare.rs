@@ -149,10 +149,10 @@ impl Running {
                 if !exit.status.success() {
                     eprintln!("bench: dhcp-xdp ended with {}", exit.status);
                 }
-                for l in exit.stdout.iter().chain(&exit.stderr).filter(|l| {
-                    l.contains("final stats: leases") || l.contains("final stats: cluster") || l.contains("cluster:")
-                }) {
-                    eprintln!("bench: dhcp-xdp said: {l}");
+                // What the daemon said of its leases and its store when asked, just before
+                // the stop.
+                if let Some(c) = &exit.counters {
+                    eprintln!("bench: dhcp-xdp leases {} store {}", c.0["leases"], c.0["store"]);
                 }
             }
             Self::Other(mut c) => {

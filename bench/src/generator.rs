@@ -675,7 +675,8 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
     let elapsed = drive(&mut g, &mut port, duration, false)?;
     let cpu2 = cpu_seconds();
     let kernel = port.kernel_stats();
-    let xdp = steering.counters()?.render();
+    let xdp: Vec<String> = steering.counters()?.values().iter().map(|(n, v)| format!("xdp_{n}={v}")).collect();
+    let xdp = xdp.join(" ");
     let c = &g.counts;
     let secs = elapsed.as_secs_f64();
     let h = &g.latency;

@@ -45,9 +45,9 @@ impl XdpCounters {
         self.0.get(slot as usize).copied().unwrap_or(0)
     }
 
-    /// `name=value` pairs, space separated.
-    pub fn render(&self) -> String {
-        counter::NAMES.iter().zip(self.0).map(|(n, v)| format!("xdp_{n}={v}")).collect::<Vec<_>>().join(" ")
+    /// Every counter by name.
+    pub fn values(&self) -> Vec<(&'static str, u64)> {
+        counter::NAMES.iter().copied().zip(self.0).collect()
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`datapath`] owns the AF_XDP sockets and the worker threads (the one room for `unsafe`).
 //! - [`handler`] is the interface between datapath and decision-maker, with the reflector.
 //!   Its `port` submodule is the single-socket AF_XDP port of the load generator.
+//! - [`clock`] is the lease clock (the database's in cluster mode).
 //! - [`store`] keeps the lease tables durable: the journal, or the cluster's database.
 //! - [`daemon`] is the running daemon: start, the control loop's jobs, stop.
 //! - [`serve`] glues the engine to the datapath: per-worker handlers, reload, expiry sweep.
@@ -18,6 +19,7 @@
 //! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
 
+pub mod clock;
 pub mod control;
 pub mod daemon;
 #[expect(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]

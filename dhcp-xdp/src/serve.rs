@@ -20,30 +20,7 @@ use crate::{
     store::LeaseStore,
 };
 
-/// The lease clock: Unix time in seconds, saturating into u32, the one clock the engine's callers
-/// read. In cluster mode it is the database's time ([`set_lease_clock_offset_ms`]).
-pub fn unix_now() -> u32 {
-    let ms = host_millis().saturating_add(LEASE_CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed));
-    u32::try_from(ms.max(0) / 1000).unwrap_or(u32::MAX)
-}
-
-/// Milliseconds the lease clock ([`unix_now`]) runs ahead of this host's clock: 0 alone; in
-/// cluster mode the database's clock is the only one that decides a lease, and the membership
-/// loop sets this from its measurement at every heartbeat.
-static LEASE_CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// This host's clock, in Unix milliseconds.
-pub fn host_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// Sets how far the lease clock runs ahead of this host's clock (negative: behind).
-pub fn set_lease_clock_offset_ms(ms: i64) {
-    LEASE_CLOCK_OFFSET_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
+pub use crate::clock::unix_now;
 
 /// Reads and validates the configuration file at `path`.
 pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {
@@ -79,6 +56,25 @@ pub struct Shared {
     pub store: Arc<dyn LeaseStore>,
     /// Configuration reloads so far (SIGHUP, `config-reload`).
     pub reloads: Reloads,
+    /// What the start found, once the datapath runs (for `status-get`).
+    pub facts: std::sync::OnceLock<Facts>,
+}
+
+/// What the daemon's start found, as `status-get` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// How the XDP program is attached (`Drv`, `Skb`).
+    pub xdp_mode: String,
+    /// How the AF_XDP sockets are bound (`copy`, `zero-copy`).
+    pub af_xdp: String,
+    /// What answers frames (`engine`, `reflect`).
+    pub handler: String,
+    /// Whether VLAN tags reach the XDP program (and what was turned off for it).
+    pub vlan: String,
+    /// Leases the store held at start.
+    pub recovered_leases: usize,
+    /// What the store said it recovered.
+    pub recovered: String,
 }
 
 /// Configuration reloads: how many were applied and refused, and when the last was applied.
@@ -90,6 +86,8 @@ pub struct Reloads {
     pub rejected: std::sync::atomic::AtomicU64,
     /// When the configuration in force was loaded.
     pub since: std::sync::Mutex<std::time::Instant>,
+    /// What the last reload said (empty: none yet).
+    pub last: std::sync::Mutex<String>,
 }
 
 impl Default for Reloads {
@@ -98,14 +96,19 @@ impl Default for Reloads {
             applied: Default::default(),
             rejected: Default::default(),
             since: std::sync::Mutex::new(std::time::Instant::now()),
+            last: std::sync::Mutex::new(String::new()),
         }
     }
 }
 
 impl Reloads {
-    /// Counts one reload's outcome.
-    pub fn record(&self, applied: bool) {
-        if applied {
+    /// Counts one reload's outcome and keeps what it said.
+    pub fn record(&self, outcome: &Result<String, String>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = match outcome {
+            Ok(m) => m.clone(),
+            Err(e) => format!("rejected: {e}"),
+        };
+        if outcome.is_ok() {
             self.applied.fetch_add(1, Ordering::Relaxed);
             *self.since.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
         } else {
@@ -131,6 +134,7 @@ impl Shared {
             stats: (0..shards).map(|_| Arc::new(EngineStats::default())).collect(),
             store,
             reloads: Reloads::default(),
+            facts: std::sync::OnceLock::new(),
         }
     }
 

@@ -303,10 +303,10 @@ impl Clients {
     }
 }
 
-/// Whether the daemon's latest bucket line says it serves `n` of the 256 buckets.
+/// Whether the daemon says it serves `n` of the 256 buckets (its control channel's
+/// `counters-get`).
 pub fn serves_buckets(d: &crate::Daemon, n: u32) -> bool {
-    let want = format!("serving {n} of 256");
-    d.stdout().iter().rev().find(|l| l.contains("buckets (live nodes")).is_some_and(|l| l.contains(&want))
+    d.counters().0["store"]["buckets"] == n
 }
 
 /// Waits up to `limit` for `f` to hold, polling every 100 ms.

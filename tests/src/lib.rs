@@ -334,6 +334,52 @@ pub struct Daemon {
     stderr: Arc<Mutex<Vec<String>>>,
     /// Its lease journal directory (a fresh temporary one unless `--state-dir` was given).
     pub state: Option<TempDir>,
+    /// Its control socket (None: started by a command line this harness did not make).
+    socket: Option<PathBuf>,
+    /// Where the control socket lives when the harness chose it.
+    _control_dir: Option<TempDir>,
+}
+
+/// What the daemon counts, as its control channel's `counters-get` answers it.
+#[derive(Debug, Clone)]
+pub struct Counters(pub serde_json::Value);
+
+impl Counters {
+    fn get(&self, path: &[&str]) -> u64 {
+        let mut v = &self.0;
+        for p in path {
+            v = &v[*p];
+        }
+        v.as_u64().unwrap_or_else(|| panic!("no counter {} in {}", path.join("."), self.0))
+    }
+
+    /// One of the XDP program's verdict counters (`redirected`, `passed_not_dhcp` …).
+    pub fn xdp(&self, name: &str) -> u64 {
+        self.get(&["xdp", name])
+    }
+
+    /// A worker counter (`rx`, `tx`, `drop_no_address` …) summed over the workers; a counter
+    /// a worker lacks fails the test rather than reading as 0.
+    pub fn worker_sum(&self, name: &str) -> u64 {
+        let workers = self.0["workers"].as_array().unwrap_or_else(|| panic!("no workers in {}", self.0));
+        assert!(!workers.is_empty(), "no workers in {}", self.0);
+        workers.iter().map(|w| w[name].as_u64().unwrap_or_else(|| panic!("no counter {name} in {w}"))).sum()
+    }
+
+    /// An engine counter (`rx_discover`, `rx_request_renewing`, `tx_ack` …) over every shard.
+    pub fn engine(&self, name: &str) -> u64 {
+        self.get(&["messages", name])
+    }
+
+    /// Leases by state (`bound`, `offered`, `declined`, `remembered`).
+    pub fn leases(&self, name: &str) -> u64 {
+        self.get(&["leases", name])
+    }
+
+    /// A field of the lease store's status (`failing`, `failed-rounds`, a cluster's `nodes` …).
+    pub fn store(&self, name: &str) -> serde_json::Value {
+        self.0["store"][name].clone()
+    }
 }
 
 /// How a daemon ended.
@@ -344,48 +390,37 @@ pub struct Exit {
     pub stdout: Vec<String>,
     /// Its stderr, line by line.
     pub stderr: Vec<String>,
+    /// What it counted when it was asked to stop (None: it ended on its own, or its control
+    /// socket is unknown).
+    pub counters: Option<Counters>,
 }
 
 impl Exit {
-    /// Value of `name=` in the final stats of the XDP program.
+    fn counted(&self) -> &Counters {
+        self.counters.as_ref().unwrap_or_else(|| {
+            panic!("the daemon's counters were not read before it stopped:\n{}", self.stdout.join("\n"))
+        })
+    }
+
+    /// One of the XDP program's verdict counters, as the daemon said when asked to stop.
     pub fn xdp_counter(&self, name: &str) -> u64 {
-        stat(&self.stdout, "final stats: xdp_", &format!("xdp_{name}"))
-            .unwrap_or_else(|| panic!("no final xdp_{name} in daemon output:\n{}", self.stdout.join("\n")))
+        self.counted().xdp(name)
     }
 
-    /// Sum of `name=` over the final per-worker stats lines; a counter missing from any of them
-    /// (renamed, or the lines gone) fails the test rather than reading as 0.
+    /// A worker counter summed over the workers, as the daemon said when asked to stop.
     pub fn worker_sum(&self, name: &str) -> u64 {
-        self.sum_of("final stats: q", name)
+        self.counted().worker_sum(name)
     }
 
-    /// Sum of `name=` over the final per-shard engine lines (message counters); a missing
-    /// counter fails the test.
+    /// An engine counter over every shard, as the daemon said when asked to stop.
     pub fn engine_sum(&self, name: &str) -> u64 {
-        self.sum_of("final stats: shard", name)
+        self.counted().engine(name)
     }
 
-    fn sum_of(&self, prefix: &str, name: &str) -> u64 {
-        let lines: Vec<&String> = self.stdout.iter().filter(|l| l.starts_with(prefix)).collect();
-        assert!(!lines.is_empty(), "no `{prefix}` lines in daemon output:\n{}", self.stdout.join("\n"));
-        lines.iter().map(|l| field(l, name).unwrap_or_else(|| panic!("no counter {name} in `{l}`"))).sum()
-    }
-
-    /// `name=` of the final lease census line.
+    /// Leases by state, as the daemon said when asked to stop.
     pub fn leases(&self, name: &str) -> u64 {
-        stat(&self.stdout, "final stats: leases", name)
-            .unwrap_or_else(|| panic!("no lease census in:\n{}", self.stdout.join("\n")))
+        self.counted().leases(name)
     }
-}
-
-fn field(line: &str, name: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-        .and_then(|v| v.parse().ok())
-}
-
-fn stat(lines: &[String], prefix: &str, name: &str) -> Option<u64> {
-    lines.iter().rev().filter(|l| l.starts_with(prefix)).find_map(|l| field(l, name))
 }
 
 impl Daemon {
@@ -397,12 +432,74 @@ impl Daemon {
         if let Some(s) = &state {
             cmd.arg("--state-dir").arg(s.path());
         }
-        Self::spawn(cmd, state)
+        // The control socket: the one given, or one of the harness's own.
+        let (socket, dir) = match args.iter().position(|a| *a == "--control-socket") {
+            Some(i) => (PathBuf::from(args[i + 1]), None),
+            None => {
+                let dir = TempDir::new("dxctl");
+                let socket = dir.path().join("control.sock");
+                cmd.arg("--control-socket").arg(&socket);
+                (socket, Some(dir))
+            }
+        };
+        Self::spawn_with(cmd, state, Some(socket), dir)
+    }
+
+    /// Asks the daemon's control channel `command` with `arguments`; the whole answer.
+    pub fn ask(&self, command: &str, arguments: serde_json::Value) -> serde_json::Value {
+        let socket = self.socket.as_ref().expect("the harness knows this daemon's control socket");
+        dhcp_xdp::control::request(socket, &serde_json::json!({ "command": command, "arguments": arguments }))
+            .unwrap_or_else(|e| panic!("{command} on {}: {e}", socket.display()))
+    }
+
+    /// Its control socket, when the harness knows it.
+    pub fn socket(&self) -> Option<&Path> {
+        self.socket.as_deref()
+    }
+
+    /// Everything the daemon counts, now (`counters-get`).
+    pub fn counters(&self) -> Counters {
+        let a = self.ask("counters-get", serde_json::json!({}));
+        assert_eq!(a["result"], 0, "counters-get: {a}");
+        Counters(a["arguments"].clone())
+    }
+
+    /// What the daemon says of itself (`status-get`'s `dhcp-xdp` part: attach modes, the store's
+    /// status, what it recovered, the last reload).
+    pub fn status(&self) -> serde_json::Value {
+        let a = self.ask("status-get", serde_json::json!({}));
+        assert_eq!(a["result"], 0, "status-get: {a}");
+        a["arguments"]["dhcp-xdp"].clone()
+    }
+
+    /// Polls the daemon's counters until `done` holds (true) or `limit` passes (false).
+    pub fn wait_counters(&self, limit: Duration, mut done: impl FnMut(&Counters) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.counters()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Starts an arbitrary command line that ends up running the daemon (e.g. `cargo xtask
     /// run`) and waits until it reports ready.
-    pub fn spawn(mut cmd: Command, state: Option<TempDir>) -> Self {
+    pub fn spawn(cmd: Command, state: Option<TempDir>) -> Self {
+        Self::spawn_with(cmd, state, None, None)
+    }
+
+    /// Starts `cmd` and waits until the daemon is ready: its control channel answers (when its
+    /// socket is known), else it reported ready.
+    fn spawn_with(
+        mut cmd: Command,
+        state: Option<TempDir>,
+        socket: Option<PathBuf>,
+        control_dir: Option<TempDir>,
+    ) -> Self {
         // The daemon's ACKs wait for `fdatasync`. Dirty pages left by what ran before (the
         // suite's own build, earlier tests' journals) are written back now, not in the middle
         // of a test, where their writeback would stall those syncs for a second or more.
@@ -421,10 +518,16 @@ impl Daemon {
                 }
             });
         }
-        let mut d = Self { child: Some(child), lines, stderr, state };
+        let mut d = Self { child: Some(child), lines, stderr, state, socket, _control_dir: control_dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if d.stdout().iter().any(|l| l.starts_with("ready:")) {
+            let ready = match &d.socket {
+                // The control channel starts once the datapath runs.
+                Some(s) => dhcp_xdp::control::request(s, &serde_json::json!({ "command": "status-get" }))
+                    .is_ok_and(|a| a["result"] == 0),
+                None => d.stdout().iter().any(|l| l.starts_with("ready:")),
+            };
+            if ready {
                 return d;
             }
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -451,10 +554,17 @@ impl Daemon {
         nix::unistd::Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
     }
 
-    /// Sends `sig` and waits (up to 15 s) for the daemon to end.
+    /// Sends `sig` and waits (up to 15 s) for the daemon to end. A stop (SIGTERM, SIGINT) is
+    /// preceded by reading the daemon's counters, kept in the [`Exit`].
     pub fn signal_and_wait(mut self, sig: nix::sys::signal::Signal) -> Exit {
+        use nix::sys::signal::Signal;
+        let alive = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none());
+        let counters = (self.socket.is_some() && alive && matches!(sig, Signal::SIGTERM | Signal::SIGINT))
+            .then(|| self.counters());
         let _ = nix::sys::signal::kill(self.pid(), sig);
-        self.wait(Duration::from_secs(15))
+        let mut exit = self.wait(Duration::from_secs(15));
+        exit.counters = counters;
+        exit
     }
 
     /// Waits for the daemon to end on its own.
@@ -474,7 +584,7 @@ impl Daemon {
         };
         // Let the reader threads catch the last lines.
         std::thread::sleep(Duration::from_millis(100));
-        Exit { status, stdout: self.stdout(), stderr: self.stderr() }
+        Exit { status, stdout: self.stdout(), stderr: self.stderr(), counters: None }
     }
 }
 

@@ -17,7 +17,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use nix::sys::signal::Signal;
 use tests::{
     Daemon, TempDir,
-    cluster::{Clients, Held, Lan, Postgres, Relay, serves_buckets, wait_until},
+    cluster::{Clients, Held, Lan, Postgres, Relay, wait_until},
     daemon_bin,
     frames::Reply,
 };
@@ -59,8 +59,32 @@ fn refused_start(lan: &Lan, i: usize, cfg: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn logged(d: &Daemon, text: &str) -> bool {
-    d.stdout().iter().chain(d.stderr().iter()).any(|l| l.contains(text))
+/// The lease store's status as the daemon reports it (`counters-get`).
+fn store(d: &Daemon) -> serde_json::Value {
+    d.counters().0["store"].clone()
+}
+
+/// Waits until the daemon's store status satisfies `f`.
+fn wait_store(d: &Daemon, what: &str, limit: Duration, f: impl Fn(&serde_json::Value) -> bool) {
+    let mut last = serde_json::Value::Null;
+    assert!(
+        wait_until(limit, || {
+            last = store(d);
+            f(&last)
+        }),
+        "{what} not seen in {limit:?}: {last}"
+    );
+}
+
+/// Waits until the daemon has applied or rejected `n` reloads, as `status-get` says.
+fn wait_reloads(d: &Daemon, field: &str, n: u64) {
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            d.ask("status-get", serde_json::json!({}))["arguments"][field].as_u64().is_some_and(|x| x >= n)
+        }),
+        "{field} never reached {n}: {}",
+        d.status()
+    );
 }
 
 /// The node a client with `chaddr` (no client id) belongs to while both are live: bucket
@@ -121,14 +145,10 @@ fn metric(ns: &tests::Netns, addr: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
 }
 
-/// Waits until each daemon's latest bucket line says it serves `n`.
+/// Waits until each daemon says it serves `n` of the 256 buckets.
 fn wait_for_buckets(daemons: &[&Daemon], n: u32) {
     for d in daemons {
-        assert!(
-            wait_until(Duration::from_secs(10), || serves_buckets(d, n)),
-            "not serving {n} of 256:\n{}",
-            d.stdout().join("\n")
-        );
+        wait_store(d, &format!("serving {n} of 256 buckets"), Duration::from_secs(10), |s| s["buckets"] == n);
     }
 }
 
@@ -173,15 +193,6 @@ fn bind_split(clients: &mut Clients, group: u8, n: u8) -> (HashMap<[u8; 6], Held
     let on_a: Vec<[u8; 6]> = held.iter().filter(|(_, h)| h.server == A_IP).map(|(c, _)| *c).collect();
     assert!(!on_a.is_empty() && on_a.len() < held.len(), "both nodes answer: {} of {} on a", on_a.len(), held.len());
     (held, on_a)
-}
-
-fn wait_logged(d: &Daemon, text: &str, limit: Duration) {
-    assert!(
-        wait_until(limit, || logged(d, text)),
-        "`{text}` not logged in {limit:?}:\n{}\n{}",
-        d.stdout().join("\n"),
-        d.stderr().join("\n")
-    );
 }
 
 /// Both nodes serve, split by bucket; SIGKILL one while the other is kept busy; its clients
@@ -241,7 +252,7 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     let ack = ack.expect("no rebind ACK within 20 s of the SIGKILL");
     println!("takeover: first rebind ACK {:.2?} after SIGKILL", killed.elapsed());
     assert_eq!((ack.yiaddr(), ack.server_id()), (first_held.addr, Some(B_IP)));
-    wait_logged(&b, "node a silent", Duration::from_secs(5));
+    wait_store(&b, "b's takeover of a", Duration::from_secs(5), |s| s["takeovers"].as_u64() >= Some(1));
     rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "after the takeover");
     // New clients: all on b now, on free addresses.
     bind_new(&mut clients, &mut held, 2, 16, B_IP);
@@ -252,7 +263,7 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
 
     // Rejoin: a comes back with every lease from the database and takes its buckets again.
     let a = start(&lan, 0, &cfg_a);
-    wait_logged(&b, "node a joined", Duration::from_secs(10));
+    wait_store(&b, "a joining again", Duration::from_secs(10), |s| s["nodes"] == 2);
     wait_for_buckets(&[&a, &b], 128);
     let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
     rebind_each(&mut clients, &mut held, &everyone, expected_server, "after the rejoin");
@@ -260,8 +271,11 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     for d in [a, b] {
         let exit = d.signal_and_wait(Signal::SIGTERM);
         assert!(exit.status.success(), "{}", exit.stderr.join("\n"));
-        assert!(exit.stdout.iter().any(|l| l.contains("every lease change committed")), "{}", exit.stdout.join("\n"));
+        let store = exit.counters.expect("counters read at the stop").0["store"].clone();
+        assert!(store["failing"] == false && store["dropped-batches"] == 0, "{store}");
     }
+    // Every lease the clients hold is a row of theirs after both stopped.
+    check_no_address_twice(&pg, &held);
 }
 
 /// A node cut off from the database ACKs nothing (its clients' renewals go unanswered) and
@@ -316,18 +330,18 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
         "the renewals did not reach a: {} of {sent} counted",
         requests() - before
     );
-    wait_logged(&a, "cannot commit leases", Duration::from_secs(5));
+    wait_store(&a, "a's failing commits", Duration::from_secs(5), |s| s["failing"] == true);
     assert_eq!(gauge("dhcp_xdp_cluster_commit_failing"), Some(1.0), "the metrics say a cannot commit");
     assert!(wait_until(Duration::from_secs(5), || gauge("dhcp_xdp_cluster_database_up") == Some(0.0)));
     assert!(wait_until(Duration::from_secs(5), || gauge("dhcp_xdp_cluster_buckets") == Some(0.0)), "a stood down");
-    wait_logged(&a, "serving no buckets", Duration::from_secs(10));
-    wait_logged(&b, "node a silent", Duration::from_secs(10));
+    wait_store(&a, "a standing down", Duration::from_secs(10), |s| s["buckets"] == 0 && s["serving"] == false);
+    wait_store(&b, "b's takeover of a", Duration::from_secs(10), |s| s["takeovers"].as_u64() >= Some(1));
     rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "during the partition");
     bind_new(&mut clients, &mut held, 4, 8, B_IP);
     check_no_address_twice(&pg, &held);
 
     relay.mend();
-    wait_logged(&a, "database reachable again", Duration::from_secs(10));
+    wait_store(&a, "a's database again", Duration::from_secs(10), |s| s["database-up"] == true);
     assert!(wait_until(Duration::from_secs(5), || gauge("dhcp_xdp_cluster_database_up") == Some(1.0)));
     wait_for_buckets(&[&a, &b], 128);
     let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
@@ -477,7 +491,7 @@ fn a_cluster_node_is_operated_like_any_other() {
     let text = std::fs::read_to_string(&cfg).expect("config");
     std::fs::write(&cfg, text.replace("198.18.0.10-198.18.0.199", "198.18.0.10-198.18.0.229")).expect("write");
     let _ = nix::sys::signal::kill(a.pid(), Signal::SIGHUP);
-    wait_logged(&a, "reload: ", Duration::from_secs(5));
+    wait_reloads(&a, "reloads-applied", 1);
     let blocks =
         || -> i64 { pg.client().query_one("SELECT count(*) FROM dhcp_xdp_blocks", &[]).expect("blocks").get(0) };
     assert!(wait_until(Duration::from_secs(5), || blocks() == 14), "the widened pool's blocks: {}", blocks());
@@ -505,7 +519,9 @@ fn a_cluster_node_is_operated_like_any_other() {
     let text = std::fs::read_to_string(&cfg).expect("config");
     std::fs::write(&cfg, text.replace("block-size = 16", "block-size = 32")).expect("write");
     let _ = nix::sys::signal::kill(a.pid(), Signal::SIGHUP);
-    wait_logged(&a, "reload: rejected: the [cluster] section cannot change", Duration::from_secs(5));
+    wait_reloads(&a, "reloads-rejected", 1);
+    let last = a.status()["last-reload"].as_str().unwrap_or_default().to_owned();
+    assert!(last.contains("the [cluster] section cannot change"), "{last}");
     bind_new(&mut clients, &mut held, 7, 4, A_IP);
     check_no_address_twice(&pg, &held);
 }
@@ -617,7 +633,7 @@ fn a_node_name_is_held_by_one_daemon() {
         said.contains("node name 'a' is held by a running daemon") && said.contains(&format!("pid {}", a.pid())),
         "{said}"
     );
-    assert!(serves_buckets(&a, 256), "the first keeps serving");
+    assert_eq!(store(&a)["buckets"], 256, "the first keeps serving");
     // Paused past takeover-after: another daemon may take the name; the paused one, resumed,
     // stands down and stops instead of serving the same buckets.
     nix::sys::signal::kill(a.pid(), Signal::SIGSTOP).expect("SIGSTOP");
@@ -629,7 +645,7 @@ fn a_node_name_is_held_by_one_daemon() {
     nix::sys::signal::kill(a.pid(), Signal::SIGCONT).expect("SIGCONT");
     let mut a = a;
     let _stopped = a.wait(Duration::from_secs(20));
-    assert!(serves_buckets(&b, 256));
+    assert_eq!(store(&b)["buckets"], 256);
 }
 
 /// No node's clock decides a lease: node b runs 15 minutes ahead (libfaketime), beyond the
@@ -774,7 +790,7 @@ fn a_paused_node_rejoins_before_it_answers() {
     nix::sys::signal::kill(a.pid(), Signal::SIGSTOP).expect("SIGSTOP");
     let paused = Instant::now();
     // While a is stopped its XDP program still queues its buckets' requests in its sockets.
-    wait_logged(&b, "node a silent", Duration::from_secs(10));
+    wait_store(&b, "b's takeover of a", Duration::from_secs(10), |s| s["takeovers"].as_u64() >= Some(1));
     rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "while a is paused");
     bind_new(&mut clients, &mut held, 9, 12, B_IP);
     while paused.elapsed() < Duration::from_secs(6) {

@@ -86,10 +86,10 @@ fn a_disk_that_fills_up_and_empties_loses_no_acked_lease() {
     let (offers, during) = clients_waiting(&mut link, mac, 2, 160, 1, Duration::from_millis(100));
     assert!(offers >= 150, "OFFERs must keep flowing while the disk is full ({offers} of 160)");
     assert!(during.len() < 150, "{} of 160 ACKed on a full disk", during.len());
+    let store = daemon.counters().0["store"].clone();
     assert!(
-        daemon.stdout().iter().any(|l| l.contains("write or sync failed")),
-        "the failure was not reported:\n{}",
-        daemon.stdout().join("\n")
+        store["failing"] == true && store["failed-rounds"].as_u64() > Some(0),
+        "the daemon does not say its journal fails: {store}"
     );
     // An ACK that left while the disk was full (into a page's slack) must be durable all the
     // same: recovery checks those too.
@@ -100,7 +100,8 @@ fn a_disk_that_fills_up_and_empties_loses_no_acked_lease() {
     assert!(after.len() >= 55, "serving did not resume when the space came back ({} of 60)", after.len());
     acked.extend(after);
 
-    assert!(daemon.stdout().iter().any(|l| l.contains("succeed again")), "the recovery was not reported");
+    let store = daemon.counters().0["store"].clone();
+    assert!(store["failing"] == false, "the daemon does not say its journal works again: {store}");
     daemon.signal_and_wait(Signal::SIGKILL);
     let (rec, warnings) = recovered_leases(&state);
     eprintln!("{} ACKed, {} recovered; warnings {warnings:?}", acked.len(), rec.len());

@@ -61,7 +61,7 @@ fn run_once() -> Result<(), String> {
     assert!(net.ping_server());
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.status.success());
-    let workers: Vec<&String> = exit.stdout.iter().filter(|l| l.starts_with("final stats: q")).collect();
+    let counted = exit.counters.as_ref().map(|c| c.0.clone()).unwrap_or_default();
     if (d.2, r.2, run2["DISCOVER-OFFER"].2, run2["REQUEST-ACK"].2, renew.2) != (0, 0, 0, 0, 0) {
         // Where replies can be lost on the client's side: its UDP receive queue, its link.
         let client_udp = net.client.exec("cat").arg("/proc/net/snmp").output().map(|o| {
@@ -69,8 +69,9 @@ fn run_once() -> Result<(), String> {
         });
         let client_link = net.client.exec("ip").args(["-s", "link", "show", &net.client_if]).output();
         return Err(format!(
-            "drops: {run1:?} {run2:?}; daemon: {workers:?}; engine: {:?}; client UDP: {:?}; client link: {}",
-            exit.stdout.iter().filter(|l| l.starts_with("final stats: shard")).collect::<Vec<_>>(),
+            "drops: {run1:?} {run2:?}; daemon workers: {}; engine: {}; client UDP: {:?}; client link: {}",
+            counted["workers"],
+            counted["messages"],
             client_udp.unwrap_or_default(),
             client_link.map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', " ")).unwrap_or_default(),
         ));

@@ -223,8 +223,7 @@ fn sigint_is_a_clean_stop_too() {
     let daemon = Daemon::start(&net.server, &net.server_if, &[]);
     let exit = daemon.signal_and_wait(Signal::SIGINT);
     assert!(exit.status.success());
-    assert!(exit.stdout.iter().any(|l| l.starts_with("stopped: XDP program detached")));
-    assert!(!xdp_attached(&net.server, &net.server_if));
+    assert!(!xdp_attached(&net.server, &net.server_if), "the XDP program stayed attached");
 }
 
 #[test]
@@ -235,10 +234,15 @@ fn startup_reports_queues_sockets_and_modes() {
         &net.server_if,
         &["--handler", "reflect", "--workers", "2", "--xdp-mode", "native", "--bind-mode", "copy"],
     );
-    let first = daemon.stdout().into_iter().find(|l| l.starts_with("dhcp-xdp: ")).expect("start-up line");
-    assert!(first.contains("xdp=Driver"), "{first}");
-    assert!(first.contains("af_xdp=copy"), "{first}");
-    assert!(first.contains("queues=2 sockets=4 [q0×2 q1×2]"), "{first}");
+    let status = daemon.status();
+    assert_eq!((status["xdp-mode"].as_str(), status["af-xdp"].as_str()), (Some("Driver"), Some("copy")), "{status}");
+    let workers: Vec<(u64, u64)> = daemon.counters().0["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| (w["queue"].as_u64().unwrap_or(99), w["worker"].as_u64().unwrap_or(99)))
+        .collect();
+    assert_eq!(workers, vec![(0, 0), (0, 1), (1, 0), (1, 1)], "two queues, two sockets each");
     drop(daemon);
     // Zero-copy forced on veth must fail with a clear error rather than silently copy.
     let out = net
@@ -258,11 +262,8 @@ fn generic_skb_mode_steers_too() {
     let net = TwoHosts::new(1);
     let daemon =
         Daemon::start(&net.server, &net.server_if, &["--handler", "reflect", "--xdp-mode", "skb", "--workers", "1"]);
-    assert!(
-        daemon.stdout().iter().any(|l| l.starts_with("dhcp-xdp: ") && l.contains("xdp=Skb")),
-        "{:?}",
-        daemon.stdout()
-    );
+    let status = daemon.status();
+    assert_eq!(status["xdp-mode"].as_str(), Some("Skb"), "{status}");
     let mac = TwoHosts::mac(&net.client, &net.client_if);
     let mut link = Link::open(&net.client, &net.client_if);
     let reqs: Vec<Request> = (0..8).map(|i| Request::discover(mac, chaddr(i), 0x900 + i)).collect();

@@ -49,6 +49,9 @@ pub enum Action {
     Reload,
     /// `shutdown`: stop cleanly, as SIGTERM does.
     Shutdown,
+    /// `counters-get`: everything the daemon counts (the statistics lines' report), with the
+    /// XDP program's verdicts read now.
+    Counters,
 }
 
 /// An action and where the control loop answers it.
@@ -98,6 +101,7 @@ pub static COMMANDS: &[Command] = &[
     here("config-get", |c, _| c.config_get()),
     Command { name: "config-reload", handler: Handler::ControlLoop(Action::Reload) },
     here("config-test", Control::config_test),
+    Command { name: "counters-get", handler: Handler::ControlLoop(Action::Counters) },
     here("lease4-add", |c, a| c.lease_put(a, false)),
     here("lease4-del", Control::lease_del),
     here("lease4-get", Control::lease_get),
@@ -178,8 +182,24 @@ impl Control {
                 "multi-threading-enabled": true,
                 "thread-pool-size": self.workers.len(),
                 "sockets": { "status": "ready" },
+                "dhcp-xdp": self.facts(),
             }),
         )
+    }
+
+    /// What the start found, the lease store's status and the last reload's outcome.
+    fn facts(&self) -> Value {
+        let f = self.shared.facts.get().cloned().unwrap_or_default();
+        json!({
+            "xdp-mode": f.xdp_mode,
+            "af-xdp": f.af_xdp,
+            "handler": f.handler,
+            "vlan": f.vlan,
+            "store": Value::Object(self.shared.store.status()),
+            "recovered-leases": f.recovered_leases,
+            "recovered": f.recovered,
+            "last-reload": self.shared.reloads.last.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        })
     }
 
     fn action(&self, a: Action) -> Value {

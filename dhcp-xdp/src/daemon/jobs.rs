@@ -1,26 +1,24 @@
 //! The control loop's jobs, each a named unit that [`Daemon::tick`](super::Daemon::tick) runs
 //! when it is due:
 //!
-//! - [`Reload`]: SIGHUP and `config-reload` (and `shutdown`, which the channel queues with it);
+//! - [`Requests`]: SIGHUP, and what the control channel asks of the loop (`config-reload`,
+//!   `shutdown`, `counters-get`);
 //! - [`Upkeep`]: once a second, the XDP counters for the metrics, the expiry sweep, and the
 //!   lease store's periodic work (a snapshot when due);
 //! - [`Watchdog`]: systemd's watchdog, fed at half its interval while every worker lives;
 //! - [`StatsLine`]: the statistics lines in the log, every `--stats-interval`.
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use sd_notify::NotifyState;
 
-use super::{Daemon, load_config, steer_settings};
+use super::{Daemon, HandlerKind, load_config, steer_settings};
 use crate::{
     control::Action,
-    datapath::WorkerStats,
-    ebpf::Steering,
-    handler::FrameMeta,
-    serve::{self, Shared, unix_now},
+    serve::{self, Shared},
 };
 
 /// A period and when it last ran.
@@ -76,13 +74,13 @@ impl Jobs {
     }
 }
 
-/// Reloads asked for (SIGHUP, `config-reload`), and `shutdown`.
-pub struct Reload;
+/// SIGHUP, and the control channel's requests for the control loop.
+pub struct Requests;
 
-impl Reload {
+impl Requests {
     /// Carries out what was asked since the last tick.
     pub fn run(d: &mut Daemon) {
-        let Some(sh) = d.shared.clone() else { return };
+        let sh = d.shared.clone();
         let mut reloads = vec![];
         if d.hup.swap(false, Ordering::Relaxed) {
             reloads.push(None);
@@ -94,14 +92,26 @@ impl Reload {
                     let _ = reply.send(serde_json::json!({ "result": 0, "text": "Shutting down." }));
                     d.term.store(true, Ordering::Relaxed);
                 }
+                Action::Counters => {
+                    let _ =
+                        reply.send(serde_json::json!({ "result": 0, "text": "", "arguments": d.report().to_json() }));
+                }
             }
         }
         for reply in reloads {
+            if d.opts.handler == HandlerKind::Reflect {
+                if let Some(r) = reply {
+                    let _ = r.send(
+                        serde_json::json!({ "result": 1, "text": "the reflector has no configuration to reload" }),
+                    );
+                }
+                continue;
+            }
             let mut reloading = vec![NotifyState::Reloading];
             reloading.extend(NotifyState::monotonic_usec_now().ok());
             let _ = sd_notify::notify(false, &reloading);
             let outcome = Self::reload(d, &sh);
-            sh.reloads.record(outcome.is_ok());
+            sh.reloads.record(&outcome);
             let _ = sd_notify::notify(false, &[NotifyState::Ready]);
             let limits = sh.runtime().cfg.limits;
             let settings = steer_settings(&d.iface, &limits, d.steering_key, sh.store.shares_pools());
@@ -146,7 +156,7 @@ pub struct Upkeep;
 impl Upkeep {
     /// Runs when due.
     pub fn run(d: &mut Daemon) {
-        let Some(sh) = d.shared.clone() else { return };
+        let sh = d.shared.clone();
         if !d.jobs.upkeep.due() {
             return;
         }
@@ -178,55 +188,9 @@ impl StatsLine {
     /// Logs them when due.
     pub fn run(d: &mut Daemon) {
         if d.jobs.stats.as_mut().is_some_and(Every::due) {
-            report_datapath("stats", &d.steering, d.datapath.stats(), &d.datapath.kernel_stats());
-            if let Some(sh) = &d.shared {
-                report_engine(sh, false);
+            for line in d.report().lines("stats") {
+                tracing::info!("{line}");
             }
         }
-    }
-}
-
-/// XDP verdicts and per-worker counters (with the kernel's socket statistics).
-pub fn report_datapath(
-    what: &str,
-    steering: &Steering,
-    workers: &[(FrameMeta, Arc<WorkerStats>)],
-    kernel: &[(u32, u32, String)],
-) {
-    match steering.counters() {
-        Ok(c) => tracing::info!("{what}: {}", c.render()),
-        Err(e) => tracing::info!("{what}: xdp counters unavailable: {e:#}"),
-    }
-    for (meta, s) in workers {
-        let k = kernel.iter().find(|k| k.0 == meta.queue && k.1 == meta.worker).map(|k| k.2.as_str()).unwrap_or("");
-        tracing::info!("{what}: q{} w{} {} {k}", meta.queue, meta.worker, s.render());
-    }
-}
-
-/// Message counters per shard, the lease census, the store's status and pool usage.
-pub fn report_engine(sh: &Shared, last: bool) {
-    let what = if last { "final stats" } else { "stats" };
-    for (i, s) in sh.stats.iter().enumerate() {
-        tracing::info!("{what}: shard{i} {}", s.render());
-    }
-    let rt = sh.runtime();
-    let now = unix_now();
-    let c = rt.db.census(now);
-    tracing::info!(
-        "{what}: leases bound={} offered={} declined={} remembered={} journal_records={}",
-        c.bound,
-        c.offered,
-        c.declined,
-        c.remembered,
-        sh.store.records()
-    );
-    if let Some(line) = sh.store.status_line() {
-        tracing::info!("{what}: {line}");
-    }
-    for (subnet, start, len, used) in rt.db.pool_usage(now) {
-        tracing::info!(
-            "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
-            used as f64 * 100.0 / f64::from(len.max(1))
-        );
     }
 }

@@ -22,11 +22,12 @@ use sd_notify::NotifyState;
 
 use crate::{
     control::{ActionRequest, Control},
-    datapath::{BindModeArg, Datapath, DatapathConfig, WorkerStats},
+    datapath::{BindModeArg, Datapath, DatapathConfig},
     ebpf::{SteerSettings, Steering, XdpModeArg},
     handler::{FrameMeta, Handler, Reflect, Release, Verdict},
     iface::Interface,
-    serve::{EngineHandler, Runtime, Shared, load_config_file},
+    serve::{EngineHandler, Facts, Runtime, Shared, load_config_file},
+    statistics::Report,
 };
 
 /// What answers frames.
@@ -92,8 +93,9 @@ pub struct Daemon {
     iface: Interface,
     steering: Steering,
     datapath: Datapath,
-    /// None for the reflector.
-    shared: Option<Arc<Shared>>,
+    /// Configuration, tables, store and counters (the reflector's: an empty table, kept in
+    /// memory).
+    shared: Arc<Shared>,
     steering_key: u32,
     ebpf_logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     actions: mpsc::Receiver<ActionRequest>,
@@ -159,7 +161,7 @@ impl Daemon {
         let hup = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing SIGHUP handler")?;
 
-        check_vlan_tags(&opts, &iface)?;
+        let vlan = check_vlan_tags(&opts, &iface)?;
         let mut steering = Steering::attach(iface.index, opts.xdp_mode, opts.ebpf_log_level)
             .with_context(|| format!("attaching to {}", iface.name))?;
         let ebpf_logger = if opts.ebpf_log_level > 0 {
@@ -172,24 +174,21 @@ impl Daemon {
         // The key of the worker hash: the command line's, else the file's, else random. Fixed
         // for the daemon's life (a reload keeps it).
         let fallback_key = opts.steering_key.unwrap_or_else(random_key);
-        let shared = match opts.handler {
-            HandlerKind::Engine => Some(start_engine(&opts, &iface, &queues, workers, fallback_key)?),
-            HandlerKind::Reflect => None,
+        let (shared, recovered) = match opts.handler {
+            HandlerKind::Engine => start_engine(&opts, &iface, &queues, workers, fallback_key)?,
+            HandlerKind::Reflect => start_reflector(&iface, &queues, workers, fallback_key)?,
         };
-        let steering_key = shared.as_ref().and_then(|sh| sh.runtime().cfg.limits.steering_key).unwrap_or(fallback_key);
+        let steering_key = shared.runtime().cfg.limits.steering_key.unwrap_or(fallback_key);
         // What the XDP program filters and limits by, before any socket is announced to it.
-        // The reflector is a plumbing check (and the bench's echo ceiling): no per-chaddr rate.
-        let limits = shared
-            .as_ref()
-            .map(|sh| sh.runtime().cfg.limits)
-            .unwrap_or(dhcp_xdp_core::config::Limits { rate_per_mac: 0, ..Default::default() });
-        let shares_pools = shared.as_ref().is_some_and(|sh| sh.store.shares_pools());
+        let limits = shared.runtime().cfg.limits;
+        let shares_pools = shared.store.shares_pools();
         steering.configure(&steer_settings(&iface, &limits, steering_key, shares_pools))?;
         // Pools shared by several daemons: the bucket map goes to the store's membership loop,
         // which starts once the capabilities are gone; until its first heartbeat the node
         // serves no bucket.
         let buckets = if shares_pools { Some(steering.take_buckets()?) } else { None };
         let engine_shared = shared.clone();
+        let handler = opts.handler;
         let datapath = Datapath::start(
             &iface.name,
             &queues,
@@ -198,9 +197,9 @@ impl Daemon {
             DatapathConfig { batch: opts.batch.clamp(1, 1024), spin: opts.spin, ..DatapathConfig::default() },
             &mut steering,
             |meta| -> Box<dyn Handler> {
-                let inner: Box<dyn Handler> = match &engine_shared {
-                    Some(sh) => Box::new(EngineHandler::new(sh.clone(), meta)),
-                    None => Box::new(Reflect::new(mac, ip)),
+                let inner: Box<dyn Handler> = match handler {
+                    HandlerKind::Engine => Box::new(EngineHandler::new(engine_shared.clone(), meta)),
+                    HandlerKind::Reflect => Box::new(Reflect::new(mac, ip)),
                 };
                 match fault {
                     Some(xid) => Box::new(PanicOnXid { xid, inner }),
@@ -214,15 +213,11 @@ impl Daemon {
         let control_path = opts
             .control_socket
             .clone()
-            .or_else(|| shared.as_ref().and_then(|sh| sh.runtime().cfg.control_socket.clone()))
+            .or_else(|| shared.runtime().cfg.control_socket.clone())
             .unwrap_or_else(|| PathBuf::from("/run/dhcp-xdp").join(format!("{}.sock", iface.name)));
-        let control_listener = match &shared {
-            Some(_) => Some(
-                Control::bind(&control_path).with_context(|| format!("control socket {}", control_path.display()))?,
-            ),
-            None => None,
-        };
-        let metrics_addr = opts.metrics.or_else(|| shared.as_ref().and_then(|sh| sh.runtime().cfg.metrics_listen));
+        let control_listener =
+            Control::bind(&control_path).with_context(|| format!("control socket {}", control_path.display()))?;
+        let metrics_addr = opts.metrics.or_else(|| shared.runtime().cfg.metrics_listen);
         let metrics_listener = match metrics_addr {
             Some(a) => Some(crate::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),
             None => None,
@@ -231,19 +226,23 @@ impl Daemon {
         // Sockets bound and announced, program configured: the main thread (control loop) drops
         // every capability too (see `privileges`).
         crate::privileges::drop_for_this_thread().context("dropping capabilities")?;
-        if let Some(sh) = &shared {
-            sh.store.clone().run(sh.clone(), buckets).context("starting the lease store's own work")?;
-        }
+        shared.store.clone().run(shared.clone(), buckets).context("starting the lease store's own work")?;
+        let _ = shared.facts.set(Facts {
+            xdp_mode: format!("{:?}", steering.mode()),
+            af_xdp: datapath.mode.to_string(),
+            handler: format!("{:?}", opts.handler).to_lowercase(),
+            vlan: vlan.clone(),
+            recovered_leases: recovered.0,
+            recovered: recovered.1,
+        });
         let (action_tx, actions) = mpsc::channel::<ActionRequest>();
-        if let (Some(sh), Some(listener)) = (&shared, control_listener) {
-            let control = Arc::new(Control::new(sh.clone(), datapath.stats().to_vec(), action_tx));
-            control.serve(listener, &control_path).context("starting the control channel")?;
-            tracing::info!("control: Kea control channel on {}", control_path.display());
-            if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
-                let registry = crate::metrics::registry(sh.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());
-                crate::metrics::serve(l, registry).context("starting the metrics listener")?;
-                tracing::info!("metrics: http://{a}/metrics");
-            }
+        let control = Arc::new(Control::new(shared.clone(), datapath.stats().to_vec(), action_tx));
+        control.serve(control_listener, &control_path).context("starting the control channel")?;
+        tracing::info!("control: Kea control channel on {}", control_path.display());
+        if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
+            let registry = crate::metrics::registry(shared.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());
+            crate::metrics::serve(l, registry).context("starting the metrics listener")?;
+            tracing::info!("metrics: http://{a}/metrics");
         }
         let layout: Vec<String> = datapath.queues().map(|(q, n)| format!("q{q}×{n}")).collect();
         tracing::info!(
@@ -303,10 +302,8 @@ impl Daemon {
         if self.term.load(Ordering::Relaxed) {
             return Tick::Stop;
         }
-        if self.shared.is_some() {
-            jobs::Reload::run(self);
-            jobs::Upkeep::run(self);
-        }
+        jobs::Requests::run(self);
+        jobs::Upkeep::run(self);
         if let Some(l) = self.ebpf_logger.as_mut() {
             l.flush();
         }
@@ -328,13 +325,12 @@ impl Daemon {
         }
         let kernel_stats = datapath.kernel_stats();
         let (panicked, worker_stats) = datapath.stop(&mut steering);
-        jobs::report_datapath("final stats", &steering, &worker_stats, &kernel_stats);
-        if let Some(sh) = &shared {
-            jobs::report_engine(sh, true);
-            match sh.store.stop(&sh.runtime().db, Duration::from_secs(5)) {
-                Ok(done) => tracing::info!("{done}"),
-                Err(e) => tracing::warn!("{e}"),
-            }
+        for line in Report::take(&shared, &steering, &worker_stats, &kernel_stats).lines("final stats") {
+            tracing::info!("{line}");
+        }
+        match shared.store.stop(&shared.runtime().db, Duration::from_secs(5)) {
+            Ok(done) => tracing::info!("{done}"),
+            Err(e) => tracing::warn!("{e}"),
         }
         steering.detach()?;
         tracing::info!("stopped: XDP program detached from {}", iface.name);
@@ -347,15 +343,16 @@ impl Daemon {
         Ok(())
     }
 
-    /// Every worker's counters.
-    pub fn workers(&self) -> &[(FrameMeta, Arc<WorkerStats>)] {
-        self.datapath.stats()
+    /// Everything the daemon counts, now.
+    pub fn report(&self) -> Report {
+        Report::take(&self.shared, &self.steering, self.datapath.stats(), &self.datapath.kernel_stats())
     }
 }
 
 /// VLAN tags must reach the XDP program in the frame (see `iface::keep_vlan_tags`): refused
 /// when they may not and the configuration selects subnets by VLAN.
-fn check_vlan_tags(opts: &Options, iface: &Interface) -> anyhow::Result<()> {
+/// Returns what was found, for `status-get`.
+fn check_vlan_tags(opts: &Options, iface: &Interface) -> anyhow::Result<String> {
     use crate::iface::VlanTags;
     let vlan_subnets = match (&opts.handler, &opts.config) {
         (HandlerKind::Engine, Some(p)) => {
@@ -363,14 +360,15 @@ fn check_vlan_tags(opts: &Options, iface: &Interface) -> anyhow::Result<()> {
         }
         _ => false,
     };
-    match crate::iface::keep_vlan_tags(&iface.name) {
-        VlanTags::InFrame => {}
+    Ok(match crate::iface::keep_vlan_tags(&iface.name) {
+        VlanTags::InFrame => "tags in frame".into(),
         VlanTags::TurnedOff(f) => {
             tracing::info!(
                 "vlan: {} turned off on {} so that VLAN tags reach the XDP program",
                 f.join(", "),
                 iface.name
             );
+            format!("turned off: {}", f.join(", "))
         }
         VlanTags::Stripped(why) | VlanTags::Unknown(why) if vlan_subnets => {
             bail!(
@@ -384,9 +382,9 @@ fn check_vlan_tags(opts: &Options, iface: &Interface) -> anyhow::Result<()> {
                 "vlan: warning: VLAN tags may not reach the XDP program on {} ({why}); no VLAN subnet is configured",
                 iface.name
             );
+            format!("may not reach the program: {why}")
         }
-    }
-    Ok(())
+    })
 }
 
 /// The configuration in force: the file (or zero-config), the command line's overrides, and
@@ -407,6 +405,9 @@ fn load_config(opts: &Options, iface: &Interface, key: Option<u32>, fallback: u3
     Ok(cfg)
 }
 
+/// The shared state, and how many leases were recovered with what the store said of it.
+type Started = (Arc<Shared>, (usize, String));
+
 /// Opens the lease store the configuration asks for, recovers its leases into tables of a lane
 /// per queue and a shard per worker, and shares them with the workers.
 fn start_engine(
@@ -415,7 +416,7 @@ fn start_engine(
     queues: &[u32],
     workers: u32,
     fallback_key: u32,
-) -> anyhow::Result<Arc<Shared>> {
+) -> anyhow::Result<Started> {
     let cfg = load_config(opts, iface, None, fallback_key)?;
     let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
     let shards = queues.len() * workers as usize;
@@ -425,7 +426,20 @@ fn start_engine(
     tracing::info!("{}", recovered.report);
     print!("{}", cfg.describe());
     let rt = Runtime { cfg: Arc::new(cfg), db: Arc::new(recovered.db) };
-    Ok(Arc::new(Shared::new(rt, server, queues, store)))
+    Ok((Arc::new(Shared::new(rt, server, queues, store)), (recovered.leases, recovered.report)))
+}
+
+/// The reflector's shared state: the interface's own subnet as configuration (for the control
+/// channel's answers), an empty table kept in memory, no per-chaddr rate (it is a plumbing
+/// check and the bench's echo ceiling).
+fn start_reflector(iface: &Interface, queues: &[u32], workers: u32, key: u32) -> anyhow::Result<Started> {
+    let mut cfg = Config::zero_config(&iface.name, iface.primary_ipv4()?)?;
+    cfg.limits = dhcp_xdp_core::config::Limits { rate_per_mac: 0, steering_key: Some(key), ..Default::default() };
+    let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
+    let store: Arc<dyn crate::store::LeaseStore> = Arc::new(crate::store::Memory::default());
+    let r = store.recover(&cfg, queues.len(), workers as usize)?;
+    let rt = Runtime { cfg: Arc::new(cfg), db: Arc::new(r.db) };
+    Ok((Arc::new(Shared::new(rt, server, queues, store)), (r.leases, r.report)))
 }
 
 /// A steering key nobody outside can guess: from the standard library's per-process random

@@ -152,24 +152,21 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
-    /// `name=value` pairs, space separated.
-    pub fn render(&self) -> String {
+    /// Every counter by name (the drops as `drop_<reason>`).
+    pub fn values(&self) -> Vec<(&'static str, u64)> {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut s = format!(
-            "rx={} tx={} rx_empty_polls={} fill_starved_polls={} tx_ring_full={} tx_wakeup_sendtos={} tx_kick_retries={} bad_descriptors={}",
-            g(&self.rx_frames),
-            g(&self.tx_frames),
-            g(&self.rx_empty_polls),
-            g(&self.fill_starved_polls),
-            g(&self.tx_ring_full),
-            g(&self.tx_wakeup_sendtos),
-            g(&self.tx_kick_retries),
-            g(&self.bad_descriptors)
-        );
-        for reason in DropReason::ALL {
-            s.push_str(&format!(" {}={}", reason.name(), g(&self.drops[reason.slot()])));
-        }
-        s
+        let mut v = vec![
+            ("rx", g(&self.rx_frames)),
+            ("tx", g(&self.tx_frames)),
+            ("rx_empty_polls", g(&self.rx_empty_polls)),
+            ("fill_starved_polls", g(&self.fill_starved_polls)),
+            ("tx_ring_full", g(&self.tx_ring_full)),
+            ("tx_wakeup_sendtos", g(&self.tx_wakeup_sendtos)),
+            ("tx_kick_retries", g(&self.tx_kick_retries)),
+            ("bad_descriptors", g(&self.bad_descriptors)),
+        ];
+        v.extend(DropReason::ALL.iter().map(|r| (r.name(), g(&self.drops[r.slot()]))));
+        v
     }
 }
 

@@ -621,7 +621,7 @@ impl JournalStore {
     pub fn open(dir: &Path, slots: usize, durability: Durability) -> Result<Arc<Self>, StoreError> {
         let t = Instant::now();
         let state = StateDir::lock(dir)?;
-        let rec = recover(&state, crate::serve::unix_now()).map_err(|e| match e {
+        let rec = recover(&state, crate::clock::unix_now()).map_err(|e| match e {
             StoreError::Io { what, source } => {
                 StoreError::Io { what: format!("recovering leases from {}: {what}", dir.display()), source }
             }
@@ -648,7 +648,7 @@ impl LeaseStore for JournalStore {
             tracing::warn!("journal warning: {w}");
         }
         let n = rec.leases.len();
-        let db = LeaseDb::with_lanes(cfg, lanes, workers, rec.leases, crate::serve::unix_now());
+        let db = LeaseDb::with_lanes(cfg, lanes, workers, rec.leases, crate::clock::unix_now());
         db.continue_after(rec.max_seq);
         if let Err(e) = self.journal.snapshot(&db) {
             tracing::warn!("journal warning: no snapshot at start ({e}); the journals since the last one stay");
@@ -661,7 +661,7 @@ impl LeaseStore for JournalStore {
             t.elapsed(),
             cfg.durability
         );
-        Ok(Recovered { db, report })
+        Ok(Recovered { db, leases: n, report })
     }
 
     fn append(&self, slot: usize, changes: &[(u64, Change)]) -> Result<Option<u64>, StoreError> {

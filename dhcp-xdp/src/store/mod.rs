@@ -93,6 +93,8 @@ pub struct Health {
 pub struct Recovered {
     /// The lease tables, numbering after the highest change the store holds.
     pub db: LeaseDb,
+    /// Leases read.
+    pub leases: usize,
     /// What was read, from where, how fast.
     pub report: String,
 }
@@ -155,10 +157,24 @@ pub trait LeaseStore: Send + Sync {
         let _ = enc;
         Ok(())
     }
-    /// The store's part of the statistics line (`name=value` pairs), if it has one.
-    fn status_line(&self) -> Option<String> {
-        None
+    /// How the store is doing, by name, for the statistics lines and `counters-get`: what it
+    /// is, changes handed over, and its health (a cluster adds its membership).
+    fn status(&self) -> serde_json::Map<String, serde_json::Value> {
+        health_status(self.name(), self.records(), self.health())
     }
+}
+
+/// The status every store reports: its name, the changes handed over, and its health.
+pub fn health_status(name: &str, records: u64, h: &Health) -> serde_json::Map<String, serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), name.into());
+    m.insert("records".into(), records.into());
+    m.insert("failing".into(), h.failing.load(Relaxed).into());
+    m.insert("failed-rounds".into(), h.failed_rounds.load(Relaxed).into());
+    m.insert("dropped-batches".into(), h.dropped_batches.load(Relaxed).into());
+    m.insert("syncs".into(), h.syncs.load(Relaxed).into());
+    m
 }
 
 /// A removal through the management API.
@@ -193,8 +209,8 @@ impl LeaseStore for Memory {
         "memory"
     }
     fn recover(&self, cfg: &Config, lanes: usize, workers: usize) -> Result<Recovered, StoreError> {
-        let db = LeaseDb::with_lanes(cfg, lanes, workers, [], crate::serve::unix_now());
-        Ok(Recovered { db, report: "leases: kept in memory only".into() })
+        let db = LeaseDb::with_lanes(cfg, lanes, workers, [], crate::clock::unix_now());
+        Ok(Recovered { db, leases: 0, report: "leases: kept in memory only".into() })
     }
     fn append(&self, _: usize, _: &[(u64, Change)]) -> Result<Option<u64>, StoreError> {
         Ok(None)

@@ -74,9 +74,9 @@ impl Liveness {
 
 /// Reads the database's clock between two of the host's (Unix milliseconds).
 pub(super) fn read_clock(c: &mut Client) -> Result<(i64, i64, i64), postgres::Error> {
-    let before = crate::serve::host_millis();
+    let before = crate::clock::host_millis();
     let db_ms: f64 = c.query_one("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8", &[])?.get(0);
-    let after = crate::serve::host_millis();
+    let after = crate::clock::host_millis();
     Ok((before, db_ms as i64, after))
 }
 
@@ -85,7 +85,7 @@ pub(super) fn clock_events(cluster: &Cluster, events: &[HeartbeatEvent]) {
     for e in events {
         match e {
             HeartbeatEvent::ClockOffset(ms) => {
-                crate::serve::set_lease_clock_offset_ms(*ms);
+                crate::clock::set_lease_clock_offset_ms(*ms);
                 cluster.status.clock_offset_ms.store(*ms, Ordering::Relaxed);
             }
             HeartbeatEvent::ClockSkew(ms) => tracing::warn!(
@@ -273,7 +273,7 @@ impl MembershipDriver {
             let winners = self.cluster.store.take_winners();
             if !winners.is_empty() {
                 let rt = self.shared.runtime();
-                let now = crate::serve::unix_now();
+                let now = crate::clock::unix_now();
                 for l in winners {
                     rt.db.absorb(l, now);
                 }
@@ -311,7 +311,7 @@ impl MembershipDriver {
     fn balance(&mut self) -> bool {
         self.balanced_at = Instant::now();
         let rt = self.shared.runtime();
-        let (pools, busy) = rt.db.granted_usage(crate::serve::unix_now());
+        let (pools, busy) = rt.db.granted_usage(crate::clock::unix_now());
         let acts = self.m.balance(mono_ms(), &pools, |b| busy.contains_key(&b));
         self.carry_out(acts)
     }
@@ -354,7 +354,7 @@ impl MembershipDriver {
         let node = cfg.node.as_str();
         let ttl = f64::from(cfg.takeover_after);
         let rt = self.shared.runtime();
-        let now = crate::serve::unix_now();
+        let now = crate::clock::unix_now();
         match a {
             Action::SetBuckets(bits) => match self.buckets.set(&bits) {
                 Ok(()) => {

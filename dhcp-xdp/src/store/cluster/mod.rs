@@ -318,7 +318,7 @@ impl LeaseStore for Cluster {
         let (leases, max_seq, t) =
             self.initial.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or((vec![], 0, Instant::now()));
         let n = leases.len();
-        let db = LeaseDb::with_lanes(cfg, lanes, workers, leases, crate::serve::unix_now());
+        let db = LeaseDb::with_lanes(cfg, lanes, workers, leases, crate::clock::unix_now());
         db.continue_after(max_seq);
         let c = &self.cfg;
         let report = format!(
@@ -331,7 +331,7 @@ impl LeaseStore for Cluster {
             c.heartbeat,
             c.takeover_after
         );
-        Ok(Recovered { db, report })
+        Ok(Recovered { db, leases: n, report })
     }
 
     fn append(&self, slot: usize, changes: &[(u64, dhcp_xdp_core::leases::Change)]) -> Result<Option<u64>, StoreError> {
@@ -442,21 +442,24 @@ impl LeaseStore for Cluster {
         Ok(())
     }
 
-    fn status_line(&self) -> Option<String> {
+    fn status(&self) -> serde_json::Map<String, serde_json::Value> {
         let s = &self.status;
-        Some(format!(
-            "cluster node={} database_up={} nodes={} buckets={} blocks={} takeovers={} absorbed={} conflicts={} \
-             commit_failures={}",
-            self.cfg.node,
-            s.database_up.load(Ordering::Relaxed),
-            s.nodes.load(Ordering::Relaxed),
-            s.buckets.load(Ordering::Relaxed),
-            s.blocks.load(Ordering::Relaxed),
-            s.takeovers.load(Ordering::Relaxed),
-            s.absorbed.load(Ordering::Relaxed),
-            self.store.conflicts(),
-            self.health().failed_rounds.load(Ordering::Relaxed),
-        ))
+        let mut m = crate::store::health_status(self.name(), self.records(), self.health());
+        for (k, v) in [
+            ("node", self.cfg.node.clone().into()),
+            ("database-up", s.database_up.load(Ordering::Relaxed).into()),
+            ("serving", self.liveness.serving().into()),
+            ("nodes", s.nodes.load(Ordering::Relaxed).into()),
+            ("buckets", s.buckets.load(Ordering::Relaxed).into()),
+            ("blocks", s.blocks.load(Ordering::Relaxed).into()),
+            ("takeovers", s.takeovers.load(Ordering::Relaxed).into()),
+            ("absorbed", s.absorbed.load(Ordering::Relaxed).into()),
+            ("conflicts", self.store.conflicts().into()),
+            ("clock-offset-ms", s.clock_offset_ms.load(Ordering::Relaxed).into()),
+        ] {
+            m.insert(k.into(), v);
+        }
+        m
     }
 }
 
