@@ -19,7 +19,7 @@ use dhcp_xdp::{
     iface::Interface,
 };
 use dhcp_xdp_core::{
-    dhcp::{FLAG_BROADCAST, Message, MessageType, OptionWriter, field, opt},
+    dhcp4::{FLAG_BROADCAST, Message, MessageType, OptionWriter, field, opt},
     wire::{FrameLayout, ReplyAddressing, write_ipv4_udp_headers},
 };
 use hdrhistogram::Histogram;
@@ -247,7 +247,7 @@ fn build(buf: &mut [u8], tpl: &Template, idx: u32, c: &Client, out: Out) -> usiz
     if unicast {
         b[field::CIADDR].copy_from_slice(&ciaddr.to_be_bytes());
     }
-    b[field::MAGIC].copy_from_slice(&dhcp_xdp_core::dhcp::MAGIC_COOKIE);
+    b[field::MAGIC].copy_from_slice(&dhcp_xdp_core::dhcp4::MAGIC_COOKIE);
     let mut w = OptionWriter::new(b, field::OPTIONS, 548);
     let ty = match out {
         Out::Discover => MessageType::Discover,
@@ -438,7 +438,7 @@ impl Gen {
             self.fail("malformed reply", || format!("{} bytes", frame.len()));
             return;
         };
-        if m.op() != dhcp_xdp_core::dhcp::BOOTREPLY {
+        if m.op() != dhcp_xdp_core::dhcp4::BOOTREPLY {
             self.counts.not_dhcp += 1;
             return;
         }

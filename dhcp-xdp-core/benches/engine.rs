@@ -4,7 +4,7 @@
 use std::{hint::black_box, time::Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dhcp_xdp_core::{engine::Engine, testing::WarmShard, verdict::Verdict};
+use dhcp_xdp_core::{engine4::Engine, testing::WarmShard, verdict::Verdict};
 
 /// Frames per batch, as the datapath's default `--batch` hands them to the engine.
 const BATCH: u64 = 64;

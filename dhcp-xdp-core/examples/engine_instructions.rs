@@ -5,7 +5,7 @@
 
 use dhcp_xdp_core::{
     config::Config,
-    engine::{Engine, ServerIdentity},
+    engine4::{Engine, ServerIdentity},
     leases::{Change, ShardGuard},
     testing::WarmShard,
     verdict::Verdict,

@@ -1,8 +1,9 @@
 //! dhcp-xdp-core: the half of dhcp-xdp that needs no operating system.
 //!
 //! - [`wire`]: zero-copy Ethernet/VLAN/IPv4/UDP views and the checksums a reply needs.
-//! - [`dhcp`]: the BOOTP/DHCP message view and the bounded options writer.
-//! - [`engine`]: the RFC 2131 server — request in, reply written in place, verdict out.
+//! - [`dhcp4`]: the BOOTP/DHCPv4 message view and the bounded options writer.
+//! - [`engine4`]: the RFC 2131 server — request in, reply written in place, verdict out.
+//! - [`membership`]: cluster membership as state machines (heartbeats, buckets, blocks).
 //! - [`leases`]: lease shards, pools and their address ownership, the changes to journal.
 //! - [`config`]: the TOML file as written and the validated runtime configuration.
 //! - [`verdict`]: what became of a frame (reply, reply once durable, drop with a reason).
@@ -19,8 +20,8 @@
 
 pub mod calendar;
 pub mod config;
-pub mod dhcp;
-pub mod engine;
+pub mod dhcp4;
+pub mod engine4;
 pub mod leases;
 pub mod membership;
 pub mod migrate;

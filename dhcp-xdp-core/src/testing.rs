@@ -9,7 +9,7 @@
 use std::net::Ipv4Addr;
 
 use crate::{
-    dhcp::{BOOTREQUEST, MAGIC_COOKIE, MessageType, opt},
+    dhcp4::{BOOTREQUEST, MAGIC_COOKIE, MessageType, opt},
     wire::internet_checksum,
 };
 
@@ -263,7 +263,7 @@ pub struct WarmShard {
     /// One shard holding the clients.
     pub db: crate::leases::LeaseDb,
     /// The server.
-    pub server: crate::engine::ServerIdentity,
+    pub server: crate::engine4::ServerIdentity,
     /// A DISCOVER of each client (broadcast, 57 = 1500, a six-code list).
     pub discovers: Vec<Vec<u8>>,
     /// A renewal of each client (REQUEST with ciaddr).
@@ -280,7 +280,7 @@ impl WarmShard {
         )
         .expect("config");
         let db = crate::leases::LeaseDb::new(&cfg, 1, [], 1_000);
-        let server = crate::engine::ServerIdentity {
+        let server = crate::engine4::ServerIdentity {
             mac: [2, 0, 0, 0, 0, 1],
             addrs: vec![crate::net::Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 15 }],
         };
@@ -310,7 +310,7 @@ impl WarmShard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{dhcp::Message, wire::Frame};
+    use crate::{dhcp4::Message, wire::Frame};
 
     #[test]
     fn built_frames_parse_back() {

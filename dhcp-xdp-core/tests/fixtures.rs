@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use dhcp_xdp_core::{
     config::Config,
-    dhcp::{Message, MessageType, opt},
-    engine::{Engine, ServerIdentity},
+    dhcp4::{Message, MessageType, opt},
+    engine4::{Engine, ServerIdentity},
     leases::LeaseDb,
     net::Ipv4Net,
     verdict::Verdict,

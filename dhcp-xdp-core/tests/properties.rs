@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 
 use dhcp_xdp_core::{
     config::Config,
-    dhcp::{FLAG_BROADCAST, Message, MessageType},
-    engine::{Engine, ServerIdentity},
+    dhcp4::{FLAG_BROADCAST, Message, MessageType},
+    engine4::{Engine, ServerIdentity},
     leases::LeaseDb,
     net::Ipv4Net,
     testing::Request,

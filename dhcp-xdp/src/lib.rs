@@ -10,7 +10,9 @@
 //! - [`clock`] is the lease clock (the database's in cluster mode).
 //! - [`store`] keeps the lease tables durable: the journal, or the cluster's database.
 //! - [`daemon`] is the running daemon: start, the control loop's jobs, stop.
-//! - [`serve`] glues the engine to the datapath: per-worker handlers, reload, expiry sweep.
+//! - [`serve`] is the state workers and control loop share: configuration and tables, reload,
+//!   expiry sweep.
+//! - [`serve4`] puts the DHCPv4 engine on the datapath: a handler per worker.
 //! - [`iface`] reads the served interface's addresses and queues.
 //! - [`privileges`] drops every capability once setup is done.
 //! - [`metrics`] serves Prometheus metrics at `/metrics`.
@@ -32,5 +34,6 @@ pub mod logging;
 pub mod metrics;
 pub mod privileges;
 pub mod serve;
+pub mod serve4;
 pub mod statistics;
 pub mod store;

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, atomic::Ordering};
 
-use dhcp_xdp_core::{engine::MsgCounter, verdict::DropReason};
+use dhcp_xdp_core::{engine4::MsgCounter, verdict::DropReason};
 
 use serde_json::{Map, Value, json};
 

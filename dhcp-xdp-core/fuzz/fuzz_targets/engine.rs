@@ -5,8 +5,8 @@ use std::{net::Ipv4Addr, sync::OnceLock};
 
 use dhcp_xdp_core::{
     config::Config,
-    dhcp::Message,
-    engine::{Engine, ServerIdentity},
+    dhcp4::Message,
+    engine4::{Engine, ServerIdentity},
     leases::LeaseDb,
     net::Ipv4Net,
     testing::Request,

@@ -17,7 +17,7 @@ use super::{
     options::parse_hex,
     prefix_mask,
 };
-use crate::{dhcp::opt, net::Ipv4Net};
+use crate::{dhcp4::opt, net::Ipv4Net};
 
 /// The text being validated, for error places.
 pub(super) struct Ctx<'a> {

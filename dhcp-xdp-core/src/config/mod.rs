@@ -11,7 +11,7 @@
 use std::{net::Ipv4Addr, path::PathBuf};
 
 use crate::{
-    dhcp::opt,
+    dhcp4::opt,
     net::{Ipv4Net, colon_hex},
 };
 

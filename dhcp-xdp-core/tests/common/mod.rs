@@ -1,7 +1,7 @@
 //! Shared by the integration tests: differential decoding against `dhcproto`.
 #![allow(dead_code, reason = "each test binary uses part of this module")]
 
-use dhcp_xdp_core::dhcp::{Message, opt};
+use dhcp_xdp_core::dhcp4::{Message, opt};
 use dhcproto::{
     Decodable, Decoder,
     v4::{self, DhcpOption, OptionCode},

@@ -6,7 +6,7 @@
 //! - this module: [`COMMANDS`], the one table of commands (name → handler, or the control
 //!   loop's action): adding a command is adding a row; and the server's own commands.
 //! - `transport`: the unix socket, its limits and framing, and the client side ([`request`]).
-//! - `leases`: the `lease4-*` commands (Kea's lease object is the core's
+//! - `lease4`: the `lease4-*` commands (Kea's lease object is the core's
 //!   [`dhcp_xdp_core::migrate::lease_json`]).
 //! - `stats`: the `statistic-*` commands and the address census.
 //! - `tables`: answers printed as tables by `dhcp-xdp ctl`.
@@ -251,7 +251,7 @@ impl Control {
     }
 }
 
-mod leases;
+mod lease4;
 mod stats;
 mod tables;
 mod transport;
@@ -264,7 +264,7 @@ pub use transport::{MAX_CONNECTIONS, MAX_REQUEST, REQUEST_DEADLINE, WRITE_DEADLI
 mod tests {
     use std::net::Ipv4Addr;
 
-    use dhcp_xdp_core::{config::Config, engine::ServerIdentity, leases::LeaseDb, net::Ipv4Net};
+    use dhcp_xdp_core::{config::Config, engine4::ServerIdentity, leases::LeaseDb, net::Ipv4Net};
 
     use super::*;
     use crate::serve::Runtime;

@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use dhcp_xdp_core::{config::Config, engine::ServerIdentity, net::colon_hex, wire::Frame};
+use dhcp_xdp_core::{config::Config, engine4::ServerIdentity, net::colon_hex, wire::Frame};
 use sd_notify::NotifyState;
 
 use crate::{
@@ -30,12 +30,13 @@ use crate::{
     statistics::Report,
 };
 
-/// What answers frames.
+/// What answers frames: the DHCP engine, or the reflector (turns each BOOTREQUEST back into
+/// a BOOTREPLY to its sender: a plumbing check). The command line's help says so; the variants
+/// carry no doc comments of their own, which clap would add to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[expect(missing_docs, reason = "described on the type, for the command line's help")]
 pub enum HandlerKind {
-    /// The DHCP engine.
     Engine,
-    /// Turns each BOOTREQUEST back into a BOOTREPLY to its sender (a plumbing check).
     Reflect,
 }
 

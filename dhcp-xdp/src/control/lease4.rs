@@ -1,5 +1,5 @@
-//! The `lease4-*` commands: reads from the lease tables, edits made durable in the lease store
-//! before the answer (as an ACK is).
+//! The `lease4-*` commands (DHCPv4; `lease6-*` will sit beside): reads from the lease tables,
+//! edits made durable in the lease store before the answer (as an ACK is).
 
 use super::*;
 

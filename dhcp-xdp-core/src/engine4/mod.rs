@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 
 use crate::{
     config::{BootpPolicy, Config, RenderedOptions, Subnet},
-    dhcp::{self, FLAG_BROADCAST, Message, MessageError, MessageType, OptionWriter, field, opt, relay},
+    dhcp4::{self, FLAG_BROADCAST, Message, MessageError, MessageType, OptionWriter, field, opt, relay},
     leases::{ClientKey, LeaseError, LeaseState, ShardGuard, Tags},
     net::Ipv4Net,
     verdict::{DropReason, Verdict},
@@ -261,7 +261,7 @@ impl Engine {
             Err(MessageError::BadHlen) => return (Verdict::Drop(DropReason::BadHlen), other),
             Err(_) => return (Verdict::Drop(DropReason::Malformed), other),
         };
-        if msg.op() != dhcp::BOOTREQUEST {
+        if msg.op() != dhcp4::BOOTREQUEST {
             return (Verdict::Drop(DropReason::NotRequest), other);
         }
         let mut req = self.extract(msg);

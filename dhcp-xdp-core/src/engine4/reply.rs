@@ -57,7 +57,7 @@ impl Engine {
         }
         // Fixed header: op, htype/hlen/hops, xid and chaddr stay as the client sent them.
         let b = &mut buf[p..];
-        b[field::OP] = dhcp::BOOTREPLY;
+        b[field::OP] = dhcp4::BOOTREPLY;
         b[field::SECS].fill(0);
         let mut flags = req.flags & FLAG_BROADCAST;
         if nak && !req.giaddr.is_unspecified() {
@@ -74,7 +74,7 @@ impl Engine {
         b[field::SIADDR].fill(0);
         b[field::SNAME].fill(0);
         b[field::FILE].fill(0);
-        b[field::MAGIC].copy_from_slice(&dhcp::MAGIC_COOKIE);
+        b[field::MAGIC].copy_from_slice(&dhcp4::MAGIC_COOKIE);
 
         let relay = &self.relay[..self.relay_len];
         let relay_room = if relay.is_empty() { 0 } else { OptionWriter::encoded_len(relay.len()) };

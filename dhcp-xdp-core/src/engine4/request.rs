@@ -51,7 +51,7 @@ impl Engine {
         self.remote = (0, 0);
         let ip = |v: &[u8]| <[u8; 4]>::try_from(v).ok().map(Ipv4Addr::from);
         let mut at = 0;
-        for (code, v) in dhcp::sub_options(&self.relay[..self.relay_len]) {
+        for (code, v) in dhcp4::sub_options(&self.relay[..self.relay_len]) {
             let start = at + 2;
             at += 2 + v.len();
             match code {

@@ -2,7 +2,7 @@
 use super::{reply::MIN_BOOTP, *};
 use crate::{
     config::Config,
-    dhcp::Message,
+    dhcp4::Message,
     leases::{Lease, LeaseDb},
     testing::Request,
     wire::{Frame, internet_checksum},
@@ -150,7 +150,7 @@ impl H {
                 let l = rp.f().layout();
                 assert_eq!(internet_checksum(&rp.frame[l.l3..l.l4]), 0, "IPv4 checksum");
                 assert!(rp.f().payload().len() >= MIN_BOOTP);
-                assert_eq!(rp.m().op(), dhcp::BOOTREPLY);
+                assert_eq!(rp.m().op(), dhcp4::BOOTREPLY);
                 assert_eq!(rp.m().xid(), 0xabcd_0001);
                 assert_eq!(rp.m().chaddr6(), r.chaddr);
                 Ok(rp)
