@@ -8,15 +8,22 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .find(|(name, _)| name == "dhcp-xdp-ebpf")
         .ok_or_else(|| anyhow!("dhcp-xdp-ebpf package not found in the workspace"))?;
+    // The pinned nightly of the eBPF crate (its rust-toolchain.toml names it).
+    let file = std::path::Path::new(&ebpf.1).join("rust-toolchain.toml");
+    println!("cargo:rerun-if-changed={}", file.display());
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let channel = dhcp_xdp_common::toolchain::channel(&text)
+        .ok_or_else(|| anyhow!("{} names no channel", file.display()))?
+        .to_owned();
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "dhcp-xdp-ebpf",
             root_dir: &ebpf.1,
             ..Default::default()
         }],
-        aya_build::Toolchain::default(),
+        aya_build::Toolchain::Custom(&channel),
     )
-    .context("building the XDP program needs the nightly toolchain with rust-src and bpf-linker: run `cargo xtask test` or `cargo xtask run`, which install them")
+    .with_context(|| format!("building the XDP program needs the {channel} toolchain with rust-src and bpf-linker: run `cargo xtask test` or `cargo xtask run`, which install them"))
 }
 
 /// The eBPF crate sits next to this one; no need for the full cargo-metadata machinery.

@@ -17,6 +17,21 @@ pub const XSK_SLOTS: u32 = MAX_QUEUES * MAX_SOCKETS_PER_QUEUE;
 pub const DHCP_SERVER_PORT: u16 = 67;
 
 /// Which frames the steering program takes (its `ROLE` global, set when loading).
+/// The eBPF crate's pinned toolchain (`dhcp-xdp-ebpf/rust-toolchain.toml`), as the daemon's
+/// build script and the bootstrap read it.
+pub mod toolchain {
+    /// The toolchain file, relative to the workspace root.
+    pub const FILE: &str = "dhcp-xdp-ebpf/rust-toolchain.toml";
+
+    /// The `channel = "…"` of a rust-toolchain.toml.
+    pub fn channel(toml: &str) -> Option<&str> {
+        toml.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "channel").then(|| v.trim().trim_matches('"'))
+        })
+    }
+}
+
 pub mod role {
     /// The server: frames to UDP port 67 (client and relay requests).
     pub const SERVER: u8 = 0;

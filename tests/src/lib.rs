@@ -334,8 +334,8 @@ pub struct Daemon {
     stderr: Arc<Mutex<Vec<String>>>,
     /// Its lease journal directory (a fresh temporary one unless `--state-dir` was given).
     pub state: Option<TempDir>,
-    /// Its control socket (None: started by a command line this harness did not make).
-    socket: Option<PathBuf>,
+    /// Its control socket.
+    socket: PathBuf,
     /// Where the control socket lives when the harness chose it.
     _control_dir: Option<TempDir>,
 }
@@ -432,29 +432,19 @@ impl Daemon {
         if let Some(s) = &state {
             cmd.arg("--state-dir").arg(s.path());
         }
-        // The control socket: the one given, or one of the harness's own.
-        let (socket, dir) = match args.iter().position(|a| *a == "--control-socket") {
-            Some(i) => (PathBuf::from(args[i + 1]), None),
-            None => {
-                let dir = TempDir::new("dxctl");
-                let socket = dir.path().join("control.sock");
-                cmd.arg("--control-socket").arg(&socket);
-                (socket, Some(dir))
-            }
-        };
-        Self::spawn_with(cmd, state, Some(socket), dir)
+        Self::spawn(cmd, state)
     }
 
     /// Asks the daemon's control channel `command` with `arguments`; the whole answer.
     pub fn ask(&self, command: &str, arguments: serde_json::Value) -> serde_json::Value {
-        let socket = self.socket.as_ref().expect("the harness knows this daemon's control socket");
+        let socket = &self.socket;
         dhcp_xdp::control::request(socket, &serde_json::json!({ "command": command, "arguments": arguments }))
             .unwrap_or_else(|e| panic!("{command} on {}: {e}", socket.display()))
     }
 
-    /// Its control socket, when the harness knows it.
-    pub fn socket(&self) -> Option<&Path> {
-        self.socket.as_deref()
+    /// Its control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// Everything the daemon counts, now (`counters-get`).
@@ -487,19 +477,20 @@ impl Daemon {
     }
 
     /// Starts an arbitrary command line that ends up running the daemon (e.g. `cargo xtask
-    /// run`) and waits until it reports ready.
-    pub fn spawn(cmd: Command, state: Option<TempDir>) -> Self {
-        Self::spawn_with(cmd, state, None, None)
-    }
-
-    /// Starts `cmd` and waits until the daemon is ready: its control channel answers (when its
-    /// socket is known), else it reported ready.
-    fn spawn_with(
-        mut cmd: Command,
-        state: Option<TempDir>,
-        socket: Option<PathBuf>,
-        control_dir: Option<TempDir>,
-    ) -> Self {
+    /// run`) and waits until its control channel answers.
+    pub fn spawn(mut cmd: Command, state: Option<TempDir>) -> Self {
+        // The control socket: the one the command line gives, or one of the harness's own
+        // (appended: `cargo xtask run … -- ARGS` passes it on too).
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let (socket, control_dir) = match args.iter().position(|a| a == "--control-socket") {
+            Some(i) => (PathBuf::from(&args[i + 1]), None),
+            None => {
+                let dir = TempDir::new("dxctl");
+                let socket = dir.path().join("control.sock");
+                cmd.arg("--control-socket").arg(&socket);
+                (socket, Some(dir))
+            }
+        };
         // The daemon's ACKs wait for `fdatasync`. Dirty pages left by what ran before (the
         // suite's own build, earlier tests' journals) are written back now, not in the middle
         // of a test, where their writeback would stall those syncs for a second or more.
@@ -521,12 +512,9 @@ impl Daemon {
         let mut d = Self { child: Some(child), lines, stderr, state, socket, _control_dir: control_dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ready = match &d.socket {
-                // The control channel starts once the datapath runs.
-                Some(s) => dhcp_xdp::control::request(s, &serde_json::json!({ "command": "status-get" }))
-                    .is_ok_and(|a| a["result"] == 0),
-                None => d.stdout().iter().any(|l| l.starts_with("ready:")),
-            };
+            // Ready: the control channel answers (it starts once the datapath runs).
+            let ready = dhcp_xdp::control::request(&d.socket, &serde_json::json!({ "command": "status-get" }))
+                .is_ok_and(|a| a["result"] == 0);
             if ready {
                 return d;
             }
@@ -559,8 +547,7 @@ impl Daemon {
     pub fn signal_and_wait(mut self, sig: nix::sys::signal::Signal) -> Exit {
         use nix::sys::signal::Signal;
         let alive = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none());
-        let counters = (self.socket.is_some() && alive && matches!(sig, Signal::SIGTERM | Signal::SIGINT))
-            .then(|| self.counters());
+        let counters = (alive && matches!(sig, Signal::SIGTERM | Signal::SIGINT)).then(|| self.counters());
         let _ = nix::sys::signal::kill(self.pid(), sig);
         let mut exit = self.wait(Duration::from_secs(15));
         exit.counters = counters;

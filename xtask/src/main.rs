@@ -5,9 +5,10 @@
 //! - `cargo xtask test [-- cargo-test args]`: installs what the build needs, checks the system
 //!   tools the tests drive, builds the daemon and runs the whole test suite.
 //!
-//! Toolchain bootstrap (idempotent, seconds when everything is there): the nightly toolchain with
-//! `rust-src` (for `-Z build-std=core`) and `bpf-linker`, built from crates.io against the
-//! nightly toolchain's own libLLVM — no system LLVM or apt package is needed to build.
+//! Toolchain bootstrap (idempotent, seconds when everything is there): the eBPF crate's pinned
+//! nightly (`dhcp-xdp-ebpf/rust-toolchain.toml`) with `rust-src` (for `-Z build-std=core`) and
+//! `bpf-linker`, built from crates.io against that toolchain's own libLLVM — no system LLVM or
+//! apt package is needed to build.
 #![deny(unsafe_code)]
 
 use std::{
@@ -315,6 +316,15 @@ fn exec(mut cmd: Command) -> anyhow::Result<()> {
     Err(err).with_context(|| format!("starting {cmd:?}"))
 }
 
+/// The eBPF crate's pinned nightly, as its rust-toolchain.toml names it.
+fn ebpf_toolchain() -> anyhow::Result<String> {
+    let file = workspace_root().join(dhcp_xdp_common::toolchain::FILE);
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    dhcp_xdp_common::toolchain::channel(&text)
+        .map(str::to_owned)
+        .with_context(|| format!("{} names no channel", file.display()))
+}
+
 /// Everything the eBPF build needs, installed when missing.
 fn bootstrap() -> anyhow::Result<()> {
     let rustup = |args: &[&str]| {
@@ -322,17 +332,27 @@ fn bootstrap() -> anyhow::Result<()> {
         c.args(args);
         c
     };
+    let pinned = ebpf_toolchain()?;
     let toolchains = output(&mut rustup(&["toolchain", "list"])).context("rustup is required (https://rustup.rs)")?;
-    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
-        step("installing the nightly toolchain (for the eBPF crate)");
-        run_visible(&mut rustup(&["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+    if !toolchains.lines().any(|l| l.starts_with(&format!("{pinned}-")) || l.split_whitespace().next() == Some(&pinned))
+    {
+        step(&format!("installing the {pinned} toolchain with rust-src (the eBPF crate's, pinned)"));
+        run_visible(&mut rustup(&[
+            "toolchain",
+            "install",
+            &pinned,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
     }
-    let components = output(&mut rustup(&["component", "list", "--toolchain", "nightly", "--installed"]))?;
+    let components = output(&mut rustup(&["component", "list", "--toolchain", &pinned, "--installed"]))?;
     if !components.lines().any(|l| l.starts_with("rust-src")) {
-        step("adding rust-src to the nightly toolchain (for -Z build-std=core)");
-        run_visible(&mut rustup(&["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        step(&format!("adding rust-src to {pinned} (for -Z build-std=core)"));
+        run_visible(&mut rustup(&["component", "add", "rust-src", "--toolchain", &pinned]))?;
     }
-    ensure_bpf_linker()
+    ensure_bpf_linker(&pinned)
 }
 
 /// Facts about the nightly toolchain's bundled LLVM.
@@ -341,24 +361,24 @@ struct NightlyLlvm {
     soname_file: PathBuf,
 }
 
-fn nightly_llvm() -> anyhow::Result<NightlyLlvm> {
-    let vv = output(Command::new("rustc").args(["+nightly", "-vV"]))?;
+fn nightly_llvm(toolchain: &str) -> anyhow::Result<NightlyLlvm> {
+    let vv = output(Command::new("rustc").arg(format!("+{toolchain}")).arg("-vV"))?;
     let field = |name: &str| {
         vv.lines()
             .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-            .with_context(|| format!("`rustc +nightly -vV` has no `{name}` line"))
+            .with_context(|| format!("`rustc +{toolchain} -vV` has no `{name}` line"))
     };
     let release = field("release:")?;
     let llvm = field("LLVM version:")?;
     let mut parts = llvm.split('.');
     let major = parts.next().unwrap_or_default().to_owned();
     let minor = parts.next().unwrap_or("0").to_owned();
-    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let sysroot = output(Command::new("rustc").arg(format!("+{toolchain}")).args(["--print", "sysroot"]))?;
     let lib = Path::new(sysroot.trim()).join("lib");
     let soname_file = lib.join(format!("libLLVM.so.{major}.{minor}-rust-{release}"));
     if !soname_file.exists() {
         bail!(
-            "expected {} (from `rustc +nightly -vV`: release {release}, LLVM {llvm}); is the nightly toolchain complete?",
+            "expected {} (from `rustc +{toolchain} -vV`: release {release}, LLVM {llvm}); is the {toolchain} toolchain complete?",
             soname_file.display()
         );
     }
@@ -371,24 +391,28 @@ fn cargo_home() -> PathBuf {
         .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo"))
 }
 
-fn ensure_bpf_linker() -> anyhow::Result<()> {
-    let llvm = nightly_llvm()?;
-    // The linker must start: its runpath points at the prefix below, which links the nightly's
-    // libLLVM; a nightly update that moved LLVM makes it fail to load, and it is rebuilt.
-    if output(Command::new("bpf-linker").arg("--version")).is_ok() {
-        return Ok(());
-    }
+fn ensure_bpf_linker(toolchain: &str) -> anyhow::Result<()> {
+    let llvm = nightly_llvm(toolchain)?;
+    // The linker's runpath points at the prefix below, whose libLLVM is the pinned toolchain's
+    // (pointed there again at every bootstrap); a toolchain whose LLVM moved to another major
+    // version makes it fail to load, and it is rebuilt.
     let prefix = cargo_home().join("dhcp-xdp").join(format!("llvm-{}", llvm.major));
     let lib = prefix.join("lib");
     std::fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
     let file_name = llvm.soname_file.file_name().context("soname file has no name")?;
     for link in [lib.join("libLLVM.so"), lib.join(file_name)] {
+        if std::fs::read_link(&link).is_ok_and(|t| t == llvm.soname_file) {
+            continue;
+        }
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&llvm.soname_file, &link)
             .with_context(|| format!("linking {} → {}", link.display(), llvm.soname_file.display()))?;
     }
+    if output(Command::new("bpf-linker").arg("--version")).is_ok() {
+        return Ok(());
+    }
     step(&format!(
-        "building bpf-linker against the nightly toolchain's LLVM {} (LLVM_PREFIX={}, about a minute)",
+        "building bpf-linker against the {toolchain} toolchain's LLVM {} (LLVM_PREFIX={}, about a minute)",
         llvm.major,
         prefix.display()
     ));
@@ -457,7 +481,7 @@ const DIST: &str = "dist";
 fn build_daemon(optimised: bool) -> anyhow::Result<PathBuf> {
     let profile = if optimised { DIST } else { "dev" };
     step(&format!(
-        "building dhcp-xdp (profile {profile}; the XDP program is built by its build script with nightly + bpf-linker)"
+        "building dhcp-xdp (profile {profile}; the XDP program is built by its build script with the pinned nightly + bpf-linker)"
     ));
     run_visible(cargo().args(["build", "--package", "dhcp-xdp", "--bin", "dhcp-xdp", "--profile", profile]))?;
     Ok(target_dir().join(if optimised { DIST } else { "debug" }).join("dhcp-xdp"))
