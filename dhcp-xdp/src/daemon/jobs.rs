@@ -3,8 +3,9 @@
 //!
 //! - [`Requests`]: SIGHUP, and what the control channel asks of the loop (`config-reload`,
 //!   `shutdown`, `counters-get`);
-//! - [`Upkeep`]: once a second, the XDP counters for the metrics, the expiry sweep, and the
-//!   lease store's periodic work (a snapshot when due);
+//! - [`Sweep`]: once a second, the XDP counters for the metrics and a step of the expiry sweep;
+//! - [`StoreTick`]: once a second, the lease store's periodic work (the journal's snapshot when
+//!   `snapshot-every` records were written);
 //! - [`Watchdog`]: systemd's watchdog, fed at half its interval while every worker lives;
 //! - [`StatsLine`]: the statistics lines in the log, every `--stats-interval`.
 
@@ -48,7 +49,8 @@ impl Every {
 /// The jobs' schedules.
 #[derive(Debug)]
 pub struct Jobs {
-    upkeep: Every,
+    sweep: Every,
+    store: Every,
     /// None: only at exit.
     stats: Option<Every>,
     /// None: no systemd watchdog asked for.
@@ -67,7 +69,8 @@ impl Jobs {
             .filter(|_| std::env::var("WATCHDOG_PID").map_or(true, |p| p == std::process::id().to_string()))
             .map(|u| Every::new(Duration::from_micros(u / 2)));
         Self {
-            upkeep: Every::new(Duration::from_secs(1)),
+            sweep: Every::new(Duration::from_secs(1)),
+            store: Every::new(Duration::from_secs(1)),
             stats: (!stats_interval.is_zero()).then(|| Every::new(stats_interval)),
             watchdog,
         }
@@ -149,23 +152,33 @@ impl Requests {
     }
 }
 
-/// Once a second: the XDP program's counters for the metrics, a step of the expiry sweep, the
-/// lease store's periodic work.
-pub struct Upkeep;
+/// Once a second: the XDP program's counters for the metrics, a step of the expiry sweep.
+pub struct Sweep;
 
-impl Upkeep {
+impl Sweep {
     /// Runs when due.
     pub fn run(d: &mut Daemon) {
-        let sh = d.shared.clone();
-        if !d.jobs.upkeep.due() {
+        if !d.jobs.sweep.due() {
             return;
         }
         if let Ok(c) = d.steering.counters() {
             *d.xdp_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = c.0;
         }
-        serve::sweep(&sh, 4096);
-        let rt = sh.runtime();
-        sh.store.tick(&rt.cfg, &rt.db);
+        serve::sweep(&d.shared, 4096);
+    }
+}
+
+/// Once a second: the lease store's periodic work, with the configuration and tables in force.
+pub struct StoreTick;
+
+impl StoreTick {
+    /// Runs when due.
+    pub fn run(d: &mut Daemon) {
+        if !d.jobs.store.due() {
+            return;
+        }
+        let rt = d.shared.runtime();
+        d.shared.store.tick(&rt.cfg, &rt.db);
     }
 }
 

@@ -304,7 +304,8 @@ impl Daemon {
             return Tick::Stop;
         }
         jobs::Requests::run(self);
-        jobs::Upkeep::run(self);
+        jobs::Sweep::run(self);
+        jobs::StoreTick::run(self);
         if let Some(l) = self.ebpf_logger.as_mut() {
             l.flush();
         }
