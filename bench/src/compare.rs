@@ -118,6 +118,10 @@ pub struct CompareConfig {
     pub workers: u32,
     pub servers: Vec<Server>,
     pub perfdhcp_rate: u64,
+    /// Clients of each server's avalanche run (0: none).
+    pub avalanche: u32,
+    /// Longest an avalanche run may take.
+    pub avalanche_limit: Duration,
     pub out_dir: PathBuf,
 }
 
@@ -466,9 +470,31 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
             }
         }
         running.stop();
+        let avalanche = if cfg.avalanche > 0 {
+            // A town after a power cut: every client boots at once, against a fresh instance
+            // (no lease held), and retransmits on the RFC 2131 schedule until bound.
+            eprintln!("bench: {} — avalanche of {} clients", server.name(), cfg.avalanche);
+            let dir = work.path().join(format!("{}-avalanche", server.key()));
+            std::fs::create_dir_all(&dir)?;
+            let running = start(server, cfg, &rig, &dir)?;
+            let av = CompareConfig { scenario: Scenario::Avalanche, clients: cfg.avalanche, ..cfg.clone() };
+            let result = generate(&rig, &av, run_id + 50, 0, cfg.avalanche_limit, echo, &dir.join("avalanche.json"));
+            running.stop();
+            let result = result?;
+            eprintln!(
+                "bench: {} — avalanche: 99 % bound after {} s, all after {} s",
+                server.name(),
+                result["bound_99_percent_s"],
+                result["bound_all_s"]
+            );
+            result
+        } else {
+            Value::Null
+        };
         results.push(json!({
             "server": server.key(),
             "name": server.name(),
+            "avalanche": avalanche,
             "max_exchanges_per_s": max,
             "server_cpu_s": cpu,
             "cpu_s_per_1000": if completed > 0.0 { cpu / completed * 1000.0 } else { 0.0 },
@@ -544,6 +570,47 @@ fn p99_at_half_max(server: &Value) -> Option<f64> {
         .iter()
         .find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9)
         .map(|p| num(p, &["result", "latency_us", "p99"]))
+}
+
+/// The avalanche runs: how long until 99 % and all of the clients were bound, against the
+/// time the server's closed-loop capacity would need (the goal: all within 1.2 × that).
+fn avalanche_table(s: &mut String, servers: &[Value]) {
+    let runs: Vec<&Value> = servers.iter().filter(|v| v["avalanche"].is_object()).collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Avalanche (every client boots at once, RFC 2131 retransmissions)\n");
+    let _ = writeln!(
+        s,
+        "Each server fresh, no lease held; every client sends its DISCOVER at once and, unanswered or NAKed, starts \
+         over with a new xid after 4, 8, 16, 32, then 64 s, each ±1 s.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | clients | 99 % bound after, s | all bound after, s | N ÷ capacity, s | all ÷ (N ÷ capacity) | retransmissions | check failures |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for v in runs {
+        let a = &v["avalanche"];
+        let n = num(a, &["clients"]);
+        let cap = num(v, &["max_exchanges_per_s"]);
+        let ideal = if cap > 0.0 { n / cap } else { 0.0 };
+        let secs = |k: &str| a[k].as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "not within the limit".into());
+        let ratio = a["bound_all_s"]
+            .as_f64()
+            .filter(|_| ideal > 0.0)
+            .map(|x| format!("{:.2}", x / ideal))
+            .unwrap_or_else(|| "–".into());
+        let _ = writeln!(
+            s,
+            "| {} | {n:.0} | {} | {} | {ideal:.2} | {ratio} | {} | {} |",
+            v["name"].as_str().unwrap_or(""),
+            secs("bound_99_percent_s"),
+            secs("bound_all_s"),
+            a["retransmits"],
+            a["check_failures"],
+        );
+    }
 }
 
 fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
@@ -638,6 +705,7 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     if let Some(h) = by("dhcp-xdp").and_then(p99_at_half_max) {
         let _ = writeln!(s, "- dhcp-xdp p99 latency at half its maximum rate: **{h:.0} µs** (target ≤ 200 µs)");
     }
+    avalanche_table(&mut s, &servers);
     let _ = writeln!(s, "\n## Generator honesty check (perfdhcp at the same offered rate)\n");
     let _ = writeln!(s, "| server | offered/s | perfdhcp exchanges/s | generator exchanges/s | apart | within 15 % |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");

@@ -7,7 +7,8 @@
 //! exchange in O(1) and a late reply to an abandoned exchange is recognised as stale.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, HashMap, VecDeque},
     net::Ipv4Addr,
     time::{Duration, Instant},
 };
@@ -127,6 +128,8 @@ struct Client {
     offered: u32,
     phase: Phase,
     epoch: u8,
+    /// Transmissions of this exchange so far (an avalanche's retransmission schedule).
+    attempt: u8,
     /// Release right after the ACK.
     then_release: bool,
 }
@@ -176,8 +179,9 @@ struct Gen {
     tpl: Template,
     clients: Vec<Client>,
     queue: VecDeque<(u32, Out)>,
-    /// Exchange deadlines in start order (the timeout is constant, so this is deadline order).
-    deadlines: VecDeque<(u64, u32, u8)>,
+    /// Exchange deadlines, earliest first (an avalanche's retransmission intervals differ
+    /// per client).
+    deadlines: BinaryHeap<Reverse<(u64, u32, u8)>>,
     owner: HashMap<u32, u32>,
     outstanding: u32,
     /// Clients holding an address.
@@ -192,6 +196,16 @@ struct Gen {
     server_known: bool,
     /// Exchanges of this kind only (renew scenario: renewals, preparation is not measured).
     preparing: bool,
+    /// When (ns since the measured run began) 99 % and all of the clients were bound.
+    bound_99_ns: Option<u64>,
+    bound_all_ns: Option<u64>,
+}
+
+/// RFC 2131 §4.1: a client retransmits after 4 s, then 8 s, 16 s, 32 s, and 64 s from then on,
+/// each randomised by ±1 s (`jitter` is a random number). In nanoseconds.
+pub fn retransmission_delay_ns(attempt: u8, jitter: u64) -> u64 {
+    let base = 4_000_000_000u64 << u32::from(attempt.min(4));
+    base - 1_000_000_000 + jitter % 2_000_000_001
 }
 
 fn chaddr(run: u8, idx: u32) -> [u8; 6] {
@@ -356,13 +370,39 @@ impl Gen {
                 Out::Renew => c.phase = Phase::Renewing,
                 _ => c.phase = Phase::Discovering,
             }
+            c.attempt = 0;
             let epoch = c.epoch;
             self.outstanding += 1;
-            self.deadlines.push_back((now + self.cfg.timeout.as_nanos() as u64, idx, epoch));
+            let wait = self.wait_ns(0);
+            self.deadlines.push(Reverse((now + wait, idx, epoch)));
             self.queue.push_back((idx, out));
             return true;
         }
         false
+    }
+
+    /// How long an exchange's transmission `attempt` waits for its answer: the RFC 2131
+    /// schedule in an avalanche, the fixed timeout otherwise.
+    fn wait_ns(&mut self, attempt: u8) -> u64 {
+        if self.cfg.scenario == Scenario::Avalanche && !self.preparing {
+            let jitter = self.random();
+            retransmission_delay_ns(attempt, jitter)
+        } else {
+            self.cfg.timeout.as_nanos() as u64
+        }
+    }
+
+    /// A client starts over with a DISCOVER and a new transaction id (after silence or a NAK),
+    /// as its transmission `attempt`.
+    fn restart(&mut self, idx: u32, now: u64, attempt: u8) {
+        let c = &mut self.clients[idx as usize];
+        c.epoch = c.epoch.wrapping_add(1);
+        c.phase = Phase::Discovering;
+        c.attempt = attempt;
+        let epoch = c.epoch;
+        let wait = self.wait_ns(attempt);
+        self.deadlines.push(Reverse((now + wait, idx, epoch)));
+        self.queue.push_back((idx, Out::Discover));
     }
 
     fn finish(&mut self, idx: u32) {
@@ -398,24 +438,19 @@ impl Gen {
     }
 
     fn expire(&mut self, now: u64) {
-        while let Some(&(deadline, idx, epoch)) = self.deadlines.front() {
+        while let Some(&Reverse((deadline, idx, epoch))) = self.deadlines.peek() {
             if deadline > now {
                 break;
             }
-            self.deadlines.pop_front();
+            self.deadlines.pop();
             let c = self.clients[idx as usize];
             if c.epoch != epoch || c.phase == Phase::Idle {
                 continue;
             }
             if self.cfg.scenario == Scenario::Avalanche || self.preparing {
-                // A real client retries: start over with a new transaction.
+                // A real client retries: start over with a new transaction, waiting longer.
                 self.counts.retransmits += 1;
-                let c = &mut self.clients[idx as usize];
-                c.epoch = c.epoch.wrapping_add(1);
-                c.phase = Phase::Discovering;
-                let epoch = c.epoch;
-                self.deadlines.push_back((now + self.cfg.timeout.as_nanos() as u64, idx, epoch));
-                self.queue.push_back((idx, Out::Discover));
+                self.restart(idx, now, c.attempt.saturating_add(1));
             } else {
                 self.counts.timeouts += 1;
                 self.finish(idx);
@@ -538,7 +573,12 @@ impl Gen {
             (Phase::Requesting | Phase::Renewing, Some(MessageType::Nak)) => {
                 self.counts.naks += 1;
                 self.unbind(idx);
-                self.finish(idx);
+                if self.cfg.scenario == Scenario::Avalanche && !self.preparing {
+                    // RFC 2131 §3.1: a NAKed client restarts with a new DISCOVER.
+                    self.restart(idx, now, 0);
+                } else {
+                    self.finish(idx);
+                }
             }
             (phase, ty) => {
                 self.fail("unexpected message type", || format!("client {idx} in {phase:?} got {ty:?}"));
@@ -633,7 +673,7 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
     let mut g = Gen {
         clients: vec![Client::default(); cfg.clients as usize],
         queue: VecDeque::with_capacity(4096),
-        deadlines: VecDeque::with_capacity(4096),
+        deadlines: BinaryHeap::with_capacity(4096),
         owner: HashMap::with_capacity(cfg.clients as usize),
         outstanding: 0,
         bound: 0,
@@ -645,6 +685,8 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         latency: Histogram::new_with_bounds(1, 60_000_000_000, 3).context("histogram")?,
         server_known: cfg.relay.is_some(),
         preparing: cfg.scenario == Scenario::Renew,
+        bound_99_ns: None,
+        bound_all_ns: None,
         tpl,
         cfg,
     };
@@ -707,6 +749,8 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         "failures_by_check": c.failures,
         "first_failures": g.first_failures,
         "bound_clients": g.bound,
+        "bound_99_percent_s": g.bound_99_ns.map(|n| n as f64 / 1e9),
+        "bound_all_s": g.bound_all_ns.map(|n| n as f64 / 1e9),
         "latency_us": { "p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": h.max() as f64 / 1000.0, "samples": h.len() },
         "generator_cpu_s": cpu2 - cpu1,
         "preparation_cpu_s": cpu1 - cpu0,
@@ -780,6 +824,15 @@ fn drive(g: &mut Gen, port: &mut Port, duration: Duration, until_bound: bool) ->
         });
         counts.sent += sent as u64;
         let got = port.recv(256, |frame| g.on_frame(frame, now));
+        if avalanche {
+            // How long it took the clients to be bound.
+            if g.bound_99_ns.is_none() && u64::from(g.bound) * 100 >= u64::from(g.cfg.clients) * 99 {
+                g.bound_99_ns = Some(now);
+            }
+            if g.bound_all_ns.is_none() && g.bound >= g.cfg.clients {
+                g.bound_all_ns = Some(now);
+            }
+        }
         if let Some(stop) = stopped_at
             && ((g.outstanding == 0 && g.queue.is_empty()) || now > stop + timeout)
         {
@@ -814,5 +867,22 @@ fn drive(g: &mut Gen, port: &mut Port, duration: Duration, until_bound: bool) ->
             last_completed = c.completed;
             next_progress += 1_000_000_000;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retransmission_delay_ns;
+
+    #[test]
+    fn retransmissions_follow_rfc_2131() {
+        let s = 1_000_000_000u64;
+        for (attempt, base) in [(0u8, 4), (1, 8), (2, 16), (3, 32), (4, 64), (5, 64), (200, 64)] {
+            for jitter in [0, 1, 999_999_999, 1_000_000_000, 2_000_000_000, u64::MAX] {
+                let d = retransmission_delay_ns(attempt, jitter);
+                assert!((base - 1) * s <= d && d <= (base + 1) * s, "attempt {attempt}: {d} ns outside {base} s ± 1 s");
+            }
+        }
+        assert_ne!(retransmission_delay_ns(0, 7), retransmission_delay_ns(0, 1_234_567_890), "randomised");
     }
 }

@@ -66,6 +66,13 @@ struct CompareArgs {
     /// perfdhcp's offered rate for the honesty check (0: skip).
     #[arg(long, default_value_t = 5000)]
     perfdhcp_rate: u64,
+    /// Clients of the avalanche run against each server (a fresh instance): all boot at once and
+    /// retransmit as RFC 2131 says (0: skip). At most the pool, 65 280.
+    #[arg(long, default_value_t = 60_000)]
+    avalanche: u32,
+    /// Longest an avalanche run may take, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    avalanche_limit: f64,
     /// Where the report goes.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -198,6 +205,8 @@ fn main() -> anyhow::Result<()> {
                 workers: a.workers,
                 servers: a.servers,
                 perfdhcp_rate: a.perfdhcp_rate,
+                avalanche: a.avalanche,
+                avalanche_limit: Duration::from_secs_f64(a.avalanche_limit),
                 out_dir: a.out,
             };
             let md = compare::run(&cfg)?;

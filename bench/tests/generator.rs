@@ -76,6 +76,11 @@ fn scenarios_run_clean_and_agree_with_the_daemon() {
         generate(&net.client, &net.client_if, &["--clients", "20", "--run-id", "6", "--scenario", "avalanche"]);
     assert_eq!(n(&avalanche, "bound_clients"), 20, "{avalanche:#}");
     assert_eq!(n(&avalanche, "check_failures"), 0, "{avalanche:#}");
+    let (p99, all) = (avalanche["bound_99_percent_s"].as_f64(), avalanche["bound_all_s"].as_f64());
+    assert!(
+        p99.zip(all).is_some_and(|(p, a)| 0.0 < p && p <= a && a <= 1.0),
+        "99 % and all bound within the run: {avalanche:#}"
+    );
 
     // Relayed (option 82 must come back) and VLAN-tagged (tags must come back, the VLAN's subnet).
     let mac = TwoHosts::mac(&net.server, &net.server_if);
@@ -115,6 +120,28 @@ fn scenarios_run_clean_and_agree_with_the_daemon() {
     // scenario's unmeasured preparation adds requests the generator does not report.
     assert!(requests >= generated, "daemon saw {requests} REQUESTs, generator {generated} ACK/NAKs");
     assert_eq!(exit.engine_sum("rx_release"), n(&release, "releases") + n(&mixed, "releases"));
+}
+
+/// An avalanche nobody answers: every client sends its DISCOVER, then retransmits once between
+/// 3 and 5 s (RFC 2131: 4 s ± 1), and not again before 7 s; each retransmission is a new
+/// transaction.
+#[test]
+fn avalanche_clients_retransmit_on_the_rfc_2131_schedule() {
+    let net = TwoHosts::new(1);
+    let out = net
+        .client
+        .exec(env!("CARGO_BIN_EXE_bench"))
+        .args(["gen", "--iface", &net.client_if, "--quiet", "--scenario", "avalanche", "--clients", "10"])
+        .args(["--run-id", "9", "--duration", "6.5"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running bench gen");
+    assert!(out.status.success(), "bench gen failed: {}", out.status);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON result");
+    assert_eq!(n(&v, "bound_clients"), 0, "{v:#}");
+    assert_eq!(n(&v, "retransmits"), 10, "one retransmission each in 6.5 s: {v:#}");
+    assert_eq!(n(&v, "frames_sent"), 20, "{v:#}");
+    assert!(v["bound_99_percent_s"].is_null() && v["bound_all_s"].is_null(), "{v:#}");
 }
 
 #[test]

@@ -77,8 +77,11 @@ pub mod counter {
     /// Cluster mode: a DISCOVER or broadcast request of a client whose load-balancing bucket
     /// another node serves: dropped.
     pub const OTHER_BUCKET: u32 = 9;
+    /// A DISCOVER while the daemon sheds new work (its lease store is behind): dropped before
+    /// it costs anything, so the requests of clients with an offer or a lease are served.
+    pub const SHED_DISCOVER: u32 = 10;
     /// Number of counter slots.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
     /// Names of the slots, in slot order, as the daemon reports them.
     pub const NAMES: [&str; COUNT as usize] = [
         "passed_not_dhcp",
@@ -91,6 +94,7 @@ pub mod counter {
         "bad_source",
         "rate_limited",
         "other_bucket",
+        "shed_discover",
     ];
 }
 
@@ -114,8 +118,11 @@ pub mod config {
     pub const ADDRS: u32 = 7;
     /// Most addresses the destination filter knows.
     pub const MAX_ADDRS: u32 = 8;
+    /// Non-zero while the daemon sheds new work: DISCOVERs are dropped (set apart from the other
+    /// slots, which a reload rewrites).
+    pub const SHED: u32 = ADDRS + MAX_ADDRS;
     /// Number of slots.
-    pub const COUNT: u32 = ADDRS + MAX_ADDRS;
+    pub const COUNT: u32 = SHED + 1;
     /// Steer only frames to our MAC or broadcast, and to one of our addresses or broadcast.
     pub const FILTER_DEST: u32 = 1;
     /// Cluster mode: drop requests whose load-balancing bucket is not set in the `BUCKETS`

@@ -76,6 +76,8 @@ enum Pass {
     RateLimited,
     /// Dropped, not passed: cluster mode, another node's bucket.
     OtherBucket,
+    /// Dropped, not passed: a DISCOVER while the daemon sheds new work.
+    Shed,
 }
 
 #[xdp]
@@ -102,6 +104,10 @@ pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
                 }
                 Pass::OtherBucket => {
                     count(counter::OTHER_BUCKET);
+                    return xdp_action::XDP_DROP;
+                }
+                Pass::Shed => {
+                    count(counter::SHED_DISCOVER);
                     return xdp_action::XDP_DROP;
                 }
             };
@@ -224,6 +230,8 @@ const BOOTP_CIADDR_OFFSET: usize = 12;
 const BOOTP_HLEN_OFFSET: usize = 2;
 /// The client identifier option.
 const OPTION_CLIENT_ID: u8 = 61;
+const OPTION_MESSAGE_TYPE: u8 = 53;
+const DHCPDISCOVER: u8 = 1;
 
 /// Copies `len` (1..=`buf.len()`) frame bytes from `at` into `buf` with the
 /// `bpf_xdp_load_bytes` helper: offsets found by walking the options are plain arguments to it,
@@ -290,6 +298,39 @@ fn bucket(ctx: &XdpContext, bootp: usize) -> Result<u8, Pass> {
         i += 1;
     }
     Ok(h)
+}
+
+/// The DHCP message type (option 53) when it is among the first options, else 0.
+#[inline(always)]
+fn message_type(ctx: &XdpContext, bootp: usize) -> u8 {
+    // Three bytes at a time (code, length, first value byte): a small stack, beside `bucket`'s.
+    let mut buf = [0u8; 4];
+    let mut off = bootp + BOOTP_OPTIONS_OFFSET;
+    let mut n = 0;
+    while n < buckets::MAX_OPTIONS_SCANNED {
+        n += 1;
+        if off > bootp + BOOTP_OPTIONS_OFFSET + buckets::MAX_OPTIONS_OFFSET {
+            return 0;
+        }
+        // SAFETY: `buf` is a live stack buffer of 4 bytes and 3 are written; the helper checks
+        // the frame bounds itself and fails instead of reading past them.
+        if unsafe { bpf_xdp_load_bytes(ctx.ctx, off as u32, buf.as_mut_ptr() as *mut c_void, 3) } != 0 {
+            return 0;
+        }
+        let (code, len) = (buf[0], buf[1] as usize);
+        if code == 255 {
+            return 0;
+        }
+        if code == 0 {
+            off += 1;
+            continue;
+        }
+        if code == OPTION_MESSAGE_TYPE {
+            return if len == 1 { buf[2] } else { 0 };
+        }
+        off += 2 + len;
+    }
+    0
 }
 
 /// Whether this node serves `bucket` (its bit in the `BUCKETS` map).
@@ -376,6 +417,11 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
             if !renewal && !serves(bucket(ctx, l4 + UDP_HLEN)?) {
                 return Err(Pass::OtherBucket);
             }
+        }
+        // The daemon's lease store is behind: new clients wait (they retransmit), those with an
+        // offer or a lease are served.
+        if setting(config::SHED) != 0 && message_type(ctx, l4 + UDP_HLEN) == DHCPDISCOVER {
+            return Err(Pass::Shed);
         }
     }
 

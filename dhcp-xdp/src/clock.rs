@@ -1,6 +1,6 @@
 //! The lease clock: the one clock the engine's callers read. It is this host's, except in
 //! cluster mode, where the database's clock decides every lease and the membership's
-//! heartbeats set the offset.
+//! heartbeats set the offset. And the monotonic clock of deadlines ([`mono_ms`]).
 
 /// The lease clock: Unix time in seconds, saturating into u32, the one clock the engine's callers
 /// read. In cluster mode it is the database's time ([`set_lease_clock_offset_ms`]).
@@ -25,4 +25,12 @@ pub fn host_millis() -> i64 {
 /// Sets how far the lease clock runs ahead of this host's clock (negative: behind).
 pub fn set_lease_clock_offset_ms(ms: i64) {
     LEASE_CLOCK_OFFSET_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Milliseconds on the monotonic clock since the first call: the clock of deadlines and ages
+/// (a cluster node's liveness, the lease store's commit lag) that a pause of the process or a
+/// wrong wall clock cannot move backwards.
+pub fn mono_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
 }

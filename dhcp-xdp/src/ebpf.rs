@@ -218,6 +218,12 @@ impl Steering {
         configure(&mut self.ebpf, s)
     }
 
+    /// Starts (`true`) or stops shedding: while on, the program drops DISCOVERs
+    /// (`shed_discover`).
+    pub fn set_shed(&mut self, on: bool) -> Result<(), EbpfError> {
+        set_shed(&mut self.ebpf, on)
+    }
+
     /// Takes the `BUCKETS` map out (once) for the cluster's control loop.
     pub fn take_buckets(&mut self) -> Result<Buckets, EbpfError> {
         let map = self.ebpf.take_map("BUCKETS").ok_or(EbpfError::Missing("map BUCKETS"))?;
@@ -283,6 +289,13 @@ pub fn read_counters(ebpf: &Ebpf) -> Result<XdpCounters, EbpfError> {
         *total = map.get(&(slot as u32), 0).map_err(map_err("reading COUNTERS"))?.iter().sum();
     }
     Ok(out)
+}
+
+/// Starts or stops shedding DISCOVERs in a loaded object (`CONFIG[SHED]`).
+pub fn set_shed(ebpf: &mut Ebpf, on: bool) -> Result<(), EbpfError> {
+    let mut map: Array<&mut MapData, u32> =
+        ebpf.map_mut("CONFIG").ok_or(EbpfError::Missing("map CONFIG"))?.try_into().map_err(map_err("map CONFIG"))?;
+    map.set(config::SHED, u32::from(on), 0).map_err(map_err("CONFIG[SHED]"))
 }
 
 /// Writes `s` into the `CONFIG` map of a loaded object.

@@ -152,6 +152,18 @@ impl Collector for Collect {
             }
         }
         gauge_family(&mut enc, "dhcp_xdp_pool_addresses", "Addresses of a pool, by state", rows)?;
+        gauge_family(
+            &mut enc,
+            "dhcp_xdp_store_lag_seconds",
+            "Age of the lease store's oldest change not yet durable",
+            [(vec![], self.shared.store.lag().as_secs_f64())],
+        )?;
+        gauge_family(
+            &mut enc,
+            "dhcp_xdp_shedding",
+            "1 while new clients' DISCOVERs are shed in XDP (the lease store is behind)",
+            [(vec![], f64::from(u8::from(self.shared.shedding.load(Ordering::Relaxed))))],
+        )?;
         self.shared.store.encode_metrics(&mut enc)?;
         Ok(())
     }

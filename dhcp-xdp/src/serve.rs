@@ -51,6 +51,10 @@ pub struct Shared {
     pub reloads: Reloads,
     /// What the start found, once the datapath runs (for `status-get`).
     pub facts: std::sync::OnceLock<Facts>,
+    /// New clients' DISCOVERs are being shed in the XDP program (the lease store is behind).
+    pub shedding: std::sync::atomic::AtomicBool,
+    /// Times shedding started since start.
+    pub shed_episodes: std::sync::atomic::AtomicU64,
 }
 
 /// What the daemon's start found, as `status-get` reports it.
@@ -128,6 +132,8 @@ impl Shared {
             store,
             reloads: Reloads::default(),
             facts: std::sync::OnceLock::new(),
+            shedding: Default::default(),
+            shed_episodes: Default::default(),
         }
     }
 

@@ -104,6 +104,8 @@ pub struct Report {
     pub store: Map<String, Value>,
     /// Per pool: subnet, first address, size, addresses in use.
     pub pools: Vec<(u32, std::net::Ipv4Addr, u32, u64)>,
+    /// Whether new clients' DISCOVERs are being shed now, and how many times shedding started.
+    pub shedding: (bool, u64),
 }
 
 impl Report {
@@ -141,6 +143,7 @@ impl Report {
             ],
             store: shared.store.status(),
             pools: rt.db.pool_usage(now),
+            shedding: (shared.shedding.load(Ordering::Relaxed), shared.shed_episodes.load(Ordering::Relaxed)),
         }
     }
 
@@ -160,6 +163,7 @@ impl Report {
         let store: Vec<String> =
             self.store.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect();
         out.push(format!("{what}: store {}", store.join(" ")));
+        out.push(format!("{what}: shedding active={} episodes={}", self.shedding.0, self.shedding.1));
         for (subnet, start, len, used) in &self.pools {
             out.push(format!(
                 "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
@@ -184,6 +188,7 @@ impl Report {
             "messages": obj(&self.snapshot.messages),
             "leases": obj(&self.leases),
             "store": Value::Object(self.store.clone()),
+            "shedding": { "active": self.shedding.0, "episodes": self.shedding.1 },
             "pools": self.pools.iter().map(|(s, start, len, used)| json!({
                 "subnet-id": s, "start": start.to_string(), "size": len, "used": used
             })).collect::<Vec<_>>(),

@@ -14,7 +14,7 @@ use std::{
 use nix::sys::signal::Signal;
 use tests::{
     Daemon, SmallDisk, TempDir, TwoHosts, check_recovered, daemon_bin,
-    frames::{Link, dora},
+    frames::{Link, Request, dora},
     recovered_leases,
 };
 
@@ -53,6 +53,11 @@ fn clients(link: &mut Link, mac: [u8; 6], phase: u8, n: u32, tries: u32) -> (u32
     clients_waiting(link, mac, phase, n, tries, Duration::from_millis(300))
 }
 
+/// DISCOVERs the XDP program shed so far (the daemon sheds them while its journal is behind).
+fn shed(d: &Daemon) -> u64 {
+    d.counters().xdp("shed_discover")
+}
+
 fn start(net: &TwoHosts, cfg: &str, state: &std::path::Path, faults: Option<&std::path::Path>) -> Daemon {
     let mut cmd = net.server.exec(daemon_bin());
     cmd.args(["run", "--iface", &net.server_if, "--stats-interval", "0", "--config", cfg, "--state-dir"]).arg(state);
@@ -82,9 +87,16 @@ fn a_disk_that_fills_up_and_empties_loses_no_acked_lease() {
     acked.extend(before);
 
     disk.fill();
-    // The journal files' last pages still take a few dozen records each; then writes fail.
+    // The journal files' last pages still take a few dozen records each; then writes fail and
+    // the daemon sheds new clients' DISCOVERs (no ACK could follow their OFFERs).
+    let shed_before = shed(&daemon);
     let (offers, during) = clients_waiting(&mut link, mac, 2, 160, 1, Duration::from_millis(100));
-    assert!(offers >= 150, "OFFERs must keep flowing while the disk is full ({offers} of 160)");
+    let shed_during = shed(&daemon) - shed_before;
+    assert!(
+        u64::from(offers) + shed_during >= 150,
+        "every DISCOVER is answered or shed while the disk is full ({offers} OFFERs, {shed_during} shed, of 160)"
+    );
+    assert!(shed_during > 0, "nothing was shed while the journal could not write");
     assert!(during.len() < 150, "{} of 160 ACKed on a full disk", during.len());
     let store = daemon.counters().0["store"].clone();
     assert!(
@@ -127,8 +139,13 @@ fn a_daemon_started_on_a_full_disk_serves_and_acks_once_space_returns() {
     first.signal_and_wait(Signal::SIGTERM);
     disk.fill();
     let daemon = start(&net, &cfg, &state, None);
+    let shed_before = shed(&daemon);
     let (offers, during) = clients_waiting(&mut link, mac, 2, 160, 1, Duration::from_millis(100));
-    assert!(offers >= 150, "OFFERs on a full disk: {offers} of 160");
+    let shed_during = shed(&daemon) - shed_before;
+    assert!(
+        u64::from(offers) + shed_during >= 150,
+        "DISCOVERs on a full disk answered or shed: {offers} OFFERs, {shed_during} shed, of 160"
+    );
     assert!(during.len() < 150, "{} of 160 ACKed on a full disk", during.len());
     acked.extend(during);
     disk.empty();
@@ -161,8 +178,13 @@ fn injected_write_errors_and_stalls_withhold_acks_until_the_disk_recovers() {
 
     for (phase, fault) in [(2u8, "write-error"), (4, "sync-error"), (6, "stall")] {
         std::fs::write(&hook, fault).expect("hook");
+        let shed_before = shed(&daemon);
         let (offers, during) = clients(&mut link, mac, phase, 20, 1);
-        assert!(offers >= 18, "{fault}: OFFERs must keep flowing ({offers} of 20)");
+        let shed_during = shed(&daemon) - shed_before;
+        assert!(
+            u64::from(offers) + shed_during >= 18,
+            "{fault}: every DISCOVER answered or shed ({offers} OFFERs, {shed_during} shed, of 20)"
+        );
         assert!(during.is_empty(), "{fault}: {} ACKs left without a durable record", during.len());
         std::fs::write(&hook, "").expect("hook");
         let (_, again) = clients(&mut link, mac, phase + 1, 20, 4);
@@ -172,6 +194,79 @@ fn injected_write_errors_and_stalls_withhold_acks_until_the_disk_recovers() {
     daemon.signal_and_wait(Signal::SIGKILL);
     let (rec, _) = recovered_leases(state.path());
     check_recovered("injected faults", &acked, &rec, LEASE_TIME);
+}
+
+/// Overload: a journal that falls behind (its syncs stall) makes the daemon shed new clients'
+/// DISCOVERs in the XDP program, while a renewal of a bound client still reaches the engine and
+/// is ACKed as soon as its record is durable; when the journal catches up, DISCOVERs are
+/// answered again.
+#[test]
+fn a_store_that_falls_behind_sheds_new_clients_first_and_keeps_renewals() {
+    let net = TwoHosts::for_dhcp(1);
+    let state = TempDir::new("state");
+    let faults = TempDir::new("faults");
+    let hook = faults.path().join("faults");
+    std::fs::write(&hook, "").expect("hook");
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(CONFIG);
+    let daemon = start(&net, &cfg, state.path(), Some(&hook));
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let (_, bound) = clients(&mut link, mac, 1, 5, 3);
+    assert_eq!(bound.len(), 5, "bound on a healthy disk");
+    assert_eq!(daemon.counters().0["shedding"]["active"], false);
+
+    // The disk stalls: one more client's ACK waits for it, and the journal falls behind.
+    std::fs::write(&hook, "stall").expect("hook");
+    let late = dora(&mut link, mac, [2, 0xd0, 2, 0, 0, 1], 0x0200_0000, Duration::from_millis(300), 1);
+    assert!(late.offered.is_some() && !late.acked, "{late:?}");
+    assert!(
+        daemon.wait_counters(Duration::from_secs(3), |c| c.0["shedding"]["active"] == true),
+        "the daemon did not start shedding: {}",
+        daemon.counters().0
+    );
+    // New clients: dropped in XDP, never reaching the engine.
+    let before = daemon.counters();
+    for i in 0..10u32 {
+        link.send(&Request::discover(mac, [2, 0xd0, 3, 0, 0, i as u8], 0x0300_0000 | i).build());
+    }
+    let offers = link.replies(10, Duration::from_millis(500), |r| r.message_type() == Some(2));
+    assert!(offers.is_empty(), "{} OFFERs while shedding", offers.len());
+    assert!(
+        daemon.wait_counters(Duration::from_secs(2), |c| c.xdp("shed_discover") >= before.xdp("shed_discover") + 10),
+        "the DISCOVERs were not shed"
+    );
+    assert_eq!(
+        daemon.counters().engine("rx_discover"),
+        before.engine("rx_discover"),
+        "a shed DISCOVER reached the engine"
+    );
+    // A bound client renews: its REQUEST reaches the engine now and is ACKed once durable.
+    let (chaddr, (addr, _)) = bound.iter().next().map(|(c, a)| (*c, *a)).expect("a bound client");
+    let mut renew = Request::discover(mac, chaddr, 0x0400_0000);
+    renew.ciaddr = addr;
+    renew.src_ip = addr;
+    renew.dst_ip = Ipv4Addr::new(198, 18, 0, 1);
+    renew.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
+    renew.options = vec![53, 1, 3];
+    link.send(&renew.build());
+    assert!(
+        daemon.wait_counters(Duration::from_secs(2), |c| c.engine("rx_request_renewing")
+            > before.engine("rx_request_renewing")),
+        "the renewal did not reach the engine while shedding"
+    );
+    std::fs::write(&hook, "").expect("hook");
+    let ack = link.replies(1, Duration::from_secs(3), |r| r.xid() == 0x0400_0000);
+    assert_eq!(ack.first().and_then(|r| r.message_type()), Some(5), "the renewal was not ACKed once durable");
+    // Caught up: shedding stops, new clients bind again.
+    assert!(
+        daemon.wait_counters(Duration::from_secs(3), |c| c.0["shedding"]["active"] == false),
+        "shedding did not stop: {}",
+        daemon.counters().0
+    );
+    let (_, again) = clients(&mut link, mac, 5, 10, 3);
+    assert_eq!(again.len(), 10, "new clients after the overload");
+    assert!(daemon.counters().0["shedding"]["episodes"].as_u64() >= Some(1));
 }
 
 /// Two daemons (two interfaces) on one state directory: the second exits at once, naming the

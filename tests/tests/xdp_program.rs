@@ -5,7 +5,9 @@ use aya::{
     Ebpf,
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use dhcp_xdp::ebpf::{PROGRAM_NAME, SteerSettings, configure, load, read_counters, set_buckets, set_queue_sockets};
+use dhcp_xdp::ebpf::{
+    PROGRAM_NAME, SteerSettings, configure, load, read_counters, set_buckets, set_queue_sockets, set_shed,
+};
 use dhcp_xdp_common::{buckets, counter, lb_hash, role};
 use tests::{TwoHosts, frames::Request, require_root};
 
@@ -324,4 +326,41 @@ fn a_chaddr_over_its_rate_is_dropped_in_xdp() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(p.run(&flood, None), (XDP_PASS, counter::REDIRECT_FAILED));
     assert_eq!(p.run(&flood, None), (XDP_DROP, counter::RATE_LIMITED));
+}
+
+/// Overload: while the daemon sheds, DISCOVERs are dropped in XDP — option 53 found wherever it
+/// is among the first options — and every other request goes on as before; a frame without a
+/// message type, or whose options end early, is not taken for a DISCOVER.
+#[test]
+fn while_shedding_discovers_are_dropped_and_other_requests_go_on() {
+    let mut p = Prog::load();
+    let with = |options: Vec<u8>| {
+        let mut r = discover();
+        r.options = options;
+        r.build()
+    };
+    let discover_first = with(vec![53, 1, 1]);
+    let discover_later = with(vec![0, 0, 61, 7, 1, 2, 0, 0, 0, 0, 9, 55, 3, 1, 3, 6, 53, 1, 1]);
+    let request = with(vec![53, 1, 3, 50, 4, 198, 18, 0, 10]);
+    let renewal = with(vec![53, 1, 3]);
+    let no_type = with(vec![55, 2, 1, 3]);
+    let cut_short = {
+        let mut f = with(vec![61, 200]);
+        f.truncate(f.len() - 1);
+        f
+    };
+    // Not shedding: everything goes to the sockets (none bound here).
+    for f in [&discover_first, &discover_later, &request] {
+        assert_eq!(p.run(f, None), (XDP_PASS, counter::NO_SOCKET));
+    }
+    set_shed(&mut p.ebpf, true).expect("shed");
+    assert_eq!(p.run(&discover_first, None), (XDP_DROP, counter::SHED_DISCOVER));
+    assert_eq!(p.run(&discover_later, None), (XDP_DROP, counter::SHED_DISCOVER));
+    for f in [&request, &renewal, &no_type] {
+        assert_eq!(p.run(f, None), (XDP_PASS, counter::NO_SOCKET), "only DISCOVERs are shed");
+    }
+    let (action, _) = p.run(&cut_short, None);
+    assert_eq!(action, XDP_PASS, "options cut short are not a DISCOVER");
+    set_shed(&mut p.ebpf, false).expect("unshed");
+    assert_eq!(p.run(&discover_first, None), (XDP_PASS, counter::NO_SOCKET));
 }

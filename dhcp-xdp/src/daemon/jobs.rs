@@ -6,6 +6,8 @@
 //! - [`Sweep`]: once a second, the XDP counters for the metrics and a step of the expiry sweep;
 //! - [`StoreTick`]: once a second, the lease store's periodic work (the journal's snapshot when
 //!   `snapshot-every` records were written);
+//! - [`Shed`]: every tick, sheds new clients' DISCOVERs in the XDP program while the lease
+//!   store is behind, and stops when it has caught up;
 //! - [`Watchdog`]: systemd's watchdog, fed at half its interval while every worker lives;
 //! - [`StatsLine`]: the statistics lines in the log, every `--stats-interval`.
 
@@ -179,6 +181,47 @@ impl StoreTick {
         }
         let rt = d.shared.runtime();
         d.shared.store.tick(&rt.cfg, &rt.db);
+    }
+}
+
+/// Overload: while the lease store is more than [`Shed::START`] behind (the age of its oldest
+/// change not yet durable), the XDP program drops DISCOVERs — new clients wait and retransmit,
+/// costing nothing — so what the store can commit goes to the clients with an offer or a lease;
+/// below [`Shed::STOP`] it takes them again.
+pub struct Shed;
+
+impl Shed {
+    /// The store lag at which shedding starts.
+    pub const START: Duration = Duration::from_millis(250);
+    /// The store lag under which it stops.
+    pub const STOP: Duration = Duration::from_millis(100);
+
+    /// Starts or stops shedding as the store's lag says.
+    pub fn run(d: &mut Daemon) {
+        let lag = d.shared.store.lag();
+        let on = d.shared.shedding.load(Ordering::Relaxed);
+        let want = if on { lag > Self::STOP } else { lag > Self::START };
+        if want == on {
+            return;
+        }
+        match d.steering.set_shed(want) {
+            Ok(()) => {
+                d.shared.shedding.store(want, Ordering::Relaxed);
+                if want {
+                    d.shared.shed_episodes.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "overload: the {} is {lag:.1?} behind; new clients' DISCOVERs are dropped until it catches up",
+                        d.shared.store.name()
+                    );
+                } else {
+                    tracing::info!(
+                        "overload over: the {} caught up; DISCOVERs are answered again",
+                        d.shared.store.name()
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("overload: could not {} shedding: {e}", if want { "start" } else { "stop" }),
+        }
     }
 }
 

@@ -141,26 +141,8 @@ impl Daemon {
     pub fn start(opts: Options) -> anyhow::Result<Self> {
         let iface = Interface::lookup(&opts.iface)?;
         let server = iface.primary_ipv4()?;
-        let queues = match &opts.queues {
-            Some(q) => {
-                if let Some(bad) = q.iter().find(|&&q| q >= iface.rx_queues) {
-                    bail!("{} has {} receive queues; queue {bad} does not exist", iface.name, iface.rx_queues);
-                }
-                q.clone()
-            }
-            None => (0..iface.rx_queues.min(dhcp_xdp_common::MAX_QUEUES)).collect(),
-        };
-        let workers = opts
-            .workers
-            .unwrap_or_else(|| core_count().try_into().unwrap_or(1))
-            .clamp(1, dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE);
-
-        let term = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, term.clone()).context("installing signal handler")?;
-        }
-        let hup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing SIGHUP handler")?;
+        let (queues, workers) = sockets(&opts, &iface)?;
+        let (term, hup) = signals()?;
 
         let vlan = check_vlan_tags(&opts, &iface)?;
         let mut steering = Steering::attach(iface.index, opts.xdp_mode, opts.ebpf_log_level)
@@ -306,6 +288,7 @@ impl Daemon {
         jobs::Requests::run(self);
         jobs::Sweep::run(self);
         jobs::StoreTick::run(self);
+        jobs::Shed::run(self);
         if let Some(l) = self.ebpf_logger.as_mut() {
             l.flush();
         }
@@ -349,6 +332,36 @@ impl Daemon {
     pub fn report(&self) -> Report {
         Report::take(&self.shared, &self.steering, self.datapath.stats(), &self.datapath.kernel_stats())
     }
+}
+
+/// The receive queues to bind (the command line's, checked, else all) and the workers per
+/// queue (the command line's, else one per usable core).
+fn sockets(opts: &Options, iface: &Interface) -> anyhow::Result<(Vec<u32>, u32)> {
+    let queues = match &opts.queues {
+        Some(q) => {
+            if let Some(bad) = q.iter().find(|&&q| q >= iface.rx_queues) {
+                bail!("{} has {} receive queues; queue {bad} does not exist", iface.name, iface.rx_queues);
+            }
+            q.clone()
+        }
+        None => (0..iface.rx_queues.min(dhcp_xdp_common::MAX_QUEUES)).collect(),
+    };
+    let workers = opts
+        .workers
+        .unwrap_or_else(|| core_count().try_into().unwrap_or(1))
+        .clamp(1, dhcp_xdp_common::MAX_SOCKETS_PER_QUEUE);
+    Ok((queues, workers))
+}
+
+/// The stop (SIGINT, SIGTERM) and reload (SIGHUP) flags the control loop polls.
+fn signals() -> anyhow::Result<(Arc<AtomicBool>, Arc<AtomicBool>)> {
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone()).context("installing signal handler")?;
+    }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing SIGHUP handler")?;
+    Ok((term, hup))
 }
 
 /// VLAN tags must reach the XDP program in the frame (see `iface::keep_vlan_tags`): refused

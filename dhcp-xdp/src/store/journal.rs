@@ -377,6 +377,8 @@ impl Backend for Files {
     type Conn = ();
     const THREAD: &'static str = "journal-sync";
     const MAX_BACKLOG: usize = MAX_BACKLOG;
+    // One write and one sync take the whole backlog: the disk's cost is per sync, not per byte.
+    const MAX_ROUND: usize = usize::MAX;
     const RETRY_FAILED: bool = true;
 
     fn push(pending: &mut Vec<u8>, changes: &[(u64, Change)]) {
@@ -389,6 +391,9 @@ impl Backend for Files {
     }
     fn take(from: &mut Vec<u8>, into: &mut Vec<u8>) {
         into.append(from);
+    }
+    fn split_off(pending: &mut Vec<u8>, at: usize) -> Vec<u8> {
+        pending.split_off(at)
     }
     fn clear(pending: &mut Vec<u8>) {
         pending.clear();
@@ -678,6 +683,10 @@ impl LeaseStore for JournalStore {
 
     fn health(&self) -> &Health {
         self.journal.health()
+    }
+
+    fn lag(&self) -> Duration {
+        self.journal.syncer.lag()
     }
 
     fn tick(&self, cfg: &Config, db: &LeaseDb) {

@@ -116,6 +116,11 @@ pub trait LeaseStore: Send + Sync {
     fn records(&self) -> u64;
     /// How writing goes.
     fn health(&self) -> &Health;
+    /// How far behind the store is: the age of its oldest change not yet durable (zero when
+    /// everything handed over is). The daemon sheds new clients' DISCOVERs while it grows.
+    fn lag(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Whether this node may answer anyone now (a cluster node only while its heartbeats
     /// commit).
     fn serving(&self) -> bool {
@@ -160,16 +165,19 @@ pub trait LeaseStore: Send + Sync {
     /// How the store is doing, by name, for the statistics lines and `counters-get`: what it
     /// is, changes handed over, and its health (a cluster adds its membership).
     fn status(&self) -> serde_json::Map<String, serde_json::Value> {
-        health_status(self.name(), self.records(), self.health())
+        health_status(self)
     }
 }
 
-/// The status every store reports: its name, the changes handed over, and its health.
-pub fn health_status(name: &str, records: u64, h: &Health) -> serde_json::Map<String, serde_json::Value> {
+/// The status every store reports: its name, the changes handed over, how far behind it is,
+/// and its health.
+pub fn health_status<S: LeaseStore + ?Sized>(store: &S) -> serde_json::Map<String, serde_json::Value> {
     use std::sync::atomic::Ordering::Relaxed;
+    let h = store.health();
     let mut m = serde_json::Map::new();
-    m.insert("name".into(), name.into());
-    m.insert("records".into(), records.into());
+    m.insert("name".into(), store.name().into());
+    m.insert("records".into(), store.records().into());
+    m.insert("lag-ms".into(), (store.lag().as_millis() as u64).into());
     m.insert("failing".into(), h.failing.load(Relaxed).into());
     m.insert("failed-rounds".into(), h.failed_rounds.load(Relaxed).into());
     m.insert("dropped-batches".into(), h.dropped_batches.load(Relaxed).into());

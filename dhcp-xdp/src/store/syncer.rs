@@ -6,12 +6,17 @@
 //!
 //! The policy lives here and nowhere else: a round's changes, ticket and target are taken
 //! together under the slot's lock, so a round never vouches for changes it did not commit;
-//! changes waiting beyond the backend's bound are refused ([`StoreError::Backlog`]) rather
-//! than held without limit; a failed round's changes are kept for the next round or dropped,
-//! as the backend says ([`Backend::RETRY_FAILED`]); failures back off from 10 ms to 1 s and
-//! are logged once per distinct reason; a stop ends the syncers once nothing is left.
+//! a round takes whole batches up to the backend's [`Backend::MAX_ROUND`] (at least one), so a
+//! backlog is committed in rounds the store can do in time instead of one round that times out
+//! whole; changes waiting beyond the backend's bound are refused ([`StoreError::Backlog`])
+//! rather than held without limit; a failed round's changes are kept for the next round or
+//! dropped, as the backend says ([`Backend::RETRY_FAILED`]); failures back off from 10 ms to
+//! 1 s and are logged once per distinct reason; a stop ends the syncers once nothing is left.
+//! How far behind the store is — the age of its oldest change not yet durable — is
+//! [`Syncer::lag`].
 
 use std::{
+    collections::VecDeque,
     sync::{
         Arc, Condvar, Mutex, MutexGuard, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -48,6 +53,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
     const THREAD: &'static str;
     /// Most of [`size`](Self::size) a slot keeps waiting for a failing or stalled target.
     const MAX_BACKLOG: usize;
+    /// Most of [`size`](Self::size) one round takes (whole batches; at least one).
+    const MAX_ROUND: usize;
     /// Whether a failed round's changes are written with the next round (the journal: a
     /// change is never lost) or dropped (the database: replayed after a partition they could
     /// undo what another node did meanwhile; none was promised).
@@ -59,6 +66,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
     fn size(pending: &Self::Pending) -> usize;
     /// Moves everything from `from` to the end of `into`.
     fn take(from: &mut Self::Pending, into: &mut Self::Pending);
+    /// Splits off and returns what follows the first `at` units of `pending`.
+    fn split_off(pending: &mut Self::Pending, at: usize) -> Self::Pending;
     /// Forgets what waits.
     fn clear(pending: &mut Self::Pending);
     /// The target of the next round (under the slot's lock; may repair it, e.g. create a file
@@ -90,6 +99,9 @@ struct SlotSync {
     wake: Condvar,
     /// How much the syncer took and has not yet made durable.
     backlog: AtomicU64,
+    /// [`mono_ms`](crate::clock::mono_ms) when the oldest change the syncer took and has not
+    /// yet made durable was handed over (0: none).
+    in_flight_since: AtomicU64,
 }
 
 impl SlotSync {
@@ -122,8 +134,46 @@ impl SlotSync {
 /// A slot: changes not yet taken by the syncer, the last ticket handed out, the backend's state.
 struct Slot<B: Backend> {
     pending: B::Pending,
+    /// Where each batch in `pending` ends (in size units) and its ticket.
+    ends: VecDeque<(usize, u64)>,
+    /// [`mono_ms`](crate::clock::mono_ms) when the oldest change in `pending` was handed over
+    /// (0: none).
+    pending_since: u64,
     written: u64,
     state: B::SlotState,
+}
+
+impl<B: Backend> Slot<B> {
+    /// Takes whole batches from the front of `pending`, up to `max` units (at least one batch;
+    /// all of them when `max` is `usize::MAX`), onto `into`; returns the last ticket taken and
+    /// when the oldest of them was handed over.
+    fn take_round(&mut self, into: &mut B::Pending, max: usize) -> (u64, u64) {
+        let since = std::mem::take(&mut self.pending_since);
+        let all = max == usize::MAX || self.ends.back().is_none_or(|&(end, _)| end <= max);
+        if all {
+            self.ends.clear();
+            B::take(&mut self.pending, into);
+            return (self.written, since);
+        }
+        let mut cut = 0;
+        let mut ticket = 0;
+        while let Some(&(end, t)) = self.ends.front() {
+            if cut > 0 && end > max {
+                break;
+            }
+            (cut, ticket) = (end, t);
+            self.ends.pop_front();
+        }
+        let mut rest = B::split_off(&mut self.pending, cut);
+        std::mem::swap(&mut self.pending, &mut rest);
+        B::take(&mut rest, into);
+        for e in &mut self.ends {
+            e.0 -= cut;
+        }
+        // What stays waited as long as what was taken (a close enough bound).
+        self.pending_since = since;
+        (ticket, since)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,7 +200,15 @@ impl<B: Backend> Syncer<B> {
             sync: states.iter().map(|_| SlotSync::default()).collect(),
             slots: states
                 .into_iter()
-                .map(|state| Mutex::new(Slot { pending: B::Pending::default(), written: 0, state }))
+                .map(|state| {
+                    Mutex::new(Slot {
+                        pending: B::Pending::default(),
+                        ends: VecDeque::new(),
+                        pending_since: 0,
+                        written: 0,
+                        state,
+                    })
+                })
                 .collect(),
             stop: AtomicBool::new(false),
             records: AtomicU64::new(0),
@@ -191,9 +249,14 @@ impl<B: Backend> Syncer<B> {
                 self.health.dropped_batches.fetch_add(1, Ordering::Relaxed);
                 return Err(StoreError::Backlog(backlog));
             }
+            if B::size(&f.pending) == 0 {
+                f.pending_since = crate::clock::mono_ms().max(1);
+            }
             B::push(&mut f.pending, changes);
             f.written += 1;
-            f.written
+            let (end, ticket) = (B::size(&f.pending), f.written);
+            f.ends.push_back((end, ticket));
+            ticket
         };
         self.records.fetch_add(changes.len() as u64, Ordering::Relaxed);
         self.sync[slot].poke();
@@ -204,6 +267,20 @@ impl<B: Backend> Syncer<B> {
     /// still on its way (`None`).
     pub fn settled(&self, slot: usize, ticket: u64) -> Option<bool> {
         self.sync[slot % self.sync.len()].settled(ticket)
+    }
+
+    /// How far behind the store is: the age of its oldest change not yet durable (zero when
+    /// everything handed over is).
+    pub fn lag(&self) -> Duration {
+        let now = crate::clock::mono_ms();
+        let oldest = (0..self.slots.len())
+            .flat_map(|s| {
+                let pending = lock(&self.slots[s]).pending_since;
+                [pending, self.sync[s].in_flight_since.load(Ordering::Acquire)]
+            })
+            .filter(|&t| t > 0)
+            .min();
+        oldest.map_or(Duration::ZERO, |t| Duration::from_millis(now.saturating_sub(t)))
     }
 
     /// Changes handed over since start.
@@ -267,9 +344,18 @@ impl<B: Backend> Syncer<B> {
             sync.wait(if B::size(&batch) == 0 { Duration::from_millis(100) } else { backoff }, &s.stop);
             let (target, dest) = {
                 let mut f = lock(&s.slots[slot]);
-                B::take(&mut f.pending, &mut batch);
+                // A retried round goes again as it was, with what came since.
+                let max = if B::size(&batch) > 0 { usize::MAX } else { B::MAX_ROUND };
+                let (target, since) = f.take_round(&mut batch, max);
+                if since > 0 && sync.in_flight_since.load(Ordering::Relaxed) == 0 {
+                    sync.in_flight_since.store(since, Ordering::Release);
+                }
                 let dest = s.backend.target(slot, &mut f.state);
-                (f.written, dest)
+                // A round cut short: the rest goes next, without waiting for a poke.
+                if target < f.written {
+                    sync.poke();
+                }
+                (target, dest)
             };
             sync.backlog.store(B::size(&batch) as u64, Ordering::Relaxed);
             let stopping = s.stop.load(Ordering::Acquire);
@@ -313,6 +399,9 @@ impl<B: Backend> Syncer<B> {
                 }
             }
             sync.backlog.store(B::size(&batch) as u64, Ordering::Relaxed);
+            if B::size(&batch) == 0 {
+                sync.in_flight_since.store(0, Ordering::Release);
+            }
         }
     }
 }
@@ -338,6 +427,7 @@ mod tests {
         type Conn = ();
         const THREAD: &'static str = "fake-sync";
         const MAX_BACKLOG: usize = 4;
+        const MAX_ROUND: usize = 3;
         const RETRY_FAILED: bool = RETRY;
         fn push(p: &mut Vec<u64>, changes: &[(u64, Change)]) {
             p.extend(changes.iter().map(|c| c.0));
@@ -348,11 +438,18 @@ mod tests {
         fn take(from: &mut Vec<u64>, into: &mut Vec<u64>) {
             into.append(from);
         }
+        fn split_off(p: &mut Vec<u64>, at: usize) -> Vec<u64> {
+            p.split_off(at)
+        }
         fn clear(p: &mut Vec<u64>) {
             p.clear();
         }
         fn target(&self, _: usize, _: &mut ()) {}
         fn commit(&self, _: usize, _: &mut (), _: &(), batch: &Vec<u64>, _: &Health) -> Result<Round, String> {
+            // 2: a target that takes its time (the round waits until told otherwise).
+            while self.fail.load(Ordering::Relaxed) == 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             if self.fail.load(Ordering::Relaxed) == 1 {
                 return Err("told to".into());
             }
@@ -423,5 +520,30 @@ mod tests {
         assert!(refused > 0, "the backlog bound was not applied");
         assert_eq!(s.health.dropped_batches.load(Ordering::Relaxed), refused);
         assert!(s.flush(Duration::from_millis(100)).is_err(), "a failing target does not flush");
+    }
+
+    /// A backlog built up behind a slow round goes in rounds of whole batches of at most
+    /// `MAX_ROUND` (here 3), not in one; the lag is the age of the oldest change not yet durable.
+    #[test]
+    fn a_backlog_goes_in_rounds_of_whole_batches_and_the_lag_says_how_far_behind() {
+        let s = Syncer::start(Fake::<false> { fail: AtomicU8::new(2), committed: Mutex::new(vec![]) }, vec![()])
+            .expect("syncer");
+        assert_eq!(s.lag(), Duration::ZERO);
+        let first = s.append(0, &change(1)).expect("append");
+        // The first round is under way (and held); four more batches queue behind it.
+        assert!(crate::store::journal::tests::poll(|| (s.sync[0].in_flight_since.load(Ordering::Relaxed) > 0).then_some(())).is_some());
+        let tickets: Vec<u64> = (2..=5).map(|seq| s.append(0, &change(seq)).expect("append")).collect();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(s.lag() >= Duration::from_millis(50), "lag {:?}", s.lag());
+        s.backend().fail.store(0, Ordering::Relaxed);
+        for t in std::iter::once(first).chain(tickets) {
+            assert_eq!(settle(&s, t), Some(true), "ticket {t}");
+        }
+        assert_eq!(lock(&s.backend().committed).clone(), vec![vec![1], vec![2, 3, 4], vec![5]]);
+        assert!(
+            crate::store::journal::tests::poll(|| (s.lag() == Duration::ZERO).then_some(())).is_some(),
+            "caught up"
+        );
+        s.flush(Duration::from_secs(5)).expect("flush");
     }
 }

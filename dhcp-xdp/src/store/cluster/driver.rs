@@ -27,14 +27,7 @@ use super::{
     Cluster,
     pg::{self, LEASE_COLUMNS, connect, lease_from_row},
 };
-use crate::{ebpf::Buckets, serve::Shared};
-
-/// Milliseconds on the monotonic clock since the first call (the liveness deadline's clock: a
-/// pause of the process, or a wrong wall clock, cannot move it backwards).
-pub(super) fn mono_ms() -> u64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
+use crate::{clock::mono_ms, ebpf::Buckets, serve::Shared};
 
 /// Whether this node may serve, as the heartbeat machine last said: the heartbeat thread writes
 /// it, the membership loop and every worker's batch read it.

@@ -49,6 +49,16 @@ use crate::{
     store::{AdminRemoval, Health, LeaseStore, Recovered, StoreError},
 };
 
+/// The membership machines' parameters from `[cluster]`.
+fn params(cfg: &ClusterConfig) -> Params {
+    Params {
+        node: cfg.node.clone(),
+        heartbeat_ms: u64::from(cfg.heartbeat) * 1000,
+        takeover_after_ms: u64::from(cfg.takeover_after) * 1000,
+        block_size: cfg.block_size,
+    }
+}
+
 /// What the membership loop knows, for logs, statistics and metrics.
 #[derive(Debug, Default)]
 pub struct Status {
@@ -221,12 +231,7 @@ pub fn durability_warnings(c: &mut Client) -> Result<Vec<String>, postgres::Erro
 impl Cluster {
     /// The membership machines' parameters.
     fn params(&self) -> Params {
-        Params {
-            node: self.cfg.node.clone(),
-            heartbeat_ms: u64::from(self.cfg.heartbeat) * 1000,
-            takeover_after_ms: u64::from(self.cfg.takeover_after) * 1000,
-            block_size: self.cfg.block_size,
-        }
+        params(&self.cfg)
     }
 
     /// Connects, makes sure of the schema, registers this node and the blocks of `cfg`'s pools,
@@ -239,13 +244,7 @@ impl Cluster {
         let pools = layout(config);
         let mut c = connect(&cfg.database).with_context(|| format!("connecting to {}", redact(&cfg.database)))?;
         schema::ensure(&mut c)?;
-        let params = Params {
-            node: cfg.node.clone(),
-            heartbeat_ms: u64::from(cfg.heartbeat) * 1000,
-            takeover_after_ms: u64::from(cfg.takeover_after) * 1000,
-            block_size: cfg.block_size,
-        };
-        let mut heartbeats = Heartbeats::new(params);
+        let mut heartbeats = Heartbeats::new(params(cfg));
         // Lease times are the database's from the first lease read on.
         let status = Status::default();
         let clock = heartbeats.clock(driver::read_clock(&mut c)?);
@@ -350,6 +349,10 @@ impl LeaseStore for Cluster {
         self.store.health()
     }
 
+    fn lag(&self) -> Duration {
+        self.store.lag()
+    }
+
     #[inline]
     fn serving(&self) -> bool {
         self.liveness.serving()
@@ -444,7 +447,7 @@ impl LeaseStore for Cluster {
 
     fn status(&self) -> serde_json::Map<String, serde_json::Value> {
         let s = &self.status;
-        let mut m = crate::store::health_status(self.name(), self.records(), self.health());
+        let mut m = crate::store::health_status(self);
         for (k, v) in [
             ("node", self.cfg.node.clone().into()),
             ("database-up", s.database_up.load(Ordering::Relaxed).into()),

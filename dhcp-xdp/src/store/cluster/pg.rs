@@ -100,6 +100,9 @@ impl Backend for Pg {
     const THREAD: &'static str = "pg-sync";
     // About 64 bytes a change in memory: the journal's bound of 64 MiB, counted in changes.
     const MAX_BACKLOG: usize = (64 << 20) / 64;
+    // A round the database commits well within the statement limit: a backlog goes in several
+    // rounds instead of one that times out whole (and fails every ACK it held).
+    const MAX_ROUND: usize = 4096;
     const RETRY_FAILED: bool = false;
 
     fn push(pending: &mut Self::Pending, changes: &[(u64, Change)]) {
@@ -110,6 +113,9 @@ impl Backend for Pg {
     }
     fn take(from: &mut Self::Pending, into: &mut Self::Pending) {
         into.append(from);
+    }
+    fn split_off(pending: &mut Self::Pending, at: usize) -> Self::Pending {
+        pending.split_off(at)
     }
     fn clear(pending: &mut Self::Pending) {
         pending.clear();
@@ -219,6 +225,11 @@ impl PgStore {
     /// Changes handed over since start.
     pub fn records(&self) -> u64 {
         self.syncer.records()
+    }
+
+    /// The age of the oldest change not yet committed.
+    pub fn lag(&self) -> Duration {
+        self.syncer.lag()
     }
 
     /// How committing goes (`failing` while the database cannot be reached or refuses).
