@@ -142,6 +142,16 @@ impl Running {
         }
     }
 
+    /// What a dhcp-xdp server counted so far (its control channel's `counters-get`): the XDP
+    /// program's verdicts, drops by reason, the store's status and shedding. None for others.
+    fn counters(&self) -> Option<Value> {
+        match self {
+            Self::Daemon(d) => Some(d.counters().0),
+            Self::WithDb(r, _) => r.counters(),
+            Self::Other(_) => None,
+        }
+    }
+
     fn stop(self) {
         match self {
             Self::WithDb(r, pg) => {
@@ -432,9 +442,12 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
         for &f in &cfg.fractions {
             let rate = ((max * f) as u64).max(100);
             eprintln!("bench: {} — open loop at {rate}/s ({:.0} % of max)", server.name(), f * 100.0);
+            let before = running.counters();
             let point =
                 generate(&rig, cfg, run_id, rate, cfg.duration / 2, echo, &dir.join(format!("open-{rate}.json")))?;
-            sweep.push(json!({ "fraction": f, "offered": rate, "result": point }));
+            // The server's own view of the point: what it shed, dropped, how far its store fell behind.
+            let server = running.counters().zip(before).map(|(after, before)| server_view(&before, &after));
+            sweep.push(json!({ "fraction": f, "offered": rate, "result": point, "server": server }));
         }
         if matches!(server, Server::KeaMt | Server::DhcpXdp) && cfg.perfdhcp_rate > 0 && cfg.scenario == Scenario::Dora
         {
@@ -570,6 +583,36 @@ fn p99_at_half_max(server: &Value) -> Option<f64> {
         .iter()
         .find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9)
         .map(|p| num(p, &["result", "latency_us", "p99"]))
+}
+
+/// What a dhcp-xdp server did during one run, from its counters before and after: DISCOVERs
+/// shed in XDP, frames dropped by reason, shedding episodes, and its store's lag at the end.
+fn server_view(before: &Value, after: &Value) -> Value {
+    let delta = |path: &[&str]| -> i64 {
+        let get = |v: &Value| path.iter().fold(v, |v, p| &v[*p]).as_i64().unwrap_or(0);
+        get(after) - get(before)
+    };
+    let mut drops = serde_json::Map::new();
+    if let (Some(a), Some(b)) = (after["workers"].as_array(), before["workers"].as_array()) {
+        for (wa, wb) in a.iter().zip(b) {
+            for (k, v) in wa.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("drop_")) {
+                let d = v.as_i64().unwrap_or(0) - wb[k].as_i64().unwrap_or(0);
+                if d != 0 {
+                    let e = drops.entry(k.clone()).or_insert(json!(0));
+                    *e = json!(e.as_i64().unwrap_or(0) + d);
+                }
+            }
+        }
+    }
+    json!({
+        "shed_discover": delta(&["xdp", "shed_discover"]),
+        "redirected": delta(&["xdp", "redirected"]),
+        "shed_episodes": delta(&["shedding", "episodes"]),
+        "drops": drops,
+        "store_lag_ms_at_end": after["store"]["lag-ms"],
+        "store_failed_rounds": delta(&["store", "failed-rounds"]),
+        "store_dropped_batches": delta(&["store", "dropped-batches"]),
+    })
 }
 
 /// The avalanche runs: how long until 99 % and all of the clients were bound, against the
@@ -722,14 +765,21 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         );
     }
     let _ = writeln!(s, "\n## Offered load sweep (open loop)\n");
-    let _ = writeln!(s, "| server | offered/s | achieved/s | p50 µs | p99 µs | p99.9 µs | timeouts |");
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| server | offered/s | achieved/s | p50 µs | p99 µs | p99.9 µs | timeouts | DISCOVERs shed (server) | held replies dropped (server) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for v in &servers {
         for p in v["sweep"].as_array().cloned().unwrap_or_default() {
             let res = &p["result"];
+            let server = |k: &str| match &p["server"] {
+                Value::Null => "–".to_owned(),
+                sv => sv[k].as_i64().or_else(|| sv["drops"][k].as_i64()).unwrap_or(0).to_string(),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
                 v["name"].as_str().unwrap_or(""),
                 p["offered"],
                 num(res, &["exchanges_per_s"]),
@@ -737,6 +787,8 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
                 num(res, &["latency_us", "p99"]),
                 num(res, &["latency_us", "p999"]),
                 res["timeouts"],
+                server("shed_discover"),
+                server("drop_journal_stalled"),
             );
         }
     }

@@ -270,7 +270,8 @@ impl Daemon {
     /// Runs the control loop until a stop is asked for or something fails, then stops.
     pub fn run(mut self) -> anyhow::Result<()> {
         let failure = loop {
-            std::thread::sleep(Duration::from_millis(50));
+            // Every 10 ms: overload must be noticed before the replies workers hold run out.
+            std::thread::sleep(Duration::from_millis(10));
             match self.tick() {
                 Tick::Running => {}
                 Tick::Stop => break None,

@@ -21,16 +21,25 @@ pub(super) struct Worker {
     /// This batch's replies that may leave only once its records are durable.
     pub(super) staged: Vec<XdpDesc>,
     /// Replies waiting for their batch's records to be durable (group commit), with the
-    /// handler's ticket, oldest first.
-    pub(super) held: std::collections::VecDeque<(u64, XdpDesc)>,
+    /// handler's ticket and when they were held ([`mono_ms`](crate::clock::mono_ms)), oldest
+    /// first.
+    pub(super) held: std::collections::VecDeque<(u64, XdpDesc, u64)>,
+    /// Most replies held at once: this worker's share of half its queue's chunks (the rest keep
+    /// the fill and RX rings going).
+    pub(super) held_cap: usize,
     /// Chunks to give back to the fill ring.
     pub(super) recycle: Vec<u64>,
     /// UMEM addresses of the current batch's frames, in order.
     pub(super) batch_addrs: Vec<u64>,
 }
 
-/// Most replies a worker holds for durability (batches); beyond, the oldest give way.
+/// Replies a worker holds for durability at the least, in batches (its share of the UMEM is
+/// usually more); beyond its cap, the oldest give way.
 pub(super) const HELD_BATCHES: usize = 8;
+
+/// Longest a reply is held for durability: a client that sent its REQUEST this long ago has
+/// retransmitted it (RFC 2131: after 4 s ± 1) or given up; its reply is dropped rather than kept.
+pub(super) const HELD_MS: u64 = 3_000;
 
 impl Worker {
     pub(super) fn run(mut self, stop: &AtomicBool, handler: &mut dyn Handler) {
@@ -69,7 +78,7 @@ impl Worker {
         }
         // Replies whose records were not confirmed durable in time never leave.
         let unconfirmed = self.held.len() as u64;
-        self.recycle.extend(self.held.drain(..).map(|(_, d)| d.addr));
+        self.recycle.extend(self.held.drain(..).map(|(_, d, _)| d.addr));
         self.stats.drops[DropReason::JournalFailed.slot()].fetch_add(unconfirmed, Ordering::Relaxed);
         give_back(&mut self.recycle, &self.stats, self.batch, &mut lock(&self.fc));
     }
@@ -87,13 +96,18 @@ impl Worker {
         }
         self.release_held(handler);
         let got = if self.pending_tx.len() < self.batch as usize { self.receive(handler) } else { 0 };
-        // Replies held for a disk that does not answer give way, oldest first, so that the
-        // worker keeps taking frames (OFFERs, NAKs and INFORM ACKs still leave) and the chunks
-        // come back; their clients retransmit and are ACKed once the disk answers.
-        let cap = self.batch as usize * (HELD_BATCHES - 1);
-        if self.held.len() > cap {
-            let n = self.held.len() - cap;
-            self.recycle.extend(self.held.drain(..n).map(|(_, d)| d.addr));
+        // Replies held for a store that does not answer give way, oldest first — beyond the
+        // cap, so that the worker keeps taking frames and the chunks come back, and after
+        // HELD_MS, when their clients have retransmitted; those are ACKed once it answers.
+        let mut n = self.held.len().saturating_sub(self.held_cap);
+        if let Some(&(_, _, since)) = self.held.get(n) {
+            let now = crate::clock::mono_ms();
+            if now.saturating_sub(since) > HELD_MS {
+                n += self.held.iter().skip(n).take_while(|e| now.saturating_sub(e.2) > HELD_MS).count();
+            }
+        }
+        if n > 0 {
+            self.recycle.extend(self.held.drain(..n).map(|(_, d, _)| d.addr));
             self.stats.drops[DropReason::JournalStalled.slot()].fetch_add(n as u64, Ordering::Relaxed);
         }
         self.transmit();
@@ -104,7 +118,7 @@ impl Worker {
     /// failed.
     pub(super) fn release_held(&mut self, handler: &mut dyn Handler) {
         let mut failed = 0u64;
-        while let Some(&(ticket, desc)) = self.held.front() {
+        while let Some(&(ticket, desc, _)) = self.held.front() {
             match handler.settled(ticket) {
                 None => break,
                 Some(true) => self.pending_tx.push(desc),
@@ -179,7 +193,10 @@ impl Worker {
                     self.recycle.push(d.addr);
                 }
             }
-            Release::After(ticket) => self.held.extend(self.staged.drain(..).map(|d| (ticket, d))),
+            Release::After(ticket) => {
+                let now = crate::clock::mono_ms();
+                self.held.extend(self.staged.drain(..).map(|d| (ticket, d, now)));
+            }
         }
         if got == 0 {
             self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
