@@ -515,6 +515,37 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
             "sweep": sweep,
         }));
     }
+    // The rig's own limit at the rates dhcp-xdp was offered: the echo path at the same offered
+    // rates, so that a collapse of the rig (generator and server share the vCPUs) is told apart
+    // from one of the server.
+    let echo_at_same_rates = if cfg.servers.contains(&Server::Echo) {
+        let mut rates: Vec<u64> = results
+            .iter()
+            .filter(|v| v["server"] == "dhcp-xdp" || v["server"] == "dhcp-xdp-pg")
+            .flat_map(|v| v["sweep"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p["offered"].as_u64())
+            .collect();
+        rates.sort_unstable();
+        rates.dedup();
+        if rates.is_empty() {
+            Value::Null
+        } else {
+            let dir = work.path().join("echo-same-rates");
+            std::fs::create_dir_all(&dir)?;
+            let running = start(Server::Echo, cfg, &rig, &dir)?;
+            let mut points = vec![];
+            for rate in rates {
+                eprintln!("bench: echo at dhcp-xdp's offered rate {rate}/s");
+                let p = generate(&rig, cfg, 9, rate, cfg.duration / 2, true, &dir.join(format!("open-{rate}.json")))?;
+                points.push(json!({ "offered": rate, "result": p }));
+            }
+            running.stop();
+            Value::Array(points)
+        }
+    } else {
+        Value::Null
+    };
+    let fdatasync = fdatasync_latency(work.path());
     let takeover = if cfg.servers.contains(&Server::DhcpXdpPg) {
         eprintln!("bench: cluster takeover (SIGKILL to the first rebind ACK), 3 rounds");
         match crate::takeover::measure(3) {
@@ -537,6 +568,8 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
         "durability": format!("{:?}", cfg.durability).to_lowercase(),
         "workers": cfg.workers,
         "machine": machine(),
+        "fdatasync_us": fdatasync,
+        "echo_at_same_rates": echo_at_same_rates,
         "servers": results,
         "perfdhcp_checks": perfdhcp_checks,
         "wall_s": started.elapsed().as_secs_f64(),
@@ -556,6 +589,39 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
     let md = cfg.out_dir.join(format!("{stem}.md"));
     std::fs::write(&md, markdown(&report, plotted.then_some(&png)))?;
     Ok(md)
+}
+
+/// The disk's `fdatasync` latency where the benches write (p50 and p99 of 200, in µs): appending
+/// 4 KiB to a file (the journal today: data and the file's size), and overwriting 4 KiB of a
+/// file written before (data only, as a preallocated segment would be).
+fn fdatasync_latency(dir: &Path) -> Value {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let run = |overwrite: bool| -> std::io::Result<Value> {
+        let path = dir.join(if overwrite { "fdatasync-overwrite" } else { "fdatasync-append" });
+        let mut f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+        let block = [0x5au8; 4096];
+        if overwrite {
+            for _ in 0..200 {
+                f.write_all(&block)?;
+            }
+            f.sync_all()?;
+            f.seek(SeekFrom::Start(0))?;
+        }
+        let mut us = vec![];
+        for _ in 0..200 {
+            f.write_all(&block)?;
+            let t = Instant::now();
+            f.sync_data()?;
+            us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        let _ = std::fs::remove_file(&path);
+        us.sort_by(f64::total_cmp);
+        Ok(json!({ "p50": us[us.len() / 2], "p99": us[us.len() * 99 / 100] }))
+    };
+    json!({
+        "append": run(false).unwrap_or_else(|e| json!({ "error": e.to_string() })),
+        "overwrite": run(true).unwrap_or_else(|e| json!({ "error": e.to_string() })),
+    })
 }
 
 fn today() -> String {
@@ -687,6 +753,18 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         "Reproduce: `cargo xtask bench --only compare -- --scenario {}`\n",
         r["scenario"].as_str().unwrap_or("")
     );
+    let f = &r["fdatasync_us"];
+    if f["append"]["p50"].is_number() {
+        let _ = writeln!(
+            s,
+            "The disk under the journal: `fdatasync` after a 4 KiB append p50 {:.0} µs (p99 {:.0}), after overwriting 4 KiB \
+             p50 {:.0} µs (p99 {:.0}).\n",
+            num(f, &["append", "p50"]),
+            num(f, &["append", "p99"]),
+            num(f, &["overwrite", "p50"]),
+            num(f, &["overwrite", "p99"]),
+        );
+    }
     let _ = writeln!(
         s,
         "| server | max exchanges/s | p50 µs | p99 µs | p99.9 µs | p99 at ½ max, µs | server CPU s / 1000 exchanges | timeouts | check failures |"
@@ -789,6 +867,23 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
                 res["timeouts"],
                 server("shed_discover"),
                 server("drop_journal_stalled"),
+            );
+        }
+    }
+    if let Some(points) = r["echo_at_same_rates"].as_array() {
+        let _ = writeln!(
+            s,
+            "\nThe echo path at dhcp-xdp's offered rates (where it too falls short, the rig is the limit, not the server):\n"
+        );
+        let _ = writeln!(s, "| offered/s | echo achieved/s | echo timeouts |");
+        let _ = writeln!(s, "|---:|---:|---:|");
+        for p in points {
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {} |",
+                p["offered"],
+                num(&p["result"], &["exchanges_per_s"]),
+                p["result"]["timeouts"]
             );
         }
     }
