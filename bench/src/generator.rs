@@ -128,6 +128,10 @@ struct Client {
     offered: u32,
     phase: Phase,
     epoch: u8,
+    /// Exchanges (and restarts) this client began: what a deadline is for. The xid's `epoch`
+    /// wraps after 256, well within a timeout at closed-loop rates, so a deadline left from an
+    /// earlier exchange must not be taken for the current one's.
+    serial: u32,
     /// Transmissions of this exchange so far (an avalanche's retransmission schedule).
     attempt: u8,
     /// Release right after the ACK.
@@ -181,7 +185,7 @@ struct Gen {
     queue: VecDeque<(u32, Out)>,
     /// Exchange deadlines, earliest first (an avalanche's retransmission intervals differ
     /// per client).
-    deadlines: BinaryHeap<Reverse<(u64, u32, u8)>>,
+    deadlines: BinaryHeap<Reverse<(u64, u32, u32)>>,
     owner: HashMap<u32, u32>,
     outstanding: u32,
     /// Clients holding an address.
@@ -357,6 +361,7 @@ impl Gen {
             };
             let c = &mut self.clients[idx as usize];
             c.epoch = c.epoch.wrapping_add(1);
+            c.serial = c.serial.wrapping_add(1);
             c.started_ns = now;
             c.then_release = scenario == Scenario::Release;
             self.counts.started += 1;
@@ -371,10 +376,10 @@ impl Gen {
                 _ => c.phase = Phase::Discovering,
             }
             c.attempt = 0;
-            let epoch = c.epoch;
+            let serial = c.serial;
             self.outstanding += 1;
             let wait = self.wait_ns(0);
-            self.deadlines.push(Reverse((now + wait, idx, epoch)));
+            self.deadlines.push(Reverse((now + wait, idx, serial)));
             self.queue.push_back((idx, out));
             return true;
         }
@@ -397,11 +402,12 @@ impl Gen {
     fn restart(&mut self, idx: u32, now: u64, attempt: u8) {
         let c = &mut self.clients[idx as usize];
         c.epoch = c.epoch.wrapping_add(1);
+        c.serial = c.serial.wrapping_add(1);
         c.phase = Phase::Discovering;
         c.attempt = attempt;
-        let epoch = c.epoch;
+        let serial = c.serial;
         let wait = self.wait_ns(attempt);
-        self.deadlines.push(Reverse((now + wait, idx, epoch)));
+        self.deadlines.push(Reverse((now + wait, idx, serial)));
         self.queue.push_back((idx, Out::Discover));
     }
 
@@ -438,13 +444,13 @@ impl Gen {
     }
 
     fn expire(&mut self, now: u64) {
-        while let Some(&Reverse((deadline, idx, epoch))) = self.deadlines.peek() {
+        while let Some(&Reverse((deadline, idx, serial))) = self.deadlines.peek() {
             if deadline > now {
                 break;
             }
             self.deadlines.pop();
             let c = self.clients[idx as usize];
-            if c.epoch != epoch || c.phase == Phase::Idle {
+            if c.serial != serial || c.phase == Phase::Idle {
                 continue;
             }
             if self.cfg.scenario == Scenario::Avalanche || self.preparing {
