@@ -335,11 +335,6 @@ impl Membership {
         &self.live
     }
 
-    /// Buckets served (of 256).
-    pub fn buckets(&self) -> u32 {
-        self.served.map_or(0, |b| b.iter().map(|w| w.count_ones()).sum())
-    }
-
     /// Writing the bucket map failed: it is asked for again at the next round.
     pub fn buckets_failed(&mut self) {
         self.served = None;

@@ -237,12 +237,12 @@ const DHCPDISCOVER: u8 = 1;
 /// `bpf_xdp_load_bytes` helper: offsets found by walking the options are plain arguments to it,
 /// not packet pointers the verifier would have to follow through the walk.
 #[inline(always)]
-fn load_bytes(ctx: &XdpContext, at: usize, buf: &mut [u8; 256], len: usize) -> bool {
-    if len == 0 || len > 255 {
+fn load_bytes<const N: usize>(ctx: &XdpContext, at: usize, buf: &mut [u8; N], len: usize) -> bool {
+    if len == 0 || len > N || len > 255 {
         return false;
     }
-    // SAFETY: `buf` is a live stack buffer of 256 bytes and at most 255 are written; the helper
-    // checks the frame bounds itself and fails instead of reading past them.
+    // SAFETY: `buf` is a live stack buffer of N bytes and at most N (and 255) are written; the
+    // helper checks the frame bounds itself and fails instead of reading past them.
     unsafe { bpf_xdp_load_bytes(ctx.ctx, at as u32, buf.as_mut_ptr() as *mut c_void, len as u32) == 0 }
 }
 
@@ -253,31 +253,8 @@ fn bucket(ctx: &XdpContext, bootp: usize) -> Result<u8, Pass> {
     let mut buf = [0u8; 256];
     let mut key_at = bootp + BOOTP_CHADDR_OFFSET;
     let mut key_len = (u8_at(ctx, bootp + BOOTP_HLEN_OFFSET)? as usize).min(16);
-    let mut off = bootp + BOOTP_OPTIONS_OFFSET;
-    let mut n = 0;
-    while n < buckets::MAX_OPTIONS_SCANNED {
-        n += 1;
-        if off > bootp + BOOTP_OPTIONS_OFFSET + buckets::MAX_OPTIONS_OFFSET || !load_bytes(ctx, off, &mut buf, 1) {
-            break;
-        }
-        let code = buf[0];
-        if code == 255 {
-            break;
-        }
-        if code == 0 {
-            off += 1;
-            continue;
-        }
-        if !load_bytes(ctx, off + 1, &mut buf, 1) {
-            break;
-        }
-        let len = buf[0] as usize;
-        if code == OPTION_CLIENT_ID && len > 0 {
-            key_at = off + 2;
-            key_len = len;
-            break;
-        }
-        off += 2 + len;
+    if let Some((at, len)) = find_option(ctx, bootp, OPTION_CLIENT_ID, 1) {
+        (key_at, key_len) = (at, len);
     }
     if key_len == 0 {
         return Ok(0);
@@ -300,37 +277,47 @@ fn bucket(ctx: &XdpContext, bootp: usize) -> Result<u8, Pass> {
     Ok(h)
 }
 
-/// The DHCP message type (option 53) when it is among the first options, else 0.
+/// Where the value of option `code` with at least `min_len` bytes starts, and its length,
+/// when it is among the first options (`MAX_OPTIONS_SCANNED`, within `MAX_OPTIONS_OFFSET`).
 #[inline(always)]
-fn message_type(ctx: &XdpContext, bootp: usize) -> u8 {
-    // Three bytes at a time (code, length, first value byte): a small stack, beside `bucket`'s.
-    let mut buf = [0u8; 4];
+fn find_option(ctx: &XdpContext, bootp: usize, code: u8, min_len: usize) -> Option<(usize, usize)> {
+    // Two bytes: a small stack beside `bucket`'s key buffer.
+    let mut buf = [0u8; 2];
     let mut off = bootp + BOOTP_OPTIONS_OFFSET;
     let mut n = 0;
     while n < buckets::MAX_OPTIONS_SCANNED {
         n += 1;
-        if off > bootp + BOOTP_OPTIONS_OFFSET + buckets::MAX_OPTIONS_OFFSET {
-            return 0;
+        if off > bootp + BOOTP_OPTIONS_OFFSET + buckets::MAX_OPTIONS_OFFSET || !load_bytes(ctx, off, &mut buf, 1) {
+            return None;
         }
-        // SAFETY: `buf` is a live stack buffer of 4 bytes and 3 are written; the helper checks
-        // the frame bounds itself and fails instead of reading past them.
-        if unsafe { bpf_xdp_load_bytes(ctx.ctx, off as u32, buf.as_mut_ptr() as *mut c_void, 3) } != 0 {
-            return 0;
+        let c = buf[0];
+        if c == 255 {
+            return None;
         }
-        let (code, len) = (buf[0], buf[1] as usize);
-        if code == 255 {
-            return 0;
-        }
-        if code == 0 {
+        if c == 0 {
             off += 1;
             continue;
         }
-        if code == OPTION_MESSAGE_TYPE {
-            return if len == 1 { buf[2] } else { 0 };
+        if !load_bytes(ctx, off + 1, &mut buf, 1) {
+            return None;
+        }
+        let len = buf[0] as usize;
+        if c == code && len >= min_len {
+            return Some((off + 2, len));
         }
         off += 2 + len;
     }
-    0
+    None
+}
+
+/// The DHCP message type (option 53) when it is among the first options, else 0.
+#[inline(always)]
+fn message_type(ctx: &XdpContext, bootp: usize) -> u8 {
+    let mut buf = [0u8; 2];
+    match find_option(ctx, bootp, OPTION_MESSAGE_TYPE, 0) {
+        Some((at, 1)) if load_bytes(ctx, at, &mut buf, 1) => buf[0],
+        _ => 0,
+    }
 }
 
 /// Whether this node serves `bucket` (its bit in the `BUCKETS` map).

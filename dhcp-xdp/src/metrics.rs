@@ -17,12 +17,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{
-    control::subnet_census,
-    datapath::WorkerStats,
-    handler::FrameMeta,
-    serve::{Shared, unix_now},
-};
+use crate::{clock::unix_now, control::subnet_census, datapath::WorkerStats, handler::FrameMeta, serve::Shared};
 
 /// The XDP program's verdict counters as the control loop last read them.
 pub type XdpSnapshot = Arc<Mutex<[u64; counter::COUNT as usize]>>;

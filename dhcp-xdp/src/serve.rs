@@ -10,10 +10,7 @@ use dhcp_xdp_core::{
     leases::LeaseDb,
 };
 
-pub use crate::serve4::{EngineHandler, EngineStats};
-use crate::{handler::FrameMeta, store::LeaseStore};
-
-pub use crate::clock::unix_now;
+use crate::{clock::unix_now, handler::FrameMeta, serve4::EngineStats, store::LeaseStore};
 
 /// Reads and validates the configuration file at `path`.
 pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {

@@ -14,8 +14,9 @@ use dhcp_xdp_core::{
 };
 
 use crate::{
+    clock::unix_now,
     handler::{DropReason, FrameMeta, Handler, Job, Release, Verdict},
-    serve::{Runtime, Shared, unix_now},
+    serve::{Runtime, Shared},
 };
 
 /// Message counters of one worker.

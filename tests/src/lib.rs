@@ -464,16 +464,7 @@ impl Daemon {
 
     /// Polls the daemon's counters until `done` holds (true) or `limit` passes (false).
     pub fn wait_counters(&self, limit: Duration, mut done: impl FnMut(&Counters) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if done(&self.counters()) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        cluster::wait_until(limit, || done(&self.counters()))
     }
 
     /// Starts an arbitrary command line that ends up running the daemon (e.g. `cargo xtask

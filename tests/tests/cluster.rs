@@ -66,14 +66,7 @@ fn store(d: &Daemon) -> serde_json::Value {
 
 /// Waits until the daemon's store status satisfies `f`.
 fn wait_store(d: &Daemon, what: &str, limit: Duration, f: impl Fn(&serde_json::Value) -> bool) {
-    let mut last = serde_json::Value::Null;
-    assert!(
-        wait_until(limit, || {
-            last = store(d);
-            f(&last)
-        }),
-        "{what} not seen in {limit:?}: {last}"
-    );
+    assert!(d.wait_counters(limit, |c| f(&c.0["store"])), "{what} not seen in {limit:?}: {}", store(d));
 }
 
 /// Waits until the daemon has applied or rejected `n` reloads, as `status-get` says.

@@ -157,19 +157,39 @@ fn a_daemon_started_on_a_full_disk_serves_and_acks_once_space_returns() {
     check_recovered("full at start", &acked, &rec, LEASE_TIME);
 }
 
-/// Injected write errors, then a disk whose syncs stall: ACKs are withheld (OFFERs flow) and
-/// resume by themselves; after SIGKILL every ACKed lease is there.
+/// A daemon whose journal faults the test injects through a hook file (empty: none).
+struct Hooked {
+    net: TwoHosts,
+    state: TempDir,
+    _faults: TempDir,
+    hook: std::path::PathBuf,
+    _cfg: TempDir,
+    daemon: Daemon,
+    /// The client link's source MAC.
+    mac: [u8; 6],
+}
+
+impl Hooked {
+    fn start() -> Self {
+        let net = TwoHosts::for_dhcp(1);
+        let state = TempDir::new("state");
+        let faults = TempDir::new("faults");
+        let hook = faults.path().join("faults");
+        std::fs::write(&hook, "").expect("hook");
+        let dir = TempDir::new("cfg");
+        let cfg = dir.config(CONFIG);
+        let daemon = start(&net, &cfg, state.path(), Some(&hook));
+        let mac = TwoHosts::mac(&net.client, &net.client_if);
+        Self { net, state, _faults: faults, hook, _cfg: dir, daemon, mac }
+    }
+}
+
+/// Injected write errors, then a disk whose syncs stall: ACKs are withheld (each DISCOVER
+/// answered or shed) and resume by themselves; after SIGKILL every ACKed lease is there.
 #[test]
 fn injected_write_errors_and_stalls_withhold_acks_until_the_disk_recovers() {
-    let net = TwoHosts::for_dhcp(1);
-    let state = TempDir::new("state");
-    let faults = TempDir::new("faults");
-    let hook = faults.path().join("faults");
-    std::fs::write(&hook, "").expect("hook");
-    let dir = TempDir::new("cfg");
-    let cfg = dir.config(CONFIG);
-    let daemon = start(&net, &cfg, state.path(), Some(&hook));
-    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    // The TempDirs stay bound (removed on drop): `_faults`, `_cfg`.
+    let Hooked { net, state, _faults, hook, _cfg, daemon, mac } = Hooked::start();
     let mut link = Link::open(&net.client, &net.client_if);
     let mut acked = HashMap::new();
     let (_, ok) = clients(&mut link, mac, 1, 30, 3);
@@ -202,15 +222,8 @@ fn injected_write_errors_and_stalls_withhold_acks_until_the_disk_recovers() {
 /// answered again.
 #[test]
 fn a_store_that_falls_behind_sheds_new_clients_first_and_keeps_renewals() {
-    let net = TwoHosts::for_dhcp(1);
-    let state = TempDir::new("state");
-    let faults = TempDir::new("faults");
-    let hook = faults.path().join("faults");
-    std::fs::write(&hook, "").expect("hook");
-    let dir = TempDir::new("cfg");
-    let cfg = dir.config(CONFIG);
-    let daemon = start(&net, &cfg, state.path(), Some(&hook));
-    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    // The TempDirs stay bound (removed on drop): `_faults`, `_cfg`.
+    let Hooked { net, state: _state, _faults, hook, _cfg, daemon, mac } = Hooked::start();
     let mut link = Link::open(&net.client, &net.client_if);
     let (_, bound) = clients(&mut link, mac, 1, 5, 3);
     assert_eq!(bound.len(), 5, "bound on a healthy disk");

@@ -1,10 +1,7 @@
 //! `dhcp-xdp export` and `dhcp-xdp leases`: a state directory's leases, read-only.
 
 use anyhow::Context as _;
-use dhcp_xdp::{
-    serve::{load_config_file, unix_now},
-    store::journal,
-};
+use dhcp_xdp::{clock::unix_now, serve::load_config_file, store::journal};
 use dhcp_xdp_core::{config::Config, net::colon_hex};
 
 use crate::cli::ExportFormat;

@@ -4,7 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use dhcp_xdp::{
-    serve::{load_config_file, unix_now},
+    clock::unix_now,
+    serve::load_config_file,
     store::journal::{self, Journal, StateDir},
 };
 use dhcp_xdp_core::leases::LeaseDb;

@@ -36,11 +36,7 @@ use dhcp_xdp_core::{
 };
 use serde_json::{Value, json};
 
-use crate::{
-    datapath::WorkerStats,
-    handler::FrameMeta,
-    serve::{Shared, unix_now},
-};
+use crate::{clock::unix_now, datapath::WorkerStats, handler::FrameMeta, serve::Shared};
 
 /// Commands that only the control loop may carry out (it owns the XDP program and the stop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,8 @@ use crate::{
     ebpf::{SteerSettings, Steering, XdpModeArg},
     handler::{FrameMeta, Handler, Reflect, Release, Verdict},
     iface::Interface,
-    serve::{EngineHandler, Facts, Runtime, Shared, load_config_file},
+    serve::{Facts, Runtime, Shared, load_config_file},
+    serve4::EngineHandler,
     statistics::Report,
 };
 

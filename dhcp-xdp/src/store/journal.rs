@@ -522,11 +522,6 @@ impl Journal {
         self.syncer.records()
     }
 
-    /// Waits until every record handed over is written and synced, or `timeout` passes.
-    pub fn wait_written(&self, timeout: Duration) -> Result<(), StoreError> {
-        self.syncer.wait(timeout)
-    }
-
     /// Clean stop: waits (up to `timeout`) until everything handed over is durable, then ends
     /// the syncers.
     pub fn flush(&self, timeout: Duration) -> Result<(), StoreError> {
