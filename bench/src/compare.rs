@@ -44,6 +44,9 @@ pub enum Server {
     Echo,
     /// dhcp-xdp with its engine, lease store and journal.
     DhcpXdp,
+    /// dhcp-xdp with its journal synced in the background (`durability = "async"`): what the
+    /// fsync journal is measured against.
+    DhcpXdpAsync,
     /// dhcp-xdp in cluster mode, one node: PostgreSQL is the lease store of record.
     DhcpXdpPg,
     /// kea-dhcp4, memfile, multi-threaded.
@@ -63,6 +66,7 @@ impl Server {
         match self {
             Self::Echo => "echo (AF_XDP ceiling)",
             Self::DhcpXdp => "dhcp-xdp",
+            Self::DhcpXdpAsync => "dhcp-xdp, journal async",
             Self::DhcpXdpPg => "dhcp-xdp on PostgreSQL (cluster, 1 node)",
             Self::KeaMt => "kea-dhcp4 (multi-threaded)",
             Self::Kea => "kea-dhcp4 (1 thread)",
@@ -76,6 +80,7 @@ impl Server {
         match self {
             Self::Echo => "echo",
             Self::DhcpXdp => "dhcp-xdp",
+            Self::DhcpXdpAsync => "dhcp-xdp-async",
             Self::DhcpXdpPg => "dhcp-xdp-pg",
             Self::KeaMt => "kea-mt",
             Self::Kea => "kea",
@@ -88,7 +93,7 @@ impl Server {
     /// Binary and the Debian package that has it.
     fn binary(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Self::Echo | Self::DhcpXdp | Self::DhcpXdpPg => None,
+            Self::Echo | Self::DhcpXdp | Self::DhcpXdpAsync | Self::DhcpXdpPg => None,
             Self::KeaMt | Self::Kea | Self::KeaPg => Some(("/usr/sbin/kea-dhcp4", "kea-dhcp4-server")),
             Self::Dhcpd => Some(("/usr/sbin/dhcpd", "isc-dhcp-server")),
             Self::Dnsmasq => Some(("/usr/sbin/dnsmasq", "dnsmasq")),
@@ -219,8 +224,9 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             &rig.server_if,
             &["--handler", "reflect", "--workers", &workers, "--spin-us", SPIN_US],
         ))),
-        Server::DhcpXdp | Server::DhcpXdpPg => {
+        Server::DhcpXdp | Server::DhcpXdpAsync | Server::DhcpXdpPg => {
             let durability = match cfg.durability {
+                _ if server == Server::DhcpXdpAsync => "async",
                 Durability::Fsync => "fsync",
                 Durability::Async => "async",
             };
@@ -642,13 +648,13 @@ fn machine() -> String {
     format!("{cpus} vCPU {model}, Linux {}", kernel.trim())
 }
 
-/// p99 latency (µs) of a server's open-loop point at half its closed-loop maximum, if run.
-fn p99_at_half_max(server: &Value) -> Option<f64> {
+/// Latency percentile `p` (µs) of a server's open-loop point at half its closed-loop maximum.
+fn at_half_max(server: &Value, p: &str) -> Option<f64> {
     server["sweep"]
         .as_array()?
         .iter()
-        .find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9)
-        .map(|p| num(p, &["result", "latency_us", "p99"]))
+        .find(|x| (x["fraction"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-9)
+        .map(|x| num(x, &["result", "latency_us", p]))
 }
 
 /// What a dhcp-xdp server did during one run, from its counters before and after: DISCOVERs
@@ -781,7 +787,7 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
             continue;
         }
         let c = &v["closed"];
-        let half = p99_at_half_max(v).map(|h| format!("{h:.0}")).unwrap_or_else(|| "–".into());
+        let half = at_half_max(v, "p99").map(|h| format!("{h:.0}")).unwrap_or_else(|| "–".into());
         let _ = writeln!(
             s,
             "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.4} | {} | {} |",
@@ -807,6 +813,23 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     if let (Some(x), Some(l)) = (rate("dhcp-xdp-pg"), rate("dhcp-xdp")) {
         let _ = writeln!(s, "- dhcp-xdp on PostgreSQL / dhcp-xdp on its local journal: **{:.2}** (goal ≥ 0.5)", x / l);
     }
+    if let (Some(x), Some(a)) = (rate("dhcp-xdp"), rate("dhcp-xdp-async")) {
+        let _ = writeln!(s, "- dhcp-xdp, fsync journal / async journal: **{:.2}** (goal ≥ 0.9)", x / a);
+    }
+    if let (Some(x), Some(p)) = (rate("dhcp-xdp"), rate("dhcp-xdp-pg")) {
+        let _ = writeln!(s, "- dhcp-xdp, fsync journal / on PostgreSQL: **{:.2}** (goal ≥ 1.0)", x / p);
+    }
+    let p50_half = |k: &str| by(k).and_then(|v| at_half_max(v, "p50"));
+    if let (Some(x), Some(e), Some(f)) =
+        (p50_half("dhcp-xdp"), p50_half("echo"), r["fdatasync_us"]["overwrite"]["p50"].as_f64())
+    {
+        let _ = writeln!(
+            s,
+            "- dhcp-xdp p50 at half its maximum rate: **{x:.0} µs**, {:.2}× one `fdatasync` ({f:.0} µs) + the echo \
+             path's p50 at half its maximum ({e:.0} µs) (goal ≤ 2)",
+            x / (f + e)
+        );
+    }
     if let (Some(x), Some(k)) = (rate("dhcp-xdp-pg"), rate("kea-pg")) {
         let _ = writeln!(s, "- dhcp-xdp on PostgreSQL / Kea on PostgreSQL: **{:.1}×** (goal ≥ 20×)", x / k);
     }
@@ -823,7 +846,7 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
             r["takeover"]["takeover_after_s"],
         );
     }
-    if let Some(h) = by("dhcp-xdp").and_then(p99_at_half_max) {
+    if let Some(h) = by("dhcp-xdp").and_then(|v| at_half_max(v, "p99")) {
         let _ = writeln!(s, "- dhcp-xdp p99 latency at half its maximum rate: **{h:.0} µs** (target ≤ 200 µs)");
     }
     avalanche_table(&mut s, &servers);

@@ -144,8 +144,11 @@ pub struct Scan {
     /// Damaged stretches `[start, end)` skipped because valid records follow them.
     pub skipped: Vec<(usize, usize)>,
     /// Where the valid data ends: a damaged tail from here on holds no valid record (a torn
-    /// last write); `None` when the file ends with a whole record.
+    /// last write); `None` when the file ends with a whole record or with zeros.
     pub torn_at: Option<usize>,
+    /// Where the zeros of a preallocated segment's unwritten end start (a journal file is
+    /// zero-filled before it is used, so that writing it changes no file metadata): no damage.
+    pub unwritten_from: Option<usize>,
 }
 
 /// Two clients held one address; the one changed last was kept.
@@ -210,6 +213,10 @@ impl Replay {
                 scan.records += 1;
                 at += n;
                 continue;
+            }
+            if data[at..].iter().all(|&b| b == 0) {
+                scan.unwritten_from = Some(at);
+                break;
             }
             // Resynchronise: the next offset where a whole valid record starts.
             match (at + 1..data.len()).find(|&p| data[p] == REC_MAGIC && decode(&data[p..]).is_some()) {
@@ -338,6 +345,32 @@ mod tests {
         let mut r = Replay::new();
         let scan = r.file(&b[..ends[4] - 3]);
         assert_eq!(scan.torn_at, Some(ends[3]));
+    }
+
+    /// A preallocated segment: whole records, then the zeros it was filled with. The zeros are
+    /// its unwritten end, not damage; a torn record before them still is.
+    #[test]
+    fn a_zero_filled_tail_is_unwritten_not_torn() {
+        let mut b = vec![];
+        for i in 1..=3 {
+            encode(u64::from(i), &Change::Upsert(lease(i, LeaseState::Bound)), &mut b);
+        }
+        let end = b.len();
+        let mut segment = b.clone();
+        segment.resize(end + 4096, 0);
+        let scan = Replay::new().file(&segment);
+        assert_eq!((scan.records, scan.torn_at, scan.unwritten_from), (3, None, Some(end)));
+        assert!(scan.skipped.is_empty());
+        // A record torn in the middle (its first half written), zeros after it.
+        let mut torn = b.clone();
+        encode(4, &Change::Upsert(lease(4, LeaseState::Bound)), &mut torn);
+        torn.truncate(end + (torn.len() - end) / 2);
+        torn.resize(end + 4096, 0);
+        let scan = Replay::new().file(&torn);
+        assert_eq!((scan.records, scan.torn_at, scan.unwritten_from), (3, Some(end), None));
+        // Nothing written yet.
+        let scan = Replay::new().file(&[0; 64]);
+        assert_eq!((scan.records, scan.torn_at, scan.unwritten_from), (0, None, Some(0)));
     }
 
     #[test]

@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn only_replies_that_promise_a_lease_wait_for_the_journal() {
         let dir = crate::store::journal::tests::tmpdir("serve");
-        let journal = crate::store::journal::JournalStore::open(&dir, 1, dhcp_xdp_core::config::Durability::Fsync)
+        let journal = crate::store::journal::JournalStore::open(&dir, 1, dhcp_xdp_core::config::Durability::Fsync, 0)
             .expect("journal");
         let (_, shared) = shared(1, Some(journal));
         let meta = FrameMeta { queue: 0, worker: 0 };

@@ -120,6 +120,54 @@ fn a_disk_that_fills_up_and_empties_loses_no_acked_lease() {
     check_recovered("disk full and back", &acked, &rec, LEASE_TIME);
 }
 
+/// A journal of preallocated segments: its files are spares zero-filled before use, written
+/// in place. A disk that fills up then stops no lease — the records go into blocks the segment
+/// already has — and every ACK is recovered after SIGKILL.
+#[test]
+fn a_preallocated_journal_keeps_acking_when_the_disk_fills() {
+    let net = TwoHosts::for_dhcp(1);
+    let disk = SmallDisk::new(32 * 1024);
+    let state = disk.path().join("state");
+    let dir = TempDir::new("cfg");
+    // 5 000 records a generation: segments of 1 MiB.
+    let cfg = dir.config(&CONFIG.replace("snapshot-every = 50", "snapshot-every = 5000"));
+    let daemon = start(&net, &cfg, &state, None);
+    let segments = || daemon.counters().0["store"]["segments"].clone();
+    let seg = segments();
+    assert_eq!(seg["bytes"], 1 << 20, "{seg}");
+    assert_eq!(seg["plain-files"], 0, "every journal file so far is a segment: {seg}");
+    assert!(seg["preallocated-files"].as_u64() >= Some(2), "the start's files and the snapshot's: {seg}");
+    // The files the start's snapshot made obsolete come back as spares.
+    assert!(
+        tests::cluster::wait_until(Duration::from_secs(10), || segments()["spare"].as_u64() >= Some(1)),
+        "no spare segment: {}",
+        segments()
+    );
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let (_, mut acked) = clients(&mut link, mac, 1, 40, 3);
+    assert!(acked.len() >= 38, "only {} of 40 bound", acked.len());
+
+    disk.fill();
+    let (_, during) = clients(&mut link, mac, 2, 100, 3);
+    assert!(during.len() >= 95, "only {} of 100 ACKed on a full disk with preallocated segments", during.len());
+    let store = daemon.counters().0["store"].clone();
+    assert!(store["failing"] == false && store["failed-rounds"] == 0, "{store}");
+    acked.extend(during);
+    // Written in place: no journal file grew past its segment.
+    for e in std::fs::read_dir(&state).expect("state dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("journal-") {
+            assert_eq!(e.metadata().expect("journal").len(), 1 << 20, "{name} is not its segment");
+        }
+    }
+    daemon.signal_and_wait(Signal::SIGKILL);
+    disk.empty();
+    let (rec, warnings) = recovered_leases(&state);
+    assert!(warnings.is_empty(), "recovery warned: {warnings:?}");
+    check_recovered("preallocated journal, disk full", &acked, &rec, LEASE_TIME);
+}
+
 /// A daemon started on a state directory whose disk is already full: it starts (no snapshot,
 /// journal files retried), OFFERs flow, ACKs wait; once space returns it ACKs, and every ACK
 /// is recovered after SIGKILL — the leases of the previous run too.

@@ -48,7 +48,8 @@ pub fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFil
     }
     let db = LeaseDb::new(&cfg, 1, leases, now);
     db.continue_after(rec.max_seq);
-    let journal = Journal::open(state, 1, cfg.durability)?;
+    // A one-off writer: plain files (the daemon's spares stay for it).
+    let journal = Journal::open(state, 1, cfg.durability, 0)?;
     journal.snapshot(&db)?;
     journal.flush(Duration::from_secs(10))?;
     // What was really written: the imported leases the tables (and so the snapshot) hold.

@@ -17,7 +17,7 @@
 use std::{
     fs::{File, OpenOptions},
     io::{BufWriter, Read as _, Write as _},
-    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
+    os::unix::fs::{DirBuilderExt as _, FileExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, MutexGuard,
@@ -34,6 +34,7 @@ use dhcp_xdp_core::{
 
 use super::{
     Health, LeaseStore, Recovered, StoreError,
+    segments::Segments,
     syncer::{Backend, Round, Syncer},
 };
 
@@ -43,6 +44,7 @@ const MAX_BACKLOG: usize = 64 << 20;
 /// Whether `name` is a file a state directory holds.
 fn is_state_file(name: &str) -> bool {
     name == "lock"
+        || super::segments::is_spare(name)
         || (name.starts_with("journal-") && name.ends_with(".log"))
         || (name.starts_with("snapshot-") && (name.ends_with(".snap") || name.ends_with(".tmp")))
 }
@@ -110,16 +112,9 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("fsync of {}", dir.display())))
 }
 
-/// A state file: created 0600 (lease data names subscribers).
-fn create_private(path: &Path, append: bool) -> std::io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.create(true).mode(0o600);
-    if append {
-        o.append(true);
-    } else {
-        o.write(true).truncate(true);
-    }
-    o.open(path)
+/// A state file: created 0600 (lease data names subscribers), written from its start.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)
 }
 
 /// The state directory, held exclusively (an `flock` on its `lock` file) by one process for as
@@ -267,15 +262,20 @@ fn load(dir: &Path, repair: bool, now: u32) -> Result<Recovery, StoreError> {
 pub(crate) struct JournalFile {
     file: File,
     path: PathBuf,
-    /// Bytes written and synced: after a failed write or sync the file is cut back to this.
+    /// Bytes written and synced: the next round is written here, and after a failed write or
+    /// sync the file is cut back to this.
     good_len: AtomicU64,
 }
 
 impl JournalFile {
-    fn create(path: PathBuf) -> std::io::Result<Self> {
-        let file = create_private(&path, true)?;
-        let len = file.metadata()?.len();
-        Ok(Self { file, path, good_len: AtomicU64::new(len) })
+    /// A new journal file at `path`: a preallocated segment when one is ready (its writes then
+    /// change no metadata), a plain empty file otherwise. The caller syncs the directory.
+    fn create(path: PathBuf, segments: &Segments) -> std::io::Result<Self> {
+        let file = match segments.take(&path) {
+            Some(()) => OpenOptions::new().write(true).open(&path)?,
+            None => create_private(&path)?,
+        };
+        Ok(Self { file, path, good_len: AtomicU64::new(0) })
     }
 }
 
@@ -301,6 +301,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// file and one `fdatasync`; a failed round is cut back and written again with the next.
 pub(crate) struct Files {
     state: StateDir,
+    /// The preallocated segments new journal files are made of.
+    segments: Arc<Segments>,
     /// How long each `fdatasync` took (for the metrics).
     sync_seconds: prometheus_client::metrics::histogram::Histogram,
     /// Fault injection for the tests (see [`FAULTS_ENV`]).
@@ -335,12 +337,13 @@ impl Files {
         }
         let eio = || std::io::Error::from_raw_os_error(libc::EIO);
         let result = (|| {
+            let at = f.good_len.load(Ordering::Acquire);
             if fault == Faults::WriteError {
                 // A short write, as a full disk leaves it: half the bytes, then the error.
-                (&f.file).write_all(&bytes[..bytes.len() / 2])?;
+                f.file.write_all_at(&bytes[..bytes.len() / 2], at)?;
                 return Err(eio());
             }
-            (&f.file).write_all(bytes)?;
+            f.file.write_all_at(bytes, at)?;
             if fault == Faults::SyncError {
                 return Err(eio());
             }
@@ -401,7 +404,7 @@ impl Backend for Files {
     fn target(&self, slot: usize, state: &mut FileSlot) -> Option<Arc<JournalFile>> {
         if state.file.is_none() {
             let dir = self.state.path();
-            match JournalFile::create(journal_path(dir, state.generation, slot)) {
+            match JournalFile::create(journal_path(dir, state.generation, slot), &self.segments) {
                 Ok(new) => {
                     state.file = Some(Arc::new(new));
                     let _ = sync_dir(dir);
@@ -446,9 +449,13 @@ impl Journal {
     /// Opens the journal in a locked state directory with `slots` files (one per worker),
     /// starting a new generation after everything there. Call [`snapshot`](Self::snapshot)
     /// right after. A file that cannot be created (full disk) is retried by its syncer; until
-    /// then its tickets do not settle.
-    pub fn open(state: StateDir, slots: usize, durability: Durability) -> Result<Arc<Self>, StoreError> {
+    /// then its tickets do not settle. Journal files are preallocated segments of `segment`
+    /// bytes (0: plain files that grow): two generations' worth are kept ready, made now
+    /// where none are (a first start) and in the background after.
+    pub fn open(state: StateDir, slots: usize, durability: Durability, segment: u64) -> Result<Arc<Self>, StoreError> {
         let dir = state.dir.clone();
+        let segments = Segments::start(&dir, segment, 2 * slots.max(1), true)
+            .map_err(io(format!("preparing journal segments in {}", dir.display())))?;
         let last = list(&dir, "journal-", ".log")?
             .iter()
             .map(|x| x.0)
@@ -458,7 +465,7 @@ impl Journal {
         let generation = last + 1;
         let mut files = vec![];
         for s in 0..slots.max(1) {
-            let file = match JournalFile::create(journal_path(&dir, generation, s)) {
+            let file = match JournalFile::create(journal_path(&dir, generation, s), &segments) {
                 Ok(f) => Some(Arc::new(f)),
                 Err(e) => {
                     tracing::error!("creating journal file {s} in {}: {e}; retrying in the background", dir.display());
@@ -472,6 +479,7 @@ impl Journal {
         }
         let backend = Files {
             state,
+            segments,
             sync_seconds: prometheus_client::metrics::histogram::Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16),
             ),
@@ -488,6 +496,11 @@ impl Journal {
     /// The state directory.
     pub fn dir(&self) -> &Path {
         self.syncer.backend().state.path()
+    }
+
+    /// The preallocated segments.
+    pub fn segments(&self) -> &Segments {
+        &self.syncer.backend().segments
     }
 
     /// How the disk is doing.
@@ -541,11 +554,11 @@ impl Journal {
         let floor = db.next_seq();
         let mut created = vec![];
         for s in 0..self.syncer.slots() {
-            match JournalFile::create(journal_path(&dir, new_generation, s)) {
+            match JournalFile::create(journal_path(&dir, new_generation, s), self.segments()) {
                 Ok(f) => created.push(Arc::new(f)),
                 Err(e) => {
                     for f in &created {
-                        let _ = std::fs::remove_file(&f.path);
+                        self.segments().recycle(&f.path);
                     }
                     return Err(io(format!("creating journal generation {new_generation}"))(e));
                 }
@@ -575,9 +588,15 @@ impl Journal {
         // Keep this snapshot and the previous one, and the journals since the previous one.
         let snaps = list(&dir, "snapshot-", ".snap")?;
         let keep_from = snaps.iter().rev().nth(1).map(|s| s.0).unwrap_or(new_generation);
-        for (generation, _, path) in snaps.iter().chain(list(&dir, "journal-", ".log")?.iter()) {
+        for (generation, _, path) in &snaps {
             if *generation < keep_from {
                 let _ = std::fs::remove_file(path);
+            }
+        }
+        // Obsolete journals become spare segments (or go, when enough are spare).
+        for (generation, _, path) in list(&dir, "journal-", ".log")? {
+            if generation < keep_from {
+                self.segments().recycle(&path);
             }
         }
         for (_, _, path) in list(&dir, "snapshot-", ".tmp")? {
@@ -587,7 +606,7 @@ impl Journal {
     }
 
     fn write_snapshot(path: &Path, generation: u64, floor: u64, leases: &[Lease]) -> std::io::Result<()> {
-        let mut w = BufWriter::new(create_private(path, false)?);
+        let mut w = BufWriter::new(create_private(path)?);
         let mut hasher = crc32fast::Hasher::new();
         let mut put = |w: &mut BufWriter<File>, b: &[u8]| -> std::io::Result<()> {
             hasher.update(b);
@@ -617,8 +636,9 @@ pub struct JournalStore {
 }
 
 impl JournalStore {
-    /// Locks `dir`, recovers its leases and opens a journal of `slots` files after them.
-    pub fn open(dir: &Path, slots: usize, durability: Durability) -> Result<Arc<Self>, StoreError> {
+    /// Locks `dir`, recovers its leases and opens a journal of `slots` files (preallocated
+    /// segments of `segment` bytes; 0: plain files) after them.
+    pub fn open(dir: &Path, slots: usize, durability: Durability, segment: u64) -> Result<Arc<Self>, StoreError> {
         let t = Instant::now();
         let state = StateDir::lock(dir)?;
         let rec = recover(&state, crate::clock::unix_now()).map_err(|e| match e {
@@ -627,7 +647,7 @@ impl JournalStore {
             }
             e => e,
         })?;
-        let journal = Journal::open(state, slots, durability)?;
+        let journal = Journal::open(state, slots, durability, segment)?;
         Ok(Arc::new(Self { journal, recovery: Mutex::new(Some((rec, t))) }))
     }
 
@@ -703,6 +723,24 @@ impl LeaseStore for JournalStore {
         }
     }
 
+    fn status(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::health_status(self);
+        let seg = self.journal.segments();
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        m.insert(
+            "segments".into(),
+            serde_json::json!({
+                "bytes": seg.size(),
+                "spare": seg.ready(),
+                "preallocated-files": n(&seg.taken),
+                "plain-files": n(&seg.plain),
+                "made": n(&seg.made),
+                "recycled": n(&seg.recycled),
+            }),
+        );
+        m
+    }
+
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
             "dhcp_xdp_journal_sync_seconds",
@@ -718,6 +756,22 @@ impl LeaseStore for JournalStore {
             "dhcp_xdp_journal_failing",
             "1 while lease journal writes fail (ACKs are withheld)",
             [(vec![], f64::from(u8::from(self.health().failing.load(Ordering::Relaxed))))],
+        )?;
+        let seg = self.journal.segments();
+        gauge_family(
+            enc,
+            "dhcp_xdp_journal_spare_segments",
+            "Preallocated journal segments ready for the next generations",
+            [(vec![], seg.ready() as f64)],
+        )?;
+        counter_family(
+            enc,
+            "dhcp_xdp_journal_files",
+            "Journal files started, by kind (preallocated segment, or plain file when no segment was ready)",
+            [
+                (vec![("kind", "preallocated".to_owned())], seg.taken.load(Ordering::Relaxed)),
+                (vec![("kind", "plain".to_owned())], seg.plain.load(Ordering::Relaxed)),
+            ],
         )?;
         counter_family(enc, "dhcp_xdp_journal_records", "Lease records journaled", [(vec![], self.records())])
     }
@@ -800,7 +854,7 @@ pub(crate) mod tests {
     fn open(dir: &Path, slots: usize) -> Arc<Journal> {
         let state = StateDir::lock(dir).unwrap();
         recover(&state, 0).unwrap();
-        Journal::open(state, slots, Durability::Fsync).unwrap()
+        Journal::open(state, slots, Durability::Fsync, 0).unwrap()
     }
 
     /// `changes` numbered from `first`.
@@ -833,7 +887,7 @@ pub(crate) mod tests {
         }
         let err = StateDir::lock(&dir).unwrap_err().to_string();
         assert!(err.contains(&dir.display().to_string()) && err.contains("pid"), "{err}");
-        let j = Journal::open(held, 1, Durability::Fsync).unwrap();
+        let j = Journal::open(held, 1, Durability::Fsync, 0).unwrap();
         let t = j.append(0, &num(1, &[up(1, LeaseState::Bound)])).unwrap().unwrap();
         assert_eq!(settle(&j, 0, t), Some(true));
         j.snapshot(&LeaseDb::new(&one_pool(), 1, [lease(1, LeaseState::Bound)], 100)).unwrap();
@@ -1050,6 +1104,79 @@ pub(crate) mod tests {
         assert_eq!(addrs(&r), vec![1, 2, 4, 5]);
         assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
         assert!(r.warnings[0].contains("skipped"), "{:?}", r.warnings);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Journal files made of preallocated segments: written in place (the file never grows),
+    /// replaced by spares at each generation, the obsolete ones recycled; recovery reads the
+    /// zeros after the last record as the unwritten end (no warning), a record torn before
+    /// them as torn, and a failed write is cut back and written again.
+    #[test]
+    fn a_preallocated_journal_is_written_in_place_and_recovered_whole() {
+        use crate::store::segments::segment_size;
+        let dir = tmpdir("segment");
+        let faults = dir.with_extension("faults");
+        std::fs::write(&faults, "").unwrap();
+        let size = segment_size(1, 1);
+        let state = StateDir::lock(&dir).unwrap();
+        recover(&state, 0).unwrap();
+        let j = Journal::open(state, 1, Durability::Fsync, size).unwrap();
+        *lock(&j.syncer.backend().faults) = Some(faults.clone());
+        assert_eq!(j.segments().taken.load(Ordering::Relaxed), 1, "the first file is a spare");
+        let path = || journal_path(&dir, j.generation.load(Ordering::Acquire), 0);
+        for i in 1..=20u8 {
+            let t = j.append(0, &num(u64::from(i), &[up(i, LeaseState::Bound)])).unwrap().unwrap();
+            assert_eq!(settle(&j, 0, t), Some(true));
+        }
+        assert_eq!(std::fs::metadata(path()).unwrap().len(), size, "written in place, not appended");
+        let r = inspect(&dir, 0).unwrap();
+        assert_eq!(addrs(&r), (1..=20).collect::<Vec<_>>());
+        assert!(r.warnings.is_empty(), "the zeros after the records are no damage: {:?}", r.warnings);
+        // A new generation takes a spare; the snapshot's compaction recycles what it obsoletes.
+        let db = LeaseDb::new(&one_pool(), 1, (1..=20).map(|i| lease(i, LeaseState::Bound)), 100);
+        db.continue_after(20);
+        for _ in 0..3 {
+            assert!(poll(|| (j.segments().ready() > 0).then_some(())).is_some(), "no spare made ready");
+            j.snapshot(&db).unwrap();
+        }
+        assert_eq!(j.segments().taken.load(Ordering::Relaxed), 4);
+        assert_eq!(j.segments().plain.load(Ordering::Relaxed), 0);
+        assert_eq!(std::fs::metadata(path()).unwrap().len(), size);
+        assert!(poll(|| (j.segments().recycled.load(Ordering::Relaxed) >= 1).then_some(())).is_some());
+        // A failed write is cut back (the segment's zeros after it go with it) and written
+        // again with the next round.
+        std::fs::write(&faults, "write-error").unwrap();
+        let bad = j.append(0, &num(db.stamp(1), &[up(21, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, bad), Some(false));
+        std::fs::write(&faults, "").unwrap();
+        let good = j.append(0, &num(db.stamp(1), &[up(22, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, good), Some(true));
+        let r = inspect(&dir, 0).unwrap();
+        assert_eq!(addrs(&r), (1..=22).collect::<Vec<_>>());
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // A crash mid-write in a segment: half a record, then the zeros. Inspection reports it
+        // torn and leaves it; the daemon's recovery cuts it.
+        assert!(poll(|| (j.segments().ready() > 0).then_some(())).is_some(), "no spare made ready");
+        let db2 = LeaseDb::new(&one_pool(), 1, (1..=22).map(|i| lease(i, LeaseState::Bound)), 100);
+        db2.continue_after(db.next_seq());
+        j.snapshot(&db2).unwrap();
+        let t = j.append(0, &num(db2.stamp(1), &[up(23, LeaseState::Bound)])).unwrap().unwrap();
+        assert_eq!(settle(&j, 0, t), Some(true));
+        drop(j);
+        let state = relock(&dir);
+        let last = list(&dir, "journal-", ".log").unwrap().pop().unwrap().2;
+        let mut rec = vec![];
+        records::encode(99, &Change::Upsert(lease(24, LeaseState::Bound)), &mut rec);
+        let end = records::Replay::new().file(&std::fs::read(&last).unwrap()).unwritten_from.expect("a zero tail");
+        let f = OpenOptions::new().write(true).open(&last).unwrap();
+        f.write_all_at(&rec[..rec.len() / 2], end as u64).unwrap();
+        let r = inspect(&dir, 0).unwrap();
+        assert_eq!(addrs(&r), (1..=23).collect::<Vec<_>>());
+        assert!(r.warnings.len() == 1 && r.warnings[0].contains("torn"), "{:?}", r.warnings);
+        let r = recover(&state, 0).unwrap();
+        assert_eq!(addrs(&r), (1..=23).collect::<Vec<_>>());
+        assert_eq!(std::fs::metadata(&last).unwrap().len(), end as u64, "the torn tail was cut");
+        let _ = std::fs::remove_file(&faults);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

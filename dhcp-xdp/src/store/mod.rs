@@ -13,6 +13,7 @@
 
 pub mod cluster;
 pub mod journal;
+pub mod segments;
 pub mod syncer;
 
 use std::{
@@ -203,7 +204,8 @@ pub fn open(cfg: &Config, shards: usize, addresses: &str) -> Result<Arc<dyn Leas
         return Ok(c);
     }
     let dir = cfg.persist_dir.clone().unwrap_or_default();
-    Ok(journal::JournalStore::open(&dir, shards, cfg.durability)?)
+    let segment = segments::segment_size(cfg.snapshot_every, shards);
+    Ok(journal::JournalStore::open(&dir, shards, cfg.durability, segment)?)
 }
 
 /// Keeps nothing: every change is durable at once (tests, and tables no one needs back).
