@@ -2,9 +2,12 @@
 //!
 //! The rig is two network namespaces joined by a veth pair (one queue), server 198.18.0.1/16,
 //! generator 198.18.255.254/16, pool 198.18.1.0–198.18.254.255 for every server. Per server: a
-//! closed-loop run gives the maximum rate, then open-loop runs at fractions of it give the
-//! curve of achieved rate and latency against offered load. perfdhcp runs against Kea and
-//! dhcp-xdp as the generator's honesty check.
+//! closed-loop run gives the maximum rate; an RFC 2544-style bisection of open-loop trials
+//! finds the capacity (the highest offered rate at which 99.9 % of exchanges complete within
+//! 1 s); open-loop runs at fractions of the capacity, to 3× it, give the curve of achieved rate
+//! and latency against offered load, and the echo path runs at the same rates to tell a
+//! collapse of the rig from one of the server. perfdhcp runs against Kea and dhcp-xdp as the
+//! generator's honesty check; the avalanche has every client boot at once.
 
 use std::{
     fmt::Write as _,
@@ -117,7 +120,8 @@ pub struct CompareConfig {
     pub duration: Duration,
     pub clients: u32,
     pub window: u32,
-    /// Open-loop points as fractions of each server's closed-loop maximum.
+    /// Open-loop points as fractions of each server's capacity (of its closed-loop maximum
+    /// when no capacity is searched).
     pub fractions: Vec<f64>,
     pub durability: Durability,
     pub workers: u32,
@@ -127,6 +131,9 @@ pub struct CompareConfig {
     pub avalanche: u32,
     /// Longest an avalanche run may take.
     pub avalanche_limit: Duration,
+    /// Length of each trial of the capacity search (zero: no search; the sweep's fractions
+    /// are then of the closed-loop maximum).
+    pub search_trial: Duration,
     pub out_dir: PathBuf,
 }
 
@@ -444,10 +451,14 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
         let max = num(&closed, &["exchanges_per_s"]);
         let completed = num(&closed, &["completed"]);
         eprintln!("bench: {} — {:.0} exchanges/s", server.name(), max);
+        let capacity =
+            if cfg.search_trial.is_zero() { Value::Null } else { capacity_search(&rig, cfg, run_id, max, echo, &dir)? };
+        // The sweep is in fractions of the capacity where it was searched.
+        let base = capacity["rate"].as_f64().filter(|&c| c > 0.0).unwrap_or(max);
         let mut sweep = vec![];
         for &f in &cfg.fractions {
-            let rate = ((max * f) as u64).max(100);
-            eprintln!("bench: {} — open loop at {rate}/s ({:.0} % of max)", server.name(), f * 100.0);
+            let rate = ((base * f) as u64).max(100);
+            eprintln!("bench: {} — open loop at {rate}/s ({:.0} % of capacity)", server.name(), f * 100.0);
             let before = running.counters();
             let point =
                 generate(&rig, cfg, run_id, rate, cfg.duration / 2, echo, &dir.join(format!("open-{rate}.json")))?;
@@ -515,6 +526,7 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
             "name": server.name(),
             "avalanche": avalanche,
             "max_exchanges_per_s": max,
+            "capacity": capacity,
             "server_cpu_s": cpu,
             "cpu_s_per_1000": if completed > 0.0 { cpu / completed * 1000.0 } else { 0.0 },
             "closed": closed,
@@ -657,6 +669,50 @@ fn at_half_max(server: &Value, p: &str) -> Option<f64> {
         .map(|x| num(x, &["result", "latency_us", p]))
 }
 
+/// Whether an open-loop trial passed the capacity criterion: at least 99.9 % of the exchanges
+/// it scheduled completed within the generator's timeout (1 s), with no check failure.
+fn trial_passed(t: &Value) -> bool {
+    let completed = num(t, &["completed"]);
+    let scheduled = completed + num(t, &["timeouts"]) + num(t, &["no_idle_client"]);
+    scheduled > 0.0 && completed >= 0.999 * scheduled && num(t, &["check_failures"]) == 0.0
+}
+
+/// Trials of the capacity search.
+const SEARCH_TRIALS: usize = 7;
+
+/// RFC 2544-style capacity: the highest offered rate at which at least 99.9 % of exchanges
+/// complete within 1 s, found by bisection between 0 and 1.5× the closed-loop maximum
+/// ([`SEARCH_TRIALS`] open-loop trials of `cfg.search_trial`, each on the running server).
+fn capacity_search(
+    rig: &Rig,
+    cfg: &CompareConfig,
+    run_id: u8,
+    max: f64,
+    echo: bool,
+    dir: &Path,
+) -> anyhow::Result<Value> {
+    let (mut lo, mut hi) = (0.0f64, (max * 1.5).max(1000.0));
+    let mut trials = vec![];
+    for _ in 0..SEARCH_TRIALS {
+        let rate = ((lo + hi) / 2.0) as u64;
+        let t = generate(rig, cfg, run_id, rate, cfg.search_trial, echo, &dir.join(format!("search-{rate}.json")))?;
+        let pass = trial_passed(&t);
+        eprintln!(
+            "bench: capacity search at {rate}/s: {} ({} completed, {} timed out)",
+            if pass { "passed" } else { "failed" },
+            t["completed"],
+            t["timeouts"]
+        );
+        trials.push(json!({ "offered": rate, "passed": pass, "completed": t["completed"], "timeouts": t["timeouts"] }));
+        if pass {
+            lo = rate as f64;
+        } else {
+            hi = rate as f64;
+        }
+    }
+    Ok(json!({ "rate": lo, "criterion": "99.9 % of exchanges within 1 s", "trials": trials }))
+}
+
 /// What a dhcp-xdp server did during one run, from its counters before and after: DISCOVERs
 /// shed in XDP, frames dropped by reason, shedding episodes, and its store's lag at the end.
 fn server_view(before: &Value, after: &Value) -> Value {
@@ -684,6 +740,10 @@ fn server_view(before: &Value, after: &Value) -> Value {
         "store_lag_ms_at_end": after["store"]["lag-ms"],
         "store_failed_rounds": delta(&["store", "failed-rounds"]),
         "store_dropped_batches": delta(&["store", "dropped-batches"]),
+        "store_syncs": delta(&["store", "syncs"]),
+        "store_sync_us": delta(&["store", "sync-us"]),
+        "journal_plain_files": delta(&["store", "segments", "plain-files"]),
+        "journal_preallocated_files": delta(&["store", "segments", "preallocated-files"]),
     })
 }
 
@@ -773,14 +833,14 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
     }
     let _ = writeln!(
         s,
-        "| server | max exchanges/s | p50 µs | p99 µs | p99.9 µs | p99 at ½ max, µs | server CPU s / 1000 exchanges | timeouts | check failures |"
+        "| server | max exchanges/s (closed loop) | capacity/s (99.9 % within 1 s) | p50 µs | p99 µs | p99.9 µs | p99 at ½ capacity, µs | server CPU s / 1000 exchanges | timeouts | check failures |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for v in &servers {
         if let Some(why) = v.get("skipped") {
             let _ = writeln!(
                 s,
-                "| {} | skipped: {} | | | | | | | |",
+                "| {} | skipped: {} | | | | | | | | |",
                 v["name"].as_str().unwrap_or(""),
                 why.as_str().unwrap_or("")
             );
@@ -790,9 +850,10 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         let half = at_half_max(v, "p99").map(|h| format!("{h:.0}")).unwrap_or_else(|| "–".into());
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.4} | {} | {} |",
+            "| {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {} | {:.4} | {} | {} |",
             v["name"].as_str().unwrap_or(""),
             num(v, &["max_exchanges_per_s"]),
+            v["capacity"]["rate"].as_f64().map_or_else(|| "–".to_owned(), |c| format!("{c:.0}")),
             num(c, &["latency_us", "p50"]),
             num(c, &["latency_us", "p99"]),
             num(c, &["latency_us", "p999"]),
@@ -866,6 +927,24 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         );
     }
     let _ = writeln!(s, "\n## Offered load sweep (open loop)\n");
+    let _ = writeln!(
+        s,
+        "Offered rates are fractions of each server's capacity (of its closed-loop maximum where no capacity \
+         was searched). Goodput at 1.5× and 3× capacity, as a fraction of the capacity (goal ≥ 0.9):\n"
+    );
+    for v in &servers {
+        let Some(c) = v["capacity"]["rate"].as_f64().filter(|&c| c > 0.0) else { continue };
+        let at = |f: f64| {
+            v["sweep"].as_array().and_then(|ps| {
+                ps.iter()
+                    .find(|p| (p["fraction"].as_f64().unwrap_or(0.0) - f).abs() < 1e-9)
+                    .map(|p| num(&p["result"], &["exchanges_per_s"]) / c)
+            })
+        };
+        let show = |x: Option<f64>| x.map_or_else(|| "not run".to_owned(), |x| format!("**{x:.2}**"));
+        let _ = writeln!(s, "- {}: 1.5× {}, 3× {}", v["name"].as_str().unwrap_or(""), show(at(1.5)), show(at(3.0)));
+    }
+    let _ = writeln!(s);
     let _ = writeln!(
         s,
         "| server | offered/s | achieved/s | p50 µs | p99 µs | p99.9 µs | timeouts | DISCOVERs shed (server) | held replies dropped (server) |"

@@ -46,8 +46,9 @@ struct CompareArgs {
     /// Closed loop: exchanges outstanding at once.
     #[arg(long, default_value_t = 256)]
     window: u32,
-    /// Open-loop points, as fractions of each server's closed-loop maximum.
-    #[arg(long, value_delimiter = ',', default_value = "0.1,0.25,0.5,0.75,1.0,1.25")]
+    /// Open-loop points, as fractions of each server's capacity (of its closed-loop maximum with
+    /// no capacity search).
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,1.0,1.5,3.0")]
     fractions: Vec<f64>,
     /// dhcp-xdp journal durability.
     #[arg(long, value_enum, default_value = "fsync")]
@@ -73,6 +74,10 @@ struct CompareArgs {
     /// Longest an avalanche run may take, in seconds.
     #[arg(long, default_value_t = 120.0)]
     avalanche_limit: f64,
+    /// Seconds of each trial of the capacity search (the highest offered rate at which 99.9 %
+    /// of exchanges complete within 1 s; 0: no search).
+    #[arg(long, default_value_t = 3.0)]
+    search_trial: f64,
     /// Where the report goes.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -207,6 +212,7 @@ fn main() -> anyhow::Result<()> {
                 perfdhcp_rate: a.perfdhcp_rate,
                 avalanche: a.avalanche,
                 avalanche_limit: Duration::from_secs_f64(a.avalanche_limit),
+                search_trial: Duration::from_secs_f64(a.search_trial),
                 out_dir: a.out,
             };
             let md = compare::run(&cfg)?;

@@ -219,13 +219,17 @@ struct Hooked {
 
 impl Hooked {
     fn start() -> Self {
+        Self::with_config(CONFIG)
+    }
+
+    fn with_config(config: &str) -> Self {
         let net = TwoHosts::for_dhcp(1);
         let state = TempDir::new("state");
         let faults = TempDir::new("faults");
         let hook = faults.path().join("faults");
         std::fs::write(&hook, "").expect("hook");
         let dir = TempDir::new("cfg");
-        let cfg = dir.config(CONFIG);
+        let cfg = dir.config(config);
         let daemon = start(&net, &cfg, state.path(), Some(&hook));
         let mac = TwoHosts::mac(&net.client, &net.client_if);
         Self { net, state, _faults: faults, hook, _cfg: dir, daemon, mac }
@@ -328,6 +332,64 @@ fn a_store_that_falls_behind_sheds_new_clients_first_and_keeps_renewals() {
     let (_, again) = clients(&mut link, mac, 5, 10, 3);
     assert_eq!(again.len(), 10, "new clients after the overload");
     assert!(daemon.counters().0["shedding"]["episodes"].as_u64() >= Some(1));
+}
+
+/// A store that stalls while more REQUESTs wait than the worker's UMEM has chunks: the replies
+/// wait as bytes, not in chunks, so the rings keep turning, every REQUEST is taken, none is
+/// dropped, and when the disk answers every ACK leaves.
+#[test]
+fn more_replies_wait_for_a_stalled_store_than_the_rings_have_chunks() {
+    // 6 000 clients: more than the 8 192 chunks of a queue's UMEM leave once the fill ring has
+    // its 4 096; a pool that holds them all; no per-source limits (one test link sends all).
+    const N: u32 = 6000;
+    let config = CONFIG.replace("198.18.16.1-198.18.31.254", "198.18.16.1-198.18.63.254").replace(
+        "[[subnet]]",
+        "[limits]\noffers-per-circuit = 1000000\noffers-per-mac = 1000000\nrate-per-mac = 0\n[[subnet]]",
+    );
+    let _rcvbuf = tests::RcvbufDefault::at_least(16 << 20);
+    // The TempDirs stay bound (removed on drop): `_faults`, `_cfg`.
+    let Hooked { net, state: _state, _faults, hook, _cfg, daemon, mac } = Hooked::with_config(&config);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let chaddr = |i: u32| [2, 0xd5, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+    // Offers for everyone, in bursts the test's socket can take.
+    let mut offered = HashMap::new();
+    for start in (0..N).step_by(250) {
+        for i in start..(start + 250).min(N) {
+            link.send(&Request::discover(mac, chaddr(i), 0x5000_0000 | i).build());
+        }
+        let mut want = 250usize;
+        for r in link.replies(250, Duration::from_secs(3), |r| r.message_type() == Some(2)) {
+            offered.insert(r.xid() & 0xffff, r.yiaddr());
+            want -= 1;
+        }
+        assert_eq!(want, 0, "OFFERs missing for the clients from {start}");
+    }
+    std::fs::write(&hook, "stall").expect("hook");
+    let before = daemon.counters();
+    for i in 0..N {
+        let mut req = Request::discover(mac, chaddr(i), 0x6000_0000 | i);
+        req.options = vec![53, 1, 3, 50, 4];
+        req.options.extend_from_slice(&offered[&i].octets());
+        req.options.extend_from_slice(&[54, 4, 198, 18, 0, 1]);
+        link.send(&req.build());
+        if i % 200 == 199 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let taken = || daemon.counters().engine("rx_request_selecting") - before.engine("rx_request_selecting");
+    assert!(
+        tests::cluster::wait_until(Duration::from_secs(5), || taken() >= u64::from(N)),
+        "the worker stopped taking REQUESTs while their replies waited: {} of {N}",
+        taken()
+    );
+    assert!(link.replies(1, Duration::from_millis(300), |r| r.message_type() == Some(5)).is_empty(), "an ACK left");
+    std::fs::write(&hook, "").expect("hook");
+    let acks = link.replies(N as usize, Duration::from_secs(10), |r| r.message_type() == Some(5) && r.xid() >> 28 == 6);
+    let after = daemon.counters();
+    let sent = after.worker_sum("tx") - before.worker_sum("tx");
+    assert!(sent >= u64::from(N), "{sent} replies left of {N} ACKs (the test's socket got {})", acks.len());
+    assert_eq!(after.worker_sum("drop_journal_stalled"), 0, "held replies were dropped");
+    assert!(acks.len() as u32 >= N * 95 / 100, "only {} ACKs reached the client of {N}", acks.len());
 }
 
 /// Two daemons (two interfaces) on one state directory: the second exits at once, naming the

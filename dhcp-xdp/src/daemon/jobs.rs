@@ -191,12 +191,13 @@ impl StoreTick {
 pub struct Shed;
 
 impl Shed {
-    /// The store lag at which shedding starts: a few times what a healthy store takes to commit
-    /// (a sync of the journal, a round trip to the database), well before the replies a worker
-    /// can hold for durability run out.
-    pub const START: Duration = Duration::from_millis(50);
+    /// The store lag at which shedding starts: far beyond what a healthy store takes to commit
+    /// (a sync of the journal, a round trip to the database) and its hiccups (a checkpoint),
+    /// so that only a backlog sheds; early enough that what was admitted still completes well
+    /// within a client's first retransmission interval (4 s) and a load tester's 1 s.
+    pub const START: Duration = Duration::from_millis(250);
     /// The store lag under which it stops.
-    pub const STOP: Duration = Duration::from_millis(20);
+    pub const STOP: Duration = Duration::from_millis(100);
 
     /// Starts or stops shedding as the store's lag says.
     pub fn run(d: &mut Daemon) {

@@ -253,8 +253,7 @@ impl Datapath {
                     pending_tx: Vec::with_capacity(cfg.batch as usize * 2),
                     staged: Vec::with_capacity(cfg.batch as usize),
                     held: std::collections::VecDeque::with_capacity(cfg.batch as usize * HELD_BATCHES),
-                    held_cap: (cfg.frames_per_queue as usize / (2 * workers_per_queue.max(1) as usize))
-                        .max(cfg.batch as usize * HELD_BATCHES),
+                    held_bufs: Vec::new(),
                     recycle: Vec::with_capacity(cfg.batch as usize * 8),
                     batch_addrs: Vec::with_capacity(cfg.batch as usize),
                 };

@@ -20,22 +20,32 @@ pub(super) struct Worker {
     pub(super) pending_tx: Vec<XdpDesc>,
     /// This batch's replies that may leave only once its records are durable.
     pub(super) staged: Vec<XdpDesc>,
-    /// Replies waiting for their batch's records to be durable (group commit), with the
-    /// handler's ticket and when they were held ([`mono_ms`](crate::clock::mono_ms)), oldest
-    /// first.
-    pub(super) held: std::collections::VecDeque<(u64, XdpDesc, u64)>,
-    /// Most replies held at once: this worker's share of half its queue's chunks (the rest keep
-    /// the fill and RX rings going).
-    pub(super) held_cap: usize,
+    /// Replies waiting for their batch's records to be durable (group commit), oldest first,
+    /// copied out of their chunks: a store that takes its time holds bytes, never the chunks
+    /// the fill and RX rings need.
+    pub(super) held: std::collections::VecDeque<HeldReply>,
+    /// Buffers of replies that left, for the next ones held.
+    pub(super) held_bufs: Vec<Vec<u8>>,
     /// Chunks to give back to the fill ring.
     pub(super) recycle: Vec<u64>,
     /// UMEM addresses of the current batch's frames, in order.
     pub(super) batch_addrs: Vec<u64>,
 }
 
-/// Replies a worker holds for durability at the least, in batches (its share of the UMEM is
-/// usually more); beyond its cap, the oldest give way.
+/// Replies a worker holds for durability at the least, in batches (room reserved at start).
 pub(super) const HELD_BATCHES: usize = 8;
+
+/// Most replies a worker holds for durability (~400 bytes each: tens of MB at most); beyond
+/// it, the oldest give way.
+pub(super) const HELD_CAP: usize = 65_536;
+
+/// A reply held until its ticket is durable: the handler's ticket, when it was held
+/// ([`mono_ms`](crate::clock::mono_ms)) and its frame's bytes.
+pub(super) struct HeldReply {
+    ticket: u64,
+    since: u64,
+    bytes: Vec<u8>,
+}
 
 /// Longest a reply is held for durability: a client that sent its REQUEST this long ago has
 /// retransmitted it (RFC 2131: after 4 s ± 1) or given up; its reply is dropped rather than kept.
@@ -47,6 +57,12 @@ impl Worker {
         let mut idle_since = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let got = self.step(handler);
+            if got > 0 && !self.held.is_empty() {
+                // Replies wait for the store's syncer, which this busy worker may be keeping
+                // off its CPU (a woken thread waits up to a scheduler slice, ~1.5 ms, for a
+                // spinning one): let it run now. Without a runnable thread this returns at once.
+                std::thread::yield_now();
+            }
             if got == 0 && self.pending_tx.is_empty() && self.tx.pending() == 0 {
                 if !self.held.is_empty() {
                     // Replies wait for a sync that takes a while: let the syncer and others run.
@@ -78,7 +94,7 @@ impl Worker {
         }
         // Replies whose records were not confirmed durable in time never leave.
         let unconfirmed = self.held.len() as u64;
-        self.recycle.extend(self.held.drain(..).map(|(_, d, _)| d.addr));
+        self.held.clear();
         self.stats.drops[DropReason::JournalFailed.slot()].fetch_add(unconfirmed, Ordering::Relaxed);
         give_back(&mut self.recycle, &self.stats, self.batch, &mut lock(&self.fc));
     }
@@ -97,37 +113,57 @@ impl Worker {
         self.release_held(handler);
         let got = if self.pending_tx.len() < self.batch as usize { self.receive(handler) } else { 0 };
         // Replies held for a store that does not answer give way, oldest first — beyond the
-        // cap, so that the worker keeps taking frames and the chunks come back, and after
-        // HELD_MS, when their clients have retransmitted; those are ACKed once it answers.
-        let mut n = self.held.len().saturating_sub(self.held_cap);
-        if let Some(&(_, _, since)) = self.held.get(n) {
+        // cap, and after HELD_MS, when their clients have retransmitted; those are ACKed once
+        // it answers.
+        let mut n = self.held.len().saturating_sub(HELD_CAP);
+        if let Some(h) = self.held.get(n) {
             let now = crate::clock::mono_ms();
-            if now.saturating_sub(since) > HELD_MS {
-                n += self.held.iter().skip(n).take_while(|e| now.saturating_sub(e.2) > HELD_MS).count();
+            if now.saturating_sub(h.since) > HELD_MS {
+                n += self.held.iter().skip(n).take_while(|h| now.saturating_sub(h.since) > HELD_MS).count();
             }
         }
         if n > 0 {
-            self.recycle.extend(self.held.drain(..n).map(|(_, d, _)| d.addr));
+            for h in self.held.drain(..n) {
+                keep_buf(&mut self.held_bufs, h.bytes);
+            }
             self.stats.drops[DropReason::JournalStalled.slot()].fetch_add(n as u64, Ordering::Relaxed);
         }
         self.transmit();
         got
     }
 
-    /// Moves replies whose records became durable to the TX queue; drops those whose sync
-    /// failed.
+    /// Moves replies whose records became durable to the TX queue, each copied into a free
+    /// chunk (one comes back for every frame received; when none is free now, the rest wait
+    /// for the next step); drops those whose sync failed.
     pub(super) fn release_held(&mut self, handler: &mut dyn Handler) {
         let mut failed = 0u64;
-        while let Some(&(ticket, desc, _)) = self.held.front() {
+        while let Some(ticket) = self.held.front().map(|h| h.ticket) {
             match handler.settled(ticket) {
                 None => break,
-                Some(true) => self.pending_tx.push(desc),
+                Some(true) => {
+                    let Some(addr) = self.free_chunk() else { break };
+                    let Some(h) = self.held.pop_front() else { break };
+                    let len = h.bytes.len();
+                    match self.chunk(addr, len) {
+                        Some(chunk) => {
+                            chunk.copy_from_slice(&h.bytes);
+                            self.pending_tx.push(XdpDesc { addr, len: len as u32, options: 0 });
+                        }
+                        None => {
+                            // Longer than a chunk (cannot happen: it was read from one).
+                            self.stats.bad_descriptors.fetch_add(1, Ordering::Relaxed);
+                            self.recycle.push(addr);
+                        }
+                    }
+                    keep_buf(&mut self.held_bufs, h.bytes);
+                }
                 Some(false) => {
                     failed += 1;
-                    self.recycle.push(desc.addr);
+                    if let Some(h) = self.held.pop_front() {
+                        keep_buf(&mut self.held_bufs, h.bytes);
+                    }
                 }
             }
-            self.held.pop_front();
         }
         if failed > 0 {
             self.stats.drops[DropReason::JournalFailed.slot()].fetch_add(failed, Ordering::Relaxed);
@@ -194,8 +230,20 @@ impl Worker {
                 }
             }
             Release::After(ticket) => {
-                let now = crate::clock::mono_ms();
-                self.held.extend(self.staged.drain(..).map(|d| (ticket, d, now)));
+                let since = crate::clock::mono_ms();
+                let staged = std::mem::take(&mut self.staged);
+                for d in &staged {
+                    let mut bytes = self.held_bufs.pop().unwrap_or_default();
+                    bytes.clear();
+                    if let Some(frame) = self.chunk(d.addr, d.len as usize) {
+                        bytes.extend_from_slice(frame);
+                        self.held.push_back(HeldReply { ticket, since, bytes });
+                    }
+                    // The chunk goes back at once: the reply waits as bytes.
+                    self.recycle.push(d.addr);
+                }
+                self.staged = staged;
+                self.staged.clear();
             }
         }
         if got == 0 {
@@ -209,6 +257,30 @@ impl Worker {
             }
         }
         got
+    }
+
+    /// A free chunk for a reply that leaves later: one this worker is about to give back, or
+    /// one of the queue's spares.
+    fn free_chunk(&mut self) -> Option<u64> {
+        let addr = match self.recycle.pop() {
+            Some(a) => a,
+            None => lock(&self.fc).spare.pop()?,
+        };
+        Some(addr & !(self.frame_size - 1))
+    }
+
+    /// The `len` bytes of the UMEM at `addr`, when they lie inside the area.
+    fn chunk(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let end = addr.checked_add(len as u64)?;
+        if end > self.area.len as u64 || len as u64 > self.frame_size {
+            return None;
+        }
+        // SAFETY: `addr` is a chunk this worker owns — received on its RX ring and not yet put
+        // on the TX or fill ring, or taken from its recycle list or the queue's spares — so no
+        // one else reads or writes it until it goes on a ring; [addr, addr + len) was just
+        // checked to lie inside the mapped UMEM area, which outlives this worker; the slice
+        // lives only as long as this borrow of the worker.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(addr as usize), len) })
     }
 
     pub(super) fn transmit(&mut self) {
@@ -238,5 +310,12 @@ impl Worker {
 
     pub(super) fn sleep_until_rx(&self, timeout: Duration) {
         wait_readable(&self.rx, timeout);
+    }
+}
+
+/// Keeps a held reply's buffer for the next one (a bounded pool).
+fn keep_buf(bufs: &mut Vec<Vec<u8>>, buf: Vec<u8>) {
+    if bufs.len() < 4096 {
+        bufs.push(buf);
     }
 }

@@ -183,6 +183,7 @@ pub fn health_status<S: LeaseStore + ?Sized>(store: &S) -> serde_json::Map<Strin
     m.insert("failed-rounds".into(), h.failed_rounds.load(Relaxed).into());
     m.insert("dropped-batches".into(), h.dropped_batches.load(Relaxed).into());
     m.insert("syncs".into(), h.syncs.load(Relaxed).into());
+    m.insert("sync-us".into(), h.sync_us.load(Relaxed).into());
     m
 }
 

@@ -262,7 +262,8 @@ impl PgStore {
 /// The one statement a round commits: its data-modifying CTE (an upserted key's rows on other
 /// addresses: the client moved) and the upsert run as one statement, so one round trip and one
 /// transaction (one WAL flush) per batch. The DELETE never touches an address the INSERT writes
-/// (`NOT address = ANY`), so no row is changed twice. Rows are deleted only when this node
+/// (an anti-join with the round's addresses — a hash, not `NOT address = ANY`, which compares
+/// every row with every address of a round), so no row is changed twice. Rows are deleted only when this node
 /// wrote them or they hold nothing any more: a key another node has since bound stays.
 ///
 /// The upsert's rule: the same client's row is updated in this node's own order (`seq`), and
@@ -272,7 +273,8 @@ impl PgStore {
 /// still runs, whatever that node's own clock says.
 const COMMIT_SQL: &str = "WITH moved AS (
      DELETE FROM dhcp_xdp_leases l
-      WHERE l.client_key = ANY($2::bytea[]) AND NOT (l.address = ANY($1::bigint[]))
+      WHERE l.client_key = ANY($2::bytea[])
+        AND NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS w(a) WHERE w.a = l.address)
         AND (l.node = $10 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now())))
  INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq)
  SELECT a, k, h, s, e, st, c, r, $10, q
