@@ -1,7 +1,7 @@
 //! `bench compare`: one rig, every server one after the other under the same generator runs.
 //!
-//! The rig is two network namespaces joined by a veth pair (one queue), server 198.18.0.1/16,
-//! generator 198.18.255.254/16, pool 198.18.1.0–198.18.254.255 for every server. Per server: a
+//! The rig is two network namespaces joined by a veth pair (one queue), server 198.18.0.1/15,
+//! generator 198.19.255.254/15, pool 198.18.1.0–198.19.254.255 for every server. Per server: a
 //! closed-loop run gives the maximum rate; an RFC 2544-style bisection of open-loop trials
 //! finds the capacity (the highest offered rate at which 99.9 % of exchanges complete within
 //! 1 s); open-loop runs at fractions of the capacity, to 3× it, give the curve of achieved rate
@@ -22,16 +22,16 @@ use tests::{Daemon, TempDir, TwoHosts, cluster::Postgres};
 
 use crate::generator::Scenario;
 
-/// Pool every server hands out (65 280 addresses).
-const POOL: (&str, &str) = ("198.18.1.0", "198.18.254.255");
+/// Pool every server hands out (130 560 addresses: room for an avalanche of 100 000).
+const POOL: (&str, &str) = ("198.18.1.0", "198.19.254.255");
 const SERVER_IP: &str = "198.18.0.1";
 
-/// The rig: server 198.18.0.1/16 and generator 198.18.255.254/16 on one veth pair, one queue.
+/// The rig: server 198.18.0.1/15 and generator 198.19.255.254/15 on one veth pair, one queue.
 type Rig = TwoHosts;
 
 fn rig() -> Rig {
-    let net = |a: [u8; 4]| (std::net::Ipv4Addr::from(a), 16);
-    TwoHosts::with_addresses(1, net([198, 18, 0, 1]), net([198, 18, 255, 254]))
+    let net = |a: [u8; 4]| (std::net::Ipv4Addr::from(a), 15);
+    TwoHosts::with_addresses(1, net([198, 18, 0, 1]), net([198, 19, 255, 254]))
 }
 const LEASE_TIME: u32 = 3600;
 /// dhcp-xdp workers keep polling this long (µs) after their last frame: the bench measures
@@ -250,7 +250,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
                     // thousands of clients, and its clients retransmit at will.
                     "[server]\nlease-time = {LEASE_TIME}\n[persistence]\ndurability = \"{durability}\"\n{cluster}\
                      [limits]\noffers-per-circuit = 1000000000\noffers-per-mac = 1000000000\nrate-per-mac = 0\n\
-                     [[subnet]]\nsubnet = \"198.18.0.0/16\"\noptions = {{ routers = [\"{SERVER_IP}\"] }}\n  \
+                     [[subnet]]\nsubnet = \"198.18.0.0/15\"\noptions = {{ routers = [\"{SERVER_IP}\"] }}\n  \
                      [[subnet.pool]]\n  range = \"{}-{}\"\n",
                     POOL.0, POOL.1
                 ),
@@ -300,7 +300,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
                     "lease-database": database,
                     "valid-lifetime": LEASE_TIME,
                     "multi-threading": { "enable-multi-threading": mt, "thread-pool-size": if mt { 2 } else { 1 }, "packet-queue-size": 64 },
-                    "subnet4": [{ "id": 1, "subnet": "198.18.0.0/16",
+                    "subnet4": [{ "id": 1, "subnet": "198.18.0.0/15",
                         "pools": [{ "pool": format!("{} - {}", POOL.0, POOL.1) }],
                         "option-data": [{ "name": "routers", "data": SERVER_IP }] }],
                     "loggers": [{ "name": "kea-dhcp4", "output_options": [{ "output": "stderr" }], "severity": "WARN" }],
@@ -322,7 +322,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
                 &conf,
                 format!(
                     "default-lease-time {LEASE_TIME};\nmax-lease-time {LEASE_TIME};\nauthoritative;\nping-check false;\n\
-                     subnet 198.18.0.0 netmask 255.255.0.0 {{\n  range {} {};\n  option routers {SERVER_IP};\n}}\n",
+                     subnet 198.18.0.0 netmask 255.254.0.0 {{\n  range {} {};\n  option routers {SERVER_IP};\n}}\n",
                     POOL.0, POOL.1
                 ),
             )?;
@@ -340,7 +340,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             let mut cmd = rig.server.exec("/usr/sbin/dnsmasq");
             cmd.args(["-k", "-p", "0", "--conf-file=/dev/null", "--user=root", "--bind-interfaces", "--no-ping"])
                 .arg(format!("--interface={}", rig.server_if))
-                .arg(format!("--dhcp-range={},{},255.255.0.0,{LEASE_TIME}", POOL.0, POOL.1))
+                .arg(format!("--dhcp-range={},{},255.254.0.0,{LEASE_TIME}", POOL.0, POOL.1))
                 .args(["--dhcp-authoritative", "--dhcp-lease-max=200000", "--log-facility=-"])
                 .arg(format!("--dhcp-option=3,{SERVER_IP}"))
                 .arg(format!("--dhcp-leasefile={}", dir.join("dnsmasq.leases").display()))

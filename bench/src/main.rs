@@ -39,7 +39,7 @@ struct CompareArgs {
     /// Seconds per closed-loop run (open-loop points take half).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Distinct simulated clients (the pool holds 65 280 addresses; the perfdhcp check takes
+    /// Distinct simulated clients (the pool holds 130 560 addresses; the perfdhcp check takes
     /// 20 000 more).
     #[arg(long, default_value_t = 40_000)]
     clients: u32,
@@ -68,8 +68,8 @@ struct CompareArgs {
     #[arg(long, default_value_t = 5000)]
     perfdhcp_rate: u64,
     /// Clients of the avalanche run against each server (a fresh instance): all boot at once and
-    /// retransmit as RFC 2131 says (0: skip). At most the pool, 65 280.
-    #[arg(long, default_value_t = 60_000)]
+    /// retransmit as RFC 2131 says (0: skip). At most the pool, 130 560.
+    #[arg(long, default_value_t = 100_000)]
     avalanche: u32,
     /// Longest an avalanche run may take, in seconds.
     #[arg(long, default_value_t = 120.0)]

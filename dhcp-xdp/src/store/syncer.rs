@@ -12,7 +12,8 @@
 //! rather than held without limit; a failed round's changes are kept for the next round or
 //! dropped, as the backend says ([`Backend::RETRY_FAILED`]); failures back off from 10 ms to
 //! 1 s and are logged once per distinct reason; a stop ends the syncers once nothing is left.
-//! How far behind the store is — the age of its oldest change not yet durable — is
+//! How far behind the store is — the age of its oldest change not yet durable, or the time it
+//! needs for what waits at the pace of its last round, whichever is longer — is
 //! [`Syncer::lag`].
 
 use std::{
@@ -102,6 +103,9 @@ struct SlotSync {
     /// [`mono_ms`](crate::clock::mono_ms) when the oldest change the syncer took and has not
     /// yet made durable was handed over (0: none).
     in_flight_since: AtomicU64,
+    /// The last successful round: how much it committed and how long it took (µs).
+    round_size: AtomicU64,
+    round_us: AtomicU64,
 }
 
 impl SlotSync {
@@ -269,18 +273,37 @@ impl<B: Backend> Syncer<B> {
         self.sync[slot % self.sync.len()].settled(ticket)
     }
 
-    /// How far behind the store is: the age of its oldest change not yet durable (zero when
-    /// everything handed over is).
+    /// How far behind the store is: the age of its oldest change not yet durable, or — when
+    /// longer — the time its slowest slot needs to commit what waits at the pace of its last
+    /// round (so a burst counts as soon as it is handed over, not once it has aged; a backend
+    /// whose round takes everything needs one round). Zero when everything handed over is
+    /// durable.
     pub fn lag(&self) -> Duration {
         let now = crate::clock::mono_ms();
-        let oldest = (0..self.slots.len())
-            .flat_map(|s| {
-                let pending = lock(&self.slots[s]).pending_since;
-                [pending, self.sync[s].in_flight_since.load(Ordering::Acquire)]
-            })
-            .filter(|&t| t > 0)
-            .min();
-        oldest.map_or(Duration::ZERO, |t| Duration::from_millis(now.saturating_sub(t)))
+        let mut oldest = u64::MAX;
+        let mut drain_us = 0u64;
+        for (slot, sync) in self.slots.iter().zip(&self.sync) {
+            let (pending_since, pending) = {
+                let f = lock(slot);
+                (f.pending_since, B::size(&f.pending) as u64)
+            };
+            for t in [pending_since, sync.in_flight_since.load(Ordering::Acquire)] {
+                if t > 0 {
+                    oldest = oldest.min(t);
+                }
+            }
+            let waiting = pending + sync.backlog.load(Ordering::Relaxed);
+            let (size, us) = (sync.round_size.load(Ordering::Relaxed), sync.round_us.load(Ordering::Relaxed));
+            if size > 0 && waiting > 0 {
+                // A backend that takes the whole backlog in one round (the journal: one write,
+                // one sync) needs about one round for it; one with bounded rounds, as many as
+                // the backlog fills at the last round's pace per change.
+                let need = if B::MAX_ROUND == usize::MAX { us } else { waiting.saturating_mul(us) / size };
+                drain_us = drain_us.max(need);
+            }
+        }
+        let age = if oldest == u64::MAX { 0 } else { now.saturating_sub(oldest) };
+        Duration::from_millis(age).max(Duration::from_micros(drain_us))
     }
 
     /// Changes handed over since start.
@@ -367,8 +390,11 @@ impl<B: Backend> Syncer<B> {
                 }
                 continue;
             }
+            let started = Instant::now();
             match s.backend.commit(slot, &mut conn, &dest, &batch, &s.health) {
                 Ok(round) => {
+                    sync.round_size.store(B::size(&batch) as u64, Ordering::Relaxed);
+                    sync.round_us.store((started.elapsed().as_micros() as u64).max(1), Ordering::Relaxed);
                     match round {
                         Round::Durable => sync.synced.store(target, Ordering::Release),
                         Round::Refused => sync.failed_through.store(target, Ordering::Release),
@@ -446,9 +472,13 @@ mod tests {
         }
         fn target(&self, _: usize, _: &mut ()) {}
         fn commit(&self, _: usize, _: &mut (), _: &(), batch: &Vec<u64>, _: &Health) -> Result<Round, String> {
-            // 2: a target that takes its time (the round waits until told otherwise).
+            // 2: a target that takes its time (the round waits until told otherwise); 3: every
+            // round takes 100 ms.
             while self.fail.load(Ordering::Relaxed) == 2 {
                 std::thread::sleep(Duration::from_millis(1));
+            }
+            if self.fail.load(Ordering::Relaxed) == 3 {
+                std::thread::sleep(Duration::from_millis(100));
             }
             if self.fail.load(Ordering::Relaxed) == 1 {
                 return Err("told to".into());
@@ -544,6 +574,28 @@ mod tests {
             crate::store::journal::tests::poll(|| (s.lag() == Duration::ZERO).then_some(())).is_some(),
             "caught up"
         );
+        s.flush(Duration::from_secs(5)).expect("flush");
+    }
+
+    /// A burst behind a store whose rounds each take 100 ms counts at once, at the pace of the
+    /// last round (what shedding needs to act before the burst has aged), not only once its
+    /// oldest change is old.
+    #[test]
+    fn the_lag_counts_a_burst_at_the_pace_of_the_last_round() {
+        let s = Syncer::start(Fake::<false> { fail: AtomicU8::new(3), committed: Mutex::new(vec![]) }, vec![()])
+            .expect("syncer");
+        let t = s.append(0, &change(1)).expect("append");
+        assert_eq!(settle(&s, t), Some(true));
+        assert!(crate::store::journal::tests::poll(|| (s.lag() == Duration::ZERO).then_some(())).is_some());
+        // One round of one change under way (≈100 ms), three more batches behind it.
+        let handed = Instant::now();
+        let tickets: Vec<u64> = (2..=5).map(|seq| s.append(0, &change(seq)).expect("append")).collect();
+        let lag = s.lag();
+        assert!(handed.elapsed() < Duration::from_millis(50), "the test was too slow to tell");
+        assert!(lag >= Duration::from_millis(300), "a burst of four 100 ms rounds said {lag:?}");
+        for t in tickets {
+            assert_eq!(settle(&s, t), Some(true), "ticket {t}");
+        }
         s.flush(Duration::from_secs(5)).expect("flush");
     }
 }
