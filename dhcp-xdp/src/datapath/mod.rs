@@ -149,6 +149,18 @@ pub struct WorkerStats {
     pub tx_kick_retries: AtomicU64,
     /// Descriptors outside the UMEM (would be a kernel bug): dropped.
     pub bad_descriptors: AtomicU64,
+    /// Frames that waited in the RX ring when the worker last looked (a gauge), and the ring's
+    /// entries: a ring that stays full means more arrives than the worker can handle.
+    pub rx_backlog: AtomicU64,
+    pub rx_ring_entries: AtomicU64,
+}
+
+impl WorkerStats {
+    /// How full the RX ring was when the worker last looked (0 to 1).
+    pub fn rx_fill(&self) -> f64 {
+        let entries = self.rx_ring_entries.load(Ordering::Relaxed);
+        if entries == 0 { 0.0 } else { self.rx_backlog.load(Ordering::Relaxed) as f64 / entries as f64 }
+    }
 }
 
 impl WorkerStats {
@@ -236,6 +248,7 @@ impl Datapath {
                 steering.insert_socket(queue, worker, rx.as_raw_fd())?;
                 let meta = FrameMeta { queue, worker };
                 let stats = Arc::new(WorkerStats::default());
+                stats.rx_ring_entries.store(u64::from(cfg.ring_size), Ordering::Relaxed);
                 dp.stats.push((meta, stats.clone()));
                 let mut handler = make_handler(meta);
                 let core = cores.get(dp.threads.len() % cores.len().max(1)).copied();

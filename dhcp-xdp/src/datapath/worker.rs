@@ -171,7 +171,10 @@ impl Worker {
     }
 
     pub(super) fn receive(&mut self, handler: &mut dyn Handler) -> u32 {
-        if self.rx.available() == 0 {
+        let waiting = self.rx.available();
+        // Relaxed: a gauge the control loop reads now and then.
+        self.stats.rx_backlog.store(u64::from(waiting), Ordering::Relaxed);
+        if waiting == 0 {
             self.stats.rx_empty_polls.fetch_add(1, Ordering::Relaxed);
             return 0;
         }

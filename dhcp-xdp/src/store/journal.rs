@@ -382,6 +382,8 @@ impl Backend for Files {
     const MAX_BACKLOG: usize = MAX_BACKLOG;
     // One write and one sync take the whole backlog: the disk's cost is per sync, not per byte.
     const MAX_ROUND: usize = usize::MAX;
+    // A record: ~60 bytes.
+    const CHANGE_SIZE: usize = 64;
     const RETRY_FAILED: bool = true;
 
     fn push(pending: &mut Vec<u8>, changes: &[(u64, Change)]) {

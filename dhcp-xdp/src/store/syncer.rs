@@ -13,7 +13,7 @@
 //! dropped, as the backend says ([`Backend::RETRY_FAILED`]); failures back off from 10 ms to
 //! 1 s and are logged once per distinct reason; a stop ends the syncers once nothing is left.
 //! How far behind the store is — the age of its oldest change not yet durable, or the time it
-//! needs for what waits at the pace of its last round, whichever is longer — is
+//! needs for what waits at the cost its rounds have shown, whichever is longer — is
 //! [`Syncer::lag`].
 
 use std::{
@@ -56,6 +56,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
     const MAX_BACKLOG: usize;
     /// Most of [`size`](Self::size) one round takes (whole batches; at least one).
     const MAX_ROUND: usize;
+    /// About how much of [`size`](Self::size) one change takes (a record's bytes, or 1).
+    const CHANGE_SIZE: usize;
     /// Whether a failed round's changes are written with the next round (the journal: a
     /// change is never lost) or dropped (the database: replayed after a partition they could
     /// undo what another node did meanwhile; none was promised).
@@ -103,9 +105,40 @@ struct SlotSync {
     /// [`mono_ms`](crate::clock::mono_ms) when the oldest change the syncer took and has not
     /// yet made durable was handed over (0: none).
     in_flight_since: AtomicU64,
-    /// The last successful round: how much it committed and how long it took (µs).
-    round_size: AtomicU64,
-    round_us: AtomicU64,
+    /// What a round costs, learnt from the successful ones: a fixed part (µs: a sync, a round
+    /// trip; from small rounds) and a part per unit of size (ns; from larger ones).
+    round_fixed_us: AtomicU64,
+    round_unit_ns: AtomicU64,
+}
+
+/// Rounds of at most this many changes teach a round's fixed cost; larger ones its cost per
+/// unit of size.
+const SMALL_ROUND: u64 = 8;
+
+impl SlotSync {
+    /// Learns from a successful round of `size` units (`change_size` a change) that took `us`
+    /// µs (moving averages, weight 1/8).
+    fn learn(&self, size: u64, change_size: u64, us: u64) {
+        let avg = |old: u64, new: u64| if old == 0 { new } else { (old * 7 + new) / 8 };
+        let fixed = self.round_fixed_us.load(Ordering::Relaxed);
+        if size <= SMALL_ROUND * change_size || fixed == 0 {
+            self.round_fixed_us.store(avg(fixed, us).max(1), Ordering::Relaxed);
+        } else {
+            let per = us.saturating_sub(fixed).saturating_mul(1000) / size;
+            self.round_unit_ns.store(avg(self.round_unit_ns.load(Ordering::Relaxed), per), Ordering::Relaxed);
+        }
+    }
+
+    /// How long committing `waiting` units takes: as many rounds as they fill, each its fixed
+    /// cost, and each unit its own.
+    fn drain_us(&self, waiting: u64, max_round: u64) -> u64 {
+        if waiting == 0 {
+            return 0;
+        }
+        let rounds = waiting.div_ceil(max_round);
+        rounds.saturating_mul(self.round_fixed_us.load(Ordering::Relaxed))
+            + waiting.saturating_mul(self.round_unit_ns.load(Ordering::Relaxed)) / 1000
+    }
 }
 
 impl SlotSync {
@@ -274,9 +307,9 @@ impl<B: Backend> Syncer<B> {
     }
 
     /// How far behind the store is: the age of its oldest change not yet durable, or — when
-    /// longer — the time its slowest slot needs to commit what waits: as many rounds as it
-    /// fills, each as long as the last (so a burst counts as soon as it is handed over, not
-    /// once it has aged). Zero when everything handed over is durable.
+    /// longer — the time its slowest slot needs to commit what waits, at the cost its rounds
+    /// have shown (a fixed part per round, a part per change: so a burst counts as soon as it
+    /// is handed over, not once it has aged). Zero when everything handed over is durable.
     pub fn lag(&self) -> Duration {
         let now = crate::clock::mono_ms();
         let mut oldest = u64::MAX;
@@ -292,15 +325,7 @@ impl<B: Backend> Syncer<B> {
                 }
             }
             let waiting = pending + sync.backlog.load(Ordering::Relaxed);
-            let (size, us) = (sync.round_size.load(Ordering::Relaxed), sync.round_us.load(Ordering::Relaxed));
-            if size > 0 && waiting > 0 {
-                // As many rounds as the backlog fills (one for a backend whose round takes
-                // everything, the journal), each as long as the last. A round's cost is mostly
-                // fixed (a sync, a round trip), so a backlog of small rounds is not taken for a
-                // long one; once rounds are full, their time is what counts.
-                let rounds = waiting.div_ceil(B::MAX_ROUND as u64);
-                drain_us = drain_us.max(rounds.saturating_mul(us));
-            }
+            drain_us = drain_us.max(sync.drain_us(waiting, B::MAX_ROUND as u64));
         }
         let age = if oldest == u64::MAX { 0 } else { now.saturating_sub(oldest) };
         Duration::from_millis(age).max(Duration::from_micros(drain_us))
@@ -393,8 +418,7 @@ impl<B: Backend> Syncer<B> {
             let started = Instant::now();
             match s.backend.commit(slot, &mut conn, &dest, &batch, &s.health) {
                 Ok(round) => {
-                    sync.round_size.store(B::size(&batch) as u64, Ordering::Relaxed);
-                    sync.round_us.store((started.elapsed().as_micros() as u64).max(1), Ordering::Relaxed);
+                    sync.learn(B::size(&batch) as u64, B::CHANGE_SIZE as u64, started.elapsed().as_micros() as u64);
                     match round {
                         Round::Durable => sync.synced.store(target, Ordering::Release),
                         Round::Refused => sync.failed_through.store(target, Ordering::Release),
@@ -454,6 +478,7 @@ mod tests {
         const THREAD: &'static str = "fake-sync";
         const MAX_BACKLOG: usize = 4;
         const MAX_ROUND: usize = 3;
+        const CHANGE_SIZE: usize = 1;
         const RETRY_FAILED: bool = RETRY;
         fn push(p: &mut Vec<u64>, changes: &[(u64, Change)]) {
             p.extend(changes.iter().map(|c| c.0));
@@ -578,8 +603,8 @@ mod tests {
     }
 
     /// A burst behind a store whose rounds each take 100 ms counts at once — as many rounds as
-    /// it fills, each as long as the last (what shedding needs to act before the burst has
-    /// aged) — not only once its oldest change is old.
+    /// it fills, at the cost rounds have shown (what shedding needs to act before the burst
+    /// has aged) — not only once its oldest change is old.
     #[test]
     fn the_lag_counts_a_burst_at_the_pace_of_the_last_round() {
         let s = Syncer::start(Fake::<false> { fail: AtomicU8::new(3), committed: Mutex::new(vec![]) }, vec![()])
@@ -598,5 +623,29 @@ mod tests {
             assert_eq!(settle(&s, t), Some(true), "ticket {t}");
         }
         s.flush(Duration::from_secs(5)).expect("flush");
+    }
+
+    /// A round's cost is learnt as a fixed part (from small rounds) and a part per unit (from
+    /// larger ones), so that many small rounds do not make a big backlog look short, nor a few
+    /// slow small rounds make a backlog look long.
+    #[test]
+    fn a_rounds_cost_is_a_fixed_part_and_a_part_per_change() {
+        let sync = SlotSync::default();
+        for _ in 0..40 {
+            sync.learn(4, 1, 3_000);
+        }
+        for _ in 0..40 {
+            sync.learn(500, 1, 13_000);
+        }
+        let fixed = sync.round_fixed_us.load(Ordering::Relaxed);
+        let per = sync.round_unit_ns.load(Ordering::Relaxed);
+        assert!((2_900..=3_100).contains(&fixed), "fixed {fixed} µs");
+        assert!((19_000..=21_000).contains(&per), "per change {per} ns");
+        // 10 000 changes in rounds of 512: 20 rounds of 3 ms and 10 000 × 20 µs.
+        let d = sync.drain_us(10_000, 512);
+        assert!((250_000..=270_000).contains(&d), "{d} µs");
+        assert_eq!(sync.drain_us(0, 512), 0);
+        // One round takes everything (the journal): one fixed part.
+        assert!((2_900..=3_300).contains(&sync.drain_us(10, u64::MAX)));
     }
 }

@@ -103,6 +103,7 @@ impl Backend for Pg {
     // A round the database commits well within the statement limit: a backlog goes in several
     // rounds instead of one that times out whole (and fails every ACK it held).
     const MAX_ROUND: usize = 512;
+    const CHANGE_SIZE: usize = 1;
     const RETRY_FAILED: bool = false;
 
     fn push(pending: &mut Self::Pending, changes: &[(u64, Change)]) {
