@@ -131,6 +131,8 @@ pub struct CompareConfig {
     pub avalanche: u32,
     /// Longest an avalanche run may take.
     pub avalanche_limit: Duration,
+    /// dhcp-xdp's (and echo's) `--ring-size`.
+    pub ring_size: u32,
     /// Length of each trial of the capacity search (zero: no search; the sweep's fractions
     /// are then of the closed-loop maximum).
     pub search_trial: Duration,
@@ -213,6 +215,7 @@ fn process_cpu(pid: i32) -> f64 {
 
 fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::Result<Running> {
     let workers = cfg.workers.to_string();
+    let ring = cfg.ring_size.to_string();
     let spawn_other = |mut cmd: Command, log: &str| -> anyhow::Result<Running> {
         let log = std::fs::File::create(dir.join(log))?;
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
@@ -229,7 +232,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
         Server::Echo => Ok(Running::Daemon(Daemon::start(
             &rig.server,
             &rig.server_if,
-            &["--handler", "reflect", "--workers", &workers, "--spin-us", SPIN_US],
+            &["--handler", "reflect", "--workers", &workers, "--spin-us", SPIN_US, "--ring-size", &ring],
         ))),
         Server::DhcpXdp | Server::DhcpXdpAsync | Server::DhcpXdpPg => {
             let durability = match cfg.durability {
@@ -261,7 +264,18 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             let daemon = Running::Daemon(Daemon::start(
                 &rig.server,
                 &rig.server_if,
-                &["--config", &conf, "--state-dir", &state, "--workers", &workers, "--spin-us", SPIN_US],
+                &[
+                    "--config",
+                    &conf,
+                    "--state-dir",
+                    &state,
+                    "--workers",
+                    &workers,
+                    "--spin-us",
+                    SPIN_US,
+                    "--ring-size",
+                    &ring,
+                ],
             ));
             Ok(match pg {
                 Some(pg) => {
@@ -585,6 +599,7 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
         "duration_s": cfg.duration.as_secs_f64(),
         "durability": format!("{:?}", cfg.durability).to_lowercase(),
         "workers": cfg.workers,
+        "ring_size": cfg.ring_size,
         "machine": machine(),
         "fdatasync_us": fdatasync,
         "echo_at_same_rates": echo_at_same_rates,
@@ -803,7 +818,7 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         "Machine: {}. Rig: two network namespaces, one veth pair (one queue), the AF_XDP generator \
          (`bench gen`) in one, each server in turn in the other. {} clients, closed-loop window {}, \
          {} s per closed-loop run, half that per open-loop point. dhcp-xdp: {} worker(s) polling 1 ms \
-         after their last frame (`--spin-us 1000`), journal durability `{}`; on PostgreSQL: one cluster node, a throwaway \
+         after their last frame (`--spin-us 1000`), rings of {} entries (`--ring-size`), journal durability `{}`; on PostgreSQL: one cluster node, a throwaway \
          local PostgreSQL (unix socket, default settings: synchronous commit). Kea: memfile with persist (appends, no fsync), or \
          its PostgreSQL lease backend on the same kind of database; dhcpd: leases file \
          (fsync per commit), dnsmasq: lease file, `--no-ping`; dhcpd `ping-check false`.\n",
@@ -812,6 +827,7 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
         r["window"],
         r["duration_s"],
         r["workers"],
+        r["ring_size"],
         r["durability"].as_str().unwrap_or(""),
     );
     let _ = writeln!(

@@ -74,6 +74,9 @@ struct CompareArgs {
     /// Longest an avalanche run may take, in seconds.
     #[arg(long, default_value_t = 120.0)]
     avalanche_limit: f64,
+    /// dhcp-xdp's (and echo's) `--ring-size`: RX/TX ring entries (fill ×2, UMEM chunks ×4).
+    #[arg(long, default_value_t = 2048)]
+    ring_size: u32,
     /// Seconds of each trial of the capacity search (the highest offered rate at which 99.9 %
     /// of exchanges complete within 1 s; 0: no search).
     #[arg(long, default_value_t = 3.0)]
@@ -213,6 +216,7 @@ fn main() -> anyhow::Result<()> {
                 avalanche: a.avalanche,
                 avalanche_limit: Duration::from_secs_f64(a.avalanche_limit),
                 search_trial: Duration::from_secs_f64(a.search_trial),
+                ring_size: a.ring_size,
                 out_dir: a.out,
             };
             let md = compare::run(&cfg)?;

@@ -150,6 +150,13 @@ pub struct RunArgs {
     /// Most frames a worker takes per batch (one journal write per batch).
     #[arg(long, default_value_t = DatapathConfig::default().batch)]
     pub batch: u32,
+    /// Entries of each socket's RX and TX ring (a power of two, 512 to 65 536); the fill ring
+    /// gets twice as many and the queue's UMEM four times as many 4 KiB chunks (the default
+    /// 2 048: 32 MiB a queue). A burst beyond what the RX ring holds while the workers catch up
+    /// is dropped by the kernel: an edge that expects every subscriber at once (a power cut, a
+    /// BNG reboot) sizes it for the burst.
+    #[arg(long, default_value_t = DatapathConfig::default().ring_size, value_parser = ring_size)]
+    pub ring_size: u32,
     /// Microseconds a worker keeps polling after its last frame before it sleeps in poll(2)
     /// (waking a sleeping worker costs up to a millisecond on a VM: higher is lower latency at
     /// low rates, and more CPU).
@@ -199,6 +206,7 @@ impl RunArgs {
             bind_mode: self.bind_mode,
             handler: self.handler,
             batch: self.batch,
+            ring_size: self.ring_size,
             spin: std::time::Duration::from_micros(self.spin_us),
             stats_interval: std::time::Duration::from_secs(self.stats_interval),
             ebpf_log_level: self.ebpf_log_level,
@@ -207,5 +215,15 @@ impl RunArgs {
             steering_key: self.steering_key,
             fault_panic_on_xid: self.fault_panic_on_xid,
         }
+    }
+}
+
+/// `--ring-size`: a power of two from 512 to 65 536.
+fn ring_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if n.is_power_of_two() && (512..=65_536).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not a power of two from 512 to 65536"))
     }
 }

@@ -62,6 +62,8 @@ pub struct Options {
     pub handler: HandlerKind,
     /// Most frames a worker takes per batch.
     pub batch: u32,
+    /// Entries of each socket's RX and TX ring (fill ring ×2, UMEM chunks ×4).
+    pub ring_size: u32,
     /// How long a worker polls after its last frame before it sleeps.
     pub spin: Duration,
     /// Time between statistics lines in the log (zero: only at exit).
@@ -178,7 +180,14 @@ impl Daemon {
             &queues,
             workers,
             opts.bind_mode,
-            DatapathConfig { batch: opts.batch.clamp(1, 1024), spin: opts.spin, ..DatapathConfig::default() },
+            DatapathConfig {
+                batch: opts.batch.clamp(1, 1024),
+                spin: opts.spin,
+                ring_size: opts.ring_size,
+                fill_size: 2 * opts.ring_size,
+                frames_per_queue: 4 * opts.ring_size,
+                ..DatapathConfig::default()
+            },
             &mut steering,
             |meta| -> Box<dyn Handler> {
                 let inner: Box<dyn Handler> = match handler {
