@@ -2,6 +2,7 @@
 //!
 //! - [`wire`]: zero-copy Ethernet/VLAN/IPv4/UDP views and the checksums a reply needs.
 //! - [`dhcp4`]: the BOOTP/DHCPv4 message view and the bounded options writer.
+//! - [`dhcp6`]: the DHCPv6 message view (RFC 8415): client and relay messages, IAs, relay hops.
 //! - [`engine4`]: the RFC 2131 server — request in, reply written in place, verdict out.
 //! - [`membership`]: cluster membership as state machines (heartbeats, buckets, blocks).
 //! - [`leases`]: lease shards, pools and their address ownership, the changes to journal.
@@ -21,6 +22,7 @@
 pub mod calendar;
 pub mod config;
 pub mod dhcp4;
+pub mod dhcp6;
 pub mod engine4;
 pub mod leases;
 pub mod membership;
