@@ -6,9 +6,10 @@
 //!
 //! [`Message::parse`] checks the header and walks the options once; [`Relayed::parse`] peels the
 //! relay layers off a to-server message and keeps each hop's link and peer address,
-//! interface-id and remote-id (what chooses the subnet and keys a subscriber line). Nothing
-//! allocates; no accessor can panic on any input (fuzzed by the property tests against the
-//! `dhcproto` crate's v6 side).
+//! interface-id and remote-id (what chooses the subnet and keys a subscriber line);
+//! [`Writer`] writes a reply (nested options, Relay-Repl layers with the interface-id echoed)
+//! into a fixed buffer. Nothing allocates; no accessor can panic on any input (fuzzed by the
+//! property tests against the `dhcproto` crate's v6 side).
 
 use std::net::Ipv6Addr;
 
@@ -399,6 +400,156 @@ pub fn duid_kind(duid: &[u8]) -> Option<DuidKind> {
     })
 }
 
+/// Writes a DHCPv6 message into a fixed buffer: a header, options, options nested in options
+/// (an IA's addresses, a relay's message) whose lengths are filled in when they are closed.
+/// Refuses (returns `false`, writes nothing more) rather than overrun; nothing allocates.
+pub struct Writer<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+    /// Where each open option's length field is.
+    open: [usize; MAX_OPEN],
+    depth: usize,
+    failed: bool,
+}
+
+/// Most options open at once (a relay reply's layers, an IA, its address, a status code).
+const MAX_OPEN: usize = MAX_HOPS + 4;
+
+impl<'b> Writer<'b> {
+    /// A client/server message of type `kind` with transaction id `xid` (24 bits) at the start of
+    /// `buf`.
+    pub fn message(buf: &'b mut [u8], kind: u8, xid: u32) -> Self {
+        let mut w = Self { buf, pos: 0, open: [0; MAX_OPEN], depth: 0, failed: false };
+        let x = xid.to_be_bytes();
+        w.bytes(&[kind, x[1], x[2], x[3]]);
+        w
+    }
+
+    /// A Relay-Repl for `hop` at the start of `buf`: its header, the interface-id it brought
+    /// (echoed, RFC 8415 §19.3), and an open Relay Message option for what goes inside.
+    pub fn relay_reply(buf: &'b mut [u8], hop: &Hop<'_>) -> Self {
+        let mut w = Self { buf, pos: 0, open: [0; MAX_OPEN], depth: 0, failed: false };
+        w.relay_layer(hop);
+        w
+    }
+
+    /// Another Relay-Repl layer inside the open Relay Message option (for a message that came
+    /// through several relays: outermost first).
+    pub fn relay_layer(&mut self, hop: &Hop<'_>) {
+        self.bytes(&[msg::RELAY_REPL, hop.hop_count]);
+        self.bytes(&hop.link.octets());
+        self.bytes(&hop.peer.octets());
+        if let Some(id) = hop.interface_id() {
+            self.option(opt::INTERFACE_ID, id);
+        }
+        self.open(opt::RELAY_MSG);
+    }
+
+    /// The client/server header inside an open Relay Message option.
+    pub fn inner_message(&mut self, kind: u8, xid: u32) {
+        let x = xid.to_be_bytes();
+        self.bytes(&[kind, x[1], x[2], x[3]]);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        if self.failed {
+            return;
+        }
+        match self.buf.get_mut(self.pos..self.pos + b.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(b);
+                self.pos += b.len();
+            }
+            None => self.failed = true,
+        }
+    }
+
+    /// An option with its whole value.
+    pub fn option(&mut self, code: u16, value: &[u8]) {
+        let Ok(len) = u16::try_from(value.len()) else {
+            self.failed = true;
+            return;
+        };
+        self.bytes(&code.to_be_bytes());
+        self.bytes(&len.to_be_bytes());
+        self.bytes(value);
+    }
+
+    /// Opens option `code`; what is written until [`close`](Self::close) is its value.
+    pub fn open(&mut self, code: u16) {
+        if self.depth == MAX_OPEN {
+            self.failed = true;
+            return;
+        }
+        self.bytes(&code.to_be_bytes());
+        self.open[self.depth] = self.pos;
+        self.depth += 1;
+        self.bytes(&[0, 0]);
+    }
+
+    /// Closes the innermost open option, filling in its length.
+    pub fn close(&mut self) {
+        let Some(d) = self.depth.checked_sub(1) else {
+            self.failed = true;
+            return;
+        };
+        self.depth = d;
+        if self.failed {
+            return;
+        }
+        let at = self.open[d];
+        match u16::try_from(self.pos - at - 2) {
+            Ok(len) => self.buf[at..at + 2].copy_from_slice(&len.to_be_bytes()),
+            Err(_) => self.failed = true,
+        }
+    }
+
+    /// An IA_NA or IA_PD, opened: its IAID, T1 and T2; its addresses or prefixes and status
+    /// follow, then [`close`](Self::close).
+    pub fn open_ia(&mut self, kind: IaKind, iaid: u32, t1: u32, t2: u32) {
+        self.open(if kind == IaKind::Na { opt::IA_NA } else { opt::IA_PD });
+        self.bytes(&iaid.to_be_bytes());
+        self.bytes(&t1.to_be_bytes());
+        self.bytes(&t2.to_be_bytes());
+    }
+
+    /// An IA Address option.
+    pub fn ia_addr(&mut self, a: &IaAddr) {
+        self.open(opt::IAADDR);
+        self.bytes(&a.addr.octets());
+        self.bytes(&a.preferred.to_be_bytes());
+        self.bytes(&a.valid.to_be_bytes());
+        self.close();
+    }
+
+    /// An IA Prefix option.
+    pub fn ia_prefix(&mut self, p: &IaPrefix) {
+        self.open(opt::IAPREFIX);
+        self.bytes(&p.preferred.to_be_bytes());
+        self.bytes(&p.valid.to_be_bytes());
+        self.bytes(&[p.len]);
+        self.bytes(&p.prefix.octets());
+        self.close();
+    }
+
+    /// A Status Code option with its message.
+    pub fn status(&mut self, code: u16, message: &str) {
+        self.open(opt::STATUS_CODE);
+        self.bytes(&code.to_be_bytes());
+        self.bytes(message.as_bytes());
+        self.close();
+    }
+
+    /// Closes what is still open and returns the message's length, or `None` when it did not
+    /// fit (or an option was closed that was not open).
+    pub fn finish(mut self) -> Option<usize> {
+        while self.depth > 0 {
+            self.close();
+        }
+        (!self.failed).then_some(self.pos)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,5 +676,72 @@ mod tests {
         let mut m = vec![msg::REQUEST, 0, 0, 1];
         m.extend(option(opt::IA_NA, &[0, 0, 0, 1]));
         assert_eq!(Message::parse(&m).unwrap().ia_nas().count(), 0);
+    }
+
+    /// A REPLY written for a relayed REQUEST reads back through the view: the relay layer with
+    /// its interface-id echoed, the server's message inside with an address, a prefix and a
+    /// status code; a buffer too small is refused, not overrun.
+    #[test]
+    fn a_reply_written_for_a_relay_reads_back() {
+        let mut req = vec![msg::RELAY_FORW, 0];
+        req.extend_from_slice(&"2001:db8:1::1".parse::<Ipv6Addr>().unwrap().octets());
+        req.extend_from_slice(&"fe80::2".parse::<Ipv6Addr>().unwrap().octets());
+        req.extend(option(opt::INTERFACE_ID, b"ge-0/0/1.100"));
+        let mut inner = solicit();
+        inner[0] = msg::REQUEST;
+        req.extend(option(opt::RELAY_MSG, &inner));
+        let got = Relayed::parse(&req).unwrap();
+        let hop = got.first_relay().unwrap();
+        let mut buf = [0u8; 512];
+        let mut w = Writer::relay_reply(&mut buf, hop);
+        w.inner_message(msg::REPLY, got.message.transaction_id());
+        w.option(opt::SERVERID, &[0, 2, 0, 0, 0x0d, 0xe9, 1]);
+        w.option(opt::CLIENTID, got.message.client_id().unwrap());
+        let addr = IaAddr { addr: "2001:db8:1::100".parse().unwrap(), preferred: 3000, valid: 4000 };
+        w.open_ia(IaKind::Na, 2, 1500, 2400);
+        w.ia_addr(&addr);
+        w.close();
+        let prefix = IaPrefix { preferred: 3000, valid: 4000, len: 56, prefix: "2001:db8:ff00::".parse().unwrap() };
+        w.open_ia(IaKind::Pd, 9, 1500, 2400);
+        w.ia_prefix(&prefix);
+        w.close();
+        w.open_ia(IaKind::Na, 1, 0, 0);
+        w.status(status::NO_ADDRS_AVAIL, "no addresses");
+        let n = w.finish().expect("fits");
+        // Read it back: a Relay-Repl around a REPLY.
+        assert_eq!(buf[0], msg::RELAY_REPL);
+        let options = Options::parse(&buf[34..n]).unwrap();
+        assert_eq!(options.find(opt::INTERFACE_ID), Some(&b"ge-0/0/1.100"[..]));
+        let reply = Message::parse(options.find(opt::RELAY_MSG).unwrap()).unwrap();
+        assert_eq!((reply.kind(), reply.transaction_id()), (msg::REPLY, 0x123456));
+        assert_eq!(reply.client_id(), got.message.client_id());
+        let nas: Vec<Ia> = reply.ia_nas().collect();
+        assert_eq!((nas[0].iaid, nas[0].t1, nas[0].t2), (2, 1500, 2400));
+        assert_eq!(nas[0].addresses().collect::<Vec<_>>(), vec![addr]);
+        let st = nas[1].options.find(opt::STATUS_CODE).unwrap();
+        assert_eq!((u16_at(st, 0), &st[2..]), (Some(status::NO_ADDRS_AVAIL), &b"no addresses"[..]));
+        assert_eq!(reply.ia_pds().next().unwrap().prefixes().collect::<Vec<_>>(), vec![prefix]);
+        // Too small a buffer: refused at every size short of the whole.
+        for size in 0..n {
+            let mut small = vec![0u8; size];
+            let mut w = Writer::relay_reply(&mut small, hop);
+            w.inner_message(msg::REPLY, 1);
+            w.option(opt::CLIENTID, got.message.client_id().unwrap());
+            w.option(opt::SERVERID, &[0, 2, 0, 0, 0x0d, 0xe9, 1]);
+            w.open_ia(IaKind::Na, 2, 1500, 2400);
+            w.ia_addr(&addr);
+            w.close();
+            w.open_ia(IaKind::Pd, 9, 1500, 2400);
+            w.ia_prefix(&prefix);
+            w.close();
+            w.open_ia(IaKind::Na, 1, 0, 0);
+            w.status(status::NO_ADDRS_AVAIL, "no addresses");
+            assert_eq!(w.finish(), None, "{size} bytes");
+        }
+        // A close with nothing open is refused.
+        let mut b = [0u8; 64];
+        let mut w = Writer::message(&mut b, msg::ADVERTISE, 7);
+        w.close();
+        assert_eq!(w.finish(), None);
     }
 }

@@ -1,12 +1,13 @@
-//! The DHCPv6 view against the `dhcproto` crate's v6 side: random client messages encoded by
-//! dhcproto read the same through [`dhcp_xdp_core::dhcp6`], relayed ones read back what was
-//! written around them; random bytes never make the view panic.
+//! The DHCPv6 view and writer against the `dhcproto` crate's v6 side: random client messages
+//! encoded by dhcproto read the same through [`dhcp_xdp_core::dhcp6`], relayed ones read back
+//! what was written around them, replies the writer writes decode the same in dhcproto; random
+//! bytes never make the view panic.
 
 use std::net::Ipv6Addr;
 
 use dhcp_xdp_core::dhcp6::{self, Message, Relayed};
 use dhcproto::{
-    Encodable, Encoder,
+    Decodable, Decoder, Encodable, Encoder,
     v6::{self, DhcpOption, MessageType, OptionCode},
 };
 use proptest::prelude::*;
@@ -124,6 +125,41 @@ proptest! {
         prop_assert_eq!(hop.interface_id(), Some(&interface_id[..]));
         prop_assert_eq!(r.message.transaction_id(), xid);
         prop_assert_eq!(r.message.client_id(), Some(&duid[..]));
+    }
+
+    /// What the writer writes, dhcproto reads the same.
+    #[test]
+    fn replies_the_writer_writes_read_in_dhcproto(
+        xid in 0u32..(1 << 24),
+        duid in prop::collection::vec(any::<u8>(), 2..40),
+        (iaid, t1, t2) in (any::<u32>(), any::<u32>(), any::<u32>()),
+        (addr, preferred, valid) in (any::<[u8; 16]>(), any::<u32>(), any::<u32>()),
+    ) {
+        let mut buf = [0u8; 512];
+        let mut w = dhcp6::Writer::message(&mut buf, dhcp6::msg::REPLY, xid);
+        w.option(dhcp6::opt::CLIENTID, &duid);
+        w.open_ia(dhcp6::IaKind::Na, iaid, t1, t2);
+        w.ia_addr(&dhcp6::IaAddr { addr: Ipv6Addr::from(addr), preferred, valid });
+        w.close();
+        let n = w.finish().expect("fits");
+        let theirs = v6::Message::decode(&mut Decoder::new(&buf[..n])).expect("dhcproto decodes our reply");
+        prop_assert_eq!(theirs.msg_type(), MessageType::Reply);
+        prop_assert_eq!(theirs.xid_num(), xid);
+        let mut client = None;
+        let mut ia = None;
+        for o in theirs.opts().iter() {
+            match o {
+                DhcpOption::ClientId(d) => client = Some(d.clone()),
+                DhcpOption::IANA(i) => ia = Some(i.clone()),
+                _ => {}
+            }
+        }
+        prop_assert_eq!(client, Some(duid));
+        let ia = ia.expect("an IA_NA");
+        prop_assert_eq!((ia.id, ia.t1, ia.t2), (iaid, t1, t2));
+        let a = ia.opts.iter().find_map(|o| if let DhcpOption::IAAddr(a) = o { Some(a.clone()) } else { None });
+        let a = a.expect("an IA address");
+        prop_assert_eq!((a.addr, a.preferred_life, a.valid_life), (Ipv6Addr::from(addr), preferred, valid));
     }
 
     #[test]
