@@ -112,7 +112,8 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("fsync of {}", dir.display())))
 }
 
-/// A state file: created 0600 (lease data names subscribers), written from its start.
+/// A snapshot's temporary file: created 0600 (lease data names subscribers), written from its
+/// start.
 fn create_private(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)
 }
@@ -271,11 +272,15 @@ impl JournalFile {
     /// A new journal file at `path`: a preallocated segment when one is ready (its writes then
     /// change no metadata), a plain empty file otherwise. The caller syncs the directory.
     fn create(path: PathBuf, segments: &Segments) -> std::io::Result<Self> {
-        let file = match segments.take(&path) {
-            Some(()) => OpenOptions::new().write(true).open(&path)?,
-            None => create_private(&path)?,
-        };
-        Ok(Self { file, path, good_len: AtomicU64::new(0) })
+        if segments.take(&path).is_some() {
+            let file = OpenOptions::new().write(true).open(&path)?;
+            return Ok(Self { file, path, good_len: AtomicU64::new(0) });
+        }
+        // A plain file (never one that exists: each generation's names are new; were it there,
+        // its records would be kept and written after).
+        let file = OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(&path)?;
+        let len = file.metadata()?.len();
+        Ok(Self { file, path, good_len: AtomicU64::new(len) })
     }
 }
 
