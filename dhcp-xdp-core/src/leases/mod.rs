@@ -13,6 +13,8 @@
 //! - `quota`: what one subscriber (chaddr, circuit, remote id) holds and how fast it asks.
 //! - [`shard`]: one shard's storage (records, indexes, free lists) and the lease operations.
 //! - [`pool`]: address ownership across shards (owner bytes, spare blocks, stealing).
+//! - [`prefix`]: DHCPv6 delegated-prefix pools (a pool prefix cut into numbered prefixes, O(1)
+//!   allocation); not yet used by the shards.
 
 use std::{
     collections::VecDeque,
@@ -37,6 +39,7 @@ mod admin;
 mod directory;
 mod key;
 mod pool;
+pub mod prefix;
 mod quota;
 mod shard;
 

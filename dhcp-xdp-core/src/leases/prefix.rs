@@ -1,0 +1,234 @@
+//! Delegated-prefix pools (DHCPv6 prefix delegation, RFC 8415 §6.3): a pool prefix (`prefix`,
+//! `prefix-len`) cut into prefixes of `delegated-len`, numbered 0..count, and an O(1)
+//! allocator over those numbers — the first piece of issue 23's prefix pools (no lease table,
+//! journal or shard uses it yet).
+//!
+//! Numbers, not addresses, are what a pool keeps: the n-th delegated prefix is the pool prefix
+//! with n in the bits between `prefix-len` and `delegated-len`, so a number fits the same owner
+//! bytes and free lists the v4 pools keep per address.
+
+use std::net::Ipv6Addr;
+
+/// Most delegated prefixes one pool may hold (2^24: a /40 cut into /64s, a /32 into /56s).
+pub const MAX_PREFIXES: u32 = 1 << 24;
+
+/// Why a prefix pool was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixError {
+    /// `prefix-len` above 128, or `delegated-len` not between `prefix-len` and 128.
+    Lengths,
+    /// The pool prefix has bits set beyond `prefix-len`.
+    HostBits,
+    /// More than [`MAX_PREFIXES`] delegated prefixes.
+    TooMany,
+}
+
+impl std::fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Lengths => "delegated-len must lie between prefix-len and 128",
+            Self::HostBits => "the prefix has bits set beyond prefix-len",
+            Self::TooMany => "the pool holds more than 2^24 delegated prefixes",
+        })
+    }
+}
+
+impl std::error::Error for PrefixError {}
+
+/// A pool prefix cut into delegated prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixRange {
+    base: u128,
+    len: u8,
+    delegated: u8,
+}
+
+impl PrefixRange {
+    /// `prefix`/`len` cut into prefixes of `delegated` bits.
+    pub fn new(prefix: Ipv6Addr, len: u8, delegated: u8) -> Result<Self, PrefixError> {
+        if len > 128 || delegated < len || delegated > 128 {
+            return Err(PrefixError::Lengths);
+        }
+        let base = u128::from(prefix);
+        if len < 128 && base & (u128::MAX >> len) != 0 {
+            return Err(PrefixError::HostBits);
+        }
+        if u32::from(delegated - len) > MAX_PREFIXES.trailing_zeros() {
+            return Err(PrefixError::TooMany);
+        }
+        Ok(Self { base, len, delegated })
+    }
+
+    /// How many delegated prefixes it holds.
+    pub fn count(&self) -> u32 {
+        1 << (self.delegated - self.len)
+    }
+
+    /// The length of each delegated prefix.
+    pub fn delegated_len(&self) -> u8 {
+        self.delegated
+    }
+
+    /// The `n`-th delegated prefix (`n` below [`count`](Self::count)).
+    pub fn nth(&self, n: u32) -> Option<Ipv6Addr> {
+        (n < self.count()).then(|| {
+            let shift = 128 - u32::from(self.delegated);
+            // A /128 delegation shifts by 0; a shift of 128 cannot occur (count would be 1 << 0
+            // only when delegated == len, then n == 0).
+            Ipv6Addr::from(self.base | u128::from(n).checked_shl(shift).unwrap_or(0))
+        })
+    }
+
+    /// The number of `prefix`/`len` in this pool, when it is one of its delegated prefixes.
+    pub fn index_of(&self, prefix: Ipv6Addr, len: u8) -> Option<u32> {
+        if len != self.delegated {
+            return None;
+        }
+        let p = u128::from(prefix);
+        let shift = 128 - u32::from(self.delegated);
+        let pool_mask = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
+        if p & pool_mask != self.base || p & u128::MAX.checked_shr(u32::from(self.delegated)).unwrap_or(0) != 0 {
+            return None;
+        }
+        let n = (p & !pool_mask).checked_shr(shift).unwrap_or(0);
+        u32::try_from(n).ok().filter(|&n| n < self.count())
+    }
+}
+
+/// O(1) allocation of a pool's delegated prefixes by number: a stack of free numbers and a bit
+/// per number (a number is never handed out twice, nor released twice).
+#[derive(Debug, Clone)]
+pub struct PrefixPool {
+    range: PrefixRange,
+    free: Vec<u32>,
+    used: Vec<u64>,
+}
+
+impl PrefixPool {
+    /// Every prefix of `range` free; the lowest numbers are handed out first.
+    pub fn new(range: PrefixRange) -> Self {
+        let n = range.count();
+        Self { range, free: (0..n).rev().collect(), used: vec![0; (n as usize).div_ceil(64)] }
+    }
+
+    /// The range.
+    pub fn range(&self) -> &PrefixRange {
+        &self.range
+    }
+
+    /// Free prefixes.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    fn bit(&self, n: u32) -> bool {
+        self.used[(n / 64) as usize] & (1 << (n % 64)) != 0
+    }
+
+    fn set(&mut self, n: u32, on: bool) {
+        let w = &mut self.used[(n / 64) as usize];
+        if on {
+            *w |= 1 << (n % 64);
+        } else {
+            *w &= !(1 << (n % 64));
+        }
+    }
+
+    /// A free prefix (its number and address), or `None` when the pool is exhausted
+    /// (NoPrefixAvail).
+    pub fn allocate(&mut self) -> Option<(u32, Ipv6Addr)> {
+        while let Some(n) = self.free.pop() {
+            // A number taken by `take` since it was freed stays taken.
+            if !self.bit(n) {
+                self.set(n, true);
+                return self.range.nth(n).map(|p| (n, p));
+            }
+        }
+        None
+    }
+
+    /// Takes the given prefix (a client's hint, a reservation, a lease recovered): `false`
+    /// when it is not of this pool or already taken.
+    pub fn take(&mut self, prefix: Ipv6Addr, len: u8) -> bool {
+        match self.range.index_of(prefix, len) {
+            Some(n) if !self.bit(n) => {
+                self.set(n, true);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives prefix number `n` back: `false` when it was not taken.
+    pub fn release(&mut self, n: u32) -> bool {
+        if n >= self.range.count() || !self.bit(n) {
+            return false;
+        }
+        self.set(n, false);
+        self.free.push(n);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_48_cut_into_56s_numbers_its_prefixes() {
+        let r = PrefixRange::new(v6("2001:db8:100::"), 48, 56).unwrap();
+        assert_eq!(r.count(), 256);
+        assert_eq!(r.nth(0), Some(v6("2001:db8:100::")));
+        assert_eq!(r.nth(1), Some(v6("2001:db8:100:100::")));
+        assert_eq!(r.nth(255), Some(v6("2001:db8:100:ff00::")));
+        assert_eq!(r.nth(256), None);
+        assert_eq!(r.index_of(v6("2001:db8:100:ff00::"), 56), Some(255));
+        // Another length, another pool, host bits below the delegated length: not ours.
+        assert_eq!(r.index_of(v6("2001:db8:100:ff00::"), 60), None);
+        assert_eq!(r.index_of(v6("2001:db8:101::"), 56), None);
+        assert_eq!(r.index_of(v6("2001:db8:100:ff00::1"), 56), None);
+        // Every number maps back to itself.
+        assert!((0..r.count()).all(|n| r.index_of(r.nth(n).unwrap(), 56) == Some(n)));
+    }
+
+    #[test]
+    fn bad_pools_are_refused_with_the_reason() {
+        assert_eq!(PrefixRange::new(v6("2001:db8::"), 56, 48), Err(PrefixError::Lengths));
+        assert_eq!(PrefixRange::new(v6("2001:db8::"), 48, 129), Err(PrefixError::Lengths));
+        assert_eq!(PrefixRange::new(v6("2001:db8::1"), 48, 56), Err(PrefixError::HostBits));
+        assert_eq!(PrefixRange::new(v6("2001:db8::"), 32, 64), Err(PrefixError::TooMany));
+        assert!(PrefixRange::new(v6("2001:db8::"), 40, 64).is_ok(), "2^24 is the most");
+        // Edge lengths: a whole /128 pool of one, and ::/0 cut into /24s.
+        let one = PrefixRange::new(v6("2001:db8::5"), 128, 128).unwrap();
+        assert_eq!((one.count(), one.nth(0)), (1, Some(v6("2001:db8::5"))));
+        assert_eq!(one.index_of(v6("2001:db8::5"), 128), Some(0));
+        let all = PrefixRange::new(Ipv6Addr::UNSPECIFIED, 0, 24).unwrap();
+        assert_eq!(all.nth(all.count() - 1), Some(v6("ffff:ff00::")));
+        assert_eq!(all.index_of(v6("ffff:ff00::"), 24), Some(all.count() - 1));
+    }
+
+    #[test]
+    fn the_pool_hands_each_prefix_out_once_and_takes_it_back_once() {
+        let mut p = PrefixPool::new(PrefixRange::new(v6("2001:db8:200::"), 56, 60).unwrap());
+        assert_eq!(p.available(), 16);
+        // A client's hint (or a recovered lease) is taken first; allocation skips it.
+        assert!(p.take(v6("2001:db8:200:0::"), 60));
+        assert!(!p.take(v6("2001:db8:200:0::"), 60), "taken twice");
+        let got: Vec<(u32, Ipv6Addr)> = std::iter::from_fn(|| p.allocate()).collect();
+        assert_eq!(got.len(), 15, "exhausted after the other 15");
+        assert_eq!(got[0], (1, v6("2001:db8:200:10::")));
+        assert_eq!(p.allocate(), None, "NoPrefixAvail");
+        assert!(p.release(3));
+        assert!(!p.release(3), "released twice");
+        assert!(!p.release(99), "not of this pool");
+        assert_eq!(p.allocate(), Some((3, v6("2001:db8:200:30::"))));
+        // A number freed and then taken by a hint is not handed out again.
+        assert!(p.release(5));
+        assert!(p.take(v6("2001:db8:200:50::"), 60));
+        assert_eq!(p.allocate(), None);
+    }
+}
