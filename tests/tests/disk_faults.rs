@@ -389,7 +389,13 @@ fn more_replies_wait_for_a_stalled_store_than_the_rings_have_chunks() {
     let sent = after.worker_sum("tx") - before.worker_sum("tx");
     assert!(sent >= u64::from(N), "{sent} replies left of {N} ACKs (the test's socket got {})", acks.len());
     assert_eq!(after.worker_sum("drop_journal_stalled"), 0, "held replies were dropped");
-    assert!(acks.len() as u32 >= N * 95 / 100, "only {} ACKs reached the client of {N}", acks.len());
+    // What the test's one socket could take of the burst (its buffer is capped by rmem_max, so
+    // it may lose some; the daemon's counters above are the measure): each ACK carries the
+    // address its client was offered, copied back out of the bytes it waited as.
+    assert!(!acks.is_empty(), "no ACK reached the client");
+    for a in &acks {
+        assert_eq!(a.yiaddr(), offered[&(a.xid() & 0xffff)], "an ACK with another client's address");
+    }
 }
 
 /// Two daemons (two interfaces) on one state directory: the second exits at once, naming the
