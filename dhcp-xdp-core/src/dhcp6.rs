@@ -419,18 +419,21 @@ impl<'b> Writer<'b> {
     /// A client/server message of type `kind` with transaction id `xid` (24 bits) at the start of
     /// `buf`.
     pub fn message(buf: &'b mut [u8], kind: u8, xid: u32) -> Self {
-        let mut w = Self { buf, pos: 0, open: [0; MAX_OPEN], depth: 0, failed: false };
-        let x = xid.to_be_bytes();
-        w.bytes(&[kind, x[1], x[2], x[3]]);
+        let mut w = Self::empty(buf);
+        w.inner_message(kind, xid);
         w
     }
 
     /// A Relay-Repl for `hop` at the start of `buf`: its header, the interface-id it brought
     /// (echoed, RFC 8415 §19.3), and an open Relay Message option for what goes inside.
     pub fn relay_reply(buf: &'b mut [u8], hop: &Hop<'_>) -> Self {
-        let mut w = Self { buf, pos: 0, open: [0; MAX_OPEN], depth: 0, failed: false };
+        let mut w = Self::empty(buf);
         w.relay_layer(hop);
         w
+    }
+
+    fn empty(buf: &'b mut [u8]) -> Self {
+        Self { buf, pos: 0, open: [0; MAX_OPEN], depth: 0, failed: false }
     }
 
     /// Another Relay-Repl layer inside the open Relay Message option (for a message that came
@@ -445,7 +448,7 @@ impl<'b> Writer<'b> {
         self.open(opt::RELAY_MSG);
     }
 
-    /// The client/server header inside an open Relay Message option.
+    /// The client/server header (inside an open Relay Message option, for a relayed reply).
     pub fn inner_message(&mut self, kind: u8, xid: u32) {
         let x = xid.to_be_bytes();
         self.bytes(&[kind, x[1], x[2], x[3]]);

@@ -108,7 +108,7 @@ fn list(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, usize, PathB
     Ok(out)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("fsync of {}", dir.display())))
 }
 

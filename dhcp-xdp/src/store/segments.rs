@@ -225,9 +225,7 @@ impl Segments {
                 let _ = std::fs::remove_file(&tmp);
                 continue;
             }
-            if let Err(e) = self.ready_up(&tmp, n) {
-                tracing::debug!("recycling journal segment {}: {e}", tmp.display());
-                let _ = std::fs::remove_file(&tmp);
+            if !self.ready_up(&tmp, n, "recycling") {
                 return false;
             }
             self.recycled.fetch_add(1, Ordering::Relaxed);
@@ -239,9 +237,7 @@ impl Segments {
             }
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             let tmp = spare_path(&self.dir, n, false);
-            if let Err(e) = self.ready_up(&tmp, n) {
-                tracing::debug!("preallocating journal segment {}: {e}", tmp.display());
-                let _ = std::fs::remove_file(&tmp);
+            if !self.ready_up(&tmp, n, "preallocating") {
                 return false;
             }
             self.made.fetch_add(1, Ordering::Relaxed);
@@ -250,11 +246,19 @@ impl Segments {
         true
     }
 
-    /// Zero-fills spare `n` being filled at `tmp` and renames it ready, durably.
-    fn ready_up(&self, tmp: &Path, n: u64) -> std::io::Result<()> {
-        fill(tmp, self.size)?;
-        std::fs::rename(tmp, spare_path(&self.dir, n, true))?;
-        std::fs::File::open(&self.dir)?.sync_all()
+    /// Zero-fills spare `n` being filled at `tmp` and renames it ready, durably; whether it
+    /// worked (a failure is logged as `doing` it, and the file removed).
+    fn ready_up(&self, tmp: &Path, n: u64, doing: &str) -> bool {
+        let done = fill(tmp, self.size)
+            .and_then(|()| std::fs::rename(tmp, spare_path(&self.dir, n, true)))
+            .map_err(|e| e.to_string())
+            .and_then(|()| super::journal::sync_dir(&self.dir).map_err(|e| e.to_string()));
+        if let Err(e) = done {
+            tracing::debug!("{doing} journal segment {}: {e}", tmp.display());
+            let _ = std::fs::remove_file(tmp);
+            return false;
+        }
+        true
     }
 
     fn run(me: &Weak<Self>) {
