@@ -15,6 +15,14 @@ pub const XSK_SLOTS: u32 = MAX_QUEUES * MAX_SOCKETS_PER_QUEUE;
 
 /// The UDP port a DHCPv4 server listens on (BOOTP "bootps").
 pub const DHCP_SERVER_PORT: u16 = 67;
+/// The UDP port DHCPv6 servers and relay agents listen on.
+pub const DHCP6_SERVER_PORT: u16 = 547;
+/// The UDP port DHCPv6 clients listen on.
+pub const DHCP6_CLIENT_PORT: u16 = 546;
+/// All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1), `ff02::1:2`.
+pub const ALL_DHCP_RELAY_AGENTS_AND_SERVERS: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2];
+/// All_DHCP_Servers (RFC 8415 §7.1), `ff05::1:3`.
+pub const ALL_DHCP_SERVERS: [u8; 16] = [0xff, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3];
 
 /// Which frames the steering program takes (its `ROLE` global, set when loading).
 /// The eBPF crate's pinned toolchain (`dhcp-xdp-ebpf/rust-toolchain.toml`), as the daemon's
@@ -43,6 +51,8 @@ pub mod role {
 pub mod ethertype {
     /// IPv4.
     pub const IPV4: u16 = 0x0800;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
     /// 802.1Q customer VLAN tag.
     pub const VLAN_8021Q: u16 = 0x8100;
     /// 802.1ad service VLAN tag (outer tag of QinQ).
@@ -80,8 +90,14 @@ pub mod counter {
     /// A DISCOVER while the daemon sheds new work (its lease store is behind): dropped before
     /// it costs anything, so the requests of clients with an offer or a lease are served.
     pub const SHED_DISCOVER: u32 = 10;
+    /// An IPv6 frame whose next header is an extension header the program does not walk
+    /// (hop-by-hop, routing, destination options, …): passed to the kernel untouched.
+    pub const V6_EXTENSION: u32 = 11;
+    /// A DHCPv6 frame redirected into an AF_XDP socket ([`REDIRECTED`] counts DHCPv4 only;
+    /// every frame moves exactly one slot).
+    pub const REDIRECTED_V6: u32 = 12;
     /// Number of counter slots.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 13;
     /// Names of the slots, in slot order, as the daemon reports them.
     pub const NAMES: [&str; COUNT as usize] = [
         "passed_not_dhcp",
@@ -95,6 +111,8 @@ pub mod counter {
         "rate_limited",
         "other_bucket",
         "shed_discover",
+        "v6_extension",
+        "redirected_v6",
     ];
 }
 
@@ -121,13 +139,23 @@ pub mod config {
     /// Non-zero while the daemon sheds new work: DISCOVERs are dropped (set apart from the other
     /// slots, which a reload rewrites).
     pub const SHED: u32 = ADDRS + MAX_ADDRS;
+    /// Number of our IPv6 addresses in the slots from [`ADDRS6`] (unicast DHCPv6 to them is
+    /// steered, besides `ff02::1:2` and `ff05::1:3`).
+    pub const N_ADDRS6: u32 = SHED + 1;
+    /// Our IPv6 addresses, four big-endian words each, [`MAX_ADDRS6`] of them.
+    pub const ADDRS6: u32 = N_ADDRS6 + 1;
+    /// Most IPv6 addresses the destination filter knows.
+    pub const MAX_ADDRS6: u32 = 4;
     /// Number of slots.
-    pub const COUNT: u32 = SHED + 1;
+    pub const COUNT: u32 = ADDRS6 + 4 * MAX_ADDRS6;
     /// Steer only frames to our MAC or broadcast, and to one of our addresses or broadcast.
     pub const FILTER_DEST: u32 = 1;
     /// Cluster mode: drop requests whose load-balancing bucket is not set in the `BUCKETS`
     /// map, except unicast renewals (ciaddr set, to one of our addresses).
     pub const CLUSTER: u32 = 2;
+    /// Steer DHCPv6 too (the daemon serves `[[subnet6]]`); without it DHCPv6 passes to the
+    /// kernel as any other IPv6.
+    pub const DHCP6: u32 = 4;
     /// Entries of the per-chaddr rate limiter (least recently seen are forgotten first).
     pub const RATE_ENTRIES: u32 = 65_536;
 }

@@ -21,8 +21,9 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use dhcp_xdp_common::{
-    BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, LB_MIX, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, buckets, chaddr_hash,
-    config, counter, ethertype, role, xsk_slot,
+    ALL_DHCP_RELAY_AGENTS_AND_SERVERS, ALL_DHCP_SERVERS, BOOTP_CHADDR_OFFSET, DHCP_SERVER_PORT, DHCP6_SERVER_PORT,
+    LB_MIX, MAX_QUEUES, MAX_SOCKETS_PER_QUEUE, XSK_SLOTS, buckets, chaddr_hash, config, counter, ethertype, role,
+    xsk_slot,
 };
 
 /// `role::SERVER` (steer frames to port 67) or `role::GENERATOR` (steer frames from port 67);
@@ -76,8 +77,10 @@ enum Pass {
     RateLimited,
     /// Dropped, not passed: cluster mode, another node's bucket.
     OtherBucket,
-    /// Dropped, not passed: a DISCOVER while the daemon sheds new work.
+    /// Dropped, not passed: a DISCOVER (or a direct SOLICIT) while the daemon sheds new work.
     Shed,
+    /// An IPv6 extension header the program does not walk.
+    V6Extension,
 }
 
 #[xdp]
@@ -94,6 +97,7 @@ pub fn dhcp_xdp(ctx: XdpContext) -> u32 {
                 Pass::Fragment => counter::FRAGMENT,
                 Pass::NoSocket => counter::NO_SOCKET,
                 Pass::NotForUs => counter::NOT_FOR_US,
+                Pass::V6Extension => counter::V6_EXTENSION,
                 Pass::BadSource => {
                     count(counter::BAD_SOURCE);
                     return xdp_action::XDP_DROP;
@@ -341,6 +345,9 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
             l3 += VLAN_HLEN;
         }
     }
+    if proto == ethertype::IPV6 {
+        return steer6(ctx, l3);
+    }
     if proto != ethertype::IPV4 {
         return Err(Pass::NotDhcp);
     }
@@ -412,6 +419,13 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
         }
     }
 
+    redirect(ctx, chaddr_hash(&chaddr, setting(config::HASH_KEY)), counter::REDIRECTED)
+}
+
+/// Redirects the frame into the socket its client's `hash` picks on the frame's queue,
+/// counting `slot` when that succeeds.
+#[inline(always)]
+fn redirect(ctx: &XdpContext, hash: u32, slot: u32) -> Result<u32, Pass> {
     let queue = ctx.rx_queue_index();
     if queue >= MAX_QUEUES {
         return Err(Pass::NoSocket);
@@ -420,10 +434,9 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
         Some(&n) if n > 0 => n.min(MAX_SOCKETS_PER_QUEUE),
         _ => return Err(Pass::NoSocket),
     };
-    let slot = xsk_slot(queue, chaddr_hash(&chaddr, setting(config::HASH_KEY)), sockets);
-    match XSKS.redirect(slot, xdp_action::XDP_PASS as u64) {
+    match XSKS.redirect(xsk_slot(queue, hash, sockets), xdp_action::XDP_PASS as u64) {
         Ok(action) => {
-            count(counter::REDIRECTED);
+            count(slot);
             Ok(action)
         }
         Err(action) => {
@@ -431,6 +444,115 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
             Ok(action)
         }
     }
+}
+
+const IPV6_HLEN: usize = 40;
+/// IPv6 next-header values of extension headers (RFC 8200 and the IANA registry): hop-by-hop,
+/// routing, destination options, ESP, AH, mobility, HIP, shim6.
+const IPV6_EXTENSIONS: [u8; 8] = [0, 43, 60, 50, 51, 135, 139, 140];
+const IPV6_FRAGMENT: u8 = 44;
+const DHCP6_SOLICIT: u8 = 1;
+const DHCP6_RELAY_FORW: u8 = 12;
+const DHCP6_RELAY_REPL: u8 = 13;
+/// Offset of a relay message's peer-address; its last six bytes key a relayed client.
+const DHCP6_RELAY_PEER_TAIL: usize = 2 + 16 + 10;
+
+/// Whether the 16 bytes at `at` are `addr`.
+#[inline(always)]
+fn ipv6_is(ctx: &XdpContext, at: usize, addr: &[u8; 16]) -> Result<bool, Pass> {
+    let w = |i: usize| u32::from_be_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+    Ok(be32_at(ctx, at)? == w(0)
+        && be32_at(ctx, at + 4)? == w(4)
+        && be32_at(ctx, at + 8)? == w(8)
+        && be32_at(ctx, at + 12)? == w(12))
+}
+
+/// Whether an IPv6 frame is addressed to us: the DHCP multicast groups (on a multicast MAC or
+/// ours), or one of our IPv6 addresses on our MAC.
+#[inline(always)]
+fn for_us6(ctx: &XdpContext, l3: usize) -> Result<bool, Pass> {
+    let dst_hi = be32_at(ctx, 0)?;
+    let dst_lo = u32::from(be16_at(ctx, 4)?);
+    let ours = dst_hi == setting(config::MAC_HI) && dst_lo == setting(config::MAC_LO);
+    let dst = l3 + 24;
+    if ipv6_is(ctx, dst, &ALL_DHCP_RELAY_AGENTS_AND_SERVERS)? || ipv6_is(ctx, dst, &ALL_DHCP_SERVERS)? {
+        // 33:33 is the IPv6 multicast MAC prefix (RFC 2464 §7).
+        return Ok(ours || dst_hi >> 16 == 0x3333);
+    }
+    if !ours {
+        return Ok(false);
+    }
+    let (a, b, c, d) = (be32_at(ctx, dst)?, be32_at(ctx, dst + 4)?, be32_at(ctx, dst + 8)?, be32_at(ctx, dst + 12)?);
+    let n = setting(config::N_ADDRS6);
+    let mut i = 0;
+    while i < config::MAX_ADDRS6 {
+        let s = config::ADDRS6 + 4 * i;
+        if i < n && setting(s) == a && setting(s + 1) == b && setting(s + 2) == c && setting(s + 3) == d {
+            return Ok(true);
+        }
+        i += 1;
+    }
+    Ok(false)
+}
+
+/// DHCPv6: UDP to port 547 (from it, as the generator) right after the IPv6 header. A client
+/// is keyed by its source MAC when it speaks to us directly and by the tail of the relay's
+/// peer-address (the client's link-local address) when relayed: that key picks the worker and
+/// meets the rate limit. Extension headers and fragments pass to the kernel, counted.
+#[inline(always)]
+fn steer6(ctx: &XdpContext, l3: usize) -> Result<u32, Pass> {
+    if setting(config::FLAGS) & config::DHCP6 == 0 {
+        return Err(Pass::NotDhcp);
+    }
+    if u8_at(ctx, l3)? >> 4 != 6 {
+        return Err(Pass::Malformed);
+    }
+    let next = u8_at(ctx, l3 + 6)?;
+    if next == IPV6_FRAGMENT {
+        return Err(Pass::Fragment);
+    }
+    if next != IPPROTO_UDP {
+        let mut i = 0;
+        while i < IPV6_EXTENSIONS.len() {
+            if IPV6_EXTENSIONS[i] == next {
+                return Err(Pass::V6Extension);
+            }
+            i += 1;
+        }
+        return Err(Pass::NotDhcp);
+    }
+    let l4 = l3 + IPV6_HLEN;
+    // SAFETY: as in `try_steer`: a volatile read of the loader-set global.
+    let role = unsafe { core::ptr::read_volatile(&ROLE) };
+    let port_at = if role == role::GENERATOR { l4 } else { l4 + 2 };
+    if be16_at(ctx, port_at)? != DHCP6_SERVER_PORT {
+        return Err(Pass::NotDhcp);
+    }
+    let _: *const [u8; UDP_HLEN] = ptr_at(ctx, l4)?;
+    let msg = l4 + UDP_HLEN;
+    let kind = u8_at(ctx, msg)?;
+    let key_at = if kind == DHCP6_RELAY_FORW || kind == DHCP6_RELAY_REPL { msg + DHCP6_RELAY_PEER_TAIL } else { 6 };
+    let key: *const [u8; 6] = ptr_at(ctx, key_at)?;
+    // SAFETY: `ptr_at` checked that the six bytes lie inside the packet.
+    let key = unsafe { *key };
+    if role == role::SERVER {
+        if setting(config::FLAGS) & config::FILTER_DEST != 0 && !for_us6(ctx, l3)? {
+            return Err(Pass::NotForUs);
+        }
+        if u8_at(ctx, 6)? & 1 != 0 {
+            return Err(Pass::BadSource);
+        }
+        let rate = setting(config::RATE);
+        if rate > 0 && !within_rate(&key, rate, setting(config::BURST)) {
+            return Err(Pass::RateLimited);
+        }
+        // A SOLICIT is a new client's first message, as a DISCOVER is (relayed ones are not
+        // looked into: a relay's frames are few and its clients' are mostly renewals).
+        if setting(config::SHED) != 0 && kind == DHCP6_SOLICIT {
+            return Err(Pass::Shed);
+        }
+    }
+    redirect(ctx, chaddr_hash(&key, setting(config::HASH_KEY)), counter::REDIRECTED_V6)
 }
 
 #[cfg(not(test))]

@@ -132,6 +132,10 @@ pub struct SteerSettings {
     pub burst_per_mac: u32,
     /// Cluster mode: drop requests of buckets not in the `BUCKETS` map (see [`Buckets`]).
     pub cluster: bool,
+    /// Steer DHCPv6 as well (the daemon serves `[[subnet6]]`).
+    pub dhcp6: bool,
+    /// Our IPv6 addresses (at most four are checked): unicast DHCPv6 to another passes.
+    pub addrs6: Vec<std::net::Ipv6Addr>,
 }
 
 /// The `BUCKETS` map taken out of the loaded program: the load-balancing buckets this node
@@ -307,7 +311,9 @@ pub fn configure(ebpf: &mut Ebpf, s: &SteerSettings) -> Result<(), EbpfError> {
     let mut values = vec![
         (
             config::FLAGS,
-            if s.filter_destination { config::FILTER_DEST } else { 0 } | if s.cluster { config::CLUSTER } else { 0 },
+            if s.filter_destination { config::FILTER_DEST } else { 0 }
+                | if s.cluster { config::CLUSTER } else { 0 }
+                | if s.dhcp6 { config::DHCP6 } else { 0 },
         ),
         (config::HASH_KEY, s.hash_key),
         (config::RATE, s.rate_per_mac),
@@ -317,6 +323,14 @@ pub fn configure(ebpf: &mut Ebpf, s: &SteerSettings) -> Result<(), EbpfError> {
         (config::N_ADDRS, addrs.len() as u32),
     ];
     values.extend(addrs.iter().enumerate().map(|(i, a)| (config::ADDRS + i as u32, *a)));
+    let addrs6: Vec<_> = s.addrs6.iter().take(config::MAX_ADDRS6 as usize).collect();
+    values.push((config::N_ADDRS6, addrs6.len() as u32));
+    for (i, a) in addrs6.iter().enumerate() {
+        for (w, word) in a.octets().chunks_exact(4).enumerate() {
+            let slot = config::ADDRS6 + 4 * i as u32 + w as u32;
+            values.push((slot, u32::from_be_bytes([word[0], word[1], word[2], word[3]])));
+        }
+    }
     for (slot, v) in values {
         map.set(slot, v, 0).map_err(map_err(format!("CONFIG[{slot}]")))?;
     }

@@ -120,6 +120,123 @@ impl Request {
     }
 }
 
+/// An IPv6/UDP frame carrying `payload` (a DHCPv6 message, built by the caller), with a valid
+/// UDP checksum; built independently of the daemon's wire code.
+#[derive(Debug, Clone)]
+pub struct Frame6 {
+    /// L2 source.
+    pub src_mac: [u8; 6],
+    /// L2 destination.
+    pub dst_mac: [u8; 6],
+    /// VLAN tags outer first: (TPID, VLAN ID).
+    pub vlans: Vec<(u16, u16)>,
+    /// IPv6 source.
+    pub src_ip: std::net::Ipv6Addr,
+    /// IPv6 destination.
+    pub dst_ip: std::net::Ipv6Addr,
+    /// Next header of the IPv6 header (17: UDP right after it).
+    pub next_header: u8,
+    /// Bytes between the IPv6 header and the UDP header (extension headers, as the caller
+    /// builds them).
+    pub extension: Vec<u8>,
+    /// UDP source port.
+    pub src_port: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+impl Frame6 {
+    /// A client's message to `ff02::1:2` from link-local `fe80::<mac>` (33:33:00:01:00:02).
+    pub fn to_servers(src_mac: [u8; 6], payload: Vec<u8>) -> Self {
+        let mut ll = [0u8; 16];
+        ll[..2].copy_from_slice(&[0xfe, 0x80]);
+        ll[10..].copy_from_slice(&src_mac);
+        Self {
+            src_mac,
+            dst_mac: [0x33, 0x33, 0, 1, 0, 2],
+            vlans: vec![],
+            src_ip: ll.into(),
+            dst_ip: "ff02::1:2".parse().expect("address"),
+            next_header: 17,
+            extension: vec![],
+            src_port: 546,
+            dst_port: 547,
+            payload,
+        }
+    }
+
+    /// The frame bytes.
+    pub fn build(&self) -> Vec<u8> {
+        let mut f = Vec::with_capacity(128 + self.payload.len());
+        f.extend_from_slice(&self.dst_mac);
+        f.extend_from_slice(&self.src_mac);
+        for &(tpid, vid) in &self.vlans {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+        }
+        f.extend_from_slice(&0x86ddu16.to_be_bytes());
+        let udp_len = 8 + self.payload.len();
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((self.extension.len() + udp_len) as u16).to_be_bytes());
+        f.push(self.next_header);
+        f.push(64);
+        f.extend_from_slice(&self.src_ip.octets());
+        f.extend_from_slice(&self.dst_ip.octets());
+        f.extend_from_slice(&self.extension);
+        let l4 = f.len();
+        f.extend_from_slice(&self.src_port.to_be_bytes());
+        f.extend_from_slice(&self.dst_port.to_be_bytes());
+        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&self.payload);
+        let mut pseudo = 0u32;
+        for c in self.src_ip.octets().chunks(2).chain(self.dst_ip.octets().chunks(2)) {
+            pseudo += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        pseudo += 17 + udp_len as u32;
+        let mut c = checksum(&f[l4..], pseudo);
+        if c == 0 {
+            c = 0xffff;
+        }
+        f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+}
+
+/// A DHCPv6 message: type, transaction id and options (code, value) in order.
+pub fn dhcp6_message(kind: u8, xid: u32, options: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut m = vec![kind];
+    m.extend_from_slice(&xid.to_be_bytes()[1..]);
+    for (code, value) in options {
+        m.extend_from_slice(&code.to_be_bytes());
+        m.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        m.extend_from_slice(value);
+    }
+    m
+}
+
+/// A Relay-Forw around `inner` (RFC 8415 §9.1): hop count, link and peer addresses, and the
+/// relay's options before the Relay Message option.
+pub fn dhcp6_relay_forw(
+    hops: u8,
+    link: std::net::Ipv6Addr,
+    peer: std::net::Ipv6Addr,
+    options: &[(u16, Vec<u8>)],
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![12, hops];
+    m.extend_from_slice(&link.octets());
+    m.extend_from_slice(&peer.octets());
+    for (code, value) in options.iter().chain(std::iter::once(&(9u16, inner.to_vec()))) {
+        m.extend_from_slice(&code.to_be_bytes());
+        m.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        m.extend_from_slice(value);
+    }
+    m
+}
+
 /// RFC 1071 checksum of `b` starting from accumulator `acc`.
 pub fn checksum(b: &[u8], mut acc: u32) -> u16 {
     for c in b.chunks(2) {

@@ -9,7 +9,11 @@ use dhcp_xdp::ebpf::{
     PROGRAM_NAME, SteerSettings, configure, load, read_counters, set_buckets, set_queue_sockets, set_shed,
 };
 use dhcp_xdp_common::{buckets, counter, lb_hash, role};
-use tests::{TwoHosts, frames::Request, require_root};
+use tests::{
+    TwoHosts,
+    frames::{Frame6, Request, dhcp6_message, dhcp6_relay_forw},
+    require_root,
+};
 
 const XDP_PASS: u32 = 2;
 const XDP_DROP: u32 = 1;
@@ -198,6 +202,8 @@ fn settings(rate: u32, burst: u32) -> SteerSettings {
         rate_per_mac: rate,
         burst_per_mac: burst,
         cluster: false,
+        dhcp6: true,
+        addrs6: vec!["2001:db8::1".parse().expect("address")],
     }
 }
 
@@ -363,4 +369,121 @@ fn while_shedding_discovers_are_dropped_and_other_requests_go_on() {
     assert_eq!(action, XDP_PASS, "options cut short are not a DISCOVER");
     set_shed(&mut p.ebpf, false).expect("unshed");
     assert_eq!(p.run(&discover_first, None), (XDP_PASS, counter::NO_SOCKET));
+}
+
+/// A DHCPv6 SOLICIT from client MAC 02:00:00:00:00:01 to ff02::1:2.
+fn solicit() -> Frame6 {
+    let duid = vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1];
+    let ia_na = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    Frame6::to_servers([2, 0, 0, 0, 0, 1], dhcp6_message(1, 0x1234, &[(1, duid), (8, vec![0, 0]), (3, ia_na)]))
+}
+
+/// DHCPv6 is steered only when the daemon serves it: UDP to 547 right after the IPv6 header,
+/// to the DHCP groups or one of our addresses, with the VLAN tags DHCPv4 may have, relayed or
+/// not; everything else IPv6 (ND, other UDP, client-port traffic) passes untouched, extension
+/// headers and fragments counted apart; every truncation is malformed; group sources are
+/// dropped; the rate limit and shedding (of SOLICITs) apply as to DHCPv4.
+#[test]
+fn dhcp6_to_servers_is_steered_and_other_ipv6_passes() {
+    let mut p = Prog::load();
+    set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
+    let steered = (XDP_PASS, counter::REDIRECT_FAILED);
+    configure(&mut p.ebpf, &SteerSettings { dhcp6: false, ..settings(0, 1) }).expect("configure");
+    assert_eq!(p.run(&solicit().build(), None), (XDP_PASS, counter::PASSED_NOT_DHCP), "DHCPv6 not served");
+    configure(&mut p.ebpf, &settings(0, 1)).expect("configure");
+    assert_eq!(p.run(&solicit().build(), None), steered, "SOLICIT to ff02::1:2");
+    for vlans in [vec![(0x8100, 5)], vec![(0x88a8, 100), (0x8100, 5)]] {
+        let mut f = solicit();
+        f.vlans = vlans;
+        assert_eq!(p.run(&f.build(), None), steered, "{:?}", f.vlans);
+    }
+    let us = [2, 0, 0, 0, 0, 0xaa];
+    let mut unicast = solicit();
+    unicast.dst_mac = us;
+    unicast.dst_ip = "2001:db8::1".parse().expect("address");
+    assert_eq!(p.run(&unicast.build(), None), steered, "unicast to our address");
+    let mut all_servers = solicit();
+    all_servers.dst_ip = "ff05::1:3".parse().expect("address");
+    all_servers.dst_mac = [0x33, 0x33, 0, 1, 0, 3];
+    assert_eq!(p.run(&all_servers.build(), None), steered, "to ff05::1:3");
+    let inner = solicit().payload;
+    let link: std::net::Ipv6Addr = "2001:db8:1::1".parse().expect("address");
+    let mut relayed = solicit();
+    relayed.payload = dhcp6_relay_forw(0, link, "fe80::1".parse().expect("address"), &[(18, b"olt1".to_vec())], &inner);
+    relayed.src_port = 547;
+    relayed.dst_mac = us;
+    relayed.dst_ip = "2001:db8::1".parse().expect("address");
+    assert_eq!(p.run(&relayed.build(), None), steered, "Relay-Forw");
+
+    let not_for_us = (XDP_PASS, counter::NOT_FOR_US);
+    let mut other = unicast.clone();
+    other.dst_ip = "2001:db8::2".parse().expect("address");
+    assert_eq!(p.run(&other.build(), None), not_for_us, "another server's address");
+    let mut other_mac = solicit();
+    other_mac.dst_mac = [2, 0, 0, 0, 0, 0xbb];
+    assert_eq!(p.run(&other_mac.build(), None), not_for_us, "the group on another unicast MAC");
+
+    let passed = (XDP_PASS, counter::PASSED_NOT_DHCP);
+    let mut nd = solicit();
+    nd.next_header = 58;
+    nd.payload = vec![133, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(p.run(&nd.build(), None), passed, "ICMPv6 router solicitation");
+    for port in [546u16, 53, 67] {
+        let mut f = solicit();
+        f.dst_port = port;
+        assert_eq!(p.run(&f.build(), None), passed, "UDP to port {port}");
+    }
+    let mut hop_by_hop = solicit();
+    hop_by_hop.next_header = 0;
+    hop_by_hop.extension = vec![17, 0, 5, 2, 0, 0, 1, 0];
+    assert_eq!(p.run(&hop_by_hop.build(), None), (XDP_PASS, counter::V6_EXTENSION), "hop-by-hop header");
+    let mut fragment = solicit();
+    fragment.next_header = 44;
+    fragment.extension = vec![17, 0, 0, 1, 0, 0, 0, 9];
+    assert_eq!(p.run(&fragment.build(), None), (XDP_PASS, counter::FRAGMENT), "fragment header");
+
+    let whole = solicit().build();
+    let message_at = 14 + 40 + 8;
+    for len in 14..=message_at {
+        assert_eq!(p.run(&whole[..len], None), (XDP_PASS, counter::MALFORMED), "cut at {len}");
+    }
+    let short_relay = relayed.build();
+    assert_eq!(p.run(&short_relay[..message_at + 20], None), (XDP_PASS, counter::MALFORMED), "relay cut short");
+
+    let mut group_source = solicit();
+    group_source.src_mac = [3, 0, 0, 0, 0, 1];
+    assert_eq!(p.run(&group_source.build(), None), (XDP_DROP, counter::BAD_SOURCE));
+
+    set_shed(&mut p.ebpf, true).expect("shed");
+    assert_eq!(p.run(&solicit().build(), None), (XDP_DROP, counter::SHED_DISCOVER), "SOLICIT shed");
+    let mut request = solicit();
+    request.payload[0] = 3;
+    assert_eq!(p.run(&request.build(), None), steered, "REQUEST not shed");
+    let mut renew = solicit();
+    renew.payload[0] = 5;
+    assert_eq!(p.run(&renew.build(), None), steered, "RENEW not shed");
+    set_shed(&mut p.ebpf, false).expect("unshed");
+
+    configure(&mut p.ebpf, &settings(1, 2)).expect("configure");
+    let flood = solicit().build();
+    for _ in 0..2 {
+        assert_eq!(p.run(&flood, None), steered);
+    }
+    assert_eq!(p.run(&flood, None), (XDP_DROP, counter::RATE_LIMITED), "one client over its rate");
+    let mut another = solicit();
+    another.src_mac = [2, 0, 0, 0, 0, 9];
+    assert_eq!(p.run(&another.build(), None), steered, "another client");
+}
+
+/// The generator takes DHCPv6 replies (from port 547), not requests.
+#[test]
+fn the_generator_takes_dhcp6_replies() {
+    let mut p = Prog::load_role(role::GENERATOR);
+    set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
+    configure(&mut p.ebpf, &settings(0, 1)).expect("configure");
+    let mut reply = solicit();
+    reply.payload[0] = 7;
+    (reply.src_port, reply.dst_port) = (547, 546);
+    assert_eq!(p.run(&reply.build(), None), (XDP_PASS, counter::REDIRECT_FAILED));
+    assert_eq!(p.run(&solicit().build(), None), (XDP_PASS, counter::PASSED_NOT_DHCP));
 }

@@ -491,6 +491,8 @@ fn steer_settings(
         rate_per_mac: limits.rate_per_mac,
         burst_per_mac: limits.burst_per_mac,
         cluster: shares_pools,
+        dhcp6: false,
+        addrs6: Vec::new(),
     }
 }
 
