@@ -220,7 +220,7 @@ impl<'a> Message<'a> {
 }
 
 /// Which kind of identity association.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IaKind {
     /// Non-temporary addresses.
     Na,
@@ -476,6 +476,11 @@ impl<'b> Writer<'b> {
         self.bytes(&code.to_be_bytes());
         self.bytes(&len.to_be_bytes());
         self.bytes(value);
+    }
+
+    /// Part of the value of the option open now (an address of a list, …).
+    pub fn value(&mut self, b: &[u8]) {
+        self.bytes(b);
     }
 
     /// Opens option `code`; what is written until [`close`](Self::close) is its value.

@@ -4,6 +4,7 @@
 //! - [`dhcp4`]: the BOOTP/DHCPv4 message view and the bounded options writer.
 //! - [`dhcp6`]: the DHCPv6 message view (RFC 8415): client and relay messages, IAs, relay hops.
 //! - [`engine4`]: the RFC 2131 server — request in, reply written in place, verdict out.
+//! - [`engine6`]: the RFC 8415 server — IA_NA and IA_PD, relayed or direct, reply out.
 //! - [`membership`]: cluster membership as state machines (heartbeats, buckets, blocks).
 //! - [`leases`]: lease shards, pools and their address ownership, the changes to journal.
 //! - [`config`]: the TOML file as written and the validated runtime configuration.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dhcp4;
 pub mod dhcp6;
 pub mod engine4;
+pub mod engine6;
 pub mod leases;
 pub mod membership;
 pub mod migrate;

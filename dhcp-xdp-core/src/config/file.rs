@@ -18,6 +18,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) subnet: Vec<SubnetSection>,
     #[serde(default)]
+    pub(super) subnet6: Vec<super::v6::Subnet6Section>,
+    #[serde(default)]
     pub(super) relays: RelaysSection,
     #[serde(default)]
     pub(super) limits: LimitsSection,

@@ -4,6 +4,7 @@
 //! - [`file`]: the serde "wire" structs, one per section.
 //! - [`build`]: one `TryFrom` per section, file struct → runtime type.
 //! - [`options`]: option tables per scope and their rendered form.
+//! - `v6`: `[[subnet6]]`, DHCPv6 subnets, address and prefix pools, reservations.
 //!
 //! Runtime types are immutable once built; a reload builds a new [`Config`] and swaps it whole.
 //! Nothing here reads files: callers pass the text.
@@ -20,9 +21,11 @@ mod file;
 mod options;
 #[cfg(test)]
 mod tests;
+mod v6;
 
 use build::SubnetDefaults;
 pub use options::{OptionTable, RenderedOptions, parse_hex};
+pub use v6::{Reservation6, Reservation6Key, Subnet6, dns_wire, in_prefix};
 
 /// Lease time when none is configured (s).
 const DEFAULT_LEASE: u32 = 3600;
@@ -296,6 +299,8 @@ pub struct Config {
     /// Cluster mode (`[cluster]`): PostgreSQL is the lease store of record, shared with other
     /// nodes. None: the local journal.
     pub cluster: Option<ClusterConfig>,
+    /// DHCPv6 subnets (`[[subnet6]]`).
+    pub subnets6: Vec<Subnet6>,
     /// Subnets by address and by id.
     index: SubnetIndex,
 }
@@ -456,6 +461,7 @@ impl Config {
             control_socket: None,
             metrics_listen: None,
             cluster: None,
+            subnets6: vec![],
             index: SubnetIndex::new(&subnets),
             subnets,
         })

@@ -235,3 +235,85 @@ fn the_cluster_section_is_validated() {
     let e = err("[cluster]\nnode = \"a\"\ndatabase = \"postgresql:///d\"\nheartbeet = 2\n");
     assert_eq!(e.line, 4, "{e}");
 }
+
+const SUBNET6: &str = r#"
+[[subnet6]]
+subnet = "2001:db8:1::/64"
+interface-id = "olt1/1/1"
+options = { dns-servers = ["2001:db8::53"], domain-search = ["example.net", "isp.example"] }
+  [[subnet6.pool]]
+  range = "2001:db8:1::100-2001:db8:1::1ff"
+  [[subnet6.pd-pool]]
+  prefix = "2001:db8:100::"
+  prefix-len = 40
+  delegated-len = 56
+  [[subnet6.reservation]]
+  remote-id = "00000de9:6c696e652d37"
+  prefixes = ["2001:db8:1ff:ff00::/56"]
+"#;
+
+#[test]
+fn subnet6_reads_with_kea_like_defaults() {
+    let c = Config::parse("v6.toml", SUBNET6).unwrap();
+    let s = &c.subnets6[0];
+    assert_eq!((s.id, s.prefix_len, s.interface_id.as_deref()), (1, 64, Some(&b"olt1/1/1"[..])));
+    assert_eq!((s.valid, s.preferred, s.t1, s.t2), (7200, 3600, 1800, 2880));
+    assert_eq!(s.pools[0].count(), 256);
+    assert_eq!((s.pd_pools[0].count(), s.pd_pools[0].delegated_len()), (65_536, 56));
+    assert_eq!(s.dns_servers, vec!["2001:db8::53".parse::<std::net::Ipv6Addr>().unwrap()]);
+    assert_eq!(&s.domain_search[..13], b"\x07example\x03net\x00");
+    assert_eq!(
+        s.reservations[0].key,
+        Reservation6Key::RemoteId(vec![0, 0, 0x0d, 0xe9, b'l', b'i', b'n', b'e', b'-', b'7'])
+    );
+    assert_eq!(s.reservations[0].prefixes, vec![("2001:db8:1ff:ff00::".parse().unwrap(), 56)]);
+}
+
+#[test]
+fn subnet6_errors_name_line_and_field() {
+    let cases: [(&str, &str, &str); 8] = [
+        ("subnet = \"2001:db8:1::/64\"", "subnet = \"2001:db8:1::1/64\"", "subnet6[0].subnet"),
+        (
+            "range = \"2001:db8:1::100-2001:db8:1::1ff\"",
+            "range = \"2001:db8:2::100-2001:db8:2::1ff\"",
+            "subnet6[0].pool[0].range",
+        ),
+        (
+            "range = \"2001:db8:1::100-2001:db8:1::1ff\"",
+            "range = \"2001:db8:1::1ff-2001:db8:1::100\"",
+            "subnet6[0].pool[0].range",
+        ),
+        ("delegated-len = 56", "delegated-len = 36", "subnet6[0].pd-pool[0]"),
+        ("delegated-len = 56", "delegated-len = 72", "subnet6[0].pd-pool[0]"),
+        (
+            "prefixes = [\"2001:db8:1ff:ff00::/56\"]",
+            "prefixes = [\"2001:db8:1ff:ff00::1/56\"]",
+            "subnet6[0].reservation[0].prefixes[0]",
+        ),
+        ("remote-id = \"00000de9:6c696e652d37\"", "remote-id = \"0de9\"", "subnet6[0].reservation[0].remote-id"),
+        ("dns-servers = [\"2001:db8::53\"]", "dns-servers = [\"198.18.0.53\"]", "subnet6[0].options.dns-servers[0]"),
+    ];
+    for (from, to, field) in cases {
+        let src = SUBNET6.replace(from, to);
+        assert_ne!(src, SUBNET6, "{from}");
+        let e = Config::parse("v6.toml", &src).expect_err(to);
+        assert_eq!(e.field, field, "{to}: {e}");
+        assert!(e.line > 0, "{to}: {e}");
+        assert_eq!(e.file, "v6.toml");
+    }
+    // A pool overlapping a delegated-prefix pool, and a second subnet's pool overlapping the first's.
+    let overlapping = SUBNET6
+        .replace("prefix = \"2001:db8:100::\"", "prefix = \"2001:db8:1::\"")
+        .replace("prefix-len = 40", "prefix-len = 64")
+        .replace("delegated-len = 56", "delegated-len = 72");
+    let e = Config::parse("v6.toml", &overlapping).expect_err("overlap");
+    assert!(e.message.contains("overlaps"), "{e}");
+    let twice = format!(
+        "{SUBNET6}\n[[subnet6]]\nsubnet = \"2001:db8:1::/48\"\n  [[subnet6.pool]]\n  range = \"2001:db8:1::180-2001:db8:1::190\"\n"
+    );
+    let e = Config::parse("v6.toml", &twice).expect_err("overlap across subnets");
+    assert!(e.message.contains("overlaps") && e.field == "subnet6[1]", "{e}");
+    let two_keys = SUBNET6.replace("remote-id = ", "duid = \"000300010200000000aa\"\n  remote-id = ");
+    let e = Config::parse("v6.toml", &two_keys).expect_err("two keys");
+    assert!(e.message.contains("exactly one"), "{e}");
+}

@@ -13,8 +13,9 @@
 //! - `quota`: what one subscriber (chaddr, circuit, remote id) holds and how fast it asks.
 //! - [`shard`]: one shard's storage (records, indexes, free lists) and the lease operations.
 //! - [`pool`]: address ownership across shards (owner bytes, spare blocks, stealing).
-//! - [`prefix`]: DHCPv6 delegated-prefix pools (a pool prefix cut into numbered prefixes, O(1)
-//!   allocation); not yet used by the shards.
+//! - [`prefix`]: DHCPv6 pools (a pool prefix cut into numbered prefixes, or an address range,
+//!   O(1) allocation).
+//! - [`v6`]: the DHCPv6 lease table (addresses and delegated prefixes by DUID, IAID and type).
 
 use std::{
     collections::VecDeque,
@@ -42,6 +43,7 @@ mod pool;
 pub mod prefix;
 mod quota;
 mod shard;
+pub mod v6;
 
 use directory::Directory;
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Delegated-prefix pools (DHCPv6 prefix delegation, RFC 8415 §6.3): a pool prefix (`prefix`,
 //! `prefix-len`) cut into prefixes of `delegated-len`, numbered 0..count, and an O(1)
-//! allocator over those numbers — the first piece of issue 23's prefix pools (no lease table,
-//! journal or shard uses it yet).
+//! allocator over those numbers. An IA_NA pool's address range is numbered the same way (each
+//! address a /128), so one allocator serves both.
 //!
 //! Numbers, not addresses, are what a pool keeps: the n-th delegated prefix is the pool prefix
 //! with n in the bits between `prefix-len` and `delegated-len`, so a number fits the same owner
@@ -19,8 +19,10 @@ pub enum PrefixError {
     Lengths,
     /// The pool prefix has bits set beyond `prefix-len`.
     HostBits,
-    /// More than [`MAX_PREFIXES`] delegated prefixes.
+    /// More than [`MAX_PREFIXES`] delegated prefixes (or addresses in a range).
     TooMany,
+    /// An address range whose first address is above its last.
+    Order,
 }
 
 impl std::fmt::Display for PrefixError {
@@ -28,18 +30,20 @@ impl std::fmt::Display for PrefixError {
         f.write_str(match self {
             Self::Lengths => "delegated-len must lie between prefix-len and 128",
             Self::HostBits => "the prefix has bits set beyond prefix-len",
-            Self::TooMany => "the pool holds more than 2^24 delegated prefixes",
+            Self::TooMany => "the pool holds more than 2^24 delegated prefixes or addresses",
+            Self::Order => "the range's first address is above its last",
         })
     }
 }
 
 impl std::error::Error for PrefixError {}
 
-/// A pool prefix cut into delegated prefixes.
+/// A pool prefix cut into delegated prefixes, or a range of addresses (each a /128), numbered
+/// from 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrefixRange {
     base: u128,
-    len: u8,
+    count: u32,
     delegated: u8,
 }
 
@@ -56,12 +60,31 @@ impl PrefixRange {
         if u32::from(delegated - len) > MAX_PREFIXES.trailing_zeros() {
             return Err(PrefixError::TooMany);
         }
-        Ok(Self { base, len, delegated })
+        Ok(Self { base, count: 1 << (delegated - len), delegated })
     }
 
-    /// How many delegated prefixes it holds.
+    /// The addresses `first..=last` (an IA_NA pool's `range`).
+    pub fn addresses(first: Ipv6Addr, last: Ipv6Addr) -> Result<Self, PrefixError> {
+        let (a, b) = (u128::from(first), u128::from(last));
+        if a > b {
+            return Err(PrefixError::Order);
+        }
+        if b - a >= u128::from(MAX_PREFIXES) {
+            return Err(PrefixError::TooMany);
+        }
+        Ok(Self { base: a, count: (b - a) as u32 + 1, delegated: 128 })
+    }
+
+    /// How many delegated prefixes (addresses) it holds.
     pub fn count(&self) -> u32 {
-        1 << (self.delegated - self.len)
+        self.count
+    }
+
+    /// Whether `addr` lies in the range (for a prefix pool: inside the pool prefix).
+    pub fn contains(&self, addr: Ipv6Addr) -> bool {
+        let a = u128::from(addr);
+        let shift = 128 - u32::from(self.delegated);
+        a >= self.base && (a - self.base).checked_shr(shift).unwrap_or(0) < u128::from(self.count)
     }
 
     /// The length of each delegated prefix.
@@ -73,9 +96,10 @@ impl PrefixRange {
     pub fn nth(&self, n: u32) -> Option<Ipv6Addr> {
         (n < self.count()).then(|| {
             let shift = 128 - u32::from(self.delegated);
-            // A /128 delegation shifts by 0; a shift of 128 cannot occur (count would be 1 << 0
-            // only when delegated == len, then n == 0).
-            Ipv6Addr::from(self.base | u128::from(n).checked_shl(shift).unwrap_or(0))
+            // A /128 delegation shifts by 0; a shift of 128 (a /0 delegated whole) only occurs
+            // for n == 0. The base of a prefix pool has no bits below its length, so adding is
+            // setting them; an address range may start anywhere.
+            Ipv6Addr::from(self.base + u128::from(n).checked_shl(shift).unwrap_or(0))
         })
     }
 
@@ -85,12 +109,10 @@ impl PrefixRange {
             return None;
         }
         let p = u128::from(prefix);
-        let shift = 128 - u32::from(self.delegated);
-        let pool_mask = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
-        if p & pool_mask != self.base || p & u128::MAX.checked_shr(u32::from(self.delegated)).unwrap_or(0) != 0 {
+        if p < self.base || p & u128::MAX.checked_shr(u32::from(self.delegated)).unwrap_or(0) != 0 {
             return None;
         }
-        let n = (p & !pool_mask).checked_shr(shift).unwrap_or(0);
+        let n = (p - self.base).checked_shr(128 - u32::from(self.delegated)).unwrap_or(0);
         u32::try_from(n).ok().filter(|&n| n < self.count())
     }
 }
@@ -100,15 +122,17 @@ impl PrefixRange {
 #[derive(Debug, Clone)]
 pub struct PrefixPool {
     range: PrefixRange,
+    /// Free numbers, and numbers `take` has taken since they were pushed (skipped when popped).
     free: Vec<u32>,
     used: Vec<u64>,
+    taken: u32,
 }
 
 impl PrefixPool {
     /// Every prefix of `range` free; the lowest numbers are handed out first.
     pub fn new(range: PrefixRange) -> Self {
         let n = range.count();
-        Self { range, free: (0..n).rev().collect(), used: vec![0; (n as usize).div_ceil(64)] }
+        Self { range, free: (0..n).rev().collect(), used: vec![0; (n as usize).div_ceil(64)], taken: 0 }
     }
 
     /// The range.
@@ -118,7 +142,7 @@ impl PrefixPool {
 
     /// Free prefixes.
     pub fn available(&self) -> usize {
-        self.free.len()
+        (self.range.count() - self.taken) as usize
     }
 
     fn bit(&self, n: u32) -> bool {
@@ -126,6 +150,11 @@ impl PrefixPool {
     }
 
     fn set(&mut self, n: u32, on: bool) {
+        if on {
+            self.taken += 1;
+        } else {
+            self.taken -= 1;
+        }
         let w = &mut self.used[(n / 64) as usize];
         if on {
             *w |= 1 << (n % 64);
@@ -209,6 +238,23 @@ mod tests {
         let all = PrefixRange::new(Ipv6Addr::UNSPECIFIED, 0, 24).unwrap();
         assert_eq!(all.nth(all.count() - 1), Some(v6("ffff:ff00::")));
         assert_eq!(all.index_of(v6("ffff:ff00::"), 24), Some(all.count() - 1));
+    }
+
+    #[test]
+    fn an_address_range_numbers_its_addresses() {
+        let r = PrefixRange::addresses(v6("2001:db8:1::1fe"), v6("2001:db8:1::201")).unwrap();
+        assert_eq!((r.count(), r.delegated_len()), (4, 128));
+        assert_eq!(r.nth(0), Some(v6("2001:db8:1::1fe")));
+        assert_eq!(r.nth(3), Some(v6("2001:db8:1::201")));
+        assert_eq!(r.nth(4), None);
+        assert_eq!(r.index_of(v6("2001:db8:1::200"), 128), Some(2));
+        assert_eq!(r.index_of(v6("2001:db8:1::1fd"), 128), None);
+        assert_eq!(r.index_of(v6("2001:db8:1::202"), 128), None);
+        assert!(r.contains(v6("2001:db8:1::1ff")) && !r.contains(v6("2001:db8:1::202")));
+        assert_eq!(PrefixRange::addresses(v6("2001:db8::2"), v6("2001:db8::1")), Err(PrefixError::Order));
+        assert_eq!(PrefixRange::addresses(v6("2001:db8::"), v6("2001:db8::1:0:0")), Err(PrefixError::TooMany));
+        let p = PrefixRange::new(v6("2001:db8:100::"), 48, 56).unwrap();
+        assert!(p.contains(v6("2001:db8:100:ff00::1")) && !p.contains(v6("2001:db8:101::")));
     }
 
     #[test]

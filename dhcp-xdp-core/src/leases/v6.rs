@@ -1,0 +1,457 @@
+//! DHCPv6 leases: one per (DUID, IAID, IA type, subnet), each an address (IA_NA, a /128) or a
+//! delegated prefix (IA_PD), drawn in O(1) from the subnet's pools ([`PrefixPool`]) or given by
+//! a reservation. Sans-IO like the v4 tables: callers pass `now` and collect the changes.
+//!
+//! One table serves every v6 subnet (the daemon keeps it behind one lock; v6 is not yet sharded
+//! per worker as v4 is). A number in a pool is taken while a lease, an advertisement or a
+//! declined address holds it, and given back when that ends (release, expiry sweep).
+
+use std::net::Ipv6Addr;
+
+use hashbrown::HashMap;
+
+use super::prefix::PrefixPool;
+use crate::{
+    config::{Config, Subnet6},
+    dhcp6::IaKind,
+};
+
+/// What a v6 lease is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Lease6State {
+    /// Advertised (not committed): held until `expires`, not stored.
+    Advertised = 1,
+    /// Bound until `expires` (the valid lifetime's end).
+    Bound = 2,
+    /// Declined by its client: kept out of use until `expires`.
+    Declined = 3,
+}
+
+impl Lease6State {
+    /// From its stored byte.
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => Self::Advertised,
+            2 => Self::Bound,
+            3 => Self::Declined,
+            _ => return None,
+        })
+    }
+}
+
+/// Who holds a v6 lease: the IA (type and IAID) of a client (DUID) in a subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key6 {
+    /// IA_NA or IA_PD.
+    pub kind: IaKind,
+    /// Subnet id.
+    pub subnet: u32,
+    /// The client's DUID (empty for a declined address, which nobody holds).
+    pub duid: Box<[u8]>,
+    /// The IA's id.
+    pub iaid: u32,
+}
+
+/// One v6 lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease6 {
+    /// Its holder.
+    pub key: Key6,
+    /// The address, or the delegated prefix.
+    pub addr: Ipv6Addr,
+    /// 128 for an address, the prefix length for a prefix.
+    pub len: u8,
+    /// Preferred and valid lifetimes granted (s).
+    pub preferred: u32,
+    pub valid: u32,
+    /// Unix time it ends.
+    pub expires: u32,
+    /// Its state.
+    pub state: Lease6State,
+}
+
+/// A change to make durable before the reply that promises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change6 {
+    /// Insert or replace the lease of its key.
+    Upsert(Lease6),
+    /// Forget the lease of this key.
+    Remove(Key6),
+}
+
+/// Why nothing could be bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind6Error {
+    /// The subnet's pools (of this IA's type) are exhausted, and nothing is reserved for it.
+    NoneAvailable,
+}
+
+/// What a client asks of one IA.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask6<'a> {
+    /// Whose.
+    pub key: &'a Key6,
+    /// Addresses or prefixes it names (hints in SOLICIT/REQUEST, holdings in RENEW/REBIND).
+    pub hints: &'a [(Ipv6Addr, u8)],
+    /// What is reserved for it in this subnet (addresses for IA_NA, prefixes for IA_PD).
+    pub reserved: &'a [(Ipv6Addr, u8)],
+}
+
+#[derive(Debug, Default)]
+struct SubnetPools {
+    na: Vec<PrefixPool>,
+    pd: Vec<PrefixPool>,
+}
+
+impl SubnetPools {
+    fn of(&mut self, kind: IaKind) -> &mut Vec<PrefixPool> {
+        match kind {
+            IaKind::Na => &mut self.na,
+            IaKind::Pd => &mut self.pd,
+        }
+    }
+}
+
+/// Every v6 lease and pool.
+#[derive(Debug, Default)]
+pub struct Table6 {
+    leases: HashMap<Key6, Lease6>,
+    by_addr: HashMap<(Ipv6Addr, u8), Key6>,
+    pools: HashMap<u32, SubnetPools>,
+    changes: Vec<Change6>,
+}
+
+impl Table6 {
+    /// Tables for `cfg`'s v6 subnets (reserved addresses and prefixes taken out of the pools),
+    /// holding `leases` (recovered, or kept over a reload) where they still fit.
+    pub fn new(cfg: &Config, leases: impl IntoIterator<Item = Lease6>, now: u32) -> Self {
+        let mut t = Self::default();
+        for s in &cfg.subnets6 {
+            let mut p = SubnetPools {
+                na: s.pools.iter().map(|r| PrefixPool::new(*r)).collect(),
+                pd: s.pd_pools.iter().map(|r| PrefixPool::new(*r)).collect(),
+            };
+            for r in &s.reservations {
+                for a in &r.addresses {
+                    p.na.iter_mut().any(|pool| pool.take(*a, 128));
+                }
+                for (a, l) in &r.prefixes {
+                    p.pd.iter_mut().any(|pool| pool.take(*a, *l));
+                }
+            }
+            t.pools.insert(s.id, p);
+        }
+        for l in leases {
+            if l.expires > now && l.state != Lease6State::Advertised {
+                t.restore(cfg, l);
+            }
+        }
+        t
+    }
+
+    /// Puts a recovered lease back: `false` (dropped) when its subnet is gone, it lies outside
+    /// the subnet's pools and reservations, or another lease holds its address.
+    fn restore(&mut self, cfg: &Config, l: Lease6) -> bool {
+        let Some(s) = cfg.subnets6.iter().find(|s| s.id == l.key.subnet) else { return false };
+        if self.by_addr.contains_key(&(l.addr, l.len)) {
+            return false;
+        }
+        let reserved = s.reservations.iter().any(|r| match l.key.kind {
+            IaKind::Na => r.addresses.contains(&l.addr),
+            IaKind::Pd => r.prefixes.contains(&(l.addr, l.len)),
+        });
+        let pools = self.pools.entry(s.id).or_default().of(l.key.kind);
+        if !reserved && !pools.iter_mut().any(|p| p.take(l.addr, l.len)) {
+            return false;
+        }
+        self.by_addr.insert((l.addr, l.len), l.key.clone());
+        self.leases.insert(l.key.clone(), l);
+        true
+    }
+
+    /// Every lease (bound, advertised, declined).
+    pub fn leases(&self) -> impl Iterator<Item = &Lease6> {
+        self.leases.values()
+    }
+
+    /// The lease of `key`.
+    pub fn get(&self, key: &Key6) -> Option<&Lease6> {
+        self.leases.get(key)
+    }
+
+    /// Who holds `addr`/`len`.
+    pub fn holder(&self, addr: Ipv6Addr, len: u8) -> Option<&Lease6> {
+        self.by_addr.get(&(addr, len)).and_then(|k| self.leases.get(k))
+    }
+
+    /// Moves the changes made since the last call into `out`.
+    pub fn drain_changes(&mut self, out: &mut Vec<Change6>) {
+        out.append(&mut self.changes);
+    }
+
+    /// Free numbers in a subnet's pools of one type.
+    pub fn available(&self, subnet: u32, kind: IaKind) -> usize {
+        self.pools
+            .get(&subnet)
+            .map(|p| match kind {
+                IaKind::Na => p.na.iter().map(PrefixPool::available).sum(),
+                IaKind::Pd => p.pd.iter().map(PrefixPool::available).sum(),
+            })
+            .unwrap_or(0)
+    }
+
+    /// Whether `addr`/`len` may go to `key` now: free (or expired), or already its own.
+    fn free_for(&self, key: &Key6, addr: Ipv6Addr, len: u8, now: u32) -> bool {
+        match self.by_addr.get(&(addr, len)) {
+            None => true,
+            Some(k) if k == key => true,
+            Some(k) => self.leases.get(k).is_some_and(|l| l.expires <= now && l.state != Lease6State::Declined),
+        }
+    }
+
+    /// Takes `addr`/`len` out of the subnet's pools for a lease (`true`), or finds it reserved
+    /// (`reserved`): `false` when it is neither in a pool nor reserved, or taken.
+    fn claim(&mut self, subnet: &Subnet6, kind: IaKind, addr: Ipv6Addr, len: u8, reserved: bool) -> bool {
+        if reserved {
+            return true;
+        }
+        let pools = self.pools.entry(subnet.id).or_default().of(kind);
+        pools.iter_mut().any(|p| p.take(addr, len))
+    }
+
+    /// Gives `addr`/`len` back to its pool (nothing for a reserved one, which no pool holds).
+    fn give_back(&mut self, subnet: u32, kind: IaKind, addr: Ipv6Addr, len: u8) {
+        if let Some(p) = self.pools.get_mut(&subnet) {
+            for pool in p.of(kind).iter_mut() {
+                if let Some(n) = pool.range().index_of(addr, len) {
+                    pool.release(n);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drops the record of `key` and whatever it held.
+    fn forget(&mut self, key: &Key6) -> Option<Lease6> {
+        let l = self.leases.remove(key)?;
+        self.by_addr.remove(&(l.addr, l.len));
+        self.give_back(l.key.subnet, l.key.kind, l.addr, l.len);
+        Some(l)
+    }
+
+    /// Binds (or advertises, `commit == false`) one IA in `subnet`: its current lease if it
+    /// has one, else a reservation, a hint it may have, or the next free number of a pool.
+    /// Advertisements are held `hold` seconds and not stored; a commit is a [`Change6::Upsert`].
+    pub fn bind(
+        &mut self,
+        subnet: &Subnet6,
+        ask: Ask6<'_>,
+        commit: bool,
+        hold: u32,
+        now: u32,
+    ) -> Result<Lease6, Bind6Error> {
+        let key = ask.key;
+        let is_reserved = |a: Ipv6Addr, l: u8| ask.reserved.contains(&(a, l));
+        // Its current lease, unless a reservation now says otherwise.
+        let current = self.leases.get(key).filter(|l| l.state != Lease6State::Declined).map(|l| (l.addr, l.len));
+        let keep = current.filter(|&(a, l)| ask.reserved.is_empty() || is_reserved(a, l));
+        let chosen = match keep {
+            Some(c) => Some(c),
+            None => {
+                // A lease the reservation no longer allows is given up first.
+                if current.is_some()
+                    && let Some(l) = self.forget(key)
+                    && l.state == Lease6State::Bound
+                {
+                    self.changes.push(Change6::Remove(l.key));
+                }
+                self.choose(subnet, key, ask, now)
+            }
+        };
+        let Some((addr, len)) = chosen else { return Err(Bind6Error::NoneAvailable) };
+        let (preferred, valid) = (subnet.preferred, subnet.valid);
+        let lease = Lease6 {
+            key: key.clone(),
+            addr,
+            len,
+            preferred,
+            valid,
+            expires: now.saturating_add(if commit { valid } else { hold.min(valid) }),
+            state: if commit { Lease6State::Bound } else { Lease6State::Advertised },
+        };
+        // An advertisement does not shorten a binding the client already has.
+        if !commit
+            && let Some(l) = self.leases.get(key)
+            && l.state == Lease6State::Bound
+            && l.addr == addr
+            && l.expires > now
+        {
+            return Ok(l.clone());
+        }
+        self.by_addr.insert((addr, len), key.clone());
+        self.leases.insert(key.clone(), lease.clone());
+        if commit {
+            self.changes.push(Change6::Upsert(lease.clone()));
+        }
+        Ok(lease)
+    }
+
+    /// A reservation, a hint, or a pool's next free number for an IA without a lease.
+    fn choose(&mut self, subnet: &Subnet6, key: &Key6, ask: Ask6<'_>, now: u32) -> Option<(Ipv6Addr, u8)> {
+        for &(a, l) in ask.reserved {
+            if self.free_for(key, a, l, now) {
+                self.evict(a, l);
+                return Some((a, l));
+            }
+        }
+        if !ask.reserved.is_empty() {
+            return None;
+        }
+        for &(a, l) in ask.hints {
+            let len = if key.kind == IaKind::Na { 128 } else { l };
+            if !self.by_addr.contains_key(&(a, len)) && self.claim(subnet, key.kind, a, len, false) {
+                return Some((a, len));
+            }
+        }
+        loop {
+            let pools = self.pools.entry(subnet.id).or_default().of(key.kind);
+            if let Some(found) = pools.iter_mut().find_map(|p| p.allocate()).map(|(_, a)| a) {
+                let len = if key.kind == IaKind::Na { 128 } else { self.len_of(subnet, key.kind, found) };
+                return Some((found, len));
+            }
+            // Exhausted: reclaim what has expired in this subnet, once.
+            if self.reclaim(subnet.id, key.kind, now) == 0 {
+                return None;
+            }
+        }
+    }
+
+    fn len_of(&self, subnet: &Subnet6, kind: IaKind, a: Ipv6Addr) -> u8 {
+        match kind {
+            IaKind::Na => 128,
+            IaKind::Pd => subnet.pd_pools.iter().find(|r| r.contains(a)).map(|r| r.delegated_len()).unwrap_or(128),
+        }
+    }
+
+    /// Removes an expired holder of `addr`/`len` (its number stays taken: it changes hands).
+    fn evict(&mut self, addr: Ipv6Addr, len: u8) {
+        if let Some(k) = self.by_addr.remove(&(addr, len))
+            && let Some(l) = self.leases.remove(&k)
+            && l.state == Lease6State::Bound
+        {
+            self.changes.push(Change6::Remove(l.key));
+        }
+    }
+
+    /// Gives back every expired lease of one subnet and type; how many.
+    fn reclaim(&mut self, subnet: u32, kind: IaKind, now: u32) -> usize {
+        let gone: Vec<Key6> = self
+            .leases
+            .values()
+            .filter(|l| l.key.subnet == subnet && l.key.kind == kind && l.expires <= now)
+            .map(|l| l.key.clone())
+            .collect();
+        for k in &gone {
+            if let Some(l) = self.forget(k)
+                && l.state != Lease6State::Advertised
+            {
+                self.changes.push(Change6::Remove(l.key));
+            }
+        }
+        gone.len()
+    }
+
+    /// Extends the lease of `key` if it holds `addr`/`len` (RENEW, REBIND): `None` when it does
+    /// not (the caller answers with lifetimes 0 or NoBinding).
+    pub fn extend(&mut self, subnet: &Subnet6, key: &Key6, addr: Ipv6Addr, len: u8, now: u32) -> Option<Lease6> {
+        let l = self.leases.get_mut(key)?;
+        if l.addr != addr || (key.kind == IaKind::Pd && l.len != len) || l.state == Lease6State::Declined {
+            return None;
+        }
+        l.state = Lease6State::Bound;
+        l.preferred = subnet.preferred;
+        l.valid = subnet.valid;
+        l.expires = now.saturating_add(subnet.valid);
+        let l = l.clone();
+        self.changes.push(Change6::Upsert(l.clone()));
+        Some(l)
+    }
+
+    /// Releases what `key` holds if it is `addr`/`len`: `false` when it holds no such thing.
+    pub fn release(&mut self, key: &Key6, addr: Ipv6Addr, len: u8) -> bool {
+        match self.leases.get(key) {
+            Some(l)
+                if l.addr == addr && (key.kind == IaKind::Na || l.len == len) && l.state != Lease6State::Declined =>
+            {
+                if let Some(l) = self.forget(key) {
+                    self.changes.push(Change6::Remove(l.key));
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The client of `key` declines `addr` (RFC 8415 §18.3.8): it is kept out of use for
+    /// `probation` seconds under a key nobody holds. `false` when `key` does not hold it.
+    pub fn decline(&mut self, key: &Key6, addr: Ipv6Addr, probation: u32, now: u32) -> bool {
+        match self.leases.get(key) {
+            Some(l) if l.addr == addr && l.state != Lease6State::Declined => {
+                let mut l = self.leases.remove(key).expect("looked up");
+                self.changes.push(Change6::Remove(l.key.clone()));
+                // Keyed by the address itself so that it is unique.
+                let declined = Key6 {
+                    kind: l.key.kind,
+                    subnet: l.key.subnet,
+                    duid: Box::from(&l.addr.octets()[..]),
+                    iaid: u32::MAX,
+                };
+                l.key = declined.clone();
+                l.state = Lease6State::Declined;
+                l.expires = now.saturating_add(probation);
+                self.by_addr.insert((l.addr, l.len), declined.clone());
+                self.leases.insert(declined, l.clone());
+                self.changes.push(Change6::Upsert(l));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Expiry: gives back at most `max` leases, advertisements and declined addresses that
+    /// have ended; the changes say which stored ones went.
+    pub fn sweep(&mut self, now: u32, max: usize) -> usize {
+        let gone: Vec<Key6> =
+            self.leases.values().filter(|l| l.expires <= now).take(max).map(|l| l.key.clone()).collect();
+        for k in &gone {
+            if let Some(l) = self.forget(k)
+                && l.state != Lease6State::Advertised
+            {
+                self.changes.push(Change6::Remove(l.key));
+            }
+        }
+        gone.len()
+    }
+
+    /// Applies a recovered or replicated change (replay): upserts replace, removes forget.
+    pub fn apply(&mut self, cfg: &Config, c: Change6) {
+        match c {
+            Change6::Upsert(l) => {
+                self.forget(&l.key);
+                let holder = self.by_addr.get(&(l.addr, l.len)).cloned();
+                if let Some(k) = holder {
+                    self.forget(&k);
+                }
+                self.restore(cfg, l);
+            }
+            Change6::Remove(k) => {
+                self.forget(&k);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "v6_tests.rs"]
+mod tests;
