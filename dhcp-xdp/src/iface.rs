@@ -41,6 +41,8 @@ pub struct Interface {
     pub mac: [u8; 6],
     /// IPv4 addresses, primary first.
     pub ipv4: Vec<Ipv4Net>,
+    /// IPv6 addresses with their prefix lengths (link-local ones included).
+    pub ipv6: Vec<(std::net::Ipv6Addr, u8)>,
     /// Number of receive queues the driver exposes.
     pub rx_queues: u32,
 }
@@ -61,6 +63,7 @@ impl Interface {
             .count();
         let rx_queues = u32::try_from(rx_queues.max(1)).unwrap_or(u32::MAX);
         let mut ipv4 = Vec::new();
+        let mut ipv6 = Vec::new();
         for ifa in nix::ifaddrs::getifaddrs().map_err(|e| read("the interface addresses".into())(e.into()))? {
             if ifa.interface_name != name {
                 continue;
@@ -68,12 +71,26 @@ impl Interface {
             let (Some(a), Some(m)) = (ifa.address, ifa.netmask) else {
                 continue;
             };
+            if let (Some(a), Some(m)) = (a.as_sockaddr_in6(), m.as_sockaddr_in6()) {
+                ipv6.push((a.ip(), u128::from(m.ip()).count_ones() as u8));
+                continue;
+            }
             let (Some(a), Some(m)) = (a.as_sockaddr_in(), m.as_sockaddr_in()) else {
                 continue;
             };
             ipv4.push(Ipv4Net { addr: a.ip(), prefix: u32::from(m.ip()).count_ones() as u8 });
         }
-        Ok(Self { name: name.to_owned(), index, mac, ipv4, rx_queues })
+        Ok(Self { name: name.to_owned(), index, mac, ipv4, ipv6, rx_queues })
+    }
+
+    /// The link-local IPv6 address (the source of replies to clients on the link).
+    pub fn link_local6(&self) -> Option<std::net::Ipv6Addr> {
+        self.ipv6.iter().map(|a| a.0).find(|a| a.segments()[0] & 0xffc0 == 0xfe80)
+    }
+
+    /// The global (not link-local) IPv6 addresses.
+    pub fn global6(&self) -> Vec<std::net::Ipv6Addr> {
+        self.ipv6.iter().map(|a| a.0).filter(|a| a.segments()[0] & 0xffc0 != 0xfe80 && !a.is_loopback()).collect()
     }
 
     /// The primary IPv4 address, or an error naming the interface.

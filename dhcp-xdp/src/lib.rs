@@ -35,5 +35,6 @@ pub mod metrics;
 pub mod privileges;
 pub mod serve;
 pub mod serve4;
+pub mod serve6;
 pub mod statistics;
 pub mod store;

@@ -7,7 +7,8 @@ use std::sync::{Arc, RwLock, atomic::Ordering};
 use dhcp_xdp_core::{
     config::{Config, ConfigError},
     engine4::ServerIdentity,
-    leases::LeaseDb,
+    engine6::Server6,
+    leases::{LeaseDb, v6::Table6},
 };
 
 use crate::{clock::unix_now, handler::FrameMeta, serve4::EngineStats, store::LeaseStore};
@@ -30,6 +31,22 @@ pub struct Runtime {
     pub cfg: Arc<Config>,
     /// Lease tables built for it.
     pub db: Arc<LeaseDb>,
+    /// The DHCPv6 lease table (one lock for every worker: v6 is not sharded yet).
+    pub db6: Arc<std::sync::Mutex<Table6>>,
+}
+
+impl Runtime {
+    /// `cfg` and its v4 tables, with a v6 table holding `leases6`.
+    pub fn new(cfg: Arc<Config>, db: Arc<LeaseDb>, leases6: Vec<dhcp_xdp_core::leases::v6::Lease6>) -> Self {
+        let db6 = Arc::new(std::sync::Mutex::new(Table6::new(&cfg, leases6, unix_now())));
+        Self { cfg, db, db6 }
+    }
+
+    /// The v6 table, locked (a worker that panicked holding it left it whole: every table
+    /// operation completes before it returns).
+    pub fn table6(&self) -> std::sync::MutexGuard<'_, Table6> {
+        self.db6.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// What every worker and the control loop share.
@@ -52,6 +69,10 @@ pub struct Shared {
     pub shedding: std::sync::atomic::AtomicBool,
     /// Times shedding started since start.
     pub shed_episodes: std::sync::atomic::AtomicU64,
+    /// DHCPv6 identity: the server DUID and the interface's global addresses.
+    pub server6: Server6,
+    /// The interface's link-local address (the source of replies to clients on the link).
+    pub link_local6: Option<std::net::Ipv6Addr>,
 }
 
 /// What the daemon's start found, as `status-get` reports it.
@@ -131,7 +152,14 @@ impl Shared {
             facts: std::sync::OnceLock::new(),
             shedding: Default::default(),
             shed_episodes: Default::default(),
+            server6: Server6 { duid: vec![], addrs: vec![] },
+            link_local6: None,
         }
+    }
+
+    /// With a DHCPv6 identity.
+    pub fn with_v6(self, server6: Server6, link_local6: Option<std::net::Ipv6Addr>) -> Self {
+        Self { server6, link_local6, ..self }
     }
 
     /// The runtime in force.
@@ -168,7 +196,7 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
             tracing::error!("{}: expiries not stored: {e}", shared.store.name());
         }
     }
-    n
+    n + rt.table6().sweep(now, max_per_shard)
 }
 
 /// Whether two configurations give the lease tables the same shape: same pools, and the same
@@ -186,14 +214,29 @@ fn same_tables(a: &Config, b: &Config) -> bool {
         && reserved(a) == reserved(b)
 }
 
+/// Whether two configurations give the v6 table the same shape: same subnets, pools and
+/// reservations.
+fn same_tables6(a: &Config, b: &Config) -> bool {
+    a.subnets6.len() == b.subnets6.len()
+        && a.subnets6.iter().zip(&b.subnets6).all(|(a, b)| {
+            a.id == b.id && a.pools == b.pools && a.pd_pools == b.pd_pools && a.reservations == b.reservations
+        })
+}
+
 /// Replaces the configuration; rebuilds the lease tables (keeping every lease and offer still
 /// inside a pool or reservation) only when the pools or reserved addresses changed. Returns a
 /// one-line account.
 pub fn reload(shared: &Shared, cfg: Config) -> String {
     let old = shared.runtime();
     let cfg = Arc::new(cfg);
+    let db6 = if same_tables6(&old.cfg, &cfg) {
+        old.db6.clone()
+    } else {
+        let leases: Vec<_> = old.table6().leases().cloned().collect();
+        Arc::new(std::sync::Mutex::new(Table6::new(&cfg, leases, unix_now())))
+    };
     if same_tables(&old.cfg, &cfg) {
-        shared.swap(Runtime { cfg, db: old.db.clone() });
+        shared.swap(Runtime { cfg, db: old.db.clone(), db6 });
         return "configuration replaced (pools and reservations unchanged, lease tables kept)".into();
     }
     let (guards, leases) = old.db.freeze();
@@ -202,7 +245,7 @@ pub fn reload(shared: &Shared, cfg: Config) -> String {
     db.continue_after(old.db.next_seq());
     let kept = db.census(unix_now());
     let kept = kept.bound + kept.offered + kept.declined + kept.remembered;
-    shared.swap(Runtime { cfg, db: Arc::new(db) });
+    shared.swap(Runtime { cfg, db: Arc::new(db), db6 });
     old.db.retire();
     drop(guards);
     format!(

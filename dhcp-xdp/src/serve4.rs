@@ -24,6 +24,8 @@ use crate::{
 pub struct EngineStats {
     /// One slot per [`MsgCounter`].
     pub counts: [AtomicU64; MsgCounter::COUNT],
+    /// One slot per DHCPv6 [`Counter6`](dhcp_xdp_core::engine6::Counter6).
+    pub counts6: [AtomicU64; dhcp_xdp_core::engine6::Counter6::COUNT],
 }
 
 impl EngineStats {
@@ -55,6 +57,10 @@ pub struct EngineHandler {
     /// Cluster mode: this node is not live (joining, lapsed, resumed from a pause) for this
     /// batch: it answers nobody.
     standby: bool,
+    /// The DHCPv6 side.
+    v6: crate::serve6::Handler6,
+    /// This batch's DHCPv4 frames (indexes into the jobs).
+    v4_jobs: Vec<usize>,
 }
 
 impl EngineHandler {
@@ -74,6 +80,8 @@ impl EngineHandler {
             stamped: Vec::with_capacity(256),
             redirects: Vec::new(),
             stats,
+            v6: Default::default(),
+            v4_jobs: Vec::with_capacity(256),
         }
     }
 
@@ -154,8 +162,21 @@ impl Handler for EngineHandler {
             return;
         }
         let mut counts = [0u64; MsgCounter::COUNT];
-        let all: Vec<usize> = (0..jobs.len()).collect();
-        self.decide_in(self.shard, jobs, &all, &mut counts, true);
+        let mut v4 = std::mem::take(&mut self.v4_jobs);
+        v4.clear();
+        for (i, j) in jobs.iter_mut().enumerate() {
+            if dhcp_xdp_core::wire::is_ipv6(&j.buf[..j.len.min(j.buf.len())]) {
+                j.verdict = self.v6.handle(self.now, &self.shared, &self.rt, j.buf, j.len);
+            } else {
+                v4.push(i);
+            }
+        }
+        if v4.len() < jobs.len() {
+            self.v6.flush_counts(&self.stats);
+            self.v6.changes.clear();
+        }
+        self.decide_in(self.shard, jobs, &v4, &mut counts, true);
+        self.v4_jobs = v4;
         if !self.redirects.is_empty() {
             let mut redirects = std::mem::take(&mut self.redirects);
             redirects.sort_unstable_by_key(|r| r.1);
@@ -236,7 +257,7 @@ mod tests {
         let server =
             ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
         let store = store.unwrap_or_else(|| Arc::new(crate::store::Memory::default()));
-        let shared = Shared::new(Runtime { cfg: Arc::new(c), db: db.clone() }, server, queues, store);
+        let shared = Shared::new(Runtime::new(Arc::new(c), db.clone(), vec![]), server, queues, store);
         (db, Arc::new(shared))
     }
 

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, atomic::Ordering};
 
-use dhcp_xdp_core::{engine4::MsgCounter, verdict::DropReason};
+use dhcp_xdp_core::{engine4::MsgCounter, engine6::Counter6, verdict::DropReason};
 
 use serde_json::{Map, Value, json};
 
@@ -39,6 +39,8 @@ pub struct Snapshot {
     /// Every engine counter (`rx_discover`, `rx_request_renewing`, `tx_ack` …), summed over
     /// the shards.
     pub messages: Vec<(&'static str, u64)>,
+    /// Every DHCPv6 engine counter (`pkt6-solicit-received` …), summed over the workers.
+    pub messages6: Vec<(&'static str, u64)>,
 }
 
 impl Snapshot {
@@ -62,6 +64,10 @@ impl Snapshot {
             ],
             drops: DropReason::ALL.iter().map(|&r| (r, drop(r))).collect(),
             messages: MsgCounter::ALL.iter().map(|&c| (c.name(), engine(c))).collect(),
+            messages6: Counter6::ALL
+                .iter()
+                .map(|&c| (c.name(), shared.stats.iter().map(|s| s.counts6[c.slot()].load(Ordering::Relaxed)).sum()))
+                .collect(),
         }
     }
 
@@ -159,6 +165,9 @@ impl Report {
             out.push(format!("{what}: q{} w{} {} {}", w.queue, w.worker, pairs(&w.values), w.kernel));
         }
         out.push(format!("{what}: messages {}", pairs(&self.snapshot.messages)));
+        if self.snapshot.messages6.iter().any(|(_, v)| *v > 0) {
+            out.push(format!("{what}: messages6 {}", pairs(&self.snapshot.messages6)));
+        }
         out.push(format!("{what}: leases {}", pairs(&self.leases)));
         let store: Vec<String> =
             self.store.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect();
@@ -186,6 +195,7 @@ impl Report {
                 o
             }).collect::<Vec<_>>(),
             "messages": obj(&self.snapshot.messages),
+            "messages6": obj(&self.snapshot.messages6),
             "leases": obj(&self.leases),
             "store": Value::Object(self.store.clone()),
             "shedding": { "active": self.shedding.0, "episodes": self.shedding.1 },

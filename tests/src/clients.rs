@@ -161,9 +161,19 @@ pub struct Dhclient {
     script: PathBuf,
     lease_file: PathBuf,
     pid_file: PathBuf,
+    /// `-4`, or `-6` with what it asks for (`-N` addresses, `-P` prefixes).
+    family: Vec<&'static str>,
 }
 
 impl Dhclient {
+    /// Prepares a DHCPv6 client (`dhclient -6`) for `ifname` in `ns`, asking for `ias`: `-N`
+    /// (an address), `-P` (a prefix) or both.
+    pub fn new6(ns: &Netns, ifname: &str, ias: &[&'static str]) -> Self {
+        let mut c = Self::new(ns, ifname);
+        c.family = [&["-6"], ias].concat();
+        c
+    }
+
     /// Prepares a client for `ifname` in `ns` (its own lease and pid files).
     pub fn new(ns: &Netns, ifname: &str) -> Self {
         let dir = TempDir::new("dhclient");
@@ -172,18 +182,33 @@ impl Dhclient {
             &dir,
             "hook",
             &format!(
-                "echo \"reason=$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=$new_domain_name_servers lease=$new_dhcp_lease_time server=$new_dhcp_server_identifier\" >> {}\ncase $reason in BOUND|RENEW|REBIND|REBOOT) ip -4 addr replace $new_ip_address/24 dev $interface ;; esac",
+                "echo \"reason=$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers dns=$new_domain_name_servers lease=$new_dhcp_lease_time server=$new_dhcp_server_identifier ip6=$new_ip6_address prefix6=$new_ip6_prefix dns6=$(echo $new_dhcp6_name_servers | tr ' ' ,) search6=$(echo $new_dhcp6_domain_search | tr ' ' ,) server6=$new_dhcp6_server_id preferred6=$new_preferred_life valid6=$new_max_life old_ip6=$old_ip6_address old_prefix6=$old_ip6_prefix\" >> {}\ncase $reason in BOUND|RENEW|REBIND|REBOOT) ip -4 addr replace $new_ip_address/24 dev $interface ;; esac",
                 events.display()
             ),
         );
         let lease_file = dir.path().join("leases");
         let pid_file = dir.path().join("pid");
-        Self { ns_name: ns.name().to_owned(), ifname: ifname.to_owned(), events, script, lease_file, pid_file, dir }
+        Self {
+            ns_name: ns.name().to_owned(),
+            ifname: ifname.to_owned(),
+            events,
+            script,
+            lease_file,
+            pid_file,
+            dir,
+            family: vec!["-4"],
+        }
     }
 
     fn cmd(&self, ns: &Netns) -> Command {
         let mut c = ns.exec(tool("dhclient", "isc-dhcp-client"));
-        c.args(["-4", "-v", "-sf"]).arg(&self.script).arg("-lf").arg(&self.lease_file).arg("-pf").arg(&self.pid_file);
+        c.args(&self.family)
+            .args(["-v", "-sf"])
+            .arg(&self.script)
+            .arg("-lf")
+            .arg(&self.lease_file)
+            .arg("-pf")
+            .arg(&self.pid_file);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         c
     }

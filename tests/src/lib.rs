@@ -236,6 +236,34 @@ impl TwoHosts {
         n
     }
 
+    /// [`TwoHosts::for_dhcp`] with IPv6 for DHCPv6: the server also on `2001:db8:1::1/64`,
+    /// both ends' link-local addresses usable at once (no duplicate address detection, which
+    /// would hold them tentative for seconds). Nothing leaves the two namespaces.
+    pub fn for_dhcp6(queues: u32) -> Self {
+        let n = Self::for_dhcp(queues);
+        for (ns, ifname) in [(&n.server, &n.server_if), (&n.client, &n.client_if)] {
+            sh(ns.exec("sysctl").args(["-qw", &format!("net.ipv6.conf.{ifname}.accept_dad=0")]));
+            sh(ns.exec("sysctl").args(["-qw", &format!("net.ipv6.conf.{ifname}.disable_ipv6=0")]));
+            // Down and up: the link-local address is made again, now without DAD.
+            sh(ns.ip().args(["link", "set", ifname, "down"]));
+            sh(ns.ip().args(["link", "set", ifname, "up"]));
+        }
+        sh(n.server.ip().args(["-6", "addr", "add", "2001:db8:1::1/64", "dev", &n.server_if, "nodad"]));
+        for (ns, ifname) in [(&n.server, &n.server_if), (&n.client, &n.client_if)] {
+            let ready = (0..100).any(|_| {
+                let out = sh(ns.ip().args(["-6", "addr", "show", "dev", ifname]));
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let ok = text.contains("fe80::") && !text.contains("tentative");
+                if !ok {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                ok
+            });
+            assert!(ready, "no usable link-local address on {ifname}");
+        }
+        n
+    }
+
     /// Hardware address of an interface inside a namespace.
     pub fn mac(ns: &Netns, ifname: &str) -> [u8; 6] {
         let out = sh(ns.exec("cat").arg(format!("/sys/class/net/{ifname}/address")));

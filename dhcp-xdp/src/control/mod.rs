@@ -8,6 +8,7 @@
 //! - `transport`: the unix socket, its limits and framing, and the client side ([`request`]).
 //! - `lease4`: the `lease4-*` commands (Kea's lease object is the core's
 //!   [`dhcp_xdp_core::migrate::lease_json`]).
+//! - `lease6`: the `lease6-*` reads (Kea's lease6 object).
 //! - `stats`: the `statistic-*` commands and the address census.
 //! - `tables`: answers printed as tables by `dhcp-xdp ctl`.
 //!
@@ -107,6 +108,9 @@ pub static COMMANDS: &[Command] = &[
     here("lease4-get-page", Control::lease_get_page),
     here("lease4-update", |c, a| c.lease_put(a, true)),
     here("lease4-wipe", Control::lease_wipe),
+    here("lease6-get", Control::lease6_get),
+    here("lease6-get-all", Control::lease6_get_all),
+    here("lease6-get-by-duid", Control::lease6_get_by_duid),
     here("list-commands", |_, _| {
         let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
         with_args(0, format!("{} commands", names.len()), json!(names))
@@ -248,6 +252,7 @@ impl Control {
 }
 
 mod lease4;
+mod lease6;
 mod stats;
 mod tables;
 mod transport;
@@ -276,7 +281,7 @@ mod tests {
         let server =
             ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
         let shared = Arc::new(Shared::new(
-            Runtime { cfg: Arc::new(cfg), db },
+            Runtime::new(Arc::new(cfg), db, vec![]),
             server,
             &[0],
             Arc::new(crate::store::Memory::default()),

@@ -23,6 +23,31 @@ impl Control {
         let dropped: u64 = DropReason::ALL.iter().filter(|r| **r != DropReason::Consumed).map(|r| drops(*r)).sum();
         out.push(("pkt4-receive-drop".to_owned(), dropped));
         out.push(("v4-allocation-fail".to_owned(), drops(DropReason::NoAddress)));
+        for &(n, v) in &snap.messages6 {
+            out.push((n.to_owned(), v));
+        }
+        let rt = self.shared.runtime();
+        let now = unix_now();
+        for s in &rt.cfg.subnets6 {
+            let t = rt.table6();
+            let total = |pools: &[dhcp_xdp_core::leases::prefix::PrefixRange]| {
+                pools.iter().map(|p| u64::from(p.count())).sum::<u64>()
+            };
+            let assigned = |kind| {
+                t.leases()
+                    .filter(|l| {
+                        l.key.subnet == s.id
+                            && l.key.kind == kind
+                            && l.expires > now
+                            && l.state == dhcp_xdp_core::leases::v6::Lease6State::Bound
+                    })
+                    .count() as u64
+            };
+            out.push((format!("subnet[{}].total-nas", s.id), total(&s.pools)));
+            out.push((format!("subnet[{}].assigned-nas", s.id), assigned(dhcp_xdp_core::dhcp6::IaKind::Na)));
+            out.push((format!("subnet[{}].total-pds", s.id), total(&s.pd_pools)));
+            out.push((format!("subnet[{}].assigned-pds", s.id), assigned(dhcp_xdp_core::dhcp6::IaKind::Pd)));
+        }
         for s in subnet_census(&self.shared, unix_now()) {
             out.push((format!("subnet[{}].total-addresses", s.id), s.total));
             out.push((format!("subnet[{}].assigned-addresses", s.id), s.assigned));
@@ -43,11 +68,13 @@ impl Control {
         self.raw_statistics()
             .into_iter()
             .map(|(n, v)| {
-                let b = if n.starts_with("pkt4-") || n.starts_with("v4-") {
-                    base.iter().find(|(m, _)| *m == n).map(|(_, b)| *b).unwrap_or(0)
-                } else {
-                    0
-                };
+                let b =
+                    if n.starts_with("pkt4-") || n.starts_with("v4-") || n.starts_with("pkt6-") || n.starts_with("v6-")
+                    {
+                        base.iter().find(|(m, _)| *m == n).map(|(_, b)| *b).unwrap_or(0)
+                    } else {
+                        0
+                    };
                 (n, v.saturating_sub(b))
             })
             .collect()

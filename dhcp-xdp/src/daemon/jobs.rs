@@ -119,7 +119,8 @@ impl Requests {
             sh.reloads.record(&outcome);
             let _ = sd_notify::notify(false, &[NotifyState::Ready]);
             let limits = sh.runtime().cfg.limits;
-            let settings = steer_settings(&d.iface, &limits, d.steering_key, sh.store.shares_pools());
+            let serves_v6 = !sh.runtime().cfg.subnets6.is_empty() && !sh.server6.duid.is_empty();
+            let settings = steer_settings(&d.iface, &limits, d.steering_key, sh.store.shares_pools(), serves_v6);
             if let Err(e) = d.steering.configure(&settings) {
                 tracing::warn!("reload: the XDP program kept its old limits: {e}");
             }

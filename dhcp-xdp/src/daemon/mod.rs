@@ -168,7 +168,8 @@ impl Daemon {
         // What the XDP program filters and limits by, before any socket is announced to it.
         let limits = shared.runtime().cfg.limits;
         let shares_pools = shared.store.shares_pools();
-        steering.configure(&steer_settings(&iface, &limits, steering_key, shares_pools))?;
+        let serves_v6 = !shared.runtime().cfg.subnets6.is_empty();
+        steering.configure(&steer_settings(&iface, &limits, steering_key, shares_pools, serves_v6))?;
         // Pools shared by several daemons: the bucket map goes to the store's membership loop,
         // which starts once the capabilities are gone; until its first heartbeat the node
         // serves no bucket.
@@ -451,8 +452,15 @@ fn start_engine(
     let recovered = store.recover(&cfg, queues.len(), workers as usize)?;
     tracing::info!("{}", recovered.report);
     print!("{}", cfg.describe());
-    let rt = Runtime { cfg: Arc::new(cfg), db: Arc::new(recovered.db) };
-    Ok((Arc::new(Shared::new(rt, server, queues, store)), (recovered.leases, recovered.report)))
+    // The DHCPv6 DUID: kept in the state directory (made there the first time).
+    let duid = match (&cfg.persist_dir, cfg.subnets6.is_empty()) {
+        (_, true) | (None, _) => crate::store::duid::link_layer(iface.mac),
+        (Some(dir), false) => crate::store::duid::load_or_create(dir, iface.mac, crate::clock::unix_now().into())?,
+    };
+    let server6 = dhcp_xdp_core::engine6::Server6 { duid, addrs: iface.global6() };
+    let rt = Runtime::new(Arc::new(cfg), Arc::new(recovered.db), vec![]);
+    let shared = Shared::new(rt, server, queues, store).with_v6(server6, iface.link_local6());
+    Ok((Arc::new(shared), (recovered.leases, recovered.report)))
 }
 
 /// The reflector's shared state: the interface's own subnet as configuration (for the control
@@ -464,7 +472,7 @@ fn start_reflector(iface: &Interface, queues: &[u32], workers: u32, key: u32) ->
     let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
     let store: Arc<dyn crate::store::LeaseStore> = Arc::new(crate::store::Memory::default());
     let r = store.recover(&cfg, queues.len(), workers as usize)?;
-    let rt = Runtime { cfg: Arc::new(cfg), db: Arc::new(r.db) };
+    let rt = Runtime::new(Arc::new(cfg), Arc::new(r.db), vec![]);
     Ok((Arc::new(Shared::new(rt, server, queues, store)), (r.leases, r.report)))
 }
 
@@ -477,11 +485,12 @@ fn random_key() -> u32 {
 
 /// The XDP program's settings: our MAC and addresses for the destination filter, the hash key,
 /// the per-chaddr rate, and whether buckets divide the clients among nodes.
-fn steer_settings(
+pub(super) fn steer_settings(
     iface: &Interface,
     limits: &dhcp_xdp_core::config::Limits,
     key: u32,
     shares_pools: bool,
+    serves_v6: bool,
 ) -> SteerSettings {
     SteerSettings {
         mac: iface.mac,
@@ -491,8 +500,8 @@ fn steer_settings(
         rate_per_mac: limits.rate_per_mac,
         burst_per_mac: limits.burst_per_mac,
         cluster: shares_pools,
-        dhcp6: false,
-        addrs6: Vec::new(),
+        dhcp6: serves_v6,
+        addrs6: iface.global6(),
     }
 }
 

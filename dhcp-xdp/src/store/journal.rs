@@ -44,6 +44,8 @@ const MAX_BACKLOG: usize = 64 << 20;
 /// Whether `name` is a file a state directory holds.
 fn is_state_file(name: &str) -> bool {
     name == "lock"
+        || name == super::duid::FILE
+        || name == format!("{}.tmp", super::duid::FILE)
         || super::segments::is_spare(name)
         || (name.starts_with("journal-") && name.ends_with(".log"))
         || (name.starts_with("snapshot-") && (name.ends_with(".snap") || name.ends_with(".tmp")))

@@ -7,11 +7,13 @@
 //! - [`journal`]: the local journal files, snapshots and recovery (the default).
 //! - [`cluster`]: the shared PostgreSQL database and the cluster's membership (`[cluster]`).
 //! - [`Memory`]: nothing kept (tests, and the reflector).
+//! - [`duid`]: the server's DHCPv6 DUID, made once and kept in the state directory.
 //!
 //! The daemon holds one `Arc<dyn LeaseStore>`, made by [`open`]; nothing outside this module
 //! asks which store it is.
 
 pub mod cluster;
+pub mod duid;
 pub mod journal;
 pub mod segments;
 pub mod syncer;

@@ -1,0 +1,99 @@
+//! The DHCPv6 engine on the datapath: a worker's IPv6 frames (the XDP program steers UDP 547
+//! only when `[[subnet6]]` is configured) decided by [`Engine6`] under the v6 table's lock, the
+//! reply written into the request's buffer with its IPv6/UDP headers, sent back to where the
+//! request came from (the client's link-local address and port 546, or the relay's address and
+//! port 547).
+
+use std::{net::Ipv6Addr, sync::atomic::Ordering};
+
+use dhcp_xdp_core::{
+    engine6::{Counter6, Counts6, Engine6},
+    leases::v6::Change6,
+    wire::{Frame6Layout, Reply6Addressing, write_ipv6_udp_headers},
+};
+
+use crate::{
+    handler::{DropReason, Verdict},
+    serve::{Runtime, Shared},
+    serve4::EngineStats,
+};
+
+/// Largest DHCPv6 reply (one Ethernet MTU's worth of payload).
+const MAX_REPLY: usize = 1500 - 40 - 8;
+
+/// One worker's DHCPv6 state: the engine, a buffer to write the reply in before it replaces
+/// the request, counts and changes of the batch.
+pub struct Handler6 {
+    engine: Engine6,
+    scratch: Vec<u8>,
+    counts: Counts6,
+    /// Changes of this batch (to make durable before the replies that promise them).
+    pub changes: Vec<Change6>,
+}
+
+impl Default for Handler6 {
+    fn default() -> Self {
+        Self { engine: Engine6::new(), scratch: vec![0; MAX_REPLY], counts: [0; Counter6::COUNT], changes: vec![] }
+    }
+}
+
+fn link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+impl Handler6 {
+    /// Decides the IPv6 frame in `buf[..len]`; a reply replaces it in `buf`.
+    pub fn handle(&mut self, now: u32, shared: &Shared, rt: &Runtime, buf: &mut [u8], len: usize) -> Verdict {
+        let Some(frame) = buf.get(..len) else { return Verdict::Drop(DropReason::Malformed) };
+        let Ok(l) = Frame6Layout::parse(frame) else { return Verdict::Drop(DropReason::Malformed) };
+        let (src_ip, dst_ip, src_port) = (l.src_ip(frame), l.dst_ip(frame), l.src_port(frame));
+        let mut src_mac = [0u8; 6];
+        src_mac.copy_from_slice(&frame[6..12]);
+        // The reply's source: the address the request was sent to when that was one of ours;
+        // else our link-local address to a client on the link, our first global one to a relay.
+        let ours = if !dst_ip.is_multicast() {
+            Some(dst_ip)
+        } else if link_local(src_ip) {
+            shared.link_local6
+        } else {
+            shared.server6.addrs.first().copied()
+        };
+        let Some(ours) = ours else { return Verdict::Drop(DropReason::NotForUs) };
+        let req = &frame[l.payload..l.payload + l.payload_len];
+        let outcome = {
+            let mut table = rt.table6();
+            let r =
+                self.engine.handle(now, &rt.cfg, &shared.server6, &mut table, req, &mut self.scratch, &mut self.counts);
+            table.drain_changes(&mut self.changes);
+            r
+        };
+        let n = match outcome {
+            Ok(n) => n,
+            Err(why) => return Verdict::Drop(why),
+        };
+        let Some(dst) = buf.get_mut(l.payload..l.payload + n) else { return Verdict::Drop(DropReason::NoRoom) };
+        dst.copy_from_slice(&self.scratch[..n]);
+        let addr = Reply6Addressing {
+            dst_mac: src_mac,
+            src_mac: shared.server.mac,
+            src_ip: ours,
+            dst_ip: src_ip,
+            src_port: dhcp_xdp_common::DHCP6_SERVER_PORT,
+            dst_port: src_port,
+        };
+        match write_ipv6_udp_headers(buf, &l, n, &addr) {
+            Some(len) => Verdict::Reply(len),
+            None => Verdict::Drop(DropReason::NoRoom),
+        }
+    }
+
+    /// Adds this batch's counts to the worker's statistics.
+    pub fn flush_counts(&mut self, stats: &EngineStats) {
+        for (c, n) in stats.counts6.iter().zip(&mut self.counts) {
+            if *n > 0 {
+                c.fetch_add(*n, Ordering::Relaxed);
+                *n = 0;
+            }
+        }
+    }
+}
