@@ -224,7 +224,8 @@ impl Engine6 {
         if ours == Some(false) {
             return Err(DropReason::OtherServer);
         }
-        if !valid {
+        // A DUID is 2 bytes of type and at most 128 of identifier (RFC 8415 §11.1).
+        if !valid || client.is_some_and(|c| c.len() < 3 || c.len() > crate::records::MAX_DUID) {
             return Err(DropReason::Malformed);
         }
         let subnet = select_subnet(cfg, &relayed, server);

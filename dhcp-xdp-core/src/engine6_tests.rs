@@ -9,7 +9,7 @@ use dhcproto::{
 };
 
 use super::*;
-use crate::leases::v6::{Change6, Lease6State};
+use crate::leases::{Change, v6::Lease6State};
 
 const NOW: u32 = 1_000_000;
 const SERVER_DUID: &[u8] = &[0, 2, 0, 0, 0x0d, 0xe9, 1, 2, 3, 4];
@@ -138,7 +138,7 @@ impl Rig {
         v6::Message::decode(&mut Decoder::new(&out)).expect("dhcproto decodes the reply")
     }
 
-    fn changes(&mut self) -> Vec<Change6> {
+    fn changes(&mut self) -> Vec<crate::leases::Change> {
         let mut v = vec![];
         self.table.drain_changes(&mut v);
         v
@@ -228,7 +228,7 @@ fn solicit_is_advertised_an_address_and_a_prefix_and_request_binds_them() {
     let stored = r.changes();
     assert_eq!(stored.len(), 2, "both IAs stored: {stored:?}");
     for c in &stored {
-        let Change6::Upsert(l) = c else { panic!("{c:?}") };
+        let Change::Upsert6(l) = c else { panic!("{c:?}") };
         assert_eq!((l.state, l.expires), (Lease6State::Bound, NOW + 4000));
         assert_eq!(&*l.key.duid, &duid(1)[..]);
     }
@@ -370,7 +370,7 @@ fn renew_and_rebind_extend_what_is_held_and_say_no_binding_otherwise() {
     let reply = v6::Message::decode(&mut Decoder::new(&out)).unwrap();
     assert_eq!(addr_of(&ianas(&reply)[0]), Some((a, 3000, 4000)));
     match &r.changes()[..] {
-        [Change6::Upsert(l)] => assert_eq!(l.expires, later + 4000),
+        [Change::Upsert6(l)] => assert_eq!(l.expires, later + 4000),
         other => panic!("{other:?}"),
     }
     // An IA the server knows nothing of, naming nothing: NoBinding.

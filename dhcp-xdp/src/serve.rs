@@ -29,23 +29,19 @@ pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {
 pub struct Runtime {
     /// Validated configuration.
     pub cfg: Arc<Config>,
-    /// Lease tables built for it.
+    /// Lease tables built for it (the DHCPv6 table among them).
     pub db: Arc<LeaseDb>,
-    /// The DHCPv6 lease table (one lock for every worker: v6 is not sharded yet).
-    pub db6: Arc<std::sync::Mutex<Table6>>,
 }
 
 impl Runtime {
-    /// `cfg` and its v4 tables, with a v6 table holding `leases6`.
-    pub fn new(cfg: Arc<Config>, db: Arc<LeaseDb>, leases6: Vec<dhcp_xdp_core::leases::v6::Lease6>) -> Self {
-        let db6 = Arc::new(std::sync::Mutex::new(Table6::new(&cfg, leases6, unix_now())));
-        Self { cfg, db, db6 }
+    /// `cfg` and its tables.
+    pub fn new(cfg: Arc<Config>, db: Arc<LeaseDb>) -> Self {
+        Self { cfg, db }
     }
 
-    /// The v6 table, locked (a worker that panicked holding it left it whole: every table
-    /// operation completes before it returns).
+    /// The v6 table, locked.
     pub fn table6(&self) -> std::sync::MutexGuard<'_, Table6> {
-        self.db6.lock().unwrap_or_else(|p| p.into_inner())
+        self.db.table6()
     }
 }
 
@@ -196,7 +192,21 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
             tracing::error!("{}: expiries not stored: {e}", shared.store.name());
         }
     }
-    n + rt.table6().sweep(now, max_per_shard)
+    let mut changes = vec![];
+    {
+        let mut t = rt.table6();
+        n += t.sweep(now, max_per_shard);
+        t.drain_changes(&mut changes);
+        if !changes.is_empty() {
+            let first = rt.db.stamp(changes.len());
+            let stamped: Vec<_> = changes.drain(..).enumerate().map(|(k, c)| (first + k as u64, c)).collect();
+            drop(t);
+            if let Err(e) = shared.store.append(0, &stamped) {
+                tracing::error!("{}: v6 expiries not stored: {e}", shared.store.name());
+            }
+        }
+    }
+    n
 }
 
 /// Whether two configurations give the lease tables the same shape: same pools, and the same
@@ -229,23 +239,22 @@ fn same_tables6(a: &Config, b: &Config) -> bool {
 pub fn reload(shared: &Shared, cfg: Config) -> String {
     let old = shared.runtime();
     let cfg = Arc::new(cfg);
-    let db6 = if same_tables6(&old.cfg, &cfg) {
-        old.db6.clone()
-    } else {
-        let leases: Vec<_> = old.table6().leases().cloned().collect();
-        Arc::new(std::sync::Mutex::new(Table6::new(&cfg, leases, unix_now())))
-    };
+    let leases6: Vec<_> = old.table6().leases().cloned().collect();
     if same_tables(&old.cfg, &cfg) {
-        shared.swap(Runtime { cfg, db: old.db.clone(), db6 });
+        if !same_tables6(&old.cfg, &cfg) {
+            old.db.restore6(&cfg, leases6, unix_now());
+        }
+        shared.swap(Runtime { cfg, db: old.db.clone() });
         return "configuration replaced (pools and reservations unchanged, lease tables kept)".into();
     }
     let (guards, leases) = old.db.freeze();
     let n = leases.len();
     let db = LeaseDb::with_lanes(&cfg, old.db.shard_count() / old.db.groups(), old.db.groups(), leases, unix_now());
     db.continue_after(old.db.next_seq());
+    db.restore6(&cfg, leases6, unix_now());
     let kept = db.census(unix_now());
     let kept = kept.bound + kept.offered + kept.declined + kept.remembered;
-    shared.swap(Runtime { cfg, db: Arc::new(db), db6 });
+    shared.swap(Runtime { cfg, db: Arc::new(db) });
     old.db.retire();
     drop(guards);
     format!(

@@ -166,14 +166,13 @@ impl Handler for EngineHandler {
         v4.clear();
         for (i, j) in jobs.iter_mut().enumerate() {
             if dhcp_xdp_core::wire::is_ipv6(&j.buf[..j.len.min(j.buf.len())]) {
-                j.verdict = self.v6.handle(self.now, &self.shared, &self.rt, j.buf, j.len);
+                j.verdict = self.v6.handle(self.now, &self.shared, &self.rt, j.buf, j.len, &mut self.stamped);
             } else {
                 v4.push(i);
             }
         }
         if v4.len() < jobs.len() {
             self.v6.flush_counts(&self.stats);
-            self.v6.changes.clear();
         }
         self.decide_in(self.shard, jobs, &v4, &mut counts, true);
         self.v4_jobs = v4;
@@ -257,7 +256,7 @@ mod tests {
         let server =
             ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
         let store = store.unwrap_or_else(|| Arc::new(crate::store::Memory::default()));
-        let shared = Shared::new(Runtime::new(Arc::new(c), db.clone(), vec![]), server, queues, store);
+        let shared = Shared::new(Runtime::new(Arc::new(c), db.clone()), server, queues, store);
         (db, Arc::new(shared))
     }
 

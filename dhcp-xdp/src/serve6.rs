@@ -8,7 +8,7 @@ use std::{net::Ipv6Addr, sync::atomic::Ordering};
 
 use dhcp_xdp_core::{
     engine6::{Counter6, Counts6, Engine6},
-    leases::v6::Change6,
+    leases::Change,
     wire::{Frame6Layout, Reply6Addressing, write_ipv6_udp_headers},
 };
 
@@ -22,13 +22,12 @@ use crate::{
 const MAX_REPLY: usize = 1500 - 40 - 8;
 
 /// One worker's DHCPv6 state: the engine, a buffer to write the reply in before it replaces
-/// the request, counts and changes of the batch.
+/// the request, the counts of the batch.
 pub struct Handler6 {
     engine: Engine6,
     scratch: Vec<u8>,
     counts: Counts6,
-    /// Changes of this batch (to make durable before the replies that promise them).
-    pub changes: Vec<Change6>,
+    changes: Vec<Change>,
 }
 
 impl Default for Handler6 {
@@ -42,8 +41,18 @@ fn link_local(a: Ipv6Addr) -> bool {
 }
 
 impl Handler6 {
-    /// Decides the IPv6 frame in `buf[..len]`; a reply replaces it in `buf`.
-    pub fn handle(&mut self, now: u32, shared: &Shared, rt: &Runtime, buf: &mut [u8], len: usize) -> Verdict {
+    /// Decides the IPv6 frame in `buf[..len]`; a reply replaces it in `buf`. The lease changes
+    /// it makes are numbered (under the v6 table's lock, which ordered them) into `stamped`,
+    /// and a reply after which the table changed waits until they are durable.
+    pub fn handle(
+        &mut self,
+        now: u32,
+        shared: &Shared,
+        rt: &Runtime,
+        buf: &mut [u8],
+        len: usize,
+        stamped: &mut Vec<(u64, Change)>,
+    ) -> Verdict {
         let Some(frame) = buf.get(..len) else { return Verdict::Drop(DropReason::Malformed) };
         let Ok(l) = Frame6Layout::parse(frame) else { return Verdict::Drop(DropReason::Malformed) };
         let (src_ip, dst_ip, src_port) = (l.src_ip(frame), l.dst_ip(frame), l.src_port(frame));
@@ -60,12 +69,17 @@ impl Handler6 {
         };
         let Some(ours) = ours else { return Verdict::Drop(DropReason::NotForUs) };
         let req = &frame[l.payload..l.payload + l.payload_len];
-        let outcome = {
+        let (outcome, changed) = {
             let mut table = rt.table6();
             let r =
                 self.engine.handle(now, &rt.cfg, &shared.server6, &mut table, req, &mut self.scratch, &mut self.counts);
             table.drain_changes(&mut self.changes);
-            r
+            let n = self.changes.len();
+            if n > 0 {
+                let first = rt.db.stamp(n);
+                stamped.extend(self.changes.drain(..).enumerate().map(|(k, c)| (first + k as u64, c)));
+            }
+            (r, n > 0)
         };
         let n = match outcome {
             Ok(n) => n,
@@ -82,6 +96,7 @@ impl Handler6 {
             dst_port: src_port,
         };
         match write_ipv6_udp_headers(buf, &l, n, &addr) {
+            Some(len) if changed => Verdict::ReplyWhenDurable(len),
             Some(len) => Verdict::Reply(len),
             None => Verdict::Drop(DropReason::NoRoom),
         }

@@ -115,3 +115,77 @@ fn dhclient6_gets_a_delegated_prefix() {
     assert_eq!(statistic(&daemon, "subnet[1].assigned-pds"), 2);
     second.kill();
 }
+
+/// The v6 leases are journaled before the REPLY that promises them: a daemon killed with
+/// SIGKILL and started again on the same state lists the same address and prefix for the same
+/// DUID and IAIDs, keeps its server DUID (the client's RENEW, which names it, is answered and
+/// extends the same bindings), and counts what it recovered.
+#[test]
+fn v6_leases_and_the_server_duid_survive_sigkill() {
+    let net = TwoHosts::for_dhcp6(1);
+    let dir = TempDir::new("cfg");
+    let state = TempDir::new("state");
+    let cfg = dir.config(V6);
+    let args = ["--config", &cfg, "--state-dir", state.path().to_str().expect("utf8")];
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    let client = Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
+    assert!(client.obtain(&net.client), "dhclient -6 -N -P");
+    // dhclient runs its script once per address and once per prefix.
+    let (ip, prefix) = both(&client, "BOUND6", 0);
+    let ip = in_pool(&ip);
+    assert!(prefix.ends_with("/56"), "{prefix}");
+    let before = lease6_all(&daemon);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let duid_file = std::fs::read_to_string(state.path().join("server-duid")).expect("server-duid kept");
+    let killed = daemon.signal_and_wait(Signal::SIGKILL);
+    assert!(!killed.status.success());
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    let after = lease6_all(&daemon);
+    let strip = |v: &[serde_json::Value]| -> Vec<(String, u64, String, String, u64)> {
+        v.iter()
+            .map(|l| {
+                (
+                    l["ip-address"].as_str().unwrap().to_owned(),
+                    l["prefix-len"].as_u64().unwrap(),
+                    l["duid"].as_str().unwrap().to_owned(),
+                    l["type"].as_str().unwrap().to_owned(),
+                    l["iaid"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&before), "recovered lease by lease");
+    assert_eq!(std::fs::read_to_string(state.path().join("server-duid")).unwrap(), duid_file);
+    // The client's RENEW at T1 names the server DUID: answered, same bindings.
+    let n = client.events().len();
+    let (renewed_ip, renewed_prefix) = both(&client, "RENEW6", n);
+    assert_eq!(renewed_ip, ip.to_string(), "RENEW6 answered after the restart");
+    assert_eq!(renewed_prefix, prefix);
+    assert!(statistic(&daemon, "pkt6-renew-received") >= 1);
+    client.kill();
+}
+
+/// The address and the prefix of the hook events `reason` after the first `after` events
+/// (dhclient reports each in an event of its own).
+fn both(client: &Dhclient, reason: &str, after: usize) -> (String, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let events: Vec<_> = client
+            .events()
+            .into_iter()
+            .skip(after)
+            .filter(|e| e.get("reason").map(String::as_str) == Some(reason))
+            .collect();
+        let ip = events.iter().find_map(|e| e.get("ip6").filter(|v| !v.is_empty()).cloned());
+        let prefix = events.iter().find_map(|e| e.get("prefix6").filter(|v| !v.is_empty()).cloned());
+        if let (Some(ip), Some(prefix)) = (ip, prefix) {
+            return (ip, prefix);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {reason} for both an address and a prefix: {:?}",
+            client.events()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

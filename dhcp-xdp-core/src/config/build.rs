@@ -551,7 +551,7 @@ impl Config {
                 None => None,
             },
             cluster,
-            subnets6: super::v6::build(&ctx, &fc.subnet6)?,
+            subnets6: super::v6::build(&ctx, &fc.subnet6, fc.cluster.is_some())?,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

@@ -115,12 +115,16 @@ impl Lease {
 }
 
 /// A change to journal: the record as it now is, or its removal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Insert or replace the record of `key`.
     Upsert(Lease),
     /// Forget the record of this key.
     Remove(ClientKey),
+    /// Insert or replace a DHCPv6 lease (of its DUID, IAID, IA type and subnet).
+    Upsert6(v6::Lease6),
+    /// Forget the DHCPv6 lease of this key.
+    Remove6(v6::Key6),
 }
 
 /// Why no address could be had.
@@ -158,6 +162,8 @@ pub struct LeaseDb {
     seq: std::sync::atomic::AtomicU64,
     /// Each subnet's lease scope (subnet id, scope), from the configuration.
     scopes: Vec<(u32, u32)>,
+    /// The DHCPv6 leases and pools (one lock: v6 is not sharded per worker yet).
+    v6: Mutex<v6::Table6>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -260,6 +266,7 @@ impl LeaseDb {
             retired: std::sync::atomic::AtomicBool::new(false),
             seq: std::sync::atomic::AtomicU64::new(1),
             scopes: cfg.subnets.iter().map(|s| (s.id, s.lease_scope)).collect(),
+            v6: Mutex::new(v6::Table6::new(cfg, [], now)),
         };
         // Group by shard first, so each shard is locked once and its tables are sized once. A
         // reserved address's lease goes where requests for it are decided.
@@ -391,6 +398,18 @@ impl LeaseDb {
     pub fn scoped(&self, mut l: Lease) -> Lease {
         l.key = l.key.rescoped(self.scope_of(l.subnet));
         l
+    }
+
+    /// The DHCPv6 table, locked (a panic while it was held left it whole: every operation on it
+    /// completes before returning). Changes made under this lock are numbered under it.
+    pub fn table6(&self) -> MutexGuard<'_, v6::Table6> {
+        lock(&self.v6)
+    }
+
+    /// Replaces the DHCPv6 table with one for `cfg` holding `leases` where they fit (recovery,
+    /// or a reload that changed the v6 pools).
+    pub fn restore6(&self, cfg: &Config, leases: Vec<v6::Lease6>, now: u32) {
+        *lock(&self.v6) = v6::Table6::new(cfg, leases, now);
     }
 
     /// Marks this database as replaced (after a reload rebuilt the tables): a worker that

@@ -10,7 +10,7 @@ use std::net::Ipv6Addr;
 
 use hashbrown::HashMap;
 
-use super::prefix::PrefixPool;
+use super::{Change, prefix::PrefixPool};
 use crate::{
     config::{Config, Subnet6},
     dhcp6::IaKind,
@@ -71,15 +71,6 @@ pub struct Lease6 {
     pub state: Lease6State,
 }
 
-/// A change to make durable before the reply that promises it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change6 {
-    /// Insert or replace the lease of its key.
-    Upsert(Lease6),
-    /// Forget the lease of this key.
-    Remove(Key6),
-}
-
 /// Why nothing could be bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bind6Error {
@@ -119,7 +110,7 @@ pub struct Table6 {
     leases: HashMap<Key6, Lease6>,
     by_addr: HashMap<(Ipv6Addr, u8), Key6>,
     pools: HashMap<u32, SubnetPools>,
-    changes: Vec<Change6>,
+    changes: Vec<Change>,
 }
 
 impl Table6 {
@@ -186,7 +177,7 @@ impl Table6 {
     }
 
     /// Moves the changes made since the last call into `out`.
-    pub fn drain_changes(&mut self, out: &mut Vec<Change6>) {
+    pub fn drain_changes(&mut self, out: &mut Vec<Change>) {
         out.append(&mut self.changes);
     }
 
@@ -242,7 +233,7 @@ impl Table6 {
 
     /// Binds (or advertises, `commit == false`) one IA in `subnet`: its current lease if it
     /// has one, else a reservation, a hint it may have, or the next free number of a pool.
-    /// Advertisements are held `hold` seconds and not stored; a commit is a [`Change6::Upsert`].
+    /// Advertisements are held `hold` seconds and not stored; a commit is a [`Change::Upsert6`].
     pub fn bind(
         &mut self,
         subnet: &Subnet6,
@@ -264,7 +255,7 @@ impl Table6 {
                     && let Some(l) = self.forget(key)
                     && l.state == Lease6State::Bound
                 {
-                    self.changes.push(Change6::Remove(l.key));
+                    self.changes.push(Change::Remove6(l.key));
                 }
                 self.choose(subnet, key, ask, now)
             }
@@ -292,7 +283,7 @@ impl Table6 {
         self.by_addr.insert((addr, len), key.clone());
         self.leases.insert(key.clone(), lease.clone());
         if commit {
-            self.changes.push(Change6::Upsert(lease.clone()));
+            self.changes.push(Change::Upsert6(lease.clone()));
         }
         Ok(lease)
     }
@@ -340,7 +331,7 @@ impl Table6 {
             && let Some(l) = self.leases.remove(&k)
             && l.state == Lease6State::Bound
         {
-            self.changes.push(Change6::Remove(l.key));
+            self.changes.push(Change::Remove6(l.key));
         }
     }
 
@@ -356,7 +347,7 @@ impl Table6 {
             if let Some(l) = self.forget(k)
                 && l.state != Lease6State::Advertised
             {
-                self.changes.push(Change6::Remove(l.key));
+                self.changes.push(Change::Remove6(l.key));
             }
         }
         gone.len()
@@ -374,7 +365,7 @@ impl Table6 {
         l.valid = subnet.valid;
         l.expires = now.saturating_add(subnet.valid);
         let l = l.clone();
-        self.changes.push(Change6::Upsert(l.clone()));
+        self.changes.push(Change::Upsert6(l.clone()));
         Some(l)
     }
 
@@ -385,7 +376,7 @@ impl Table6 {
                 if l.addr == addr && (key.kind == IaKind::Na || l.len == len) && l.state != Lease6State::Declined =>
             {
                 if let Some(l) = self.forget(key) {
-                    self.changes.push(Change6::Remove(l.key));
+                    self.changes.push(Change::Remove6(l.key));
                 }
                 true
             }
@@ -399,7 +390,7 @@ impl Table6 {
         match self.leases.get(key) {
             Some(l) if l.addr == addr && l.state != Lease6State::Declined => {
                 let mut l = self.leases.remove(key).expect("looked up");
-                self.changes.push(Change6::Remove(l.key.clone()));
+                self.changes.push(Change::Remove6(l.key.clone()));
                 // Keyed by the address itself so that it is unique.
                 let declined = Key6 {
                     kind: l.key.kind,
@@ -412,7 +403,7 @@ impl Table6 {
                 l.expires = now.saturating_add(probation);
                 self.by_addr.insert((l.addr, l.len), declined.clone());
                 self.leases.insert(declined, l.clone());
-                self.changes.push(Change6::Upsert(l));
+                self.changes.push(Change::Upsert6(l));
                 true
             }
             _ => false,
@@ -428,16 +419,16 @@ impl Table6 {
             if let Some(l) = self.forget(k)
                 && l.state != Lease6State::Advertised
             {
-                self.changes.push(Change6::Remove(l.key));
+                self.changes.push(Change::Remove6(l.key));
             }
         }
         gone.len()
     }
 
     /// Applies a recovered or replicated change (replay): upserts replace, removes forget.
-    pub fn apply(&mut self, cfg: &Config, c: Change6) {
+    pub fn apply(&mut self, cfg: &Config, c: Change) {
         match c {
-            Change6::Upsert(l) => {
+            Change::Upsert6(l) => {
                 self.forget(&l.key);
                 let holder = self.by_addr.get(&(l.addr, l.len)).cloned();
                 if let Some(k) = holder {
@@ -445,9 +436,10 @@ impl Table6 {
                 }
                 self.restore(cfg, l);
             }
-            Change6::Remove(k) => {
+            Change::Remove6(k) => {
                 self.forget(&k);
             }
+            Change::Upsert(_) | Change::Remove(_) => {}
         }
     }
 }

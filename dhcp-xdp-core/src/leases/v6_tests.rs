@@ -88,7 +88,7 @@ fn the_sweep_gives_back_ended_leases_and_advertisements_and_stores_only_leases()
     assert_eq!(changes.len(), 1, "its end is not stored either");
     assert_eq!(t.sweep(NOW + 101, 10), 1);
     t.drain_changes(&mut changes);
-    assert!(matches!(changes.last(), Some(Change6::Remove(k)) if *k == key(IaKind::Na, 1)));
+    assert!(matches!(changes.last(), Some(Change::Remove6(k)) if *k == key(IaKind::Na, 1)));
     assert_eq!(t.available(1, IaKind::Na), 2);
 }
 

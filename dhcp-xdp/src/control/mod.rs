@@ -281,7 +281,7 @@ mod tests {
         let server =
             ServerIdentity { mac: [0; 6], addrs: vec![Ipv4Net { addr: Ipv4Addr::new(198, 18, 0, 1), prefix: 24 }] };
         let shared = Arc::new(Shared::new(
-            Runtime::new(Arc::new(cfg), db, vec![]),
+            Runtime::new(Arc::new(cfg), db),
             server,
             &[0],
             Arc::new(crate::store::Memory::default()),

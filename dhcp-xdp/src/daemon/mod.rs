@@ -458,7 +458,7 @@ fn start_engine(
         (Some(dir), false) => crate::store::duid::load_or_create(dir, iface.mac, crate::clock::unix_now().into())?,
     };
     let server6 = dhcp_xdp_core::engine6::Server6 { duid, addrs: iface.global6() };
-    let rt = Runtime::new(Arc::new(cfg), Arc::new(recovered.db), vec![]);
+    let rt = Runtime::new(Arc::new(cfg), Arc::new(recovered.db));
     let shared = Shared::new(rt, server, queues, store).with_v6(server6, iface.link_local6());
     Ok((Arc::new(shared), (recovered.leases, recovered.report)))
 }
@@ -472,7 +472,7 @@ fn start_reflector(iface: &Interface, queues: &[u32], workers: u32, key: u32) ->
     let server = ServerIdentity { mac: iface.mac, addrs: iface.ipv4.clone() };
     let store: Arc<dyn crate::store::LeaseStore> = Arc::new(crate::store::Memory::default());
     let r = store.recover(&cfg, queues.len(), workers as usize)?;
-    let rt = Runtime::new(Arc::new(cfg), Arc::new(r.db), vec![]);
+    let rt = Runtime::new(Arc::new(cfg), Arc::new(r.db));
     Ok((Arc::new(Shared::new(rt, server, queues, store)), (r.leases, r.report)))
 }
 

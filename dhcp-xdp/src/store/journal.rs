@@ -176,6 +176,8 @@ impl StateDir {
 pub struct Recovery {
     /// The leases (latest state per client, one per address).
     pub leases: Vec<Lease>,
+    /// The DHCPv6 leases (latest state per key; the table keeps one per address).
+    pub leases6: Vec<dhcp_xdp_core::leases::v6::Lease6>,
     /// Snapshot generation loaded (0: none).
     pub snapshot_gen: u64,
     /// Journal records replayed.
@@ -249,6 +251,7 @@ fn load(dir: &Path, repair: bool, now: u32) -> Result<Recovery, StoreError> {
         }
     }
     r.max_seq = replay.max_seq;
+    r.leases6 = replay.take6();
     let (leases, conflicts) = replay.finish(now);
     for c in &conflicts {
         r.warnings.push(format!(
@@ -581,10 +584,16 @@ impl Journal {
             });
         }
         self.generation.store(new_generation, Ordering::Release);
-        let mut leases = vec![];
+        let mut leases: Vec<Change> = vec![];
         for i in 0..db.shard_count() {
-            leases.extend(db.lock(i).records());
+            leases.extend(db.lock(i).records().map(Change::Upsert));
         }
+        leases.extend(
+            db.table6()
+                .leases()
+                .filter(|l| l.state != dhcp_xdp_core::leases::v6::Lease6State::Advertised)
+                .map(|l| Change::Upsert6(l.clone())),
+        );
         let tmp = dir.join(format!("snapshot-{new_generation:010}.tmp"));
         let written = Self::write_snapshot(&tmp, new_generation, floor, &leases)
             .and_then(|()| std::fs::rename(&tmp, snapshot_path(&dir, new_generation)));
@@ -614,7 +623,7 @@ impl Journal {
         Ok(new_generation)
     }
 
-    fn write_snapshot(path: &Path, generation: u64, floor: u64, leases: &[Lease]) -> std::io::Result<()> {
+    fn write_snapshot(path: &Path, generation: u64, floor: u64, leases: &[Change]) -> std::io::Result<()> {
         let mut w = BufWriter::new(create_private(path)?);
         let mut hasher = crc32fast::Hasher::new();
         let mut put = |w: &mut BufWriter<File>, b: &[u8]| -> std::io::Result<()> {
@@ -625,7 +634,7 @@ impl Journal {
         let mut rec = Vec::with_capacity(64);
         for l in leases {
             rec.clear();
-            records::encode(floor, &Change::Upsert(*l), &mut rec);
+            records::encode(floor, l, &mut rec);
             put(&mut w, &rec)?;
         }
         let crc = hasher.finalize();
@@ -676,9 +685,10 @@ impl LeaseStore for JournalStore {
         for w in &rec.warnings {
             tracing::warn!("journal warning: {w}");
         }
-        let n = rec.leases.len();
+        let n = rec.leases.len() + rec.leases6.len();
         let db = LeaseDb::with_lanes(cfg, lanes, workers, rec.leases, crate::clock::unix_now());
         db.continue_after(rec.max_seq);
+        db.restore6(cfg, rec.leases6, crate::clock::unix_now());
         if let Err(e) = self.journal.snapshot(&db) {
             tracing::warn!("journal warning: no snapshot at start ({e}); the journals since the last one stay");
         }
@@ -868,7 +878,7 @@ pub(crate) mod tests {
 
     /// `changes` numbered from `first`.
     fn num(first: u64, changes: &[Change]) -> Vec<(u64, Change)> {
-        changes.iter().enumerate().map(|(k, c)| (first + k as u64, *c)).collect()
+        changes.iter().enumerate().map(|(k, c)| (first + k as u64, c.clone())).collect()
     }
 
     fn up(i: u8, state: LeaseState) -> Change {
@@ -908,6 +918,67 @@ pub(crate) mod tests {
         drop(j);
         // Released with the journal: the directory can be taken again.
         drop(relock(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// DHCPv6 leases go through the same journal: appended, copied into a snapshot from the
+    /// v6 table, then changed and removed after it, and recovered lease by lease.
+    #[test]
+    fn v6_leases_are_journaled_snapshotted_and_recovered() {
+        use dhcp_xdp_core::{
+            dhcp6::IaKind,
+            leases::v6::{Ask6, Key6, Lease6State},
+        };
+        let cfg = Config::parse(
+            "t",
+            "[[subnet6]]\nsubnet = \"2001:db8:1::/64\"\n[[subnet6.pool]]\nrange = \"2001:db8:1::10-2001:db8:1::20\"\n\
+             [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n",
+        )
+        .unwrap();
+        let dir = tmpdir("v6");
+        let j = open(&dir, 1);
+        let db = LeaseDb::new(&cfg, 1, [], 100);
+        let key = |kind, n: u8| Key6 { kind, subnet: 1, duid: Box::from(&[0, 3, 0, 1, n][..]), iaid: 1 };
+        let bind = |k: &Key6| {
+            let mut t = db.table6();
+            t.bind(&cfg.subnets6[0], Ask6 { key: k, hints: &[], reserved: &[] }, true, 0, 100).unwrap();
+            let mut c = vec![];
+            t.drain_changes(&mut c);
+            let first = db.stamp(c.len());
+            num(first, &c)
+        };
+        let (a1, a2, p1) = (key(IaKind::Na, 1), key(IaKind::Na, 2), key(IaKind::Pd, 1));
+        for k in [&a1, &a2, &p1] {
+            let t = j.append(0, &bind(k)).unwrap().expect("ticket");
+            assert_eq!(settle(&j, 0, t), Some(true));
+        }
+        j.snapshot(&db).unwrap();
+        // After the snapshot: a2 released, a1 declined.
+        let a1_addr = db.table6().get(&a1).unwrap().addr;
+        let a2_addr = db.table6().get(&a2).unwrap().addr;
+        let mut c = vec![];
+        {
+            let mut t = db.table6();
+            assert!(t.release(&a2, a2_addr, 128));
+            assert!(t.decline(&a1, a1_addr, 3600, 100));
+            t.drain_changes(&mut c);
+        }
+        let first = db.stamp(c.len());
+        let t = j.append(0, &num(first, &c)).unwrap().expect("ticket");
+        assert_eq!(settle(&j, 0, t), Some(true));
+        j.flush(Duration::from_secs(5)).unwrap();
+        drop(j);
+        let r = inspect(&dir, 0).unwrap();
+        assert!(r.snapshot_gen > 0, "read from a snapshot and the journal after it");
+        let mut got: Vec<(IaKind, u8, std::net::Ipv6Addr, Lease6State)> =
+            r.leases6.iter().map(|l| (l.key.kind, l.key.duid.len() as u8, l.addr, l.state)).collect();
+        got.sort_by_key(|g| (g.2, g.3 as u8));
+        let prefix = db.table6().get(&p1).unwrap().addr;
+        assert_eq!(
+            got,
+            vec![(IaKind::Na, 16, a1_addr, Lease6State::Declined), (IaKind::Pd, 5, prefix, Lease6State::Bound)],
+            "the declined address (held by nobody) and the prefix; the released address is gone"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -323,13 +323,15 @@ impl Conn {
 fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ipv4Addr>, postgres::Error> {
     // The newest change of each key wins, then the newest upsert of each address.
     let mut last: HashMap<ClientKey, (u64, Change)> = HashMap::with_capacity(batch.len());
-    for &(seq, c) in batch {
+    for (seq, c) in batch {
         let k = match c {
             Change::Upsert(l) => l.key,
-            Change::Remove(k) => k,
+            Change::Remove(k) => *k,
+            // The configuration refuses [[subnet6]] in cluster mode: no v6 change comes here.
+            Change::Upsert6(_) | Change::Remove6(_) => continue,
         };
-        if last.get(&k).is_none_or(|(s, _)| *s < seq) {
-            last.insert(k, (seq, c));
+        if last.get(&k).is_none_or(|(s, _)| s < seq) {
+            last.insert(k, (*seq, c.clone()));
         }
     }
     let mut by_addr: HashMap<Ipv4Addr, (u64, Lease)> = HashMap::with_capacity(last.len());
@@ -342,6 +344,7 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ip
                 }
             }
             Change::Remove(k) => removed.push(k.as_bytes().to_vec()),
+            Change::Upsert6(_) | Change::Remove6(_) => {}
         }
     }
     let n = by_addr.len();
