@@ -241,26 +241,7 @@ impl TwoHosts {
     /// would hold them tentative for seconds). Nothing leaves the two namespaces.
     pub fn for_dhcp6(queues: u32) -> Self {
         let n = Self::for_dhcp(queues);
-        for (ns, ifname) in [(&n.server, &n.server_if), (&n.client, &n.client_if)] {
-            sh(ns.exec("sysctl").args(["-qw", &format!("net.ipv6.conf.{ifname}.accept_dad=0")]));
-            sh(ns.exec("sysctl").args(["-qw", &format!("net.ipv6.conf.{ifname}.disable_ipv6=0")]));
-            // Down and up: the link-local address is made again, now without DAD.
-            sh(ns.ip().args(["link", "set", ifname, "down"]));
-            sh(ns.ip().args(["link", "set", ifname, "up"]));
-        }
-        sh(n.server.ip().args(["-6", "addr", "add", "2001:db8:1::1/64", "dev", &n.server_if, "nodad"]));
-        for (ns, ifname) in [(&n.server, &n.server_if), (&n.client, &n.client_if)] {
-            let ready = (0..100).any(|_| {
-                let out = sh(ns.ip().args(["-6", "addr", "show", "dev", ifname]));
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let ok = text.contains("fe80::") && !text.contains("tentative");
-                if !ok {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                ok
-            });
-            assert!(ready, "no usable link-local address on {ifname}");
-        }
+        ipv6_ready(&[(&n.server, &n.server_if, &["2001:db8:1::1/64"]), (&n.client, &n.client_if, &[])]);
         n
     }
 
@@ -273,6 +254,36 @@ impl TwoHosts {
     /// Whether `ping` from the client reaches the server.
     pub fn ping_server(&self) -> bool {
         self.client.ping(self.server_ip)
+    }
+}
+
+/// Makes IPv6 usable at once on the links given as (namespace, interface, addresses): no
+/// duplicate address detection (which holds addresses tentative for seconds), link-local
+/// addresses made again without it (every link down, then up: a veth end has its link-local
+/// address once both ends are up), the addresses added; waits until nothing is tentative.
+pub fn ipv6_ready(links: &[(&Netns, &str, &[&str])]) {
+    for (ns, ifname, _) in links {
+        sh(ns.exec("sysctl").args(["-qw", &format!("net.ipv6.conf.{ifname}.accept_dad=0")]));
+        sh(ns.exec("sysctl").args(["-qw", &format!("net.ipv6.conf.{ifname}.disable_ipv6=0")]));
+        sh(ns.ip().args(["link", "set", ifname, "down"]));
+    }
+    for (ns, ifname, addrs) in links {
+        sh(ns.ip().args(["link", "set", ifname, "up"]));
+        for a in *addrs {
+            sh(ns.ip().args(["-6", "addr", "add", a, "dev", ifname, "nodad"]));
+        }
+    }
+    for (ns, ifname, _) in links {
+        let ready = (0..100).any(|_| {
+            let out = sh(ns.ip().args(["-6", "addr", "show", "dev", ifname]));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ok = text.contains("fe80::") && !text.contains("tentative");
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            ok
+        });
+        assert!(ready, "no usable link-local address on {ifname}");
     }
 }
 

@@ -189,3 +189,126 @@ fn both(client: &Dhclient, reason: &str, after: usize) -> (String, String) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// client ns ── veth ── relay ns (dhcrelay -6; 2001:db8:2::1 / 2001:db8:f::2) ── veth ── server
+/// ns (2001:db8:f::1). Nothing leaves the three namespaces.
+struct Relayed6 {
+    client: tests::Netns,
+    relay: tests::Netns,
+    server: tests::Netns,
+    client_if: String,
+    relay_down: String,
+    relay_up: String,
+    server_if: String,
+}
+
+impl Relayed6 {
+    fn new() -> Self {
+        use tests::{Netns, ipv6_ready, sh, tool, unique};
+        let (client, relay, server) = (Netns::new("dxc"), Netns::new("dxr"), Netns::new("dxs"));
+        let (client_if, relay_down, relay_up, server_if) = (unique("vc"), unique("rd"), unique("ru"), unique("vs"));
+        let ip = |args: &[&str]| sh(std::process::Command::new(tool("ip", "iproute2")).args(args));
+        ip(&["link", "add", &client_if, "type", "veth", "peer", "name", &relay_down]);
+        ip(&["link", "add", &relay_up, "type", "veth", "peer", "name", &server_if]);
+        ip(&["link", "set", &client_if, "netns", client.name()]);
+        ip(&["link", "set", &relay_down, "netns", relay.name()]);
+        ip(&["link", "set", &relay_up, "netns", relay.name()]);
+        ip(&["link", "set", &server_if, "netns", server.name()]);
+        // The daemon needs an IPv4 address on its interface too.
+        sh(server.ip().args(["addr", "add", "198.18.0.1/24", "dev", &server_if]));
+        ipv6_ready(&[
+            (&client, &client_if, &[]),
+            (&relay, &relay_down, &["2001:db8:2::1/64"]),
+            (&relay, &relay_up, &["2001:db8:f::2/64"]),
+            (&server, &server_if, &["2001:db8:f::1/64"]),
+        ]);
+        sh(server.ip().args(["-6", "route", "add", "2001:db8:2::/64", "via", "2001:db8:f::2"]));
+        Self { client, relay, server, client_if, relay_down, relay_up, server_if }
+    }
+
+    /// `dhcrelay -6` from the client link up to the server; `-I`: with interface-id.
+    fn relay(&self, interface_id: bool) -> Dhcrelay6 {
+        let mut c = self.relay.exec(tests::tool("dhcrelay", "isc-dhcp-relay"));
+        c.args(["-6", "-d", "-q"]);
+        if interface_id {
+            c.arg("-I");
+        }
+        c.args(["-l", &self.relay_down, "-u", &format!("2001:db8:f::1%{}", self.relay_up)]);
+        let pid = TempDir::new("relay6");
+        c.arg("-pf").arg(pid.path().join("pid"));
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let child = c.spawn().expect("spawn dhcrelay -6");
+        std::thread::sleep(Duration::from_millis(500));
+        Dhcrelay6(child, pid)
+    }
+}
+
+/// dhcrelay in the foreground, killed on drop.
+struct Dhcrelay6(std::process::Child, #[allow(dead_code)] TempDir);
+
+impl Drop for Dhcrelay6 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Through a real relay (`dhcrelay -6`): the relay's link address chooses the subnet; with
+/// `-I` its interface-id chooses the subnet configured with that interface-id instead (ISC
+/// dhcrelay sends the number of the downstream interface, 1 for the first `-l`, as four bytes
+/// in host order: `01000000` here). The replies go back through the relay (Relay-Repl, interface-id
+/// echoed: dhcrelay drops what it cannot match).
+#[test]
+fn dhclient6_behind_dhcrelay_gets_the_subnet_of_its_link_or_of_its_interface_id() {
+    let net = Relayed6::new();
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(&format!(
+        r#"
+[[subnet]]
+subnet = "198.18.0.0/24"
+  [[subnet.pool]]
+  range = "198.18.0.100-198.18.0.150"
+[[subnet6]]
+subnet = "2001:db8:2::/64"
+id = 20
+  [[subnet6.pool]]
+  range = "2001:db8:2::100-2001:db8:2::1ff"
+[[subnet6]]
+subnet = "2001:db8:3::/64"
+id = 30
+interface-id-hex = "01000000"
+  [[subnet6.pool]]
+  range = "2001:db8:3::100-2001:db8:3::1ff"
+  [[subnet6.pd-pool]]
+  prefix = "2001:db8:300::"
+  prefix-len = 48
+  delegated-len = 60
+"#
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let by_link = {
+        let _relay = net.relay(false);
+        let client = Dhclient::new6(&net.client, &net.client_if, &["-N"]);
+        assert!(client.obtain(&net.client), "dhclient -6 behind the relay");
+        let bound = client.wait_for("BOUND6", 0, Duration::from_secs(10)).expect("BOUND6 through the relay");
+        client.kill();
+        bound["ip6"].clone()
+    };
+    assert!(by_link.starts_with("2001:db8:2::"), "the link address chose subnet 20: {by_link}");
+    let by_interface_id = {
+        let _relay = net.relay(true);
+        let client = Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
+        assert!(client.obtain(&net.client), "dhclient -6 -N -P behind the relay with -I");
+        let got = both(&client, "BOUND6", 0);
+        client.kill();
+        got
+    };
+    assert!(by_interface_id.0.starts_with("2001:db8:3::"), "interface-id chose subnet 30: {by_interface_id:?}");
+    assert!(by_interface_id.1.starts_with("2001:db8:300:") && by_interface_id.1.ends_with("/60"));
+    let leases = lease6_all(&daemon);
+    let subnets: Vec<u64> = leases.iter().map(|l| l["subnet-id"].as_u64().unwrap()).collect();
+    assert_eq!(subnets.iter().filter(|s| **s == 20).count(), 1, "{leases:?}");
+    assert_eq!(subnets.iter().filter(|s| **s == 30).count(), 2, "{leases:?}");
+    assert!(statistic(&daemon, "pkt6-relayed-received") >= 4, "SOLICIT and REQUEST of each, relayed");
+    let _ = &net.server;
+}
