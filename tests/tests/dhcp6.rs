@@ -262,7 +262,7 @@ impl Drop for Dhcrelay6 {
 fn dhclient6_behind_dhcrelay_gets_the_subnet_of_its_link_or_of_its_interface_id() {
     let net = Relayed6::new();
     let dir = TempDir::new("cfg");
-    let cfg = dir.config(&format!(
+    let cfg = dir.config(
         r#"
 [[subnet]]
 subnet = "198.18.0.0/24"
@@ -283,8 +283,8 @@ interface-id-hex = "01000000"
   prefix = "2001:db8:300::"
   prefix-len = 48
   delegated-len = 60
-"#
-    ));
+"#,
+    );
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let by_link = {
         let _relay = net.relay(false);
