@@ -295,6 +295,26 @@ impl Dhcpcd {
         Self { dir, child, ifname: ifname.to_owned() }
     }
 
+    /// Starts `dhcpcd -6 -B -d -f <conf>` on `ifname` in `ns` with `body` as its
+    /// configuration (`noipv6rs`, `ia_na`, `ia_pd` …: DHCPv6 without waiting for a router).
+    pub fn spawn6(ns: &Netns, ifname: &str, body: &str) -> Self {
+        let dir = TempDir::new("dhcpcd6");
+        let conf = dir.path().join("dhcpcd.conf");
+        std::fs::write(&conf, body).expect("dhcpcd.conf");
+        let log = std::fs::File::create(dir.path().join("log")).expect("dhcpcd log");
+        let child = ns
+            .exec(tool("dhcpcd", "dhcpcd5"))
+            .args(["-6", "-B", "-d", "-t", "10", "-f"])
+            .arg(&conf)
+            .arg(ifname)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawn dhcpcd -6");
+        Self { dir, child, ifname: ifname.to_owned() }
+    }
+
     /// `dhcpcd -k`: asks the running dhcpcd to release its lease and exit, and waits (up to 10
     /// s) for its log to say it released. Asked again every second: dhcpcd 9.4 was seen to drop
     /// the request (a SIGALRM) when it came right after binding.
@@ -330,5 +350,53 @@ impl Drop for Dhcpcd {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
         let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease", self.ifname));
+    }
+}
+
+/// WIDE's DHCPv6 client (`dhcp6c`) in the foreground, asking for an address (IA_NA) and a
+/// prefix (IA_PD) that it puts on `prefix_if` (one /64 of it, sla-id 1); killed on drop.
+pub struct Dhcp6c {
+    _dir: TempDir,
+    child: std::process::Child,
+}
+
+impl Dhcp6c {
+    /// Starts it on `ifname` in `ns`.
+    pub fn spawn(ns: &Netns, ifname: &str, prefix_if: &str) -> Self {
+        let dir = TempDir::new("dhcp6c");
+        let conf = dir.path().join("dhcp6c.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "interface {ifname} {{\n  send ia-na 1;\n  send ia-pd 2;\n  request domain-name-servers;\n}};\n\
+                 id-assoc na 1 {{ }};\n\
+                 id-assoc pd 2 {{\n  prefix-interface {prefix_if} {{\n    sla-id 1;\n    sla-len 8;\n  }};\n}};\n"
+            ),
+        )
+        .expect("dhcp6c.conf");
+        // Its DUID lives in /var/lib/dhcpv6 (made on first use).
+        let _ = std::fs::create_dir_all("/var/lib/dhcpv6");
+        let log = std::fs::File::create(dir.path().join("log")).expect("dhcp6c log");
+        let child = ns
+            .exec(tool("dhcp6c", "wide-dhcpv6-client"))
+            .args(["-f", "-D", "-c"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path().join("pid"))
+            .arg(ifname)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawn dhcp6c");
+        Self { _dir: dir, child }
+    }
+}
+
+impl Drop for Dhcp6c {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
     }
 }

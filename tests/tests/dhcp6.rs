@@ -312,3 +312,98 @@ interface-id-hex = "01000000"
     assert!(statistic(&daemon, "pkt6-relayed-received") >= 4, "SOLICIT and REQUEST of each, relayed");
     let _ = &net.server;
 }
+
+/// WIDE's dhcp6c asks for an address and a prefix in one exchange; the daemon gives both to
+/// its DUID, and the client puts a /64 of the delegated /56 on its LAN interface.
+#[test]
+fn wide_dhcp6c_gets_an_address_and_a_prefix_it_puts_on_its_lan() {
+    let net = TwoHosts::for_dhcp6(1);
+    // The client's LAN: a veth pair inside its namespace (no dummy driver needed).
+    tests::sh(net.client.ip().args(["link", "add", "lan0", "type", "veth", "peer", "name", "lan0p"]));
+    tests::sh(net.client.ip().args(["link", "set", "lan0p", "up"]));
+    tests::sh(net.client.ip().args(["link", "set", "lan0", "up"]));
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(V6);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let _client = tests::clients::Dhcp6c::spawn(&net.client, &net.client_if, "lan0");
+    let mut leases = vec![];
+    let both_bound = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        leases = lease6_all(&daemon);
+        leases.len() == 2
+    });
+    assert!(both_bound, "dhcp6c did not bind an address and a prefix: {leases:?}");
+    assert_eq!(leases[0]["duid"], leases[1]["duid"], "one client");
+    let pd = leases.iter().find(|l| l["type"] == "IA_PD").expect("a prefix");
+    let na = leases.iter().find(|l| l["type"] == "IA_NA").expect("an address");
+    in_pool(na["ip-address"].as_str().unwrap());
+    let prefix: Ipv6Addr = pd["ip-address"].as_str().unwrap().parse().unwrap();
+    assert_eq!(pd["prefix-len"], 56);
+    // The client configures its LAN from the prefix (sla-id 1: the second /64 of the /56).
+    let on_lan = (0..50).find_map(|_| {
+        let out = tests::sh(net.client.ip().args(["-6", "-o", "addr", "show", "dev", "lan0", "scope", "global"]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let found = text.split_whitespace().skip_while(|w| *w != "inet6").nth(1).map(str::to_owned);
+        if found.is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        found
+    });
+    let on_lan = on_lan.expect("dhcp6c put no address from the prefix on lan0");
+    let a: Ipv6Addr = on_lan.split('/').next().unwrap().parse().unwrap();
+    assert_eq!(u128::from(a) >> 72, u128::from(prefix) >> 72, "{a} inside {prefix}/56");
+    assert_eq!((u128::from(a) >> 64) & 0xff, 1, "sla-id 1");
+}
+
+/// dhcpcd asks for an address and a prefix together (no router on the link: `noipv6rs`);
+/// the daemon binds both to its DUID and dhcpcd puts a /64 of the prefix on its LAN.
+#[test]
+fn dhcpcd_gets_an_address_and_a_prefix_together() {
+    let net = TwoHosts::for_dhcp6(1);
+    tests::sh(net.client.ip().args(["link", "add", "lan1", "type", "veth", "peer", "name", "lan1p"]));
+    tests::sh(net.client.ip().args(["link", "set", "lan1p", "up"]));
+    tests::sh(net.client.ip().args(["link", "set", "lan1", "up"]));
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(V6);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let conf =
+        format!("noipv6rs\nnohook resolv.conf\nduid\ninterface {}\n  ia_na 1\n  ia_pd 2 lan1/1/64\n", net.client_if);
+    let client = tests::clients::Dhcpcd::spawn6(&net.client, &net.client_if, &conf);
+    let mut leases = vec![];
+    let both_bound = (0..150).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        leases = lease6_all(&daemon);
+        leases.len() == 2
+    });
+    assert!(both_bound, "dhcpcd did not bind an address and a prefix: {leases:?}\n{}", client.log());
+    assert_eq!(leases[0]["duid"], leases[1]["duid"], "one client");
+    let pd = leases.iter().find(|l| l["type"] == "IA_PD").expect("a prefix");
+    let na = leases.iter().find(|l| l["type"] == "IA_NA").expect("an address");
+    let addr = in_pool(na["ip-address"].as_str().unwrap());
+    let prefix: Ipv6Addr = pd["ip-address"].as_str().unwrap().parse().unwrap();
+    // dhcpcd configures the address on its uplink and a /64 of the prefix on its LAN.
+    let configured = |ifname: &str| {
+        let out = tests::sh(net.client.ip().args(["-6", "-o", "addr", "show", "dev", ifname, "scope", "global"]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ready = (0..50).any(|_| {
+        let ok = configured(&net.client_if).contains(&addr.to_string()) && configured("lan1").contains("inet6");
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(ready, "uplink: {} lan1: {}\n{}", configured(&net.client_if), configured("lan1"), client.log());
+    let lan = configured("lan1");
+    let a: Ipv6Addr = lan
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(u128::from(a) >> 72, u128::from(prefix) >> 72, "{a} inside {prefix}/56");
+}

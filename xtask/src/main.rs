@@ -427,7 +427,7 @@ fn ensure_bpf_linker(toolchain: &str) -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 16] = [
+const TEST_PACKAGES: [(&str, &str); 18] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
@@ -438,6 +438,9 @@ const TEST_PACKAGES: [(&str, &str); 16] = [
     ("perfdhcp", "kea-admin"),
     ("kea-dhcp4", "kea-dhcp4-server"),
     ("dhcpd", "isc-dhcp-server"),
+    // DHCPv6: WIDE's client (prefix delegation), Kea's v6 server for comparison.
+    ("dhcp6c", "wide-dhcpv6-client"),
+    ("kea-dhcp6", "kea-dhcp6-server"),
     ("ethtool", "ethtool"),
     ("kea-ctrl-agent", "kea-ctrl-agent"),
     ("kea-shell", "python3-kea-connector"),
