@@ -457,6 +457,34 @@ const DHCP6_RELAY_REPL: u8 = 13;
 /// Offset of a relay message's peer-address; its last six bytes key a relayed client.
 const DHCP6_RELAY_PEER_TAIL: usize = 2 + 16 + 10;
 
+const DHCP6_OPTION_CLIENTID: u16 = 1;
+/// DHCPv6 options looked through for the client id, and the bytes past the header the scan
+/// gives up at.
+const DHCP6_OPTIONS_SCANNED: u32 = 8;
+const DHCP6_OPTIONS_SPAN: usize = 1024;
+
+/// Where the value of DHCPv6 option `code` starts and its length, when it is among the first
+/// options of the message whose options start at `from`.
+#[inline(always)]
+fn find_option6(ctx: &XdpContext, from: usize, code: u16) -> Option<(usize, usize)> {
+    let mut hdr = [0u8; 4];
+    let mut off = from;
+    let mut n = 0;
+    while n < DHCP6_OPTIONS_SCANNED {
+        n += 1;
+        if off > from + DHCP6_OPTIONS_SPAN || !load_bytes(ctx, off, &mut hdr, 4) {
+            return None;
+        }
+        let c = u16::from_be_bytes([hdr[0], hdr[1]]);
+        let len = u16::from_be_bytes([hdr[2], hdr[3]]) as usize;
+        if c == code {
+            return Some((off + 4, len));
+        }
+        off += 4 + len;
+    }
+    None
+}
+
 /// Whether the 16 bytes at `at` are `addr`.
 #[inline(always)]
 fn ipv6_is(ctx: &XdpContext, at: usize, addr: &[u8; 16]) -> Result<bool, Pass> {
@@ -496,9 +524,10 @@ fn for_us6(ctx: &XdpContext, l3: usize) -> Result<bool, Pass> {
 }
 
 /// DHCPv6: UDP to port 547 (from it, as the generator) right after the IPv6 header. A client
-/// is keyed by its source MAC when it speaks to us directly and by the tail of the relay's
-/// peer-address (the client's link-local address) when relayed: that key picks the worker and
-/// meets the rate limit. Extension headers and fragments pass to the kernel, counted.
+/// is keyed by the tail of its DUID when it speaks to us directly (by its source MAC if its
+/// client id is not among the first options), and by the tail of the relay's peer-address (the
+/// client's link-local address) when relayed: that key picks the worker and meets the rate
+/// limit. Extension headers and fragments pass to the kernel, counted.
 #[inline(always)]
 fn steer6(ctx: &XdpContext, l3: usize) -> Result<u32, Pass> {
     if setting(config::FLAGS) & config::DHCP6 == 0 {
@@ -534,7 +563,18 @@ fn steer6(ctx: &XdpContext, l3: usize) -> Result<u32, Pass> {
     let key_at = if kind == DHCP6_RELAY_FORW || kind == DHCP6_RELAY_REPL { msg + DHCP6_RELAY_PEER_TAIL } else { 6 };
     let key: *const [u8; 6] = ptr_at(ctx, key_at)?;
     // SAFETY: `ptr_at` checked that the six bytes lie inside the packet.
-    let key = unsafe { *key };
+    let mut key = unsafe { *key };
+    // A client's own message: its DUID's last six bytes (the MAC of a DUID-LL/LLT, the tail of
+    // another kind) when the client id is among the first options, so that clients behind one
+    // MAC (a generator, a CPE's several DUIDs) are told apart.
+    if kind != DHCP6_RELAY_FORW && kind != DHCP6_RELAY_REPL {
+        if let Some((at, len)) = find_option6(ctx, msg + 4, DHCP6_OPTION_CLIENTID) {
+            let mut tail = [0u8; 6];
+            if len >= 6 && load_bytes(ctx, at + len - 6, &mut tail, 6) {
+                key = tail;
+            }
+        }
+    }
     if role == role::SERVER {
         if setting(config::FLAGS) & config::FILTER_DEST != 0 && !for_us6(ctx, l3)? {
             return Err(Pass::NotForUs);

@@ -287,6 +287,40 @@ pub fn ipv6_ready(links: &[(&Netns, &str, &[&str])]) {
     }
 }
 
+/// Runs Kea's perfdhcp (`family`: `-4` or `-6`) in `ns`; its report: per exchange kind
+/// (`DISCOVER-OFFER`, `SOLICIT-ADVERTISE` …), packets sent, received and dropped.
+pub fn perfdhcp(ns: &Netns, family: &str, args: &[&str]) -> std::collections::HashMap<String, (u64, u64, u64)> {
+    let out = ns.exec(tool("perfdhcp", "kea-admin")).arg(family).args(args).output().expect("perfdhcp");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut stats = std::collections::HashMap::new();
+    let mut section = String::new();
+    let mut cur = (0, 0, 0);
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix("***Statistics for: ") {
+            if !section.is_empty() {
+                stats.insert(section.clone(), cur);
+            }
+            section = s.trim_end_matches('*').to_owned();
+            cur = (0, 0, 0);
+        }
+        let num = |p: &str| line.strip_prefix(p).and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(v) = num("sent packets:") {
+            cur.0 = v;
+        }
+        if let Some(v) = num("received packets:") {
+            cur.1 = v;
+        }
+        if let Some(v) = num("drops:") {
+            cur.2 = v;
+        }
+    }
+    if !section.is_empty() {
+        stats.insert(section, cur);
+    }
+    assert!(!stats.is_empty(), "perfdhcp printed no statistics:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    stats
+}
+
 /// Path of the daemon binary: `$DHCP_XDP_BIN` (set by `cargo xtask test`) or the workspace's
 /// dist/release/debug build.
 pub fn daemon_bin() -> PathBuf {

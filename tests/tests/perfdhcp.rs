@@ -1,43 +1,8 @@
 //! perfdhcp (Kea) load against the daemon. Its own test binary, so that no other test competes
 //! for the two cores while it measures drops.
 
-use std::collections::HashMap;
-
 use nix::sys::signal::Signal;
-use tests::{Daemon, Netns, RcvbufDefault, TempDir, TwoHosts, tool};
-
-/// perfdhcp's report: per exchange kind, sent/received/drops.
-fn perfdhcp(ns: &Netns, args: &[&str]) -> HashMap<String, (u64, u64, u64)> {
-    let out = ns.exec(tool("perfdhcp", "kea-admin")).arg("-4").args(args).output().expect("perfdhcp");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut stats = HashMap::new();
-    let mut section = String::new();
-    let mut cur = (0, 0, 0);
-    for line in text.lines() {
-        if let Some(s) = line.strip_prefix("***Statistics for: ") {
-            if !section.is_empty() {
-                stats.insert(section.clone(), cur);
-            }
-            section = s.trim_end_matches('*').to_owned();
-            cur = (0, 0, 0);
-        }
-        let num = |p: &str| line.strip_prefix(p).and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(v) = num("sent packets:") {
-            cur.0 = v;
-        }
-        if let Some(v) = num("received packets:") {
-            cur.1 = v;
-        }
-        if let Some(v) = num("drops:") {
-            cur.2 = v;
-        }
-    }
-    if !section.is_empty() {
-        stats.insert(section, cur);
-    }
-    assert!(!stats.is_empty(), "perfdhcp printed no statistics:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    stats
-}
+use tests::{Daemon, RcvbufDefault, TempDir, TwoHosts, perfdhcp};
 
 /// One full run; `Err` describes drops (with the daemon's counters), panics on anything else.
 fn run_once() -> Result<(), String> {
@@ -47,12 +12,14 @@ fn run_once() -> Result<(), String> {
     let cfg = dir
         .config("[[subnet]]\nsubnet = \"198.18.0.0/16\"\n  [[subnet.pool]]\n  range = \"198.18.16.1-198.18.63.254\"\n");
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
-    let run1 = perfdhcp(&net.client, &["-l", &net.client_if, "-r", "5000", "-R", "10000", "-p", "10", "-W", "2000000"]);
+    let run1 =
+        perfdhcp(&net.client, "-4", &["-l", &net.client_if, "-r", "5000", "-R", "10000", "-p", "10", "-W", "2000000"]);
     let (d, r) = (run1["DISCOVER-OFFER"], run1["REQUEST-ACK"]);
     assert!(d.0 >= 45_000, "perfdhcp sent only {} DISCOVERs in 10 s", d.0);
     // Renewals and releases mixed in.
     let run2 = perfdhcp(
         &net.client,
+        "-4",
         &["-l", &net.client_if, "-r", "2000", "-R", "10000", "-p", "5", "-f", "500", "-F", "500", "-W", "2000000"],
     );
     let renew = run2["REQUEST-ACK (renewal)"];

@@ -470,9 +470,24 @@ fn dhcp6_to_servers_is_steered_and_other_ipv6_passes() {
         assert_eq!(p.run(&flood, None), steered);
     }
     assert_eq!(p.run(&flood, None), (XDP_DROP, counter::RATE_LIMITED), "one client over its rate");
-    let mut another = solicit();
-    another.src_mac = [2, 0, 0, 0, 0, 9];
-    assert_eq!(p.run(&another.build(), None), steered, "another client");
+    // A client is its DUID: the same DUID from another MAC is the same client; another DUID
+    // behind the same MAC (a generator, a CPE) is another.
+    let mut moved = solicit();
+    moved.src_mac = [2, 0, 0, 0, 0, 9];
+    assert_eq!(p.run(&moved.build(), None), (XDP_DROP, counter::RATE_LIMITED), "the same DUID");
+    let another = Frame6::to_servers(
+        [2, 0, 0, 0, 0, 1],
+        dhcp6_message(1, 0x1235, &[(8, vec![0, 0]), (1, vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 7])]),
+    );
+    assert_eq!(p.run(&another.build(), None), steered, "another DUID, same MAC");
+    // No client id among the first options: keyed by the source MAC.
+    let late_id: Vec<(u16, Vec<u8>)> =
+        (0..8).map(|i| (16 + i, vec![0; 4])).chain([(1, vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1])]).collect();
+    let mut by_mac = Frame6::to_servers([2, 0, 0, 0, 0, 0x42], dhcp6_message(1, 0x1236, &late_id));
+    assert_eq!(p.run(&by_mac.build(), None), steered, "keyed by a fresh MAC");
+    // A DUID-LL ends with the MAC: keyed by the DUID or by the MAC, a device is one client.
+    by_mac.src_mac = [2, 0, 0, 0, 0, 1];
+    assert_eq!(p.run(&by_mac.build(), None), (XDP_DROP, counter::RATE_LIMITED), "the DUID-LL's own MAC");
 }
 
 /// The generator takes DHCPv6 replies (from port 547), not requests.
