@@ -477,3 +477,67 @@ fn server_messages_and_garbage_are_dropped_with_a_reason() {
     let got = r.engine.handle(NOW, &r.cfg, &r.server, &mut r.table, &m, &mut small, &mut r.counts);
     assert_eq!(got, Err(DropReason::NoRoom));
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A valid message of each kind the engine answers, to mutate.
+    fn seeds() -> Vec<Vec<u8>> {
+        let cid = option(opt::CLIENTID, &duid(1));
+        let sid = server_id();
+        let na = ia_na(1, Some(v6a("2001:db8:1::100")));
+        let pd = ia_pd(2, Some((v6a("2001:db8:100::"), 56)));
+        let inner = message(msg::SOLICIT, &[cid.clone(), na.clone(), pd.clone()]);
+        vec![
+            inner.clone(),
+            message(msg::REQUEST, &[cid.clone(), sid.clone(), na.clone(), pd.clone()]),
+            message(msg::RENEW, &[cid.clone(), sid.clone(), na.clone()]),
+            message(msg::REBIND, &[cid.clone(), pd.clone()]),
+            message(msg::RELEASE, &[cid.clone(), sid.clone(), na.clone()]),
+            message(msg::DECLINE, &[cid.clone(), sid, na.clone()]),
+            message(msg::CONFIRM, &[cid, na]),
+            message(msg::INFORMATION_REQUEST, &[option(opt::ORO, &[0, 23])]),
+            relay_forw(Ipv6Addr::UNSPECIFIED, v6a("fe80::1"), &[option(opt::INTERFACE_ID, b"olt1/1/1")], &inner),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        /// Mutated and truncated messages never panic the engine; whatever it answers is a
+        /// whole message (a reply, or Relay-Repl layers around one) of the right kind.
+        #[test]
+        fn mutated_messages_get_a_whole_reply_or_a_counted_drop(
+            seed in 0usize..9,
+            flips in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..6),
+            cut in any::<u16>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut r = Rig::new(config(""));
+            let mut m = seeds()[seed].clone();
+            for (at, x) in flips {
+                let i = usize::from(at) % m.len();
+                m[i] ^= x;
+            }
+            m.truncate(usize::from(cut) % (m.len() + 1));
+            m.extend(tail);
+            if let Ok(out) = r.raw(&m, NOW) {
+                let mut b = &out[..];
+                while b.first() == Some(&msg::RELAY_REPL) {
+                    b = relay_option(b, opt::RELAY_MSG).expect("a relay layer holds a message");
+                }
+                let reply = crate::dhcp6::Message::parse(b).expect("a whole message");
+                prop_assert!(matches!(reply.kind(), msg::ADVERTISE | msg::REPLY));
+            }
+        }
+
+        /// Random bytes: never a panic.
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut r = Rig::new(config(""));
+            let _ = r.raw(&bytes, NOW);
+        }
+    }
+}

@@ -407,3 +407,31 @@ fn dhcpcd_gets_an_address_and_a_prefix_together() {
         .unwrap();
     assert_eq!(u128::from(a) >> 72, u128::from(prefix) >> 72, "{a} inside {prefix}/56");
 }
+
+/// One daemon, both families, no configuration file: zero-config serves the interface's IPv4
+/// subnet and its global IPv6 prefix; one client host gets an IPv4 lease (dhclient -4) and an
+/// IPv6 one (dhclient -6) from it at the same time.
+#[test]
+fn a_dual_stack_client_gets_both_families_from_one_zero_config_daemon() {
+    let net = TwoHosts::for_dhcp6(1);
+    let daemon = Daemon::start(&net.server, &net.server_if, &[]);
+    let v4 = Dhclient::new(&net.client, &net.client_if);
+    let v6 = Dhclient::new6(&net.client, &net.client_if, &["-N"]);
+    let (got4, got6) = std::thread::scope(|s| {
+        let a = s.spawn(|| v4.obtain(&net.client));
+        let b = s.spawn(|| v6.obtain(&net.client));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(got4 && got6, "dhclient -4: {got4}, dhclient -6: {got6}");
+    let bound4 = v4.wait_for("BOUND", 0, Duration::from_secs(10)).expect("BOUND");
+    let bound6 = v6.wait_for("BOUND6", 0, Duration::from_secs(10)).expect("BOUND6");
+    assert!(bound4["ip"].starts_with("198.18.0."), "{bound4:?}");
+    let a: Ipv6Addr = bound6["ip6"].parse().unwrap();
+    let (lo, hi): (Ipv6Addr, Ipv6Addr) = ("2001:db8:1::1:0".parse().unwrap(), "2001:db8:1::1:ffff".parse().unwrap());
+    assert!((lo..=hi).contains(&a), "{a} from the zero-config v6 pool");
+    let v4_leases = daemon.ask("lease4-get-all", serde_json::json!({}));
+    assert_eq!(v4_leases["arguments"]["leases"].as_array().map(Vec::len), Some(1), "{v4_leases}");
+    assert_eq!(lease6_all(&daemon).len(), 1);
+    v4.kill();
+    v6.kill();
+}

@@ -467,6 +467,47 @@ impl Config {
         })
     }
 
+    /// Zero-config for DHCPv6: when the interface has a global address in a prefix of /48 to
+    /// /64, serve that prefix with a pool of 65 536 addresses from `::1:0` (past the low
+    /// addresses routers and servers are usually given, and past our own when it lies there).
+    /// Nothing to delegate: prefix delegation needs a configured pd-pool.
+    pub fn with_zero_config6(mut self, addrs: &[(std::net::Ipv6Addr, u8)]) -> Self {
+        let Some(&(addr, len)) =
+            addrs.iter().find(|(a, l)| (48..=64).contains(l) && a.segments()[0] & 0xe000 == 0x2000)
+        else {
+            return self;
+        };
+        let mask = u128::MAX << (128 - u32::from(len));
+        let net = u128::from(addr) & mask;
+        let mut first = net + 0x1_0000;
+        let last = net + 0x1_ffff;
+        if (first..=last).contains(&u128::from(addr)) {
+            first = u128::from(addr) + 1;
+        }
+        let Ok(pool) = crate::leases::prefix::PrefixRange::addresses(first.into(), last.into()) else {
+            return self;
+        };
+        self.subnets6.push(Subnet6 {
+            id: 1,
+            prefix: net.into(),
+            prefix_len: len,
+            interface_id: None,
+            valid: v6::DEFAULT_VALID,
+            preferred: v6::DEFAULT_PREFERRED,
+            t1: v6::DEFAULT_PREFERRED / 2,
+            t2: v6::DEFAULT_PREFERRED / 5 * 4,
+            rapid_commit: false,
+            preference: None,
+            dns_servers: vec![],
+            domain_search: vec![],
+            pools: vec![pool],
+            pd_pools: vec![],
+            reservations: vec![],
+        });
+        self.source = format!("{} and {}/{len}", self.source, std::net::Ipv6Addr::from(net));
+        self
+    }
+
     /// Whether a relay with this giaddr is one whose fields are honoured.
     pub fn relay_trusted(&self, giaddr: Ipv4Addr) -> bool {
         self.trusted_relays.is_empty()

@@ -320,3 +320,20 @@ fn subnet6_errors_name_line_and_field() {
     let e = Config::parse("v6.toml", &two_keys).expect_err("two keys");
     assert!(e.message.contains("exactly one"), "{e}");
 }
+
+#[test]
+fn zero_config_serves_a_global_v6_prefix_when_there_is_one() {
+    let v4 = crate::net::Ipv4Net { addr: "198.18.0.1".parse().unwrap(), prefix: 24 };
+    let base = Config::zero_config("eth1", v4).unwrap();
+    let ll = ("fe80::1".parse().unwrap(), 64);
+    assert!(base.clone().with_zero_config6(&[ll]).subnets6.is_empty(), "link-local only: no v6");
+    let c = base.clone().with_zero_config6(&[ll, ("2001:db8:1::1".parse().unwrap(), 64)]);
+    let s = &c.subnets6[0];
+    assert_eq!((s.prefix, s.prefix_len), ("2001:db8:1::".parse().unwrap(), 64));
+    assert_eq!(s.pools[0].nth(0), Some("2001:db8:1::1:0".parse().unwrap()));
+    assert_eq!(s.pools[0].count(), 65_536);
+    assert!(s.pd_pools.is_empty());
+    // Our own address inside the pool's span is skipped.
+    let c = base.with_zero_config6(&[("2001:db8:1::1:5".parse().unwrap(), 64)]);
+    assert_eq!(c.subnets6[0].pools[0].nth(0), Some("2001:db8:1::1:6".parse().unwrap()));
+}

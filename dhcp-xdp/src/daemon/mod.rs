@@ -420,7 +420,7 @@ fn check_vlan_tags(opts: &Options, iface: &Interface) -> anyhow::Result<String> 
 fn load_config(opts: &Options, iface: &Interface, key: Option<u32>, fallback: u32) -> anyhow::Result<Config> {
     let mut cfg = match &opts.config {
         Some(p) => load_config_file(p)?,
-        None => Config::zero_config(&iface.name, iface.primary_ipv4()?)?,
+        None => Config::zero_config(&iface.name, iface.primary_ipv4()?)?.with_zero_config6(&iface.ipv6),
     };
     cfg.limits.steering_key = Some(key.or(opts.steering_key).or(cfg.limits.steering_key).unwrap_or(fallback));
     if let Some(d) = &opts.state_dir {
