@@ -11,7 +11,7 @@ use dhcp_xdp::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "dhcp-xdp", version, about = "DHCPv4 server answering from AF_XDP sockets")]
+#[command(name = "dhcp-xdp", version, about = "DHCPv4 and DHCPv6 server answering from AF_XDP sockets")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,4 +1,4 @@
-//! dhcp-xdp: the I/O half of the DHCPv4 server that answers from AF_XDP sockets. The protocol,
+//! dhcp-xdp: the I/O half of the DHCPv4 and DHCPv6 server that answers from AF_XDP sockets. The protocol,
 //! lease tables and configuration live in `dhcp-xdp-core` (sans-IO); this crate moves frames,
 //! keeps leases on disk and runs the control loop.
 //!

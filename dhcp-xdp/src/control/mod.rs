@@ -127,7 +127,7 @@ pub static COMMANDS: &[Command] = &[
         with_args(
             0,
             format!("dhcp-xdp {}", env!("CARGO_PKG_VERSION")),
-            json!({ "extended": format!("dhcp-xdp {} (AF_XDP DHCPv4 server, Kea control channel)", env!("CARGO_PKG_VERSION")) }),
+            json!({ "extended": format!("dhcp-xdp {} (AF_XDP DHCPv4 and DHCPv6 server, Kea control channel)", env!("CARGO_PKG_VERSION")) }),
         )
     }),
 ];
