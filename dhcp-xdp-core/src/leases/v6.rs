@@ -142,7 +142,8 @@ impl Table6 {
     }
 
     /// Puts a recovered lease back: `false` (dropped) when its subnet is gone, it lies outside
-    /// the subnet's pools and reservations, or another lease holds its address.
+    /// the subnet's pools and reservations (and, for an address, outside the subnet), or another
+    /// lease holds its address.
     fn restore(&mut self, cfg: &Config, l: Lease6) -> bool {
         let Some(s) = cfg.subnets6.iter().find(|s| s.id == l.key.subnet) else { return false };
         if self.by_addr.contains_key(&(l.addr, l.len)) {
@@ -153,7 +154,9 @@ impl Table6 {
             IaKind::Pd => r.prefixes.contains(&(l.addr, l.len)),
         });
         let pools = self.pools.entry(s.id).or_default().of(l.key.kind);
-        if !reserved && !pools.iter_mut().any(|p| p.take(l.addr, l.len)) {
+        // An address outside the pools but on the link (put there by management) is kept too.
+        let on_link = l.key.kind == IaKind::Na && s.contains(l.addr);
+        if !reserved && !pools.iter_mut().any(|p| p.take(l.addr, l.len)) && !on_link {
             return false;
         }
         self.by_addr.insert((l.addr, l.len), l.key.clone());
@@ -423,6 +426,78 @@ impl Table6 {
             }
         }
         gone.len()
+    }
+
+    /// Management (`lease6-del`): forgets the lease on `addr`/`len` (a declined address too),
+    /// as a stored removal; `false` when nothing holds it.
+    pub fn admin_remove(&mut self, addr: Ipv6Addr, len: u8) -> bool {
+        let Some(key) = self.by_addr.get(&(addr, len)).cloned() else { return false };
+        match self.forget(&key) {
+            Some(l) if l.state != Lease6State::Advertised => {
+                self.changes.push(Change::Remove6(l.key));
+                true
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// Management (`lease6-wipe`): forgets every lease of `subnet` (all subnets: `None`); how
+    /// many stored ones went.
+    pub fn admin_wipe(&mut self, subnet: Option<u32>) -> usize {
+        let keys: Vec<Key6> = self.leases.keys().filter(|k| subnet.is_none_or(|s| k.subnet == s)).cloned().collect();
+        let mut n = 0;
+        for k in keys {
+            if let Some(l) = self.forget(&k)
+                && l.state != Lease6State::Advertised
+            {
+                self.changes.push(Change::Remove6(l.key));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Management (`lease6-add`, `lease6-update`): puts `lease` in, as stored. An add is refused
+    /// when its key already has a lease; an update when it has none; both when another key
+    /// holds the address, or the address (prefix) is neither in a pool of its subnet nor
+    /// inside the subnet (addresses) — the error says which.
+    pub fn admin_put(&mut self, cfg: &Config, lease: Lease6, replace: bool, now: u32) -> Result<(), String> {
+        let Some(s) = cfg.subnets6.iter().find(|s| s.id == lease.key.subnet) else {
+            return Err(format!("no subnet6 with id {}", lease.key.subnet));
+        };
+        let in_pool = match lease.key.kind {
+            IaKind::Na => s.pools.iter().any(|p| p.index_of(lease.addr, 128).is_some()),
+            IaKind::Pd => s.pd_pools.iter().any(|p| p.index_of(lease.addr, lease.len).is_some()),
+        };
+        let reserved = s.reservations.iter().any(|r| match lease.key.kind {
+            IaKind::Na => r.addresses.contains(&lease.addr),
+            IaKind::Pd => r.prefixes.contains(&(lease.addr, lease.len)),
+        });
+        let on_link = lease.key.kind == IaKind::Na && s.contains(lease.addr);
+        if !(in_pool || reserved || on_link) {
+            return Err(format!("{}/{} lies outside subnet {} and its pools", lease.addr, lease.len, s.id));
+        }
+        match (self.leases.contains_key(&lease.key), replace) {
+            (true, false) => return Err("a lease with this DUID, IAID and type exists already".into()),
+            (false, true) => return Err("no such lease".into()),
+            _ => {}
+        }
+        if let Some(holder) = self.by_addr.get(&(lease.addr, lease.len))
+            && *holder != lease.key
+            && self.leases.get(holder).is_some_and(|l| l.expires > now)
+        {
+            return Err(format!("{}/{} is held by another client", lease.addr, lease.len));
+        }
+        if let Some(holder) = self.by_addr.get(&(lease.addr, lease.len)).cloned() {
+            self.forget(&holder);
+        }
+        self.forget(&lease.key);
+        if !self.restore(cfg, lease.clone()) {
+            return Err(format!("{}/{} could not be taken from its pool", lease.addr, lease.len));
+        }
+        self.changes.push(Change::Upsert6(lease));
+        Ok(())
     }
 
     /// Applies a recovered or replicated change (replay): upserts replace, removes forget.

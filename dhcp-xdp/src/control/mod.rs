@@ -8,7 +8,7 @@
 //! - `transport`: the unix socket, its limits and framing, and the client side ([`request`]).
 //! - `lease4`: the `lease4-*` commands (Kea's lease object is the core's
 //!   [`dhcp_xdp_core::migrate::lease_json`]).
-//! - `lease6`: the `lease6-*` reads (Kea's lease6 object).
+//! - `lease6`: the `lease6-*` commands (Kea's lease6 object; edits durable before the answer).
 //! - `stats`: the `statistic-*` commands and the address census.
 //! - `tables`: answers printed as tables by `dhcp-xdp ctl`.
 //!
@@ -108,9 +108,13 @@ pub static COMMANDS: &[Command] = &[
     here("lease4-get-page", Control::lease_get_page),
     here("lease4-update", |c, a| c.lease_put(a, true)),
     here("lease4-wipe", Control::lease_wipe),
+    here("lease6-add", |c, a| c.lease6_put(a, false)),
+    here("lease6-del", Control::lease6_del),
     here("lease6-get", Control::lease6_get),
     here("lease6-get-all", Control::lease6_get_all),
     here("lease6-get-by-duid", Control::lease6_get_by_duid),
+    here("lease6-update", |c, a| c.lease6_put(a, true)),
+    here("lease6-wipe", Control::lease6_wipe),
     here("list-commands", |_, _| {
         let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
         with_args(0, format!("{} commands", names.len()), json!(names))
