@@ -66,17 +66,29 @@ pub(crate) fn gauge_family(
 impl Collector for Collect {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snap = crate::statistics::Snapshot::take(&self.shared, &self.workers);
+        // DHCPv6 messages by type, from the engine's `pkt6-<type>-received` / `-sent` counters.
+        let v6 = |suffix: &'static str| {
+            snap.messages6.iter().filter_map(move |(n, v)| {
+                let t = n.strip_prefix("pkt6-")?.strip_suffix(suffix)?;
+                (t != "relayed").then(|| (vec![("family", "v6".to_owned()), ("type", t.to_owned())], *v))
+            })
+        };
+        let v4 = |rows: &[(&'static str, u64)]| {
+            rows.iter()
+                .map(|(t, v)| (vec![("family", "v4".to_owned()), ("type", (*t).to_owned())], *v))
+                .collect::<Vec<_>>()
+        };
         counter_family(
             &mut enc,
             "dhcp_xdp_packets_received",
-            "DHCP messages received, by type",
-            snap.received.iter().map(|(t, v)| (vec![("type", (*t).to_owned())], *v)),
+            "DHCP messages received, by family (v4, v6) and type",
+            v4(&snap.received).into_iter().chain(v6("-received")),
         )?;
         counter_family(
             &mut enc,
             "dhcp_xdp_packets_sent",
-            "DHCP messages sent, by type",
-            snap.sent.iter().map(|(t, v)| (vec![("type", (*t).to_owned())], *v)),
+            "DHCP messages sent, by family (v4, v6) and type",
+            v4(&snap.sent).into_iter().chain(v6("-sent")),
         )?;
         counter_family(
             &mut enc,
@@ -129,6 +141,30 @@ impl Collector for Collect {
             }
         }
         gauge_family(&mut enc, "dhcp_xdp_subnet_addresses", "Addresses of a subnet's pools, by state", rows)?;
+        let rt = self.shared.runtime();
+        let census6 = rt.table6().census(&rt.cfg, unix_now());
+        let mut rows = vec![];
+        for c in &census6 {
+            let Some(s) = rt.cfg.subnets6.iter().find(|s| s.id == c.subnet) else { continue };
+            let kind = if c.kind == dhcp_xdp_core::dhcp6::IaKind::Na { "IA_NA" } else { "IA_PD" };
+            for (state, v) in [("total", c.total), ("assigned", c.assigned), ("declined", c.declined)] {
+                rows.push((
+                    vec![
+                        ("subnet_id", c.subnet.to_string()),
+                        ("prefix", format!("{}/{}", s.prefix, s.prefix_len)),
+                        ("type", kind.to_owned()),
+                        ("state", state.to_owned()),
+                    ],
+                    v as f64,
+                ));
+            }
+        }
+        gauge_family(
+            &mut enc,
+            "dhcp_xdp_subnet6_leases",
+            "DHCPv6: addresses (IA_NA) and delegated prefixes (IA_PD) of a subnet's pools, by state",
+            rows,
+        )?;
         let mut rows = vec![];
         for s in &census {
             for (i, p) in s.pools.iter().enumerate() {

@@ -321,6 +321,21 @@ pub fn perfdhcp(ns: &Netns, family: &str, args: &[&str]) -> std::collections::Ha
     stats
 }
 
+/// The value of the metric line starting with `series` (name and labels) at `addr`/metrics,
+/// fetched from inside `ns`.
+pub fn metric(ns: &Netns, addr: &str, series: &str) -> Option<f64> {
+    use std::io::{Read as _, Write as _};
+    let addr = addr.to_owned();
+    let body = ns.enter(move || {
+        let mut s = std::net::TcpStream::connect(&addr).expect("metrics listener");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("response");
+        body
+    });
+    body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
 /// Path of the daemon binary: `$DHCP_XDP_BIN` (set by `cargo xtask test`) or the workspace's
 /// dist/release/debug build.
 pub fn daemon_bin() -> PathBuf {

@@ -20,6 +20,7 @@ use tests::{
     cluster::{Clients, Held, Lan, Postgres, Relay, wait_until},
     daemon_bin,
     frames::Reply,
+    metric,
 };
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -121,21 +122,6 @@ fn check_no_address_twice(pg: &Postgres, held: &HashMap<[u8; 6], Held>) {
             h.addr
         );
     }
-}
-
-/// The value of the metric line starting with `series` (name and labels) at `addr`/metrics,
-/// fetched from inside `ns`.
-fn metric(ns: &tests::Netns, addr: &str, series: &str) -> Option<f64> {
-    use std::io::{Read as _, Write as _};
-    let addr = addr.to_owned();
-    let body = ns.enter(move || {
-        let mut s = std::net::TcpStream::connect(&addr).expect("metrics listener");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
-        let mut body = String::new();
-        s.read_to_string(&mut body).expect("response");
-        body
-    });
-    body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
 }
 
 /// Waits until each daemon says it serves `n` of the 256 buckets.
@@ -309,7 +295,8 @@ fn a_node_cut_off_from_the_database_promises_nothing() {
     // workers drop them as `standby` before the engine sees them).
     let requests = || {
         let m = |name: &str| metric(&lan.hosts[0].ns, "198.18.0.2:9187", name).unwrap_or(0.0);
-        m("dhcp_xdp_packets_received_total{type=\"request\"}") + m("dhcp_xdp_drops_total{reason=\"standby\"}")
+        m("dhcp_xdp_packets_received_total{family=\"v4\",type=\"request\"}")
+            + m("dhcp_xdp_drops_total{reason=\"standby\"}")
     };
     let before = requests();
     let t = Instant::now();

@@ -51,7 +51,7 @@ fn dhclient6_gets_an_address_renews_it_and_releases_it() {
     let net = TwoHosts::for_dhcp6(1);
     let dir = TempDir::new("cfg");
     let cfg = dir.config(V6);
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg, "--metrics", "198.18.255.1:9187"]);
     let client = Dhclient::new6(&net.client, &net.client_if, &["-N"]);
     assert!(client.obtain(&net.client), "dhclient -6 -1 failed");
     let bound = client.wait_for("BOUND6", 0, Duration::from_secs(10)).expect("BOUND6 event");
@@ -82,6 +82,14 @@ fn dhclient6_gets_an_address_renews_it_and_releases_it() {
     assert_eq!(statistic(&daemon, "pkt6-solicit-received"), 1);
     assert_eq!(statistic(&daemon, "pkt6-advertise-sent"), 1);
     assert_eq!(statistic(&daemon, "subnet[1].total-nas"), 256);
+    // Prometheus: the v6 messages under family="v6", the v6 pools' census.
+    let m = |series: &str| tests::metric(&net.server, "198.18.255.1:9187", series).unwrap_or(-1.0);
+    assert_eq!(m("dhcp_xdp_packets_received_total{family=\"v6\",type=\"solicit\"}"), 1.0);
+    assert_eq!(m("dhcp_xdp_packets_received_total{family=\"v6\",type=\"release\"}"), 1.0);
+    assert_eq!(m("dhcp_xdp_packets_sent_total{family=\"v6\",type=\"advertise\"}"), 1.0);
+    assert_eq!(m("dhcp_xdp_packets_received_total{family=\"v4\",type=\"discover\"}"), 0.0);
+    let total = "dhcp_xdp_subnet6_leases{subnet_id=\"1\",prefix=\"2001:db8:1::/64\",type=\"IA_NA\",state=\"total\"}";
+    assert_eq!(m(total), 256.0);
     let exit = daemon.signal_and_wait(Signal::SIGTERM);
     assert!(exit.status.success(), "{:?}", exit.stderr);
     assert_eq!(exit.xdp_counter("redirected_v6"), exit.worker_sum("rx") - exit.xdp_counter("redirected"));

@@ -70,10 +70,10 @@ fn metrics_are_served_and_parse_with_a_real_prometheus_parser() {
     };
     assert_eq!(other, "404", "only /metrics is served");
     let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("{k} missing from {:#?}", m.keys().collect::<Vec<_>>()));
-    assert_eq!(get("dhcp_xdp_packets_received_total|type=discover"), 1.0);
-    assert_eq!(get("dhcp_xdp_packets_received_total|type=request"), 1.0);
-    assert_eq!(get("dhcp_xdp_packets_sent_total|type=offer"), 1.0);
-    assert_eq!(get("dhcp_xdp_packets_sent_total|type=ack"), 1.0);
+    assert_eq!(get("dhcp_xdp_packets_received_total|family=v4,type=discover"), 1.0);
+    assert_eq!(get("dhcp_xdp_packets_received_total|family=v4,type=request"), 1.0);
+    assert_eq!(get("dhcp_xdp_packets_sent_total|family=v4,type=offer"), 1.0);
+    assert_eq!(get("dhcp_xdp_packets_sent_total|family=v4,type=ack"), 1.0);
     assert!(get("dhcp_xdp_xdp_verdicts_total|verdict=redirected") >= 2.0);
     assert_eq!(get("dhcp_xdp_drops_total|reason=malformed"), 0.0);
     assert_eq!(get("dhcp_xdp_subnet_addresses|prefix=198.18.0.0/16,state=assigned,subnet_id=1"), 1.0);
@@ -143,7 +143,7 @@ fn the_metrics_port_cannot_be_starved_or_flooded() {
     });
     let t = std::time::Instant::now();
     let (m, _) = scrape(&net.server, "http://198.18.255.1:9100/metrics");
-    assert!(m.contains_key("dhcp_xdp_packets_received_total|type=discover"));
+    assert!(m.contains_key("dhcp_xdp_packets_received_total|family=v4,type=discover"));
     assert!(t.elapsed() < Duration::from_secs(3), "a scrape waited {:?} behind stalled clients", t.elapsed());
     // The stalled ones are cut at the head deadline.
     let cut = net.server.enter(move || {

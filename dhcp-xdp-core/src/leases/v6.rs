@@ -78,6 +78,21 @@ pub enum Bind6Error {
     NoneAvailable,
 }
 
+/// One subnet's addresses (IA_NA) or prefixes (IA_PD), by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census6 {
+    /// Subnet id.
+    pub subnet: u32,
+    /// Addresses or prefixes.
+    pub kind: IaKind,
+    /// In its pools.
+    pub total: u64,
+    /// Bound now.
+    pub assigned: u64,
+    /// Declined, on probation.
+    pub declined: u64,
+}
+
 /// What a client asks of one IA.
 #[derive(Debug, Clone, Copy)]
 pub struct Ask6<'a> {
@@ -426,6 +441,35 @@ impl Table6 {
             }
         }
         gone.len()
+    }
+
+    /// Per subnet and IA type: what its pools hold, and how many of those (or reserved) are
+    /// bound and declined at `now`.
+    pub fn census(&self, cfg: &Config, now: u32) -> Vec<Census6> {
+        let mut out: Vec<Census6> = cfg
+            .subnets6
+            .iter()
+            .flat_map(|s| {
+                let total = |pools: &[super::prefix::PrefixRange]| pools.iter().map(|p| u64::from(p.count())).sum();
+                [(IaKind::Na, total(&s.pools)), (IaKind::Pd, total(&s.pd_pools))].map(|(kind, total)| Census6 {
+                    subnet: s.id,
+                    kind,
+                    total,
+                    assigned: 0,
+                    declined: 0,
+                })
+            })
+            .collect();
+        for l in self.leases.values().filter(|l| l.expires > now) {
+            if let Some(c) = out.iter_mut().find(|c| c.subnet == l.key.subnet && c.kind == l.key.kind) {
+                match l.state {
+                    Lease6State::Bound => c.assigned += 1,
+                    Lease6State::Declined => c.declined += 1,
+                    Lease6State::Advertised => {}
+                }
+            }
+        }
+        out
     }
 
     /// Management (`lease6-del`): forgets the lease on `addr`/`len` (a declined address too),

@@ -26,27 +26,16 @@ impl Control {
         for &(n, v) in &snap.messages6 {
             out.push((n.to_owned(), v));
         }
+        // Kea's v6 names: total-nas / assigned-nas for addresses, total-pds / assigned-pds for
+        // prefixes, declined-addresses.
         let rt = self.shared.runtime();
-        let now = unix_now();
-        for s in &rt.cfg.subnets6 {
-            let t = rt.table6();
-            let total = |pools: &[dhcp_xdp_core::leases::prefix::PrefixRange]| {
-                pools.iter().map(|p| u64::from(p.count())).sum::<u64>()
-            };
-            let assigned = |kind| {
-                t.leases()
-                    .filter(|l| {
-                        l.key.subnet == s.id
-                            && l.key.kind == kind
-                            && l.expires > now
-                            && l.state == dhcp_xdp_core::leases::v6::Lease6State::Bound
-                    })
-                    .count() as u64
-            };
-            out.push((format!("subnet[{}].total-nas", s.id), total(&s.pools)));
-            out.push((format!("subnet[{}].assigned-nas", s.id), assigned(dhcp_xdp_core::dhcp6::IaKind::Na)));
-            out.push((format!("subnet[{}].total-pds", s.id), total(&s.pd_pools)));
-            out.push((format!("subnet[{}].assigned-pds", s.id), assigned(dhcp_xdp_core::dhcp6::IaKind::Pd)));
+        for c in rt.table6().census(&rt.cfg, unix_now()) {
+            let kind = if c.kind == dhcp_xdp_core::dhcp6::IaKind::Na { "nas" } else { "pds" };
+            out.push((format!("subnet[{}].total-{kind}", c.subnet), c.total));
+            out.push((format!("subnet[{}].assigned-{kind}", c.subnet), c.assigned));
+            if kind == "nas" {
+                out.push((format!("subnet[{}].declined-addresses", c.subnet), c.declined));
+            }
         }
         for s in subnet_census(&self.shared, unix_now()) {
             out.push((format!("subnet[{}].total-addresses", s.id), s.total));
