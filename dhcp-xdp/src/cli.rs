@@ -39,8 +39,8 @@ pub enum Command {
         arguments: Option<String>,
     },
     /// Import leases into a state directory (no daemon may hold it): from Kea's memfile CSV
-    /// (`kea-leases4.csv`) or ISC dhcpd's `dhcpd.leases`; leases outside the configured pools
-    /// are reported, not imported.
+    /// (`kea-leases4.csv`, or `kea-leases6.csv`: told by its header) or ISC dhcpd's
+    /// `dhcpd.leases`; leases outside the configured pools are reported, not imported.
     #[command(group(clap::ArgGroup::new("source").required(true).args(["kea_csv", "dhcpd_leases"])))]
     Import {
         /// The state directory (`--state-dir` of `run`).
@@ -62,7 +62,7 @@ pub enum Command {
         /// The state directory.
         #[arg(long)]
         state_dir: PathBuf,
-        /// `kea-csv` (a file kea-dhcp4 loads) or `json`.
+        /// `kea-csv` (a file kea-dhcp4 loads), `kea-csv6` (a file kea-dhcp6 loads) or `json`.
         #[arg(long, value_enum)]
         format: ExportFormat,
         /// The configuration, for each subnet's lease time in Kea's `valid_lifetime` [default:
@@ -115,7 +115,12 @@ pub enum DbAction {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
+    /// Kea's DHCPv4 memfile CSV (`kea-leases4.csv`).
     KeaCsv,
+    /// Kea's DHCPv6 memfile CSV (`kea-leases6.csv`).
+    #[value(name = "kea-csv6")]
+    KeaCsv6,
+    /// Kea's lease objects (DHCPv4).
     Json,
 }
 

@@ -159,7 +159,8 @@ pub struct Dhclient {
     /// Hook events.
     pub events: PathBuf,
     script: PathBuf,
-    lease_file: PathBuf,
+    /// Its lease file (a client that keeps it keeps its DUID and asks for what it held).
+    pub lease_file: PathBuf,
     pid_file: PathBuf,
     /// `-4`, or `-6` with what it asks for (`-N` addresses, `-P` prefixes).
     family: Vec<&'static str>,

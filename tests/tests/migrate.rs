@@ -68,6 +68,159 @@ impl Kea {
     }
 }
 
+/// kea-dhcp6 on `iface` of `ns` (2001:db8:1::/64, an address pool and a /56 pd-pool; T1 3 s,
+/// T2 6 s) with its lease file at `leases`.
+fn kea6(ns: &Netns, iface: &str, dir: &Path, leases: &Path) -> Server {
+    let conf = dir.join("kea-dhcp6.json");
+    let c = json!({ "Dhcp6": {
+        "interfaces-config": { "interfaces": [iface] },
+        "lease-database": { "type": "memfile", "persist": true, "name": leases.display().to_string(), "lfc-interval": 0 },
+        "server-id": { "type": "LLT", "persist": false },
+        "renew-timer": 3, "rebind-timer": 6, "preferred-lifetime": 300, "valid-lifetime": 600,
+        "subnet6": [{
+            "id": 1, "subnet": "2001:db8:1::/64", "interface": iface,
+            "pools": [{ "pool": "2001:db8:1::100 - 2001:db8:1::1ff" }],
+            "pd-pools": [{ "prefix": "2001:db8:100::", "prefix-len": 48, "delegated-len": 56 }],
+        }],
+        "loggers": [{ "name": "kea-dhcp6", "output_options": [{ "output": "stderr" }], "severity": "WARN" }],
+    }});
+    std::fs::write(&conf, c.to_string()).expect("kea config");
+    let child = ns
+        .exec(tool("kea-dhcp6", "kea-dhcp6-server"))
+        .arg("-c")
+        .arg(&conf)
+        .env("KEA_PIDFILE_DIR", dir)
+        .env("KEA_LOCKFILE_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kea-dhcp6");
+    Server(child)
+}
+
+const CONFIG6: &str = "[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n\
+    [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nid = 1\nrenew-timer = 3\nrebind-timer = 6\npreferred-lifetime = 300\n\
+    valid-lifetime = 600\n[[subnet6.pool]]\nrange = \"2001:db8:1::100-2001:db8:1::1ff\"\n\
+    [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n";
+
+/// The address and the prefix of `client`'s `reason` events after the first `after`.
+fn bound6(client: &tests::clients::Dhclient, reason: &str, after: usize) -> (String, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let events: Vec<_> = client
+            .events()
+            .into_iter()
+            .skip(after)
+            .filter(|e| e.get("reason").map(String::as_str) == Some(reason))
+            .collect();
+        let ip = events.iter().find_map(|e| e.get("ip6").filter(|v| !v.is_empty()).cloned());
+        let prefix = events.iter().find_map(|e| e.get("prefix6").filter(|v| !v.is_empty()).cloned());
+        if let (Some(ip), Some(prefix)) = (ip, prefix) {
+            return (ip, prefix);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {reason} with an address and a prefix: {:?}",
+            client.events()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// DHCPv6 leases move from the real kea-dhcp6 to dhcp-xdp and back: a client (dhclient -6
+/// -N -P) binds an address and a prefix with Kea; Kea's kea-leases6.csv is imported (next to a
+/// v4 import, which must not lose them); the client, whose RENEW names Kea's DUID and goes
+/// unanswered, REBINDs with dhcp-xdp and keeps both; exported as a CSV kea-dhcp6 loads, the
+/// client keeps both with Kea again.
+#[test]
+fn v6_leases_move_from_kea_to_dhcp_xdp_and_back() {
+    let net = TwoHosts::for_dhcp6(1);
+    let dir = TempDir::new("migrate6");
+    let kea_leases = dir.path().join("kea-leases6.csv");
+    let kea = kea6(&net.server, &net.server_if, dir.path(), &kea_leases);
+    let client = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
+    assert!(client.obtain(&net.client), "dhclient -6 with Kea");
+    let (ip, prefix) = bound6(&client, "BOUND6", 0);
+    kea.stop();
+    let csv = std::fs::read_to_string(&kea_leases).expect("Kea's v6 lease file");
+
+    let state = TempDir::new("state6");
+    let cfg = dir.config(CONFIG6);
+    let import = |file: &Path| {
+        let out = Command::new(daemon_bin())
+            .args(["import", "--state-dir"])
+            .arg(state.path())
+            .args(["--config", &cfg, "--kea-csv"])
+            .arg(file)
+            .output()
+            .expect("dhcp-xdp import");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let text = import(&kea_leases);
+    assert!(text.contains("imported 2 DHCPv6 leases"), "{text}\n{csv}");
+    // A v4 import afterwards (its snapshot replaces the journals) keeps the v6 leases.
+    let v4 = dir.path().join("kea-leases4.csv");
+    std::fs::write(
+        &v4,
+        format!(
+            "{}\n198.18.16.7,02:00:00:00:00:07,,3600,2000000000,1,0,0,,0,\n",
+            dhcp_xdp_core::migrate::KEA_CSV_HEADER
+        ),
+    )
+    .expect("v4 csv");
+    assert!(import(&v4).contains("imported 1 leases"));
+
+    let state_arg = state.path().display().to_string();
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg, "--state-dir", &state_arg]);
+    let listed = daemon.ask("lease6-get-all", json!({}));
+    assert_eq!(listed["arguments"]["leases"].as_array().map(Vec::len), Some(2), "{listed}");
+    // Kea's server id is not ours: the RENEW is not answered; the REBIND (T2, 6 s) is, with the
+    // same address and prefix.
+    let n = client.events().len();
+    let (ip2, prefix2) = bound6(&client, "REBIND6", n);
+    assert_eq!((ip2, prefix2), (ip.clone(), prefix.clone()), "kept with dhcp-xdp");
+    client.kill();
+    daemon.signal_and_wait(Signal::SIGTERM);
+
+    let out = Command::new(daemon_bin())
+        .args(["export", "--state-dir"])
+        .arg(state.path())
+        .args(["--format", "kea-csv6"])
+        .output()
+        .expect("dhcp-xdp export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = dir.path().join("exported-leases6.csv");
+    std::fs::write(&exported, &out.stdout).expect("write");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.lines().any(|l| l.starts_with(&format!("{ip},"))), "{ip} not exported: {text}");
+    let kea = kea6(&net.server, &net.server_if, dir.path(), &exported);
+    // With Kea again (its new server id: the client rebinds): the same address and prefix.
+    let again = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
+    std::fs::copy(&client.lease_file, &again.lease_file).expect("the client's lease file");
+    assert!(again.obtain(&net.client), "dhclient -6 with Kea again");
+    let got = bound6_any(&again);
+    assert_eq!(got, (ip, prefix), "kept with Kea");
+    kea.stop();
+}
+
+/// The first address and prefix `client` was given, whatever the event (BOUND6, REBIND6,
+/// REBOOT6, RENEW6).
+fn bound6_any(client: &tests::clients::Dhclient) -> (String, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = client.events();
+        let ip = events.iter().find_map(|e| e.get("ip6").filter(|v| !v.is_empty()).cloned());
+        let prefix = events.iter().find_map(|e| e.get("prefix6").filter(|v| !v.is_empty()).cloned());
+        if let (Some(ip), Some(prefix)) = (ip, prefix) {
+            return (ip, prefix);
+        }
+        assert!(std::time::Instant::now() < deadline, "no address and prefix: {events:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// ISC dhcpd on `iface` of `ns` with its lease file at `leases`.
 struct Dhcpd;
 

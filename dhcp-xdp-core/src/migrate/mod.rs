@@ -1,5 +1,5 @@
 //! Leases in and out of other servers' lease files, the way operators move between servers:
-//! Kea's memfile CSV ([`kea`]) in and out, ISC dhcpd's `dhcpd.leases` ([`dhcpd`]) in; and
+//! Kea's memfile CSV ([`kea`], and [`kea6`] for DHCPv6) in and out, ISC dhcpd's `dhcpd.leases` ([`dhcpd`]) in; and
 //! Kea's configuration converted to ours ([`convert`]). Sans-IO: text in, leases out, and back.
 //! Nothing here may drop a held lease silently: what cannot be carried over is returned with
 //! the reason.
@@ -7,12 +7,14 @@
 pub mod convert;
 pub mod dhcpd;
 pub mod kea;
+pub mod kea6;
 
 use std::net::Ipv4Addr;
 
 pub use convert::{convert_dhcpd_conf, convert_kea_config};
 pub use dhcpd::read_dhcpd_leases;
 pub use kea::{KEA_CSV_HEADER, lease_json, read_kea_csv, write_kea_csv};
+pub use kea6::{Import6, KEA_CSV6_HEADER, is_kea_csv6, read_kea_csv6, write_kea_csv6};
 
 use crate::{config::Config, leases::Lease};
 

@@ -17,6 +17,10 @@ pub fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::
     let held: Vec<_> = rec.leases.iter().filter(|l| l.holds(now)).copied().collect();
     match format {
         ExportFormat::KeaCsv => print!("{}", dhcp_xdp_core::migrate::write_kea_csv(&held, &cfg)),
+        ExportFormat::KeaCsv6 => {
+            let held6: Vec<_> = rec.leases6.iter().filter(|l| l.expires > now).cloned().collect();
+            print!("{}", dhcp_xdp_core::migrate::write_kea_csv6(&held6));
+        }
         ExportFormat::Json => {
             // Kea's lease object, and `expire` (cltt + valid-lft) as the CSV has it.
             let leases: Vec<serde_json::Value> = held

@@ -16,13 +16,17 @@ pub enum LeaseFile {
     DhcpdLeases(PathBuf),
 }
 /// `dhcp-xdp import`: another server's leases into a state directory, next to what it holds
-/// already (an address held there keeps its lease; the import's is reported).
+/// already (an address held there keeps its lease; the import's is reported). A Kea CSV of v6
+/// leases (its header names `duid` and `iaid`) is imported as such.
 pub fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFile) -> anyhow::Result<()> {
     use dhcp_xdp_core::migrate;
     let cfg = load_config_file(config)?;
     let (LeaseFile::KeaCsv(file) | LeaseFile::DhcpdLeases(file)) = source;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let now = unix_now();
+    if matches!(source, LeaseFile::KeaCsv(_)) && migrate::is_kea_csv6(&text) {
+        return import6(dir, &cfg, file, &text, now);
+    }
     let imported = match source {
         LeaseFile::KeaCsv(_) => migrate::read_kea_csv(&text, &cfg, now).map_err(|e| anyhow::anyhow!("{e}")),
         LeaseFile::DhcpdLeases(_) => migrate::read_dhcpd_leases(&text, &cfg, now).map_err(|e| anyhow::anyhow!("{e}")),
@@ -48,6 +52,8 @@ pub fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFil
     }
     let db = LeaseDb::new(&cfg, 1, leases, now);
     db.continue_after(rec.max_seq);
+    // The v6 leases the directory holds stay (the snapshot below replaces its journals).
+    db.restore6(&cfg, rec.leases6.clone(), now);
     // A one-off writer: plain files (the daemon's spares stay for it).
     let journal = Journal::open(state, 1, cfg.durability, 0)?;
     journal.snapshot(&db)?;
@@ -62,6 +68,54 @@ pub fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFil
     }
     println!(
         "imported {n} leases from {} into {} ({} skipped, {} entries held nothing)",
+        file.display(),
+        dir.display(),
+        imported.skipped.len() + imported.leases.len() - n,
+        imported.unheld
+    );
+    Ok(())
+}
+
+/// `dhcp-xdp import --kea-csv` of Kea's v6 lease file (`kea-leases6.csv`): its leases next to
+/// what the directory holds (an address or prefix held there keeps its lease).
+fn import6(
+    dir: &std::path::Path,
+    cfg: &dhcp_xdp_core::config::Config,
+    file: &std::path::Path,
+    text: &str,
+    now: u32,
+) -> anyhow::Result<()> {
+    let imported = dhcp_xdp_core::migrate::read_kea_csv6(text, cfg, now)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("parsing {}", file.display()))?;
+    let state = StateDir::lock(dir)?;
+    let rec = journal::recover(&state, now)?;
+    let held: std::collections::HashSet<(std::net::Ipv6Addr, u8)> =
+        rec.leases6.iter().filter(|l| l.expires > now).map(|l| (l.addr, l.len)).collect();
+    let mut leases6 = rec.leases6.clone();
+    for l in &imported.leases {
+        if held.contains(&(l.addr, l.len)) {
+            println!("skipped {}/{}: already held in {}", l.addr, l.len, dir.display());
+        } else {
+            leases6.push(l.clone());
+        }
+    }
+    for s in &imported.skipped {
+        println!("skipped (line {}): {}", s.line, s.why);
+    }
+    let db = LeaseDb::new(cfg, 1, rec.leases.clone(), now);
+    db.continue_after(rec.max_seq);
+    db.restore6(cfg, leases6, now);
+    let journal = Journal::open(state, 1, cfg.durability, 0)?;
+    journal.snapshot(&db)?;
+    journal.flush(Duration::from_secs(10))?;
+    // What was really written: the imported leases the table (and so the snapshot) holds.
+    let n = {
+        let t = db.table6();
+        imported.leases.iter().filter(|l| t.holder(l.addr, l.len).is_some_and(|h| h.key == l.key)).count()
+    };
+    println!(
+        "imported {n} DHCPv6 leases from {} into {} ({} skipped, {} entries held nothing)",
         file.display(),
         dir.display(),
         imported.skipped.len() + imported.leases.len() - n,
