@@ -70,7 +70,8 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Convert Kea's or ISC dhcpd's DHCPv4 configuration into this server's TOML (on stdout),
+    /// Convert Kea's or ISC dhcpd's configuration (DHCPv4, and DHCPv6: Kea's `Dhcp6`, dhcpd's
+    /// `subnet6` and v6 hosts) into this server's TOML (on stdout),
     /// listing what it could not carry over (in comments at the top and on stderr).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["kea_config", "dhcpd_conf"])))]
     Convert {

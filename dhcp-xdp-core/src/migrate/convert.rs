@@ -1,4 +1,5 @@
-//! Kea's `kea-dhcp4.conf` and ISC dhcpd's `dhcpd.conf` to this server's TOML: the subnets
+//! Kea's `kea-dhcp4.conf` (and `kea-dhcp6.conf`) and ISC dhcpd's `dhcpd.conf` (and its `subnet6`
+//! blocks and v6 hosts, `convert6.rs`) to this server's TOML: the subnets
 //! (shared networks flattened, their name kept), pools, reservations, lease times and the
 //! options this server supports. What cannot be carried over is listed (by JSON path for Kea,
 //! by line for dhcpd), never dropped silently.
@@ -7,6 +8,9 @@ use serde_json::{Map, Value};
 use toml::{Table, Value as Toml};
 
 use crate::{config::prefix_mask, net::Ipv4Net};
+
+#[path = "convert6.rs"]
+mod v6;
 
 /// A converted configuration.
 #[derive(Debug, Default)]
@@ -236,12 +240,25 @@ fn pool_range(pool: &str) -> Option<String> {
     Some(format!("{}-{}", std::net::Ipv4Addr::from(first), std::net::Ipv4Addr::from(first | !mask)))
 }
 
-/// Converts Kea's DHCPv4 configuration (the file `kea-dhcp4 -c` reads).
+/// Converts Kea's configuration: a `Dhcp4` object (the file `kea-dhcp4 -c` reads) into
+/// `[[subnet]]`, a `Dhcp6` object (kea-dhcp6's) into `[[subnet6]]`, or both.
 pub fn convert_kea_config(text: &str) -> Result<Converted, String> {
     let v: Value = serde_json::from_str(&strip_comments(text)).map_err(|e| format!("not Kea JSON: {e}"))?;
-    let d = v.get("Dhcp4").and_then(Value::as_object).ok_or("no \"Dhcp4\" object: not a kea-dhcp4 configuration")?;
+    let d6 = v.get("Dhcp6").and_then(Value::as_object);
+    let empty = Map::new();
+    let d = match (v.get("Dhcp4").and_then(Value::as_object), d6) {
+        (Some(d), _) => d,
+        (None, Some(_)) => &empty,
+        (None, None) => return Err("no \"Dhcp4\" or \"Dhcp6\" object: not a Kea server configuration".into()),
+    };
     let mut cx = Ctx { not_carried: vec![] };
     let mut root = Table::new();
+    if let Some(d6) = d6 {
+        let subnets6 = cx.kea_dhcp6(d6);
+        if !subnets6.is_empty() {
+            root.insert("subnet6".into(), Toml::Array(subnets6));
+        }
+    }
     let mut server = Table::new();
     lifetimes(d, &mut server);
     if !server.is_empty() {
@@ -479,9 +496,25 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
     let mut options = Table::new();
     let mut subnets: Vec<(Ipv4Net, Table)> = vec![];
     let mut hosts: Vec<(&Node, Table)> = vec![];
+    let mut subnets6: Vec<(std::net::Ipv6Addr, u8, Table)> = vec![];
+    let mut hosts6: Vec<(&Node, Table)> = vec![];
+    let is_v6_host = |n: &Node| {
+        n.body.iter().flatten().any(|c| {
+            matches!(c.words.first().map(String::as_str), Some("fixed-address6" | "fixed-prefix6" | "host-identifier"))
+        })
+    };
     for n in &tree {
         let w: Vec<&str> = n.words.iter().map(String::as_str).collect();
         match (w.as_slice(), &n.body) {
+            (["subnet6", ..], Some(_)) => {
+                let id = subnets6.len() as i64 + 1;
+                subnets6.extend(cx.dhcpd_subnet6(n, id, &mut hosts6));
+            }
+            (["host", ..], Some(_)) if is_v6_host(n) => {
+                if let Some(h) = cx.dhcpd_host6(n) {
+                    hosts6.push((n, h));
+                }
+            }
             (["subnet", ..], Some(_)) => {
                 let id = subnets.len() as i64 + 1;
                 subnets.extend(cx.dhcpd_subnet(n, None, id, &mut hosts));
@@ -536,6 +569,10 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
     }
     if !subnets.is_empty() {
         root.insert("subnet".into(), Toml::Array(subnets.into_iter().map(|(_, t)| Toml::Table(t)).collect()));
+    }
+    v6::place_hosts6(&mut cx, &mut subnets6, hosts6);
+    if !subnets6.is_empty() {
+        root.insert("subnet6".into(), Toml::Array(subnets6.into_iter().map(|(_, _, t)| Toml::Table(t)).collect()));
     }
     let toml = toml::to_string(&root).map_err(|e| e.to_string())?;
     Ok(Converted { toml, not_carried: cx.not_carried })
@@ -654,7 +691,8 @@ host by-name { hardware ethernet 02:aa:00:00:00:08; fixed-address cpe.isp.exampl
         assert!(convert_dhcpd_conf("subnet 198.18.0.0 netmask 255.255.0.0 {").is_err());
         assert!(convert_dhcpd_conf("}").is_err());
         assert!(convert_kea_config("{").is_err());
-        assert!(convert_kea_config("{\"Dhcp6\": {}}").is_err());
+        assert!(convert_kea_config("{\"DhcpDdns\": {}}").is_err(), "neither Dhcp4 nor Dhcp6");
+        assert!(convert_kea_config("{\"Dhcp6\": {}}").is_ok_and(|c| c.toml.trim().is_empty()));
         assert_eq!(strip_comments("{\"a#b\": 1} # c\n// d\n/* e */"), "{\"a#b\": 1} \n\n");
     }
 }
