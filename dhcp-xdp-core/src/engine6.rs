@@ -19,7 +19,7 @@ use std::net::Ipv6Addr;
 use crate::{
     config::{Config, Reservation6, Reservation6Key, Subnet6},
     dhcp6::{Ia, IaAddr, IaKind, IaPrefix, Message, Relayed, Writer, msg, opt, status},
-    leases::v6::{Ask6, Key6, Table6},
+    leases::v6::{Ask6, Bind6Error, Key6, Table6},
     verdict::DropReason,
 };
 
@@ -45,11 +45,16 @@ pub enum Counter6 {
     NoBinding,
     /// CONFIRMs answered NotOnLink.
     NotOnLink,
+    /// IAs refused because their DUID holds `[limits] leases-per-duid` already.
+    OverLimit,
+    /// Addresses a DECLINE named that were not taken out of use: the subnet has
+    /// `[limits] declined-percent` of its addresses on probation already.
+    DeclineRefused,
 }
 
 impl Counter6 {
     /// Number of counters.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 17;
     /// Every counter, in slot order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::RxSolicit,
@@ -67,6 +72,8 @@ impl Counter6 {
         Self::NoPrefixAvail,
         Self::NoBinding,
         Self::NotOnLink,
+        Self::OverLimit,
+        Self::DeclineRefused,
     ];
 
     /// Its slot.
@@ -92,6 +99,8 @@ impl Counter6 {
             Self::NoPrefixAvail => "v6-ia-pd-no-prefix-avail",
             Self::NoBinding => "v6-ia-no-binding",
             Self::NotOnLink => "v6-confirm-not-on-link",
+            Self::OverLimit => "v6-over-limit",
+            Self::DeclineRefused => "v6-decline-refused",
         }
     }
 }
@@ -275,8 +284,9 @@ impl Engine6 {
                 let mut w = reply_writer(out, &relayed, reply_kind, xid);
                 w.option(opt::CLIENTID, duid);
                 w.option(opt::SERVERID, &server.duid);
+                let limits = (cfg.limits.leases_per_duid, cfg.limits.declined_percent);
                 for ia in m.ia_nas().chain(m.ia_pds()) {
-                    self.ia(now, s, table, &mut w, kind, rapid, duid, &ia, resv, counts);
+                    self.ia(now, s, table, &mut w, (kind, rapid), duid, &ia, resv, limits, counts);
                 }
                 match kind {
                     msg::RELEASE => w.status(status::SUCCESS, "released"),
@@ -304,11 +314,11 @@ impl Engine6 {
         s: &Subnet6,
         table: &mut Table6,
         w: &mut Writer<'_>,
-        kind: u8,
-        rapid: bool,
+        (kind, rapid): (u8, bool),
         duid: &[u8],
         ia: &Ia<'_>,
         resv: Option<&Reservation6>,
+        (max_per_duid, declined_percent): (u32, u32),
         counts: &mut Counts6,
     ) {
         let key = Key6 { kind: ia.kind, subnet: s.id, duid: Box::from(duid), iaid: ia.iaid };
@@ -330,7 +340,7 @@ impl Engine6 {
         };
         match kind {
             msg::SOLICIT | msg::REQUEST => {
-                let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved };
+                let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid };
                 let commit = kind == msg::REQUEST || rapid;
                 match table.bind(s, ask, commit, ADVERTISE_HOLD, now) {
                     Ok(l) => {
@@ -338,7 +348,13 @@ impl Engine6 {
                         grant(w, ia.kind, l.addr, l.len, l.preferred, l.valid);
                         w.close();
                     }
-                    Err(_) => {
+                    Err(Bind6Error::OverLimit) => {
+                        count(counts, Counter6::OverLimit);
+                        w.open_ia(ia.kind, ia.iaid, 0, 0);
+                        w.status(unavailable.0, "this client holds as many leases as it may");
+                        w.close();
+                    }
+                    Err(Bind6Error::NoneAvailable) => {
                         count(counts, unavailable.1);
                         w.open_ia(ia.kind, ia.iaid, 0, 0);
                         w.status(unavailable.0, unavailable.2);
@@ -353,7 +369,7 @@ impl Engine6 {
                         table.extend(s, &key, a, l, now)
                     }
                     _ => {
-                        let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved };
+                        let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid };
                         // Re-created only on what the client names (a server that lost its
                         // state), or a reservation; never a new address it did not ask for.
                         if self.hints.is_empty() && self.reserved.is_empty() {
@@ -387,9 +403,21 @@ impl Engine6 {
             }
             msg::RELEASE | msg::DECLINE => {
                 let mut done = false;
+                // At most `declined-percent` of the subnet's addresses on probation: a client
+                // that declines everything cannot empty the pools.
+                let room = |t: &Table6| {
+                    let total: u64 = s.pools.iter().map(|p| u64::from(p.count())).sum();
+                    u64::from(t.declined(s.id, IaKind::Na)) * 100 < total * u64::from(declined_percent)
+                };
                 for &(a, len) in &self.hints {
                     done |= if kind == msg::RELEASE {
                         table.release(&key, a, len)
+                    } else if ia.kind == IaKind::Na && table.get(&key).is_some_and(|l| l.addr == a) && !room(table) {
+                        count(counts, Counter6::DeclineRefused);
+                        w.open_ia(ia.kind, ia.iaid, 0, 0);
+                        w.status(status::UNSPEC_FAIL, "too many addresses of this link are declined");
+                        w.close();
+                        return;
                     } else {
                         ia.kind == IaKind::Na && table.decline(&key, a, DECLINE_PROBATION, now)
                     };

@@ -541,3 +541,38 @@ mod fuzz {
         }
     }
 }
+
+/// Edge defences: a DUID gets at most `leases-per-duid` IAs (then NoAddrsAvail in the IA,
+/// counted); DECLINEs take at most `declined-percent` of a subnet's addresses out of use.
+#[test]
+fn one_duid_cannot_take_the_pool_and_declines_cannot_empty_it() {
+    let mut r = Rig::new(config("[limits]\nleases-per-duid = 2\ndeclined-percent = 1\n"));
+    let req = message(
+        msg::REQUEST,
+        &[option(opt::CLIENTID, &duid(50)), server_id(), ia_na(1, None), ia_na(2, None), ia_na(3, None)],
+    );
+    let reply = r.ask(&req);
+    let got: Vec<Option<Status>> =
+        ianas(&reply).iter().map(|i| addr_of(i).map(|_| Status::Success).or(status_in(&i.opts))).collect();
+    assert_eq!(got, vec![Some(Status::Success), Some(Status::Success), Some(Status::NoAddrsAvail)]);
+    assert_eq!(r.counts[Counter6::OverLimit.slot()], 1);
+    // Its two keep renewing; another DUID is not affected.
+    assert_eq!(ianas(&r.ask(&req)).iter().filter(|i| addr_of(i).is_some()).count(), 2);
+    let other = r.ask(&message(msg::REQUEST, &[option(opt::CLIENTID, &duid(51)), server_id(), ia_na(1, None)]));
+    assert!(addr_of(&ianas(&other)[0]).is_some());
+    // 1 % of the 256 addresses: 3 on probation at most; the fourth DECLINE is refused (the
+    // address stays the client's).
+    let mut refused = 0;
+    for n in 60..64u8 {
+        let req = message(msg::REQUEST, &[option(opt::CLIENTID, &duid(n)), server_id(), ia_na(1, None)]);
+        let a = addr_of(&ianas(&r.ask(&req))[0]).unwrap().0;
+        let decline = message(msg::DECLINE, &[option(opt::CLIENTID, &duid(n)), server_id(), ia_na(1, Some(a))]);
+        let reply = r.ask(&decline);
+        if ianas(&reply).first().is_some_and(|i| status_in(&i.opts) == Some(Status::UnspecFail)) {
+            refused += 1;
+            assert_eq!(r.table.holder(a, 128).map(|l| l.state), Some(Lease6State::Bound));
+        }
+    }
+    assert_eq!((refused, r.table.declined(1, IaKind::Na)), (1, 3));
+    assert_eq!(r.counts[Counter6::DeclineRefused.slot()], 1);
+}

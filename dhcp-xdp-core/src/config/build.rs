@@ -260,6 +260,7 @@ impl TryFrom<Section<'_, LimitsSection>> for Limits {
             leases_per_mac: l.leases_per_mac.unwrap_or(d.leases_per_mac),
             leases_per_circuit: l.leases_per_circuit.unwrap_or(d.leases_per_circuit),
             leases_per_remote_id: l.leases_per_remote_id.unwrap_or(d.leases_per_remote_id),
+            leases_per_duid: l.leases_per_duid.unwrap_or(d.leases_per_duid),
             offers_per_mac: at_least_one(&l.offers_per_mac, "offers-per-mac", d.offers_per_mac)?,
             offers_per_circuit: at_least_one(&l.offers_per_circuit, "offers-per-circuit", d.offers_per_circuit)?,
             rate_per_mac: l.rate_per_mac.unwrap_or(d.rate_per_mac),

@@ -64,6 +64,7 @@ pub(super) struct LimitsSection {
     pub(super) leases_per_mac: Option<u32>,
     pub(super) leases_per_circuit: Option<u32>,
     pub(super) leases_per_remote_id: Option<u32>,
+    pub(super) leases_per_duid: Option<u32>,
     pub(super) offers_per_mac: Option<Spanned<u32>>,
     pub(super) offers_per_circuit: Option<Spanned<u32>>,
     pub(super) rate_per_mac: Option<u32>,

@@ -338,6 +338,8 @@ pub struct Limits {
     pub leases_per_circuit: u32,
     /// Addresses one remote id (option 82.2) may hold.
     pub leases_per_remote_id: u32,
+    /// DHCPv6 leases (addresses and prefixes, in all subnets) one DUID may hold; 0: no limit.
+    pub leases_per_duid: u32,
     /// New offers to one chaddr per offer-hold period (never unlimited).
     pub offers_per_mac: u32,
     /// New offers to one circuit per offer-hold period (never unlimited).
@@ -360,6 +362,7 @@ impl Default for Limits {
             leases_per_mac: 0,
             leases_per_circuit: 0,
             leases_per_remote_id: 0,
+            leases_per_duid: 16,
             offers_per_mac: 16,
             offers_per_circuit: 256,
             rate_per_mac: 50,

@@ -76,6 +76,8 @@ pub struct Lease6 {
 pub enum Bind6Error {
     /// The subnet's pools (of this IA's type) are exhausted, and nothing is reserved for it.
     NoneAvailable,
+    /// The client's DUID holds its quota of leases already.
+    OverLimit,
 }
 
 /// One subnet's addresses (IA_NA) or prefixes (IA_PD), by state.
@@ -102,6 +104,9 @@ pub struct Ask6<'a> {
     pub hints: &'a [(Ipv6Addr, u8)],
     /// What is reserved for it in this subnet (addresses for IA_NA, prefixes for IA_PD).
     pub reserved: &'a [(Ipv6Addr, u8)],
+    /// Most leases and advertisements its DUID may hold in all (`[limits] leases-per-duid`;
+    /// 0: no limit): a new IA beyond it gets nothing.
+    pub max_per_duid: u32,
 }
 
 #[derive(Debug, Default)]
@@ -124,6 +129,10 @@ impl SubnetPools {
 pub struct Table6 {
     leases: HashMap<Key6, Lease6>,
     by_addr: HashMap<(Ipv6Addr, u8), Key6>,
+    /// Leases (and advertisements) each DUID holds, declined addresses not counted.
+    per_duid: HashMap<Box<[u8]>, u32>,
+    /// Declined addresses or prefixes per subnet and type.
+    declined: HashMap<(u32, IaKind), u32>,
     pools: HashMap<u32, SubnetPools>,
     changes: Vec<Change>,
 }
@@ -175,8 +184,50 @@ impl Table6 {
             return false;
         }
         self.by_addr.insert((l.addr, l.len), l.key.clone());
-        self.leases.insert(l.key.clone(), l);
+        self.insert_lease(l);
         true
+    }
+
+    /// Inserts or replaces the lease of its key (the caller keeps `by_addr`).
+    fn insert_lease(&mut self, l: Lease6) {
+        let declined = l.state == Lease6State::Declined;
+        let (duid, at) = (l.key.duid.clone(), (l.key.subnet, l.key.kind));
+        if let Some(old) = self.leases.insert(l.key.clone(), l) {
+            // Replaced in place: a declined record stays declined (its key is its address).
+            debug_assert_eq!(old.state == Lease6State::Declined, declined);
+            return;
+        }
+        if declined {
+            *self.declined.entry(at).or_default() += 1;
+        } else {
+            *self.per_duid.entry(duid).or_default() += 1;
+        }
+    }
+
+    /// Removes the lease of `key` (the caller keeps `by_addr`).
+    fn remove_lease(&mut self, key: &Key6) -> Option<Lease6> {
+        let l = self.leases.remove(key)?;
+        if l.state == Lease6State::Declined {
+            if let Some(n) = self.declined.get_mut(&(l.key.subnet, l.key.kind)) {
+                *n = n.saturating_sub(1);
+            }
+        } else if let Some(n) = self.per_duid.get_mut(&l.key.duid) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_duid.remove(&l.key.duid);
+            }
+        }
+        Some(l)
+    }
+
+    /// Leases and advertisements `duid` holds (in every subnet).
+    pub fn held_by(&self, duid: &[u8]) -> u32 {
+        self.per_duid.get(duid).copied().unwrap_or(0)
+    }
+
+    /// Declined addresses or prefixes on probation in a subnet's pools of one type.
+    pub fn declined(&self, subnet: u32, kind: IaKind) -> u32 {
+        self.declined.get(&(subnet, kind)).copied().unwrap_or(0)
     }
 
     /// Every lease (bound, advertised, declined).
@@ -243,7 +294,7 @@ impl Table6 {
 
     /// Drops the record of `key` and whatever it held.
     fn forget(&mut self, key: &Key6) -> Option<Lease6> {
-        let l = self.leases.remove(key)?;
+        let l = self.remove_lease(key)?;
         self.by_addr.remove(&(l.addr, l.len));
         self.give_back(l.key.subnet, l.key.kind, l.addr, l.len);
         Some(l)
@@ -261,6 +312,9 @@ impl Table6 {
         now: u32,
     ) -> Result<Lease6, Bind6Error> {
         let key = ask.key;
+        if ask.max_per_duid > 0 && !self.leases.contains_key(key) && self.held_by(&key.duid) >= ask.max_per_duid {
+            return Err(Bind6Error::OverLimit);
+        }
         let is_reserved = |a: Ipv6Addr, l: u8| ask.reserved.contains(&(a, l));
         // Its current lease, unless a reservation now says otherwise.
         let current = self.leases.get(key).filter(|l| l.state != Lease6State::Declined).map(|l| (l.addr, l.len));
@@ -299,7 +353,7 @@ impl Table6 {
             return Ok(l.clone());
         }
         self.by_addr.insert((addr, len), key.clone());
-        self.leases.insert(key.clone(), lease.clone());
+        self.insert_lease(lease.clone());
         if commit {
             self.changes.push(Change::Upsert6(lease.clone()));
         }
@@ -346,7 +400,7 @@ impl Table6 {
     /// Removes an expired holder of `addr`/`len` (its number stays taken: it changes hands).
     fn evict(&mut self, addr: Ipv6Addr, len: u8) {
         if let Some(k) = self.by_addr.remove(&(addr, len))
-            && let Some(l) = self.leases.remove(&k)
+            && let Some(l) = self.remove_lease(&k)
             && l.state == Lease6State::Bound
         {
             self.changes.push(Change::Remove6(l.key));
@@ -407,7 +461,7 @@ impl Table6 {
     pub fn decline(&mut self, key: &Key6, addr: Ipv6Addr, probation: u32, now: u32) -> bool {
         match self.leases.get(key) {
             Some(l) if l.addr == addr && l.state != Lease6State::Declined => {
-                let mut l = self.leases.remove(key).expect("looked up");
+                let Some(mut l) = self.remove_lease(key) else { return false };
                 self.changes.push(Change::Remove6(l.key.clone()));
                 // Keyed by the address itself so that it is unique.
                 let declined = Key6 {
@@ -419,8 +473,8 @@ impl Table6 {
                 l.key = declined.clone();
                 l.state = Lease6State::Declined;
                 l.expires = now.saturating_add(probation);
-                self.by_addr.insert((l.addr, l.len), declined.clone());
-                self.leases.insert(declined, l.clone());
+                self.by_addr.insert((l.addr, l.len), declined);
+                self.insert_lease(l.clone());
                 self.changes.push(Change::Upsert6(l));
                 true
             }

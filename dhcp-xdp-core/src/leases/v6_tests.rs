@@ -28,7 +28,7 @@ fn key(kind: IaKind, n: u8) -> Key6 {
 }
 
 fn bind(t: &mut Table6, c: &Config, k: &Key6, now: u32) -> Option<Lease6> {
-    t.bind(&c.subnets6[0], Ask6 { key: k, hints: &[], reserved: &[] }, true, 30, now).ok()
+    t.bind(&c.subnets6[0], Ask6 { key: k, hints: &[], reserved: &[], max_per_duid: 0 }, true, 30, now).ok()
 }
 
 #[test]
@@ -78,7 +78,13 @@ fn the_sweep_gives_back_ended_leases_and_advertisements_and_stores_only_leases()
     let c = cfg();
     let mut t = Table6::new(&c, [], NOW);
     bind(&mut t, &c, &key(IaKind::Na, 1), NOW).unwrap();
-    let adv = t.bind(&c.subnets6[0], Ask6 { key: &key(IaKind::Na, 2), hints: &[], reserved: &[] }, false, 30, NOW);
+    let adv = t.bind(
+        &c.subnets6[0],
+        Ask6 { key: &key(IaKind::Na, 2), hints: &[], reserved: &[], max_per_duid: 0 },
+        false,
+        30,
+        NOW,
+    );
     assert_eq!(adv.map(|l| l.state), Ok(Lease6State::Advertised));
     let mut changes = vec![];
     t.drain_changes(&mut changes);
