@@ -6,6 +6,7 @@ mod compare;
 mod generator;
 mod plot;
 mod takeover;
+mod v6;
 
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
@@ -29,6 +30,25 @@ enum Cmd {
     /// Builds the rig and runs dhcp-xdp, the echo ceiling and (where installed) Kea, ISC dhcpd
     /// and dnsmasq under the same generator runs; writes a report to --out.
     Compare(CompareArgs),
+    /// DHCPv6 beside DHCPv4 under perfdhcp: dhcp-xdp (v4 DORA and v6 with an address and a
+    /// prefix) and kea-dhcp6 at each offered rate; writes a report to --out.
+    Compare6(Compare6Args),
+}
+
+#[derive(Args, Clone)]
+struct Compare6Args {
+    /// Offered rates (exchanges per second).
+    #[arg(long, value_delimiter = ',', default_value = "2000,5000,10000,20000")]
+    rates: Vec<u64>,
+    /// Seconds per point.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Distinct clients per point.
+    #[arg(long, default_value_t = 20_000)]
+    clients: u32,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -200,6 +220,12 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
             }
             println!("{text}");
+            Ok(())
+        }
+        Cmd::Compare6(a) => {
+            let md = v6::run(&v6::Compare6Config { rates: a.rates, secs: a.secs, clients: a.clients, out_dir: a.out })?;
+            eprintln!("bench: report written to {}", md.display());
+            print!("{}", std::fs::read_to_string(&md)?);
             Ok(())
         }
         Cmd::Compare(a) => {

@@ -290,8 +290,21 @@ pub fn ipv6_ready(links: &[(&Netns, &str, &[&str])]) {
 /// Runs Kea's perfdhcp (`family`: `-4` or `-6`) in `ns`; its report: per exchange kind
 /// (`DISCOVER-OFFER`, `SOLICIT-ADVERTISE` …), packets sent, received and dropped.
 pub fn perfdhcp(ns: &Netns, family: &str, args: &[&str]) -> std::collections::HashMap<String, (u64, u64, u64)> {
+    perfdhcp_report(ns, family, args).0
+}
+
+/// [`perfdhcp`], with the completed exchanges per second of its `Rate:` line.
+pub fn perfdhcp_report(
+    ns: &Netns,
+    family: &str,
+    args: &[&str],
+) -> (std::collections::HashMap<String, (u64, u64, u64)>, f64) {
     let out = ns.exec(tool("perfdhcp", "kea-admin")).arg(family).args(args).output().expect("perfdhcp");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Rate:").and_then(|r| r.split_whitespace().next()).and_then(|r| r.parse().ok()))
+        .unwrap_or(0.0);
     let mut stats = std::collections::HashMap::new();
     let mut section = String::new();
     let mut cur = (0, 0, 0);
@@ -318,7 +331,7 @@ pub fn perfdhcp(ns: &Netns, family: &str, args: &[&str]) -> std::collections::Ha
         stats.insert(section, cur);
     }
     assert!(!stats.is_empty(), "perfdhcp printed no statistics:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    stats
+    (stats, rate)
 }
 
 /// The value of the metric line starting with `series` (name and labels) at `addr`/metrics,

@@ -70,7 +70,7 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "1000000")]
         leases: Vec<u64>,
         /// Run only these parts.
-        #[arg(long, value_enum, value_delimiter = ',', default_value = "engine,leases,compare")]
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "engine,leases,compare,dhcp6")]
         only: Vec<BenchPart>,
         /// Further arguments for `bench compare` (e.g. `--scenario renew --durability async`).
         #[arg(last = true)]
@@ -83,11 +83,14 @@ enum BenchPart {
     Engine,
     Leases,
     Compare,
+    /// DHCPv6 beside DHCPv4 under perfdhcp, with kea-dhcp6 (`bench compare6`).
+    Dhcp6,
 }
 
 /// Debian packages of the servers and tools `bench compare` runs next to dhcp-xdp.
-const COMPARE_PACKAGES: [(&str, &str); 5] = [
+const COMPARE_PACKAGES: [(&str, &str); 6] = [
     ("kea-dhcp4", "kea-dhcp4-server"),
+    ("kea-dhcp6", "kea-dhcp6-server"),
     ("perfdhcp", "kea-admin"),
     ("dhcpd", "isc-dhcp-server"),
     ("dnsmasq", "dnsmasq"),
@@ -198,7 +201,22 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                      dnsmasq under the AF_XDP generator; the cluster takeover time",
                 );
                 let mut c = Command::new(gen_bin);
-                c.current_dir(workspace_root()).env("DHCP_XDP_BIN", &bin).arg("compare").args(rest);
+                c.current_dir(workspace_root()).env("DHCP_XDP_BIN", &bin).arg("compare").args(&rest);
+                run_visible(&mut c)?;
+            }
+            if only.contains(&BenchPart::Dhcp6) {
+                if !is_root() {
+                    bail!("the DHCPv6 comparison creates namespaces and attaches XDP programs: run as root");
+                }
+                install_compare_servers()?;
+                let bin = build_daemon(true)?;
+                run_visible(cargo().args(["build", "--profile", DIST, "-p", "bench"]))?;
+                step("DHCPv6 beside DHCPv4 under perfdhcp: dhcp-xdp (v4 DORA, v6 address + prefix) and kea-dhcp6");
+                let mut c = Command::new(bin.with_file_name("bench"));
+                c.current_dir(workspace_root()).env("DHCP_XDP_BIN", &bin).arg("compare6");
+                if !only.contains(&BenchPart::Compare) {
+                    c.args(&rest);
+                }
                 run_visible(&mut c)?;
             }
             Ok(())
