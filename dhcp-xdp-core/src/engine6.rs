@@ -285,8 +285,10 @@ impl Engine6 {
                 w.option(opt::CLIENTID, duid);
                 w.option(opt::SERVERID, &server.duid);
                 let limits = (cfg.limits.leases_per_duid, cfg.limits.declined_percent);
+                // One copy of the DUID for the message, shared by its IAs' keys.
+                let key_duid: std::sync::Arc<[u8]> = std::sync::Arc::from(duid);
                 for ia in m.ia_nas().chain(m.ia_pds()) {
-                    self.ia(now, s, table, &mut w, (kind, rapid), duid, &ia, resv, limits, counts);
+                    self.ia(now, s, table, &mut w, (kind, rapid), &key_duid, &ia, resv, limits, counts);
                 }
                 match kind {
                     msg::RELEASE => w.status(status::SUCCESS, "released"),
@@ -315,13 +317,13 @@ impl Engine6 {
         table: &mut Table6,
         w: &mut Writer<'_>,
         (kind, rapid): (u8, bool),
-        duid: &[u8],
+        duid: &std::sync::Arc<[u8]>,
         ia: &Ia<'_>,
         resv: Option<&Reservation6>,
         (max_per_duid, declined_percent): (u32, u32),
         counts: &mut Counts6,
     ) {
-        let key = Key6 { kind: ia.kind, subnet: s.id, duid: Box::from(duid), iaid: ia.iaid };
+        let key = Key6 { kind: ia.kind, subnet: s.id, duid: duid.clone(), iaid: ia.iaid };
         self.hints.clear();
         match ia.kind {
             IaKind::Na => self.hints.extend(ia.addresses().map(|a| (a.addr, 128))),

@@ -105,7 +105,7 @@ fn read_key6(p: &[u8]) -> Option<(Key6, &[u8])> {
     let subnet = u32::from_le_bytes(p.get(1..5)?.try_into().ok()?);
     let iaid = u32::from_le_bytes(p.get(5..9)?.try_into().ok()?);
     let n = usize::from(*p.get(9)?);
-    let duid = Box::from(p.get(10..10 + n)?);
+    let duid = std::sync::Arc::from(p.get(10..10 + n)?);
     Some((Key6 { kind, subnet, duid, iaid }, &p[10 + n..]))
 }
 
@@ -508,7 +508,7 @@ mod tests {
 
     fn lease6(n: u8, kind: IaKind, addr: &str, len: u8, duid_len: usize) -> Lease6 {
         Lease6 {
-            key: Key6 { kind, subnet: 3, duid: vec![n; duid_len].into_boxed_slice(), iaid: 7 },
+            key: Key6 { kind, subnet: 3, duid: vec![n; duid_len].into(), iaid: 7 },
             addr: addr.parse().unwrap(),
             len,
             preferred: 300,

@@ -6,7 +6,7 @@
 //! per worker as v4 is). A number in a pool is taken while a lease, an advertisement or a
 //! declined address holds it, and given back when that ends (release, expiry sweep).
 
-use std::net::Ipv6Addr;
+use std::{net::Ipv6Addr, sync::Arc};
 
 use hashbrown::HashMap;
 
@@ -48,7 +48,7 @@ pub struct Key6 {
     /// Subnet id.
     pub subnet: u32,
     /// The client's DUID (empty for a declined address, which nobody holds).
-    pub duid: Box<[u8]>,
+    pub duid: Arc<[u8]>,
     /// The IA's id.
     pub iaid: u32,
 }
@@ -130,7 +130,7 @@ pub struct Table6 {
     leases: HashMap<Key6, Lease6>,
     by_addr: HashMap<(Ipv6Addr, u8), Key6>,
     /// Leases (and advertisements) each DUID holds, declined addresses not counted.
-    per_duid: HashMap<Box<[u8]>, u32>,
+    per_duid: HashMap<Arc<[u8]>, u32>,
     /// Declined addresses or prefixes per subnet and type.
     declined: HashMap<(u32, IaKind), u32>,
     pools: HashMap<u32, SubnetPools>,
@@ -467,7 +467,7 @@ impl Table6 {
                 let declined = Key6 {
                     kind: l.key.kind,
                     subnet: l.key.subnet,
-                    duid: Box::from(&l.addr.octets()[..]),
+                    duid: Arc::from(&l.addr.octets()[..]),
                     iaid: u32::MAX,
                 };
                 l.key = declined.clone();

@@ -24,7 +24,7 @@ preferred-lifetime = 50
 }
 
 fn key(kind: IaKind, n: u8) -> Key6 {
-    Key6 { kind, subnet: 1, duid: Box::from(&[0, 3, 0, 1, n][..]), iaid: 1 }
+    Key6 { kind, subnet: 1, duid: std::sync::Arc::from(&[0, 3, 0, 1, n][..]), iaid: 1 }
 }
 
 fn bind(t: &mut Table6, c: &Config, k: &Key6, now: u32) -> Option<Lease6> {

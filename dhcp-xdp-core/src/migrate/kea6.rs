@@ -37,7 +37,7 @@ pub fn is_kea_csv6(text: &str) -> bool {
 
 /// The key a declined address is kept under (nobody holds it; the same as the table's).
 fn declined_key(kind: IaKind, subnet: u32, addr: Ipv6Addr) -> Key6 {
-    Key6 { kind, subnet, duid: Box::from(&addr.octets()[..]), iaid: u32::MAX }
+    Key6 { kind, subnet, duid: std::sync::Arc::from(&addr.octets()[..]), iaid: u32::MAX }
 }
 
 /// Reads a Kea v6 memfile CSV against `cfg`: each address's last row; deleted rows and leases
@@ -142,7 +142,7 @@ pub fn read_kea_csv6(text: &str, cfg: &Config, now: u32) -> Result<Import6, csv:
                 out.skipped.push(skip("iaid does not parse".into()));
                 continue;
             };
-            Key6 { kind, subnet: s.id, duid: duid.into_boxed_slice(), iaid }
+            Key6 { kind, subnet: s.id, duid: std::sync::Arc::from(duid), iaid }
         };
         let valid = u32::try_from(valid_lifetime).unwrap_or(u32::MAX);
         let preferred = num(pref).and_then(|v| u32::try_from(v).ok()).unwrap_or(valid).min(valid);

@@ -222,7 +222,7 @@ fn key6(args: &Value) -> Result<Key6, String> {
         "IA_PD" => IaKind::Pd,
         other => return Err(format!("type '{other}' is neither IA_NA nor IA_PD")),
     };
-    Ok(Key6 { kind, subnet, duid: duid.into_boxed_slice(), iaid })
+    Ok(Key6 { kind, subnet, duid: std::sync::Arc::from(duid), iaid })
 }
 
 #[cfg(test)]

@@ -938,7 +938,7 @@ pub(crate) mod tests {
         let dir = tmpdir("v6");
         let j = open(&dir, 1);
         let db = LeaseDb::new(&cfg, 1, [], 100);
-        let key = |kind, n: u8| Key6 { kind, subnet: 1, duid: Box::from(&[0, 3, 0, 1, n][..]), iaid: 1 };
+        let key = |kind, n: u8| Key6 { kind, subnet: 1, duid: std::sync::Arc::from(&[0, 3, 0, 1, n][..]), iaid: 1 };
         let bind = |k: &Key6| {
             let mut t = db.table6();
             t.bind(&cfg.subnets6[0], Ask6 { key: k, hints: &[], reserved: &[], max_per_duid: 0 }, true, 0, 100)
