@@ -58,7 +58,7 @@ enum Cmd {
         /// Seconds to run each target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// `engine`, `journal`, `migrate` or `all`.
+        /// `engine`, `engine6`, `journal`, `migrate` or `all`.
         #[arg(long, default_value = "all")]
         target: String,
     },
@@ -152,6 +152,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             }
             let targets: &[(&str, &str)] = &[
                 ("engine", "frame → engine"),
+                ("engine6", "DHCPv6 message → engine6"),
                 ("journal", "journal bytes → replay"),
                 ("migrate", "other servers' files → the migration parsers"),
             ];
