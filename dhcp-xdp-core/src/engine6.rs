@@ -19,7 +19,10 @@ use std::net::Ipv6Addr;
 use crate::{
     config::{Config, Reservation6, Reservation6Key, Subnet6},
     dhcp6::{Ia, IaAddr, IaKind, IaPrefix, Message, Relayed, Writer, msg, opt, status},
-    leases::v6::{Ask6, Bind6Error, Key6, Table6},
+    leases::{
+        Tags,
+        v6::{Ask6, Bind6Error, Key6, Table6},
+    },
     verdict::DropReason,
 };
 
@@ -284,7 +287,12 @@ impl Engine6 {
                 let mut w = reply_writer(out, &relayed, reply_kind, xid);
                 w.option(opt::CLIENTID, duid);
                 w.option(opt::SERVERID, &server.duid);
-                let limits = (cfg.limits.leases_per_duid, cfg.limits.declined_percent);
+                let limits = Limits6 {
+                    per_duid: cfg.limits.leases_per_duid,
+                    per_line: (cfg.limits.leases_per_circuit, cfg.limits.leases_per_remote_id),
+                    declined_percent: cfg.limits.declined_percent,
+                    tags: line_tags(&relayed),
+                };
                 // One copy of the DUID for the message, shared by its IAs' keys.
                 let key_duid: std::sync::Arc<[u8]> = std::sync::Arc::from(duid);
                 for ia in m.ia_nas().chain(m.ia_pds()) {
@@ -320,9 +328,10 @@ impl Engine6 {
         duid: &std::sync::Arc<[u8]>,
         ia: &Ia<'_>,
         resv: Option<&Reservation6>,
-        (max_per_duid, declined_percent): (u32, u32),
+        limits: Limits6,
         counts: &mut Counts6,
     ) {
+        let Limits6 { per_duid: max_per_duid, per_line: max_per_line, declined_percent, tags } = limits;
         let key = Key6 { kind: ia.kind, subnet: s.id, duid: duid.clone(), iaid: ia.iaid };
         self.hints.clear();
         match ia.kind {
@@ -342,7 +351,8 @@ impl Engine6 {
         };
         match kind {
             msg::SOLICIT | msg::REQUEST => {
-                let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid };
+                let ask =
+                    Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid, tags, max_per_line };
                 let commit = kind == msg::REQUEST || rapid;
                 match table.bind(s, ask, commit, ADVERTISE_HOLD, now) {
                     Ok(l) => {
@@ -371,7 +381,14 @@ impl Engine6 {
                         table.extend(s, &key, a, l, now)
                     }
                     _ => {
-                        let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid };
+                        let ask = Ask6 {
+                            key: &key,
+                            hints: &self.hints,
+                            reserved: &self.reserved,
+                            max_per_duid,
+                            tags,
+                            max_per_line,
+                        };
                         // Re-created only on what the client names (a server that lost its
                         // state), or a reservation; never a new address it did not ask for.
                         if self.hints.is_empty() && self.reserved.is_empty() {
@@ -431,6 +448,25 @@ impl Engine6 {
             _ => {}
         }
     }
+}
+
+/// What limits one message's IAs: the quotas in force and the subscriber line it came on.
+#[derive(Debug, Clone, Copy)]
+struct Limits6 {
+    per_duid: u32,
+    /// Per interface-id, per remote-id.
+    per_line: (u32, u32),
+    declined_percent: u32,
+    tags: Tags,
+}
+
+/// The subscriber line of a relayed message: the interface-id and the remote-id the relay
+/// nearest the client (or the nearest one that has it) added, hashed as option 82's are.
+fn line_tags(relayed: &Relayed<'_>) -> Tags {
+    let hops: Vec<_> = relayed.hops().collect();
+    let circuit = hops.iter().rev().find_map(|h| h.interface_id()).map_or(0, Tags::of);
+    let remote = hops.iter().rev().find_map(|h| h.options.find(opt::REMOTE_ID)).map_or(0, Tags::of);
+    Tags { circuit, remote }
 }
 
 fn no_binding(w: &mut Writer<'_>, ia: &Ia<'_>, counts: &mut Counts6) {

@@ -576,3 +576,31 @@ fn one_duid_cannot_take_the_pool_and_declines_cannot_empty_it() {
     assert_eq!((refused, r.table.declined(1, IaKind::Na)), (1, 3));
     assert_eq!(r.counts[Counter6::DeclineRefused.slot()], 1);
 }
+
+/// Per-line quotas: `leases-per-remote-id` (and `leases-per-circuit`, by the relay's
+/// interface-id) count v6 leases of every DUID behind one subscriber line.
+#[test]
+fn a_subscriber_line_holds_at_most_its_quota_of_v6_leases() {
+    let mut r = Rig::new(config("[limits]\nleases-per-remote-id = 2\n"));
+    let ask = |r: &mut Rig, n: u8, line: &[u8]| {
+        let inner = message(msg::REQUEST, &[option(opt::CLIENTID, &duid(n)), server_id(), ia_na(1, None)]);
+        let relayed = relay_forw(
+            v6a("2001:db8:1::fffe"),
+            v6a("fe80::9"),
+            &[option(opt::REMOTE_ID, &[&[0, 0, 0x0d, 0xe9][..], line].concat())],
+            &inner,
+        );
+        let reply = peel(&r.raw(&relayed, NOW).unwrap(), 1);
+        addr_of(&ianas(&reply)[0]).map(|x| x.0)
+    };
+    assert!(ask(&mut r, 70, b"line-1").is_some());
+    assert!(ask(&mut r, 71, b"line-1").is_some());
+    assert_eq!(ask(&mut r, 72, b"line-1"), None, "a third device on the line");
+    assert!(ask(&mut r, 73, b"line-2").is_some(), "another line");
+    assert!(ask(&mut r, 70, b"line-1").is_some(), "a device that holds one keeps it");
+    assert_eq!(r.counts[Counter6::OverLimit.slot()], 1);
+    // The stored lease carries its line.
+    let mut changes = vec![];
+    r.table.drain_changes(&mut changes);
+    assert!(changes.iter().all(|c| matches!(c, Change::Upsert6(l) if l.tags.remote != 0)), "{changes:?}");
+}

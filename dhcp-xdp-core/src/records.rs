@@ -68,6 +68,8 @@ pub fn encode(seq: u64, c: &Change, out: &mut Vec<u8>) {
             out.extend_from_slice(&l.valid.to_le_bytes());
             out.extend_from_slice(&l.expires.to_le_bytes());
             out.push(l.state as u8);
+            out.extend_from_slice(&l.tags.circuit.to_le_bytes());
+            out.extend_from_slice(&l.tags.remote.to_le_bytes());
         }
         Change::Remove6(k) => {
             out[start + 2] = KIND_REMOVE6;
@@ -113,7 +115,7 @@ fn decode6(kind: u8, p: &[u8]) -> Option<Change> {
     let (key, rest) = read_key6(p)?;
     match kind {
         KIND_REMOVE6 if rest.is_empty() => Some(Change::Remove6(key)),
-        KIND_UPSERT6 if rest.len() == 16 + 1 + 12 + 1 => {
+        KIND_UPSERT6 if rest.len() == 16 + 1 + 12 + 1 + 8 => {
             let u = |at: usize| u32::from_le_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
             let addr: [u8; 16] = rest[..16].try_into().ok()?;
             Some(Change::Upsert6(Lease6 {
@@ -124,6 +126,7 @@ fn decode6(kind: u8, p: &[u8]) -> Option<Change> {
                 valid: u(21),
                 expires: u(25),
                 state: Lease6State::from_u8(rest[29])?,
+                tags: Tags { circuit: u(30), remote: u(34) },
             }))
         }
         _ => None,
@@ -515,6 +518,7 @@ mod tests {
             valid: 600,
             expires: 1_000 + u32::from(n),
             state: Lease6State::Bound,
+            tags: Tags { circuit: 7, remote: u32::from(n) },
         }
     }
 

@@ -10,7 +10,7 @@ use std::{net::Ipv6Addr, sync::Arc};
 
 use hashbrown::HashMap;
 
-use super::{Change, prefix::PrefixPool};
+use super::{Change, Tags, prefix::PrefixPool};
 use crate::{
     config::{Config, Subnet6},
     dhcp6::IaKind,
@@ -69,6 +69,9 @@ pub struct Lease6 {
     pub expires: u32,
     /// Its state.
     pub state: Lease6State,
+    /// The subscriber line it was given on: the relay's interface-id (as `circuit`) and
+    /// remote-id (0: none), for the per-line quotas.
+    pub tags: Tags,
 }
 
 /// Why nothing could be bound.
@@ -76,7 +79,7 @@ pub struct Lease6 {
 pub enum Bind6Error {
     /// The subnet's pools (of this IA's type) are exhausted, and nothing is reserved for it.
     NoneAvailable,
-    /// The client's DUID holds its quota of leases already.
+    /// The client's DUID, or its subscriber line, holds its quota of leases already.
     OverLimit,
 }
 
@@ -107,6 +110,11 @@ pub struct Ask6<'a> {
     /// Most leases and advertisements its DUID may hold in all (`[limits] leases-per-duid`;
     /// 0: no limit): a new IA beyond it gets nothing.
     pub max_per_duid: u32,
+    /// Its subscriber line (the relay's interface-id and remote-id, hashed).
+    pub tags: Tags,
+    /// Most leases one interface-id and one remote-id may hold (`[limits] leases-per-circuit`,
+    /// `leases-per-remote-id`; 0: no limit).
+    pub max_per_line: (u32, u32),
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +141,9 @@ pub struct Table6 {
     per_duid: HashMap<Arc<[u8]>, u32>,
     /// Declined addresses or prefixes per subnet and type.
     declined: HashMap<(u32, IaKind), u32>,
+    /// Leases and advertisements per interface-id tag and per remote-id tag.
+    per_circuit: HashMap<u32, u32>,
+    per_remote: HashMap<u32, u32>,
     pools: HashMap<u32, SubnetPools>,
     changes: Vec<Change>,
 }
@@ -191,16 +202,39 @@ impl Table6 {
     /// Inserts or replaces the lease of its key (the caller keeps `by_addr`).
     fn insert_lease(&mut self, l: Lease6) {
         let declined = l.state == Lease6State::Declined;
-        let (duid, at) = (l.key.duid.clone(), (l.key.subnet, l.key.kind));
+        let (duid, at, tags) = (l.key.duid.clone(), (l.key.subnet, l.key.kind), l.tags);
         if let Some(old) = self.leases.insert(l.key.clone(), l) {
-            // Replaced in place: a declined record stays declined (its key is its address).
+            // Replaced in place: a declined record stays declined (its key is its address);
+            // the line it is counted on may change.
             debug_assert_eq!(old.state == Lease6State::Declined, declined);
+            if !declined && old.tags != tags {
+                self.count_line(old.tags, false);
+                self.count_line(tags, true);
+            }
             return;
         }
         if declined {
             *self.declined.entry(at).or_default() += 1;
         } else {
             *self.per_duid.entry(duid).or_default() += 1;
+            self.count_line(tags, true);
+        }
+    }
+
+    /// Counts a lease on its line's tags in (`add`) or out.
+    fn count_line(&mut self, tags: Tags, add: bool) {
+        for (map, tag) in [(&mut self.per_circuit, tags.circuit), (&mut self.per_remote, tags.remote)] {
+            if tag == 0 {
+                continue;
+            }
+            if add {
+                *map.entry(tag).or_default() += 1;
+            } else if let Some(n) = map.get_mut(&tag) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&tag);
+                }
+            }
         }
     }
 
@@ -211,11 +245,14 @@ impl Table6 {
             if let Some(n) = self.declined.get_mut(&(l.key.subnet, l.key.kind)) {
                 *n = n.saturating_sub(1);
             }
-        } else if let Some(n) = self.per_duid.get_mut(&l.key.duid) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_duid.remove(&l.key.duid);
+        } else {
+            if let Some(n) = self.per_duid.get_mut(&l.key.duid) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_duid.remove(&l.key.duid);
+                }
             }
+            self.count_line(l.tags, false);
         }
         Some(l)
     }
@@ -312,8 +349,14 @@ impl Table6 {
         now: u32,
     ) -> Result<Lease6, Bind6Error> {
         let key = ask.key;
-        if ask.max_per_duid > 0 && !self.leases.contains_key(key) && self.held_by(&key.duid) >= ask.max_per_duid {
-            return Err(Bind6Error::OverLimit);
+        if !self.leases.contains_key(key) {
+            let full = |limit: u32, held: Option<&u32>| limit > 0 && held.copied().unwrap_or(0) >= limit;
+            if full(ask.max_per_duid, self.per_duid.get(&key.duid))
+                || (ask.tags.circuit != 0 && full(ask.max_per_line.0, self.per_circuit.get(&ask.tags.circuit)))
+                || (ask.tags.remote != 0 && full(ask.max_per_line.1, self.per_remote.get(&ask.tags.remote)))
+            {
+                return Err(Bind6Error::OverLimit);
+            }
         }
         let is_reserved = |a: Ipv6Addr, l: u8| ask.reserved.contains(&(a, l));
         // Its current lease, unless a reservation now says otherwise.
@@ -342,6 +385,7 @@ impl Table6 {
             valid,
             expires: now.saturating_add(if commit { valid } else { hold.min(valid) }),
             state: if commit { Lease6State::Bound } else { Lease6State::Advertised },
+            tags: ask.tags,
         };
         // An advertisement does not shorten a binding the client already has.
         if !commit

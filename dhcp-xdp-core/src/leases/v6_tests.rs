@@ -28,7 +28,14 @@ fn key(kind: IaKind, n: u8) -> Key6 {
 }
 
 fn bind(t: &mut Table6, c: &Config, k: &Key6, now: u32) -> Option<Lease6> {
-    t.bind(&c.subnets6[0], Ask6 { key: k, hints: &[], reserved: &[], max_per_duid: 0 }, true, 30, now).ok()
+    t.bind(
+        &c.subnets6[0],
+        Ask6 { key: k, hints: &[], reserved: &[], max_per_duid: 0, tags: Default::default(), max_per_line: (0, 0) },
+        true,
+        30,
+        now,
+    )
+    .ok()
 }
 
 #[test]
@@ -80,7 +87,14 @@ fn the_sweep_gives_back_ended_leases_and_advertisements_and_stores_only_leases()
     bind(&mut t, &c, &key(IaKind::Na, 1), NOW).unwrap();
     let adv = t.bind(
         &c.subnets6[0],
-        Ask6 { key: &key(IaKind::Na, 2), hints: &[], reserved: &[], max_per_duid: 0 },
+        Ask6 {
+            key: &key(IaKind::Na, 2),
+            hints: &[],
+            reserved: &[],
+            max_per_duid: 0,
+            tags: Default::default(),
+            max_per_line: (0, 0),
+        },
         false,
         30,
         NOW,

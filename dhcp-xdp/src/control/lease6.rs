@@ -197,7 +197,16 @@ impl Control {
         } else {
             Lease6State::Bound
         };
-        let lease = Lease6 { key, addr, len, preferred, valid, expires: now.saturating_add(valid), state };
+        let lease = Lease6 {
+            key,
+            addr,
+            len,
+            preferred,
+            valid,
+            expires: now.saturating_add(valid),
+            state,
+            tags: Default::default(),
+        };
         let cfg = rt.cfg.clone();
         match self.edit6(|t| t.admin_put(&cfg, lease, replace, now)) {
             Ok(Ok(())) if replace => answer(0, "IPv6 lease updated."),
