@@ -108,6 +108,9 @@ pub struct GenConfig {
     pub bind: BindModeArg,
     /// Print a progress line every second (stderr).
     pub progress: bool,
+    /// DHCPv6 instead: SOLICIT → ADVERTISE → REQUEST → REPLY with an IA_NA and an IA_PD per
+    /// client, from its link-local address to ff02::1:2 (scenarios `dora` and `discover`).
+    pub dhcp6: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,6 +159,10 @@ struct Template {
     run_id: u8,
     server_ip: Ipv4Addr,
     server_mac: [u8; 6],
+    /// DHCPv6 (see [`GenConfig::dhcp6`]).
+    dhcp6: bool,
+    /// The DHCPv6 server's DUID, from the first ADVERTISE (a REQUEST names it).
+    server_duid: Vec<u8>,
 }
 
 /// Counters of a run.
@@ -203,6 +210,10 @@ struct Gen {
     /// When (ns since the measured run began) 99 % and all of the clients were bound.
     bound_99_ns: Option<u64>,
     bound_all_ns: Option<u64>,
+    /// DHCPv6: what each client was advertised (address, prefix, prefix length).
+    offered6: Vec<(u128, u128, u8)>,
+    /// DHCPv6: who holds each address.
+    owner6: HashMap<u128, u32>,
 }
 
 /// RFC 2131 §4.1: a client retransmits after 4 s, then 8 s, 16 s, 32 s, and 64 s from then on,
@@ -230,8 +241,79 @@ fn echo_addr(idx: u32) -> u32 {
 
 const PRL: [u8; 9] = [1, 3, 6, 15, 28, 51, 54, 58, 59];
 
+/// Client `idx`'s DUID-LL (its chaddr): a reply's client id names the client.
+fn duid6(run: u8, idx: u32) -> [u8; 10] {
+    let c = chaddr(run, idx);
+    [0, 3, 0, 1, c[0], c[1], c[2], c[3], c[4], c[5]]
+}
+
+/// The DHCPv6 transaction id of client `idx` in its `epoch`: 24 bits, the epoch above the low
+/// 16 bits of the index (the client itself is named by its DUID).
+fn xid6(idx: u32, epoch: u8) -> u32 {
+    u32::from(epoch) << 16 | (idx & 0xffff)
+}
+
+/// Writes the DHCPv6 SOLICIT (`Out::Discover`) or REQUEST (`Out::Select`, naming what was
+/// advertised, `hint`) of client `idx`; returns the frame's length (0: not built).
+fn build6(buf: &mut [u8], tpl: &Template, idx: u32, c: &Client, out: Out, hint: (u128, u128, u8)) -> usize {
+    use dhcp_xdp_core::{
+        dhcp6::{IaAddr, IaKind, IaPrefix, Writer, msg, opt},
+        wire::{Frame6Layout, Reply6Addressing, write_ipv6_udp_headers},
+    };
+    let kind = match out {
+        Out::Discover => msg::SOLICIT,
+        Out::Select => msg::REQUEST,
+        _ => return 0,
+    };
+    let mut l3 = 12;
+    for &(tpid, vid) in &tpl.vlans {
+        buf[l3..l3 + 2].copy_from_slice(&tpid.to_be_bytes());
+        buf[l3 + 2..l3 + 4].copy_from_slice(&vid.to_be_bytes());
+        l3 += 4;
+    }
+    buf[l3..l3 + 2].copy_from_slice(&0x86ddu16.to_be_bytes());
+    l3 += 2;
+    let payload = l3 + 48;
+    let Some(b) = buf.get_mut(payload..) else { return 0 };
+    let mut w = Writer::message(b, kind, xid6(idx, c.epoch));
+    w.option(opt::CLIENTID, &duid6(tpl.run_id, idx));
+    if kind == msg::REQUEST {
+        w.option(opt::SERVERID, &tpl.server_duid);
+    }
+    w.option(opt::ELAPSED_TIME, &[0, 0]);
+    w.option(opt::ORO, &[0, 23]);
+    w.open_ia(IaKind::Na, 1, 0, 0);
+    if kind == msg::REQUEST {
+        w.ia_addr(&IaAddr { addr: hint.0.into(), preferred: 0, valid: 0 });
+    }
+    w.close();
+    w.open_ia(IaKind::Pd, 2, 0, 0);
+    if kind == msg::REQUEST {
+        w.ia_prefix(&IaPrefix { preferred: 0, valid: 0, len: hint.2, prefix: hint.1.into() });
+    }
+    w.close();
+    let Some(n) = w.finish() else { return 0 };
+    let ch = chaddr(tpl.run_id, idx);
+    let mut ll = [0u8; 16];
+    ll[..2].copy_from_slice(&[0xfe, 0x80]);
+    ll[10..].copy_from_slice(&ch);
+    let layout = Frame6Layout { l3, l4: l3 + 40, payload, payload_len: n };
+    let addr = Reply6Addressing {
+        dst_mac: [0x33, 0x33, 0, 1, 0, 2],
+        src_mac: tpl.mac,
+        src_ip: ll.into(),
+        dst_ip: "ff02::1:2".parse().unwrap_or(std::net::Ipv6Addr::UNSPECIFIED),
+        src_port: 546,
+        dst_port: 547,
+    };
+    write_ipv6_udp_headers(buf, &layout, n, &addr).unwrap_or(0)
+}
+
 /// Writes the request `out` of client `idx` into `buf`; returns its length (0 if it does not fit).
-fn build(buf: &mut [u8], tpl: &Template, idx: u32, c: &Client, out: Out) -> usize {
+fn build(buf: &mut [u8], tpl: &Template, idx: u32, c: &Client, out: Out, hint6: (u128, u128, u8)) -> usize {
+    if tpl.dhcp6 {
+        return build6(buf, tpl, idx, c, out, hint6);
+    }
     let unicast = matches!(out, Out::Renew | Out::Release(_));
     let ciaddr = if let Out::Release(a) = out { a } else { c.addr };
     let mut l3 = 12;
@@ -464,9 +546,90 @@ impl Gen {
         }
     }
 
+    /// Checks one received DHCPv6 frame (ADVERTISE or REPLY) and moves its client on.
+    fn on_frame6(&mut self, frame: &[u8], now: u64) {
+        use dhcp_xdp_core::{
+            dhcp6::{Message as Message6, msg},
+            wire::Frame6Layout,
+        };
+        let Ok(layout) = Frame6Layout::parse(frame) else {
+            self.counts.not_dhcp += 1;
+            return;
+        };
+        let Ok(m) = Message6::parse(&frame[layout.payload..layout.payload + layout.payload_len]) else {
+            self.fail("malformed reply", || format!("{} bytes", frame.len()));
+            return;
+        };
+        let Some(cid) = m.client_id().filter(|c| c.len() == 10 && c[..4] == [0, 3, 0, 1] && c[5] == self.cfg.run_id)
+        else {
+            self.fail("reply without our client id", || format!("type {}", m.kind()));
+            return;
+        };
+        let idx = u32::from_be_bytes([cid[6], cid[7], cid[8], cid[9]]);
+        if idx >= self.cfg.clients {
+            self.fail("unknown client", || format!("client {idx}"));
+            return;
+        }
+        let c = self.clients[idx as usize];
+        if m.transaction_id() != xid6(idx, c.epoch) || c.phase == Phase::Idle {
+            self.counts.stale += 1;
+            return;
+        }
+        let na = m.ia_nas().find_map(|ia| ia.addresses().next()).map(|a| u128::from(a.addr));
+        let pd = m.ia_pds().find_map(|ia| ia.prefixes().next()).map(|p| (u128::from(p.prefix), p.len));
+        let (Some(addr), Some((prefix, len))) = (na, pd) else {
+            self.fail("an IA without its address or prefix", || format!("client {idx}, type {}", m.kind()));
+            return self.finish(idx);
+        };
+        match (c.phase, m.kind()) {
+            (Phase::Discovering, msg::ADVERTISE) => {
+                self.counts.offers += 1;
+                if !self.server_known
+                    && let Some(sid) = m.server_id()
+                {
+                    self.tpl.server_duid = sid.to_vec();
+                    self.server_known = true;
+                }
+                if self.cfg.scenario == Scenario::Discover && !self.preparing {
+                    return self.complete(idx, now);
+                }
+                self.offered6[idx as usize] = (addr, prefix, len);
+                self.clients[idx as usize].phase = Phase::Requesting;
+                self.queue.push_back((idx, Out::Select));
+            }
+            (Phase::Requesting, msg::REPLY) => {
+                self.counts.acks += 1;
+                let (a, p, _) = self.offered6[idx as usize];
+                if (addr, prefix) != (a, p) {
+                    self.fail("REPLY for another address or prefix than requested", || format!("client {idx}"));
+                    return self.finish(idx);
+                }
+                if let Some(&other) = self.owner6.get(&addr)
+                    && other != idx
+                {
+                    self.fail("address bound to two clients", || {
+                        format!("{} to clients {other} and {idx}", std::net::Ipv6Addr::from(addr))
+                    });
+                    return self.finish(idx);
+                }
+                self.owner6.insert(addr, idx);
+                // `addr` marks a bound client (the v4 field; any non-zero value).
+                self.bind(idx, 1);
+                self.complete(idx, now);
+            }
+            (phase, ty) => {
+                self.fail("unexpected message type", || format!("client {idx} in {phase:?} got DHCPv6 {ty}"));
+                self.finish(idx);
+            }
+        }
+    }
+
     /// Checks one received frame and moves its client on.
     fn on_frame(&mut self, frame: &[u8], now: u64) {
         self.counts.received += 1;
+        if self.tpl.dhcp6 {
+            return self.on_frame6(frame, now);
+        }
         let Ok(layout) = FrameLayout::parse(frame) else {
             self.counts.not_dhcp += 1;
             return;
@@ -657,6 +820,9 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
     if cfg.vlans.len() > 2 {
         bail!("at most two VLAN tags");
     }
+    if cfg.dhcp6 && (cfg.echo || cfg.relay.is_some() || !matches!(cfg.scenario, Scenario::Dora | Scenario::Discover)) {
+        bail!("--dhcp6 runs the dora or discover scenario, directly (no relay, no echo)");
+    }
     let iface = Interface::lookup(&cfg.iface)?;
     let mut steering = Steering::attach_role(iface.index, cfg.xdp_mode, 0, dhcp_xdp_common::role::GENERATOR)
         .context("attaching the generator's XDP program")?;
@@ -675,6 +841,8 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         run_id: cfg.run_id,
         server_ip,
         server_mac,
+        dhcp6: cfg.dhcp6,
+        server_duid: vec![],
     };
     let mut g = Gen {
         clients: vec![Client::default(); cfg.clients as usize],
@@ -693,6 +861,8 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         preparing: cfg.scenario == Scenario::Renew,
         bound_99_ns: None,
         bound_all_ns: None,
+        offered6: if cfg.dhcp6 { vec![(0, 0, 0); cfg.clients as usize] } else { vec![] },
+        owner6: HashMap::new(),
         tpl,
         cfg,
     };
@@ -822,10 +992,11 @@ fn drive(g: &mut Gen, port: &mut Port, duration: Duration, until_bound: bool) ->
                 }
             }
         }
-        let Gen { queue, clients, tpl, counts, .. } = g;
+        let Gen { queue, clients, tpl, counts, offered6, .. } = g;
         let sent = port.send(queue.len().min(256), |buf| {
             let (idx, out) = queue.pop_front()?;
-            let n = build(buf, tpl, idx, &clients[idx as usize], out);
+            let hint6 = offered6.get(idx as usize).copied().unwrap_or_default();
+            let n = build(buf, tpl, idx, &clients[idx as usize], out, hint6);
             (n > 0).then_some(n)
         });
         counts.sent += sent as u64;

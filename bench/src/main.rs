@@ -162,6 +162,10 @@ struct GenArgs {
     /// Also write the JSON result to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// DHCPv6: SOLICIT-ADVERTISE-REQUEST-REPLY with an address and a prefix per client
+    /// (scenarios dora and discover).
+    #[arg(long)]
+    dhcp6: bool,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
@@ -206,6 +210,7 @@ impl GenArgs {
             xdp_mode: self.xdp_mode,
             bind: self.bind_mode,
             progress: !self.quiet,
+            dhcp6: self.dhcp6,
         })
     }
 }

@@ -97,6 +97,67 @@ fn kea6(rig: &TwoHosts, dir: &Path) -> anyhow::Result<std::process::Child> {
     Ok(child)
 }
 
+/// A closed-loop run of the AF_XDP generator (`bench gen`): DHCPv4 DORA, or with `dhcp6`
+/// SOLICIT-ADVERTISE-REQUEST-REPLY with an address and a prefix per client.
+fn generator(
+    rig: &TwoHosts,
+    dhcp6: bool,
+    run_id: u8,
+    clients: u32,
+    secs: u64,
+    json_path: &Path,
+) -> anyhow::Result<Value> {
+    let me = std::env::current_exe().context("own path")?;
+    let mut cmd = rig.client.exec(me);
+    cmd.args(["gen", "--iface", &rig.client_if, "--scenario", "dora", "--window", "256", "--rate", "0"])
+        .args(["--clients", &clients.to_string(), "--duration", &secs.to_string(), "--run-id", &run_id.to_string()])
+        .arg("--json")
+        .arg(json_path);
+    if dhcp6 {
+        cmd.arg("--dhcp6");
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+    let status = cmd.status().context("running the generator")?;
+    if !status.success() {
+        bail!("generator failed ({status})");
+    }
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(json_path)?)?;
+    if v["completed"].as_u64() == Some(0) {
+        eprintln!(
+            "bench6: nothing completed: sent {} received {} not-dhcp {} timeouts {} failures {} xdp {}",
+            v["frames_sent"], v["frames_received"], v["not_dhcp_frames"], v["timeouts"], v["first_failures"], v["xdp"]
+        );
+    }
+    Ok(v)
+}
+
+/// Permanent neighbour entries in the server's namespace for the link-local addresses of the
+/// generator's clients `0..clients` of run `run_id` (`fe80::` and the client's chaddr), all on
+/// the generator's MAC.
+fn neighbours(rig: &TwoHosts, run_id: u8, clients: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mac = dhcp_xdp_core::net::colon_hex(&TwoHosts::mac(&rig.client, &rig.client_if));
+    // Permanent entries are not garbage-collected and do not count against gc_thresh3.
+    let mut batch = String::new();
+    for i in 0..clients {
+        let b = i.to_be_bytes();
+        let ll = std::net::Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 2, run_id, b[0], b[1], b[2], b[3]]);
+        batch.push_str(&format!("neigh replace {ll} lladdr {mac} dev {} nud permanent\n", rig.server_if));
+    }
+    let mut child = rig.server.ip().args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn()?;
+    child.stdin.take().context("ip -batch stdin")?.write_all(batch.as_bytes())?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("ip -batch neigh replace failed ({status})");
+    }
+    Ok(())
+}
+
+/// Completed exchanges per second and check failures of a generator run.
+fn gen_rate(v: &Value) -> (f64, u64) {
+    (v["exchanges_per_s"].as_f64().unwrap_or(0.0), v["check_failures"].as_u64().unwrap_or(0))
+}
+
 fn point_json(p: &Point) -> Value {
     json!({ "rate": p.rate, "first": { "sent": p.first.0, "drops": p.first.1 }, "second": { "sent": p.second.0, "drops": p.second.1 } })
 }
@@ -111,6 +172,39 @@ pub fn run(cfg: &Compare6Config) -> anyhow::Result<PathBuf> {
     );
     ipv6_ready(&[(&rig.server, &rig.server_if, &["2001:db8:1::1/64"]), (&rig.client, &rig.client_if, &[])]);
     let work = TempDir::new("bench6");
+    // The AF_XDP generator, closed loop (256 outstanding): dhcp-xdp v4 and v6, kea-dhcp6.
+    let mut closed: Vec<(&str, Value)> = vec![];
+    {
+        let dir = work.path().join("dhcp-xdp-closed");
+        std::fs::create_dir_all(&dir)?;
+        let conf = dir.join("dhcp-xdp.toml");
+        std::fs::write(&conf, DHCP_XDP_CONFIG)?;
+        let (conf, state) = (conf.display().to_string(), dir.join("state").display().to_string());
+        let d = Daemon::start(&rig.server, &rig.server_if, &["--config", &conf, "--state-dir", &state]);
+        eprintln!("bench6: dhcp-xdp, DHCPv4 DORA, generator closed loop {} s", cfg.secs);
+        closed.push(("dhcp-xdp v4 (DORA)", generator(&rig, false, 31, cfg.clients, cfg.secs, &dir.join("v4.json"))?));
+        eprintln!("bench6: dhcp-xdp, DHCPv6 address + prefix, generator closed loop {} s", cfg.secs);
+        closed.push((
+            "dhcp-xdp v6 (address + prefix)",
+            generator(&rig, true, 32, cfg.clients, cfg.secs, &dir.join("v6.json"))?,
+        ));
+        drop(d);
+        if Path::new("/usr/sbin/kea-dhcp6").exists() {
+            let dir = work.path().join("kea-closed");
+            std::fs::create_dir_all(&dir)?;
+            // Kea answers through the kernel, which resolves each client's link-local address
+            // by neighbour discovery; the generator's clients do not answer it, so their
+            // neighbour entries are made beforehand.
+            neighbours(&rig, 33, cfg.clients)?;
+            let mut k = kea6(&rig, &dir)?;
+            eprintln!("bench6: kea-dhcp6, generator closed loop {} s", cfg.secs);
+            let v = generator(&rig, true, 33, cfg.clients, cfg.secs, &dir.join("kea.json"));
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(k.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = k.wait();
+            closed.push(("kea-dhcp6 (address + prefix)", v?));
+        }
+    }
     let mut rows: Vec<(u64, Point, Point, Option<Point>)> = vec![];
     for (i, &rate) in cfg.rates.iter().enumerate() {
         // A fresh daemon per point: every point starts from empty pools.
@@ -144,9 +238,31 @@ pub fn run(cfg: &Compare6Config) -> anyhow::Result<PathBuf> {
     let date =
         Command::new("date").arg("+%F").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
     std::fs::create_dir_all(&cfg.out_dir)?;
-    let base = cfg.out_dir.join(format!("{date}-dhcp6-perfdhcp"));
+    let base = cfg.out_dir.join(format!("{date}-dhcp6"));
     let mut md = format!(
-        "# DHCPv6 beside DHCPv4, perfdhcp, {date}\n\n\
+        "# DHCPv6 beside DHCPv4, {date}\n\n## The AF_XDP generator, closed loop\n\n\
+         256 exchanges outstanding, {} clients, {} s; dhcp-xdp: journal with fsync, one worker; kea-dhcp6: \
+         multi-threaded (2), memfile.\n\n| server | exchanges/s | check failures | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n",
+        cfg.clients, cfg.secs
+    );
+    for (name, v) in &closed {
+        let (r, f) = gen_rate(v);
+        md.push_str(&format!(
+            "| {name} | {r:.0} | {f} | {:.0} | {:.0} |\n",
+            v["latency_us"]["p50"].as_f64().unwrap_or(0.0),
+            v["latency_us"]["p99"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    let rate_of = |k: &str| closed.iter().find(|(n, _)| n.starts_with(k)).map(|(_, v)| gen_rate(v).0);
+    if let (Some(v4), Some(v6)) = (rate_of("dhcp-xdp v4"), rate_of("dhcp-xdp v6")) {
+        md.push_str(&format!("\ndhcp-xdp v6 ÷ its own v4: {:.2}", v6 / v4.max(1.0)));
+        if let Some(k) = rate_of("kea-dhcp6") {
+            md.push_str(&format!("; dhcp-xdp v6 ÷ kea-dhcp6: {:.1}", v6 / k.max(1.0)));
+        }
+        md.push_str(".\n");
+    }
+    md.push_str(&format!(
+        "\n## perfdhcp, open loop\n\n\
          perfdhcp (Kea's, single-threaded) on one veth pair, {} clients per point, {} s per point; v6 exchanges \
          are SOLICIT-ADVERTISE-REQUEST-REPLY with an IA_NA and an IA_PD each; v4 are DORA. dhcp-xdp: journal \
          with fsync, one worker; kea-dhcp6: multi-threaded (2), memfile. Completed exchanges per second, and \
@@ -154,7 +270,7 @@ pub fn run(cfg: &Compare6Config) -> anyhow::Result<PathBuf> {
          | offered/s | dhcp-xdp v4 | drops | dhcp-xdp v6 | drops | v6 / v4 | kea-dhcp6 | drops | dhcp-xdp v6 / Kea |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         cfg.clients, cfg.secs
-    );
+    ));
     for (rate, v4, v6, kea) in &rows {
         let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}", a / b) } else { "—".into() };
         let (k, kd, kr) = match kea {
@@ -174,6 +290,7 @@ pub fn run(cfg: &Compare6Config) -> anyhow::Result<PathBuf> {
     }
     let json = json!({
         "date": date, "clients": cfg.clients, "secs": cfg.secs,
+        "generator_closed_loop": closed.iter().map(|(n, v)| json!({ "server": n, "result": v })).collect::<Vec<_>>(),
         "points": rows.iter().map(|(r, v4, v6, k)| json!({ "offered": r, "dhcp-xdp-v4": point_json(v4), "dhcp-xdp-v6": point_json(v6), "kea-dhcp6": k.as_ref().map(point_json) })).collect::<Vec<_>>(),
     });
     std::fs::write(base.with_extension("json"), serde_json::to_string_pretty(&json)?)?;

@@ -172,3 +172,33 @@ fn wrong_replies_are_failures_not_successes() {
     assert_eq!(n(&v, "completed"), 0, "{v:#}");
     assert!(n(&v, "timeouts") > 0, "{v:#}");
 }
+
+/// DHCPv6: the generator's SOLICIT-ADVERTISE-REQUEST-REPLY (an address and a prefix per
+/// client) runs clean against the daemon, and its counts agree with the daemon's.
+#[test]
+fn dhcp6_exchanges_run_clean_and_agree_with_the_daemon() {
+    let net = TwoHosts::for_dhcp6(1);
+    let dir = TempDir::new("gen6");
+    let cfg = dir.config(
+        "[limits]\nrate-per-mac = 0\n[[subnet]]\nsubnet = \"198.18.0.0/24\"\n  [[subnet.pool]]\n  range = \"198.18.0.10-198.18.0.250\"\n\
+         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\n  [[subnet6.pool]]\n  range = \"2001:db8:1::1:0-2001:db8:1::1:ffff\"\n\
+         [[subnet6.pd-pool]]\n  prefix = \"2001:db8:100::\"\n  prefix-len = 40\n  delegated-len = 60\n",
+    );
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let v = generate(&net.client, &net.client_if, &["--dhcp6", "--clients", "500", "--window", "32", "--run-id", "6"]);
+    clean(&v);
+    assert_eq!(n(&v, "acks"), n(&v, "completed"), "every exchange ended with its REPLY: {v:#}");
+    let c = daemon.counters();
+    let m6 = |k: &str| c.0["messages6"][k].as_u64().unwrap_or_else(|| panic!("no {k}"));
+    assert_eq!(m6("pkt6-advertise-sent"), n(&v, "offers"));
+    assert_eq!(m6("pkt6-reply-sent"), n(&v, "acks"));
+    assert_eq!(m6("v6-ia-na-no-addrs-avail") + m6("v6-ia-pd-no-prefix-avail"), 0);
+    // Discover only: SOLICIT → ADVERTISE.
+    let d = generate(
+        &net.client,
+        &net.client_if,
+        &["--dhcp6", "--scenario", "discover", "--clients", "200", "--run-id", "7"],
+    );
+    clean(&d);
+    assert_eq!(n(&d, "acks"), 0);
+}

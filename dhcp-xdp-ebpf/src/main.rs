@@ -530,7 +530,10 @@ fn for_us6(ctx: &XdpContext, l3: usize) -> Result<bool, Pass> {
 /// limit. Extension headers and fragments pass to the kernel, counted.
 #[inline(always)]
 fn steer6(ctx: &XdpContext, l3: usize) -> Result<u32, Pass> {
-    if setting(config::FLAGS) & config::DHCP6 == 0 {
+    // SAFETY: as in `try_steer`: a volatile read of the loader-set global.
+    let role = unsafe { core::ptr::read_volatile(&ROLE) };
+    // The server takes DHCPv6 only when it serves it; the generator always takes replies.
+    if role == role::SERVER && setting(config::FLAGS) & config::DHCP6 == 0 {
         return Err(Pass::NotDhcp);
     }
     if u8_at(ctx, l3)? >> 4 != 6 {
@@ -551,8 +554,6 @@ fn steer6(ctx: &XdpContext, l3: usize) -> Result<u32, Pass> {
         return Err(Pass::NotDhcp);
     }
     let l4 = l3 + IPV6_HLEN;
-    // SAFETY: as in `try_steer`: a volatile read of the loader-set global.
-    let role = unsafe { core::ptr::read_volatile(&ROLE) };
     let port_at = if role == role::GENERATOR { l4 } else { l4 + 2 };
     if be16_at(ctx, port_at)? != DHCP6_SERVER_PORT {
         return Err(Pass::NotDhcp);

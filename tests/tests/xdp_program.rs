@@ -490,12 +490,12 @@ fn dhcp6_to_servers_is_steered_and_other_ipv6_passes() {
     assert_eq!(p.run(&by_mac.build(), None), (XDP_DROP, counter::RATE_LIMITED), "the DUID-LL's own MAC");
 }
 
-/// The generator takes DHCPv6 replies (from port 547), not requests.
+/// The generator takes DHCPv6 replies (from port 547), not requests, whether or not its
+/// settings name DHCPv6 (the load generator leaves them unset).
 #[test]
 fn the_generator_takes_dhcp6_replies() {
     let mut p = Prog::load_role(role::GENERATOR);
     set_queue_sockets(&mut p.ebpf, 0, 1).expect("set");
-    configure(&mut p.ebpf, &settings(0, 1)).expect("configure");
     let mut reply = solicit();
     reply.payload[0] = 7;
     (reply.src_port, reply.dst_port) = (547, 546);
