@@ -239,14 +239,21 @@ fn same_tables6(a: &Config, b: &Config) -> bool {
 pub fn reload(shared: &Shared, cfg: Config) -> String {
     let old = shared.runtime();
     let cfg = Arc::new(cfg);
-    let leases6: Vec<_> = old.table6().leases().cloned().collect();
     if same_tables(&old.cfg, &cfg) {
         if !same_tables6(&old.cfg, &cfg) {
-            old.db.restore6(&cfg, leases6, unix_now());
+            // Rebuilt in place under its lock: workers see the old table or the new one.
+            let mut t = old.table6();
+            let leases: Vec<_> = t.leases().cloned().collect();
+            *t = Table6::new(&cfg, leases, unix_now());
         }
         shared.swap(Runtime { cfg, db: old.db.clone() });
         return "configuration replaced (pools and reservations unchanged, lease tables kept)".into();
     }
+    // The v6 table is held from the copy of its leases until the old tables are retired, as the
+    // shards are: no v6 change lands in the old table after its copy (a worker that then locks
+    // it finds it retired and takes the new one).
+    let t6 = old.table6();
+    let leases6: Vec<_> = t6.leases().cloned().collect();
     let (guards, leases) = old.db.freeze();
     let n = leases.len();
     let db = LeaseDb::with_lanes(&cfg, old.db.shard_count() / old.db.groups(), old.db.groups(), leases, unix_now());
@@ -257,6 +264,7 @@ pub fn reload(shared: &Shared, cfg: Config) -> String {
     shared.swap(Runtime { cfg, db: Arc::new(db) });
     old.db.retire();
     drop(guards);
+    drop(t6);
     format!(
         "configuration replaced, lease tables rebuilt for the new pools and reservations ({kept} of {n} records kept; \
          the others lie outside every pool and reservation now and are renewed no more)"

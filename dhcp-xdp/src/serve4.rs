@@ -357,6 +357,65 @@ mod tests {
         assert_eq!(rt.db.pool_usage(200)[0].2, 31);
     }
 
+    /// A reload keeps every v6 lease still on its link: when only the v4 pools change (the
+    /// tables rebuilt, the v6 table copied while held) and when the v6 pools change (the v6 table
+    /// rebuilt in place); leases of a link no longer served are dropped.
+    #[test]
+    fn reload_keeps_v6_leases_whichever_tables_are_rebuilt() {
+        use dhcp_xdp_core::{
+            dhcp6::IaKind,
+            leases::v6::{Ask6, Key6},
+        };
+        let v6 = |end: &str| {
+            format!(
+                "[[subnet6]]\nsubnet = \"2001:db8:1::/64\"\n[[subnet6.pool]]\nrange = \"2001:db8:1::10-2001:db8:1::{end}\"\n"
+            )
+        };
+        let with6 = |end4: u8, end6: &str| {
+            let text = format!(
+                "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.{end4}\"\n{}",
+                v6(end6)
+            );
+            Config::parse("t", &text).expect("config")
+        };
+        let (db, shared) = shared_on(&[0], 1, with6(20, "20"), None);
+        let key = |n: u8| Key6 { kind: IaKind::Na, subnet: 1, duid: Arc::from(&[0, 3, 0, 1, n][..]), iaid: 1 };
+        let mut addrs = vec![];
+        for n in 0..3 {
+            let rt = shared.runtime();
+            let ask = Ask6 {
+                key: &key(n),
+                hints: &[],
+                reserved: &[],
+                max_per_duid: 0,
+                tags: Default::default(),
+                max_per_line: (0, 0),
+            };
+            let now = crate::clock::unix_now();
+            addrs.push(rt.table6().bind(&rt.cfg.subnets6[0], ask, true, 0, now).expect("bind").addr);
+        }
+        // The v4 pool grows: tables rebuilt, every v6 lease carried over.
+        assert!(reload(&shared, with6(40, "20")).contains("rebuilt"));
+        let rt = shared.runtime();
+        assert!(db.is_retired());
+        assert_eq!(
+            (0..3).map(|n| rt.table6().get(&key(n)).map(|l| l.addr)).collect::<Vec<_>>(),
+            addrs.iter().copied().map(Some).collect::<Vec<_>>()
+        );
+        // The v6 pool shrinks to its first address: the leases stay (they are on the link, as
+        // Kea keeps them; only new ones come from the smaller pool).
+        assert!(reload(&shared, with6(40, "10")).contains("kept"));
+        let rt = shared.runtime();
+        assert_eq!((0..3).filter(|n| rt.table6().get(&key(*n)).is_some()).count(), 3);
+        // The link moves: leases no longer on it are dropped.
+        let text = "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.40\"\n\
+                    [[subnet6]]\nsubnet = \"2001:db8:2::/64\"\n[[subnet6.pool]]\nrange = \"2001:db8:2::10-2001:db8:2::20\"\n";
+        let moved = Config::parse("t", text).expect("config");
+        assert!(reload(&shared, moved).contains("kept"));
+        let rt = shared.runtime();
+        assert_eq!((0..3).filter(|n| rt.table6().get(&key(*n)).is_some()).count(), 0);
+    }
+
     /// A request from `mac` with `options` (client id and type among them), relayed or not.
     fn from(mac: [u8; 6], ciaddr: Ipv4Addr, options: &[u8]) -> (Vec<u8>, usize) {
         use dhcp_xdp_core::testing::Request;

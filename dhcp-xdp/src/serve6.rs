@@ -69,8 +69,17 @@ impl Handler6 {
         };
         let Some(ours) = ours else { return Verdict::Drop(DropReason::NotForUs) };
         let req = &frame[l.payload..l.payload + l.payload_len];
+        let fresh;
         let (outcome, changed) = {
             let mut table = rt.table6();
+            let mut rt = rt;
+            if rt.db.is_retired() {
+                // A reload rebuilt the tables while we waited for this lock.
+                drop(table);
+                fresh = shared.runtime();
+                rt = &fresh;
+                table = rt.table6();
+            }
             let r =
                 self.engine.handle(now, &rt.cfg, &shared.server6, &mut table, req, &mut self.scratch, &mut self.counts);
             table.drain_changes(&mut self.changes);
