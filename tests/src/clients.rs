@@ -251,6 +251,25 @@ impl Dhclient {
     }
 }
 
+impl Dhclient {
+    /// The address and the prefix it reported in events after the first `after` (of `reason`
+    /// only, when given): dhclient reports each in an event of its own. Panics after 20 s
+    /// without both.
+    pub fn address_and_prefix(&self, reason: Option<&str>, after: usize) -> (String, String) {
+        let found = poll(Duration::from_secs(20), Duration::from_millis(200), || {
+            let events: Vec<_> = self
+                .events()
+                .into_iter()
+                .skip(after)
+                .filter(|e| reason.is_none_or(|r| e.get("reason").map(String::as_str) == Some(r)))
+                .collect();
+            let pick = |k: &str| events.iter().find_map(|e| e.get(k).filter(|v| !v.is_empty()).cloned());
+            Some((pick("ip6")?, pick("prefix6")?))
+        });
+        found.unwrap_or_else(|| panic!("no {reason:?} with an address and a prefix: {:?}", self.events()))
+    }
+}
+
 impl Drop for Dhclient {
     fn drop(&mut self) {
         self.kill();

@@ -139,7 +139,7 @@ fn v6_leases_and_the_server_duid_survive_sigkill() {
     let client = Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
     assert!(client.obtain(&net.client), "dhclient -6 -N -P");
     // dhclient runs its script once per address and once per prefix.
-    let (ip, prefix) = both(&client, "BOUND6", 0);
+    let (ip, prefix) = client.address_and_prefix(Some("BOUND6"), 0);
     let ip = in_pool(&ip);
     assert!(prefix.ends_with("/56"), "{prefix}");
     let before = lease6_all(&daemon);
@@ -166,72 +166,38 @@ fn v6_leases_and_the_server_duid_survive_sigkill() {
     assert_eq!(std::fs::read_to_string(state.path().join("server-duid")).unwrap(), duid_file);
     // The client's RENEW at T1 names the server DUID: answered, same bindings.
     let n = client.events().len();
-    let (renewed_ip, renewed_prefix) = both(&client, "RENEW6", n);
+    let (renewed_ip, renewed_prefix) = client.address_and_prefix(Some("RENEW6"), n);
     assert_eq!(renewed_ip, ip.to_string(), "RENEW6 answered after the restart");
     assert_eq!(renewed_prefix, prefix);
     assert!(statistic(&daemon, "pkt6-renew-received") >= 1);
     client.kill();
 }
 
-/// The address and the prefix of the hook events `reason` after the first `after` events
-/// (dhclient reports each in an event of its own).
-fn both(client: &Dhclient, reason: &str, after: usize) -> (String, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let events: Vec<_> = client
-            .events()
-            .into_iter()
-            .skip(after)
-            .filter(|e| e.get("reason").map(String::as_str) == Some(reason))
-            .collect();
-        let ip = events.iter().find_map(|e| e.get("ip6").filter(|v| !v.is_empty()).cloned());
-        let prefix = events.iter().find_map(|e| e.get("prefix6").filter(|v| !v.is_empty()).cloned());
-        if let (Some(ip), Some(prefix)) = (ip, prefix) {
-            return (ip, prefix);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {reason} for both an address and a prefix: {:?}",
-            client.events()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// client ns ── veth ── relay ns (dhcrelay -6; 2001:db8:2::1 / 2001:db8:f::2) ── veth ── server
 /// ns (2001:db8:f::1). Nothing leaves the three namespaces.
-struct Relayed6 {
-    client: tests::Netns,
-    relay: tests::Netns,
-    server: tests::Netns,
-    client_if: String,
-    relay_down: String,
-    relay_up: String,
-    server_if: String,
+struct Relayed6(tests::ThreeHosts);
+
+impl std::ops::Deref for Relayed6 {
+    type Target = tests::ThreeHosts;
+    fn deref(&self) -> &tests::ThreeHosts {
+        &self.0
+    }
 }
 
 impl Relayed6 {
     fn new() -> Self {
-        use tests::{Netns, ipv6_ready, sh, tool, unique};
-        let (client, relay, server) = (Netns::new("dxc"), Netns::new("dxr"), Netns::new("dxs"));
-        let (client_if, relay_down, relay_up, server_if) = (unique("vc"), unique("rd"), unique("ru"), unique("vs"));
-        let ip = |args: &[&str]| sh(std::process::Command::new(tool("ip", "iproute2")).args(args));
-        ip(&["link", "add", &client_if, "type", "veth", "peer", "name", &relay_down]);
-        ip(&["link", "add", &relay_up, "type", "veth", "peer", "name", &server_if]);
-        ip(&["link", "set", &client_if, "netns", client.name()]);
-        ip(&["link", "set", &relay_down, "netns", relay.name()]);
-        ip(&["link", "set", &relay_up, "netns", relay.name()]);
-        ip(&["link", "set", &server_if, "netns", server.name()]);
+        use tests::{ipv6_ready, sh};
+        let n = tests::ThreeHosts::new();
         // The daemon needs an IPv4 address on its interface too.
-        sh(server.ip().args(["addr", "add", "198.18.0.1/24", "dev", &server_if]));
+        sh(n.server.ip().args(["addr", "add", "198.18.0.1/24", "dev", &n.server_if]));
         ipv6_ready(&[
-            (&client, &client_if, &[]),
-            (&relay, &relay_down, &["2001:db8:2::1/64"]),
-            (&relay, &relay_up, &["2001:db8:f::2/64"]),
-            (&server, &server_if, &["2001:db8:f::1/64"]),
+            (&n.client, &n.client_if, &[]),
+            (&n.relay, &n.relay_down, &["2001:db8:2::1/64"]),
+            (&n.relay, &n.relay_up, &["2001:db8:f::2/64"]),
+            (&n.server, &n.server_if, &["2001:db8:f::1/64"]),
         ]);
-        sh(server.ip().args(["-6", "route", "add", "2001:db8:2::/64", "via", "2001:db8:f::2"]));
-        Self { client, relay, server, client_if, relay_down, relay_up, server_if }
+        sh(n.server.ip().args(["-6", "route", "add", "2001:db8:2::/64", "via", "2001:db8:f::2"]));
+        Self(n)
     }
 
     /// `dhcrelay -6` from the client link up to the server; `-I`: with interface-id.
@@ -307,7 +273,7 @@ interface-id-hex = "01000000"
         let _relay = net.relay(true);
         let client = Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
         assert!(client.obtain(&net.client), "dhclient -6 -N -P behind the relay with -I");
-        let got = both(&client, "BOUND6", 0);
+        let got = client.address_and_prefix(Some("BOUND6"), 0);
         client.kill();
         got
     };

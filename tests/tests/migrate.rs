@@ -103,30 +103,6 @@ const CONFIG6: &str = "[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\n
     valid-lifetime = 600\n[[subnet6.pool]]\nrange = \"2001:db8:1::100-2001:db8:1::1ff\"\n\
     [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n";
 
-/// The address and the prefix of `client`'s `reason` events after the first `after`.
-fn bound6(client: &tests::clients::Dhclient, reason: &str, after: usize) -> (String, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let events: Vec<_> = client
-            .events()
-            .into_iter()
-            .skip(after)
-            .filter(|e| e.get("reason").map(String::as_str) == Some(reason))
-            .collect();
-        let ip = events.iter().find_map(|e| e.get("ip6").filter(|v| !v.is_empty()).cloned());
-        let prefix = events.iter().find_map(|e| e.get("prefix6").filter(|v| !v.is_empty()).cloned());
-        if let (Some(ip), Some(prefix)) = (ip, prefix) {
-            return (ip, prefix);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {reason} with an address and a prefix: {:?}",
-            client.events()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// DHCPv6 leases move from the real kea-dhcp6 to dhcp-xdp and back: a client (dhclient -6
 /// -N -P) binds an address and a prefix with Kea; Kea's kea-leases6.csv is imported (next to a
 /// v4 import, which must not lose them); the client, whose RENEW names Kea's DUID and goes
@@ -140,7 +116,7 @@ fn v6_leases_move_from_kea_to_dhcp_xdp_and_back() {
     let kea = kea6(&net.server, &net.server_if, dir.path(), &kea_leases);
     let client = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
     assert!(client.obtain(&net.client), "dhclient -6 with Kea");
-    let (ip, prefix) = bound6(&client, "BOUND6", 0);
+    let (ip, prefix) = client.address_and_prefix(Some("BOUND6"), 0);
     kea.stop();
     let csv = std::fs::read_to_string(&kea_leases).expect("Kea's v6 lease file");
 
@@ -179,7 +155,7 @@ fn v6_leases_move_from_kea_to_dhcp_xdp_and_back() {
     // Kea's server id is not ours: the RENEW is not answered; the REBIND (T2, 6 s) is, with the
     // same address and prefix.
     let n = client.events().len();
-    let (ip2, prefix2) = bound6(&client, "REBIND6", n);
+    let (ip2, prefix2) = client.address_and_prefix(Some("REBIND6"), n);
     assert_eq!((ip2, prefix2), (ip.clone(), prefix.clone()), "kept with dhcp-xdp");
     client.kill();
     daemon.signal_and_wait(Signal::SIGTERM);
@@ -200,25 +176,9 @@ fn v6_leases_move_from_kea_to_dhcp_xdp_and_back() {
     let again = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
     std::fs::copy(&client.lease_file, &again.lease_file).expect("the client's lease file");
     assert!(again.obtain(&net.client), "dhclient -6 with Kea again");
-    let got = bound6_any(&again);
+    let got = again.address_and_prefix(None, 0);
     assert_eq!(got, (ip, prefix), "kept with Kea");
     kea.stop();
-}
-
-/// The first address and prefix `client` was given, whatever the event (BOUND6, REBIND6,
-/// REBOOT6, RENEW6).
-fn bound6_any(client: &tests::clients::Dhclient) -> (String, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let events = client.events();
-        let ip = events.iter().find_map(|e| e.get("ip6").filter(|v| !v.is_empty()).cloned());
-        let prefix = events.iter().find_map(|e| e.get("prefix6").filter(|v| !v.is_empty()).cloned());
-        if let (Some(ip), Some(prefix)) = (ip, prefix) {
-            return (ip, prefix);
-        }
-        assert!(std::time::Instant::now() < deadline, "no address and prefix: {events:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// ISC dhcpd on `iface` of `ns` with its lease file at `leases`.

@@ -54,15 +54,5 @@ fn run_once() -> Result<(), String> {
 /// runs are made if one loses replies; one must be clean. Every attempt's details are printed.
 #[test]
 fn perfdhcp6_5000_clients_address_and_prefix_at_2000_per_second_without_drops() {
-    let mut failures = vec![];
-    for attempt in 1..=3 {
-        match run_once() {
-            Ok(()) => return,
-            Err(e) => {
-                eprintln!("attempt {attempt} had drops: {e}");
-                failures.push(e);
-            }
-        }
-    }
-    panic!("drops in every run:\n{}", failures.join("\n"));
+    tests::one_clean_run(3, run_once);
 }

@@ -4,44 +4,22 @@ use std::{net::Ipv4Addr, process::Stdio, time::Duration};
 
 use nix::sys::signal::Signal;
 use tests::{
-    Daemon, Netns, TempDir, TwoHosts,
+    Daemon, TempDir, ThreeHosts, TwoHosts,
     clients::Udhcpc,
     frames::{Link, Request},
-    sh, tool, unique,
+    sh, tool,
 };
 
-/// client ns ── veth ── relay ns (198.18.1.1 / 198.18.0.2) ── veth ── server ns (198.18.0.1)
-struct Relayed {
-    client: Netns,
-    relay: Netns,
-    server: Netns,
-    client_if: String,
-    relay_down: String,
-    relay_up: String,
-    server_if: String,
-}
-
-impl Relayed {
-    fn new() -> Self {
-        let (client, relay, server) = (Netns::new("dxc"), Netns::new("dxr"), Netns::new("dxs"));
-        let (client_if, relay_down, relay_up, server_if) = (unique("vc"), unique("rd"), unique("ru"), unique("vs"));
-        let ip = |args: &[&str]| sh(std::process::Command::new(tool("ip", "iproute2")).args(args));
-        ip(&["link", "add", &client_if, "type", "veth", "peer", "name", &relay_down]);
-        ip(&["link", "add", &relay_up, "type", "veth", "peer", "name", &server_if]);
-        ip(&["link", "set", &client_if, "netns", client.name()]);
-        ip(&["link", "set", &relay_down, "netns", relay.name()]);
-        ip(&["link", "set", &relay_up, "netns", relay.name()]);
-        ip(&["link", "set", &server_if, "netns", server.name()]);
-        sh(relay.ip().args(["addr", "add", "198.18.1.1/24", "dev", &relay_down]));
-        sh(relay.ip().args(["addr", "add", "198.18.0.2/24", "dev", &relay_up]));
-        sh(server.ip().args(["addr", "add", "198.18.0.1/24", "dev", &server_if]));
-        for (ns, i) in [(&client, &client_if), (&relay, &relay_down), (&relay, &relay_up), (&server, &server_if)] {
-            sh(ns.ip().args(["link", "set", i, "up"]));
-        }
-        sh(server.ip().args(["route", "add", "198.18.1.0/24", "via", "198.18.0.2"]));
-        sh(relay.exec("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]));
-        Self { client, relay, server, client_if, relay_down, relay_up, server_if }
-    }
+/// client ns ── veth ── relay ns (198.18.1.1 / 198.18.0.2) ── veth ── server ns (198.18.0.1).
+fn relayed() -> ThreeHosts {
+    let n = ThreeHosts::new();
+    sh(n.relay.ip().args(["addr", "add", "198.18.1.1/24", "dev", &n.relay_down]));
+    sh(n.relay.ip().args(["addr", "add", "198.18.0.2/24", "dev", &n.relay_up]));
+    sh(n.server.ip().args(["addr", "add", "198.18.0.1/24", "dev", &n.server_if]));
+    n.up();
+    sh(n.server.ip().args(["route", "add", "198.18.1.0/24", "via", "198.18.0.2"]));
+    sh(n.relay.exec("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]));
+    n
 }
 
 /// dhcrelay in the foreground, killed on drop.
@@ -56,7 +34,7 @@ impl Drop for Dhcrelay {
 
 #[test]
 fn clients_behind_dhcrelay_get_giaddr_subnet_and_circuit_id_reservation() {
-    let net = Relayed::new();
+    let net = relayed();
     let dir = TempDir::new("cfg");
     let cfg = dir.config(&format!(
         r#"
