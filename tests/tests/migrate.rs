@@ -53,19 +53,25 @@ impl Kea {
             "subnet4": [{ "id": 1, "subnet": "198.18.0.0/16", "pools": [{ "pool": format!("{} - {}", POOL.0, POOL.1) }] }],
             "loggers": [{ "name": "kea-dhcp4", "output_options": [{ "output": "stderr" }], "severity": "WARN" }],
         }});
-        std::fs::write(&conf, c.to_string()).expect("kea config");
-        let child = ns
-            .exec(tool("kea-dhcp4", "kea-dhcp4-server"))
-            .arg("-c")
-            .arg(&conf)
-            .env("KEA_PIDFILE_DIR", dir)
-            .env("KEA_LOCKFILE_DIR", dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kea-dhcp4");
-        Server(child)
+        spawn_kea(ns, ("kea-dhcp4", "kea-dhcp4-server"), &conf, &c, dir)
     }
+}
+
+/// Kea's server `bin` (of Debian package `.1`) in `ns` with configuration `c` written to
+/// `conf`, its pid and lock files in `dir`.
+fn spawn_kea(ns: &Netns, (bin, package): (&str, &str), conf: &Path, c: &serde_json::Value, dir: &Path) -> Server {
+    std::fs::write(conf, c.to_string()).expect("kea config");
+    let child = ns
+        .exec(tool(bin, package))
+        .arg("-c")
+        .arg(conf)
+        .env("KEA_PIDFILE_DIR", dir)
+        .env("KEA_LOCKFILE_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
+    Server(child)
 }
 
 /// kea-dhcp6 on `iface` of `ns` (2001:db8:1::/64, an address pool and a /56 pd-pool; T1 3 s,
@@ -84,18 +90,7 @@ fn kea6(ns: &Netns, iface: &str, dir: &Path, leases: &Path) -> Server {
         }],
         "loggers": [{ "name": "kea-dhcp6", "output_options": [{ "output": "stderr" }], "severity": "WARN" }],
     }});
-    std::fs::write(&conf, c.to_string()).expect("kea config");
-    let child = ns
-        .exec(tool("kea-dhcp6", "kea-dhcp6-server"))
-        .arg("-c")
-        .arg(&conf)
-        .env("KEA_PIDFILE_DIR", dir)
-        .env("KEA_LOCKFILE_DIR", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kea-dhcp6");
-    Server(child)
+    spawn_kea(ns, ("kea-dhcp6", "kea-dhcp6-server"), &conf, &c, dir)
 }
 
 const CONFIG6: &str = "[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n\
