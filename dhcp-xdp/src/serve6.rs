@@ -69,6 +69,11 @@ impl Handler6 {
         };
         let Some(ours) = ours else { return Verdict::Drop(DropReason::NotForUs) };
         let req = &frame[l.payload..l.payload + l.payload_len];
+        // A Relay-Forw is answered only from a trusted relay: its layers choose the subnet and
+        // carry the line's identity (remote-id, interface-id), which a client must not forge.
+        if req.first() == Some(&dhcp_xdp_core::dhcp6::msg::RELAY_FORW) && !rt.cfg.relay6_trusted(src_ip) {
+            return Verdict::Drop(DropReason::UntrustedRelay);
+        }
         let fresh;
         let (outcome, changed) = {
             let mut table = rt.table6();

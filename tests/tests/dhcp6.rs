@@ -238,6 +238,8 @@ fn dhclient6_behind_dhcrelay_gets_the_subnet_of_its_link_or_of_its_interface_id(
     let dir = TempDir::new("cfg");
     let cfg = dir.config(
         r#"
+[relays]
+trusted6 = ["2001:db8:f::/64"]
 [[subnet]]
 subnet = "198.18.0.0/24"
   [[subnet.pool]]
@@ -408,4 +410,39 @@ fn a_dual_stack_client_gets_both_families_from_one_zero_config_daemon() {
     assert_eq!(lease6_all(&daemon).len(), 1);
     v4.kill();
     v6.kill();
+}
+
+/// A client cannot pose as a relay: a Relay-Forw from outside `[relays] trusted6` (here from the
+/// client's own link-local address, claiming the remote-id a reservation gives a prefix to) is
+/// dropped and counted, while the same client's own SOLICIT is answered.
+#[test]
+fn a_forged_relay_forw_from_an_untrusted_source_is_dropped() {
+    use tests::frames::{Frame6, Link, dhcp6_message, dhcp6_relay_forw};
+    let net = TwoHosts::for_dhcp6(1);
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(&format!(
+        "[relays]\ntrusted6 = [\"2001:db8:f::/64\"]\n{V6}  [[subnet6.reservation]]\n  remote-id = \"00000de9:6c696e652d37\"\n  prefixes = [\"2001:db8:100:ff00::/56\"]\n"
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let duid = vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 0x66];
+    let solicit = dhcp6_message(1, 0x42, &[(1, duid.clone()), (25, vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0])]);
+    let forged = dhcp6_relay_forw(
+        0,
+        "2001:db8:1::fffe".parse().unwrap(),
+        "fe80::66".parse().unwrap(),
+        &[(37, vec![0, 0, 0x0d, 0xe9, b'l', b'i', b'n', b'e', b'-', b'7'])],
+        &solicit,
+    );
+    let mut relay_frame = Frame6::to_servers(mac, forged);
+    relay_frame.src_port = 547;
+    link.send(&relay_frame.build());
+    let counted = daemon.wait_counters(Duration::from_secs(5), |c| c.worker_sum("drop_untrusted_relay") == 1);
+    assert!(counted, "the forged Relay-Forw was not dropped as untrusted: {:?}", daemon.counters().0["workers"]);
+    assert_eq!(statistic(&daemon, "pkt6-advertise-sent"), 0, "nothing answered");
+    // The same client asking for itself is answered.
+    link.send(&Frame6::to_servers(mac, solicit).build());
+    let answered = daemon.wait_counters(Duration::from_secs(5), |c| c.0["messages6"]["pkt6-advertise-sent"] == 1);
+    assert!(answered, "{:?}", daemon.counters().0["messages6"]);
 }

@@ -543,6 +543,7 @@ impl Config {
             durability,
             snapshot_every: fc.persistence.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
             trusted_relays,
+            trusted_relays6: super::v6::trusted6(&ctx, fc.relays.trusted6.as_deref())?,
             limits,
             control_socket: fc.control.socket.clone(),
             metrics_listen: match &fc.metrics.listen {

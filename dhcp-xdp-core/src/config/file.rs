@@ -56,6 +56,7 @@ pub(super) struct ControlSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RelaysSection {
     pub(super) trusted: Option<Vec<Spanned<String>>>,
+    pub(super) trusted6: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -290,6 +290,9 @@ pub struct Config {
     pub snapshot_every: u64,
     /// Relays whose fields are honoured (giaddr inside one of these); empty: any relay.
     pub trusted_relays: Vec<Ipv4Net>,
+    /// DHCPv6 relays whose Relay-Forw is answered (source address inside one of these
+    /// prefixes, `[relays] trusted6`); empty: any relay.
+    pub trusted_relays6: Vec<(std::net::Ipv6Addr, u8)>,
     /// What one subscriber may hold and send.
     pub limits: Limits,
     /// The management channel's socket (`[control] socket`; the command line overrides it).
@@ -460,6 +463,7 @@ impl Config {
             durability: Durability::Fsync,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             trusted_relays: vec![],
+            trusted_relays6: vec![],
             limits: Limits::default(),
             control_socket: None,
             metrics_listen: None,
@@ -509,6 +513,12 @@ impl Config {
         });
         self.source = format!("{} and {}/{len}", self.source, std::net::Ipv6Addr::from(net));
         self
+    }
+
+    /// Whether a DHCPv6 Relay-Forw from `src` is answered (`[relays] trusted6`, or any when
+    /// that is empty).
+    pub fn relay6_trusted(&self, src: std::net::Ipv6Addr) -> bool {
+        self.trusted_relays6.is_empty() || self.trusted_relays6.iter().any(|&(p, l)| in_prefix(src, p, l))
     }
 
     /// Whether a relay with this giaddr is one whose fields are honoured.

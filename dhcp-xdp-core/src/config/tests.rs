@@ -337,3 +337,13 @@ fn zero_config_serves_a_global_v6_prefix_when_there_is_one() {
     let c = base.with_zero_config6(&[("2001:db8:1::1:5".parse().unwrap(), 64)]);
     assert_eq!(c.subnets6[0].pools[0].nth(0), Some("2001:db8:1::1:6".parse().unwrap()));
 }
+
+#[test]
+fn trusted_v6_relays_are_prefixes_and_errors_name_the_entry() {
+    let c = Config::parse("t", "[relays]\ntrusted6 = [\"2001:db8:f::/64\"]\n").unwrap();
+    assert!(c.relay6_trusted("2001:db8:f::2".parse().unwrap()));
+    assert!(!c.relay6_trusted("fe80::66".parse().unwrap()));
+    assert!(Config::parse("t", "").unwrap().relay6_trusted("fe80::66".parse().unwrap()), "none listed: any");
+    let e = Config::parse("t", "[relays]\ntrusted6 = [\"2001:db8:f::/64\", \"198.18.0.0/24\"]\n").unwrap_err();
+    assert_eq!((e.field.as_str(), e.line), ("relays.trusted6[1]", 2), "{e}");
+}

@@ -207,6 +207,15 @@ impl Ctx<'_> {
     }
 }
 
+/// `[relays] trusted6`: the prefixes DHCPv6 relays may send from.
+pub(super) fn trusted6(ctx: &Ctx<'_>, list: Option<&[Spanned<String>]>) -> Result<Vec<(Ipv6Addr, u8)>, ConfigError> {
+    let mut out = vec![];
+    for (i, p) in list.into_iter().flatten().enumerate() {
+        out.push(ctx.prefix6(p, &format!("relays.trusted6[{i}]"))?);
+    }
+    Ok(out)
+}
+
 /// Validates the `[[subnet6]]` sections.
 /// `cluster`: the file has a `[cluster]` section, whose store does not keep v6 leases yet.
 pub(super) fn build(ctx: &Ctx<'_>, sections: &[Subnet6Section], cluster: bool) -> Result<Vec<Subnet6>, ConfigError> {
