@@ -147,6 +147,14 @@ fn v6_leases_and_the_server_duid_survive_sigkill() {
     let duid_file = std::fs::read_to_string(state.path().join("server-duid")).expect("server-duid kept");
     let killed = daemon.signal_and_wait(Signal::SIGKILL);
     assert!(!killed.status.success());
+    // What the state directory holds, read without a daemon (`dhcp-xdp leases`).
+    let out = std::process::Command::new(tests::daemon_bin())
+        .args(["leases", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .expect("dhcp-xdp leases");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().filter(|l| l.starts_with("lease6 ") && l.contains("state=Bound")).count(), 2, "{text}");
     let daemon = Daemon::start(&net.server, &net.server_if, &args);
     let after = lease6_all(&daemon);
     let strip = |v: &[serde_json::Value]| -> Vec<(String, u64, String, String, u64)> {

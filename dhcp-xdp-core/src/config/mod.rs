@@ -621,6 +621,39 @@ impl Config {
                 );
             }
         }
+        if !self.subnets6.is_empty() {
+            let relays: Vec<String> = self.trusted_relays6.iter().map(|(p, l)| format!("{p}/{l}")).collect();
+            s += &format!(
+                "  DHCPv6: leases per DUID {}; trusted relays: {}\n",
+                n(l.leases_per_duid),
+                if relays.is_empty() { "any".to_owned() } else { relays.join(", ") }
+            );
+        }
+        for sub in &self.subnets6 {
+            s += &format!(
+                "  subnet6 {} {}/{}: valid {} s, preferred {} s (T1 {}, T2 {}){}{}\n",
+                sub.id,
+                sub.prefix,
+                sub.prefix_len,
+                sub.valid,
+                sub.preferred,
+                sub.t1,
+                sub.t2,
+                sub.interface_id.as_ref().map(|i| format!(", interface-id {}", colon_hex(i))).unwrap_or_default(),
+                if sub.rapid_commit { ", rapid commit" } else { "" },
+            );
+            for p in &sub.pools {
+                let last = p.nth(p.count() - 1).unwrap_or(std::net::Ipv6Addr::UNSPECIFIED);
+                s += &format!("    pool {}-{last} ({} addresses)\n", p.nth(0).unwrap_or(last), p.count());
+            }
+            for p in &sub.pd_pools {
+                let first = p.nth(0).unwrap_or(std::net::Ipv6Addr::UNSPECIFIED);
+                s += &format!("    pd-pool from {first}: {} prefixes of /{}\n", p.count(), p.delegated_len());
+            }
+            for r in &sub.reservations {
+                s += &format!("    reservation {:?} → {:?} {:?}\n", r.key, r.addresses, r.prefixes);
+            }
+        }
         s
     }
 }

@@ -54,6 +54,27 @@ pub fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
             l.key
         );
     }
-    println!("{} leases (snapshot {}, {} journal records replayed)", leases.len(), rec.snapshot_gen, rec.replayed);
+    let mut leases6 = rec.leases6;
+    leases6.sort_by_key(|l| (u128::from(l.addr), l.len));
+    for l in &leases6 {
+        println!(
+            "lease6 addr={}/{} type={:?} duid={} iaid={} state={:?} expires={} subnet={}",
+            l.addr,
+            l.len,
+            l.key.kind,
+            colon_hex(&l.key.duid),
+            l.key.iaid,
+            l.state,
+            l.expires,
+            l.key.subnet
+        );
+    }
+    println!(
+        "{} leases, {} DHCPv6 leases (snapshot {}, {} journal records replayed)",
+        leases.len(),
+        leases6.len(),
+        rec.snapshot_gen,
+        rec.replayed
+    );
     Ok(())
 }

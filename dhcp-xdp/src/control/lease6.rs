@@ -264,6 +264,18 @@ mod tests {
         Arc::new(Control::new(shared, vec![], tx))
     }
 
+    /// `config-get` shows the v6 subnets in Kea's `Dhcp6` names, and the description names them.
+    #[test]
+    fn config_get_shows_the_v6_subnets() {
+        let c = control6();
+        let a = call(&c, "config-get", json!({}));
+        let s = &a["arguments"]["Dhcp6"]["subnet6"][0];
+        assert_eq!((s["id"].clone(), s["subnet"].clone()), (json!(5), json!("2001:db8:1::/64")), "{a}");
+        assert_eq!(s["pools"][0]["pool"], "2001:db8:1::10 - 2001:db8:1::20");
+        assert_eq!(s["pd-pools"][0], json!({ "prefix": "2001:db8:100::", "prefix-len": 48, "delegated-len": 56 }));
+        assert!(a["arguments"]["dhcp-xdp"]["described"].as_str().unwrap().contains("subnet6 5 2001:db8:1::/64"));
+    }
+
     /// Kea's lease6 commands: add (address and prefix), refused twice or on another's address
     /// or off the link, get by address and by key, update, delete by address and by key, wipe.
     #[test]

@@ -231,11 +231,45 @@ impl Control {
                 })
             })
             .collect();
-        with_args(
-            0,
-            "",
-            json!({ "Dhcp4": { "subnet4": subnets, "valid-lifetime": cfg.subnets.first().map(|s| s.lease_time) }, "dhcp-xdp": { "source": cfg.source, "described": cfg.describe() } }),
-        )
+        let mut args = json!({ "Dhcp4": { "subnet4": subnets, "valid-lifetime": cfg.subnets.first().map(|s| s.lease_time) }, "dhcp-xdp": { "source": cfg.source, "described": cfg.describe() } });
+        if !cfg.subnets6.is_empty() {
+            args["Dhcp6"] = self.dhcp6_config(&cfg);
+        }
+        with_args(0, "", args)
+    }
+
+    /// The `Dhcp6` object of `config-get`, in Kea's names: subnets, pools, pd-pools,
+    /// reservations, and the server DUID.
+    fn dhcp6_config(&self, cfg: &Config) -> Value {
+        let hex = dhcp_xdp_core::net::colon_hex;
+        let subnets: Vec<Value> = cfg
+            .subnets6
+            .iter()
+            .map(|s| {
+                let range = |p: &dhcp_xdp_core::leases::prefix::PrefixRange| {
+                    let (a, b) = (p.nth(0), p.nth(p.count().saturating_sub(1)));
+                    format!("{} - {}", a.map(|a| a.to_string()).unwrap_or_default(), b.map(|b| b.to_string()).unwrap_or_default())
+                };
+                let pd = |p: &dhcp_xdp_core::leases::prefix::PrefixRange| {
+                    let bits = p.count().trailing_zeros() as u8;
+                    json!({ "prefix": p.nth(0).map(|a| a.to_string()), "prefix-len": p.delegated_len() - bits, "delegated-len": p.delegated_len() })
+                };
+                json!({
+                    "id": s.id,
+                    "subnet": format!("{}/{}", s.prefix, s.prefix_len),
+                    "interface-id": s.interface_id.as_deref().map(hex),
+                    "valid-lifetime": s.valid, "preferred-lifetime": s.preferred,
+                    "renew-timer": s.t1, "rebind-timer": s.t2, "rapid-commit": s.rapid_commit,
+                    "pools": s.pools.iter().map(|p| json!({ "pool": range(p) })).collect::<Vec<_>>(),
+                    "pd-pools": s.pd_pools.iter().map(pd).collect::<Vec<_>>(),
+                    "reservations": s.reservations.iter().map(|r| json!({
+                        "ip-addresses": r.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "prefixes": r.prefixes.iter().map(|(p, l)| format!("{p}/{l}")).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({ "subnet6": subnets, "server-id": hex(&self.shared.server6.duid) })
     }
 
     /// `config-test {"file": PATH}` or `{"toml": TEXT}` (Kea's takes a JSON config; this server's
