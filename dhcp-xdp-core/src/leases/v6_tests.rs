@@ -122,3 +122,23 @@ fn an_exhausted_pool_takes_back_expired_leases_when_asked() {
     // Past their valid lifetime, without a sweep in between.
     assert!(bind(&mut t, &c, &key(IaKind::Na, 3), NOW + 101).is_some());
 }
+
+/// The sweep takes what is due from the calendar: a lease extended since is not taken at its
+/// old end, and no more than `max` go per call.
+#[test]
+fn the_sweep_skips_leases_extended_since_and_is_bounded() {
+    let c = cfg();
+    let mut t = Table6::new(&c, [], NOW);
+    let a = bind(&mut t, &c, &key(IaKind::Na, 1), NOW).unwrap();
+    bind(&mut t, &c, &key(IaKind::Na, 2), NOW).unwrap();
+    bind(&mut t, &c, &key(IaKind::Pd, 1), NOW).unwrap();
+    // Client 1 renews at NOW + 60: its lease now ends at NOW + 160.
+    assert!(t.extend(&c.subnets6[0], &key(IaKind::Na, 1), a.addr, 128, NOW + 60).is_some());
+    // At NOW + 100 the other two are due; one per call.
+    assert_eq!(t.sweep(NOW + 100, 1), 1);
+    assert_eq!(t.sweep(NOW + 100, 10), 1);
+    assert_eq!(t.sweep(NOW + 100, 10), 0, "the renewed lease is not due");
+    assert!(t.get(&key(IaKind::Na, 1)).is_some());
+    assert_eq!(t.sweep(NOW + 161, 10), 1);
+    assert!(t.get(&key(IaKind::Na, 1)).is_none());
+}
