@@ -21,7 +21,7 @@ use crate::{
     dhcp6::{Ia, IaAddr, IaKind, IaPrefix, Message, Relayed, Writer, msg, opt, status},
     leases::{
         Tags,
-        v6::{Ask6, Bind6Error, Key6, Table6},
+        v6::{Ask6, Bind6Error, Key6, Lease6State, Table6},
     },
     verdict::DropReason,
 };
@@ -143,7 +143,7 @@ pub fn select_subnet<'c>(cfg: &'c Config, relayed: &Relayed<'_>, server: &Server
             return Some(s);
         }
         let link = hop.link;
-        if link.is_unspecified() || link.segments()[0] & 0xffc0 == 0xfe80 {
+        if link.is_unspecified() || link.is_unicast_link_local() {
             return None;
         }
         return cfg.subnets6.iter().find(|s| s.contains(link));
@@ -349,10 +349,9 @@ impl Engine6 {
             IaKind::Na => (status::NO_ADDRS_AVAIL, Counter6::NoAddrsAvail, "no addresses available"),
             IaKind::Pd => (status::NO_PREFIX_AVAIL, Counter6::NoPrefixAvail, "no prefixes available"),
         };
+        let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid, tags, max_per_line };
         match kind {
             msg::SOLICIT | msg::REQUEST => {
-                let ask =
-                    Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid, tags, max_per_line };
                 let commit = kind == msg::REQUEST || rapid;
                 match table.bind(s, ask, commit, ADVERTISE_HOLD, now) {
                     Ok(l) => {
@@ -362,33 +361,21 @@ impl Engine6 {
                     }
                     Err(Bind6Error::OverLimit) => {
                         count(counts, Counter6::OverLimit);
-                        w.open_ia(ia.kind, ia.iaid, 0, 0);
-                        w.status(unavailable.0, "this client holds as many leases as it may");
-                        w.close();
+                        ia_status(w, ia, unavailable.0, "this client holds as many leases as it may");
                     }
                     Err(Bind6Error::NoneAvailable) => {
                         count(counts, unavailable.1);
-                        w.open_ia(ia.kind, ia.iaid, 0, 0);
-                        w.status(unavailable.0, unavailable.2);
-                        w.close();
+                        ia_status(w, ia, unavailable.0, unavailable.2);
                     }
                 }
             }
             msg::RENEW | msg::REBIND => {
-                let held = table.get(&key).filter(|l| l.state != crate::leases::v6::Lease6State::Declined);
+                let held = table.get(&key).filter(|l| l.state != Lease6State::Declined);
                 let lease = match held.map(|l| (l.addr, l.len)) {
                     Some((a, l)) if self.reserved.is_empty() || self.reserved.contains(&(a, l)) => {
                         table.extend(s, &key, a, l, now)
                     }
                     _ => {
-                        let ask = Ask6 {
-                            key: &key,
-                            hints: &self.hints,
-                            reserved: &self.reserved,
-                            max_per_duid,
-                            tags,
-                            max_per_line,
-                        };
                         // Re-created only on what the client names (a server that lost its
                         // state), or a reservation; never a new address it did not ask for.
                         if self.hints.is_empty() && self.reserved.is_empty() {
@@ -425,17 +412,14 @@ impl Engine6 {
                 // At most `declined-percent` of the subnet's addresses on probation: a client
                 // that declines everything cannot empty the pools.
                 let room = |t: &Table6| {
-                    let total: u64 = s.pools.iter().map(|p| u64::from(p.count())).sum();
-                    u64::from(t.declined(s.id, IaKind::Na)) * 100 < total * u64::from(declined_percent)
+                    u64::from(t.declined(s.id, IaKind::Na)) * 100 < s.capacity(IaKind::Na) * u64::from(declined_percent)
                 };
                 for &(a, len) in &self.hints {
                     done |= if kind == msg::RELEASE {
                         table.release(&key, a, len)
                     } else if ia.kind == IaKind::Na && table.get(&key).is_some_and(|l| l.addr == a) && !room(table) {
                         count(counts, Counter6::DeclineRefused);
-                        w.open_ia(ia.kind, ia.iaid, 0, 0);
-                        w.status(status::UNSPEC_FAIL, "too many addresses of this link are declined");
-                        w.close();
+                        ia_status(w, ia, status::UNSPEC_FAIL, "too many addresses of this link are declined");
                         return;
                     } else {
                         ia.kind == IaKind::Na && table.decline(&key, a, DECLINE_PROBATION, now)
@@ -469,11 +453,16 @@ fn line_tags(relayed: &Relayed<'_>) -> Tags {
     Tags { circuit, remote }
 }
 
+/// The IA answered with no lease and a status code (T1 and T2 0).
+fn ia_status(w: &mut Writer<'_>, ia: &Ia<'_>, code: u16, message: &str) {
+    w.open_ia(ia.kind, ia.iaid, 0, 0);
+    w.status(code, message);
+    w.close();
+}
+
 fn no_binding(w: &mut Writer<'_>, ia: &Ia<'_>, counts: &mut Counts6) {
     count(counts, Counter6::NoBinding);
-    w.open_ia(ia.kind, ia.iaid, 0, 0);
-    w.status(status::NO_BINDING, "no binding for this IA");
-    w.close();
+    ia_status(w, ia, status::NO_BINDING, "no binding for this IA");
 }
 
 fn grant(w: &mut Writer<'_>, kind: IaKind, addr: Ipv6Addr, len: u8, preferred: u32, valid: u32) {

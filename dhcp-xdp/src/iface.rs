@@ -85,12 +85,12 @@ impl Interface {
 
     /// The link-local IPv6 address (the source of replies to clients on the link).
     pub fn link_local6(&self) -> Option<std::net::Ipv6Addr> {
-        self.ipv6.iter().map(|a| a.0).find(|a| a.segments()[0] & 0xffc0 == 0xfe80)
+        self.ipv6.iter().map(|a| a.0).find(std::net::Ipv6Addr::is_unicast_link_local)
     }
 
     /// The global (not link-local) IPv6 addresses.
     pub fn global6(&self) -> Vec<std::net::Ipv6Addr> {
-        self.ipv6.iter().map(|a| a.0).filter(|a| a.segments()[0] & 0xffc0 != 0xfe80 && !a.is_loopback()).collect()
+        self.ipv6.iter().map(|a| a.0).filter(|a| !a.is_unicast_link_local() && !a.is_loopback()).collect()
     }
 
     /// The primary IPv4 address, or an error naming the interface.

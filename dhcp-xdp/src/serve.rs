@@ -192,19 +192,17 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
             tracing::error!("{}: expiries not stored: {e}", shared.store.name());
         }
     }
-    let mut changes = vec![];
-    {
+    let stamped: Vec<_> = {
         let mut t = rt.table6();
         n += t.sweep(now, max_per_shard);
+        let mut changes = vec![];
         t.drain_changes(&mut changes);
-        if !changes.is_empty() {
-            let first = rt.db.stamp(changes.len());
-            let stamped: Vec<_> = changes.drain(..).enumerate().map(|(k, c)| (first + k as u64, c)).collect();
-            drop(t);
-            if let Err(e) = shared.store.append(0, &stamped) {
-                tracing::error!("{}: v6 expiries not stored: {e}", shared.store.name());
-            }
-        }
+        rt.db.numbered(changes.into_iter()).collect()
+    };
+    if !stamped.is_empty()
+        && let Err(e) = shared.store.append(0, &stamped)
+    {
+        tracing::error!("{}: v6 expiries not stored: {e}", shared.store.name());
     }
     n
 }

@@ -129,10 +129,8 @@ impl EngineHandler {
             }
         }
         // Numbered under the lock that ordered them: one counter update per lock taken.
-        let n = self.changes.len();
-        if n > 0 {
-            let first = self.rt.db.stamp(n);
-            self.stamped.extend(self.changes.drain(..).enumerate().map(|(k, c)| (first + k as u64, c)));
+        if !self.changes.is_empty() {
+            self.stamped.extend(self.rt.db.numbered(self.changes.drain(..)));
         }
     }
 }

@@ -4,7 +4,7 @@
 //! request came from (the client's link-local address and port 546, or the relay's address and
 //! port 547).
 
-use std::{net::Ipv6Addr, sync::atomic::Ordering};
+use std::sync::atomic::Ordering;
 
 use dhcp_xdp_core::{
     engine6::{Counter6, Counts6, Engine6},
@@ -36,10 +36,6 @@ impl Default for Handler6 {
     }
 }
 
-fn link_local(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80
-}
-
 impl Handler6 {
     /// Decides the IPv6 frame in `buf[..len]`; a reply replaces it in `buf`. The lease changes
     /// it makes are numbered (under the v6 table's lock, which ordered them) into `stamped`,
@@ -62,7 +58,7 @@ impl Handler6 {
         // else our link-local address to a client on the link, our first global one to a relay.
         let ours = if !dst_ip.is_multicast() {
             Some(dst_ip)
-        } else if link_local(src_ip) {
+        } else if src_ip.is_unicast_link_local() {
             shared.link_local6
         } else {
             shared.server6.addrs.first().copied()
@@ -88,12 +84,11 @@ impl Handler6 {
             let r =
                 self.engine.handle(now, &rt.cfg, &shared.server6, &mut table, req, &mut self.scratch, &mut self.counts);
             table.drain_changes(&mut self.changes);
-            let n = self.changes.len();
-            if n > 0 {
-                let first = rt.db.stamp(n);
-                stamped.extend(self.changes.drain(..).enumerate().map(|(k, c)| (first + k as u64, c)));
+            let changed = !self.changes.is_empty();
+            if changed {
+                stamped.extend(rt.db.numbered(self.changes.drain(..)));
             }
-            (r, n > 0)
+            (r, changed)
         };
         let n = match outcome {
             Ok(n) => n,

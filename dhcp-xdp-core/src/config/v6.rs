@@ -24,7 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, build::Ctx};
-use crate::leases::prefix::PrefixRange;
+use crate::{dhcp6::IaKind, leases::prefix::PrefixRange};
 
 /// Valid lifetime when none is configured (s), as Kea's default.
 pub const DEFAULT_VALID: u32 = 7200;
@@ -150,6 +150,36 @@ impl Subnet6 {
     /// Whether `a` lies in the link's prefix.
     pub fn contains(&self, a: Ipv6Addr) -> bool {
         in_prefix(a, self.prefix, self.prefix_len)
+    }
+
+    /// The pools of one IA type: address ranges, or delegated-prefix pools.
+    pub fn pools_of(&self, kind: IaKind) -> &[PrefixRange] {
+        match kind {
+            IaKind::Na => &self.pools,
+            IaKind::Pd => &self.pd_pools,
+        }
+    }
+
+    /// Addresses (or prefixes) its pools of one type hold.
+    pub fn capacity(&self, kind: IaKind) -> u64 {
+        self.pools_of(kind).iter().map(|p| u64::from(p.count())).sum()
+    }
+
+    /// Whether `addr`/`len` is reserved here for an IA of `kind`.
+    pub fn reserves(&self, kind: IaKind, addr: Ipv6Addr, len: u8) -> bool {
+        self.reservations.iter().any(|r| match kind {
+            IaKind::Na => r.addresses.contains(&addr),
+            IaKind::Pd => r.prefixes.contains(&(addr, len)),
+        })
+    }
+
+    /// Whether a lease of `kind` on `addr`/`len` may stand here: in a pool, reserved, or (an
+    /// address) anywhere on the link, as management may put it.
+    pub fn may_hold(&self, kind: IaKind, addr: Ipv6Addr, len: u8) -> bool {
+        let len = if kind == IaKind::Na { 128 } else { len };
+        self.pools_of(kind).iter().any(|p| p.index_of(addr, len).is_some())
+            || self.reserves(kind, addr, len)
+            || (kind == IaKind::Na && self.contains(addr))
     }
 }
 

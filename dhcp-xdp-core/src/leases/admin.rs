@@ -89,9 +89,7 @@ impl LeaseDb {
             g.shard.remove_idx(i);
         }
         g.shard.put(l);
-        let changes = g.take_changes();
-        let first = self.stamp(changes.len());
-        Ok(changes.into_iter().enumerate().map(|(k, c)| (first + k as u64, c)).collect())
+        Ok(self.numbered(g.take_changes().into_iter()).collect())
     }
 
     /// Removes the lease on `addr`; the address is free again.
@@ -102,9 +100,7 @@ impl LeaseDb {
             g.shard.remove_idx(i);
             g.push_free(addr);
         }
-        let changes = g.take_changes();
-        let first = self.stamp(changes.len());
-        Ok(changes.into_iter().enumerate().map(|(k, c)| (first + k as u64, c)).collect())
+        Ok(self.numbered(g.take_changes().into_iter()).collect())
     }
 
     /// Removes every lease of subnet `subnet` (every subnet when `None`); returns the changes
@@ -128,9 +124,7 @@ impl LeaseDb {
                     n += 1;
                 }
             }
-            let changes = g.take_changes();
-            let first = self.stamp(changes.len());
-            out.extend(changes.into_iter().enumerate().map(|(k, c)| (first + k as u64, c)));
+            out.extend(self.numbered(g.take_changes().into_iter()));
         }
         (out, n)
     }

@@ -468,6 +468,13 @@ impl LeaseDb {
         self.seq.fetch_add(n as u64, Ordering::Relaxed)
     }
 
+    /// `changes` with their sequence numbers, taken now ([`stamp`](Self::stamp): call it
+    /// under the lock that ordered them).
+    pub fn numbered<I: ExactSizeIterator<Item = Change>>(&self, changes: I) -> impl Iterator<Item = (u64, Change)> {
+        let first = self.stamp(changes.len());
+        changes.enumerate().map(move |(k, c)| (first + k as u64, c))
+    }
+
     /// The next sequence number [`stamp`](Self::stamp) would hand out.
     pub fn next_seq(&self) -> u64 {
         self.seq.load(Ordering::Relaxed)
@@ -536,8 +543,6 @@ impl LeaseDb {
     pub fn sweep(&self, i: usize, now: u32, max: usize) -> Vec<(u64, Change)> {
         let mut g = self.lock(i);
         g.sweep(now, max);
-        let changes = g.take_changes();
-        let first = self.stamp(changes.len());
-        changes.into_iter().enumerate().map(|(k, c)| (first + k as u64, c)).collect()
+        self.numbered(g.take_changes().into_iter()).collect()
     }
 }

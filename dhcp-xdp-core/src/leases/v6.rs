@@ -210,18 +210,14 @@ impl Table6 {
     /// lease holds its address.
     fn restore(&mut self, cfg: &Config, l: Lease6) -> bool {
         let Some(s) = cfg.subnets6.iter().find(|s| s.id == l.key.subnet) else { return false };
-        if self.by_addr.contains_key(&(l.addr, l.len)) {
+        if self.by_addr.contains_key(&(l.addr, l.len)) || !s.may_hold(l.key.kind, l.addr, l.len) {
             return false;
         }
-        let reserved = s.reservations.iter().any(|r| match l.key.kind {
-            IaKind::Na => r.addresses.contains(&l.addr),
-            IaKind::Pd => r.prefixes.contains(&(l.addr, l.len)),
-        });
-        let pools = self.pools.entry(s.id).or_default().of(l.key.kind);
-        // An address outside the pools but on the link (put there by management) is kept too.
-        let on_link = l.key.kind == IaKind::Na && s.contains(l.addr);
-        if !reserved && !pools.iter_mut().any(|p| p.take(l.addr, l.len)) && !on_link {
-            return false;
+        // Its number, when a pool holds it (a reserved or merely on-link one has none; a pool's
+        // number is taken only with an address index entry, so a free holder means a free
+        // number).
+        if !s.reserves(l.key.kind, l.addr, l.len) {
+            self.pools.entry(s.id).or_default().of(l.key.kind).iter_mut().any(|p| p.take(l.addr, l.len));
         }
         self.by_addr.insert((l.addr, l.len), l.key.clone());
         self.insert_lease(l);
@@ -287,11 +283,6 @@ impl Table6 {
         Some(l)
     }
 
-    /// Leases and advertisements `duid` holds (in every subnet).
-    pub fn held_by(&self, duid: &[u8]) -> u32 {
-        self.per_duid.get(duid).copied().unwrap_or(0)
-    }
-
     /// Declined addresses or prefixes on probation in a subnet's pools of one type.
     pub fn declined(&self, subnet: u32, kind: IaKind) -> u32 {
         self.declined.get(&(subnet, kind)).copied().unwrap_or(0)
@@ -335,16 +326,6 @@ impl Table6 {
             Some(k) if k == key => true,
             Some(k) => self.leases.get(k).is_some_and(|l| l.expires <= now && l.state != Lease6State::Declined),
         }
-    }
-
-    /// Takes `addr`/`len` out of the subnet's pools for a lease (`true`), or finds it reserved
-    /// (`reserved`): `false` when it is neither in a pool nor reserved, or taken.
-    fn claim(&mut self, subnet: &Subnet6, kind: IaKind, addr: Ipv6Addr, len: u8, reserved: bool) -> bool {
-        if reserved {
-            return true;
-        }
-        let pools = self.pools.entry(subnet.id).or_default().of(kind);
-        pools.iter_mut().any(|p| p.take(addr, len))
     }
 
     /// Gives `addr`/`len` back to its pool (nothing for a reserved one, which no pool holds).
@@ -447,27 +428,23 @@ impl Table6 {
         }
         for &(a, l) in ask.hints {
             let len = if key.kind == IaKind::Na { 128 } else { l };
-            if !self.by_addr.contains_key(&(a, len)) && self.claim(subnet, key.kind, a, len, false) {
+            if !self.by_addr.contains_key(&(a, len))
+                && self.pools.entry(subnet.id).or_default().of(key.kind).iter_mut().any(|p| p.take(a, len))
+            {
                 return Some((a, len));
             }
         }
         loop {
             let pools = self.pools.entry(subnet.id).or_default().of(key.kind);
-            if let Some(found) = pools.iter_mut().find_map(|p| p.allocate()).map(|(_, a)| a) {
-                let len = if key.kind == IaKind::Na { 128 } else { self.len_of(subnet, key.kind, found) };
-                return Some((found, len));
+            if let Some(found) =
+                pools.iter_mut().find_map(|p| p.allocate().map(|(_, a)| (a, p.range().delegated_len())))
+            {
+                return Some(found);
             }
-            // Exhausted: reclaim what has expired in this subnet, once.
+            // Exhausted: give back what has ended (a bounded number at a time) and try again.
             if self.reclaim(now) == 0 {
                 return None;
             }
-        }
-    }
-
-    fn len_of(&self, subnet: &Subnet6, kind: IaKind, a: Ipv6Addr) -> u8 {
-        match kind {
-            IaKind::Na => 128,
-            IaKind::Pd => subnet.pd_pools.iter().find(|r| r.contains(a)).map(|r| r.delegated_len()).unwrap_or(128),
         }
     }
 
@@ -571,11 +548,10 @@ impl Table6 {
             .subnets6
             .iter()
             .flat_map(|s| {
-                let total = |pools: &[super::prefix::PrefixRange]| pools.iter().map(|p| u64::from(p.count())).sum();
-                [(IaKind::Na, total(&s.pools)), (IaKind::Pd, total(&s.pd_pools))].map(|(kind, total)| Census6 {
+                [IaKind::Na, IaKind::Pd].map(|kind| Census6 {
                     subnet: s.id,
                     kind,
-                    total,
+                    total: s.capacity(kind),
                     assigned: 0,
                     declined: 0,
                 })
@@ -631,16 +607,7 @@ impl Table6 {
         let Some(s) = cfg.subnets6.iter().find(|s| s.id == lease.key.subnet) else {
             return Err(format!("no subnet6 with id {}", lease.key.subnet));
         };
-        let in_pool = match lease.key.kind {
-            IaKind::Na => s.pools.iter().any(|p| p.index_of(lease.addr, 128).is_some()),
-            IaKind::Pd => s.pd_pools.iter().any(|p| p.index_of(lease.addr, lease.len).is_some()),
-        };
-        let reserved = s.reservations.iter().any(|r| match lease.key.kind {
-            IaKind::Na => r.addresses.contains(&lease.addr),
-            IaKind::Pd => r.prefixes.contains(&(lease.addr, lease.len)),
-        });
-        let on_link = lease.key.kind == IaKind::Na && s.contains(lease.addr);
-        if !(in_pool || reserved || on_link) {
+        if !s.may_hold(lease.key.kind, lease.addr, lease.len) {
             return Err(format!("{}/{} lies outside subnet {} and its pools", lease.addr, lease.len, s.id));
         }
         match (self.leases.contains_key(&lease.key), replace) {

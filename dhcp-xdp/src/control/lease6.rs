@@ -106,9 +106,7 @@ impl Control {
             let out = edit(&mut t);
             let mut changes = vec![];
             t.drain_changes(&mut changes);
-            let first = if changes.is_empty() { 0 } else { rt.db.stamp(changes.len()) };
-            let stamped: Vec<(u64, Change)> =
-                changes.into_iter().enumerate().map(|(k, c)| (first + k as u64, c)).collect();
+            let stamped: Vec<(u64, Change)> = rt.db.numbered(changes.into_iter()).collect();
             (out, stamped)
         };
         self.make_durable(&stamped)?;

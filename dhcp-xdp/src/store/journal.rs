@@ -958,8 +958,7 @@ pub(crate) mod tests {
             .unwrap();
             let mut c = vec![];
             t.drain_changes(&mut c);
-            let first = db.stamp(c.len());
-            num(first, &c)
+            db.numbered(c.into_iter()).collect::<Vec<_>>()
         };
         let (a1, a2, p1) = (key(IaKind::Na, 1), key(IaKind::Na, 2), key(IaKind::Pd, 1));
         for k in [&a1, &a2, &p1] {
@@ -977,8 +976,7 @@ pub(crate) mod tests {
             assert!(t.decline(&a1, a1_addr, 3600, 100));
             t.drain_changes(&mut c);
         }
-        let first = db.stamp(c.len());
-        let t = j.append(0, &num(first, &c)).unwrap().expect("ticket");
+        let t = j.append(0, &db.numbered(c.into_iter()).collect::<Vec<_>>()).unwrap().expect("ticket");
         assert_eq!(settle(&j, 0, t), Some(true));
         j.flush(Duration::from_secs(5)).unwrap();
         drop(j);
