@@ -240,6 +240,14 @@ impl Engine6 {
         if !valid || client.is_some_and(|c| c.len() < 3 || c.len() > crate::records::MAX_DUID) {
             return Err(DropReason::Malformed);
         }
+        // Cluster mode: a client that did not name this server is another node's unless its
+        // DUID's bucket is ours (one that names us chose us, as a v4 unicast renewal does).
+        if ours.is_none()
+            && let Some(c) = client
+            && !table.serves_client(c)
+        {
+            return Err(DropReason::OtherBucket);
+        }
         let subnet = select_subnet(cfg, &relayed, server);
         let xid = m.transaction_id();
         match m.kind() {

@@ -410,9 +410,11 @@ fn a_released_address_goes_to_the_next_client_and_a_declined_one_does_not() {
     // Released twice: NoBinding in the IA.
     let reply = r.ask(&release);
     assert_eq!(status_in(&ianas(&reply)[0].opts), Some(Status::NoBinding));
-    // The pool hands the lowest free number first: the released address.
+    // The released address is free again; the pool goes round its numbers (stripe by stripe),
+    // so the next client gets the next one, not the address just given up.
+    assert_eq!(r.table.available(1, IaKind::Na), 256);
     let b = bind(&mut r, 21).unwrap();
-    assert_eq!(b, a);
+    assert_eq!(b, v6a("2001:db8:1::101"));
     let decline = message(msg::DECLINE, &[option(opt::CLIENTID, &duid(21)), server_id(), ia_na(1, Some(b))]);
     let reply = r.ask(&decline);
     assert_eq!(status_in(reply.opts()), Some(Status::Success));
@@ -603,4 +605,39 @@ fn a_subscriber_line_holds_at_most_its_quota_of_v6_leases() {
     let mut changes = vec![];
     r.table.drain_changes(&mut changes);
     assert!(changes.iter().all(|c| matches!(c, Change::Upsert6(l) if l.tags.remote != 0)), "{changes:?}");
+}
+
+#[test]
+fn in_cluster_mode_a_client_of_another_nodes_bucket_is_left_to_it_unless_it_names_us() {
+    let cluster = "[cluster]\nnode = \"a\"\ndatabase = \"postgresql:///dhcp\"\n";
+    let mut r = Rig::new(config(cluster));
+    let solicit = |n: u8| message(msg::SOLICIT, &[option(opt::CLIENTID, &duid(n)), ia_na(1, None), ia_pd(2, None)]);
+    // Until the membership loop says which buckets are ours, none is.
+    assert_eq!(r.raw(&solicit(1), NOW), Err(DropReason::OtherBucket));
+    // Serving the even buckets: a client whose DUID hashes to an odd one is another node's.
+    let even = [0x5555_5555u32; 8];
+    r.table.serve_buckets(&even);
+    let bucket = |n: u8| dhcp_xdp_common::lb_hash(&duid(n));
+    let mine = (0..=255u8).find(|n| bucket(*n) % 2 == 0).unwrap();
+    let theirs = (0..=255u8).find(|n| bucket(*n) % 2 == 1).unwrap();
+    assert_eq!(r.raw(&solicit(theirs), NOW), Err(DropReason::OtherBucket));
+    let adv = r.ask(&solicit(mine));
+    // Only numbers of the served stripes are handed out: the pool's first address and the
+    // first /56 are number 0 (stripe 0, ours); after them number 2 (stripe 1 is not ours).
+    assert_eq!(addr_of(&ianas(&adv)[0]).map(|x| x.0), Some(v6a("2001:db8:1::100")));
+    let second = r.ask(&message(msg::SOLICIT, &[option(opt::CLIENTID, &duid(mine)), ia_na(5, None)]));
+    assert_eq!(addr_of(&ianas(&second)[0]).map(|x| x.0), Some(v6a("2001:db8:1::102")));
+    // A hint in another node's stripe is not taken: the client gets one of ours.
+    let hinted =
+        r.ask(&message(msg::SOLICIT, &[option(opt::CLIENTID, &duid(mine)), ia_na(6, Some(v6a("2001:db8:1::103")))]));
+    assert_eq!(addr_of(&ianas(&hinted)[0]).map(|x| x.0), Some(v6a("2001:db8:1::104")));
+    // A REQUEST that names this server is answered whatever its bucket: the client chose us.
+    let request =
+        message(msg::REQUEST, &[option(opt::CLIENTID, &duid(theirs)), server_id(), ia_na(1, None), ia_pd(2, None)]);
+    let reply = r.ask(&request);
+    let na = addr_of(&ianas(&reply)[0]).expect("an address").0;
+    assert_eq!(r.table.holder(na, 128).map(|l| &*l.key.duid), Some(&duid(theirs)[..]));
+    // Every bucket again (a takeover): the odd client is served.
+    r.table.serve_buckets(&[u32::MAX; 8]);
+    assert!(r.raw(&solicit(theirs), NOW).is_ok());
 }

@@ -56,11 +56,14 @@ pub enum DropReason {
     /// longer than the takeover time; it answers nobody until it has rejoined (its second
     /// heartbeat), since other nodes may serve its clients meanwhile.
     Standby = 17,
+    /// Cluster mode: a DHCPv6 client of a load-balancing bucket another node serves (the XDP
+    /// program drops DHCPv4's; a v6 client's DUID may sit inside relay layers).
+    OtherBucket = 18,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 19;
     /// Every reason, in slot order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::Malformed,
@@ -81,6 +84,7 @@ impl DropReason {
         Self::Refused,
         Self::OverLimit,
         Self::Standby,
+        Self::OtherBucket,
     ];
 
     /// The reason's slot in an array of [`COUNT`](Self::COUNT).
@@ -109,6 +113,7 @@ impl DropReason {
             Self::Refused => "drop_refused",
             Self::OverLimit => "drop_over_limit",
             Self::Standby => "drop_standby",
+            Self::OtherBucket => "drop_other_bucket",
         }
     }
 }

@@ -242,7 +242,9 @@ pub fn reload(shared: &Shared, cfg: Config) -> String {
             // Rebuilt in place under its lock: workers see the old table or the new one.
             let mut t = old.table6();
             let leases: Vec<_> = t.leases().cloned().collect();
+            let served = t.served();
             *t = Table6::new(&cfg, leases, unix_now());
+            t.serve_buckets(&served);
         }
         shared.swap(Runtime { cfg, db: old.db.clone() });
         return "configuration replaced (pools and reservations unchanged, lease tables kept)".into();
@@ -257,6 +259,7 @@ pub fn reload(shared: &Shared, cfg: Config) -> String {
     let db = LeaseDb::with_lanes(&cfg, old.db.shard_count() / old.db.groups(), old.db.groups(), leases, unix_now());
     db.continue_after(old.db.next_seq());
     db.restore6(&cfg, leases6, unix_now());
+    db.table6().serve_buckets(&t6.served());
     let kept = db.census(unix_now());
     let kept = kept.bound + kept.offered + kept.declined + kept.remembered;
     shared.swap(Runtime { cfg, db: Arc::new(db) });

@@ -402,6 +402,22 @@ impl Link {
         }
     }
 
+    /// Collects DHCPv6 messages from servers for which `keep` is true until `want` of them
+    /// arrived or `limit` passed.
+    pub fn replies6(&mut self, want: usize, limit: Duration, mut keep: impl FnMut(&Reply6) -> bool) -> Vec<Reply6> {
+        let deadline = Instant::now() + limit;
+        let mut out = vec![];
+        while out.len() < want && Instant::now() < deadline {
+            if let Ok(f) = self.rx.next()
+                && let Some(r) = Reply6::parse(f)
+                && keep(&r)
+            {
+                out.push(r);
+            }
+        }
+        out
+    }
+
     /// Collects replies for which `keep` is true until `want` of them arrived or `limit` passed.
     pub fn replies(&mut self, want: usize, limit: Duration, mut keep: impl FnMut(&Reply) -> bool) -> Vec<Reply> {
         let deadline = Instant::now() + limit;
@@ -416,6 +432,82 @@ impl Link {
         }
         out
     }
+}
+
+/// A DHCPv6 message received in an untagged IPv6/UDP frame (to port 546 or 547).
+#[derive(Debug, Clone)]
+pub struct Reply6 {
+    /// L2 source.
+    pub src_mac: [u8; 6],
+    /// IPv6 source.
+    pub src_ip: std::net::Ipv6Addr,
+    /// The DHCPv6 message.
+    pub message: Vec<u8>,
+}
+
+impl Reply6 {
+    /// Parses an untagged IPv6 frame with UDP right after the header from port 547; `None` for
+    /// anything else.
+    pub fn parse(f: &[u8]) -> Option<Self> {
+        if f.get(12..14)? != [0x86, 0xdd] || *f.get(20)? != 17 {
+            return None;
+        }
+        let ip = f.get(14..)?;
+        let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+        let udp = ip.get(40..)?;
+        if u16::from_be_bytes([*udp.first()?, *udp.get(1)?]) != 547 {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
+        Some(Self { src_mac: f[6..12].try_into().ok()?, src_ip: src.into(), message: udp.get(8..len)?.to_vec() })
+    }
+
+    /// The message type.
+    pub fn kind(&self) -> u8 {
+        self.message.first().copied().unwrap_or(0)
+    }
+
+    /// The transaction id.
+    pub fn xid(&self) -> u32 {
+        self.message.get(1..4).map_or(0, |x| u32::from_be_bytes([0, x[0], x[1], x[2]]))
+    }
+
+    /// The top-level options (code, value).
+    pub fn options(&self) -> Vec<(u16, &[u8])> {
+        dhcp6_options(self.message.get(4..).unwrap_or_default())
+    }
+
+    /// The first top-level option `code`.
+    pub fn option(&self, code: u16) -> Option<&[u8]> {
+        self.options().into_iter().find(|(c, _)| *c == code).map(|(_, v)| v)
+    }
+
+    /// The address of the first IA_NA (option 3 → 5), if it holds one.
+    pub fn ia_na_address(&self) -> Option<std::net::Ipv6Addr> {
+        let ia = self.option(3)?;
+        let (_, a) = dhcp6_options(ia.get(12..)?).into_iter().find(|(c, _)| *c == 5)?;
+        Some(<[u8; 16]>::try_from(a.get(..16)?).ok()?.into())
+    }
+
+    /// The prefix of the first IA_PD (option 25 → 26), if it holds one.
+    pub fn ia_pd_prefix(&self) -> Option<(std::net::Ipv6Addr, u8)> {
+        let ia = self.option(25)?;
+        let (_, p) = dhcp6_options(ia.get(12..)?).into_iter().find(|(c, _)| *c == 26)?;
+        Some((<[u8; 16]>::try_from(p.get(9..25)?).ok()?.into(), *p.get(8)?))
+    }
+}
+
+/// DHCPv6 options in `b` (code, value), up to the first that does not fit.
+pub fn dhcp6_options(mut b: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = vec![];
+    while b.len() >= 4 {
+        let code = u16::from_be_bytes([b[0], b[1]]);
+        let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+        let Some(v) = b.get(4..4 + len) else { break };
+        out.push((code, v));
+        b = &b[4 + len..];
+    }
+    out
 }
 
 /// What one DORA exchange of [`dora`] got.

@@ -355,11 +355,11 @@ fn the_schema_is_created_checked_and_upgraded() {
     assert!(said.contains("dhcp-xdp db upgrade"), "{said}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 2"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 3"), "{out:?}");
     let out = db("init");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 2"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 3"), "{out:?}");
     let out = db("status");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 2"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 3"), "{out:?}");
     // One row per address; a held address cannot be moved to another client by anyone.
     let mut c = pg.client();
     c.batch_execute(
@@ -807,4 +807,238 @@ fn a_paused_node_rejoins_before_it_answers() {
     let everyone: Vec<[u8; 6]> = held.keys().copied().collect();
     rebind_each(&mut clients, &mut held, &everyone, expected_server, "after a rejoined");
     check_no_address_twice(&pg, &held);
+}
+
+/// DHCPv6 in the cluster: what one v6 client got (its address and delegated prefix) and which
+/// server (DUID) gave it.
+#[derive(Debug, Clone, PartialEq)]
+struct Held6 {
+    addr: std::net::Ipv6Addr,
+    prefix: (std::net::Ipv6Addr, u8),
+    server: Vec<u8>,
+}
+
+/// The v6 configuration of a node: one subnet, an address pool and a pool of /56s.
+fn config6(dir: &TempDir, node: &str, url: &str) -> String {
+    dir.config(&format!(
+        "[cluster]\nnode = \"{node}\"\ndatabase = \"{url}\"\nheartbeat = 1\ntakeover-after = 3\n\
+         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nvalid-lifetime = 600\npreferred-lifetime = 400\n\
+         [[subnet6.pool]]\nrange = \"2001:db8:1::1000-2001:db8:1::1fff\"\n\
+         [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 40\ndelegated-len = 56\n"
+    ))
+}
+
+/// DHCPv6 clients speaking through one raw socket of a host (each its own DUID).
+struct Clients6 {
+    link: tests::frames::Link,
+    mac: [u8; 6],
+    xid: u32,
+}
+
+impl Clients6 {
+    fn duid(i: u16) -> Vec<u8> {
+        let [hi, lo] = i.to_be_bytes();
+        vec![0, 3, 0, 1, 2, 0xc6, 0, 0, hi, lo]
+    }
+
+    fn ia_na(addr: Option<std::net::Ipv6Addr>) -> (u16, Vec<u8>) {
+        let mut v = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        if let Some(a) = addr {
+            v.extend_from_slice(&[0, 5, 0, 24]);
+            v.extend_from_slice(&a.octets());
+            v.extend_from_slice(&[0; 8]);
+        }
+        (3, v)
+    }
+
+    fn ia_pd(prefix: Option<(std::net::Ipv6Addr, u8)>) -> (u16, Vec<u8>) {
+        let mut v = vec![0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0];
+        if let Some((p, len)) = prefix {
+            v.extend_from_slice(&[0, 26, 0, 25, 0, 0, 0, 0, 0, 0, 0, 0, len]);
+            v.extend_from_slice(&p.octets());
+        }
+        (25, v)
+    }
+
+    /// Sends `kind` with `options` (up to `tries` times) and returns every server message of its
+    /// transaction within the wait.
+    fn ask(&mut self, kind: u8, options: &[(u16, Vec<u8>)], tries: u32, want: u8) -> Vec<tests::frames::Reply6> {
+        for _ in 0..tries {
+            self.xid = (self.xid + 1) & 0xff_ffff;
+            let xid = self.xid;
+            let m = tests::frames::dhcp6_message(kind, xid, options);
+            self.link.send(&tests::frames::Frame6::to_servers(self.mac, m).build());
+            let got = self.link.replies6(4, Duration::from_millis(150), |r| r.xid() == xid);
+            if got.iter().any(|r| r.kind() == want) {
+                return got;
+            }
+        }
+        vec![]
+    }
+
+    /// SOLICIT (IA_NA + IA_PD) → ADVERTISE → REQUEST → REPLY; panics if two servers advertise.
+    fn bind(&mut self, i: u16) -> Option<Held6> {
+        let id = (1u16, Self::duid(i));
+        let ads = self.ask(1, &[id.clone(), Self::ia_na(None), Self::ia_pd(None)], 12, 2);
+        let servers: std::collections::HashSet<Vec<u8>> =
+            ads.iter().filter_map(|r| r.option(2).map(<[u8]>::to_vec)).collect();
+        assert!(servers.len() <= 1, "client {i}: ADVERTISEs from {} servers", servers.len());
+        let ad = ads.iter().find(|r| r.kind() == 2)?;
+        let (addr, prefix, server) = (ad.ia_na_address()?, ad.ia_pd_prefix()?, ad.option(2)?.to_vec());
+        let opts = [id, (2, server.clone()), Self::ia_na(Some(addr)), Self::ia_pd(Some(prefix))];
+        let replies = self.ask(3, &opts, 6, 7);
+        let reply = replies.iter().find(|r| r.kind() == 7)?;
+        assert_eq!((reply.ia_na_address(), reply.ia_pd_prefix()), (Some(addr), Some(prefix)), "client {i}");
+        Some(Held6 { addr, prefix, server })
+    }
+
+    /// REBIND (no server id) of what `h` holds; the REPLYs.
+    fn rebind(&mut self, i: u16, h: &Held6, tries: u32) -> Vec<tests::frames::Reply6> {
+        let opts = [(1u16, Self::duid(i)), Self::ia_na(Some(h.addr)), Self::ia_pd(Some(h.prefix))];
+        self.ask(6, &opts, tries, 7)
+    }
+}
+
+/// The v6 rows that hold something now: (address, length) → (DUID, node).
+fn held_rows6(pg: &Postgres) -> HashMap<(std::net::Ipv6Addr, u8), (Vec<u8>, String)> {
+    pg.client()
+        .query("SELECT address, plen, duid, node FROM dhcp_xdp_leases6 WHERE expires > extract(epoch FROM now())", &[])
+        .expect("v6 lease rows")
+        .iter()
+        .map(|r| {
+            let a: [u8; 16] = r.get::<_, Vec<u8>>(0).try_into().expect("16 bytes");
+            ((a.into(), r.get::<_, i16>(1) as u8), (r.get(2), r.get(3)))
+        })
+        .collect()
+}
+
+/// Every v6 client's address and prefix are rows of its own in the database, and none is held
+/// by two clients.
+fn check_v6_rows(pg: &Postgres, held: &HashMap<u16, Held6>) {
+    let rows = held_rows6(pg);
+    let mut seen: HashMap<(std::net::Ipv6Addr, u8), u16> = HashMap::new();
+    for (i, h) in held {
+        for what in [(h.addr, 128), h.prefix] {
+            if let Some(other) = seen.insert(what, *i) {
+                panic!("{what:?} held by v6 clients {other} and {i}");
+            }
+            let (duid, node) = rows.get(&what).unwrap_or_else(|| panic!("no row holds {what:?} of client {i}"));
+            assert_eq!(*duid, Clients6::duid(*i), "row of {what:?} (node {node}) is another client's");
+        }
+    }
+}
+
+/// Two nodes serve DHCPv6 from one database: each v6 client is answered by the node its DUID's
+/// RFC 3074 bucket belongs to, from that node's stripes of the pools (number mod 256 in its
+/// buckets); every binding is a row of the client's; each node's DUID is kept in the database
+/// across a restart; SIGKILLed, a node's clients rebind to the survivor and keep their address
+/// and prefix; new clients bind on the survivor; the node rejoins and answers its clients again.
+#[test]
+fn two_nodes_serve_dhcpv6_and_survive_a_sigkill() {
+    let pg = Postgres::start();
+    let lan = lan();
+    let v6_of = ["2001:db8:1::2/64", "2001:db8:1::3/64"];
+    tests::ipv6_ready(&[
+        (&lan.hosts[0].ns, &lan.hosts[0].ifname, &v6_of[..1]),
+        (&lan.hosts[1].ns, &lan.hosts[1].ifname, &v6_of[1..]),
+        (&lan.hosts[2].ns, &lan.hosts[2].ifname, &[]),
+    ]);
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    let (cfg_a, cfg_b) = (config6(&da, "a", &pg.url()), config6(&db, "b", &pg.url()));
+    let a = start(&lan, 0, &cfg_a);
+    let b = start(&lan, 1, &cfg_b);
+    wait_for_buckets(&[&a, &b], 128);
+    let duid_of = |node: &str| -> Vec<u8> {
+        pg.client()
+            .query_one("SELECT duid FROM dhcp_xdp_nodes WHERE name = $1", &[&node])
+            .expect("node row")
+            .get::<_, Option<Vec<u8>>>(0)
+            .unwrap_or_else(|| panic!("node {node} keeps no DUID in the database"))
+    };
+    let (duid_a, duid_b) = (duid_of("a"), duid_of("b"));
+    assert_ne!(duid_a, duid_b);
+    let expected = |i: u16| if lb_hash(&Clients6::duid(i)).is_multiple_of(2) { &duid_a } else { &duid_b };
+    let mut clients = Clients6 {
+        link: tests::frames::Link::open(&lan.hosts[2].ns, &lan.hosts[2].ifname),
+        mac: lan.hosts[2].mac,
+        xid: 0,
+    };
+    let mut held: HashMap<u16, Held6> = HashMap::new();
+    for i in 0..40 {
+        let h = clients.bind(i).unwrap_or_else(|| panic!("v6 client {i} not bound"));
+        assert_eq!(&h.server, expected(i), "v6 client {i} answered by the other node");
+        held.insert(i, h);
+    }
+    // Each node drew only numbers of its own stripes (number mod 256 in its buckets: even for a).
+    let pool = u128::from("2001:db8:1::1000".parse::<std::net::Ipv6Addr>().unwrap());
+    let pd = u128::from("2001:db8:100::".parse::<std::net::Ipv6Addr>().unwrap());
+    for (i, h) in &held {
+        let n = (u128::from(h.addr) - pool) as u64;
+        let p = ((u128::from(h.prefix.0) - pd) >> 72) as u64;
+        let even = h.server == duid_a;
+        assert_eq!(
+            ((n % 256).is_multiple_of(2), (p % 256).is_multiple_of(2)),
+            (even, even),
+            "client {i}: numbers {n} and {p}"
+        );
+    }
+    check_v6_rows(&pg, &held);
+    let on_a: Vec<u16> = held.iter().filter(|(_, h)| h.server == duid_a).map(|(i, _)| *i).collect();
+    assert!(!on_a.is_empty() && on_a.len() < held.len(), "both nodes answer: {} of {} on a", on_a.len(), held.len());
+
+    // a dies: its clients rebind to b and keep what they hold.
+    let killed = Instant::now();
+    let _ = a.signal_and_wait(Signal::SIGKILL);
+    let first = on_a[0];
+    let mut reply = None;
+    while killed.elapsed() < Duration::from_secs(20) && reply.is_none() {
+        reply = clients.rebind(first, &held[&first], 1).into_iter().find(|r| r.kind() == 7);
+    }
+    let reply = reply.expect("no v6 rebind REPLY within 20 s of the SIGKILL");
+    println!("v6 takeover: first rebind REPLY {:.2?} after SIGKILL", killed.elapsed());
+    assert_eq!(reply.option(2), Some(&duid_b[..]));
+    wait_store(&b, "b's takeover of a", Duration::from_secs(5), |s| s["takeovers"].as_u64() >= Some(1));
+    for i in &on_a {
+        let h = held[i].clone();
+        let replies = clients.rebind(*i, &h, 8);
+        let r = replies.iter().find(|r| r.kind() == 7).unwrap_or_else(|| panic!("v6 client {i}: no REPLY from b"));
+        assert_eq!(r.option(2), Some(&duid_b[..]), "client {i}");
+        assert_eq!(
+            (r.ia_na_address(), r.ia_pd_prefix()),
+            (Some(h.addr), Some(h.prefix)),
+            "client {i} after the takeover"
+        );
+        held.insert(*i, Held6 { server: duid_b.clone(), ..h });
+    }
+    // New clients: all on b, on free numbers of any stripe.
+    for i in 100..116 {
+        let h = clients.bind(i).unwrap_or_else(|| panic!("new v6 client {i} not bound"));
+        assert_eq!(h.server, duid_b, "new v6 client {i}");
+        held.insert(i, h);
+    }
+    check_v6_rows(&pg, &held);
+
+    // a rejoins with the same DUID, takes its buckets again and answers its clients' rebinds
+    // with what they hold.
+    let a = start(&lan, 0, &cfg_a);
+    wait_for_buckets(&[&a, &b], 128);
+    assert_eq!(duid_of("a"), duid_a, "the node's DUID is kept");
+    for (i, h) in held.clone() {
+        let replies = clients.rebind(i, &h, 8);
+        let r = replies
+            .iter()
+            .find(|r| r.kind() == 7)
+            .unwrap_or_else(|| panic!("v6 client {i}: no REPLY after the rejoin"));
+        assert_eq!(r.option(2), Some(&expected(i)[..]), "client {i} after the rejoin");
+        assert_eq!(
+            (r.ia_na_address(), r.ia_pd_prefix()),
+            (Some(h.addr), Some(h.prefix)),
+            "client {i} after the rejoin"
+        );
+    }
+    check_v6_rows(&pg, &held);
+    for d in [a, b] {
+        let exit = d.signal_and_wait(Signal::SIGTERM);
+        assert!(exit.status.success(), "{}", exit.stderr.join("\n"));
+    }
 }

@@ -553,7 +553,7 @@ impl Config {
                 None => None,
             },
             cluster,
-            subnets6: super::v6::build(&ctx, &fc.subnet6, fc.cluster.is_some())?,
+            subnets6: super::v6::build(&ctx, &fc.subnet6)?,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

@@ -314,8 +314,7 @@ fn subnet6_errors_name_line_and_field() {
     let e = Config::parse("v6.toml", &twice).expect_err("overlap across subnets");
     assert!(e.message.contains("overlaps") && e.field == "subnet6[1]", "{e}");
     let clustered = format!("[cluster]\nnode = \"a\"\ndatabase = \"postgresql:///x\"\n{SUBNET6}");
-    let e = Config::parse("v6.toml", &clustered).expect_err("v6 in cluster mode");
-    assert!(e.field == "subnet6[0]" && e.message.contains("cluster mode"), "{e}");
+    assert_eq!(Config::parse("v6.toml", &clustered).expect("v6 in cluster mode").subnets6.len(), 1);
     let two_keys = SUBNET6.replace("remote-id = ", "duid = \"000300010200000000aa\"\n  remote-id = ");
     let e = Config::parse("v6.toml", &two_keys).expect_err("two keys");
     assert!(e.message.contains("exactly one"), "{e}");

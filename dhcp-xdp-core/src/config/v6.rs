@@ -247,15 +247,7 @@ pub(super) fn trusted6(ctx: &Ctx<'_>, list: Option<&[Spanned<String>]>) -> Resul
 }
 
 /// Validates the `[[subnet6]]` sections.
-/// `cluster`: the file has a `[cluster]` section, whose store does not keep v6 leases yet.
-pub(super) fn build(ctx: &Ctx<'_>, sections: &[Subnet6Section], cluster: bool) -> Result<Vec<Subnet6>, ConfigError> {
-    if let (true, Some(s)) = (cluster, sections.first()) {
-        return Err(ctx.err(
-            Some(s.subnet.span()),
-            "subnet6[0]",
-            "cluster mode does not serve DHCPv6 yet: remove [[subnet6]] or [cluster]",
-        ));
-    }
+pub(super) fn build(ctx: &Ctx<'_>, sections: &[Subnet6Section]) -> Result<Vec<Subnet6>, ConfigError> {
     let mut out: Vec<Subnet6> = vec![];
     for (si, s) in sections.iter().enumerate() {
         let field = format!("subnet6[{si}]");

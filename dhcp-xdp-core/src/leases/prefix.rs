@@ -117,13 +117,31 @@ impl PrefixRange {
     }
 }
 
-/// O(1) allocation of a pool's delegated prefixes by number: a stack of free numbers and a bit
-/// per number (a number is never handed out twice, nor released twice).
+/// Stripes a pool's numbers are dealt into: number `n` is in stripe `n % STRIPES`. In cluster
+/// mode a stripe is allocated only by the node that serves the load-balancing bucket of the
+/// same number, so nodes never contend for a v6 number and a takeover moves the address space
+/// with the clients.
+pub const STRIPES: usize = 256;
+
+/// Stripes a node may allocate from (bit `s % 32` of word `s / 32`, as the bucket map).
+pub type Stripes = [u32; STRIPES / 32];
+
+/// Every stripe.
+pub const ALL_STRIPES: Stripes = [u32::MAX; STRIPES / 32];
+
+/// O(1) allocation of a pool's delegated prefixes by number: per stripe a stack of free
+/// numbers, a bit per stripe that has any, and a bit per number (a number is never handed out
+/// twice, nor released twice).
 #[derive(Debug, Clone)]
 pub struct PrefixPool {
     range: PrefixRange,
-    /// Free numbers, and numbers `take` has taken since they were pushed (skipped when popped).
-    free: Vec<u32>,
+    /// Free numbers per stripe, and numbers `take` has taken since they were pushed (skipped
+    /// when popped).
+    free: Vec<Vec<u32>>,
+    /// Stripes whose stack is not empty.
+    stocked: Stripes,
+    /// The stripe the next allocation looks at first (round robin: lowest numbers first).
+    cursor: usize,
     used: Vec<u64>,
     taken: u32,
 }
@@ -132,7 +150,14 @@ impl PrefixPool {
     /// Every prefix of `range` free; the lowest numbers are handed out first.
     pub fn new(range: PrefixRange) -> Self {
         let n = range.count();
-        Self { range, free: (0..n).rev().collect(), used: vec![0; (n as usize).div_ceil(64)], taken: 0 }
+        let stripes = (n as usize).min(STRIPES);
+        let mut free: Vec<Vec<u32>> = (0..stripes).map(|s| (s as u32..n).step_by(STRIPES).rev().collect()).collect();
+        free.shrink_to_fit();
+        let mut stocked = [0u32; STRIPES / 32];
+        for s in 0..stripes {
+            stocked[s / 32] |= 1 << (s % 32);
+        }
+        Self { range, free, stocked, cursor: 0, used: vec![0; (n as usize).div_ceil(64)], taken: 0 }
     }
 
     /// The range.
@@ -163,15 +188,46 @@ impl PrefixPool {
         }
     }
 
-    /// A free prefix (its number and address), or `None` when the pool is exhausted
-    /// (NoPrefixAvail).
-    pub fn allocate(&mut self) -> Option<(u32, Ipv6Addr)> {
-        while let Some(n) = self.free.pop() {
-            // A number taken by `take` since it was freed stays taken.
-            if !self.bit(n) {
-                self.set(n, true);
-                return self.range.nth(n).map(|p| (n, p));
+    /// The first stripe at or after the cursor (wrapping) that has free numbers and is in
+    /// `allowed`.
+    fn next_stripe(&self, allowed: &Stripes) -> Option<usize> {
+        let (w, b) = (self.cursor / 32, self.cursor % 32);
+        if self.stocked[w] & allowed[w] & (1 << b) != 0 {
+            return Some(self.cursor);
+        }
+        let words = STRIPES / 32;
+        let (w0, b0) = (self.cursor / 32, self.cursor % 32);
+        for i in 0..=words {
+            let w = (w0 + i) % words;
+            let mut bits = self.stocked[w] & allowed[w];
+            if i == 0 {
+                bits &= u32::MAX << b0;
+            } else if i == words {
+                bits &= !(u32::MAX << b0);
             }
+            if bits != 0 {
+                return Some(w * 32 + bits.trailing_zeros() as usize);
+            }
+        }
+        None
+    }
+
+    /// A free prefix (its number and address) of the stripes in `allowed`, or `None` when they
+    /// are exhausted (NoPrefixAvail).
+    pub fn allocate(&mut self, allowed: &Stripes) -> Option<(u32, Ipv6Addr)> {
+        while let Some(s) = self.next_stripe(allowed) {
+            while let Some(n) = self.free[s].pop() {
+                // A number taken by `take` since it was freed stays taken.
+                if !self.bit(n) {
+                    self.set(n, true);
+                    if self.free[s].is_empty() {
+                        self.stocked[s / 32] &= !(1 << (s % 32));
+                    }
+                    self.cursor = (s + 1) % STRIPES;
+                    return self.range.nth(n).map(|p| (n, p));
+                }
+            }
+            self.stocked[s / 32] &= !(1 << (s % 32));
         }
         None
     }
@@ -188,13 +244,24 @@ impl PrefixPool {
         }
     }
 
+    /// Takes a client's hint when it is free and of a stripe in `allowed` (in cluster mode a
+    /// node takes no number of another node's stripe, even when asked for it).
+    pub fn take_hint(&mut self, prefix: Ipv6Addr, len: u8, allowed: &Stripes) -> bool {
+        match self.range.index_of(prefix, len) {
+            Some(n) if allowed[n as usize % STRIPES / 32] & (1 << (n as usize % 32)) != 0 => self.take(prefix, len),
+            _ => false,
+        }
+    }
+
     /// Gives prefix number `n` back: `false` when it was not taken.
     pub fn release(&mut self, n: u32) -> bool {
         if n >= self.range.count() || !self.bit(n) {
             return false;
         }
         self.set(n, false);
-        self.free.push(n);
+        let s = n as usize % STRIPES;
+        self.free[s].push(n);
+        self.stocked[s / 32] |= 1 << (s % 32);
         true
     }
 }
@@ -264,17 +331,42 @@ mod tests {
         // A client's hint (or a recovered lease) is taken first; allocation skips it.
         assert!(p.take(v6("2001:db8:200:0::"), 60));
         assert!(!p.take(v6("2001:db8:200:0::"), 60), "taken twice");
-        let got: Vec<(u32, Ipv6Addr)> = std::iter::from_fn(|| p.allocate()).collect();
+        let got: Vec<(u32, Ipv6Addr)> = std::iter::from_fn(|| p.allocate(&ALL_STRIPES)).collect();
         assert_eq!(got.len(), 15, "exhausted after the other 15");
         assert_eq!(got[0], (1, v6("2001:db8:200:10::")));
-        assert_eq!(p.allocate(), None, "NoPrefixAvail");
+        assert_eq!(p.allocate(&ALL_STRIPES), None, "NoPrefixAvail");
         assert!(p.release(3));
         assert!(!p.release(3), "released twice");
         assert!(!p.release(99), "not of this pool");
-        assert_eq!(p.allocate(), Some((3, v6("2001:db8:200:30::"))));
+        assert_eq!(p.allocate(&ALL_STRIPES), Some((3, v6("2001:db8:200:30::"))));
         // A number freed and then taken by a hint is not handed out again.
         assert!(p.release(5));
         assert!(p.take(v6("2001:db8:200:50::"), 60));
-        assert_eq!(p.allocate(), None);
+        assert_eq!(p.allocate(&ALL_STRIPES), None);
+    }
+
+    #[test]
+    fn stripes_divide_a_pool_between_nodes_without_overlap() {
+        // Two nodes: the even stripes and the odd ones (as bucket b mod 2 divides them).
+        let even: Stripes = [0x5555_5555; STRIPES / 32];
+        let odd: Stripes = [0xaaaa_aaaa; STRIPES / 32];
+        let range = PrefixRange::addresses(v6("2001:db8::"), v6("2001:db8::3ff")).unwrap();
+        let (mut a, mut b) = (PrefixPool::new(range), PrefixPool::new(range));
+        let got_a: Vec<u32> = std::iter::from_fn(|| a.allocate(&even).map(|(n, _)| n)).collect();
+        let got_b: Vec<u32> = std::iter::from_fn(|| b.allocate(&odd).map(|(n, _)| n)).collect();
+        assert_eq!(got_a.len(), 512);
+        assert_eq!(got_b.len(), 512);
+        assert!(got_a.iter().all(|n| n % 2 == 0) && got_b.iter().all(|n| n % 2 == 1));
+        assert_eq!(&got_a[..3], &[0, 2, 4], "lowest first within the allowed stripes");
+        // A takeover: node a now serves every stripe and finds b's share free in its own table.
+        assert_eq!(a.allocate(&ALL_STRIPES).map(|(n, _)| n % 2), Some(1));
+        // A released number comes back in its stripe only.
+        assert!(b.release(7));
+        assert_eq!(b.allocate(&odd).map(|(n, _)| n), Some(7));
+        assert_eq!(b.allocate(&odd), None);
+        // No stripe allowed: nothing.
+        assert!(a.release(0));
+        assert_eq!(a.allocate(&[0; STRIPES / 32]), None);
+        assert_eq!(a.available(), 1024 - 513 + 1);
     }
 }

@@ -10,7 +10,10 @@ use std::{net::Ipv6Addr, sync::Arc};
 
 use hashbrown::HashMap;
 
-use super::{Change, Tags, prefix::PrefixPool};
+use super::{
+    Change, Tags,
+    prefix::{PrefixPool, STRIPES, Stripes},
+};
 use crate::{
     config::{Config, Subnet6},
     dhcp6::IaKind,
@@ -175,6 +178,10 @@ pub struct Table6 {
     calendar: std::collections::BinaryHeap<Due>,
     pools: HashMap<u32, SubnetPools>,
     changes: Vec<Change>,
+    /// Load-balancing buckets (and pool stripes) this node does *not* serve: none outside
+    /// cluster mode; in cluster mode every one until the membership loop says which it
+    /// serves ([`serve_buckets`](Self::serve_buckets)).
+    not_served: Stripes,
 }
 
 impl Table6 {
@@ -182,6 +189,9 @@ impl Table6 {
     /// holding `leases` (recovered, or kept over a reload) where they still fit.
     pub fn new(cfg: &Config, leases: impl IntoIterator<Item = Lease6>, now: u32) -> Self {
         let mut t = Self::default();
+        if cfg.cluster.is_some() {
+            t.not_served = [u32::MAX; STRIPES / 32];
+        }
         for s in &cfg.subnets6 {
             let mut p = SubnetPools {
                 na: s.pools.iter().map(|r| PrefixPool::new(*r)).collect(),
@@ -281,6 +291,30 @@ impl Table6 {
             self.count_line(l.tags, false);
         }
         Some(l)
+    }
+
+    /// Cluster mode: serves the clients of the buckets whose bits are set (bucket `b`: bit `b %
+    /// 32` of word `b / 32`, the RFC 3074 hash of the DUID) and allocates only the pool numbers
+    /// of the same stripes (number `n` is in stripe `n % 256`): the node that serves a bucket
+    /// is the only one that hands out its stripe, so nodes never contend for a number, and a
+    /// takeover moves the address space with the clients.
+    pub fn serve_buckets(&mut self, bits: &Stripes) {
+        self.not_served = bits.map(|w| !w);
+    }
+
+    /// The buckets served (every one outside cluster mode), to carry over to a rebuilt table.
+    pub fn served(&self) -> Stripes {
+        self.not_served.map(|w| !w)
+    }
+
+    /// Whether this node serves the client of `duid` (always, outside cluster mode): whether
+    /// it serves the RFC 3074 bucket of the DUID.
+    pub fn serves_client(&self, duid: &[u8]) -> bool {
+        if self.not_served == [0; STRIPES / 32] {
+            return true;
+        }
+        let bucket = dhcp_xdp_common::lb_hash(duid);
+        self.not_served[usize::from(bucket) / 32] & (1 << (bucket % 32)) == 0
     }
 
     /// Declined addresses or prefixes on probation in a subnet's pools of one type.
@@ -426,10 +460,17 @@ impl Table6 {
         if !ask.reserved.is_empty() {
             return None;
         }
+        let allowed = self.not_served.map(|w| !w);
         for &(a, l) in ask.hints {
             let len = if key.kind == IaKind::Na { 128 } else { l };
             if !self.by_addr.contains_key(&(a, len))
-                && self.pools.entry(subnet.id).or_default().of(key.kind).iter_mut().any(|p| p.take(a, len))
+                && self
+                    .pools
+                    .entry(subnet.id)
+                    .or_default()
+                    .of(key.kind)
+                    .iter_mut()
+                    .any(|p| p.take_hint(a, len, &allowed))
             {
                 return Some((a, len));
             }
@@ -437,7 +478,7 @@ impl Table6 {
         loop {
             let pools = self.pools.entry(subnet.id).or_default().of(key.kind);
             if let Some(found) =
-                pools.iter_mut().find_map(|p| p.allocate().map(|(_, a)| (a, p.range().delegated_len())))
+                pools.iter_mut().find_map(|p| p.allocate(&allowed).map(|(_, a)| (a, p.range().delegated_len())))
             {
                 return Some(found);
             }
@@ -630,6 +671,18 @@ impl Table6 {
         }
         self.changes.push(Change::Upsert6(lease));
         Ok(())
+    }
+
+    /// Cluster mode: takes in a lease row another node committed (or that beat ours), unless
+    /// this table knows better — the same lease ending no earlier — or the row holds nothing
+    /// any more. Nothing is recorded: the database it came from has it.
+    pub fn absorb(&mut self, cfg: &Config, l: Lease6, now: u32) {
+        if l.expires <= now
+            || self.leases.get(&l.key).is_some_and(|e| e.addr == l.addr && e.len == l.len && e.expires >= l.expires)
+        {
+            return;
+        }
+        self.apply(cfg, Change::Upsert6(l));
     }
 
     /// Applies a recovered or replicated change (replay): upserts replace, removes forget.

@@ -35,7 +35,10 @@ pub fn db(action: DbAction, url: &str) -> anyhow::Result<()> {
                     n.name, n.heartbeat_age, n.addresses, n.host, n.pid, n.blocks, n.bound
                 );
             }
-            println!("blocks {} (unowned {}) lease rows {}", st.blocks, st.unowned_blocks, st.lease_rows);
+            println!(
+                "blocks {} (unowned {}) lease rows {} (DHCPv6: {})",
+                st.blocks, st.unowned_blocks, st.lease_rows, st.lease6_rows
+            );
         }
     }
     Ok(())

@@ -452,10 +452,19 @@ fn start_engine(
     let recovered = store.recover(&cfg, queues.len(), workers as usize)?;
     tracing::info!("{}", recovered.report);
     print!("{}", cfg.describe());
-    // The DHCPv6 DUID: kept in the state directory (made there the first time).
-    let duid = match (&cfg.persist_dir, cfg.subnets6.is_empty()) {
-        (_, true) | (None, _) => crate::store::duid::link_layer(iface.mac),
-        (Some(dir), false) => crate::store::duid::load_or_create(dir, iface.mac, crate::clock::unix_now().into())?,
+    // The DHCPv6 DUID: kept by the cluster database or in the state directory (made there the
+    // first time).
+    let now = u64::from(crate::clock::unix_now());
+    let kept = match cfg.subnets6.is_empty() {
+        true => None,
+        false => store
+            .kept_duid(&crate::store::duid::link_layer_time(iface.mac, now))
+            .map_err(|e| anyhow::anyhow!("keeping the DHCPv6 DUID: {e}"))?,
+    };
+    let duid = match (kept, &cfg.persist_dir, cfg.subnets6.is_empty()) {
+        (Some(d), ..) => d,
+        (None, _, true) | (None, None, _) => crate::store::duid::link_layer(iface.mac),
+        (None, Some(dir), false) => crate::store::duid::load_or_create(dir, iface.mac, now)?,
     };
     let server6 = dhcp_xdp_core::engine6::Server6 { duid, addrs: iface.global6() };
     let rt = Runtime::new(Arc::new(cfg), Arc::new(recovered.db));

@@ -156,6 +156,13 @@ pub trait LeaseStore: Send + Sync {
         let _ = edit;
         Ok(0)
     }
+    /// The server's DHCPv6 DUID as this store keeps it (a cluster node's is kept with its node
+    /// row: `made` the first time, the stored one ever after); None for a store that keeps
+    /// none (the state directory's file is the daemon's).
+    fn kept_duid(&self, made: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let _ = made;
+        Ok(None)
+    }
     /// Registers the store's histograms.
     fn register_metrics(&self, registry: &mut Registry) {
         let _ = registry;

@@ -26,6 +26,7 @@ use postgres::Client;
 use super::{
     Cluster,
     pg::{self, LEASE_COLUMNS, connect, lease_from_row},
+    pg6::{CHANGE6_COLUMN, LEASE6_COLUMNS, lease6_from_row},
 };
 use crate::{clock::mono_ms, ebpf::Buckets, serve::Shared};
 
@@ -211,6 +212,16 @@ fn absorb_rows(db: &LeaseDb, rows: &[postgres::Row], now: u32) -> usize {
     rows.len()
 }
 
+/// Takes v6 lease rows (from a query selecting [`LEASE6_COLUMNS`]) into the v6 table; returns
+/// how many.
+fn absorb_rows6(rt: &crate::serve::Runtime, rows: &[postgres::Row], now: u32) -> usize {
+    let mut t = rt.table6();
+    for l in rows.iter().filter_map(lease6_from_row) {
+        t.absorb(&rt.cfg, l, now);
+    }
+    rows.len()
+}
+
 fn ip_i64(a: Ipv4Addr) -> i64 {
     i64::from(u32::from(a))
 }
@@ -231,6 +242,10 @@ pub(super) struct MembershipDriver {
     /// Change numbers: leases with a higher one are read at the next pull. Two pulls back, so
     /// a transaction that took its number before a later one but committed after is still read.
     seen: [i64; 2],
+    /// The same for the v6 rows.
+    seen6: [i64; 2],
+    /// The buckets last served (the v6 table is told them again when a reload replaced it).
+    served: dhcp_xdp_core::membership::BucketBits,
     /// When the last round ran.
     last_round: Option<Instant>,
     /// When the last balancing ran.
@@ -248,6 +263,8 @@ impl MembershipDriver {
             m,
             tables: None,
             seen: [0, 0],
+            seen6: [0, 0],
+            served: [0; buckets::WORDS as usize],
             last_round: None,
             balanced_at: Instant::now(),
         }
@@ -271,6 +288,15 @@ impl MembershipDriver {
                     rt.db.absorb(l, now);
                 }
             }
+            let winners6 = self.cluster.store.take_winners6();
+            if !winners6.is_empty() {
+                let rt = self.shared.runtime();
+                let now = crate::clock::unix_now();
+                let mut t = rt.table6();
+                for l in winners6 {
+                    t.absorb(&rt.cfg, l, now);
+                }
+            }
             if !liveness.serving() {
                 // Not live (joining, lapsed, paused): nothing served, nothing allocated.
                 let rejoined = liveness.rejoined.swap(false, Ordering::AcqRel);
@@ -283,6 +309,7 @@ impl MembershipDriver {
                 if self.tables.as_ref().is_none_or(|d| !Arc::ptr_eq(d, &rt.db)) {
                     self.m.tables_replaced();
                     self.tables = Some(rt.db.clone());
+                    rt.table6().serve_buckets(&self.served);
                 }
                 // A round that failed part-way is not counted: it is retried in full next time
                 // (a first pull included).
@@ -351,6 +378,10 @@ impl MembershipDriver {
         match a {
             Action::SetBuckets(bits) => match self.buckets.set(&bits) {
                 Ok(()) => {
+                    // DHCPv6 clients are divided in the v6 engine (their DUID may sit inside
+                    // relay layers), and so are the v6 pools' stripes.
+                    rt.table6().serve_buckets(&bits);
+                    self.served = bits;
                     let n: u32 = bits.iter().map(|w| w.count_ones()).sum();
                     self.cluster.status.buckets.store(n, Ordering::Relaxed);
                     tracing::info!(
@@ -370,15 +401,24 @@ impl MembershipDriver {
                 let rows = self
                     .client_mut()?
                     .query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE node = $1"), &[&n])?;
-                let read = absorb_rows(&rt.db, &rows, now);
+                let rows6 = self
+                    .client_mut()?
+                    .query(&format!("SELECT {LEASE6_COLUMNS} FROM dhcp_xdp_leases6 WHERE node = $1"), &[&n])?;
+                let read = absorb_rows(&rt.db, &rows, now) + absorb_rows6(&rt, &rows6, now);
                 self.cluster.status.takeovers.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "cluster: node {n} silent for {}s: taking over its buckets and blocks ({read} of its leases read)",
                     cfg.takeover_after
                 );
             }
-            Action::Pull => self.pull(&rt.db, now)?,
-            Action::ForgetPulled => self.seen = [0, 0],
+            Action::Pull => {
+                self.pull(&rt.db, now)?;
+                self.pull6(&rt, now)?;
+            }
+            Action::ForgetPulled => {
+                self.seen = [0, 0];
+                self.seen6 = [0, 0];
+            }
             Action::RenewBlocks { register, live, index } => {
                 let size = i64::from(cfg.block_size);
                 let c = self.client_mut()?;
@@ -496,6 +536,32 @@ impl MembershipDriver {
             }
         }
         self.seen = [self.seen[1], top];
+        Ok(())
+    }
+
+    /// [`pull`](Self::pull) for the v6 rows.
+    fn pull6(&mut self, rt: &crate::serve::Runtime, now: u32) -> Result<(), postgres::Error> {
+        const BATCH: i64 = 20_000;
+        let node = self.cluster.cfg.node.clone();
+        let (mut cursor, mut top) = (self.seen6[0], self.seen6[1]);
+        loop {
+            let rows = self.client_mut()?.query(
+                &format!(
+                    "SELECT {LEASE6_COLUMNS} FROM dhcp_xdp_leases6 WHERE change > $1 AND node <> $2
+                      ORDER BY change LIMIT $3"
+                ),
+                &[&cursor, &node, &BATCH],
+            )?;
+            let Some(last) = rows.last().map(|r| r.get::<_, i64>(CHANGE6_COLUMN)) else { break };
+            cursor = last;
+            top = top.max(last);
+            let read = absorb_rows6(rt, &rows, now);
+            self.cluster.status.absorbed.fetch_add(read as u64, Ordering::Relaxed);
+            if (rows.len() as i64) < BATCH {
+                break;
+            }
+        }
+        self.seen6 = [self.seen6[1], top];
         Ok(())
     }
 }

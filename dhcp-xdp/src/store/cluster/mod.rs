@@ -22,6 +22,7 @@
 
 mod driver;
 pub mod pg;
+pub mod pg6;
 pub mod schema;
 
 use std::{
@@ -94,7 +95,15 @@ pub struct Cluster {
     heartbeats: std::sync::Mutex<Heartbeats>,
     /// The leases read at start and the highest change number this node wrote, with when the
     /// start began, until [`recover`](LeaseStore::recover) builds the tables from them.
-    initial: std::sync::Mutex<Option<(Vec<dhcp_xdp_core::leases::Lease>, u64, Instant)>>,
+    initial: std::sync::Mutex<Option<Initial>>,
+}
+
+/// What a start read from the database, for [`recover`](LeaseStore::recover).
+struct Initial {
+    leases: Vec<dhcp_xdp_core::leases::Lease>,
+    leases6: Vec<dhcp_xdp_core::leases::v6::Lease6>,
+    max_seq: u64,
+    started: Instant,
 }
 
 /// The running daemon that holds a node name: a random id, the host and the pid, recorded in
@@ -191,7 +200,7 @@ impl Instance {
 /// ("block-size 16; subnet 1: 198.18.0.10-198.18.0.199, …").
 pub fn layout(cfg: &dhcp_xdp_core::config::Config) -> String {
     let block = cfg.cluster.as_ref().map_or(0, |c| c.block_size);
-    let subnets: Vec<String> = cfg
+    let mut subnets: Vec<String> = cfg
         .subnets
         .iter()
         .map(|s| {
@@ -199,6 +208,17 @@ pub fn layout(cfg: &dhcp_xdp_core::config::Config) -> String {
             format!("subnet {}: {}", s.id, pools.join(" "))
         })
         .collect();
+    // DHCPv6 pools are divided by stripe (number mod 256, as the buckets): nodes must number
+    // them alike.
+    subnets.extend(cfg.subnets6.iter().map(|s| {
+        let pools: Vec<String> = s
+            .pools
+            .iter()
+            .chain(&s.pd_pools)
+            .filter_map(|r| Some(format!("{}/{}x{}", r.nth(0)?, r.delegated_len(), r.count())))
+            .collect();
+        format!("subnet6 {}: {}", s.id, pools.join(" "))
+    }));
     format!("block-size {block}; {}", subnets.join("; "))
 }
 
@@ -260,10 +280,19 @@ impl Cluster {
         // Fresh statistics, so the syncers' cached plans fit the table as it is (autovacuum keeps
         // them fresh from here).
         c.batch_execute("ANALYZE dhcp_xdp_leases")?;
+        c.batch_execute("ANALYZE dhcp_xdp_leases6")?;
         let rows = c.query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases"), &[])?;
         let leases: Vec<_> = rows.iter().filter_map(lease_from_row).collect();
-        let max_seq: i64 =
-            c.query_one("SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1", &[&cfg.node])?.get(0);
+        let rows = c.query(&format!("SELECT {} FROM dhcp_xdp_leases6", pg6::LEASE6_COLUMNS), &[])?;
+        let leases6: Vec<_> = rows.iter().filter_map(pg6::lease6_from_row).collect();
+        // Change numbers go on from the highest this node wrote, in either table.
+        let max_seq: i64 = c
+            .query_one(
+                "SELECT greatest((SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases WHERE node = $1),
+                                 (SELECT coalesce(max(seq), 0) FROM dhcp_xdp_leases6 WHERE node = $1))",
+                &[&cfg.node],
+            )?
+            .get(0);
         let store = PgStore::open(&cfg.database, &cfg.node, slots, cfg.takeover_after)
             .context("starting the database syncers")?;
         let cluster = Arc::new(Self {
@@ -273,7 +302,12 @@ impl Cluster {
             instance,
             liveness: Arc::new(Liveness::default()),
             heartbeats: std::sync::Mutex::new(heartbeats),
-            initial: std::sync::Mutex::new(Some((leases, max_seq.max(0) as u64, t))),
+            initial: std::sync::Mutex::new(Some(Initial {
+                leases,
+                leases6,
+                max_seq: max_seq.max(0) as u64,
+                started: t,
+            })),
         });
         driver::clock_events(&cluster, &clock);
         Ok(cluster)
@@ -314,10 +348,16 @@ impl LeaseStore for Cluster {
         lanes: usize,
         workers: usize,
     ) -> Result<Recovered, StoreError> {
-        let (leases, max_seq, t) =
-            self.initial.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or((vec![], 0, Instant::now()));
-        let n = leases.len();
-        let db = LeaseDb::with_lanes(cfg, lanes, workers, leases, crate::clock::unix_now());
+        let Initial { leases, leases6, max_seq, started: t } = self
+            .initial
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or(Initial { leases: vec![], leases6: vec![], max_seq: 0, started: Instant::now() });
+        let n = leases.len() + leases6.len();
+        let now = crate::clock::unix_now();
+        let db = LeaseDb::with_lanes(cfg, lanes, workers, leases, now);
+        db.restore6(cfg, leases6, now);
         db.continue_after(max_seq);
         let c = &self.cfg;
         let report = format!(
@@ -377,6 +417,17 @@ impl LeaseStore for Cluster {
 
     fn admin_removal(&self, edit: AdminRemoval) -> Result<u64, String> {
         self.store.admin_removal(edit)
+    }
+
+    fn kept_duid(&self, made: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let mut c = connect(&self.cfg.database).map_err(|e| pg::describe(&e))?;
+        let row = c
+            .query_one(
+                "UPDATE dhcp_xdp_nodes SET duid = coalesce(duid, $2) WHERE name = $1 RETURNING duid",
+                &[&self.cfg.node, &made],
+            )
+            .map_err(|e| pg::describe(&e))?;
+        Ok(Some(row.get(0)))
     }
 
     fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {

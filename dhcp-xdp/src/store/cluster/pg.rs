@@ -16,10 +16,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dhcp_xdp_core::leases::{Change, ClientKey, Lease, LeaseState, Tags};
+use dhcp_xdp_core::leases::{Change, ClientKey, Lease, LeaseState, Tags, v6::Lease6};
 use hashbrown::HashMap;
 use postgres::{Client, NoTls, Row};
 
+use super::pg6::{self, Round6};
 use crate::store::{
     Health, StoreError,
     syncer::{Backend, Round, Syncer},
@@ -88,6 +89,8 @@ pub(crate) struct Pg {
     conflicts: AtomicU64,
     /// The rows that won those conflicts, for the membership loop to absorb.
     winners: Mutex<Vec<Lease>>,
+    /// The same for DHCPv6 rows.
+    winners6: Mutex<Vec<Lease6>>,
     /// How long a commit took (for the metrics).
     commit_seconds: prometheus_client::metrics::histogram::Histogram,
 }
@@ -138,14 +141,18 @@ impl Backend for Pg {
         .and_then(|c| commit(c, &self.node, batch).map(|refused| (&mut c.client, refused)))
         .and_then(|(c, refused)| {
             // The rows that beat ours, for the lease tables.
-            if refused.is_empty() {
-                return Ok(0);
+            if !refused.v4.is_empty() {
+                let addrs: Vec<i64> = refused.v4.iter().map(|a| i64::from(u32::from(*a))).collect();
+                let rows = c.query(
+                    &format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE address = ANY($1)"),
+                    &[&addrs],
+                )?;
+                lock(&self.winners).extend(rows.iter().filter_map(lease_from_row));
             }
-            let addrs: Vec<i64> = refused.iter().map(|a| i64::from(u32::from(*a))).collect();
-            let rows =
-                c.query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE address = ANY($1)"), &[&addrs])?;
-            lock(&self.winners).extend(rows.iter().filter_map(lease_from_row));
-            Ok(refused.len())
+            if !refused.v6.is_empty() {
+                lock(&self.winners6).extend(pg6::winners(c, &refused.v6)?);
+            }
+            Ok(refused.v4.len() + refused.v6.len())
         });
         match result {
             Ok(0) => {
@@ -206,6 +213,7 @@ impl PgStore {
             node: node.to_owned(),
             conflicts: AtomicU64::new(0),
             winners: Mutex::new(vec![]),
+            winners6: Mutex::new(vec![]),
             commit_seconds: prometheus_client::metrics::histogram::Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 16),
             ),
@@ -246,6 +254,11 @@ impl PgStore {
     /// The rows that won refused upserts since the last call, for the lease tables.
     pub fn take_winners(&self) -> Vec<Lease> {
         std::mem::take(&mut *lock(&self.syncer.backend().winners))
+    }
+
+    /// The v6 rows that won refused upserts since the last call, for the v6 table.
+    pub fn take_winners6(&self) -> Vec<Lease6> {
+        std::mem::take(&mut *lock(&self.syncer.backend().winners6))
     }
 
     /// How long commits took.
@@ -303,6 +316,8 @@ pub(crate) struct Conn {
     client: Client,
     commit: postgres::Statement,
     remove: postgres::Statement,
+    commit6: postgres::Statement,
+    remove6: postgres::Statement,
 }
 
 impl Conn {
@@ -314,20 +329,30 @@ impl Conn {
         client.batch_execute("SET enable_seqscan = off")?;
         let commit = client.prepare(COMMIT_SQL)?;
         let remove = client.prepare(REMOVE_SQL)?;
-        Ok(Self { client, commit, remove })
+        let commit6 = client.prepare(pg6::COMMIT6_SQL)?;
+        let remove6 = client.prepare(pg6::REMOVE6_SQL)?;
+        Ok(Self { client, commit, remove, commit6, remove6 })
     }
 }
 
-/// Commits `batch` (numbered changes, any order) in one statement; returns the addresses whose
-/// upsert the database refused (held by another client).
-fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ipv4Addr>, postgres::Error> {
+/// What the database refused in a round (held by another client): v4 addresses, v6 addresses
+/// and prefixes (with their lengths).
+#[derive(Debug, Default)]
+struct Refused {
+    v4: Vec<Ipv4Addr>,
+    v6: Vec<(Vec<u8>, i16)>,
+}
+
+/// Commits `batch` (numbered changes, any order) in one transaction (one statement when it
+/// holds only v4 upserts); returns what the database refused.
+fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refused, postgres::Error> {
     // The newest change of each key wins, then the newest upsert of each address.
     let mut last: HashMap<ClientKey, (u64, Change)> = HashMap::with_capacity(batch.len());
     for (seq, c) in batch {
         let k = match c {
             Change::Upsert(l) => l.key,
             Change::Remove(k) => *k,
-            // The configuration refuses [[subnet6]] in cluster mode: no v6 change comes here.
+            // The v6 changes are the v6 round's.
             Change::Upsert6(_) | Change::Remove6(_) => continue,
         };
         if last.get(&k).is_none_or(|(s, _)| s < seq) {
@@ -372,22 +397,26 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Vec<Ip
     }
     let params: [&(dyn postgres::types::ToSql + Sync); 10] =
         [&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node];
-    let applied = if removed.is_empty() {
-        conn.client.query(&conn.commit, &params)?
+    let round6 = Round6::of(batch);
+    let (applied, v6) = if removed.is_empty() && round6.is_empty() {
+        (conn.client.query(&conn.commit, &params)?, vec![])
     } else {
         // Removed keys go first, wherever they are (a DECLINE removes the client's binding and
         // puts the address on probation under another key in the same batch): one transaction.
         let mut tx = conn.client.transaction()?;
-        tx.execute(&conn.remove, &[&removed, &node])?;
-        let applied = tx.query(&conn.commit, &params)?;
+        if !removed.is_empty() {
+            tx.execute(&conn.remove, &[&removed, &node])?;
+        }
+        let applied = if n > 0 { tx.query(&conn.commit, &params)? } else { vec![] };
+        let v6 = round6.commit(&mut tx, (&conn.commit6, &conn.remove6), node)?;
         tx.commit()?;
-        applied
+        (applied, v6)
     };
     if applied.len() == n {
-        return Ok(vec![]);
+        return Ok(Refused { v4: vec![], v6 });
     }
     let done: hashbrown::HashSet<i64> = applied.iter().map(|r| r.get(0)).collect();
-    Ok(addr.iter().filter(|a| !done.contains(*a)).map(|a| Ipv4Addr::from(*a as u32)).collect())
+    Ok(Refused { v4: addr.iter().filter(|a| !done.contains(*a)).map(|a| Ipv4Addr::from(*a as u32)).collect(), v6 })
 }
 
 impl PgStore {

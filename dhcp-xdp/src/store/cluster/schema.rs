@@ -21,7 +21,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use postgres::{Client, Transaction};
 
 /// The schema version this daemon reads and writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock every schema check, creation and upgrade holds ("dhcpxdp\0").
 const SCHEMA_LOCK: i64 = 0x6468_6370_7864_7000;
@@ -89,6 +89,8 @@ CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
         ),
         Migration::Code(scope_keys),
     ],
+    // 2 → 3: DHCPv6 leases (addresses and delegated prefixes) and each node's DUID.
+    &[Migration::Sql(super::pg6::MIGRATION_SQL)],
 ];
 
 /// Version 2: every unscoped client key (tags 0 and 1) is rewritten in the scope of its row's
@@ -283,6 +285,8 @@ pub struct Status {
     pub unowned_blocks: i64,
     /// Lease rows.
     pub lease_rows: i64,
+    /// DHCPv6 lease rows (addresses and prefixes).
+    pub lease6_rows: i64,
 }
 
 /// Nodes, blocks and leases, read in one go (the schema must be current).
@@ -309,8 +313,8 @@ pub fn status(c: &mut Client) -> Result<Status, postgres::Error> {
         .collect();
     let r = c.query_one(
         "SELECT (SELECT count(*) FROM dhcp_xdp_blocks), (SELECT count(*) FROM dhcp_xdp_blocks WHERE owner IS NULL),
-                (SELECT count(*) FROM dhcp_xdp_leases)",
+                (SELECT count(*) FROM dhcp_xdp_leases), (SELECT count(*) FROM dhcp_xdp_leases6)",
         &[],
     )?;
-    Ok(Status { nodes, blocks: r.get(0), unowned_blocks: r.get(1), lease_rows: r.get(2) })
+    Ok(Status { nodes, blocks: r.get(0), unowned_blocks: r.get(1), lease_rows: r.get(2), lease6_rows: r.get(3) })
 }
