@@ -936,12 +936,14 @@ fn check_v6_rows(pg: &Postgres, held: &HashMap<u16, Held6>) {
 #[test]
 fn two_nodes_serve_dhcpv6_and_survive_a_sigkill() {
     let pg = Postgres::start();
-    let lan = lan();
+    // Nodes a and b, the test's clients, and a host for a real client.
+    let lan = Lan::new(&[Some(A_IP), Some(B_IP), None, None]);
     let v6_of = ["2001:db8:1::2/64", "2001:db8:1::3/64"];
     tests::ipv6_ready(&[
         (&lan.hosts[0].ns, &lan.hosts[0].ifname, &v6_of[..1]),
         (&lan.hosts[1].ns, &lan.hosts[1].ifname, &v6_of[1..]),
         (&lan.hosts[2].ns, &lan.hosts[2].ifname, &[]),
+        (&lan.hosts[3].ns, &lan.hosts[3].ifname, &[]),
     ]);
     let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
     let (cfg_a, cfg_b) = (config6(&da, "a", &pg.url()), config6(&db, "b", &pg.url()));
@@ -958,6 +960,19 @@ fn two_nodes_serve_dhcpv6_and_survive_a_sigkill() {
     let (duid_a, duid_b) = (duid_of("a"), duid_of("b"));
     assert_ne!(duid_a, duid_b);
     let expected = |i: u16| if lb_hash(&Clients6::duid(i)).is_multiple_of(2) { &duid_a } else { &duid_b };
+    // A real client (ISC dhclient, an address and a prefix): both are rows of its DUID, written
+    // by the node its DUID's bucket belongs to.
+    let real = tests::clients::Dhclient::new6(&lan.hosts[3].ns, &lan.hosts[3].ifname, &["-N", "-P"]);
+    assert!(real.obtain(&lan.hosts[3].ns), "dhclient -6 -N -P through the cluster");
+    let (ip, prefix) = real.address_and_prefix(Some("BOUND6"), 0);
+    let (p, len) = prefix.split_once('/').expect("a prefix with its length");
+    let rows = held_rows6(&pg);
+    let addr_row = rows.get(&(ip.parse().expect("address"), 128)).cloned().expect("a row for dhclient's address");
+    let prefix_row = rows.get(&(p.parse().expect("prefix"), len.parse().expect("length"))).cloned();
+    assert_eq!(prefix_row.as_ref(), Some(&addr_row), "dhclient's prefix row is its own, by the same node");
+    let node = if lb_hash(&addr_row.0).is_multiple_of(2) { "a" } else { "b" };
+    assert_eq!(addr_row.1, node, "dhclient answered by the node of another bucket");
+    real.kill();
     let mut clients = Clients6 {
         link: tests::frames::Link::open(&lan.hosts[2].ns, &lan.hosts[2].ifname),
         mac: lan.hosts[2].mac,
@@ -1037,6 +1052,17 @@ fn two_nodes_serve_dhcpv6_and_survive_a_sigkill() {
         );
     }
     check_v6_rows(&pg, &held);
+    // lease6-del through the other node is refused (a serves that client and would commit it
+    // again); through a it goes, from the database too.
+    let (i, h) =
+        held.iter().find(|(i, _)| *expected(**i) == duid_a).map(|(i, h)| (*i, h.clone())).expect("a client of a");
+    let del = serde_json::json!({ "ip-address": h.addr.to_string() });
+    let refused = b.ask("lease6-del", del.clone());
+    assert_eq!(refused["result"], 1, "{refused}");
+    assert!(refused["text"].as_str().is_some_and(|t| t.contains("node a")), "{refused}");
+    let done = a.ask("lease6-del", del);
+    assert_eq!(done["result"], 0, "{done}");
+    assert!(!held_rows6(&pg).contains_key(&(h.addr, 128)), "client {i}'s address still has a row");
     for d in [a, b] {
         let exit = d.signal_and_wait(Signal::SIGTERM);
         assert!(exit.status.success(), "{}", exit.stderr.join("\n"));

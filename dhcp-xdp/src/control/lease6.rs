@@ -129,8 +129,14 @@ impl Control {
             }
         };
         let Some((addr, len)) = target else { return answer(3, "IPv6 lease not found.") };
+        // In cluster mode: refused when another live node serves it; a gone node's row goes now.
+        let elsewhere = match self.shared.store.admin_removal(crate::store::AdminRemoval::Lease6(addr, len)) {
+            Ok(n) => n,
+            Err(why) => return answer(1, why),
+        };
         match self.edit6(|t| t.admin_remove(addr, len)) {
             Ok(true) => answer(0, "IPv6 lease deleted."),
+            Ok(false) if elsewhere > 0 => answer(0, "IPv6 lease deleted."),
             Ok(false) => answer(3, "IPv6 lease not found."),
             Err(e) => answer(1, e),
         }
@@ -139,7 +145,11 @@ impl Control {
     pub(super) fn lease6_wipe(&self, args: &Value) -> Value {
         let subnet = args.get("subnet-id").and_then(Value::as_u64).filter(|&s| s != 0).map(|s| s as u32);
         let what = subnet.map(|s| s.to_string()).unwrap_or_else(|| "all".into());
-        match self.edit6(|t| t.admin_wipe(subnet)) {
+        let elsewhere = match self.shared.store.admin_removal(crate::store::AdminRemoval::Subnet6(subnet)) {
+            Ok(n) => n as usize,
+            Err(why) => return answer(1, why),
+        };
+        match self.edit6(|t| t.admin_wipe(subnet)).map(|n| n.max(elsewhere)) {
             Ok(0) => answer(3, format!("Deleted 0 IPv6 lease(s) from subnet(s) {what}")),
             Ok(n) => answer(0, format!("Deleted {n} IPv6 lease(s) from subnet(s) {what}")),
             Err(e) => answer(1, e),

@@ -203,6 +203,10 @@ pub enum AdminRemoval {
     Lease(std::net::Ipv4Addr),
     /// `lease4-wipe` of this subnet (None: every subnet).
     Subnet(Option<u32>),
+    /// `lease6-del` of the lease on this address or prefix (and length).
+    Lease6(std::net::Ipv6Addr, u8),
+    /// `lease6-wipe` of this subnet (None: every subnet).
+    Subnet6(Option<u32>),
 }
 
 /// The store `cfg` asks for, with `shards` slots: the cluster's database when it has a

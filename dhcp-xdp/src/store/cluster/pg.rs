@@ -422,28 +422,55 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refuse
 impl PgStore {
     /// See [`LeaseStore::admin_removal`](crate::store::LeaseStore::admin_removal).
     pub fn admin_removal(&self, edit: crate::store::AdminRemoval) -> Result<u64, String> {
+        use postgres::types::ToSql;
+
         use crate::store::AdminRemoval;
         let mut c = connect(&self.syncer.backend().url).map_err(|e| format!("the lease database: {}", describe(&e)))?;
-        // Which rows, as a condition on parameter `$p`.
-        let (filter, arg): (fn(u8) -> String, Option<i64>) = match edit {
-            AdminRemoval::Lease(a) => (|p| format!("l.address = ${p}"), Some(i64::from(u32::from(a)))),
-            AdminRemoval::Subnet(Some(s)) => (|p| format!("l.subnet = ${p}"), Some(i64::from(s))),
-            AdminRemoval::Subnet(None) => (|p| format!("${p}::bigint IS NULL"), None),
+        type Args = Vec<Box<dyn ToSql + Sync>>;
+        // Which table, which of its rows hold something, and which rows (a condition on the
+        // parameters from `$p` on, which `args` fill).
+        let (table, holding, filter, args): (&str, &str, fn(u8) -> String, Args) = match edit {
+            AdminRemoval::Lease(a) => (
+                "dhcp_xdp_leases",
+                "l.state IN (0, 1, 4) AND",
+                |p| format!("l.address = ${p}"),
+                vec![Box::new(i64::from(u32::from(a)))],
+            ),
+            AdminRemoval::Subnet(s) => (
+                "dhcp_xdp_leases",
+                "l.state IN (0, 1, 4) AND",
+                |p| format!("(${p}::bigint IS NULL OR l.subnet = ${p})"),
+                vec![Box::new(s.map(i64::from))],
+            ),
+            AdminRemoval::Lease6(a, len) => (
+                "dhcp_xdp_leases6",
+                "",
+                |p| format!("l.address = ${p} AND l.plen = ${}", p + 1),
+                vec![Box::new(a.octets().to_vec()), Box::new(i16::from(len))],
+            ),
+            AdminRemoval::Subnet6(s) => (
+                "dhcp_xdp_leases6",
+                "",
+                |p| format!("(${p}::bigint IS NULL OR l.subnet = ${p})"),
+                vec![Box::new(s.map(i64::from))],
+            ),
         };
         let ttl = f64::from(self.takeover_after);
+        let node = &self.syncer.backend().node;
         let db = |e: postgres::Error| format!("the lease database: {}", describe(&e));
         // Rows another live node wrote and still serves: refused, naming the nodes.
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![node, &ttl];
+        params.extend(args.iter().map(|a| &**a as &(dyn ToSql + Sync)));
         let live: Vec<(String, i64)> = c
             .query(
                 &format!(
-                    "SELECT l.node, count(*) FROM dhcp_xdp_leases l JOIN dhcp_xdp_nodes n ON n.name = l.node
-                      WHERE {} AND l.node <> $1 AND l.state IN (0, 1, 4)
-                        AND l.expires > extract(epoch FROM now())
+                    "SELECT l.node, count(*) FROM {table} l JOIN dhcp_xdp_nodes n ON n.name = l.node
+                      WHERE {} AND l.node <> $1 AND {holding} l.expires > extract(epoch FROM now())
                         AND n.heartbeat > now() - make_interval(secs => $2)
                       GROUP BY l.node ORDER BY l.node",
                     filter(3)
                 ),
-                &[&self.syncer.backend().node, &ttl, &arg],
+                &params,
             )
             .map_err(db)?
             .iter()
@@ -459,10 +486,7 @@ impl PgStore {
         }
         // Rows of nodes that are gone (or that hold nothing): removed here, cluster-wide; this
         // node's own rows go with its commit.
-        c.execute(
-            &format!("DELETE FROM dhcp_xdp_leases l WHERE {} AND l.node <> $1", filter(2)),
-            &[&self.syncer.backend().node, &arg],
-        )
-        .map_err(db)
+        params.remove(1);
+        c.execute(&format!("DELETE FROM {table} l WHERE {} AND l.node <> $1", filter(2)), &params).map_err(db)
     }
 }
