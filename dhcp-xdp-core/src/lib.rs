@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod calendar;
+pub mod classify;
 pub mod config;
 pub mod dhcp4;
 pub mod dhcp6;

@@ -36,7 +36,7 @@ impl Ctx<'_> {
         ConfigError { file: self.file.to_owned(), line, field: field.to_owned(), message: message.into() }
     }
 
-    fn ip(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
+    pub(super) fn ip(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
         Ipv4Addr::from_str(s.get_ref().trim())
             .map_err(|_| self.err(Some(s.span()), field, format!("`{}` is not an IPv4 address", s.get_ref())))
     }
@@ -70,7 +70,7 @@ pub(super) struct Section<'a, T, P = ()> {
 }
 
 impl<'a, T> Section<'a, T> {
-    fn new(ctx: &'a Ctx<'a>, field: impl Into<String>, item: &'a T) -> Self {
+    pub(super) fn new(ctx: &'a Ctx<'a>, field: impl Into<String>, item: &'a T) -> Self {
         Self { ctx, field: field.into(), item, parent: () }
     }
 }
@@ -339,6 +339,7 @@ pub(super) struct SubnetScope<'a> {
     options: &'a OptionTable,
     earlier: &'a [Subnet],
     shared: &'a mut Vec<String>,
+    classes: &'a [super::ClientClass],
 }
 
 impl TryFrom<Section<'_, SubnetSection, SubnetScope<'_>>> for Subnet {
@@ -368,9 +369,25 @@ impl TryFrom<Section<'_, SubnetSection, SubnetScope<'_>>> for Subnet {
             rebind_time: sub.rebind_time.or(d.rebind_time),
             authoritative: sub.authoritative.unwrap_or(d.authoritative),
         };
-        let table = Subnet::options_over(net, scope.options).overlay(&sec.options(&sub.options)?);
+        let own = Subnet::options_over(net, &OptionTable::default()).overlay(&sec.options(&sub.options)?);
+        let table = scope.options.overlay(&own);
         let mut subnet = Subnet::with_scope(id, net, defaults, &table)
             .map_err(|message| sec.err(Some(sub.subnet.span()), "", message))?;
+        let classes = scope.classes;
+        subnet.client_classes = super::classes::bits(
+            sec.ctx,
+            &sec.field,
+            classes,
+            sub.client_class.as_ref(),
+            sub.client_classes.as_deref(),
+        )?;
+        subnet.boot = super::classes::boot(
+            sec.ctx,
+            &sec.field,
+            sub.next_server.as_ref(),
+            sub.server_hostname.as_ref(),
+            sub.boot_file_name.as_ref(),
+        )?;
         if let Some(v) = &sub.vlan {
             if v.get_ref().len() > 2 || v.get_ref().iter().any(|&id| id == 0 || id > 4094) {
                 return Err(sec.err(Some(v.span()), "vlan", "one or two VLAN IDs (1–4094), outer first"));
@@ -381,7 +398,12 @@ impl TryFrom<Section<'_, SubnetSection, SubnetScope<'_>>> for Subnet {
             sub.server_id.as_ref().map(|v| sec.ctx.ip(v, &format!("{}.server-id", sec.field))).transpose()?;
         subnet.trust_direct_option82 = sub.trust_direct_option82.unwrap_or(false);
         for (pi, p) in sub.pool.iter().enumerate() {
-            let pool = Pool::try_from(sec.child(format!("{}.pool[{pi}]", sec.field), p, (&subnet, &table)))?;
+            let field = format!("{}.pool[{pi}]", sec.field);
+            let mut pool = Pool::try_from(sec.child(field.clone(), p, (&subnet, &table)))?;
+            pool.own_options =
+                own.overlay(&OptionTable::try_from(sec.child(format!("{field}.options"), &p.options, ()))?);
+            pool.client_classes =
+                super::classes::bits(sec.ctx, &field, classes, p.client_class.as_ref(), p.client_classes.as_deref())?;
             if let Some(o) = subnet.pools.iter().position(|q| q.start <= pool.end && pool.start <= q.end) {
                 return Err(sec.ctx.err(
                     Some(p.range.span()),
@@ -393,7 +415,20 @@ impl TryFrom<Section<'_, SubnetSection, SubnetScope<'_>>> for Subnet {
         }
         for (ri, r) in sub.reservation.iter().enumerate() {
             let field = format!("{}.reservation[{ri}]", sec.field);
-            let res = Reservation::try_from(sec.child(field.clone(), r, (&subnet, &table, sub.subnet.span())))?;
+            let mut res = Reservation::try_from(sec.child(field.clone(), r, (&subnet, &table, sub.subnet.span())))?;
+            let mut own_r = own.overlay(&OptionTable::try_from(sec.child(format!("{field}.options"), &r.options, ()))?);
+            if let Some(h) = &r.hostname {
+                own_r.set(opt::HOSTNAME, h.as_bytes().to_vec());
+            }
+            res.own_options = own_r;
+            res.client_classes = super::classes::bits(sec.ctx, &field, classes, None, r.client_classes.as_deref())?;
+            res.boot = super::classes::boot(
+                sec.ctx,
+                &field,
+                r.next_server.as_ref(),
+                r.server_hostname.as_ref(),
+                r.boot_file_name.as_ref(),
+            )?;
             if let (Some(a), Some(sp)) = (res.ip, r.ip.as_ref())
                 && subnet.reservations.iter().any(|x| x.ip == Some(a))
             {
@@ -402,6 +437,7 @@ impl TryFrom<Section<'_, SubnetSection, SubnetScope<'_>>> for Subnet {
             subnet.reservations.push(res);
         }
         subnet.reservation_index = ReservationIndex::new(&subnet.reservations);
+        subnet.own_options = own;
         if let Some(name) = &sub.shared_network {
             let shared = &mut *sec.parent.shared;
             subnet.shared_network = Some(match shared.iter().position(|s| s == name) {
@@ -436,7 +472,13 @@ impl TryFrom<Section<'_, PoolSection, (&Subnet, &OptionTable)>> for Pool {
             ));
         }
         let pt = table.overlay(&sec.options(&p.options)?);
-        Ok(Pool { start, end, options: RenderedOptions::new(&pt) })
+        Ok(Pool {
+            start,
+            end,
+            options: RenderedOptions::new(&pt),
+            own_options: OptionTable::default(),
+            client_classes: 0,
+        })
     }
 }
 
@@ -491,7 +533,14 @@ impl TryFrom<Section<'_, ReservationSection, ReservationParent<'_>>> for Reserva
         if let Some(h) = &r.hostname {
             rt.set(opt::HOSTNAME, h.as_bytes().to_vec());
         }
-        Ok(Reservation { key: keys.remove(0), ip, options: RenderedOptions::new(&rt) })
+        Ok(Reservation {
+            key: keys.remove(0),
+            ip,
+            options: RenderedOptions::new(&rt),
+            own_options: OptionTable::default(),
+            client_classes: 0,
+            boot: super::BootFields::default(),
+        })
     }
 }
 
@@ -517,6 +566,7 @@ impl Config {
             Some(c) => Some(ClusterConfig::try_from(Section::new(&ctx, "cluster", c))?),
             None => None,
         };
+        let classes = super::classes::build(&ctx, &fc.client_class)?;
         let mut shared = vec![];
         let mut subnets: Vec<Subnet> = vec![];
         for (si, sub) in fc.subnet.iter().enumerate() {
@@ -526,6 +576,7 @@ impl Config {
                 options: &global,
                 earlier: &subnets,
                 shared: &mut shared,
+                classes: &classes,
             };
             let subnet =
                 Subnet::try_from(Section { ctx: &ctx, field: format!("subnet[{si}]"), item: sub, parent: scope })?;
@@ -554,6 +605,8 @@ impl Config {
             },
             cluster,
             subnets6: super::v6::build(&ctx, &fc.subnet6)?,
+            classes,
+            global_options: global,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

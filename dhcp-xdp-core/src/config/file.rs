@@ -28,6 +28,20 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) metrics: MetricsSection,
     pub(super) cluster: Option<Spanned<ClusterSection>>,
+    #[serde(default)]
+    pub(super) client_class: Vec<ClientClassSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ClientClassSection {
+    pub(super) name: Spanned<String>,
+    pub(super) test: Option<Spanned<String>>,
+    pub(super) next_server: Option<Spanned<String>>,
+    pub(super) server_hostname: Option<Spanned<String>>,
+    pub(super) boot_file_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) options: OptionsSection,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +154,11 @@ pub(super) struct SubnetSection {
     pub(super) shared_network: Option<String>,
     pub(super) server_id: Option<Spanned<String>>,
     pub(super) trust_direct_option82: Option<bool>,
+    pub(super) client_class: Option<Spanned<String>>,
+    pub(super) client_classes: Option<Vec<Spanned<String>>>,
+    pub(super) next_server: Option<Spanned<String>>,
+    pub(super) server_hostname: Option<Spanned<String>>,
+    pub(super) boot_file_name: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) options: OptionsSection,
     #[serde(default)]
@@ -152,6 +171,8 @@ pub(super) struct SubnetSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct PoolSection {
     pub(super) range: Spanned<String>,
+    pub(super) client_class: Option<Spanned<String>>,
+    pub(super) client_classes: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub(super) options: OptionsSection,
 }
@@ -167,6 +188,10 @@ pub(super) struct ReservationSection {
     pub(super) remote_id_hex: Option<Spanned<String>>,
     pub(super) ip: Option<Spanned<String>>,
     pub(super) hostname: Option<String>,
+    pub(super) client_classes: Option<Vec<Spanned<String>>>,
+    pub(super) next_server: Option<Spanned<String>>,
+    pub(super) server_hostname: Option<Spanned<String>>,
+    pub(super) boot_file_name: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) options: OptionsSection,
 }

@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod build;
+mod classes;
 mod file;
 mod options;
 #[cfg(test)]
@@ -91,6 +92,55 @@ pub struct Reservation {
     pub ip: Option<Ipv4Addr>,
     /// Options (subnet's overlaid with the reservation's).
     pub options: RenderedOptions,
+    /// The same without the global options (client classes' options come between them).
+    pub own_options: OptionTable,
+    /// Classes the reservation puts its client in (bits of [`Config::classes`]).
+    pub client_classes: u64,
+    /// Boot fields given to its client.
+    pub boot: BootFields,
+}
+
+/// BOOTP's fixed boot fields as a scope sets them (Kea's `next-server`, `server-hostname`,
+/// `boot-file-name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootFields {
+    /// `siaddr`.
+    pub next_server: Option<Ipv4Addr>,
+    /// `sname` (at most 63 bytes).
+    pub server_hostname: Option<Vec<u8>>,
+    /// `file` (at most 127 bytes).
+    pub boot_file_name: Option<Vec<u8>>,
+}
+
+impl BootFields {
+    /// Whether it sets any field.
+    pub fn is_empty(&self) -> bool {
+        self.next_server.is_none() && self.server_hostname.is_none() && self.boot_file_name.is_none()
+    }
+
+    /// `self` where it sets a field, else `under`'s.
+    pub fn or(&self, under: &BootFields) -> BootFields {
+        BootFields {
+            next_server: self.next_server.or(under.next_server),
+            server_hostname: self.server_hostname.clone().or_else(|| under.server_hostname.clone()),
+            boot_file_name: self.boot_file_name.clone().or_else(|| under.boot_file_name.clone()),
+        }
+    }
+}
+
+/// A client class (`[[client-class]]`): the clients its test matches (or that a reservation
+/// puts in it), and what they get — options, boot fields, and the pools and subnets guarded
+/// by it.
+#[derive(Debug, Clone)]
+pub struct ClientClass {
+    /// Its name.
+    pub name: String,
+    /// Its test, compiled (None: only reservations put clients in it).
+    pub test: Option<crate::classify::Expr>,
+    /// Its options (between the subnet's and the global ones, as Kea orders them).
+    pub options: OptionTable,
+    /// Its boot fields (over the subnet's, under a reservation's).
+    pub boot: BootFields,
 }
 
 /// An address range of a subnet.
@@ -102,6 +152,10 @@ pub struct Pool {
     pub end: Ipv4Addr,
     /// Options (subnet's overlaid with the pool's).
     pub options: RenderedOptions,
+    /// The same without the global options.
+    pub own_options: OptionTable,
+    /// Classes that may draw from it (bits of [`Config::classes`]; 0: every client).
+    pub client_classes: u64,
 }
 
 impl Pool {
@@ -154,6 +208,12 @@ pub struct Subnet {
     pub reservations: Vec<Reservation>,
     /// The reservations by key.
     pub reservation_index: ReservationIndex,
+    /// The subnet's options without the global ones.
+    pub own_options: OptionTable,
+    /// Classes whose clients may be on it (bits of [`Config::classes`]; 0: every client).
+    pub client_classes: u64,
+    /// Its boot fields.
+    pub boot: BootFields,
 }
 
 /// A subnet's reservations by each kind of key, built with the configuration, so that a request
@@ -241,6 +301,9 @@ impl Subnet {
             options: RenderedOptions::new(table),
             reservations: vec![],
             reservation_index: ReservationIndex::default(),
+            own_options: OptionTable::default(),
+            client_classes: 0,
+            boot: BootFields::default(),
         })
     }
 
@@ -304,6 +367,10 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// DHCPv6 subnets (`[[subnet6]]`).
     pub subnets6: Vec<Subnet6>,
+    /// Client classes, in the order they are evaluated (`[[client-class]]`).
+    pub classes: Vec<ClientClass>,
+    /// The global options (`[options]`), which client classes' options override.
+    pub global_options: OptionTable,
     /// Subnets by address and by id.
     index: SubnetIndex,
 }
@@ -449,7 +516,13 @@ impl Config {
         let mut subnet = Subnet::with_scope(1, net, SubnetDefaults::default(), &table).map_err(err)?;
         subnet.pools = ranges
             .iter()
-            .map(|&(a, b)| Pool { start: a.into(), end: b.into(), options: RenderedOptions::new(&table) })
+            .map(|&(a, b)| Pool {
+                start: a.into(),
+                end: b.into(),
+                options: RenderedOptions::new(&table),
+                own_options: OptionTable::default(),
+                client_classes: 0,
+            })
             .collect();
         let subnets = vec![subnet];
         Ok(Self {
@@ -469,6 +542,8 @@ impl Config {
             metrics_listen: None,
             cluster: None,
             subnets6: vec![],
+            classes: vec![],
+            global_options: OptionTable::default(),
             index: SubnetIndex::new(&subnets),
             subnets,
         })

@@ -346,3 +346,82 @@ fn trusted_v6_relays_are_prefixes_and_errors_name_the_entry() {
     let e = Config::parse("t", "[relays]\ntrusted6 = [\"2001:db8:f::/64\", \"198.18.0.0/24\"]\n").unwrap_err();
     assert_eq!((e.field.as_str(), e.line), ("relays.trusted6[1]", 2), "{e}");
 }
+
+const CLASSES: &str = r#"
+[options]
+dns-servers = ["198.18.0.53"]
+domain-name = "example.net"
+
+[[client-class]]
+name = "iptv"
+test = "substring(option[60].hex,0,6) == 'IPTVBX'"
+options = { domain-name = "iptv.example.net", custom = [{ code = 66, text = "tftp.iptv" }] }
+
+[[client-class]]
+name = "pxe"
+test = "option[93].exists and not member('iptv')"
+boot-file-name = "pxelinux.0"
+next-server = "198.18.0.9"
+
+[[client-class]]
+name = "business"
+
+[[subnet]]
+subnet = "198.18.0.0/24"
+server-hostname = "boot.example.net"
+options = { routers = ["198.18.0.1"] }
+  [[subnet.pool]]
+  range = "198.18.0.100-198.18.0.149"
+  client-class = "iptv"
+  [[subnet.pool]]
+  range = "198.18.0.150-198.18.0.199"
+  client-classes = ["pxe", "business"]
+  options = { dns-servers = ["198.18.0.54"] }
+  [[subnet.reservation]]
+  hw-address = "02:00:00:00:00:99"
+  client-classes = ["business"]
+  boot-file-name = "special.efi"
+"#;
+
+#[test]
+fn client_classes_are_compiled_and_guards_resolved() {
+    let c = Config::parse("classes.toml", CLASSES).expect("valid");
+    assert_eq!(c.classes.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["iptv", "pxe", "business"]);
+    assert!(c.classes[0].test.is_some() && c.classes[2].test.is_none());
+    assert_eq!(c.classes[1].boot.boot_file_name.as_deref(), Some(&b"pxelinux.0"[..]));
+    assert_eq!(c.classes[1].boot.next_server, Some(Ipv4Addr::new(198, 18, 0, 9)));
+    assert_eq!(c.classes[0].options.get(opt::DOMAIN_NAME), Some(&b"iptv.example.net"[..]));
+    let s = &c.subnets[0];
+    assert_eq!((s.pools[0].client_classes, s.pools[1].client_classes), (0b001, 0b110));
+    assert_eq!(s.boot.server_hostname.as_deref(), Some(&b"boot.example.net"[..]));
+    assert_eq!(s.reservations[0].client_classes, 0b100);
+    assert_eq!(s.reservations[0].boot.boot_file_name.as_deref(), Some(&b"special.efi"[..]));
+    // The scopes' own options leave the global ones out (classes come between them).
+    assert_eq!(s.own_options.get(opt::DNS), None);
+    assert_eq!(s.pools[1].own_options.get(opt::DNS), Some(&[198, 18, 0, 54][..]));
+    assert_eq!(s.own_options.get(opt::ROUTERS), Some(&[198, 18, 0, 1][..]));
+    assert_eq!(c.global_options.get(opt::DNS), Some(&[198, 18, 0, 53][..]));
+    assert_eq!(s.options.get(opt::DNS), Some(&[198, 18, 0, 53][..]), "the rendered scope still has them");
+}
+
+#[test]
+fn class_errors_name_line_field_and_column() {
+    let bad_test = CLASSES.replace("option[93].exists and not", "option[93].exists and and");
+    let e = Config::parse("classes.toml", &bad_test).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (13, "client-class[1].test"), "{e}");
+    assert!(e.message.starts_with("column 23:"), "{e}");
+    let later = CLASSES.replace("not member('iptv')", "not member('business')");
+    let e = Config::parse("classes.toml", &later).unwrap_err();
+    assert!(e.message.contains("'business' is not defined before"), "{e}");
+    let unknown = CLASSES.replace("client-class = \"iptv\"", "client-class = \"iptvv\"");
+    let e = Config::parse("classes.toml", &unknown).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (26, "subnet[0].pool[0].client-class"), "{e}");
+    assert!(e.message.contains("no [[client-class]] named 'iptvv'"), "{e}");
+    let twice = CLASSES.replace("name = \"business\"", "name = \"iptv\"");
+    assert!(Config::parse("classes.toml", &twice).unwrap_err().message.contains("defined twice"));
+    let long = CLASSES.replace("pxelinux.0", &"x".repeat(128));
+    let e = Config::parse("classes.toml", &long).unwrap_err();
+    assert_eq!(e.field, "client-class[1].boot-file-name", "{e}");
+    let builtin = CLASSES.replace("name = \"business\"", "name = \"KNOWN\"");
+    assert!(Config::parse("classes.toml", &builtin).is_err());
+}
