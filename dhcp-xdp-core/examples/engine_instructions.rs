@@ -2,6 +2,7 @@
 //! on noisy machines): `valgrind --tool=callgrind --toggle-collect='*engine_instructions::step*'
 //! target/dist/examples/engine_instructions discover|renew N`, then total Ir / N. The same warm
 //! shard as the engine bench (1 000 bound clients, round robin, the shard locked per batch of 64).
+//! A third argument `policy` adds 20 client classes and 10 reservations (`WarmShard::with_policy`).
 
 use dhcp_xdp_core::{
     config::Config,
@@ -32,7 +33,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "discover".into());
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let WarmShard { cfg, db, server, discovers, renewals } = WarmShard::new(1_000);
+    let policy = args.next().as_deref() == Some("policy");
+    let WarmShard { cfg, db, server, discovers, renewals } = WarmShard::with_policy(1_000, policy);
     let frames = if what == "renew" { renewals } else { discovers };
     let mut engine = Engine::new();
     let mut buf = vec![0u8; 4096];

@@ -76,6 +76,10 @@ pub trait Packet {
     fn relay_option(&self, code: u8) -> Option<&[u8]>;
     /// A fixed field's bytes, written into `out`; returns how many (at most 16).
     fn field(&self, f: Field4, out: &mut [u8; 16]) -> usize;
+    /// `pkt4.mac` as it is in the packet (the first hlen bytes of chaddr).
+    fn mac(&self) -> &[u8] {
+        &[]
+    }
 }
 
 /// One operation of a compiled expression (postfix: operands first).
@@ -126,19 +130,148 @@ pub struct Expr {
     lits: Vec<Vec<u8>>,
     /// The source, for messages.
     pub source: String,
+    /// The options it reads (bit per code; relay sub-options count as option 82).
+    reads: [u64; 4],
+    /// Its value for a packet that has none of those options, when that is all it depends
+    /// on (it reads no fixed field and no class membership): such a test is not evaluated
+    /// for a packet without them.
+    when_absent: Option<bool>,
+    /// The same test as a small tree, when it has the shape most tests have (comparisons of
+    /// an option, a relay sub-option or the MAC, or a part of one, with a literal; `exists`;
+    /// `member`; joined by and/or/not): evaluated without the stack.
+    fast: Option<Fast>,
 }
 
-/// A value on the evaluation stack: bytes in the arena, or a condition.
+/// What a fast test reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Opt(u8),
+    Relay(u8),
+    Mac,
+}
+
+/// A test in the common shapes, as a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fast {
+    /// `substring(src, start, len) == lit` (or the whole of `src` with `len` None).
+    Eq {
+        src: Src,
+        start: i32,
+        len: Option<i32>,
+        lit: Vec<u8>,
+    },
+    Exists(Src),
+    Member(u16),
+    Not(Box<Fast>),
+    And(Box<Fast>, Box<Fast>),
+    Or(Box<Fast>, Box<Fast>),
+}
+
+/// A node while [`Fast`] is recognised from the postfix program.
+enum Node {
+    Src(Src, i32, Option<i32>),
+    Lit(Vec<u8>),
+    Test(Fast),
+}
+
+impl Fast {
+    /// The tree of `ops`, when every operation is of the shapes above.
+    fn of(ops: &[Op], lits: &[Vec<u8>]) -> Option<Fast> {
+        let mut st: Vec<Node> = vec![];
+        for op in ops {
+            let n = match *op {
+                Op::Opt(c) => Node::Src(Src::Opt(c), 0, None),
+                Op::Relay(c) => Node::Src(Src::Relay(c), 0, None),
+                Op::Field(Field4::Mac) => Node::Src(Src::Mac, 0, None),
+                Op::Lit(i) => Node::Lit(lits[usize::from(i)].clone()),
+                Op::Substring(start, len) => match st.pop()? {
+                    Node::Src(src, 0, None) => Node::Src(src, start, len),
+                    _ => return None,
+                },
+                Op::OptExists(c) => Node::Test(Fast::Exists(Src::Opt(c))),
+                Op::RelayExists(c) => Node::Test(Fast::Exists(Src::Relay(c))),
+                Op::Member(i) => Node::Test(Fast::Member(i)),
+                Op::Eq => match (st.pop()?, st.pop()?) {
+                    (Node::Lit(lit), Node::Src(src, start, len)) | (Node::Src(src, start, len), Node::Lit(lit)) => {
+                        Node::Test(Fast::Eq { src, start, len, lit })
+                    }
+                    _ => return None,
+                },
+                Op::Not => match st.pop()? {
+                    Node::Test(t) => Node::Test(Fast::Not(Box::new(t))),
+                    _ => return None,
+                },
+                Op::And | Op::Or => match (st.pop()?, st.pop()?) {
+                    (Node::Test(b), Node::Test(a)) if *op == Op::And => Node::Test(Fast::And(Box::new(a), Box::new(b))),
+                    (Node::Test(b), Node::Test(a)) => Node::Test(Fast::Or(Box::new(a), Box::new(b))),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            st.push(n);
+        }
+        match (st.pop(), st.is_empty()) {
+            (Some(Node::Test(t)), true) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn eval(&self, pkt: &impl Packet, classes: Classes) -> bool {
+        match self {
+            Fast::Eq { src, start, len, lit } => {
+                let v = match *src {
+                    Src::Opt(c) => pkt.option(c).unwrap_or_default(),
+                    Src::Relay(c) => pkt.relay_option(c).unwrap_or_default(),
+                    Src::Mac => pkt.mac(),
+                };
+                let (from, n) = substring(v.len(), *start, *len);
+                v[from..from + n] == lit[..]
+            }
+            Fast::Exists(Src::Opt(c)) => pkt.option(*c).is_some(),
+            Fast::Exists(Src::Relay(c)) => pkt.relay_option(*c).is_some(),
+            Fast::Exists(Src::Mac) => true,
+            Fast::Member(KNOWN) => classes.known,
+            Fast::Member(UNKNOWN) => !classes.known,
+            Fast::Member(i) => classes.has(usize::from(*i)),
+            Fast::Not(t) => !t.eval(pkt, classes),
+            Fast::And(a, b) => a.eval(pkt, classes) && b.eval(pkt, classes),
+            Fast::Or(a, b) => a.eval(pkt, classes) || b.eval(pkt, classes),
+        }
+    }
+}
+
+/// A packet with no option, no relay information and zero fields (to fold tests).
+struct Empty;
+
+impl Packet for Empty {
+    fn option(&self, _: u8) -> Option<&[u8]> {
+        None
+    }
+    fn relay_option(&self, _: u8) -> Option<&[u8]> {
+        None
+    }
+    fn field(&self, _: Field4, out: &mut [u8; 16]) -> usize {
+        out[..4].fill(0);
+        4
+    }
+}
+
+/// Deepest evaluation stack an expression may need (checked when it is compiled).
+pub const MAX_DEPTH: usize = 16;
+
+/// A value on the evaluation stack: bytes of the packet or of a literal, bytes made in the
+/// arena, or a condition.
 #[derive(Debug, Clone, Copy)]
-enum Val {
-    Bytes(u32, u32),
+enum Val<'a> {
+    Slice(&'a [u8]),
+    Arena(u32, u32),
     Bool(bool),
 }
 
-/// Reusable evaluation state: a stack and an arena that keep their capacity.
+/// Reusable evaluation state: the arena for values an expression makes (concatenations, hex
+/// and case conversions, fields), which keeps its capacity.
 #[derive(Debug, Default)]
 pub struct Evaluator {
-    stack: Vec<Val>,
     arena: Vec<u8>,
 }
 
@@ -158,36 +291,56 @@ impl Classes {
     }
 }
 
+/// The bytes of `v` (a condition has none).
+fn bytes<'v>(arena: &'v [u8], v: &Val<'v>) -> &'v [u8] {
+    match *v {
+        Val::Slice(s) => s,
+        Val::Arena(s, l) => &arena[s as usize..(s + l) as usize],
+        Val::Bool(_) => &[],
+    }
+}
+
+/// Appends the bytes of `v` to the arena.
+fn append(arena: &mut Vec<u8>, v: Val<'_>) {
+    match v {
+        Val::Slice(s) => arena.extend_from_slice(s),
+        Val::Arena(s, l) => arena.extend_from_within(s as usize..(s + l) as usize),
+        Val::Bool(_) => {}
+    }
+}
+
 impl Evaluator {
-    fn push_bytes(&mut self, b: &[u8]) {
-        let start = self.arena.len() as u32;
-        self.arena.extend_from_slice(b);
-        self.stack.push(Val::Bytes(start, b.len() as u32));
-    }
-
-    fn pop_bytes(&mut self) -> (usize, usize) {
-        match self.stack.pop() {
-            Some(Val::Bytes(s, l)) => (s as usize, l as usize),
-            // The compiler types every operand: a condition never stands where bytes do.
-            _ => (0, 0),
-        }
-    }
-
-    fn pop_bool(&mut self) -> bool {
-        matches!(self.stack.pop(), Some(Val::Bool(true)))
-    }
-
     /// Evaluates `e` against `pkt`, with the classes matched so far.
-    pub fn eval(&mut self, e: &Expr, pkt: &impl Packet, classes: Classes) -> bool {
-        self.stack.clear();
+    pub fn eval<'a>(&mut self, e: &'a Expr, pkt: &'a impl Packet, classes: Classes) -> bool {
+        if let Some(f) = &e.fast {
+            return f.eval(pkt, classes);
+        }
+        self.eval_stack(e, pkt, classes)
+    }
+
+    /// Evaluates `e` on the stack (any expression).
+    fn eval_stack<'a>(&mut self, e: &'a Expr, pkt: &'a impl Packet, classes: Classes) -> bool {
+        let mut stack = [Val::Bool(false); MAX_DEPTH];
+        let mut sp = 0usize;
         self.arena.clear();
+        // The compiler checked the depth and the operand types: a pop never underflows and
+        // finds what its operation needs.
+        macro_rules! push {
+            ($v:expr) => {{
+                stack[sp] = $v;
+                sp += 1;
+            }};
+        }
+        macro_rules! pop {
+            () => {{
+                sp -= 1;
+                stack[sp]
+            }};
+        }
         for op in &e.ops {
             match *op {
-                Op::Lit(i) => self.push_bytes(&e.lits[usize::from(i)]),
-                Op::Opt(c) => {
-                    let v = pkt.option(c).unwrap_or_default();
-                    self.push_bytes(v);
-                }
+                Op::Lit(i) => push!(Val::Slice(&e.lits[usize::from(i)])),
+                Op::Opt(c) => push!(Val::Slice(pkt.option(c).unwrap_or_default())),
                 Op::OptAddrText(c) => {
                     // Dotted quads joined by commas, written straight into the arena.
                     let start = self.arena.len();
@@ -208,35 +361,47 @@ impl Evaluator {
                             self.arena.push(b'0' + octet % 10);
                         }
                     }
-                    self.stack.push(Val::Bytes(start as u32, (self.arena.len() - start) as u32));
+                    push!(Val::Arena(start as u32, (self.arena.len() - start) as u32));
                 }
-                Op::OptExists(c) => self.stack.push(Val::Bool(pkt.option(c).is_some())),
-                Op::Relay(c) => {
-                    let v = pkt.relay_option(c).unwrap_or_default();
-                    self.push_bytes(v);
-                }
-                Op::RelayExists(c) => self.stack.push(Val::Bool(pkt.relay_option(c).is_some())),
+                Op::OptExists(c) => push!(Val::Bool(pkt.option(c).is_some())),
+                Op::Relay(c) => push!(Val::Slice(pkt.relay_option(c).unwrap_or_default())),
+                Op::RelayExists(c) => push!(Val::Bool(pkt.relay_option(c).is_some())),
                 Op::Field(f) => {
                     let mut buf = [0u8; 16];
                     let n = pkt.field(f, &mut buf).min(16);
-                    self.push_bytes(&buf[..n]);
+                    let start = self.arena.len();
+                    self.arena.extend_from_slice(&buf[..n]);
+                    push!(Val::Arena(start as u32, n as u32));
                 }
                 Op::Substring(start, len) => {
-                    let (s, l) = self.pop_bytes();
-                    let (from, n) = substring(l, start, len);
-                    self.stack.push(Val::Bytes((s + from) as u32, n as u32));
+                    let v = pop!();
+                    push!(match v {
+                        Val::Slice(s) => {
+                            let (from, n) = substring(s.len(), start, len);
+                            Val::Slice(&s[from..from + n])
+                        }
+                        Val::Arena(s, l) => {
+                            let (from, n) = substring(l as usize, start, len);
+                            Val::Arena(s + from as u32, n as u32)
+                        }
+                        b @ Val::Bool(_) => b,
+                    });
                 }
                 Op::Concat => {
-                    let (bs, bl) = self.pop_bytes();
-                    let (as_, al) = self.pop_bytes();
+                    let (b, a) = (pop!(), pop!());
                     let start = self.arena.len();
-                    self.arena.extend_from_within(as_..as_ + al);
-                    self.arena.extend_from_within(bs..bs + bl);
-                    self.stack.push(Val::Bytes(start as u32, (al + bl) as u32));
+                    append(&mut self.arena, a);
+                    append(&mut self.arena, b);
+                    push!(Val::Arena(start as u32, (self.arena.len() - start) as u32));
                 }
                 Op::HexString => {
-                    let (ss, sl) = self.pop_bytes();
-                    let (vs, vl) = self.pop_bytes();
+                    let (sep, v) = (pop!(), pop!());
+                    // Both into the arena first, then the digits after them.
+                    let vs = self.arena.len();
+                    append(&mut self.arena, v);
+                    let ss = self.arena.len();
+                    append(&mut self.arena, sep);
+                    let (vl, sl) = (ss - vs, self.arena.len() - ss);
                     let start = self.arena.len();
                     for i in 0..vl {
                         if i > 0 {
@@ -247,49 +412,43 @@ impl Evaluator {
                         self.arena.push(HEX[usize::from(b >> 4)]);
                         self.arena.push(HEX[usize::from(b & 15)]);
                     }
-                    self.stack.push(Val::Bytes(start as u32, (self.arena.len() - start) as u32));
+                    push!(Val::Arena(start as u32, (self.arena.len() - start) as u32));
                 }
                 Op::Lcase | Op::Ucase => {
-                    let (s, l) = self.pop_bytes();
+                    let v = pop!();
                     let start = self.arena.len();
-                    self.arena.extend_from_within(s..s + l);
+                    append(&mut self.arena, v);
                     for b in &mut self.arena[start..] {
                         *b = if *op == Op::Lcase { b.to_ascii_lowercase() } else { b.to_ascii_uppercase() };
                     }
-                    self.stack.push(Val::Bytes(start as u32, l as u32));
+                    push!(Val::Arena(start as u32, (self.arena.len() - start) as u32));
                 }
                 Op::Eq => {
-                    let (bs, bl) = self.pop_bytes();
-                    let (as_, al) = self.pop_bytes();
-                    let eq = self.arena[as_..as_ + al] == self.arena[bs..bs + bl];
-                    self.stack.push(Val::Bool(eq));
+                    let (b, a) = (pop!(), pop!());
+                    push!(Val::Bool(bytes(&self.arena, &a) == bytes(&self.arena, &b)));
                 }
                 Op::Not => {
-                    let v = self.pop_bool();
-                    self.stack.push(Val::Bool(!v));
+                    let v = pop!();
+                    push!(Val::Bool(matches!(v, Val::Bool(false))));
                 }
                 Op::And => {
-                    let (b, a) = (self.pop_bool(), self.pop_bool());
-                    self.stack.push(Val::Bool(a && b));
+                    let (b, a) = (pop!(), pop!());
+                    push!(Val::Bool(matches!((a, b), (Val::Bool(true), Val::Bool(true)))));
                 }
                 Op::Or => {
-                    let (b, a) = (self.pop_bool(), self.pop_bool());
-                    self.stack.push(Val::Bool(a || b));
+                    let (b, a) = (pop!(), pop!());
+                    push!(Val::Bool(matches!(a, Val::Bool(true)) || matches!(b, Val::Bool(true))));
                 }
                 Op::IfElse => {
-                    let no = self.stack.pop();
-                    let yes = self.stack.pop();
-                    let cond = self.pop_bool();
-                    if let Some(v) = if cond { yes } else { no } {
-                        self.stack.push(v);
-                    }
+                    let (no, yes, cond) = (pop!(), pop!(), pop!());
+                    push!(if matches!(cond, Val::Bool(true)) { yes } else { no });
                 }
-                Op::Member(KNOWN) => self.stack.push(Val::Bool(classes.known)),
-                Op::Member(UNKNOWN) => self.stack.push(Val::Bool(!classes.known)),
-                Op::Member(i) => self.stack.push(Val::Bool(classes.has(usize::from(i)))),
+                Op::Member(KNOWN) => push!(Val::Bool(classes.known)),
+                Op::Member(UNKNOWN) => push!(Val::Bool(!classes.known)),
+                Op::Member(i) => push!(Val::Bool(classes.has(usize::from(i)))),
             }
         }
-        self.pop_bool()
+        sp == 1 && matches!(stack[0], Val::Bool(true))
     }
 }
 
@@ -758,7 +917,59 @@ impl Expr {
         if p.pos < p.toks.len() {
             return p.fail("unexpected text after the expression");
         }
-        Ok(Self { ops: p.ops, lits: p.lits, source: src.to_owned() })
+        let mut reads = [0u64; 4];
+        let mut fixed = true;
+        for op in &p.ops {
+            match *op {
+                Op::Opt(c) | Op::OptAddrText(c) | Op::OptExists(c) => reads[usize::from(c) / 64] |= 1 << (c % 64),
+                Op::Relay(_) | Op::RelayExists(_) => reads[82 / 64] |= 1 << (82 % 64),
+                Op::Field(_) | Op::Member(_) => fixed = false,
+                _ => {}
+            }
+        }
+        let fast = Fast::of(&p.ops, &p.lits);
+        let mut e = Self { ops: p.ops, lits: p.lits, source: src.to_owned(), reads, when_absent: None, fast };
+        if e.depth() > MAX_DEPTH {
+            return Err(ExprError {
+                column: 1,
+                message: format!("the expression nests deeper than {MAX_DEPTH} values: split it into classes"),
+            });
+        }
+        if fixed {
+            e.when_absent = Some(Evaluator::default().eval(&e, &Empty, Classes::default()));
+        }
+        Ok(e)
+    }
+
+    /// Its value without evaluating it, when the packet has none of the options it reads
+    /// (`present`: a bit per option code the packet has) and nothing else decides it.
+    #[inline]
+    pub fn settled(&self, present: &[u64; 4]) -> Option<bool> {
+        let r = &self.reads;
+        let any = (r[0] & present[0]) | (r[1] & present[1]) | (r[2] & present[2]) | (r[3] & present[3]);
+        if any == 0 { self.when_absent } else { None }
+    }
+
+    /// The deepest the evaluation stack gets.
+    fn depth(&self) -> usize {
+        let (mut d, mut max) = (0usize, 0usize);
+        for op in &self.ops {
+            d = match op {
+                Op::Lit(_)
+                | Op::Opt(_)
+                | Op::OptAddrText(_)
+                | Op::OptExists(_)
+                | Op::Relay(_)
+                | Op::RelayExists(_)
+                | Op::Field(_)
+                | Op::Member(_) => d + 1,
+                Op::Substring(..) | Op::Lcase | Op::Ucase | Op::Not => d,
+                Op::Concat | Op::HexString | Op::Eq | Op::And | Op::Or => d.saturating_sub(1),
+                Op::IfElse => d.saturating_sub(2),
+            };
+            max = max.max(d);
+        }
+        max
     }
 }
 

@@ -13,6 +13,9 @@ struct Pkt {
 }
 
 impl Packet for Pkt {
+    fn mac(&self) -> &[u8] {
+        &self.mac
+    }
     fn option(&self, code: u8) -> Option<&[u8]> {
         self.options.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_slice())
     }
@@ -35,7 +38,12 @@ impl Packet for Pkt {
 
 fn eval(src: &str, p: &Pkt) -> bool {
     let e = Expr::parse(src, &["iptv".into(), "cpe".into()]).unwrap_or_else(|e| panic!("{src}: {e}"));
-    Evaluator::default().eval(&e, p, Classes { bits: 0b01, known: false })
+    let classes = Classes { bits: 0b01, known: false };
+    let mut ev = Evaluator::default();
+    let got = ev.eval(&e, p, classes);
+    // The tree (where the test has its shape) and the stack agree.
+    assert_eq!(got, ev.eval_stack(&e, p, classes), "{src}: tree and stack disagree");
+    got
 }
 
 fn err(src: &str) -> ExprError {
@@ -147,19 +155,40 @@ fn errors_name_the_column() {
     assert!(e.message.contains("=="), "a value where a condition is needed: {e}");
     let e = err("option[60].exists == 'x'");
     assert!(e.column >= 19, "{e}");
+    // Nested to the right, every level waits on the stack.
+    let deep = "concat('a',".repeat(20) + "'z'" + &")".repeat(20) + " == 'x'";
+    assert!(Expr::parse(&(0..8).map(|_| "concat(").collect::<String>(), &[]).is_err());
+    let e = err(&deep);
+    assert!(e.message.contains("deeper"), "{e}");
     let e = err("option[no-such-name].exists");
     assert!(e.message.contains("unknown option name"), "{e}");
 }
 
 #[test]
 fn evaluation_allocates_nothing_once_warm() {
-    // The arena and stack keep their capacity: the same evaluation twice leaves them unmoved.
+    // The stack is an array; the arena keeps its capacity: the same evaluation twice leaves it
+    // unmoved.
     let e = Expr::parse("hexstring(pkt4.mac, ':') + option[12].hex == 'x' or option[54].text == '198.18.0.1'", &[])
         .unwrap();
     let mut ev = Evaluator::default();
     let p = stb();
     assert!(ev.eval(&e, &p, Classes::default()));
-    let (arena, stack) = (ev.arena.as_ptr(), ev.stack.as_ptr());
+    let arena = ev.arena.as_ptr();
     assert!(ev.eval(&e, &p, Classes::default()));
-    assert_eq!((ev.arena.as_ptr(), ev.stack.as_ptr()), (arena, stack));
+    assert_eq!(ev.arena.as_ptr(), arena);
+}
+
+#[test]
+fn common_shapes_take_the_tree() {
+    for src in [
+        "substring(option[60].hex,0,6) == 'IPTVBX'",
+        "option[93].exists and not member('iptv')",
+        "relay4[1].hex == 'olt1/1/1:7' or substring(pkt4.mac, 0, 3) == 0x001a2b",
+        "'IPTVBX' == substring(option[60].hex, 0, 6)",
+    ] {
+        assert!(Expr::parse(src, &["iptv".into()]).unwrap().fast.is_some(), "{src}");
+    }
+    for src in ["concat('a', 'b') == 'ab'", "pkt4.giaddr == 198.19.0.1", "lcase(option[12].text) == 'x'"] {
+        assert!(Expr::parse(src, &[]).unwrap().fast.is_none(), "{src}");
+    }
 }

@@ -281,6 +281,12 @@ impl<'a> Message<'a> {
         self.b.get(at + 1..at + 1 + len)
     }
 
+    /// Every option occurrence, in order, as (code, offset of its value in [`bytes`](Self::bytes),
+    /// its length) (overloaded sname/file areas too).
+    pub fn option_offsets(&self) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
+        self.walk().filter_map(|(c, at)| self.value_at(at).map(|v| (c, at + 1, v.len())))
+    }
+
     /// The message bytes.
     pub fn bytes(&self) -> &'a [u8] {
         self.b

@@ -273,12 +273,44 @@ pub struct WarmShard {
 impl WarmShard {
     /// `n` bound clients.
     pub fn new(n: u32) -> Self {
-        let cfg = crate::config::Config::parse(
-            "bench",
+        Self::with_policy(n, false)
+    }
+
+    /// `n` bound clients; with `policy`, 20 client classes (tests on the vendor class, the
+    /// client architecture, the relay's circuit, the MAC prefix, each setting options or boot
+    /// fields; the clients here match the last) and 10 reservations by MAC (other clients'):
+    /// the cost the issue bounds.
+    pub fn with_policy(n: u32, policy: bool) -> Self {
+        let mut src = String::from(
             "[options]\ndns-servers = [\"198.18.0.53\"]\ndomain-name = \"example.net\"\n[[subnet]]\nsubnet = \"198.18.0.0/15\"\n\
              options = { routers = [\"198.18.0.1\"] }\n[[subnet.pool]]\nrange = \"198.18.1.0-198.19.255.254\"\n",
-        )
-        .expect("config");
+        );
+        if policy {
+            for i in 0..10 {
+                src.push_str(&format!(
+                    "[[subnet.reservation]]\nhw-address = \"02:ee:00:00:00:{i:02x}\"\nip = \"198.18.0.{}\"\n",
+                    10 + i
+                ));
+            }
+            let mut classes = String::new();
+            for i in 0..19 {
+                let test = match i % 4 {
+                    0 => format!("substring(option[60].hex,0,6) == 'VEND{i:02}'"),
+                    1 => format!("option[93].exists and option[93].hex == 0x00{i:02x}"),
+                    2 => format!("relay4[1].hex == 'olt{i}/1/1'"),
+                    _ => format!("substring(pkt4.mac,0,3) == 0x02ee{i:02x}"),
+                };
+                classes.push_str(&format!(
+                    "[[client-class]]\nname = \"c{i}\"\ntest = \"{test}\"\noptions = {{ ntp-servers = [\"198.18.0.{i}\"] }}\n"
+                ));
+            }
+            classes.push_str(
+                "[[client-class]]\nname = \"cpe\"\ntest = \"substring(pkt4.mac,0,2) == 0x0200 and not member('c3')\"\n\
+                 boot-file-name = \"cpe.cfg\"\noptions = { domain-name = \"cpe.example.net\" }\n",
+            );
+            src = classes + &src;
+        }
+        let cfg = crate::config::Config::parse("bench", &src).expect("config");
         let db = crate::leases::LeaseDb::new(&cfg, 1, [], 1_000);
         let server = crate::engine4::ServerIdentity {
             mac: [2, 0, 0, 0, 0, 1],

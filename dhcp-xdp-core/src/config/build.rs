@@ -605,6 +605,14 @@ impl Config {
             },
             cluster,
             subnets6: super::v6::build(&ctx, &fc.subnet6)?,
+            class_options: classes
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.options.is_empty())
+                .fold(0, |m, (i, _)| m | 1 << i),
+            class_boot: classes.iter().enumerate().filter(|(_, c)| !c.boot.is_empty()).fold(0, |m, (i, _)| m | 1 << i),
+            boot_fields: classes.iter().any(|c| !c.boot.is_empty())
+                || subnets.iter().any(|s| !s.boot.is_empty() || s.reservations.iter().any(|r| !r.boot.is_empty())),
             classes,
             global_options: global,
             index: SubnetIndex::new(&subnets),

@@ -371,6 +371,13 @@ pub struct Config {
     pub classes: Vec<ClientClass>,
     /// The global options (`[options]`), which client classes' options override.
     pub global_options: OptionTable,
+    /// Bits of the classes that set options.
+    pub class_options: u64,
+    /// Bits of the classes that set boot fields.
+    pub class_boot: u64,
+    /// Whether any class, subnet or reservation sets a boot field (replies write them only
+    /// then).
+    pub boot_fields: bool,
     /// Subnets by address and by id.
     index: SubnetIndex,
 }
@@ -544,6 +551,9 @@ impl Config {
             subnets6: vec![],
             classes: vec![],
             global_options: OptionTable::default(),
+            class_options: 0,
+            class_boot: 0,
+            boot_fields: false,
             index: SubnetIndex::new(&subnets),
             subnets,
         })

@@ -28,6 +28,10 @@ impl OptionTable {
         }
         t
     }
+    /// Whether it sets nothing.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
     /// All (code, value) pairs, in the order configured.
     pub fn iter(&self) -> impl Iterator<Item = (u8, &[u8])> {
         self.values.iter().map(|(c, v)| (*c, v.as_slice()))

@@ -114,14 +114,37 @@ impl Engine {
         // One lease per client per scope (subnet or shared network): the key carries it.
         let key = self.key(req, cfg.subnets[subnet].lease_scope);
         let mut cand = [0u32; 16];
-        let nc = Self::candidates(cfg, subnet, &mut cand);
+        let mut nc = Self::candidates(cfg, subnet, &mut cand);
+        let mut subnet = subnet;
+        if !cfg.classes.is_empty() {
+            // Subnets guarded by classes the client is not in are not its own.
+            let mut kept = 0;
+            for i in 0..nc {
+                if self.subnet_allows(cfg, cand[i]) {
+                    cand[kept] = cand[i];
+                    kept += 1;
+                }
+            }
+            nc = kept;
+            if nc == 0 {
+                return Err(DropReason::NoSubnet);
+            }
+            if cand[0] != cfg.subnets[subnet].id {
+                subnet = cfg.subnet_index(cand[0]).ok_or(DropReason::NoSubnet)?;
+            }
+        }
         let cand = &cand[..nc];
         let in_cand = |a: Ipv4Addr| cfg.subnet_of(a).filter(|&i| cand.contains(&cfg.subnets[i].id));
         // A reservation in any candidate subnet.
-        let resv = cand.iter().find_map(|&id| {
-            let si = cfg.subnet_index(id)?;
-            self.reservation(&cfg.subnets[si], req).map(|r| (si, r))
-        });
+        let resv = if cfg.classes.is_empty() {
+            cand.iter().find_map(|&id| {
+                let si = cfg.subnet_index(id)?;
+                self.reservation(&cfg.subnets[si], req).map(|r| (si, r))
+            })
+        } else {
+            // Classification looked it up already (in the same candidates, before the guards).
+            self.cls.resv.filter(|(si, _)| cand.contains(&cfg.subnets[*si].id))
+        };
         let reserved_ip = resv.and_then(|(s, r)| cfg.subnets[s].reservations[r].ip.map(|a| (a, cfg.subnets[s].id)));
         // Who asks, for the quotas: the relay's circuit and remote id (when trusted).
         let tags = if self.relay_len == 0 {
@@ -134,6 +157,9 @@ impl Engine {
             }
         };
         shard.set_asker(tags, &cfg.limits, cfg.offer_hold);
+        if !cfg.classes.is_empty() {
+            shard.set_asker_classes(self.cls.now.bits);
+        }
         if !shard.circuit_rate_ok(now) {
             return Err(DropReason::OverLimit);
         }
@@ -160,6 +186,10 @@ impl Engine {
         let ack = |shard: &mut ShardGuard<'_>, addr: Ipv4Addr, si: usize| -> Result<Answer, DropReason> {
             let s = &cfg.subnets[si];
             let reserved = reserved_ip.map(|(a, _)| a) == Some(addr);
+            // An address of a pool the client's classes no longer allow is not confirmed.
+            if !reserved && !cfg.classes.is_empty() && !shard.pool_allows(addr) {
+                return Ok(Answer::Nak { subnet: Some(si) });
+            }
             match shard.bind(now, key, req.chaddr, addr, s.id, s.lease_time, reserved) {
                 Ok(_) => Ok(Answer::Ack {
                     yiaddr: addr,

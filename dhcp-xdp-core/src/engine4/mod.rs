@@ -22,6 +22,7 @@ use crate::{
 };
 
 mod blocks;
+mod classes;
 mod decide;
 mod reply;
 mod request;
@@ -181,6 +182,8 @@ pub struct Engine {
     blocks: OptionBlocks,
     /// The shard the last request must be decided in instead (see [`Engine::take_redirect`]).
     redirect: Option<usize>,
+    /// Client classes: the request's, and the options composed for them.
+    cls: classes::ClassState,
 }
 
 impl Default for Engine {
@@ -219,6 +222,7 @@ impl Engine {
             remote: (0, 0),
             scratch: [0; 1024],
             blocks: OptionBlocks::new(),
+            cls: classes::ClassState::default(),
             redirect: None,
         }
     }
@@ -312,6 +316,11 @@ impl Engine {
             self.relay_len = 0;
             self.circuit = (0, 0);
             self.remote = (0, 0);
+        }
+        if cfg.classes.is_empty() {
+            self.cls.now = crate::classify::Classes::default();
+        } else {
+            self.classify(cfg, msg, &req, subnet);
         }
         let decided = self.decide(now, cfg, server, shard, &req, subnet);
         let answer = match &decided {

@@ -43,7 +43,13 @@ impl Engine {
         let sub = subnet.map(|i| &cfg.subnets[i]);
         let server_ip = sub.map(|s| Self::server_id(cfg, server, s)).unwrap_or_else(|| server.primary());
         let announced_id = req.server_id_override.unwrap_or(server_ip);
+        // Boot fields (next-server, server-hostname, boot-file-name) where configured.
+        let boot = match subnet {
+            Some(si) if cfg.boot_fields && !nak => Some(self.cls.boot_fields(cfg, si, opts)),
+            _ => None,
+        };
         let rendered: Option<&RenderedOptions> = opts.map(|o| match o {
+            _ if cfg.class_options != 0 => self.cls.scope_options(cfg, o),
             OptSrc::Subnet(s) => &cfg.subnets[s].options,
             OptSrc::Pool(s, p) => &cfg.subnets[s].pools[p].options,
             OptSrc::Reservation(s, r) => &cfg.subnets[s].reservations[r].options,
@@ -74,6 +80,18 @@ impl Engine {
         b[field::SIADDR].fill(0);
         b[field::SNAME].fill(0);
         b[field::FILE].fill(0);
+        let mut named = false;
+        if let Some((next, sname, file)) = boot {
+            if let Some(a) = next {
+                b[field::SIADDR].copy_from_slice(&a.octets());
+            }
+            for (f, v) in [(field::SNAME, sname), (field::FILE, file)] {
+                if let Some(v) = v {
+                    b[f.start..f.start + v.len()].copy_from_slice(v);
+                    named = true;
+                }
+            }
+        }
         b[field::MAGIC].copy_from_slice(&dhcp4::MAGIC_COOKIE);
 
         let relay = &self.relay[..self.relay_len];
@@ -132,10 +150,15 @@ impl Engine {
         // 8-byte words, which the sum takes without a byte-by-byte tail.
         let live = &buf[p..];
         let options_end = live_end.next_multiple_of(8).min(end);
-        let sum = wire::payload_sum(&[
-            (0, &live[..field::SNAME.start + 4]),
-            (field::MAGIC.start - 4, &live[field::MAGIC.start - 4..options_end]),
-        ]);
+        let sum = if named {
+            // sname or file hold text: the whole BOOTP header counts.
+            wire::payload_sum(&[(0, &live[..options_end])])
+        } else {
+            wire::payload_sum(&[
+                (0, &live[..field::SNAME.start + 4]),
+                (field::MAGIC.start - 4, &live[field::MAGIC.start - 4..options_end]),
+            ])
+        };
         Self::address_and_headers(server, req, buf, layout, src_mac, server_ip, yiaddr, nak, (end, sum))
     }
 

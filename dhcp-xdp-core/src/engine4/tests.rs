@@ -1146,3 +1146,128 @@ fn unscoped_leases_of_older_records_are_renewed_by_their_client() {
     assert_eq!(h.send(T0 + 20, &rq(MessageType::Discover)).unwrap().yiaddr(), addr);
     assert_eq!(h.db.all_leases().len(), 1);
 }
+
+// ---- Client classes ---------------------------------------------------------------------
+
+const CLASSED: &str = r#"
+[options]
+dns-servers = ["198.18.0.53"]
+domain-name = "example.net"
+ntp-servers = ["198.18.0.123"]
+[[client-class]]
+name = "iptv"
+test = "substring(option[60].hex,0,6) == 'IPTVBX'"
+options = { domain-name = "iptv.example.net", ntp-servers = ["198.18.0.124"], custom = [{ code = 66, text = "tftp.iptv" }] }
+[[client-class]]
+name = "pxe"
+test = "option[93].exists and not member('iptv')"
+next-server = "198.18.0.9"
+boot-file-name = "pxelinux.0"
+options = { domain-name = "pxe.example.net" }
+[[client-class]]
+name = "oui"
+test = "substring(pkt4.mac, 0, 3) == 0x02aabb"
+[[subnet]]
+subnet = "198.18.0.0/24"
+server-hostname = "boot.example.net"
+options = { routers = ["198.18.0.1"], domain-name = "subnet.example.net" }
+  [[subnet.pool]]
+  range = "198.18.0.100-198.18.0.109"
+  client-class = "iptv"
+  [[subnet.pool]]
+  range = "198.18.0.110-198.18.0.119"
+  client-classes = ["pxe", "oui"]
+  [[subnet.pool]]
+  range = "198.18.0.120-198.18.0.129"
+  [[subnet.reservation]]
+  hw-address = "02:00:00:00:00:99"
+  client-classes = ["pxe"]
+  boot-file-name = "special.efi"
+"#;
+
+fn text(r: &Rp, range: std::ops::Range<usize>) -> String {
+    let b = &r.f().payload()[range];
+    String::from_utf8_lossy(&b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]).into_owned()
+}
+
+#[test]
+fn classes_choose_the_pool_the_options_and_the_boot_fields() {
+    let mut h = H::with(CLASSED);
+    let prl: &[u8] = &[1, 3, 6, 15, 42, 66];
+    // An IPTV box: the IPTV pool; the class's NTP servers and TFTP name, but the subnet's
+    // domain name (subnet options outrank class options), and the global DNS servers.
+    let stb = rq(MessageType::Discover).client([2, 0, 0, 0, 1, 1]).opt(60, b"IPTVBX-2000").prl(prl);
+    let ack = h.dora(T0, &stb);
+    assert!((100..110).contains(&ack.yiaddr().octets()[3]), "{}", ack.yiaddr());
+    assert_eq!(ack.opt(42), Some(vec![198, 18, 0, 124]), "the class's NTP server, over the global one");
+    assert_eq!(ack.opt(66), Some(b"tftp.iptv".to_vec()));
+    assert_eq!(ack.opt(15), Some(b"subnet.example.net".to_vec()), "the subnet's domain name outranks the class's");
+    assert_eq!(ack.opt(6), Some(vec![198, 18, 0, 53]));
+    assert_eq!(text(&ack, dhcp4::field::SNAME), "boot.example.net", "the subnet's server-hostname");
+    assert_eq!(text(&ack, dhcp4::field::FILE), "");
+    // A PXE client: the PXE pool, next-server and boot file from its class.
+    let pxe = rq(MessageType::Discover).client([2, 0, 0, 0, 1, 2]).opt(93, &[0, 7]).prl(prl);
+    let ack = h.dora(T0, &pxe);
+    assert!((110..120).contains(&ack.yiaddr().octets()[3]), "{}", ack.yiaddr());
+    assert_eq!(ack.m().bytes()[dhcp4::field::SIADDR].to_vec(), vec![198, 18, 0, 9]);
+    assert_eq!(text(&ack, dhcp4::field::FILE), "pxelinux.0");
+    assert_eq!(ack.opt(42), Some(vec![198, 18, 0, 123]), "no class of its sets NTP: the global one");
+    // A box that is both: `not member('iptv')` keeps it out of pxe.
+    let both = rq(MessageType::Discover).client([2, 0, 0, 0, 1, 3]).opt(60, b"IPTVBX").opt(93, &[0, 7]);
+    let ack = h.dora(T0, &both);
+    assert!((100..110).contains(&ack.yiaddr().octets()[3]), "{}", ack.yiaddr());
+    assert_eq!(text(&ack, dhcp4::field::FILE), "");
+    // By MAC prefix: the second pool too.
+    let oui = rq(MessageType::Discover).client([2, 0xaa, 0xbb, 0, 0, 1]);
+    assert!((110..120).contains(&h.dora(T0, &oui).yiaddr().octets()[3]));
+    // An unknown device: the unguarded pool only.
+    let other = rq(MessageType::Discover).client([2, 0, 0, 0, 1, 4]).prl(prl);
+    let ack = h.dora(T0, &other);
+    assert!((120..130).contains(&ack.yiaddr().octets()[3]), "{}", ack.yiaddr());
+    assert_eq!(ack.opt(66), None);
+    assert_eq!(ack.m().bytes()[dhcp4::field::SIADDR].to_vec(), vec![0; 4]);
+    // A reservation puts its host in pxe; its own boot file outranks the class's.
+    let known = rq(MessageType::Discover).client([2, 0, 0, 0, 0, 0x99]);
+    let ack = h.dora(T0, &known);
+    assert!((110..120).contains(&ack.yiaddr().octets()[3]), "{}", ack.yiaddr());
+    assert_eq!(text(&ack, dhcp4::field::FILE), "special.efi");
+    assert_eq!(ack.m().bytes()[dhcp4::field::SIADDR].to_vec(), vec![198, 18, 0, 9], "next-server from the class");
+}
+
+#[test]
+fn a_client_out_of_its_pools_class_is_naked_on_renewal_and_a_full_guarded_pool_is_not_overflowed() {
+    let mut h = H::with(CLASSED);
+    let stb = rq(MessageType::Discover).client([2, 0, 0, 0, 2, 1]).opt(60, b"IPTVBX");
+    let addr = h.dora(T0, &stb).yiaddr();
+    // The same client renews without its vendor class: no longer an IPTV box.
+    let renew = Request { ciaddr: addr, ..rq(MessageType::Request).client([2, 0, 0, 0, 2, 1]) };
+    assert_eq!(h.send(T0 + 10, &renew).expect("an answer").mtype(), MessageType::Nak);
+    // With it, it is ACKed.
+    let renew = renew.opt(60, b"IPTVBX");
+    assert_eq!(h.send(T0 + 11, &renew).expect("an answer").mtype(), MessageType::Ack);
+    // Nine more IPTV boxes fill the IPTV pool (ten addresses); the next one gets an address
+    // of the pool open to every client, as Kea gives it, never one of the PXE pool.
+    for i in 2..11u8 {
+        let d = rq(MessageType::Discover).client([2, 0, 0, 0, 2, i]).opt(60, b"IPTVBX");
+        let r = h.send(T0, &d);
+        assert!(r.as_ref().is_ok_and(|o| (100..110).contains(&o.yiaddr().octets()[3])), "box {i}: {r:?}");
+    }
+    let d = rq(MessageType::Discover).client([2, 0, 0, 0, 2, 11]).opt(60, b"IPTVBX");
+    assert_eq!(h.send(T0, &d).map(|r| r.yiaddr()), Ok(Ipv4Addr::new(198, 18, 0, 120)));
+    // A class-only configuration: with the open pool full too, an IPTV box gets nothing.
+    let only = CLASSED.replace(
+        "  [[subnet.pool]]
+  range = \"198.18.0.120-198.18.0.129\"
+",
+        "",
+    );
+    let mut h = H::with(&only);
+    for i in 0..10u8 {
+        let d = rq(MessageType::Discover).client([2, 0, 0, 0, 3, i]).opt(60, b"IPTVBX");
+        assert!(h.send(T0, &d).is_ok(), "box {i}");
+    }
+    let d = rq(MessageType::Discover).client([2, 0, 0, 0, 3, 10]).opt(60, b"IPTVBX");
+    assert_eq!(h.send(T0, &d).map(|r| r.yiaddr()), Err(DropReason::NoAddress), "the PXE pool is not an IPTV box's");
+    let other = rq(MessageType::Discover).client([2, 0, 0, 0, 3, 11]);
+    assert_eq!(h.send(T0, &other).map(|r| r.yiaddr()), Err(DropReason::NoAddress), "nothing open to unknown devices");
+}

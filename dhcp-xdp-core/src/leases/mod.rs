@@ -239,6 +239,7 @@ impl LeaseDb {
                     declined: std::sync::atomic::AtomicU32::new(0),
                     granted,
                     cluster_block,
+                    classes: p.client_classes,
                 });
             }
         }

@@ -26,6 +26,8 @@ pub struct PoolState {
     /// None outside cluster mode: every address may be.
     pub(super) granted: Option<Vec<std::sync::atomic::AtomicBool>>,
     pub(super) cluster_block: u32,
+    /// Client classes that may draw from it (`client-class`; 0: every client).
+    pub(super) classes: u64,
 }
 
 impl PoolState {
@@ -73,11 +75,11 @@ impl ShardGuard<'_> {
         }
     }
 
-    /// Next free address of the candidate subnets' pools.
+    /// Next free address of the candidate subnets' pools the asker's classes may draw from.
     pub(super) fn allocate(&mut self, now: u32, subnets: &[u32]) -> Result<(Ipv4Addr, u32), LeaseError> {
         for &subnet in subnets {
             for pi in 0..self.db.pools.len() {
-                if self.db.pools[pi].subnet != subnet {
+                if self.db.pools[pi].subnet != subnet || !self.asker.may_use(&self.db.pools[pi]) {
                     continue;
                 }
                 if let Some(a) = self.pop_free(pi, now) {

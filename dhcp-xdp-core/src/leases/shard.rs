@@ -37,6 +37,16 @@ pub(super) struct Asker {
     pub(super) limits: Option<Limits>,
     /// The offer hold: the window new offers are counted in.
     pub(super) hold: u32,
+    /// The client classes it belongs to (for pools guarded by `client-class`).
+    pub(super) classes: u64,
+}
+
+impl Asker {
+    /// Whether the asker may have an address of `pool` (its classes allow it).
+    #[inline]
+    pub(super) fn may_use(&self, pool: &super::pool::PoolState) -> bool {
+        pool.classes == 0 || pool.classes & self.classes != 0
+    }
 }
 
 impl Shard {
@@ -251,8 +261,13 @@ impl ShardGuard<'_> {
                 return Ok((l.addr, l.subnet));
             }
         }
-        let in_subnets =
-            |db: &LeaseDb, a: Ipv4Addr| db.locate(a).map(|(pi, _)| db.pools[pi].subnet).filter(|s| subnets.contains(s));
+        let classes = self.asker.classes;
+        let in_subnets = |db: &LeaseDb, a: Ipv4Addr| {
+            db.locate(a)
+                .filter(|(pi, _)| db.pools[*pi].classes == 0 || db.pools[*pi].classes & classes != 0)
+                .map(|(pi, _)| db.pools[pi].subnet)
+                .filter(|s| subnets.contains(s))
+        };
         let pick = if let Some(&(a, subnet)) = reserved {
             match self.by_addr(a) {
                 Some(l) if l.key != *key && l.holds(now) => return Err(LeaseError::Unavailable),
@@ -305,10 +320,22 @@ impl ShardGuard<'_> {
     #[inline]
     pub fn set_asker(&mut self, tags: Tags, limits: &Limits, hold: u32) {
         self.asker.tags = tags;
+        self.asker.classes = 0;
         if self.asker.limits.is_none() {
             self.asker.limits = Some(*limits);
             self.asker.hold = hold;
         }
+    }
+
+    /// The client classes of the asker (after [`set_asker`](Self::set_asker)): pools guarded by
+    /// classes it is not in give it no address, and do not keep one it holds.
+    pub fn set_asker_classes(&mut self, classes: u64) {
+        self.asker.classes = classes;
+    }
+
+    /// Whether the asker's classes allow `addr` (outside every pool: yes).
+    pub fn pool_allows(&self, addr: Ipv4Addr) -> bool {
+        self.db.locate(addr).is_none_or(|(pi, _)| self.asker.may_use(&self.db.pools[pi]))
     }
 
     /// Whether the asker's circuit may send one more request this second (`[limits]
