@@ -217,9 +217,13 @@ fn same_tables(a: &Config, b: &Config) -> bool {
         && a.subnets.iter().zip(&b.subnets).all(|(a, b)| {
             a.id == b.id
                 && a.pools.len() == b.pools.len()
-                && a.pools.iter().zip(&b.pools).all(|(p, q)| p.start == q.start && p.end == q.end)
+                && a.pools.iter().zip(&b.pools).all(|(p, q)| {
+                    p.start == q.start && p.end == q.end && p.client_classes == q.client_classes
+                })
         })
         && reserved(a) == reserved(b)
+        // The lease tables keep each pool's class guard as bits of the class list.
+        && a.classes.iter().map(|c| &c.name).eq(b.classes.iter().map(|c| &c.name))
 }
 
 /// Whether two configurations give the v6 table the same shape: same subnets, pools and

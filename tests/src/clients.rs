@@ -69,7 +69,7 @@ impl Udhcpc {
             &dir,
             "hook",
             &format!(
-                "echo \"event=$1 ip=$ip subnet=$subnet router=$router dns=$dns lease=$lease serverid=$serverid domain=$domain\" >> {}\ncase $1 in bound|renew) ip -4 addr replace $ip/24 dev $interface ;; deconfig) ip -4 addr flush dev $interface; ip -4 addr add 198.18.255.2/24 dev $interface ;; esac",
+                "echo \"event=$1 ip=$ip subnet=$subnet router=$router dns=$dns lease=$lease serverid=$serverid domain=$domain siaddr=$siaddr boot_file=$boot_file\" >> {}\ncase $1 in bound|renew) ip -4 addr replace $ip/24 dev $interface ;; deconfig) ip -4 addr flush dev $interface; ip -4 addr add 198.18.255.2/24 dev $interface ;; esac",
                 events.display()
             ),
         );
