@@ -679,6 +679,31 @@ impl Config {
             "  trusted relays: {}\n",
             if relays.is_empty() { "any (giaddr from UDP port 67)".to_owned() } else { relays.join(", ") }
         );
+        let names = |bits: u64| -> String {
+            let n: Vec<&str> = self
+                .classes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, c)| c.name.as_str())
+                .collect();
+            n.join(" or ")
+        };
+        for c in &self.classes {
+            let mut what = vec![];
+            if !c.options.is_empty() {
+                what.push(format!("options {:?}", c.options.iter().map(|(code, _)| code).collect::<Vec<_>>()));
+            }
+            if !c.boot.is_empty() {
+                what.push("boot fields".to_owned());
+            }
+            s += &format!(
+                "  class {}: {}{}\n",
+                c.name,
+                c.test.as_ref().map_or("(by reservation only)".to_owned(), |t| format!("test `{}`", t.source)),
+                if what.is_empty() { String::new() } else { format!("; sets {}", what.join(", ")) }
+            );
+        }
         for sub in &self.subnets {
             s += &format!(
                 "  subnet {} {}/{}: lease {} s (T1 {}, T2 {}), {}authoritative{}{}\n",
@@ -692,8 +717,13 @@ impl Config {
                 if sub.vlan.is_empty() { String::new() } else { format!(", VLAN {:?}", sub.vlan) },
                 sub.shared_network.map(|i| format!(", shared network {}", self.shared_networks[i])).unwrap_or_default(),
             );
+            if sub.client_classes != 0 {
+                s += &format!("    only for class {}\n", names(sub.client_classes));
+            }
             for p in &sub.pools {
-                s += &format!("    pool {}-{} ({} addresses)\n", p.start, p.end, p.len());
+                let only =
+                    if p.client_classes == 0 { String::new() } else { format!(", class {}", names(p.client_classes)) };
+                s += &format!("    pool {}-{} ({} addresses{only})\n", p.start, p.end, p.len());
             }
             for c in sub.options.codes() {
                 s += &format!("    option {c} = {}\n", colon_hex(sub.options.get(*c).unwrap_or_default()));

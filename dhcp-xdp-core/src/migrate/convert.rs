@@ -135,6 +135,69 @@ impl Ctx {
         (!t.is_empty()).then_some(t)
     }
 
+    /// Kea's boot fields (`next-server`, `server-hostname`, `boot-file-name`) and class lists
+    /// (`client-class`, `client-classes`) of `m` into `t`, where this server has them; returns
+    /// the keys it took.
+    fn policy(m: &Map<String, Value>, t: &mut Table, guards: bool) -> Vec<&'static str> {
+        let mut took = vec![];
+        for k in ["next-server", "server-hostname", "boot-file-name"] {
+            if let Some(v) = m.get(k).and_then(Value::as_str).filter(|v| !v.is_empty() && *v != "0.0.0.0") {
+                t.insert(k.into(), Toml::String(v.into()));
+            }
+            took.push(k);
+        }
+        if guards && let Some(c) = m.get("client-class").and_then(Value::as_str) {
+            t.insert("client-class".into(), Toml::String(c.into()));
+        }
+        if let Some(list) = m.get("client-classes").and_then(Value::as_array) {
+            let names: Vec<Toml> = list.iter().filter_map(Value::as_str).map(|n| Toml::String(n.into())).collect();
+            if !names.is_empty() {
+                t.insert("client-classes".into(), Toml::Array(names));
+            }
+        }
+        took.push("client-classes");
+        if guards {
+            took.push("client-class");
+        }
+        took
+    }
+
+    /// Kea's `client-classes` into `[[client-class]]`: a test this server cannot compile is
+    /// listed (with the column) and its class left out.
+    fn classes(&mut self, d: &Map<String, Value>) -> Vec<Toml> {
+        let mut out = vec![];
+        let mut names: Vec<String> = vec![];
+        for (i, c) in d.get("client-classes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let p = format!("Dhcp4.client-classes[{i}]");
+            let Some(name) = c.get("name").and_then(Value::as_str) else {
+                self.skip(&p, "a class without a name");
+                continue;
+            };
+            let mut t = Table::new();
+            t.insert("name".into(), Toml::String(name.into()));
+            if let Some(test) = c.get("test").and_then(Value::as_str) {
+                if let Err(e) = crate::classify::Expr::parse(test, &names) {
+                    self.skip(&format!("{p}.test"), &format!("{e} of `{test}` (class {name} left out)"));
+                    continue;
+                }
+                t.insert("test".into(), Toml::String(test.into()));
+            }
+            if let Some(o) = self.options(&p, c.get("option-data")) {
+                t.insert("options".into(), Toml::Table(o));
+            }
+            let m = c.as_object().cloned().unwrap_or_default();
+            let took = Self::policy(&m, &mut t, false);
+            for k in m.keys() {
+                if !matches!(k.as_str(), "name" | "test" | "option-data") && !took.contains(&k.as_str()) {
+                    self.skip(&format!("{p}.{k}"), "not supported");
+                }
+            }
+            names.push(name.into());
+            out.push(Toml::Table(t));
+        }
+        out
+    }
+
     fn subnet(&mut self, path: &str, s: &Map<String, Value>, shared: Option<&str>) -> Option<Table> {
         let mut t = Table::new();
         let Some(prefix) = s.get("subnet").and_then(Value::as_str) else {
@@ -152,6 +215,7 @@ impl Ctx {
         if let Some(o) = self.options(path, s.get("option-data")) {
             t.insert("options".into(), Toml::Table(o));
         }
+        let took = Self::policy(s, &mut t, true);
         let mut pools = vec![];
         for (i, p) in s.get("pools").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let pp = format!("{path}.pools[{i}]");
@@ -165,8 +229,14 @@ impl Ctx {
             if let Some(o) = self.options(&pp, p.get("option-data")) {
                 pt.insert("options".into(), Toml::Table(o));
             }
+            let m = p.as_object().cloned().unwrap_or_default();
+            for k in ["client-class", "client-classes"] {
+                if let Some(v) = m.get(k) {
+                    pt.insert(k.into(), toml::Value::try_from(v).unwrap_or(Toml::String(String::new())));
+                }
+            }
             for k in p.as_object().into_iter().flat_map(|m| m.keys()) {
-                if !matches!(k.as_str(), "pool" | "option-data") {
+                if !matches!(k.as_str(), "pool" | "option-data" | "client-class" | "client-classes") {
                     self.skip(&format!("{pp}.{k}"), "not supported");
                 }
             }
@@ -194,11 +264,13 @@ impl Ctx {
             if let Some(o) = self.options(&rp, r.get("option-data")) {
                 rt.insert("options".into(), Toml::Table(o));
             }
+            let took = Self::policy(&r.as_object().cloned().unwrap_or_default(), &mut rt, false);
             for k in r.as_object().into_iter().flat_map(|m| m.keys()) {
                 if !matches!(
                     k.as_str(),
                     "hw-address" | "client-id" | "circuit-id" | "ip-address" | "hostname" | "option-data"
-                ) {
+                ) && !took.contains(&k.as_str())
+                {
                     self.skip(&format!("{rp}.{k}"), "not supported");
                 }
             }
@@ -219,7 +291,7 @@ impl Ctx {
                 "pools",
                 "reservations",
             ];
-            if !known.contains(&k.as_str()) {
+            if !known.contains(&k.as_str()) && !took.contains(&k.as_str()) {
                 self.skip(&format!("{path}.{k}"), "not supported");
             }
         }
@@ -267,6 +339,10 @@ pub fn convert_kea_config(text: &str) -> Result<Converted, String> {
     if let Some(o) = cx.options("Dhcp4", d.get("option-data")) {
         root.insert("options".into(), Toml::Table(o));
     }
+    let classes = cx.classes(d);
+    if !classes.is_empty() {
+        root.insert("client-class".into(), Toml::Array(classes));
+    }
     let mut subnets = vec![];
     for (i, s) in d.get("subnet4").and_then(Value::as_array).into_iter().flatten().enumerate() {
         if let Some(t) = s.as_object().and_then(|s| cx.subnet(&format!("Dhcp4.subnet4[{i}]"), s, None)) {
@@ -293,7 +369,7 @@ pub fn convert_kea_config(text: &str) -> Result<Converted, String> {
     for k in d.keys() {
         match k.as_str() {
             "valid-lifetime" | "renew-timer" | "rebind-timer" | "authoritative" | "option-data" | "subnet4"
-            | "shared-networks" => {}
+            | "shared-networks" | "client-classes" => {}
             "interfaces-config" => cx.skip("Dhcp4.interfaces-config", "the interface is `--iface` of `dhcp-xdp run`"),
             "lease-database" => cx
                 .skip("Dhcp4.lease-database", "leases live in --state-dir; move them with `dhcp-xdp import --kea-csv`"),
@@ -627,7 +703,6 @@ mod tests {
             not,
             vec![
                 "Dhcp4.option-data[2]",
-                "Dhcp4.subnet4[0].reservations[1].next-server",
                 "Dhcp4.subnet4[0].match-client-id",
                 "Dhcp4.shared-networks[0].subnet4[0].pools[1]",
                 "Dhcp4.hooks-libraries",
@@ -635,6 +710,44 @@ mod tests {
                 "Dhcp4.lease-database",
             ],
             "{:#?}",
+            c.not_carried
+        );
+    }
+
+    #[test]
+    fn kea_client_classes_guards_and_boot_fields_are_carried_over() {
+        let kea = r#"{ "Dhcp4": {
+            "client-classes": [
+                { "name": "iptv", "test": "substring(option[60].hex,0,6) == 'IPTVBX'",
+                  "option-data": [{ "name": "domain-name", "data": "iptv.example.net" }] },
+                { "name": "pxe", "test": "option[93].exists and not member('iptv')",
+                  "next-server": "198.18.0.9", "boot-file-name": "pxelinux.0", "only-if-required": false },
+                { "name": "v6only", "test": "relay6[0].option[37].hex == 'x'" }
+            ],
+            "subnet4": [{ "id": 1, "subnet": "198.18.0.0/24", "server-hostname": "boot.example.net",
+                "pools": [{ "pool": "198.18.0.100 - 198.18.0.149", "client-class": "iptv" },
+                          { "pool": "198.18.0.150 - 198.18.0.199", "client-classes": ["pxe"] }],
+                "reservations": [{ "hw-address": "02:00:00:00:00:99", "client-classes": ["pxe"],
+                                   "boot-file-name": "special.efi" }] }]
+        } }"#;
+        let c = convert_kea_config(kea).unwrap();
+        let cfg = Config::parse("converted", &c.toml).unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        assert_eq!(cfg.classes.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["iptv", "pxe"], "{}", c.toml);
+        assert_eq!(cfg.classes[1].boot.boot_file_name.as_deref(), Some(&b"pxelinux.0"[..]));
+        let s = &cfg.subnets[0];
+        assert_eq!((s.pools[0].client_classes, s.pools[1].client_classes), (0b01, 0b10));
+        assert_eq!(s.boot.server_hostname.as_deref(), Some(&b"boot.example.net"[..]));
+        assert_eq!(s.reservations[0].client_classes, 0b10);
+        let not: Vec<&str> = c.not_carried.iter().map(|s| s.split(':').next().unwrap_or("")).collect();
+        assert_eq!(
+            not,
+            ["Dhcp4.client-classes[1].only-if-required", "Dhcp4.client-classes[2].test"],
+            "{:#?}",
+            c.not_carried
+        );
+        assert!(
+            c.not_carried[1].contains("column 1") && c.not_carried[1].contains("v6only left out"),
+            "{:?}",
             c.not_carried
         );
     }
