@@ -41,7 +41,10 @@ const CLASSES: &[Class] = &[
     Class {
         name: "iptv",
         test: "substring(option[60].hex,0,6) == 'IPTVBX' or substring(pkt4.mac,0,3) == 0x001a2b",
-        options: &[("ntp-servers", "ntp-servers", "198.18.255.124"), ("domain-name", "domain-name", "iptv.example.net")],
+        options: &[
+            ("ntp-servers", "ntp-servers", "198.18.255.124"),
+            ("domain-name", "domain-name", "iptv.example.net"),
+        ],
         next_server: None,
         boot_file: None,
     },
@@ -218,7 +221,8 @@ fn ask_all(net: &TwoHosts, server_mac: [u8; 6]) -> Vec<(String, Option<Seen>)> {
         let mut got = None;
         for _ in 0..4 {
             link.send(&r.build());
-            let replies = link.replies(1, Duration::from_millis(700), |x| x.xid() == xid && x.message_type() == Some(2));
+            let replies =
+                link.replies(1, Duration::from_millis(700), |x| x.xid() == xid && x.message_type() == Some(2));
             if let Some(o) = replies.first() {
                 got = Some(seen(o));
                 break;
@@ -344,20 +348,20 @@ fn twenty_device_profiles_get_what_kea_gives_them() {
     let kea_log = dir.path().join("kea.log");
     std::fs::write(&conf, kea_config(&net.server_if, &kea_log).to_string()).expect("kea config");
     // Kea must take the configuration as it is (or the comparison compares nothing).
-    let check = net.server.exec(tool("kea-dhcp4", "kea-dhcp4-server")).arg("-t").arg(&conf).output().expect("kea-dhcp4 -t");
+    let check =
+        net.server.exec(tool("kea-dhcp4", "kea-dhcp4-server")).arg("-t").arg(&conf).output().expect("kea-dhcp4 -t");
     assert!(check.status.success(), "Kea refuses the configuration: {}", String::from_utf8_lossy(&check.stdout));
-    let kea = Kea(
-        net.server
-            .exec(tool("kea-dhcp4", "kea-dhcp4-server"))
-            .arg("-c")
-            .arg(&conf)
-            .env("KEA_PIDFILE_DIR", dir.path())
-            .env("KEA_LOCKFILE_DIR", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kea-dhcp4"),
-    );
+    let kea = Kea(net
+        .server
+        .exec(tool("kea-dhcp4", "kea-dhcp4-server"))
+        .arg("-c")
+        .arg(&conf)
+        .env("KEA_PIDFILE_DIR", dir.path())
+        .env("KEA_LOCKFILE_DIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kea-dhcp4"));
     std::thread::sleep(Duration::from_secs(2));
     let from_kea = ask_all(&net, server_mac);
     drop(kea);
