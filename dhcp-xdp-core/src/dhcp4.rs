@@ -63,6 +63,7 @@ pub mod opt {
     pub const DOMAIN_NAME: u8 = 15;
     pub const BROADCAST: u8 = 28;
     pub const NTP: u8 = 42;
+    pub const VENDOR_SPECIFIC: u8 = 43;
     pub const REQUESTED_IP: u8 = 50;
     pub const LEASE_TIME: u8 = 51;
     pub const OVERLOAD: u8 = 52;
@@ -75,6 +76,7 @@ pub mod opt {
     pub const REBINDING_TIME: u8 = 59;
     pub const CLIENT_ID: u8 = 61;
     pub const RELAY_AGENT_INFO: u8 = 82;
+    pub const VIVSO: u8 = 125;
     pub const SUBNET_SELECTION: u8 = 118;
     pub const CLASSLESS_ROUTES: u8 = 121;
     pub const END: u8 = 255;

@@ -227,3 +227,91 @@ fn kea_ctrl_agent_and_kea_shell_manage_the_daemon() {
     let exit = daemon.wait(Duration::from_secs(15));
     assert!(exit.status.success(), "{:?}", exit.stderr);
 }
+
+/// kea-shell as a user of the daemon's own HTTP control socket (Kea 3's, no agent between).
+fn shell_as(ns: &Netns, user: &str, password: &str, command: &str, args: &str) -> Result<Value, String> {
+    let mut child = ns
+        .exec(tool("kea-shell", "python3-kea-connector"))
+        .args(["--host", "198.18.255.1", "--port", "8001", "--timeout", "10", "--auth-user", user])
+        .args(["--auth-password", password, command])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kea-shell");
+    child.stdin.take().expect("stdin").write_all(args.as_bytes()).expect("arguments");
+    let out = child.wait_with_output().expect("kea-shell output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(v) => Ok(v.get(0).cloned().unwrap_or(v)),
+        Err(_) => Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr))),
+    }
+}
+
+/// A raw HTTP exchange with the control socket from `ns`: the status line and the body.
+fn http_raw(ns: &Netns, request: String) -> String {
+    ns.enter(move || {
+        use std::io::Read as _;
+        let mut s = std::net::TcpStream::connect("198.18.255.1:8001").expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(request.as_bytes()).expect("send");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    })
+}
+
+/// Kea 3's HTTP control socket in the daemon itself: kea-shell, as a configured user, manages
+/// the daemon with no agent between (status, a lease added and read back); a wrong password,
+/// an unknown user and no credentials are answered 401 without running the command; a GET is
+/// refused; the unix socket keeps working beside it.
+#[test]
+fn kea_shell_manages_the_daemon_over_its_own_http_socket_with_basic_authentication() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("ctlhttp");
+    let pw = dir.path().join("ipam.pw");
+    std::fs::write(&pw, "s3cret-pass\n").expect("password file");
+    let cfg = dir.config(&format!(
+        "{CONFIG}[control]\nhttp = {{ listen = \"198.18.255.1:8001\", users = [{{ user = \"ipam\", password-file = \"{}\" }}] }}\n",
+        pw.display()
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    // From the client's side of the link, as a provisioning system would.
+    let ns = &net.client;
+    let status = shell_as(ns, "ipam", "s3cret-pass", "status-get", "").expect("status-get over HTTP");
+    assert_eq!(status["arguments"]["pid"], daemon.pid().as_raw(), "{status}");
+    let add = shell_as(
+        ns,
+        "ipam",
+        "s3cret-pass",
+        "lease4-add",
+        "\"ip-address\": \"198.18.16.77\", \"hw-address\": \"02:cc:00:00:00:01\"",
+    )
+    .expect("lease4-add over HTTP");
+    assert_eq!(add["result"], 0, "{add}");
+    let got =
+        shell_as(ns, "ipam", "s3cret-pass", "lease4-get", "\"ip-address\": \"198.18.16.77\"").expect("lease4-get");
+    assert_eq!(got["arguments"]["hw-address"], "02:cc:00:00:00:01", "{got}");
+    // Refused: nothing runs.
+    for (user, pass) in [("ipam", "wrong"), ("intruder", "s3cret-pass")] {
+        let r = shell_as(ns, user, pass, "lease4-del", "\"ip-address\": \"198.18.16.77\"");
+        assert!(r.as_ref().map_or(true, |v| v["result"] == 401), "{user}/{pass}: {r:?}");
+    }
+    let body = r#"{"command": "lease4-del", "arguments": {"ip-address": "198.18.16.77"}}"#;
+    let anon = http_raw(
+        ns,
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
+    let got =
+        shell_as(ns, "ipam", "s3cret-pass", "lease4-get", "\"ip-address\": \"198.18.16.77\"").expect("lease4-get");
+    assert_eq!(got["result"], 0, "the refused deletes deleted nothing: {got}");
+    let auth = "Basic aXBhbTpzM2NyZXQtcGFzcw=="; // ipam:s3cret-pass
+    let get = http_raw(ns, format!("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"));
+    assert!(get.starts_with("HTTP/1.1 405"), "{get}");
+    // The unix socket goes on beside it.
+    assert_eq!(daemon.ask("version-get", json!({}))["result"], 0);
+}

@@ -11,8 +11,8 @@ use super::{
     DEFAULT_SNAPSHOT_EVERY, Durability, Limits, OptionTable, Pool, RenderedOptions, Reservation, ReservationIndex,
     ReservationKey, Subnet, SubnetIndex,
     file::{
-        ClusterSection, FileConfig, LimitsSection, OptionsSection, PersistenceSection, PoolSection, RelaysSection,
-        ReservationSection, ServerSection, SubnetSection,
+        ClusterSection, CustomOption, FileConfig, LimitsSection, OptionsSection, PersistenceSection, PoolSection,
+        RelaysSection, ReservationSection, ServerSection, SubnetSection,
     },
     options::parse_hex,
     prefix_mask,
@@ -23,6 +23,8 @@ use crate::{dhcp4::opt, net::Ipv4Net};
 pub(super) struct Ctx<'a> {
     pub(super) file: &'a str,
     pub(super) src: &'a str,
+    /// Option definitions: the standard ones and `[[option-def]]`.
+    pub(super) defs: Vec<super::optdef::OptionDef>,
 }
 
 impl Ctx<'_> {
@@ -128,40 +130,163 @@ impl TryFrom<Section<'_, OptionsSection>> for OptionTable {
         }
         for (i, c) in o.custom.iter().enumerate() {
             let f = format!("{field}.custom[{i}]");
-            let code = *c.code.get_ref();
+            let (code, value) = custom_value(ctx, &f, c, true)?;
             if matches!(code, 0 | 255 | opt::MESSAGE_TYPE | opt::SERVER_ID | opt::OVERLOAD | opt::RELAY_AGENT_INFO) {
                 return Err(ctx.err(
-                    Some(c.code.span()),
+                    span_of(c),
                     &format!("{f}.code"),
                     format!("option {code} is set by the server itself"),
                 ));
             }
-            let mut vals = vec![];
-            if let Some(list) = &c.ip {
-                vals.push(ips(list, &format!("custom[{i}].ip"))?);
+            t.set(code, value);
+        }
+        let subs = |list: &[CustomOption], f: &str| -> Result<Vec<(u8, Vec<u8>)>, ConfigError> {
+            list.iter().enumerate().map(|(i, c)| custom_value(ctx, &format!("{f}[{i}]"), c, false)).collect()
+        };
+        if !o.vendor_encapsulated.is_empty() {
+            let f = format!("{field}.vendor-encapsulated");
+            let v = super::optdef::sub_options(&subs(&o.vendor_encapsulated, &f)?)
+                .map_err(|e| ctx.err(span_of(&o.vendor_encapsulated[0]), &f, e))?;
+            t.set(opt::VENDOR_SPECIFIC, v);
+        }
+        if !o.vivso.is_empty() {
+            let f = format!("{field}.vivso");
+            let mut vendors = vec![];
+            for (i, v) in o.vivso.iter().enumerate() {
+                let sf = format!("{f}[{i}].suboptions");
+                let data = super::optdef::sub_options(&subs(&v.suboptions, &sf)?)
+                    .map_err(|e| ctx.err(Some(v.enterprise.span()), &sf, e))?;
+                vendors.push((*v.enterprise.get_ref(), data));
             }
-            if let Some(s) = &c.text {
-                vals.push(s.as_bytes().to_vec());
-            }
-            if let Some(h) = &c.hex {
-                vals.push(ctx.hex(h, &format!("{f}.hex"))?);
-            }
-            if let Some(v) = c.u8 {
-                vals.push(vec![v]);
-            }
-            if let Some(v) = c.u16 {
-                vals.push(v.to_be_bytes().to_vec());
-            }
-            if let Some(v) = c.u32 {
-                vals.push(v.to_be_bytes().to_vec());
-            }
-            if vals.len() != 1 {
-                return Err(ctx.err(Some(c.code.span()), &f, "give exactly one of ip, text, hex, u8, u16, u32"));
-            }
-            t.set(code, vals.pop().unwrap_or_default());
+            let v = super::optdef::vivso(&vendors).map_err(|e| ctx.err(Some(o.vivso[0].enterprise.span()), &f, e))?;
+            t.set(opt::VIVSO, v);
         }
         Ok(t)
     }
+}
+
+/// Where an option entry is (its code, else its name, else its data), for messages.
+fn span_of(c: &CustomOption) -> Option<std::ops::Range<usize>> {
+    c.code
+        .as_ref()
+        .map(Spanned::span)
+        .or_else(|| c.name.as_ref().map(Spanned::span))
+        .or_else(|| c.data.as_ref().map(Spanned::span))
+}
+
+/// An option entry's code and encoded value: `data` in the type of its definition (by `name`,
+/// else by `code`; `[[option-def]]` or a standard option), or one typed field (`ip`, `text`,
+/// `hex`, `fqdn`, `bool`, `u8`, `u16`, `u32`). `defined`: options (not sub-options) may be named
+/// and given as `data`.
+fn custom_value(ctx: &Ctx<'_>, f: &str, c: &CustomOption, defined: bool) -> Result<(u8, Vec<u8>), ConfigError> {
+    let def = if let Some(n) = &c.name {
+        if !defined {
+            return Err(ctx.err(Some(n.span()), &format!("{f}.name"), "sub-options are given by code"));
+        }
+        Some(ctx.defs.iter().rev().find(|d| d.name == *n.get_ref()).ok_or_else(|| {
+            ctx.err(
+                Some(n.span()),
+                &format!("{f}.name"),
+                format!("no option named '{}' ([[option-def]] defines one)", n.get_ref()),
+            )
+        })?)
+    } else {
+        None
+    };
+    let code = match (c.code.as_ref().map(|c| *c.get_ref()), def) {
+        (Some(code), Some(d)) if code != d.code => {
+            return Err(ctx.err(span_of(c), f, format!("option '{}' has code {}, not {code}", d.name, d.code)));
+        }
+        (Some(code), _) => code,
+        (None, Some(d)) => d.code,
+        (None, None) => return Err(ctx.err(None, f, "give a code (or a name)")),
+    };
+    let mut vals = vec![];
+    if let Some(data) = &c.data {
+        if !defined {
+            return Err(ctx.err(
+                Some(data.span()),
+                &format!("{f}.data"),
+                "sub-options take a typed value (text, hex, ip, …)",
+            ));
+        }
+        let d = def.or_else(|| ctx.defs.iter().rev().find(|d| d.code == code)).ok_or_else(|| {
+            ctx.err(
+                Some(data.span()),
+                &format!("{f}.data"),
+                format!("option {code} has no definition: give [[option-def]], or a typed value"),
+            )
+        })?;
+        vals.push(d.encode(data.get_ref()).map_err(|e| ctx.err(Some(data.span()), &format!("{f}.data"), e))?);
+    }
+    if let Some(list) = &c.ip {
+        let mut v = vec![];
+        for (i, s) in list.iter().enumerate() {
+            v.extend_from_slice(&ctx.ip(s, &format!("{f}.ip[{i}]"))?.octets());
+        }
+        vals.push(v);
+    }
+    if let Some(s) = &c.text {
+        vals.push(s.as_bytes().to_vec());
+    }
+    if let Some(h) = &c.hex {
+        vals.push(ctx.hex(h, &format!("{f}.hex"))?);
+    }
+    if let Some(n) = &c.fqdn {
+        let mut v = vec![];
+        super::optdef::fqdn(n.get_ref(), &mut v).map_err(|e| ctx.err(Some(n.span()), &format!("{f}.fqdn"), e))?;
+        vals.push(v);
+    }
+    if let Some(b) = c.bool {
+        vals.push(vec![u8::from(b)]);
+    }
+    if let Some(v) = c.u8 {
+        vals.push(vec![v]);
+    }
+    if let Some(v) = c.u16 {
+        vals.push(v.to_be_bytes().to_vec());
+    }
+    if let Some(v) = c.u32 {
+        vals.push(v.to_be_bytes().to_vec());
+    }
+    if vals.len() != 1 {
+        return Err(ctx.err(span_of(c), f, "give exactly one of data, ip, text, hex, fqdn, bool, u8, u16, u32"));
+    }
+    let v = vals.pop().unwrap_or_default();
+    if v.len() > 255 {
+        return Err(ctx.err(span_of(c), f, format!("the value is {} bytes; an option holds at most 255", v.len())));
+    }
+    Ok((code, v))
+}
+
+/// `[[option-def]]`: the standard definitions, then the configured ones (a configured one
+/// named like a standard one, or with its code, is used instead).
+fn option_defs(
+    ctx: &Ctx<'_>,
+    sections: &[super::file::OptionDefSection],
+) -> Result<Vec<super::optdef::OptionDef>, ConfigError> {
+    let mut defs = super::optdef::standard();
+    for (i, d) in sections.iter().enumerate() {
+        let f = format!("option-def[{i}]");
+        let code = *d.code.get_ref();
+        if matches!(code, 0 | 255 | opt::MESSAGE_TYPE | opt::SERVER_ID | opt::OVERLOAD | opt::RELAY_AGENT_INFO) {
+            return Err(ctx.err(
+                Some(d.code.span()),
+                &format!("{f}.code"),
+                format!("option {code} is the server's own"),
+            ));
+        }
+        let def = super::optdef::OptionDef::new(
+            d.name.get_ref(),
+            code,
+            d.ty.get_ref(),
+            d.record_types.as_deref(),
+            d.array.unwrap_or(false),
+        )
+        .map_err(|e| ctx.err(Some(d.ty.span()), &format!("{f}.type"), e))?;
+        defs.push(def);
+    }
+    Ok(defs)
 }
 
 /// What `[server]` sets for the whole configuration, and the defaults subnets inherit.
@@ -552,11 +677,12 @@ fn parse_range(s: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
 impl Config {
     /// Validates TOML text `src` (named `file` in errors).
     pub fn parse(file: &str, src: &str) -> Result<Self, ConfigError> {
-        let ctx = Ctx { file, src };
+        let bare = Ctx { file, src, defs: vec![] };
         let fc: FileConfig = toml::from_str(src).map_err(|e| {
             let msg = e.message().to_owned();
-            ctx.err(e.span(), "-", msg)
+            bare.err(e.span(), "-", msg)
         })?;
+        let ctx = Ctx { file, src, defs: option_defs(&bare, &fc.option_def)? };
         let server = ServerSettings::try_from(Section::new(&ctx, "server", &fc.server))?;
         let durability = Durability::try_from(Section::new(&ctx, "persistence", &fc.persistence))?;
         let global = OptionTable::try_from(Section::new(&ctx, "options", &fc.options))?;
@@ -597,6 +723,21 @@ impl Config {
             trusted_relays6: super::v6::trusted6(&ctx, fc.relays.trusted6.as_deref())?,
             limits,
             control_socket: fc.control.socket.clone(),
+            control_http: match &fc.control.http {
+                Some(h) => {
+                    let l = &h.get_ref().listen;
+                    let listen = l.get_ref().parse().map_err(|_| {
+                        ctx.err(
+                            Some(l.span()),
+                            "control.http.listen",
+                            format!("`{}` is not an address:port", l.get_ref()),
+                        )
+                    })?;
+                    let users = h.get_ref().users.iter().map(|u| (u.user.clone(), u.password_file.clone())).collect();
+                    Some(super::ControlHttp { listen, users })
+                }
+                None => None,
+            },
             metrics_listen: match &fc.metrics.listen {
                 Some(l) => Some(l.get_ref().parse().map_err(|_| {
                     ctx.err(Some(l.span()), "metrics.listen", format!("`{}` is not an address:port", l.get_ref()))

@@ -30,6 +30,27 @@ pub(super) struct FileConfig {
     pub(super) cluster: Option<Spanned<ClusterSection>>,
     #[serde(default)]
     pub(super) client_class: Vec<ClientClassSection>,
+    #[serde(default)]
+    pub(super) option_def: Vec<OptionDefSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct OptionDefSection {
+    pub(super) name: Spanned<String>,
+    pub(super) code: Spanned<u8>,
+    #[serde(rename = "type")]
+    pub(super) ty: Spanned<String>,
+    pub(super) record_types: Option<String>,
+    pub(super) array: Option<bool>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct VivsoSection {
+    pub(super) enterprise: Spanned<u32>,
+    #[serde(default)]
+    pub(super) suboptions: Vec<CustomOption>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +85,22 @@ pub(super) struct MetricsSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct ControlSection {
     pub(super) socket: Option<PathBuf>,
+    pub(super) http: Option<Spanned<ControlHttpSection>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ControlHttpSection {
+    pub(super) listen: Spanned<String>,
+    #[serde(default)]
+    pub(super) users: Vec<ControlUserSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ControlUserSection {
+    pub(super) user: String,
+    pub(super) password_file: PathBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,6 +157,12 @@ pub(super) struct OptionsSection {
     pub(super) classless_routes: Option<Vec<RouteSection>>,
     #[serde(default)]
     pub(super) custom: Vec<CustomOption>,
+    /// Option 43's sub-options.
+    #[serde(default)]
+    pub(super) vendor_encapsulated: Vec<CustomOption>,
+    /// Option 125, per enterprise.
+    #[serde(default)]
+    pub(super) vivso: Vec<VivsoSection>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -132,7 +175,12 @@ pub(super) struct RouteSection {
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct CustomOption {
-    pub(super) code: Spanned<u8>,
+    pub(super) code: Option<Spanned<u8>>,
+    pub(super) name: Option<Spanned<String>>,
+    /// The value in the option's type, as Kea's `data`.
+    pub(super) data: Option<Spanned<String>>,
+    pub(super) bool: Option<bool>,
+    pub(super) fqdn: Option<Spanned<String>>,
     pub(super) ip: Option<Vec<Spanned<String>>>,
     pub(super) text: Option<String>,
     pub(super) hex: Option<Spanned<String>>,

@@ -19,6 +19,7 @@ use crate::{
 mod build;
 mod classes;
 mod file;
+mod optdef;
 mod options;
 #[cfg(test)]
 mod tests;
@@ -98,6 +99,15 @@ pub struct Reservation {
     pub client_classes: u64,
     /// Boot fields given to its client.
     pub boot: BootFields,
+}
+
+/// `[control] http`: where the HTTP control socket listens and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlHttp {
+    /// Address and port.
+    pub listen: std::net::SocketAddr,
+    /// Users (name, password file); none: anyone who reaches the port.
+    pub users: Vec<(String, PathBuf)>,
 }
 
 /// BOOTP's fixed boot fields as a scope sets them (Kea's `next-server`, `server-hostname`,
@@ -360,6 +370,8 @@ pub struct Config {
     pub limits: Limits,
     /// The management channel's socket (`[control] socket`; the command line overrides it).
     pub control_socket: Option<PathBuf>,
+    /// Kea 3's HTTP control socket (`[control] http`).
+    pub control_http: Option<ControlHttp>,
     /// Where Prometheus metrics are served (`[metrics] listen`; the command line overrides it).
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Cluster mode (`[cluster]`): PostgreSQL is the lease store of record, shared with other
@@ -546,6 +558,7 @@ impl Config {
             trusted_relays6: vec![],
             limits: Limits::default(),
             control_socket: None,
+            control_http: None,
             metrics_listen: None,
             cluster: None,
             subnets6: vec![],

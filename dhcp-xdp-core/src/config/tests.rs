@@ -425,3 +425,55 @@ fn class_errors_name_line_field_and_column() {
     let builtin = CLASSES.replace("name = \"business\"", "name = \"KNOWN\"");
     assert!(Config::parse("classes.toml", &builtin).is_err());
 }
+
+#[test]
+fn option_definitions_vendor_options_and_typed_values_are_encoded() {
+    let src = r#"
+[[option-def]]
+name = "acs-url"
+code = 224
+type = "string"
+[[option-def]]
+name = "line-profile"
+code = 225
+type = "record"
+record-types = "uint8, ipv4-address, uint16"
+array = true
+
+[options]
+custom = [
+  { name = "acs-url", data = "http://acs.example.net:7547" },
+  { code = 225, data = "1, 198.18.0.9, 80, 443" },
+  { name = "domain-search", data = "example.net, isp.example" },
+  { code = 26, data = "1492" },
+  { code = 19, bool = false },
+  { code = 119, fqdn = "a.example" },
+]
+vendor-encapsulated = [{ code = 1, text = "http://acs" }, { code = 2, hex = "0102" }]
+vivso = [{ enterprise = 3561, suboptions = [{ code = 1, text = "OUI" }, { code = 4, u16 = 7 }] }]
+"#;
+    let c = Config::parse("opts.toml", src).unwrap();
+    let g = &c.global_options;
+    assert_eq!(g.get(224), Some(&b"http://acs.example.net:7547"[..]));
+    assert_eq!(g.get(225), Some(&[1, 198, 18, 0, 9, 0, 80, 1, 187][..]), "a record whose last field repeats");
+    assert_eq!(g.get(26), Some(&[5, 212][..]));
+    assert_eq!(g.get(19), Some(&[0][..]));
+    assert_eq!(g.get(119), Some(&b"\x01a\x07example\x00"[..]), "a later entry of the same code replaces");
+    assert_eq!(g.get(43), Some(&[&[1, 10][..], b"http://acs", &[2, 2, 1, 2]].concat()[..]));
+    assert_eq!(g.get(125), Some(&[&[0, 0, 0x0d, 0xe9, 9, 1, 3][..], b"OUI", &[4, 2, 0, 7]].concat()[..]));
+    // Errors name the entry.
+    let bad = |s: &str| Config::parse("opts.toml", s).unwrap_err();
+    let e = bad("[options]\ncustom = [{ name = \"nope\", data = \"x\" }]\n");
+    assert_eq!((e.line, e.field.as_str()), (2, "options.custom[0].name"), "{e}");
+    let e = bad("[options]\ncustom = [{ code = 222, data = \"x\" }]\n");
+    assert!(e.message.contains("no definition"), "{e}");
+    let e = bad("[options]\ncustom = [{ code = 26, data = \"70000\" }]\n");
+    assert_eq!(e.field, "options.custom[0].data", "{e}");
+    assert!(e.message.contains("0 to 65535"), "{e}");
+    let e = bad("[[option-def]]\nname = \"x\"\ncode = 230\ntype = \"float\"\n");
+    assert_eq!((e.line, e.field.as_str()), (4, "option-def[0].type"), "{e}");
+    let e = bad("[options]\nvendor-encapsulated = [{ code = 1, text = \"a\", hex = \"01\" }]\n");
+    assert!(e.message.contains("exactly one"), "{e}");
+    let e = bad("[options]\ncustom = [{ code = 82, hex = \"01\" }]\n");
+    assert!(e.message.contains("set by the server"), "{e}");
+}

@@ -1271,3 +1271,22 @@ fn a_client_out_of_its_pools_class_is_naked_on_renewal_and_a_full_guarded_pool_i
     let other = rq(MessageType::Discover).client([2, 0, 0, 0, 3, 11]);
     assert_eq!(h.send(T0, &other).map(|r| r.yiaddr()), Err(DropReason::NoAddress), "nothing open to unknown devices");
 }
+
+#[test]
+fn a_class_sends_its_vendors_options_43_and_125() {
+    let src = CLASSED.replace(
+        "[[client-class]]\nname = \"oui\"",
+        "[[client-class]]\nname = \"cpe\"\ntest = \"option[60].hex == 'dslforum.org'\"\n\
+         options = { vendor-encapsulated = [{ code = 1, text = \"http://acs\" }], vivso = [{ enterprise = 3561, suboptions = [{ code = 11, text = \"x\" }] }] }\n\
+         [[client-class]]\nname = \"oui\"",
+    );
+    let mut h = H::with(&src);
+    let cpe = rq(MessageType::Discover).client([2, 0, 0, 0, 4, 1]).opt(60, b"dslforum.org").prl(&[1, 43, 125]);
+    let ack = h.dora(T0, &cpe);
+    assert_eq!(ack.opt(43), Some([&[1, 10][..], b"http://acs"].concat()));
+    assert_eq!(ack.opt(125), Some(vec![0, 0, 0x0d, 0xe9, 3, 11, 1, b'x']));
+    // Another vendor gets neither.
+    let other = rq(MessageType::Discover).client([2, 0, 0, 0, 4, 2]).opt(60, b"other").prl(&[1, 43, 125]);
+    let ack = h.dora(T0, &other);
+    assert_eq!((ack.opt(43), ack.opt(125)), (None, None));
+}

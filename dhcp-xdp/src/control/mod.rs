@@ -289,6 +289,7 @@ impl Control {
     }
 }
 
+pub mod http;
 mod lease4;
 mod lease6;
 mod stats;

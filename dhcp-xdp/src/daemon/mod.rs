@@ -211,6 +211,16 @@ impl Daemon {
             .unwrap_or_else(|| PathBuf::from("/run/dhcp-xdp").join(format!("{}.sock", iface.name)));
         let control_listener =
             Control::bind(&control_path).with_context(|| format!("control socket {}", control_path.display()))?;
+        // Kea 3's HTTP control socket: bound now (a low port needs the capability), its users'
+        // passwords read now (their files may be readable by root only).
+        let control_http = match shared.runtime().cfg.control_http.clone() {
+            Some(h) => {
+                let listener = crate::metrics::bind(h.listen).with_context(|| format!("control http {}", h.listen))?;
+                let users = crate::control::http::users(&h.users)?;
+                Some((listener, users, h.listen))
+            }
+            None => None,
+        };
         let metrics_addr = opts.metrics.or_else(|| shared.runtime().cfg.metrics_listen);
         let metrics_listener = match metrics_addr {
             Some(a) => Some(crate::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),
@@ -231,8 +241,17 @@ impl Daemon {
         });
         let (action_tx, actions) = mpsc::channel::<ActionRequest>();
         let control = Arc::new(Control::new(shared.clone(), datapath.stats().to_vec(), action_tx));
-        control.serve(control_listener, &control_path).context("starting the control channel")?;
+        control.clone().serve(control_listener, &control_path).context("starting the control channel")?;
         tracing::info!("control: Kea control channel on {}", control_path.display());
+        if let Some((listener, users, addr)) = control_http {
+            let n = users.len();
+            crate::control::http::serve(listener, control.clone(), users)
+                .context("starting the HTTP control socket")?;
+            tracing::info!(
+                "control: Kea HTTP control socket on http://{addr}/ ({})",
+                if n == 0 { "no authentication".to_owned() } else { format!("basic authentication, {n} user(s)") }
+            );
+        }
         if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
             let registry = crate::metrics::registry(shared.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());
             crate::metrics::serve(l, registry).context("starting the metrics listener")?;
