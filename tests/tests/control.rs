@@ -315,3 +315,108 @@ fn kea_shell_manages_the_daemon_over_its_own_http_socket_with_basic_authenticati
     // The unix socket goes on beside it.
     assert_eq!(daemon.ask("version-get", json!({}))["result"], 0);
 }
+
+/// The offer `chaddr` gets, as a whole reply (to read its boot fields and options).
+fn offer_of(net: &TwoHosts, chaddr: [u8; 6], xid: u32) -> Option<tests::frames::Reply> {
+    let mut link = Link::open(&net.client, &net.client_if);
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut r = tests::frames::Request::discover(mac, chaddr, xid);
+    r.options.extend_from_slice(&[55, 3, 1, 3, 15]);
+    for _ in 0..4 {
+        link.send(&r.build());
+        if let Some(o) = link.replies(1, Duration::from_millis(500), |x| x.xid() == xid).into_iter().next() {
+            return Some(o);
+        }
+    }
+    None
+}
+
+/// Reservations managed live (Kea's host commands): one added through the API is kept before
+/// the answer, given to its client at once (address, boot file, its options), read back with
+/// the file's own, found by identifier and by address, paged; it outlives a reload and a
+/// restart (the state directory keeps it); duplicates and bad ones are refused with the reason;
+/// a file reservation cannot be deleted through the API; deleted, it is gone. subnet4-list and
+/// subnet4-get show the subnets.
+#[test]
+fn reservations_are_added_read_and_deleted_while_the_daemon_runs() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("hosts");
+    let state = TempDir::new("hoststate");
+    let cfg = dir.config(&format!(
+        "[[client-class]]\nname = \"pxe\"\nnext-server = \"198.18.0.9\"\n{CONFIG}\
+         [[subnet.reservation]]\nhw-address = \"02:dd:00:00:00:ff\"\nip = \"198.18.16.9\"\n"
+    ));
+    let state_arg = state.path().display().to_string();
+    let args = ["--config", cfg.as_str(), "--state-dir", state_arg.as_str()];
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    let host = json!({
+        "subnet-id": 1, "hw-address": "02:dd:00:00:00:01", "ip-address": "198.18.16.50", "hostname": "stb-1",
+        "client-classes": ["pxe"], "boot-file-name": "stb.img",
+        "option-data": [{ "name": "domain-name", "data": "stb.example.net" }],
+    });
+    let add = daemon.ask("reservation-add", json!({ "reservation": host }));
+    assert_eq!((add["result"].clone(), add["text"].clone()), (json!(0), json!("Host added.")), "{add}");
+    assert!(state.path().join("hosts.json").exists(), "kept in the state directory before the answer");
+    let check_client = |xid: u32| {
+        let o = offer_of(&net, [2, 0xdd, 0, 0, 0, 1], xid).expect("an offer for the reserved host");
+        assert_eq!(o.yiaddr(), Ipv4Addr::new(198, 18, 16, 50));
+        let file = &o.bootp[108..236];
+        assert_eq!(&file[..7], b"stb.img", "its boot file");
+        assert_eq!(&o.bootp[20..24], &[198, 18, 0, 9], "next-server from its class");
+        assert_eq!(o.option(15), Some(&b"stb.example.net"[..]), "its own option");
+    };
+    check_client(0x6001);
+    let got = daemon.ask(
+        "reservation-get",
+        json!({ "subnet-id": 1, "identifier-type": "hw-address", "identifier": "02:dd:00:00:00:01" }),
+    );
+    assert_eq!(got["arguments"]["ip-address"], "198.18.16.50", "{got}");
+    assert_eq!(got["arguments"]["source"], "api", "{got}");
+    let by_ip = daemon.ask("reservation-get", json!({ "subnet-id": 1, "ip-address": "198.18.16.9" }));
+    assert_eq!(by_ip["arguments"]["source"], "configuration file", "{by_ip}");
+    let all = daemon.ask("reservation-get-all", json!({ "subnet-id": 1 }));
+    assert_eq!(all["arguments"]["hosts"].as_array().map(Vec::len), Some(2), "{all}");
+    let page = daemon.ask("reservation-get-page", json!({ "limit": 1 }));
+    assert_eq!(page["arguments"]["count"], 1, "{page}");
+    let next = daemon.ask("reservation-get-page", json!({ "limit": 1, "from": page["arguments"]["next"]["from"] }));
+    assert_eq!(next["arguments"]["hosts"][0]["hw-address"], "02:dd:00:00:00:01", "{next}");
+    // Refused, with the reason; nothing changes.
+    for (bad, why) in [
+        (
+            json!({ "subnet-id": 1, "hw-address": "02:dd:00:00:00:02", "ip-address": "198.18.16.50" }),
+            "reserved already",
+        ),
+        (json!({ "subnet-id": 1, "hw-address": "02:dd:00:00:00:01" }), "already"),
+        (json!({ "subnet-id": 1, "hw-address": "02:dd:00:00:00:03", "ip-address": "198.19.0.1" }), "outside"),
+        (json!({ "subnet-id": 9, "hw-address": "02:dd:00:00:00:03" }), "no subnet"),
+        (json!({ "subnet-id": 1, "hw-address": "02:dd:00:00:00:03", "client-classes": ["nope"] }), "no client class"),
+    ] {
+        let r = daemon.ask("reservation-add", json!({ "reservation": bad }));
+        assert!(r["result"] == 1 && r["text"].as_str().is_some_and(|t| t.contains(why)), "{why}: {r}");
+    }
+    let file_del = daemon.ask("reservation-del", json!({ "subnet-id": 1, "ip-address": "198.18.16.9" }));
+    assert!(file_del["text"].as_str().is_some_and(|t| t.contains("configuration file")), "{file_del}");
+    let list = daemon.ask("subnet4-list", json!({}));
+    assert_eq!(list["arguments"]["subnets"][0]["subnet"], "198.18.0.0/16", "{list}");
+    let sub = daemon.ask("subnet4-get", json!({ "id": 1 }));
+    assert_eq!(sub["arguments"]["subnet4"][0]["reservations"].as_array().map(Vec::len), Some(2), "{sub}");
+    // A reload of the file keeps it; so does a restart.
+    assert_eq!(daemon.ask("config-reload", json!({}))["result"], 0);
+    assert_eq!(daemon.ask("reservation-get", json!({ "subnet-id": 1, "ip-address": "198.18.16.50" }))["result"], 0);
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.status.success(), "{}", exit.stderr.join("\n"));
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    assert_eq!(daemon.ask("reservation-get", json!({ "subnet-id": 1, "ip-address": "198.18.16.50" }))["result"], 0);
+    check_client(0x6002);
+    // Deleted: gone, also after a restart.
+    let del = daemon.ask(
+        "reservation-del",
+        json!({ "subnet-id": 1, "identifier-type": "hw-address", "identifier": "02:dd:00:00:00:01" }),
+    );
+    assert_eq!(del["text"], "Host deleted.", "{del}");
+    assert_eq!(daemon.ask("reservation-get", json!({ "subnet-id": 1, "ip-address": "198.18.16.50" }))["result"], 3);
+    let exit = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(exit.status.success(), "{}", exit.stderr.join("\n"));
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    assert_eq!(daemon.ask("reservation-get", json!({ "subnet-id": 1, "ip-address": "198.18.16.50" }))["result"], 3);
+}

@@ -665,6 +665,7 @@ impl TryFrom<Section<'_, ReservationSection, ReservationParent<'_>>> for Reserva
             own_options: OptionTable::default(),
             client_classes: 0,
             boot: super::BootFields::default(),
+            api: None,
         })
     }
 }
@@ -756,6 +757,7 @@ impl Config {
                 || subnets.iter().any(|s| !s.boot.is_empty() || s.reservations.iter().any(|r| !r.boot.is_empty())),
             classes,
             global_options: global,
+            option_defs: ctx.defs.clone(),
             index: SubnetIndex::new(&subnets),
             subnets,
         })

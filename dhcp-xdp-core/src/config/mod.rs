@@ -19,7 +19,8 @@ use crate::{
 mod build;
 mod classes;
 mod file;
-mod optdef;
+pub mod hosts;
+pub mod optdef;
 mod options;
 #[cfg(test)]
 mod tests;
@@ -99,6 +100,9 @@ pub struct Reservation {
     pub client_classes: u64,
     /// Boot fields given to its client.
     pub boot: BootFields,
+    /// Added through the management API (`reservation-add`): the host as it was given. None
+    /// for the configuration file's.
+    pub api: Option<serde_json::Value>,
 }
 
 /// `[control] http`: where the HTTP control socket listens and who may use it.
@@ -383,6 +387,8 @@ pub struct Config {
     pub classes: Vec<ClientClass>,
     /// The global options (`[options]`), which client classes' options override.
     pub global_options: OptionTable,
+    /// Option definitions: the standard options' and `[[option-def]]`.
+    pub option_defs: Vec<optdef::OptionDef>,
     /// Bits of the classes that set options.
     pub class_options: u64,
     /// Bits of the classes that set boot fields.
@@ -564,6 +570,7 @@ impl Config {
             subnets6: vec![],
             classes: vec![],
             global_options: OptionTable::default(),
+            option_defs: optdef::standard(),
             class_options: 0,
             class_boot: 0,
             boot_fields: false,

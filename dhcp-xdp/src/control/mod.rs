@@ -65,6 +65,8 @@ pub struct Control {
     started: Instant,
     /// Statistic values at the last `statistic-reset-all`.
     baseline: Mutex<Vec<(String, u64)>>,
+    /// Held while a reservation is added or removed (one edit at a time).
+    hosts_edit: Mutex<()>,
 }
 
 /// Who answers a command.
@@ -119,6 +121,11 @@ pub static COMMANDS: &[Command] = &[
         let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
         with_args(0, format!("{} commands", names.len()), json!(names))
     }),
+    here("reservation-add", Control::reservation_add),
+    here("reservation-del", Control::reservation_del),
+    here("reservation-get", Control::reservation_get),
+    here("reservation-get-all", Control::reservation_get_all),
+    here("reservation-get-page", Control::reservation_get_page),
     Command { name: "shutdown", handler: Handler::ControlLoop(Action::Shutdown) },
     here("statistic-get", Control::statistic_get),
     here("statistic-get-all", |c, _| c.statistic_get_all()),
@@ -127,6 +134,8 @@ pub static COMMANDS: &[Command] = &[
         answer(0, "All statistics reset to neutral values.")
     }),
     here("status-get", |c, _| c.status_get()),
+    here("subnet4-get", Control::subnet4_get),
+    here("subnet4-list", |c, _| c.subnet4_list()),
     here("version-get", |_, _| {
         with_args(
             0,
@@ -156,7 +165,14 @@ impl Control {
         workers: Vec<(FrameMeta, Arc<WorkerStats>)>,
         actions: mpsc::Sender<ActionRequest>,
     ) -> Self {
-        Self { shared, workers, actions, started: Instant::now(), baseline: Mutex::new(vec![]) }
+        Self {
+            shared,
+            workers,
+            actions,
+            started: Instant::now(),
+            baseline: Mutex::new(vec![]),
+            hosts_edit: Mutex::new(()),
+        }
     }
 
     /// The answer to one request.
@@ -289,6 +305,7 @@ impl Control {
     }
 }
 
+mod hosts;
 pub mod http;
 mod lease4;
 mod lease6;

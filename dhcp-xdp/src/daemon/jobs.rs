@@ -142,11 +142,21 @@ impl Requests {
                 tracing::warn!("reload: rejected: {msg}");
                 Err(msg.to_owned())
             }
-            Ok(cfg) => {
-                let msg = serve::reload(sh, cfg);
-                tracing::info!("reload: {msg}");
-                Ok(msg)
-            }
+            Ok(cfg) => match cfg.with_hosts(&sh.runtime().cfg.api_hosts()) {
+                Ok(cfg) => {
+                    let msg = serve::reload(sh, cfg);
+                    tracing::info!("reload: {msg}");
+                    Ok(msg)
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "a reservation added through the API does not fit the new file ({e}); delete it first, old \
+                         configuration kept"
+                    );
+                    tracing::warn!("reload: rejected: {msg}");
+                    Err(msg)
+                }
+            },
             Err(e) => {
                 tracing::warn!("reload: rejected, old configuration kept: {e:#}");
                 Err(format!("{e:#}"))

@@ -468,6 +468,9 @@ fn start_engine(
     let shards = queues.len() * workers as usize;
     let addrs: Vec<String> = iface.ipv4.iter().map(|n| n.addr.to_string()).collect();
     let store = crate::store::open(&cfg, shards, &addrs.join(" "))?;
+    // Reservations added through the API are the store's: part of the configuration from here.
+    let hosts = store.load_hosts().map_err(|e| anyhow::anyhow!("reservations added through the API: {e}"))?;
+    let cfg = cfg.with_hosts(&hosts).map_err(|e| anyhow::anyhow!("reservations added through the API: {e}"))?;
     let recovered = store.recover(&cfg, queues.len(), workers as usize)?;
     tracing::info!("{}", recovered.report);
     print!("{}", cfg.describe());

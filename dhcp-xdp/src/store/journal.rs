@@ -46,6 +46,8 @@ fn is_state_file(name: &str) -> bool {
     name == "lock"
         || name == super::duid::FILE
         || name == format!("{}.tmp", super::duid::FILE)
+        || name == super::hosts::FILE
+        || name == format!("{}.tmp", super::hosts::FILE)
         || super::segments::is_spare(name)
         || (name.starts_with("journal-") && name.ends_with(".log"))
         || (name.starts_with("snapshot-") && (name.ends_with(".snap") || name.ends_with(".tmp")))
@@ -678,6 +680,14 @@ impl JournalStore {
 impl LeaseStore for JournalStore {
     fn name(&self) -> &'static str {
         "lease journal"
+    }
+
+    fn load_hosts(&self) -> Result<Vec<serde_json::Value>, String> {
+        super::hosts::load(self.journal.dir()).map_err(|e| e.to_string())
+    }
+
+    fn save_hosts(&self, hosts: &[serde_json::Value]) -> Result<(), String> {
+        super::hosts::save(self.journal.dir(), hosts).map_err(|e| e.to_string())
     }
 
     fn recover(&self, cfg: &Config, lanes: usize, workers: usize) -> Result<Recovered, StoreError> {

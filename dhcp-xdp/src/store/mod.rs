@@ -14,6 +14,7 @@
 
 pub mod cluster;
 pub mod duid;
+pub mod hosts;
 pub mod journal;
 pub mod segments;
 pub mod syncer;
@@ -162,6 +163,15 @@ pub trait LeaseStore: Send + Sync {
     fn kept_duid(&self, made: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let _ = made;
         Ok(None)
+    }
+    /// The reservations added through the management API that this store keeps.
+    fn load_hosts(&self) -> Result<Vec<serde_json::Value>, String> {
+        Ok(vec![])
+    }
+    /// Keeps `hosts` (all the API's reservations, Kea's JSON) durably before it returns.
+    fn save_hosts(&self, hosts: &[serde_json::Value]) -> Result<(), String> {
+        let _ = hosts;
+        Err(format!("the {} does not keep reservations added through the API yet", self.name()))
     }
     /// Registers the store's histograms.
     fn register_metrics(&self, registry: &mut Registry) {
