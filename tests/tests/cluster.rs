@@ -355,11 +355,11 @@ fn the_schema_is_created_checked_and_upgraded() {
     assert!(said.contains("dhcp-xdp db upgrade"), "{said}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 3"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 4"), "{out:?}");
     let out = db("init");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 3"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 4"), "{out:?}");
     let out = db("status");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 3"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 4"), "{out:?}");
     // One row per address; a held address cannot be moved to another client by anyone.
     let mut c = pg.client();
     c.batch_execute(
@@ -1067,4 +1067,37 @@ fn two_nodes_serve_dhcpv6_and_survive_a_sigkill() {
         let exit = d.signal_and_wait(Signal::SIGTERM);
         assert!(exit.status.success(), "{}", exit.stderr.join("\n"));
     }
+}
+
+/// Reservations added through the API in cluster mode are the database's: added through one
+/// node, every node has them within a heartbeat and the node serving the client's bucket gives
+/// it its reserved address; deleted through the other, gone from both.
+#[test]
+fn reservations_added_through_one_node_are_every_nodes() {
+    let pg = Postgres::start();
+    let lan = lan();
+    let (da, db) = (TempDir::new("dxcl"), TempDir::new("dxcl"));
+    let a = start(&lan, 0, &config(&da, "a", &pg.url()));
+    let b = start(&lan, 1, &config(&db, "b", &pg.url()));
+    wait_for_buckets(&[&a, &b], 128);
+    // A client whose bucket is b's, reserved through a.
+    let client = (0..=255u8).map(|i| chaddr(7, i)).find(|c| expected_server(c) == B_IP).expect("a client of b");
+    let hw = client.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let host = serde_json::json!({ "subnet-id": 1, "hw-address": hw, "ip-address": "198.18.0.250" });
+    let add = a.ask("reservation-add", serde_json::json!({ "reservation": host }));
+    assert_eq!(add["result"], 0, "{add}");
+    let get = serde_json::json!({ "subnet-id": 1, "ip-address": "198.18.0.250" });
+    assert!(
+        wait_until(Duration::from_secs(10), || b.ask("reservation-get", get.clone())["result"] == 0),
+        "node b never took in the reservation"
+    );
+    let mut clients = Clients::new(&lan.hosts[2]);
+    let h = clients.bind(client).expect("the reserved client binds");
+    assert_eq!((h.addr, h.server), (Ipv4Addr::new(198, 18, 0, 250), B_IP), "its reserved address, from b");
+    let del = b.ask("reservation-del", serde_json::json!({ "subnet-id": 1, "ip-address": "198.18.0.250" }));
+    assert_eq!(del["result"], 0, "{del}");
+    assert!(
+        wait_until(Duration::from_secs(10), || a.ask("reservation-get", get.clone())["result"] == 3),
+        "node a kept the deleted reservation"
+    );
 }

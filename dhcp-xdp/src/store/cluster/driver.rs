@@ -311,6 +311,10 @@ impl MembershipDriver {
                     self.tables = Some(rt.db.clone());
                     rt.table6().serve_buckets(&self.served);
                 }
+                // Reservations another node added or removed: in force here too.
+                if let Err(e) = self.sync_hosts() {
+                    tracing::debug!("cluster: reservations: {}", pg::describe(&e));
+                }
                 // A round that failed part-way is not counted: it is retried in full next time
                 // (a first pull included).
                 let acts = self.m.round(&liveness.live());
@@ -536,6 +540,39 @@ impl MembershipDriver {
             }
         }
         self.seen = [self.seen[1], top];
+        Ok(())
+    }
+
+    /// Takes in the reservations document when another node changed it (a version this node
+    /// has not put in force); one that does not fit this node's configuration is logged.
+    fn sync_hosts(&mut self) -> Result<(), postgres::Error> {
+        use std::sync::atomic::Ordering as O;
+        let version: i64 = self.client_mut()?.query_one("SELECT version FROM dhcp_xdp_hosts", &[])?.get(0);
+        if version == self.cluster.hosts_version.load(O::Acquire) {
+            return Ok(());
+        }
+        let read = super::read_hosts(self.client_mut()?)?;
+        let (hosts, version) = match read {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("cluster: {e}");
+                return Ok(());
+            }
+        };
+        let cfg = self.shared.runtime().cfg.clone();
+        match cfg.with_hosts(&hosts) {
+            Ok(next) => {
+                self.cluster.hosts_version.store(version, O::Release);
+                let msg = crate::serve::reload(&self.shared, next);
+                tracing::info!("cluster: reservations changed by another node ({} now): {msg}", hosts.len());
+            }
+            Err(e) => {
+                self.cluster.hosts_version.store(version, O::Release);
+                tracing::error!(
+                    "cluster: the reservations another node saved do not fit this node's configuration: {e}"
+                );
+            }
+        }
         Ok(())
     }
 

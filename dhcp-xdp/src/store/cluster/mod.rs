@@ -91,6 +91,8 @@ pub struct Cluster {
     pub instance: Instance,
     /// Whether it may serve, as its heartbeats say (published by the heartbeat thread).
     pub liveness: Arc<Liveness>,
+    /// The version of the reservations document this node has in force.
+    pub(crate) hosts_version: std::sync::atomic::AtomicI64,
     /// The heartbeat machine (the heartbeat thread's; the start feeds it the first clock).
     heartbeats: std::sync::Mutex<Heartbeats>,
     /// The leases read at start and the highest change number this node wrote, with when the
@@ -301,6 +303,7 @@ impl Cluster {
             status,
             instance,
             liveness: Arc::new(Liveness::default()),
+            hosts_version: std::sync::atomic::AtomicI64::new(-1),
             heartbeats: std::sync::Mutex::new(heartbeats),
             initial: std::sync::Mutex::new(Some(Initial {
                 leases,
@@ -419,6 +422,35 @@ impl LeaseStore for Cluster {
         self.store.admin_removal(edit)
     }
 
+    fn load_hosts(&self) -> Result<Vec<serde_json::Value>, String> {
+        let mut c = connect(&self.cfg.database).map_err(|e| pg::describe(&e))?;
+        let (hosts, version) = read_hosts(&mut c).map_err(|e| pg::describe(&e))??;
+        self.hosts_version.store(version, Ordering::Release);
+        Ok(hosts)
+    }
+
+    /// Replaces the document of reservations if nobody changed it since this node read it.
+    fn save_hosts(&self, hosts: &[serde_json::Value]) -> Result<(), String> {
+        let mut c = connect(&self.cfg.database).map_err(|e| pg::describe(&e))?;
+        let text = serde_json::Value::Array(hosts.to_vec()).to_string();
+        let known = self.hosts_version.load(Ordering::Acquire);
+        let row = c
+            .query_opt(
+                "UPDATE dhcp_xdp_hosts SET hosts = $1, version = version + 1 WHERE version = $2 RETURNING version",
+                &[&text, &known],
+            )
+            .map_err(|e| pg::describe(&e))?;
+        match row {
+            Some(r) => {
+                self.hosts_version.store(r.get(0), Ordering::Release);
+                Ok(())
+            }
+            None => Err("another node changed the reservations meanwhile; this node takes them in within a \
+                         heartbeat: ask again"
+                .into()),
+        }
+    }
+
     fn kept_duid(&self, made: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let mut c = connect(&self.cfg.database).map_err(|e| pg::describe(&e))?;
         let row = c
@@ -515,6 +547,13 @@ impl LeaseStore for Cluster {
         }
         m
     }
+}
+
+/// The reservations document and its version.
+pub(super) fn read_hosts(c: &mut Client) -> Result<Result<(Vec<serde_json::Value>, i64), String>, postgres::Error> {
+    let r = c.query_one("SELECT hosts, version FROM dhcp_xdp_hosts", &[])?;
+    let (text, version): (String, i64) = (r.get(0), r.get(1));
+    Ok(serde_json::from_str(&text).map(|h| (h, version)).map_err(|e| format!("the reservations document: {e}")))
 }
 
 /// A database address without its password, for messages, in every form libpq takes: a URL's

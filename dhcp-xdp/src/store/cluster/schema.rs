@@ -21,7 +21,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use postgres::{Client, Transaction};
 
 /// The schema version this daemon reads and writes.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The advisory lock every schema check, creation and upgrade holds ("dhcpxdp\0").
 const SCHEMA_LOCK: i64 = 0x6468_6370_7864_7000;
@@ -91,6 +91,16 @@ CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
     ],
     // 2 → 3: DHCPv6 leases (addresses and delegated prefixes) and each node's DUID.
     &[Migration::Sql(super::pg6::MIGRATION_SQL)],
+    // 3 → 4: reservations added through the management API, one document every node reads,
+    // versioned so that an edit based on an old one is refused.
+    &[Migration::Sql(
+        "CREATE TABLE dhcp_xdp_hosts (
+             one boolean PRIMARY KEY DEFAULT true CHECK (one),
+             hosts text NOT NULL DEFAULT '[]',
+             version bigint NOT NULL DEFAULT 0
+         );
+         INSERT INTO dhcp_xdp_hosts DEFAULT VALUES;",
+    )],
 ];
 
 /// Version 2: every unscoped client key (tags 0 and 1) is rewritten in the scope of its row's
