@@ -408,6 +408,14 @@ fn reservations_are_added_read_and_deleted_while_the_daemon_runs() {
     let daemon = Daemon::start(&net.server, &net.server_if, &args);
     assert_eq!(daemon.ask("reservation-get", json!({ "subnet-id": 1, "ip-address": "198.18.16.50" }))["result"], 0);
     check_client(0x6002);
+    // config-write: the file with the API's reservation in it, as the file's own.
+    let written = dir.path().join("written.toml");
+    let w = daemon.ask("config-write", json!({ "filename": written.display().to_string() }));
+    assert_eq!(w["result"], 0, "{w}");
+    let text = std::fs::read_to_string(&written).expect("written file");
+    assert!(text.contains("198.18.16.50") && text.contains("stb.img") && text.contains("198.18.16.9"), "{text}");
+    let check = daemon.ask("config-test", json!({ "file": written.display().to_string() }));
+    assert_eq!(check["result"], 0, "{check}");
     // Deleted: gone, also after a restart.
     let del = daemon.ask(
         "reservation-del",

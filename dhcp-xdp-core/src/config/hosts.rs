@@ -210,3 +210,100 @@ impl Config {
         self.subnets.iter().flat_map(|s| s.reservations.iter().filter_map(|r| r.api.clone())).collect()
     }
 }
+
+/// The configuration file `source` (TOML text) with `hosts` (the API's reservations, Kea's JSON)
+/// written into it as `[[subnet.reservation]]` of their subnets (by `id`, else position), for
+/// `config-write`: the result is a file this server loads with the same reservations, in which
+/// they are the file's own. Comments of `source` are not kept.
+pub fn write_toml(source: &str, hosts: &[Value]) -> Result<String, String> {
+    use toml::{Table, Value as Toml};
+    let mut root: Table = toml::from_str(source).map_err(|e| format!("the configuration file: {}", e.message()))?;
+    let subnets = root.get_mut("subnet").and_then(Toml::as_array_mut).ok_or("the file has no [[subnet]]")?;
+    for (i, h) in hosts.iter().enumerate() {
+        let id = h.get("subnet-id").and_then(Value::as_u64).ok_or_else(|| format!("reservation {i}: no subnet-id"))?;
+        let pos = subnets
+            .iter()
+            .position(|s| s.get("id").and_then(Toml::as_integer) == Some(id as i64))
+            .or_else(|| {
+                let p = (id as usize).checked_sub(1)?;
+                subnets.get(p).filter(|s| s.get("id").is_none()).map(|_| p)
+            })
+            .ok_or_else(|| format!("reservation {i}: no subnet with id {id} in the file"))?;
+        let mut r = Table::new();
+        let text = |v: &Value| Toml::String(v.as_str().unwrap_or_default().to_owned());
+        for (kea, ours) in [
+            ("hw-address", "hw-address"),
+            ("client-id", "client-id"),
+            ("circuit-id", "circuit-id-hex"),
+            ("remote-id", "remote-id-hex"),
+            ("ip-address", "ip"),
+            ("hostname", "hostname"),
+            ("next-server", "next-server"),
+            ("server-hostname", "server-hostname"),
+            ("boot-file-name", "boot-file-name"),
+        ] {
+            if let Some(v) = h.get(kea) {
+                r.insert(ours.into(), text(v));
+            }
+        }
+        if let Some(list) = h.get("client-classes").and_then(Value::as_array) {
+            r.insert("client-classes".into(), Toml::Array(list.iter().map(text).collect()));
+        }
+        let mut custom = vec![];
+        for o in h.get("option-data").and_then(Value::as_array).into_iter().flatten() {
+            let mut c = Table::new();
+            if let Some(n) = o.get("name") {
+                c.insert("name".into(), text(n));
+            }
+            if let Some(code) = o.get("code").and_then(Value::as_i64) {
+                c.insert("code".into(), Toml::Integer(code));
+            }
+            let key = if o.get("csv-format").and_then(Value::as_bool) == Some(false) { "hex" } else { "data" };
+            c.insert(key.into(), text(o.get("data").unwrap_or(&Value::Null)));
+            custom.push(Toml::Table(c));
+        }
+        if !custom.is_empty() {
+            let mut opts = Table::new();
+            opts.insert("custom".into(), Toml::Array(custom));
+            r.insert("options".into(), Toml::Table(opts));
+        }
+        let subnet = subnets[pos].as_table_mut().ok_or("a [[subnet]] that is not a table")?;
+        match subnet.get_mut("reservation").and_then(Toml::as_array_mut) {
+            Some(list) => list.push(Toml::Table(r)),
+            None => {
+                subnet.insert("reservation".into(), Toml::Array(vec![Toml::Table(r)]));
+            }
+        }
+    }
+    toml::to_string(&root).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_hosts_written_into_the_file_load_as_the_files_own() {
+        let src = "[[client-class]]\nname = \"pxe\"\n[[subnet]]\nsubnet = \"198.18.0.0/24\"\n\
+                   [[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.199\"\n\
+                   [[subnet.reservation]]\nhw-address = \"02:00:00:00:00:99\"\nip = \"198.18.0.9\"\n";
+        let cfg = Config::parse("f.toml", src).unwrap();
+        let hosts = vec![
+            json!({ "subnet-id": 1, "hw-address": "02:00:00:00:00:01", "ip-address": "198.18.0.50",
+                    "hostname": "stb", "client-classes": ["pxe"], "boot-file-name": "stb.img",
+                    "option-data": [{ "name": "domain-name", "data": "stb.example.net" }] }),
+            json!({ "subnet-id": 1, "circuit-id": "6f:6c:74", "ip-address": "198.18.0.51" }),
+        ];
+        let live = cfg.with_hosts(&hosts).unwrap();
+        let written = Config::parse("w.toml", &write_toml(src, &hosts).unwrap()).unwrap();
+        let (a, b) = (&live.subnets[0].reservations, &written.subnets[0].reservations);
+        assert_eq!(a.len(), 3);
+        assert_eq!(b.len(), 3);
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!((&x.key, x.ip, x.client_classes, &x.boot), (&y.key, y.ip, y.client_classes, &y.boot));
+            assert_eq!(x.own_options, y.own_options);
+            assert!(y.api.is_none(), "the file's own now");
+        }
+        assert!(write_toml(src, &[json!({ "subnet-id": 7, "hw-address": "02:00:00:00:00:02" })]).is_err());
+    }
+}

@@ -7,7 +7,7 @@
 
 use dhcp_xdp_core::config::{
     Config,
-    hosts::{host_json, key_of, parse_host},
+    hosts::{host_json, key_of, parse_host, write_toml},
 };
 use serde_json::{Value, json};
 
@@ -126,6 +126,45 @@ impl Control {
             format!("{n} IPv4 host(s) found."),
             json!({ "count": n, "hosts": page, "next": { "from": from + n, "source-index": 0 } }),
         )
+    }
+
+    /// `config-write`: the configuration file with the API's reservations written into it, to
+    /// `filename` (default: the configuration file itself), replaced whole (a temporary file
+    /// synced and renamed).
+    pub(super) fn config_write(&self, args: &Value) -> Value {
+        use std::io::Write as _;
+        let cfg = self.shared.runtime().cfg.clone();
+        let source = std::path::PathBuf::from(&cfg.source);
+        let Ok(text) = std::fs::read_to_string(&source) else {
+            return answer(
+                1,
+                format!("the configuration did not come from a file this daemon can read ({})", cfg.source),
+            );
+        };
+        let target = args
+            .get("filename")
+            .and_then(Value::as_str)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| source.clone());
+        let toml = match write_toml(&text, &cfg.api_hosts()) {
+            Ok(t) => t,
+            Err(e) => return answer(1, e),
+        };
+        let tmp = target.with_extension("tmp-config-write");
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(toml.as_bytes()).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, &target));
+        match written {
+            Ok(()) => with_args(
+                0,
+                format!("Configuration written to {} successfully", target.display()),
+                json!({ "filename": target.display().to_string(), "size": toml.len() }),
+            ),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                answer(1, format!("writing {}: {e}", target.display()))
+            }
+        }
     }
 
     pub(super) fn subnet4_list(&self) -> Value {

@@ -100,6 +100,7 @@ pub static COMMANDS: &[Command] = &[
     here("config-get", |c, _| c.config_get()),
     Command { name: "config-reload", handler: Handler::ControlLoop(Action::Reload) },
     here("config-test", Control::config_test),
+    here("config-write", Control::config_write),
     Command { name: "counters-get", handler: Handler::ControlLoop(Action::Counters) },
     here("lease4-add", |c, a| c.lease_put(a, false)),
     here("lease4-del", Control::lease_del),
