@@ -83,15 +83,57 @@ pub fn serve(
     limits: Limits,
     handler: Handler,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    serve_tls(name, listener, limits, handler, None)
+}
+
+/// [`serve`], over TLS when `tls` is given (the handshake within the head deadline).
+pub fn serve_tls(
+    name: &str,
+    listener: TcpListener,
+    limits: Limits,
+    handler: Handler,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     let thread_name = name.to_owned();
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     std::thread::Builder::new().name(name.into()).spawn(move || {
-        rt.block_on(accept_loop(&thread_name, listener, limits, handler));
+        rt.block_on(accept_loop(&thread_name, listener, limits, handler, tls));
     })
 }
 
-async fn accept_loop(name: &str, listener: TcpListener, limits: Limits, handler: Handler) {
+/// One connection's exchange (plain or TLS), within the limits.
+async fn serve_connection<S>(io: S, peer: std::net::SocketAddr, limits: Limits, handler: Handler)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let handler = handler.clone();
+        async move { Ok::<_, std::convert::Infallible>(respond(req, limits, &handler).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.head_deadline)
+        .max_buf_size(limits.head.max(8192))
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(io), service);
+    match tokio::time::timeout(limits.deadline, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("management connection from {peer}: {e}"),
+        Err(_) => {
+            tracing::debug!("management connection from {peer}: cut at the {:?} deadline", limits.deadline);
+        }
+    }
+}
+
+async fn accept_loop(
+    name: &str,
+    listener: TcpListener,
+    limits: Limits,
+    handler: Handler,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -116,24 +158,16 @@ async fn accept_loop(name: &str, listener: TcpListener, limits: Limits, handler:
             continue;
         };
         let handler = handler.clone();
+        let tls = tls.clone();
         tokio::task::spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |req: Request<Incoming>| {
-                let handler = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(req, limits, &handler).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.head_deadline)
-                .max_buf_size(limits.head.max(8192))
-                .keep_alive(false)
-                .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(limits.deadline, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!("management connection from {peer}: {e}"),
-                Err(_) => {
-                    tracing::debug!("management connection from {peer}: cut at the {:?} deadline", limits.deadline);
-                }
+            match tls {
+                None => serve_connection(stream, peer, limits, handler).await,
+                Some(acceptor) => match tokio::time::timeout(limits.head_deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, peer, limits, handler).await,
+                    Ok(Err(e)) => tracing::debug!("management connection from {peer}: TLS: {e}"),
+                    Err(_) => tracing::debug!("management connection from {peer}: no TLS handshake in time"),
+                },
             }
         });
     }

@@ -428,3 +428,95 @@ fn reservations_are_added_read_and_deleted_while_the_daemon_runs() {
     let daemon = Daemon::start(&net.server, &net.server_if, &args);
     assert_eq!(daemon.ask("reservation-get", json!({ "subnet-id": 1, "ip-address": "198.18.16.50" }))["result"], 3);
 }
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out =
+        std::process::Command::new(tool("openssl", "openssl")).current_dir(dir).args(args).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA, a server certificate for 198.18.255.1 and a client certificate, in `dir`.
+fn certificates(dir: &Path) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=dhcp-xdp test CA"],
+        ]
+        .concat(),
+    );
+    for (name, ext) in [
+        ("server", "subjectAltName=IP:198.18.255.1\nextendedKeyUsage=serverAuth\n"),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
+        openssl(
+            dir,
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")],
+            ]
+            .concat(),
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.crt"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+/// The HTTP control socket over TLS with client certificates (Kea's `trust-anchor`,
+/// `cert-required`): kea-shell with the CA, a client certificate and the user's password
+/// manages the daemon; without a client certificate, or in plain HTTP, nothing is answered.
+#[test]
+fn the_http_control_socket_speaks_tls_and_asks_for_client_certificates() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("ctltls");
+    let d = dir.path();
+    certificates(d);
+    std::fs::write(d.join("ipam.pw"), "s3cret-pass\n").expect("password file");
+    let cfg = dir.config(&format!(
+        "{CONFIG}[control]\nhttp = {{ listen = \"198.18.255.1:8001\", users = [{{ user = \"ipam\", password-file = \"{pw}\" }}], \
+         tls = {{ cert-file = \"{d}/server.crt\", key-file = \"{d}/server.key\", trust-anchor = \"{d}/ca.crt\" }} }}\n",
+        pw = d.join("ipam.pw").display(),
+        d = d.display()
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let shell_tls = |client_cert: bool| {
+        let mut cmd = net.client.exec(tool("kea-shell", "python3-kea-connector"));
+        cmd.args(["--host", "198.18.255.1", "--port", "8001", "--timeout", "10", "--auth-user", "ipam"])
+            .args(["--auth-password", "s3cret-pass", "--ca"])
+            .arg(d.join("ca.crt"));
+        if client_cert {
+            cmd.arg("--cert").arg(d.join("client.crt")).arg("--key").arg(d.join("client.key"));
+        }
+        let out = cmd.arg("status-get").stdin(Stdio::null()).output().expect("kea-shell");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        serde_json::from_str::<Value>(text.trim()).map(|v| v.get(0).cloned().unwrap_or(v)).map_err(|_| text)
+    };
+    let status = shell_tls(true).expect("status-get over TLS with a client certificate");
+    assert_eq!(status["arguments"]["pid"], daemon.pid().as_raw(), "{status}");
+    assert!(shell_tls(false).is_err(), "answered without a client certificate");
+    let plain = http_raw(&net.client, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".into());
+    assert!(!plain.contains("HTTP/1.1 200"), "plain HTTP answered on the TLS port: {plain}");
+}

@@ -469,6 +469,7 @@ const TEST_PACKAGES: [(&str, &str); 18] = [
     ("pg_createcluster", "postgresql"),
     // A cluster node whose clock runs minutes ahead (libfaketime preloaded into the daemon).
     ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "faketime"),
+    ("openssl", "openssl"),
 ];
 
 /// Installs (apt-get, as root) the Debian packages of the tools the tests drive that are

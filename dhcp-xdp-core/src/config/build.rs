@@ -735,7 +735,13 @@ impl Config {
                         )
                     })?;
                     let users = h.get_ref().users.iter().map(|u| (u.user.clone(), u.password_file.clone())).collect();
-                    Some(super::ControlHttp { listen, users })
+                    let tls = h.get_ref().tls.as_ref().map(|t| super::ControlTls {
+                        cert_file: t.cert_file.clone(),
+                        key_file: t.key_file.clone(),
+                        trust_anchor: t.trust_anchor.clone(),
+                        cert_required: t.cert_required.unwrap_or(true),
+                    });
+                    Some(super::ControlHttp { listen, users, tls })
                 }
                 None => None,
             },

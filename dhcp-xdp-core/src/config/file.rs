@@ -94,6 +94,16 @@ pub(super) struct ControlHttpSection {
     pub(super) listen: Spanned<String>,
     #[serde(default)]
     pub(super) users: Vec<ControlUserSection>,
+    pub(super) tls: Option<ControlTlsSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ControlTlsSection {
+    pub(super) cert_file: PathBuf,
+    pub(super) key_file: PathBuf,
+    pub(super) trust_anchor: Option<PathBuf>,
+    pub(super) cert_required: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -112,6 +112,23 @@ pub struct ControlHttp {
     pub listen: std::net::SocketAddr,
     /// Users (name, password file); none: anyone who reaches the port.
     pub users: Vec<(String, PathBuf)>,
+    /// TLS (Kea's names): the server's certificate chain and key (PEM), and the CA whose
+    /// client certificates are accepted (`trust-anchor`), required unless `cert-required` is
+    /// false. None: plain HTTP.
+    pub tls: Option<ControlTls>,
+}
+
+/// `[control] http.tls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlTls {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA certificates client certificates must chain to.
+    pub trust_anchor: Option<PathBuf>,
+    /// Whether a client must present a certificate (with a trust anchor; default true).
+    pub cert_required: bool,
 }
 
 /// BOOTP's fixed boot fields as a scope sets them (Kea's `next-server`, `server-hostname`,

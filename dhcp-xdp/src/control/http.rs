@@ -97,10 +97,56 @@ fn handle(control: &Control, users: &[User], req: Req) -> Answer {
     json_answer(StatusCode::OK, &json!([control.dispatch(&request)]))
 }
 
+/// The TLS side of the socket from `[control] http.tls`: the certificate chain and key, and
+/// with a trust anchor the client certificates it accepts (required unless `cert-required` is
+/// false). Read at start; errors name the file.
+pub fn tls_config(t: &dhcp_xdp_core::config::ControlTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use anyhow::Context as _;
+    let pem = |p: &std::path::Path| -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+        let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(f))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("reading certificates from {}", p.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "no certificate in {}", p.display());
+        Ok(certs)
+    };
+    let certs = pem(&t.cert_file)?;
+    let key_file = std::fs::File::open(&t.key_file).with_context(|| format!("opening {}", t.key_file.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(key_file))
+        .with_context(|| format!("reading {}", t.key_file.display()))?
+        .with_context(|| format!("no private key in {}", t.key_file.display()))?;
+    // *ring*: it builds with the C compiler every machine of this kind has (aws-lc-rs, rustls's
+    // other provider, wants CMake); rustls deprecates it only for lacking post-quantum key
+    // exchange, which a management socket on the operator's network can do without.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match &t.trust_anchor {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in pem(ca)? {
+                roots.add(c).with_context(|| format!("a CA certificate of {}", ca.display()))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let v = if t.cert_required { v } else { v.allow_unauthenticated() };
+            builder.with_client_cert_verifier(v.build().context("the client certificate verifier")?)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let cfg = builder.with_single_cert(certs, key).context("the certificate and its key")?;
+    Ok(Arc::new(cfg))
+}
+
 /// Serves the commands of `control` on `listener` (users: who may; none: anyone who reaches
-/// the port).
-pub fn serve(listener: TcpListener, control: Arc<Control>, users: Vec<User>) -> std::io::Result<()> {
+/// the port), over TLS with `tls`.
+pub fn serve(
+    listener: TcpListener,
+    control: Arc<Control>,
+    users: Vec<User>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
     let handler: crate::http::Handler = Arc::new(move |req| handle(&control, &users, req));
-    crate::http::serve("control-http", listener, Limits::default(), handler)?;
+    crate::http::serve_tls("control-http", listener, Limits::default(), handler, tls)?;
     Ok(())
 }

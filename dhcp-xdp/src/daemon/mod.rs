@@ -217,7 +217,9 @@ impl Daemon {
             Some(h) => {
                 let listener = crate::metrics::bind(h.listen).with_context(|| format!("control http {}", h.listen))?;
                 let users = crate::control::http::users(&h.users)?;
-                Some((listener, users, h.listen))
+                let tls =
+                    h.tls.as_ref().map(crate::control::http::tls_config).transpose().context("control http tls")?;
+                Some((listener, users, h.listen, tls))
             }
             None => None,
         };
@@ -243,12 +245,13 @@ impl Daemon {
         let control = Arc::new(Control::new(shared.clone(), datapath.stats().to_vec(), action_tx));
         control.clone().serve(control_listener, &control_path).context("starting the control channel")?;
         tracing::info!("control: Kea control channel on {}", control_path.display());
-        if let Some((listener, users, addr)) = control_http {
+        if let Some((listener, users, addr, tls)) = control_http {
             let n = users.len();
-            crate::control::http::serve(listener, control.clone(), users)
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            crate::control::http::serve(listener, control.clone(), users, tls)
                 .context("starting the HTTP control socket")?;
             tracing::info!(
-                "control: Kea HTTP control socket on http://{addr}/ ({})",
+                "control: Kea HTTP control socket on {scheme}://{addr}/ ({})",
                 if n == 0 { "no authentication".to_owned() } else { format!("basic authentication, {n} user(s)") }
             );
         }
