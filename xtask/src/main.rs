@@ -446,7 +446,7 @@ fn ensure_bpf_linker(toolchain: &str) -> anyhow::Result<()> {
 
 /// The system tools the tests drive, with the Debian package of each (`.ci/run` installs the
 /// same list).
-const TEST_PACKAGES: [(&str, &str); 18] = [
+const TEST_PACKAGES: [(&str, &str); 19] = [
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("tcpdump", "tcpdump"),
