@@ -95,6 +95,25 @@ pub enum Command {
         #[arg(long)]
         state_dir: PathBuf,
     },
+    /// Who held an address (or what a MAC or a circuit held) at a time, from the forensic lease
+    /// log (`[forensic-log]`; its rotated files are read too).
+    Who {
+        /// The log file.
+        #[arg(long)]
+        log: PathBuf,
+        /// The address asked about.
+        #[arg(long, group = "what")]
+        address: Option<std::net::Ipv4Addr>,
+        /// A hardware address: the addresses it held.
+        #[arg(long, group = "what")]
+        mac: Option<String>,
+        /// A relay circuit id (as text, or hex with colons): the addresses held on that line.
+        #[arg(long, group = "what")]
+        circuit: Option<String>,
+        /// When (RFC 3339, UTC: `2026-12-01T10:00:00Z`); without it, now.
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Cluster mode's PostgreSQL schema: `init` creates it (in an empty database), `upgrade`
     /// migrates an older one, `status` shows the version, nodes, blocks and leases.
     Db {

@@ -17,7 +17,9 @@
 //! - [`privileges`] drops every capability once setup is done.
 //! - [`metrics`] serves Prometheus metrics at `/metrics`.
 //! - [`statistics`] is the one reading of the message counters both of them render.
-//! - [`http`] is the management ports' bounded HTTP server (metrics; Kea 3's HTTP control next).
+//! - [`http`] is the management ports' bounded HTTP server (metrics; Kea 3's HTTP control
+//!   socket, over TLS where asked).
+//! - [`forensic`] is the forensic lease log: lease events as JSON lines, and `who` reading them.
 //! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
 
@@ -27,6 +29,7 @@ pub mod daemon;
 #[expect(unsafe_code, reason = "the AF_XDP datapath is the daemon's one room for unsafe code")]
 pub mod datapath;
 pub mod ebpf;
+pub mod forensic;
 pub mod handler;
 pub mod http;
 pub mod iface;

@@ -195,6 +195,26 @@ impl Collector for Collect {
             "1 while new clients' DISCOVERs are shed in XDP (the lease store is behind)",
             [(vec![], f64::from(u8::from(self.shared.shedding.load(Ordering::Relaxed))))],
         )?;
+        if let Some(f) = self.shared.forensic.get() {
+            gauge_family(
+                &mut enc,
+                "dhcp_xdp_forensic_log_failing",
+                "1 while the forensic lease log cannot be written (a full or failing disk); leases go on",
+                [(vec![], f64::from(u8::from(f.failing.load(Ordering::Relaxed))))],
+            )?;
+            crate::metrics::counter_family(
+                &mut enc,
+                "dhcp_xdp_forensic_log_lines",
+                "Lease events written to the forensic log",
+                [(vec![], f.written.load(Ordering::Relaxed))],
+            )?;
+            crate::metrics::counter_family(
+                &mut enc,
+                "dhcp_xdp_forensic_log_lost",
+                "Lease events not written (queue full, or the file could not be written)",
+                [(vec![], f.lost.load(Ordering::Relaxed))],
+            )?;
+        }
         self.shared.store.encode_metrics(&mut enc)?;
         Ok(())
     }

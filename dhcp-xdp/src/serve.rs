@@ -61,6 +61,8 @@ pub struct Shared {
     pub reloads: Reloads,
     /// What the start found, once the datapath runs (for `status-get`).
     pub facts: std::sync::OnceLock<Facts>,
+    /// The forensic lease log, when `[forensic-log]` asks for one.
+    pub forensic: std::sync::OnceLock<Arc<crate::forensic::ForensicLog>>,
     /// New clients' DISCOVERs are being shed in the XDP program (the lease store is behind).
     pub shedding: std::sync::atomic::AtomicBool,
     /// Times shedding started since start.
@@ -146,6 +148,7 @@ impl Shared {
             store,
             reloads: Reloads::default(),
             facts: std::sync::OnceLock::new(),
+            forensic: std::sync::OnceLock::new(),
             shedding: Default::default(),
             shed_episodes: Default::default(),
             server6: Server6 { duid: vec![], addrs: vec![] },
@@ -186,6 +189,15 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
     for i in 0..rt.db.shard_count() {
         let changes = rt.db.sweep(i, now, max_per_shard);
         n += changes.len();
+        if let Some(log) = shared.forensic.get() {
+            for (_, c) in &changes {
+                if let dhcp_xdp_core::leases::Change::Upsert(l) = c
+                    && l.state == dhcp_xdp_core::leases::LeaseState::Expired
+                {
+                    log.expired(u64::from(now), l);
+                }
+            }
+        }
         if !changes.is_empty()
             && let Err(e) = shared.store.append(i, &changes)
         {

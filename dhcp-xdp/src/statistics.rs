@@ -112,6 +112,8 @@ pub struct Report {
     pub pools: Vec<(u32, std::net::Ipv4Addr, u32, u64)>,
     /// Whether new clients' DISCOVERs are being shed now, and how many times shedding started.
     pub shedding: (bool, u64),
+    /// The forensic lease log's status (Null without one).
+    pub forensic: Value,
 }
 
 impl Report {
@@ -150,6 +152,7 @@ impl Report {
             store: shared.store.status(),
             pools: rt.db.pool_usage(now),
             shedding: (shared.shedding.load(Ordering::Relaxed), shared.shed_episodes.load(Ordering::Relaxed)),
+            forensic: shared.forensic.get().map_or(Value::Null, |f| f.status()),
         }
     }
 
@@ -199,6 +202,7 @@ impl Report {
             "leases": obj(&self.leases),
             "store": Value::Object(self.store.clone()),
             "shedding": { "active": self.shedding.0, "episodes": self.shedding.1 },
+            "forensic-log": self.forensic,
             "pools": self.pools.iter().map(|(s, start, len, used)| json!({
                 "subnet-id": s, "start": start.to_string(), "size": len, "used": used
             })).collect::<Vec<_>>(),

@@ -289,6 +289,45 @@ fn option_defs(
     Ok(defs)
 }
 
+/// `[forensic-log]`, with sizes as bytes or with a unit (`"100MiB"`, `"2GB"`, `"512KiB"`).
+fn forensic(ctx: &Ctx<'_>, f: &super::file::ForensicLogSection) -> Result<super::ForensicConfig, ConfigError> {
+    let rotate_size = match &f.rotate_size {
+        None => 100 << 20,
+        Some(v) => {
+            let bad = || ctx.err(Some(v.span()), "forensic-log.rotate-size", "a size such as 104857600 or \"100MiB\"");
+            match v.get_ref() {
+                toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| bad())?,
+                toml::Value::String(s) => {
+                    let s = s.trim();
+                    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+                    let n: u64 = s[..split].parse().map_err(|_| bad())?;
+                    let unit = match s[split..].trim() {
+                        "" | "B" => 1,
+                        "KiB" => 1 << 10,
+                        "MiB" => 1 << 20,
+                        "GiB" => 1 << 30,
+                        "KB" | "kB" => 1_000,
+                        "MB" => 1_000_000,
+                        "GB" => 1_000_000_000,
+                        _ => return Err(bad()),
+                    };
+                    n.checked_mul(unit).ok_or_else(bad)?
+                }
+                _ => return Err(bad()),
+            }
+        }
+    };
+    if rotate_size < 1024 {
+        return Err(ctx.err(None, "forensic-log.rotate-size", "at least 1024 bytes"));
+    }
+    Ok(super::ForensicConfig {
+        path: f.path.clone(),
+        rotate_size,
+        keep: f.keep.unwrap_or(30).max(1),
+        fsync_interval_ms: f.fsync_interval_ms.unwrap_or(1000),
+    })
+}
+
 /// What `[server]` sets for the whole configuration, and the defaults subnets inherit.
 pub(super) struct ServerSettings {
     pub(super) server_id: Option<Ipv4Addr>,
@@ -724,6 +763,10 @@ impl Config {
             trusted_relays6: super::v6::trusted6(&ctx, fc.relays.trusted6.as_deref())?,
             limits,
             control_socket: fc.control.socket.clone(),
+            forensic_log: match &fc.forensic_log {
+                Some(f) => Some(forensic(&ctx, f.get_ref())?),
+                None => None,
+            },
             control_http: match &fc.control.http {
                 Some(h) => {
                     let l = &h.get_ref().listen;

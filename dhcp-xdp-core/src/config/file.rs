@@ -32,6 +32,16 @@ pub(super) struct FileConfig {
     pub(super) client_class: Vec<ClientClassSection>,
     #[serde(default)]
     pub(super) option_def: Vec<OptionDefSection>,
+    pub(super) forensic_log: Option<Spanned<ForensicLogSection>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ForensicLogSection {
+    pub(super) path: PathBuf,
+    pub(super) rotate_size: Option<Spanned<toml::Value>>,
+    pub(super) keep: Option<usize>,
+    pub(super) fsync_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -105,6 +105,20 @@ pub struct Reservation {
     pub api: Option<serde_json::Value>,
 }
 
+/// `[forensic-log]`: where lease events are written, how files rotate and how often they are
+/// synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForensicConfig {
+    /// The log file (JSON lines).
+    pub path: PathBuf,
+    /// Bytes after which the file is rotated (default 100 MiB).
+    pub rotate_size: u64,
+    /// Rotated files kept (default 30).
+    pub keep: usize,
+    /// Milliseconds between syncs of what was written (default 1000).
+    pub fsync_interval_ms: u64,
+}
+
 /// `[control] http`: where the HTTP control socket listens and who may use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlHttp {
@@ -393,6 +407,8 @@ pub struct Config {
     pub control_socket: Option<PathBuf>,
     /// Kea 3's HTTP control socket (`[control] http`).
     pub control_http: Option<ControlHttp>,
+    /// The forensic lease log (`[forensic-log]`).
+    pub forensic_log: Option<ForensicConfig>,
     /// Where Prometheus metrics are served (`[metrics] listen`; the command line overrides it).
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Cluster mode (`[cluster]`): PostgreSQL is the lease store of record, shared with other
@@ -582,6 +598,7 @@ impl Config {
             limits: Limits::default(),
             control_socket: None,
             control_http: None,
+            forensic_log: None,
             metrics_listen: None,
             cluster: None,
             subnets6: vec![],

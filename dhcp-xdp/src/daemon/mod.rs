@@ -223,6 +223,17 @@ impl Daemon {
             }
             None => None,
         };
+        // The forensic lease log: its file opened now (its directory may be root's).
+        if let Some(f) = shared.runtime().cfg.forensic_log.clone() {
+            let node = match &shared.runtime().cfg.cluster {
+                Some(c) => c.node.clone(),
+                None => std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned(),
+            };
+            let log = crate::forensic::ForensicLog::start(&f, node)
+                .with_context(|| format!("forensic log {}", f.path.display()))?;
+            let _ = shared.forensic.set(log);
+            tracing::info!("forensic log: lease events to {}", f.path.display());
+        }
         let metrics_addr = opts.metrics.or_else(|| shared.runtime().cfg.metrics_listen);
         let metrics_listener = match metrics_addr {
             Some(a) => Some(crate::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),

@@ -1,0 +1,78 @@
+//! `dhcp-xdp who`: answers from the forensic lease log who held an address at a time, or
+//! which addresses a MAC or a subscriber line held then.
+
+use std::path::Path;
+
+use dhcp_xdp::forensic::{Entry, holder_at, read};
+use dhcp_xdp_core::{calendar::parse_iso8601, net::colon_hex};
+
+/// A circuit id as the log writes it (hex with colons): given so, or as text.
+fn circuit_hex(c: &str) -> String {
+    if dhcp_xdp_core::config::parse_hex(c).is_some() && c.contains(':') {
+        c.to_lowercase()
+    } else {
+        colon_hex(c.as_bytes())
+    }
+}
+
+fn describe(e: &Entry) -> String {
+    let f = &e.fields;
+    let mut parts = vec![format!(
+        "{} {} since {}",
+        f["address"].as_str().unwrap_or("?"),
+        f["event"].as_str().unwrap_or("?"),
+        f["ts"].as_str().unwrap_or("?")
+    )];
+    for k in ["hw-address", "client-id", "circuit-id", "remote-id", "relay", "hostname", "expires", "node"] {
+        if let Some(v) = f.get(k).and_then(|v| v.as_str()) {
+            parts.push(format!("{k} {v}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Prints the answer; an error when the log cannot be read or the time is not one.
+pub fn who(
+    log: &Path,
+    address: Option<std::net::Ipv4Addr>,
+    mac: Option<String>,
+    circuit: Option<String>,
+    at: Option<&str>,
+) -> anyhow::Result<()> {
+    let at = match at {
+        Some(t) => parse_iso8601(t).ok_or_else(|| anyhow::anyhow!("`{t}` is not a time like 2026-12-01T10:00:00Z"))?,
+        None => u64::from(dhcp_xdp::clock::unix_now()),
+    };
+    let entries = read(log).map_err(|e| anyhow::anyhow!("reading {}: {e}", log.display()))?;
+    if let Some(a) = address {
+        match holder_at(&entries, &a.to_string(), at) {
+            Some(e) => println!("{}", describe(e)),
+            None => println!("{a}: held by nobody at {}", dhcp_xdp_core::calendar::iso8601(at)),
+        }
+        return Ok(());
+    }
+    let (key, want) = match (mac, circuit) {
+        (Some(m), _) => ("hw-address", m.to_lowercase()),
+        (None, Some(c)) => ("circuit-id", circuit_hex(&c)),
+        (None, None) => anyhow::bail!("give --address, --mac or --circuit"),
+    };
+    // Every address the MAC or line was seen with, and who held it at that time.
+    let mut addresses: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.fields[key] == want.as_str())
+        .filter_map(|e| e.fields["address"].as_str())
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let mut any = false;
+    for a in addresses {
+        if let Some(e) = holder_at(&entries, a, at).filter(|e| e.fields[key] == want.as_str()) {
+            println!("{}", describe(e));
+            any = true;
+        }
+    }
+    if !any {
+        println!("{key} {want}: held nothing at {}", dhcp_xdp_core::calendar::iso8601(at));
+    }
+    Ok(())
+}

@@ -1,0 +1,422 @@
+//! The forensic lease log (`[forensic-log]`): every lease event — bound, renewed, released,
+//! declined, expired — as one JSON line, for the question a regulator asks months later: who
+//! held this address at that time?
+//!
+//! Never on the datapath's critical path: a worker hands a small fixed-size record to a bounded
+//! queue (a full queue drops the record and counts it; it never waits), and a thread of its own
+//! formats, writes, rotates (by size, keeping `keep` old files) and syncs (`fsync-interval-ms`).
+//! A log disk that fills up or fails does not stop leases: the lines are counted as lost, the
+//! failure is logged once and shown (`counters-get`, metrics) until writing works again.
+//!
+//! The line format (documented in the README, for tools to read):
+//! `{"ts":"2026-12-07T16:00:00Z","event":"bound","address":"198.18.0.10","hw-address":"02:…",
+//! "client-id":"01:…","circuit-id":"…","remote-id":"…","relay":"198.18.0.1","subnet-id":1,
+//! "valid-lft":3600,"expires":"2026-12-07T17:00:00Z","hostname":"…","node":"…"}` — fields that do
+//! not apply are left out.
+
+use std::{
+    io::Write as _,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    },
+    time::{Duration, Instant},
+};
+
+use dhcp_xdp_core::{
+    calendar::iso8601,
+    config::ForensicConfig,
+    dhcp4::{self, Message},
+    engine4::{MsgCounter, Outcome},
+    net::colon_hex,
+    verdict::{DropReason, Verdict},
+};
+use serde_json::{Map, Value, json};
+
+/// Records waiting for the writer before new ones are dropped.
+const QUEUE: usize = 65_536;
+
+/// What happened to a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A client got it (SELECTING, INIT-REBOOT).
+    Bound,
+    /// A client kept it (RENEWING, REBINDING).
+    Renewed,
+    /// Its client gave it back.
+    Released,
+    /// Its client found it in use.
+    Declined,
+    /// It ran out.
+    Expired,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bound => "bound",
+            Kind::Renewed => "renewed",
+            Kind::Released => "released",
+            Kind::Declined => "declined",
+            Kind::Expired => "expired",
+        }
+    }
+}
+
+/// A few bytes held inline (an identifier, a host name), cut at 64.
+#[derive(Debug, Clone, Copy)]
+pub struct Small {
+    len: u8,
+    b: [u8; 64],
+}
+
+impl Small {
+    fn of(v: Option<&[u8]>) -> Self {
+        let mut s = Self { len: 0, b: [0; 64] };
+        if let Some(v) = v {
+            let n = v.len().min(64);
+            s.b[..n].copy_from_slice(&v[..n]);
+            s.len = n as u8;
+        }
+        s
+    }
+    /// The bytes (None when empty).
+    pub fn get(&self) -> Option<&[u8]> {
+        (self.len > 0).then(|| &self.b[..usize::from(self.len)])
+    }
+}
+
+/// The host name (option 12) of the DHCPv4 request in `frame`, if it has one.
+pub fn hostname_of(frame: &[u8]) -> Option<Small> {
+    let f = dhcp_xdp_core::wire::Frame::new_checked(frame).ok()?;
+    let m = Message::parse(f.payload()).ok()?;
+    m.single(dhcp4::opt::HOSTNAME).map(|h| Small::of(Some(h)))
+}
+
+/// One lease event, as a worker or the sweep hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    kind: Kind,
+    at: u64,
+    addr: Ipv4Addr,
+    chaddr: [u8; 6],
+    client_id: Small,
+    circuit: Small,
+    remote: Small,
+    relay: Ipv4Addr,
+    subnet: u32,
+    lease: u32,
+    hostname: Small,
+}
+
+/// The log: the workers' side of the queue and what the writer reports.
+pub struct ForensicLog {
+    tx: SyncSender<Event>,
+    /// Lines written.
+    pub written: AtomicU64,
+    /// Records dropped: the queue was full, or the file could not be written.
+    pub lost: AtomicU64,
+    /// Writing fails now (a full or failing disk).
+    pub failing: AtomicBool,
+}
+
+impl ForensicLog {
+    /// Opens (appends to) the log of `cfg` and starts its writer; `node` names this server in
+    /// every line.
+    pub fn start(cfg: &ForensicConfig, node: String) -> std::io::Result<Arc<Self>> {
+        if let Some(dir) = cfg.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = open(&cfg.path)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let log =
+            Arc::new(Self { tx, written: AtomicU64::new(0), lost: AtomicU64::new(0), failing: AtomicBool::new(false) });
+        let writer = Writer {
+            log: log.clone(),
+            path: cfg.path.clone(),
+            rotate_size: cfg.rotate_size,
+            keep: cfg.keep,
+            sync_every: Duration::from_millis(cfg.fsync_interval_ms),
+            size: file.metadata().map(|m| m.len()).unwrap_or(0),
+            file: Some(file),
+            node,
+        };
+        std::thread::Builder::new().name("forensic-log".into()).spawn(move || writer.run(rx))?;
+        Ok(log)
+    }
+
+    /// Hands `e` to the writer; never waits (a full queue drops it, counted).
+    pub fn record(&self, e: Event) {
+        match self.tx.try_send(e) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The event a DHCPv4 exchange made, from the frame as it is after the engine (the ACK it
+    /// wrote, or the RELEASE/DECLINE it consumed) and the request's host name: bound or
+    /// renewed on an ACK of a REQUEST, released, declined. Nothing for anything else.
+    pub fn dhcp4(&self, now: u64, frame: &[u8], verdict: Verdict, outcome: &Outcome, hostname: Option<&[u8]>) {
+        let kind = match (outcome.rx, outcome.tx, verdict) {
+            (MsgCounter::RxRequest, Some(MsgCounter::TxAck), _) => match outcome.state {
+                Some(MsgCounter::RxRequestRenewing | MsgCounter::RxRequestRebinding) => Kind::Renewed,
+                _ => Kind::Bound,
+            },
+            (MsgCounter::RxRelease, _, Verdict::Drop(DropReason::Consumed)) => Kind::Released,
+            (MsgCounter::RxDecline, _, Verdict::Drop(DropReason::Consumed)) => Kind::Declined,
+            _ => return,
+        };
+        let len = match verdict {
+            Verdict::Reply(n) | Verdict::ReplyWhenDurable(n) => n,
+            Verdict::Drop(_) => frame.len(),
+        };
+        let Some(f) = frame.get(..len).and_then(|f| dhcp_xdp_core::wire::Frame::new_checked(f).ok()) else { return };
+        let Ok(m) = Message::parse(f.payload()) else { return };
+        let addr = match kind {
+            Kind::Bound | Kind::Renewed => m.yiaddr(),
+            Kind::Released => m.ciaddr(),
+            _ => m.ip_option(dhcp4::opt::REQUESTED_IP).unwrap_or(m.ciaddr()),
+        };
+        let relay = m.single(dhcp4::opt::RELAY_AGENT_INFO);
+        let lease = m.single(dhcp4::opt::LEASE_TIME).and_then(|v| v.try_into().ok()).map(u32::from_be_bytes);
+        let sub = |code| relay.and_then(|r| dhcp4::sub_options(r).find(|(c, _)| *c == code).map(|(_, v)| v));
+        self.record(Event {
+            kind,
+            at: now,
+            addr,
+            chaddr: m.chaddr6(),
+            client_id: Small::of(m.single(dhcp4::opt::CLIENT_ID)),
+            circuit: Small::of(sub(1)),
+            remote: Small::of(sub(2)),
+            relay: m.giaddr(),
+            subnet: 0,
+            lease: lease.unwrap_or(0),
+            hostname: Small::of(hostname),
+        });
+    }
+
+    /// An expiry the sweep made.
+    pub fn expired(&self, now: u64, l: &dhcp_xdp_core::leases::Lease) {
+        self.record(Event {
+            kind: Kind::Expired,
+            at: now,
+            addr: l.addr,
+            chaddr: l.chaddr,
+            client_id: Small::of(None),
+            circuit: Small::of(None),
+            remote: Small::of(None),
+            relay: Ipv4Addr::UNSPECIFIED,
+            subnet: l.subnet,
+            lease: 0,
+            hostname: Small::of(None),
+        });
+    }
+
+    /// Status for `counters-get`.
+    pub fn status(&self) -> Value {
+        json!({
+            "written": self.written.load(Ordering::Relaxed),
+            "lost": self.lost.load(Ordering::Relaxed),
+            "failing": self.failing.load(Ordering::Relaxed),
+        })
+    }
+}
+
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// The rotated file `n` of `path` (`leases.jsonl.1` is the newest old one).
+pub fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// An event as its JSON line.
+fn line(e: &Event, node: &str) -> String {
+    let mut m = Map::new();
+    m.insert("ts".into(), json!(iso8601(e.at)));
+    m.insert("event".into(), json!(e.kind.name()));
+    m.insert("address".into(), json!(e.addr.to_string()));
+    m.insert("hw-address".into(), json!(colon_hex(&e.chaddr)));
+    for (k, v) in [("client-id", &e.client_id), ("circuit-id", &e.circuit), ("remote-id", &e.remote)] {
+        if let Some(b) = v.get() {
+            m.insert(k.into(), json!(colon_hex(b)));
+        }
+    }
+    if !e.relay.is_unspecified() {
+        m.insert("relay".into(), json!(e.relay.to_string()));
+    }
+    if e.subnet != 0 {
+        m.insert("subnet-id".into(), json!(e.subnet));
+    }
+    if e.lease > 0 {
+        m.insert("valid-lft".into(), json!(e.lease));
+        m.insert("expires".into(), json!(iso8601(e.at + u64::from(e.lease))));
+    }
+    if let Some(h) = e.hostname.get() {
+        m.insert("hostname".into(), json!(String::from_utf8_lossy(h)));
+    }
+    m.insert("node".into(), json!(node));
+    Value::Object(m).to_string()
+}
+
+/// The writer thread's state.
+struct Writer {
+    log: Arc<ForensicLog>,
+    path: PathBuf,
+    rotate_size: u64,
+    keep: usize,
+    sync_every: Duration,
+    size: u64,
+    file: Option<std::fs::File>,
+    node: String,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Event>) {
+        let mut synced = Instant::now();
+        let mut dirty = false;
+        loop {
+            match rx.recv_timeout(self.sync_every.max(Duration::from_millis(10))) {
+                Ok(e) => {
+                    self.write(&e);
+                    dirty = true;
+                    // Whatever else is queued, in the same write.
+                    while let Ok(e) = rx.try_recv() {
+                        self.write(&e);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    self.sync();
+                    return;
+                }
+            }
+            if dirty && synced.elapsed() >= self.sync_every {
+                self.sync();
+                synced = Instant::now();
+                dirty = false;
+            }
+        }
+    }
+
+    fn fail(&self, what: &str, e: &std::io::Error) {
+        if !self.log.failing.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                "forensic log {}: {what}: {e}; lease events are lost until it works again (leases are not affected)",
+                self.path.display()
+            );
+        }
+    }
+
+    fn write(&mut self, e: &Event) {
+        if self.file.is_none() {
+            match open(&self.path) {
+                Ok(f) => {
+                    self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    self.file = Some(f);
+                }
+                Err(err) => {
+                    self.fail("opening", &err);
+                    self.log.lost.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        let text = line(e, &self.node) + "\n";
+        let Some(f) = self.file.as_mut() else { return };
+        // A line at a time; a write cut short (a full disk) is cut back off, so the file holds
+        // whole lines only.
+        match f.write_all(text.as_bytes()) {
+            Ok(()) => {
+                self.size += text.len() as u64;
+                self.log.written.fetch_add(1, Ordering::Relaxed);
+                if self.log.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("forensic log {}: writing again", self.path.display());
+                }
+            }
+            Err(err) => {
+                let _ = f.set_len(self.size);
+                self.fail("writing", &err);
+                self.log.lost.fetch_add(1, Ordering::Relaxed);
+                // Start over on a fresh handle next time.
+                self.file = None;
+            }
+        }
+        if self.size >= self.rotate_size {
+            self.rotate();
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = f.sync_data()
+        {
+            self.fail("syncing", &e);
+        }
+    }
+
+    /// The file is synced and becomes `.1` (older ones shift; the oldest past `keep` goes).
+    fn rotate(&mut self) {
+        self.sync();
+        self.file = None;
+        let _ = std::fs::remove_file(rotated(&self.path, self.keep));
+        for n in (1..self.keep).rev() {
+            let _ = std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
+        }
+        if let Err(e) = std::fs::rename(&self.path, rotated(&self.path, 1)) {
+            self.fail("rotating", &e);
+        }
+        self.size = 0;
+    }
+}
+
+/// A line of the log, read back.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Unix time.
+    pub at: u64,
+    /// The line's fields.
+    pub fields: Value,
+}
+
+/// Every line of the log at `path` and its rotated files, oldest first (lines that do not parse
+/// are skipped).
+pub fn read(path: &Path) -> std::io::Result<Vec<Entry>> {
+    let mut files: Vec<PathBuf> = (1..10_000).map(|n| rotated(path, n)).take_while(|p| p.exists()).collect();
+    files.reverse();
+    files.push(path.to_owned());
+    let mut out = vec![];
+    for f in files {
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for l in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
+            let Some(at) = v.get("ts").and_then(Value::as_str).and_then(dhcp_xdp_core::calendar::parse_iso8601) else {
+                continue;
+            };
+            out.push(Entry { at, fields: v });
+        }
+    }
+    out.sort_by_key(|e| e.at);
+    Ok(out)
+}
+
+/// Who held `address` at `at`: the last event of that address at or before `at` when it is a
+/// binding that runs past `at`.
+pub fn holder_at<'e>(entries: &'e [Entry], address: &str, at: u64) -> Option<&'e Entry> {
+    let last = entries.iter().rev().find(|e| e.at <= at && e.fields["address"] == address)?;
+    let bound = matches!(last.fields["event"].as_str(), Some("bound" | "renewed"));
+    let runs = last.fields["valid-lft"].as_u64().is_some_and(|l| last.at + l >= at);
+    (bound && runs).then_some(last)
+}

@@ -1,0 +1,253 @@
+//! The forensic lease log against a running daemon: the lines match what the clients were given
+//! (bound with their MAC, client id and host name, renewed, released, declined); `dhcp-xdp who`
+//! answers who held an address at a time and what a MAC held; files rotate at their size and
+//! are read across; a full log disk loses lines, counted and shown, never a lease, and the log
+//! resumes when there is room; lines written before a SIGKILL are there after it.
+
+use std::{
+    net::Ipv4Addr,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use dhcp_xdp_core::calendar::iso8601;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use tests::{
+    Daemon, SmallDisk, TempDir, TwoHosts, daemon_bin,
+    frames::{Link, Reply, Request},
+};
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+const CONFIG: &str = "[server]\nlease-time = 600\n[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n";
+
+/// DHCPv4 clients of the test: raw frames through the client's link.
+struct Client {
+    link: Link,
+    mac: [u8; 6],
+    xid: u32,
+}
+
+impl Client {
+    fn new(net: &TwoHosts) -> Self {
+        Self {
+            link: Link::open(&net.client, &net.client_if),
+            mac: TwoHosts::mac(&net.client, &net.client_if),
+            xid: 0x7100,
+        }
+    }
+
+    fn ask(&mut self, mut r: Request, want: u8) -> Option<Reply> {
+        self.xid += 1;
+        r.xid = self.xid;
+        let xid = self.xid;
+        for _ in 0..4 {
+            self.link.send(&r.build());
+            if let Some(x) = self
+                .link
+                .replies(1, Duration::from_millis(500), |x| x.xid() == xid && x.message_type() == Some(want))
+                .pop()
+            {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    /// DORA of `chaddr` with host name `host` and client id 01:chaddr; the address.
+    fn bind(&mut self, chaddr: [u8; 6], host: &str) -> Ipv4Addr {
+        let mut extra = vec![12, host.len() as u8];
+        extra.extend_from_slice(host.as_bytes());
+        extra.extend_from_slice(&[61, 7, 1]);
+        extra.extend_from_slice(&chaddr);
+        let mut d = Request::discover(self.mac, chaddr, 0);
+        d.options.extend_from_slice(&extra);
+        let offer = self.ask(d, 2).expect("an offer");
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3, 50, 4];
+        r.options.extend_from_slice(&offer.yiaddr().octets());
+        r.options.extend_from_slice(&[54, 4]);
+        r.options.extend_from_slice(&offer.server_id().expect("server id").octets());
+        r.options.extend_from_slice(&extra);
+        let ack = self.ask(r, 5).expect("an ACK");
+        ack.yiaddr()
+    }
+
+    /// RENEWING of `addr` (unicast REQUEST with ciaddr), answered by an ACK.
+    fn renew(&mut self, net: &TwoHosts, chaddr: [u8; 6], addr: Ipv4Addr) {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3, 61, 7, 1];
+        r.options.extend_from_slice(&chaddr);
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        r.dst_ip = net.server_ip;
+        r.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
+        assert!(self.ask(r, 5).is_some(), "renewal of {addr} not ACKed");
+    }
+
+    /// RELEASE of `addr` (no answer).
+    fn release(&mut self, net: &TwoHosts, chaddr: [u8; 6], addr: Ipv4Addr) {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 7, 61, 7, 1];
+        r.options.extend_from_slice(&chaddr);
+        r.options.extend_from_slice(&[54, 4]);
+        r.options.extend_from_slice(&net.server_ip.octets());
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        r.dst_ip = net.server_ip;
+        r.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
+        self.xid += 1;
+        r.xid = self.xid;
+        self.link.send(&r.build());
+    }
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn who(log: &Path, args: &[&str]) -> String {
+    let out = Command::new(daemon_bin()).arg("who").arg("--log").arg(log).args(args).output().expect("dhcp-xdp who");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn forensic(d: &Daemon) -> Value {
+    d.counters().0["forensic-log"].clone()
+}
+
+/// Bound, renewed and released leases are lines with what the client sent; `who` finds the
+/// holder at a time inside the binding and nobody after the release; a MAC's addresses too.
+/// Lines written before a SIGKILL are there after it.
+#[test]
+fn lease_events_are_lines_and_who_answers_from_them() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("forensic");
+    let log = dir.path().join("logs/leases.jsonl");
+    let cfg = dir.config(&format!("{CONFIG}[forensic-log]\npath = \"{}\"\nfsync-interval-ms = 100\n", log.display()));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let mut c = Client::new(&net);
+    let (a_mac, b_mac) = ([2, 0xf0, 0, 0, 0, 1], [2, 0xf0, 0, 0, 0, 2]);
+    let a = c.bind(a_mac, "cpe-a");
+    let t_bound = unix_now();
+    let b = c.bind(b_mac, "cpe-b");
+    std::thread::sleep(Duration::from_millis(1100));
+    c.renew(&net, a_mac, a);
+    std::thread::sleep(Duration::from_millis(1100));
+    c.release(&net, b_mac, b);
+    assert!(
+        daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["written"] == 4),
+        "{}",
+        forensic(&daemon)
+    );
+    let got = lines(&log);
+    let events: Vec<(&str, &str, &str)> = got
+        .iter()
+        .map(|l| (l["event"].as_str().unwrap(), l["address"].as_str().unwrap(), l["hw-address"].as_str().unwrap()))
+        .collect();
+    let (a_s, b_s) = (a.to_string(), b.to_string());
+    assert_eq!(
+        events,
+        [
+            ("bound", a_s.as_str(), "02:f0:00:00:00:01"),
+            ("bound", b_s.as_str(), "02:f0:00:00:00:02"),
+            ("renewed", a_s.as_str(), "02:f0:00:00:00:01"),
+            ("released", b_s.as_str(), "02:f0:00:00:00:02")
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(got[0]["hostname"], "cpe-a");
+    assert_eq!(got[0]["client-id"], "01:02:f0:00:00:00:01");
+    assert_eq!(got[0]["valid-lft"], 600);
+    assert!(got[0]["node"].as_str().is_some_and(|n| !n.is_empty()));
+    // who: b's address was b's while bound, nobody's after the release; a's MAC holds a now.
+    let during = iso8601(t_bound);
+    assert!(who(&log, &["--address", &b_s, "--at", &during]).contains("02:f0:00:00:00:02"));
+    let after = who(&log, &["--address", &b_s, "--at", &iso8601(unix_now() + 1)]);
+    assert!(after.contains("nobody"), "{after}");
+    let mac = who(&log, &["--mac", "02:f0:00:00:00:01"]);
+    assert!(mac.contains(&a_s) && mac.contains("renewed"), "{mac}");
+    // SIGKILL: what was written is there.
+    let _ = daemon.signal_and_wait(Signal::SIGKILL);
+    assert_eq!(lines(&log).len(), 4);
+}
+
+/// Files rotate at `rotate-size`, `keep` old ones are kept, and `who` reads across them.
+#[test]
+fn the_log_rotates_and_who_reads_the_rotated_files() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("forensic");
+    let log = dir.path().join("leases.jsonl");
+    let cfg = dir
+        .config(&format!("{CONFIG}[forensic-log]\npath = \"{}\"\nrotate-size = \"2KiB\"\nkeep = 3\n", log.display()));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let mut c = Client::new(&net);
+    let mut held = vec![];
+    for i in 0..12u8 {
+        let mac = [2, 0xf1, 0, 0, 0, i];
+        held.push((mac, c.bind(mac, &format!("host-{i}"))));
+    }
+    assert!(daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["written"] == 12));
+    let rotated: Vec<_> =
+        (1..=5).map(|n| dir.path().join(format!("leases.jsonl.{n}"))).filter(|p| p.exists()).collect();
+    assert!(!rotated.is_empty() && rotated.len() <= 3, "rotated files: {rotated:?}");
+    for p in &rotated {
+        assert!(std::fs::metadata(p).unwrap().len() >= 2048, "{p:?} rotated before its size");
+    }
+    // The last binding is in the current file, an older one in a rotated file: both found.
+    let newest = held.last().unwrap();
+    assert!(who(&log, &["--address", &newest.1.to_string()]).contains("02:f1:00:00:00:0b"));
+    let lines_all: usize = rotated.iter().chain(std::iter::once(&log)).map(|p| lines(p).len()).sum();
+    let oldest_kept = held.len() - lines_all;
+    let (mac, addr) = held[oldest_kept];
+    let out = who(&log, &["--address", &addr.to_string()]);
+    assert!(out.contains(&dhcp_xdp_core::net::colon_hex(&mac)), "{out}");
+}
+
+/// A full log disk: leases go on (every client bound), the lines are lost, counted and shown
+/// (`failing`); with room again the log resumes.
+#[test]
+fn a_full_log_disk_loses_lines_not_leases() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("forensic");
+    let disk = SmallDisk::new(256);
+    let log = disk.path().join("leases.jsonl");
+    let cfg = dir.config(&format!(
+        "{CONFIG}[metrics]\nlisten = \"198.18.255.1:9101\"\n[forensic-log]\npath = \"{}\"\nfsync-interval-ms = 50\n",
+        log.display()
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let mut c = Client::new(&net);
+    c.bind([2, 0xf2, 0, 0, 0, 0], "before");
+    assert!(daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["written"] == 1));
+    disk.fill();
+    let t = Instant::now();
+    for i in 1..40u8 {
+        // Every one bound: the log is not on the leases' path.
+        c.bind([2, 0xf2, 0, 0, 0, i], &format!("host-name-long-enough-to-fill-{i}"));
+    }
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(
+        daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["failing"] == true
+            && f.0["forensic-log"]["lost"].as_u64() > Some(0)),
+        "{}",
+        forensic(&daemon)
+    );
+    assert_eq!(tests::metric(&net.server, "198.18.255.1:9101", "dhcp_xdp_forensic_log_failing{}"), Some(1.0));
+    disk.empty();
+    c.bind([2, 0xf2, 0, 0, 1, 0], "after");
+    assert!(
+        daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["failing"] == false),
+        "{}",
+        forensic(&daemon)
+    );
+    assert!(lines(&log).iter().any(|l| l["hostname"] == "after"), "the log resumed");
+}
