@@ -63,6 +63,10 @@ pub struct Shared {
     pub facts: std::sync::OnceLock<Facts>,
     /// The forensic lease log, when `[forensic-log]` asks for one.
     pub forensic: std::sync::OnceLock<Arc<crate::forensic::ForensicLog>>,
+    /// Held by whoever builds a configuration from the one in force and puts it in force (a
+    /// reload of the file, a reservation edit, the cluster's reservations), so that none of
+    /// them loses another's change.
+    pub reconfigure: std::sync::Mutex<()>,
     /// New clients' DISCOVERs are being shed in the XDP program (the lease store is behind).
     pub shedding: std::sync::atomic::AtomicBool,
     /// Times shedding started since start.
@@ -149,6 +153,7 @@ impl Shared {
             reloads: Reloads::default(),
             facts: std::sync::OnceLock::new(),
             forensic: std::sync::OnceLock::new(),
+            reconfigure: std::sync::Mutex::new(()),
             shedding: Default::default(),
             shed_episodes: Default::default(),
             server6: Server6 { duid: vec![], addrs: vec![] },

@@ -59,9 +59,18 @@ impl Drop for Agent {
 /// `kea-shell --service dhcp4 COMMAND` with `args` (the inside of `arguments`) on stdin; the
 /// daemon's answer (kea-shell prints the agent's list of answers).
 fn shell(ns: &Netns, command: &str, args: &str) -> Value {
+    kea_shell(ns, &["--port", "8000", "--service", "dhcp4"], command, args)
+        .unwrap_or_else(|text| panic!("kea-shell {command}: {text}"))
+}
+
+/// kea-shell to 198.18.255.1 with `options`, sending `command` with `args`: the first answer,
+/// or what it printed when that is no JSON.
+fn kea_shell(ns: &Netns, options: &[&str], command: &str, args: &str) -> Result<Value, String> {
     let mut child = ns
         .exec(tool("kea-shell", "python3-kea-connector"))
-        .args(["--host", "198.18.255.1", "--port", "8000", "--timeout", "10", "--service", "dhcp4", command])
+        .args(["--host", "198.18.255.1", "--timeout", "10"])
+        .args(options)
+        .arg(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -69,10 +78,11 @@ fn shell(ns: &Netns, command: &str, args: &str) -> Value {
         .expect("kea-shell");
     child.stdin.take().expect("stdin").write_all(args.as_bytes()).expect("arguments");
     let out = child.wait_with_output().expect("kea-shell output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("kea-shell {command}: {e}: {text}{}", String::from_utf8_lossy(&out.stderr)));
-    v.get(0).cloned().unwrap_or(v)
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(v) => Ok(v.get(0).cloned().unwrap_or(v)),
+        Err(e) => Err(format!("{e}: {text}{}", String::from_utf8_lossy(&out.stderr))),
+    }
 }
 
 /// Waits until the agent answers.
@@ -230,22 +240,7 @@ fn kea_ctrl_agent_and_kea_shell_manage_the_daemon() {
 
 /// kea-shell as a user of the daemon's own HTTP control socket (Kea 3's, no agent between).
 fn shell_as(ns: &Netns, user: &str, password: &str, command: &str, args: &str) -> Result<Value, String> {
-    let mut child = ns
-        .exec(tool("kea-shell", "python3-kea-connector"))
-        .args(["--host", "198.18.255.1", "--port", "8001", "--timeout", "10", "--auth-user", user])
-        .args(["--auth-password", password, command])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kea-shell");
-    child.stdin.take().expect("stdin").write_all(args.as_bytes()).expect("arguments");
-    let out = child.wait_with_output().expect("kea-shell output");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    match serde_json::from_str::<Value>(text.trim()) {
-        Ok(v) => Ok(v.get(0).cloned().unwrap_or(v)),
-        Err(_) => Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr))),
-    }
+    kea_shell(ns, &["--port", "8001", "--auth-user", user, "--auth-password", password], command, args)
 }
 
 /// A raw HTTP exchange with the control socket from `ns`: the status line and the body.

@@ -42,7 +42,7 @@ impl Control {
 
     pub(super) fn reservation_add(&self, args: &Value) -> Value {
         let Some(h) = args.get("reservation") else { return answer(1, "reservation is missing") };
-        let _edit = self.hosts_edit.lock().unwrap_or_else(|p| p.into_inner());
+        let _edit = self.shared.reconfigure.lock().unwrap_or_else(|p| p.into_inner());
         let cfg = self.shared.runtime().cfg.clone();
         if let Err(e) = parse_host(&cfg, h) {
             return answer(1, e);
@@ -56,7 +56,7 @@ impl Control {
     }
 
     pub(super) fn reservation_del(&self, args: &Value) -> Value {
-        let _edit = self.hosts_edit.lock().unwrap_or_else(|p| p.into_inner());
+        let _edit = self.shared.reconfigure.lock().unwrap_or_else(|p| p.into_inner());
         let cfg = self.shared.runtime().cfg.clone();
         let (si, ri) = match find(&cfg, args) {
             Ok(Some(found)) => found,

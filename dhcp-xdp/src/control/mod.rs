@@ -65,8 +65,6 @@ pub struct Control {
     started: Instant,
     /// Statistic values at the last `statistic-reset-all`.
     baseline: Mutex<Vec<(String, u64)>>,
-    /// Held while a reservation is added or removed (one edit at a time).
-    hosts_edit: Mutex<()>,
 }
 
 /// Who answers a command.
@@ -166,14 +164,7 @@ impl Control {
         workers: Vec<(FrameMeta, Arc<WorkerStats>)>,
         actions: mpsc::Sender<ActionRequest>,
     ) -> Self {
-        Self {
-            shared,
-            workers,
-            actions,
-            started: Instant::now(),
-            baseline: Mutex::new(vec![]),
-            hosts_edit: Mutex::new(()),
-        }
+        Self { shared, workers, actions, started: Instant::now(), baseline: Mutex::new(vec![]) }
     }
 
     /// The answer to one request.

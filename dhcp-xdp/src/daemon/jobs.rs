@@ -135,6 +135,7 @@ impl Requests {
 
     /// Reloads the configuration; says what happened.
     fn reload(d: &Daemon, sh: &Shared) -> Result<String, String> {
+        let _reconfiguring = sh.reconfigure.lock().unwrap_or_else(|p| p.into_inner());
         match load_config(&d.opts, &d.iface, Some(d.steering_key), d.steering_key) {
             Ok(cfg) if cfg.cluster != sh.runtime().cfg.cluster => {
                 let msg =

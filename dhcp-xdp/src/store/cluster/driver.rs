@@ -25,7 +25,7 @@ use postgres::Client;
 
 use super::{
     Cluster,
-    pg::{self, LEASE_COLUMNS, connect, lease_from_row},
+    pg::{self, CHANGE_COLUMN, LEASE_COLUMNS, connect, lease_from_row},
     pg6::{CHANGE6_COLUMN, LEASE6_COLUMNS, lease6_from_row},
 };
 use crate::{clock::mono_ms, ebpf::Buckets, serve::Shared};
@@ -517,30 +517,42 @@ impl MembershipDriver {
     /// claimed block's rows are read with it, and the database refuses what stale tables would
     /// get wrong.
     fn pull(&mut self, db: &LeaseDb, now: u32) -> Result<(), postgres::Error> {
+        self.seen = self
+            .pull_rows("dhcp_xdp_leases", LEASE_COLUMNS, CHANGE_COLUMN, self.seen, |rows| absorb_rows(db, rows, now))?;
+        Ok(())
+    }
+
+    /// Reads the rows of `table` other nodes changed past `seen` (change numbers two pulls
+    /// back: a transaction that took its number before a later one but committed after is
+    /// still read), in bounded steps, handing each step to `absorb`; the new `seen`.
+    fn pull_rows(
+        &mut self,
+        table: &str,
+        columns: &str,
+        change_column: usize,
+        seen: [i64; 2],
+        mut absorb: impl FnMut(&[postgres::Row]) -> usize,
+    ) -> Result<[i64; 2], postgres::Error> {
         /// Rows a statement reads at most: a pull of a whole table after a rejoin goes in
         /// bounded steps, each its own statement within the statement limit.
         const BATCH: i64 = 20_000;
         let node = self.cluster.cfg.node.clone();
-        let (mut cursor, mut top) = (self.seen[0], self.seen[1]);
+        let (mut cursor, mut top) = (seen[0], seen[1]);
         loop {
             let rows = self.client_mut()?.query(
-                &format!(
-                    "SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases WHERE change > $1 AND node <> $2
-                      ORDER BY change LIMIT $3"
-                ),
+                &format!("SELECT {columns} FROM {table} WHERE change > $1 AND node <> $2 ORDER BY change LIMIT $3"),
                 &[&cursor, &node, &BATCH],
             )?;
-            let Some(last) = rows.last().map(|r| r.get::<_, i64>(10)) else { break };
+            let Some(last) = rows.last().map(|r| r.get::<_, i64>(change_column)) else { break };
             cursor = last;
             top = top.max(last);
-            let read = absorb_rows(db, &rows, now);
+            let read = absorb(&rows);
             self.cluster.status.absorbed.fetch_add(read as u64, Ordering::Relaxed);
             if (rows.len() as i64) < BATCH {
                 break;
             }
         }
-        self.seen = [self.seen[1], top];
-        Ok(())
+        Ok([seen[1], top])
     }
 
     /// Takes in the reservations document when another node changed it (a version this node
@@ -551,6 +563,8 @@ impl MembershipDriver {
         if version == self.cluster.hosts_version.load(O::Acquire) {
             return Ok(());
         }
+        let shared = self.shared.clone();
+        let _reconfiguring = shared.reconfigure.lock().unwrap_or_else(|p| p.into_inner());
         let read = super::read_hosts(self.client_mut()?)?;
         let (hosts, version) = match read {
             Ok(h) => h,
@@ -578,27 +592,9 @@ impl MembershipDriver {
 
     /// [`pull`](Self::pull) for the v6 rows.
     fn pull6(&mut self, rt: &crate::serve::Runtime, now: u32) -> Result<(), postgres::Error> {
-        const BATCH: i64 = 20_000;
-        let node = self.cluster.cfg.node.clone();
-        let (mut cursor, mut top) = (self.seen6[0], self.seen6[1]);
-        loop {
-            let rows = self.client_mut()?.query(
-                &format!(
-                    "SELECT {LEASE6_COLUMNS} FROM dhcp_xdp_leases6 WHERE change > $1 AND node <> $2
-                      ORDER BY change LIMIT $3"
-                ),
-                &[&cursor, &node, &BATCH],
-            )?;
-            let Some(last) = rows.last().map(|r| r.get::<_, i64>(CHANGE6_COLUMN)) else { break };
-            cursor = last;
-            top = top.max(last);
-            let read = absorb_rows6(rt, &rows, now);
-            self.cluster.status.absorbed.fetch_add(read as u64, Ordering::Relaxed);
-            if (rows.len() as i64) < BATCH {
-                break;
-            }
-        }
-        self.seen6 = [self.seen6[1], top];
+        self.seen6 = self.pull_rows("dhcp_xdp_leases6", LEASE6_COLUMNS, CHANGE6_COLUMN, self.seen6, |rows| {
+            absorb_rows6(rt, rows, now)
+        })?;
         Ok(())
     }
 }

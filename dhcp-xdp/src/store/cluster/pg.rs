@@ -30,6 +30,9 @@ use crate::store::{
 pub const LEASE_COLUMNS: &str =
     "address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq, change";
 
+/// The column of [`LEASE_COLUMNS`] that holds the change number.
+pub const CHANGE_COLUMN: usize = 10;
+
 /// A lease row as a lease (None for a row this daemon cannot read: a foreign key format).
 pub fn lease_from_row(r: &Row) -> Option<Lease> {
     let key = ClientKey::from_bytes(r.get::<_, &[u8]>(1))?;
