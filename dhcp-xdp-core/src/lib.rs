@@ -27,6 +27,7 @@ pub mod dhcp4;
 pub mod dhcp6;
 pub mod engine4;
 pub mod engine6;
+pub mod leasequery;
 pub mod leases;
 pub mod membership;
 pub mod migrate;

@@ -59,11 +59,14 @@ pub enum DropReason {
     /// Cluster mode: a DHCPv6 client of a load-balancing bucket another node serves (the XDP
     /// program drops DHCPv4's; a v6 client's DUID may sit inside relay layers).
     OtherBucket = 18,
+    /// A DHCPLEASEQUERY (RFC 4388): answered by the worker outside the engine (it looks at
+    /// every shard), or dropped there when the asker may not ask.
+    LeaseQuery = 19,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     /// Every reason, in slot order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::Malformed,
@@ -85,6 +88,7 @@ impl DropReason {
         Self::OverLimit,
         Self::Standby,
         Self::OtherBucket,
+        Self::LeaseQuery,
     ];
 
     /// The reason's slot in an array of [`COUNT`](Self::COUNT).
@@ -114,6 +118,7 @@ impl DropReason {
             Self::OverLimit => "drop_over_limit",
             Self::Standby => "drop_standby",
             Self::OtherBucket => "drop_other_bucket",
+            Self::LeaseQuery => "drop_leasequery",
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct EngineHandler {
     v6: crate::serve6::Handler6,
     /// This batch's DHCPv4 frames (indexes into the jobs).
     v4_jobs: Vec<usize>,
+    /// This batch's leasequeries (indexes into the jobs), answered after the engine's frames.
+    leasequeries: Vec<usize>,
 }
 
 impl EngineHandler {
@@ -82,6 +84,7 @@ impl EngineHandler {
             stats,
             v6: Default::default(),
             v4_jobs: Vec::with_capacity(256),
+            leasequeries: Vec::new(),
         }
     }
 
@@ -109,6 +112,11 @@ impl EngineHandler {
             let hostname = forensic.and_then(|_| crate::forensic::hostname_of(&job.buf[..job.len.min(job.buf.len())]));
             let (verdict, outcome) =
                 self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut g, job.buf, job.len);
+            if verdict == Verdict::Drop(DropReason::LeaseQuery) {
+                // Answered after the batch, with no shard held (it may look at every one).
+                self.leasequeries.push(i);
+                continue;
+            }
             if let Some(log) = forensic {
                 log.dhcp4(u64::from(self.now), job.buf, verdict, &outcome, hostname.as_ref().and_then(|h| h.get()));
             }
@@ -137,6 +145,64 @@ impl EngineHandler {
         // Numbered under the lock that ordered them: one counter update per lock taken.
         if !self.changes.is_empty() {
             self.stamped.extend(self.rt.db.numbered(self.changes.drain(..)));
+        }
+    }
+}
+
+impl EngineHandler {
+    /// A DHCPLEASEQUERY (RFC 4388) in `buf[..len]`: from a relay listed in `[relays]
+    /// leasequery` (and trusted, from port 67), answered to its giaddr from every shard, the
+    /// reply written over the query; anyone else's is dropped.
+    fn leasequery(&self, buf: &mut [u8], len: usize) -> Verdict {
+        use dhcp_xdp_core::{leasequery, wire};
+        let cfg = &self.rt.cfg;
+        let mut reply = [0u8; 576];
+        let (layout, src_mac, giaddr, n) = {
+            let Some(frame) = buf.get(..len).and_then(|b| wire::Frame::new_checked(b).ok()) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            let Ok(m) = dhcp_xdp_core::dhcp4::Message::parse(frame.payload()) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            let giaddr = m.giaddr();
+            if giaddr.is_unspecified()
+                || frame.src_port() != dhcp_xdp_common::DHCP_SERVER_PORT
+                || !cfg.leasequery_allowed(giaddr)
+                || !cfg.relay_trusted(giaddr)
+            {
+                return Verdict::Drop(DropReason::UntrustedRelay);
+            }
+            let Some(q) = leasequery::query_of(&m) else { return Verdict::Drop(DropReason::Malformed) };
+            let answer = leasequery::answer(cfg, &self.rt.db, &q, self.now);
+            let server = &self.shared.server;
+            let server_id = cfg
+                .server_id
+                .or_else(|| {
+                    server.addrs.iter().find(|n| cfg.subnet_of(n.addr) == cfg.subnet_of(giaddr)).map(|n| n.addr)
+                })
+                .or_else(|| server.addrs.first().map(|n| n.addr))
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            let Some(n) = leasequery::write_reply(cfg, &m, &answer, server_id, self.now, &mut reply) else {
+                return Verdict::Drop(DropReason::NoRoom);
+            };
+            (frame.layout(), frame.src_mac(), giaddr, (n, server_id))
+        };
+        let (n, server_id) = n;
+        let Some(dst) = buf.get_mut(layout.payload..layout.payload + n) else {
+            return Verdict::Drop(DropReason::NoRoom);
+        };
+        dst.copy_from_slice(&reply[..n]);
+        let addr = wire::ReplyAddressing {
+            dst_mac: src_mac,
+            src_mac: self.shared.server.mac,
+            src_ip: server_id,
+            dst_ip: giaddr,
+            src_port: dhcp_xdp_common::DHCP_SERVER_PORT,
+            dst_port: dhcp_xdp_common::DHCP_SERVER_PORT,
+        };
+        match wire::write_ipv4_udp_headers(buf, &layout, n, &addr) {
+            Some(len) => Verdict::Reply(len),
+            None => Verdict::Drop(DropReason::NoRoom),
         }
     }
 }
@@ -189,6 +255,15 @@ impl Handler for EngineHandler {
             }
             redirects.clear();
             self.redirects = redirects;
+        }
+        if !self.leasequeries.is_empty() {
+            let queries = std::mem::take(&mut self.leasequeries);
+            for &i in &queries {
+                let j = &mut jobs[i];
+                j.verdict = self.leasequery(j.buf, j.len);
+            }
+            self.leasequeries = queries;
+            self.leasequeries.clear();
         }
         for (c, n) in self.stats.counts.iter().zip(counts) {
             if n > 0 {

@@ -546,3 +546,87 @@ pub fn dora(link: &mut Link, src_mac: [u8; 6], chaddr: [u8; 6], xid: u32, wait: 
     }
     out
 }
+
+/// DHCPv4 clients speaking raw frames through the client side of [`TwoHosts`]: whole
+/// exchanges with host names and client ids, renewals and releases to the server.
+pub struct RawClient {
+    link: Link,
+    mac: [u8; 6],
+    xid: u32,
+}
+
+impl RawClient {
+    /// Clients on `net`'s client side.
+    pub fn new(net: &crate::TwoHosts) -> Self {
+        Self {
+            link: Link::open(&net.client, &net.client_if),
+            mac: crate::TwoHosts::mac(&net.client, &net.client_if),
+            xid: 0x7100,
+        }
+    }
+
+    /// Sends `r` (a new xid, up to four times) until a reply of type `want` comes.
+    pub fn ask(&mut self, mut r: Request, want: u8) -> Option<Reply> {
+        self.xid += 1;
+        r.xid = self.xid;
+        let xid = self.xid;
+        for _ in 0..4 {
+            self.link.send(&r.build());
+            if let Some(x) = self
+                .link
+                .replies(1, Duration::from_millis(500), |x| x.xid() == xid && x.message_type() == Some(want))
+                .pop()
+            {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    /// DORA of `chaddr` with host name `host` and client id 01:chaddr; the address.
+    pub fn bind(&mut self, chaddr: [u8; 6], host: &str) -> Ipv4Addr {
+        let mut extra = vec![12, host.len() as u8];
+        extra.extend_from_slice(host.as_bytes());
+        extra.extend_from_slice(&[61, 7, 1]);
+        extra.extend_from_slice(&chaddr);
+        let mut d = Request::discover(self.mac, chaddr, 0);
+        d.options.extend_from_slice(&extra);
+        let offer = self.ask(d, 2).expect("an offer");
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3, 50, 4];
+        r.options.extend_from_slice(&offer.yiaddr().octets());
+        r.options.extend_from_slice(&[54, 4]);
+        r.options.extend_from_slice(&offer.server_id().expect("server id").octets());
+        r.options.extend_from_slice(&extra);
+        let ack = self.ask(r, 5).expect("an ACK");
+        ack.yiaddr()
+    }
+
+    /// RENEWING of `addr` (unicast REQUEST with ciaddr), answered by an ACK.
+    pub fn renew(&mut self, net: &crate::TwoHosts, chaddr: [u8; 6], addr: Ipv4Addr) {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 3, 61, 7, 1];
+        r.options.extend_from_slice(&chaddr);
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        r.dst_ip = net.server_ip;
+        r.dst_mac = crate::TwoHosts::mac(&net.server, &net.server_if);
+        assert!(self.ask(r, 5).is_some(), "renewal of {addr} not ACKed");
+    }
+
+    /// RELEASE of `addr` (no answer).
+    pub fn release(&mut self, net: &crate::TwoHosts, chaddr: [u8; 6], addr: Ipv4Addr) {
+        let mut r = Request::discover(self.mac, chaddr, 0);
+        r.options = vec![53, 1, 7, 61, 7, 1];
+        r.options.extend_from_slice(&chaddr);
+        r.options.extend_from_slice(&[54, 4]);
+        r.options.extend_from_slice(&net.server_ip.octets());
+        r.ciaddr = addr;
+        r.src_ip = addr;
+        r.dst_ip = net.server_ip;
+        r.dst_mac = crate::TwoHosts::mac(&net.server, &net.server_if);
+        self.xid += 1;
+        r.xid = self.xid;
+        self.link.send(&r.build());
+    }
+}

@@ -5,7 +5,6 @@
 //! resumes when there is room; lines written before a SIGKILL are there after it.
 
 use std::{
-    net::Ipv4Addr,
     path::Path,
     process::Command,
     time::{Duration, Instant},
@@ -14,97 +13,13 @@ use std::{
 use dhcp_xdp_core::calendar::iso8601;
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use tests::{
-    Daemon, SmallDisk, TempDir, TwoHosts, daemon_bin,
-    frames::{Link, Reply, Request},
-};
+use tests::{Daemon, SmallDisk, TempDir, TwoHosts, daemon_bin, frames::RawClient};
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 const CONFIG: &str = "[server]\nlease-time = 600\n[[subnet]]\nsubnet = \"198.18.0.0/16\"\n[[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n";
-
-/// DHCPv4 clients of the test: raw frames through the client's link.
-struct Client {
-    link: Link,
-    mac: [u8; 6],
-    xid: u32,
-}
-
-impl Client {
-    fn new(net: &TwoHosts) -> Self {
-        Self {
-            link: Link::open(&net.client, &net.client_if),
-            mac: TwoHosts::mac(&net.client, &net.client_if),
-            xid: 0x7100,
-        }
-    }
-
-    fn ask(&mut self, mut r: Request, want: u8) -> Option<Reply> {
-        self.xid += 1;
-        r.xid = self.xid;
-        let xid = self.xid;
-        for _ in 0..4 {
-            self.link.send(&r.build());
-            if let Some(x) = self
-                .link
-                .replies(1, Duration::from_millis(500), |x| x.xid() == xid && x.message_type() == Some(want))
-                .pop()
-            {
-                return Some(x);
-            }
-        }
-        None
-    }
-
-    /// DORA of `chaddr` with host name `host` and client id 01:chaddr; the address.
-    fn bind(&mut self, chaddr: [u8; 6], host: &str) -> Ipv4Addr {
-        let mut extra = vec![12, host.len() as u8];
-        extra.extend_from_slice(host.as_bytes());
-        extra.extend_from_slice(&[61, 7, 1]);
-        extra.extend_from_slice(&chaddr);
-        let mut d = Request::discover(self.mac, chaddr, 0);
-        d.options.extend_from_slice(&extra);
-        let offer = self.ask(d, 2).expect("an offer");
-        let mut r = Request::discover(self.mac, chaddr, 0);
-        r.options = vec![53, 1, 3, 50, 4];
-        r.options.extend_from_slice(&offer.yiaddr().octets());
-        r.options.extend_from_slice(&[54, 4]);
-        r.options.extend_from_slice(&offer.server_id().expect("server id").octets());
-        r.options.extend_from_slice(&extra);
-        let ack = self.ask(r, 5).expect("an ACK");
-        ack.yiaddr()
-    }
-
-    /// RENEWING of `addr` (unicast REQUEST with ciaddr), answered by an ACK.
-    fn renew(&mut self, net: &TwoHosts, chaddr: [u8; 6], addr: Ipv4Addr) {
-        let mut r = Request::discover(self.mac, chaddr, 0);
-        r.options = vec![53, 1, 3, 61, 7, 1];
-        r.options.extend_from_slice(&chaddr);
-        r.ciaddr = addr;
-        r.src_ip = addr;
-        r.dst_ip = net.server_ip;
-        r.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
-        assert!(self.ask(r, 5).is_some(), "renewal of {addr} not ACKed");
-    }
-
-    /// RELEASE of `addr` (no answer).
-    fn release(&mut self, net: &TwoHosts, chaddr: [u8; 6], addr: Ipv4Addr) {
-        let mut r = Request::discover(self.mac, chaddr, 0);
-        r.options = vec![53, 1, 7, 61, 7, 1];
-        r.options.extend_from_slice(&chaddr);
-        r.options.extend_from_slice(&[54, 4]);
-        r.options.extend_from_slice(&net.server_ip.octets());
-        r.ciaddr = addr;
-        r.src_ip = addr;
-        r.dst_ip = net.server_ip;
-        r.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
-        self.xid += 1;
-        r.xid = self.xid;
-        self.link.send(&r.build());
-    }
-}
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -134,7 +49,7 @@ fn lease_events_are_lines_and_who_answers_from_them() {
     let log = dir.path().join("logs/leases.jsonl");
     let cfg = dir.config(&format!("{CONFIG}[forensic-log]\npath = \"{}\"\nfsync-interval-ms = 100\n", log.display()));
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
-    let mut c = Client::new(&net);
+    let mut c = RawClient::new(&net);
     let (a_mac, b_mac) = ([2, 0xf0, 0, 0, 0, 1], [2, 0xf0, 0, 0, 0, 2]);
     let a = c.bind(a_mac, "cpe-a");
     let t_bound = unix_now();
@@ -189,7 +104,7 @@ fn the_log_rotates_and_who_reads_the_rotated_files() {
     let cfg = dir
         .config(&format!("{CONFIG}[forensic-log]\npath = \"{}\"\nrotate-size = \"2KiB\"\nkeep = 3\n", log.display()));
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
-    let mut c = Client::new(&net);
+    let mut c = RawClient::new(&net);
     let mut held = vec![];
     for i in 0..12u8 {
         let mac = [2, 0xf1, 0, 0, 0, i];
@@ -225,7 +140,7 @@ fn a_full_log_disk_loses_lines_not_leases() {
         log.display()
     ));
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
-    let mut c = Client::new(&net);
+    let mut c = RawClient::new(&net);
     c.bind([2, 0xf2, 0, 0, 0, 0], "before");
     assert!(daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["written"] == 1));
     disk.fill();

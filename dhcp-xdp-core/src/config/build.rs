@@ -761,6 +761,14 @@ impl Config {
             snapshot_every: fc.persistence.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
             trusted_relays,
             trusted_relays6: super::v6::trusted6(&ctx, fc.relays.trusted6.as_deref())?,
+            leasequery_from: fc
+                .relays
+                .leasequery
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, n)| ctx.net(n, &format!("relays.leasequery[{i}]")))
+                .collect::<Result<_, _>>()?,
             limits,
             control_socket: fc.control.socket.clone(),
             forensic_log: match &fc.forensic_log {

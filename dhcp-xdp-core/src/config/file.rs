@@ -127,6 +127,7 @@ pub(super) struct ControlUserSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RelaysSection {
     pub(super) trusted: Option<Vec<Spanned<String>>>,
+    pub(super) leasequery: Option<Vec<Spanned<String>>>,
     pub(super) trusted6: Option<Vec<Spanned<String>>>,
 }
 

@@ -401,6 +401,8 @@ pub struct Config {
     /// DHCPv6 relays whose Relay-Forw is answered (source address inside one of these
     /// prefixes, `[relays] trusted6`); empty: any relay.
     pub trusted_relays6: Vec<(std::net::Ipv6Addr, u8)>,
+    /// Who may ask leasequeries (`[relays] leasequery`; none: nobody).
+    pub leasequery_from: Vec<Ipv4Net>,
     /// What one subscriber may hold and send.
     pub limits: Limits,
     /// The management channel's socket (`[control] socket`; the command line overrides it).
@@ -595,6 +597,7 @@ impl Config {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             trusted_relays: vec![],
             trusted_relays6: vec![],
+            leasequery_from: vec![],
             limits: Limits::default(),
             control_socket: None,
             control_http: None,
@@ -658,6 +661,15 @@ impl Config {
     /// that is empty).
     pub fn relay6_trusted(&self, src: std::net::Ipv6Addr) -> bool {
         self.trusted_relays6.is_empty() || self.trusted_relays6.iter().any(|&(p, l)| in_prefix(src, p, l))
+    }
+
+    /// Whether a leasequery from `addr` (its giaddr) may be answered: listed in `[relays]
+    /// leasequery` (nobody when the list is empty).
+    pub fn leasequery_allowed(&self, addr: Ipv4Addr) -> bool {
+        self.leasequery_from.iter().any(|n| {
+            let m = prefix_mask(n.prefix);
+            u32::from(addr) & m == u32::from(n.addr) & m
+        })
     }
 
     /// Whether a relay with this giaddr is one whose fields are honoured.

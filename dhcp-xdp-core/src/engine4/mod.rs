@@ -275,6 +275,9 @@ impl Engine {
             Some(MessageType::Decline) => MsgCounter::RxDecline,
             Some(MessageType::Release) => MsgCounter::RxRelease,
             Some(MessageType::Inform) => MsgCounter::RxInform,
+            None if msg.single(opt::MESSAGE_TYPE) == Some(&[crate::leasequery::LEASEQUERY][..]) => {
+                return (Verdict::Drop(DropReason::LeaseQuery), other);
+            }
             None if msg.has(opt::MESSAGE_TYPE) => return (Verdict::Drop(DropReason::Malformed), other),
             None => MsgCounter::RxBootp,
             Some(_) => return (Verdict::Drop(DropReason::NotRequest), other),

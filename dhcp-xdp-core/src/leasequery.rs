@@ -1,0 +1,153 @@
+//! DHCPv4 leasequery (RFC 4388): a relay (a BNG, an access node) that lost its table of
+//! subscribers asks who holds an address, or what a MAC or a client identifier holds, and is
+//! answered DHCPLEASEACTIVE (with the lease's remaining time, the client's last transaction
+//! and, for MAC and client-id queries, every address the client holds), DHCPLEASEUNASSIGNED
+//! (an address of ours nobody holds) or DHCPLEASEUNKNOWN (not ours, or a client we do not
+//! know). Sans-IO: the caller checks who may ask and puts the reply on the wire.
+
+use std::net::Ipv4Addr;
+
+use crate::{
+    config::Config,
+    dhcp4::{self, Message, OptionWriter, field, opt},
+    leases::{Lease, LeaseDb, LeaseState},
+};
+
+/// DHCPLEASEQUERY (RFC 4388 §6.1).
+pub const LEASEQUERY: u8 = 10;
+/// DHCPLEASEUNASSIGNED.
+pub const LEASEUNASSIGNED: u8 = 11;
+/// DHCPLEASEUNKNOWN.
+pub const LEASEUNKNOWN: u8 = 12;
+/// DHCPLEASEACTIVE.
+pub const LEASEACTIVE: u8 = 13;
+/// Option 91, client-last-transaction-time (seconds ago).
+pub const CLIENT_LAST_TRANSACTION_TIME: u8 = 91;
+/// Option 92, associated-ip (every address the client holds).
+pub const ASSOCIATED_IP: u8 = 92;
+
+/// What a query asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `ciaddr`.
+    Address(Ipv4Addr),
+    /// Option 61.
+    ClientId(Vec<u8>),
+    /// `chaddr` (Ethernet).
+    Mac([u8; 6]),
+}
+
+/// The query of a DHCPLEASEQUERY message (`ciaddr` first, then a client identifier, then
+/// `chaddr`, as RFC 4388 §6.1 orders them); None when it names nothing.
+pub fn query_of(m: &Message<'_>) -> Option<Query> {
+    if !m.ciaddr().is_unspecified() {
+        return Some(Query::Address(m.ciaddr()));
+    }
+    if let Some(id) = m.single(opt::CLIENT_ID) {
+        return Some(Query::ClientId(id.to_vec()));
+    }
+    (m.hlen() == 6 && m.htype() == 1 && m.chaddr6() != [0; 6]).then(|| Query::Mac(m.chaddr6()))
+}
+
+/// The answer: its message type, the lease it is about (ACTIVE), and every address the client
+/// holds (MAC and client-id queries).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// LEASEACTIVE, LEASEUNASSIGNED or LEASEUNKNOWN.
+    pub kind: u8,
+    /// The lease (ACTIVE only): the most recent one for a client with several.
+    pub lease: Option<Lease>,
+    /// The client's bound addresses (MAC and client-id queries).
+    pub associated: Vec<Ipv4Addr>,
+}
+
+/// Answers `q` from `db` at `now`.
+pub fn answer(cfg: &Config, db: &LeaseDb, q: &Query, now: u32) -> Answer {
+    let active = |l: &Lease| l.state == LeaseState::Bound && l.holds(now);
+    let (kind, lease, associated) = match q {
+        Query::Address(a) => match db.lease_at(*a).map(|(_, l)| l).filter(active) {
+            Some(l) => (LEASEACTIVE, Some(l), vec![]),
+            None if cfg.subnet_of(*a).is_some() => (LEASEUNASSIGNED, None, vec![]),
+            None => (LEASEUNKNOWN, None, vec![]),
+        },
+        Query::ClientId(id) => {
+            let mut held = db.leases_where(|l| active(l) && l.key.client_id_bytes() == Some(&id[..]));
+            held.sort_by_key(|l| std::cmp::Reverse(l.expires));
+            let addrs = held.iter().map(|l| l.addr).collect();
+            match held.first() {
+                Some(l) => (LEASEACTIVE, Some(*l), addrs),
+                None => (LEASEUNKNOWN, None, vec![]),
+            }
+        }
+        Query::Mac(mac) => {
+            let mut held = db.leases_where(|l| active(l) && l.chaddr == *mac);
+            held.sort_by_key(|l| std::cmp::Reverse(l.expires));
+            let addrs = held.iter().map(|l| l.addr).collect();
+            match held.first() {
+                Some(l) => (LEASEACTIVE, Some(*l), addrs),
+                None => (LEASEUNKNOWN, None, vec![]),
+            }
+        }
+    };
+    Answer { kind, lease, associated }
+}
+
+/// Writes the reply to the query `req` (a BOOTP message) into `out`: a BOOTREPLY with the
+/// query's xid and giaddr, `ciaddr` and `chaddr` of the lease for ACTIVE, the lease time left
+/// (51), the client's last transaction (91), the associated addresses (92), the client
+/// identifier the lease is held by (61), and `server_id` (54). Returns its length.
+pub fn write_reply(
+    cfg: &Config,
+    req: &Message<'_>,
+    a: &Answer,
+    server_id: Ipv4Addr,
+    now: u32,
+    out: &mut [u8],
+) -> Option<usize> {
+    if out.len() < 300 {
+        return None;
+    }
+    let b = req.bytes();
+    out[..300].fill(0);
+    out[field::OP] = dhcp4::BOOTREPLY;
+    out[field::HTYPE] = 1;
+    out[field::HLEN] = 6;
+    out[field::XID].copy_from_slice(b.get(field::XID)?);
+    out[field::GIADDR].copy_from_slice(b.get(field::GIADDR)?);
+    match &a.lease {
+        Some(l) => {
+            out[field::CIADDR].copy_from_slice(&l.addr.octets());
+            out[field::CHADDR.start..field::CHADDR.start + 6].copy_from_slice(&l.chaddr);
+        }
+        None => {
+            // The query's own fields, as it asked (RFC 4388 §6.4).
+            out[field::CIADDR].copy_from_slice(b.get(field::CIADDR)?);
+            out[field::HTYPE] = req.htype();
+            out[field::HLEN] = req.hlen();
+            out[field::CHADDR].copy_from_slice(b.get(field::CHADDR)?);
+        }
+    }
+    out[field::MAGIC].copy_from_slice(&dhcp4::MAGIC_COOKIE);
+    let limit = out.len().min(576 - 28);
+    let mut w = OptionWriter::new(out, field::OPTIONS, limit);
+    let mut ok = w.put(opt::MESSAGE_TYPE, &[a.kind]) && w.put(opt::SERVER_ID, &server_id.octets());
+    if let Some(l) = &a.lease {
+        let left = l.expires.saturating_sub(now);
+        ok &= w.put(opt::LEASE_TIME, &left.to_be_bytes());
+        // The last transaction: when the lease was last given (its end less the lease time).
+        let lease_time = cfg.subnet_index(l.subnet).map_or(0, |i| cfg.subnets[i].lease_time);
+        let since = now.saturating_sub(l.expires.saturating_sub(lease_time));
+        ok &= w.put(CLIENT_LAST_TRANSACTION_TIME, &since.to_be_bytes());
+        if let Some(id) = l.key.client_id_bytes() {
+            ok &= w.put(opt::CLIENT_ID, id);
+        }
+    }
+    if !a.associated.is_empty() {
+        let list: Vec<u8> = a.associated.iter().take(63).flat_map(|a| a.octets()).collect();
+        ok &= w.put(ASSOCIATED_IP, &list);
+    }
+    if !ok {
+        return None;
+    }
+    Some(w.finish(300))
+}

@@ -1,0 +1,107 @@
+//! DHCPv4 leasequery (RFC 4388) against a running daemon, with a leasequery client written here
+//! from the RFC (frames built by the tests' own builder, not the server's code): a relay asks
+//! by address, by MAC and by client identifier and is answered DHCPLEASEACTIVE with the
+//! client's address, hardware address, lease time left, last transaction and associated
+//! addresses, as the clients were given them; DHCPLEASEUNASSIGNED for a free address of ours,
+//! DHCPLEASEUNKNOWN for an address not ours and a client we do not know; a relay not listed in
+//! `[relays] leasequery` gets no answer at all.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use tests::{
+    Daemon, TempDir, TwoHosts,
+    frames::{Link, RawClient, Reply, Request},
+};
+
+const CONFIG: &str = "[server]\nlease-time = 600\n[[subnet]]\nsubnet = \"198.18.0.0/16\"\n\
+    [[subnet.pool]]\nrange = \"198.18.16.1-198.18.16.200\"\n[relays]\nleasequery = [\"198.18.255.0/24\"]\n";
+
+/// A DHCPLEASEQUERY from the relay at `giaddr` (the client host), sent to the server.
+fn query(
+    net: &TwoHosts,
+    link: &mut Link,
+    giaddr: Ipv4Addr,
+    xid: u32,
+    shape: impl FnOnce(&mut Request),
+) -> Option<Reply> {
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut r = Request::discover(mac, [0; 6], xid);
+    r.options = vec![53, 1, 10];
+    r.giaddr = giaddr;
+    r.src_ip = net.client_ip;
+    r.src_port = 67;
+    r.dst_ip = net.server_ip;
+    r.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
+    shape(&mut r);
+    let frame = r.build();
+    for _ in 0..3 {
+        link.send(&frame);
+        if let Some(reply) = link.replies(1, Duration::from_millis(400), |x| x.xid() == xid).pop() {
+            return Some(reply);
+        }
+    }
+    None
+}
+
+fn ciaddr(r: &Reply) -> Ipv4Addr {
+    Ipv4Addr::new(r.bootp[12], r.bootp[13], r.bootp[14], r.bootp[15])
+}
+
+fn u32_opt(r: &Reply, code: u8) -> Option<u32> {
+    r.option(code).and_then(|v| v.try_into().ok()).map(u32::from_be_bytes)
+}
+
+#[test]
+fn a_relay_rebuilds_its_table_by_leasequery() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("lq");
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &dir.config(CONFIG)]);
+    let mut clients = RawClient::new(&net);
+    let (a_mac, b_mac) = ([2, 0x1a, 0, 0, 0, 1], [2, 0x1a, 0, 0, 0, 2]);
+    let a = clients.bind(a_mac, "cpe-a");
+    let b = clients.bind(b_mac, "cpe-b");
+    let mut link = Link::open(&net.client, &net.client_if);
+    let relay = net.client_ip;
+
+    // By address: ACTIVE, the client's hardware address, its lease time left and last
+    // transaction.
+    let r = query(&net, &mut link, relay, 0x4c01, |q| q.ciaddr = a).expect("an answer by address");
+    assert_eq!(r.message_type(), Some(13), "DHCPLEASEACTIVE");
+    assert_eq!((ciaddr(&r), r.chaddr()), (a, a_mac));
+    assert!(u32_opt(&r, 51).is_some_and(|t| t > 590 && t <= 600), "lease time left: {:?}", r.option(51));
+    assert!(u32_opt(&r, 91).is_some_and(|t| t < 30), "last transaction: {:?}", r.option(91));
+    assert_eq!(r.option(61), Some(&[&[1][..], &a_mac[..]].concat()[..]), "the client identifier it holds by");
+    // The server's address in the subnet, as its OFFERs name it (the first of its two there).
+    assert!(
+        r.server_id().is_some_and(|s| s == Ipv4Addr::new(198, 18, 0, 1) || s == net.server_ip),
+        "{:?}",
+        r.server_id()
+    );
+    assert_eq!((r.dst_ip, r.dst_port), (relay, 67), "answered to the relay");
+    // By MAC and by client identifier: ACTIVE with the associated addresses.
+    let r = query(&net, &mut link, relay, 0x4c02, |q| q.chaddr = b_mac).expect("an answer by MAC");
+    assert_eq!((r.message_type(), ciaddr(&r)), (Some(13), b));
+    assert_eq!(r.option(92), Some(&b.octets()[..]));
+    let r = query(&net, &mut link, relay, 0x4c03, |q| {
+        q.options.extend_from_slice(&[61, 7, 1]);
+        q.options.extend_from_slice(&a_mac);
+    })
+    .expect("an answer by client id");
+    assert_eq!((r.message_type(), ciaddr(&r), r.chaddr()), (Some(13), a, a_mac));
+    // A free address of ours: UNASSIGNED; one not ours: UNKNOWN; a client we do not know: UNKNOWN.
+    let free = Ipv4Addr::new(198, 18, 16, 199);
+    let r = query(&net, &mut link, relay, 0x4c04, |q| q.ciaddr = free).expect("an answer");
+    assert_eq!((r.message_type(), ciaddr(&r)), (Some(11), free), "DHCPLEASEUNASSIGNED");
+    let r = query(&net, &mut link, relay, 0x4c05, |q| q.ciaddr = Ipv4Addr::new(198, 19, 1, 1)).expect("an answer");
+    assert_eq!(r.message_type(), Some(12), "DHCPLEASEUNKNOWN");
+    let r = query(&net, &mut link, relay, 0x4c06, |q| q.chaddr = [2, 0x1a, 0, 0, 0, 9]).expect("an answer");
+    assert_eq!(r.message_type(), Some(12));
+    // A released lease is no longer active.
+    clients.release(&net, b_mac, b);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = query(&net, &mut link, relay, 0x4c07, |q| q.ciaddr = b).expect("an answer");
+    assert_eq!(r.message_type(), Some(11), "released: unassigned");
+    // A relay not allowed to ask: no answer, counted.
+    assert!(query(&net, &mut link, Ipv4Addr::new(198, 18, 200, 1), 0x4c08, |q| q.ciaddr = a).is_none());
+    assert!(daemon.wait_counters(Duration::from_secs(5), |c| c.worker_sum("drop_untrusted_relay") >= 1));
+}
