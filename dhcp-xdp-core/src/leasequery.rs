@@ -94,7 +94,8 @@ pub fn answer(cfg: &Config, db: &LeaseDb, q: &Query, now: u32) -> Answer {
 
 /// Writes the reply to the query `req` (a BOOTP message) into `out`: a BOOTREPLY with the
 /// query's xid and giaddr, `ciaddr` and `chaddr` of the lease for ACTIVE, the lease time left
-/// (51), the client's last transaction (91), the associated addresses (92), the client
+/// (51), the client's last transaction (91), the associated addresses (92, when it holds
+/// more than one), the client
 /// identifier the lease is held by (61), and `server_id` (54). Returns its length.
 pub fn write_reply(
     cfg: &Config,
@@ -142,7 +143,8 @@ pub fn write_reply(
             ok &= w.put(opt::CLIENT_ID, id);
         }
     }
-    if !a.associated.is_empty() {
+    // Only when the client holds more than the address already in ciaddr (as ISC dhcpd).
+    if a.associated.len() > 1 {
         let list: Vec<u8> = a.associated.iter().take(63).flat_map(|a| a.octets()).collect();
         ok &= w.put(ASSOCIATED_IP, &list);
     }
@@ -150,4 +152,45 @@ pub fn write_reply(
         return None;
     }
     Some(w.finish(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leases::{ClientKey, Tags};
+
+    #[test]
+    fn a_client_on_two_subnets_is_answered_with_both_addresses() {
+        let cfg = Config::parse(
+            "lq.toml",
+            "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.10-198.18.0.20\"\n\
+             [[subnet]]\nsubnet = \"198.18.1.0/24\"\n[[subnet.pool]]\nrange = \"198.18.1.10-198.18.1.20\"\n",
+        )
+        .unwrap();
+        let mac = [2, 0, 0, 0, 0, 7];
+        let lease = |subnet: u32, addr: [u8; 4], expires: u32| Lease {
+            key: ClientKey::hw(1, &mac, subnet),
+            chaddr: mac,
+            addr: addr.into(),
+            expires,
+            state: LeaseState::Bound,
+            subnet,
+            tags: Tags::default(),
+        };
+        let db = LeaseDb::new(&cfg, 1, [lease(1, [198, 18, 0, 12], 5000), lease(2, [198, 18, 1, 15], 6000)], 1000);
+        let a = answer(&cfg, &db, &Query::Mac(mac), 1000);
+        assert_eq!(a.kind, LEASEACTIVE);
+        assert_eq!(a.lease.map(|l| l.addr), Some(Ipv4Addr::new(198, 18, 1, 15)), "the most recent lease");
+        let q = crate::testing::Request::new(crate::dhcp4::MessageType::Discover).client(mac).bootp();
+        let m = Message::parse(&q).unwrap();
+        let mut out = [0u8; 576];
+        let n = write_reply(&cfg, &m, &a, Ipv4Addr::new(198, 18, 0, 1), 1000, &mut out).unwrap();
+        let r = Message::parse(&out[..n]).unwrap();
+        assert_eq!(r.single(ASSOCIATED_IP), Some(&[198, 18, 1, 15, 198, 18, 0, 12][..]));
+        assert_eq!(r.single(opt::LEASE_TIME), Some(&5000u32.to_be_bytes()[..]));
+        assert_eq!(r.ciaddr(), Ipv4Addr::new(198, 18, 1, 15));
+        // Nothing of it after both ended.
+        assert_eq!(answer(&cfg, &db, &Query::Mac(mac), 7000).kind, LEASEUNKNOWN);
+        assert_eq!(answer(&cfg, &db, &Query::Address(Ipv4Addr::new(198, 18, 0, 12)), 7000).kind, LEASEUNASSIGNED);
+    }
 }
