@@ -26,6 +26,11 @@ pub const CLIENT_LAST_TRANSACTION_TIME: u8 = 91;
 /// Option 92, associated-ip (every address the client holds).
 pub const ASSOCIATED_IP: u8 = 92;
 
+/// DHCPBULKLEASEQUERY (RFC 6926 §6.1).
+pub const BULKLEASEQUERY: u8 = 14;
+/// DHCPLEASEQUERYDONE: the end of a bulk answer.
+pub const LEASEQUERYDONE: u8 = 16;
+
 /// What a query asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
@@ -35,6 +40,44 @@ pub enum Query {
     ClientId(Vec<u8>),
     /// `chaddr` (Ethernet).
     Mac([u8; 6]),
+    /// Every lease given on a subscriber line with this remote id (bulk: sub-option 2 of the
+    /// query's option 82).
+    RemoteId(Vec<u8>),
+    /// Every lease given on this circuit (bulk: sub-option 1 of the query's option 82).
+    CircuitId(Vec<u8>),
+}
+
+/// The query of a DHCPBULKLEASEQUERY: a remote or circuit id in its option 82 (every lease
+/// of that line), else as [`query_of`].
+pub fn bulk_query_of(m: &Message<'_>) -> Option<Query> {
+    if let Some(rai) = m.single(opt::RELAY_AGENT_INFO) {
+        for (code, v) in dhcp4::sub_options(rai) {
+            match code {
+                2 => return Some(Query::RemoteId(v.to_vec())),
+                1 => return Some(Query::CircuitId(v.to_vec())),
+                _ => {}
+            }
+        }
+    }
+    query_of(m)
+}
+
+/// Every active lease of the subscriber line `q` names (by the tag of its remote or circuit id,
+/// which the leases keep), most recent first; empty for other queries.
+pub fn line_leases(db: &LeaseDb, q: &Query, now: u32) -> Vec<Lease> {
+    let (tag, remote) = match q {
+        Query::RemoteId(r) => (crate::leases::Tags::of(r), true),
+        Query::CircuitId(c) => (crate::leases::Tags::of(c), false),
+        _ => return vec![],
+    };
+    let mut held = db.leases_where(|l| {
+        l.state == LeaseState::Bound
+            && l.holds(now)
+            && tag != 0
+            && (if remote { l.tags.remote } else { l.tags.circuit }) == tag
+    });
+    held.sort_by_key(|l| std::cmp::Reverse(l.expires));
+    held
 }
 
 /// The query of a DHCPLEASEQUERY message (`ciaddr` first, then a client identifier, then
@@ -79,6 +122,10 @@ pub fn answer(cfg: &Config, db: &LeaseDb, q: &Query, now: u32) -> Answer {
                 None => (LEASEUNKNOWN, None, vec![]),
             }
         }
+        Query::RemoteId(_) | Query::CircuitId(_) => match line_leases(db, q, now).first() {
+            Some(l) => (LEASEACTIVE, Some(*l), vec![]),
+            None => (LEASEUNKNOWN, None, vec![]),
+        },
         Query::Mac(mac) => {
             let mut held = db.leases_where(|l| active(l) && l.chaddr == *mac);
             held.sort_by_key(|l| std::cmp::Reverse(l.expires));
@@ -151,6 +198,25 @@ pub fn write_reply(
     if !ok {
         return None;
     }
+    Some(w.finish(300))
+}
+
+/// The DHCPLEASEQUERYDONE that ends a bulk answer to `req`.
+pub fn write_done(req: &Message<'_>, server_id: Ipv4Addr, out: &mut [u8]) -> Option<usize> {
+    if out.len() < 300 {
+        return None;
+    }
+    let b = req.bytes();
+    out[..300].fill(0);
+    out[field::OP] = dhcp4::BOOTREPLY;
+    out[field::HTYPE] = 1;
+    out[field::HLEN] = 6;
+    out[field::XID].copy_from_slice(b.get(field::XID)?);
+    out[field::GIADDR].copy_from_slice(b.get(field::GIADDR)?);
+    out[field::MAGIC].copy_from_slice(&dhcp4::MAGIC_COOKIE);
+    let limit = out.len().min(576 - 28);
+    let mut w = OptionWriter::new(out, field::OPTIONS, limit);
+    (w.put(opt::MESSAGE_TYPE, &[LEASEQUERYDONE]) && w.put(opt::SERVER_ID, &server_id.octets())).then_some(())?;
     Some(w.finish(300))
 }
 

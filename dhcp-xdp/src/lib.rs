@@ -19,10 +19,12 @@
 //! - [`statistics`] is the one reading of the message counters both of them render.
 //! - [`http`] is the management ports' bounded HTTP server (metrics; Kea 3's HTTP control
 //!   socket, over TLS where asked).
+//! - [`bulklq`] answers bulk leasequery (RFC 6926) over TCP port 67.
 //! - [`forensic`] is the forensic lease log: lease events as JSON lines, and `who` reading them.
 //! - [`logging`] sends the daemon's log to the systemd journal or stdout.
 #![deny(unsafe_code)]
 
+pub mod bulklq;
 pub mod clock;
 pub mod control;
 pub mod daemon;

@@ -200,3 +200,113 @@ fn leasequery_answers_agree_with_isc_dhcpd() {
         assert_eq!(o, r, "query {i}: dhcp-xdp (left) and ISC dhcpd (right) differ");
     }
 }
+
+/// A relayed DORA of `chaddr` through the relay at the client host, on the line `remote`
+/// (option 82 remote id) and circuit `circuit`; the address.
+fn bind_relayed(net: &TwoHosts, c: &mut RawClient, chaddr: [u8; 6], circuit: &[u8], remote: &[u8]) -> Ipv4Addr {
+    let rai = [&[1, circuit.len() as u8][..], circuit, &[2, remote.len() as u8], remote].concat();
+    let relayed = |mut r: Request| {
+        r.giaddr = net.client_ip;
+        r.src_ip = net.client_ip;
+        r.src_port = 67;
+        r.dst_ip = net.server_ip;
+        r.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
+        r.options.extend_from_slice(&[82, rai.len() as u8]);
+        r.options.extend_from_slice(&rai);
+        r
+    };
+    let offer = c.ask(relayed(Request::discover([0; 6], chaddr, 0)), 2).expect("a relayed offer");
+    let mut r = Request::discover([0; 6], chaddr, 0);
+    r.options = vec![53, 1, 3, 50, 4];
+    r.options.extend_from_slice(&offer.yiaddr().octets());
+    r.options.extend_from_slice(&[54, 4]);
+    r.options.extend_from_slice(&offer.server_id().expect("server id").octets());
+    let ack = c.ask(relayed(r), 5).expect("a relayed ACK");
+    ack.yiaddr()
+}
+
+/// A bulk leasequery (RFC 6926) exchange over TCP: the query framed by its length, the
+/// answers until DHCPLEASEQUERYDONE; each answer's (type, ciaddr, chaddr).
+fn bulk(net: &TwoHosts, queries: Vec<Request>) -> Vec<Vec<(u8, Ipv4Addr, [u8; 6])>> {
+    net.client.enter(move || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect("198.18.255.1:67").expect("bulk leasequery connection");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut all = vec![];
+        for q in queries {
+            // The BOOTP message alone: the frame builder's payload past its 42 bytes of headers.
+            let frame = q.build();
+            let msg = &frame[42..];
+            s.write_all(&(msg.len() as u16).to_be_bytes()).expect("length");
+            s.write_all(msg).expect("query");
+            let mut answers = vec![];
+            loop {
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).expect("an answer's length");
+                let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut m).expect("an answer");
+                let kind = {
+                    let o = &m[240..];
+                    let mut i = 0;
+                    let mut t = 0;
+                    while i + 1 < o.len() && o[i] != 255 {
+                        if o[i] == 53 {
+                            t = o[i + 2];
+                        }
+                        i += if o[i] == 0 { 1 } else { 2 + usize::from(o[i + 1]) };
+                    }
+                    t
+                };
+                if kind == 16 {
+                    break;
+                }
+                answers.push((kind, Ipv4Addr::new(m[12], m[13], m[14], m[15]), m[28..34].try_into().unwrap()));
+            }
+            all.push(answers);
+        }
+        all
+    })
+}
+
+/// Bulk leasequery over TCP: the relay that rebooted gets every lease of its line (by remote
+/// id, by circuit id) as DHCPLEASEACTIVE, then DHCPLEASEQUERYDONE, on one connection, with the
+/// datapath answering DHCP meanwhile; an RFC 4388 query (by address) works there too.
+#[test]
+fn a_rebooted_relay_gets_every_lease_of_its_line_over_tcp() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("bulklq");
+    let _daemon = Daemon::start(&net.server, &net.server_if, &["--config", &dir.config(CONFIG)]);
+    let mut c = RawClient::new(&net);
+    let mut line7 = vec![];
+    for i in 0..5u8 {
+        let mac = [2, 0x1c, 0, 0, 0, i];
+        line7.push((bind_relayed(&net, &mut c, mac, b"olt1/1/7", b"line-7"), mac));
+    }
+    let other = bind_relayed(&net, &mut c, [2, 0x1c, 0, 0, 1, 0], b"olt1/1/8", b"line-8");
+    let q = |shape: &dyn Fn(&mut Request)| {
+        let mut r = Request::discover([0; 6], [0; 6], 0x5e01);
+        r.options = vec![53, 1, 14];
+        r.giaddr = net.client_ip;
+        shape(&mut r);
+        r
+    };
+    let answers = bulk(
+        &net,
+        vec![
+            q(&|r| r.options.extend_from_slice(&[82, 8, 2, 6, b'l', b'i', b'n', b'e', b'-', b'7'])),
+            q(&|r| r.options.extend_from_slice(&[82, 10, 1, 8, b'o', b'l', b't', b'1', b'/', b'1', b'/', b'8'])),
+            q(&|r| r.ciaddr = other),
+            q(&|r| r.options.extend_from_slice(&[82, 8, 2, 6, b'l', b'i', b'n', b'e', b'-', b'9'])),
+        ],
+    );
+    let mut got: Vec<(Ipv4Addr, [u8; 6])> = answers[0].iter().map(|a| (a.1, a.2)).collect();
+    got.sort();
+    line7.sort();
+    assert_eq!(got, line7, "every lease of line-7");
+    assert!(answers[0].iter().all(|a| a.0 == 13), "{:?}", answers[0]);
+    assert_eq!(answers[1].iter().map(|a| (a.0, a.1)).collect::<Vec<_>>(), [(13, other)], "the circuit olt1/1/8");
+    assert_eq!(answers[2].iter().map(|a| (a.0, a.1)).collect::<Vec<_>>(), [(13, other)], "by address");
+    assert!(answers[3].is_empty(), "a line with no lease: just DONE");
+    // DHCP went on meanwhile.
+    c.bind([2, 0x1c, 0, 0, 2, 0], "after");
+}

@@ -234,6 +234,19 @@ impl Daemon {
             let _ = shared.forensic.set(log);
             tracing::info!("forensic log: lease events to {}", f.path.display());
         }
+        // Bulk leasequery (TCP 67, a privileged port: bound now) when someone may ask.
+        let bulk_lq = match shared.runtime().cfg.leasequery_from.is_empty() {
+            true => None,
+            false => {
+                // Every address of the host: a relay may reach the server by any of them.
+                let addr =
+                    std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, dhcp_xdp_common::DHCP_SERVER_PORT));
+                Some((
+                    std::net::TcpListener::bind(addr).with_context(|| format!("bulk leasequery on {addr}"))?,
+                    server.addr,
+                ))
+            }
+        };
         let metrics_addr = opts.metrics.or_else(|| shared.runtime().cfg.metrics_listen);
         let metrics_listener = match metrics_addr {
             Some(a) => Some(crate::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),
@@ -265,6 +278,10 @@ impl Daemon {
                 "control: Kea HTTP control socket on {scheme}://{addr}/ ({})",
                 if n == 0 { "no authentication".to_owned() } else { format!("basic authentication, {n} user(s)") }
             );
+        }
+        if let Some((listener, addr)) = bulk_lq {
+            crate::bulklq::serve(listener, shared.clone(), addr).context("starting bulk leasequery")?;
+            tracing::info!("leasequery: bulk leasequery (RFC 6926) on TCP port 67 (server id {addr})");
         }
         if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
             let registry = crate::metrics::registry(shared.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());

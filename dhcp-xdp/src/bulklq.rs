@@ -1,0 +1,121 @@
+//! Bulk leasequery (RFC 6926) over TCP port 67: a relay that rebooted asks for every lease of
+//! its subscriber lines (by remote id or circuit id in the query's option 82) — or, as RFC 4388
+//! queries do, by address, MAC or client identifier — and is sent each lease as a
+//! DHCPLEASEACTIVE, then DHCPLEASEQUERYDONE. Messages are framed by a two-byte length (§6.3);
+//! a connection may carry several queries, one after the other.
+//!
+//! Only peers listed in `[relays] leasequery` are served. Connections are bounded (16 at
+//! once; more are closed at once), idle ones closed after 30 s, a message is at most 1 500
+//! bytes, and an answer that cannot be written within 10 s ends the connection. The lease
+//! tables are read one shard at a time: the datapath goes on while a relay is answered.
+
+use std::{
+    io::{Read, Write},
+    net::{Ipv4Addr, TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use dhcp_xdp_core::{
+    dhcp4::{self, Message},
+    leasequery::{self, Answer, BULKLEASEQUERY, LEASEACTIVE, LEASEQUERY, Query},
+};
+
+use crate::serve::Shared;
+
+/// Connections served at once.
+const MAX_CONNECTIONS: usize = 16;
+/// Longest a connection may stay silent.
+const IDLE: Duration = Duration::from_secs(30);
+/// Longest a write of an answer may take.
+const WRITE: Duration = Duration::from_secs(10);
+/// Largest query accepted.
+const MAX_MESSAGE: usize = 1500;
+
+/// Serves bulk leasequery on `listener` from a thread of its own.
+pub fn serve(listener: TcpListener, shared: Arc<Shared>, server_id: Ipv4Addr) -> std::io::Result<()> {
+    let open = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new().name("bulk-leasequery".into()).spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(stream) = conn else { continue };
+            let allowed = match stream.peer_addr() {
+                Ok(std::net::SocketAddr::V4(p)) => shared.runtime().cfg.leasequery_allowed(*p.ip()),
+                _ => false,
+            };
+            if !allowed || open.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                continue; // dropped: closed at once
+            }
+            open.fetch_add(1, Ordering::AcqRel);
+            let (shared, open) = (shared.clone(), open.clone());
+            let spawned = std::thread::Builder::new().name("bulk-lq-conn".into()).spawn(move || {
+                if let Err(e) = connection(stream, &shared, server_id) {
+                    tracing::debug!("bulk leasequery: {e}");
+                }
+                open.fetch_sub(1, Ordering::AcqRel);
+            });
+            if spawned.is_err() {
+                tracing::warn!("bulk leasequery: no thread for a connection");
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Writes one framed message.
+fn send(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    let mut framed = Vec::with_capacity(msg.len() + 2);
+    framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    framed.extend_from_slice(msg);
+    s.write_all(&framed)
+}
+
+/// Serves the queries of one connection until it closes, idles or misbehaves.
+fn connection(mut s: TcpStream, shared: &Shared, server_id: Ipv4Addr) -> std::io::Result<()> {
+    s.set_read_timeout(Some(IDLE))?;
+    s.set_write_timeout(Some(WRITE))?;
+    let mut out = [0u8; 576];
+    loop {
+        let mut len = [0u8; 2];
+        match s.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let n = usize::from(u16::from_be_bytes(len));
+        if !(240..=MAX_MESSAGE).contains(&n) {
+            return Err(std::io::Error::other(format!("a message of {n} bytes")));
+        }
+        let mut msg = vec![0u8; n];
+        s.read_exact(&mut msg)?;
+        let m = Message::parse(&msg).map_err(|_| std::io::Error::other("not a DHCP message"))?;
+        let kind = m.single(dhcp4::opt::MESSAGE_TYPE).and_then(|v| v.first().copied());
+        if m.op() != dhcp4::BOOTREQUEST || !matches!(kind, Some(BULKLEASEQUERY | LEASEQUERY)) {
+            return Err(std::io::Error::other("not a (bulk) leasequery"));
+        }
+        let rt = shared.runtime();
+        let now = crate::clock::unix_now();
+        match leasequery::bulk_query_of(&m) {
+            Some(q @ (Query::RemoteId(_) | Query::CircuitId(_))) => {
+                for l in leasequery::line_leases(&rt.db, &q, now) {
+                    let a = Answer { kind: LEASEACTIVE, lease: Some(l), associated: vec![] };
+                    if let Some(k) = leasequery::write_reply(&rt.cfg, &m, &a, server_id, now, &mut out) {
+                        send(&mut s, &out[..k])?;
+                    }
+                }
+            }
+            Some(q) => {
+                let a = leasequery::answer(&rt.cfg, &rt.db, &q, now);
+                if let Some(k) = leasequery::write_reply(&rt.cfg, &m, &a, server_id, now, &mut out) {
+                    send(&mut s, &out[..k])?;
+                }
+            }
+            None => {}
+        }
+        if let Some(k) = leasequery::write_done(&m, server_id, &mut out) {
+            send(&mut s, &out[..k])?;
+        }
+    }
+}
