@@ -101,9 +101,9 @@ pub enum Command {
         /// The log file.
         #[arg(long)]
         log: PathBuf,
-        /// The address asked about.
+        /// The address asked about (IPv4, or an IPv6 address or delegated prefix).
         #[arg(long, group = "what")]
-        address: Option<std::net::Ipv4Addr>,
+        address: Option<std::net::IpAddr>,
         /// A hardware address: the addresses it held.
         #[arg(long, group = "what")]
         mac: Option<String>,

@@ -110,6 +110,9 @@ pub struct Event {
     subnet: u32,
     lease: u32,
     hostname: Small,
+    /// A DHCPv6 lease: its address or prefix (and length), the client's DUID and the IA's id.
+    v6: Option<(std::net::Ipv6Addr, u8, u32)>,
+    duid: Small,
 }
 
 /// The log: the workers' side of the queue and what the writer reports.
@@ -197,6 +200,8 @@ impl ForensicLog {
             subnet: 0,
             lease: lease.unwrap_or(0),
             hostname: Small::of(hostname),
+            v6: None,
+            duid: Small::of(None),
         });
     }
 
@@ -214,7 +219,60 @@ impl ForensicLog {
             subnet: l.subnet,
             lease: 0,
             hostname: Small::of(None),
+            v6: None,
+            duid: Small::of(None),
         });
+    }
+
+    /// The events of a DHCPv6 exchange (message type `kind` of the client's message), from the
+    /// lease changes it made: every lease bound (REQUEST, SOLICIT with Rapid Commit) or renewed
+    /// (RENEW, REBIND), released or declined.
+    pub fn dhcp6(&self, now: u64, kind: u8, changes: &[dhcp_xdp_core::leases::Change]) {
+        use dhcp_xdp_core::{dhcp6::msg, leases::Change};
+        for c in changes {
+            let (k, l) = match (kind, c) {
+                (msg::RENEW | msg::REBIND, Change::Upsert6(l)) => (Kind::Renewed, l),
+                (msg::DECLINE, Change::Upsert6(l)) => (Kind::Declined, l),
+                (_, Change::Upsert6(l)) if l.state == dhcp_xdp_core::leases::v6::Lease6State::Bound => (Kind::Bound, l),
+                _ => continue,
+            };
+            self.record(Event {
+                kind: k,
+                at: now,
+                addr: Ipv4Addr::UNSPECIFIED,
+                chaddr: [0; 6],
+                client_id: Small::of(None),
+                circuit: Small::of(None),
+                remote: Small::of(None),
+                relay: Ipv4Addr::UNSPECIFIED,
+                subnet: l.key.subnet,
+                lease: if k == Kind::Declined { 0 } else { l.valid },
+                hostname: Small::of(None),
+                v6: Some((l.addr, l.len, l.key.iaid)),
+                duid: Small::of((k != Kind::Declined).then_some(&l.key.duid[..])),
+            });
+        }
+    }
+
+    /// A DHCPv6 RELEASE of what `released` names (the client's own leases, removed).
+    pub fn released6(&self, now: u64, released: &[dhcp_xdp_core::leases::v6::Lease6]) {
+        for l in released {
+            self.record(Event {
+                kind: Kind::Released,
+                at: now,
+                addr: Ipv4Addr::UNSPECIFIED,
+                chaddr: [0; 6],
+                client_id: Small::of(None),
+                circuit: Small::of(None),
+                remote: Small::of(None),
+                relay: Ipv4Addr::UNSPECIFIED,
+                subnet: l.key.subnet,
+                lease: 0,
+                hostname: Small::of(None),
+                v6: Some((l.addr, l.len, l.key.iaid)),
+                duid: Small::of(Some(&l.key.duid[..])),
+            });
+        }
     }
 
     /// Status for `counters-get`.
@@ -243,8 +301,22 @@ fn line(e: &Event, node: &str) -> String {
     let mut m = Map::new();
     m.insert("ts".into(), json!(iso8601(e.at)));
     m.insert("event".into(), json!(e.kind.name()));
-    m.insert("address".into(), json!(e.addr.to_string()));
-    m.insert("hw-address".into(), json!(colon_hex(&e.chaddr)));
+    match e.v6 {
+        Some((a, len, iaid)) => {
+            m.insert("address".into(), json!(a.to_string()));
+            if len < 128 {
+                m.insert("prefix-len".into(), json!(len));
+            }
+            m.insert("iaid".into(), json!(iaid));
+            if let Some(d) = e.duid.get() {
+                m.insert("duid".into(), json!(colon_hex(d)));
+            }
+        }
+        None => {
+            m.insert("address".into(), json!(e.addr.to_string()));
+            m.insert("hw-address".into(), json!(colon_hex(&e.chaddr)));
+        }
+    }
     for (k, v) in [("client-id", &e.client_id), ("circuit-id", &e.circuit), ("remote-id", &e.remote)] {
         if let Some(b) = v.get() {
             m.insert(k.into(), json!(colon_hex(b)));

@@ -81,9 +81,29 @@ impl Handler6 {
                 rt = &fresh;
                 table = rt.table6();
             }
+            // The forensic log: the client's message type, and before a RELEASE what its DUID
+            // holds (the changes then name only the keys that went).
+            let forensic = shared.forensic.get().and_then(|log| {
+                let m = dhcp_xdp_core::dhcp6::Relayed::parse(req).ok()?.message;
+                let held: Vec<_> = match (m.kind(), m.client_id()) {
+                    (dhcp_xdp_core::dhcp6::msg::RELEASE, Some(duid)) => {
+                        table.leases().filter(|l| &l.key.duid[..] == duid).cloned().collect()
+                    }
+                    _ => vec![],
+                };
+                Some((log, m.kind(), held))
+            });
             let r =
                 self.engine.handle(now, &rt.cfg, &shared.server6, &mut table, req, &mut self.scratch, &mut self.counts);
             table.drain_changes(&mut self.changes);
+            if let Some((log, kind, held)) = forensic {
+                log.dhcp6(u64::from(now), kind, &self.changes);
+                let gone: Vec<_> = held
+                    .into_iter()
+                    .filter(|l| self.changes.iter().any(|c| matches!(c, Change::Remove6(k) if *k == l.key)))
+                    .collect();
+                log.released6(u64::from(now), &gone);
+            }
             let changed = !self.changes.is_empty();
             if changed {
                 stamped.extend(rt.db.numbered(self.changes.drain(..)));

@@ -166,3 +166,52 @@ fn a_full_log_disk_loses_lines_not_leases() {
     );
     assert!(lines(&log).iter().any(|l| l["hostname"] == "after"), "the log resumed");
 }
+
+/// DHCPv6 leases in the log: a real client (ISC dhclient -6 with an address and a prefix) is
+/// bound — an address line and a prefix line with its DUID and IAID — and releases both; `who`
+/// names the holder of the address and of the prefix while bound, and nobody after.
+#[test]
+fn dhcpv6_addresses_and_prefixes_are_lines_too() {
+    let net = TwoHosts::for_dhcp6(1);
+    let dir = TempDir::new("forensic6");
+    let log = dir.path().join("leases.jsonl");
+    let cfg = dir.config(&format!(
+        "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.150\"\n\
+         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nvalid-lifetime = 600\npreferred-lifetime = 400\n\
+         [[subnet6.pool]]\nrange = \"2001:db8:1::100-2001:db8:1::1ff\"\n\
+         [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n\
+         [forensic-log]\npath = \"{}\"\nfsync-interval-ms = 100\n",
+        log.display()
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let client = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
+    assert!(client.obtain(&net.client), "dhclient -6 -N -P");
+    let (ip, prefix) = client.address_and_prefix(Some("BOUND6"), 0);
+    let during = iso8601(unix_now());
+    assert!(
+        daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["written"] == 2),
+        "{}",
+        forensic(&daemon)
+    );
+    let got = lines(&log);
+    let (p, len) = prefix.split_once('/').expect("prefix/len");
+    let addr_line = got.iter().find(|l| l["address"] == ip.as_str()).expect("a line for the address");
+    let prefix_line = got.iter().find(|l| l["address"] == p).expect("a line for the prefix");
+    assert_eq!((addr_line["event"].as_str(), prefix_line["event"].as_str()), (Some("bound"), Some("bound")));
+    assert_eq!(prefix_line["prefix-len"].to_string(), len);
+    assert_eq!(addr_line["duid"], prefix_line["duid"], "one client");
+    assert!(addr_line["duid"].as_str().is_some_and(|d| d.len() > 8) && addr_line["valid-lft"] == 600, "{addr_line}");
+    client.release(&net.client);
+    assert!(
+        daemon.wait_counters(Duration::from_secs(5), |f| f.0["forensic-log"]["written"] == 4),
+        "the release: {}",
+        forensic(&daemon)
+    );
+    assert_eq!(lines(&log).iter().filter(|l| l["event"] == "released").count(), 2);
+    let duid = addr_line["duid"].as_str().unwrap().to_owned();
+    for what in [ip.as_str(), p] {
+        assert!(who(&log, &["--address", what, "--at", &during]).contains(&duid), "{what} while bound");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(who(&log, &["--address", what]).contains("nobody"), "{what} after the release");
+    }
+}

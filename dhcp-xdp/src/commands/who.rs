@@ -23,9 +23,16 @@ fn describe(e: &Entry) -> String {
         f["event"].as_str().unwrap_or("?"),
         f["ts"].as_str().unwrap_or("?")
     )];
-    for k in ["hw-address", "client-id", "circuit-id", "remote-id", "relay", "hostname", "expires", "node"] {
-        if let Some(v) = f.get(k).and_then(|v| v.as_str()) {
-            parts.push(format!("{k} {v}"));
+    if let Some(l) = f.get("prefix-len").and_then(|v| v.as_u64()) {
+        parts[0] = parts[0].replacen(' ', &format!("/{l} "), 1);
+    }
+    for k in
+        ["hw-address", "client-id", "duid", "iaid", "circuit-id", "remote-id", "relay", "hostname", "expires", "node"]
+    {
+        match f.get(k) {
+            Some(serde_json::Value::String(v)) => parts.push(format!("{k} {v}")),
+            Some(serde_json::Value::Number(n)) => parts.push(format!("{k} {n}")),
+            _ => {}
         }
     }
     parts.join(", ")
@@ -34,7 +41,7 @@ fn describe(e: &Entry) -> String {
 /// Prints the answer; an error when the log cannot be read or the time is not one.
 pub fn who(
     log: &Path,
-    address: Option<std::net::Ipv4Addr>,
+    address: Option<std::net::IpAddr>,
     mac: Option<String>,
     circuit: Option<String>,
     at: Option<&str>,
