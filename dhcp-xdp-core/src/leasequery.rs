@@ -139,6 +139,19 @@ pub fn answer(cfg: &Config, db: &LeaseDb, q: &Query, now: u32) -> Answer {
     Answer { kind, lease, associated }
 }
 
+/// The fixed part every answer to `req` starts with in `out` (at least 300 bytes): a
+/// BOOTREPLY for Ethernet with the query's xid and giaddr, the rest zero.
+fn reply_head(req: &Message<'_>, out: &mut [u8]) -> Option<()> {
+    let b = req.bytes();
+    out.get_mut(..300)?.fill(0);
+    out[field::OP] = dhcp4::BOOTREPLY;
+    out[field::HTYPE] = 1;
+    out[field::HLEN] = 6;
+    out[field::XID].copy_from_slice(b.get(field::XID)?);
+    out[field::GIADDR].copy_from_slice(b.get(field::GIADDR)?);
+    Some(())
+}
+
 /// Writes the reply to the query `req` (a BOOTP message) into `out`: a BOOTREPLY with the
 /// query's xid and giaddr, `ciaddr` and `chaddr` of the lease for ACTIVE, the lease time left
 /// (51), the client's last transaction (91), the associated addresses (92, when it holds
@@ -152,16 +165,8 @@ pub fn write_reply(
     now: u32,
     out: &mut [u8],
 ) -> Option<usize> {
-    if out.len() < 300 {
-        return None;
-    }
     let b = req.bytes();
-    out[..300].fill(0);
-    out[field::OP] = dhcp4::BOOTREPLY;
-    out[field::HTYPE] = 1;
-    out[field::HLEN] = 6;
-    out[field::XID].copy_from_slice(b.get(field::XID)?);
-    out[field::GIADDR].copy_from_slice(b.get(field::GIADDR)?);
+    reply_head(req, out)?;
     match &a.lease {
         Some(l) => {
             out[field::CIADDR].copy_from_slice(&l.addr.octets());
@@ -203,16 +208,7 @@ pub fn write_reply(
 
 /// The DHCPLEASEQUERYDONE that ends a bulk answer to `req`.
 pub fn write_done(req: &Message<'_>, server_id: Ipv4Addr, out: &mut [u8]) -> Option<usize> {
-    if out.len() < 300 {
-        return None;
-    }
-    let b = req.bytes();
-    out[..300].fill(0);
-    out[field::OP] = dhcp4::BOOTREPLY;
-    out[field::HTYPE] = 1;
-    out[field::HLEN] = 6;
-    out[field::XID].copy_from_slice(b.get(field::XID)?);
-    out[field::GIADDR].copy_from_slice(b.get(field::GIADDR)?);
+    reply_head(req, out)?;
     out[field::MAGIC].copy_from_slice(&dhcp4::MAGIC_COOKIE);
     let limit = out.len().min(576 - 28);
     let mut w = OptionWriter::new(out, field::OPTIONS, limit);

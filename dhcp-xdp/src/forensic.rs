@@ -115,6 +115,27 @@ pub struct Event {
     duid: Small,
 }
 
+impl Event {
+    /// A DHCPv6 lease's event.
+    fn v6(kind: Kind, at: u64, l: &dhcp_xdp_core::leases::v6::Lease6, lease: u32, duid: Option<&[u8]>) -> Self {
+        Self {
+            kind,
+            at,
+            addr: Ipv4Addr::UNSPECIFIED,
+            chaddr: [0; 6],
+            client_id: Small::of(None),
+            circuit: Small::of(None),
+            remote: Small::of(None),
+            relay: Ipv4Addr::UNSPECIFIED,
+            subnet: l.key.subnet,
+            lease,
+            hostname: Small::of(None),
+            v6: Some((l.addr, l.len, l.key.iaid)),
+            duid: Small::of(duid),
+        }
+    }
+}
+
 /// The log: the workers' side of the queue and what the writer reports.
 pub struct ForensicLog {
     tx: SyncSender<Event>,
@@ -236,42 +257,16 @@ impl ForensicLog {
                 (_, Change::Upsert6(l)) if l.state == dhcp_xdp_core::leases::v6::Lease6State::Bound => (Kind::Bound, l),
                 _ => continue,
             };
-            self.record(Event {
-                kind: k,
-                at: now,
-                addr: Ipv4Addr::UNSPECIFIED,
-                chaddr: [0; 6],
-                client_id: Small::of(None),
-                circuit: Small::of(None),
-                remote: Small::of(None),
-                relay: Ipv4Addr::UNSPECIFIED,
-                subnet: l.key.subnet,
-                lease: if k == Kind::Declined { 0 } else { l.valid },
-                hostname: Small::of(None),
-                v6: Some((l.addr, l.len, l.key.iaid)),
-                duid: Small::of((k != Kind::Declined).then_some(&l.key.duid[..])),
-            });
+            let lease = if k == Kind::Declined { 0 } else { l.valid };
+            // A declined address is kept under no client's DUID.
+            self.record(Event::v6(k, now, l, lease, (k != Kind::Declined).then_some(&l.key.duid[..])));
         }
     }
 
     /// A DHCPv6 RELEASE of what `released` names (the client's own leases, removed).
     pub fn released6(&self, now: u64, released: &[dhcp_xdp_core::leases::v6::Lease6]) {
         for l in released {
-            self.record(Event {
-                kind: Kind::Released,
-                at: now,
-                addr: Ipv4Addr::UNSPECIFIED,
-                chaddr: [0; 6],
-                client_id: Small::of(None),
-                circuit: Small::of(None),
-                remote: Small::of(None),
-                relay: Ipv4Addr::UNSPECIFIED,
-                subnet: l.key.subnet,
-                lease: 0,
-                hostname: Small::of(None),
-                v6: Some((l.addr, l.len, l.key.iaid)),
-                duid: Small::of(Some(&l.key.duid[..])),
-            });
+            self.record(Event::v6(Kind::Released, now, l, 0, Some(&l.key.duid[..])));
         }
     }
 
