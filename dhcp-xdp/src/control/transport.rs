@@ -199,8 +199,19 @@ mod socket_tests {
         let v = ask(&path, br#"{"command": "version-get"}"#);
         assert_eq!(v["result"], 0, "{v}");
         assert!(t.elapsed() < Duration::from_secs(2), "answered while others were silent: {:?}", t.elapsed());
-        // Past the limit: told so at once.
-        let extra = UnixStream::connect(&path).expect("connect");
+        // Past the limit: told so at once. The connection that filled the last slot must have
+        // been taken: the one just answered may not have given its slot back yet, and then the
+        // extra one is the one told `busy` (it reads that at once) — take another.
+        let extra = (0..50)
+            .find_map(|_| {
+                let mut e = UnixStream::connect(&path).expect("connect");
+                e.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                match e.read(&mut [0u8; 256]) {
+                    Ok(n) if n > 0 => None, // refused as busy: the slot was still taken
+                    _ => Some(e),           // silent: it holds the last slot
+                }
+            })
+            .expect("a connection that fills the last slot");
         let busy = ask(&path, br#"{"command": "version-get"}"#);
         assert_eq!(busy["result"], 1, "{busy}");
         assert!(busy["text"].as_str().unwrap().contains("busy"), "{busy}");
