@@ -62,6 +62,17 @@ pub fn bulk_query_of(m: &Message<'_>) -> Option<Query> {
     query_of(m)
 }
 
+/// The answer for a client's (or a line's) active leases: ACTIVE with the most recent, and with
+/// every address when `associated`; UNKNOWN when there is none.
+fn held(mut leases: Vec<Lease>, associated: bool) -> (u8, Option<Lease>, Vec<Ipv4Addr>) {
+    leases.sort_by_key(|l| std::cmp::Reverse(l.expires));
+    let addrs = if associated { leases.iter().map(|l| l.addr).collect() } else { vec![] };
+    match leases.first() {
+        Some(l) => (LEASEACTIVE, Some(*l), addrs),
+        None => (LEASEUNKNOWN, None, vec![]),
+    }
+}
+
 /// Every active lease of the subscriber line `q` names (by the tag of its remote or circuit id,
 /// which the leases keep), most recent first; empty for other queries.
 pub fn line_leases(db: &LeaseDb, q: &Query, now: u32) -> Vec<Lease> {
@@ -113,28 +124,9 @@ pub fn answer(cfg: &Config, db: &LeaseDb, q: &Query, now: u32) -> Answer {
             None if cfg.subnet_of(*a).is_some() => (LEASEUNASSIGNED, None, vec![]),
             None => (LEASEUNKNOWN, None, vec![]),
         },
-        Query::ClientId(id) => {
-            let mut held = db.leases_where(|l| active(l) && l.key.client_id_bytes() == Some(&id[..]));
-            held.sort_by_key(|l| std::cmp::Reverse(l.expires));
-            let addrs = held.iter().map(|l| l.addr).collect();
-            match held.first() {
-                Some(l) => (LEASEACTIVE, Some(*l), addrs),
-                None => (LEASEUNKNOWN, None, vec![]),
-            }
-        }
-        Query::RemoteId(_) | Query::CircuitId(_) => match line_leases(db, q, now).first() {
-            Some(l) => (LEASEACTIVE, Some(*l), vec![]),
-            None => (LEASEUNKNOWN, None, vec![]),
-        },
-        Query::Mac(mac) => {
-            let mut held = db.leases_where(|l| active(l) && l.chaddr == *mac);
-            held.sort_by_key(|l| std::cmp::Reverse(l.expires));
-            let addrs = held.iter().map(|l| l.addr).collect();
-            match held.first() {
-                Some(l) => (LEASEACTIVE, Some(*l), addrs),
-                None => (LEASEUNKNOWN, None, vec![]),
-            }
-        }
+        Query::ClientId(id) => held(db.leases_where(|l| active(l) && l.key.client_id_bytes() == Some(&id[..])), true),
+        Query::Mac(mac) => held(db.leases_where(|l| active(l) && l.chaddr == *mac), true),
+        Query::RemoteId(_) | Query::CircuitId(_) => held(line_leases(db, q, now), false),
     };
     Answer { kind, lease, associated }
 }

@@ -157,7 +157,7 @@ impl EngineHandler {
         use dhcp_xdp_core::{leasequery, wire};
         let cfg = &self.rt.cfg;
         let mut reply = [0u8; 576];
-        let (layout, src_mac, giaddr, n) = {
+        let (layout, src_mac, giaddr, n, server_id) = {
             let Some(frame) = buf.get(..len).and_then(|b| wire::Frame::new_checked(b).ok()) else {
                 return Verdict::Drop(DropReason::Malformed);
             };
@@ -185,9 +185,8 @@ impl EngineHandler {
             let Some(n) = leasequery::write_reply(cfg, &m, &answer, server_id, self.now, &mut reply) else {
                 return Verdict::Drop(DropReason::NoRoom);
             };
-            (frame.layout(), frame.src_mac(), giaddr, (n, server_id))
+            (frame.layout(), frame.src_mac(), giaddr, n, server_id)
         };
-        let (n, server_id) = n;
         let Some(dst) = buf.get_mut(layout.payload..layout.payload + n) else {
             return Verdict::Drop(DropReason::NoRoom);
         };

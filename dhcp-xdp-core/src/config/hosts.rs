@@ -55,13 +55,7 @@ pub fn host_json(cfg: &Config, subnet_id: u32, r: &Reservation) -> Value {
     if let Some(n) = r.own_options.get(opt::HOSTNAME) {
         h["hostname"] = json!(String::from_utf8_lossy(n));
     }
-    let classes: Vec<&str> = cfg
-        .classes
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| r.client_classes & (1 << i) != 0)
-        .map(|(_, c)| c.name.as_str())
-        .collect();
+    let classes = cfg.class_names(r.client_classes);
     if !classes.is_empty() {
         h["client-classes"] = json!(classes);
     }

@@ -713,6 +713,12 @@ impl Config {
         (a <= end).then_some(s)
     }
 
+    /// The names of the classes whose bits are set in `bits` (a guard's, a reservation's), in
+    /// the order they are defined.
+    pub fn class_names(&self, bits: u64) -> Vec<&str> {
+        self.classes.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, c)| c.name.as_str()).collect()
+    }
+
     /// A human-readable account of what was understood (`check-config`).
     pub fn describe(&self) -> String {
         let mut s = format!("configuration from {}\n", self.source);
@@ -745,16 +751,7 @@ impl Config {
             "  trusted relays: {}\n",
             if relays.is_empty() { "any (giaddr from UDP port 67)".to_owned() } else { relays.join(", ") }
         );
-        let names = |bits: u64| -> String {
-            let n: Vec<&str> = self
-                .classes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| bits & (1 << i) != 0)
-                .map(|(_, c)| c.name.as_str())
-                .collect();
-            n.join(" or ")
-        };
+        let names = |bits: u64| self.class_names(bits).join(" or ");
         for c in &self.classes {
             let mut what = vec![];
             if !c.options.is_empty() {

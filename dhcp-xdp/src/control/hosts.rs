@@ -194,13 +194,7 @@ impl Control {
             .iter()
             .map(|p| {
                 let mut v = json!({ "pool": format!("{}-{}", p.start, p.end) });
-                let classes: Vec<&str> = cfg
-                    .classes
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| p.client_classes & (1 << i) != 0)
-                    .map(|(_, c)| c.name.as_str())
-                    .collect();
+                let classes = cfg.class_names(p.client_classes);
                 if !classes.is_empty() {
                     v["client-classes"] = json!(classes);
                 }
