@@ -91,6 +91,10 @@ struct CompareArgs {
     /// retransmit as RFC 2131 says (0: skip). At most the pool, 130 560.
     #[arg(long, default_value_t = 100_000)]
     avalanche: u32,
+    /// dhcp-xdp's (and echo's) `--ring-size` in the avalanche runs: rings that hold a town's
+    /// first DISCOVERs (with 2 048, a third of 100 000 are lost and wait 4 s to retransmit).
+    #[arg(long, default_value_t = 65_536)]
+    avalanche_ring_size: u32,
     /// Longest an avalanche run may take, in seconds.
     #[arg(long, default_value_t = 120.0)]
     avalanche_limit: f64,
@@ -248,6 +252,7 @@ fn main() -> anyhow::Result<()> {
                 avalanche_limit: Duration::from_secs_f64(a.avalanche_limit),
                 search_trial: Duration::from_secs_f64(a.search_trial),
                 ring_size: a.ring_size,
+                avalanche_ring_size: a.avalanche_ring_size,
                 out_dir: a.out,
             };
             let md = compare::run(&cfg)?;

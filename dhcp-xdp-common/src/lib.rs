@@ -136,9 +136,13 @@ pub mod config {
     pub const ADDRS: u32 = 7;
     /// Most addresses the destination filter knows.
     pub const MAX_ADDRS: u32 = 8;
-    /// Non-zero while the daemon sheds new work: DISCOVERs are dropped (set apart from the other
-    /// slots, which a reload rewrites).
+    /// While the daemon sheds new work, the share of DISCOVERs (and direct SOLICITs) dropped, in
+    /// [`SHED_ALL`]ths: 0 none, `SHED_ALL` every one (set apart from the other slots, which a
+    /// reload rewrites).
     pub const SHED: u32 = ADDRS + MAX_ADDRS;
+    /// [`SHED`] dropping every DISCOVER (a power of two: the program compares it with the low
+    /// bits of a random number).
+    pub const SHED_ALL: u32 = 1 << 16;
     /// Number of our IPv6 addresses in the slots from [`ADDRS6`] (unicast DHCPv6 to them is
     /// steered, besides `ff02::1:2` and `ff05::1:3`).
     pub const N_ADDRS6: u32 = SHED + 1;

@@ -14,7 +14,7 @@
 use aya_ebpf::{
     bindings::xdp_action,
     cty::c_void,
-    helpers::{bpf_ktime_get_ns, bpf_xdp_load_bytes},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_xdp_load_bytes},
     macros::{map, xdp},
     maps::{Array, LruHashMap, PerCpuArray, XskMap},
     programs::XdpContext,
@@ -158,6 +158,20 @@ fn be32_at(ctx: &XdpContext, offset: usize) -> Result<u32, Pass> {
 }
 
 /// A `CONFIG` slot (0 when unset).
+/// Whether to shed this new client's first message: `CONFIG[SHED]` is the share of them the
+/// daemon wants dropped, in 65 536ths (0: none, [`config::SHED_ALL`] or more: all); between,
+/// each is dropped at random with that probability, so that as many new clients are admitted
+/// as the lease store can commit, not all of them in bursts between episodes of none.
+#[inline(always)]
+fn shed_now() -> bool {
+    let shed = setting(config::SHED);
+    if shed == 0 {
+        return false;
+    }
+    // SAFETY: a helper without arguments or preconditions.
+    shed >= config::SHED_ALL || (unsafe { bpf_get_prandom_u32() } & (config::SHED_ALL - 1)) < shed
+}
+
 #[inline(always)]
 fn setting(slot: u32) -> u32 {
     CONFIG.get(slot).copied().unwrap_or(0)
@@ -414,7 +428,7 @@ fn try_steer(ctx: &XdpContext) -> Result<u32, Pass> {
         }
         // The daemon's lease store is behind: new clients wait (they retransmit), those with an
         // offer or a lease are served.
-        if setting(config::SHED) != 0 && message_type(ctx, l4 + UDP_HLEN) == DHCPDISCOVER {
+        if shed_now() && message_type(ctx, l4 + UDP_HLEN) == DHCPDISCOVER {
             return Err(Pass::Shed);
         }
     }
@@ -589,7 +603,7 @@ fn steer6(ctx: &XdpContext, l3: usize) -> Result<u32, Pass> {
         }
         // A SOLICIT is a new client's first message, as a DISCOVER is (relayed ones are not
         // looked into: a relay's frames are few and its clients' are mostly renewals).
-        if setting(config::SHED) != 0 && kind == DHCP6_SOLICIT {
+        if kind == DHCP6_SOLICIT && shed_now() {
             return Err(Pass::Shed);
         }
     }

@@ -222,10 +222,10 @@ impl Steering {
         configure(&mut self.ebpf, s)
     }
 
-    /// Starts (`true`) or stops shedding: while on, the program drops DISCOVERs
-    /// (`shed_discover`).
-    pub fn set_shed(&mut self, on: bool) -> Result<(), EbpfError> {
-        set_shed(&mut self.ebpf, on)
+    /// Sets the share of DISCOVERs (and direct SOLICITs) the program drops (`shed_discover`),
+    /// in [`config::SHED_ALL`]ths: 0 none, `SHED_ALL` all.
+    pub fn set_shed(&mut self, share: u32) -> Result<(), EbpfError> {
+        set_shed(&mut self.ebpf, share)
     }
 
     /// Takes the `BUCKETS` map out (once) for the cluster's control loop.
@@ -295,11 +295,12 @@ pub fn read_counters(ebpf: &Ebpf) -> Result<XdpCounters, EbpfError> {
     Ok(out)
 }
 
-/// Starts or stops shedding DISCOVERs in a loaded object (`CONFIG[SHED]`).
-pub fn set_shed(ebpf: &mut Ebpf, on: bool) -> Result<(), EbpfError> {
+/// Sets the share of DISCOVERs a loaded object drops (`CONFIG[SHED]`, in
+/// [`config::SHED_ALL`]ths: 0 none, `SHED_ALL` all).
+pub fn set_shed(ebpf: &mut Ebpf, share: u32) -> Result<(), EbpfError> {
     let mut map: Array<&mut MapData, u32> =
         ebpf.map_mut("CONFIG").ok_or(EbpfError::Missing("map CONFIG"))?.try_into().map_err(map_err("map CONFIG"))?;
-    map.set(config::SHED, u32::from(on), 0).map_err(map_err("CONFIG[SHED]"))
+    map.set(config::SHED, share.min(config::SHED_ALL), 0).map_err(map_err("CONFIG[SHED]"))
 }
 
 /// Writes `s` into the `CONFIG` map of a loaded object.

@@ -195,6 +195,12 @@ impl Collector for Collect {
             "1 while new clients' DISCOVERs are shed in XDP (the lease store is behind)",
             [(vec![], f64::from(u8::from(self.shared.shedding.load(Ordering::Relaxed))))],
         )?;
+        gauge_family(
+            &mut enc,
+            "dhcp_xdp_discovers_admitted_ratio",
+            "Share of new clients' DISCOVERs (and SOLICITs) let through XDP: 1, less while shedding",
+            [(vec![], self.shared.admitted_share())],
+        )?;
         if let Some(f) = self.shared.forensic.get() {
             gauge_family(
                 &mut enc,

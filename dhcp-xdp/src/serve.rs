@@ -71,6 +71,9 @@ pub struct Shared {
     pub shedding: std::sync::atomic::AtomicBool,
     /// Times shedding started since start.
     pub shed_episodes: std::sync::atomic::AtomicU64,
+    /// The share of new clients' DISCOVERs admitted, in
+    /// [`SHED_ALL`](dhcp_xdp_common::config::SHED_ALL)ths (all but while shedding).
+    pub admitted: std::sync::atomic::AtomicU32,
     /// DHCPv6 identity: the server DUID and the interface's global addresses.
     pub server6: Server6,
     /// The interface's link-local address (the source of replies to clients on the link).
@@ -156,6 +159,7 @@ impl Shared {
             reconfigure: std::sync::Mutex::new(()),
             shedding: Default::default(),
             shed_episodes: Default::default(),
+            admitted: std::sync::atomic::AtomicU32::new(dhcp_xdp_common::config::SHED_ALL),
             server6: Server6 { duid: vec![], addrs: vec![] },
             link_local6: None,
         }
@@ -164,6 +168,12 @@ impl Shared {
     /// With a DHCPv6 identity.
     pub fn with_v6(self, server6: Server6, link_local6: Option<std::net::Ipv6Addr>) -> Self {
         Self { server6, link_local6, ..self }
+    }
+
+    /// The share of new clients' DISCOVERs admitted now (0 to 1; 1 but while shedding).
+    pub fn admitted_share(&self) -> f64 {
+        f64::from(self.admitted.load(std::sync::atomic::Ordering::Relaxed))
+            / f64::from(dhcp_xdp_common::config::SHED_ALL)
     }
 
     /// The runtime in force.

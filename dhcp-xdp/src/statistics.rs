@@ -110,8 +110,9 @@ pub struct Report {
     pub store: Map<String, Value>,
     /// Per pool: subnet, first address, size, addresses in use.
     pub pools: Vec<(u32, std::net::Ipv4Addr, u32, u64)>,
-    /// Whether new clients' DISCOVERs are being shed now, and how many times shedding started.
-    pub shedding: (bool, u64),
+    /// Whether new clients' DISCOVERs are being shed now, how many times shedding started, and
+    /// the share of them admitted (0 to 1).
+    pub shedding: (bool, u64, f64),
     /// The forensic lease log's status (Null without one).
     pub forensic: Value,
 }
@@ -151,7 +152,11 @@ impl Report {
             ],
             store: shared.store.status(),
             pools: rt.db.pool_usage(now),
-            shedding: (shared.shedding.load(Ordering::Relaxed), shared.shed_episodes.load(Ordering::Relaxed)),
+            shedding: (
+                shared.shedding.load(Ordering::Relaxed),
+                shared.shed_episodes.load(Ordering::Relaxed),
+                shared.admitted_share(),
+            ),
             forensic: shared.forensic.get().map_or(Value::Null, |f| f.status()),
         }
     }
@@ -175,7 +180,10 @@ impl Report {
         let store: Vec<String> =
             self.store.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect();
         out.push(format!("{what}: store {}", store.join(" ")));
-        out.push(format!("{what}: shedding active={} episodes={}", self.shedding.0, self.shedding.1));
+        out.push(format!(
+            "{what}: shedding active={} episodes={} admitted={:.2}",
+            self.shedding.0, self.shedding.1, self.shedding.2
+        ));
         for (subnet, start, len, used) in &self.pools {
             out.push(format!(
                 "{what}: pool subnet={subnet} start={start} size={len} used={used} ({:.1}%)",
@@ -201,7 +209,7 @@ impl Report {
             "messages6": obj(&self.snapshot.messages6),
             "leases": obj(&self.leases),
             "store": Value::Object(self.store.clone()),
-            "shedding": { "active": self.shedding.0, "episodes": self.shedding.1 },
+            "shedding": { "active": self.shedding.0, "episodes": self.shedding.1, "admitted": self.shedding.2 },
             "forensic-log": self.forensic,
             "pools": self.pools.iter().map(|(s, start, len, used)| json!({
                 "subnet-id": s, "start": start.to_string(), "size": len, "used": used

@@ -268,8 +268,8 @@ fn injected_write_errors_and_stalls_withhold_acks_until_the_disk_recovers() {
     check_recovered("injected faults", &acked, &rec, LEASE_TIME);
 }
 
-/// Overload: a journal that falls behind (its syncs stall) makes the daemon shed new clients'
-/// DISCOVERs in the XDP program, while a renewal of a bound client still reaches the engine and
+/// Overload: a journal that falls behind (its syncs stall) makes the daemon shed a growing
+/// share of new clients' DISCOVERs in the XDP program, soon all of them, while a renewal of a bound client still reaches the engine and
 /// is ACKed as soon as its record is durable; when the journal catches up, DISCOVERs are
 /// answered again.
 #[test]
@@ -288,6 +288,12 @@ fn a_store_that_falls_behind_sheds_new_clients_first_and_keeps_renewals() {
     assert!(
         daemon.wait_counters(Duration::from_secs(3), |c| c.0["shedding"]["active"] == true),
         "the daemon did not start shedding: {}",
+        daemon.counters().0
+    );
+    // The share admitted halves every tick while the journal stays behind, down to none.
+    assert!(
+        daemon.wait_counters(Duration::from_secs(2), |c| c.0["shedding"]["admitted"].as_f64() == Some(0.0)),
+        "new clients still admitted with the journal stalled: {}",
         daemon.counters().0
     );
     // New clients: dropped in XDP, never reaching the engine.
@@ -323,9 +329,10 @@ fn a_store_that_falls_behind_sheds_new_clients_first_and_keeps_renewals() {
     std::fs::write(&hook, "").expect("hook");
     let ack = link.replies(1, Duration::from_secs(3), |r| r.xid() == 0x0400_0000);
     assert_eq!(ack.first().and_then(|r| r.message_type()), Some(5), "the renewal was not ACKed once durable");
-    // Caught up: shedding stops, new clients bind again.
+    // Caught up: the share admitted grows back to all, new clients bind again.
     assert!(
-        daemon.wait_counters(Duration::from_secs(3), |c| c.0["shedding"]["active"] == false),
+        daemon.wait_counters(Duration::from_secs(3), |c| c.0["shedding"]["active"] == false
+            && c.0["shedding"]["admitted"].as_f64() == Some(1.0)),
         "shedding did not stop: {}",
         daemon.counters().0
     );

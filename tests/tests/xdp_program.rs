@@ -8,7 +8,7 @@ use aya::{
 use dhcp_xdp::ebpf::{
     PROGRAM_NAME, SteerSettings, configure, load, read_counters, set_buckets, set_queue_sockets, set_shed,
 };
-use dhcp_xdp_common::{buckets, counter, lb_hash, role};
+use dhcp_xdp_common::{buckets, config, counter, lb_hash, role};
 use tests::{
     TwoHosts,
     frames::{Frame6, Request, dhcp6_message, dhcp6_relay_forw},
@@ -359,7 +359,7 @@ fn while_shedding_discovers_are_dropped_and_other_requests_go_on() {
     for f in [&discover_first, &discover_later, &request] {
         assert_eq!(p.run(f, None), (XDP_PASS, counter::NO_SOCKET));
     }
-    set_shed(&mut p.ebpf, true).expect("shed");
+    set_shed(&mut p.ebpf, config::SHED_ALL).expect("shed");
     assert_eq!(p.run(&discover_first, None), (XDP_DROP, counter::SHED_DISCOVER));
     assert_eq!(p.run(&discover_later, None), (XDP_DROP, counter::SHED_DISCOVER));
     for f in [&request, &renewal, &no_type] {
@@ -367,8 +367,18 @@ fn while_shedding_discovers_are_dropped_and_other_requests_go_on() {
     }
     let (action, _) = p.run(&cut_short, None);
     assert_eq!(action, XDP_PASS, "options cut short are not a DISCOVER");
-    set_shed(&mut p.ebpf, false).expect("unshed");
+    set_shed(&mut p.ebpf, 0).expect("unshed");
     assert_eq!(p.run(&discover_first, None), (XDP_PASS, counter::NO_SOCKET));
+
+    // A share: each DISCOVER dropped at random with that probability (a quarter here; 2 000
+    // frames put the count within a few percent of it), every REQUEST still steered.
+    set_shed(&mut p.ebpf, config::SHED_ALL / 4).expect("shed a quarter");
+    let shed = (0..2000).filter(|_| p.run(&discover_first, None) == (XDP_DROP, counter::SHED_DISCOVER)).count();
+    assert!((400..=600).contains(&shed), "{shed} of 2 000 DISCOVERs shed at a quarter");
+    for _ in 0..200 {
+        assert_eq!(p.run(&request, None), (XDP_PASS, counter::NO_SOCKET), "a REQUEST shed");
+    }
+    set_shed(&mut p.ebpf, 0).expect("unshed");
 }
 
 /// A DHCPv6 SOLICIT from client MAC 02:00:00:00:00:01 to ff02::1:2.
@@ -454,7 +464,7 @@ fn dhcp6_to_servers_is_steered_and_other_ipv6_passes() {
     group_source.src_mac = [3, 0, 0, 0, 0, 1];
     assert_eq!(p.run(&group_source.build(), None), (XDP_DROP, counter::BAD_SOURCE));
 
-    set_shed(&mut p.ebpf, true).expect("shed");
+    set_shed(&mut p.ebpf, config::SHED_ALL).expect("shed");
     assert_eq!(p.run(&solicit().build(), None), (XDP_DROP, counter::SHED_DISCOVER), "SOLICIT shed");
     let mut request = solicit();
     request.payload[0] = 3;
@@ -462,7 +472,7 @@ fn dhcp6_to_servers_is_steered_and_other_ipv6_passes() {
     let mut renew = solicit();
     renew.payload[0] = 5;
     assert_eq!(p.run(&renew.build(), None), steered, "RENEW not shed");
-    set_shed(&mut p.ebpf, false).expect("unshed");
+    set_shed(&mut p.ebpf, 0).expect("unshed");
 
     configure(&mut p.ebpf, &settings(1, 2)).expect("configure");
     let flood = solicit().build();

@@ -18,6 +18,8 @@ use std::{
 
 use sd_notify::NotifyState;
 
+use dhcp_xdp_common::config;
+
 use super::{Daemon, HandlerKind, load_config, steer_settings};
 use crate::{
     control::Action,
@@ -199,61 +201,79 @@ impl StoreTick {
 /// Overload: while the lease store is more than [`Shed::START`] behind (see
 /// [`LeaseStore::lag`](crate::store::LeaseStore::lag)), or a worker's RX ring is more than
 /// [`Shed::RING_START`] full (more arrives than the workers can handle), the XDP program drops
-/// DISCOVERs — new clients wait and retransmit, costing nothing — so what the store can commit
-/// and the workers can handle goes to the clients with an offer or a lease; once both are below
-/// [`Shed::STOP`] and [`Shed::RING_STOP`] it takes them again.
+/// a growing share of DISCOVERs — new clients wait and retransmit, costing nothing — so what
+/// the store can commit and the workers can handle goes to the clients with an offer or a
+/// lease; once both are below [`Shed::STOP`] and [`Shed::RING_STOP`] it admits a growing share
+/// again, until all. The share admitted settles near what the store can take (additive
+/// increase, multiplicative decrease, as TCP's congestion window): an on/off switch let every
+/// new client in between episodes, and each burst of their REQUESTs outgrew the store again
+/// (PostgreSQL at 3× its capacity: 0.45 of the capacity served).
 pub struct Shed;
 
 impl Shed {
-    /// The store lag at which shedding starts: far beyond what a healthy store takes to commit
-    /// (a sync of the journal, a round trip to the database) and its hiccups (a checkpoint),
-    /// so that only a backlog sheds; early enough that what was admitted still completes well
-    /// within a client's first retransmission interval (4 s) and a load tester's 1 s.
+    /// The store lag at which the share admitted falls: far beyond what a healthy store takes
+    /// to commit (a sync of the journal, a round trip to the database) and its hiccups (a
+    /// checkpoint), so that only a backlog sheds; early enough that what was admitted still
+    /// completes well within a client's first retransmission interval (4 s) and a load
+    /// tester's 1 s.
     pub const START: Duration = Duration::from_millis(250);
-    /// The store lag under which it stops.
+    /// The store lag under which it grows.
     pub const STOP: Duration = Duration::from_millis(100);
-    /// How full a worker's RX ring is when shedding starts: about to overflow, when the kernel
-    /// would drop what does not fit, REQUESTs and renewals as much as DISCOVERs. (Half full is a
-    /// worker that was off its CPU for a moment: shedding then cost a quarter of the goodput at
-    /// 1.5× capacity on PostgreSQL.)
+    /// How full a worker's RX ring is when the share falls: about to overflow, when the kernel
+    /// would drop REQUESTs and renewals as much as DISCOVERs. (Half full is a worker that was
+    /// off its CPU for a moment: shedding then cost a quarter of the goodput at 1.5× capacity
+    /// on PostgreSQL.)
     pub const RING_START: f64 = 0.9;
-    /// How full the fullest RX ring is under which it stops.
+    /// How full the fullest RX ring is under which it grows.
     pub const RING_STOP: f64 = 0.25;
+    /// Under this share (in [`config::SHED_ALL`]ths), none is admitted: shares halve at each
+    /// tick (10 ms) over a threshold, so a store that stalls sheds every new client within
+    /// 70 ms.
+    pub const FLOOR: u32 = config::SHED_ALL / 64;
+    /// The share added at each tick under both: from none to all in half a second.
+    pub const INCREASE: u32 = config::SHED_ALL / 50 + 1;
 
-    /// Whether to shed, shedding `on` now, with the store `lag` behind and the fullest RX ring
-    /// `ring` full (0 to 1).
-    pub fn wanted(on: bool, lag: Duration, ring: f64) -> bool {
-        if on { lag > Self::STOP || ring > Self::RING_STOP } else { lag > Self::START || ring > Self::RING_START }
+    /// The next share of new clients to admit (in [`config::SHED_ALL`]ths), admitting `admit`
+    /// now, with the store `lag` behind and the fullest RX ring `ring` full (0 to 1).
+    pub fn next(admit: u32, lag: Duration, ring: f64) -> u32 {
+        if lag > Self::START || ring > Self::RING_START {
+            let less = admit / 2;
+            if less < Self::FLOOR { 0 } else { less }
+        } else if lag < Self::STOP && ring < Self::RING_STOP {
+            (admit + Self::INCREASE).min(config::SHED_ALL)
+        } else {
+            admit
+        }
     }
 
-    /// Starts or stops shedding as the store's lag and the workers' rings say.
+    /// Sets the share of new clients admitted as the store's lag and the workers' rings say.
     pub fn run(d: &mut Daemon) {
         let lag = d.shared.store.lag();
         let ring = d.datapath.stats().iter().map(|(_, s)| s.rx_fill()).fold(0.0, f64::max);
-        let on = d.shared.shedding.load(Ordering::Relaxed);
-        let want = Self::wanted(on, lag, ring);
-        if want == on {
+        let share = d.shared.admitted.load(Ordering::Relaxed);
+        let next_share = Self::next(share, lag, ring);
+        if next_share == share {
             return;
         }
-        match d.steering.set_shed(want) {
-            Ok(()) => {
-                d.shared.shedding.store(want, Ordering::Relaxed);
-                if want {
-                    d.shared.shed_episodes.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        "overload: the {} is {lag:.1?} behind, the fullest RX ring {:.0} % full; new clients' \
-                         DISCOVERs are dropped until both catch up",
-                        d.shared.store.name(),
-                        ring * 100.0
-                    );
-                } else {
-                    tracing::info!(
-                        "overload over: the {} caught up; DISCOVERs are answered again",
-                        d.shared.store.name()
-                    );
-                }
-            }
-            Err(e) => tracing::warn!("overload: could not {} shedding: {e}", if want { "start" } else { "stop" }),
+        if let Err(e) = d.steering.set_shed(config::SHED_ALL - next_share) {
+            tracing::warn!("overload: could not set the share of DISCOVERs shed: {e}");
+            return;
+        }
+        d.shared.admitted.store(next_share, Ordering::Relaxed);
+        let on = next_share < config::SHED_ALL;
+        if on == d.shared.shedding.swap(on, Ordering::Relaxed) {
+            return;
+        }
+        if on {
+            d.shared.shed_episodes.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "overload: the {} is {lag:.1?} behind, the fullest RX ring {:.0} % full; a share of new clients' \
+                 DISCOVERs is dropped until both catch up",
+                d.shared.store.name(),
+                ring * 100.0
+            );
+        } else {
+            tracing::info!("overload over: the {} caught up; every DISCOVER is answered again", d.shared.store.name());
         }
     }
 }
@@ -288,16 +308,28 @@ impl StatsLine {
 mod tests {
     use super::*;
 
-    /// Shedding starts on a store far behind or a worker's ring about to overflow, and stops only once
-    /// both are well below (no flapping between the two thresholds).
+    /// The share admitted halves on a store far behind or a worker's ring about to overflow,
+    /// down to none; it holds between the thresholds and grows back only once both are well
+    /// below (no flapping).
     #[test]
-    fn shedding_starts_on_a_lagging_store_or_a_full_ring_and_stops_on_both() {
+    fn the_share_admitted_falls_on_a_lagging_store_or_a_full_ring_and_grows_on_both_below() {
         let ms = Duration::from_millis;
-        assert!(!Shed::wanted(false, ms(200), 0.8), "below both starts");
-        assert!(Shed::wanted(false, ms(300), 0.0), "the store far behind");
-        assert!(Shed::wanted(false, ms(0), 0.95), "a ring about to overflow");
-        assert!(Shed::wanted(true, ms(150), 0.0), "between the store's thresholds it goes on");
-        assert!(Shed::wanted(true, ms(0), 0.5), "between the ring's thresholds it goes on");
-        assert!(!Shed::wanted(true, ms(50), 0.2), "below both stops");
+        let all = config::SHED_ALL;
+        assert_eq!(Shed::next(all, ms(200), 0.8), all, "below both starts");
+        assert_eq!(Shed::next(all, ms(300), 0.0), all / 2, "the store far behind");
+        assert_eq!(Shed::next(all / 2, ms(0), 0.95), all / 4, "a ring about to overflow");
+        assert_eq!(Shed::next(all / 3, ms(150), 0.0), all / 3, "between the store's thresholds it holds");
+        assert_eq!(Shed::next(all / 3, ms(0), 0.5), all / 3, "between the ring's thresholds it holds");
+        assert_eq!(Shed::next(all / 3, ms(50), 0.2), all / 3 + Shed::INCREASE, "below both it grows");
+        assert_eq!(Shed::next(all - 1, ms(50), 0.2), all, "up to all");
+        // A store that stalls: nobody is admitted within seven ticks, and it takes half a second
+        // of health to admit everyone again.
+        let mut admit = all;
+        for _ in 0..7 {
+            admit = Shed::next(admit, ms(1000), 0.0);
+        }
+        assert_eq!(admit, 0);
+        let ticks = std::iter::successors(Some(0), |a| Some(Shed::next(*a, ms(0), 0.0))).position(|a| a == all);
+        assert_eq!(ticks, Some(50));
     }
 }
