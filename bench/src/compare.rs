@@ -788,14 +788,17 @@ fn avalanche_table(s: &mut String, servers: &[Value], ring_size: &Value) {
     );
     let _ = writeln!(
         s,
-        "| server | clients | 99 % bound after, s | all bound after, s | N ÷ capacity, s | all ÷ (N ÷ capacity) | retransmissions | check failures |"
+        "| server | clients | 99 % bound after, s | all bound after, s | N ÷ capacity, s | all ÷ (N ÷ capacity) (goal ≤ 1.2) | N ÷ closed-loop max, s | retransmissions | check failures |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for v in runs {
         let a = &v["avalanche"];
         let n = num(a, &["clients"]);
-        let cap = num(v, &["max_exchanges_per_s"]);
+        // Capacity as the search found it (99.9 % within 1 s), else the closed-loop maximum.
+        let max = num(v, &["max_exchanges_per_s"]);
+        let cap = v["capacity"]["rate"].as_f64().filter(|&c| c > 0.0).unwrap_or(max);
         let ideal = if cap > 0.0 { n / cap } else { 0.0 };
+        let at_max = if max > 0.0 { n / max } else { 0.0 };
         let secs = |k: &str| a[k].as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "not within the limit".into());
         let ratio = a["bound_all_s"]
             .as_f64()
@@ -804,7 +807,7 @@ fn avalanche_table(s: &mut String, servers: &[Value], ring_size: &Value) {
             .unwrap_or_else(|| "–".into());
         let _ = writeln!(
             s,
-            "| {} | {n:.0} | {} | {} | {ideal:.2} | {ratio} | {} | {} |",
+            "| {} | {n:.0} | {} | {} | {ideal:.2} | {ratio} | {at_max:.2} | {} | {} |",
             v["name"].as_str().unwrap_or(""),
             secs("bound_99_percent_s"),
             secs("bound_all_s"),
