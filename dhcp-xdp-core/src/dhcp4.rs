@@ -75,6 +75,7 @@ pub mod opt {
     pub const RENEWAL_TIME: u8 = 58;
     pub const REBINDING_TIME: u8 = 59;
     pub const CLIENT_ID: u8 = 61;
+    pub const CLIENT_FQDN: u8 = 81;
     pub const RELAY_AGENT_INFO: u8 = 82;
     pub const VIVSO: u8 = 125;
     pub const SUBNET_SELECTION: u8 = 118;
@@ -143,7 +144,7 @@ struct Area {
 
 /// Codes whose first occurrence [`Message::parse`] records, so that the engine reads them
 /// without walking the options again: the ones every request is asked for.
-const TRACKED: [u8; 9] = [
+const TRACKED: [u8; 11] = [
     opt::OVERLOAD,
     opt::MESSAGE_TYPE,
     opt::REQUESTED_IP,
@@ -153,6 +154,9 @@ const TRACKED: [u8; 9] = [
     opt::CLIENT_ID,
     opt::RELAY_AGENT_INFO,
     opt::SUBNET_SELECTION,
+    // The name a lease keeps, looked for in every REQUEST that is ACKed.
+    opt::HOSTNAME,
+    opt::CLIENT_FQDN,
 ];
 /// Marks an untracked code in [`SLOT`].
 const UNTRACKED: u8 = u8::MAX;
@@ -568,6 +572,52 @@ impl<'b> OptionWriter<'b> {
             end = pad_to;
         }
         end
+    }
+}
+
+/// The name a client gives itself, as text, into `out` (cut to its length); its length. The
+/// domain name of its Client FQDN option (81, RFC 4702: canonical wire form with the E flag,
+/// ASCII without; a trailing root label or dot dropped) if it has one, else its Host Name
+/// option (12); 0 with neither.
+pub fn client_name(m: &Message<'_>, scratch: &mut [u8], out: &mut [u8]) -> usize {
+    if let Some(v) = m.option(opt::CLIENT_FQDN, scratch)
+        && v.len() > 3
+    {
+        let (flags, name) = (v[0], &v[3..]);
+        let mut n = 0;
+        if flags & 0x04 != 0 {
+            // Labels, each after its length, up to the root label (or the end: a partial name).
+            let mut at = 0;
+            while let Some(&len) = name.get(at) {
+                let len = usize::from(len);
+                let Some(label) = name.get(at + 1..at + 1 + len).filter(|_| len > 0 && len < 64) else { break };
+                let dot = usize::from(n > 0);
+                if n + dot + len > out.len() {
+                    break;
+                }
+                if dot == 1 {
+                    out[n] = b'.';
+                }
+                out[n + dot..n + dot + len].copy_from_slice(label);
+                n += dot + len;
+                at += 1 + len;
+            }
+        } else {
+            let text = name.strip_suffix(b".").unwrap_or(name);
+            n = text.len().min(out.len());
+            out[..n].copy_from_slice(&text[..n]);
+        }
+        if n > 0 {
+            return n;
+        }
+    }
+    match m.option(opt::HOSTNAME, scratch) {
+        Some(v) => {
+            let n = v.len().min(out.len());
+            out[..n].copy_from_slice(&v[..n]);
+            n
+        }
+        None => 0,
     }
 }
 

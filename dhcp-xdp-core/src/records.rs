@@ -14,7 +14,7 @@ use hashbrown::HashMap;
 use crate::{
     dhcp6::IaKind,
     leases::{
-        Change, ClientKey, Lease, LeaseState, Tags,
+        Change, ClientKey, Lease, LeaseState, MAX_NAME, Tags,
         v6::{Key6, Lease6, Lease6State},
     },
 };
@@ -29,6 +29,8 @@ const KIND_REMOVE: u8 = 2;
 const KIND_UPSERT6: u8 = 3;
 /// The removal of a DHCPv6 lease.
 const KIND_REMOVE6: u8 = 4;
+/// A client's host name (version 2 only).
+const KIND_NAME: u8 = 5;
 /// Snapshot files start with this.
 pub const SNAP_MAGIC: &[u8; 8] = b"DXSNAP01";
 /// Snapshot header: magic, generation, record count.
@@ -74,6 +76,13 @@ pub fn encode(seq: u64, c: &Change, out: &mut Vec<u8>) {
         Change::Remove6(k) => {
             out[start + 2] = KIND_REMOVE6;
             key6(k, out);
+        }
+        Change::Name(k, name) => {
+            out[start + 2] = KIND_NAME;
+            let k = k.as_bytes();
+            out.push(k.len() as u8);
+            out.extend_from_slice(k);
+            out.extend_from_slice(&name[..name.len().min(MAX_NAME)]);
         }
     }
     out[start + 3] = (out.len() - start - 4) as u8;
@@ -177,13 +186,15 @@ pub fn decode(b: &[u8]) -> Option<(u64, Change, usize)> {
             })
         }
         KIND_REMOVE if rest.is_empty() => Change::Remove(key),
+        KIND_NAME if version == 2 && rest.len() <= MAX_NAME => Change::Name(key, rest.into()),
         _ => return None,
     };
     Some((seq, change, body_end + 4))
 }
 
-/// The header of a snapshot of `count` leases of generation `generation`; the records follow
-/// (each `encode`d as an upsert) and a CRC-32 of everything before it ends the file.
+/// The header of a snapshot of `count` records of generation `generation`; the records follow
+/// (each `encode`d: an upsert, or a lease's host name after the leases) and a CRC-32 of
+/// everything before it ends the file.
 pub fn snapshot_header(generation: u64, count: u64) -> [u8; SNAP_HEADER] {
     let mut h = [0u8; SNAP_HEADER];
     h[..8].copy_from_slice(SNAP_MAGIC);
@@ -207,7 +218,7 @@ pub fn decode_snapshot(data: &[u8]) -> Option<Vec<(u64, Change)>> {
     let mut leases = Vec::with_capacity(usize::try_from(count).ok()?.min(body.len() / 16));
     while at < body.len() {
         match decode(&body[at..])? {
-            (seq, c @ (Change::Upsert(_) | Change::Upsert6(_)), n) => {
+            (seq, c @ (Change::Upsert(_) | Change::Upsert6(_) | Change::Name(..)), n) => {
                 leases.push((seq, c));
                 at += n;
             }
@@ -248,6 +259,10 @@ pub struct Conflict {
 pub struct Replay {
     state: HashMap<ClientKey, (u64, Option<Lease>)>,
     state6: HashMap<Key6, (u64, Option<Lease6>)>,
+    /// Each key's latest host name, and the number of its latest removal: a name numbered
+    /// before it named a record that is gone.
+    names: HashMap<ClientKey, (u64, Box<[u8]>)>,
+    removed: HashMap<ClientKey, u64>,
     /// Highest sequence number seen.
     pub max_seq: u64,
 }
@@ -273,7 +288,17 @@ impl Replay {
         self.max_seq = self.max_seq.max(seq);
         let (key, value) = match c {
             Change::Upsert(l) => (l.key, Some(l)),
-            Change::Remove(k) => (k, None),
+            Change::Remove(k) => {
+                let r = self.removed.entry(k).or_default();
+                *r = (*r).max(seq);
+                (k, None)
+            }
+            Change::Name(k, name) => {
+                if self.names.get(&k).is_none_or(|cur| cur.0 <= seq) {
+                    self.names.insert(k, (seq, name));
+                }
+                return;
+            }
             Change::Upsert6(l) => return Self::newer(&mut self.state6, l.key.clone(), seq, Some(l)),
             Change::Remove6(k) => return Self::newer(&mut self.state6, k, seq, None),
         };
@@ -337,6 +362,23 @@ impl Replay {
         scan
     }
 
+    /// The host names replayed, of the keys whose record they named is still there (not
+    /// removed after the name was given; empty names are none). Call before
+    /// [`finish`](Self::finish).
+    pub fn take_names(&mut self) -> HashMap<ClientKey, Box<[u8]>> {
+        let removed = std::mem::take(&mut self.removed);
+        let state = &self.state;
+        std::mem::take(&mut self.names)
+            .into_iter()
+            .filter(|(k, (seq, name))| {
+                !name.is_empty()
+                    && removed.get(k).is_none_or(|r| r < seq)
+                    && state.get(k).is_some_and(|(_, l)| l.is_some())
+            })
+            .map(|(k, (_, name))| (k, name))
+            .collect()
+    }
+
     /// The leases, and the conflicts resolved: where two records hold one address at `now`,
     /// the one numbered higher (changed last) is kept; records that no longer hold an address
     /// someone else holds are dropped silently (they were only remembered for affinity).
@@ -376,7 +418,14 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_reject_damage() {
-        for c in [Change::Upsert(lease(7, LeaseState::Bound)), Change::Remove(ClientKey::client_id(&[1, 2, 3], 1))] {
+        let longest_key = ClientKey::client_id(&[9; 64], 1);
+        for c in [
+            Change::Upsert(lease(7, LeaseState::Bound)),
+            Change::Remove(ClientKey::client_id(&[1, 2, 3], 1)),
+            Change::Name(lease(7, LeaseState::Bound).key, b"cpe-7.example.net"[..].into()),
+            Change::Name(longest_key, vec![b'a'; MAX_NAME].into()),
+            Change::Name(longest_key, Box::default()),
+        ] {
             let mut b = vec![];
             encode(42, &c, &mut b);
             assert_eq!(decode(&b), Some((42, c, b.len())));
@@ -556,5 +605,41 @@ mod tests {
         r.base(decode_snapshot(&data).expect("a whole snapshot"));
         assert_eq!(r.take6(), vec![p]);
         assert_eq!(r.finish(0).0, vec![v4]);
+    }
+
+    /// A host name belongs to the record it was given with: kept across renewals (journaled
+    /// only when it changes), the newest wins, gone with a removal of the record (a name given
+    /// again after that counts), none when empty; a snapshot carries names after the leases.
+    #[test]
+    fn names_follow_their_record() {
+        let (a, b, c) = (lease(1, LeaseState::Bound), lease(2, LeaseState::Bound), lease(3, LeaseState::Bound));
+        let name = |s: &str| -> Box<[u8]> { s.as_bytes().into() };
+        let mut r = Replay::new();
+        r.apply(1, Change::Upsert(a));
+        r.apply(2, Change::Name(a.key, name("old")));
+        r.apply(5, Change::Name(a.key, name("a-host")));
+        r.apply(9, Change::Upsert(a)); // a renewal: the name stays
+        r.apply(3, Change::Name(a.key, name("older"))); // an older record read later loses
+        r.apply(1, Change::Upsert(b));
+        r.apply(2, Change::Name(b.key, name("b-host")));
+        r.apply(4, Change::Remove(b.key)); // b's record is gone, and its name with it
+        r.apply(6, Change::Upsert(b)); // b again, without a name
+        r.apply(1, Change::Upsert(c));
+        r.apply(2, Change::Name(c.key, name("c-host")));
+        r.apply(3, Change::Name(c.key, name(""))); // c stopped giving one
+        let d = ClientKey::client_id(&[4], 1);
+        r.apply(2, Change::Name(d, name("no record")));
+        let names = r.take_names();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(names.get(&a.key).map(|n| &n[..]), Some(&b"a-host"[..]));
+
+        let mut data = snapshot_header(1, 2).to_vec();
+        encode(11, &Change::Upsert(a), &mut data);
+        encode(11, &Change::Name(a.key, name("a-host")), &mut data);
+        let crc = crc32fast::hash(&data);
+        data.extend_from_slice(&crc.to_le_bytes());
+        let mut r = Replay::new();
+        r.base(decode_snapshot(&data).expect("a snapshot with a name"));
+        assert_eq!(r.take_names().get(&a.key).map(|n| &n[..]), Some(&b"a-host"[..]));
     }
 }

@@ -492,3 +492,74 @@ fn dhcpcd_releases_and_gets_its_address_back() {
     assert_eq!(exit.engine_sum("tx_ack"), 3);
     assert_eq!(exit.leases("bound"), 1);
 }
+
+/// Host names are kept with the leases, as Kea keeps them: udhcpc's host name option (`-x
+/// hostname:`) and another client's Client FQDN (RFC 4702, wire form) are in `lease4-get` and
+/// `lease4-get-all`, through a reload, across SIGKILL (journal and recovery) and in `export`'s
+/// Kea CSV.
+#[test]
+fn leases_keep_the_host_names_clients_give() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("cfg");
+    let cfg = dir.config(BASIC);
+    let state = TempDir::new("state");
+    let state_arg = state.path().display().to_string();
+    let args = ["--config", cfg.as_str(), "--state-dir", state_arg.as_str()];
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    let got = Udhcpc::new()
+        .obtain(&net.client, &net.client_if, false, &["-x", "hostname:cpe-alpha"])
+        .expect("udhcpc got no lease");
+    let udhcpc_ip = in_pool(&got["ip"]);
+    // A second client, by frames: an FQDN in canonical wire form (the E flag).
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let fqdn: &[u8] = b"\x51\x19\x05\x00\x00\x08set-top1\x07example\x03net\x00";
+    let chaddr = [2, 0x68, 0, 0, 0, 1];
+    let ask = |link: &mut Link, options: Vec<u8>, xid: u32| {
+        let mut r = Request::discover(mac, chaddr, xid);
+        r.options = options;
+        (0..5).find_map(|_| {
+            link.send(&r.build());
+            link.replies(1, Duration::from_millis(500), |x| x.xid() == xid).pop()
+        })
+    };
+    let offer = ask(&mut link, [&[53, 1, 1][..], fqdn].concat(), 0x6801).expect("offer");
+    let stb_ip = Ipv4Addr::new(offer.bootp[16], offer.bootp[17], offer.bootp[18], offer.bootp[19]);
+    let req = [&[53, 1, 3, 50, 4][..], &stb_ip.octets(), &[54, 4, 198, 18, 0, 1], fqdn].concat();
+    assert_eq!(ask(&mut link, req, 0x6802).and_then(|a| a.message_type()), Some(5), "the set-top box is ACKed");
+
+    let hostname = |daemon: &Daemon, ip: Ipv4Addr| {
+        let a = daemon.ask("lease4-get", serde_json::json!({ "ip-address": ip.to_string() }));
+        a["arguments"]["hostname"].as_str().unwrap_or_else(|| panic!("no lease of {ip}: {a}")).to_owned()
+    };
+    let expect = [(udhcpc_ip, "cpe-alpha"), (stb_ip, "set-top1.example.net")];
+    for (ip, name) in expect {
+        assert_eq!(hostname(&daemon, ip), name);
+    }
+    let all = daemon.ask("lease4-get-all", serde_json::json!({}));
+    let names: Vec<&str> =
+        all["arguments"]["leases"].as_array().expect("leases").iter().filter_map(|l| l["hostname"].as_str()).collect();
+    assert!(names.contains(&"cpe-alpha") && names.contains(&"set-top1.example.net"), "{all}");
+    // A reload rebuilds the lease tables: the names go with them.
+    assert_eq!(daemon.ask("config-reload", serde_json::json!({}))["result"], 0);
+    for (ip, name) in expect {
+        assert_eq!(hostname(&daemon, ip), name, "after a reload");
+    }
+    // SIGKILL: the names come back from the journal.
+    daemon.signal_and_wait(Signal::SIGKILL);
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    for (ip, name) in expect {
+        assert_eq!(hostname(&daemon, ip), name, "after SIGKILL and recovery");
+    }
+    daemon.signal_and_wait(Signal::SIGTERM);
+    let out = std::process::Command::new(tests::daemon_bin())
+        .args(["export", "--state-dir", &state_arg, "--format", "kea-csv", "--config", &cfg])
+        .output()
+        .expect("dhcp-xdp export");
+    let csv = String::from_utf8_lossy(&out.stdout);
+    for (ip, name) in expect {
+        // address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,…
+        let row = csv.lines().find(|l| l.starts_with(&format!("{ip},"))).unwrap_or_else(|| panic!("{ip}: {csv}"));
+        assert_eq!(row.split(',').nth(8), Some(name), "{row}");
+    }
+}

@@ -355,11 +355,11 @@ fn the_schema_is_created_checked_and_upgraded() {
     assert!(said.contains("dhcp-xdp db upgrade"), "{said}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 4"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 5"), "{out:?}");
     let out = db("init");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 4"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 5"), "{out:?}");
     let out = db("status");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 4"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 5"), "{out:?}");
     // One row per address; a held address cannot be moved to another client by anyone.
     let mut c = pg.client();
     c.batch_execute(
@@ -385,8 +385,9 @@ fn the_schema_is_created_checked_and_upgraded() {
 
 /// Real clients (busybox udhcpc on hosts of their own) through the pair: each is answered by
 /// the node its own identifiers hash to — the client identifier udhcpc sends, or chaddr with
-/// `-C` — its lease is the database's row for that client, no two share an address, and a
-/// RELEASE reaches the row.
+/// `-C` — its lease is the database's row for that client, with the host name it gave, no two
+/// share an address, and a RELEASE reaches the row. The last client keeps its lease: the other
+/// node, which did not answer it, shows it with its host name (taken from the database).
 #[test]
 fn real_clients_bind_through_the_cluster() {
     let pg = Postgres::start();
@@ -406,27 +407,48 @@ fn real_clients_bind_through_the_cluster() {
             (lb_hash(&host.mac), ClientKey::hw(1, &host.mac, 1))
         };
         let expected = if key.0.is_multiple_of(2) { A_IP } else { B_IP };
-        let extra: &[&str] = if with_id { &[] } else { &["-C"] };
+        let name = format!("cpe-{i}");
+        let hostname = format!("hostname:{name}");
+        let extra: Vec<&str> = if with_id { vec!["-x", &hostname] } else { vec!["-C", "-x", &hostname] };
+        let release = with_id;
         let udhcpc = tests::clients::Udhcpc::new();
-        let got = udhcpc.obtain(&host.ns, &host.ifname, true, extra).unwrap_or_else(|| panic!("host {i}: no lease"));
+        let got =
+            udhcpc.obtain(&host.ns, &host.ifname, release, &extra).unwrap_or_else(|| panic!("host {i}: no lease"));
         let addr: Ipv4Addr = got["ip"].parse().expect("ip");
         assert_eq!(got["serverid"], expected.to_string(), "host {i} (bucket {}) answered by the other node", key.0);
         if let Some(other) = seen.insert(addr, i) {
             panic!("{addr} given to hosts {other} and {i}");
         }
-        // udhcpc has released it (SIGTERM with -R): the row says so, and it is this client's.
+        // udhcpc has released it (SIGTERM with -R): the row says so, and it is this client's,
+        // with its name.
+        let state = if release { 2 } else { 1 };
         assert!(
             wait_until(Duration::from_secs(5), || {
                 pg.client()
                     .query_opt(
-                        "SELECT client_key, state FROM dhcp_xdp_leases WHERE address = $1",
+                        "SELECT client_key, state, hostname FROM dhcp_xdp_leases WHERE address = $1",
                         &[&i64::from(u32::from(addr))],
                     )
                     .expect("row")
-                    .is_some_and(|r| r.get::<_, Vec<u8>>(0) == key.1.as_bytes() && r.get::<_, i16>(1) == 2)
+                    .is_some_and(|r| {
+                        r.get::<_, Vec<u8>>(0) == key.1.as_bytes()
+                            && r.get::<_, i16>(1) == state
+                            && r.get::<_, Vec<u8>>(2) == name.as_bytes()
+                    })
             }),
-            "host {i}: no released row of its own for {addr}"
+            "host {i}: no row of its own (state {state}, named {name}) for {addr}"
         );
+        if !release {
+            // Nodes pull each other's rows every tenth heartbeat (1 s).
+            let other = if expected == A_IP { &b } else { &a };
+            assert!(
+                wait_until(Duration::from_secs(15), || {
+                    other.ask("lease4-get", serde_json::json!({ "ip-address": addr.to_string() }))["arguments"]["hostname"]
+                        == name.as_str()
+                }),
+                "host {i}: the node that did not answer it does not show {addr} named {name}"
+            );
+        }
     }
 }
 

@@ -402,6 +402,9 @@ fn leases_move_from_isc_dhcpd_to_dhcp_xdp() {
     // newcomer asking for the abandoned address gets another.
     let state_arg = state.path().display().to_string();
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg, "--state-dir", &state_arg]);
+    // dhcpd's client-hostname came with the lease.
+    let got = daemon.ask("lease4-get", json!({ "ip-address": bound[2].to_string() }));
+    assert_eq!(got["arguments"]["hostname"], "cpe-3", "{got}");
     assert_eq!(renew(&mut link, mac, c[0], bound[0], 0xe00), Some(bound[0]), "client 0 with dhcp-xdp");
     assert_eq!(renew_with(&mut link, mac, c[2], bound[2], 0xe02, &uid[..9]), Some(bound[2]), "client 2 with dhcp-xdp");
     let mut grab = Request::discover(mac, [2, 0x6c, 0, 0, 0, 9], 0xe10);

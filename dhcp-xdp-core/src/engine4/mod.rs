@@ -179,6 +179,8 @@ pub struct Engine {
     circuit: (usize, usize),
     remote: (usize, usize),
     scratch: [u8; 1024],
+    /// The name the client of an ACKed REQUEST gives (see [`dhcp4::client_name`]).
+    name: [u8; crate::leases::MAX_NAME],
     blocks: OptionBlocks,
     /// The shard the last request must be decided in instead (see [`Engine::take_redirect`]).
     redirect: Option<usize>,
@@ -221,6 +223,7 @@ impl Engine {
             circuit: (0, 0),
             remote: (0, 0),
             scratch: [0; 1024],
+            name: [0; crate::leases::MAX_NAME],
             blocks: OptionBlocks::new(),
             cls: classes::ClassState::default(),
             redirect: None,
@@ -330,6 +333,14 @@ impl Engine {
             Ok(a) => a,
             Err(reason) => return (Verdict::Drop(*reason), out(None)),
         };
+        if matches!(answer, Answer::Ack { .. })
+            && req.mtype == Some(MessageType::Request)
+            && (msg.has(opt::HOSTNAME) || msg.has(opt::CLIENT_FQDN) || shard.has_names())
+        {
+            // The lease keeps the name the client gives (or its lack), as Kea's does.
+            let n = dhcp4::client_name(msg, &mut self.scratch, &mut self.name);
+            shard.set_name(&self.key(&req, cfg.subnets[subnet].lease_scope), &self.name[..n]);
+        }
         let tx = match answer {
             Answer::Offer { .. } => MsgCounter::TxOffer,
             Answer::Ack { .. } => MsgCounter::TxAck,

@@ -1290,3 +1290,43 @@ fn a_class_sends_its_vendors_options_43_and_125() {
     let ack = h.dora(T0, &other);
     assert_eq!((ack.opt(43), ack.opt(125)), (None, None));
 }
+
+/// The lease keeps the name its client gives: option 81's domain name (canonical wire form
+/// with the E flag, ASCII without) before option 12, journaled only when it changes, cleared
+/// when the client stops giving one; an OFFER keeps nothing.
+#[test]
+fn the_lease_keeps_the_clients_host_name() {
+    let mut h = H::new();
+    let key = ClientKey::hw(1, &CLIENT_MAC, 1);
+    let named = |h: &H| h.db.lock(0).name(&key).map(<[u8]>::to_vec);
+    let names_journaled = |h: &H| {
+        h.db.lock(0).take_changes().into_iter().filter(|c| matches!(c, crate::leases::Change::Name(..))).count()
+    };
+    let base = rq(MessageType::Discover).opt(opt::HOSTNAME, b"cpe-7");
+    h.send(T0, &base).expect("offer");
+    assert_eq!(named(&h), None, "an offer keeps no name");
+    let ack = h.dora(T0, &base);
+    assert_eq!(named(&h).as_deref(), Some(&b"cpe-7"[..]));
+    assert_eq!(names_journaled(&h), 1);
+    // A renewal with the same name journals none; one with an FQDN (E flag, wire form) takes it.
+    let renew = |extra: Option<(u8, &[u8])>| {
+        let mut r = rq(MessageType::Request);
+        r.ciaddr = ack.yiaddr();
+        if let Some((code, v)) = extra {
+            r = r.opt(code, v);
+        }
+        r
+    };
+    h.send(T0 + 10, &renew(Some((opt::HOSTNAME, b"cpe-7")))).expect("ack");
+    assert_eq!(names_journaled(&h), 0, "an unchanged name is not journaled again");
+    let fqdn = [&[0x05, 0, 0][..], b"\x05cpe-7\x07example\x03net\x00"].concat();
+    h.send(T0 + 20, &renew(Some((opt::CLIENT_FQDN, &fqdn)))).expect("ack");
+    assert_eq!(named(&h).as_deref(), Some(&b"cpe-7.example.net"[..]));
+    let ascii = [&[0x01, 0, 0][..], b"cpe-7.example.org."].concat();
+    h.send(T0 + 30, &renew(Some((opt::CLIENT_FQDN, &ascii)))).expect("ack");
+    assert_eq!(named(&h).as_deref(), Some(&b"cpe-7.example.org"[..]));
+    assert_eq!(names_journaled(&h), 2);
+    h.send(T0 + 40, &renew(None)).expect("ack");
+    assert_eq!(named(&h), None, "a client that gives no name any more has none");
+    assert_eq!(names_journaled(&h), 1, "the clearing is journaled");
+}

@@ -15,6 +15,40 @@ impl LeaseDb {
         v
     }
 
+    /// The host name kept with the record of `key`, in whichever shard holds it.
+    pub fn name_of(&self, key: &ClientKey) -> Option<Box<[u8]>> {
+        self.shards.iter().find_map(|s| {
+            let sh = lock(s);
+            sh.find(key).and_then(|i| sh.names.get(&i).cloned())
+        })
+    }
+
+    /// Gives the record of `key` (a row another node wrote) the host name `name` (empty: none),
+    /// in whichever shard holds it; not journaled (the database has it).
+    pub fn absorb_name(&self, key: &ClientKey, name: &[u8]) {
+        for s in &self.shards {
+            let mut sh = lock(s);
+            if let Some(i) = sh.find(key) {
+                if name.is_empty() {
+                    sh.names.remove(&i);
+                } else if sh.names.get(&i).is_none_or(|n| **n != *name) {
+                    sh.names.insert(i, name.into());
+                }
+                return;
+            }
+        }
+    }
+
+    /// The host names of every record that has one.
+    pub fn all_names(&self) -> HashMap<ClientKey, Box<[u8]>> {
+        let mut out = HashMap::new();
+        for s in &self.shards {
+            let sh = lock(s);
+            out.extend(sh.names.iter().map(|(i, n)| (sh.leases[*i as usize].key, n.clone())));
+        }
+        out
+    }
+
     /// The record holding (or last holding) `addr`, and its shard.
     pub fn lease_at(&self, addr: Ipv4Addr) -> Option<(usize, Lease)> {
         let mut found: Option<(usize, Lease)> = None;

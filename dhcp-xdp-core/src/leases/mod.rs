@@ -125,7 +125,15 @@ pub enum Change {
     Upsert6(v6::Lease6),
     /// Forget the DHCPv6 lease of this key.
     Remove6(v6::Key6),
+    /// The host name the client of `key` gave (option 81's domain name, else option 12; at
+    /// most [`MAX_NAME`] bytes), empty when it gave none any more. Journaled only when it
+    /// changes, after the record it names; a removal of the record forgets it.
+    Name(ClientKey, Box<[u8]>),
 }
+
+/// Longest host name kept with a lease (longer ones are cut): what fits one journal record
+/// beside the longest client key.
+pub const MAX_NAME: usize = 200;
 
 /// Why no address could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -254,6 +262,7 @@ impl LeaseDb {
                         by_addr: HashMap::new(),
                         free: (0..pools.len()).map(|_| VecDeque::new()).collect(),
                         changes: vec![],
+                        names: HashMap::new(),
                         sweep_cursor: 0,
                         last_found: std::cell::Cell::new(0),
                         directory: directory.clone(),
@@ -433,6 +442,25 @@ impl LeaseDb {
             all.extend(g.shard.leases.iter().filter(|l| l.key.len != 0).copied());
         }
         (guards, all)
+    }
+
+    /// Gives the records of the keys in `names` their host names back (recovery, a reload;
+    /// not journaled: they are already).
+    pub fn restore_names(&self, names: &HashMap<ClientKey, Box<[u8]>>) {
+        if names.is_empty() {
+            return;
+        }
+        for m in &self.shards {
+            let mut sh = lock(m);
+            let sh = &mut *sh;
+            for (i, l) in sh.leases.iter().enumerate() {
+                if l.key.len != 0
+                    && let Some(n) = names.get(&l.key)
+                {
+                    sh.names.insert(i as u32, n.clone());
+                }
+            }
+        }
     }
 
     /// Number of shards.

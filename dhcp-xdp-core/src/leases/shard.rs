@@ -13,6 +13,8 @@ pub struct Shard {
     pub(super) by_addr: HashMap<u32, u32>,
     pub(super) free: Vec<VecDeque<u32>>,
     pub(super) changes: Vec<Change>,
+    /// Host names of the records that have one, by record index.
+    pub(super) names: HashMap<u32, Box<[u8]>>,
     pub(super) sweep_cursor: usize,
     /// Index of the record [`Shard::find`] found last.
     pub(super) last_found: std::cell::Cell<u32>,
@@ -140,6 +142,7 @@ impl Shard {
             self.by_addr.remove(&u32::from(l.addr));
         }
         self.leases[i as usize].key = ClientKey { len: 0, bytes: [0; 32] };
+        self.names.remove(&i);
         self.vacant.push(i);
         self.changes.push(Change::Remove(l.key));
     }
@@ -187,6 +190,46 @@ impl ShardGuard<'_> {
     /// The record holding `addr` in this shard.
     pub fn by_addr(&self, addr: Ipv4Addr) -> Option<Lease> {
         self.shard.by_addr.get(&u32::from(addr)).map(|&i| self.shard.leases[i as usize])
+    }
+
+    /// The host name kept with the record of `key` (None when it has none).
+    pub fn name(&self, key: &ClientKey) -> Option<&[u8]> {
+        self.shard.find(key).and_then(|i| self.shard.names.get(&i)).map(|n| &n[..])
+    }
+
+    /// Whether any record of this shard has a host name.
+    #[inline]
+    pub fn has_names(&self) -> bool {
+        !self.shard.names.is_empty()
+    }
+
+    /// The host names of this shard's records (snapshots, reloads).
+    pub fn names(&self) -> impl Iterator<Item = (ClientKey, &[u8])> + '_ {
+        let leases = &self.shard.leases;
+        self.shard
+            .names
+            .iter()
+            .filter(|(i, _)| leases[**i as usize].state != LeaseState::Offered)
+            .map(|(i, n)| (leases[*i as usize].key, &n[..]))
+    }
+
+    /// Keeps `name` (cut to [`MAX_NAME`](super::MAX_NAME) bytes; empty: none) as the host name
+    /// of the record of `key`, journaling it when it changed; nothing without a record.
+    #[inline]
+    pub fn set_name(&mut self, key: &ClientKey, name: &[u8]) {
+        let name = &name[..name.len().min(super::MAX_NAME)];
+        let Some(i) = self.shard.find(key) else { return };
+        match self.shard.names.get(&i) {
+            Some(cur) if **cur == *name => return,
+            None if name.is_empty() => return,
+            _ => {}
+        }
+        if name.is_empty() {
+            self.shard.names.remove(&i);
+        } else {
+            self.shard.names.insert(i, name.into());
+        }
+        self.shard.changes.push(Change::Name(*key, name.into()));
     }
 
     /// Changes made since the last call (to journal).

@@ -6,7 +6,7 @@
 //! a ping conflict) becomes a declined address in probation; `free`, `backup` (free, owned by
 //! the failover peer), `expired`, `released` and `reset` hold nothing and go back to the pool.
 //! A lease's `uid` becomes its client id, else its `hardware ethernet` address is the key.
-//! `client-hostname` and `set` statements are passed over: dhcp-xdp stores neither.
+//! `client-hostname` becomes the lease's host name; `set` statements are passed over.
 
 use std::net::Ipv4Addr;
 
@@ -126,6 +126,7 @@ struct Entry {
     state: Option<String>,
     hardware: Option<(String, String)>,
     uid: Option<Vec<u8>>,
+    hostname: Option<Vec<u8>>,
     bad: Option<String>,
 }
 
@@ -146,6 +147,11 @@ impl Entry {
             ["binding", "state", s] => self.state = Some(s.to_string()),
             ["abandoned"] => self.state = Some("abandoned".into()),
             ["hardware", kind, mac] => self.hardware = Some((kind.to_string(), mac.to_string())),
+            ["client-hostname", ..] => {
+                if let Some(Token::Str(s)) = st.get(1) {
+                    self.hostname = Some(s.clone());
+                }
+            }
             ["uid", ..] => {
                 self.uid = match st.get(1) {
                     Some(Token::Str(s)) => Some(s.clone()),
@@ -250,7 +256,8 @@ pub fn read_dhcpd_leases(text: &str, cfg: &Config, now: u32) -> Result<Import, S
             }
         };
         let chaddr = chaddr.unwrap_or_default();
-        out.admit(cfg, e.line, None, Lease { key, chaddr, addr, expires, state, subnet: 0, tags: Default::default() });
+        let lease = Lease { key, chaddr, addr, expires, state, subnet: 0, tags: Default::default() };
+        out.admit(cfg, e.line, None, lease, e.hostname.as_deref().unwrap_or_default());
     }
     Ok(out)
 }

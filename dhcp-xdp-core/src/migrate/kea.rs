@@ -37,6 +37,7 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
         out.skipped.push(Skipped { line: 1, addr: None, why: format!("not a Kea lease file: header {headers:?}") });
         return Ok(out);
     };
+    let host = col("hostname");
     let mut last: HashMap<Ipv4Addr, (u64, csv::StringRecord)> = HashMap::new();
     let mut out = Import::default();
     for rec in r.records() {
@@ -92,7 +93,10 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
         };
         let chaddr = chaddr.unwrap_or_default();
         let hint = num(sid).and_then(|s| u32::try_from(s).ok());
-        out.admit(cfg, line, hint, Lease { key, chaddr, addr, expires, state, subnet: 0, tags: Default::default() });
+        // Kea writes commas in a host name as "&#x2c" (its CSV escape).
+        let name = host.and_then(|i| rec.get(i)).unwrap_or("").replace("&#x2c", ",");
+        let lease = Lease { key, chaddr, addr, expires, state, subnet: 0, tags: Default::default() };
+        out.admit(cfg, line, hint, lease, name.as_bytes());
     }
     Ok(out)
 }
@@ -118,7 +122,7 @@ fn kea_state(l: &Lease) -> u8 {
 
 /// `l` as Kea's lease object (`lease4-get` and every list of the control channel, and
 /// `dhcp-xdp export --format json`): one definition of the shape for all of them.
-pub fn lease_json(l: &Lease, cfg: &Config) -> serde_json::Value {
+pub fn lease_json(l: &Lease, hostname: Option<&[u8]>, cfg: &Config) -> serde_json::Value {
     let valid = valid_lifetime(l, cfg);
     let mut v = serde_json::json!({
         "ip-address": l.addr.to_string(),
@@ -128,7 +132,7 @@ pub fn lease_json(l: &Lease, cfg: &Config) -> serde_json::Value {
         "subnet-id": l.subnet,
         "fqdn-fwd": false,
         "fqdn-rev": false,
-        "hostname": "",
+        "hostname": String::from_utf8_lossy(hostname.unwrap_or_default()),
         "state": kea_state(l),
     });
     if let Some(id) = l.key.client_id_bytes() {
@@ -139,7 +143,7 @@ pub fn lease_json(l: &Lease, cfg: &Config) -> serde_json::Value {
 
 /// Writes `leases` as a Kea memfile CSV (Kea 2.2's header), with each subnet's lease time of
 /// `cfg` as `valid_lifetime` (Kea needs it; `expire` is kept as it is).
-pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
+pub fn write_kea_csv(leases: &[Lease], names: &HashMap<ClientKey, Box<[u8]>>, cfg: &Config) -> String {
     let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(vec![]);
     let mut sorted: Vec<&Lease> =
         leases.iter().filter(|l| matches!(l.state, LeaseState::Bound | LeaseState::Declined)).collect();
@@ -148,6 +152,7 @@ pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
         let valid = valid_lifetime(l, cfg);
         let client_id = l.key.client_id_bytes().map(colon_hex).unwrap_or_default();
         let state = kea_state(l).to_string();
+        let name = names.get(&l.key).map(|n| String::from_utf8_lossy(n).replace(',', "&#x2c")).unwrap_or_default();
         let _ = w.write_record([
             l.addr.to_string().as_str(),
             &colon_hex(&l.chaddr),
@@ -157,7 +162,7 @@ pub fn write_kea_csv(leases: &[Lease], cfg: &Config) -> String {
             &l.subnet.to_string(),
             "0",
             "0",
-            "",
+            &name,
             state.as_str(),
             "",
         ]);
@@ -251,7 +256,7 @@ mod tests {
              198.18.21.102,,,86400,1796156859,1,0,0,,1,\n"
         );
         let imp = read_kea_csv(&csv, &c, 1).unwrap();
-        let bound = lease_json(&imp.leases[0], &c);
+        let bound = lease_json(&imp.leases[0], None, &c);
         let lt = u64::from(c.subnets[0].lease_time);
         assert_eq!(bound["ip-address"], "198.18.21.101");
         assert_eq!(bound["hw-address"], "02:aa:00:00:00:01");
@@ -259,7 +264,7 @@ mod tests {
         assert_eq!(bound["valid-lft"], lt);
         assert_eq!(bound["cltt"], 1_796_156_859 - lt);
         assert_eq!((bound["subnet-id"].clone(), bound["state"].clone()), (serde_json::json!(1), serde_json::json!(0)));
-        let declined = lease_json(&imp.leases[1], &c);
+        let declined = lease_json(&imp.leases[1], None, &c);
         assert_eq!(declined["state"], 1);
         assert_eq!(declined["valid-lft"], u64::from(c.decline_probation));
         assert!(declined.get("client-id").is_none());
@@ -270,9 +275,35 @@ mod tests {
         let c = cfg();
         let csv = format!("{KEA_CSV_HEADER}\n198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,,0,\n");
         let imp = read_kea_csv(&csv, &c, 1).unwrap();
-        let out = write_kea_csv(&imp.leases, &c);
+        let out = write_kea_csv(&imp.leases, &imp.names, &c);
         assert!(out.starts_with(KEA_CSV_HEADER));
         assert!(out.contains("198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,,0,"), "{out}");
         assert_eq!(read_kea_csv(&out, &c, 1).unwrap().leases, imp.leases);
+    }
+
+    /// The hostname column comes in with the lease (Kea's comma escape undone) and goes out the
+    /// same way; lease4-get shows it.
+    #[test]
+    fn host_names_come_and_go_with_the_csv() {
+        let c = cfg();
+        let csv = format!(
+            "{KEA_CSV_HEADER}\n198.18.21.101,02:aa:00:00:00:01,,3600,1796156859,1,0,0,cpe-1.example.net,0,\n\
+             198.18.21.102,02:aa:00:00:00:02,,3600,1796156859,1,0,0,odd&#x2cname,0,\n\
+             198.18.21.103,02:aa:00:00:00:03,,3600,1796156859,1,0,0,,0,\n"
+        );
+        let imp = read_kea_csv(&csv, &c, 1).unwrap();
+        assert_eq!(imp.leases.len(), 3, "{:?}", imp.skipped);
+        let name = |i: usize| imp.names.get(&imp.leases[i].key).map(|n| String::from_utf8_lossy(n).into_owned());
+        assert_eq!(
+            (name(0).as_deref(), name(1).as_deref(), name(2)),
+            (Some("cpe-1.example.net"), Some("odd,name"), None)
+        );
+        assert_eq!(
+            lease_json(&imp.leases[0], imp.names.get(&imp.leases[0].key).map(|n| &n[..]), &c)["hostname"],
+            "cpe-1.example.net"
+        );
+        let out = write_kea_csv(&imp.leases, &imp.names, &c);
+        assert!(out.contains(",1,0,0,cpe-1.example.net,0,") && out.contains(",0,0,odd&#x2cname,0,"), "{out}");
+        assert_eq!(read_kea_csv(&out, &c, 1).unwrap().names, imp.names);
     }
 }

@@ -39,13 +39,16 @@ pub struct Import {
     /// Entries that hold nothing at the time of the import (expired, released, free, deleted):
     /// left to the pool, as the other server would.
     pub unheld: usize,
+    /// The host names of the kept leases' clients (Kea's `hostname`, dhcpd's
+    /// `client-hostname`), by the lease's key.
+    pub names: hashbrown::HashMap<crate::leases::ClientKey, Box<[u8]>>,
 }
 
 impl Import {
     /// Keeps `lease` if its address lies in a pool or reservation of `cfg`; its subnet is the
     /// file's `subnet_hint` when that subnet holds the address, else the subnet that does.
     /// Otherwise the lease is reported in [`Import::skipped`].
-    fn admit(&mut self, cfg: &Config, line: u64, subnet_hint: Option<u32>, mut lease: Lease) {
+    fn admit(&mut self, cfg: &Config, line: u64, subnet_hint: Option<u32>, mut lease: Lease, name: &[u8]) {
         let addr = lease.addr;
         let subnet = match subnet_hint.and_then(|s| cfg.subnet_index(s)).filter(|&i| cfg.subnets[i].contains(addr)) {
             Some(i) => Some(i),
@@ -66,6 +69,9 @@ impl Import {
         // The client's key in the subnet's lease scope: a client with leases on two subnets
         // keeps both.
         lease.key = lease.key.rescoped(s.lease_scope);
+        if !name.is_empty() {
+            self.names.insert(lease.key, name[..name.len().min(crate::leases::MAX_NAME)].into());
+        }
         self.leases.push(lease);
     }
 }

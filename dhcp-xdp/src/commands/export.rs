@@ -16,7 +16,7 @@ pub fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::
     let rec = journal::inspect(dir, now).with_context(|| format!("reading {}", dir.display()))?;
     let held: Vec<_> = rec.leases.iter().filter(|l| l.holds(now)).copied().collect();
     match format {
-        ExportFormat::KeaCsv => print!("{}", dhcp_xdp_core::migrate::write_kea_csv(&held, &cfg)),
+        ExportFormat::KeaCsv => print!("{}", dhcp_xdp_core::migrate::write_kea_csv(&held, &rec.names, &cfg)),
         ExportFormat::KeaCsv6 => {
             let held6: Vec<_> = rec.leases6.iter().filter(|l| l.expires > now).cloned().collect();
             print!("{}", dhcp_xdp_core::migrate::write_kea_csv6(&held6));
@@ -26,7 +26,7 @@ pub fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::
             let leases: Vec<serde_json::Value> = held
                 .iter()
                 .map(|l| {
-                    let mut v = dhcp_xdp_core::migrate::lease_json(l, &cfg);
+                    let mut v = dhcp_xdp_core::migrate::lease_json(l, rec.names.get(&l.key).map(|n| &n[..]), &cfg);
                     v["expire"] = serde_json::json!(l.expires);
                     v
                 })
@@ -45,13 +45,14 @@ pub fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
     leases.sort_by_key(|l| u32::from(l.addr));
     for l in &leases {
         println!(
-            "lease addr={} chaddr={} state={:?} expires={} subnet={} key={:?}",
+            "lease addr={} chaddr={} state={:?} expires={} subnet={} key={:?}{}",
             l.addr,
             colon_hex(&l.chaddr),
             l.state,
             l.expires,
             l.subnet,
-            l.key
+            l.key,
+            rec.names.get(&l.key).map(|n| format!(" hostname={:?}", String::from_utf8_lossy(n))).unwrap_or_default()
         );
     }
     let mut leases6 = rec.leases6;

@@ -4,9 +4,10 @@
 use super::*;
 
 impl Control {
-    /// A lease in Kea's shape.
+    /// A lease in Kea's shape, with the host name its client gave.
     pub(super) fn lease_json(&self, l: &Lease) -> Value {
-        dhcp_xdp_core::migrate::lease_json(l, &self.shared.runtime().cfg)
+        let rt = self.shared.runtime();
+        dhcp_xdp_core::migrate::lease_json(l, rt.db.name_of(&l.key).as_deref(), &rt.cfg)
     }
 
     /// Leases as Kea lists them: bindings and probations (expired and released records are

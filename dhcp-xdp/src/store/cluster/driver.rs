@@ -206,8 +206,14 @@ impl HeartbeatDriver {
 
 /// Takes lease rows (from a query selecting [`LEASE_COLUMNS`]) into the tables; returns how many.
 fn absorb_rows(db: &LeaseDb, rows: &[postgres::Row], now: u32) -> usize {
-    for l in rows.iter().filter_map(lease_from_row) {
-        db.absorb(l, now);
+    for r in rows {
+        if let Some(l) = lease_from_row(r) {
+            let key = db.scoped(l).key;
+            db.absorb(l, now);
+            if let Some((_, name)) = pg::name_from_row(r) {
+                db.absorb_name(&key, name);
+            }
+        }
     }
     rows.len()
 }

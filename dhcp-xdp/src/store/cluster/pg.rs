@@ -28,10 +28,15 @@ use crate::store::{
 
 /// The columns every lease query selects, in [`lease_from_row`]'s order.
 pub const LEASE_COLUMNS: &str =
-    "address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq, change";
+    "address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq, change, hostname";
 
 /// The column of [`LEASE_COLUMNS`] that holds the change number.
 pub const CHANGE_COLUMN: usize = 10;
+
+/// The host name of a lease row (empty: none), with its client's key.
+pub fn name_from_row(r: &Row) -> Option<(ClientKey, &[u8])> {
+    Some((ClientKey::from_bytes(r.get::<_, &[u8]>(1))?, r.get::<_, &[u8]>(11)))
+}
 
 /// A lease row as a lease (None for a row this daemon cannot read: a foreign key format).
 pub fn lease_from_row(r: &Row) -> Option<Lease> {
@@ -292,15 +297,19 @@ const COMMIT_SQL: &str = "WITH moved AS (
      DELETE FROM dhcp_xdp_leases l
       WHERE l.client_key = ANY($2::bytea[])
         AND NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS w(a) WHERE w.a = l.address)
-        AND (l.node = $10 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now())))
- INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq)
- SELECT a, k, h, s, e, st, c, r, $10, q
+        AND (l.node = $10 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now()))
+      RETURNING l.client_key, l.hostname)
+ INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq,
+                                   hostname)
+ SELECT a, k, h, s, e, st, c, r, $10, q,
+        coalesce((SELECT m.hostname FROM moved m WHERE m.client_key = t.k LIMIT 1), ''::bytea)
    FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::smallint[],
                $7::bigint[], $8::bigint[], $9::bigint[]) AS t(a, k, h, s, e, st, c, r, q)
  ON CONFLICT (address) DO UPDATE SET client_key = EXCLUDED.client_key, hwaddr = EXCLUDED.hwaddr,
      subnet = EXCLUDED.subnet, expires = EXCLUDED.expires, state = EXCLUDED.state,
      circuit = EXCLUDED.circuit, remote = EXCLUDED.remote, node = EXCLUDED.node, seq = EXCLUDED.seq,
-     change = nextval('dhcp_xdp_change')
+     change = nextval('dhcp_xdp_change'),
+     hostname = CASE WHEN l.client_key = EXCLUDED.client_key THEN l.hostname ELSE EXCLUDED.hostname END
  WHERE ((l.client_key = EXCLUDED.client_key AND l.node = EXCLUDED.node AND l.seq <= EXCLUDED.seq)
     OR (l.client_key = EXCLUDED.client_key AND l.node <> EXCLUDED.node
         AND (EXCLUDED.state = 2 OR l.state <> 1 OR EXCLUDED.expires >= l.expires)))
@@ -308,6 +317,12 @@ const COMMIT_SQL: &str = "WITH moved AS (
     OR (l.client_key <> EXCLUDED.client_key
         AND (l.state NOT IN (0, 1, 4) OR l.expires <= extract(epoch FROM now())))
  RETURNING address";
+
+/// The host names clients gave, on the rows of their keys this node writes (after the
+/// round's upserts, in the same transaction).
+const NAME_SQL: &str = "UPDATE dhcp_xdp_leases l SET hostname = t.n, change = nextval('dhcp_xdp_change')
+   FROM unnest($1::bytea[], $2::bytea[]) AS t(k, n)
+  WHERE l.client_key = t.k AND l.node = $3 AND l.hostname <> t.n";
 
 /// Removed keys' rows (rounds with removals only; same rule as the moved rows).
 const REMOVE_SQL: &str = "DELETE FROM dhcp_xdp_leases
@@ -321,6 +336,7 @@ pub(crate) struct Conn {
     remove: postgres::Statement,
     commit6: postgres::Statement,
     remove6: postgres::Statement,
+    name: postgres::Statement,
 }
 
 impl Conn {
@@ -334,7 +350,8 @@ impl Conn {
         let remove = client.prepare(REMOVE_SQL)?;
         let commit6 = client.prepare(pg6::COMMIT6_SQL)?;
         let remove6 = client.prepare(pg6::REMOVE6_SQL)?;
-        Ok(Self { client, commit, remove, commit6, remove6 })
+        let name = client.prepare(NAME_SQL)?;
+        Ok(Self { client, commit, remove, commit6, remove6, name })
     }
 }
 
@@ -351,10 +368,18 @@ struct Refused {
 fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refused, postgres::Error> {
     // The newest change of each key wins, then the newest upsert of each address.
     let mut last: HashMap<ClientKey, (u64, Change)> = HashMap::with_capacity(batch.len());
+    // Host names apart: the newest of each key, set once its row is written.
+    let mut names: HashMap<ClientKey, (u64, &[u8])> = HashMap::new();
     for (seq, c) in batch {
         let k = match c {
             Change::Upsert(l) => l.key,
             Change::Remove(k) => *k,
+            Change::Name(k, n) => {
+                if names.get(k).is_none_or(|(s, _)| s < seq) {
+                    names.insert(*k, (*seq, &n[..]));
+                }
+                continue;
+            }
             // The v6 changes are the v6 round's.
             Change::Upsert6(_) | Change::Remove6(_) => continue,
         };
@@ -372,7 +397,7 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refuse
                 }
             }
             Change::Remove(k) => removed.push(k.as_bytes().to_vec()),
-            Change::Upsert6(_) | Change::Remove6(_) => {}
+            Change::Upsert6(_) | Change::Remove6(_) | Change::Name(..) => {}
         }
     }
     let n = by_addr.len();
@@ -401,7 +426,9 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refuse
     let params: [&(dyn postgres::types::ToSql + Sync); 10] =
         [&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node];
     let round6 = Round6::of(batch);
-    let (applied, v6) = if removed.is_empty() && round6.is_empty() {
+    let (name_keys, name_values): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+        names.iter().map(|(k, (_, n))| (k.as_bytes().to_vec(), n.to_vec())).unzip();
+    let (applied, v6) = if removed.is_empty() && round6.is_empty() && names.is_empty() {
         (conn.client.query(&conn.commit, &params)?, vec![])
     } else {
         // Removed keys go first, wherever they are (a DECLINE removes the client's binding and
@@ -411,6 +438,9 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refuse
             tx.execute(&conn.remove, &[&removed, &node])?;
         }
         let applied = if n > 0 { tx.query(&conn.commit, &params)? } else { vec![] };
+        if !names.is_empty() {
+            tx.execute(&conn.name, &[&name_keys, &name_values, &node])?;
+        }
         let v6 = round6.commit(&mut tx, (&conn.commit6, &conn.remove6), node)?;
         tx.commit()?;
         (applied, v6)

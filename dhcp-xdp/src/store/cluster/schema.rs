@@ -21,7 +21,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use postgres::{Client, Transaction};
 
 /// The schema version this daemon reads and writes.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The advisory lock every schema check, creation and upgrade holds ("dhcpxdp\0").
 const SCHEMA_LOCK: i64 = 0x6468_6370_7864_7000;
@@ -101,6 +101,8 @@ CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
          );
          INSERT INTO dhcp_xdp_hosts DEFAULT VALUES;",
     )],
+    // 4 → 5: the host name each client gave (option 81's domain name, else option 12).
+    &[Migration::Sql("ALTER TABLE dhcp_xdp_leases ADD COLUMN hostname bytea NOT NULL DEFAULT ''::bytea;")],
 ];
 
 /// Version 2: every unscoped client key (tags 0 and 1) is rewritten in the scope of its row's
