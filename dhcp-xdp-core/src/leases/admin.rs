@@ -39,16 +39,6 @@ impl LeaseDb {
         }
     }
 
-    /// The host names of every record that has one.
-    pub fn all_names(&self) -> HashMap<ClientKey, Box<[u8]>> {
-        let mut out = HashMap::new();
-        for s in &self.shards {
-            let sh = lock(s);
-            out.extend(sh.names.iter().map(|(i, n)| (sh.leases[*i as usize].key, n.clone())));
-        }
-        out
-    }
-
     /// The record holding (or last holding) `addr`, and its shard.
     pub fn lease_at(&self, addr: Ipv4Addr) -> Option<(usize, Lease)> {
         let mut found: Option<(usize, Lease)> = None;
