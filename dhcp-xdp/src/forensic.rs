@@ -245,6 +245,12 @@ impl ForensicLog {
         });
     }
 
+    /// A DHCPv6 lease (or a declined address's probation) the sweep ended.
+    pub fn expired6(&self, now: u64, l: &dhcp_xdp_core::leases::v6::Lease6) {
+        let declined = l.state == dhcp_xdp_core::leases::v6::Lease6State::Declined;
+        self.record(Event::v6(Kind::Expired, now, l, 0, (!declined).then_some(&l.key.duid[..])));
+    }
+
     /// The events of a DHCPv6 exchange (message type `kind` of the client's message), from the
     /// lease changes it made: every lease bound (REQUEST, SOLICIT with Rapid Commit) or renewed
     /// (RENEW, REBIND), released or declined.

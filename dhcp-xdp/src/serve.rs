@@ -219,13 +219,20 @@ pub fn sweep(shared: &Shared, max_per_shard: usize) -> usize {
             tracing::error!("{}: expiries not stored: {e}", shared.store.name());
         }
     }
+    let log = shared.forensic.get();
+    let mut ended = vec![];
     let stamped: Vec<_> = {
         let mut t = rt.table6();
-        n += t.sweep(now, max_per_shard);
+        n += t.sweep_into(now, max_per_shard, log.is_some().then_some(&mut ended));
         let mut changes = vec![];
         t.drain_changes(&mut changes);
         rt.db.numbered(changes.into_iter()).collect()
     };
+    if let Some(log) = log {
+        for l in &ended {
+            log.expired6(u64::from(now), l);
+        }
+    }
     if !stamped.is_empty()
         && let Err(e) = shared.store.append(0, &stamped)
     {

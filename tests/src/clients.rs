@@ -235,6 +235,14 @@ impl Dhclient {
         {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
+        // Also by its command line (it names the pid file): `dhclient -1` writes that file from
+        // the background after it returns, so the file may not be there yet.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(self.pid_file.as_os_str())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_file(&self.pid_file);
     }
 

@@ -215,3 +215,41 @@ fn dhcpv6_addresses_and_prefixes_are_lines_too() {
         assert!(who(&log, &["--address", what]).contains("nobody"), "{what} after the release");
     }
 }
+
+/// DHCPv6 leases that end are lines too: a real client (dhclient -6 with an address and a
+/// prefix, 4 s valid lifetime) is killed once bound; the sweep ends both leases, each an
+/// `expired` line with the client's DUID, and `who` then names nobody.
+#[test]
+fn dhcpv6_leases_that_end_are_expired_lines() {
+    let net = TwoHosts::for_dhcp6(1);
+    let dir = TempDir::new("forensic6x");
+    let log = dir.path().join("leases.jsonl");
+    let cfg = dir.config(&format!(
+        "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.150\"\n\
+         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nvalid-lifetime = 4\npreferred-lifetime = 3\n\
+         renew-timer = 2\nrebind-timer = 3\n\
+         [[subnet6.pool]]\nrange = \"2001:db8:1::100-2001:db8:1::1ff\"\n\
+         [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n\
+         [forensic-log]\npath = \"{}\"\nfsync-interval-ms = 100\n",
+        log.display()
+    ));
+    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
+    let client = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
+    assert!(client.obtain(&net.client), "dhclient -6 -N -P");
+    client.kill();
+    let (ip, prefix) = client.address_and_prefix(Some("BOUND6"), 0);
+    let (p, _) = prefix.split_once('/').expect("prefix/len");
+    let expired = |what: &str| lines(&log).into_iter().find(|l| l["event"] == "expired" && l["address"] == what);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while (expired(&ip).is_none() || expired(p).is_none()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (a, b) = (expired(&ip), expired(p));
+    assert!(a.is_some() && b.is_some(), "no expiry lines for {ip} and {p}: {:#?}", lines(&log));
+    let bound = lines(&log).into_iter().find(|l| l["event"] == "bound" && l["address"] == ip.as_str()).expect("bound");
+    assert_eq!(a.as_ref().map(|l| l["duid"].clone()), Some(bound["duid"].clone()), "the client's DUID");
+    assert_eq!(b.map(|l| l["duid"].clone()), Some(bound["duid"].clone()));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(who(&log, &["--address", &ip]).contains("nobody"), "after the expiry");
+    drop(daemon);
+}

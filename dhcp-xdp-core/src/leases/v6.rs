@@ -566,6 +566,12 @@ impl Table6 {
     /// Expiry: gives back at most `max` leases, advertisements and declined addresses that
     /// have ended; the changes say which stored ones went.
     pub fn sweep(&mut self, now: u32, max: usize) -> usize {
+        self.sweep_into(now, max, None)
+    }
+
+    /// [`sweep`](Self::sweep), also handing the stored leases that ended (not advertisements)
+    /// to `ended` (the forensic log's expiry lines).
+    pub fn sweep_into(&mut self, now: u32, max: usize, mut ended: Option<&mut Vec<Lease6>>) -> usize {
         let mut n = 0;
         while n < max && self.calendar.peek().is_some_and(|d| d.0 <= now) {
             let Some(Due(end, key)) = self.calendar.pop() else { break };
@@ -575,7 +581,10 @@ impl Table6 {
             if let Some(l) = self.forget(&key)
                 && l.state != Lease6State::Advertised
             {
-                self.changes.push(Change::Remove6(l.key));
+                self.changes.push(Change::Remove6(l.key.clone()));
+                if let Some(e) = ended.as_mut() {
+                    e.push(l);
+                }
             }
             n += 1;
         }
