@@ -36,22 +36,22 @@ const WRITE: Duration = Duration::from_secs(10);
 const MAX_MESSAGE: usize = 1500;
 
 /// Serves bulk leasequery on `listener` from a thread of its own.
-pub fn serve(listener: TcpListener, shared: Arc<Shared>, server_id: Ipv4Addr) -> std::io::Result<()> {
+pub fn serve(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new().name("bulk-leasequery".into()).spawn(move || {
         for conn in listener.incoming() {
             let Ok(stream) = conn else { continue };
-            let allowed = match stream.peer_addr() {
-                Ok(std::net::SocketAddr::V4(p)) => shared.runtime().cfg.leasequery_allowed(*p.ip()),
-                _ => false,
+            let peer = match stream.peer_addr() {
+                Ok(std::net::SocketAddr::V4(p)) if shared.runtime().cfg.leasequery_allowed(*p.ip()) => *p.ip(),
+                _ => continue, // dropped: closed at once
             };
-            if !allowed || open.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+            if open.load(Ordering::Acquire) >= MAX_CONNECTIONS {
                 continue; // dropped: closed at once
             }
             open.fetch_add(1, Ordering::AcqRel);
             let (shared, open) = (shared.clone(), open.clone());
             let spawned = std::thread::Builder::new().name("bulk-lq-conn".into()).spawn(move || {
-                if let Err(e) = connection(stream, &shared, server_id) {
+                if let Err(e) = connection(stream, &shared, peer) {
                     tracing::debug!("bulk leasequery: {e}");
                 }
                 open.fetch_sub(1, Ordering::AcqRel);
@@ -73,7 +73,8 @@ fn send(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
 }
 
 /// Serves the queries of one connection until it closes, idles or misbehaves.
-fn connection(mut s: TcpStream, shared: &Shared, server_id: Ipv4Addr) -> std::io::Result<()> {
+/// Replies carry our server identifier toward `peer`, as the relay's UDP leasequeries do.
+fn connection(mut s: TcpStream, shared: &Shared, peer: Ipv4Addr) -> std::io::Result<()> {
     s.set_read_timeout(Some(IDLE))?;
     s.set_write_timeout(Some(WRITE))?;
     let mut out = [0u8; 576];
@@ -97,6 +98,7 @@ fn connection(mut s: TcpStream, shared: &Shared, server_id: Ipv4Addr) -> std::io
         }
         let rt = shared.runtime();
         let now = crate::clock::unix_now();
+        let server_id = shared.server.id_facing(&rt.cfg, peer);
         match leasequery::bulk_query_of(&m) {
             Some(q @ (Query::RemoteId(_) | Query::CircuitId(_))) => {
                 for l in leasequery::line_leases(&rt.db, &q, now) {

@@ -174,14 +174,7 @@ impl EngineHandler {
             }
             let Some(q) = leasequery::query_of(&m) else { return Verdict::Drop(DropReason::Malformed) };
             let answer = leasequery::answer(cfg, &self.rt.db, &q, self.now);
-            let server = &self.shared.server;
-            let server_id = cfg
-                .server_id
-                .or_else(|| {
-                    server.addrs.iter().find(|n| cfg.subnet_of(n.addr) == cfg.subnet_of(giaddr)).map(|n| n.addr)
-                })
-                .or_else(|| server.addrs.first().map(|n| n.addr))
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            let server_id = self.shared.server.id_facing(cfg, giaddr);
             let Some(n) = leasequery::write_reply(cfg, &m, &answer, server_id, self.now, &mut reply) else {
                 return Verdict::Drop(DropReason::NoRoom);
             };

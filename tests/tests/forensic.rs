@@ -5,7 +5,7 @@
 //! resumes when there is room; lines written before a SIGKILL are there after it.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
@@ -167,17 +167,15 @@ fn a_full_log_disk_loses_lines_not_leases() {
     assert!(lines(&log).iter().any(|l| l["hostname"] == "after"), "the log resumed");
 }
 
-/// DHCPv6 leases in the log: a real client (ISC dhclient -6 with an address and a prefix) is
-/// bound — an address line and a prefix line with its DUID and IAID — and releases both; `who`
-/// names the holder of the address and of the prefix while bound, and nobody after.
-#[test]
-fn dhcpv6_addresses_and_prefixes_are_lines_too() {
+/// A daemon serving a DHCPv6 subnet (an address pool and a /56 pd-pool, with `lifetimes`)
+/// with its forensic log, and a real client (ISC dhclient -6 -N -P) bound by it; the log's path.
+fn bound6(lifetimes: &str) -> (TwoHosts, TempDir, PathBuf, Daemon, tests::clients::Dhclient) {
     let net = TwoHosts::for_dhcp6(1);
     let dir = TempDir::new("forensic6");
     let log = dir.path().join("leases.jsonl");
     let cfg = dir.config(&format!(
         "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.150\"\n\
-         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nvalid-lifetime = 600\npreferred-lifetime = 400\n\
+         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\n{lifetimes}\
          [[subnet6.pool]]\nrange = \"2001:db8:1::100-2001:db8:1::1ff\"\n\
          [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n\
          [forensic-log]\npath = \"{}\"\nfsync-interval-ms = 100\n",
@@ -186,6 +184,15 @@ fn dhcpv6_addresses_and_prefixes_are_lines_too() {
     let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
     let client = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
     assert!(client.obtain(&net.client), "dhclient -6 -N -P");
+    (net, dir, log, daemon, client)
+}
+
+/// DHCPv6 leases in the log: a real client (ISC dhclient -6 with an address and a prefix) is
+/// bound — an address line and a prefix line with its DUID and IAID — and releases both; `who`
+/// names the holder of the address and of the prefix while bound, and nobody after.
+#[test]
+fn dhcpv6_addresses_and_prefixes_are_lines_too() {
+    let (net, _dir, log, daemon, client) = bound6("valid-lifetime = 600\npreferred-lifetime = 400\n");
     let (ip, prefix) = client.address_and_prefix(Some("BOUND6"), 0);
     let during = iso8601(unix_now());
     assert!(
@@ -221,21 +228,8 @@ fn dhcpv6_addresses_and_prefixes_are_lines_too() {
 /// `expired` line with the client's DUID, and `who` then names nobody.
 #[test]
 fn dhcpv6_leases_that_end_are_expired_lines() {
-    let net = TwoHosts::for_dhcp6(1);
-    let dir = TempDir::new("forensic6x");
-    let log = dir.path().join("leases.jsonl");
-    let cfg = dir.config(&format!(
-        "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.150\"\n\
-         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nvalid-lifetime = 4\npreferred-lifetime = 3\n\
-         renew-timer = 2\nrebind-timer = 3\n\
-         [[subnet6.pool]]\nrange = \"2001:db8:1::100-2001:db8:1::1ff\"\n\
-         [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n\
-         [forensic-log]\npath = \"{}\"\nfsync-interval-ms = 100\n",
-        log.display()
-    ));
-    let daemon = Daemon::start(&net.server, &net.server_if, &["--config", &cfg]);
-    let client = tests::clients::Dhclient::new6(&net.client, &net.client_if, &["-N", "-P"]);
-    assert!(client.obtain(&net.client), "dhclient -6 -N -P");
+    let (_net, _dir, log, daemon, client) =
+        bound6("valid-lifetime = 4\npreferred-lifetime = 3\nrenew-timer = 2\nrebind-timer = 3\n");
     client.kill();
     let (ip, prefix) = client.address_and_prefix(Some("BOUND6"), 0);
     let (p, _) = prefix.split_once('/').expect("prefix/len");

@@ -47,6 +47,16 @@ impl ServerIdentity {
     fn is_ours(&self, a: Ipv4Addr) -> bool {
         self.addrs.iter().any(|n| n.addr == a)
     }
+
+    /// Our server identifier toward `peer` (a relay, a leasequery requester): the one the
+    /// subnet holding it announces to its clients ([`Engine::server_id`]'s rule), else the
+    /// configured one, else the interface's first address.
+    pub fn id_facing(&self, cfg: &Config, peer: Ipv4Addr) -> Ipv4Addr {
+        match cfg.subnet_of(peer) {
+            Some(i) => Engine::server_id(cfg, self, &cfg.subnets[i]),
+            None => cfg.server_id.unwrap_or_else(|| self.primary()),
+        }
+    }
 }
 
 /// The message counters of one engine, by name: what came in, the client state of a REQUEST

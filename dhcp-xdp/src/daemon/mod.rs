@@ -241,10 +241,7 @@ impl Daemon {
                 // Every address of the host: a relay may reach the server by any of them.
                 let addr =
                     std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, dhcp_xdp_common::DHCP_SERVER_PORT));
-                Some((
-                    std::net::TcpListener::bind(addr).with_context(|| format!("bulk leasequery on {addr}"))?,
-                    server.addr,
-                ))
+                Some(std::net::TcpListener::bind(addr).with_context(|| format!("bulk leasequery on {addr}"))?)
             }
         };
         let metrics_addr = opts.metrics.or_else(|| shared.runtime().cfg.metrics_listen);
@@ -279,9 +276,9 @@ impl Daemon {
                 if n == 0 { "no authentication".to_owned() } else { format!("basic authentication, {n} user(s)") }
             );
         }
-        if let Some((listener, addr)) = bulk_lq {
-            crate::bulklq::serve(listener, shared.clone(), addr).context("starting bulk leasequery")?;
-            tracing::info!("leasequery: bulk leasequery (RFC 6926) on TCP port 67 (server id {addr})");
+        if let Some(listener) = bulk_lq {
+            crate::bulklq::serve(listener, shared.clone()).context("starting bulk leasequery")?;
+            tracing::info!("leasequery: bulk leasequery (RFC 6926) on TCP port 67");
         }
         if let (Some(l), Some(a)) = (metrics_listener, metrics_addr) {
             let registry = crate::metrics::registry(shared.clone(), datapath.stats().to_vec(), xdp_snapshot.clone());
