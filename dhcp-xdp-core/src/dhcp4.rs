@@ -89,6 +89,8 @@ pub mod relay {
     pub const REMOTE_ID: u8 = 2;
     pub const LINK_SELECTION: u8 = 5;
     pub const SERVER_ID_OVERRIDE: u8 = 11;
+    /// The relay's own identity (RFC 6925).
+    pub const RELAY_ID: u8 = 12;
 }
 
 /// DHCP message types (option 53).

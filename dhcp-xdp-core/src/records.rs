@@ -14,7 +14,7 @@ use hashbrown::HashMap;
 use crate::{
     dhcp6::IaKind,
     leases::{
-        Change, ClientKey, Lease, LeaseState, MAX_NAME, Tags,
+        Attr, AttrMap, Change, ClientKey, Lease, LeaseState, MAX_ATTR, Tags,
         v6::{Key6, Lease6, Lease6State},
     },
 };
@@ -31,6 +31,8 @@ const KIND_UPSERT6: u8 = 3;
 const KIND_REMOVE6: u8 = 4;
 /// A client's host name (version 2 only).
 const KIND_NAME: u8 = 5;
+/// The option 82 a relay added to a client's request (version 2 only).
+const KIND_RELAY_INFO: u8 = 6;
 /// Snapshot files start with this.
 pub const SNAP_MAGIC: &[u8; 8] = b"DXSNAP01";
 /// Snapshot header: magic, generation, record count.
@@ -77,12 +79,15 @@ pub fn encode(seq: u64, c: &Change, out: &mut Vec<u8>) {
             out[start + 2] = KIND_REMOVE6;
             key6(k, out);
         }
-        Change::Name(k, name) => {
-            out[start + 2] = KIND_NAME;
+        Change::Attr(a, k, value) => {
+            out[start + 2] = match a {
+                Attr::Name => KIND_NAME,
+                Attr::RelayInfo => KIND_RELAY_INFO,
+            };
             let k = k.as_bytes();
             out.push(k.len() as u8);
             out.extend_from_slice(k);
-            out.extend_from_slice(&name[..name.len().min(MAX_NAME)]);
+            out.extend_from_slice(&value[..value.len().min(MAX_ATTR)]);
         }
     }
     out[start + 3] = (out.len() - start - 4) as u8;
@@ -186,7 +191,8 @@ pub fn decode(b: &[u8]) -> Option<(u64, Change, usize)> {
             })
         }
         KIND_REMOVE if rest.is_empty() => Change::Remove(key),
-        KIND_NAME if version == 2 && rest.len() <= MAX_NAME => Change::Name(key, rest.into()),
+        KIND_NAME if version == 2 && rest.len() <= MAX_ATTR => Change::Attr(Attr::Name, key, rest.into()),
+        KIND_RELAY_INFO if version == 2 && rest.len() <= MAX_ATTR => Change::Attr(Attr::RelayInfo, key, rest.into()),
         _ => return None,
     };
     Some((seq, change, body_end + 4))
@@ -218,7 +224,7 @@ pub fn decode_snapshot(data: &[u8]) -> Option<Vec<(u64, Change)>> {
     let mut leases = Vec::with_capacity(usize::try_from(count).ok()?.min(body.len() / 16));
     while at < body.len() {
         match decode(&body[at..])? {
-            (seq, c @ (Change::Upsert(_) | Change::Upsert6(_) | Change::Name(..)), n) => {
+            (seq, c @ (Change::Upsert(_) | Change::Upsert6(_) | Change::Attr(..)), n) => {
                 leases.push((seq, c));
                 at += n;
             }
@@ -254,14 +260,17 @@ pub struct Conflict {
     pub dropped: Lease,
 }
 
+/// An attribute's value and the number of the change that gave it.
+type Numbered = (u64, Box<[u8]>);
+
 /// The lease table being rebuilt from a snapshot and journals.
 #[derive(Debug, Default)]
 pub struct Replay {
     state: HashMap<ClientKey, (u64, Option<Lease>)>,
     state6: HashMap<Key6, (u64, Option<Lease6>)>,
-    /// Each key's latest host name, and the number of its latest removal: a name numbered
-    /// before it named a record that is gone.
-    names: HashMap<ClientKey, (u64, Box<[u8]>)>,
+    /// Each key's latest attributes, and the number of its latest removal: an attribute
+    /// numbered before it belonged to a record that is gone.
+    attrs: HashMap<(Attr, ClientKey), Numbered>,
     removed: HashMap<ClientKey, u64>,
     /// Highest sequence number seen.
     pub max_seq: u64,
@@ -293,9 +302,9 @@ impl Replay {
                 *r = (*r).max(seq);
                 (k, None)
             }
-            Change::Name(k, name) => {
-                if self.names.get(&k).is_none_or(|cur| cur.0 <= seq) {
-                    self.names.insert(k, (seq, name));
+            Change::Attr(a, k, value) => {
+                if self.attrs.get(&(a, k)).is_none_or(|cur| cur.0 <= seq) {
+                    self.attrs.insert((a, k), (seq, value));
                 }
                 return;
             }
@@ -362,20 +371,20 @@ impl Replay {
         scan
     }
 
-    /// The host names replayed, of the keys whose record they named is still there (not
-    /// removed after the name was given; empty names are none). Call before
+    /// The attributes replayed, of the keys whose record they belonged to is still there (not
+    /// removed after the attribute was given; empty ones are none). Call before
     /// [`finish`](Self::finish).
-    pub fn take_names(&mut self) -> HashMap<ClientKey, Box<[u8]>> {
+    pub fn take_attrs(&mut self) -> AttrMap {
         let removed = std::mem::take(&mut self.removed);
         let state = &self.state;
-        std::mem::take(&mut self.names)
+        std::mem::take(&mut self.attrs)
             .into_iter()
-            .filter(|(k, (seq, name))| {
-                !name.is_empty()
+            .filter(|((_, k), (seq, value))| {
+                !value.is_empty()
                     && removed.get(k).is_none_or(|r| r < seq)
                     && state.get(k).is_some_and(|(_, l)| l.is_some())
             })
-            .map(|(k, (_, name))| (k, name))
+            .map(|(k, (_, value))| (k, value))
             .collect()
     }
 
@@ -422,9 +431,11 @@ mod tests {
         for c in [
             Change::Upsert(lease(7, LeaseState::Bound)),
             Change::Remove(ClientKey::client_id(&[1, 2, 3], 1)),
-            Change::Name(lease(7, LeaseState::Bound).key, b"cpe-7.example.net"[..].into()),
-            Change::Name(longest_key, vec![b'a'; MAX_NAME].into()),
-            Change::Name(longest_key, Box::default()),
+            Change::Attr(Attr::Name, lease(7, LeaseState::Bound).key, b"cpe-7.example.net"[..].into()),
+            Change::Attr(Attr::Name, longest_key, vec![b'a'; MAX_ATTR].into()),
+            Change::Attr(Attr::Name, longest_key, Box::default()),
+            Change::Attr(Attr::RelayInfo, longest_key, vec![1; MAX_ATTR].into()),
+            Change::Attr(Attr::RelayInfo, lease(7, LeaseState::Bound).key, b"\x01\x04olt1\x02\x02ab"[..].into()),
         ] {
             let mut b = vec![];
             encode(42, &c, &mut b);
@@ -616,30 +627,33 @@ mod tests {
         let name = |s: &str| -> Box<[u8]> { s.as_bytes().into() };
         let mut r = Replay::new();
         r.apply(1, Change::Upsert(a));
-        r.apply(2, Change::Name(a.key, name("old")));
-        r.apply(5, Change::Name(a.key, name("a-host")));
+        r.apply(2, Change::Attr(Attr::Name, a.key, name("old")));
+        r.apply(5, Change::Attr(Attr::Name, a.key, name("a-host")));
         r.apply(9, Change::Upsert(a)); // a renewal: the name stays
-        r.apply(3, Change::Name(a.key, name("older"))); // an older record read later loses
+        r.apply(3, Change::Attr(Attr::Name, a.key, name("older"))); // an older record read later loses
         r.apply(1, Change::Upsert(b));
-        r.apply(2, Change::Name(b.key, name("b-host")));
+        r.apply(2, Change::Attr(Attr::Name, b.key, name("b-host")));
         r.apply(4, Change::Remove(b.key)); // b's record is gone, and its name with it
         r.apply(6, Change::Upsert(b)); // b again, without a name
         r.apply(1, Change::Upsert(c));
-        r.apply(2, Change::Name(c.key, name("c-host")));
-        r.apply(3, Change::Name(c.key, name(""))); // c stopped giving one
+        r.apply(2, Change::Attr(Attr::Name, c.key, name("c-host")));
+        r.apply(3, Change::Attr(Attr::Name, c.key, name(""))); // c stopped giving one
         let d = ClientKey::client_id(&[4], 1);
-        r.apply(2, Change::Name(d, name("no record")));
-        let names = r.take_names();
-        assert_eq!(names.len(), 1, "{names:?}");
-        assert_eq!(names.get(&a.key).map(|n| &n[..]), Some(&b"a-host"[..]));
+        r.apply(2, Change::Attr(Attr::Name, d, name("no record")));
+        // Another kind of attribute of the same record is kept apart.
+        r.apply(7, Change::Attr(Attr::RelayInfo, a.key, name("\x02\x03rid")));
+        let attrs = r.take_attrs();
+        assert_eq!(attrs.len(), 2, "{attrs:?}");
+        assert_eq!(attrs.get(&(Attr::Name, a.key)).map(|n| &n[..]), Some(&b"a-host"[..]));
+        assert_eq!(attrs.get(&(Attr::RelayInfo, a.key)).map(|n| &n[..]), Some(&b"\x02\x03rid"[..]));
 
         let mut data = snapshot_header(1, 2).to_vec();
         encode(11, &Change::Upsert(a), &mut data);
-        encode(11, &Change::Name(a.key, name("a-host")), &mut data);
+        encode(11, &Change::Attr(Attr::Name, a.key, name("a-host")), &mut data);
         let crc = crc32fast::hash(&data);
         data.extend_from_slice(&crc.to_le_bytes());
         let mut r = Replay::new();
         r.base(decode_snapshot(&data).expect("a snapshot with a name"));
-        assert_eq!(r.take_names().get(&a.key).map(|n| &n[..]), Some(&b"a-host"[..]));
+        assert_eq!(r.take_attrs().get(&(Attr::Name, a.key)).map(|n| &n[..]), Some(&b"a-host"[..]));
     }
 }

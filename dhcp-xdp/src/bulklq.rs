@@ -1,8 +1,9 @@
-//! Bulk leasequery (RFC 6926) over TCP port 67: a relay that rebooted asks for every lease of
-//! its subscriber lines (by remote id or circuit id in the query's option 82) — or, as RFC 4388
-//! queries do, by address, MAC or client identifier — and is sent each lease as a
-//! DHCPLEASEACTIVE, then DHCPLEASEQUERYDONE. Messages are framed by a two-byte length (§6.3);
-//! a connection may carry several queries, one after the other.
+//! Bulk leasequery (RFC 6926) over TCP port 67: a relay that rebooted asks for every lease
+//! given through it (by its relay id, RFC 6925) or on its subscriber lines (by remote id or
+//! circuit id in the query's option 82) — or, as RFC 4388 queries do, by address, MAC or client
+//! identifier — and is sent each lease as a DHCPLEASEACTIVE, then DHCPLEASEQUERYDONE with a
+//! status (MalformedQuery for a query that names nothing). Messages are framed by a two-byte
+//! length (§6.3); a connection may carry several queries, one after the other.
 //!
 //! Only peers listed in `[relays] leasequery` are served. Connections are bounded (16 at
 //! once; more are closed at once), idle ones closed after 30 s, a message is at most 1 500
@@ -21,7 +22,7 @@ use std::{
 
 use dhcp_xdp_core::{
     dhcp4::{self, Message},
-    leasequery::{self, Answer, BULKLEASEQUERY, LEASEACTIVE, LEASEQUERY, Query},
+    leasequery::{self, Answer, BULKLEASEQUERY, LEASEQUERY, Query, status},
 };
 
 use crate::serve::Shared;
@@ -99,24 +100,26 @@ fn connection(mut s: TcpStream, shared: &Shared, peer: Ipv4Addr) -> std::io::Res
         let rt = shared.runtime();
         let now = crate::clock::unix_now();
         let server_id = shared.server.id_facing(&rt.cfg, peer);
-        match leasequery::bulk_query_of(&m) {
-            Some(q @ (Query::RemoteId(_) | Query::CircuitId(_))) => {
-                for l in leasequery::line_leases(&rt.db, &q, now) {
-                    let a = Answer { kind: LEASEACTIVE, lease: Some(l), associated: vec![] };
-                    if let Some(k) = leasequery::write_reply(&rt.cfg, &m, &a, server_id, now, &mut out) {
+        let done = match leasequery::bulk_query_of(&m) {
+            Some(q @ (Query::RemoteId(_) | Query::CircuitId(_) | Query::RelayId(_))) => {
+                for h in leasequery::line_leases(&rt.db, &q, now) {
+                    if let Some(k) = leasequery::write_reply(&rt.cfg, &m, &Answer::active(h), server_id, now, &mut out)
+                    {
                         send(&mut s, &out[..k])?;
                     }
                 }
+                (status::SUCCESS, "done")
             }
             Some(q) => {
                 let a = leasequery::answer(&rt.cfg, &rt.db, &q, now);
                 if let Some(k) = leasequery::write_reply(&rt.cfg, &m, &a, server_id, now, &mut out) {
                     send(&mut s, &out[..k])?;
                 }
+                (status::SUCCESS, "done")
             }
-            None => {}
-        }
-        if let Some(k) = leasequery::write_done(&m, server_id, &mut out) {
+            None => (status::MALFORMED_QUERY, "the query names no address, client, relay or line"),
+        };
+        if let Some(k) = leasequery::write_done(&m, server_id, done, &mut out) {
             send(&mut s, &out[..k])?;
         }
     }

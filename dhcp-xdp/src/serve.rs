@@ -293,11 +293,11 @@ pub fn reload(shared: &Shared, cfg: Config) -> String {
     let t6 = old.table6();
     let leases6: Vec<_> = t6.leases().cloned().collect();
     let (guards, leases) = old.db.freeze();
-    let names: hashbrown::HashMap<_, Box<[u8]>> =
-        guards.iter().flat_map(|g| g.names().map(|(k, n)| (k, Box::from(n)))).collect();
+    let attrs: dhcp_xdp_core::leases::AttrMap =
+        guards.iter().flat_map(|g| g.attrs().map(|(a, k, v)| ((a, k), Box::from(v)))).collect();
     let n = leases.len();
     let db = LeaseDb::with_lanes(&cfg, old.db.shard_count() / old.db.groups(), old.db.groups(), leases, unix_now());
-    db.restore_names(&names);
+    db.restore_attrs(&attrs);
     db.continue_after(old.db.next_seq());
     db.restore6(&cfg, leases6, unix_now());
     db.table6().serve_buckets(&t6.served());

@@ -172,8 +172,10 @@ impl EngineHandler {
             {
                 return Verdict::Drop(DropReason::UntrustedRelay);
             }
-            let Some(q) = leasequery::query_of(&m) else { return Verdict::Drop(DropReason::Malformed) };
-            let answer = leasequery::answer(cfg, &self.rt.db, &q, self.now);
+            let answer = match leasequery::query_of(&m) {
+                Some(q) => leasequery::answer(cfg, &self.rt.db, &q, self.now),
+                None => leasequery::Answer::malformed(),
+            };
             let server_id = self.shared.server.id_facing(cfg, giaddr);
             let Some(n) = leasequery::write_reply(cfg, &m, &answer, server_id, self.now, &mut reply) else {
                 return Verdict::Drop(DropReason::NoRoom);

@@ -317,20 +317,7 @@ impl Reply {
 
     /// The value of option `code`, if present.
     pub fn option(&self, code: u8) -> Option<&[u8]> {
-        let o = self.bootp.get(240..)?;
-        let mut i = 0;
-        while i + 1 < o.len() && o[i] != 255 {
-            if o[i] == 0 {
-                i += 1;
-                continue;
-            }
-            let len = usize::from(o[i + 1]);
-            if o[i] == code {
-                return o.get(i + 2..i + 2 + len);
-            }
-            i += 2 + len;
-        }
-        None
+        bootp_option(&self.bootp, code)
     }
 
     /// The server identifier (option 54).
@@ -629,4 +616,23 @@ impl RawClient {
         r.xid = self.xid;
         self.link.send(&r.build());
     }
+}
+
+/// The value of option `code` in the BOOTP message `bootp` (its options past the magic
+/// cookie), if present.
+pub fn bootp_option(bootp: &[u8], code: u8) -> Option<&[u8]> {
+    let o = bootp.get(240..)?;
+    let mut i = 0;
+    while i + 1 < o.len() && o[i] != 255 {
+        if o[i] == 0 {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(o[i + 1]);
+        if o[i] == code {
+            return o.get(i + 2..i + 2 + len);
+        }
+        i += 2 + len;
+    }
+    None
 }

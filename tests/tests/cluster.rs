@@ -355,11 +355,11 @@ fn the_schema_is_created_checked_and_upgraded() {
     assert!(said.contains("dhcp-xdp db upgrade"), "{said}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 5"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 6"), "{out:?}");
     let out = db("init");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 5"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 6"), "{out:?}");
     let out = db("status");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 5"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 6"), "{out:?}");
     // One row per address; a held address cannot be moved to another client by anyone.
     let mut c = pg.client();
     c.batch_execute(

@@ -9,7 +9,7 @@ use std::{net::Ipv4Addr, time::Duration};
 
 use tests::{
     Daemon, TempDir, TwoHosts,
-    frames::{Link, RawClient, Reply, Request},
+    frames::{Link, RawClient, Reply, Request, bootp_option},
 };
 
 const CONFIG: &str = "[server]\nlease-time = 600\n[[subnet]]\nsubnet = \"198.18.0.0/16\"\n\
@@ -201,10 +201,25 @@ fn leasequery_answers_agree_with_isc_dhcpd() {
     }
 }
 
+/// Option 82 with a circuit id, a remote id and, when given, a relay id (RFC 6925).
+fn rai(circuit: &[u8], remote: &[u8], relay_id: Option<&[u8]>) -> Vec<u8> {
+    let mut v = [&[1, circuit.len() as u8][..], circuit, &[2, remote.len() as u8], remote].concat();
+    if let Some(id) = relay_id {
+        v.extend_from_slice(&[12, id.len() as u8]);
+        v.extend_from_slice(id);
+    }
+    v
+}
+
 /// A relayed DORA of `chaddr` through the relay at the client host, on the line `remote`
 /// (option 82 remote id) and circuit `circuit`; the address.
 fn bind_relayed(net: &TwoHosts, c: &mut RawClient, chaddr: [u8; 6], circuit: &[u8], remote: &[u8]) -> Ipv4Addr {
-    let rai = [&[1, circuit.len() as u8][..], circuit, &[2, remote.len() as u8], remote].concat();
+    bind_with(net, c, chaddr, &rai(circuit, remote, None))
+}
+
+/// A relayed DORA of `chaddr` through the relay at the client host, with the option 82 `rai`;
+/// the address.
+fn bind_with(net: &TwoHosts, c: &mut RawClient, chaddr: [u8; 6], rai: &[u8]) -> Ipv4Addr {
     let relayed = |mut r: Request| {
         r.giaddr = net.client_ip;
         r.src_ip = net.client_ip;
@@ -212,7 +227,7 @@ fn bind_relayed(net: &TwoHosts, c: &mut RawClient, chaddr: [u8; 6], circuit: &[u
         r.dst_ip = net.server_ip;
         r.dst_mac = TwoHosts::mac(&net.server, &net.server_if);
         r.options.extend_from_slice(&[82, rai.len() as u8]);
-        r.options.extend_from_slice(&rai);
+        r.options.extend_from_slice(rai);
         r
     };
     let offer = c.ask(relayed(Request::discover([0; 6], chaddr, 0)), 2).expect("a relayed offer");
@@ -225,9 +240,13 @@ fn bind_relayed(net: &TwoHosts, c: &mut RawClient, chaddr: [u8; 6], circuit: &[u
     ack.yiaddr()
 }
 
+/// One message of a bulk answer: its type, `ciaddr`, `chaddr`, and the option 82 it carries.
+type Bulk = (u8, Ipv4Addr, [u8; 6], Option<Vec<u8>>);
+
 /// A bulk leasequery (RFC 6926) exchange over TCP: the query framed by its length, the
-/// answers until DHCPLEASEQUERYDONE; each answer's (type, ciaddr, chaddr).
-fn bulk(net: &TwoHosts, queries: Vec<Request>) -> Vec<Vec<(u8, Ipv4Addr, [u8; 6])>> {
+/// answers until DHCPLEASEQUERYDONE (message type 15); each query's answers, and the status
+/// code (option 151) of its DONE.
+fn bulk(net: &TwoHosts, queries: Vec<Request>) -> Vec<(Vec<Bulk>, Option<u8>)> {
     net.client.enter(move || {
         use std::io::{Read as _, Write as _};
         let mut s = std::net::TcpStream::connect("198.18.255.1:67").expect("bulk leasequery connection");
@@ -245,24 +264,14 @@ fn bulk(net: &TwoHosts, queries: Vec<Request>) -> Vec<Vec<(u8, Ipv4Addr, [u8; 6]
                 s.read_exact(&mut len).expect("an answer's length");
                 let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
                 s.read_exact(&mut m).expect("an answer");
-                let kind = {
-                    let o = &m[240..];
-                    let mut i = 0;
-                    let mut t = 0;
-                    while i + 1 < o.len() && o[i] != 255 {
-                        if o[i] == 53 {
-                            t = o[i + 2];
-                        }
-                        i += if o[i] == 0 { 1 } else { 2 + usize::from(o[i + 1]) };
-                    }
-                    t
-                };
-                if kind == 16 {
+                let kind = bootp_option(&m, 53).and_then(|v| v.first().copied()).unwrap_or(0);
+                if kind == 15 {
+                    all.push((answers, bootp_option(&m, 151).and_then(|v| v.first().copied())));
                     break;
                 }
-                answers.push((kind, Ipv4Addr::new(m[12], m[13], m[14], m[15]), m[28..34].try_into().unwrap()));
+                let rai = bootp_option(&m, 82).map(<[u8]>::to_vec);
+                answers.push((kind, Ipv4Addr::new(m[12], m[13], m[14], m[15]), m[28..34].try_into().unwrap(), rai));
             }
-            all.push(answers);
         }
         all
     })
@@ -299,14 +308,101 @@ fn a_rebooted_relay_gets_every_lease_of_its_line_over_tcp() {
             q(&|r| r.options.extend_from_slice(&[82, 8, 2, 6, b'l', b'i', b'n', b'e', b'-', b'9'])),
         ],
     );
-    let mut got: Vec<(Ipv4Addr, [u8; 6])> = answers[0].iter().map(|a| (a.1, a.2)).collect();
+    let mut got: Vec<(Ipv4Addr, [u8; 6])> = answers[0].0.iter().map(|a| (a.1, a.2)).collect();
     got.sort();
     line7.sort();
     assert_eq!(got, line7, "every lease of line-7");
-    assert!(answers[0].iter().all(|a| a.0 == 13), "{:?}", answers[0]);
-    assert_eq!(answers[1].iter().map(|a| (a.0, a.1)).collect::<Vec<_>>(), [(13, other)], "the circuit olt1/1/8");
-    assert_eq!(answers[2].iter().map(|a| (a.0, a.1)).collect::<Vec<_>>(), [(13, other)], "by address");
-    assert!(answers[3].is_empty(), "a line with no lease: just DONE");
+    assert!(answers[0].0.iter().all(|a| a.0 == 13), "{:?}", answers[0]);
+    let line7_rai = rai(b"olt1/1/7", b"line-7", None);
+    assert!(
+        answers[0].0.iter().all(|a| a.3.as_deref() == Some(&line7_rai[..])),
+        "option 82 as stored: {:?}",
+        answers[0]
+    );
+    let brief = |i: usize| answers[i].0.iter().map(|a| (a.0, a.1)).collect::<Vec<_>>();
+    assert_eq!(brief(1), [(13, other)], "the circuit olt1/1/8");
+    assert_eq!(brief(2), [(13, other)], "by address");
+    assert!(answers[3].0.is_empty(), "a line with no lease: just DONE");
+    assert!(answers[..4].iter().all(|a| a.1 == Some(0)), "DONE with status Success: {answers:?}");
     // DHCP went on meanwhile.
     c.bind([2, 0x1c, 0, 0, 2, 0], "after");
+}
+
+/// RFC 6148 and RFC 6926's additions, and option 82 as it was stored: a relay adds its relay id
+/// (RFC 6925) beside each line's circuit and remote id; asked over UDP by remote id or relay id
+/// it is answered ACTIVE with the line's most recent lease, every address of the line (92) and
+/// the option 82 exactly as it sent it; by address too, after SIGKILL and recovery (the
+/// journal keeps it); over TCP by relay id it gets every lease given through it, each with
+/// its option 82; a query that names nothing is UNKNOWN with status MalformedQuery (151: 3),
+/// and a bulk one ends with DONE and that status.
+#[test]
+fn relays_are_answered_by_remote_and_relay_id_with_their_option_82() {
+    use nix::sys::signal::Signal;
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("lq6148");
+    let state = TempDir::new("lq6148-state");
+    let cfg = dir.config(CONFIG);
+    let state_arg = state.path().display().to_string();
+    let args = ["--config", cfg.as_str(), "--state-dir", state_arg.as_str()];
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    let mut c = RawClient::new(&net);
+    let line = |i: u8| rai(format!("olt1/1/{i}").as_bytes(), format!("line-{i}").as_bytes(), Some(b"bng-1"));
+    let a = bind_with(&net, &mut c, [2, 0x1d, 0, 0, 0, 1], &line(1));
+    let a2 = bind_with(&net, &mut c, [2, 0x1d, 0, 0, 0, 2], &line(1));
+    let b = bind_with(&net, &mut c, [2, 0x1d, 0, 0, 0, 3], &line(2));
+    let other = rai(b"olt2/1/1", b"line-9", Some(b"bng-2"));
+    let x = bind_with(&net, &mut c, [2, 0x1d, 0, 0, 0, 9], &other);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let relay = net.client_ip;
+    let by_line = |sub: u8, id: &[u8]| {
+        let v = [&[sub, id.len() as u8][..], id].concat();
+        move |q: &mut Request| {
+            q.options.extend_from_slice(&[82, v.len() as u8]);
+            q.options.extend_from_slice(&v);
+        }
+    };
+    // By remote id (RFC 6148): the line's most recent lease, both its addresses, its option 82.
+    let r = query(&net, &mut link, relay, 0x6101, by_line(2, b"line-1")).expect("an answer by remote id");
+    // (Both were bound within the same second: either is the most recent.)
+    assert_eq!(r.message_type(), Some(13));
+    assert!([a, a2].contains(&ciaddr(&r)), "a lease of line-1: {}", ciaddr(&r));
+    let mut assoc: Vec<Ipv4Addr> =
+        r.option(92).unwrap_or_default().chunks(4).map(|o| Ipv4Addr::new(o[0], o[1], o[2], o[3])).collect();
+    assoc.sort();
+    let mut want = vec![a, a2];
+    want.sort();
+    assert_eq!(assoc, want, "every address of the line");
+    assert_eq!(r.option(82), Some(&line(1)[..]), "option 82 as the relay sent it");
+    // By relay id: the relay's most recent lease.
+    let r = query(&net, &mut link, relay, 0x6102, by_line(12, b"bng-2")).expect("an answer by relay id");
+    assert_eq!((r.message_type(), ciaddr(&r), r.option(82)), (Some(13), x, Some(&other[..])));
+    let r = query(&net, &mut link, relay, 0x6103, by_line(2, b"line-5")).expect("an answer");
+    assert_eq!(r.message_type(), Some(12), "a line with no lease: DHCPLEASEUNKNOWN");
+    // Nothing named: UNKNOWN, MalformedQuery.
+    let r = query(&net, &mut link, relay, 0x6104, |_| {}).expect("an answer to an empty query");
+    assert_eq!((r.message_type(), r.option(151).and_then(|v| v.first().copied())), (Some(12), Some(3)));
+    // Bulk by relay id: every lease given through bng-1, each with its option 82.
+    let q = |shape: &dyn Fn(&mut Request)| {
+        let mut r = Request::discover([0; 6], [0; 6], 0x6201);
+        r.options = vec![53, 1, 14];
+        r.giaddr = net.client_ip;
+        shape(&mut r);
+        r
+    };
+    let answers = bulk(&net, vec![q(&by_line(12, b"bng-1")), q(&|_| {})]);
+    let mut got: Vec<(Ipv4Addr, Option<Vec<u8>>)> = answers[0].0.iter().map(|m| (m.1, m.3.clone())).collect();
+    got.sort();
+    let mut want = vec![(a, Some(line(1))), (a2, Some(line(1))), (b, Some(line(2)))];
+    want.sort();
+    assert_eq!(got, want, "every lease through bng-1");
+    assert_eq!((answers[0].1, answers[1].0.len(), answers[1].1), (Some(0), 0, Some(3)), "{answers:?}");
+    // SIGKILL: the journal kept each lease's option 82.
+    daemon.signal_and_wait(Signal::SIGKILL);
+    let daemon = Daemon::start(&net.server, &net.server_if, &args);
+    let r = query(&net, &mut link, relay, 0x6105, |q| q.ciaddr = b).expect("an answer by address");
+    assert_eq!((r.message_type(), r.option(82)), (Some(13), Some(&line(2)[..])), "after SIGKILL and recovery");
+    // lease4-get shows it as Kea's extended info.
+    let got = daemon.ask("lease4-get", serde_json::json!({ "ip-address": b.to_string() }));
+    let hex: String = line(2).iter().map(|v| format!("{v:02X}")).collect();
+    assert_eq!(got["arguments"]["user-context"]["ISC"]["relay-agent-info"]["sub-options"], format!("0x{hex}"), "{got}");
 }

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use crate::{
     config::{BootpPolicy, Config, RenderedOptions, Subnet},
     dhcp4::{self, FLAG_BROADCAST, Message, MessageError, MessageType, OptionWriter, field, opt, relay},
-    leases::{ClientKey, LeaseError, LeaseState, ShardGuard, Tags},
+    leases::{Attr, ClientKey, LeaseError, LeaseState, ShardGuard, Tags},
     net::Ipv4Net,
     verdict::{DropReason, Verdict},
     wire::{self, Frame, ReplyAddressing},
@@ -190,7 +190,7 @@ pub struct Engine {
     remote: (usize, usize),
     scratch: [u8; 1024],
     /// The name the client of an ACKed REQUEST gives (see [`dhcp4::client_name`]).
-    name: [u8; crate::leases::MAX_NAME],
+    name: [u8; crate::leases::MAX_ATTR],
     blocks: OptionBlocks,
     /// The shard the last request must be decided in instead (see [`Engine::take_redirect`]).
     redirect: Option<usize>,
@@ -233,7 +233,7 @@ impl Engine {
             circuit: (0, 0),
             remote: (0, 0),
             scratch: [0; 1024],
-            name: [0; crate::leases::MAX_NAME],
+            name: [0; crate::leases::MAX_ATTR],
             blocks: OptionBlocks::new(),
             cls: classes::ClassState::default(),
             redirect: None,
@@ -343,13 +343,12 @@ impl Engine {
             Ok(a) => a,
             Err(reason) => return (Verdict::Drop(*reason), out(None)),
         };
-        if matches!(answer, Answer::Ack { .. })
-            && req.mtype == Some(MessageType::Request)
-            && (msg.has(opt::HOSTNAME) || msg.has(opt::CLIENT_FQDN) || shard.has_names())
-        {
-            // The lease keeps the name the client gives (or its lack), as Kea's does.
-            let n = dhcp4::client_name(msg, &mut self.scratch, &mut self.name);
-            shard.set_name(&self.key(&req, cfg.subnets[subnet].lease_scope), &self.name[..n]);
+        if matches!(answer, Answer::Ack { .. }) && req.mtype == Some(MessageType::Request) {
+            let named = msg.has(opt::HOSTNAME) || msg.has(opt::CLIENT_FQDN) || shard.has_attr(Attr::Name);
+            let relayed = self.relay_len > 0 || shard.has_attr(Attr::RelayInfo);
+            if named || relayed {
+                self.keep_attrs(cfg, msg, &req, subnet, shard, named, relayed);
+            }
         }
         let tx = match answer {
             Answer::Offer { .. } => MsgCounter::TxOffer,
@@ -361,6 +360,34 @@ impl Engine {
         match self.write_reply(cfg, server, &req, answer, buf, &layout, src_mac) {
             Some(n) => (Verdict::Reply(n), out(Some(tx))),
             None => (Verdict::Drop(DropReason::NoRoom), out(None)),
+        }
+    }
+}
+
+impl Engine {
+    /// What the lease of an ACKed REQUEST keeps beside it: the name the client gives (or its
+    /// lack), as Kea's does, and the option 82 its relay added, for leasequery (none when too
+    /// long to keep whole). Out of line: most renewals have neither.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn keep_attrs(
+        &mut self,
+        cfg: &Config,
+        msg: &Message<'_>,
+        req: &Req,
+        subnet: usize,
+        shard: &mut ShardGuard<'_>,
+        named: bool,
+        relayed: bool,
+    ) {
+        let key = self.key(req, cfg.subnets[subnet].lease_scope);
+        if named {
+            let n = dhcp4::client_name(msg, &mut self.scratch, &mut self.name);
+            shard.set_attr(Attr::Name, &key, &self.name[..n]);
+        }
+        if relayed {
+            let n = if self.relay_len <= crate::leases::MAX_ATTR { self.relay_len } else { 0 };
+            shard.set_attr(Attr::RelayInfo, &key, &self.relay[..n]);
         }
     }
 }

@@ -606,6 +606,46 @@ fn relay_agent_information_is_echoed_verbatim_and_last() {
     assert_eq!(o.codes().last(), Some(&opt::RELAY_AGENT_INFO));
 }
 
+/// The lease keeps the option 82 its trusted relay added to the ACKed REQUEST, whole (for
+/// leasequery), journaled when it changes; a direct client's option 82 (nobody's word) is not
+/// kept, nor is an OFFER's.
+#[test]
+fn the_lease_keeps_the_relays_option_82() {
+    let mut h = H::new();
+    let relay = Ipv4Addr::new(198, 18, 1, 1);
+    let key = ClientKey::hw(1, &CLIENT_MAC, 2);
+    let kept =
+        |h: &H| (0..h.db.shard_count()).find_map(|i| h.db.lock(i).attr(Attr::RelayInfo, &key).map(<[u8]>::to_vec));
+    let info = [1, 4, b'o', b'l', b't', b'1', 2, 3, b'c', b'p', b'e', 12, 4, 198, 18, 1, 1];
+    let base = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info).relayed_to_us(relay);
+    h.send(T0, &base).expect("offer");
+    assert_eq!(kept(&h), None, "an offer keeps nothing");
+    let ack = h.dora(T0, &base);
+    assert_eq!(kept(&h).as_deref(), Some(&info[..]));
+    let journaled = |h: &H| {
+        (0..h.db.shard_count())
+            .flat_map(|i| h.db.lock(i).take_changes())
+            .filter(|c| matches!(c, crate::leases::Change::Attr(Attr::RelayInfo, ..)))
+            .count()
+    };
+    assert_eq!(journaled(&h), 1);
+    // A renewal through the relay with another remote id takes it; without option 82, none.
+    let mut renew = rq(MessageType::Request).relayed_to_us(relay);
+    renew.ciaddr = ack.yiaddr();
+    let other = [1, 4, b'o', b'l', b't', b'1', 2, 3, b'c', b'p', b'f'];
+    h.send(T0 + 10, &renew.clone().opt(opt::RELAY_AGENT_INFO, &other)).expect("ack");
+    assert_eq!(kept(&h).as_deref(), Some(&other[..]));
+    h.send(T0 + 20, &renew.clone().opt(opt::RELAY_AGENT_INFO, &other)).expect("ack");
+    assert_eq!(journaled(&h), 1, "an unchanged option 82 is not journaled again");
+    h.send(T0 + 30, &renew).expect("ack");
+    assert_eq!(kept(&h), None);
+    // A direct client's option 82 is ignored, and not kept.
+    let direct = rq(MessageType::Discover).opt(opt::RELAY_AGENT_INFO, &info);
+    h.dora(T0, &direct);
+    let k = ClientKey::hw(1, &CLIENT_MAC, 1);
+    assert!((0..h.db.shard_count()).all(|i| h.db.lock(i).attr(Attr::RelayInfo, &k).is_none()));
+}
+
 #[test]
 fn circuit_and_remote_id_reservations_are_honoured() {
     let mut h = H::new();
@@ -1298,9 +1338,13 @@ fn a_class_sends_its_vendors_options_43_and_125() {
 fn the_lease_keeps_the_clients_host_name() {
     let mut h = H::new();
     let key = ClientKey::hw(1, &CLIENT_MAC, 1);
-    let named = |h: &H| h.db.lock(0).name(&key).map(<[u8]>::to_vec);
+    let named = |h: &H| h.db.lock(0).attr(Attr::Name, &key).map(<[u8]>::to_vec);
     let names_journaled = |h: &H| {
-        h.db.lock(0).take_changes().into_iter().filter(|c| matches!(c, crate::leases::Change::Name(..))).count()
+        h.db.lock(0)
+            .take_changes()
+            .into_iter()
+            .filter(|c| matches!(c, crate::leases::Change::Attr(Attr::Name, ..)))
+            .count()
     };
     let base = rq(MessageType::Discover).opt(opt::HOSTNAME, b"cpe-7");
     h.send(T0, &base).expect("offer");

@@ -15,24 +15,44 @@ impl LeaseDb {
         v
     }
 
-    /// The host name kept with the record of `key`, in whichever shard holds it.
-    pub fn name_of(&self, key: &ClientKey) -> Option<Box<[u8]>> {
+    /// Every record `keep` accepts, given its attributes (by [`Attr`]), with them, shard by
+    /// shard (one lock of each at a time).
+    pub fn leases_with_attrs(&self, keep: impl Fn(&Lease, [Option<&[u8]>; 2]) -> bool) -> Vec<(Lease, Attrs)> {
+        let mut v = vec![];
+        for s in &self.shards {
+            let sh = lock(s);
+            for (i, l) in sh.leases.iter().enumerate() {
+                if l.key.len == 0 {
+                    continue;
+                }
+                let attrs = Attr::ALL.map(|a| sh.attrs[a as usize].get(&(i as u32)).map(|v| &v[..]));
+                if keep(l, attrs) {
+                    v.push((*l, attrs.map(|a| a.map(Box::from))));
+                }
+            }
+        }
+        v
+    }
+
+    /// The attribute `a` of the record of `key`, in whichever shard holds it.
+    pub fn attr_of(&self, a: Attr, key: &ClientKey) -> Option<Box<[u8]>> {
         self.shards.iter().find_map(|s| {
             let sh = lock(s);
-            sh.find(key).and_then(|i| sh.names.get(&i).cloned())
+            sh.find(key).and_then(|i| sh.attrs[a as usize].get(&i).cloned())
         })
     }
 
-    /// Gives the record of `key` (a row another node wrote) the host name `name` (empty: none),
-    /// in whichever shard holds it; not journaled (the database has it).
-    pub fn absorb_name(&self, key: &ClientKey, name: &[u8]) {
+    /// Gives the record of `key` (a row another node wrote) the attribute `a` = `value` (empty:
+    /// none), in whichever shard holds it; not journaled (the database has it).
+    pub fn absorb_attr(&self, a: Attr, key: &ClientKey, value: &[u8]) {
         for s in &self.shards {
             let mut sh = lock(s);
             if let Some(i) = sh.find(key) {
-                if name.is_empty() {
-                    sh.names.remove(&i);
-                } else if sh.names.get(&i).is_none_or(|n| **n != *name) {
-                    sh.names.insert(i, name.into());
+                let map = &mut sh.attrs[a as usize];
+                if value.is_empty() {
+                    map.remove(&i);
+                } else if map.get(&i).is_none_or(|n| **n != *value) {
+                    map.insert(i, value.into());
                 }
                 return;
             }

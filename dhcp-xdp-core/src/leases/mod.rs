@@ -125,15 +125,37 @@ pub enum Change {
     Upsert6(v6::Lease6),
     /// Forget the DHCPv6 lease of this key.
     Remove6(v6::Key6),
-    /// The host name the client of `key` gave (option 81's domain name, else option 12; at
-    /// most [`MAX_NAME`] bytes), empty when it gave none any more. Journaled only when it
-    /// changes, after the record it names; a removal of the record forgets it.
-    Name(ClientKey, Box<[u8]>),
+    /// What the record of `key` keeps of its client's last ACKed REQUEST ([`Attr`]; at most
+    /// [`MAX_ATTR`] bytes), empty when it has none any more. Journaled only when it changes,
+    /// after the record it belongs to; a removal of the record forgets it.
+    Attr(Attr, ClientKey, Box<[u8]>),
 }
 
-/// Longest host name kept with a lease (longer ones are cut): what fits one journal record
-/// beside the longest client key.
-pub const MAX_NAME: usize = 200;
+/// What a lease keeps beside its record, taken from the client's last ACKed REQUEST: only
+/// records that have one pay for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Attr {
+    /// The host name the client gave: option 81's domain name, else option 12.
+    Name = 0,
+    /// The relay agent information (option 82) a trusted relay added, as it sent it: what a
+    /// leasequery answers with (RFC 4388 §6.4.2) and a relay-id query matches.
+    RelayInfo = 1,
+}
+
+impl Attr {
+    /// Every kind, in the order of [`Shard`]'s maps.
+    pub const ALL: [Attr; 2] = [Attr::Name, Attr::RelayInfo];
+}
+
+/// Each record's attributes by kind and key (recovery, reloads, imports).
+pub type AttrMap = HashMap<(Attr, ClientKey), Box<[u8]>>;
+
+/// One record's attributes, by [`Attr`] (None: it has none of that kind).
+pub type Attrs = [Option<Box<[u8]>>; 2];
+
+/// Longest attribute kept with a lease: what fits one journal record beside the longest client
+/// key. A longer host name is cut; a longer option 82 is not kept (a cut one would not parse).
+pub const MAX_ATTR: usize = 200;
 
 /// Why no address could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -262,7 +284,7 @@ impl LeaseDb {
                         by_addr: HashMap::new(),
                         free: (0..pools.len()).map(|_| VecDeque::new()).collect(),
                         changes: vec![],
-                        names: HashMap::new(),
+                        attrs: [HashMap::new(), HashMap::new()],
                         sweep_cursor: 0,
                         last_found: std::cell::Cell::new(0),
                         directory: directory.clone(),
@@ -444,20 +466,23 @@ impl LeaseDb {
         (guards, all)
     }
 
-    /// Gives the records of the keys in `names` their host names back (recovery, a reload;
-    /// not journaled: they are already).
-    pub fn restore_names(&self, names: &HashMap<ClientKey, Box<[u8]>>) {
-        if names.is_empty() {
+    /// Gives the records of the keys in `attrs` their attributes back (recovery, a reload, an
+    /// import; not journaled: they are already).
+    pub fn restore_attrs(&self, attrs: &AttrMap) {
+        if attrs.is_empty() {
             return;
         }
         for m in &self.shards {
             let mut sh = lock(m);
             let sh = &mut *sh;
             for (i, l) in sh.leases.iter().enumerate() {
-                if l.key.len != 0
-                    && let Some(n) = names.get(&l.key)
-                {
-                    sh.names.insert(i as u32, n.clone());
+                if l.key.len == 0 {
+                    continue;
+                }
+                for a in Attr::ALL {
+                    if let Some(v) = attrs.get(&(a, l.key)) {
+                        sh.attrs[a as usize].insert(i as u32, v.clone());
+                    }
                 }
             }
         }

@@ -35,6 +35,19 @@ impl Tags {
         let h = value.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
         h.max(1)
     }
+
+    /// The tags of a whole option 82 (its circuit id, 82.1, and remote id, 82.2).
+    pub fn of_relay_info(rai: &[u8]) -> Self {
+        let mut t = Self::default();
+        for (code, v) in crate::dhcp4::sub_options(rai) {
+            match code {
+                1 => t.circuit = Self::of(v),
+                2 => t.remote = Self::of(v),
+                _ => {}
+            }
+        }
+        t
+    }
 }
 
 /// The counted identities of a lease (or request).

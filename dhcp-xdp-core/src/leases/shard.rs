@@ -13,8 +13,8 @@ pub struct Shard {
     pub(super) by_addr: HashMap<u32, u32>,
     pub(super) free: Vec<VecDeque<u32>>,
     pub(super) changes: Vec<Change>,
-    /// Host names of the records that have one, by record index.
-    pub(super) names: HashMap<u32, Box<[u8]>>,
+    /// Each [`Attr`]'s values, by record index (only records that have one).
+    pub(super) attrs: [HashMap<u32, Box<[u8]>>; 2],
     pub(super) sweep_cursor: usize,
     /// Index of the record [`Shard::find`] found last.
     pub(super) last_found: std::cell::Cell<u32>,
@@ -142,7 +142,9 @@ impl Shard {
             self.by_addr.remove(&u32::from(l.addr));
         }
         self.leases[i as usize].key = ClientKey { len: 0, bytes: [0; 32] };
-        self.names.remove(&i);
+        for m in &mut self.attrs {
+            m.remove(&i);
+        }
         self.vacant.push(i);
         self.changes.push(Change::Remove(l.key));
     }
@@ -192,44 +194,46 @@ impl ShardGuard<'_> {
         self.shard.by_addr.get(&u32::from(addr)).map(|&i| self.shard.leases[i as usize])
     }
 
-    /// The host name kept with the record of `key` (None when it has none).
-    pub fn name(&self, key: &ClientKey) -> Option<&[u8]> {
-        self.shard.find(key).and_then(|i| self.shard.names.get(&i)).map(|n| &n[..])
+    /// The attribute `a` of the record of `key` (None when it has none).
+    pub fn attr(&self, a: Attr, key: &ClientKey) -> Option<&[u8]> {
+        self.shard.find(key).and_then(|i| self.shard.attrs[a as usize].get(&i)).map(|n| &n[..])
     }
 
-    /// Whether any record of this shard has a host name.
+    /// Whether any record of this shard has the attribute `a`.
     #[inline]
-    pub fn has_names(&self) -> bool {
-        !self.shard.names.is_empty()
+    pub fn has_attr(&self, a: Attr) -> bool {
+        !self.shard.attrs[a as usize].is_empty()
     }
 
-    /// The host names of this shard's records (snapshots, reloads).
-    pub fn names(&self) -> impl Iterator<Item = (ClientKey, &[u8])> + '_ {
+    /// The attributes of this shard's records (snapshots, reloads).
+    pub fn attrs(&self) -> impl Iterator<Item = (Attr, ClientKey, &[u8])> + '_ {
         let leases = &self.shard.leases;
-        self.shard
-            .names
-            .iter()
-            .filter(|(i, _)| leases[**i as usize].state != LeaseState::Offered)
-            .map(|(i, n)| (leases[*i as usize].key, &n[..]))
+        Attr::ALL.into_iter().flat_map(move |a| {
+            self.shard.attrs[a as usize]
+                .iter()
+                .filter(|(i, _)| leases[**i as usize].state != LeaseState::Offered)
+                .map(move |(i, v)| (a, leases[*i as usize].key, &v[..]))
+        })
     }
 
-    /// Keeps `name` (cut to [`MAX_NAME`](super::MAX_NAME) bytes; empty: none) as the host name
-    /// of the record of `key`, journaling it when it changed; nothing without a record.
+    /// Keeps `value` (cut to [`MAX_ATTR`](super::MAX_ATTR) bytes; empty: none) as the attribute
+    /// `a` of the record of `key`, journaling it when it changed; nothing without a record.
     #[inline]
-    pub fn set_name(&mut self, key: &ClientKey, name: &[u8]) {
-        let name = &name[..name.len().min(super::MAX_NAME)];
+    pub fn set_attr(&mut self, a: Attr, key: &ClientKey, value: &[u8]) {
+        let value = &value[..value.len().min(super::MAX_ATTR)];
         let Some(i) = self.shard.find(key) else { return };
-        match self.shard.names.get(&i) {
-            Some(cur) if **cur == *name => return,
-            None if name.is_empty() => return,
+        let map = &mut self.shard.attrs[a as usize];
+        match map.get(&i) {
+            Some(cur) if **cur == *value => return,
+            None if value.is_empty() => return,
             _ => {}
         }
-        if name.is_empty() {
-            self.shard.names.remove(&i);
+        if value.is_empty() {
+            map.remove(&i);
         } else {
-            self.shard.names.insert(i, name.into());
+            map.insert(i, value.into());
         }
-        self.shard.changes.push(Change::Name(*key, name.into()));
+        self.shard.changes.push(Change::Attr(a, *key, value.into()));
     }
 
     /// Changes made since the last call (to journal).

@@ -708,7 +708,7 @@ impl Table6 {
             Change::Remove6(k) => {
                 self.forget(&k);
             }
-            Change::Upsert(_) | Change::Remove(_) | Change::Name(..) => {}
+            Change::Upsert(_) | Change::Remove(_) | Change::Attr(..) => {}
         }
     }
 }

@@ -6,7 +6,8 @@
 //! a ping conflict) becomes a declined address in probation; `free`, `backup` (free, owned by
 //! the failover peer), `expired`, `released` and `reset` hold nothing and go back to the pool.
 //! A lease's `uid` becomes its client id, else its `hardware ethernet` address is the key.
-//! `client-hostname` becomes the lease's host name; `set` statements are passed over.
+//! `client-hostname` becomes the lease's host name, the stashed `option agent.circuit-id` and
+//! `agent.remote-id` its option 82; `set` statements are passed over.
 
 use std::net::Ipv4Addr;
 
@@ -127,6 +128,8 @@ struct Entry {
     hardware: Option<(String, String)>,
     uid: Option<Vec<u8>>,
     hostname: Option<Vec<u8>>,
+    /// Option 82 rebuilt from the stashed `agent.circuit-id` and `agent.remote-id`.
+    agent: Vec<u8>,
     bad: Option<String>,
 }
 
@@ -147,6 +150,18 @@ impl Entry {
             ["binding", "state", s] => self.state = Some(s.to_string()),
             ["abandoned"] => self.state = Some("abandoned".into()),
             ["hardware", kind, mac] => self.hardware = Some((kind.to_string(), mac.to_string())),
+            ["option", sub @ ("agent.circuit-id" | "agent.remote-id"), ..] => {
+                let v = match st.get(2) {
+                    Some(Token::Str(s)) => Some(s.clone()),
+                    Some(Token::Word(w)) => parse_hex(w),
+                    _ => None,
+                };
+                if let Some(v) = v.filter(|v| !v.is_empty() && v.len() <= 255) {
+                    self.agent.push(if *sub == "agent.circuit-id" { 1 } else { 2 });
+                    self.agent.push(v.len() as u8);
+                    self.agent.extend_from_slice(&v);
+                }
+            }
             ["client-hostname", ..] => {
                 if let Some(Token::Str(s)) = st.get(1) {
                     self.hostname = Some(s.clone());
@@ -257,7 +272,7 @@ pub fn read_dhcpd_leases(text: &str, cfg: &Config, now: u32) -> Result<Import, S
         };
         let chaddr = chaddr.unwrap_or_default();
         let lease = Lease { key, chaddr, addr, expires, state, subnet: 0, tags: Default::default() };
-        out.admit(cfg, e.line, None, lease, e.hostname.as_deref().unwrap_or_default());
+        out.admit(cfg, e.line, None, lease, [e.hostname.as_deref().unwrap_or_default(), &e.agent]);
     }
     Ok(out)
 }
@@ -333,6 +348,8 @@ lease 198.18.22.101 {
   uid "\001\002\252\000\000\000\001";
   set vendor-class-identifier = "udhcp 1.36.1";
   client-hostname "cpe-1";
+  option agent.circuit-id "olt1/1/1";
+  option agent.remote-id 63:70:65:2d:31;
   on expiry { set x = "y"; }
 }
 lease 198.18.22.100 {
@@ -370,6 +387,15 @@ lease 198.18.22.108 { ends 2 2026/12/01 21:00:00; binding state active; hardware
         assert_eq!(imp.leases[2].key, ClientKey::declined(a(104)));
         assert_eq!(imp.leases[3].key, ClientKey::hw(1, &[2, 0xaa, 0, 0, 0, 6], 1));
         assert!(imp.leases.iter().all(|l| l.subnet == 1));
+        // The stashed agent options become the lease's option 82, and its line's tags.
+        let rai = imp.attrs.get(&(crate::leases::Attr::RelayInfo, imp.leases[1].key)).map(|v| v.to_vec());
+        assert_eq!(rai.as_deref(), Some(&b"\x01\x08olt1/1/1\x02\x05cpe-1"[..]));
+        let tags = crate::leases::Tags {
+            circuit: crate::leases::Tags::of(b"olt1/1/1"),
+            remote: crate::leases::Tags::of(b"cpe-1"),
+        };
+        assert_eq!(imp.leases[1].tags, tags);
+        assert_eq!(imp.attrs.get(&(crate::leases::Attr::Name, imp.leases[1].key)).map(|v| &v[..]), Some(&b"cpe-1"[..]));
         assert_eq!(imp.unheld, 4, "free, backup, released, ended");
         let skipped: Vec<(Option<Ipv4Addr>, &str)> = imp.skipped.iter().map(|s| (s.addr, s.why.as_str())).collect();
         assert_eq!(

@@ -8,7 +8,7 @@ use hashbrown::HashMap;
 use super::{Import, Skipped};
 use crate::{
     config::{Config, parse_hex},
-    leases::{ClientKey, Lease, LeaseState},
+    leases::{Attr, AttrMap, ClientKey, Lease, LeaseState},
     net::{colon_hex, parse_mac},
 };
 
@@ -21,7 +21,8 @@ pub const KEA_CSV_HEADER: &str =
 /// configured pool and reservation, or with an address or hardware address that does not parse,
 /// is reported in [`Import::skipped`].
 pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::Error> {
-    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    // Kea's CSV has no quoting (a comma inside a field is written "&#x2c"): a quote is text.
+    let mut r = csv::ReaderBuilder::new().flexible(true).quoting(false).from_reader(text.as_bytes());
     let headers = r.headers()?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
     let (Some(a), Some(hw), Some(cid), Some(valid), Some(exp), Some(sid), Some(st)) = (
@@ -38,6 +39,7 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
         return Ok(out);
     };
     let host = col("hostname");
+    let context = col("user_context");
     let mut last: HashMap<Ipv4Addr, (u64, csv::StringRecord)> = HashMap::new();
     let mut out = Import::default();
     for rec in r.records() {
@@ -95,8 +97,9 @@ pub fn read_kea_csv(text: &str, cfg: &Config, now: u32) -> Result<Import, csv::E
         let hint = num(sid).and_then(|s| u32::try_from(s).ok());
         // Kea writes commas in a host name as "&#x2c" (its CSV escape).
         let name = host.and_then(|i| rec.get(i)).unwrap_or("").replace("&#x2c", ",");
+        let relay = context.and_then(|i| rec.get(i)).and_then(relay_info_of).unwrap_or_default();
         let lease = Lease { key, chaddr, addr, expires, state, subnet: 0, tags: Default::default() };
-        out.admit(cfg, line, hint, lease, name.as_bytes());
+        out.admit(cfg, line, hint, lease, [name.as_bytes(), &relay]);
     }
     Ok(out)
 }
@@ -120,9 +123,30 @@ fn kea_state(l: &Lease) -> u8 {
     }
 }
 
+/// The option 82 kept in a Kea user context (a CSV `user_context` column, its comma escape
+/// undone): `{"ISC": {"relay-agent-info": {"sub-options": "0x…"}}}`, or the older
+/// `"relay-agent-info": "0x…"`. None without one, or one that is not hex.
+fn relay_info_of(context: &str) -> Option<Vec<u8>> {
+    let v: serde_json::Value = serde_json::from_str(&context.replace("&#x2c", ",")).ok()?;
+    let rai = &v["ISC"]["relay-agent-info"];
+    let hex = rai["sub-options"].as_str().or(rai.as_str())?;
+    parse_hex(hex.trim_start_matches("0x").trim_start_matches("0X"))
+}
+
+/// Kea's user context for a lease that keeps the option 82 `rai` (its `store-extended-info`
+/// shape: the sub-options in hex after `0x`).
+fn user_context(rai: &[u8]) -> serde_json::Value {
+    let hex: String = rai.iter().map(|b| format!("{b:02X}")).collect();
+    serde_json::json!({ "ISC": { "relay-agent-info": { "sub-options": format!("0x{hex}") } } })
+}
+
 /// `l` as Kea's lease object (`lease4-get` and every list of the control channel, and
-/// `dhcp-xdp export --format json`): one definition of the shape for all of them.
-pub fn lease_json(l: &Lease, hostname: Option<&[u8]>, cfg: &Config) -> serde_json::Value {
+/// `dhcp-xdp export --format json`): one definition of the shape for all of them. `attr`
+/// gives what the lease keeps beside it (its host name, its relay's option 82: Kea's user
+/// context).
+pub fn lease_json(l: &Lease, attr: impl Fn(Attr) -> Option<Box<[u8]>>, cfg: &Config) -> serde_json::Value {
+    let hostname = attr(Attr::Name);
+    let hostname = hostname.as_deref();
     let valid = valid_lifetime(l, cfg);
     let mut v = serde_json::json!({
         "ip-address": l.addr.to_string(),
@@ -138,13 +162,16 @@ pub fn lease_json(l: &Lease, hostname: Option<&[u8]>, cfg: &Config) -> serde_jso
     if let Some(id) = l.key.client_id_bytes() {
         v["client-id"] = serde_json::json!(colon_hex(id));
     }
+    if let Some(rai) = attr(Attr::RelayInfo) {
+        v["user-context"] = user_context(&rai);
+    }
     v
 }
 
 /// Writes `leases` as a Kea memfile CSV (Kea 2.2's header), with each subnet's lease time of
 /// `cfg` as `valid_lifetime` (Kea needs it; `expire` is kept as it is).
-pub fn write_kea_csv(leases: &[Lease], names: &HashMap<ClientKey, Box<[u8]>>, cfg: &Config) -> String {
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(vec![]);
+pub fn write_kea_csv(leases: &[Lease], attrs: &AttrMap, cfg: &Config) -> String {
+    let mut w = csv::WriterBuilder::new().has_headers(false).quote_style(csv::QuoteStyle::Never).from_writer(vec![]);
     let mut sorted: Vec<&Lease> =
         leases.iter().filter(|l| matches!(l.state, LeaseState::Bound | LeaseState::Declined)).collect();
     sorted.sort_by_key(|l| u32::from(l.addr));
@@ -152,7 +179,16 @@ pub fn write_kea_csv(leases: &[Lease], names: &HashMap<ClientKey, Box<[u8]>>, cf
         let valid = valid_lifetime(l, cfg);
         let client_id = l.key.client_id_bytes().map(colon_hex).unwrap_or_default();
         let state = kea_state(l).to_string();
-        let name = names.get(&l.key).map(|n| String::from_utf8_lossy(n).replace(',', "&#x2c")).unwrap_or_default();
+        let name = attrs
+            .get(&(Attr::Name, l.key))
+            // No quoting in Kea's CSV: a control character in a name (a line break) would
+            // end the row.
+            .map(|n| String::from_utf8_lossy(n).replace(',', "&#x2c").replace(|c: char| c.is_control(), "?"))
+            .unwrap_or_default();
+        let context = attrs
+            .get(&(Attr::RelayInfo, l.key))
+            .map(|r| user_context(r).to_string().replace(',', "&#x2c"))
+            .unwrap_or_default();
         let _ = w.write_record([
             l.addr.to_string().as_str(),
             &colon_hex(&l.chaddr),
@@ -164,7 +200,7 @@ pub fn write_kea_csv(leases: &[Lease], names: &HashMap<ClientKey, Box<[u8]>>, cf
             "0",
             &name,
             state.as_str(),
-            "",
+            &context,
         ]);
     }
     let body = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
@@ -256,7 +292,7 @@ mod tests {
              198.18.21.102,,,86400,1796156859,1,0,0,,1,\n"
         );
         let imp = read_kea_csv(&csv, &c, 1).unwrap();
-        let bound = lease_json(&imp.leases[0], None, &c);
+        let bound = lease_json(&imp.leases[0], |_| None, &c);
         let lt = u64::from(c.subnets[0].lease_time);
         assert_eq!(bound["ip-address"], "198.18.21.101");
         assert_eq!(bound["hw-address"], "02:aa:00:00:00:01");
@@ -264,7 +300,7 @@ mod tests {
         assert_eq!(bound["valid-lft"], lt);
         assert_eq!(bound["cltt"], 1_796_156_859 - lt);
         assert_eq!((bound["subnet-id"].clone(), bound["state"].clone()), (serde_json::json!(1), serde_json::json!(0)));
-        let declined = lease_json(&imp.leases[1], None, &c);
+        let declined = lease_json(&imp.leases[1], |_| None, &c);
         assert_eq!(declined["state"], 1);
         assert_eq!(declined["valid-lft"], u64::from(c.decline_probation));
         assert!(declined.get("client-id").is_none());
@@ -275,7 +311,7 @@ mod tests {
         let c = cfg();
         let csv = format!("{KEA_CSV_HEADER}\n198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,,0,\n");
         let imp = read_kea_csv(&csv, &c, 1).unwrap();
-        let out = write_kea_csv(&imp.leases, &imp.names, &c);
+        let out = write_kea_csv(&imp.leases, &imp.attrs, &c);
         assert!(out.starts_with(KEA_CSV_HEADER));
         assert!(out.contains("198.18.21.101,02:aa:00:00:00:01,01:02:03,3600,1796156859,1,0,0,,0,"), "{out}");
         assert_eq!(read_kea_csv(&out, &c, 1).unwrap().leases, imp.leases);
@@ -293,17 +329,43 @@ mod tests {
         );
         let imp = read_kea_csv(&csv, &c, 1).unwrap();
         assert_eq!(imp.leases.len(), 3, "{:?}", imp.skipped);
-        let name = |i: usize| imp.names.get(&imp.leases[i].key).map(|n| String::from_utf8_lossy(n).into_owned());
+        let name =
+            |i: usize| imp.attrs.get(&(Attr::Name, imp.leases[i].key)).map(|n| String::from_utf8_lossy(n).into_owned());
         assert_eq!(
             (name(0).as_deref(), name(1).as_deref(), name(2)),
             (Some("cpe-1.example.net"), Some("odd,name"), None)
         );
         assert_eq!(
-            lease_json(&imp.leases[0], imp.names.get(&imp.leases[0].key).map(|n| &n[..]), &c)["hostname"],
+            lease_json(&imp.leases[0], |a| imp.attrs.get(&(a, imp.leases[0].key)).cloned(), &c)["hostname"],
             "cpe-1.example.net"
         );
-        let out = write_kea_csv(&imp.leases, &imp.names, &c);
+        let out = write_kea_csv(&imp.leases, &imp.attrs, &c);
         assert!(out.contains(",1,0,0,cpe-1.example.net,0,") && out.contains(",0,0,odd&#x2cname,0,"), "{out}");
-        assert_eq!(read_kea_csv(&out, &c, 1).unwrap().names, imp.names);
+        assert_eq!(read_kea_csv(&out, &c, 1).unwrap().attrs, imp.attrs);
+    }
+
+    /// Kea's extended info (`store-extended-info`: the relay's option 82 in the user context,
+    /// both of its shapes) comes in as the lease's option 82 and its line's tags, and goes out
+    /// the same way; lease4-get shows it as Kea does.
+    #[test]
+    fn relay_agent_info_comes_and_goes_with_the_user_context() {
+        let c = cfg();
+        let csv = format!(
+            "{KEA_CSV_HEADER}\n198.18.21.101,02:aa:00:00:00:01,,3600,1796156859,1,0,0,,0,\
+             {{ \"ISC\": {{ \"relay-agent-info\": {{ \"sub-options\": \"0x0104AABBCCDD0203637065\"&#x2c \"remote-id\": \"637065\" }} }} }}\n\
+             198.18.21.102,02:aa:00:00:00:02,,3600,1796156859,1,0,0,,0,{{ \"ISC\": {{ \"relay-agent-info\": \"0x020178\" }} }}\n\
+             198.18.21.103,02:aa:00:00:00:03,,3600,1796156859,1,0,0,,0,{{ \"ISC\": {{ \"relay-agent-info\": \"zz\" }} }}\n"
+        );
+        let imp = read_kea_csv(&csv, &c, 1).unwrap();
+        assert_eq!(imp.leases.len(), 3, "{:?}", imp.skipped);
+        let rai = |i: usize| imp.attrs.get(&(Attr::RelayInfo, imp.leases[i].key)).map(|v| v.to_vec());
+        let first = [1, 4, 0xaa, 0xbb, 0xcc, 0xdd, 2, 3, b'c', b'p', b'e'];
+        assert_eq!((rai(0).as_deref(), rai(1).as_deref(), rai(2)), (Some(&first[..]), Some(&[2, 1, b'x'][..]), None));
+        assert_eq!(imp.leases[0].tags.remote, crate::leases::Tags::of(b"cpe"));
+        let json = lease_json(&imp.leases[0], |a| imp.attrs.get(&(a, imp.leases[0].key)).cloned(), &c);
+        assert_eq!(json["user-context"]["ISC"]["relay-agent-info"]["sub-options"], "0x0104AABBCCDD0203637065");
+        let out = write_kea_csv(&imp.leases, &imp.attrs, &c);
+        let again = read_kea_csv(&out, &c, 1).unwrap();
+        assert_eq!((again.attrs, again.leases), (imp.attrs, imp.leases));
     }
 }

@@ -16,7 +16,10 @@ pub use dhcpd::read_dhcpd_leases;
 pub use kea::{KEA_CSV_HEADER, lease_json, read_kea_csv, write_kea_csv};
 pub use kea6::{Import6, KEA_CSV6_HEADER, is_kea_csv6, read_kea_csv6, write_kea_csv6};
 
-use crate::{config::Config, leases::Lease};
+use crate::{
+    config::Config,
+    leases::{Attr, Lease, MAX_ATTR, Tags},
+};
 
 /// Why a row was not carried over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,16 +42,17 @@ pub struct Import {
     /// Entries that hold nothing at the time of the import (expired, released, free, deleted):
     /// left to the pool, as the other server would.
     pub unheld: usize,
-    /// The host names of the kept leases' clients (Kea's `hostname`, dhcpd's
-    /// `client-hostname`), by the lease's key.
-    pub names: hashbrown::HashMap<crate::leases::ClientKey, Box<[u8]>>,
+    /// What the kept leases keep beside them: their clients' host names (Kea's `hostname`,
+    /// dhcpd's `client-hostname`) and their relays' option 82 (Kea's `relay-agent-info` in
+    /// the user context, dhcpd's `agent.*` options), by kind and the lease's key.
+    pub attrs: crate::leases::AttrMap,
 }
 
 impl Import {
     /// Keeps `lease` if its address lies in a pool or reservation of `cfg`; its subnet is the
     /// file's `subnet_hint` when that subnet holds the address, else the subnet that does.
     /// Otherwise the lease is reported in [`Import::skipped`].
-    fn admit(&mut self, cfg: &Config, line: u64, subnet_hint: Option<u32>, mut lease: Lease, name: &[u8]) {
+    fn admit(&mut self, cfg: &Config, line: u64, subnet_hint: Option<u32>, mut lease: Lease, attrs: [&[u8]; 2]) {
         let addr = lease.addr;
         let subnet = match subnet_hint.and_then(|s| cfg.subnet_index(s)).filter(|&i| cfg.subnets[i].contains(addr)) {
             Some(i) => Some(i),
@@ -69,8 +73,21 @@ impl Import {
         // The client's key in the subnet's lease scope: a client with leases on two subnets
         // keeps both.
         lease.key = lease.key.rescoped(s.lease_scope);
-        if !name.is_empty() {
-            self.names.insert(lease.key, name[..name.len().min(crate::leases::MAX_NAME)].into());
+        for (a, v) in Attr::ALL.into_iter().zip(attrs) {
+            // A host name too long is cut; an option 82 too long is not kept (cut, it would
+            // not parse).
+            let v = match a {
+                Attr::Name => &v[..v.len().min(MAX_ATTR)],
+                Attr::RelayInfo if v.len() > MAX_ATTR => &[],
+                Attr::RelayInfo => v,
+            };
+            if !v.is_empty() {
+                self.attrs.insert((a, lease.key), v.into());
+            }
+            if a == Attr::RelayInfo && !v.is_empty() {
+                // The line it was given on, for quotas and bulk leasequery.
+                lease.tags = Tags::of_relay_info(v);
+            }
         }
         self.leases.push(lease);
     }

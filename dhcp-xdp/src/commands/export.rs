@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use dhcp_xdp::{clock::unix_now, serve::load_config_file, store::journal};
-use dhcp_xdp_core::{config::Config, net::colon_hex};
+use dhcp_xdp_core::{config::Config, leases::Attr, net::colon_hex};
 
 use crate::cli::ExportFormat;
 
@@ -16,7 +16,7 @@ pub fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::
     let rec = journal::inspect(dir, now).with_context(|| format!("reading {}", dir.display()))?;
     let held: Vec<_> = rec.leases.iter().filter(|l| l.holds(now)).copied().collect();
     match format {
-        ExportFormat::KeaCsv => print!("{}", dhcp_xdp_core::migrate::write_kea_csv(&held, &rec.names, &cfg)),
+        ExportFormat::KeaCsv => print!("{}", dhcp_xdp_core::migrate::write_kea_csv(&held, &rec.attrs, &cfg)),
         ExportFormat::KeaCsv6 => {
             let held6: Vec<_> = rec.leases6.iter().filter(|l| l.expires > now).cloned().collect();
             print!("{}", dhcp_xdp_core::migrate::write_kea_csv6(&held6));
@@ -26,7 +26,7 @@ pub fn export(dir: &std::path::Path, format: ExportFormat, config: Option<&std::
             let leases: Vec<serde_json::Value> = held
                 .iter()
                 .map(|l| {
-                    let mut v = dhcp_xdp_core::migrate::lease_json(l, rec.names.get(&l.key).map(|n| &n[..]), &cfg);
+                    let mut v = dhcp_xdp_core::migrate::lease_json(l, |a| rec.attrs.get(&(a, l.key)).cloned(), &cfg);
                     v["expire"] = serde_json::json!(l.expires);
                     v
                 })
@@ -44,15 +44,17 @@ pub fn dump_leases(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut leases = rec.leases;
     leases.sort_by_key(|l| u32::from(l.addr));
     for l in &leases {
+        let attr = |a| rec.attrs.get(&(a, l.key));
         println!(
-            "lease addr={} chaddr={} state={:?} expires={} subnet={} key={:?}{}",
+            "lease addr={} chaddr={} state={:?} expires={} subnet={} key={:?}{}{}",
             l.addr,
             colon_hex(&l.chaddr),
             l.state,
             l.expires,
             l.subnet,
             l.key,
-            rec.names.get(&l.key).map(|n| format!(" hostname={:?}", String::from_utf8_lossy(n))).unwrap_or_default()
+            attr(Attr::Name).map(|n| format!(" hostname={:?}", String::from_utf8_lossy(n))).unwrap_or_default(),
+            attr(Attr::RelayInfo).map(|r| format!(" relay-info={}", colon_hex(r))).unwrap_or_default()
         );
     }
     let mut leases6 = rec.leases6;

@@ -51,8 +51,8 @@ pub fn import(dir: &std::path::Path, config: &std::path::Path, source: &LeaseFil
         println!("skipped {addr} (line {}): {}", s.line, s.why);
     }
     let db = LeaseDb::new(&cfg, 1, leases, now);
-    db.restore_names(&rec.names);
-    db.restore_names(&imported.names);
+    db.restore_attrs(&rec.attrs);
+    db.restore_attrs(&imported.attrs);
     db.continue_after(rec.max_seq);
     // The v6 leases the directory holds stay (the snapshot below replaces its journals).
     db.restore6(&cfg, rec.leases6.clone(), now);
@@ -106,7 +106,7 @@ fn import6(
         println!("skipped (line {}): {}", s.line, s.why);
     }
     let db = LeaseDb::new(cfg, 1, rec.leases.clone(), now);
-    db.restore_names(&rec.names);
+    db.restore_attrs(&rec.attrs);
     db.continue_after(rec.max_seq);
     db.restore6(cfg, leases6, now);
     let journal = Journal::open(state, 1, cfg.durability, 0)?;

@@ -180,8 +180,8 @@ pub struct Recovery {
     pub leases: Vec<Lease>,
     /// The DHCPv6 leases (latest state per key; the table keeps one per address).
     pub leases6: Vec<dhcp_xdp_core::leases::v6::Lease6>,
-    /// The host names of the leases' clients (of those that gave one).
-    pub names: hashbrown::HashMap<dhcp_xdp_core::leases::ClientKey, Box<[u8]>>,
+    /// What the leases keep beside them (their clients' host names, their relays' option 82).
+    pub attrs: dhcp_xdp_core::leases::AttrMap,
     /// Snapshot generation loaded (0: none).
     pub snapshot_gen: u64,
     /// Journal records replayed.
@@ -256,7 +256,7 @@ fn load(dir: &Path, repair: bool, now: u32) -> Result<Recovery, StoreError> {
     }
     r.max_seq = replay.max_seq;
     r.leases6 = replay.take6();
-    r.names = replay.take_names();
+    r.attrs = replay.take_attrs();
     let (leases, conflicts) = replay.finish(now);
     for c in &conflicts {
         r.warnings.push(format!(
@@ -590,11 +590,11 @@ impl Journal {
         }
         self.generation.store(new_generation, Ordering::Release);
         let mut leases: Vec<Change> = vec![];
-        let mut names: Vec<Change> = vec![];
+        let mut attrs: Vec<Change> = vec![];
         for i in 0..db.shard_count() {
             let shard = db.lock(i);
             leases.extend(shard.records().map(Change::Upsert));
-            names.extend(shard.names().map(|(k, n)| Change::Name(k, n.into())));
+            attrs.extend(shard.attrs().map(|(a, k, v)| Change::Attr(a, k, v.into())));
         }
         leases.extend(
             db.table6()
@@ -603,7 +603,7 @@ impl Journal {
                 .map(|l| Change::Upsert6(l.clone())),
         );
         // Names after the leases they name (a snapshot's records all share one number).
-        leases.append(&mut names);
+        leases.append(&mut attrs);
         let tmp = dir.join(format!("snapshot-{new_generation:010}.tmp"));
         let written = Self::write_snapshot(&tmp, new_generation, floor, &leases)
             .and_then(|()| std::fs::rename(&tmp, snapshot_path(&dir, new_generation)));
@@ -705,7 +705,7 @@ impl LeaseStore for JournalStore {
         }
         let n = rec.leases.len() + rec.leases6.len();
         let db = LeaseDb::with_lanes(cfg, lanes, workers, rec.leases, crate::clock::unix_now());
-        db.restore_names(&rec.names);
+        db.restore_attrs(&rec.attrs);
         db.continue_after(rec.max_seq);
         db.restore6(cfg, rec.leases6, crate::clock::unix_now());
         if let Err(e) = self.journal.snapshot(&db) {

@@ -210,8 +210,10 @@ fn absorb_rows(db: &LeaseDb, rows: &[postgres::Row], now: u32) -> usize {
         if let Some(l) = lease_from_row(r) {
             let key = db.scoped(l).key;
             db.absorb(l, now);
-            if let Some((_, name)) = pg::name_from_row(r) {
-                db.absorb_name(&key, name);
+            if let Some((_, values)) = pg::attrs_from_row(r) {
+                for (a, v) in dhcp_xdp_core::leases::Attr::ALL.into_iter().zip(values) {
+                    db.absorb_attr(a, &key, v);
+                }
             }
         }
     }

@@ -103,7 +103,7 @@ pub struct Cluster {
 /// What a start read from the database, for [`recover`](LeaseStore::recover).
 struct Initial {
     leases: Vec<dhcp_xdp_core::leases::Lease>,
-    names: hashbrown::HashMap<dhcp_xdp_core::leases::ClientKey, Box<[u8]>>,
+    attrs: dhcp_xdp_core::leases::AttrMap,
     leases6: Vec<dhcp_xdp_core::leases::v6::Lease6>,
     max_seq: u64,
     started: Instant,
@@ -286,11 +286,14 @@ impl Cluster {
         c.batch_execute("ANALYZE dhcp_xdp_leases6")?;
         let rows = c.query(&format!("SELECT {LEASE_COLUMNS} FROM dhcp_xdp_leases"), &[])?;
         let leases: Vec<_> = rows.iter().filter_map(lease_from_row).collect();
-        let names: hashbrown::HashMap<_, Box<[u8]>> = rows
+        let attrs: dhcp_xdp_core::leases::AttrMap = rows
             .iter()
-            .filter_map(pg::name_from_row)
-            .filter(|(_, n)| !n.is_empty())
-            .map(|(k, n)| (k, n.into()))
+            .filter_map(pg::attrs_from_row)
+            .flat_map(|(k, values)| {
+                dhcp_xdp_core::leases::Attr::ALL.into_iter().zip(values).map(move |(a, v)| ((a, k), v))
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k, v.into()))
             .collect();
         let rows = c.query(&format!("SELECT {} FROM dhcp_xdp_leases6", pg6::LEASE6_COLUMNS), &[])?;
         let leases6: Vec<_> = rows.iter().filter_map(pg6::lease6_from_row).collect();
@@ -314,7 +317,7 @@ impl Cluster {
             heartbeats: std::sync::Mutex::new(heartbeats),
             initial: std::sync::Mutex::new(Some(Initial {
                 leases,
-                names,
+                attrs,
                 leases6,
                 max_seq: max_seq.max(0) as u64,
                 started: t,
@@ -359,10 +362,10 @@ impl LeaseStore for Cluster {
         lanes: usize,
         workers: usize,
     ) -> Result<Recovered, StoreError> {
-        let Initial { leases, names, leases6, max_seq, started: t } =
+        let Initial { leases, attrs, leases6, max_seq, started: t } =
             self.initial.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(Initial {
                 leases: vec![],
-                names: Default::default(),
+                attrs: Default::default(),
                 leases6: vec![],
                 max_seq: 0,
                 started: Instant::now(),
@@ -370,7 +373,7 @@ impl LeaseStore for Cluster {
         let n = leases.len() + leases6.len();
         let now = crate::clock::unix_now();
         let db = LeaseDb::with_lanes(cfg, lanes, workers, leases, now);
-        db.restore_names(&names);
+        db.restore_attrs(&attrs);
         db.restore6(cfg, leases6, now);
         db.continue_after(max_seq);
         let c = &self.cfg;

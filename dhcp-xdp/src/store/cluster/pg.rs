@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dhcp_xdp_core::leases::{Change, ClientKey, Lease, LeaseState, Tags, v6::Lease6};
+use dhcp_xdp_core::leases::{Attr, Change, ClientKey, Lease, LeaseState, Tags, v6::Lease6};
 use hashbrown::HashMap;
 use postgres::{Client, NoTls, Row};
 
@@ -28,14 +28,22 @@ use crate::store::{
 
 /// The columns every lease query selects, in [`lease_from_row`]'s order.
 pub const LEASE_COLUMNS: &str =
-    "address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq, change, hostname";
+    "address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq, change, hostname, relay_info";
 
 /// The column of [`LEASE_COLUMNS`] that holds the change number.
 pub const CHANGE_COLUMN: usize = 10;
 
-/// The host name of a lease row (empty: none), with its client's key.
-pub fn name_from_row(r: &Row) -> Option<(ClientKey, &[u8])> {
-    Some((ClientKey::from_bytes(r.get::<_, &[u8]>(1))?, r.get::<_, &[u8]>(11)))
+/// The attributes of a lease row (by [`Attr`]; empty: none), with its client's key.
+pub fn attrs_from_row(r: &Row) -> Option<(ClientKey, [&[u8]; 2])> {
+    Some((ClientKey::from_bytes(r.get::<_, &[u8]>(1))?, [r.get::<_, &[u8]>(11), r.get::<_, &[u8]>(12)]))
+}
+
+/// The column of each [`Attr`].
+fn attr_column(a: Attr) -> &'static str {
+    match a {
+        Attr::Name => "hostname",
+        Attr::RelayInfo => "relay_info",
+    }
 }
 
 /// A lease row as a lease (None for a row this daemon cannot read: a foreign key format).
@@ -298,18 +306,20 @@ const COMMIT_SQL: &str = "WITH moved AS (
       WHERE l.client_key = ANY($2::bytea[])
         AND NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS w(a) WHERE w.a = l.address)
         AND (l.node = $10 OR l.state IN (2, 3) OR l.expires <= extract(epoch FROM now()))
-      RETURNING l.client_key, l.hostname)
+      RETURNING l.client_key, l.hostname, l.relay_info)
  INSERT INTO dhcp_xdp_leases AS l (address, client_key, hwaddr, subnet, expires, state, circuit, remote, node, seq,
-                                   hostname)
+                                   hostname, relay_info)
  SELECT a, k, h, s, e, st, c, r, $10, q,
-        coalesce((SELECT m.hostname FROM moved m WHERE m.client_key = t.k LIMIT 1), ''::bytea)
+        coalesce((SELECT m.hostname FROM moved m WHERE m.client_key = t.k LIMIT 1), ''::bytea),
+        coalesce((SELECT m.relay_info FROM moved m WHERE m.client_key = t.k LIMIT 1), ''::bytea)
    FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::smallint[],
                $7::bigint[], $8::bigint[], $9::bigint[]) AS t(a, k, h, s, e, st, c, r, q)
  ON CONFLICT (address) DO UPDATE SET client_key = EXCLUDED.client_key, hwaddr = EXCLUDED.hwaddr,
      subnet = EXCLUDED.subnet, expires = EXCLUDED.expires, state = EXCLUDED.state,
      circuit = EXCLUDED.circuit, remote = EXCLUDED.remote, node = EXCLUDED.node, seq = EXCLUDED.seq,
      change = nextval('dhcp_xdp_change'),
-     hostname = CASE WHEN l.client_key = EXCLUDED.client_key THEN l.hostname ELSE EXCLUDED.hostname END
+     hostname = CASE WHEN l.client_key = EXCLUDED.client_key THEN l.hostname ELSE EXCLUDED.hostname END,
+     relay_info = CASE WHEN l.client_key = EXCLUDED.client_key THEN l.relay_info ELSE EXCLUDED.relay_info END
  WHERE ((l.client_key = EXCLUDED.client_key AND l.node = EXCLUDED.node AND l.seq <= EXCLUDED.seq)
     OR (l.client_key = EXCLUDED.client_key AND l.node <> EXCLUDED.node
         AND (EXCLUDED.state = 2 OR l.state <> 1 OR EXCLUDED.expires >= l.expires)))
@@ -318,11 +328,16 @@ const COMMIT_SQL: &str = "WITH moved AS (
         AND (l.state NOT IN (0, 1, 4) OR l.expires <= extract(epoch FROM now())))
  RETURNING address";
 
-/// The host names clients gave, on the rows of their keys this node writes (after the
-/// round's upserts, in the same transaction).
-const NAME_SQL: &str = "UPDATE dhcp_xdp_leases l SET hostname = t.n, change = nextval('dhcp_xdp_change')
-   FROM unnest($1::bytea[], $2::bytea[]) AS t(k, n)
-  WHERE l.client_key = t.k AND l.node = $3 AND l.hostname <> t.n";
+/// The attributes (host names, option 82) of an [`Attr`]'s column, on the rows of their keys
+/// this node writes (after the round's upserts, in the same transaction).
+fn attr_sql(a: Attr) -> String {
+    let col = attr_column(a);
+    format!(
+        "UPDATE dhcp_xdp_leases l SET {col} = t.n, change = nextval('dhcp_xdp_change')
+           FROM unnest($1::bytea[], $2::bytea[]) AS t(k, n)
+          WHERE l.client_key = t.k AND l.node = $3 AND l.{col} <> t.n"
+    )
+}
 
 /// Removed keys' rows (rounds with removals only; same rule as the moved rows).
 const REMOVE_SQL: &str = "DELETE FROM dhcp_xdp_leases
@@ -336,7 +351,8 @@ pub(crate) struct Conn {
     remove: postgres::Statement,
     commit6: postgres::Statement,
     remove6: postgres::Statement,
-    name: postgres::Statement,
+    /// [`attr_sql`] of each [`Attr`].
+    attr: [postgres::Statement; 2],
 }
 
 impl Conn {
@@ -350,8 +366,8 @@ impl Conn {
         let remove = client.prepare(REMOVE_SQL)?;
         let commit6 = client.prepare(pg6::COMMIT6_SQL)?;
         let remove6 = client.prepare(pg6::REMOVE6_SQL)?;
-        let name = client.prepare(NAME_SQL)?;
-        Ok(Self { client, commit, remove, commit6, remove6, name })
+        let attr = [client.prepare(&attr_sql(Attr::Name))?, client.prepare(&attr_sql(Attr::RelayInfo))?];
+        Ok(Self { client, commit, remove, commit6, remove6, attr })
     }
 }
 
@@ -368,15 +384,15 @@ struct Refused {
 fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refused, postgres::Error> {
     // The newest change of each key wins, then the newest upsert of each address.
     let mut last: HashMap<ClientKey, (u64, Change)> = HashMap::with_capacity(batch.len());
-    // Host names apart: the newest of each key, set once its row is written.
-    let mut names: HashMap<ClientKey, (u64, &[u8])> = HashMap::new();
+    // Attributes apart: the newest of each key and kind, set once its row is written.
+    let mut attrs: HashMap<(Attr, ClientKey), (u64, &[u8])> = HashMap::new();
     for (seq, c) in batch {
         let k = match c {
             Change::Upsert(l) => l.key,
             Change::Remove(k) => *k,
-            Change::Name(k, n) => {
-                if names.get(k).is_none_or(|(s, _)| s < seq) {
-                    names.insert(*k, (*seq, &n[..]));
+            Change::Attr(a, k, v) => {
+                if attrs.get(&(*a, *k)).is_none_or(|(s, _)| s < seq) {
+                    attrs.insert((*a, *k), (*seq, &v[..]));
                 }
                 continue;
             }
@@ -397,7 +413,7 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refuse
                 }
             }
             Change::Remove(k) => removed.push(k.as_bytes().to_vec()),
-            Change::Upsert6(_) | Change::Remove6(_) | Change::Name(..) => {}
+            Change::Upsert6(_) | Change::Remove6(_) | Change::Attr(..) => {}
         }
     }
     let n = by_addr.len();
@@ -426,9 +442,10 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refuse
     let params: [&(dyn postgres::types::ToSql + Sync); 10] =
         [&addr, &key, &hw, &subnet, &expires, &state, &circuit, &remote, &seqs, &node];
     let round6 = Round6::of(batch);
-    let (name_keys, name_values): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
-        names.iter().map(|(k, (_, n))| (k.as_bytes().to_vec(), n.to_vec())).unzip();
-    let (applied, v6) = if removed.is_empty() && round6.is_empty() && names.is_empty() {
+    let attr_rows = Attr::ALL.map(|a| -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        attrs.iter().filter(|((b, _), _)| *b == a).map(|((_, k), (_, v))| (k.as_bytes().to_vec(), v.to_vec())).unzip()
+    });
+    let (applied, v6) = if removed.is_empty() && round6.is_empty() && attrs.is_empty() {
         (conn.client.query(&conn.commit, &params)?, vec![])
     } else {
         // Removed keys go first, wherever they are (a DECLINE removes the client's binding and
@@ -438,8 +455,10 @@ fn commit(conn: &mut Conn, node: &str, batch: &[(u64, Change)]) -> Result<Refuse
             tx.execute(&conn.remove, &[&removed, &node])?;
         }
         let applied = if n > 0 { tx.query(&conn.commit, &params)? } else { vec![] };
-        if !names.is_empty() {
-            tx.execute(&conn.name, &[&name_keys, &name_values, &node])?;
+        for (stmt, (keys, values)) in conn.attr.iter().zip(&attr_rows) {
+            if !keys.is_empty() {
+                tx.execute(stmt, &[keys, values, &node])?;
+            }
         }
         let v6 = round6.commit(&mut tx, (&conn.commit6, &conn.remove6), node)?;
         tx.commit()?;

@@ -143,7 +143,7 @@ impl Round6 {
             let k = match c {
                 Change::Upsert6(l) => &l.key,
                 Change::Remove6(k) => k,
-                Change::Upsert(_) | Change::Remove(_) | Change::Name(..) => continue,
+                Change::Upsert(_) | Change::Remove(_) | Change::Attr(..) => continue,
             };
             if last.get(k).is_none_or(|(s, _)| s < seq) {
                 last.insert(k, (*seq, c));
@@ -159,7 +159,7 @@ impl Round6 {
                     }
                 }
                 Change::Remove6(k) => removed.push(k.clone()),
-                Change::Upsert(_) | Change::Remove(_) | Change::Name(..) => {}
+                Change::Upsert(_) | Change::Remove(_) | Change::Attr(..) => {}
             }
         }
         Self { upserts: by_addr.into_values().collect(), removed }

@@ -21,7 +21,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use postgres::{Client, Transaction};
 
 /// The schema version this daemon reads and writes.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The advisory lock every schema check, creation and upgrade holds ("dhcpxdp\0").
 const SCHEMA_LOCK: i64 = 0x6468_6370_7864_7000;
@@ -103,6 +103,8 @@ CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
     )],
     // 4 → 5: the host name each client gave (option 81's domain name, else option 12).
     &[Migration::Sql("ALTER TABLE dhcp_xdp_leases ADD COLUMN hostname bytea NOT NULL DEFAULT ''::bytea;")],
+    // 5 → 6: the option 82 a trusted relay added to the client's last REQUEST (leasequery).
+    &[Migration::Sql("ALTER TABLE dhcp_xdp_leases ADD COLUMN relay_info bytea NOT NULL DEFAULT ''::bytea;")],
 ];
 
 /// Version 2: every unscoped client key (tags 0 and 1) is rewritten in the scope of its row's
