@@ -28,6 +28,7 @@ pub mod dhcp6;
 pub mod engine4;
 pub mod engine6;
 pub mod leasequery;
+pub mod leasequery6;
 pub mod leases;
 pub mod membership;
 pub mod migrate;

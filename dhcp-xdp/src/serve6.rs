@@ -65,6 +65,28 @@ impl Handler6 {
         };
         let Some(ours) = ours else { return Verdict::Drop(DropReason::NotForUs) };
         let req = &frame[l.payload..l.payload + l.payload_len];
+        if req.first() == Some(&dhcp_xdp_core::leasequery6::msg::LEASEQUERY) {
+            // A requestor's LEASEQUERY (RFC 5007), from `[relays] leasequery6` only.
+            if !rt.cfg.leasequery6_allowed(src_ip) {
+                return Verdict::Drop(DropReason::UntrustedRelay);
+            }
+            let Some(q) = dhcp_xdp_core::leasequery6::parse(req) else { return Verdict::Drop(DropReason::Malformed) };
+            let answer = dhcp_xdp_core::leasequery6::answer(&rt.cfg, rt.table6().leases(), &q, now, false);
+            let Some(n) =
+                dhcp_xdp_core::leasequery6::write_reply(&q, &shared.server6.duid, &answer, now, &mut self.scratch)
+            else {
+                return Verdict::Drop(DropReason::NoRoom);
+            };
+            let to = Reply6Addressing {
+                dst_mac: src_mac,
+                src_mac: shared.server.mac,
+                src_ip: ours,
+                dst_ip: src_ip,
+                src_port: dhcp_xdp_common::DHCP6_SERVER_PORT,
+                dst_port: src_port,
+            };
+            return self.put_reply(buf, &l, n, &to, false);
+        }
         // A Relay-Forw is answered only from a trusted relay: its layers choose the subnet and
         // carry the line's identity (remote-id, interface-id), which a client must not forge.
         if req.first() == Some(&dhcp_xdp_core::dhcp6::msg::RELAY_FORW) && !rt.cfg.relay6_trusted(src_ip) {
@@ -114,9 +136,7 @@ impl Handler6 {
             Ok(n) => n,
             Err(why) => return Verdict::Drop(why),
         };
-        let Some(dst) = buf.get_mut(l.payload..l.payload + n) else { return Verdict::Drop(DropReason::NoRoom) };
-        dst.copy_from_slice(&self.scratch[..n]);
-        let addr = Reply6Addressing {
+        let to = Reply6Addressing {
             dst_mac: src_mac,
             src_mac: shared.server.mac,
             src_ip: ours,
@@ -124,7 +144,15 @@ impl Handler6 {
             src_port: dhcp_xdp_common::DHCP6_SERVER_PORT,
             dst_port: src_port,
         };
-        match write_ipv6_udp_headers(buf, &l, n, &addr) {
+        self.put_reply(buf, &l, n, &to, changed)
+    }
+
+    /// Puts the reply written in `scratch[..n]` in place of the request in `buf`, with its
+    /// IPv6/UDP headers `to`; one after which the table `changed` waits until it is durable.
+    fn put_reply(&self, buf: &mut [u8], l: &Frame6Layout, n: usize, to: &Reply6Addressing, changed: bool) -> Verdict {
+        let Some(dst) = buf.get_mut(l.payload..l.payload + n) else { return Verdict::Drop(DropReason::NoRoom) };
+        dst.copy_from_slice(&self.scratch[..n]);
+        match write_ipv6_udp_headers(buf, l, n, to) {
             Some(len) if changed => Verdict::ReplyWhenDurable(len),
             Some(len) => Verdict::Reply(len),
             None => Verdict::Drop(DropReason::NoRoom),

@@ -214,6 +214,13 @@ impl Dhclient {
         c
     }
 
+    /// Makes the client use `duid` (a `default-duid` statement in its lease file, which
+    /// dhclient reads before it makes one of its own).
+    pub fn set_duid(&self, duid: &[u8]) {
+        let escaped: String = duid.iter().map(|b| format!("\\{b:03o}")).collect();
+        std::fs::write(&self.lease_file, format!("default-duid \"{escaped}\";\n")).expect("dhclient lease file");
+    }
+
     /// Obtains a lease (`dhclient -1`); the client then stays in the background renewing it.
     pub fn obtain(&self, ns: &Netns) -> bool {
         let mut c = self.cmd(ns);

@@ -760,7 +760,8 @@ impl Config {
             durability,
             snapshot_every: fc.persistence.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
             trusted_relays,
-            trusted_relays6: super::v6::trusted6(&ctx, fc.relays.trusted6.as_deref())?,
+            trusted_relays6: super::v6::trusted6(&ctx, "trusted6", fc.relays.trusted6.as_deref())?,
+            leasequery6_from: super::v6::trusted6(&ctx, "leasequery6", fc.relays.leasequery6.as_deref())?,
             leasequery_from: fc
                 .relays
                 .leasequery

@@ -129,6 +129,7 @@ pub(super) struct RelaysSection {
     pub(super) trusted: Option<Vec<Spanned<String>>>,
     pub(super) leasequery: Option<Vec<Spanned<String>>>,
     pub(super) trusted6: Option<Vec<Spanned<String>>>,
+    pub(super) leasequery6: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]

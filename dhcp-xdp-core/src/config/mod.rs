@@ -403,6 +403,8 @@ pub struct Config {
     pub trusted_relays6: Vec<(std::net::Ipv6Addr, u8)>,
     /// Who may ask leasequeries (`[relays] leasequery`; none: nobody).
     pub leasequery_from: Vec<Ipv4Net>,
+    /// Who may ask DHCPv6 leasequeries (`[relays] leasequery6`, prefixes; none: nobody).
+    pub leasequery6_from: Vec<(std::net::Ipv6Addr, u8)>,
     /// What one subscriber may hold and send.
     pub limits: Limits,
     /// The management channel's socket (`[control] socket`; the command line overrides it).
@@ -598,6 +600,7 @@ impl Config {
             trusted_relays: vec![],
             trusted_relays6: vec![],
             leasequery_from: vec![],
+            leasequery6_from: vec![],
             limits: Limits::default(),
             control_socket: None,
             control_http: None,
@@ -661,6 +664,12 @@ impl Config {
     /// that is empty).
     pub fn relay6_trusted(&self, src: std::net::Ipv6Addr) -> bool {
         self.trusted_relays6.is_empty() || self.trusted_relays6.iter().any(|&(p, l)| in_prefix(src, p, l))
+    }
+
+    /// Whether a DHCPv6 leasequery from `src` may be answered: listed in `[relays]
+    /// leasequery6` (nobody when the list is empty).
+    pub fn leasequery6_allowed(&self, src: std::net::Ipv6Addr) -> bool {
+        self.leasequery6_from.iter().any(|&(p, l)| in_prefix(src, p, l))
     }
 
     /// Whether a leasequery from `addr` (its giaddr) may be answered: listed in `[relays]

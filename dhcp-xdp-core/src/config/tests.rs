@@ -345,6 +345,16 @@ fn trusted_v6_relays_are_prefixes_and_errors_name_the_entry() {
     assert!(Config::parse("t", "").unwrap().relay6_trusted("fe80::66".parse().unwrap()), "none listed: any");
     let e = Config::parse("t", "[relays]\ntrusted6 = [\"2001:db8:f::/64\", \"198.18.0.0/24\"]\n").unwrap_err();
     assert_eq!((e.field.as_str(), e.line), ("relays.trusted6[1]", 2), "{e}");
+    // DHCPv6 leasequery requestors: listed ones only, nobody when none are.
+    let c = Config::parse("t", "[relays]\nleasequery6 = [\"2001:db8:f::99/128\"]\n").unwrap();
+    assert!(c.leasequery6_allowed("2001:db8:f::99".parse().unwrap()));
+    assert!(!c.leasequery6_allowed("2001:db8:f::98".parse().unwrap()));
+    assert!(
+        !Config::parse("t", "").unwrap().leasequery6_allowed("2001:db8:f::99".parse().unwrap()),
+        "none listed: nobody"
+    );
+    let e = Config::parse("t", "[relays]\nleasequery6 = [\"2001:db8:f::/200\"]\n").unwrap_err();
+    assert_eq!((e.field.as_str(), e.line), ("relays.leasequery6[0]", 2), "{e}");
 }
 
 const CLASSES: &str = r#"

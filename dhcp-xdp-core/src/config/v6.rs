@@ -238,10 +238,14 @@ impl Ctx<'_> {
 }
 
 /// `[relays] trusted6`: the prefixes DHCPv6 relays may send from.
-pub(super) fn trusted6(ctx: &Ctx<'_>, list: Option<&[Spanned<String>]>) -> Result<Vec<(Ipv6Addr, u8)>, ConfigError> {
+pub(super) fn trusted6(
+    ctx: &Ctx<'_>,
+    field: &str,
+    list: Option<&[Spanned<String>]>,
+) -> Result<Vec<(Ipv6Addr, u8)>, ConfigError> {
     let mut out = vec![];
     for (i, p) in list.into_iter().flatten().enumerate() {
-        out.push(ctx.prefix6(p, &format!("relays.trusted6[{i}]"))?);
+        out.push(ctx.prefix6(p, &format!("relays.{field}[{i}]"))?);
     }
     Ok(out)
 }

@@ -244,6 +244,15 @@ impl Daemon {
                 Some(std::net::TcpListener::bind(addr).with_context(|| format!("bulk leasequery on {addr}"))?)
             }
         };
+        // DHCPv6 bulk leasequery (TCP 547) likewise.
+        let bulk_lq6 = match shared.runtime().cfg.leasequery6_from.is_empty() {
+            true => None,
+            false => {
+                let addr =
+                    std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, dhcp_xdp_common::DHCP6_SERVER_PORT));
+                Some(std::net::TcpListener::bind(addr).with_context(|| format!("DHCPv6 bulk leasequery on {addr}"))?)
+            }
+        };
         let metrics_addr = opts.metrics.or_else(|| shared.runtime().cfg.metrics_listen);
         let metrics_listener = match metrics_addr {
             Some(a) => Some(crate::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),
@@ -275,6 +284,10 @@ impl Daemon {
                 "control: Kea HTTP control socket on {scheme}://{addr}/ ({})",
                 if n == 0 { "no authentication".to_owned() } else { format!("basic authentication, {n} user(s)") }
             );
+        }
+        if let Some(listener) = bulk_lq6 {
+            crate::bulklq::serve6(listener, shared.clone()).context("starting DHCPv6 bulk leasequery")?;
+            tracing::info!("leasequery: DHCPv6 bulk leasequery (RFC 5460) on TCP port 547");
         }
         if let Some(listener) = bulk_lq {
             crate::bulklq::serve(listener, shared.clone()).context("starting bulk leasequery")?;
