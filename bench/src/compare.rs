@@ -25,6 +25,8 @@ use crate::generator::Scenario;
 /// Pool every server hands out (130 560 addresses: room for an avalanche of 100 000).
 const POOL: (&str, &str) = ("198.18.1.0", "198.19.254.255");
 const SERVER_IP: &str = "198.18.0.1";
+/// The generator's address: the leasequery requester (a relay) of `dhcp-xdp-lq` too.
+const REQUESTER: &str = "198.19.255.254";
 
 /// The rig: server 198.18.0.1/15 and generator 198.19.255.254/15 on one veth pair, one queue.
 type Rig = TwoHosts;
@@ -52,6 +54,11 @@ pub enum Server {
     DhcpXdpAsync,
     /// dhcp-xdp in cluster mode, one node: PostgreSQL is the lease store of record.
     DhcpXdpPg,
+    /// dhcp-xdp (fsync journal) writing the forensic lease log: what the log costs DORA.
+    DhcpXdpForensic,
+    /// dhcp-xdp (fsync journal) answering a relay's DHCPLEASEQUERYs (`--leasequery-rate`)
+    /// beside DORA: what leasequery costs DORA.
+    DhcpXdpLq,
     /// kea-dhcp4, memfile, multi-threaded.
     KeaMt,
     /// kea-dhcp4, memfile, one thread.
@@ -71,6 +78,8 @@ impl Server {
             Self::DhcpXdp => "dhcp-xdp",
             Self::DhcpXdpAsync => "dhcp-xdp, journal async",
             Self::DhcpXdpPg => "dhcp-xdp on PostgreSQL (cluster, 1 node)",
+            Self::DhcpXdpForensic => "dhcp-xdp with the forensic log",
+            Self::DhcpXdpLq => "dhcp-xdp with leasequeries beside DORA",
             Self::KeaMt => "kea-dhcp4 (multi-threaded)",
             Self::Kea => "kea-dhcp4 (1 thread)",
             Self::KeaPg => "kea-dhcp4 on PostgreSQL (multi-threaded)",
@@ -85,6 +94,8 @@ impl Server {
             Self::DhcpXdp => "dhcp-xdp",
             Self::DhcpXdpAsync => "dhcp-xdp-async",
             Self::DhcpXdpPg => "dhcp-xdp-pg",
+            Self::DhcpXdpForensic => "dhcp-xdp-forensic",
+            Self::DhcpXdpLq => "dhcp-xdp-lq",
             Self::KeaMt => "kea-mt",
             Self::Kea => "kea",
             Self::KeaPg => "kea-pg",
@@ -96,7 +107,12 @@ impl Server {
     /// Binary and the Debian package that has it.
     fn binary(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Self::Echo | Self::DhcpXdp | Self::DhcpXdpAsync | Self::DhcpXdpPg => None,
+            Self::Echo
+            | Self::DhcpXdp
+            | Self::DhcpXdpAsync
+            | Self::DhcpXdpPg
+            | Self::DhcpXdpForensic
+            | Self::DhcpXdpLq => None,
             Self::KeaMt | Self::Kea | Self::KeaPg => Some(("/usr/sbin/kea-dhcp4", "kea-dhcp4-server")),
             Self::Dhcpd => Some(("/usr/sbin/dhcpd", "isc-dhcp-server")),
             Self::Dnsmasq => Some(("/usr/sbin/dnsmasq", "dnsmasq")),
@@ -127,6 +143,8 @@ pub struct CompareConfig {
     pub workers: u32,
     pub servers: Vec<Server>,
     pub perfdhcp_rate: u64,
+    /// DHCPLEASEQUERYs per second sent beside DORA to `dhcp-xdp-lq`.
+    pub leasequery_rate: u64,
     /// Clients of each server's avalanche run (0: none).
     pub avalanche: u32,
     /// Longest an avalanche run may take.
@@ -140,6 +158,71 @@ pub struct CompareConfig {
     /// are then of the closed-loop maximum).
     pub search_trial: Duration,
     pub out_dir: PathBuf,
+}
+
+/// A relay's DHCPLEASEQUERYs (by address, across the pool) sent from the generator's address and
+/// port 67 at a steady rate, beside the generator's DORA; the answers reach the generator, which
+/// counts them (`leasequery_answers`).
+struct Leasequeries {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+    started: Instant,
+}
+
+impl Leasequeries {
+    fn start(rig: &Rig, rate: u64) -> Self {
+        use std::sync::{Arc, atomic::AtomicBool};
+        let stop = Arc::new(AtomicBool::new(false));
+        // Made in the generator's namespace, the socket stays there.
+        let sock =
+            rig.client.enter(|| std::net::UdpSocket::bind((REQUESTER, 67)).expect("leasequery socket on port 67"));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            {
+                let server: std::net::SocketAddr = format!("{SERVER_IP}:67").parse().expect("server address");
+                let (first, last): (std::net::Ipv4Addr, std::net::Ipv4Addr) =
+                    (POOL.0.parse().expect("pool"), POOL.1.parse().expect("pool"));
+                let span = u32::from(last) - u32::from(first) + 1;
+                let requester: std::net::Ipv4Addr = REQUESTER.parse().expect("requester");
+                let mut q = [0u8; 300];
+                q[0] = 1; // BOOTREQUEST
+                q[1] = 1;
+                q[2] = 6;
+                q[24..28].copy_from_slice(&requester.octets()); // giaddr
+                q[236..240].copy_from_slice(&[99, 130, 83, 99]);
+                q[240..244].copy_from_slice(&[53, 1, 10, 255]); // DHCPLEASEQUERY
+                let (mut sent, mut n) = (0u64, 0u32);
+                let started = Instant::now();
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Paced in steps of 10 ms.
+                    let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+                    while sent < due {
+                        n = n.wrapping_add(7919);
+                        // xids the generator knows are not its clients' (its index bits are
+                        // above its client count).
+                        q[4..8].copy_from_slice(&(0x00ff_0000u32 | (n & 0xffff)).to_be_bytes());
+                        q[12..16].copy_from_slice(&(u32::from(first) + n % span).to_be_bytes()); // ciaddr
+                        if sock.send_to(&q, server).is_ok() {
+                            sent += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                sent
+            }
+        });
+        Self { stop, thread, started: Instant::now() }
+    }
+
+    /// Stops the load; what it sent and what came back, beside the closed loop's `result`.
+    fn stop(self, result: &Value) -> Value {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64();
+        let sent = self.thread.join().unwrap_or(0);
+        json!({ "sent": sent, "sent_per_s": sent as f64 / secs, "answered": result["leasequery_answers"] })
+    }
 }
 
 /// A server process under test.
@@ -237,7 +320,7 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
             &rig.server_if,
             &["--handler", "reflect", "--workers", &workers, "--spin-us", SPIN_US, "--ring-size", &ring],
         ))),
-        Server::DhcpXdp | Server::DhcpXdpAsync | Server::DhcpXdpPg => {
+        Server::DhcpXdp | Server::DhcpXdpAsync | Server::DhcpXdpPg | Server::DhcpXdpForensic | Server::DhcpXdpLq => {
             let durability = match cfg.durability {
                 _ if server == Server::DhcpXdpAsync => "async",
                 Durability::Fsync => "fsync",
@@ -248,13 +331,20 @@ fn start(server: Server, cfg: &CompareConfig, rig: &Rig, dir: &Path) -> anyhow::
                 .as_ref()
                 .map(|pg| format!("[cluster]\nnode = \"bench\"\ndatabase = \"{}\"\n", pg.url()))
                 .unwrap_or_default();
+            let extra = match server {
+                Server::DhcpXdpForensic => {
+                    format!("[forensic-log]\npath = \"{}\"\n", dir.join("leases.jsonl").display())
+                }
+                Server::DhcpXdpLq => format!("[relays]\nleasequery = [\"{REQUESTER}/32\"]\n"),
+                _ => String::new(),
+            };
             let conf = dir.join("dhcp-xdp.toml");
             std::fs::write(
                 &conf,
                 format!(
                     // A load test is not an attack: the generator's 4 096 circuits each bring
                     // thousands of clients, and its clients retransmit at will.
-                    "[server]\nlease-time = {LEASE_TIME}\n[persistence]\ndurability = \"{durability}\"\n{cluster}\
+                    "[server]\nlease-time = {LEASE_TIME}\n[persistence]\ndurability = \"{durability}\"\n{cluster}{extra}\
                      [limits]\noffers-per-circuit = 1000000000\noffers-per-mac = 1000000000\nrate-per-mac = 0\n\
                      [[subnet]]\nsubnet = \"198.18.0.0/15\"\noptions = {{ routers = [\"{SERVER_IP}\"] }}\n  \
                      [[subnet.pool]]\n  range = \"{}-{}\"\n",
@@ -463,7 +553,9 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
         let echo = server == Server::Echo;
         let cpu0 = process_cpu(pid);
         eprintln!("bench: {} — closed loop, window {}, {} s", server.name(), cfg.window, cfg.duration.as_secs_f64());
+        let load = (server == Server::DhcpXdpLq).then(|| Leasequeries::start(&rig, cfg.leasequery_rate));
         let closed = generate(&rig, cfg, run_id, 0, cfg.duration, echo, &dir.join("closed.json"))?;
+        let leasequeries = load.map(|l| l.stop(&closed));
         let cpu = process_cpu(pid) - cpu0;
         let max = num(&closed, &["exchanges_per_s"]);
         let completed = num(&closed, &["completed"]);
@@ -553,6 +645,7 @@ pub fn run(cfg: &CompareConfig) -> anyhow::Result<PathBuf> {
             "cpu_s_per_1000": if completed > 0.0 { cpu / completed * 1000.0 } else { 0.0 },
             "closed": closed,
             "sweep": sweep,
+            "leasequeries": leasequeries,
         }));
     }
     // The rig's own limit at the rates dhcp-xdp was offered: the echo path at the same offered
@@ -935,6 +1028,20 @@ fn markdown(r: &Value, png: Option<&PathBuf>) -> String {
                 .unwrap_or_default(),
             r["takeover"]["heartbeat_s"],
             r["takeover"]["takeover_after_s"],
+        );
+    }
+    if let (Some(x), Some(f)) = (rate("dhcp-xdp"), rate("dhcp-xdp-forensic")) {
+        let _ = writeln!(s, "- dhcp-xdp with the forensic log / without: **{:.2}** (goal ≥ 0.90)", f / x);
+    }
+    if let (Some(x), Some(l)) = (rate("dhcp-xdp"), rate("dhcp-xdp-lq")) {
+        let q = &by("dhcp-xdp-lq").map(|v| v["leasequeries"].clone()).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "- dhcp-xdp with {:.0} leasequeries/s beside DORA ({} answered) / without: **{:.2}** (goal: no slower, \
+             within the run's noise)",
+            q["sent_per_s"].as_f64().unwrap_or(0.0),
+            q["answered"],
+            l / x
         );
     }
     if let Some(h) = by("dhcp-xdp").and_then(|v| at_half_max(v, "p99")) {

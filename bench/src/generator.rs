@@ -184,6 +184,8 @@ struct Counts {
     /// Open loop: starts that were due while the generator's own transmit queue was full (it
     /// could not put them on the wire in time; not offered, not counted as timeouts).
     unsent: u64,
+    /// Answers to leasequeries sent beside the run (by another socket of the rig).
+    leasequery_answers: u64,
     failures: BTreeMap<&'static str, u64>,
 }
 
@@ -649,6 +651,13 @@ impl Gen {
             self.counts.not_dhcp += 1;
             return;
         }
+        if let Some(&[t]) = m.single(dhcp_xdp_core::dhcp4::opt::MESSAGE_TYPE)
+            && (dhcp_xdp_core::leasequery::LEASEUNASSIGNED..=dhcp_xdp_core::leasequery::LEASEACTIVE).contains(&t)
+        {
+            // An answer to the leasequeries sent beside this run (bench compare's dhcp-xdp-lq).
+            self.counts.leasequery_answers += 1;
+            return;
+        }
         let xid = m.xid();
         let (idx, epoch) = (xid & (MAX_CLIENTS - 1), (xid >> 24) as u8);
         if idx >= self.cfg.clients {
@@ -925,6 +934,7 @@ pub fn run(cfg: GenConfig) -> anyhow::Result<GenResult> {
         "not_dhcp_frames": c.not_dhcp,
         "no_idle_client": c.no_idle_client,
         "unsent": c.unsent,
+        "leasequery_answers": c.leasequery_answers,
         "check_failures": failures,
         "failures_by_check": c.failures,
         "first_failures": g.first_failures,

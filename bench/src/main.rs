@@ -87,6 +87,9 @@ struct CompareArgs {
     /// perfdhcp's offered rate for the honesty check (0: skip).
     #[arg(long, default_value_t = 5000)]
     perfdhcp_rate: u64,
+    /// DHCPLEASEQUERYs per second a relay sends to `dhcp-xdp-lq` beside DORA.
+    #[arg(long, default_value_t = 5000)]
+    leasequery_rate: u64,
     /// Clients of the avalanche run against each server (a fresh instance): all boot at once and
     /// retransmit as RFC 2131 says (0: skip). At most the pool, 130 560.
     #[arg(long, default_value_t = 100_000)]
@@ -248,6 +251,7 @@ fn main() -> anyhow::Result<()> {
                 workers: a.workers,
                 servers: a.servers,
                 perfdhcp_rate: a.perfdhcp_rate,
+                leasequery_rate: a.leasequery_rate,
                 avalanche: a.avalanche,
                 avalanche_limit: Duration::from_secs_f64(a.avalanche_limit),
                 search_trial: Duration::from_secs_f64(a.search_trial),

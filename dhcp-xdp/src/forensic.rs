@@ -1,5 +1,5 @@
 //! The forensic lease log (`[forensic-log]`): every lease event — bound, renewed, released,
-//! declined, expired — as one JSON line, for the question a regulator asks months later: who
+//! declined, expired, taken over by a cluster node — as one JSON line, for the question a regulator asks months later: who
 //! held this address at that time?
 //!
 //! Never on the datapath's critical path: a worker hands a small fixed-size record to a bounded
@@ -11,8 +11,8 @@
 //! The line format (documented in the README, for tools to read):
 //! `{"ts":"2026-12-07T16:00:00Z","event":"bound","address":"198.18.0.10","hw-address":"02:…",
 //! "client-id":"01:…","circuit-id":"…","remote-id":"…","relay":"198.18.0.1","subnet-id":1,
-//! "valid-lft":3600,"expires":"2026-12-07T17:00:00Z","hostname":"…","node":"…"}` — fields that do
-//! not apply are left out.
+//! "valid-lft":3600,"expires":"2026-12-07T17:00:00Z","hostname":"…","node":"…"}` (and
+//! `"from-node"` on a `taken-over` line) — fields that do not apply are left out.
 
 use std::{
     io::Write as _,
@@ -52,6 +52,8 @@ pub enum Kind {
     Declined,
     /// It ran out.
     Expired,
+    /// A cluster node took it over from a silent node (whose clients now renew with it).
+    TakenOver,
 }
 
 impl Kind {
@@ -62,6 +64,7 @@ impl Kind {
             Kind::Released => "released",
             Kind::Declined => "declined",
             Kind::Expired => "expired",
+            Kind::TakenOver => "taken-over",
         }
     }
 }
@@ -113,6 +116,8 @@ pub struct Event {
     /// A DHCPv6 lease: its address or prefix (and length), the client's DUID and the IA's id.
     v6: Option<(std::net::Ipv6Addr, u8, u32)>,
     duid: Small,
+    /// The node a lease was taken over from.
+    from: Small,
 }
 
 impl Event {
@@ -132,6 +137,7 @@ impl Event {
             hostname: Small::of(None),
             v6: Some((l.addr, l.len, l.key.iaid)),
             duid: Small::of(duid),
+            from: Small::of(None),
         }
     }
 }
@@ -223,6 +229,7 @@ impl ForensicLog {
             hostname: Small::of(hostname),
             v6: None,
             duid: Small::of(None),
+            from: Small::of(None),
         });
     }
 
@@ -242,7 +249,37 @@ impl ForensicLog {
             hostname: Small::of(None),
             v6: None,
             duid: Small::of(None),
+            from: Small::of(None),
         });
+    }
+
+    /// A binding this cluster node took over from the silent node `from`: still held, by the
+    /// same client, now this node's to renew (`valid-lft` is what is left of it).
+    pub fn taken_over(&self, now: u32, l: &dhcp_xdp_core::leases::Lease, attrs: [&[u8]; 2], from: &str) {
+        let [name, rai] = attrs;
+        let sub = |code| dhcp4::sub_options(rai).find(|(c, _)| *c == code).map(|(_, v)| v);
+        self.record(Event {
+            kind: Kind::TakenOver,
+            at: u64::from(now),
+            addr: l.addr,
+            chaddr: l.chaddr,
+            client_id: Small::of(l.key.client_id_bytes()),
+            circuit: Small::of(sub(1)),
+            remote: Small::of(sub(2)),
+            relay: Ipv4Addr::UNSPECIFIED,
+            subnet: l.subnet,
+            lease: l.expires.saturating_sub(now),
+            hostname: Small::of((!name.is_empty()).then_some(name)),
+            v6: None,
+            duid: Small::of(None),
+            from: Small::of(Some(from.as_bytes())),
+        });
+    }
+
+    /// A DHCPv6 lease this cluster node took over from the silent node `from`.
+    pub fn taken_over6(&self, now: u32, l: &dhcp_xdp_core::leases::v6::Lease6, from: &str) {
+        let e = Event::v6(Kind::TakenOver, u64::from(now), l, l.expires.saturating_sub(now), Some(&l.key.duid[..]));
+        self.record(Event { from: Small::of(Some(from.as_bytes())), ..e });
     }
 
     /// A DHCPv6 lease (or a declined address's probation) the sweep ended.
@@ -337,6 +374,9 @@ fn line(e: &Event, node: &str) -> String {
         m.insert("hostname".into(), json!(String::from_utf8_lossy(h)));
     }
     m.insert("node".into(), json!(node));
+    if let Some(f) = e.from.get() {
+        m.insert("from-node".into(), json!(String::from_utf8_lossy(f)));
+    }
     Value::Object(m).to_string()
 }
 
@@ -489,7 +529,7 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Entry>> {
 /// binding that runs past `at`.
 pub fn holder_at<'e>(entries: &'e [Entry], address: &str, at: u64) -> Option<&'e Entry> {
     let last = entries.iter().rev().find(|e| e.at <= at && e.fields["address"] == address)?;
-    let bound = matches!(last.fields["event"].as_str(), Some("bound" | "renewed"));
+    let bound = matches!(last.fields["event"].as_str(), Some("bound" | "renewed" | "taken-over"));
     let runs = last.fields["valid-lft"].as_u64().is_some_and(|l| last.at + l >= at);
     (bound && runs).then_some(last)
 }

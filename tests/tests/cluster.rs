@@ -187,7 +187,14 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
         let c = config(&d, "b", &pg.url());
         (d, c)
     });
-    let (_dir_b, cfg_b) = cfg_b;
+    let (dir_b, cfg_b) = cfg_b;
+    // b keeps a forensic log: what it takes over from a is a line of its own.
+    let log_b = dir_b.path().join("leases.jsonl");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&cfg_b).expect("b's config");
+        writeln!(f, "[forensic-log]\npath = \"{}\"\nfsync-interval-ms = 100", log_b.display()).expect("b's config");
+    }
     let a = start(&lan, 0, &cfg_a);
     let b = start(&lan, 1, &cfg_b);
     wait_for_buckets(&[&a, &b], 128);
@@ -232,6 +239,29 @@ fn two_nodes_split_the_clients_and_survive_a_sigkill() {
     println!("takeover: first rebind ACK {:.2?} after SIGKILL", killed.elapsed());
     assert_eq!((ack.yiaddr(), ack.server_id()), (first_held.addr, Some(B_IP)));
     wait_store(&b, "b's takeover of a", Duration::from_secs(5), |s| s["takeovers"].as_u64() >= Some(1));
+    // Every binding a held is a `taken-over` line in b's forensic log, from a, by b.
+    let taken = |want: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log_b)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .filter(|l: &serde_json::Value| l["event"] == "taken-over")
+                .collect();
+            if lines.len() >= want || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let lines = taken(on_a.len());
+    for c in &on_a {
+        let addr = held[c].addr.to_string();
+        let l = lines.iter().find(|l| l["address"] == addr.as_str()).unwrap_or_else(|| panic!("{addr}: {lines:?}"));
+        assert_eq!((l["from-node"].as_str(), l["node"].as_str()), (Some("a"), Some("b")), "{l}");
+        assert!(l["valid-lft"].as_u64().is_some_and(|v| v > 0 && v <= 600), "{l}");
+    }
     rebind_each(&mut clients, &mut held, &on_a, |_| B_IP, "after the takeover");
     // New clients: all on b now, on free addresses.
     bind_new(&mut clients, &mut held, 2, 16, B_IP);

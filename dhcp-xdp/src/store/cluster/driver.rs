@@ -230,6 +230,30 @@ fn absorb_rows6(rt: &crate::serve::Runtime, rows: &[postgres::Row], now: u32) ->
     rows.len()
 }
 
+/// A `taken-over` line in the forensic log for every binding of the silent node `from` still
+/// held at `now` (its rows, read for the takeover).
+fn log_taken_over(
+    log: &crate::forensic::ForensicLog,
+    rows: &[postgres::Row],
+    rows6: &[postgres::Row],
+    from: &str,
+    now: u32,
+) {
+    for r in rows {
+        if let (Some(l), Some((_, attrs))) = (lease_from_row(r), pg::attrs_from_row(r))
+            && l.state == dhcp_xdp_core::leases::LeaseState::Bound
+            && l.holds(now)
+        {
+            log.taken_over(now, &l, attrs, from);
+        }
+    }
+    for l in rows6.iter().filter_map(lease6_from_row) {
+        if l.state == dhcp_xdp_core::leases::v6::Lease6State::Bound && l.expires > now {
+            log.taken_over6(now, &l, from);
+        }
+    }
+}
+
 fn ip_i64(a: Ipv4Addr) -> i64 {
     i64::from(u32::from(a))
 }
@@ -417,6 +441,9 @@ impl MembershipDriver {
                     .client_mut()?
                     .query(&format!("SELECT {LEASE6_COLUMNS} FROM dhcp_xdp_leases6 WHERE node = $1"), &[&n])?;
                 let read = absorb_rows(&rt.db, &rows, now) + absorb_rows6(&rt, &rows6, now);
+                if let Some(log) = self.shared.forensic.get() {
+                    log_taken_over(log, &rows, &rows6, &n, now);
+                }
                 self.cluster.status.takeovers.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "cluster: node {n} silent for {}s: taking over its buckets and blocks ({read} of its leases read)",
