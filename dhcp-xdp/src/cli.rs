@@ -96,11 +96,15 @@ pub enum Command {
         state_dir: PathBuf,
     },
     /// Who held an address (or what a MAC or a circuit held) at a time, from the forensic lease
-    /// log (`[forensic-log]`; its rotated files are read too).
+    /// log (`[forensic-log]`: its file, whose rotated files are read too, or the cluster
+    /// database's table).
     Who {
         /// The log file.
-        #[arg(long)]
-        log: PathBuf,
+        #[arg(long, group = "source", required = true)]
+        log: Option<PathBuf>,
+        /// The cluster database the log is kept in (`database = true`), as a libpq URL.
+        #[arg(long, group = "source", required = true)]
+        database: Option<String>,
         /// The address asked about (IPv4, or an IPv6 address or delegated prefix).
         #[arg(long, group = "what")]
         address: Option<std::net::IpAddr>,

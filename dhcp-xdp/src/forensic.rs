@@ -28,13 +28,12 @@ use std::{
 
 use dhcp_xdp_core::{
     calendar::iso8601,
-    config::ForensicConfig,
+    config::{ForensicConfig, ForensicSink},
     dhcp4::{self, Message},
     engine4::{MsgCounter, Outcome},
-    net::colon_hex,
     verdict::{DropReason, Verdict},
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Records waiting for the writer before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -155,24 +154,37 @@ pub struct ForensicLog {
 
 impl ForensicLog {
     /// Opens (appends to) the log of `cfg` and starts its writer; `node` names this server in
-    /// every line.
-    pub fn start(cfg: &ForensicConfig, node: String) -> std::io::Result<Arc<Self>> {
-        if let Some(dir) = cfg.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = open(&cfg.path)?;
+    /// every line; `database` is the cluster's, where `cfg` sends the lines there.
+    pub fn start(cfg: &ForensicConfig, node: String, database: Option<&str>) -> std::io::Result<Arc<Self>> {
+        let (path, file, db) = match (&cfg.sink, database) {
+            (ForensicSink::File(path), _) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                (path.clone(), Some(open(path)?), None)
+            }
+            (ForensicSink::Database, Some(url)) => (
+                PathBuf::from("the cluster database"),
+                None,
+                Some(Db { url: url.to_owned(), client: None, batch: vec![], keep_days: cfg.keep_days, pruned: None }),
+            ),
+            (ForensicSink::Database, None) => return Err(std::io::Error::other("no cluster database to log to")),
+        };
         let (tx, rx) = sync_channel(QUEUE);
         let log =
             Arc::new(Self { tx, written: AtomicU64::new(0), lost: AtomicU64::new(0), failing: AtomicBool::new(false) });
         let writer = Writer {
             log: log.clone(),
-            path: cfg.path.clone(),
+            path,
             rotate_size: cfg.rotate_size,
             keep: cfg.keep,
             sync_every: Duration::from_millis(cfg.fsync_interval_ms),
-            size: file.metadata().map(|m| m.len()).unwrap_or(0),
-            file: Some(file),
+            size: file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len()),
+            file,
             node,
+            db,
+            buf: String::with_capacity(FILE_BATCH + 1024),
+            pending: 0,
         };
         std::thread::Builder::new().name("forensic-log".into()).spawn(move || writer.run(rx))?;
         Ok(log)
@@ -336,48 +348,72 @@ pub fn rotated(path: &Path, n: usize) -> PathBuf {
 
 /// An event as its JSON line.
 fn line(e: &Event, node: &str) -> String {
-    let mut m = Map::new();
-    m.insert("ts".into(), json!(iso8601(e.at)));
-    m.insert("event".into(), json!(e.kind.name()));
+    let mut s = String::with_capacity(320);
+    line_into(&mut s, e, node);
+    s
+}
+
+/// Appends `e` as its JSON line (no newline) to `out`: written field by field, without a map
+/// or a string per field (the writer formats a line per lease event at DORA rates).
+fn line_into(out: &mut String, e: &Event, node: &str) {
+    use std::fmt::Write as _;
+    // Hex with colons, straight into `out`.
+    fn hex(out: &mut String, key: &str, b: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let _ = write!(out, ",\"{key}\":\"");
+        for (i, x) in b.iter().enumerate() {
+            if i > 0 {
+                out.push(':');
+            }
+            out.push(char::from(DIGITS[usize::from(x >> 4)]));
+            out.push(char::from(DIGITS[usize::from(x & 15)]));
+        }
+        out.push('"');
+    }
+    // A string from outside (a host name, a node's name): escaped as JSON.
+    fn text(out: &mut String, key: &str, v: &[u8]) {
+        let v = String::from_utf8_lossy(v);
+        let _ = write!(out, ",\"{key}\":{}", Value::from(v.as_ref()));
+    }
+    let _ = write!(out, "{{\"ts\":\"{}\",\"event\":\"{}\"", iso8601(e.at), e.kind.name());
     match e.v6 {
         Some((a, len, iaid)) => {
-            m.insert("address".into(), json!(a.to_string()));
+            let _ = write!(out, ",\"address\":\"{a}\"");
             if len < 128 {
-                m.insert("prefix-len".into(), json!(len));
+                let _ = write!(out, ",\"prefix-len\":{len}");
             }
-            m.insert("iaid".into(), json!(iaid));
+            let _ = write!(out, ",\"iaid\":{iaid}");
             if let Some(d) = e.duid.get() {
-                m.insert("duid".into(), json!(colon_hex(d)));
+                hex(out, "duid", d);
             }
         }
         None => {
-            m.insert("address".into(), json!(e.addr.to_string()));
-            m.insert("hw-address".into(), json!(colon_hex(&e.chaddr)));
+            let _ = write!(out, ",\"address\":\"{}\"", e.addr);
+            hex(out, "hw-address", &e.chaddr);
         }
     }
     for (k, v) in [("client-id", &e.client_id), ("circuit-id", &e.circuit), ("remote-id", &e.remote)] {
         if let Some(b) = v.get() {
-            m.insert(k.into(), json!(colon_hex(b)));
+            hex(out, k, b);
         }
     }
     if !e.relay.is_unspecified() {
-        m.insert("relay".into(), json!(e.relay.to_string()));
+        let _ = write!(out, ",\"relay\":\"{}\"", e.relay);
     }
     if e.subnet != 0 {
-        m.insert("subnet-id".into(), json!(e.subnet));
+        let _ = write!(out, ",\"subnet-id\":{}", e.subnet);
     }
     if e.lease > 0 {
-        m.insert("valid-lft".into(), json!(e.lease));
-        m.insert("expires".into(), json!(iso8601(e.at + u64::from(e.lease))));
+        let _ = write!(out, ",\"valid-lft\":{},\"expires\":\"{}\"", e.lease, iso8601(e.at + u64::from(e.lease)));
     }
     if let Some(h) = e.hostname.get() {
-        m.insert("hostname".into(), json!(String::from_utf8_lossy(h)));
+        text(out, "hostname", h);
     }
-    m.insert("node".into(), json!(node));
+    text(out, "node", node.as_bytes());
     if let Some(f) = e.from.get() {
-        m.insert("from-node".into(), json!(String::from_utf8_lossy(f)));
+        text(out, "from-node", f);
     }
-    Value::Object(m).to_string()
+    out.push('}');
 }
 
 /// The writer thread's state.
@@ -390,6 +426,72 @@ struct Writer {
     size: u64,
     file: Option<std::fs::File>,
     node: String,
+    /// Database mode: where the lines go instead of the file.
+    db: Option<Db>,
+    /// Lines formatted and not yet written, and how many.
+    buf: String,
+    pending: u64,
+}
+
+/// Bytes of lines gathered before they are written whatever else is queued.
+const FILE_BATCH: usize = 256 * 1024;
+
+/// Lines on their way to the cluster database's `dhcp_xdp_lease_log`, inserted a batch at a
+/// time (at each sync, or when [`DB_BATCH`] are waiting) on a connection of the writer's own.
+struct Db {
+    url: String,
+    client: Option<postgres::Client>,
+    /// (unix time, event, address, line).
+    batch: Vec<(i64, &'static str, String, String)>,
+    keep_days: u32,
+    /// When lines older than `keep_days` were last deleted.
+    pruned: Option<Instant>,
+}
+
+/// Lines that wait for the database before they are inserted whatever the sync interval.
+const DB_BATCH: usize = 4096;
+
+impl Db {
+    /// Inserts the waiting lines (one statement); how many, or why not. A failed batch is
+    /// lost (counted by the caller) and the connection made again next time.
+    fn flush(&mut self) -> Result<usize, String> {
+        if self.batch.is_empty() {
+            return Ok(0);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len();
+        let client = match &mut self.client {
+            Some(c) => c,
+            None => self.client.insert(crate::store::cluster::pg::connect(&self.url).map_err(|e| e.to_string())?),
+        };
+        let (mut ts, mut event, mut address, mut line) = (vec![], vec![], vec![], vec![]);
+        for (t, e, a, l) in batch {
+            ts.push(t);
+            event.push(e);
+            address.push(a);
+            line.push(l);
+        }
+        let r = client.execute(
+            "INSERT INTO dhcp_xdp_lease_log (ts, event, address, line)
+             SELECT to_timestamp(t), e, a, l::jsonb FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(t, e, a, l)",
+            &[&ts, &event, &address, &line],
+        );
+        if let Err(e) = r {
+            self.client = None;
+            return Err(crate::store::cluster::pg::describe(&e));
+        }
+        if self.keep_days > 0 && self.pruned.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
+            self.pruned = Some(Instant::now());
+            let days = i32::try_from(self.keep_days).unwrap_or(i32::MAX);
+            if let Some(c) = &mut self.client
+                && let Err(e) =
+                    c.execute("DELETE FROM dhcp_xdp_lease_log WHERE ts < now() - make_interval(days => $1)", &[&days])
+            {
+                tracing::warn!("forensic log: deleting lines older than {} days: {e}", self.keep_days);
+            }
+        }
+        Ok(n)
+    }
 }
 
 impl Writer {
@@ -405,9 +507,11 @@ impl Writer {
                     while let Ok(e) = rx.try_recv() {
                         self.write(&e);
                     }
+                    self.flush();
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    self.flush();
                     self.sync();
                     return;
                 }
@@ -420,7 +524,7 @@ impl Writer {
         }
     }
 
-    fn fail(&self, what: &str, e: &std::io::Error) {
+    fn fail(&self, what: &str, e: &dyn std::fmt::Display) {
         if !self.log.failing.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 "forensic log {}: {what}: {e}; lease events are lost until it works again (leases are not affected)",
@@ -430,6 +534,33 @@ impl Writer {
     }
 
     fn write(&mut self, e: &Event) {
+        if let Some(db) = &mut self.db {
+            let address = match e.v6 {
+                Some((a, _, _)) => a.to_string(),
+                None => e.addr.to_string(),
+            };
+            db.batch.push((e.at as i64, e.kind.name(), address, line(e, &self.node)));
+            if db.batch.len() >= DB_BATCH {
+                self.sync();
+            }
+            return;
+        }
+        line_into(&mut self.buf, e, &self.node);
+        self.buf.push('\n');
+        self.pending += 1;
+        if self.buf.len() >= FILE_BATCH || self.size + self.buf.len() as u64 >= self.rotate_size {
+            self.flush();
+        }
+    }
+
+    /// Appends the lines formatted since the last call to the file in one write; a write cut
+    /// short (a full disk) is cut back off, so the file holds whole lines only, and its lines
+    /// are counted lost. Rotates the file when it has grown to `rotate_size`.
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let n = std::mem::take(&mut self.pending);
         if self.file.is_none() {
             match open(&self.path) {
                 Ok(f) => {
@@ -438,19 +569,17 @@ impl Writer {
                 }
                 Err(err) => {
                     self.fail("opening", &err);
-                    self.log.lost.fetch_add(1, Ordering::Relaxed);
+                    self.log.lost.fetch_add(n, Ordering::Relaxed);
+                    self.buf.clear();
                     return;
                 }
             }
         }
-        let text = line(e, &self.node) + "\n";
         let Some(f) = self.file.as_mut() else { return };
-        // A line at a time; a write cut short (a full disk) is cut back off, so the file holds
-        // whole lines only.
-        match f.write_all(text.as_bytes()) {
+        match f.write_all(self.buf.as_bytes()) {
             Ok(()) => {
-                self.size += text.len() as u64;
-                self.log.written.fetch_add(1, Ordering::Relaxed);
+                self.size += self.buf.len() as u64;
+                self.log.written.fetch_add(n, Ordering::Relaxed);
                 if self.log.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("forensic log {}: writing again", self.path.display());
                 }
@@ -458,17 +587,34 @@ impl Writer {
             Err(err) => {
                 let _ = f.set_len(self.size);
                 self.fail("writing", &err);
-                self.log.lost.fetch_add(1, Ordering::Relaxed);
+                self.log.lost.fetch_add(n, Ordering::Relaxed);
                 // Start over on a fresh handle next time.
                 self.file = None;
             }
         }
+        self.buf.clear();
         if self.size >= self.rotate_size {
             self.rotate();
         }
     }
 
     fn sync(&mut self) {
+        if let Some(db) = &mut self.db {
+            let n = db.batch.len() as u64;
+            match db.flush() {
+                Ok(n) => {
+                    self.log.written.fetch_add(n as u64, Ordering::Relaxed);
+                    if n > 0 && self.log.failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!("forensic log in the cluster database: writing again");
+                    }
+                }
+                Err(e) => {
+                    self.log.lost.fetch_add(n, Ordering::Relaxed);
+                    self.fail("inserting", &e);
+                }
+            }
+            return;
+        }
         if let Some(f) = self.file.as_mut()
             && let Err(e) = f.sync_data()
         {
@@ -525,6 +671,36 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// The lines of the log in the cluster database at `url` up to `at` that `who` needs: those of
+/// the address `want` (`key` "address"), or of every address a line with `key` = `want` (a
+/// hardware address, a circuit id) names; oldest first.
+pub fn read_database(url: &str, key: &str, want: &str, at: u64) -> Result<Vec<Entry>, String> {
+    let mut c = crate::store::cluster::pg::connect(url).map_err(|e| crate::store::cluster::pg::describe(&e))?;
+    let at = at as i64;
+    let rows = if key == "address" {
+        c.query(
+            "SELECT extract(epoch FROM ts)::bigint, line::text FROM dhcp_xdp_lease_log
+              WHERE address = $1 AND ts <= to_timestamp($2::bigint) ORDER BY ts, id",
+            &[&want, &at],
+        )
+    } else {
+        c.query(
+            "SELECT extract(epoch FROM ts)::bigint, line::text FROM dhcp_xdp_lease_log
+              WHERE address IN (SELECT address FROM dhcp_xdp_lease_log WHERE line ->> $1 = $2)
+                AND ts <= to_timestamp($3::bigint) ORDER BY ts, id",
+            &[&key, &want, &at],
+        )
+    }
+    .map_err(|e| crate::store::cluster::pg::describe(&e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let fields = serde_json::from_str(r.get::<_, &str>(1)).ok()?;
+            Some(Entry { at: u64::try_from(r.get::<_, i64>(0)).ok()?, fields })
+        })
+        .collect())
+}
+
 /// Who held `address` at `at`: the last event of that address at or before `at` when it is a
 /// binding that runs past `at`.
 pub fn holder_at<'e>(entries: &'e [Entry], address: &str, at: u64) -> Option<&'e Entry> {
@@ -532,4 +708,63 @@ pub fn holder_at<'e>(entries: &'e [Entry], address: &str, at: u64) -> Option<&'e
     let bound = matches!(last.fields["event"].as_str(), Some("bound" | "renewed" | "taken-over"));
     let runs = last.fields["valid-lft"].as_u64().is_some_and(|l| last.at + l >= at);
     (bound && runs).then_some(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line is one JSON object with the fields that apply, identifiers in hex with colons,
+    /// text from outside (a host name, a node's name) escaped.
+    #[test]
+    fn lines_are_json_with_the_fields_that_apply() {
+        let e = Event {
+            kind: Kind::TakenOver,
+            at: 1_796_000_000,
+            addr: Ipv4Addr::new(198, 18, 0, 10),
+            chaddr: [2, 0xf0, 0, 0, 0, 1],
+            client_id: Small::of(Some(&[1, 2, 0xf0, 0, 0, 0, 1])),
+            circuit: Small::of(Some(b"olt1")),
+            remote: Small::of(None),
+            relay: Ipv4Addr::new(198, 18, 0, 1),
+            subnet: 3,
+            lease: 600,
+            hostname: Small::of(Some(b"cpe \"a\"\n")),
+            v6: None,
+            duid: Small::of(None),
+            from: Small::of(Some(b"edge-2")),
+        };
+        let v: Value = serde_json::from_str(&line(&e, "edge-1")).expect("JSON");
+        assert_eq!(
+            v,
+            json!({
+                "ts": "2026-11-30T00:53:20Z", "event": "taken-over", "address": "198.18.0.10",
+                "hw-address": "02:f0:00:00:00:01", "client-id": "01:02:f0:00:00:00:01", "circuit-id": "6f:6c:74:31",
+                "relay": "198.18.0.1", "subnet-id": 3, "valid-lft": 600, "expires": "2026-11-30T01:03:20Z",
+                "hostname": "cpe \"a\"\n", "node": "edge-1", "from-node": "edge-2"
+            })
+        );
+        let l6 = dhcp_xdp_core::leases::v6::Lease6 {
+            key: dhcp_xdp_core::leases::v6::Key6 {
+                kind: dhcp_xdp_core::dhcp6::IaKind::Pd,
+                subnet: 1,
+                duid: Arc::from(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 9][..]),
+                iaid: 7,
+            },
+            addr: "2001:db8:100:100::".parse().unwrap(),
+            len: 56,
+            preferred: 400,
+            valid: 600,
+            expires: 1_796_000_600,
+            state: dhcp_xdp_core::leases::v6::Lease6State::Bound,
+            tags: Default::default(),
+        };
+        let v: Value =
+            serde_json::from_str(&line(&Event::v6(Kind::Bound, 1_796_000_000, &l6, 600, Some(&l6.key.duid)), "n"))
+                .expect("JSON");
+        assert_eq!(
+            (&v["address"], &v["prefix-len"], &v["iaid"], &v["duid"], v.get("hw-address")),
+            (&json!("2001:db8:100:100::"), &json!(56), &json!(7), &json!("00:03:00:01:02:00:00:00:00:09"), None)
+        );
+    }
 }

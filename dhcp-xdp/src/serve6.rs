@@ -64,6 +64,15 @@ impl Handler6 {
             shared.server6.addrs.first().copied()
         };
         let Some(ours) = ours else { return Verdict::Drop(DropReason::NotForUs) };
+        // Back to where the request came from.
+        let to = Reply6Addressing {
+            dst_mac: src_mac,
+            src_mac: shared.server.mac,
+            src_ip: ours,
+            dst_ip: src_ip,
+            src_port: dhcp_xdp_common::DHCP6_SERVER_PORT,
+            dst_port: src_port,
+        };
         let req = &frame[l.payload..l.payload + l.payload_len];
         if req.first() == Some(&dhcp_xdp_core::leasequery6::msg::LEASEQUERY) {
             // A requestor's LEASEQUERY (RFC 5007), from `[relays] leasequery6` only.
@@ -76,14 +85,6 @@ impl Handler6 {
                 dhcp_xdp_core::leasequery6::write_reply(&q, &shared.server6.duid, &answer, now, &mut self.scratch)
             else {
                 return Verdict::Drop(DropReason::NoRoom);
-            };
-            let to = Reply6Addressing {
-                dst_mac: src_mac,
-                src_mac: shared.server.mac,
-                src_ip: ours,
-                dst_ip: src_ip,
-                src_port: dhcp_xdp_common::DHCP6_SERVER_PORT,
-                dst_port: src_port,
             };
             return self.put_reply(buf, &l, n, &to, false);
         }
@@ -135,14 +136,6 @@ impl Handler6 {
         let n = match outcome {
             Ok(n) => n,
             Err(why) => return Verdict::Drop(why),
-        };
-        let to = Reply6Addressing {
-            dst_mac: src_mac,
-            src_mac: shared.server.mac,
-            src_ip: ours,
-            dst_ip: src_ip,
-            src_port: dhcp_xdp_common::DHCP6_SERVER_PORT,
-            dst_port: src_port,
         };
         self.put_reply(buf, &l, n, &to, changed)
     }

@@ -385,11 +385,11 @@ fn the_schema_is_created_checked_and_upgraded() {
     assert!(said.contains("dhcp-xdp db upgrade"), "{said}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 6"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 7"), "{out:?}");
     let out = db("init");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 6"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 7"), "{out:?}");
     let out = db("status");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 6"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 7"), "{out:?}");
     // One row per address; a held address cannot be moved to another client by anyone.
     let mut c = pg.client();
     c.batch_execute(
@@ -1152,4 +1152,54 @@ fn reservations_added_through_one_node_are_every_nodes() {
         wait_until(Duration::from_secs(10), || a.ask("reservation-get", get.clone())["result"] == 3),
         "node a kept the deleted reservation"
     );
+}
+
+/// The forensic log in the cluster database (`[forensic-log] database = true`): each bound
+/// lease is a row of `dhcp_xdp_lease_log` (its JSON line, by address and time, naming the
+/// node), and `dhcp-xdp who --database` answers from it by address and by MAC.
+#[test]
+fn the_forensic_log_can_live_in_the_cluster_database() {
+    let pg = Postgres::start();
+    let lan = Lan::new(&[Some(A_IP), None]);
+    let dir = TempDir::new("dxcl");
+    let cfg = config(&dir, "a", &pg.url());
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&cfg).expect("config");
+        writeln!(f, "[forensic-log]\ndatabase = true\nfsync-interval-ms = 100").expect("config");
+    }
+    let a = start(&lan, 0, &cfg);
+    wait_for_buckets(&[&a], 256);
+    let mut clients = Clients::new(&lan.hosts[1]);
+    let mut held = HashMap::new();
+    bind_new(&mut clients, &mut held, 3, 4, A_IP);
+    let mut c = pg.client();
+    let count = |c: &mut postgres::Client| -> i64 {
+        c.query_one("SELECT count(*) FROM dhcp_xdp_lease_log WHERE event = 'bound'", &[]).expect("count").get(0)
+    };
+    assert!(wait_until(Duration::from_secs(5), || count(&mut c) >= 4), "{} bound lines", count(&mut c));
+    let who = |args: &[&str]| -> String {
+        let out = std::process::Command::new(daemon_bin())
+            .args(["who", "--database", &pg.url()])
+            .args(args)
+            .output()
+            .expect("dhcp-xdp who");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for (mac, h) in &held {
+        let row = c
+            .query_one("SELECT line::text FROM dhcp_xdp_lease_log WHERE address = $1", &[&h.addr.to_string()])
+            .expect("a line for the address");
+        let line: serde_json::Value = serde_json::from_str(row.get(0)).expect("JSON");
+        let hw = dhcp_xdp_core::net::colon_hex(mac);
+        assert_eq!((line["event"].as_str(), line["node"].as_str()), (Some("bound"), Some("a")), "{line}");
+        assert_eq!(line["hw-address"], hw.as_str(), "{line}");
+        let said = who(&["--address", &h.addr.to_string()]);
+        assert!(said.contains(&format!("hw-address {hw}")) && said.contains("node a"), "{said}");
+        let said = who(&["--mac", &hw]);
+        assert!(said.contains(&h.addr.to_string()), "{said}");
+    }
+    let said = who(&["--address", "198.18.0.199"]);
+    assert!(said.contains("held by nobody"), "{said}");
 }

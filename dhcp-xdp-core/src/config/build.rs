@@ -290,7 +290,13 @@ fn option_defs(
 }
 
 /// `[forensic-log]`, with sizes as bytes or with a unit (`"100MiB"`, `"2GB"`, `"512KiB"`).
-fn forensic(ctx: &Ctx<'_>, f: &super::file::ForensicLogSection) -> Result<super::ForensicConfig, ConfigError> {
+fn forensic(
+    ctx: &Ctx<'_>,
+    section: &Spanned<super::file::ForensicLogSection>,
+    cluster: bool,
+) -> Result<super::ForensicConfig, ConfigError> {
+    let f = section.get_ref();
+    let at = Some(section.span());
     let rotate_size = match &f.rotate_size {
         None => 100 << 20,
         Some(v) => {
@@ -320,11 +326,25 @@ fn forensic(ctx: &Ctx<'_>, f: &super::file::ForensicLogSection) -> Result<super:
     if rotate_size < 1024 {
         return Err(ctx.err(None, "forensic-log.rotate-size", "at least 1024 bytes"));
     }
+    let sink = match (&f.path, f.database.unwrap_or(false)) {
+        (Some(p), false) => super::ForensicSink::File(p.clone()),
+        (None, true) if cluster => super::ForensicSink::Database,
+        (None, true) => {
+            return Err(ctx.err(
+                at,
+                "forensic-log.database",
+                "the log goes to the cluster database: [cluster] is needed",
+            ));
+        }
+        (Some(_), true) => return Err(ctx.err(at, "forensic-log.path", "give path or database = true, not both")),
+        (None, false) => return Err(ctx.err(at, "forensic-log.path", "give path, or database = true in cluster mode")),
+    };
     Ok(super::ForensicConfig {
-        path: f.path.clone(),
+        sink,
         rotate_size,
         keep: f.keep.unwrap_or(30).max(1),
         fsync_interval_ms: f.fsync_interval_ms.unwrap_or(1000),
+        keep_days: f.keep_days.unwrap_or(0),
     })
 }
 
@@ -773,7 +793,7 @@ impl Config {
             limits,
             control_socket: fc.control.socket.clone(),
             forensic_log: match &fc.forensic_log {
-                Some(f) => Some(forensic(&ctx, f.get_ref())?),
+                Some(f) => Some(forensic(&ctx, f, fc.cluster.is_some())?),
                 None => None,
             },
             control_http: match &fc.control.http {

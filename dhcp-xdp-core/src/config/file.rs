@@ -38,9 +38,11 @@ pub(super) struct FileConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct ForensicLogSection {
-    pub(super) path: PathBuf,
+    pub(super) path: Option<PathBuf>,
+    pub(super) database: Option<bool>,
     pub(super) rotate_size: Option<Spanned<toml::Value>>,
     pub(super) keep: Option<usize>,
+    pub(super) keep_days: Option<u32>,
     pub(super) fsync_interval_ms: Option<u64>,
 }
 

@@ -109,14 +109,26 @@ pub struct Reservation {
 /// synced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForensicConfig {
-    /// The log file (JSON lines).
-    pub path: PathBuf,
+    /// Where the lines go.
+    pub sink: ForensicSink,
     /// Bytes after which the file is rotated (default 100 MiB).
     pub rotate_size: u64,
     /// Rotated files kept (default 30).
     pub keep: usize,
-    /// Milliseconds between syncs of what was written (default 1000).
+    /// Milliseconds between syncs of what was written (default 1000): between the database's
+    /// inserts, in database mode.
     pub fsync_interval_ms: u64,
+    /// Database mode: days a line is kept (0: forever).
+    pub keep_days: u32,
+}
+
+/// Where the forensic log's lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForensicSink {
+    /// A file of JSON lines, rotated by size.
+    File(PathBuf),
+    /// The cluster database's `dhcp_xdp_lease_log` table (`database = true`; cluster mode).
+    Database,
 }
 
 /// `[control] http`: where the HTTP control socket listens and who may use it.

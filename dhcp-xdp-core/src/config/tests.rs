@@ -487,3 +487,23 @@ vivso = [{ enterprise = 3561, suboptions = [{ code = 1, text = "OUI" }, { code =
     let e = bad("[options]\ncustom = [{ code = 82, hex = \"01\" }]\n");
     assert!(e.message.contains("set by the server"), "{e}");
 }
+
+/// The forensic log goes to a file, or to the cluster database (cluster mode only); one of
+/// them, and errors say which field.
+#[test]
+fn the_forensic_log_goes_to_a_file_or_to_the_cluster_database() {
+    use super::ForensicSink;
+    let c = Config::parse("t", "[forensic-log]\npath = \"/var/log/dhcp-xdp/leases.jsonl\"\n").unwrap();
+    let f = c.forensic_log.unwrap();
+    assert_eq!((f.sink, f.keep, f.keep_days), (ForensicSink::File("/var/log/dhcp-xdp/leases.jsonl".into()), 30, 0));
+    let cluster = "[cluster]\nnode = \"a\"\ndatabase = \"postgresql:///dhcp\"\n";
+    let c = Config::parse("t", &format!("{cluster}[forensic-log]\ndatabase = true\nkeep-days = 400\n")).unwrap();
+    let f = c.forensic_log.unwrap();
+    assert_eq!((f.sink, f.keep_days), (ForensicSink::Database, 400));
+    let e = Config::parse("t", "[forensic-log]\ndatabase = true\n").unwrap_err();
+    assert_eq!((e.field.as_str(), e.line), ("forensic-log.database", 1), "{e}");
+    let e = Config::parse("t", &format!("{cluster}[forensic-log]\ndatabase = true\npath = \"/x\"\n")).unwrap_err();
+    assert_eq!(e.field, "forensic-log.path", "{e}");
+    let e = Config::parse("t", "[forensic-log]\nkeep = 3\n").unwrap_err();
+    assert_eq!(e.field, "forensic-log.path", "{e}");
+}

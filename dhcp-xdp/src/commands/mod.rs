@@ -29,7 +29,14 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Export { state_dir, format, config } => export::export(&state_dir, format, config.as_deref()),
         Command::Man { dir } => man::man_pages(&dir),
         Command::Db { action, database } => db::db(action, &database),
-        Command::Who { log, address, mac, circuit, at } => who::who(&log, address, mac, circuit, at.as_deref()),
+        Command::Who { log, database, address, mac, circuit, at } => {
+            let source = match (&log, &database) {
+                (Some(l), _) => who::Source::File(l),
+                (None, Some(d)) => who::Source::Database(d),
+                (None, None) => anyhow::bail!("give --log or --database"),
+            };
+            who::who(source, address, mac, circuit, at.as_deref())
+        }
         Command::Convert { kea_config, dhcpd_conf } => match (kea_config, dhcpd_conf) {
             (Some(f), _) => convert::convert(&f, dhcp_xdp_core::migrate::convert_kea_config),
             (None, Some(f)) => convert::convert(&f, dhcp_xdp_core::migrate::convert_dhcpd_conf),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use dhcp_xdp::forensic::{Entry, holder_at, read};
+use dhcp_xdp::forensic::{Entry, holder_at, read, read_database};
 use dhcp_xdp_core::{calendar::parse_iso8601, net::colon_hex};
 
 /// A circuit id as the log writes it (hex with colons): given so, or as text.
@@ -38,9 +38,17 @@ fn describe(e: &Entry) -> String {
     parts.join(", ")
 }
 
+/// Where the log is.
+pub enum Source<'a> {
+    /// A file (and its rotated ones).
+    File(&'a Path),
+    /// The cluster database (a libpq URL).
+    Database(&'a str),
+}
+
 /// Prints the answer; an error when the log cannot be read or the time is not one.
 pub fn who(
-    log: &Path,
+    source: Source<'_>,
     address: Option<std::net::IpAddr>,
     mac: Option<String>,
     circuit: Option<String>,
@@ -50,7 +58,17 @@ pub fn who(
         Some(t) => parse_iso8601(t).ok_or_else(|| anyhow::anyhow!("`{t}` is not a time like 2026-12-01T10:00:00Z"))?,
         None => u64::from(dhcp_xdp::clock::unix_now()),
     };
-    let entries = read(log).map_err(|e| anyhow::anyhow!("reading {}: {e}", log.display()))?;
+    let (key, want) = match (&mac, &circuit) {
+        (Some(m), _) => ("hw-address", m.to_lowercase()),
+        (None, Some(c)) => ("circuit-id", circuit_hex(c)),
+        (None, None) => ("address", address.map(|a| a.to_string()).unwrap_or_default()),
+    };
+    let entries = match source {
+        Source::File(log) => read(log).map_err(|e| anyhow::anyhow!("reading {}: {e}", log.display()))?,
+        // The lines of the address asked about, or of every address the MAC or line was seen with.
+        Source::Database(url) => read_database(url, key, &want, at)
+            .map_err(|e| anyhow::anyhow!("reading the forensic log in the database: {e}"))?,
+    };
     if let Some(a) = address {
         match holder_at(&entries, &a.to_string(), at) {
             Some(e) => println!("{}", describe(e)),
@@ -58,11 +76,9 @@ pub fn who(
         }
         return Ok(());
     }
-    let (key, want) = match (mac, circuit) {
-        (Some(m), _) => ("hw-address", m.to_lowercase()),
-        (None, Some(c)) => ("circuit-id", circuit_hex(&c)),
-        (None, None) => anyhow::bail!("give --address, --mac or --circuit"),
-    };
+    if key == "address" {
+        anyhow::bail!("give --address, --mac or --circuit");
+    }
     // Every address the MAC or line was seen with, and who held it at that time.
     let mut addresses: Vec<&str> = entries
         .iter()

@@ -229,30 +229,33 @@ impl Daemon {
                 Some(c) => c.node.clone(),
                 None => std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned(),
             };
-            let log = crate::forensic::ForensicLog::start(&f, node)
-                .with_context(|| format!("forensic log {}", f.path.display()))?;
+            let to = match &f.sink {
+                dhcp_xdp_core::config::ForensicSink::File(p) => p.display().to_string(),
+                dhcp_xdp_core::config::ForensicSink::Database => "the cluster database".to_owned(),
+            };
+            let database = shared.runtime().cfg.cluster.as_ref().map(|c| c.database.clone());
+            let log = crate::forensic::ForensicLog::start(&f, node, database.as_deref())
+                .with_context(|| format!("forensic log in {to}"))?;
             let _ = shared.forensic.set(log);
-            tracing::info!("forensic log: lease events to {}", f.path.display());
+            tracing::info!("forensic log: lease events to {to}");
         }
-        // Bulk leasequery (TCP 67, a privileged port: bound now) when someone may ask.
-        let bulk_lq = match shared.runtime().cfg.leasequery_from.is_empty() {
-            true => None,
-            false => {
-                // Every address of the host: a relay may reach the server by any of them.
-                let addr =
-                    std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, dhcp_xdp_common::DHCP_SERVER_PORT));
-                Some(std::net::TcpListener::bind(addr).with_context(|| format!("bulk leasequery on {addr}"))?)
+        // Bulk leasequery (TCP 67, and 547 for DHCPv6: privileged ports, bound now) when someone
+        // may ask, on every address of the host: a relay may reach the server by any of them.
+        let listen = |wanted: bool, addr: std::net::SocketAddr| -> anyhow::Result<Option<std::net::TcpListener>> {
+            if !wanted {
+                return Ok(None);
             }
+            Ok(Some(std::net::TcpListener::bind(addr).with_context(|| format!("bulk leasequery on {addr}"))?))
         };
-        // DHCPv6 bulk leasequery (TCP 547) likewise.
-        let bulk_lq6 = match shared.runtime().cfg.leasequery6_from.is_empty() {
-            true => None,
-            false => {
-                let addr =
-                    std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, dhcp_xdp_common::DHCP6_SERVER_PORT));
-                Some(std::net::TcpListener::bind(addr).with_context(|| format!("DHCPv6 bulk leasequery on {addr}"))?)
-            }
-        };
+        let asked = shared.runtime().cfg.clone();
+        let bulk_lq = listen(
+            !asked.leasequery_from.is_empty(),
+            (std::net::Ipv4Addr::UNSPECIFIED, dhcp_xdp_common::DHCP_SERVER_PORT).into(),
+        )?;
+        let bulk_lq6 = listen(
+            !asked.leasequery6_from.is_empty(),
+            (std::net::Ipv6Addr::UNSPECIFIED, dhcp_xdp_common::DHCP6_SERVER_PORT).into(),
+        )?;
         let metrics_addr = opts.metrics.or_else(|| shared.runtime().cfg.metrics_listen);
         let metrics_listener = match metrics_addr {
             Some(a) => Some(crate::metrics::bind(a).with_context(|| format!("metrics listener {a}"))?),

@@ -21,7 +21,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use postgres::{Client, Transaction};
 
 /// The schema version this daemon reads and writes.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 /// The advisory lock every schema check, creation and upgrade holds ("dhcpxdp\0").
 const SCHEMA_LOCK: i64 = 0x6468_6370_7864_7000;
@@ -105,6 +105,19 @@ CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
     &[Migration::Sql("ALTER TABLE dhcp_xdp_leases ADD COLUMN hostname bytea NOT NULL DEFAULT ''::bytea;")],
     // 5 → 6: the option 82 a trusted relay added to the client's last REQUEST (leasequery).
     &[Migration::Sql("ALTER TABLE dhcp_xdp_leases ADD COLUMN relay_info bytea NOT NULL DEFAULT ''::bytea;")],
+    // 6 → 7: the forensic lease log of every node (`[forensic-log] database = true`): a line per
+    // lease event, found by address and time.
+    &[Migration::Sql(
+        "CREATE TABLE dhcp_xdp_lease_log (
+             id bigserial PRIMARY KEY,
+             ts timestamptz NOT NULL,
+             event text NOT NULL,
+             address text NOT NULL,
+             line jsonb NOT NULL
+         );
+         CREATE INDEX dhcp_xdp_lease_log_address ON dhcp_xdp_lease_log (address, ts);
+         CREATE INDEX dhcp_xdp_lease_log_ts ON dhcp_xdp_lease_log (ts);",
+    )],
 ];
 
 /// Version 2: every unscoped client key (tags 0 and 1) is rewritten in the scope of its row's
