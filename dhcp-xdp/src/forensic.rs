@@ -91,13 +91,6 @@ impl Small {
     }
 }
 
-/// The host name (option 12) of the DHCPv4 request in `frame`, if it has one.
-pub fn hostname_of(frame: &[u8]) -> Option<Small> {
-    let f = dhcp_xdp_core::wire::Frame::new_checked(frame).ok()?;
-    let m = Message::parse(f.payload()).ok()?;
-    m.single(dhcp4::opt::HOSTNAME).map(|h| Small::of(Some(h)))
-}
-
 /// One lease event, as a worker or the sweep hands it over.
 #[derive(Debug, Clone, Copy)]
 pub struct Event {
@@ -181,7 +174,7 @@ impl ForensicLog {
             sync_every: Duration::from_millis(cfg.fsync_interval_ms),
             size: file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len()),
             file,
-            node,
+            node: Value::from(node).to_string(),
             db,
             buf: String::with_capacity(FILE_BATCH + 1024),
             pending: 0,
@@ -201,8 +194,9 @@ impl ForensicLog {
     }
 
     /// The event a DHCPv4 exchange made, from the frame as it is after the engine (the ACK it
-    /// wrote, or the RELEASE/DECLINE it consumed) and the request's host name: bound or
-    /// renewed on an ACK of a REQUEST, released, declined. Nothing for anything else.
+    /// wrote, or the RELEASE/DECLINE it consumed) and the host name the lease keeps (option
+    /// 81's domain name, else option 12): bound or renewed on an ACK of a REQUEST, released,
+    /// declined. Nothing for anything else.
     pub fn dhcp4(&self, now: u64, frame: &[u8], verdict: Verdict, outcome: &Outcome, hostname: Option<&[u8]>) {
         let kind = match (outcome.rx, outcome.tx, verdict) {
             (MsgCounter::RxRequest, Some(MsgCounter::TxAck), _) => match outcome.state {
@@ -346,7 +340,22 @@ pub fn rotated(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// An event as its JSON line.
+/// Appends `secs` as RFC 3339 UTC: the last few are kept formatted (a line's events come in
+/// the same second, and its leases mostly end in the same second too).
+fn push_time(out: &mut String, secs: u64) {
+    thread_local! {
+        static RECENT: std::cell::RefCell<[(u64, String); 4]> = Default::default();
+    }
+    RECENT.with_borrow_mut(|recent| {
+        let slot = (secs % 4) as usize;
+        if recent[slot].0 != secs || recent[slot].1.is_empty() {
+            recent[slot] = (secs, iso8601(secs));
+        }
+        out.push_str(&recent[slot].1);
+    });
+}
+
+/// An event as its JSON line; `node` is the node's name as a JSON string (quoted, escaped).
 fn line(e: &Event, node: &str) -> String {
     let mut s = String::with_capacity(320);
     line_into(&mut s, e, node);
@@ -354,7 +363,8 @@ fn line(e: &Event, node: &str) -> String {
 }
 
 /// Appends `e` as its JSON line (no newline) to `out`: written field by field, without a map
-/// or a string per field (the writer formats a line per lease event at DORA rates).
+/// or a string per field (the writer formats a line per lease event at DORA rates). `node` is
+/// the node's name as a JSON string.
 fn line_into(out: &mut String, e: &Event, node: &str) {
     use std::fmt::Write as _;
     // Hex with colons, straight into `out`.
@@ -375,7 +385,9 @@ fn line_into(out: &mut String, e: &Event, node: &str) {
         let v = String::from_utf8_lossy(v);
         let _ = write!(out, ",\"{key}\":{}", Value::from(v.as_ref()));
     }
-    let _ = write!(out, "{{\"ts\":\"{}\",\"event\":\"{}\"", iso8601(e.at), e.kind.name());
+    out.push_str("{\"ts\":\"");
+    push_time(out, e.at);
+    let _ = write!(out, "\",\"event\":\"{}\"", e.kind.name());
     match e.v6 {
         Some((a, len, iaid)) => {
             let _ = write!(out, ",\"address\":\"{a}\"");
@@ -404,12 +416,14 @@ fn line_into(out: &mut String, e: &Event, node: &str) {
         let _ = write!(out, ",\"subnet-id\":{}", e.subnet);
     }
     if e.lease > 0 {
-        let _ = write!(out, ",\"valid-lft\":{},\"expires\":\"{}\"", e.lease, iso8601(e.at + u64::from(e.lease)));
+        let _ = write!(out, ",\"valid-lft\":{},\"expires\":\"", e.lease);
+        push_time(out, e.at + u64::from(e.lease));
+        out.push('"');
     }
     if let Some(h) = e.hostname.get() {
         text(out, "hostname", h);
     }
-    text(out, "node", node.as_bytes());
+    let _ = write!(out, ",\"node\":{node}");
     if let Some(f) = e.from.get() {
         text(out, "from-node", f);
     }
@@ -425,6 +439,7 @@ struct Writer {
     sync_every: Duration,
     size: u64,
     file: Option<std::fs::File>,
+    /// This node's name, as a JSON string.
     node: String,
     /// Database mode: where the lines go instead of the file.
     db: Option<Db>,
@@ -432,6 +447,9 @@ struct Writer {
     buf: String,
     pending: u64,
 }
+
+/// How often the writer takes what is queued while events keep coming.
+const DRAIN_EVERY: Duration = Duration::from_millis(2);
 
 /// Bytes of lines gathered before they are written whatever else is queued.
 const FILE_BATCH: usize = 256 * 1024;
@@ -503,11 +521,23 @@ impl Writer {
                 Ok(e) => {
                     self.write(&e);
                     dirty = true;
-                    // Whatever else is queued, in the same write.
-                    while let Ok(e) = rx.try_recv() {
-                        self.write(&e);
+                    // Whatever else is queued, in the same write; while events keep coming, the
+                    // writer takes them every few milliseconds without waiting on the queue, so
+                    // that a worker's send never has to wake it (a system call per event).
+                    loop {
+                        while let Ok(e) = rx.try_recv() {
+                            self.write(&e);
+                        }
+                        self.flush();
+                        if synced.elapsed() >= self.sync_every {
+                            break;
+                        }
+                        std::thread::sleep(DRAIN_EVERY);
+                        match rx.try_recv() {
+                            Ok(e) => self.write(&e),
+                            Err(_) => break,
+                        }
                     }
-                    self.flush();
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -734,7 +764,7 @@ mod tests {
             duid: Small::of(None),
             from: Small::of(Some(b"edge-2")),
         };
-        let v: Value = serde_json::from_str(&line(&e, "edge-1")).expect("JSON");
+        let v: Value = serde_json::from_str(&line(&e, "\"edge-1\"")).expect("JSON");
         assert_eq!(
             v,
             json!({
@@ -760,7 +790,7 @@ mod tests {
             tags: Default::default(),
         };
         let v: Value =
-            serde_json::from_str(&line(&Event::v6(Kind::Bound, 1_796_000_000, &l6, 600, Some(&l6.key.duid)), "n"))
+            serde_json::from_str(&line(&Event::v6(Kind::Bound, 1_796_000_000, &l6, 600, Some(&l6.key.duid)), "\"n\""))
                 .expect("JSON");
         assert_eq!(
             (&v["address"], &v["prefix-len"], &v["iaid"], &v["duid"], v.get("hw-address")),

@@ -108,8 +108,6 @@ impl EngineHandler {
         let forensic = self.shared.forensic.get();
         for &i in which {
             let job = &mut jobs[i];
-            // The forensic log wants the request's host name, which the reply overwrites.
-            let hostname = forensic.and_then(|_| crate::forensic::hostname_of(&job.buf[..job.len.min(job.buf.len())]));
             let (verdict, outcome) =
                 self.engine.handle(self.now, &self.rt.cfg, &self.shared.server, &mut g, job.buf, job.len);
             if verdict == Verdict::Drop(DropReason::LeaseQuery) {
@@ -118,7 +116,7 @@ impl EngineHandler {
                 continue;
             }
             if let Some(log) = forensic {
-                log.dhcp4(u64::from(self.now), job.buf, verdict, &outcome, hostname.as_ref().and_then(|h| h.get()));
+                log.dhcp4(u64::from(self.now), job.buf, verdict, &outcome, self.engine.kept_name());
             }
             if verdict == Verdict::Drop(DropReason::Redirected) {
                 match self.engine.take_redirect() {

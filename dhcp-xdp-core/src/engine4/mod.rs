@@ -191,6 +191,8 @@ pub struct Engine {
     scratch: [u8; 1024],
     /// The name the client of an ACKed REQUEST gives (see [`dhcp4::client_name`]).
     name: [u8; crate::leases::MAX_ATTR],
+    /// The length of the name the lease of the last message ACKed keeps (0: none).
+    kept: usize,
     blocks: OptionBlocks,
     /// The shard the last request must be decided in instead (see [`Engine::take_redirect`]).
     redirect: Option<usize>,
@@ -234,10 +236,17 @@ impl Engine {
             remote: (0, 0),
             scratch: [0; 1024],
             name: [0; crate::leases::MAX_ATTR],
+            kept: 0,
             blocks: OptionBlocks::new(),
             cls: classes::ClassState::default(),
             redirect: None,
         }
+    }
+
+    /// The host name the lease of the message just handled keeps, when it was an ACKed REQUEST
+    /// whose client gave one (the forensic log's `hostname`).
+    pub fn kept_name(&self) -> Option<&[u8]> {
+        (self.kept > 0).then(|| &self.name[..self.kept])
     }
 
     /// After a [`DropReason::Redirected`]: the shard whose lock the caller must take to decide
@@ -260,6 +269,7 @@ impl Engine {
         len: usize,
     ) -> (Verdict, Outcome) {
         let other = Outcome { rx: MsgCounter::RxOther, state: None, tx: None };
+        self.kept = 0;
         let Some(req_bytes) = buf.get(..len) else {
             return (Verdict::Drop(DropReason::Malformed), other);
         };
@@ -384,6 +394,7 @@ impl Engine {
         if named {
             let n = dhcp4::client_name(msg, &mut self.scratch, &mut self.name);
             shard.set_attr(Attr::Name, &key, &self.name[..n]);
+            self.kept = n.min(crate::leases::MAX_ATTR);
         }
         if relayed {
             let n = if self.relay_len <= crate::leases::MAX_ATTR { self.relay_len } else { 0 };

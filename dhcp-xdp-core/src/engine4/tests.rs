@@ -1351,6 +1351,7 @@ fn the_lease_keeps_the_clients_host_name() {
     assert_eq!(named(&h), None, "an offer keeps no name");
     let ack = h.dora(T0, &base);
     assert_eq!(named(&h).as_deref(), Some(&b"cpe-7"[..]));
+    assert_eq!(h.engine.kept_name(), Some(&b"cpe-7"[..]), "the forensic log's host name");
     assert_eq!(names_journaled(&h), 1);
     // A renewal with the same name journals none; one with an FQDN (E flag, wire form) takes it.
     let renew = |extra: Option<(u8, &[u8])>| {
@@ -1372,5 +1373,6 @@ fn the_lease_keeps_the_clients_host_name() {
     assert_eq!(names_journaled(&h), 2);
     h.send(T0 + 40, &renew(None)).expect("ack");
     assert_eq!(named(&h), None, "a client that gives no name any more has none");
+    assert_eq!(h.engine.kept_name(), None);
     assert_eq!(names_journaled(&h), 1, "the clearing is journaled");
 }
