@@ -570,6 +570,13 @@ impl RawClient {
         None
     }
 
+    /// The same client with its transaction ids from `xid` on (a second client on one link
+    /// must not take the first one's answers).
+    pub fn with_xid(mut self, xid: u32) -> Self {
+        self.xid = xid;
+        self
+    }
+
     /// DORA of `chaddr` with host name `host` and client id 01:chaddr; the address.
     pub fn bind(&mut self, chaddr: [u8; 6], host: &str) -> Ipv4Addr {
         let mut extra = vec![12, host.len() as u8];

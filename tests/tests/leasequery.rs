@@ -406,3 +406,61 @@ fn relays_are_answered_by_remote_and_relay_id_with_their_option_82() {
     let hex: String = line(2).iter().map(|v| format!("{v:02X}")).collect();
     assert_eq!(got["arguments"]["user-context"]["ISC"]["relay-agent-info"]["sub-options"], format!("0x{hex}"), "{got}");
 }
+
+/// A relay's reboot under load: 300 subscriber lines behind one BNG (its relay id) are bound,
+/// then while other clients keep binding (a DORA after another, each timed) the BNG asks for
+/// its leases three times over TCP; every answer holds every one of the 300 leases, every DORA
+/// of the load is answered, and none waits a second (the lease tables are read a shard at a
+/// time: DHCP does not stall behind the stream).
+#[test]
+fn a_relays_reboot_under_load_loses_nothing_and_stalls_nothing() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("bulklq-load");
+    let cfg = CONFIG.replace("198.18.16.200", "198.18.23.250");
+    let _daemon = Daemon::start(&net.server, &net.server_if, &["--config", &dir.config(&cfg)]);
+    let mut c = RawClient::new(&net);
+    let mut circuit: Vec<(Ipv4Addr, [u8; 6])> = (0..300u16)
+        .map(|i| {
+            let mac = [2, 0x1e, 0, 0, (i >> 8) as u8, i as u8];
+            let line = rai(format!("olt9/1/{i}").as_bytes(), format!("line-{i}").as_bytes(), Some(b"bng-9"));
+            (bind_with(&net, &mut c, mac, &line), mac)
+        })
+        .collect();
+    circuit.sort();
+    // The load: fresh clients, one DORA after another, on a client of its own (its own xids).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = RawClient::new(&net).with_xid(0x0100_0000);
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut bound, mut slowest) = (0u32, Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && bound < 1500 {
+                let t = std::time::Instant::now();
+                load.bind([2, 0x1f, 0, 0, (bound >> 8) as u8, bound as u8], "load");
+                slowest = slowest.max(t.elapsed());
+                bound += 1;
+            }
+            (bound, slowest)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let q = || {
+        let mut r = Request::discover([0; 6], [0; 6], 0x5f01);
+        r.options = vec![53, 1, 14, 82, 7, 12, 5];
+        r.options.extend_from_slice(b"bng-9");
+        r.giaddr = net.client_ip;
+        r
+    };
+    let answers = bulk(&net, vec![q(), q(), q()]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (bound, slowest) = load.join().expect("every DORA of the load answered");
+    for (i, (got, status)) in answers.iter().enumerate() {
+        let mut got: Vec<(Ipv4Addr, [u8; 6])> = got.iter().map(|a| (a.1, a.2)).collect();
+        got.sort();
+        assert_eq!((got.len(), *status), (300, Some(0)), "answer {i}");
+        assert_eq!(got, circuit, "answer {i}: every lease given through the BNG");
+    }
+    println!("load: {bound} DORAs during the bulk answers, the slowest {slowest:?}");
+    assert!(bound > 0, "the load ran");
+    assert!(slowest < Duration::from_secs(1), "a DORA of the load took {slowest:?} ({bound} bound)");
+}
