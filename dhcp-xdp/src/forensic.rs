@@ -344,15 +344,48 @@ pub fn rotated(path: &Path, n: usize) -> PathBuf {
 /// the same second, and its leases mostly end in the same second too).
 fn push_time(out: &mut String, secs: u64) {
     thread_local! {
-        static RECENT: std::cell::RefCell<[(u64, String); 4]> = Default::default();
+        /// The last few times formatted, and the slot the next new one takes.
+        static RECENT: std::cell::RefCell<([(u64, String); 4], usize)> = Default::default();
     }
-    RECENT.with_borrow_mut(|recent| {
-        let slot = (secs % 4) as usize;
-        if recent[slot].0 != secs || recent[slot].1.is_empty() {
-            recent[slot] = (secs, iso8601(secs));
-        }
+    RECENT.with_borrow_mut(|(recent, next)| {
+        let slot = match recent.iter().position(|(t, f)| *t == secs && !f.is_empty()) {
+            Some(i) => i,
+            None => {
+                let i = *next;
+                *next = (i + 1) % recent.len();
+                recent[i] = (secs, iso8601(secs));
+                i
+            }
+        };
         out.push_str(&recent[slot].1);
     });
+}
+
+/// Appends `n` in decimal.
+fn push_u32(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// Appends `a` in dotted decimal.
+fn push_ipv4(out: &mut String, a: Ipv4Addr) {
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_u32(out, u32::from(o));
+    }
 }
 
 /// An event as its JSON line; `node` is the node's name as a JSON string (quoted, escaped).
@@ -370,7 +403,9 @@ fn line_into(out: &mut String, e: &Event, node: &str) {
     // Hex with colons, straight into `out`.
     fn hex(out: &mut String, key: &str, b: &[u8]) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let _ = write!(out, ",\"{key}\":\"");
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":\"");
         for (i, x) in b.iter().enumerate() {
             if i > 0 {
                 out.push(':');
@@ -387,7 +422,9 @@ fn line_into(out: &mut String, e: &Event, node: &str) {
     }
     out.push_str("{\"ts\":\"");
     push_time(out, e.at);
-    let _ = write!(out, "\",\"event\":\"{}\"", e.kind.name());
+    out.push_str("\",\"event\":\"");
+    out.push_str(e.kind.name());
+    out.push('"');
     match e.v6 {
         Some((a, len, iaid)) => {
             let _ = write!(out, ",\"address\":\"{a}\"");
@@ -400,7 +437,9 @@ fn line_into(out: &mut String, e: &Event, node: &str) {
             }
         }
         None => {
-            let _ = write!(out, ",\"address\":\"{}\"", e.addr);
+            out.push_str(",\"address\":\"");
+            push_ipv4(out, e.addr);
+            out.push('"');
             hex(out, "hw-address", &e.chaddr);
         }
     }
@@ -410,20 +449,26 @@ fn line_into(out: &mut String, e: &Event, node: &str) {
         }
     }
     if !e.relay.is_unspecified() {
-        let _ = write!(out, ",\"relay\":\"{}\"", e.relay);
+        out.push_str(",\"relay\":\"");
+        push_ipv4(out, e.relay);
+        out.push('"');
     }
     if e.subnet != 0 {
-        let _ = write!(out, ",\"subnet-id\":{}", e.subnet);
+        out.push_str(",\"subnet-id\":");
+        push_u32(out, e.subnet);
     }
     if e.lease > 0 {
-        let _ = write!(out, ",\"valid-lft\":{},\"expires\":\"", e.lease);
+        out.push_str(",\"valid-lft\":");
+        push_u32(out, e.lease);
+        out.push_str(",\"expires\":\"");
         push_time(out, e.at + u64::from(e.lease));
         out.push('"');
     }
     if let Some(h) = e.hostname.get() {
         text(out, "hostname", h);
     }
-    let _ = write!(out, ",\"node\":{node}");
+    out.push_str(",\"node\":");
+    out.push_str(node);
     if let Some(f) = e.from.get() {
         text(out, "from-node", f);
     }
