@@ -473,8 +473,10 @@ fn an_isc_dhcpd_configuration_converts_to_one_this_server_accepts() {
         &conf,
         "authoritative;\ndefault-lease-time 3600;\nmax-lease-time 7200;\n\
          option domain-name-servers 198.18.0.53, 198.18.0.54;\n\
+         class \"iptv\" { match if substring(option vendor-class-identifier, 0, 6) = \"IPTVBX\"; filename \"tv.bin\"; }\n\
+         class \"vendors\" { match option vendor-class-identifier; }\nsubclass \"vendors\" \"docsis3.0\";\n\
          subnet 198.18.40.0 netmask 255.255.255.0 {\n  range 198.18.40.100 198.18.40.199;\n  option routers 198.18.40.1;\n\
-         pool { range 198.18.40.200 198.18.40.210; }\n}\n\
+         pool { allow members of \"iptv\"; range 198.18.40.200 198.18.40.210; }\n}\n\
          shared-network bng-1 {\n  subnet 198.18.41.0 netmask 255.255.255.0 { range 198.18.41.10 198.18.41.20; }\n}\n\
          host cpe-1 { hardware ethernet 02:aa:00:00:00:01; fixed-address 198.18.40.5; }\n",
     )
@@ -497,5 +499,14 @@ fn an_isc_dhcpd_configuration_converts_to_one_this_server_accepts() {
         ["198.18.40.100", "198.18.40.210", "198.18.41.10", "198.18.40.5", "bng-1", "option 6 = c6:12:00:35:c6:12:00:36"]
     {
         assert!(described.contains(want), "{want} missing from:\n{described}");
+    }
+    // dhcpd's classes (which the real dhcpd accepted above) as client classes, the pool guarded.
+    for want in [
+        "test = \"substring(option[60].hex,0,6) == 'IPTVBX'\"",
+        "test = \"option[60].hex == 'docsis3.0'\"",
+        "client-class = \"iptv\"",
+        "boot-file-name = \"tv.bin\"",
+    ] {
+        assert!(toml.contains(want), "{want} missing from:\n{toml}");
     }
 }

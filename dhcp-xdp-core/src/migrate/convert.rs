@@ -391,6 +391,28 @@ struct Node {
 }
 
 /// `dhcpd.conf` as a tree of statements (strings as words, commas dropped).
+/// The text of the statement starting with `keyword` on line `line` of `text`, after the
+/// keyword, up to its `;` (quotes respected): dhcpd's expressions are read from the source, as
+/// written, not from the statement's words.
+fn statement_at<'t>(text: &'t str, line: u64, keyword: &str) -> Option<&'t str> {
+    let start: usize = text.split_inclusive('\n').take(usize::try_from(line).ok()?.checked_sub(1)?).map(str::len).sum();
+    let rest = &text[start..];
+    let at = rest.match_indices(keyword).map(|(i, _)| i).find(|&i| {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + keyword.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '-') && after.is_some_and(char::is_whitespace)
+    })?;
+    let body = &rest[at + keyword.len()..];
+    let mut quoted = false;
+    let end = body.char_indices().find(|&(_, c)| {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        !quoted && (c == ';' || c == '{')
+    })?;
+    Some(&body[..end.0])
+}
+
 fn dhcpd_tree(text: &str) -> Result<Vec<Node>, String> {
     use super::dhcpd::{Token, tokens};
     /// Blocks deeper than this are refused (real files nest three or four deep); the tree is
@@ -496,7 +518,28 @@ impl Ctx {
                     p.insert("range".into(), Toml::String(format!("{a}-{a}")));
                     pools.push(Toml::Table(p));
                 }
-                (["pool"], Some(inner)) => body.extend(inner.iter()),
+                (["pool"], Some(inner)) => {
+                    // `allow members of "class"` guards the pool's ranges (Kea's `client-class`).
+                    let guard = inner.iter().find_map(|c| match c.words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                        ["allow", "members", "of", class] => Some(class.to_owned()),
+                        _ => None,
+                    });
+                    for c in inner {
+                        let w: Vec<&str> = c.words.iter().map(String::as_str).collect();
+                        match (w.as_slice(), &c.body) {
+                            (["range", "dynamic-bootp", a, b] | ["range", a, b], None) => {
+                                let mut p = Table::new();
+                                p.insert("range".into(), Toml::String(format!("{a}-{b}")));
+                                if let Some(g) = &guard {
+                                    p.insert("client-class".into(), Toml::String(g.clone()));
+                                }
+                                pools.push(Toml::Table(p));
+                            }
+                            (["allow", "members", "of", _], None) => {}
+                            _ => body.push(c),
+                        }
+                    }
+                }
                 (["option", ..], None) => self.dhcpd_option(c, &mut options),
                 (["default-lease-time", v], None) => {
                     if let Ok(v) = v.parse::<i64>() {
@@ -524,6 +567,96 @@ impl Ctx {
             t.insert("pool".into(), Toml::Array(pools));
         }
         Some((net, t))
+    }
+
+    /// A `class` block as a `[[client-class]]`: its `match if` test in Kea's language (a
+    /// `match DATA` class gets its test from its subclasses), its options and boot fields.
+    /// None (listed) when its test has no counterpart here.
+    fn dhcpd_class(&mut self, n: &Node, name: &str, text: &str) -> Option<Table> {
+        let mut t = Table::new();
+        t.insert("name".into(), Toml::String(name.into()));
+        let mut options = Table::new();
+        for c in n.body.iter().flatten() {
+            let w: Vec<&str> = c.words.iter().map(String::as_str).collect();
+            match w.as_slice() {
+                ["match", "if", ..] => {
+                    let src = statement_at(text, c.line, "match").unwrap_or_default();
+                    let src = src.trim_start().strip_prefix("if").unwrap_or(src);
+                    match super::dhcpd_class::boolean(src) {
+                        Ok(kea) => {
+                            t.insert("test".into(), Toml::String(kea));
+                        }
+                        Err(e) => {
+                            self.dhcpd_skip(c, &format!("{e} (class {name} left out)"));
+                            return None;
+                        }
+                    }
+                }
+                ["match", ..] => match super::dhcpd_class::data(statement_at(text, c.line, "match").unwrap_or_default()) {
+                    // Its subclasses' values make the test.
+                    Ok(kea) => {
+                        t.insert("match".into(), Toml::String(kea));
+                    }
+                    Err(e) => {
+                        self.dhcpd_skip(c, &format!("{e} (class {name} left out)"));
+                        return None;
+                    }
+                },
+                ["option", ..] => self.dhcpd_option(c, &mut options),
+                ["filename", f] => {
+                    t.insert("boot-file-name".into(), Toml::String(f.to_string()));
+                }
+                ["server-name", f] => {
+                    t.insert("server-hostname".into(), Toml::String(f.to_string()));
+                }
+                ["next-server", ip] if ip.parse::<std::net::Ipv4Addr>().is_ok() => {
+                    t.insert("next-server".into(), Toml::String(ip.to_string()));
+                }
+                _ => self.dhcpd_skip(c, &format!("not supported in a class (class {name} carried without it)")),
+            }
+        }
+        if !options.is_empty() {
+            t.insert("options".into(), Toml::Table(options));
+        }
+        Some(t)
+    }
+
+    /// `subclass "class" VALUE;` statements: a `match DATA` class matches when DATA is one of
+    /// its subclasses' values (their own blocks of options are not carried: listed).
+    fn dhcpd_subclasses(&mut self, subclasses: &[&Node], classes: &mut Vec<(String, Table)>, text: &str) {
+        let mut values: Vec<(String, String)> = vec![];
+        for n in subclasses {
+            let parsed = statement_at(text, n.line, "subclass").ok_or("not on its line".to_owned()).and_then(|src| {
+                let src = src.trim_start();
+                let (class, rest) = match src.strip_prefix('"').and_then(|r| r.split_once('"')) {
+                    Some((c, rest)) => (c.to_owned(), rest),
+                    None => return Err("`subclass \"class\" value` expected".into()),
+                };
+                let rest = rest.split('{').next().unwrap_or_default();
+                Ok((class, super::dhcpd_class::literal(rest.trim())?))
+            });
+            match parsed {
+                Ok((class, v)) if classes.iter().any(|(c, t)| *c == class && t.contains_key("match")) => {
+                    if n.body.as_ref().is_some_and(|b| !b.is_empty()) {
+                        self.dhcpd_skip(n, "a subclass's own statements are not carried (its value is)");
+                    }
+                    values.push((class, v));
+                }
+                Ok((class, _)) => self.dhcpd_skip(n, &format!("no `match` class `{class}` declared before it")),
+                Err(e) => self.dhcpd_skip(n, &e),
+            }
+        }
+        classes.retain_mut(|(name, t)| {
+            let Some(Toml::String(data)) = t.remove("match") else { return true };
+            let tests: Vec<String> =
+                values.iter().filter(|(c, _)| c == name).map(|(_, v)| format!("{data} == {v}")).collect();
+            if tests.is_empty() {
+                self.skip(&format!("class {name}"), "a `match` class without subclasses (left out)");
+                return false;
+            }
+            t.insert("test".into(), Toml::String(tests.join(" or ")));
+            true
+        });
     }
 
     /// A `host` block as a reservation (its subnet is found from `fixed-address` later).
@@ -574,6 +707,8 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
     let mut hosts: Vec<(&Node, Table)> = vec![];
     let mut subnets6: Vec<(std::net::Ipv6Addr, u8, Table)> = vec![];
     let mut hosts6: Vec<(&Node, Table)> = vec![];
+    let mut classes: Vec<(String, Table)> = vec![];
+    let mut subclasses: Vec<&Node> = vec![];
     let is_v6_host = |n: &Node| {
         n.body.iter().flatten().any(|c| {
             matches!(c.words.first().map(String::as_str), Some("fixed-address6" | "fixed-prefix6" | "host-identifier"))
@@ -611,6 +746,12 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
                 }
             }
             (["option", ..], None) => cx.dhcpd_option(n, &mut options),
+            (["class", name], Some(_)) => {
+                if let Some(c) = cx.dhcpd_class(n, name, text) {
+                    classes.push((name.to_string(), c));
+                }
+            }
+            (["subclass", ..], _) => subclasses.push(n),
             (["default-lease-time", v], None) => {
                 if let Ok(v) = v.parse::<i64>() {
                     server.insert("lease-time".into(), Toml::Integer(v));
@@ -636,6 +777,10 @@ pub fn convert_dhcpd_conf(text: &str) -> Result<Converted, String> {
             },
             None => cx.dhcpd_skip(n, "its fixed-address is in no declared subnet"),
         }
+    }
+    cx.dhcpd_subclasses(&subclasses, &mut classes, text);
+    if !classes.is_empty() {
+        root.insert("client-class".into(), Toml::Array(classes.into_iter().map(|(_, t)| Toml::Table(t)).collect()));
     }
     if !server.is_empty() {
         root.insert("server".into(), Toml::Table(server));
@@ -797,6 +942,43 @@ host by-name { hardware ethernet 02:aa:00:00:00:08; fixed-address cpe.isp.exampl
             "{:#?}",
             c.not_carried
         );
+    }
+
+    /// dhcpd's classes: `match if` tests in Kea's language, `match` classes tested by their
+    /// subclasses' values, options and boot fields, pools guarded by `allow members of`; a test
+    /// with no counterpart here, and a `match` class without subclasses, are listed and left out.
+    #[test]
+    fn dhcpd_classes_become_client_classes() {
+        let text = r#"
+class "iptv" { match if substring(option vendor-class-identifier, 0, 6) = "IPTVBX"; option domain-name "tv.isp.example"; }
+class "pxe" { match if exists client-system; filename "pxelinux.0"; next-server 198.18.0.9; }
+class "vendors" { match option vendor-class-identifier; }
+subclass "vendors" "docsis3.0";
+subclass "vendors" "docsis3.1";
+class "cameras" { match if substring(hardware, 1, 3) = 00:11:22; spawn with option agent.circuit-id; }
+class "odd" { match if binary-to-ascii(16, 8, ":", hardware) = "x"; }
+class "lonely" { match option host-name; }
+subclass "nobody" "x";
+subnet 198.18.40.0 netmask 255.255.255.0 {
+  pool { allow members of "iptv"; range 198.18.40.100 198.18.40.149; }
+  range 198.18.40.150 198.18.40.199;
+}
+"#;
+        let c = convert_dhcpd_conf(text).unwrap();
+        let cfg = Config::parse("converted", &c.toml).unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        let names: Vec<&str> = cfg.classes.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["iptv", "pxe", "vendors", "cameras"], "{}", c.toml);
+        assert!(c.toml.contains("test = \"substring(option[60].hex,0,6) == 'IPTVBX'\""), "{}", c.toml);
+        assert!(c.toml.contains("test = \"option[60].hex == 'docsis3.0' or option[60].hex == 'docsis3.1'\""), "{}", c.toml);
+        assert!(c.toml.contains("test = \"substring(pkt4.mac,0,3) == 0x001122\""), "{}", c.toml);
+        assert_eq!(cfg.classes[1].boot.boot_file_name.as_deref(), Some(&b"pxelinux.0"[..]));
+        let s = &cfg.subnets[0];
+        assert_eq!(s.pools.iter().map(|p| p.client_classes).collect::<Vec<_>>(), [0b1, 0], "iptv's pool, then anyone's");
+        let listed = c.not_carried.join("\n");
+        for want in ["line 7", "class lonely", "line 10", "spawn with"] {
+            assert!(listed.contains(want), "{want} not listed:\n{listed}");
+        }
+        assert!(listed.contains("binary-to-ascii") && listed.contains("class odd left out"), "{listed}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod dhcpd;
+pub mod dhcpd_class;
 pub mod kea;
 pub mod kea6;
 
