@@ -300,6 +300,13 @@ impl Engine6 {
                     per_line: (cfg.limits.leases_per_circuit, cfg.limits.leases_per_remote_id),
                     declined_percent: cfg.limits.declined_percent,
                     tags: line_tags(&relayed),
+                    relay: relayed
+                        .hops()
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .rev()
+                        .find_map(|h| h.options.find(crate::leasequery6::opt::RELAY_ID))
+                        .map_or(0, Tags::of),
                 };
                 // One copy of the DUID for the message, shared by its IAs' keys.
                 let key_duid: std::sync::Arc<[u8]> = std::sync::Arc::from(duid);
@@ -339,7 +346,7 @@ impl Engine6 {
         limits: Limits6,
         counts: &mut Counts6,
     ) {
-        let Limits6 { per_duid: max_per_duid, per_line: max_per_line, declined_percent, tags } = limits;
+        let Limits6 { per_duid: max_per_duid, per_line: max_per_line, declined_percent, tags, relay } = limits;
         let key = Key6 { kind: ia.kind, subnet: s.id, duid: duid.clone(), iaid: ia.iaid };
         self.hints.clear();
         match ia.kind {
@@ -357,7 +364,8 @@ impl Engine6 {
             IaKind::Na => (status::NO_ADDRS_AVAIL, Counter6::NoAddrsAvail, "no addresses available"),
             IaKind::Pd => (status::NO_PREFIX_AVAIL, Counter6::NoPrefixAvail, "no prefixes available"),
         };
-        let ask = Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid, tags, max_per_line };
+        let ask =
+            Ask6 { key: &key, hints: &self.hints, reserved: &self.reserved, max_per_duid, tags, relay, max_per_line };
         match kind {
             msg::SOLICIT | msg::REQUEST => {
                 let commit = kind == msg::REQUEST || rapid;
@@ -450,6 +458,8 @@ struct Limits6 {
     per_line: (u32, u32),
     declined_percent: u32,
     tags: Tags,
+    /// The tag of the relay id of the relay nearest the client that gives one (0: none).
+    relay: u32,
 }
 
 /// The subscriber line of a relayed message: the interface-id and the remote-id the relay

@@ -589,7 +589,10 @@ fn a_subscriber_line_holds_at_most_its_quota_of_v6_leases() {
         let relayed = relay_forw(
             v6a("2001:db8:1::fffe"),
             v6a("fe80::9"),
-            &[option(opt::REMOTE_ID, &[&[0, 0, 0x0d, 0xe9][..], line].concat())],
+            &[
+                option(opt::REMOTE_ID, &[&[0, 0, 0x0d, 0xe9][..], line].concat()),
+                option(crate::leasequery6::opt::RELAY_ID, &RELAY_DUID),
+            ],
             &inner,
         );
         let reply = peel(&r.raw(&relayed, NOW).unwrap(), 1);
@@ -601,11 +604,18 @@ fn a_subscriber_line_holds_at_most_its_quota_of_v6_leases() {
     assert!(ask(&mut r, 73, b"line-2").is_some(), "another line");
     assert!(ask(&mut r, 70, b"line-1").is_some(), "a device that holds one keeps it");
     assert_eq!(r.counts[Counter6::OverLimit.slot()], 1);
-    // The stored lease carries its line.
+    // The stored lease carries its line, and its relay's id (bulk leasequery by relay id).
     let mut changes = vec![];
     r.table.drain_changes(&mut changes);
-    assert!(changes.iter().all(|c| matches!(c, Change::Upsert6(l) if l.tags.remote != 0)), "{changes:?}");
+    let relay = crate::leases::Tags::of(&RELAY_DUID);
+    assert!(
+        changes.iter().all(|c| matches!(c, Change::Upsert6(l) if l.tags.remote != 0 && l.relay == relay)),
+        "{changes:?}"
+    );
 }
+
+/// The relay id (option 53) the test's relay adds.
+const RELAY_DUID: [u8; 10] = [0, 3, 0, 1, 2, 0xbb, 0, 0, 0, 1];
 
 #[test]
 fn in_cluster_mode_a_client_of_another_nodes_bucket_is_left_to_it_unless_it_names_us() {

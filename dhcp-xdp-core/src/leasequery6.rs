@@ -1,7 +1,7 @@
 //! DHCPv6 leasequery (RFC 5007) and the queries of DHCPv6 bulk leasequery (RFC 5460): a relay
 //! or access node asks which client holds an address (or a delegated prefix containing it),
-//! what a DUID holds, or — over TCP — every client of a link or of a subscriber line (remote
-//! id), and is answered LEASEQUERY-REPLY with the client's data (its DUID, every address and
+//! what a DUID holds, or — over TCP — every client of a link, of a subscriber line (remote
+//! id) or of a relay (relay id), and is answered LEASEQUERY-REPLY with the client's data (its DUID, every address and
 //! prefix it holds on the link with the lifetimes left, and its last transaction), the links a
 //! client is on when it is on several, or a status saying why not. Sans-IO: the caller checks
 //! who may ask, reads the table and puts the reply on the wire.
@@ -73,6 +73,9 @@ pub enum Query6 {
     /// Every client given leases on the subscriber line with this remote id (option 37's
     /// value: the enterprise number and the id; bulk only).
     RemoteId(Vec<u8>),
+    /// Every client given leases through the relay with this relay id (option 53's value, a
+    /// DUID; bulk only).
+    RelayId(Vec<u8>),
 }
 
 /// A LEASEQUERY, read.
@@ -129,7 +132,11 @@ pub fn parse(msg: &[u8]) -> Option<Leasequery6> {
             .filter(|d| d.len() > 4)
             .map(|d| Query6::RemoteId(d.to_vec()))
             .ok_or((status::MALFORMED_QUERY, "missing OPTION_REMOTE_ID")),
-        query::BY_RELAY_ID => Err((status::UNKNOWN_QUERY_TYPE, "relay ids are not kept with DHCPv6 leases")),
+        query::BY_RELAY_ID => options
+            .find(opt::RELAY_ID)
+            .filter(|d| !d.is_empty())
+            .map(|d| Query6::RelayId(d.to_vec()))
+            .ok_or((status::MALFORMED_QUERY, "missing OPTION_RELAY_ID")),
         _ => Err((status::UNKNOWN_QUERY_TYPE, "unknown query-type")),
     };
     Some(Leasequery6 { xid, requestor, link, query })
@@ -188,7 +195,7 @@ pub fn answer<'a>(
         Ok(query) => query,
         Err(st) => return Answer6::status(*st),
     };
-    if !bulk && matches!(query, Query6::Link | Query6::RemoteId(_)) {
+    if !bulk && matches!(query, Query6::Link | Query6::RemoteId(_) | Query6::RelayId(_)) {
         return Answer6::status((status::NOT_ALLOWED, "this query-type is for bulk leasequery over TCP"));
     }
     // The link named: its subnet, or NotConfigured.
@@ -217,6 +224,10 @@ pub fn answer<'a>(
         Query6::RemoteId(r) => {
             let tag = Tags::of(r);
             active.iter().filter(|l| l.tags.remote == tag).map(|l| (&l.key.duid[..], l.key.subnet)).collect()
+        }
+        Query6::RelayId(r) => {
+            let tag = Tags::of(r);
+            active.iter().filter(|l| l.relay == tag).map(|l| (&l.key.duid[..], l.key.subnet)).collect()
         }
     };
     let mut named = named;
@@ -349,6 +360,7 @@ mod tests {
             expires,
             state: Lease6State::Bound,
             tags: Tags { circuit: 0, remote },
+            relay: 0,
         }
     }
 
@@ -408,7 +420,7 @@ mod tests {
         assert_eq!(a.clients.iter().map(|c| c.subnet).collect::<Vec<_>>(), [2]);
         assert_eq!(ask(&query(query::BY_CLIENTID, "2001:db8:7::1", &duid2), false).status.0, status::NOT_CONFIGURED);
         assert_eq!(ask(&query(9, "::", &[]), false).status.0, status::UNKNOWN_QUERY_TYPE);
-        assert_eq!(ask(&query(query::BY_RELAY_ID, "::", &[]), false).status.0, status::UNKNOWN_QUERY_TYPE);
+        assert_eq!(ask(&query(query::BY_RELAY_ID, "::", &[]), true).status.0, status::MALFORMED_QUERY);
         // Link and remote-id queries: bulk only.
         assert_eq!(ask(&query(query::BY_LINK_ADDRESS, "2001:db8:1::1", &[]), false).status.0, status::NOT_ALLOWED);
         let a = ask(&query(query::BY_LINK_ADDRESS, "2001:db8:1::1", &[]), true);
@@ -420,6 +432,15 @@ mod tests {
         tagged[1].tags.remote = Tags::of(&remote[4..]);
         let a = answer(&cfg, tagged.iter(), &parse(&query(query::BY_REMOTE_ID, "::", &remote)).unwrap(), now, true);
         assert_eq!(a.clients.iter().map(|c| (c.duid[9], c.leases.len())).collect::<Vec<_>>(), [(1, 2)]);
+        // By relay id: the clients whose leases came through that relay.
+        let relay_duid = [0, 3, 0, 1, 2, 0xbb, 0, 0, 0, 1];
+        tagged[2].relay = Tags::of(&relay_duid);
+        tagged[3].relay = Tags::of(&relay_duid);
+        let by_relay = [&[0, 53, 0, 10][..], &relay_duid].concat();
+        let q = parse(&query(query::BY_RELAY_ID, "::", &by_relay)).unwrap();
+        let a = answer(&cfg, tagged.iter(), &q, now, true);
+        assert_eq!(a.clients.iter().map(|c| (c.duid[9], c.subnet)).collect::<Vec<_>>(), [(2, 1), (2, 2)]);
+        assert_eq!(answer(&cfg, tagged.iter(), &q, now, false).status.0, status::NOT_ALLOWED, "bulk only");
 
         // The reply reads back.
         let q = parse(&query(query::BY_ADDRESS, "::", &iaaddr("2001:db8:1::100"))).unwrap();

@@ -74,6 +74,7 @@ pub fn encode(seq: u64, c: &Change, out: &mut Vec<u8>) {
             out.push(l.state as u8);
             out.extend_from_slice(&l.tags.circuit.to_le_bytes());
             out.extend_from_slice(&l.tags.remote.to_le_bytes());
+            out.extend_from_slice(&l.relay.to_le_bytes());
         }
         Change::Remove6(k) => {
             out[start + 2] = KIND_REMOVE6;
@@ -129,7 +130,8 @@ fn decode6(kind: u8, p: &[u8]) -> Option<Change> {
     let (key, rest) = read_key6(p)?;
     match kind {
         KIND_REMOVE6 if rest.is_empty() => Some(Change::Remove6(key)),
-        KIND_UPSERT6 if rest.len() == 16 + 1 + 12 + 1 + 8 => {
+        // Written before the relay's tag was kept: 38 bytes (none); since, 42.
+        KIND_UPSERT6 if rest.len() == 16 + 1 + 12 + 1 + 8 || rest.len() == 16 + 1 + 12 + 1 + 12 => {
             let u = |at: usize| u32::from_le_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
             let addr: [u8; 16] = rest[..16].try_into().ok()?;
             Some(Change::Upsert6(Lease6 {
@@ -141,6 +143,7 @@ fn decode6(kind: u8, p: &[u8]) -> Option<Change> {
                 expires: u(25),
                 state: Lease6State::from_u8(rest[29])?,
                 tags: Tags { circuit: u(30), remote: u(34) },
+                relay: if rest.len() > 38 { u(38) } else { 0 },
             }))
         }
         _ => None,
@@ -579,7 +582,26 @@ mod tests {
             expires: 1_000 + u32::from(n),
             state: Lease6State::Bound,
             tags: Tags { circuit: 7, remote: u32::from(n) },
+            relay: u32::from(n) * 3,
         }
+    }
+
+    /// A v6 record written before the relay's tag was kept (38 bytes after the key) is still
+    /// read, with no relay.
+    #[test]
+    fn v6_records_without_the_relay_tag_are_read() {
+        let l = lease6(5, IaKind::Pd, "2001:db8:100:500::", 56, 10);
+        let mut b = vec![];
+        encode(9, &Change::Upsert6(l.clone()), &mut b);
+        // Cut the 4 bytes of the relay's tag, then set the length and the CRC again.
+        let body_end = b.len() - 4;
+        let mut old = b[..body_end - 4].to_vec();
+        old[3] -= 4;
+        let crc = crc32fast::hash(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        let (seq, c, n) = decode(&old).expect("the older record");
+        assert_eq!((seq, n), (9, old.len()));
+        assert_eq!(c, Change::Upsert6(Lease6 { relay: 0, ..l }));
     }
 
     /// v6 records round-trip (the longest DUID included), replay keeps the newest per key,

@@ -833,6 +833,7 @@ mod tests {
             expires: 1_796_000_600,
             state: dhcp_xdp_core::leases::v6::Lease6State::Bound,
             tags: Default::default(),
+            relay: 0,
         };
         let v: Value =
             serde_json::from_str(&line(&Event::v6(Kind::Bound, 1_796_000_000, &l6, 600, Some(&l6.key.duid)), "\"n\""))

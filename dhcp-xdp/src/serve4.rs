@@ -460,6 +460,7 @@ mod tests {
                 reserved: &[],
                 max_per_duid: 0,
                 tags: Default::default(),
+                relay: 0,
                 max_per_line: (0, 0),
             };
             let now = crate::clock::unix_now();

@@ -385,11 +385,11 @@ fn the_schema_is_created_checked_and_upgraded() {
     assert!(said.contains("dhcp-xdp db upgrade"), "{said}");
     let out = db("upgrade");
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 7"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from version 0 to 8"), "{out:?}");
     let out = db("init");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 7"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 8"), "{out:?}");
     let out = db("status");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 7"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 8"), "{out:?}");
     // One row per address; a held address cannot be moved to another client by anyone.
     let mut c = pg.client();
     c.batch_execute(

@@ -173,7 +173,7 @@ fn a_requestor_finds_dhcpv6_clients_by_address_prefix_duid_and_link() {
     let dir = TempDir::new("lq6");
     let cfg = dir.config(&format!(
         "[[subnet]]\nsubnet = \"198.18.0.0/24\"\n[[subnet.pool]]\nrange = \"198.18.0.100-198.18.0.150\"\n\
-         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nvalid-lifetime = 600\npreferred-lifetime = 400\n\
+         [[subnet6]]\nsubnet = \"2001:db8:1::/64\"\nvalid-lifetime = 600\npreferred-lifetime = 400\nrapid-commit = true\n\
          [[subnet6.pool]]\nrange = \"2001:db8:1::100-2001:db8:1::1ff\"\n\
          [[subnet6.pd-pool]]\nprefix = \"2001:db8:100::\"\nprefix-len = 48\ndelegated-len = 56\n\
          [relays]\nleasequery6 = [\"{REQUESTOR}/128\"]\n"
@@ -262,4 +262,36 @@ fn a_requestor_finds_dhcpv6_clients_by_address_prefix_duid_and_link() {
     let mut want = vec![duid.clone(), other_duid.to_vec()];
     want.sort();
     assert_eq!(duids, want, "both clients of the link");
+
+    // A relay that adds its relay id (option 53, RFC 5460) to a client's Rapid Commit SOLICIT:
+    // a bulk query by that relay id finds the client, and only it.
+    let relay_id: [u8; 10] = [0, 3, 0, 1, 2, 0xbb, 0, 0, 0, 1];
+    let relayed_duid: [u8; 10] = [0, 3, 0, 1, 2, 0x97, 0, 0, 0, 9];
+    let mut inner = vec![1, 0, 0x77, 0x01]; // SOLICIT
+    inner.extend_from_slice(&clientid(&relayed_duid));
+    inner.extend_from_slice(&[0, 14, 0, 0]); // Rapid Commit
+    inner.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0]); // IA_NA 5
+    let mut forw = vec![12, 0];
+    forw.extend_from_slice(&"2001:db8:1::".parse::<Ipv6Addr>().unwrap().octets());
+    forw.extend_from_slice(&"fe80::97".parse::<Ipv6Addr>().unwrap().octets());
+    forw.extend_from_slice(&[0, 9]);
+    forw.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+    forw.extend_from_slice(&inner);
+    forw.extend_from_slice(&[0, 53, 0, relay_id.len() as u8]);
+    forw.extend_from_slice(&relay_id);
+    let replied = net.client.enter(move || {
+        let s = UdpSocket::bind(SocketAddr::from((REQUESTOR.parse::<Ipv6Addr>().unwrap(), 547))).expect("relay socket");
+        s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        let server = SocketAddr::from(("2001:db8:1::1".parse::<Ipv6Addr>().unwrap(), 547));
+        let mut buf = [0u8; 1500];
+        (0..3).any(|_| {
+            s.send_to(&forw, server).expect("send");
+            s.recv_from(&mut buf).is_ok_and(|(n, _)| n > 34 && buf[0] == 13)
+        })
+    });
+    assert!(replied, "a Relay-Repl to the relay");
+    let by_relay = [&[0, 53, 0, relay_id.len() as u8][..], &relay_id].concat();
+    let got = ask_tcp(&net, vec![leasequery(0x23, 3, zero, &by_relay)]);
+    assert_eq!(got[0].iter().map(|a| a.kind).collect::<Vec<_>>(), [LEASEQUERY_REPLY, LEASEQUERY_DONE], "{:?}", got[0]);
+    assert_eq!(got[0][0].data.as_ref().map(|d| d.duid.clone()), Some(relayed_duid.to_vec()), "{:?}", got[0]);
 }

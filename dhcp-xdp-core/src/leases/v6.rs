@@ -75,6 +75,9 @@ pub struct Lease6 {
     /// The subscriber line it was given on: the relay's interface-id (as `circuit`) and
     /// remote-id (0: none), for the per-line quotas.
     pub tags: Tags,
+    /// The relay it was given through: the tag of its relay id (option 53, RFC 5460; 0: none),
+    /// for bulk leasequery by relay id.
+    pub relay: u32,
 }
 
 /// Why nothing could be bound.
@@ -115,6 +118,8 @@ pub struct Ask6<'a> {
     pub max_per_duid: u32,
     /// Its subscriber line (the relay's interface-id and remote-id, hashed).
     pub tags: Tags,
+    /// The tag of its relay's relay id (0: none).
+    pub relay: u32,
     /// Most leases one interface-id and one remote-id may hold (`[limits] leases-per-circuit`,
     /// `leases-per-remote-id`; 0: no limit).
     pub max_per_line: (u32, u32),
@@ -431,6 +436,7 @@ impl Table6 {
             expires: now.saturating_add(if commit { valid } else { hold.min(valid) }),
             state: if commit { Lease6State::Bound } else { Lease6State::Advertised },
             tags: ask.tags,
+            relay: ask.relay,
         };
         // An advertisement does not shorten a binding the client already has.
         if !commit

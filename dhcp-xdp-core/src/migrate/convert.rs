@@ -520,10 +520,11 @@ impl Ctx {
                 }
                 (["pool"], Some(inner)) => {
                     // `allow members of "class"` guards the pool's ranges (Kea's `client-class`).
-                    let guard = inner.iter().find_map(|c| match c.words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-                        ["allow", "members", "of", class] => Some(class.to_owned()),
-                        _ => None,
-                    });
+                    let guard =
+                        inner.iter().find_map(|c| match c.words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                            ["allow", "members", "of", class] => Some(class.to_owned()),
+                            _ => None,
+                        });
                     for c in inner {
                         let w: Vec<&str> = c.words.iter().map(String::as_str).collect();
                         match (w.as_slice(), &c.body) {
@@ -592,16 +593,18 @@ impl Ctx {
                         }
                     }
                 }
-                ["match", ..] => match super::dhcpd_class::data(statement_at(text, c.line, "match").unwrap_or_default()) {
-                    // Its subclasses' values make the test.
-                    Ok(kea) => {
-                        t.insert("match".into(), Toml::String(kea));
+                ["match", ..] => {
+                    match super::dhcpd_class::data(statement_at(text, c.line, "match").unwrap_or_default()) {
+                        // Its subclasses' values make the test.
+                        Ok(kea) => {
+                            t.insert("match".into(), Toml::String(kea));
+                        }
+                        Err(e) => {
+                            self.dhcpd_skip(c, &format!("{e} (class {name} left out)"));
+                            return None;
+                        }
                     }
-                    Err(e) => {
-                        self.dhcpd_skip(c, &format!("{e} (class {name} left out)"));
-                        return None;
-                    }
-                },
+                }
                 ["option", ..] => self.dhcpd_option(c, &mut options),
                 ["filename", f] => {
                     t.insert("boot-file-name".into(), Toml::String(f.to_string()));
@@ -969,11 +972,19 @@ subnet 198.18.40.0 netmask 255.255.255.0 {
         let names: Vec<&str> = cfg.classes.iter().map(|k| k.name.as_str()).collect();
         assert_eq!(names, ["iptv", "pxe", "vendors", "cameras"], "{}", c.toml);
         assert!(c.toml.contains("test = \"substring(option[60].hex,0,6) == 'IPTVBX'\""), "{}", c.toml);
-        assert!(c.toml.contains("test = \"option[60].hex == 'docsis3.0' or option[60].hex == 'docsis3.1'\""), "{}", c.toml);
+        assert!(
+            c.toml.contains("test = \"option[60].hex == 'docsis3.0' or option[60].hex == 'docsis3.1'\""),
+            "{}",
+            c.toml
+        );
         assert!(c.toml.contains("test = \"substring(pkt4.mac,0,3) == 0x001122\""), "{}", c.toml);
         assert_eq!(cfg.classes[1].boot.boot_file_name.as_deref(), Some(&b"pxelinux.0"[..]));
         let s = &cfg.subnets[0];
-        assert_eq!(s.pools.iter().map(|p| p.client_classes).collect::<Vec<_>>(), [0b1, 0], "iptv's pool, then anyone's");
+        assert_eq!(
+            s.pools.iter().map(|p| p.client_classes).collect::<Vec<_>>(),
+            [0b1, 0],
+            "iptv's pool, then anyone's"
+        );
         let listed = c.not_carried.join("\n");
         for want in ["line 7", "class lonely", "line 10", "spawn with"] {
             assert!(listed.contains(want), "{want} not listed:\n{listed}");

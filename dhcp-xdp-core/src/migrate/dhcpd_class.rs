@@ -89,7 +89,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
             }
             _ => {
                 let start = i;
-                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b',' | b'=' | b'"' | b'!') {
+                while i < b.len()
+                    && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b',' | b'=' | b'"' | b'!')
+                {
                     i += 1;
                 }
                 let w = &src[start..i];
@@ -213,7 +215,9 @@ impl Parser {
     fn kea(&mut self) -> Result<String, String> {
         match self.data()? {
             Data::Kea(s) => Ok(s),
-            Data::Hardware => Err("`hardware` is only carried in `substring(hardware, 1, n)` or `hardware = 1:MAC`".into()),
+            Data::Hardware => {
+                Err("`hardware` is only carried in `substring(hardware, 1, n)` or `hardware = 1:MAC`".into())
+            }
         }
     }
 
@@ -226,7 +230,9 @@ impl Parser {
                     Ok(Data::Kea(format!("0x{}", s.iter().map(|b| format!("{b:02x}")).collect::<String>())))
                 }
             }
-            Some(Tok::Hex(h)) => Ok(Data::Kea(format!("0x{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>()))),
+            Some(Tok::Hex(h)) => {
+                Ok(Data::Kea(format!("0x{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())))
+            }
             Some(Tok::Word(w)) => match w.as_str() {
                 "option" => {
                     let Some(Tok::Word(name)) = self.next() else { return Err("an option name after `option`".into()) };

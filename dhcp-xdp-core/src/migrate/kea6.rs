@@ -146,7 +146,17 @@ pub fn read_kea_csv6(text: &str, cfg: &Config, now: u32) -> Result<Import6, csv:
         };
         let valid = u32::try_from(valid_lifetime).unwrap_or(u32::MAX);
         let preferred = num(pref).and_then(|v| u32::try_from(v).ok()).unwrap_or(valid).min(valid);
-        out.leases.push(Lease6 { key, addr, len, preferred, valid, expires, state, tags: Default::default() });
+        out.leases.push(Lease6 {
+            key,
+            addr,
+            len,
+            preferred,
+            valid,
+            expires,
+            state,
+            tags: Default::default(),
+            relay: 0,
+        });
     }
     Ok(out)
 }

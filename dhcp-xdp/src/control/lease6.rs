@@ -214,6 +214,7 @@ impl Control {
             expires: now.saturating_add(valid),
             state,
             tags: Default::default(),
+            relay: 0,
         };
         let cfg = rt.cfg.clone();
         match self.edit6(|t| t.admin_put(&cfg, lease, replace, now)) {

@@ -968,6 +968,7 @@ pub(crate) mod tests {
                     reserved: &[],
                     max_per_duid: 0,
                     tags: Default::default(),
+                    relay: 0,
                     max_per_line: (0, 0),
                 },
                 true,

@@ -20,8 +20,7 @@ use hashbrown::HashMap;
 use postgres::{Row, Statement, Transaction};
 
 /// The columns every v6 lease query selects, in [`lease6_from_row`]'s order.
-pub const LEASE6_COLUMNS: &str =
-    "address, plen, kind, duid, iaid, subnet, preferred, valid, expires, state, circuit, remote, node, seq, change";
+pub const LEASE6_COLUMNS: &str = "address, plen, kind, duid, iaid, subnet, preferred, valid, expires, state, circuit, remote, node, seq, change, relay";
 
 /// The column of [`LEASE6_COLUMNS`] that holds the change number.
 pub const CHANGE6_COLUMN: usize = 14;
@@ -51,6 +50,7 @@ pub fn lease6_from_row(r: &Row) -> Option<Lease6> {
         expires: u(8)?,
         state: Lease6State::from_u8(u8::try_from(r.get::<_, i16>(9)).ok()?)?,
         tags: Tags { circuit: r.get::<_, i64>(10) as u32, remote: r.get::<_, i64>(11) as u32 },
+        relay: r.get::<_, i64>(15) as u32,
     })
 }
 
@@ -105,15 +105,15 @@ pub const COMMIT6_SQL: &str = "WITH moved AS (
                          WHERE w.a = l.address AND w.p = l.plen)
         AND (l.node = $14 OR l.expires <= extract(epoch FROM now())))
  INSERT INTO dhcp_xdp_leases6 AS l (address, plen, duid, iaid, kind, subnet, preferred, valid, expires, state,
-                                    circuit, remote, node, seq)
- SELECT a, p, d, i, k, s, pr, v, e, st, c, r, $14, q
+                                    circuit, remote, node, seq, relay)
+ SELECT a, p, d, i, k, s, pr, v, e, st, c, r, $14, q, rl
    FROM unnest($1::bytea[], $2::smallint[], $3::bytea[], $4::bigint[], $5::smallint[], $6::bigint[],
                $7::bigint[], $8::bigint[], $9::bigint[], $10::smallint[], $11::bigint[], $12::bigint[],
-               $13::bigint[]) AS t(a, p, d, i, k, s, pr, v, e, st, c, r, q)
+               $13::bigint[], $15::bigint[]) AS t(a, p, d, i, k, s, pr, v, e, st, c, r, q, rl)
  ON CONFLICT (address, plen) DO UPDATE SET duid = EXCLUDED.duid, iaid = EXCLUDED.iaid, kind = EXCLUDED.kind,
      subnet = EXCLUDED.subnet, preferred = EXCLUDED.preferred, valid = EXCLUDED.valid,
      expires = EXCLUDED.expires, state = EXCLUDED.state, circuit = EXCLUDED.circuit, remote = EXCLUDED.remote,
-     node = EXCLUDED.node, seq = EXCLUDED.seq, change = nextval('dhcp_xdp_change')
+     node = EXCLUDED.node, seq = EXCLUDED.seq, relay = EXCLUDED.relay, change = nextval('dhcp_xdp_change')
  WHERE ((l.duid, l.iaid, l.kind, l.subnet) = (EXCLUDED.duid, EXCLUDED.iaid, EXCLUDED.kind, EXCLUDED.subnet)
         AND ((l.node = EXCLUDED.node AND l.seq <= EXCLUDED.seq)
              OR (l.node <> EXCLUDED.node AND EXCLUDED.expires >= l.expires)))
@@ -197,7 +197,8 @@ impl Round6 {
         let c: Vec<i64> = ls().map(|l| i64::from(l.tags.circuit)).collect();
         let r: Vec<i64> = ls().map(|l| i64::from(l.tags.remote)).collect();
         let q: Vec<i64> = self.upserts.iter().map(|(seq, _)| *seq as i64).collect();
-        let applied = tx.query(commit, &[&addr, &plen, &d, &i, &k, &s, &pr, &v, &e, &st, &c, &r, &q, &node])?;
+        let rl: Vec<i64> = ls().map(|l| i64::from(l.relay)).collect();
+        let applied = tx.query(commit, &[&addr, &plen, &d, &i, &k, &s, &pr, &v, &e, &st, &c, &r, &q, &node, &rl])?;
         if applied.len() == addr.len() {
             return Ok(vec![]);
         }

@@ -21,7 +21,7 @@ use dhcp_xdp_core::leases::ClientKey;
 use postgres::{Client, Transaction};
 
 /// The schema version this daemon reads and writes.
-pub const SCHEMA_VERSION: i32 = 7;
+pub const SCHEMA_VERSION: i32 = 8;
 
 /// The advisory lock every schema check, creation and upgrade holds ("dhcpxdp\0").
 const SCHEMA_LOCK: i64 = 0x6468_6370_7864_7000;
@@ -118,6 +118,8 @@ CREATE TRIGGER dhcp_xdp_guard BEFORE UPDATE ON dhcp_xdp_leases
          CREATE INDEX dhcp_xdp_lease_log_address ON dhcp_xdp_lease_log (address, ts);
          CREATE INDEX dhcp_xdp_lease_log_ts ON dhcp_xdp_lease_log (ts);",
     )],
+    // 7 → 8: the tag of the relay id a DHCPv6 lease was given through (bulk leasequery).
+    &[Migration::Sql("ALTER TABLE dhcp_xdp_leases6 ADD COLUMN relay bigint NOT NULL DEFAULT 0;")],
 ];
 
 /// Version 2: every unscoped client key (tags 0 and 1) is rewritten in the scope of its row's
