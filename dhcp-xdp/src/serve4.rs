@@ -454,15 +454,8 @@ mod tests {
         let mut addrs = vec![];
         for n in 0..3 {
             let rt = shared.runtime();
-            let ask = Ask6 {
-                key: &key(n),
-                hints: &[],
-                reserved: &[],
-                max_per_duid: 0,
-                tags: Default::default(),
-                relay: 0,
-                max_per_line: (0, 0),
-            };
+            let k = key(n);
+            let ask = Ask6::new(&k);
             let now = crate::clock::unix_now();
             addrs.push(rt.table6().bind(&rt.cfg.subnets6[0], ask, true, 0, now).expect("bind").addr);
         }

@@ -1028,3 +1028,21 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
     }
 }
+
+/// Writes `msg` on `s` framed as bulk leasequery frames it (RFC 6926 §6.3, RFC 5460 §5.3):
+/// its length in two bytes, then it.
+pub fn write_framed(s: &mut std::net::TcpStream, msg: &[u8]) {
+    use std::io::Write as _;
+    s.write_all(&(msg.len() as u16).to_be_bytes()).expect("a framed message's length");
+    s.write_all(msg).expect("a framed message");
+}
+
+/// Reads one message framed as [`write_framed`] writes it.
+pub fn read_framed(s: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).expect("a framed message's length");
+    let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut m).expect("a framed message");
+    m
+}

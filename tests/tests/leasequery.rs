@@ -248,7 +248,6 @@ type Bulk = (u8, Ipv4Addr, [u8; 6], Option<Vec<u8>>);
 /// code (option 151) of its DONE.
 fn bulk(net: &TwoHosts, queries: Vec<Request>) -> Vec<(Vec<Bulk>, Option<u8>)> {
     net.client.enter(move || {
-        use std::io::{Read as _, Write as _};
         let mut s = std::net::TcpStream::connect("198.18.255.1:67").expect("bulk leasequery connection");
         s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let mut all = vec![];
@@ -256,14 +255,10 @@ fn bulk(net: &TwoHosts, queries: Vec<Request>) -> Vec<(Vec<Bulk>, Option<u8>)> {
             // The BOOTP message alone: the frame builder's payload past its 42 bytes of headers.
             let frame = q.build();
             let msg = &frame[42..];
-            s.write_all(&(msg.len() as u16).to_be_bytes()).expect("length");
-            s.write_all(msg).expect("query");
+            tests::write_framed(&mut s, msg);
             let mut answers = vec![];
             loop {
-                let mut len = [0u8; 2];
-                s.read_exact(&mut len).expect("an answer's length");
-                let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                s.read_exact(&mut m).expect("an answer");
+                let m = tests::read_framed(&mut s);
                 let kind = bootp_option(&m, 53).and_then(|v| v.first().copied()).unwrap_or(0);
                 if kind == 15 {
                     all.push((answers, bootp_option(&m, 151).and_then(|v| v.first().copied())));

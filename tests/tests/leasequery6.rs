@@ -135,20 +135,15 @@ fn ask_udp(net: &TwoHosts, from: &str, q: Vec<u8>) -> Option<Answer> {
 /// LEASEQUERY-DONE (or a REPLY with an error status, which ends that query's answer).
 fn ask_tcp(net: &TwoHosts, queries: Vec<Vec<u8>>) -> Vec<Vec<Answer>> {
     net.client.enter(move || {
-        use std::io::{Read as _, Write as _};
         let server = SocketAddr::from(("2001:db8:1::1".parse::<Ipv6Addr>().unwrap(), 547));
         let mut s = std::net::TcpStream::connect(server).expect("bulk leasequery connection");
         s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let mut all = vec![];
         for q in queries {
-            s.write_all(&(q.len() as u16).to_be_bytes()).expect("length");
-            s.write_all(&q).expect("query");
+            tests::write_framed(&mut s, &q);
             let mut answers = vec![];
             loop {
-                let mut len = [0u8; 2];
-                s.read_exact(&mut len).expect("an answer's length");
-                let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                s.read_exact(&mut m).expect("an answer");
+                let m = tests::read_framed(&mut s);
                 assert_eq!(m[1..4], q[1..4], "the query's transaction id");
                 let a = answer(&m);
                 let end = a.kind == LEASEQUERY_DONE || (a.kind == LEASEQUERY_REPLY && a.status.is_some_and(|s| s != 0));

@@ -125,6 +125,13 @@ pub struct Ask6<'a> {
     pub max_per_line: (u32, u32),
 }
 
+impl<'a> Ask6<'a> {
+    /// What a client of `key` with no hints, reservation, quota or line asks.
+    pub fn new(key: &'a Key6) -> Self {
+        Self { key, hints: &[], reserved: &[], max_per_duid: 0, tags: Tags::default(), relay: 0, max_per_line: (0, 0) }
+    }
+}
+
 #[derive(Debug, Default)]
 struct SubnetPools {
     na: Vec<PrefixPool>,

@@ -28,22 +28,7 @@ fn key(kind: IaKind, n: u8) -> Key6 {
 }
 
 fn bind(t: &mut Table6, c: &Config, k: &Key6, now: u32) -> Option<Lease6> {
-    t.bind(
-        &c.subnets6[0],
-        Ask6 {
-            key: k,
-            hints: &[],
-            reserved: &[],
-            max_per_duid: 0,
-            tags: Default::default(),
-            relay: 0,
-            max_per_line: (0, 0),
-        },
-        true,
-        30,
-        now,
-    )
-    .ok()
+    t.bind(&c.subnets6[0], Ask6::new(k), true, 30, now).ok()
 }
 
 #[test]

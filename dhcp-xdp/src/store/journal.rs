@@ -960,22 +960,7 @@ pub(crate) mod tests {
         let key = |kind, n: u8| Key6 { kind, subnet: 1, duid: std::sync::Arc::from(&[0, 3, 0, 1, n][..]), iaid: 1 };
         let bind = |k: &Key6| {
             let mut t = db.table6();
-            t.bind(
-                &cfg.subnets6[0],
-                Ask6 {
-                    key: k,
-                    hints: &[],
-                    reserved: &[],
-                    max_per_duid: 0,
-                    tags: Default::default(),
-                    relay: 0,
-                    max_per_line: (0, 0),
-                },
-                true,
-                0,
-                100,
-            )
-            .unwrap();
+            t.bind(&cfg.subnets6[0], Ask6::new(k), true, 0, 100).unwrap();
             let mut c = vec![];
             t.drain_changes(&mut c);
             db.numbered(c.into_iter()).collect::<Vec<_>>()
