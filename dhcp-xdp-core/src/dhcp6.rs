@@ -369,7 +369,7 @@ impl<'a> Relayed<'a> {
     }
 
     /// The relay layers, outermost (the relay that sent it to the server) first.
-    pub fn hops(&self) -> impl Iterator<Item = &Hop<'a>> {
+    pub fn hops(&self) -> impl DoubleEndedIterator<Item = &Hop<'a>> {
         self.hops[..self.depth].iter().flatten()
     }
 

@@ -158,12 +158,12 @@ pub fn select_subnet<'c>(cfg: &'c Config, relayed: &Relayed<'_>, server: &Server
 /// The reservation of this client in `subnet`: by DUID, else by what a relay says of its line
 /// (remote-id, subscriber-id, interface-id; the relay nearest the client first).
 fn reservation<'c>(subnet: &'c Subnet6, duid: &[u8], relayed: &Relayed<'_>) -> Option<&'c Reservation6> {
-    let hops: Vec<_> = relayed.hops().collect();
+    let hops = || relayed.hops().rev();
     subnet.reservations.iter().find(|r| match &r.key {
         Reservation6Key::Duid(d) => d == duid,
-        Reservation6Key::RemoteId(id) => hops.iter().rev().any(|h| h.options.find(opt::REMOTE_ID) == Some(id)),
-        Reservation6Key::SubscriberId(id) => hops.iter().rev().any(|h| h.subscriber_id() == Some(id)),
-        Reservation6Key::InterfaceId(id) => hops.iter().rev().any(|h| h.interface_id() == Some(id)),
+        Reservation6Key::RemoteId(id) => hops().any(|h| h.options.find(opt::REMOTE_ID) == Some(id)),
+        Reservation6Key::SubscriberId(id) => hops().any(|h| h.subscriber_id() == Some(id)),
+        Reservation6Key::InterfaceId(id) => hops().any(|h| h.interface_id() == Some(id)),
     })
 }
 
@@ -295,18 +295,13 @@ impl Engine6 {
                 let mut w = reply_writer(out, &relayed, reply_kind, xid);
                 w.option(opt::CLIENTID, duid);
                 w.option(opt::SERVERID, &server.duid);
+                let (tags, relay) = line_tags(&relayed);
                 let limits = Limits6 {
                     per_duid: cfg.limits.leases_per_duid,
                     per_line: (cfg.limits.leases_per_circuit, cfg.limits.leases_per_remote_id),
                     declined_percent: cfg.limits.declined_percent,
-                    tags: line_tags(&relayed),
-                    relay: relayed
-                        .hops()
-                        .collect::<Vec<_>>()
-                        .iter()
-                        .rev()
-                        .find_map(|h| h.options.find(crate::leasequery6::opt::RELAY_ID))
-                        .map_or(0, Tags::of),
+                    tags,
+                    relay,
                 };
                 // One copy of the DUID for the message, shared by its IAs' keys.
                 let key_duid: std::sync::Arc<[u8]> = std::sync::Arc::from(duid);
@@ -463,12 +458,14 @@ struct Limits6 {
 }
 
 /// The subscriber line of a relayed message: the interface-id and the remote-id the relay
-/// nearest the client (or the nearest one that has it) added, hashed as option 82's are.
-fn line_tags(relayed: &Relayed<'_>) -> Tags {
-    let hops: Vec<_> = relayed.hops().collect();
-    let circuit = hops.iter().rev().find_map(|h| h.interface_id()).map_or(0, Tags::of);
-    let remote = hops.iter().rev().find_map(|h| h.options.find(opt::REMOTE_ID)).map_or(0, Tags::of);
-    Tags { circuit, remote }
+/// nearest the client (or the nearest one that has it) added, hashed as option 82's are; and
+/// the tag of the relay id (option 53) of the nearest relay that gives one.
+fn line_tags(relayed: &Relayed<'_>) -> (Tags, u32) {
+    let circuit = relayed.hops().rev().find_map(|h| h.interface_id()).map_or(0, Tags::of);
+    let remote = relayed.hops().rev().find_map(|h| h.options.find(opt::REMOTE_ID)).map_or(0, Tags::of);
+    let relay =
+        relayed.hops().rev().find_map(|h| h.options.find(crate::leasequery6::opt::RELAY_ID)).map_or(0, Tags::of);
+    (Tags { circuit, remote }, relay)
 }
 
 /// The IA answered with no lease and a status code (T1 and T2 0).
