@@ -510,3 +510,61 @@ fn an_isc_dhcpd_configuration_converts_to_one_this_server_accepts() {
         assert!(toml.contains(want), "{want} missing from:\n{toml}");
     }
 }
+
+/// A lease that keeps its relay's option 82 goes to Kea as Kea keeps it (`store-extended-info`:
+/// the user context's `ISC.relay-agent-info.sub-options`): imported from a Kea CSV that has it,
+/// shown by `dhcp-xdp leases`, exported with it, and the real kea-dhcp4 loads the exported file
+/// — a newcomer asking for that address is offered another, as it is when Kea holds the lease.
+#[test]
+fn relay_agent_info_goes_to_kea_and_kea_loads_it() {
+    let net = TwoHosts::for_dhcp(1);
+    let dir = TempDir::new("migrate-rai");
+    let cfg = dir.config(CONFIG);
+    let held = Ipv4Addr::new(198, 18, 16, 150);
+    let expire = u64::from(dhcp_xdp::clock::unix_now()) + 3000;
+    // Option 82: circuit id "olt1/1/1", remote id "cpe-r".
+    let csv = format!(
+        "{}\n{held},02:6d:00:00:00:01,,3600,{expire},1,0,0,cpe-r,0,\
+         {{ \"ISC\": {{ \"relay-agent-info\": {{ \"sub-options\": \"0x01086F6C74312F312F3102056370652D72\" }} }} }}\n",
+        dhcp_xdp_core::migrate::KEA_CSV_HEADER
+    );
+    let kea_csv = dir.path().join("with-rai.csv");
+    std::fs::write(&kea_csv, csv).expect("csv");
+    let state = TempDir::new("state");
+    let out = Command::new(daemon_bin())
+        .args(["import", "--state-dir"])
+        .arg(state.path())
+        .args(["--config", &cfg, "--kea-csv"])
+        .arg(&kea_csv)
+        .output()
+        .expect("dhcp-xdp import");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(daemon_bin()).args(["leases", "--state-dir"]).arg(state.path()).output().expect("leases");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("relay-info=01:08:6f:6c:74:31:2f:31:2f:31:02:05:63:70:65:2d:72"), "{listed}");
+    let out = Command::new(daemon_bin())
+        .args(["export", "--state-dir"])
+        .arg(state.path())
+        .args(["--format", "kea-csv", "--config", &cfg])
+        .output()
+        .expect("dhcp-xdp export");
+    let exported_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let row = exported_text.lines().find(|l| l.starts_with(&format!("{held},"))).expect("the lease exported");
+    assert!(row.contains("relay-agent-info") && row.contains("0x01086F6C74312F312F3102056370652D72"), "{row}");
+    let exported = dir.path().join("exported-leases4.csv");
+    std::fs::write(&exported, &exported_text).expect("write");
+    let kea = Kea::start(&net.server, &net.server_if, dir.path(), &exported);
+    let mac = TwoHosts::mac(&net.client, &net.client_if);
+    let mut link = Link::open(&net.client, &net.client_if);
+    let mut grab = Request::discover(mac, [2, 0x6d, 0, 0, 0, 9], 0xe01);
+    grab.options = vec![53, 1, 1, 50, 4];
+    grab.options.extend_from_slice(&held.octets());
+    let offer = (0..5).find_map(|_| {
+        link.send(&grab.build());
+        link.replies(1, Duration::from_millis(700), |x| x.xid() == 0xe01).pop()
+    });
+    let offer = offer.expect("Kea offers the newcomer an address");
+    let offered = Ipv4Addr::new(offer.bootp[16], offer.bootp[17], offer.bootp[18], offer.bootp[19]);
+    assert_ne!(offered, held, "Kea loaded the lease with its relay agent info: the address is taken");
+    kea.stop();
+}
