@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use crate::{
     config::Config,
     dhcp4::{self, Message, OptionWriter, field, opt, relay},
-    leases::{Attr, Attrs, Lease, LeaseDb, LeaseState, Tags},
+    leases::{Attrs, Lease, LeaseDb, LeaseState, Tags},
 };
 
 /// DHCPLEASEQUERY (RFC 4388 §6.1).
@@ -192,10 +192,12 @@ impl Answer {
 pub fn answer(cfg: &Config, db: &LeaseDb, q: &Query, now: u32) -> Answer {
     match q {
         Query::Address(a) => match db.lease_at(*a).map(|(_, l)| l).filter(|l| active(l, now)) {
-            Some(l) => {
-                let attrs = Attr::ALL.map(|at| db.attr_of(at, &l.key));
-                Answer { kind: LEASEACTIVE, held: Some(Held::of(l, attrs)), associated: vec![], status: None }
-            }
+            Some(l) => Answer {
+                kind: LEASEACTIVE,
+                held: Some(Held::of(l, db.attrs_of(&l.key))),
+                associated: vec![],
+                status: None,
+            },
             None if cfg.subnet_of(*a).is_some() => Answer::of(LEASEUNASSIGNED),
             None => Answer::of(LEASEUNKNOWN),
         },
@@ -313,7 +315,7 @@ pub fn write_done(req: &Message<'_>, server_id: Ipv4Addr, status: (u8, &str), ou
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leases::{ClientKey, Tags};
+    use crate::leases::{Attr, ClientKey, Tags};
 
     #[test]
     fn a_client_on_two_subnets_is_answered_with_both_addresses() {

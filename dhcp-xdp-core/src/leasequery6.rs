@@ -19,8 +19,7 @@ use crate::{
 
 /// Message types (RFC 5007 §4.2, RFC 5460 §5.2).
 pub mod msg {
-    /// The query.
-    pub const LEASEQUERY: u8 = 14;
+    pub use crate::dhcp6::msg::LEASEQUERY;
     /// The answer (the first of a bulk answer).
     pub const LEASEQUERY_REPLY: u8 = 15;
     /// The end of a bulk answer.
@@ -54,7 +53,7 @@ pub mod query {
 
 /// Status codes (RFC 5007 §4.1.3, RFC 5460 §5.5) beside RFC 8415's.
 pub mod status {
-    pub const SUCCESS: u16 = 0;
+    pub use crate::dhcp6::status::SUCCESS;
     pub const UNKNOWN_QUERY_TYPE: u16 = 7;
     pub const MALFORMED_QUERY: u16 = 8;
     pub const NOT_CONFIGURED: u16 = 9;
@@ -230,29 +229,25 @@ pub fn answer<'a>(
             active.iter().filter(|l| l.relay == tag).map(|l| (&l.key.duid[..], l.key.subnet)).collect()
         }
     };
-    let mut named = named;
-    named.sort();
-    named.dedup();
+    // Each named client's leases on its link, gathered in one pass over the active leases
+    // (a link's bulk answer names every client of it).
+    let mut clients: std::collections::BTreeMap<(&[u8], u32), Vec<Lease6>> =
+        named.into_iter().map(|k| (k, vec![])).collect();
+    for l in &active {
+        if let Some(v) = clients.get_mut(&(&l.key.duid[..], l.key.subnet)) {
+            v.push((*l).clone());
+        }
+    }
     if let Query6::ClientId(_) = query
         && link.is_none()
-        && named.len() > 1
+        && clients.len() > 1
     {
         let links =
-            named.iter().filter_map(|(_, s)| cfg.subnets6.iter().find(|x| x.id == *s)).map(|s| s.prefix).collect();
+            clients.keys().filter_map(|(_, s)| cfg.subnets6.iter().find(|x| x.id == *s)).map(|s| s.prefix).collect();
         return Answer6 { status: (status::SUCCESS, "the client is on several links"), clients: vec![], links };
     }
-    let clients: Vec<Client6> = named
-        .into_iter()
-        .map(|(duid, subnet)| Client6 {
-            duid: duid.to_vec(),
-            subnet,
-            leases: active
-                .iter()
-                .filter(|l| l.key.subnet == subnet && l.key.duid[..] == *duid)
-                .map(|l| (*l).clone())
-                .collect(),
-        })
-        .collect();
+    let clients: Vec<Client6> =
+        clients.into_iter().map(|((duid, subnet), leases)| Client6 { duid: duid.to_vec(), subnet, leases }).collect();
     let status = if clients.is_empty() {
         (status::SUCCESS, "no active lease")
     } else {

@@ -34,12 +34,15 @@ impl LeaseDb {
         v
     }
 
-    /// The attribute `a` of the record of `key`, in whichever shard holds it.
-    pub fn attr_of(&self, a: Attr, key: &ClientKey) -> Option<Box<[u8]>> {
-        self.shards.iter().find_map(|s| {
-            let sh = lock(s);
-            sh.find(key).and_then(|i| sh.attrs[a as usize].get(&i).cloned())
-        })
+    /// The attributes of the record of `key` (by [`Attr`]), in whichever shard holds it.
+    pub fn attrs_of(&self, key: &ClientKey) -> Attrs {
+        self.shards
+            .iter()
+            .find_map(|s| {
+                let sh = lock(s);
+                sh.find(key).map(|i| Attr::ALL.map(|a| sh.attrs[a as usize].get(&i).cloned()))
+            })
+            .unwrap_or_default()
     }
 
     /// Gives the record of `key` (a row another node wrote) the attribute `a` = `value` (empty:

@@ -7,7 +7,8 @@ impl Control {
     /// A lease in Kea's shape, with the host name its client gave.
     pub(super) fn lease_json(&self, l: &Lease) -> Value {
         let rt = self.shared.runtime();
-        dhcp_xdp_core::migrate::lease_json(l, |a| rt.db.attr_of(a, &l.key), &rt.cfg)
+        let attrs = rt.db.attrs_of(&l.key);
+        dhcp_xdp_core::migrate::lease_json(l, |a| attrs[a as usize].clone(), &rt.cfg)
     }
 
     /// Leases as Kea lists them: bindings and probations (expired and released records are
